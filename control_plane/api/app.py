@@ -1,0 +1,246 @@
+"""``create_app(settings)``: the FastAPI app, its lifespan and its error mapping.
+
+The lifespan migrates the store, makes sure a signing key and an admin token
+exist, starts the embedded broker (when no ``mqtt_url`` is set) and the MQTT
+adapter, and stops them in reverse order. ``enable_mqtt=False`` gives a pure
+HTTP app for tests and tools: desired states are stored but not published.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError
+
+from protocols import DesiredState
+
+from .. import db
+from ..artifacts import LocalContentStore
+from ..config import ControlPlaneSettings
+from ..db import session_scope
+from ..errors import (
+    AuthError,
+    ConfigError,
+    ConflictError,
+    ControlPlaneError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from ..keys import Keyring
+from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
+from ..schemas_ops import ErrorBody
+from ..services import auth
+from ..store_metrics import StoreGauges
+from .deps import AppState
+from .routes import (
+    alerts,
+    aliases,
+    artifacts,
+    audit,
+    datasets,
+    devices,
+    drift,
+    events,
+    groups,
+    health,
+    jobs,
+    keys,
+    models,
+    releases,
+    rollouts,
+    samples,
+    telemetry,
+    tokens,
+    versions,
+)
+
+log = logging.getLogger(__name__)
+API_PREFIX = "/api/v1"
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in (
+        (401, "Missing, unknown or revoked bearer token."),
+        (403, "The token lacks the scope this call needs."),
+        (404, "No such object."),
+        (409, "Clashes with what is stored."),
+        (422, "Invalid request."),
+    )
+}
+_STATUS: dict[type[ControlPlaneError], int] = {
+    NotFoundError: 404,
+    ConflictError: 409,
+    InvalidRequestError: 422,
+    AuthError: 401,
+    PermissionDeniedError: 403,
+    ConfigError: 503,
+}
+
+
+class _UnpublishedDesired:
+    """The publisher of an app without MQTT: desired states are stored, not sent."""
+
+    def publish_desired(self, state: DesiredState) -> None:
+        log.info(
+            "MQTT disabled: desired state stored, not published",
+            extra={"device_id": state.device_id, "revision": state.revision},
+        )
+
+
+def _startup(settings: ControlPlaneSettings, enable_mqtt: bool, migrate: bool) -> AppState:
+    if settings.role == "ingest":
+        raise ConfigError(
+            "role=ingest has no HTTP API: run it with `parkwatch serve --role ingest`"
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if migrate:
+        db.upgrade(settings.resolved_database_url)
+    engine = db.create_db_engine(settings.resolved_database_url)
+    keyring = Keyring(settings.keys_dir)
+    keyring.init()
+    with session_scope(engine) as session:
+        auth.bootstrap_admin_token(session, settings.admin_token_path)
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        store=LocalContentStore(settings.resolved_artifact_dir),
+        keyring=keyring,
+        publisher=_UnpublishedDesired(),
+        gauges=StoreGauges(engine),
+    )
+    if enable_mqtt:
+        from ..mqtt import MqttAdapter, republish_desired
+
+        api_only = settings.role == "api"
+        if settings.mqtt_url is None:
+            from ..broker import EmbeddedBroker
+
+            state.broker = EmbeddedBroker(
+                settings.embedded_broker_host, settings.embedded_broker_port
+            )
+            state.broker.start()
+        adapter = MqttAdapter(
+            settings.broker_url,
+            engine,
+            client_id=settings.client_id_for_role(),
+            share_group=settings.ingest_share_group,
+            subscribe=not api_only,  # role=api publishes desired states only
+            clean_session=api_only,
+            on_connected=republish_desired,
+        )
+        adapter.start()
+        state.mqtt = adapter
+        state.publisher = adapter
+    return state
+
+
+def _shutdown(state: AppState) -> None:
+    if state.mqtt is not None:
+        state.mqtt.stop()
+    if state.broker is not None:
+        state.broker.stop()
+    state.engine.dispose()
+
+
+def create_app(
+    settings: ControlPlaneSettings, *, enable_mqtt: bool = True, migrate: bool = True
+) -> FastAPI:
+    """The control plane's HTTP API; MQTT ingest and the embedded broker run in its lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = _startup(settings, enable_mqtt, migrate)
+        app.state.parkwatch = state
+        try:
+            yield
+        finally:
+            _shutdown(state)
+
+    app = FastAPI(
+        title="parkwatch control plane",
+        version="1",
+        lifespan=lifespan,
+        summary="Model registry, signed releases, rollouts and telemetry for pet-park cameras.",
+    )
+    _install_error_handlers(app)
+    _install_metrics(app)
+    app.include_router(health.router)
+    for module in (
+        artifacts,
+        models,
+        aliases,
+        versions,
+        datasets,
+        releases,
+        keys,
+        devices,
+        groups,
+        rollouts,
+        telemetry,
+        events,
+        drift,
+        alerts,
+        jobs,
+        tokens,
+        audit,
+        samples,
+    ):
+        app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_error(_request: Request, exc: Exception) -> Response:
+        code = next((c for t, c in _STATUS.items() if isinstance(exc, t)), 400)
+        headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+        return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+
+    async def on_invalid(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        parts = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ())) or "<request>"
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        more = len(exc.errors()) - 5
+        if more > 0:
+            parts.append(f"and {more} more")
+        return JSONResponse({"detail": "invalid request: " + "; ".join(parts)}, status_code=422)
+
+    async def on_store_refused(_request: Request, exc: Exception) -> Response:
+        # The validators should stop these first; this keeps an unforeseen value a 4xx.
+        log.warning("store refused a request: %s", str(exc).splitlines()[0][:300])
+        if isinstance(exc, IntegrityError):
+            return JSONResponse(
+                {"detail": "conflicts with stored data (a duplicate, or a reference in use)"},
+                status_code=409,
+            )
+        return JSONResponse(
+            {"detail": "a value cannot be stored (out of range or not representable)"},
+            status_code=422,
+        )
+
+    app.add_exception_handler(ControlPlaneError, on_error)
+    app.add_exception_handler(RequestValidationError, on_invalid)
+    app.add_exception_handler(IntegrityError, on_store_refused)
+    app.add_exception_handler(DataError, on_store_refused)
+
+
+def _install_metrics(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def count(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - start)
+        return response

@@ -1,0 +1,1 @@
+"""Thin route handlers: parse, authorise, call a service, shape the answer."""

@@ -1,0 +1,64 @@
+"""``/api/v1/samples``: frames agents upload for labelling; list, label, reject."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from ...errors import PermissionDeniedError
+from ...schemas import Page
+from ...services import samples
+from ...services.auth import Principal
+from ..deps import BigIntId, OperateDep, PageDep, ReadDep, SessionDep, StateDep, require
+
+router = APIRouter(prefix="/samples", tags=["samples"])
+DeviceDep = Annotated[Principal, Depends(require("device"))]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Upload a sample (device token)")
+def upload_sample(
+    body: samples.SampleCreate, session: SessionDep, state: StateDep, principal: DeviceDep
+) -> samples.SamplePublic:
+    if principal.device_id is None:
+        raise PermissionDeniedError(
+            f"token {principal.name!r} belongs to no device: samples come from devices"
+        )
+    row = samples.create_sample(session, state.store, principal.device_id, body)
+    return samples.sample_public(row)
+
+
+@router.get("", summary="List samples, newest first")
+def list_samples(
+    session: SessionDep,
+    page: PageDep,
+    _p: ReadDep,
+    status: samples.SampleStatus | None = None,
+    device: Annotated[str | None, Query(max_length=63)] = None,
+    release: Annotated[str | None, Query(max_length=64)] = None,
+    label: Annotated[str | None, Query(max_length=64)] = None,
+    max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+) -> Page[samples.SamplePublic]:
+    flt = samples.SampleFilter(
+        status=status,
+        device_id=device,
+        release_id=release,
+        label=label,
+        max_confidence=max_confidence,
+    )
+    rows, total = samples.list_samples(session, flt, limit=page.limit, offset=page.offset)
+    items = [samples.sample_public(r) for r in rows]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/{sample_id}", summary="Get one sample (its JPEG: GET /artifacts/{image_sha256})")
+def get_sample(sample_id: BigIntId, session: SessionDep, _p: ReadDep) -> samples.SamplePublic:
+    return samples.sample_public(samples.get_sample(session, sample_id))
+
+
+@router.patch("/{sample_id}", summary="Label or reject a sample (audited)")
+def update_sample(
+    sample_id: BigIntId, body: samples.SampleUpdate, session: SessionDep, principal: OperateDep
+) -> samples.SamplePublic:
+    row = samples.update_sample(session, sample_id, body, who=principal.name)
+    return samples.sample_public(row)

@@ -1,0 +1,232 @@
+"""Operator commands: they talk to the control plane's HTTP API (``ClientSettings``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .cli_common import ConfigOpt, JsonOpt, LimitOpt, OffsetOpt, fails_cleanly, parse_pairs
+from .errors import ControlPlaneError
+
+devices_app = typer.Typer(no_args_is_help=True, help="Provision and inspect devices.")
+release_app = typer.Typer(no_args_is_help=True, help="Signed releases of model versions.")
+rollout_app = typer.Typer(no_args_is_help=True, help="Roll releases out to devices.")
+telemetry_app = typer.Typer(no_args_is_help=True, help="Telemetry received from devices.")
+
+
+@devices_app.command("add")
+@fails_cleanly
+def devices_add(
+    device_id: str = typer.Argument(..., help="Device id: a-z, 0-9, '-', '_'."),
+    label: list[str] = typer.Option([], help="k=v label (park, camera type, ...); repeatable."),
+    camera: list[str] = typer.Option([], help="camera_id=source for the agent; repeatable."),
+    agent_data_dir: str = typer.Option("/var/lib/parkwatch-agent", help="Agent's data folder."),
+    out: Path | None = typer.Option(None, help="Write the agent config here (mode 0600)."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Provision a device: prints (or writes) its agent config, with its token."""
+    from .client import client_from, print_json
+    from .services.auth import write_secret
+
+    cameras = [{"camera_id": k, "source": v} for k, v in parse_pairs(camera, "camera").items()]
+    body = {
+        "device_id": device_id,
+        "labels": parse_pairs(label, "label"),
+        "cameras": cameras,
+        "agent_data_dir": agent_data_dir,
+    }
+    with client_from(config) as api:
+        answer = api.post("/api/v1/devices", body)
+    if out is not None:
+        write_secret(out, answer["agent_config_toml"].rstrip("\n"))
+    if as_json:
+        print_json(answer)
+    elif out is not None:
+        typer.echo(f"device {device_id} added; agent config written to {out}")
+    else:
+        typer.echo(answer["agent_config_toml"], nl=False)
+
+
+@devices_app.command("list")
+@fails_cleanly
+def devices_list(
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+    limit: int = LimitOpt,
+    offset: int = OffsetOpt,
+    online: bool | None = typer.Option(None, "--online/--offline", help="Only on/offline."),
+    label: list[str] = typer.Option([], help="k=v; repeatable, all must match."),
+    group: str | None = typer.Option(None, help="Only members of this device group."),
+    release: str | None = typer.Option(None, help="Desired or currently active release."),
+) -> None:
+    """List devices with liveness and desired release."""
+    from .client import show_page
+
+    columns = [
+        "device_id",
+        "online",
+        "last_seen",
+        "current_release_id",
+        "desired_release_id",
+        "desired_revision",
+        "desired_mode",
+        "labels",
+    ]
+    params = {"online": online, "label": label, "group": group, "release": release}
+    show_page(
+        config, "/api/v1/devices", columns, "devices", as_json, limit=limit, offset=offset, **params
+    )
+
+
+@devices_app.command("label")
+@fails_cleanly
+def devices_label(
+    device_id: str,
+    labels: list[str] = typer.Argument(..., help="k=v to set, k- to remove (kubectl style)."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Set or remove labels of a device: `parkwatch devices label cam-1 park=p1 night-`."""
+    from .client import client_from, print_json
+
+    removals = [item for item in labels if item.endswith("-") and "=" not in item]
+    remove = [item[:-1] for item in removals]
+    set_labels = parse_pairs([i for i in labels if i not in removals], "label")
+    with client_from(config) as api:
+        device = api.patch(
+            f"/api/v1/devices/{device_id}/labels", {"set": set_labels, "remove": remove}
+        )
+    if as_json:
+        print_json(device)
+    else:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(device["labels"].items())) or "none"
+        typer.echo(f"{device_id} labels: {shown}")
+
+
+@devices_app.command("show")
+@fails_cleanly
+def devices_show(device_id: str, config: Path | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
+    """One device, with its last reported state."""
+    from .client import show_record
+
+    show_record(config, f"/api/v1/devices/{device_id}", device_id, as_json)
+
+
+@release_app.command("create")
+@fails_cleanly
+def release_create(
+    model: str,
+    version: str | None = typer.Option(None, help="Default: latest."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Sign a release of a model version."""
+    from .client import client_from, print_json
+
+    with client_from(config) as api:
+        release = api.post("/api/v1/releases", {"model_name": model, "version": version})
+    if as_json:
+        print_json(release)
+    else:
+        typer.echo(
+            f"release {release['release_id']} ({model} v{release['model_version']}, "
+            f"key {release['key_id']})"
+        )
+
+
+@release_app.command("list")
+@fails_cleanly
+def release_list(
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+    limit: int = LimitOpt,
+    offset: int = OffsetOpt,
+) -> None:
+    """Releases, newest first."""
+    from .client import show_page
+
+    columns = ["release_id", "model_name", "model_version", "key_id", "created_at"]
+    show_page(config, "/api/v1/releases", columns, "releases", as_json, limit=limit, offset=offset)
+
+
+@release_app.command("show")
+@fails_cleanly
+def release_show(release_id: str, config: Path | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
+    """One release."""
+    from .client import show_record
+
+    show_record(config, f"/api/v1/releases/{release_id}", release_id, as_json)
+
+
+@rollout_app.command("start")
+@fails_cleanly
+def rollout_start(
+    release_id: str,
+    device: list[str] = typer.Option([], help="Target device; repeatable. Default: all."),
+    group: str | None = typer.Option(None, help="Target a device group instead."),
+    mode: str = typer.Option("active", help="active, or shadow (run beside the current one)."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Roll a release out to devices."""
+    from .client import client_from, print_json
+
+    if mode not in ("active", "shadow"):
+        raise ControlPlaneError("--mode must be active or shadow")
+    body = {"release_id": release_id, "devices": device or None, "mode": mode, "group": group}
+    with client_from(config) as api:
+        rollout = api.post("/api/v1/rollouts", body)
+    if as_json:
+        print_json(rollout)
+    else:
+        typer.echo(
+            f"rollout {rollout['rollout_id']} of {release_id} to "
+            f"{len(rollout['devices'])} device(s): {rollout['state']}"
+        )
+
+
+@rollout_app.command("status")
+@fails_cleanly
+def rollout_status(
+    rollout_id: str, config: Path | None = ConfigOpt, as_json: bool = JsonOpt
+) -> None:
+    """A rollout and each device's state."""
+    from .client import client_from, print_json, print_table
+
+    with client_from(config) as api:
+        rollout = api.get(f"/api/v1/rollouts/{rollout_id}")
+    if as_json:
+        print_json(rollout)
+        return
+    typer.echo(
+        f"{rollout['rollout_id']}: {rollout['release_id']} ({rollout['mode']}) "
+        f"is {rollout['state']}"
+    )
+    print_table(rollout["devices"], ["device_id", "state", "revision", "detail", "updated_at"])
+
+
+@telemetry_app.command("list")
+@fails_cleanly
+def telemetry_list(
+    device: str | None = typer.Option(None, help="Only this device."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+    limit: int = LimitOpt,
+    offset: int = OffsetOpt,
+) -> None:
+    """Telemetry windows, newest first."""
+    from .client import show_page
+
+    columns = ["device_id", "seq", "window_start", "window_end", "release_id", "received_at"]
+    show_page(
+        config,
+        "/api/v1/telemetry",
+        columns,
+        "telemetry",
+        as_json,
+        device=device,
+        limit=limit,
+        offset=offset,
+    )

@@ -1,0 +1,245 @@
+"""Settings of the control plane (server) and of the operator CLI (client).
+
+Both read ``PARKWATCH_*`` environment variables and one TOML file, given with
+``--config`` or ``PARKWATCH_CONFIG``; the environment wins over the file, and
+the file over the defaults. Unknown keys in the file are an error that names
+the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import ConfigError
+
+CONFIG_ENV = "PARKWATCH_CONFIG"
+ADMIN_TOKEN_FILE = "admin.token"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+Role = Literal["all", "api", "ingest"]
+DEFAULT_CLIENT_ID = "parkwatch-control-plane"
+
+# The TOML file of the settings being loaded; a context variable so that two
+# loads with different files (tests, several apps in one process) never mix.
+_toml_file: ContextVar[Path | None] = ContextVar("parkwatch_toml_file", default=None)
+# Keys the operator CLI reads from the same file; the server accepts and ignores them.
+_CLIENT_KEYS = frozenset({"api_url", "api_token"})
+
+
+def resolve_config_file(config: Path | str | None) -> Path | None:
+    """The config file to read: ``config``, else ``$PARKWATCH_CONFIG``, else none."""
+    raw = config if config is not None else os.environ.get(CONFIG_ENV)
+    if raw is None or str(raw) == "":
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist (from --config or {CONFIG_ENV})")
+    return path
+
+
+@contextmanager
+def _reading(path: Path | None) -> Iterator[None]:
+    token = _toml_file.set(path)
+    try:
+        yield
+    finally:
+        _toml_file.reset(token)
+
+
+class _TomlSettings(BaseSettings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _toml_file.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, config: Path | str | None = None, **overrides: Any) -> Self:
+        """Read settings from env and the TOML file; raise ConfigError naming the bad key."""
+        path = resolve_config_file(config)
+        try:
+            with _reading(path):
+                return cls(**overrides)
+        except ValidationError as exc:
+            where = f" in {path}" if path else ""
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+                for err in exc.errors()[:5]
+            )
+            raise ConfigError(f"invalid {cls.__name__}{where}: {problems}") from None
+
+
+class ControlPlaneSettings(_TomlSettings):
+    """Everything ``parkwatch serve`` needs; one object, validated once at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="PARKWATCH_", extra="forbid")
+
+    data_dir: Path = Field(
+        Path("./.parkwatch"),
+        description="Folder for the SQLite store, artifacts, signing keys and admin.token.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the store, e.g. postgresql+psycopg://user@host/db; "
+        "unset: SQLite at <data_dir>/parkwatch.db.",
+    )
+    mqtt_url: str | None = Field(
+        None,
+        description="Broker the control plane talks to: mqtt://[user:pass@]host[:port] or "
+        "mqtts://...; unset: start an embedded amqtt broker in-process.",
+    )
+    public_mqtt_url: str | None = Field(
+        None,
+        description="Broker URL written into agent config files; unset: mqtt_url, or the "
+        "embedded broker's address.",
+    )
+    mqtt_client_id: str = Field(
+        DEFAULT_CLIENT_ID,
+        description="MQTT client id; the broker keeps this persistent session's QoS 1 "
+        "messages while the control plane is down. Unique per control-plane process.",
+    )
+    embedded_broker_host: str = Field(
+        "127.0.0.1", description="Listen address of the embedded broker (when mqtt_url is unset)."
+    )
+    embedded_broker_port: int = Field(
+        1883, ge=1, le=65535, description="Listen port of the embedded broker."
+    )
+    host: str = Field("127.0.0.1", description="Listen address of the HTTP API.")
+    port: int = Field(8000, ge=1, le=65535, description="Listen port of the HTTP API.")
+    public_url: str | None = Field(
+        None,
+        description="URL agents download manifests and artifacts from; unset: http://host:port.",
+    )
+    artifact_dir: Path | None = Field(
+        None, description="Content-addressed artifact folder; unset: <data_dir>/artifacts."
+    )
+    max_artifact_bytes: int = Field(
+        2 * 1024**3, gt=0, description="Largest artifact upload accepted, in bytes."
+    )
+    log_level: LogLevel = Field("INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
+    ingest_share_group: str | None = Field(
+        None,
+        description="MQTT shared-subscription group for ingest workers ($share/<group>/...); "
+        "unset: one plain subscription.",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+    )
+    role: Role = Field(
+        "all",
+        description="What this process does: all (HTTP API + MQTT ingest, one process), api "
+        "(HTTP only; publishes desired states, no subscriptions) or ingest (MQTT ingest only).",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port of a Prometheus /metrics listener for role=ingest (no HTTP API "
+        "there); unset: none. The API roles serve /metrics on the API port.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_client_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in _CLIENT_KEYS}
+        return data
+
+    @model_validator(mode="after")
+    def _split_roles_need_a_broker(self) -> Self:
+        if self.role != "all" and not self.mqtt_url:
+            raise ValueError(
+                f"role={self.role} runs beside other processes and needs a shared broker: "
+                "set mqtt_url (the embedded broker is for role=all only)"
+            )
+        return self
+
+    def client_id_for_role(self) -> str:
+        """The MQTT client id: as configured, except that the default gets a per-process
+        suffix in split roles, so two workers never take over each other's session."""
+        if self.role == "all" or self.mqtt_client_id != DEFAULT_CLIENT_ID:
+            return self.mqtt_client_id
+        return f"{self.mqtt_client_id}-{self.role}-{socket.gethostname()[:32]}-{os.getpid()}"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'parkwatch.db').resolve()}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def resolved_artifact_dir(self) -> Path:
+        return self.artifact_dir if self.artifact_dir is not None else self.data_dir / "artifacts"
+
+    @property
+    def broker_url(self) -> str:
+        """The URL the control plane itself connects to."""
+        if self.mqtt_url:
+            return self.mqtt_url
+        return f"mqtt://{self.embedded_broker_host}:{self.embedded_broker_port}"
+
+    @property
+    def agent_mqtt_url(self) -> str:
+        """The broker URL agents are told to use."""
+        return self.public_mqtt_url or self.broker_url
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / ADMIN_TOKEN_FILE
+
+
+class ClientSettings(_TomlSettings):
+    """What the operator CLI needs to reach the API (reads the server's file too)."""
+
+    model_config = SettingsConfigDict(env_prefix="PARKWATCH_", extra="ignore")
+
+    api_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL of the control plane's HTTP API."
+    )
+    api_token: str | None = Field(
+        None, description="Bearer token; unset: read <data_dir>/admin.token."
+    )
+    data_dir: Path = Field(
+        Path("./.parkwatch"), description="Where to look for admin.token when api_token is unset."
+    )
+
+    def token(self) -> str | None:
+        """The token to send: ``api_token``, else the bootstrap admin token file, else None."""
+        if self.api_token:
+            return self.api_token
+        path = self.data_dir / ADMIN_TOKEN_FILE
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            return None
+        return text or None

@@ -1,0 +1,47 @@
+"""Prometheus metrics of the control plane (one definition per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MQTT_MESSAGES = Counter(
+    "parkwatch_cp_mqtt_messages_total",
+    "MQTT messages handled by the control plane, by topic kind and outcome.",
+    ["kind", "outcome"],
+)
+MQTT_CONNECTED = Gauge(
+    "parkwatch_cp_mqtt_connected", "1 while the control plane is connected to its broker."
+)
+MQTT_RECONNECTS = Counter(
+    "parkwatch_cp_mqtt_connects_total", "Successful (re)connections to the broker."
+)
+DESIRED_PUBLISHED = Counter(
+    "parkwatch_cp_desired_published_total", "Desired states handed to the broker."
+)
+HTTP_REQUESTS = Counter(
+    "parkwatch_cp_http_requests_total",
+    "HTTP requests, by route and status.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "parkwatch_cp_http_request_seconds", "HTTP request latency, by route.", ["method", "route"]
+)
+INGEST_RECEIVED = Counter(
+    "parkwatch_cp_ingest_received_total",
+    "Telemetry windows and events received over MQTT (before validation), by kind.",
+    ["kind"],
+)
+INGEST_RESULTS = Counter(
+    "parkwatch_cp_ingest_total",
+    "Telemetry windows and events by outcome: stored, duplicate, invalid, unknown_device, error.",
+    ["kind", "outcome"],
+)
+ROLLOUTS = Gauge("parkwatch_cp_rollouts", "Rollouts in the store, by state.", ["state"])
+ROLLOUT_DEVICES = Gauge(
+    "parkwatch_cp_rollout_devices", "Devices of rollouts in the store, by state.", ["state"]
+)
+DEVICES = Gauge("parkwatch_cp_devices", "Provisioned devices.")
+DEVICES_ONLINE = Gauge("parkwatch_cp_devices_online", "Devices whose last status is online.")
+ALERTS_OPEN = Gauge(
+    "parkwatch_cp_alerts_open", "Alerts not yet resolved, by severity.", ["severity"]
+)

@@ -1,0 +1,277 @@
+"""The control plane's one MQTT adapter (paho-mqtt 2.x).
+
+In: status, reported, telemetry and events of every device, decoded with
+``protocols.decode_for_topic`` and handed to the services, each message in its
+own database session. An invalid payload is logged with its reason and
+dropped; a failing handler is logged; neither stops the loop.
+Out: desired states, retained, QoS 1.
+Subscriptions are made in ``on_connect``, so every reconnect resubscribes.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from protocols import (
+    DesiredState,
+    DeviceEvent,
+    DeviceStatus,
+    ProtocolError,
+    ReportedState,
+    TelemetryWindow,
+    decode_for_topic,
+    desired_topic,
+    encode,
+    fleet_subscription,
+    parse_device_topic,
+)
+from protocols.logs import bind_context
+from protocols.topics import TopicKind
+
+from .db import session_scope
+from .errors import ConfigError
+from .metrics import (
+    DESIRED_PUBLISHED,
+    INGEST_RECEIVED,
+    INGEST_RESULTS,
+    MQTT_CONNECTED,
+    MQTT_MESSAGES,
+    MQTT_RECONNECTS,
+)
+from .services import devices, rollouts, telemetry
+
+log = logging.getLogger(__name__)
+_INGESTED = frozenset({"telemetry", "events"})
+_DB_RETRIES = 5
+INGEST_KINDS: tuple[TopicKind, ...] = ("status", "reported", "telemetry", "events")
+
+
+def _retrying(handler: Callable[[Any], str], message: Any) -> str:
+    """Run a handler, again on a transient store error (SQLite busy, PostgreSQL deadlock or
+    serialisation failure); handlers are idempotent, so a retry never stores twice."""
+    for attempt in range(_DB_RETRIES):
+        try:
+            return handler(message)
+        except OperationalError as exc:
+            if attempt == _DB_RETRIES - 1:
+                raise
+            log.info("store busy, retrying message (%s)", str(exc).splitlines()[0][:200])
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class MqttEndpoint:
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_mqtt_url(url: str) -> MqttEndpoint:
+    """``mqtt://[user:password@]host[:port]`` or ``mqtts://...`` (TLS, default port 8883)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ConfigError(f"MQTT URL {url!r} must start with mqtt:// or mqtts://")
+    if not parts.hostname:
+        raise ConfigError(f"MQTT URL {url!r} has no host: use mqtt://host:1883")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"MQTT URL {url!r} has an invalid port") from None
+    tls = parts.scheme == "mqtts"
+    return MqttEndpoint(
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+class MqttAdapter:
+    """Connects in the background, retries forever, and never lets a message crash it."""
+
+    def __init__(
+        self,
+        url: str,
+        engine: Engine,
+        *,
+        client_id: str,
+        share_group: str | None = None,
+        clean_session: bool = False,
+        subscribe: bool = True,
+        on_connected: Callable[[MqttAdapter], None] | None = None,
+    ) -> None:
+        self.endpoint = parse_mqtt_url(url)
+        self.engine = engine
+        self.share_group = share_group
+        self.subscribe = subscribe
+        self._on_connected = on_connected
+        self._connected = threading.Event()
+        self._stopping = False
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=clean_session,
+            protocol=paho.MQTTv311,
+        )
+        if self.endpoint.username is not None:
+            self.client.username_pw_set(self.endpoint.username, self.endpoint.password)
+        if self.endpoint.tls:
+            self.client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.max_queued_messages_set(10_000)
+        self.client.on_connect = self._handle_connect
+        self.client.on_disconnect = self._handle_disconnect
+        self.client.on_message = self._handle_message
+        self._handlers: dict[str, Callable[[Any], str]] = {
+            "status": self._on_status,
+            "reported": self._on_reported,
+            "telemetry": self._on_telemetry,
+            "events": self._on_event,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._connected.clear()
+        MQTT_CONNECTED.set(0)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def _handle_connect(
+        self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the connection: %s", reason)
+            return
+        if self.subscribe:
+            # Shared subscriptions ($share/<group>/...) work on MQTT 3.1.1 with Mosquitto 2,
+            # EMQX and HiveMQ; paho passes the filter through unchanged.
+            topics = [(fleet_subscription(kind, self.share_group), 1) for kind in INGEST_KINDS]
+            client.subscribe(topics)  # type: ignore[arg-type]
+        self._connected.set()
+        MQTT_CONNECTED.set(1)
+        MQTT_RECONNECTS.inc()
+        log.info(
+            "connected to broker", extra={"broker": f"{self.endpoint.host}:{self.endpoint.port}"}
+        )
+        if self._on_connected is not None:
+            try:
+                self._on_connected(self)
+            except Exception:
+                log.exception("on-connect hook failed")
+
+    def _handle_disconnect(
+        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        self._connected.clear()
+        MQTT_CONNECTED.set(0)
+        if self._stopping:
+            log.info("disconnected from broker")
+        else:
+            log.warning("disconnected from broker (%s); reconnecting", reason)
+
+    # -- out -------------------------------------------------------------------------------
+    def publish_desired(self, state: DesiredState) -> None:
+        """Publish retained, QoS 1. While disconnected paho queues it and sends on reconnect."""
+        info = self.client.publish(
+            desired_topic(state.device_id), encode(state), qos=1, retain=True
+        )
+        DESIRED_PUBLISHED.inc()
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            log.error(
+                "desired state not queued: %s",
+                paho.error_string(info.rc),
+                extra={"device_id": state.device_id, "revision": state.revision},
+            )
+
+    # -- in --------------------------------------------------------------------------------
+    def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        kind = "unknown"
+        try:
+            device_id, kind = parse_device_topic(msg.topic)
+            if kind not in self._handlers:
+                MQTT_MESSAGES.labels(kind, "ignored").inc()
+                return
+            if kind in _INGESTED:
+                INGEST_RECEIVED.labels(kind).inc()
+            with bind_context(device_id=device_id):
+                message = decode_for_topic(kind, msg.payload)
+                if getattr(message, "device_id", device_id) != device_id:
+                    raise ProtocolError(
+                        f"payload device_id {getattr(message, 'device_id', '')!r} does not "
+                        "match its topic"
+                    )
+                outcome = _retrying(self._handlers[kind], message)
+        except ProtocolError as exc:
+            log.warning("invalid MQTT message dropped: %s", exc, extra={"topic": msg.topic[:200]})
+            outcome = "invalid"
+        except Exception:
+            log.exception("MQTT message handler failed", extra={"topic": msg.topic[:200]})
+            outcome = "error"
+        MQTT_MESSAGES.labels(kind, outcome).inc()
+        if kind in _INGESTED:
+            INGEST_RESULTS.labels(kind, outcome).inc()
+
+    def _on_status(self, status: DeviceStatus) -> str:
+        with session_scope(self.engine) as session:
+            device = devices.apply_status(session, status)
+        return "applied" if device is not None else self._unknown()
+
+    def _on_reported(self, reported: ReportedState) -> str:
+        with session_scope(self.engine) as session:
+            device = devices.apply_reported(session, reported)
+            if device is None:
+                return self._unknown()
+            rollouts.on_reported(session, device, reported)
+        return "applied"
+
+    def _on_telemetry(self, window: TelemetryWindow) -> str:
+        with session_scope(self.engine) as session:
+            return telemetry.ingest_window(session, window)
+
+    def _on_event(self, event: DeviceEvent) -> str:
+        with session_scope(self.engine) as session:
+            return telemetry.ingest_event(session, event)
+
+    @staticmethod
+    def _unknown() -> str:
+        log.warning("message from unknown device dropped")
+        return "unknown_device"
+
+
+def republish_desired(adapter: MqttAdapter) -> None:
+    """On (re)connect, publish every stored desired state again (an embedded broker
+    forgets retained messages when it restarts; a retained duplicate is harmless)."""
+    with session_scope(adapter.engine) as session:
+        states = rollouts.current_desired_states(session)
+    for state in states:
+        adapter.publish_desired(state)
+    if states:
+        log.info("re-published desired states", extra={"count": len(states)})

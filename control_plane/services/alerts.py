@@ -1,0 +1,175 @@
+"""Alerts (open -> acknowledged -> resolved) and the drift reports that often raise them.
+
+The drift analysis writes reports and alerts through ``record_drift_report`` and
+``raise_alert``; operators list them and acknowledge or resolve alerts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from ..errors import ConflictError, NotFoundError
+from ..models import Alert, DriftReport, utc_now
+from ..schemas_ops import AlertPublic, AlertState, DriftReportPublic, Severity
+from . import audit
+
+ALERT_TRANSITIONS: dict[str, frozenset[str]] = {
+    "open": frozenset({"acknowledged", "resolved"}),
+    "acknowledged": frozenset({"resolved"}),
+    "resolved": frozenset(),
+}
+
+
+def record_drift_report(
+    session: Session,
+    *,
+    device_id: str | None,
+    release_id: str | None,
+    window_start: datetime,
+    window_end: datetime,
+    window_count: int,
+    sample_count: int,
+    drifted: bool,
+    statistics: dict[str, Any],
+) -> DriftReport:
+    """Add a drift report to the session (the caller commits)."""
+    row = DriftReport(
+        device_id=device_id,
+        release_id=release_id,
+        window_start=window_start,
+        window_end=window_end,
+        window_count=window_count,
+        sample_count=sample_count,
+        drifted=drifted,
+        statistics=statistics,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def raise_alert(
+    session: Session,
+    kind: str,
+    severity: Severity,
+    message: str,
+    *,
+    device_id: str | None = None,
+    release_id: str | None = None,
+    drift_report_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Alert:
+    """Add an open alert to the session (the caller commits)."""
+    row = Alert(
+        kind=kind[:32],
+        severity=severity,
+        state="open",
+        message=message[:1024],
+        device_id=device_id,
+        release_id=release_id,
+        drift_report_id=drift_report_id,
+        detail=detail or {},
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_alert(session: Session, alert_id: int) -> Alert:
+    row = session.get(Alert, alert_id)
+    if row is None:
+        raise NotFoundError(f"no alert {alert_id}: see `parkwatch alerts list`")
+    return row
+
+
+def update_alert(
+    session: Session, alert_id: int, state: AlertState, note: str | None, *, who: str
+) -> Alert:
+    row = get_alert(session, alert_id)
+    if state not in ALERT_TRANSITIONS[row.state]:
+        raise ConflictError(f"alert {alert_id} is {row.state}; it cannot become {state}")
+    before = row.state
+    row.state, row.updated_at, row.updated_by = state, utc_now(), who
+    session.add(row)
+    audit.record(session, who, f"alert.{state}", f"alert:{alert_id}", from_state=before, note=note)
+    session.commit()
+    return row
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    state: str | None = None
+    kind: str | None = None
+    severity: str | None = None
+    device_id: str | None = None
+
+
+def list_alerts(
+    session: Session, flt: AlertFilter, *, limit: int, offset: int
+) -> tuple[list[Alert], int]:
+    where = [
+        getattr(Alert, name) == value
+        for name, value in (
+            ("state", flt.state),
+            ("kind", flt.kind),
+            ("severity", flt.severity),
+            ("device_id", flt.device_id),
+        )
+        if value is not None
+    ]
+    total = session.exec(select(func.count()).select_from(Alert).where(*where)).one()
+    rows = session.exec(
+        select(Alert)
+        .where(*where)
+        .order_by(col(Alert.created_at).desc(), col(Alert.id).desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return list(rows), total
+
+
+def alert_public(row: Alert) -> AlertPublic:
+    return AlertPublic.model_validate(row, from_attributes=True)
+
+
+def get_drift_report(session: Session, report_id: int) -> DriftReport:
+    row = session.get(DriftReport, report_id)
+    if row is None:
+        raise NotFoundError(f"no drift report {report_id}: see `parkwatch drift list`")
+    return row
+
+
+def list_drift_reports(
+    session: Session,
+    *,
+    device_id: str | None,
+    release_id: str | None,
+    drifted: bool | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[DriftReport], int]:
+    where: list[Any] = []
+    if device_id is not None:
+        where.append(col(DriftReport.device_id) == device_id)
+    if release_id is not None:
+        where.append(col(DriftReport.release_id) == release_id)
+    if drifted is not None:
+        where.append(col(DriftReport.drifted).is_(drifted))
+    total = session.exec(select(func.count()).select_from(DriftReport).where(*where)).one()
+    rows = session.exec(
+        select(DriftReport)
+        .where(*where)
+        .order_by(col(DriftReport.created_at).desc(), col(DriftReport.id).desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return list(rows), total
+
+
+def drift_report_public(row: DriftReport) -> DriftReportPublic:
+    return DriftReportPublic.model_validate(row, from_attributes=True)

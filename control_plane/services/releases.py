@@ -1,0 +1,128 @@
+"""Releases: a model version turned into a signed ``ReleaseManifest``."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from protocols import ModelVersionCreate, ReleaseManifest, SignedManifest, sign_manifest
+from protocols.logs import bind_context
+
+from ..errors import NotFoundError
+from ..keys import Keyring
+from ..models import ModelVersion, Release
+from ..schemas import ReleasePublic
+from . import audit, registry
+
+log = logging.getLogger(__name__)
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def new_release_id(model_name: str, version: str) -> str:
+    """E.g. ``petnet-v3-1a2b``: readable, unique, within the wire format's 64 chars."""
+    suffix = f"-v{version}-{secrets.token_hex(2)}"
+    stem = _ID_UNSAFE.sub("-", model_name)[: 64 - len(suffix)]
+    return f"{stem}{suffix}"
+
+
+def build_manifest(release_id: str, model_name: str, row: ModelVersion) -> ReleaseManifest:
+    """The manifest of one version: primary artifact plus a fallback of the other precision."""
+    spec = ModelVersionCreate.model_validate(row.spec)
+    primary = next(a for a in spec.artifacts if a.sha256 == spec.primary_sha256)
+    fallback = next(
+        (
+            a
+            for a in spec.artifacts
+            if a.sha256 != primary.sha256 and a.precision != primary.precision
+        ),
+        None,
+    )
+    return ReleaseManifest(
+        release_id=release_id,
+        model_name=model_name,
+        model_version=row.version,
+        labels=spec.labels,
+        input=spec.input,
+        outputs=spec.outputs,
+        artifact=primary,
+        fallback_artifact=fallback,
+        primary_reason=spec.primary_reason,
+        reference_profile=spec.reference_profile,
+        golden_inputs=spec.golden_inputs,
+    )
+
+
+def create_release(
+    session: Session, keyring: Keyring, model_name: str, version: str | None, *, who: str
+) -> Release:
+    """Sign the manifest of ``model_name`` at ``version`` (None: latest) and store it."""
+    row = registry.get_version(session, model_name, version)
+    release_id = new_release_id(model_name, row.version)
+    with bind_context(release_id=release_id):
+        manifest = build_manifest(release_id, model_name, row)
+        key_id, key = keyring.signing_key()
+        signed = sign_manifest(manifest, key)
+        release = Release(
+            release_id=release_id,
+            model_version_id=row.id or 0,
+            model_name=model_name,
+            model_version=row.version,
+            key_id=key_id,
+            primary_sha256=manifest.artifact.sha256,
+            manifest=signed.model_dump(mode="json", by_alias=True),
+            created_by=who,
+            created_at=manifest.created_at,
+        )
+        session.add(release)
+        audit.record(
+            session,
+            who,
+            "release.create",
+            f"release:{release_id}",
+            model=model_name,
+            version=row.version,
+            key_id=key_id,
+        )
+        session.commit()
+        log.info("release signed", extra={"model": model_name, "version": row.version})
+    return release
+
+
+def get_release(session: Session, release_id: str) -> Release:
+    row = session.get(Release, release_id)
+    if row is None:
+        raise NotFoundError(f"no release {release_id!r}: see `parkwatch release list`")
+    return row
+
+
+def signed_manifest(session: Session, release_id: str) -> SignedManifest:
+    return SignedManifest.model_validate(get_release(session, release_id).manifest)
+
+
+def list_releases(
+    session: Session, *, limit: int, offset: int, model_name: str | None = None
+) -> tuple[list[Release], int]:
+    query = select(Release)
+    count = select(func.count()).select_from(Release)
+    if model_name is not None:
+        query = query.where(Release.model_name == model_name)
+        count = count.where(Release.model_name == model_name)
+    rows = session.exec(
+        query.order_by(col(Release.created_at).desc()).offset(offset).limit(limit)
+    ).all()
+    return list(rows), session.exec(count).one()
+
+
+def release_public(row: Release) -> ReleasePublic:
+    return ReleasePublic(
+        release_id=row.release_id,
+        model_name=row.model_name,
+        model_version=row.model_version,
+        key_id=row.key_id,
+        primary_sha256=row.primary_sha256,
+        created_at=row.created_at,
+    )

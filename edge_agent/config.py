@@ -1,0 +1,310 @@
+"""Agent settings: one pydantic-settings class read from a TOML file and the environment.
+
+Environment variables (prefix ``PARKWATCH_AGENT_``) win over the TOML file.
+Everything is validated once, at start-up, and errors name the bad key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from protocols import ProtocolError, check_device_id, load_public_key, load_trusted_keys
+from protocols.signing import key_id_of
+
+from .errors import ConfigError
+
+_toml_path: ContextVar[Path | None] = ContextVar("parkwatch_agent_toml", default=None)
+
+
+def _default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class MqttTarget:
+    """A parsed ``mqtt://[user:password@]host[:port]`` or ``mqtts://`` URL."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+
+def parse_mqtt_url(url: str) -> MqttTarget:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ValueError(f"scheme must be mqtt:// or mqtts://, not {parts.scheme or 'none'!r}")
+    if not parts.hostname:
+        raise ValueError("no host in the MQTT URL")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"bad port: {exc}") from None
+    tls = parts.scheme == "mqtts"
+    return MqttTarget(
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+class CameraConfig(BaseModel):
+    """One camera: where its frames come from and how often the agent classifies them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    camera_id: str = Field(
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="Camera name, unique on this device (appears in telemetry and events).",
+    )
+    source: str = Field(
+        min_length=1,
+        description="A video file path, an rtsp:// or http(s):// URL, or a device index ('0').",
+    )
+    loop: bool = Field(default=False, description="Files only: start again at the end.")
+    sample_fps: Annotated[float, Field(gt=0, le=120)] = Field(
+        default=5.0, description="How many frames per second to classify (the newest frame)."
+    )
+    realtime: bool = Field(
+        default=True,
+        description="Files only: pace reading to the file's fps, as a live camera would.",
+    )
+    stall_seconds: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=5.0,
+        description="A read() (or open) blocking longer than this counts as a stall: the "
+        "stuck capture is abandoned and a new one opened.",
+    )
+    open_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0,
+        description="Opening a stream (connect, handshake, probing) may take this long; "
+        "the watchdog abandons an open blocked for twice as long.",
+    )
+    motion_gate: bool = Field(
+        default=False,
+        description="Skip inference while the scene is static (cheap grey-thumbnail "
+        "difference); skipped frames are counted as skipped on purpose.",
+    )
+    motion_threshold: Annotated[float, Field(ge=0, le=255)] = Field(
+        default=3.0,
+        description="Mean absolute grey-level difference (0-255, on a 32x24 thumbnail) to the "
+        "last classified frame below which a frame counts as static.",
+    )
+    motion_max_skip_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=10.0, description="Classify at least this often even when nothing moves."
+    )
+
+    @property
+    def kind(self) -> Literal["file", "url", "device"]:
+        if self.source.isdigit():
+            return "device"
+        return "url" if "://" in self.source else "file"
+
+
+class AgentSettings(BaseSettings):
+    """Everything the edge agent needs; see docs/contracts.md for the file layout."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PARKWATCH_AGENT_", extra="forbid", frozen=True, validate_default=True
+    )
+
+    device_id: str = Field(description="This device's id; names its MQTT topics.")
+    control_plane_url: str = Field(
+        description="Base URL of the control plane, e.g. http://10.0.0.1:8000."
+    )
+    api_token: SecretStr = Field(description="Device bearer token for manifests and artifacts.")
+    mqtt_url: str = Field(description="Broker URL: mqtt://[user:password@]host[:port] or mqtts://.")
+    data_dir: Path = Field(
+        default=Path("/var/lib/parkwatch-agent"),
+        description="Where releases, the active pointer and the outbox live.",
+    )
+    trusted_public_keys: list[str] = Field(
+        default=[], description="Inline PEM Ed25519 public keys trusted to sign releases."
+    )
+    trusted_key_files: list[Path] = Field(
+        default=[], description="Files holding PEM Ed25519 public keys trusted to sign releases."
+    )
+    cameras: list[CameraConfig] = Field(default=[], description="The cameras this device reads.")
+    intra_op_threads: Annotated[int, Field(ge=1, le=256)] = Field(
+        default_factory=_default_threads, description="ONNX Runtime intra-op threads."
+    )
+    window_seconds: Annotated[float, Field(ge=1, le=3600)] = Field(
+        default=60.0,
+        description="Telemetry window length. When not set here, the desired state's "
+        "settings.window_seconds applies.",
+    )
+    outbox_max_rows: Annotated[int, Field(ge=10)] = Field(
+        default=10_000,
+        description="Rows kept while the broker is away; the oldest are dropped beyond this.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level."
+    )
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        default=None, description="Serve /healthz and Prometheus /metrics on this port; "
+        "unset = off."
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address /healthz and /metrics bind to."
+    )
+    http_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=30.0, description="Timeout of each HTTP request to the control plane."
+    )
+    shutdown_flush_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=5.0, description="On shutdown, how long to keep delivering the outbox."
+    )
+    detection_min_confidence: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.6, description="Top-class confidence needed for a detection."
+    )
+    detection_persist_frames: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=3, description="Consecutive inferences a label must hold to raise one event."
+    )
+    rollback_after_errors: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=5,
+        description="Consecutive frames on which the active model raises or outputs NaN/inf "
+        "before it is rolled back to the previous verified release.",
+    )
+    upload_samples: bool = Field(
+        default=False,
+        description="Upload a rate-limited sample of low-confidence frames (JPEG) for "
+        "labelling. When not set here, the desired state's settings.upload_samples applies.",
+    )
+    sample_confidence_below: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.6, description="Frames whose top-class confidence is below this are sampled."
+    )
+    sample_max_per_hour: Annotated[int, Field(ge=1, le=3600)] = Field(
+        default=30, description="At most this many sample uploads per hour (token bucket)."
+    )
+    sample_jpeg_quality: Annotated[int, Field(ge=30, le=100)] = Field(
+        default=85, description="JPEG quality of uploaded samples."
+    )
+    detection_ignore_labels: list[str] = Field(
+        default=["empty", "background", "none"],
+        description="Labels that never raise detection events (they still count in telemetry).",
+    )
+
+    @field_validator("device_id")
+    @classmethod
+    def _device_id(cls, value: str) -> str:
+        try:
+            return check_device_id(value)
+        except ProtocolError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("control_plane_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.rstrip("/")
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        parse_mqtt_url(value)
+        return value
+
+    @field_validator("trusted_public_keys")
+    @classmethod
+    def _pems(cls, value: list[str]) -> list[str]:
+        for i, pem in enumerate(value):
+            try:
+                load_public_key(pem.encode())
+            except ProtocolError as exc:
+                raise ValueError(f"entry {i}: {exc}") from None
+        return value
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_cameras(cls, value: list[CameraConfig]) -> list[CameraConfig]:
+        ids = [c.camera_id for c in value]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"camera_id must be unique, repeated: {dupes}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_path.get())
+        return (init_settings, env_settings, toml)
+
+    # -- derived ---------------------------------------------------------------------
+    @property
+    def mqtt(self) -> MqttTarget:
+        return parse_mqtt_url(self.mqtt_url)
+
+    def trusted_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Every trusted public key by key id (inline PEMs and key files)."""
+        keys: dict[str, Ed25519PublicKey] = {}
+        for pem in self.trusted_public_keys:
+            key = load_public_key(pem.encode())
+            keys[key_id_of(key)] = key
+        try:
+            keys.update(load_trusted_keys(list(self.trusted_key_files)))
+        except ProtocolError as exc:
+            raise ConfigError(f"trusted_key_files: {exc}") from None
+        return keys
+
+
+@contextmanager
+def _reading(path: Path | None) -> Iterator[None]:
+    token = _toml_path.set(path)
+    try:
+        yield
+    finally:
+        _toml_path.reset(token)
+
+
+def load_settings(path: Path | None = None, **overrides: object) -> AgentSettings:
+    """Read the TOML file (if any) and the environment; raise ConfigError naming the key."""
+    where = str(path) if path is not None else "environment"
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            tomllib.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        with _reading(path):
+            return AgentSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(f"invalid agent config ({where}): {describe_errors(exc)}") from None
+
+
+def describe_errors(exc: ValidationError, limit: int = 5) -> str:
+    parts = []
+    for err in exc.errors()[:limit]:
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{key}: {msg}")
+    if exc.error_count() > limit:
+        parts.append(f"and {exc.error_count() - limit} more")
+    return "; ".join(parts)

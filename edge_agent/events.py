@@ -1,0 +1,68 @@
+"""Device events: numbered, written to the outbox; and the detection debouncer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from typing import Any
+
+from protocols import DeviceEvent, ProtocolError, encode, events_topic
+from protocols.messages import EventKind
+
+from .outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+class EventLog:
+    """Builds ``DeviceEvent``s with a persistent per-device ``seq`` and queues them."""
+
+    def __init__(self, device_id: str, outbox: Outbox) -> None:
+        self.device_id = device_id
+        self._outbox = outbox
+        self._topic = events_topic(device_id)
+
+    def emit(self, kind: EventKind, **fields: Any) -> DeviceEvent | None:
+        if isinstance(fields.get("detail"), str):
+            fields["detail"] = fields["detail"][:1024]
+        try:
+            event = DeviceEvent(
+                device_id=self.device_id, seq=self._outbox.next_seq("event"), kind=kind, **fields
+            )
+            self._outbox.put("event", self._topic, encode(event))
+        except (ProtocolError, ValueError) as exc:
+            log.error("could not queue %s event: %s", kind, exc)
+            return None
+        log.info("event %s", kind, extra={k: v for k, v in fields.items() if v is not None})
+        return event
+
+
+class Debouncer:
+    """One detection when a label holds for ``persist`` inferences, not one per frame.
+
+    A label counts while it is the top class with at least ``min_confidence``;
+    anything else breaks the run. After a label fired it fires again only once
+    a different label (or uncertainty) has held for ``persist`` inferences.
+    """
+
+    def __init__(self, persist: int, min_confidence: float, ignore: Collection[str] = ()) -> None:
+        self.persist = persist
+        self.min_confidence = min_confidence
+        self.ignore = frozenset(ignore)
+        self._candidate: str | None = None
+        self._run = 0
+        self._current: str | None = None
+
+    def update(self, label: str, confidence: float) -> str | None:
+        """Feed one inference; return the label when a detection starts, else None."""
+        seen = label if confidence >= self.min_confidence else None
+        if seen == self._candidate:
+            self._run += 1
+        else:
+            self._candidate, self._run = seen, 1
+        if self._run < self.persist or self._candidate == self._current:
+            return None
+        self._current = self._candidate
+        if self._current is None or self._current in self.ignore:
+            return None
+        return self._current

@@ -1,0 +1,202 @@
+"""The agent's one MQTT adapter: status, desired, reported and the outbox drain.
+
+Nothing else in the agent talks to paho. Telemetry and events are never
+published directly: they go through the :class:`Outbox`, and this module
+drains it in order with QoS 1, deleting each row on its PUBACK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from protocols import (
+    DesiredState,
+    DeviceStatus,
+    ProtocolError,
+    ReportedState,
+    decode,
+    desired_topic,
+    encode,
+    reported_topic,
+    status_topic,
+)
+
+from .config import MqttTarget
+from .outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+DesiredHandler = Callable[[DesiredState], None]
+
+
+class MqttLink:
+    """Connects, keeps the device's shadow topics right, and drains the outbox."""
+
+    def __init__(
+        self,
+        device_id: str,
+        target: MqttTarget,
+        outbox: Outbox,
+        on_desired: DesiredHandler,
+        agent_version: str,
+        max_inflight: int = 20,
+        keepalive: int = 30,
+    ) -> None:
+        self.device_id = device_id
+        self._target = target
+        self._outbox = outbox
+        self._on_desired = on_desired
+        self._agent_version = agent_version
+        self._max_inflight = max_inflight
+        self._keepalive = keepalive
+        self._lock = threading.Lock()
+        # Owned by the drain thread: paho mid -> outbox row id, and the last row handed over.
+        self._inflight: dict[int, int] = {}
+        self._last_sent_id = 0
+        self._acked_mids: deque[int] = deque()
+        self._wake = threading.Event()
+        self._reported: bytes | None = None
+        self._connected = threading.Event()
+        self._stop = threading.Event()
+        self._drainer: threading.Thread | None = None
+        self.acked = 0
+
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"parkwatch-agent-{device_id}",
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
+        if target.username:
+            client.username_pw_set(target.username, target.password)
+        if target.tls:
+            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        client.will_set(status_topic(device_id), self._status("offline"), qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_inflight_messages_set(max_inflight + 10)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        client.on_publish = self._handle_publish
+        self._client = client
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def _status(self, state: str) -> bytes:
+        msg = DeviceStatus(device_id=self.device_id, state=state,  # type: ignore[arg-type]
+                           agent_version=self._agent_version)
+        return encode(msg)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._client.connect_async(self._target.host, self._target.port, self._keepalive)
+        self._client.loop_start()
+        self._drainer = threading.Thread(target=self._drain, name="mqtt-drain", daemon=True)
+        self._drainer.start()
+
+    def stop(self, flush_seconds: float) -> None:
+        """Deliver what the outbox holds for up to ``flush_seconds``, say offline, disconnect."""
+        deadline = time.monotonic() + flush_seconds
+        while time.monotonic() < deadline and self._outbox.count() and self.connected:
+            self._outbox.wait_for_change(0.1)
+        self._stop.set()
+        if self.connected:
+            info = self._client.publish(status_topic(self.device_id), self._status("offline"),
+                                        qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=max(1.0, deadline - time.monotonic()))
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._drainer is not None:
+            self._drainer.join(timeout=2)
+
+    # -- outgoing ------------------------------------------------------------------------------
+    def publish_reported(self, state: ReportedState) -> None:
+        """Publish the reported state (retained); it is re-published on every reconnect."""
+        payload = encode(state)
+        with self._lock:
+            self._reported = payload
+        if self.connected:
+            self._client.publish(reported_topic(self.device_id), payload, qos=1, retain=True)
+
+    def _drain(self) -> None:
+        """Hand outbox rows to paho in id order, at most ``max_inflight`` unacknowledged.
+
+        Acks are resolved here too: paho calls on_publish while holding its own lock,
+        so that callback only queues the mid (taking our locks there could deadlock).
+        """
+        while not self._stop.is_set():
+            self._wake.wait(0.1)
+            self._wake.clear()
+            while self._acked_mids:
+                row_id = self._inflight.pop(self._acked_mids.popleft(), None)
+                if row_id is not None:
+                    self._outbox.ack(row_id)
+                    self.acked += 1
+            if not self.connected:
+                continue
+            room = self._max_inflight - len(self._inflight)
+            rows = self._outbox.pending(after_id=self._last_sent_id, limit=room) if room else []
+            for row in rows:
+                info = self._client.publish(row.topic, row.payload, qos=1)
+                if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                    log.warning("publish of outbox row %d refused: %s", row.id, info.rc)
+                    break
+                # NO_CONN: paho keeps QoS 1 messages and sends them after reconnecting.
+                self._inflight[info.mid] = row.id
+                self._last_sent_id = row.id
+            if rows:
+                self._wake.set()
+
+    # -- paho callbacks (paho's network thread) --------------------------------------------
+    def _handle_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
+                        reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the connection: %s", reason)
+            return
+        log.info("connected to the broker", extra={"host": self._target.host})
+        client.publish(status_topic(self.device_id), self._status("online"), qos=1, retain=True)
+        client.subscribe(desired_topic(self.device_id), qos=1)
+        with self._lock:
+            reported = self._reported
+        if reported is not None:
+            client.publish(reported_topic(self.device_id), reported, qos=1, retain=True)
+        self._connected.set()
+        self._wake.set()
+
+    def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
+                           reason: Any, properties: Any) -> None:
+        self._connected.clear()
+        if not self._stop.is_set():
+            log.warning("disconnected from the broker: %s; reconnecting", reason)
+
+    def _handle_publish(self, client: mqtt.Client, userdata: Any, mid: int,
+                        reason: Any, properties: Any) -> None:
+        self._acked_mids.append(mid)
+        self._wake.set()
+
+    def _handle_message(self, client: mqtt.Client, userdata: Any,
+                        message: mqtt.MQTTMessage) -> None:
+        try:
+            desired = decode(DesiredState, message.payload)
+            if desired.device_id != self.device_id:
+                raise ProtocolError(f"desired state is addressed to {desired.device_id}")
+        except ProtocolError as exc:
+            log.warning("ignored invalid desired state: %s", exc, extra={"topic": message.topic})
+            return
+        try:
+            self._on_desired(desired)
+        except Exception:  # a bug downstream must not kill paho's network thread
+            log.exception("desired state handler failed")

@@ -1,0 +1,289 @@
+"""The inference loop: newest frame per camera at its sample rate -> model -> window.
+
+One thread. The active :class:`ModelRuntime` is a plain reference that
+``swap`` replaces; the loop reads it once per pass, so a swap lands between
+frames and never drops one. A swap closes the current window, so every
+window is binned with the bins of the one release that produced it.
+
+Around the model call: an optional motion gate per camera (static scenes are
+skipped, counted as skipped on purpose), a shadow candidate run on a fraction
+of the same frames (compared, never acted on), a count of consecutive model
+failures that asks the agent for a rollback, and an optional sample sink for
+low-confidence frames (active learning).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from protocols import TelemetryWindow, encode, telemetry_topic
+
+from .capture import CameraSource, CaptureCounters, Frame, Image
+from .events import Debouncer, EventLog
+from .motion import MotionGate
+from .outbox import Outbox
+from .runtime import Inference, ModelRuntime
+from .telemetry import ProcessSampler, ShadowAccumulator, WindowAccumulator
+
+log = logging.getLogger(__name__)
+
+WindowHandler = Callable[[TelemetryWindow], None]
+FailureHandler = Callable[[ModelRuntime, str], None]
+
+
+class SampleSink(Protocol):
+    """Takes low-confidence frames for labelling; must return at once (it copies what it keeps)."""
+
+    def offer(self, camera_id: str, image: Image, result: Inference,
+              runtime: ModelRuntime) -> None: ...
+
+
+@dataclass(frozen=True)
+class DetectionPolicy:
+    persist_frames: int = 3
+    min_confidence: float = 0.6
+    ignore_labels: frozenset[str] = frozenset()
+
+
+@dataclass
+class _Lane:
+    """One camera as the loop sees it."""
+
+    source: CameraSource
+    period: float
+    debounce: Debouncer
+    acc: WindowAccumulator
+    gate: MotionGate | None = None
+    next_due: float = 0.0
+    seen: CaptureCounters = field(default_factory=CaptureCounters)
+
+
+class InferenceLoop:
+    def __init__(
+        self,
+        device_id: str,
+        sources: Sequence[CameraSource],
+        outbox: Outbox,
+        events: EventLog,
+        window_seconds: float,
+        detection: DetectionPolicy,
+        wake: threading.Event,
+        on_window: WindowHandler | None = None,
+        on_failure: FailureHandler | None = None,
+        failures_before_rollback: int = 5,
+        samples: SampleSink | None = None,
+    ) -> None:
+        self.device_id = device_id
+        self._outbox = outbox
+        self._events = events
+        self._topic = telemetry_topic(device_id)
+        self.window_seconds = window_seconds
+        self._on_window = on_window
+        self._wake = wake
+        self._on_failure = on_failure
+        self.failures_before_rollback = failures_before_rollback
+        self._failures = 0  # consecutive frames the active model failed on
+        self._failure_reported: ModelRuntime | None = None
+        self.samples = samples
+        self._runtime: ModelRuntime | None = None
+        self._shadow: tuple[ModelRuntime, float] | None = None
+        self._shadow_acc: ShadowAccumulator | None = None
+        self._shadow_credit = 0.0
+        self.last_pass = time.monotonic()  # for /healthz: the loop is alive
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sampler = ProcessSampler()
+        self._lanes = [
+            _Lane(s, 1.0 / s.config.sample_fps,
+                  Debouncer(detection.persist_frames, detection.min_confidence,
+                            detection.ignore_labels),
+                  WindowAccumulator(s.camera_id, None, None),
+                  MotionGate(s.config.motion_threshold, s.config.motion_max_skip_seconds)
+                  if s.config.motion_gate else None)
+            for s in sources
+        ]
+        self._window_started = datetime.now(UTC)
+        self._window_end = 0.0
+
+    @property
+    def runtime(self) -> ModelRuntime | None:
+        return self._runtime
+
+    @property
+    def shadow(self) -> ModelRuntime | None:
+        shadow = self._shadow
+        return shadow[0] if shadow is not None else None
+
+    def swap(self, runtime: ModelRuntime | None) -> None:
+        """Serve ``runtime`` from the next frame on (an atomic reference swap)."""
+        self._runtime = runtime
+        self._wake.set()
+
+    def set_shadow(self, runtime: ModelRuntime | None, fraction: float = 0.25) -> None:
+        """Mirror ``fraction`` of the classified frames to ``runtime`` (None: stop)."""
+        self._shadow = (runtime, fraction) if runtime is not None else None
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the current frame; the partial window is closed and queued."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        current, shadow = self._runtime, self._shadow
+        self._open_window(current, shadow)
+        while not self._stop.is_set():
+            self._wake.clear()  # before looking: a frame arriving from now on wakes the wait
+            runtime = self._runtime
+            if runtime is not current or self._shadow is not shadow:
+                self._close_window(current)
+                current, shadow = runtime, self._shadow
+                self._failures = 0
+                self._open_window(current, shadow)
+            now = self.last_pass = time.monotonic()
+            for lane in self._lanes:
+                lane.source.check_stall(now)
+                if current is not None and now >= lane.next_due:
+                    lane.source.slot.want()
+            for lane in self._lanes:
+                if current is not None and now >= lane.next_due:
+                    frame = lane.source.slot.take()
+                    if frame is not None:
+                        self._process(lane, frame, current)
+                        lane.next_due = max(lane.next_due + lane.period, now)
+            if time.monotonic() >= self._window_end:
+                try:
+                    self._close_window(current)
+                except Exception:  # a full disk must not stop inference
+                    log.exception("could not close the telemetry window")
+                self._open_window(current, shadow)
+            # Lanes already due wait for their camera: FrameSlot.put sets the wake event.
+            now = time.monotonic()
+            wake_at = min([self._window_end, now + 0.5,
+                           *(ln.next_due for ln in self._lanes if ln.next_due > now)])
+            self._wake.wait(max(0.0, wake_at - now))
+        self._close_window(current)
+
+    def _process(self, lane: _Lane, frame: Frame, runtime: ModelRuntime) -> None:
+        """The per-frame path: gate, infer, count, debounce, mirror, sample."""
+        try:
+            if lane.gate is not None and lane.gate.static(frame.image, frame.captured_at):
+                lane.acc.add_skipped()
+                return
+            age_ms = (time.monotonic() - frame.captured_at) * 1000.0
+            try:
+                result = runtime.infer(frame.image)
+            except Exception as exc:  # ModelError, or OpenCV refusing an odd frame
+                lane.acc.add_error()
+                log.warning("inference error on %s: %s", lane.source.camera_id, exc)
+                self._count_failure(runtime, str(exc))
+                return
+            self._failures = 0
+            lane.acc.add(result, (time.monotonic() - frame.captured_at) * 1000.0, age_ms)
+            label = runtime.labels[result.top]
+            if lane.debounce.update(label, result.confidence) is not None:
+                self._events.emit("detection", release_id=runtime.release_id,
+                                  camera_id=lane.source.camera_id, label=label,
+                                  confidence=min(1.0, result.confidence))
+            if self._shadow is not None:
+                self._mirror(frame.image, label)
+            if self.samples is not None:
+                self.samples.offer(lane.source.camera_id, frame.image, result, runtime)
+        finally:
+            lane.source.slot.recycle(frame.image)
+
+    def _mirror(self, image: Image, active_label: str) -> None:
+        """Run the shadow candidate on this frame when its share is due; compare only."""
+        shadow, acc = self._shadow, self._shadow_acc
+        if shadow is None or acc is None:
+            return
+        candidate, fraction = shadow
+        self._shadow_credit += fraction
+        if self._shadow_credit < 1.0:
+            return
+        self._shadow_credit -= 1.0
+        try:
+            result = candidate.infer(image)
+        except Exception as exc:
+            acc.add_error()
+            log.debug("shadow %s failed on a frame: %s", candidate.release_id, exc)
+            return
+        acc.add(result.top, active_label, result.inference_ms)
+
+    def _count_failure(self, runtime: ModelRuntime, reason: str) -> None:
+        self._failures += 1
+        if self._failures < self.failures_before_rollback or self._failure_reported is runtime:
+            return
+        self._failure_reported = runtime
+        detail = (f"release {runtime.release_id} failed on {self._failures} consecutive "
+                  f"frames: {reason}")
+        log.error(detail)
+        if self._on_failure is not None:
+            try:
+                self._on_failure(runtime, detail)
+            except Exception:
+                log.exception("failure handler failed")
+
+    # -- windows -----------------------------------------------------------------------------
+    def _open_window(self, runtime: ModelRuntime | None,
+                     shadow: tuple[ModelRuntime, float] | None = None) -> None:
+        now = time.monotonic()
+        self._shadow_acc = (ShadowAccumulator(shadow[0].release_id, shadow[0].labels)
+                            if shadow is not None else None)
+        self._shadow_credit = 0.0
+        self._window_started = datetime.now(UTC)
+        self._window_end = now + self.window_seconds
+        manifest = runtime.manifest if runtime is not None else None
+        for lane in self._lanes:
+            lane.acc = WindowAccumulator(
+                lane.source.camera_id,
+                manifest.labels if manifest else None,
+                manifest.reference_profile if manifest else None,
+            )
+            lane.next_due = min(lane.next_due, now) if lane.next_due else now
+
+    def _close_window(self, runtime: ModelRuntime | None) -> None:
+        now = time.monotonic()
+        cameras = []
+        for lane in self._lanes:
+            counters = lane.source.counters()
+            cameras.append(lane.acc.close(lane.source.state, counters - lane.seen, now))
+            lane.seen = counters
+        dropped = self._outbox.take_dropped("telemetry")
+        cpu, rss = self._sampler.sample()
+        manifest = runtime.manifest if runtime is not None else None
+        window = TelemetryWindow(
+            device_id=self.device_id,
+            seq=self._outbox.next_seq("telemetry"),
+            release_id=manifest.release_id if manifest else None,
+            model_version=manifest.model_version if manifest else None,
+            window_start=self._window_started,
+            window_end=datetime.now(UTC),
+            cameras=cameras,
+            cpu_percent=cpu,
+            rss_bytes=rss,
+            dropped_windows=dropped,
+            shadow=self._shadow_acc.close() if self._shadow_acc is not None else None,
+        )
+        self._outbox.put("telemetry", self._topic, encode(window))
+        if dropped:
+            self._events.emit("telemetry_dropped",
+                              detail=f"{dropped} telemetry windows dropped by the outbox bound")
+        if self._on_window is not None:
+            try:
+                self._on_window(window)
+            except Exception:
+                log.exception("window handler failed")

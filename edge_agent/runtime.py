@@ -1,0 +1,150 @@
+"""One loaded model: an ONNX Runtime session plus the manifest's preprocessing.
+
+``ModelRuntime.infer`` is the per-frame hot path: every buffer (resized image,
+input tensor, outputs, probabilities) is allocated once here and reused.
+Results are views into those buffers, valid until the next ``infer`` call.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from protocols import ReleaseManifest
+
+from .errors import ModelError
+
+log = logging.getLogger(__name__)
+
+F32 = npt.NDArray[np.float32]
+U8 = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class Inference:
+    """Views into the runtime's buffers: copy what you keep beyond the next frame."""
+
+    logits: F32  # (n_labels,)
+    probs: F32  # softmax(logits / temperature)
+    embedding: F32  # (embedding_dim,)
+    rgb: U8  # the resized RGB uint8 input (HxWx3), for input statistics
+    top: int
+    confidence: float
+    inference_ms: float
+
+
+class ModelRuntime:
+    """An ORT session on CPU for one verified release."""
+
+    def __init__(self, model_path: Path, manifest: ReleaseManifest, intra_op_threads: int) -> None:
+        self.manifest = manifest
+        self.release_id = manifest.release_id
+        spec = manifest.input
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = intra_op_threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self._session = ort.InferenceSession(
+                str(model_path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ORT raises its own exception types
+            raise ModelError(f"cannot load {model_path.name}: {exc}"[:500]) from None
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelError(f"the model has {len(inputs)} inputs; exactly one is supported")
+        self._input_name = str(inputs[0].name)
+        names = {o.name for o in self._session.get_outputs()}
+        out = manifest.outputs
+        for name in (out.logits, out.embedding):
+            if name not in names:
+                raise ModelError(f"the model has no output {name!r} (it has {sorted(names)})")
+        self.labels = list(manifest.labels)
+        self._temperature = np.float32(out.temperature)
+        h, w = spec.height, spec.width
+        # Buffers of the hot path, allocated once.
+        self._resized: U8 = np.empty((h, w, 3), np.uint8)
+        self._rgb: U8 = np.empty((h, w, 3), np.uint8)
+        self._input: F32 = np.empty((1, 3, h, w), np.float32)
+        self._logits: F32 = np.empty((1, len(self.labels)), np.float32)
+        self._embedding: F32 = np.empty((1, out.embedding_dim), np.float32)
+        self._probs: F32 = np.empty(len(self.labels), np.float32)
+        std = np.asarray(spec.std, np.float32)
+        self._gain = (np.float32(spec.scale) / std).reshape(3, 1, 1)
+        self._offset = (-np.asarray(spec.mean, np.float32) / std).reshape(3, 1, 1)
+        self._to_model_rgb = spec.color_order == "RGB"
+        self._binding = self._session.io_binding()
+        self._binding.bind_cpu_input(self._input_name, self._input)
+        self._binding.bind_output(out.logits, "cpu", 0, np.float32, self._logits.shape,
+                                  self._logits.ctypes.data)
+        self._binding.bind_output(out.embedding, "cpu", 0, np.float32, self._embedding.shape,
+                                  self._embedding.ctypes.data)
+
+    # -- the hot path ------------------------------------------------------------------
+    def preprocess(self, bgr: U8) -> F32:
+        """``(resize(frame) [in color_order] * scale - mean) / std`` as NCHW, in place."""
+        h, w = self._resized.shape[:2]
+        cv2.resize(bgr, (w, h), dst=self._resized, interpolation=cv2.INTER_LINEAR)
+        cv2.cvtColor(self._resized, cv2.COLOR_BGR2RGB, dst=self._rgb)
+        chw = self._input[0]
+        src = self._rgb if self._to_model_rgb else self._resized
+        np.copyto(chw, src.transpose(2, 0, 1), casting="unsafe")
+        chw *= self._gain
+        chw += self._offset
+        return self._input
+
+    def infer(self, bgr: U8) -> Inference:
+        """Classify one BGR frame; raise ModelError on non-finite outputs."""
+        self.preprocess(bgr)
+        started = time.perf_counter()
+        try:
+            self._session.run_with_iobinding(self._binding)
+        except Exception as exc:  # ORT raises its own exception types
+            raise ModelError(f"inference failed: {exc}"[:500]) from None
+        inference_ms = (time.perf_counter() - started) * 1000.0
+        logits, embedding = self._logits[0], self._embedding[0]
+        if not (np.isfinite(logits).all() and np.isfinite(embedding).all()):
+            raise ModelError(f"release {self.release_id} produced non-finite outputs")
+        probs = self._probs
+        np.divide(logits, self._temperature, out=probs)
+        probs -= probs.max()
+        np.exp(probs, out=probs)
+        probs /= probs.sum()
+        top = int(probs.argmax())
+        return Inference(logits, probs, embedding, self._rgb, top, float(probs[top]), inference_ms)
+
+    # -- checks --------------------------------------------------------------------------
+    def smoke_test(self) -> None:
+        """Run every golden input; raise ModelError naming the first that does not match."""
+        for golden in self.manifest.golden_inputs:
+            try:
+                png = np.frombuffer(base64.b64decode(golden.image_png_b64, validate=True), np.uint8)
+            except (binascii.Error, ValueError):
+                raise ModelError(f"golden input {golden.name!r} is not base64") from None
+            bgr = cv2.imdecode(png, cv2.IMREAD_COLOR)  # the PNG holds RGB; OpenCV gives BGR
+            if bgr is None:
+                raise ModelError(f"golden input {golden.name!r} is not a readable PNG")
+            result = self.infer(np.asarray(bgr, np.uint8))
+            expected = np.asarray(golden.expected_logits, np.float32)
+            if expected.shape != result.logits.shape:
+                raise ModelError(
+                    f"golden input {golden.name!r}: expected {expected.size} logits, "
+                    f"the model gives {result.logits.size}"
+                )
+            diff = float(np.abs(result.logits - expected).max())
+            if not diff <= golden.atol:  # NaN never passes
+                raise ModelError(
+                    f"smoke test failed on golden input {golden.name!r}: logits differ by "
+                    f"{diff:.4g} (tolerance {golden.atol})"
+                )
+        log.info("smoke test passed", extra={"release_id": self.release_id,
+                                             "golden_inputs": len(self.manifest.golden_inputs)})

@@ -1,0 +1,248 @@
+"""Run the parkwatch loop with real processes: control plane, trainer, agents.
+
+Used by `parkwatch demo` and by the end-to-end tests, so what the demo shows is
+what the tests check. Every process is started through the `parkwatch` CLI,
+exactly as an operator would, and stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+CLI = [sys.executable, "-m", "parkwatch_cli"]
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(
+    check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (httpx.HTTPError, OSError, KeyError, ValueError) as exc:
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(
+        f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})"
+    )
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return self.popen.returncode
+
+
+@dataclass
+class Loop:
+    """One parkwatch installation in ``workdir``: a control plane and its agents."""
+
+    workdir: Path
+    mqtt_url: str | None = None  # None: the control plane's embedded broker
+    window_seconds: float = 2.0
+    port: int = field(default_factory=free_port)
+    broker_port: int = field(default_factory=free_port)
+    procs: dict[str, Proc] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "logs").mkdir(exist_ok=True)
+
+    # -- environment -------------------------------------------------------------
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def cp_dir(self) -> Path:
+        return self.workdir / "control-plane"
+
+    @property
+    def broker_url(self) -> str:
+        return self.mqtt_url or f"mqtt://127.0.0.1:{self.broker_port}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")}
+        env.update(
+            PARKWATCH_DATA_DIR=str(self.cp_dir),
+            PARKWATCH_PORT=str(self.port),
+            PARKWATCH_API_URL=self.api_url,
+            PARKWATCH_EMBEDDED_BROKER_PORT=str(self.broker_port),
+            PYTHONUNBUFFERED="1",
+        )
+        if self.mqtt_url:
+            env["PARKWATCH_MQTT_URL"] = self.mqtt_url
+        token = self.cp_dir / "admin.token"
+        if token.exists():
+            env["PARKWATCH_API_TOKEN"] = token.read_text().strip()
+        env.update(extra)
+        return env
+
+    # -- processes ---------------------------------------------------------------
+    def cli(self, *args: str, timeout: float = 600, **env: str) -> str:
+        """Run one `parkwatch` command to completion; return stdout, raise with its output."""
+        done = subprocess.run(
+            [*CLI, *args], env=self.env(**env), cwd=REPO_ROOT, capture_output=True,
+            text=True, timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"parkwatch {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
+            )
+        return done.stdout
+
+    def cli_json(self, *args: str, **env: str) -> Any:
+        return json.loads(self.cli(*args, "--json", **env))
+
+    def spawn(self, name: str, *args: str, **env: str) -> Proc:
+        log = self.workdir / "logs" / f"{name}.log"
+        with log.open("ab") as fh:
+            popen = subprocess.Popen(
+                [*CLI, *args], env=self.env(**env), cwd=REPO_ROOT, stdout=fh,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        proc = Proc(name, popen, log)
+        self.procs[name] = proc
+        return proc
+
+    def stop_all(self) -> None:
+        # Agents first, so they can flush to a broker that is still up.
+        for name in sorted(self.procs, key=lambda n: n == "control-plane"):
+            self.procs[name].stop()
+
+    # -- the loop, step by step --------------------------------------------------
+    def start_control_plane(self, timeout: float = 60) -> None:
+        proc = self.spawn("control-plane", "serve")
+
+        def healthy() -> bool:
+            if not proc.alive():
+                raise RuntimeError(f"control plane exited:\n{proc.tail()}")
+            return httpx.get(f"{self.api_url}/healthz", timeout=2).status_code == 200
+
+        wait_until(healthy, timeout, "the control plane's /healthz")
+        wait_until(lambda: (self.cp_dir / "admin.token").exists(), 10, "the admin token")
+
+    def api(self, path: str, **params: Any) -> Any:
+        token = (self.cp_dir / "admin.token").read_text().strip()
+        resp = httpx.get(
+            f"{self.api_url}/api/v1{path}", params=params,
+            headers={"Authorization": f"Bearer {token}"}, timeout=10,
+        )
+        resp.raise_for_status()
+        return resp.json()
+
+    def train(self, data_dir: Path, out_dir: Path, *extra: str) -> None:
+        self.cli("train", "--data", str(data_dir), "--out", str(out_dir), "--api-url",
+                 self.api_url, *extra)
+
+    def add_agent(self, device_id: str, video: Path, sample_fps: float = 5.0) -> Path:
+        """Provision a device and write its config with one looping file camera."""
+        config = self.workdir / "agents" / f"{device_id}.toml"
+        config.parent.mkdir(exist_ok=True)
+        self.cli("devices", "add", device_id, "--out", str(config))
+        text = config.read_text()
+        text = _set_toml_key(text, "data_dir", str(self.workdir / "agents" / device_id))
+        text += (
+            f'\n[[cameras]]\ncamera_id = "cam0"\nsource = "{video}"\nloop = true\n'
+            f"sample_fps = {sample_fps}\n"
+        )
+        config.write_text(text)
+        return config
+
+    def start_agent(self, device_id: str) -> Proc:
+        config = self.workdir / "agents" / f"{device_id}.toml"
+        return self.spawn(
+            f"agent-{device_id}", "agent", "run", "--config", str(config),
+            PARKWATCH_AGENT_WINDOW_SECONDS=str(self.window_seconds),
+        )
+
+    def release_and_roll_out(self, model_name: str, *devices: str, mode: str = "active") -> str:
+        release = self.cli_json("release", "create", model_name)
+        args = ["rollout", "start", release["release_id"], "--mode", mode]
+        for device in devices:
+            args += ["--device", device]
+        self.cli_json(*args)
+        return str(release["release_id"])
+
+    def wait_for_release(self, device_id: str, release_id: str, timeout: float = 120) -> Any:
+        def active() -> Any:
+            device = self.api(f"/devices/{device_id}")
+            reported = device.get("reported") or {}
+            current = reported.get("active") or {}
+            ok = current.get("release_id") == release_id and current.get("stage") == "healthy"
+            return device if ok else None
+
+        return wait_until(active, timeout, f"{device_id} to run {release_id} healthy")
+
+    def windows(self, device_id: str, release_id: str | None = None) -> list[dict[str, Any]]:
+        items = self.api("/telemetry", device=device_id, limit=1000)["items"]
+        return [w for w in items if release_id is None or w["release_id"] == release_id]
+
+
+def _set_toml_key(text: str, key: str, value: str) -> str:
+    lines = [ln for ln in text.splitlines() if not ln.strip().startswith(f"{key} ")]
+    head = [f"{key} = {json.dumps(value)}"]
+    return "\n".join(head + lines) + "\n"
+
+
+def class_counts(windows: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for w in windows:
+        for cam in w["window"]["cameras"]:
+            for label, n in cam["class_counts"].items():
+                counts[label] = counts.get(label, 0) + n
+    return counts
+
+
+@contextmanager
+def running_loop(workdir: Path, mqtt_url: str | None = None, **kw: Any) -> Iterator[Loop]:
+    loop = Loop(workdir, mqtt_url=mqtt_url, **kw)
+    try:
+        yield loop
+    finally:
+        loop.stop_all()

@@ -1,0 +1,398 @@
+"""Test kit for the agent tests: real ONNX models, signed releases, a release server.
+
+Imported by the ``test_agent_*`` modules (unit and integration);
+``tests/unit/test_agent_kit.py`` checks the kit itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import paho.mqtt.client as mqtt
+import tomli_w
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from onnx import TensorProto, helper, numpy_helper
+
+from edge_agent import Agent, load_settings
+from protocols import (
+    INPUT_STAT_NAMES,
+    ArtifactRef,
+    DesiredState,
+    GoldenInput,
+    Histogram,
+    InputSpec,
+    OutputSpec,
+    ReferenceProfile,
+    ReleaseManifest,
+    SignedManifest,
+    encode,
+    generate_signing_key,
+    public_key_pem,
+    sign_manifest,
+)
+
+T = TypeVar("T")
+LABELS = ["empty", "dog"]
+SPEC = InputSpec(width=32, height=24)
+TOKEN = "device-token-123"
+
+
+# -- models ------------------------------------------------------------------------------------
+def build_model(nan: bool = False, bias: float = 0.0, nan_above: float | None = None,
+                pad_bytes: int = 0) -> bytes:
+    """input [N,3,H,W] -> GlobalAveragePool -> Flatten = embedding [N,3] -> MatMul+Add = logits.
+
+    Bright frames score "dog", dark frames "empty". ``nan=True`` makes every logit NaN;
+    ``nan_above`` makes the logits NaN only when the mean normalised input is above it
+    (fine on dark golden inputs, NaN on bright camera frames). ``pad_bytes`` makes the
+    file bigger (a doc string) so downloads take several chunks.
+    """
+    weights = np.array([[-1.0, 1.0]] * 3, np.float32)
+    bias_values = np.array([np.nan, np.nan] if nan else [0.0, bias], np.float32)
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["embedding"], axis=1),
+        helper.make_node("MatMul", ["embedding", "W"], ["scores"]),
+    ]
+    inits = [numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias_values, "B")]
+    if nan_above is None:
+        nodes.append(helper.make_node("Add", ["scores", "B"], ["logits"]))
+    else:
+        nodes += [
+            helper.make_node("Add", ["scores", "B"], ["clean"]),
+            helper.make_node("ReduceMean", ["embedding"], ["level"], axes=[1], keepdims=1),
+            helper.make_node("Greater", ["level", "T"], ["bright"]),
+            helper.make_node("Where", ["bright", "NaN", "Zero"], ["poison"]),
+            helper.make_node("Add", ["clean", "poison"], ["logits"]),
+        ]
+        inits += [numpy_helper.from_array(np.array(nan_above, np.float32), "T"),
+                  numpy_helper.from_array(np.array(np.nan, np.float32), "NaN"),
+                  numpy_helper.from_array(np.array(0.0, np.float32), "Zero")]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, SPEC.height,
+                                                                     SPEC.width])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2]),
+         helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 3])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    if pad_bytes:
+        model.doc_string = "padding " * (pad_bytes // 8)
+    return bytes(model.SerializeToString())
+
+
+def reference_preprocess(rgb: np.ndarray, spec: InputSpec = SPEC) -> np.ndarray:
+    """The manifest's formula written the slow, obvious way (what a trainer does)."""
+    img = cv2.resize(rgb, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
+    if spec.color_order == "BGR":
+        img = img[..., ::-1]
+    x = (img.astype(np.float32) * spec.scale - np.array(spec.mean, np.float32)) / np.array(
+        spec.std, np.float32)
+    return x.transpose(2, 0, 1)[None].astype(np.float32)
+
+
+def run_model(model: bytes, rgb: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"input": reference_preprocess(rgb)})
+    return np.asarray(logits[0])
+
+
+def golden_images() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    h, w = SPEC.height, SPEC.width
+    return {
+        "dark": np.clip(rng.normal(40, 10, (h, w, 3)), 0, 255).astype(np.uint8),
+        "bright": np.clip(rng.normal(210, 10, (h, w, 3)), 0, 255).astype(np.uint8),
+    }
+
+
+def profile() -> ReferenceProfile:
+    stat_edges = {"brightness": (0, 255), "contrast": (0, 128), "sharpness": (0, 6),
+                  "saturation": (0, 1)}
+    return ReferenceProfile(
+        sample_count=100,
+        class_counts={"empty": 50, "dog": 50},
+        confidence=Histogram(edges=list(np.linspace(0, 1, 11)), counts=[10.0] * 10),
+        input_stats={n: Histogram(edges=list(np.linspace(*stat_edges[n], 9)), counts=[1.0] * 8)
+                     for n in INPUT_STAT_NAMES},
+        embedding_mean=[0.0, 0.0, 0.0],
+        embedding_axes=[[0.57735, 0.57735, 0.57735], [0.70711, -0.70711, 0.0]],
+        embedding_hists=[Histogram(edges=list(np.linspace(-3, 3, 7)), counts=[1.0] * 6)] * 2,
+    )
+
+
+@dataclass
+class Release:
+    release_id: str
+    model: bytes
+    signed: SignedManifest
+    manifest: ReleaseManifest
+
+    @property
+    def sha256(self) -> str:
+        return self.manifest.artifact.sha256
+
+
+def make_release(key: Ed25519PrivateKey, release_id: str, model: bytes | None = None,
+                 golden_model: bytes | None = None, version: str = "1",
+                 golden_names: tuple[str, ...] = ("dark", "bright")) -> Release:
+    """A signed release of ``model``; golden logits come from ``golden_model`` (default: it)."""
+    model = model if model is not None else build_model()
+    reference = golden_model if golden_model is not None else model
+    goldens = []
+    for name, rgb in golden_images().items():
+        if name not in golden_names:
+            continue
+        ok, png = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))  # PNG stores RGB
+        assert ok
+        goldens.append(GoldenInput(name=name, image_png_b64=base64.b64encode(png).decode(),
+                                   expected_logits=run_model(reference, rgb).tolist(), atol=1e-3))
+    manifest = ReleaseManifest(
+        release_id=release_id, model_name="tiny", model_version=version, labels=LABELS,
+        input=SPEC, outputs=OutputSpec(embedding_dim=3),
+        artifact=ArtifactRef(sha256=hashlib.sha256(model).hexdigest(), size_bytes=len(model)),
+        reference_profile=profile(), golden_inputs=goldens,
+    )
+    return Release(release_id, model, sign_manifest(manifest, key), manifest)
+
+
+# -- the release server ------------------------------------------------------------------------
+@dataclass
+class ReleaseServer:
+    """``/api/v1/releases/{id}/manifest`` and ``/api/v1/artifacts/{sha}`` with Range and auth."""
+
+    manifests: dict[str, bytes] = field(default_factory=dict)
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+    requests: list[tuple[str, str | None, int]] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def add(self, release: Release, artifact: bytes | None = None) -> None:
+        self.manifests[release.release_id] = release.signed.model_dump_json(by_alias=True).encode()
+        self.artifacts[release.sha256] = release.model if artifact is None else artifact
+
+    def artifact_requests(self) -> list[tuple[str | None, int]]:
+        return [(rng, status) for path, rng, status in self.requests if "/artifacts/" in path]
+
+
+@contextmanager
+def release_server() -> Iterator[ReleaseServer]:
+    state = ReleaseServer()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            state.requests.append((self.path, self.headers.get("Range"), status))
+            self.send_response(status)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                self._send(401, b'{"detail": "bad token"}')
+                return
+            if m := re.fullmatch(r"/api/v1/releases/([^/]+)/manifest", self.path):
+                body = state.manifests.get(m[1])
+                self._send(200, body) if body else self._send(404, b'{"detail": "no release"}')
+                return
+            m = re.fullmatch(r"/api/v1/artifacts/([0-9a-f]{64})", self.path)
+            data = state.artifacts.get(m[1]) if m else None
+            if data is None:
+                self._send(404, b'{"detail": "no artifact"}')
+                return
+            rng = self.headers.get("Range")
+            if rng and (r := re.fullmatch(r"bytes=(\d+)-(\d*)", rng)):
+                start, end = int(r[1]), int(r[2] or len(data) - 1)
+                if start >= len(data):
+                    self._send(416, b"", {"Content-Range": f"bytes */{len(data)}"})
+                    return
+                self._send(206, data[start:end + 1],
+                           {"Content-Range": f"bytes {start}-{end}/{len(data)}"})
+                return
+            self._send(200, data, {"Accept-Ranges": "bytes"})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# -- video, config, MQTT -----------------------------------------------------------------------
+def write_video(path: Path, frames: int, fps: float = 20.0, size: tuple[int, int] = (64, 48),
+                bright: Callable[[int], bool] = lambda i: True) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    assert writer.isOpened()
+    rng = np.random.default_rng(0)
+    for i in range(frames):
+        level = 200 if bright(i) else 30
+        img = np.clip(rng.normal(level, 8, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+        writer.write(img)
+    writer.release()
+    return path
+
+
+def write_config(path: Path, *, mqtt_url: str, server_url: str, key: Ed25519PrivateKey,
+                 data_dir: Path, cameras: list[dict[str, Any]], **extra: Any) -> Path:
+    config = {
+        "device_id": "park1-gate", "control_plane_url": server_url, "api_token": TOKEN,
+        "mqtt_url": mqtt_url, "data_dir": str(data_dir),
+        "trusted_public_keys": [public_key_pem(key).decode()], "cameras": cameras,
+        "intra_op_threads": 1, **extra,
+    }
+    path.write_text(tomli_w.dumps(config))
+    return path
+
+
+class Observer:
+    """A paho client that records everything under the device's topics."""
+
+    def __init__(self, mqtt_url: str, device_id: str = "park1-gate",
+                 client_id: str | None = None) -> None:
+        self.device_id = device_id
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        port = int(mqtt_url.rsplit(":", 1)[1])
+        if client_id:  # a persistent session: nothing is missed while reconnecting
+            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                      clean_session=False)
+        else:
+            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_connect = lambda c, u, f, r, p: c.subscribe(
+            f"parkwatch/v1/devices/{device_id}/#", qos=1)
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.2, 1)
+        self.client.connect_async("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        kind = msg.topic.rsplit("/", 1)[1]
+        with self._lock:
+            self.messages.append((kind, json.loads(msg.payload) if msg.payload else {}))
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [m for k, m in self.messages if k == kind]
+
+    def last(self, kind: str) -> dict[str, Any] | None:
+        found = self.of(kind)
+        return found[-1] if found else None
+
+    def desire(self, revision: int, release_id: str | None, **fields: Any) -> None:
+        desired = DesiredState(device_id=self.device_id, revision=revision,
+                               release_id=release_id, **fields)
+        info = self.client.publish(f"parkwatch/v1/devices/{self.device_id}/desired",
+                                   encode(desired), qos=1, retain=True)
+        info.wait_for_publish(5)
+
+    def clear_desired(self) -> None:
+        topic = f"parkwatch/v1/devices/{self.device_id}/desired"
+        self.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@dataclass
+class Rig:
+    tmp: Path
+    key: Ed25519PrivateKey
+    server: ReleaseServer
+    observer: Observer
+    mqtt_url: str
+    agents: list[Agent]
+
+    def config(self, cameras: list[dict[str, Any]], **extra: Any) -> Path:
+        return write_config(self.tmp / "agent.toml", mqtt_url=self.mqtt_url,
+                            server_url=self.server.url, key=self.key,
+                            data_dir=self.tmp / "data", cameras=cameras, **extra)
+
+    def start_agent(self, config: Path) -> Agent:
+        agent = Agent(load_settings(config))
+        self.agents.append(agent)
+        agent.start()
+        return agent
+
+    def stop_agent(self, agent: Agent) -> None:
+        agent.stop()
+        self.agents.remove(agent)
+
+    def reported(self) -> dict[str, Any]:
+        return self.observer.last("reported") or {}
+
+    def active(self) -> tuple[str | None, str | None]:
+        active = self.reported().get("active") or {}
+        return active.get("release_id"), active.get("stage")
+
+    def wait_healthy(self, release_id: str, timeout: float = 30) -> None:
+        wait_until(lambda: self.active() == (release_id, "healthy"), timeout,
+                   f"{release_id} healthy; last reported {self.reported()}")
+
+    def wait_transition(self, to_release: str, timeout: float = 30) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            t = self.reported().get("last_transition") or {}
+            return t if t.get("to_release_id") == to_release else None
+
+        return wait_until(done, timeout, f"a transition to {to_release}")
+
+
+def make_rig(tmp_path: Path, mqtt_url: str, server: ReleaseServer) -> Rig:
+    return Rig(tmp_path, generate_signing_key(), server, Observer(mqtt_url), mqtt_url, [])
+
+
+def looping_camera(tmp: Path) -> list[dict[str, Any]]:
+    video = write_video(tmp / "loop.avi", frames=20, fps=20)
+    return [{"camera_id": "gate", "source": str(video), "loop": True, "sample_fps": 10.0}]
+
+
+@contextmanager
+def running_rig(tmp_path: Path, mqtt_url: str) -> Iterator[Rig]:
+    """A release server and an observer; agents started through the rig are stopped after."""
+    with release_server() as server:
+        rig = make_rig(tmp_path, mqtt_url, server)
+        try:
+            yield rig
+        finally:
+            for agent in list(rig.agents):
+                agent.stop()
+            rig.observer.close()
+
+
+def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

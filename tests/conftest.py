@@ -1,0 +1,121 @@
+"""Fixtures shared by all test layers: free ports, a private Mosquitto, PostgreSQL.
+
+Fixtures own their processes and temp dirs and stop what they start, by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+@dataclass
+class Mosquitto:
+    """A mosquitto process of our own; `stop()`/`start()` simulate an outage."""
+
+    port: int
+    config: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        assert self.proc is None, "already running"
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                ["mosquitto", "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+
+def start_mosquitto(tmp: Path, extra_config: str = "") -> Mosquitto:
+    if shutil.which("mosquitto") is None:
+        pytest.fail("mosquitto is not installed: apt-get install -y mosquitto (.ci/run does this)")
+    port = free_port()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        f"max_queued_messages 100000\n{extra_config}"
+    )
+    broker = Mosquitto(port=port, config=conf, log=tmp / "mosquitto.log")
+    broker.start()
+    return broker
+
+
+@pytest.fixture
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A fresh Mosquitto on a free port, stopped after the test."""
+    broker = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def _postgres_admin_url() -> str:
+    return os.environ.get("PARKWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test; skipped when no server answers."""
+    try:
+        import psycopg
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install 'parkwatch[control-plane]')")
+    admin = _postgres_admin_url()
+    dsn = admin.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {dsn}: {exc}".splitlines()[0])
+    name = f"pw_test_{uuid.uuid4().hex[:10]}"
+    with conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

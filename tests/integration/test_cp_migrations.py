@@ -1,0 +1,91 @@
+"""Alembic: upgrade creates the schema on an empty database and matches the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel
+
+from control_plane import models  # noqa: F401  (registers the tables)
+from control_plane.db import create_db_engine, current_revision, upgrade
+
+TABLES = {"artifact", "audit_entry", "device", "model", "api_token", "device_event",
+          "model_version", "telemetry_window", "release", "rollout", "rollout_device",
+          "model_alias", "dataset_version", "device_group", "drift_report", "alert",
+          "training_job", "sample"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return f"sqlite:///{tmp_path / 'fresh' / 'cp.db'}"
+
+
+def test_upgrade_creates_schema_matching_models(empty_database: str) -> None:
+    upgrade(empty_database)
+    upgrade(empty_database)  # idempotent
+    engine = create_db_engine(empty_database)
+    try:
+        assert current_revision(engine) == "0003"
+        assert set(sa.inspect(engine).get_table_names()) >= TABLES
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(ctx, SQLModel.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_engine_has_wal_and_foreign_keys(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+def test_upgrade_from_0001_keeps_rows_and_downgrade_works(empty_database: str) -> None:
+    """0002 on a store with data: telemetry ids become BIGINT; the downgrade undoes it."""
+    upgrade(empty_database, "0001")
+    engine = create_db_engine(empty_database)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO device (device_id, labels, online, desired_revision, created_at) "
+                "VALUES ('cam-1', '{}', false, 0, CURRENT_TIMESTAMP)"))
+            conn.execute(sa.text(
+                "INSERT INTO telemetry_window (device_id, seq, window_start, window_end, "
+                "received_at, payload) VALUES ('cam-1', 1, CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, '{}')"))
+        upgrade(empty_database)
+        assert current_revision(engine) == "0003"
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM telemetry_window")).scalar() == 1
+            if engine.dialect.name == "postgresql":
+                conn.execute(sa.text(
+                    "SELECT setval('telemetry_window_id_seq', 3000000000)"))
+            conn.execute(sa.text(
+                "INSERT INTO telemetry_window (device_id, seq, window_start, window_end, "
+                "received_at, payload) VALUES ('cam-1', 2, CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, '{}')"))
+            top = conn.execute(sa.text("SELECT max(id) FROM telemetry_window")).scalar()
+        assert top is not None and (top > 2**31 or engine.dialect.name == "sqlite")
+        from alembic import command
+
+        from control_plane.db import alembic_config
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM telemetry_window WHERE seq = 2"))
+            if engine.dialect.name == "postgresql":  # ids must fit INTEGER again
+                conn.execute(sa.text("SELECT setval('telemetry_window_id_seq', 10)"))
+            cfg = alembic_config(empty_database)
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001")
+        assert current_revision(engine) == "0001"
+        assert "training_job" not in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

@@ -1,0 +1,54 @@
+"""Pure logic of issue 4: process roles, filters' parsing, job and alert state machines."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from control_plane.api.routes.devices import parse_selector
+from control_plane.api.routes.versions import parse_min_metrics
+from control_plane.config import ControlPlaneSettings
+from control_plane.errors import ConfigError, InvalidRequestError
+from control_plane.services.alerts import ALERT_TRANSITIONS
+from control_plane.services.jobs import FINAL, JOB_TRANSITIONS
+from control_plane.services.versions import reported_release_ids
+
+
+def test_split_roles_need_an_external_broker() -> None:
+    with pytest.raises(ConfigError, match="needs a shared broker"):
+        ControlPlaneSettings.load(None, role="ingest")
+    s = ControlPlaneSettings.load(None, role="ingest", mqtt_url="mqtt://b:1883")
+    assert s.client_id_for_role().endswith(f"-ingest-{os.uname().nodename[:32]}-{os.getpid()}")
+    named = ControlPlaneSettings.load(None, role="ingest", mqtt_url="mqtt://b", mqtt_client_id="w1")
+    assert named.client_id_for_role() == "w1"
+    assert ControlPlaneSettings.load(None).client_id_for_role() == "parkwatch-control-plane"
+    with pytest.raises(ConfigError, match="ingest_share_group"):
+        ControlPlaneSettings.load(None, ingest_share_group="a/b")
+
+
+def test_filter_parsing() -> None:
+    assert parse_min_metrics(["accuracy:0.9", "macro_f1:1e-1"]) == {
+        "accuracy": 0.9, "macro_f1": 0.1}
+    assert parse_selector(["park=p1", "cam=a=b", "empty="]) == {
+        "park": "p1", "cam": "a=b", "empty": ""}
+    for bad in ("accuracy", "accuracy:nan", ":1", "a b:1"):
+        with pytest.raises(InvalidRequestError):
+            parse_min_metrics([bad])
+    for bad in ("park", "=x", "a b=1"):
+        with pytest.raises(InvalidRequestError):
+            parse_selector([bad])
+
+
+def test_state_machines_end_in_final_states() -> None:
+    assert all(not JOB_TRANSITIONS[s] for s in FINAL)
+    assert "succeeded" not in JOB_TRANSITIONS["queued"]  # a job must run first
+    assert ALERT_TRANSITIONS["resolved"] == frozenset()
+
+
+def test_reported_release_ids() -> None:
+    reported = {"active": {"release_id": "r2"}, "shadow": {"release_id": "r3"},
+                "previous_release_id": "r1", "last_transition": None}
+    assert reported_release_ids(reported) == {"r1", "r2", "r3"}
+    assert reported_release_ids(None) == set()
+    assert reported_release_ids({"active": "garbage"}) == set()

@@ -1,0 +1,122 @@
+"""``parkwatch train``: the command line over :func:`trainer.run_training`.
+
+The root CLI merges this app's commands, so this file defines exactly one: ``train``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .config import load_settings
+from .errors import TrainerError
+from .pipeline import TrainingResult, run_training
+
+app = typer.Typer(help="Train, export and register a model.", no_args_is_help=True)
+
+
+def summary_table(result: TrainingResult) -> Table:
+    table = Table(title="parkwatch train", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    m = result.metrics
+    table.add_row("dataset version", result.dataset_version)
+    if result.rejected_files:
+        table.add_row("rejected files", f"{len(result.rejected_files)} (see report.json)")
+    table.add_row(
+        "data validation",
+        "; ".join(result.validation_warnings) or "no problems found",
+    )
+    table.add_row("test accuracy", f"{m['test_accuracy']:.3f}  (macro F1 {m['test_macro_f1']:.3f})")
+    table.add_row("val accuracy", f"{m['val_accuracy']:.3f}")
+    if "test_roc_auc" in m:
+        table.add_row("test ROC-AUC", f"{m['test_roc_auc']:.4f}")
+    table.add_row("temperature", f"{m['temperature']:.3f}")
+    gate = result.gate
+    if gate is not None:
+        table.add_row(
+            "int8 vs fp32",
+            f"accuracy {gate['int8_accuracy']:.3f} vs {gate['fp32_accuracy']:.3f}, latency x"
+            f"{gate['latency_ratio']:.2f}, size x{gate['size_ratio']:.2f}",
+        )
+    table.add_row("primary artifact", f"{'int8' if result.int8_primary else 'fp32'}: "
+                  f"{result.registration.primary_reason.split('. ')[0]}")
+    table.add_row("parity max |diff|", f"{result.parity_max_abs_diff:.2e}")
+    table.add_row("training speed", f"{result.train_images_per_s:.0f} images/s")
+    table.add_row("model", str(result.model_path))
+    table.add_row("registration", str(result.registration_path))
+    table.add_row("report", f"{result.report_path}  {result.report_md_path or ''}")
+    table.add_row(
+        "registered version",
+        f"{result.registration.model_name} v{result.registered_version}"
+        if result.registered_version
+        else "not registered (no --api-url)",
+    )
+    table.add_row("time", f"{result.seconds:.1f} s")
+    return table
+
+
+@app.command("train")
+def train(
+    data: Path | None = typer.Option(None, "--data", help="ImageFolder: one sub-folder per label."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (model.onnx, reports)."),
+    epochs: int | None = typer.Option(None, help="Maximum training epochs."),
+    input_size: int | None = typer.Option(None, help="Square input size in pixels."),
+    width_mult: float | None = typer.Option(None, help="Network width multiplier."),
+    seed: int | None = typer.Option(None, help="Seed of split, weights and augmentation."),
+    device: str | None = typer.Option(None, help="auto, cpu or cuda."),
+    model_name: str | None = typer.Option(None, help="Registry name of the model."),
+    parent_version: str | None = typer.Option(None, help="Version this one retrains (lineage)."),
+    search: int | None = typer.Option(
+        None, "--search", help="Hyper-parameter search: N trials, the best by validation."
+    ),
+    int8_budget: float | None = typer.Option(
+        None, "--int8-budget", help="Max accuracy drop (points) for int8 to be primary."
+    ),
+    quantize: bool | None = typer.Option(
+        None, "--quantize/--no-quantize", help="Build and gate an int8 model (default on)."
+    ),
+    job_id: str | None = typer.Option(
+        None, "--job-id", help="Control-plane job to report status and progress to."
+    ),
+    api_url: str | None = typer.Option(None, help="Control plane URL; register when given."),
+    token: str | None = typer.Option(None, help="API token (else PARKWATCH_API_TOKEN)."),
+    config: Path | None = typer.Option(None, "--config", help="Trainer settings (TOML)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Train a classifier on an image folder, export ONNX, check it and register it."""
+    console = Console(stderr=True)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(
+            config,
+            data_dir=data,
+            out_dir=out,
+            epochs=epochs,
+            input_size=input_size,
+            width_mult=width_mult,
+            seed=seed,
+            device=device,
+            model_name=model_name,
+            parent_version=parent_version,
+            search_trials=search,
+            int8_budget_points=int8_budget,
+            quantize=quantize,
+            job_id=job_id,
+            api_url=api_url,
+            api_token=token,
+        )
+        result = run_training(settings, console=console, show_progress=not quiet)
+    except TrainerError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    Console().print(summary_table(result))
+
+
+__all__ = ["app", "summary_table"]

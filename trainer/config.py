@@ -1,0 +1,195 @@
+"""Trainer settings: one pydantic-settings class, from TOML, environment and overrides.
+
+Precedence, highest first: explicit overrides (CLI flags, a job's arguments),
+environment variables ``PARKWATCH_TRAINER_<FIELD>``, the TOML file, defaults.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import TrainerError
+
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("parkwatch_trainer_config", default=None)
+
+
+class TrainerSettings(BaseSettings):
+    """Everything one training run needs; the whole object goes into the report."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PARKWATCH_TRAINER_", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Field(description="ImageFolder root: one sub-folder of images per label.")
+    out_dir: Path = Field(
+        Path("trainer-out"),
+        description="Where model.onnx, registration.json and report.json are written.",
+    )
+    model_name: str = Field(
+        "petnet",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        max_length=64,
+        description="Registry name of the model; versions are numbered per name.",
+    )
+    input_size: int = Field(
+        64, ge=32, le=512, description="Square input size in pixels (width = height)."
+    )
+    arch: Literal["compact", "small"] = Field(
+        "compact",
+        description="Block table: compact (8 blocks, stride 16, for 64-128 px inputs) or "
+        "small (the 11 blocks of MobileNetV3-small, stride 32).",
+    )
+    width_mult: float = Field(
+        1.0, gt=0, le=2.0, description="Channel width multiplier of the MobileNetV3-class net."
+    )
+    epochs: int = Field(25, ge=1, le=1000, description="Maximum number of training epochs.")
+    patience: int = Field(
+        8, ge=1, description="Stop after this many epochs without a better validation accuracy."
+    )
+    batch_size: int = Field(32, ge=1, le=4096, description="Mini-batch size.")
+    lr: float = Field(2e-3, gt=0, description="Peak learning rate of the one-cycle schedule.")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
+    label_smoothing: float = Field(
+        0.1, ge=0, lt=1, description="Label smoothing of the training cross-entropy."
+    )
+    bn_momentum: float = Field(
+        0.1, gt=0, le=1, description="BatchNorm running-statistics momentum (torch convention)."
+    )
+    cache_mb: int = Field(
+        1024, ge=0, description="Keep up to this many MB of decoded, resized training images "
+        "in memory between epochs (0: decode every time); beyond it images stream from disk.",
+    )
+    augment: bool = Field(True, description="Flip, small affine and colour jitter in training.")
+    seed: int = Field(0, ge=0, description="Seed of the split, the weights and the augmentation.")
+    num_workers: int = Field(
+        0, ge=0, le=64, description="DataLoader worker processes (0: decode in the main process)."
+    )
+    threads: int = Field(
+        0, ge=0, le=256, description="CPU threads for torch (0: torch's default, one per core)."
+    )
+    val_fraction: float = Field(
+        0.15, gt=0, lt=0.5, description="Share of images (by file hash) for validation."
+    )
+    test_fraction: float = Field(
+        0.15, gt=0, lt=0.5, description="Share of images (by file hash) for the held-out test."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Torch device; auto picks CUDA when available."
+    )
+    parity_atol: float = Field(
+        1e-3, ge=0, description="Max abs difference allowed between torch and ONNX Runtime."
+    )
+    golden_count: int = Field(
+        4, ge=1, le=16, description="Number of golden inputs (test images) for the smoke test."
+    )
+    golden_atol: float = Field(
+        1e-2, gt=0, description="Tolerance an agent applies to the golden inputs' logits."
+    )
+    profile_bins: int = Field(
+        16, ge=2, le=64, description="Bins of input-statistic and embedding histograms."
+    )
+    confidence_bins: int = Field(
+        20, ge=2, le=100, description="Bins of the top-class confidence histogram."
+    )
+    pca_components: int = Field(
+        4, ge=1, le=16, description="Principal axes of the embedding shipped for drift."
+    )
+    api_url: str | None = Field(
+        None, description="Control plane base URL, e.g. http://127.0.0.1:8000; None: no register."
+    )
+    api_token: str | None = Field(
+        None, description="Bearer token (operate scope); falls back to PARKWATCH_API_TOKEN."
+    )
+    parent_version: str | None = Field(
+        None, max_length=128, description="Model version this one was retrained from (lineage)."
+    )
+    job_id: str | None = Field(
+        None, max_length=64,
+        description="Control-plane training job to report status/progress to (needs api_url).",
+    )
+    quantize: bool = Field(True, description="Also build a static int8 model and gate it.")
+    int8_budget_points: float = Field(
+        1.0, description="Max test-accuracy drop (percentage points) for int8 to be primary; "
+        "negative: never ship int8.",
+    )
+    int8_max_latency_ratio: float = Field(
+        1.0, gt=0, description="int8 is primary only if its latency / fp32 latency is at most "
+        "this (1.0: not slower).",
+    )
+    calibration_images: int = Field(
+        256, ge=1, le=10000, description="Training images used to calibrate int8 activations."
+    )
+    latency_threads: int = Field(
+        1, ge=1, le=64, description="ONNX Runtime threads when timing fp32 vs int8 (batch 1)."
+    )
+    near_duplicate_bits: int = Field(
+        4, ge=0, le=16, description="dHash Hamming distance at or below which two images are "
+        "near duplicates in the validation report.",
+    )
+    search_trials: int = Field(
+        0, ge=0, le=64, description="Hyper-parameter search trials (0 or 1: no search)."
+    )
+    search_budget_s: float = Field(
+        1800.0, gt=0, description="No new search trial starts after this many seconds."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _CONFIG_FILE.get()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The settings that shape the model (for lineage), not paths or credentials."""
+        keys = [
+            "model_name", "arch", "input_size", "width_mult", "epochs", "patience", "batch_size",
+            "lr", "weight_decay", "label_smoothing", "bn_momentum", "augment", "seed",
+            "val_fraction", "test_fraction",
+        ]
+        return {key: getattr(self, key) for key in keys}
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> TrainerSettings:
+    """Build settings from ``config`` (TOML), the environment and ``overrides``.
+
+    Overrides whose value is ``None`` are dropped, so CLI flags left unset do
+    not hide the file or the environment. Any problem is a TrainerError that
+    names the bad key.
+    """
+    if config is not None and not config.is_file():
+        raise TrainerError(f"trainer config file {config} does not exist")
+    given = {key: value for key, value in overrides.items() if value is not None}
+    token = _CONFIG_FILE.set(config)
+    try:
+        return TrainerSettings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        where = f" (config {config})" if config else ""
+        raise TrainerError(f"invalid trainer settings{where}: {problems}") from None
+    finally:
+        _CONFIG_FILE.reset(token)
+
+
+__all__ = ["TrainerSettings", "load_settings"]
