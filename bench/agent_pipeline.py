@@ -50,6 +50,7 @@ from protocols import (
 from protocols.manifest import INPUT_STAT_NAMES
 from trainer.config import TrainerSettings
 from trainer.export import export_onnx
+from trainer.lite0 import Lite0
 from trainer.model import PetNet
 
 LABELS = ["cat", "dog", "empty"]
@@ -111,6 +112,9 @@ def main() -> None:
                     help="intra-op threads for all three (default: the agent's default)")
     ap.add_argument("--seconds", type=float, default=1.0, help="per variant per round")
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--arch", choices=["default", "lite0"], default="default",
+                    help="default: the trainer's default PetNet; lite0: EfficientNet-Lite0 at "
+                    "224 px (random weights: throughput does not depend on them)")
     args = ap.parse_args()
     threads = args.threads
 
@@ -118,7 +122,13 @@ def main() -> None:
     defaults = TrainerSettings.model_fields  # the trainer's default model config
     size: int = defaults["input_size"].default
     width: float = defaults["width_mult"].default
-    net = PetNet(num_classes=len(LABELS), width_mult=width, input_size=size).eval()
+    net: PetNet | Lite0
+    if args.arch == "lite0":
+        size, width = 224, 1.0
+        net = Lite0(num_classes=len(LABELS), input_size=size).eval()
+    else:
+        net = PetNet(num_classes=len(LABELS), width_mult=width, input_size=size).eval()
+    model_name = "EfficientNet-Lite0" if args.arch == "lite0" else "trainer PetNet"
     tmp = Path(tempfile.mkdtemp(prefix="pw-bench-"))
     path = export_onnx(net, tmp / "model.onnx", size)
     manifest = manifest_for(path, size, net.embedding_dim)
@@ -156,7 +166,7 @@ def main() -> None:
             net(torch_inputs[i])
 
     variants: dict[str, Callable[[int], object]] = {
-        "agent pipeline (96x96 frames)": pipeline,
+        "agent pipeline (input-size frames)": pipeline,
         "bare ORT session.run": bare,
         "torch eager": eager,
         "agent pipeline (640x480 frames)": pipeline_camera,
@@ -172,7 +182,7 @@ def main() -> None:
     print(f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs, "
           f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
     print(f"- onnxruntime {ort.__version__}, torch {torch.__version__}, numpy {np.__version__}")
-    print(f"- model: trainer PetNet, input {size}x{size}, width {width}, "
+    print(f"- model: {model_name}, input {size}x{size}, width {width}, "
           f"{len(LABELS)} classes, embedding {net.embedding_dim}; threads {threads}; "
           f"median of {args.rounds} interleaved rounds of {args.seconds:g} s\n")
     print("| variant | frames/s | ms/frame | vs bare ORT |")
@@ -180,8 +190,8 @@ def main() -> None:
     for name, value in fps.items():
         spread = f" (min {min(results[name]):.0f}, max {max(results[name]):.0f})"
         print(f"| {name} | {value:.0f}{spread} | {1000 / value:.2f} | {value / base:.2f} |")
-    ratio = fps["agent pipeline (96x96 frames)"] / base
-    vs_torch = fps["agent pipeline (96x96 frames)"] / fps["torch eager"]
+    ratio = fps["agent pipeline (input-size frames)"] / base
+    vs_torch = fps["agent pipeline (input-size frames)"] / fps["torch eager"]
     print(f"\npipeline / bare ORT = **{ratio:.3f}** (goal >= 0.85: "
           f"{'met' if ratio >= 0.85 else 'NOT met'}); pipeline / torch eager = **{vs_torch:.2f}**")
 

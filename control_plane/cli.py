@@ -16,8 +16,11 @@ import typer
 
 from .cli_common import ConfigOpt, JsonOpt, LimitOpt, OffsetOpt, fails_cleanly
 from .cli_fleet import alerts_app, audit_app, drift_app, groups_app, jobs_app
-from .cli_operator import devices_app, release_app, rollout_app, telemetry_app
+from .cli_loop import samples_app, worker_command
+from .cli_mqtt import mqtt_app
+from .cli_operator import devices_app, release_app, telemetry_app
 from .cli_registry import aliases_app, datasets_app, models_app, versions_app
+from .cli_rollouts import rollout_app
 from .errors import ControlPlaneError
 
 app = typer.Typer(no_args_is_help=True, help="Control plane: registry, releases, rollouts.")
@@ -41,9 +44,12 @@ for _sub, _name in (
     (drift_app, "drift"),
     (jobs_app, "jobs"),
     (audit_app, "audit"),
+    (samples_app, "samples"),
+    (mqtt_app, "mqtt"),
 ):
     app.add_typer(_sub, name=_name)
 
+app.command("worker")(worker_command)
 
 def _server_settings(config: Path | None, **overrides: Any) -> Any:
     from .config import ControlPlaneSettings

@@ -7,11 +7,9 @@ from pathlib import Path
 import typer
 
 from .cli_common import ConfigOpt, JsonOpt, LimitOpt, OffsetOpt, fails_cleanly, parse_pairs
-from .errors import ControlPlaneError
 
 devices_app = typer.Typer(no_args_is_help=True, help="Provision and inspect devices.")
 release_app = typer.Typer(no_args_is_help=True, help="Signed releases of model versions.")
-rollout_app = typer.Typer(no_args_is_help=True, help="Roll releases out to devices.")
 telemetry_app = typer.Typer(no_args_is_help=True, help="Telemetry received from devices.")
 
 
@@ -158,53 +156,6 @@ def release_show(release_id: str, config: Path | None = ConfigOpt, as_json: bool
     from .client import show_record
 
     show_record(config, f"/api/v1/releases/{release_id}", release_id, as_json)
-
-
-@rollout_app.command("start")
-@fails_cleanly
-def rollout_start(
-    release_id: str,
-    device: list[str] = typer.Option([], help="Target device; repeatable. Default: all."),
-    group: str | None = typer.Option(None, help="Target a device group instead."),
-    mode: str = typer.Option("active", help="active, or shadow (run beside the current one)."),
-    config: Path | None = ConfigOpt,
-    as_json: bool = JsonOpt,
-) -> None:
-    """Roll a release out to devices."""
-    from .client import client_from, print_json
-
-    if mode not in ("active", "shadow"):
-        raise ControlPlaneError("--mode must be active or shadow")
-    body = {"release_id": release_id, "devices": device or None, "mode": mode, "group": group}
-    with client_from(config) as api:
-        rollout = api.post("/api/v1/rollouts", body)
-    if as_json:
-        print_json(rollout)
-    else:
-        typer.echo(
-            f"rollout {rollout['rollout_id']} of {release_id} to "
-            f"{len(rollout['devices'])} device(s): {rollout['state']}"
-        )
-
-
-@rollout_app.command("status")
-@fails_cleanly
-def rollout_status(
-    rollout_id: str, config: Path | None = ConfigOpt, as_json: bool = JsonOpt
-) -> None:
-    """A rollout and each device's state."""
-    from .client import client_from, print_json, print_table
-
-    with client_from(config) as api:
-        rollout = api.get(f"/api/v1/rollouts/{rollout_id}")
-    if as_json:
-        print_json(rollout)
-        return
-    typer.echo(
-        f"{rollout['rollout_id']}: {rollout['release_id']} ({rollout['mode']}) "
-        f"is {rollout['state']}"
-    )
-    print_table(rollout["devices"], ["device_id", "state", "revision", "detail", "updated_at"])
 
 
 @telemetry_app.command("list")

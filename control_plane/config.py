@@ -13,10 +13,11 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,7 +25,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from .drift.settings import DriftSettings, RetentionSettings
 from .errors import ConfigError
+from .schemas_rollouts import RolloutPolicy
+from .worker_config import WorkerSettings
 
 CONFIG_ENV = "PARKWATCH_CONFIG"
 ADMIN_TOKEN_FILE = "admin.token"
@@ -91,6 +95,17 @@ class _TomlSettings(BaseSettings):
             raise ConfigError(f"invalid {cls.__name__}{where}: {problems}") from None
 
 
+@dataclass(frozen=True)
+class MqttSecurity:
+    """Broker login and TLS files; unset fields fall back to the URL and system defaults."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+
 class ControlPlaneSettings(_TomlSettings):
     """Everything ``parkwatch serve`` needs; one object, validated once at start-up."""
 
@@ -120,6 +135,29 @@ class ControlPlaneSettings(_TomlSettings):
         description="MQTT client id; the broker keeps this persistent session's QoS 1 "
         "messages while the control plane is down. Unique per control-plane process.",
     )
+    mqtt_username: str | None = Field(
+        None, description="Broker username of this process; overrides one in mqtt_url."
+    )
+    mqtt_password: SecretStr | None = Field(
+        None,
+        description="Broker password; overrides one in mqtt_url (`parkwatch mqtt acl` "
+        "prints the service account's).",
+    )
+    mqtt_ca_file: Path | None = Field(
+        None,
+        description="PEM CA bundle that signed the broker's certificate (mqtts://); unset: "
+        "the system trust store.",
+    )
+    mqtt_client_cert: Path | None = Field(
+        None, description="PEM client certificate for mutual TLS (with mqtt_client_key)."
+    )
+    mqtt_client_key: Path | None = Field(None, description="PEM key of mqtt_client_cert.")
+    mqtt_device_credentials: bool = Field(
+        False,
+        description="Put a per-device broker username/password into each provisioned agent "
+        "config (derived from <data_dir>/mqtt/credentials.key); run `parkwatch mqtt acl` "
+        "after adding devices so the broker knows them.",
+    )
     embedded_broker_host: str = Field(
         "127.0.0.1", description="Listen address of the embedded broker (when mqtt_url is unset)."
     )
@@ -139,6 +177,15 @@ class ControlPlaneSettings(_TomlSettings):
         2 * 1024**3, gt=0, description="Largest artifact upload accepted, in bytes."
     )
     log_level: LogLevel = Field("INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
+    auth_failure_limit: int = Field(
+        20,
+        ge=1,
+        description="Authentication failures (missing, unknown or revoked token) one client "
+        "address may make within auth_failure_window_seconds before it gets 429.",
+    )
+    auth_failure_window_seconds: float = Field(
+        60.0, gt=0, le=86400, description="Sliding window of auth_failure_limit, in seconds."
+    )
     ingest_share_group: str | None = Field(
         None,
         description="MQTT shared-subscription group for ingest workers ($share/<group>/...); "
@@ -157,6 +204,35 @@ class ControlPlaneSettings(_TomlSettings):
         description="Port of a Prometheus /metrics listener for role=ingest (no HTTP API "
         "there); unset: none. The API roles serve /metrics on the API port.",
     )
+    drift: DriftSettings = Field(
+        default_factory=DriftSettings,
+        description="Drift analysis and alerts (the [drift] table): interval, sliding range, "
+        "per-feature thresholds, K-of-N windows on M devices, webhook.",
+    )
+    worker: WorkerSettings = Field(
+        default_factory=WorkerSettings,
+        description="`parkwatch worker` (the [worker] table): retraining triggers, dataset, "
+        "held-out data, win margin, trainer command, shadow targets, promotion policy.",
+    )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings,
+        description="Telemetry retention (the [retention] table): when old windows are "
+        "merged into coarser ones and when they are deleted.",
+    )
+
+    rollout_tick_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="How often the rollout engine advances rollouts in progress (deadlines, "
+        "waves, gates), in seconds; 0: no engine in this process (roles all and api run it).",
+    )
+    rollout_policy: RolloutPolicy = Field(
+        default_factory=RolloutPolicy,
+        description="Default rollout policy (the [rollout_policy] table): waves, "
+        "max_devices_per_minute, approval_after_wave, shadow_phase, on_gate_failure, "
+        "spread_label and [rollout_policy.gates]; `rollout start` options override it.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -173,6 +249,21 @@ class ControlPlaneSettings(_TomlSettings):
                 "set mqtt_url (the embedded broker is for role=all only)"
             )
         return self
+
+    def mqtt_security(self) -> MqttSecurity:
+        """Credentials and TLS files for this process's broker connection."""
+        if (self.mqtt_client_cert is None) != (self.mqtt_client_key is None):
+            raise ConfigError("mqtt_client_cert and mqtt_client_key go together: set both")
+        for path in (self.mqtt_ca_file, self.mqtt_client_cert, self.mqtt_client_key):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"MQTT TLS file {path} does not exist")
+        return MqttSecurity(
+            username=self.mqtt_username,
+            password=self.mqtt_password.get_secret_value() if self.mqtt_password else None,
+            ca_file=self.mqtt_ca_file,
+            client_cert=self.mqtt_client_cert,
+            client_key=self.mqtt_client_key,
+        )
 
     def client_id_for_role(self) -> str:
         """The MQTT client id: as configured, except that the default gets a per-process

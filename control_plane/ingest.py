@@ -41,6 +41,7 @@ def run_ingest(settings: ControlPlaneSettings, stop: threading.Event | None = No
         engine,
         client_id=client_id,
         share_group=settings.ingest_share_group,
+        security=settings.mqtt_security(),
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

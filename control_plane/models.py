@@ -147,6 +147,30 @@ class Rollout(SQLModel, table=True):
     created_by: str = Field(max_length=128)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    # Issue 6: the ``RolloutPolicy`` it runs under (null: rows from before waves existed),
+    # the wave it is in, and why it is paused.
+    policy: dict[str, Any] | None = _json(nullable=True)
+    current_wave: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    paused_reason: str | None = Field(default=None, max_length=1024)
+
+
+class RolloutWave(SQLModel, table=True):
+    """One wave of a rollout (0: the optional shadow phase) and its stored gate results."""
+
+    __tablename__ = "rollout_wave"
+    __table_args__ = (sa.UniqueConstraint("rollout_id", "number", name="uq_rollout_wave"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rollout_id: str = Field(foreign_key="rollout.rollout_id", index=True, max_length=64)
+    number: int
+    mode: str = Field(max_length=16)
+    state: str = Field(max_length=32)
+    device_count: int = 0
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    gates: list[dict[str, Any]] | None = _json(nullable=True)
+    approved_by: str | None = Field(default=None, max_length=128)
+    approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class RolloutDevice(SQLModel, table=True):
@@ -163,6 +187,11 @@ class RolloutDevice(SQLModel, table=True):
     revision: int = Field(sa_type=sa.BigInteger)
     detail: str | None = Field(default=None, max_length=1024)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    # Issue 6: when the desired state went out, when the device acknowledged it, and the
+    # release it ran before (what a rollback returns it to).
+    released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    fallback_release_id: str | None = Field(default=None, max_length=64)
 
 
 class TelemetryWindowRecord(SQLModel, table=True):
@@ -347,6 +376,8 @@ class Sample(SQLModel, table=True):
     status: str = Field(default="new", max_length=16)
     label: str | None = Field(default=None, max_length=64)
     note: str | None = Field(default=None, max_length=1024)
+    # Issue 7: the dataset version a labelled sample went into (null: not used yet).
+    dataset_version: str | None = Field(default=None, max_length=128, index=True)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_by: str | None = Field(default=None, max_length=128)

@@ -15,7 +15,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -40,6 +40,7 @@ from protocols import (
 from protocols.logs import bind_context
 from protocols.topics import TopicKind
 
+from .config import MqttSecurity
 from .db import session_scope
 from .errors import ConfigError
 from .metrics import (
@@ -78,7 +79,7 @@ class MqttEndpoint:
     port: int
     tls: bool
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
 
 
 def parse_mqtt_url(url: str) -> MqttEndpoint:
@@ -115,6 +116,7 @@ class MqttAdapter:
         clean_session: bool = False,
         subscribe: bool = True,
         on_connected: Callable[[MqttAdapter], None] | None = None,
+        security: MqttSecurity | None = None,
     ) -> None:
         self.endpoint = parse_mqtt_url(url)
         self.engine = engine
@@ -129,10 +131,18 @@ class MqttAdapter:
             clean_session=clean_session,
             protocol=paho.MQTTv311,
         )
-        if self.endpoint.username is not None:
-            self.client.username_pw_set(self.endpoint.username, self.endpoint.password)
+        sec = security or MqttSecurity()
+        username = sec.username or self.endpoint.username
+        if username is not None:
+            self.client.username_pw_set(username, sec.password or self.endpoint.password)
         if self.endpoint.tls:
-            self.client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+            # Always verify the broker (hostname included); a private CA comes from settings.
+            self.client.tls_set(
+                ca_certs=str(sec.ca_file) if sec.ca_file else None,
+                certfile=str(sec.client_cert) if sec.client_cert else None,
+                keyfile=str(sec.client_key) if sec.client_key else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_queued_messages_set(10_000)
         self.client.on_connect = self._handle_connect

@@ -106,35 +106,7 @@ class DevicePublic(BaseModel):
     created_at: datetime
 
 
-class RolloutCreate(_Body):
-    release_id: str = Field(min_length=1, max_length=64)
-    devices: list[Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]] | None = Field(
-        None, description="Device ids; null: every provisioned device.", max_length=100_000
-    )
-    group: str | None = Field(
-        None, min_length=1, max_length=64, description="Target a device group instead."
-    )
-    mode: RolloutMode = "active"
-
-
-class RolloutDevicePublic(BaseModel):
-    device_id: str
-    state: str
-    revision: int
-    wave: int
-    detail: str | None
-    updated_at: datetime
-
-
-class RolloutPublic(BaseModel):
-    rollout_id: str
-    release_id: str
-    mode: str
-    state: str
-    created_by: str
-    created_at: datetime
-    updated_at: datetime
-    devices: list[RolloutDevicePublic]
+# Rollout bodies and answers live in ``schemas_rollouts``.
 
 
 class TelemetryWindowPublic(BaseModel):

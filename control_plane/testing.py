@@ -10,15 +10,18 @@ from typing import Any
 
 from protocols import (
     ArtifactRef,
+    CameraWindow,
     GoldenInput,
     Histogram,
     InputSpec,
     Lineage,
     ModelVersionCreate,
     OutputSpec,
+    Percentiles,
     ReferenceProfile,
     ReleaseStatus,
     ReportedState,
+    ShadowSummary,
     TelemetryWindow,
 )
 from protocols.manifest import INPUT_STAT_NAMES
@@ -72,14 +75,33 @@ def registration(
     return ModelVersionCreate(**fields)
 
 
-def telemetry_window(device_id: str, seq: int, release_id: str | None = None) -> TelemetryWindow:
+def telemetry_window(
+    device_id: str,
+    seq: int,
+    release_id: str | None = None,
+    *,
+    class_counts: dict[str, int] | None = None,
+    errors: int = 0,
+    p95_ms: float = 10.0,
+    shadow: ShadowSummary | None = None,
+) -> TelemetryWindow:
+    """A window; with ``class_counts``, one camera that inferred that many frames."""
     start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=seq)
+    cameras = []
+    if class_counts is not None:
+        latency = Percentiles(p50=p95_ms / 2, p95=p95_ms, p99=p95_ms * 1.2)
+        cameras.append(CameraWindow(
+            camera_id="cam0", state="up", frames_inferred=sum(class_counts.values()),
+            errors=errors, class_counts=class_counts, inference_ms=latency,
+        ))
     return TelemetryWindow(
         device_id=device_id,
         seq=seq,
         release_id=release_id,
         window_start=start,
         window_end=start + timedelta(minutes=1),
+        cameras=cameras,
+        shadow=shadow,
     )
 
 

@@ -25,6 +25,9 @@ from .config import CameraConfig
 
 log = logging.getLogger(__name__)
 
+# Unreadable frames in a row that a file may hold before the run counts as its end.
+_MAX_BAD_FILE_FRAMES = 64
+
 CameraState = Literal["up", "reconnecting", "down"]
 Image = npt.NDArray[np.uint8]
 
@@ -82,6 +85,11 @@ class FrameSlot:
             self.captured += 1
             if self._wanted and self._wake is not None:
                 self._wake.set()
+
+    def count_lost(self, n: int) -> None:
+        """Frames the source delivered but that could not be decoded."""
+        with self._lock:
+            self.lost += n
 
     def want(self) -> None:
         """Inference is ready for a frame from now on (frames replaced from now on are lost)."""
@@ -305,8 +313,9 @@ class CameraSource:
         period = 1.0 / self.source_fps if paced else 0.0
         next_at = time.monotonic()
         rewound = False
+        bad = 0  # consecutive unreadable frames in a file
         while self._current(gen):
-            if period:
+            if period and not bad:  # unreadable frames are stepped over without waiting
                 delay = next_at - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     return None
@@ -321,9 +330,18 @@ class CameraSource:
                 self.slot.put(image.astype(np.uint8, copy=False), now)
                 self._set_state("up", None, gen)
                 rewound = False
+                if bad:  # the unreadable run ended in a good frame: those frames were lost
+                    self.slot.count_lost(bad)
+                    bad = 0
                 continue
             if not is_file:
                 return "read() failed"
+            # A frame that fails to decode mid-file still consumes its packet, so the next
+            # read() moves on; only a long run of failures is taken as the end of the file.
+            bad += 1
+            if bad <= _MAX_BAD_FILE_FRAMES:
+                continue
+            bad = 0
             if self.slot.captured == 0:
                 return "file has no readable frames"
             if not self.config.loop:

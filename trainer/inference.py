@@ -7,7 +7,7 @@ ONNX artifact that ships, not through torch, so they describe what agents run.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,9 @@ from .errors import TrainerError
 from .preprocess import normalize, read_image, resize_to_input
 
 F32Array = npt.NDArray[np.float32]
+U8Image = npt.NDArray[np.uint8]
+# Changes a decoded BGR image before the resize (e.g. a synthetic camera shift).
+Transform = Callable[[U8Image, ImageRecord], U8Image]
 
 
 class OnnxModel:
@@ -57,10 +60,18 @@ class Predictions:
 
 
 def load_inputs(
-    records: Sequence[ImageRecord], spec: InputSpec, pool: ThreadPoolExecutor
-) -> list[npt.NDArray[np.uint8]]:
+    records: Sequence[ImageRecord],
+    spec: InputSpec,
+    pool: ThreadPoolExecutor,
+    transform: Transform | None = None,
+) -> list[U8Image]:
     """The resized input images (uint8, spec colour order) of ``records``, decoded in parallel."""
-    return list(pool.map(lambda r: resize_to_input(read_image(r.path), spec), records))
+
+    def load(r: ImageRecord) -> U8Image:
+        img = read_image(r.path)
+        return resize_to_input(img if transform is None else transform(img, r), spec)
+
+    return list(pool.map(load, records))
 
 
 def predict(
@@ -69,6 +80,7 @@ def predict(
     spec: InputSpec,
     batch_size: int = 64,
     with_input_stats: bool = False,
+    transform: Transform | None = None,
 ) -> Predictions:
     """Decode, preprocess and run ``records`` batch by batch (streaming, bounded memory)."""
     logits: list[F32Array] = []
@@ -76,7 +88,7 @@ def predict(
     stats: list[F32Array] = []
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         for start in range(0, len(records), batch_size):
-            images = load_inputs(records[start : start + batch_size], spec, pool)
+            images = load_inputs(records[start : start + batch_size], spec, pool, transform)
             if with_input_stats:
                 rgb = images if spec.color_order == "RGB" else [im[..., ::-1] for im in images]
                 stats.extend(input_stats(im) for im in rgb)
@@ -92,4 +104,4 @@ def predict(
     )
 
 
-__all__ = ["OnnxModel", "Predictions", "load_inputs", "predict"]
+__all__ = ["OnnxModel", "Predictions", "Transform", "load_inputs", "predict"]

@@ -20,7 +20,7 @@ from typing import Any
 
 from rich.console import Console
 
-from protocols import ArtifactRef, InputSpec, Lineage, ModelVersionCreate, OutputSpec
+from protocols import ArtifactRef, Lineage, ModelVersionCreate, OutputSpec
 
 from .config import TrainerSettings
 
@@ -119,7 +119,8 @@ def _run(
     from .profile import golden_inputs, pick_golden_records, reference_profile
     from .registry_client import RegistryClient, register_model
     from .report_md import write_markdown
-    from .stages import evaluation_stage, quantization_stage, train_stage
+    from .shift_eval import shift_stage
+    from .stages import evaluation_stage, input_spec, quantization_stage, train_stage
     from .validate import validation_report
 
     started = time.perf_counter()
@@ -151,11 +152,11 @@ def _run(
     )
     stage("scan")
 
-    spec = InputSpec(width=settings.input_size, height=settings.input_size)
+    spec = input_spec(settings)
     train_records, val_records, test_records = (scan.split(s) for s in ("train", "val", "test"))
     outcome, trained, search = train_stage(
         settings, scan, console, show_progress,
-        on_epoch=lambda e: job.epoch(e.epoch, settings.epochs, e.val_accuracy),
+        on_epoch=lambda e: job.epoch(e.epoch, settings.planned_epochs, e.val_accuracy),
     )
     model = outcome.model
     checkpoint_path = out_dir / "checkpoint.pt"
@@ -232,6 +233,13 @@ def _run(
     )
     stage("profile")
 
+    if settings.shifts:
+        evaluation["shifts"] = shift_stage(
+            primary, test_records, spec, profile, calibration.temperature, settings.shifts,
+            settings.shift_severity, settings.seed,
+        )
+        stage("shifts")
+
     artifacts: list[tuple[bytes, str]] = [(model_path.read_bytes(), "fp32")]
     if settings.quantize:
         artifacts.append((int8_path.read_bytes(), "int8"))
@@ -260,9 +268,11 @@ def _run(
         **trained.hyperparameters(),
         "epochs_run": len(outcome.history),
         "best_epoch": outcome.best_epoch,
-        "optimizer": "adamw",
+        "optimizer": "adamw" if trained.arch != "lite0" else "lbfgs probe"
+        + ("" if trained.finetune == "none" else " + adamw fine-tune"),
         "schedule": "onecycle",
-        "architecture": f"mobilenet_v3_{trained.arch}",
+        "architecture": "efficientnet_lite0" if trained.arch == "lite0"
+        else f"mobilenet_v3_{trained.arch}",
         "search_trials": len(search.trials) if search else 0,
     }
     lineage = Lineage(

@@ -63,6 +63,37 @@ def _metrics_table(rows: dict[str, dict[str, Any]]) -> list[str]:
     return out
 
 
+def _shift_lines(shifts: dict[str, Any] | None) -> list[str]:
+    """The shifted-test-images table: accuracy and PSI per shift beside the unshifted floor."""
+    if not shifts:
+        return []
+    lines = [
+        "",
+        f"## Camera shifts on the test images (severity {shifts['severity']:g})",
+        "",
+    ]
+    if shifts.get("skipped"):
+        return [*lines, f"Skipped: {shifts['skipped']}."]
+    lines += [
+        "PSI against the reference profile, binned with its edges (< 0.1 stable, "
+        "0.1-0.25 moderate, > 0.25 major drift).",
+        "",
+        "| shift | accuracy | drop (points) | mean confidence | PSI confidence | "
+        "PSI embedding (max axis) | PSI brightness |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = {"none (test split)": {**shifts["baseline"], "accuracy_drop_points": 0.0},
+            **shifts["shifts"]}
+    for name, r in rows.items():
+        bright = r.get("psi_input_stats", {}).get("brightness")
+        lines.append(
+            f"| {name} | {r['accuracy']:.4f} | {r['accuracy_drop_points']:+.2f} | "
+            f"{r['mean_confidence']:.3f} | {r['psi_confidence']:.3f} | "
+            f"{r['psi_embedding_max']:.3f} | {_f(bright, '.3f')} |"
+        )
+    return lines
+
+
 def render_markdown(report: dict[str, Any], confusion_image: str | None) -> str:
     """report.md text from the report dict."""
     ev = report["evaluation"]
@@ -118,6 +149,7 @@ def render_markdown(report: dict[str, Any], confusion_image: str | None) -> str:
             "",
             f"Verdict: {'int8' if gate['ship_int8'] else 'fp32'} is primary.",
         ]
+    lines += _shift_lines(ev.get("shifts"))
     val = report.get("data_validation")
     if val:
         lines += ["", "## Data validation", ""]

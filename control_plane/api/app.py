@@ -60,6 +60,7 @@ from .routes import (
     telemetry,
     tokens,
     versions,
+    web,
 )
 
 log = logging.getLogger(__name__)
@@ -135,14 +136,31 @@ def _startup(settings: ControlPlaneSettings, enable_mqtt: bool, migrate: bool) -
             subscribe=not api_only,  # role=api publishes desired states only
             clean_session=api_only,
             on_connected=republish_desired,
+            security=settings.mqtt_security(),
         )
         adapter.start()
         state.mqtt = adapter
         state.publisher = adapter
+    if settings.drift.analysis_interval_s > 0:  # issue 7: periodic drift reports
+        from ..drift.scheduler import DriftScheduler
+
+        state.extras["drift"] = DriftScheduler(engine, settings.drift, settings.retention)
+        state.extras["drift"].start()
+    if settings.rollout_tick_seconds > 0:  # issue 6: the rollout engine's clock
+        from ..rollout_runner import RolloutRunner
+
+        state.extras["rollouts"] = RolloutRunner(
+            engine, state.publisher, settings.rollout_tick_seconds
+        )
+        state.extras["rollouts"].start()
     return state
 
 
 def _shutdown(state: AppState) -> None:
+    if "rollouts" in state.extras:
+        state.extras["rollouts"].stop()
+    if "drift" in state.extras:
+        state.extras["drift"].stop()
     if state.mqtt is not None:
         state.mqtt.stop()
     if state.broker is not None:
@@ -194,6 +212,7 @@ def create_app(
         samples,
     ):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    web.install(app)  # the dashboard: static files under /dashboard, reading /api/v1
     return app
 
 

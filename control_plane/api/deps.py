@@ -6,17 +6,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from ..artifacts import ContentStore
 from ..config import ControlPlaneSettings
+from ..errors import AuthError
 from ..keys import Keyring
 from ..services.auth import Principal, authenticate
 from ..services.devices import AgentEndpoints
 from ..services.rollouts import DesiredStatePublisher
 from ..store_metrics import StoreGauges
+from .ratelimit import AuthFailureLimiter, retry_after_header
 
 
 @dataclass
@@ -38,7 +40,16 @@ class AppState:
             control_plane_url=self.settings.resolved_public_url,
             mqtt_url=self.settings.agent_mqtt_url,
             trusted_public_keys=[p.decode() for p in self.keyring.public_pems().values()],
+            mqtt_credentials=(
+                self._device_mqtt_login if self.settings.mqtt_device_credentials else None
+            ),
         )
+
+    def _device_mqtt_login(self, device_id: str, token_id: int) -> tuple[str, str]:
+        from ..mqtt_acl import device_account, load_secret
+
+        account = device_account(load_secret(self.settings.data_dir), device_id, token_id)
+        return account.username, account.password
 
 
 def get_state(request: Request) -> AppState:
@@ -65,11 +76,41 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def require(*any_of: str) -> Callable[..., Principal]:
-    """A dependency passing when the bearer token holds one of ``any_of`` (401/403 otherwise)."""
+def auth_limiter(state: AppState) -> AuthFailureLimiter:
+    """The app's limiter of authentication failures (made on first use)."""
+    limiter = state.extras.get("auth_limiter")
+    if limiter is None:
+        limiter = state.extras.setdefault(
+            "auth_limiter",
+            AuthFailureLimiter(
+                state.settings.auth_failure_limit, state.settings.auth_failure_window_seconds
+            ),
+        )
+    assert isinstance(limiter, AuthFailureLimiter)
+    return limiter
 
-    def dependency(request: Request, session: SessionDep) -> Principal:
-        principal = authenticate(session, _bearer(request))
+
+def require(*any_of: str) -> Callable[..., Principal]:
+    """A dependency passing when the bearer token holds one of ``any_of`` (401/403 otherwise;
+    429 for a client address that failed authentication too often)."""
+
+    def dependency(request: Request, session: SessionDep, state: StateDep) -> Principal:
+        limiter = auth_limiter(state)
+        client = request.client.host if request.client else "unknown"
+        wait = limiter.retry_after(client)
+        if wait is not None:
+            seconds = retry_after_header(wait)
+            raise HTTPException(
+                status_code=429,
+                detail=f"too many authentication failures from {client}: retry in {seconds} s "
+                "with a valid token",
+                headers={"Retry-After": seconds},
+            )
+        try:
+            principal = authenticate(session, _bearer(request))
+        except AuthError:
+            limiter.failed(client)
+            raise
         principal.require(*any_of)
         return principal
 

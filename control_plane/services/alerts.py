@@ -1,14 +1,19 @@
 """Alerts (open -> acknowledged -> resolved) and the drift reports that often raise them.
 
-The drift analysis writes reports and alerts through ``record_drift_report`` and
-``raise_alert``; operators list them and acknowledge or resolve alerts.
+The drift analysis writes reports through ``record_drift_report`` and keeps alerts in
+step with what it finds through ``reconcile_alert``: at most one unresolved alert per
+(kind, release), updated in place while the condition holds (de-duplication) and
+resolved automatically when it subsides. Opening and resolving can be POSTed to a
+webhook. Operators list alerts and acknowledge or resolve them.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -17,6 +22,9 @@ from ..errors import ConflictError, NotFoundError
 from ..models import Alert, DriftReport, utc_now
 from ..schemas_ops import AlertPublic, AlertState, DriftReportPublic, Severity
 from . import audit
+
+log = logging.getLogger(__name__)
+ANALYSIS = "drift-analysis"  # who: the audit name of automatic changes
 
 ALERT_TRANSITIONS: dict[str, frozenset[str]] = {
     "open": frozenset({"acknowledged", "resolved"}),
@@ -173,3 +181,96 @@ def list_drift_reports(
 
 def drift_report_public(row: DriftReport) -> DriftReportPublic:
     return DriftReportPublic.model_validate(row, from_attributes=True)
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """What ``reconcile_alert`` did: opened and resolved go to the webhook; updated does not."""
+
+    action: Literal["opened", "updated", "resolved"]
+    alert: AlertPublic
+
+
+def _unresolved(session: Session, kind: str, release_id: str | None) -> Alert | None:
+    return session.exec(
+        select(Alert)
+        .where(
+            col(Alert.kind) == kind,
+            col(Alert.release_id) == release_id,
+            col(Alert.device_id).is_(None),
+            col(Alert.state) != "resolved",
+        )
+        .order_by(col(Alert.id))
+    ).first()
+
+
+def reconcile_alert(
+    session: Session,
+    kind: str,
+    release_id: str | None,
+    *,
+    firing: bool,
+    severity: Severity,
+    message: str,
+    detail: dict[str, Any],
+    drift_report_id: int | None = None,
+) -> AlertChange | None:
+    """Open, update (de-duplicate) or auto-resolve the one alert of (kind, release).
+
+    An acknowledged alert stays acknowledged while the condition holds. The caller commits.
+    """
+    row = _unresolved(session, kind, release_id)
+    now = utc_now()
+    if firing and row is None:
+        row = raise_alert(
+            session,
+            kind,
+            severity,
+            message,
+            release_id=release_id,
+            drift_report_id=drift_report_id,
+            detail=detail,
+        )
+        audit.record(session, ANALYSIS, "alert.open", f"alert:{row.id}", kind=kind)
+        return AlertChange("opened", alert_public(row))
+    if row is None:
+        return None
+    if firing:
+        # Merge: keys others added (the job a trigger created) survive the update.
+        row.message, row.detail, row.updated_at = message[:1024], {**row.detail, **detail}, now
+        row.drift_report_id = drift_report_id or row.drift_report_id
+        session.add(row)
+        session.flush()
+        return AlertChange("updated", alert_public(row))
+    before = row.state
+    row.state, row.updated_at, row.updated_by = "resolved", now, ANALYSIS
+    row.detail = {**row.detail, "resolved_because": message[:1024]}
+    session.add(row)
+    session.flush()
+    audit.record(
+        session, ANALYSIS, "alert.resolved", f"alert:{row.id}", from_state=before, note=message
+    )
+    return AlertChange("resolved", alert_public(row))
+
+
+def notify_webhook(url: str | None, changes: Sequence[AlertChange], timeout_s: float) -> int:
+    """POST each opened or resolved alert to ``url``; failures are logged, never raised
+    (a webhook outage must not stop drift analysis). Returns how many were delivered."""
+    wanted = [c for c in changes if c.action != "updated"]
+    if url is None or not wanted:
+        return 0
+    import httpx
+
+    delivered = 0
+    with httpx.Client(timeout=timeout_s) as client:
+        for change in wanted:
+            alert = change.alert.model_dump(mode="json")
+            body = {"event": f"alert.{change.action}", "alert": alert}
+            try:
+                client.post(url, json=body).raise_for_status()
+                delivered += 1
+            except httpx.HTTPError as exc:
+                log.warning(
+                    "alert webhook failed", extra={"alert_id": change.alert.id, "error": str(exc)}
+                )
+    return delivered

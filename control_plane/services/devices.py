@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,8 @@ class AgentEndpoints:
     control_plane_url: str
     mqtt_url: str
     trusted_public_keys: list[str]
+    # (device_id, token id) -> broker (username, password); None: no per-device login
+    mqtt_credentials: Callable[[str, int], tuple[str, str]] | None = None
 
 
 def toml_string(value: str) -> str:
@@ -36,7 +39,11 @@ def toml_string(value: str) -> str:
 
 
 def agent_config_toml(
-    device_id: str, token: str, endpoints: AgentEndpoints, body: DeviceCreate
+    device_id: str,
+    token: str,
+    endpoints: AgentEndpoints,
+    body: DeviceCreate,
+    mqtt_login: tuple[str, str] | None = None,
 ) -> str:
     """The agent's config file (docs/contracts.md, "Agent config file")."""
     keys = ", ".join(toml_string(k) for k in endpoints.trusted_public_keys)
@@ -47,6 +54,7 @@ def agent_config_toml(
         f"control_plane_url = {toml_string(endpoints.control_plane_url)}",
         f"api_token = {toml_string(token)}",
         f"mqtt_url = {toml_string(endpoints.mqtt_url)}",
+        *_mqtt_login_lines(mqtt_login),
         f"data_dir = {toml_string(body.agent_data_dir)}",
         f"trusted_public_keys = [{keys}]",
     ]
@@ -64,6 +72,16 @@ def agent_config_toml(
             "# sample_fps = 5.0",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _mqtt_login_lines(login: tuple[str, str] | None) -> list[str]:
+    if login is None:
+        return []
+    return [
+        f"mqtt_username = {toml_string(login[0])}",
+        f"mqtt_password = {toml_string(login[1])}",
+        '# mqtt_ca_file = "/etc/parkwatch/ca.pem"   # CA of the broker certificate (mqtts://)',
+    ]
 
 
 def _camera_lines(cam: CameraConfig) -> list[str]:
@@ -91,14 +109,17 @@ def provision(
     device = Device(device_id=body.device_id, labels=dict(body.labels))
     session.add(device)
     session.flush()
-    _row, token = auth.create_token(
+    row, token = auth.create_token(
         session, f"device:{body.device_id}", ["device"], who=who, device_id=body.device_id
     )
     audit.record(
         session, who, "device.provision", f"device:{body.device_id}", labels=dict(body.labels)
     )
     session.commit()
-    return device, token, agent_config_toml(body.device_id, token, endpoints, body)
+    login = None
+    if endpoints.mqtt_credentials is not None and row.id is not None:
+        login = endpoints.mqtt_credentials(body.device_id, row.id)
+    return device, token, agent_config_toml(body.device_id, token, endpoints, body, login)
 
 
 def get_device(session: Session, device_id: str) -> Device:

@@ -1,24 +1,24 @@
-"""Rollouts, foundation level: one wave to the targeted devices.
+"""Rollouts: the public face of the engine (what routes, MQTT ingest and other services call).
 
-Starting a rollout sets each device's desired state (revision +1), commits,
-then hands the states to the publisher (MQTT, retained). A device's row moves
+A rollout targets devices (ids, a group, labels, or all), moves in waves that must
+pass health gates, pauses and rolls a failed wave back by itself, and can wait for a
+human approval. The pieces:
 
-    pending -> acknowledged   reported release matches, stage loaded/warmed/healthy
-    pending -> failed         reported stage failed/rolled_back, or a failed transition
-    pending -> superseded     a newer rollout targeted the device
-    acknowledged -> failed    the device fell back after acknowledging
+- ``rollout_waves``: wave planning (pure);
+- ``rollout_gates``: gate evaluation (pure);
+- ``rollout_report``: what a reported state means for a device (pure);
+- ``rollout_engine``: the persisted state machine, ``tick`` and ``record_report``;
+- ``rollout_actions``: start, pause, resume, approve, abort, roll back.
 
-and the rollout's state follows from its devices. Waves, gates and deadlines
-come later by adding states here, not by rewriting callers.
+Every function here commits, then publishes the desired states it produced, so a
+device never hears of a state the store does not hold.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -27,22 +27,25 @@ from protocols import DesiredState, ReportedState
 from protocols.logs import bind_context
 
 from ..errors import InvalidRequestError, NotFoundError
-from ..models import Device, Rollout, RolloutDevice, utc_now
-from ..schemas import RolloutDevicePublic, RolloutPublic
-from . import audit, releases
+from ..models import Device, Rollout, RolloutDevice, RolloutWave
+from ..schemas_rollouts import (
+    GateResultPublic,
+    RolloutDevicePublic,
+    RolloutPolicy,
+    RolloutPublic,
+    RolloutWavePublic,
+)
+from . import rollout_actions, rollout_engine
+from .rollout_engine import ACTIVE_STATES, desired_of
+from .rollout_report import DEVICE_TRANSITIONS, Verdict, can_move, judge_report
 
+__all__ = [
+    "DEVICE_TRANSITIONS", "DesiredStatePublisher", "Verdict", "can_move", "current_desired_states",
+    "desired_of", "get_rollout", "judge_report", "list_rollouts", "on_reported", "rollout_state",
+    "start_rollout", "tick_all",
+]
 log = logging.getLogger(__name__)
-
-DeviceState = Literal["pending", "acknowledged", "failed", "superseded"]
-RolloutState = Literal["in_progress", "completed", "failed", "superseded"]
-DEVICE_TRANSITIONS: dict[str, frozenset[str]] = {
-    "pending": frozenset({"acknowledged", "failed", "superseded"}),
-    "acknowledged": frozenset({"failed"}),
-    "failed": frozenset(),
-    "superseded": frozenset(),
-}
-ACK_STAGES = frozenset({"loaded", "warmed", "healthy"})
-FAIL_STAGES = frozenset({"failed", "rolled_back"})
+Action = Literal["pause", "resume", "approve", "abort", "rollback"]
 
 
 class DesiredStatePublisher(Protocol):
@@ -51,12 +54,8 @@ class DesiredStatePublisher(Protocol):
     def publish_desired(self, state: DesiredState) -> None: ...
 
 
-def can_move(current: str, new: str) -> bool:
-    return new in DEVICE_TRANSITIONS.get(current, frozenset())
-
-
-def rollout_state(device_states: Sequence[str]) -> RolloutState:
-    """A rollout's state from its devices' states."""
+def rollout_state(device_states: Sequence[str]) -> str:
+    """A one-word summary of device states (``failed`` if any failed); for reports."""
     if any(s == "failed" for s in device_states):
         return "failed"
     if device_states and all(s == "superseded" for s in device_states):
@@ -66,48 +65,14 @@ def rollout_state(device_states: Sequence[str]) -> RolloutState:
     return "in_progress"
 
 
-@dataclass(frozen=True)
-class Verdict:
-    state: DeviceState
-    detail: str
-
-
-def judge_report(release_id: str, mode: str, reported: ReportedState) -> Verdict | None:
-    """What a reported state says about a device's progress to ``release_id`` (None: nothing)."""
-    status = reported.shadow if mode == "shadow" else reported.active
-    if status is not None and status.release_id == release_id:
-        if status.stage in ACK_STAGES:
-            return Verdict("acknowledged", f"{mode} release is {status.stage}")
-        if status.stage in FAIL_STAGES:
-            return Verdict("failed", f"{mode} release is {status.stage}")
-    t = reported.last_transition
-    if t is not None and t.to_release_id == release_id and not t.ok:
-        return Verdict("failed", f"transition failed: {t.reason}"[:1024])
-    return None
-
-
-def desired_of(device: Device) -> DesiredState:
-    return DesiredState(
-        device_id=device.device_id,
-        revision=device.desired_revision,
-        release_id=device.desired_release_id,
-        mode="shadow" if device.desired_mode == "shadow" else "active",
-        fallback_release_id=device.desired_fallback_release_id,
-        rollout_id=device.desired_rollout_id,
-        issued_at=device.desired_issued_at or utc_now(),
-    )
-
-
-def _fallback(device: Device) -> str | None:
-    """What the device runs now: it falls back to this if the new release fails."""
-    reported = device.reported or {}
-    active = reported.get("active") or {}
-    running = active.get("release_id") or device.desired_release_id
-    return running if isinstance(running, str) else None
+def _publish(publisher: DesiredStatePublisher, states: Sequence[DesiredState]) -> None:
+    for state in states:
+        with bind_context(device_id=state.device_id, release_id=state.release_id):
+            publisher.publish_desired(state)
 
 
 def _targets(session: Session, device_ids: Sequence[str] | None) -> list[Device]:
-    query = select(Device).order_by(col(Device.device_id)).with_for_update()
+    query = select(Device).order_by(col(Device.device_id))
     if device_ids is not None:
         wanted = sorted(set(device_ids))
         if not wanted:
@@ -116,7 +81,7 @@ def _targets(session: Session, device_ids: Sequence[str] | None) -> list[Device]
         missing = sorted(set(wanted) - {d.device_id for d in rows})
         if missing:
             raise NotFoundError(
-                f"unknown device(s) {missing}: add them with `parkwatch devices add`"
+                f"unknown device(s) {missing[:20]}: add them with `parkwatch devices add`"
             )
         return rows
     rows = list(session.exec(query).all())
@@ -135,141 +100,123 @@ def start_rollout(
     mode: Literal["active", "shadow"],
     *,
     who: str,
+    policy: RolloutPolicy | None = None,
+    shadow_phase: bool | None = None,
+    supersede: bool = False,
+    target: dict[str, Any] | None = None,
 ) -> Rollout:
-    """Target devices with a release in one wave; commit, then publish their desired states."""
-    releases.get_release(session, release_id)
+    """Plan a rollout of ``release_id`` to ``device_ids`` (None: every device), commit, and
+    publish the first wave's desired states. ``shadow_phase`` overrides the policy's;
+    devices already in an active rollout are refused unless ``supersede``."""
+    policy = policy or RolloutPolicy()
+    if shadow_phase is not None:
+        policy = policy.model_copy(update={"shadow_phase": shadow_phase})
     devices = _targets(session, device_ids)
-    rollout = Rollout(
-        rollout_id=f"ro-{secrets.token_hex(6)}",
-        release_id=release_id,
-        mode=mode,
-        state="in_progress",
-        created_by=who,
-    )
-    session.add(rollout)
-    session.flush()
-    now = utc_now()
-    for device in devices:
-        _supersede(session, device.device_id)
-        device.desired_fallback_release_id = _fallback(device)
-        device.desired_revision += 1
-        device.desired_release_id = release_id
-        device.desired_mode = mode
-        device.desired_rollout_id = rollout.rollout_id
-        device.desired_issued_at = now
-        session.add(device)
-        session.add(
-            RolloutDevice(
-                rollout_id=rollout.rollout_id,
-                device_id=device.device_id,
-                state="pending",
-                revision=device.desired_revision,
-            )
-        )
-    audit.record(
-        session,
-        who,
-        "rollout.start",
-        f"rollout:{rollout.rollout_id}",
-        release_id=release_id,
-        mode=mode,
-        devices=[d.device_id for d in devices],
+    rollout, states = rollout_actions.create(
+        session, release_id, devices, mode, policy, who=who, supersede=supersede, target=target
     )
     session.commit()
-    for device in devices:
-        with bind_context(device_id=device.device_id, release_id=release_id):
-            publisher.publish_desired(desired_of(device))
+    _publish(publisher, states)
     log.info("rollout started", extra={"rollout_id": rollout.rollout_id, "devices": len(devices)})
     return rollout
 
 
-def _supersede(session: Session, device_id: str) -> None:
-    rows = session.exec(
-        select(RolloutDevice).where(
-            RolloutDevice.device_id == device_id, RolloutDevice.state == "pending"
-        )
+def act(
+    session: Session, publisher: DesiredStatePublisher, rollout_id: str, action: Action,
+    *, who: str, reason: str | None = None,
+) -> None:
+    """Pause, resume, approve, abort or roll back a rollout (audited with who and when)."""
+    states: list[DesiredState] = []
+    if action == "pause":
+        rollout_actions.pause(session, rollout_id, who=who, reason=reason)
+    elif action == "abort":
+        rollout_actions.abort(session, rollout_id, who=who, reason=reason)
+    elif action == "resume":
+        states = rollout_actions.resume(session, rollout_id, who=who, reason=reason)
+    elif action == "approve":
+        states = rollout_actions.approve(session, rollout_id, who=who, reason=reason)
+    else:
+        states = rollout_actions.rollback(session, rollout_id, who=who, reason=reason)
+    session.commit()
+    _publish(publisher, states)
+    log.info("rollout %s", action, extra={"rollout_id": rollout_id, "who": who})
+
+
+def tick_all(session: Session, publisher: DesiredStatePublisher) -> int:
+    """Advance every rollout in progress (one transaction each); how many states went out."""
+    ids = session.exec(
+        select(Rollout.rollout_id).where(Rollout.state == "in_progress")
+        .order_by(col(Rollout.created_at))
     ).all()
-    for row in rows:
-        _move(session, row, "superseded", "a newer rollout targeted this device")
-
-
-def _move(session: Session, row: RolloutDevice, new: DeviceState, detail: str) -> bool:
-    if not can_move(row.state, new):
-        return False
-    row.state, row.detail, row.updated_at = new, detail, utc_now()
-    session.add(row)
-    session.flush()
-    rollout = session.get(Rollout, row.rollout_id)
-    if rollout is not None:
-        states = session.exec(
-            select(RolloutDevice.state).where(RolloutDevice.rollout_id == row.rollout_id)
-        ).all()
-        state = rollout_state(list(states))
-        if state != rollout.state:
-            rollout.state, rollout.updated_at = state, utc_now()
-            session.add(rollout)
-    return True
+    sent = 0
+    for rollout_id in ids:
+        try:
+            states = rollout_engine.tick(session, rollout_id)
+            session.commit()
+        except Exception:
+            session.rollback()
+            log.exception("rollout tick failed", extra={"rollout_id": rollout_id})
+            continue
+        _publish(publisher, states)
+        sent += len(states)
+    return sent
 
 
 def on_reported(session: Session, device: Device, reported: ReportedState) -> str | None:
-    """Advance the device's current rollout from its reported state; the new state or None."""
-    if device.desired_rollout_id is None:
-        return None
-    row = session.exec(
-        select(RolloutDevice).where(
-            RolloutDevice.rollout_id == device.desired_rollout_id,
-            RolloutDevice.device_id == device.device_id,
-        )
-    ).first()
-    rollout = session.get(Rollout, device.desired_rollout_id)
-    if row is None or rollout is None:
-        return None
-    verdict = judge_report(rollout.release_id, rollout.mode, reported)
-    if verdict is None or not _move(session, row, verdict.state, verdict.detail):
-        return None
-    log.info(
-        "rollout device %s",
-        verdict.state,
-        extra={"rollout_id": rollout.rollout_id, "detail": verdict.detail},
-    )
-    return verdict.state
+    """Advance the device's current rollout from its reported state; the new state or None.
+    The next tick judges the wave's gates."""
+    return rollout_engine.record_report(session, device, reported)
 
 
 def get_rollout(session: Session, rollout_id: str) -> RolloutPublic:
     rollout = session.get(Rollout, rollout_id)
     if rollout is None:
         raise NotFoundError(f"no rollout {rollout_id!r}: see `parkwatch rollout list`")
-    rows = session.exec(
-        select(RolloutDevice)
-        .where(RolloutDevice.rollout_id == rollout_id)
-        .order_by(col(RolloutDevice.device_id))
-    ).all()
+    rows = rollout_engine.rows_of(session, rollout_id)
+    waves = rollout_engine.waves_of(session, rollout_id)
     return RolloutPublic(
         rollout_id=rollout.rollout_id,
         release_id=rollout.release_id,
         mode=rollout.mode,
         state=rollout.state,
+        current_wave=rollout.current_wave,
+        paused_reason=rollout.paused_reason,
         created_by=rollout.created_by,
         created_at=rollout.created_at,
         updated_at=rollout.updated_at,
+        policy=rollout_engine.policy_of(rollout),
+        waves=[_wave_public(w, rows) for w in waves],
         devices=[
-            RolloutDevicePublic(
-                device_id=r.device_id,
-                state=r.state,
-                revision=r.revision,
-                wave=r.wave,
-                detail=r.detail,
-                updated_at=r.updated_at,
-            )
+            RolloutDevicePublic(device_id=r.device_id, state=r.state, revision=r.revision,
+                                wave=r.wave, detail=r.detail, updated_at=r.updated_at)
             for r in rows
         ],
     )
 
 
-def list_rollouts(session: Session, *, limit: int, offset: int) -> tuple[list[RolloutPublic], int]:
-    total = session.exec(select(func.count()).select_from(Rollout)).one()
+def _wave_public(wave: RolloutWave, rows: Sequence[RolloutDevice]) -> RolloutWavePublic:
+    mine = rollout_engine.wave_rows(rows, wave)
+    return RolloutWavePublic(
+        number=wave.number, mode=wave.mode, state=wave.state, device_count=wave.device_count,
+        acknowledged=sum(r.state == "acknowledged" for r in mine),
+        pending=sum(r.state in ("planned", "pending") for r in mine),
+        failed=sum(r.state in ("failed", "expired") for r in mine),
+        started_at=wave.started_at, finished_at=wave.finished_at,
+        approved_by=wave.approved_by, approved_at=wave.approved_at,
+        gates=[GateResultPublic.model_validate(g) for g in wave.gates or []],
+    )
+
+
+def list_rollouts(
+    session: Session, *, limit: int, offset: int, active: bool | None = None
+) -> tuple[list[RolloutPublic], int]:
+    where = []
+    if active is not None:
+        states = col(Rollout.state).in_(ACTIVE_STATES)
+        where.append(states if active else ~states)
+    total = session.exec(select(func.count()).select_from(Rollout).where(*where)).one()
     ids = session.exec(
-        select(Rollout.rollout_id)
+        select(Rollout.rollout_id).where(*where)
         .order_by(col(Rollout.created_at).desc())
         .offset(offset)
         .limit(limit)

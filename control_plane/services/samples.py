@@ -4,7 +4,8 @@ An agent (``device`` scope) uploads a JPEG with the model's predictions; the
 JPEG goes to the content store (served by ``GET /api/v1/artifacts/{sha256}``)
 and a ``Sample`` row keeps its provenance (device, camera, release, model
 version, confidence). Operators label or reject samples (audited); labelled
-samples are what the next dataset version picks up.
+samples are what the next dataset version picks up (``datasets.build_with_samples``),
+after which they are frozen: changing a sample already in a dataset is refused.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ class SamplePublic(BaseModel):
     status: str
     label: str | None
     note: str | None
+    dataset_version: str | None = Field(
+        None, description="The dataset version this labelled sample went into (null: none yet)."
+    )
     created_at: datetime
     updated_at: datetime
     updated_by: str | None
@@ -134,7 +138,7 @@ def create_sample(
 def get_sample(session: Session, sample_id: int) -> Sample:
     row = session.get(Sample, sample_id)
     if row is None:
-        raise NotFoundError(f"no sample {sample_id}: see GET /api/v1/samples")
+        raise NotFoundError(f"no sample {sample_id}: see `parkwatch samples list`")
     return row
 
 
@@ -168,6 +172,11 @@ def list_samples(
 def update_sample(session: Session, sample_id: int, body: SampleUpdate, *, who: str) -> Sample:
     """Label or reject a sample (audited); a labelled sample may be relabelled."""
     row = get_sample(session, sample_id)
+    if row.dataset_version is not None:
+        raise ConflictError(
+            f"sample {sample_id} is in dataset version {row.dataset_version} already; "
+            "datasets are immutable, so it cannot change"
+        )
     if row.status == "rejected" and body.status == "rejected":
         raise ConflictError(f"sample {sample_id} is rejected already")
     before = (row.status, row.label)

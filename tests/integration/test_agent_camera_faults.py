@@ -21,7 +21,7 @@ import pytest
 from tests.agent_kit import Rig, make_release, running_rig, wait_until, write_video
 from tests.conftest import Mosquitto, free_port, wait_for_port
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow, pytest.mark.fault]
 
 
 def _need(tool: str, package: str) -> None:
@@ -148,6 +148,9 @@ def test_rtsp_camera_killed_and_restarted_reconnects(
     assert totals(rig, "errors") == 0
     events = [e for e in rig.observer.of("events") if e["kind"] == "camera_state"]
     assert any(e["detail"].startswith("reconnecting") for e in events)
+    print(f"injected: RTSP publisher killed and restarted twice -> observed "
+          f"{counters.reconnects} reconnects, states {camera_states(rig)[-6:]}, "
+          f"{totals(rig, 'errors')} inference errors")
 
 
 # -- a stream whose read() blocks --------------------------------------------------------------
@@ -243,3 +246,5 @@ def test_blocked_read_is_caught_by_the_watchdog_and_recovered(
     # The abandoned capture returns (FFmpeg's own read timeout) and its thread ends.
     wait_until(lambda: camera.abandoned_threads == 0, 30, "the abandoned capture thread to end")
     assert camera.counters().stalls == 1, "one stall, counted once"
+    print(f"injected: MJPEG stream frozen mid-read -> observed {camera.counters().stalls} "
+          f"stall, {mjpeg_camera.connections} connections, state {camera.state}")

@@ -150,6 +150,7 @@ def test_restart_comes_back_on_the_active_verified_model(rig: Rig) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.fault
 def test_broker_outage_loses_no_window(tmp_path: Path) -> None:
     # A broker that keeps sessions across its restart, so the observer misses nothing either.
     state = tmp_path / "broker"
@@ -181,6 +182,8 @@ def test_broker_outage_loses_no_window(tmp_path: Path) -> None:
                 if w["seq"] not in firsts:
                     firsts.append(w["seq"])
             assert firsts == sorted(firsts), "windows arrived out of order"
+            print(f"injected: broker stopped with {queued} rows queued, restarted -> observed "
+                  f"seqs {firsts} without gaps, in order")
         finally:
             if agent is not None:
                 agent.stop()
@@ -211,6 +214,7 @@ def test_cli_run_exits_cleanly_on_sigterm(rig: Rig) -> None:
     assert rig.observer.of("telemetry"), out.decode()[-3000:]
 
 
+@pytest.mark.fault
 def test_restart_with_a_corrupted_model_falls_back_to_the_previous(rig: Rig) -> None:
     rig.server.add(make_release(rig.key, "r1"))
     rig.server.add(make_release(rig.key, "r2", model=build_model(bias=0.1)))
@@ -236,3 +240,5 @@ def test_restart_with_a_corrupted_model_falls_back_to_the_previous(rig: Rig) -> 
     rig.observer.desire(3, "r2")
     rig.wait_healthy("r2")
     assert len(rig.server.artifact_requests()) == downloads + 1
+    print(f"injected: r2's model truncated by 8 bytes on disk -> observed fallback to r1 "
+          f"({transition['reason'][:80]}), then a fresh r2 download")

@@ -32,7 +32,7 @@ from tests.agent_kit import (
 )
 from tests.conftest import REPO_ROOT, Mosquitto
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.fault]
 
 
 def start_agent(config: Path, log: Path, crash_at: str | None) -> subprocess.Popen[bytes]:
@@ -117,6 +117,8 @@ def test_sigkill_at_every_point_of_a_swap_restarts_on_a_verified_model(
             finally:
                 kill(proc)  # a second, outside SIGKILL, while serving
         # Until the pointer rename the old model comes back, from it on the new one.
+        print(f"injected: SIGKILL at {len(CRASH_POINTS)} points of download and swap -> "
+              f"observed restart on {outcomes}")
         flip = CRASH_POINTS.index("pointer_renamed")
         assert outcomes == {point: f"r{i + (i >= flip)}" for i, point in enumerate(CRASH_POINTS)}
         # No leftovers of interrupted installs or pointer writes once it ran again.

@@ -90,7 +90,8 @@ def test_labels_groups_and_device_filters(
     spec = registration("petnet", [(sha, len(blob), "int8")])
     client.post(f"{API}/models/petnet/versions", json=spec.model_dump(mode="json"))
     rel = client.post(f"{API}/releases", json={"model_name": "petnet"}).json()["release_id"]
-    r = client.post(f"{API}/rollouts", json={"release_id": rel, "group": "ptz"})
+    r = client.post(f"{API}/rollouts", json={"release_id": rel, "group": "ptz",
+                                             "waves": ["100%"]})  # both at once
     assert r.status_code == 201 and [d["device_id"] for d in r.json()["devices"]] == [
         "cam-2", "cam-3"]
     in_store(settings, lambda s: devices.apply_reported(s, reported_state("cam-1", rel)))

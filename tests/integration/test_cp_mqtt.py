@@ -85,7 +85,7 @@ class Device:
 def cp(tmp_path: Path, mosquitto: Any) -> Iterator[tuple[TestClient, dict[str, str]]]:
     settings = ControlPlaneSettings(
         data_dir=tmp_path / "data", mqtt_url=mosquitto.url,
-        mqtt_client_id=f"cp-test-{uuid.uuid4().hex[:8]}",
+        mqtt_client_id=f"cp-test-{uuid.uuid4().hex[:8]}", rollout_tick_seconds=0.1,
     )
     with TestClient(create_app(settings)) as client:
         token = settings.admin_token_path.read_text().strip()
@@ -202,6 +202,9 @@ def test_rollout_publishes_retained_desired_and_is_acknowledged(
                                                                   revision=1)))
     device.publish(reported_topic("cam-1"), encode(reported_state("cam-1", release_id, "healthy",
                                                                   revision=1)))
+    for seq in (1, 2):  # the wave's health gates need telemetry of the new release
+        device.publish(telemetry_topic("cam-1"), encode(telemetry_window(
+            "cam-1", seq, release_id, class_counts={"dog": 5, "cat": 3})))
 
     def state() -> Any:
         return client.get(f"{API}/rollouts/{rollout['rollout_id']}", headers=headers).json()
@@ -212,6 +215,7 @@ def test_rollout_publishes_retained_desired_and_is_acknowledged(
     assert shown["reported"]["active"]["release_id"] == release_id
 
 
+@pytest.mark.fault
 def test_reconnect_resubscribes_and_republishes_desired(
     cp: tuple[TestClient, dict[str, str]], mosquitto: Any
 ) -> None:
@@ -234,5 +238,7 @@ def test_reconnect_resubscribes_and_republishes_desired(
         dev.publish(telemetry_topic("cam-1"), encode(telemetry_window("cam-1", 42)))
         wait_for(lambda: _telemetry_seqs(client, headers, "cam-1") == [42],
                  what="telemetry after reconnect")
+        print("injected: broker restarted without persistence -> observed adapter reconnected, "
+              "desired state re-published, telemetry ingested again")
     finally:
         dev.close()

@@ -45,6 +45,12 @@ def test_transitions() -> None:
     assert not can_move("acknowledged", "pending")
     assert not can_move("superseded", "acknowledged")
     assert not can_move("failed", "acknowledged")
+    # Waves (issue 6): planned rows wait for their wave; offline ones may expire and still
+    # acknowledge late; released rows can be rolled back; unsent ones cancelled.
+    assert can_move("planned", "pending") and not can_move("planned", "acknowledged")
+    assert can_move("pending", "expired") and can_move("expired", "acknowledged")
+    assert can_move("acknowledged", "rolled_back") and can_move("planned", "cancelled")
+    assert not can_move("rolled_back", "acknowledged")
 
 
 @pytest.mark.parametrize(

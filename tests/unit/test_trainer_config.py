@@ -21,7 +21,7 @@ def test_precedence_overrides_then_env_then_toml(
     assert s.lr == 0.01  # from the file
     assert s.epochs == 7  # env beats the file
     assert s.seed == 1  # an override beats env
-    assert s.input_size == 96  # None overrides are ignored
+    assert s.input_size == 64  # None overrides are ignored (the default stays)
 
 
 def test_unknown_key_and_bad_value_are_named(tmp_path: Path) -> None:

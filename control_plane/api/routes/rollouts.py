@@ -1,44 +1,132 @@
-"""``/api/v1/rollouts``: target devices with a release; follow their progress."""
+"""``/api/v1/rollouts``: start a rollout, follow its waves and gates, steer it."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, status
+from pydantic import ValidationError
 
 from ...errors import InvalidRequestError
-from ...schemas import Page, RolloutCreate, RolloutPublic
+from ...schemas import Page
+from ...schemas_rollouts import (
+    GatePolicy,
+    RolloutAction,
+    RolloutCreate,
+    RolloutPolicy,
+    RolloutPublic,
+)
 from ...services import devices, groups, rollouts
 from ..deps import OperateDep, PageDep, ReadDep, SessionDep, StateDep
 
 router = APIRouter(prefix="/rollouts", tags=["rollouts"])
+ActionBody = Annotated[RolloutAction | None, Body()]
+
+
+def _policy(defaults: RolloutPolicy, body: RolloutCreate) -> RolloutPolicy:
+    """The server's default policy with the request's overrides."""
+    fields = ("waves", "max_devices_per_minute", "approval_after_wave", "shadow_phase",
+              "on_gate_failure")
+    update: dict[str, Any] = {f: getattr(body, f) for f in fields if getattr(body, f) is not None}
+    try:
+        if body.gates:
+            update["gates"] = GatePolicy.model_validate(
+                {**defaults.gates.model_dump(), **body.gates})
+        return RolloutPolicy.model_validate({**defaults.model_dump(), **update})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise InvalidRequestError(f"invalid rollout policy: gates.{where}: {err['msg']}"
+                                  if body.gates else f"invalid rollout policy: {err['msg']}"
+                                  ) from None
+
+
+def _targets(session: SessionDep, body: RolloutCreate) -> tuple[list[str] | None, dict[str, Any]]:
+    given = [n for n in ("devices", "group", "labels") if getattr(body, n) is not None]
+    if len(given) > 1:
+        raise InvalidRequestError(f"give one of devices, group or labels, not {given}")
+    if body.group is None and body.labels is None:
+        return body.devices, {"devices": "all" if body.devices is None else len(body.devices)}
+    if body.group is not None:
+        flt = devices.DeviceFilter(group_selector=groups.get_group(session, body.group).selector)
+        what: dict[str, Any] = {"group": body.group}
+    else:
+        flt = devices.DeviceFilter(labels=dict(body.labels or {}))
+        what = {"labels": body.labels}
+    members, _ = devices.list_devices(session, limit=100_000, offset=0, flt=flt)
+    if not members:
+        raise InvalidRequestError(f"no device matches {what}: label some first")
+    return [d.device_id for d in members], what
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def start_rollout(
     body: RolloutCreate, session: SessionDep, state: StateDep, principal: OperateDep
 ) -> RolloutPublic:
-    targets = body.devices
-    if body.group is not None:
-        if targets is not None:
-            raise InvalidRequestError("give devices or group, not both")
-        selector = groups.get_group(session, body.group).selector
-        members, _ = devices.list_devices(
-            session, limit=100_000, offset=0, flt=devices.DeviceFilter(group_selector=selector)
-        )
-        targets = [d.device_id for d in members]
-        if not targets:
-            raise InvalidRequestError(f"group {body.group!r} has no devices: label some first")
+    targets, what = _targets(session, body)
     row = rollouts.start_rollout(
-        session, state.publisher, body.release_id, targets, body.mode, who=principal.name
+        session, state.publisher, body.release_id, targets, body.mode, who=principal.name,
+        policy=_policy(state.settings.rollout_policy, body), supersede=body.supersede,
+        target=what,
     )
     return rollouts.get_rollout(session, row.rollout_id)
 
 
 @router.get("")
-def list_rollouts(session: SessionDep, page: PageDep, _p: ReadDep) -> Page[RolloutPublic]:
-    items, total = rollouts.list_rollouts(session, limit=page.limit, offset=page.offset)
+def list_rollouts(
+    session: SessionDep, page: PageDep, _p: ReadDep,
+    active: Annotated[bool | None, Query(description="Only active (or finished) ones.")] = None,
+) -> Page[RolloutPublic]:
+    items, total = rollouts.list_rollouts(
+        session, limit=page.limit, offset=page.offset, active=active
+    )
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get("/{rollout_id}")
 def get_rollout(rollout_id: str, session: SessionDep, _p: ReadDep) -> RolloutPublic:
     return rollouts.get_rollout(session, rollout_id)
+
+
+def _act(
+    action: rollouts.Action, rollout_id: str, body: RolloutAction | None, session: SessionDep,
+    state: StateDep, who: str,
+) -> RolloutPublic:
+    reason = body.reason if body is not None else None
+    rollouts.act(session, state.publisher, rollout_id, action, who=who, reason=reason)
+    return rollouts.get_rollout(session, rollout_id)
+
+
+@router.post("/{rollout_id}/pause")
+def pause_rollout(rollout_id: str, session: SessionDep, state: StateDep,
+                  principal: OperateDep, body: ActionBody = None) -> RolloutPublic:
+    """Stop promoting; devices keep what they have."""
+    return _act("pause", rollout_id, body, session, state, principal.name)
+
+
+@router.post("/{rollout_id}/resume")
+def resume_rollout(rollout_id: str, session: SessionDep, state: StateDep,
+                   principal: OperateDep, body: ActionBody = None) -> RolloutPublic:
+    """Go on; a failed wave starts again."""
+    return _act("resume", rollout_id, body, session, state, principal.name)
+
+
+@router.post("/{rollout_id}/approve")
+def approve_rollout(rollout_id: str, session: SessionDep, state: StateDep,
+                    principal: OperateDep, body: ActionBody = None) -> RolloutPublic:
+    """Let the rollout go beyond its approval wave (audited with who and when)."""
+    return _act("approve", rollout_id, body, session, state, principal.name)
+
+
+@router.post("/{rollout_id}/abort")
+def abort_rollout(rollout_id: str, session: SessionDep, state: StateDep,
+                  principal: OperateDep, body: ActionBody = None) -> RolloutPublic:
+    """Stop for good; no further device gets the release."""
+    return _act("abort", rollout_id, body, session, state, principal.name)
+
+
+@router.post("/{rollout_id}/rollback")
+def rollback_rollout(rollout_id: str, session: SessionDep, state: StateDep,
+                     principal: OperateDep, body: ActionBody = None) -> RolloutPublic:
+    """Every device that got the release goes back to its previous one."""
+    return _act("rollback", rollout_id, body, session, state, principal.name)

@@ -1,0 +1,177 @@
+"""Fleet ingest capacity: telemetry windows/s stored by `parkwatch serve --role ingest`.
+
+A simulated fleet (one paho client, QoS 1) publishes telemetry windows of many devices
+to a private Mosquitto; real ingest worker processes store them (validation, dedup on
+(device, seq), one transaction each). Measured side by side in one run:
+
+- SQLite (WAL), 1 worker;
+- PostgreSQL, 1 worker and 2 workers in a shared subscription (when a server answers
+  at PARKWATCH_TEST_POSTGRES_URL, default postgresql+psycopg://postgres@127.0.0.1/test).
+
+    python bench/fleet_ingest.py [--devices 100] [--windows 1500]
+
+A device sends one window per minute by default, so windows/s x 60 is the fleet size
+one configuration keeps up with (before any headroom).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import paho.mqtt.client as paho
+import sqlalchemy as sa
+from paho.mqtt.enums import CallbackAPIVersion
+
+from control_plane.db import create_db_engine, session_scope, upgrade
+from control_plane.models import Device
+from control_plane.testing import telemetry_window
+from protocols import encode, telemetry_topic
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN = os.environ.get(
+    "PARKWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def postgres_db() -> str | None:
+    try:
+        import psycopg
+
+        dsn = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
+        name = f"pw_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # no server: the PostgreSQL rows are skipped
+        print(f"PostgreSQL not used: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return None
+    return f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
+
+
+def drop_postgres_db(url: str) -> None:
+    import psycopg
+
+    dsn = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def stored(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM telemetry_window")).scalar_one())
+
+
+def run_case(url: str, workers: int, devices: list[str], windows: int, tmp: Path) -> float:
+    upgrade(url)
+    engine = create_db_engine(url)
+    with session_scope(engine) as session:
+        for device_id in devices:
+            session.add(Device(device_id=device_id, labels={}))
+    port = free_port()
+    conf = tmp / f"mosquitto-{port}.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "max_queued_messages 100000\nmax_inflight_messages 100\n")
+    broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        wait_port(port)
+        for i in range(workers):
+            metrics = free_port()
+            env = {**os.environ, "PARKWATCH_DATA_DIR": str(tmp / f"w{port}-{i}"),
+                   "PARKWATCH_DATABASE_URL": url, "PARKWATCH_MQTT_URL":
+                   f"mqtt://127.0.0.1:{port}", "PARKWATCH_INGEST_SHARE_GROUP": "ingest",
+                   "PARKWATCH_MQTT_CLIENT_ID": f"bench-ingest-{port}-{i}",
+                   "PARKWATCH_METRICS_PORT": str(metrics), "PARKWATCH_LOG_LEVEL": "WARNING"}
+            env.pop("PARKWATCH_CONFIG", None)
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "parkwatch_cli", "serve", "--role", "ingest"],
+                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_port(metrics)
+        time.sleep(1.0)  # shared subscriptions in place
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"fleet-{port}")
+        client.max_inflight_messages_set(100)
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        payloads = [(telemetry_topic(devices[i % len(devices)]),
+                     encode(telemetry_window(devices[i % len(devices)], i // len(devices))))
+                    for i in range(windows)]
+        start = time.perf_counter()
+        for topic, payload in payloads:
+            client.publish(topic, payload, qos=1)
+        deadline = time.monotonic() + 600
+        while stored(engine) < windows and time.monotonic() < deadline:
+            time.sleep(0.05)
+        seconds = time.perf_counter() - start
+        client.disconnect()
+        client.loop_stop()
+        return stored(engine) / seconds
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(15)
+        broker.terminate()
+        broker.wait(10)
+        engine.dispose()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--devices", type=int, default=100)
+    ap.add_argument("--windows", type=int, default=1500)
+    args = ap.parse_args()
+    devices = [f"cam-{i}" for i in range(args.devices)]
+    rows: list[tuple[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        rows.append(("SQLite (WAL), 1 worker",
+                     run_case(f"sqlite:///{tmp / 'cp.db'}", 1, devices, args.windows, tmp)))
+        for workers in (1, 2):
+            url = postgres_db()
+            if url is not None:
+                try:
+                    rows.append((f"PostgreSQL, {workers} worker(s)",
+                                 run_case(url, workers, devices, args.windows, tmp)))
+                finally:
+                    drop_postgres_db(url)
+    print(f"### Fleet ingest ({args.windows} windows from {args.devices} devices, QoS 1)\n")
+    print("| configuration | windows/s | devices at 1 window/min |\n|---|---|---|")
+    for name, rate in rows:
+        print(f"| {name} | {rate:,.0f} | {rate * 60:,.0f} |")
+    base = rows[0][1]
+    print()
+    for name, rate in rows[1:]:
+        print(f"ratio {name} / SQLite 1 worker: {rate / base:.2f}")
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"\nmachine: {os.cpu_count()} logical CPUs (load {load}), Python "
+          f"{platform.python_version()}; broker, workers and fleet share this machine")
+
+
+if __name__ == "__main__":
+    main()

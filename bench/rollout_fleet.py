@@ -1,0 +1,148 @@
+"""Rollout reach: time from `rollout start` until N devices acknowledge the release.
+
+A real `parkwatch serve` (SQLite; the rollout engine ticks every ``--tick`` s) and a private
+Mosquitto; N simulated agents (``scripts/fleet_agents.py``: one real MQTT connection
+each, all driven by one selector thread) that act on their desired state like a
+healthy agent. One wave of every device, no rate limit, acknowledgement-only gates,
+so the figure is the plumbing: engine tick -> N retained desired states -> N reported
+states -> ingest -> completion seen by the API.
+
+    python bench/rollout_fleet.py [--sizes 100 1000] [--tick 0.5]
+
+Prints, per N: seconds to completion, devices acknowledged per second, and the MQTT
+messages per device on the rollout's path (desired in, reported out), all measured
+in one run on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+from control_plane.testing import registration
+from scripts.fleet_agents import Fleet, ManifestCache
+from scripts.fleet_sim import provision
+from scripts.fleet_synth import SimConfig
+from scripts.loop import Loop, free_port, wait_until
+
+
+def start_mosquitto(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    if shutil.which("mosquitto") is None:
+        raise SystemExit("mosquitto is not installed: apt-get install -y mosquitto")
+    port = free_port()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "max_queued_messages 100000\nmax_connections -1\n")
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc, f"mqtt://127.0.0.1:{port}"
+
+
+def release(api: httpx.Client) -> str:
+    blob = b"bench-model" * 64
+    sha = api.post("/api/v1/artifacts", content=blob).json()["sha256"]
+    spec = registration("petnet", [(sha, len(blob), "int8")])
+    api.post("/api/v1/models/petnet/versions", json=spec.model_dump(mode="json"))
+    return str(api.post("/api/v1/releases", json={"model_name": "petnet"}).json()["release_id"])
+
+
+def measure(api: httpx.Client, mqtt_url: str, n: int) -> dict[str, float]:
+    config = SimConfig(devices=n, prefix=f"b{n}", interval=3600.0, windows=0)
+    provision(api, config)
+    fleet = Fleet(config, mqtt_url, ManifestCache(api))
+    stop = threading.Event()
+    runner = threading.Thread(target=fleet.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        def online() -> bool:
+            page = api.get("/api/v1/devices", params={"online": "true", "limit": 1})
+            return int(page.json()["total"]) >= n
+
+        wait_until(online, 120 + n / 10, f"{n} devices online", interval=0.5)
+        ids = [f"b{n}-{i:04d}" for i in range(n)]
+        rel = release(api)
+        handled_before = fleet.stats.desired_handled
+        start = time.perf_counter()
+        delivered: list[float] = []  # when every device had handled its desired state
+
+        def watch_delivery() -> None:
+            while not stop.is_set() and not delivered:
+                if fleet.stats.desired_handled - handled_before >= n:
+                    delivered.append(time.perf_counter() - start)
+                time.sleep(0.02)
+
+        threading.Thread(target=watch_delivery, daemon=True).start()
+        ro = api.post("/api/v1/rollouts", json={
+            "release_id": rel, "devices": ids, "waves": ["100%"],
+            "max_devices_per_minute": 1_000_000, "gates": {"min_windows": 0}}).json()
+
+        def completed() -> bool:
+            r = api.get(f"/api/v1/rollouts/{ro['rollout_id']}").json()
+            return bool(r["state"] == "completed")
+
+        # Polling is part of the load (the answer lists every device): keep it light.
+        wait_until(completed, 600, f"rollout to {n} devices", interval=max(0.1, n / 2000))
+        seconds = time.perf_counter() - start
+        desired = fleet.stats.desired_handled - handled_before
+    finally:
+        stop.set()
+        runner.join(30)
+    # Per device on the rollout's path: the desired state in and the reported state out.
+    return {"devices": n, "seconds": seconds, "per_s": n / seconds,
+            "delivered": delivered[0] if delivered else float("nan"),
+            "messages_per_device": (desired + desired) / n}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--tick", type=float, default=0.5, help="engine tick, seconds")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        broker, mqtt_url = start_mosquitto(tmp)
+        loop = Loop(tmp / "loop", mqtt_url=mqtt_url)
+        try:
+            loop.spawn("control-plane", "serve", PARKWATCH_ROLLOUT_TICK_SECONDS=str(args.tick),
+                       PARKWATCH_LOG_LEVEL="WARNING")
+            wait_until(lambda: httpx.get(f"{loop.api_url}/healthz", timeout=2).status_code
+                       == 200, 60, "the control plane")
+            token = (loop.cp_dir / "admin.token").read_text().strip()
+            with httpx.Client(base_url=loop.api_url, timeout=60,
+                              headers={"Authorization": f"Bearer {token}"}) as api:
+                rows = [measure(api, mqtt_url, n) for n in args.sizes]
+        finally:
+            loop.stop_all()
+            broker.terminate()
+            broker.wait()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+          f"{platform.python_version()}; SQLite store, engine tick {args.tick:g} s\n")
+    print("| devices | s until every device had it and reported | s until the rollout "
+          "completed | devices/s | MQTT messages per device |")
+    print("|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['devices']:.0f} | {r['delivered']:.2f} | {r['seconds']:.2f} | "
+              f"{r['per_s']:.0f} | {r['messages_per_device']:.1f} |")
+    if len(rows) > 1:
+        first, last = rows[0], rows[-1]
+        print(f"\n{last['devices']:.0f} vs {first['devices']:.0f} devices: time x"
+              f"{last['seconds'] / first['seconds']:.1f} for x"
+              f"{last['devices'] / first['devices']:.0f} devices")
+
+
+if __name__ == "__main__":
+    main()

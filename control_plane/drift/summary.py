@@ -1,0 +1,145 @@
+"""Mergeable telemetry summaries: windows from many cameras, devices and minutes, added up.
+
+A ``Summary`` holds counts on the bins of one release's reference profile. A
+window binned on other edges (another release's profile) cannot be added; it is
+counted in ``mismatched`` and left out, never mixed in.
+
+All counts live in one flat vector (confidence, input statistics, embedding axes,
+classes); windows are buffered as flat rows and summed in one numpy call, because a
+fleet report adds up hundreds of thousands of small windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from protocols import ReferenceProfile
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class Summary:
+    """Counts over the bins of a profile; ``windows`` added, ``mismatched`` left out."""
+
+    labels: list[str]
+    conf_bins: int
+    input_bins: dict[str, int]
+    emb_bins: list[int]
+    flat: FloatArray
+    windows: int = 0
+    mismatched: int = 0
+    seqs: list[int] = field(default_factory=list)
+    _pending: list[list[float]] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def empty(cls, profile: ReferenceProfile) -> Summary:
+        input_bins = {k: len(h.counts) for k, h in profile.input_stats.items()}
+        emb_bins = [len(h.counts) for h in profile.embedding_hists]
+        size = (len(profile.confidence.counts) + sum(input_bins.values()) + sum(emb_bins)
+                + len(profile.class_counts))
+        return cls(labels=list(profile.class_counts), conf_bins=len(profile.confidence.counts),
+                   input_bins=input_bins, emb_bins=emb_bins, flat=np.zeros(size))
+
+    def _sum(self) -> FloatArray:
+        if self._pending:
+            self.flat = self.flat + np.asarray(self._pending, dtype=np.float64).sum(axis=0)
+            self._pending = []
+        return self.flat
+
+    @property
+    def confidence(self) -> FloatArray:
+        return self._sum()[: self.conf_bins]
+
+    @property
+    def inputs(self) -> dict[str, FloatArray]:
+        flat, out, at = self._sum(), {}, self.conf_bins
+        for name, n in self.input_bins.items():
+            out[name] = flat[at : at + n]
+            at += n
+        return out
+
+    @property
+    def embeddings(self) -> list[FloatArray]:
+        flat, out = self._sum(), []
+        at = self.conf_bins + sum(self.input_bins.values())
+        for n in self.emb_bins:
+            out.append(flat[at : at + n])
+            at += n
+        return out
+
+    @property
+    def class_counts(self) -> FloatArray:
+        return self._sum()[-len(self.labels) :]
+
+    @property
+    def frames(self) -> int:
+        return int(self.confidence.sum())
+
+    def _row(self, camera: dict[str, Any]) -> list[float] | None:
+        """The camera's counts as one flat row, or None if its bins differ."""
+        conf = camera.get("confidence_hist") or []
+        if len(conf) != self.conf_bins:
+            return None
+        row = list(conf)
+        inputs = camera.get("input_hists") or {}
+        for name, n in self.input_bins.items():
+            hist = inputs.get(name) or []
+            if len(hist) != n:
+                return None
+            row += hist
+        emb = camera.get("embedding_hists") or []
+        if len(emb) != len(self.emb_bins):
+            return None
+        for hist, n in zip(emb, self.emb_bins, strict=True):
+            if len(hist) != n:
+                return None
+            row += hist
+        counts = camera.get("class_counts") or {}
+        row += [counts.get(label, 0) for label in self.labels]
+        return row
+
+    def add_window(self, payload: dict[str, Any]) -> bool:
+        """Add one ``TelemetryWindow`` JSON; False (and counted as mismatched) if its bins
+        differ from the profile's. Cameras with no inferred frames add nothing."""
+        rows = []
+        for camera in payload.get("cameras") or []:
+            if not sum(camera.get("confidence_hist") or []):
+                continue
+            row = self._row(camera)
+            if row is None:
+                self.mismatched += 1
+                return False
+            rows.append(row)
+        self._pending.extend(rows)
+        self.windows += 1
+        if "seq" in payload:
+            self.seqs.append(int(payload["seq"]))
+        return True
+
+    def merge(self, other: Summary) -> None:
+        self.flat = self._sum() + other._sum()
+        self.windows += other.windows
+        self.mismatched += other.mismatched
+        self.seqs.extend(other.seqs)
+
+
+def features(profile: ReferenceProfile, summary: Summary) -> dict[str, tuple[Any, Any]]:
+    """Each histogram feature as (reference counts, current counts), by feature name."""
+    out: dict[str, tuple[Any, Any]] = {
+        "confidence": (profile.confidence.counts, summary.confidence)
+    }
+    inputs = summary.inputs
+    for name, hist in profile.input_stats.items():
+        out[f"input.{name}"] = (hist.counts, inputs[name])
+    embeddings = summary.embeddings
+    for i, hist in enumerate(profile.embedding_hists):
+        out[f"embedding.{i}"] = (hist.counts, embeddings[i])
+    return out
+
+
+__all__ = ["Summary", "features"]

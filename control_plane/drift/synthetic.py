@@ -1,0 +1,109 @@
+"""Synthetic reference profiles and telemetry windows with a shift of known size.
+
+For tests, the drift benchmark and demos (production code never uses it). Values
+are drawn the way a camera's would be summarised, then binned on the profile's
+edges exactly as agents bin them (``protocols.features.bin_counts``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from protocols import INPUT_STAT_NAMES, Histogram, ReferenceProfile
+from protocols.features import bin_counts
+
+LABELS = ["cat", "dog", "empty"]
+# Day-time means and spreads of the input statistics (brightness, contrast, sharpness, sat.).
+_STAT_MEAN = {"brightness": 130.0, "contrast": 50.0, "sharpness": 3.0, "saturation": 0.4}
+_STAT_SD = {"brightness": 20.0, "contrast": 10.0, "sharpness": 0.5, "saturation": 0.08}
+_CLASS_P = np.array([0.3, 0.4, 0.3])
+
+
+def draw(
+    rng: np.random.Generator, n: int, shift: float = 0.0, labels: int = len(LABELS)
+) -> dict[str, np.ndarray]:
+    """Raw per-frame values; ``shift`` moves every input statistic by that many standard
+    deviations down (night), lowers confidence and changes the class mix with it."""
+    values: dict[str, np.ndarray] = {
+        name: rng.normal(_STAT_MEAN[name] - shift * _STAT_SD[name], _STAT_SD[name], n)
+        for name in INPUT_STAT_NAMES
+    }
+    values["embedding.0"] = rng.normal(shift, 1.0, n)
+    values["embedding.1"] = rng.normal(0.0, 1.0 + 0.2 * shift, n)
+    a = max(5.0 - 1.5 * shift, 1.0)
+    values["confidence"] = 1 / labels + (1 - 1 / labels) * rng.beta(a, 1.5, n)
+    p = _CLASS_P + np.array([-0.1, -0.1, 0.2]) * min(shift, 1.0)
+    values["classes"] = rng.choice(labels, size=n, p=p / p.sum())
+    return values
+
+
+def _hist(values: np.ndarray, edges: list[float]) -> Histogram:
+    return Histogram(edges=edges, counts=[float(c) for c in bin_counts(values, edges)])
+
+
+def _edges(values: np.ndarray, bins: int) -> list[float]:
+    return [float(e) for e in np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)))]
+
+
+def profile(seed: int = 0, n: int = 5_000, bins: int = 16) -> ReferenceProfile:
+    """A reference profile built like the trainer's: quantile edges of the training values."""
+    v = draw(np.random.default_rng(seed), n)
+    k = len(LABELS)
+    conf_edges = [float(e) for e in np.linspace(1.0 / k, 1.0, 21)]
+    return ReferenceProfile(
+        sample_count=n,
+        class_counts={lb: float((v["classes"] == i).sum()) for i, lb in enumerate(LABELS)},
+        confidence=_hist(v["confidence"], conf_edges),
+        input_stats={s: _hist(v[s], _edges(v[s], bins)) for s in INPUT_STAT_NAMES},
+        embedding_mean=[0.0, 0.0, 0.0, 0.0],
+        embedding_axes=[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]],
+        embedding_hists=[
+            _hist(v[f"embedding.{i}"], _edges(v[f"embedding.{i}"], bins)) for i in range(2)
+        ],
+    )
+
+
+def window(
+    ref: ReferenceProfile,
+    device_id: str,
+    seq: int,
+    *,
+    rng: np.random.Generator,
+    frames: int = 120,
+    shift: float = 0.0,
+    release_id: str | None = None,
+    start: datetime,
+    minutes: float = 1.0,
+) -> dict[str, Any]:
+    """One ``TelemetryWindow`` JSON with one camera's histograms on ``ref``'s edges."""
+    v = draw(rng, frames, shift)
+    camera = {
+        "camera_id": "gate",
+        "state": "up",
+        "frames_captured": frames,
+        "frames_inferred": frames,
+        "class_counts": {lb: int((v["classes"] == i).sum()) for i, lb in enumerate(LABELS)},
+        "confidence_hist": bin_counts(v["confidence"], ref.confidence.edges).tolist(),
+        "input_hists": {
+            s: bin_counts(v[s], h.edges).tolist() for s, h in ref.input_stats.items()
+        },
+        "embedding_hists": [
+            bin_counts(v[f"embedding.{i}"], h.edges).tolist()
+            for i, h in enumerate(ref.embedding_hists)
+        ],
+    }
+    return {
+        "schema": "parkwatch/v1",
+        "device_id": device_id,
+        "seq": seq,
+        "release_id": release_id,
+        "window_start": start.isoformat(),
+        "window_end": (start + timedelta(minutes=minutes)).isoformat(),
+        "cameras": [camera],
+    }
+
+
+__all__ = ["LABELS", "draw", "profile", "window"]

@@ -1,0 +1,165 @@
+"""Telemetry retention: merge old windows into coarser ones, delete very old ones (and
+old drift reports that no alert points at).
+
+Windows are mergeable summaries, so a device's windows of one release in one bucket
+(``bucket_minutes``) add up to one window with the same histograms in total: drift
+over old ranges stays exact, only the time resolution drops. The merged window keeps
+the lowest seq of its group (so the (device_id, seq) key still dedups) and spans the
+group's time range; counters add up, rates average, and latency percentiles (not
+mergeable) are dropped. Windows binned on different edges are never merged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
+
+from protocols import TelemetryWindow
+
+from ..drift.settings import RetentionSettings
+from ..models import Alert, DriftReport, TelemetryWindowRecord
+
+log = logging.getLogger(__name__)
+_SUMS = ("frames_captured", "frames_inferred", "frames_skipped", "frames_lost", "errors",
+         "reconnects", "stalls")
+_MEANS = ("capture_fps", "inference_fps")
+_PERCENTILES = ("frame_age_ms", "inference_ms", "e2e_ms")
+
+
+class NotMergeable(ValueError):
+    """Windows whose histograms use different bins."""
+
+
+def _add_lists(a: list[float], b: list[float]) -> list[float]:
+    if len(a) != len(b):
+        raise NotMergeable("histograms with different bins")
+    return [x + y for x, y in zip(a, b, strict=True)]
+
+
+def _add_counts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in {*a, *b}}
+
+
+def _merge_camera(acc: dict[str, Any], cam: dict[str, Any], n: int) -> dict[str, Any]:
+    out = dict(cam)  # the latest window's state and camera id
+    for key in _SUMS:
+        out[key] = acc.get(key, 0) + cam.get(key, 0)
+    for key in _MEANS:  # mean over the n windows merged so far
+        out[key] = (acc.get(key, 0.0) * (n - 1) + cam.get(key, 0.0)) / n
+    for key in _PERCENTILES:
+        out[key] = None
+    out["class_counts"] = _add_counts(acc.get("class_counts", {}), cam.get("class_counts", {}))
+    out["confidence_hist"] = _add_lists(acc.get("confidence_hist", []),
+                                        cam.get("confidence_hist", []))
+    a_in, c_in = acc.get("input_hists", {}), cam.get("input_hists", {})
+    if set(a_in) != set(c_in):
+        raise NotMergeable("different input statistics")
+    out["input_hists"] = {k: _add_lists(a_in[k], c_in[k]) for k in a_in}
+    a_emb, c_emb = acc.get("embedding_hists", []), cam.get("embedding_hists", [])
+    if len(a_emb) != len(c_emb):
+        raise NotMergeable("different embedding axes")
+    out["embedding_hists"] = [_add_lists(x, y) for x, y in zip(a_emb, c_emb, strict=True)]
+    return out
+
+
+def merge_windows(payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """One ``TelemetryWindow`` JSON that sums ``payloads`` (same device, ordered by seq)."""
+    first, last = payloads[0], payloads[-1]
+    cameras: dict[str, dict[str, Any]] = {}
+    seen: dict[str, int] = defaultdict(int)
+    for p in payloads:
+        for cam in p.get("cameras", []):
+            cid = cam["camera_id"]
+            seen[cid] += 1
+            cameras[cid] = (_merge_camera(cameras[cid], cam, seen[cid]) if cid in cameras
+                            else {**cam, **dict.fromkeys(_PERCENTILES)})
+    merged = {
+        **first,
+        "seq": min(p["seq"] for p in payloads),
+        "window_start": min(p["window_start"] for p in payloads),
+        "window_end": max(p["window_end"] for p in payloads),
+        "cameras": list(cameras.values()),
+        "shadow": None,  # shadow summaries belong to rollouts that are long over
+        "cpu_percent": sum(p.get("cpu_percent", 0.0) for p in payloads) / len(payloads),
+        "rss_bytes": max(p.get("rss_bytes", 0) for p in payloads),
+        "dropped_windows": sum(p.get("dropped_windows", 0) for p in payloads),
+        "model_version": last.get("model_version"),
+    }
+    return TelemetryWindow.model_validate(merged).model_dump(mode="json", by_alias=True)
+
+
+@dataclass
+class RetentionResult:
+    deleted: int = 0
+    deleted_reports: int = 0
+    merged_groups: int = 0
+    merged_windows: int = 0
+    unmergeable_groups: int = 0
+
+
+def apply_retention(session: Session, rs: RetentionSettings, now: datetime) -> RetentionResult:
+    """Delete windows past ``delete_after_days``; merge those past ``downsample_after_hours``
+    (looking back one day past the horizon each run). Commits."""
+    result = RetentionResult()
+    table = TelemetryWindowRecord
+    cutoff = now - timedelta(days=rs.delete_after_days)
+    gone = session.execute(delete(table).where(col(table.window_end) < cutoff))
+    result.deleted = int(getattr(gone, "rowcount", 0) or 0)
+    alerted = select(Alert.drift_report_id).where(col(Alert.drift_report_id).is_not(None))
+    old_reports = session.execute(
+        delete(DriftReport).where(
+            col(DriftReport.created_at) < now - timedelta(days=rs.reports_keep_days),
+            col(DriftReport.id).not_in(alerted),
+        )
+    )
+    result.deleted_reports = int(getattr(old_reports, "rowcount", 0) or 0)
+    horizon = now - timedelta(hours=rs.downsample_after_hours)
+    since = max(horizon - timedelta(days=1), cutoff)
+    rows = session.exec(
+        select(table)
+        .where(col(table.window_end) < horizon, col(table.window_end) >= since)
+        .order_by(col(table.device_id), col(table.seq))
+    ).all()
+    bucket = timedelta(minutes=rs.bucket_minutes).total_seconds()
+    groups: dict[tuple[str, str | None, int], list[TelemetryWindowRecord]] = defaultdict(list)
+    for row in rows:
+        key = (row.device_id, row.release_id, int(row.window_start.timestamp() // bucket))
+        groups[key].append(row)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        try:
+            merged = merge_windows([m.payload for m in members])
+        except (NotMergeable, ValueError) as exc:
+            result.unmergeable_groups += 1
+            log.warning("telemetry windows not merged: %s", exc,
+                        extra={"device_id": members[0].device_id})
+            continue
+        keep = members[0]
+        keep.payload = merged
+        keep.window_start = min(m.window_start for m in members)
+        keep.window_end = max(m.window_end for m in members)
+        session.add(keep)
+        for m in members[1:]:
+            session.delete(m)
+        result.merged_groups += 1
+        result.merged_windows += len(members)
+    session.commit()
+    log.info("telemetry retention done", extra={"deleted": result.deleted,
+                                                "merged_windows": result.merged_windows,
+                                                "merged_groups": result.merged_groups})
+    return result
+
+
+def horizon(rs: RetentionSettings, now: datetime) -> datetime | None:
+    """Windows ending before this are refused at ingest (their period is downsampled)."""
+    return now - timedelta(hours=rs.downsample_after_hours) if rs.enabled else None
+
+
+__all__ = ["NotMergeable", "RetentionResult", "apply_retention", "horizon", "merge_windows"]

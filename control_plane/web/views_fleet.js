@@ -1,0 +1,180 @@
+// Fleet overview and one device: liveness, releases, cameras, telemetry and drift charts.
+import { get, list, optionalList, parseTime } from "./api.js";
+import { lineChart } from "./charts.js";
+import { chip, h, link, section, stat, stateChip, table, timeCell } from "./dom.js";
+import {
+  byKey, classCounts, driftAlarm, driftScore, estimatedAccuracy, fleetSeries, inferenceFps,
+  latencyP95, meanConfidence, referenceAccuracy, windowTime,
+} from "./metrics.js";
+
+const reported = (d) => d.reported || {};
+const running = (d) => d.current_release_id || (reported(d).active || {}).release_id;
+
+function cameraChips(d) {
+  const cams = reported(d).cameras || [];
+  if (!cams.length) return "-";
+  return h("span", { class: "chips" }, cams.map((c) => {
+    const s = stateChip(c.state);
+    s.title = `${c.camera_id}: ${c.state}${c.detail ? ` (${c.detail})` : ""}`;
+    s.textContent = `${c.camera_id} ${c.state}`;
+    return s;
+  }));
+}
+
+function releaseCell(d) {
+  const active = reported(d).active;
+  const shadow = reported(d).shadow;
+  const parts = [];
+  if (running(d)) parts.push(h("code", {}, running(d)), " ", stateChip(active ? active.stage : "?"));
+  if (shadow) parts.push(" ", chip(`shadow ${shadow.release_id} ${shadow.stage}`, "warn"));
+  return parts.length ? h("span", {}, parts) : "-";
+}
+
+function desiredCell(d) {
+  if (!d.desired_release_id) return "-";
+  const shadow = reported(d).shadow;
+  const same = d.desired_mode === "shadow"
+    ? Boolean(shadow && shadow.release_id === d.desired_release_id)
+    : d.desired_release_id === running(d);
+  return h("span", {}, h("code", {}, d.desired_release_id),
+    d.desired_mode && d.desired_mode !== "active" ? chip(d.desired_mode, "warn") : "",
+    same ? "" : chip("pending", "warn"));
+}
+
+function labelsCell(d) {
+  const entries = Object.entries(d.labels || {});
+  return entries.length ? h("span", { class: "chips" }, entries.map(([k, v]) => chip(`${k}=${v}`))) : "-";
+}
+
+/** Up to ``n`` devices with the most windows, each a series of ``figure`` over time. */
+function perDevice(windows, figure, n = 8) {
+  const groups = [...byKey(windows, (w) => w.device_id).entries()]
+    .sort((a, b) => b[1].length - a[1].length).slice(0, n);
+  return groups.map(([id, ws]) => ({
+    name: id,
+    points: ws.map((w) => [windowTime(w), figure(w)]).filter((p) => p[1] !== null),
+  }));
+}
+
+export async function fleetView(main) {
+  const [devices, windows, alerts] = await Promise.all([
+    list("/devices", {}, 5000),
+    list("/telemetry", {}, 1000),
+    optionalList("/alerts", { state: "open" }, 1000),
+  ]);
+  const cams = devices.flatMap((d) => reported(d).cameras || []);
+  const online = devices.filter((d) => d.online).length;
+  main.append(h("div", { class: "stats" },
+    stat("devices", devices.length),
+    stat("online", online, "good"),
+    stat("offline", devices.length - online, devices.length - online ? "bad" : ""),
+    stat("cameras up", cams.filter((c) => c.state === "up").length, "good"),
+    stat("cameras not up", cams.filter((c) => c.state !== "up").length,
+      cams.some((c) => c.state !== "up") ? "warn" : ""),
+    stat("open alerts", alerts ? alerts.length : "-", alerts && alerts.length ? "bad" : ""),
+  ));
+  const releases = byKey(devices.filter(running), running);
+  const charts = h("div", { class: "charts" });
+  main.append(section("Fleet telemetry (newest 1000 windows)", charts));
+  lineChart(charts, {
+    title: "Frames inferred per second, whole fleet",
+    yLabel: "fps", yMin: 0, digits: 1,
+    series: [{ name: "fleet", points: fleetSeries(windows, inferenceFps, "sum") }],
+  });
+  lineChart(charts, {
+    title: "Inference latency p95 by device",
+    yLabel: "ms", yMin: 0, digits: 1,
+    series: perDevice(windows, latencyP95),
+  });
+  main.append(section("Releases running",
+    table([...releases.entries()], [
+      ["release", ([r]) => h("code", {}, r)],
+      ["devices", ([, ds]) => String(ds.length)],
+      ["healthy", ([, ds]) => String(ds.filter((d) => (reported(d).active || {}).stage === "healthy").length)],
+      ["desired by", ([r]) => String(devices.filter((d) => d.desired_release_id === r).length)],
+    ], "no device reports a running release yet")));
+  const shadows = byKey(devices.filter((d) => reported(d).shadow), (d) => reported(d).shadow.release_id);
+  if (shadows.size) {
+    main.append(section("Releases in shadow mode", table([...shadows.entries()], [
+      ["release", ([r]) => h("code", {}, r)],
+      ["devices", ([, ds]) => String(ds.length)],
+      ["healthy", ([, ds]) => String(ds.filter((d) => reported(d).shadow.stage === "healthy").length)],
+    ])));
+  }
+  const sorted = [...devices].sort((a, b) => a.device_id.localeCompare(b.device_id));
+  main.append(section(`Devices (${devices.length})`, table(sorted, [
+    ["device", (d) => link(`#/device/${encodeURIComponent(d.device_id)}`, d.device_id)],
+    ["status", (d) => stateChip(d.online ? "online" : "offline")],
+    ["last seen", (d) => timeCell(d.last_seen)],
+    ["labels", labelsCell],
+    ["running", releaseCell],
+    ["desired", desiredCell],
+    ["cameras", cameraChips],
+    ["agent", (d) => d.agent_version || "-"],
+  ], "no devices provisioned: `parkwatch devices add`")));
+}
+
+export async function deviceView(main, deviceId) {
+  const [d, windows, reports, events] = await Promise.all([
+    get(`/devices/${encodeURIComponent(deviceId)}`),
+    list("/telemetry", { device: deviceId }, 500),
+    optionalList("/drift", { device: deviceId }, 500),
+    optionalList("/events", { device: deviceId }, 50),
+  ]);
+  main.append(h("h1", {}, d.device_id, " ", stateChip(d.online ? "online" : "offline")));
+  main.append(h("div", { class: "stats" },
+    stat("last seen", timeCell(d.last_seen).textContent),
+    stat("running", running(d) || "-"),
+    stat("desired", d.desired_release_id || "-"),
+    stat("windows", windows.length),
+  ));
+  main.append(section("Cameras and labels", h("p", {}, cameraChips(d)), h("p", {}, labelsCell(d))));
+  const charts = h("div", { class: "charts" });
+  main.append(section("Drift and accuracy over time", charts));
+  const rs = reports || [];
+  lineChart(charts, {
+    title: "Drift: largest PSI over features, with its calibrated alarm level",
+    yLabel: "PSI", yMin: 0, digits: 2,
+    series: [
+      { name: "largest PSI", points: rs.map((r) => [parseTime(r.window_end), driftScore(r.statistics)]) },
+      { name: "alarm level", dashed: true, color: "#dc2626",
+        points: rs.map((r) => [parseTime(r.window_end), driftAlarm(r.statistics)]) },
+    ],
+    empty: reports === null ? "this control plane has no drift API" : "no drift reports for this device yet",
+  });
+  const ref = rs.map((r) => referenceAccuracy(r.statistics)).find((a) => a !== null);
+  lineChart(charts, {
+    title: "Estimated accuracy and mean confidence",
+    yLabel: "fraction", digits: 2,
+    thresholds: ref ? [{ y: ref, label: "on training data" }] : [],
+    series: [
+      { name: "estimated accuracy (drift reports)",
+        points: rs.map((r) => [parseTime(r.window_end), estimatedAccuracy(r.statistics)]) },
+      { name: "mean top-class confidence (telemetry)", dashed: true, color: "#0891b2",
+        points: windows.map((w) => [windowTime(w), meanConfidence(w)]) },
+    ],
+  });
+  lineChart(charts, {
+    title: "Inference latency p95", yLabel: "ms", yMin: 0, digits: 1,
+    series: [{ name: "p95", points: windows.map((w) => [windowTime(w), latencyP95(w)]) }],
+  });
+  const labels = [...new Set(windows.flatMap((w) => Object.keys(classCounts(w))))].sort();
+  const share = (w, label) => {
+    const counts = classCounts(w);
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    return total ? (counts[label] || 0) / total : null;
+  };
+  lineChart(charts, {
+    title: "Predicted class share per window", yLabel: "share", yMin: 0, digits: 2,
+    series: labels.map((label) => ({
+      name: label, points: windows.map((w) => [windowTime(w), share(w, label)]),
+    })),
+  });
+  main.append(section("Recent events", table(events || [], [
+    ["at", (e) => timeCell(e.at)],
+    ["kind", (e) => stateChip(e.kind)],
+    ["release", (e) => e.release_id || "-"],
+    ["camera", (e) => e.camera_id || "-"],
+    ["detail", (e) => e.detail || (e.label ? `${e.label} ${e.confidence ?? ""}` : "-")],
+  ], "no events yet")));
+}

@@ -1,0 +1,168 @@
+"""A synthetic CCTV clip assembled from held-out real cat and dog photos, with ground truth.
+
+Each segment shows one photo from the trainer's *test* split (the same split by file
+hash and seed as ``parkwatch train``, so no frame was seen in training), as a fixed
+camera would: the picture fills the frame and slowly pans and zooms (an animal
+moving relative to the camera), the camera shakes by a pixel or two, each frame
+gets fresh sensor read noise and a burnt-in timestamp. From ``shift_from_segment``
+on a camera shift (night, IR, blur, rain, tilt) is applied, as in ``make_video``.
+
+The sidecar JSON has the same format as ``make_video``'s (``segments[i].start_frame``
+inclusive, ``end_frame`` exclusive, ``label``, ``shift``) plus each segment's
+``photo`` (its path relative to the photo folder).
+
+What it cannot stand for: real CCTV. The photos are framed by people, well lit and
+one animal each; the motion is a pan over a still picture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+if __package__ in (None, ""):  # run as a file: make `scripts` importable from the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.make_video import _EPOCH, _overlay, _segment_labels
+from scripts.synth_images import LABELS, SHIFTS, U8, apply_shift, sensor
+from trainer.data import IMAGE_SUFFIXES, assign_split
+
+DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "cats_and_dogs"
+
+
+def held_out_photos(root: Path, label: str, seed: int = 0, val_fraction: float = 0.15,
+                    test_fraction: float = 0.15) -> list[Path]:
+    """The photos of ``label`` that the trainer puts in its test split, in file-hash order."""
+    folder = root / label
+    if not folder.is_dir():
+        raise ValueError(f"no folder {folder}: the photos must be in ImageFolder layout "
+                         f"(root/{'|'.join(LABELS)}/*.jpg)")
+    hashed = sorted(
+        (hashlib.sha256(p.read_bytes()).hexdigest(), p)
+        for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    return [p for sha, p in hashed
+            if assign_split(sha, seed, val_fraction, test_fraction) == "test"]
+
+
+def cover(photo: U8, w: int, h: int, zoom: float, pan: np.ndarray, angle: float) -> U8:
+    """The photo scaled to cover a w x h frame (times ``zoom``), panned and slightly rotated."""
+    ph, pw = photo.shape[:2]
+    scale = max(w / pw, h / ph) * zoom
+    m = cv2.getRotationMatrix2D((pw / 2, ph / 2), angle, scale)
+    m[:, 2] += np.array([w / 2, h / 2]) - np.array([pw / 2, ph / 2]) + pan
+    return np.asarray(cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REFLECT_101), np.uint8)
+
+
+def make_real_video(out_path: Path, photos_root: Path = DEFAULT_PHOTOS, n_segments: int = 6,
+                    segment_seconds: float = 2.0, fps: float = 10.0,
+                    size: tuple[int, int] = (320, 240), seed: int = 0,
+                    labels: list[str] | None = None, shift: str | None = None,
+                    shift_from_segment: int | None = None,
+                    severity: float = 1.0) -> dict[str, Any]:
+    """Write an MJPG ``.avi`` at ``out_path`` (size is width, height) plus a ``.json`` sidecar."""
+    if n_segments < 1 or segment_seconds <= 0 or fps <= 0:
+        raise ValueError("n_segments, segment_seconds and fps must be positive")
+    seg_labels = _segment_labels(n_segments, labels)
+    if shift is not None and shift not in SHIFTS:
+        raise ValueError(f"unknown shift {shift!r}; expected one of {', '.join(SHIFTS)}")
+    if shift_from_segment is not None and shift is None:
+        raise ValueError("shift_from_segment needs a shift")
+    if not 0.0 <= severity <= 1.0:
+        raise ValueError(f"severity must be in [0, 1], got {severity}")
+    pools = {lab: held_out_photos(photos_root, lab, seed) for lab in set(seg_labels)}
+    for lab, pool in pools.items():
+        if not pool:
+            raise ValueError(f"no held-out {lab} photos under {photos_root}")
+    w, h = size
+    per_seg = max(1, round(segment_seconds * fps))
+    shift_from = 0 if shift_from_segment is None else shift_from_segment
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
+    if not writer.isOpened():
+        raise RuntimeError(f"cv2.VideoWriter could not open {out_path} for MJPG at {w}x{h}; "
+                           "use an .avi path in a writable folder")
+    segments: list[dict[str, Any]] = []
+    used = dict.fromkeys(pools, 0)
+    try:
+        for si, label in enumerate(seg_labels):
+            pool = pools[label]
+            path = pool[used[label] % len(pool)]  # each photo once before any repeats
+            used[label] += 1
+            decoded = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if decoded is None:
+                raise ValueError(f"cannot decode {path}")
+            photo: U8 = np.asarray(decoded, np.uint8)
+            srng = np.random.default_rng([seed, 11, si])
+            start = srng.uniform(-0.06, 0.06, 2) * np.array([w, h])
+            drift = srng.uniform(-0.08, 0.08, 2) * np.array([w, h])
+            zoom0, angle = srng.uniform(1.0, 1.1), float(srng.normal(0, 2))
+            cam_seed = int(srng.integers(2**31))
+            shifted = shift is not None and si >= shift_from
+            for k in range(per_seg):
+                t = k / max(1, per_seg - 1)
+                frame_no = si * per_seg + k
+                frng = np.random.default_rng([seed, 11, si, k])
+                shake = frng.normal(0, 0.6, 2)  # a pole-mounted camera is never quite still
+                zoom = zoom0 * (1 + 0.08 * t) * (1 + 0.01 * math.sin(4 * t))
+                frame = cover(photo, w, h, zoom, start + drift * t + shake, angle)
+                frame = sensor(frame, np.random.default_rng(cam_seed), False, noise_rng=frng)
+                if shifted and shift is not None:
+                    frame = apply_shift(frame, shift, severity, frng)
+                stamp = _EPOCH + dt.timedelta(seconds=frame_no / fps)
+                _overlay(frame, f"CAM-{seed % 100:02d}  {stamp:%Y-%m-%d %H:%M:%S}")
+                writer.write(frame)
+            segments.append({"start_frame": si * per_seg, "end_frame": (si + 1) * per_seg,
+                             "label": label, "shift": shift if shifted else None,
+                             "photo": path.relative_to(photos_root).as_posix()})
+    finally:
+        writer.release()
+    meta: dict[str, Any] = {"fps": fps, "frame_count": per_seg * n_segments, "width": w,
+                            "height": h, "segments": segments}
+    out_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Write a CCTV-like clip of held-out real photos.")
+    ap.add_argument("out", type=Path, help="output .avi; the ground truth goes next to it")
+    ap.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="ImageFolder root")
+    ap.add_argument("--segments", type=int, default=6)
+    ap.add_argument("--seconds", type=float, default=2.0, help="seconds per segment")
+    ap.add_argument("--fps", type=float, default=10.0)
+    ap.add_argument("--width", type=int, default=320)
+    ap.add_argument("--height", type=int, default=240)
+    ap.add_argument("--seed", type=int, default=0, help="the trainer's split seed too")
+    ap.add_argument("--labels", default=None, help="comma list, cycled, e.g. cat,dog,dog")
+    ap.add_argument("--shift", choices=SHIFTS, default=None)
+    ap.add_argument("--shift-from", type=int, default=None, help="first shifted segment")
+    ap.add_argument("--severity", type=float, default=1.0)
+    a = ap.parse_args(argv)
+    try:
+        meta = make_real_video(a.out, a.photos, a.segments, a.seconds, a.fps,
+                               (a.width, a.height), a.seed,
+                               a.labels.split(",") if a.labels else None, a.shift,
+                               a.shift_from, a.severity)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    segs = ", ".join(f"{s['label']}{'/' + s['shift'] if s['shift'] else ''}"
+                     for s in meta["segments"])
+    print(f"wrote {a.out} ({meta['frame_count']} frames, {a.width}x{a.height} @ {a.fps:g} fps)"
+          f" and {a.out.with_suffix('.json')}: {segs}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

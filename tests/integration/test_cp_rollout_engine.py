@@ -1,0 +1,343 @@
+"""The rollout engine on a real SQLite store, driven tick by tick with a stepped clock.
+
+Devices here are rows the test moves by hand (reported states through the same
+``on_reported`` the MQTT adapter calls, telemetry windows as ingest stores them), so
+every wave, gate, deadline and operator action is checked without waiting on a clock.
+``test_cp_rollout_mqtt.py`` runs the same engine with a real broker and process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from control_plane.db import create_db_engine, upgrade
+from control_plane.errors import ConflictError
+from control_plane.models import (
+    AuditEntry,
+    Device,
+    Model,
+    ModelVersion,
+    Release,
+    Rollout,
+    TelemetryWindowRecord,
+)
+from control_plane.schemas_rollouts import GatePolicy, RolloutPolicy
+from control_plane.services import rollout_engine, rollouts
+from control_plane.testing import reported_state, telemetry_window
+from protocols import DesiredState, Percentiles, ReleaseStatus, ReportedState, ShadowSummary
+
+GOOD = {"dog": 55, "cat": 45}
+GARBAGE = {"dog": 100}
+GATES = GatePolicy(ack_timeout_s=60, offline_deadline_s=600, min_windows=2,
+                   health_timeout_s=120)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[DesiredState] = []
+
+    def publish_desired(self, state: DesiredState) -> None:
+        self.sent.append(state)
+
+    def releases_of(self, device_id: str) -> list[str | None]:
+        return [s.release_id for s in self.sent if s.device_id == device_id]
+
+
+class Fleet:
+    """A store with releases r1 (running everywhere, with baseline telemetry) and r2."""
+
+    def __init__(self, engine: Engine, n: int) -> None:
+        self.engine = engine
+        self.now = datetime.now(UTC)
+        self.seq = 0
+        self.out = Recorder()
+        self.ids = [f"cam-{i:02d}" for i in range(n)]
+        with Session(engine) as s:
+            s.add(Model(id=1, name="petnet"))
+            s.add(ModelVersion(id=1, model_id=1, number=1, version="1", primary_sha256="0" * 64,
+                               spec={}, created_by="t"))
+            for rel in ("r1", "r2"):
+                s.add(Release(release_id=rel, model_version_id=1, model_name="petnet",
+                              model_version="1", key_id="k", primary_sha256="0" * 64,
+                              manifest={}, created_by="t"))
+            for i, d in enumerate(self.ids):
+                s.add(Device(device_id=d, labels={"park": f"p{i % 3}"}, online=True,
+                             status_at=self.now, desired_release_id="r1", desired_revision=1,
+                             reported=reported_state(d, "r1").model_dump(mode="json")))
+            s.commit()
+        for d in self.ids:
+            self.windows(d, "r1", GOOD, 3)
+        self.step(1)
+
+    def step(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def windows(self, device_id: str, release: str, counts: dict[str, int], n: int = 2,
+                shadow: ShadowSummary | None = None) -> None:
+        with Session(self.engine) as s:
+            for _ in range(n):
+                self.seq += 1
+                w = telemetry_window(device_id, self.seq, release, class_counts=counts,
+                                     shadow=shadow)
+                s.add(TelemetryWindowRecord(
+                    device_id=device_id, seq=w.seq, window_start=w.window_start,
+                    window_end=w.window_end, release_id=release, received_at=self.now,
+                    payload=w.model_dump(mode="json", by_alias=True)))
+            s.commit()
+
+    def report(self, device_id: str, state: ReportedState) -> str | None:
+        with Session(self.engine) as s:
+            device = s.get(Device, device_id)
+            assert device is not None
+            result = rollouts.on_reported(s, device, state)
+            s.commit()
+            return result
+
+    def ack(self, device_id: str, release: str = "r2") -> None:
+        with Session(self.engine) as s:
+            revision = s.get(Device, device_id).desired_revision  # type: ignore[union-attr]
+        assert self.report(device_id, reported_state(device_id, release, revision=revision)) \
+            == "acknowledged"
+
+    def start(self, mode: str = "active", ids: list[str] | None = None, **policy: Any) -> str:
+        with Session(self.engine, expire_on_commit=False) as s:
+            ro = rollouts.start_rollout(
+                s, self.out, "r2", ids or self.ids, mode,  # type: ignore[arg-type]
+                who="alice", policy=RolloutPolicy(**{"gates": GATES, **policy}))
+            return ro.rollout_id
+
+    def tick(self, rollout_id: str) -> None:
+        with Session(self.engine, expire_on_commit=False) as s:
+            states = rollout_engine.tick(s, rollout_id, self.now)
+            s.commit()
+        for state in states:
+            self.out.publish_desired(state)
+
+    def act(self, rollout_id: str, action: str, who: str = "bob") -> None:
+        with Session(self.engine, expire_on_commit=False) as s:
+            rollouts.act(s, self.out, rollout_id, action, who=who)  # type: ignore[arg-type]
+
+    def get(self, rollout_id: str) -> Any:
+        with Session(self.engine) as s:
+            return rollouts.get_rollout(s, rollout_id)
+
+    def pending(self, rollout_id: str) -> list[str]:
+        return [d.device_id for d in self.get(rollout_id).devices if d.state == "pending"]
+
+    def go_offline(self, device_id: str) -> None:
+        with Session(self.engine) as s:
+            device = s.get(Device, device_id)
+            assert device is not None
+            device.online = False
+            s.add(device)
+            s.commit()
+
+    def desired(self, device_id: str) -> str | None:
+        with Session(self.engine) as s:
+            return s.get(Device, device_id).desired_release_id  # type: ignore[union-attr]
+
+    def audit(self, action: str) -> list[AuditEntry]:
+        with Session(self.engine) as s:
+            return list(s.exec(select(AuditEntry).where(AuditEntry.action == action)).all())
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    url = f"sqlite:///{tmp_path / 'cp.db'}"
+    upgrade(url)
+    engine = create_db_engine(url)
+    try:
+        yield Fleet(engine, 10)
+    finally:
+        engine.dispose()
+
+
+def run_healthy(fleet: Fleet, rollout_id: str, counts: dict[str, int] = GOOD) -> None:
+    """Online devices that got the release acknowledge and send windows; then one tick."""
+    with Session(fleet.engine) as s:
+        offline = set(s.exec(select(Device.device_id).where(Device.online == False)).all())  # noqa: E712
+    for d in sorted(set(fleet.pending(rollout_id)) - offline):
+        fleet.ack(d)
+        fleet.windows(d, "r2", counts)
+    fleet.step(5)
+    fleet.tick(rollout_id)
+
+
+def test_good_release_goes_fleet_wide_wave_by_wave(fleet: Fleet) -> None:
+    ro = fleet.start()
+    view = fleet.get(ro)
+    assert [w.device_count for w in view.waves] == [1, 4, 5]  # 1, 10% (=1), 50%, 100% of 10
+    assert len(fleet.out.sent) == 1  # only the canary hears of r2
+    canary = fleet.out.sent[0].device_id
+    for expected_sent in (5, 10, 10):
+        run_healthy(fleet, ro)
+        assert len({s.device_id for s in fleet.out.sent}) == expected_sent
+    view = fleet.get(ro)
+    assert view.state == "completed"
+    assert all(d.state == "acknowledged" for d in view.devices)
+    assert [w.state for w in view.waves] == ["passed"] * 3
+    gates = {g.name: g.status for g in view.waves[0].gates}
+    assert gates == {"ack": "pass", "telemetry": "pass", "error_rate": "pass",
+                     "latency_p95": "pass", "class_shift": "pass"}
+    assert fleet.desired(canary) == "r2"
+    # The canary wave spread: its one device; wave 2 took the other parks first.
+    assert {d.wave for d in view.devices if d.device_id == canary} == {1}
+
+
+def test_garbage_release_is_stopped_in_the_canary_and_rolled_back(fleet: Fleet) -> None:
+    ro = fleet.start()
+    canary = fleet.out.sent[0].device_id
+    run_healthy(fleet, ro, GARBAGE)
+    view = fleet.get(ro)
+    assert view.state == "paused" and "class_shift" in (view.paused_reason or "")
+    assert view.waves[0].state == "rolled_back"
+    shift = next(g for g in view.waves[0].gates if g.name == "class_shift")
+    assert shift.status == "fail" and "PSI" in shift.detail
+    assert fleet.out.releases_of(canary) == ["r2", "r1"]  # reverted automatically
+    assert fleet.desired(canary) == "r1"
+    others = [d for d in fleet.ids if d != canary]
+    assert all(fleet.out.releases_of(d) == [] for d in others)  # never received it
+    assert all(fleet.desired(d) == "r1" for d in others)
+    entry = fleet.audit("rollout.gate_failed")[0]
+    assert entry.who == "rollout-engine" and entry.detail["wave"] == 1
+    fleet.tick(ro)  # paused: nothing moves
+    assert len(fleet.out.sent) == 2
+
+    fleet.act(ro, "resume")  # retry the wave: it goes out again
+    assert fleet.out.releases_of(canary) == ["r2", "r1", "r2"]
+    fleet.act(ro, "rollback")
+    assert fleet.get(ro).state == "rolled_back" and fleet.desired(canary) == "r1"
+    assert [e.who for e in fleet.audit("rollout.rollback")] == ["bob"]
+
+
+def test_failure_policy_pause_keeps_the_wave(fleet: Fleet) -> None:
+    ro = fleet.start(on_gate_failure="pause")
+    canary = fleet.out.sent[0].device_id
+    assert fleet.report(canary, reported_state(canary, "r2", "rolled_back", revision=2)) \
+        == "failed"
+    fleet.tick(ro)
+    view = fleet.get(ro)
+    assert view.state == "paused" and view.waves[0].state == "failed"
+    assert fleet.desired(canary) == "r2"  # not reverted by policy
+
+
+def test_ack_timeout_fails_the_wave(fleet: Fleet) -> None:
+    ro = fleet.start()
+    fleet.step(61)
+    fleet.tick(ro)
+    view = fleet.get(ro)
+    assert view.state == "paused" and "ack" in (view.paused_reason or "")
+    failed = [d for d in view.devices if d.state == "failed"]
+    assert len(failed) == 1 and "no acknowledgement within 60s" in (failed[0].detail or "")
+
+
+def test_offline_device_is_pending_then_catches_up(fleet: Fleet) -> None:
+    fleet.go_offline("cam-03")
+    ro = fleet.start(waves=["100%"])
+    run_healthy(fleet, ro)  # the others; cam-03 cannot answer
+    view = fleet.get(ro)
+    assert view.state == "in_progress" and view.waves[0].state == "passed"
+    assert fleet.pending(ro) == ["cam-03"]
+    assert "1 offline pending" in view.waves[0].gates[0].detail
+    fleet.step(300)  # back before the deadline: it gets the retained state and acks
+    fleet.ack("cam-03")
+    fleet.tick(ro)
+    assert fleet.get(ro).state == "completed"
+
+
+def test_offline_device_expires_at_the_deadline(fleet: Fleet) -> None:
+    fleet.go_offline("cam-00")
+    ro = fleet.start(waves=["100%"])
+    run_healthy(fleet, ro)
+    fleet.step(601)
+    fleet.tick(ro)
+    view = fleet.get(ro)
+    assert view.state == "completed"
+    assert next(d for d in view.devices if d.device_id == "cam-00").state == "expired"
+
+
+def test_approval_is_required_beyond_the_configured_wave(fleet: Fleet) -> None:
+    ro = fleet.start(approval_after_wave=1)
+    run_healthy(fleet, ro)
+    view = fleet.get(ro)
+    assert view.state == "awaiting_approval" and len(fleet.out.sent) == 1
+    fleet.act(ro, "approve", who="carol")
+    view = fleet.get(ro)
+    assert view.state == "in_progress" and len(fleet.out.sent) == 5
+    assert view.waves[1].approved_by == "carol" and view.waves[1].approved_at is not None
+    entry = fleet.audit("rollout.approve")[0]
+    assert (entry.who, entry.detail["wave"]) == ("carol", 2)
+    with pytest.raises(ConflictError, match="awaiting_approval"):
+        fleet.act(ro, "approve")
+
+
+def test_one_active_rollout_per_device(fleet: Fleet) -> None:
+    first = fleet.start()
+    with pytest.raises(ConflictError, match="--supersede"):
+        fleet.start(ids=["cam-01"])
+    with Session(fleet.engine, expire_on_commit=False) as s:
+        taken = rollouts.start_rollout(s, fleet.out, "r2", fleet.ids, "active", who="dan",
+                                       policy=RolloutPolicy(gates=GATES), supersede=True)
+    assert fleet.get(first).state == "superseded"
+    assert fleet.get(taken.rollout_id).state == "in_progress"
+    fleet.act(taken.rollout_id, "abort")
+    view = fleet.get(taken.rollout_id)
+    assert view.state == "aborted"
+    assert sum(d.state == "cancelled" for d in view.devices) == 9
+    fleet.start(ids=["cam-05"])  # an aborted rollout holds no device
+
+
+def test_shadow_phase_before_serving(fleet: Fleet) -> None:
+    ro = fleet.start(shadow_phase=True)
+    first = fleet.out.sent[0]
+    assert (first.mode, first.release_id, first.fallback_release_id) == ("shadow", "r2", "r1")
+    canary = first.device_id
+    status = ReleaseStatus(release_id="r2", model_version="2", stage="healthy",
+                           since=fleet.now)
+    shadow_report = reported_state(canary, "r1", revision=2).model_copy(
+        update={"shadow": status})
+    assert fleet.report(canary, shadow_report) == "acknowledged"
+    summary = ShadowSummary(release_id="r2", frames_compared=100, agreements=96,
+                            class_counts={"dog": 52, "cat": 48},
+                            latency_ms=Percentiles(p50=5, p95=9, p99=11))
+    fleet.windows(canary, "r1", GOOD, shadow=summary)
+    fleet.step(5)
+    fleet.tick(ro)
+    view = fleet.get(ro)
+    assert [w.state for w in view.waves[:2]] == ["passed", "running"]
+    assert {g.name for g in view.waves[0].gates} >= {"agreement", "class_shift"}
+    last = fleet.out.sent[-1]
+    assert (last.device_id, last.mode, last.release_id) == (canary, "active", "r2")
+
+
+def test_shadow_phase_with_low_agreement_is_stopped(fleet: Fleet) -> None:
+    ro = fleet.start(shadow_phase=True)
+    canary = fleet.out.sent[0].device_id
+    status = ReleaseStatus(release_id="r2", model_version="2", stage="warmed", since=fleet.now)
+    fleet.report(canary, reported_state(canary, "r1", revision=2).model_copy(
+        update={"shadow": status}))
+    summary = ShadowSummary(release_id="r2", frames_compared=100, agreements=20,
+                            class_counts={"dog": 100})
+    fleet.windows(canary, "r1", GOOD, shadow=summary)
+    fleet.tick(ro)
+    view = fleet.get(ro)
+    assert view.state == "paused" and view.waves[0].state == "rolled_back"
+    assert fleet.out.sent[-1].mode == "active" and fleet.out.sent[-1].release_id == "r1"
+
+
+def test_rows_from_before_waves_still_read(fleet: Fleet) -> None:
+    ro = fleet.start(waves=["100%"])
+    with Session(fleet.engine) as s:
+        row = s.get(Rollout, ro)
+        assert row is not None
+        row.policy = None  # as a rollout stored before migration 0004
+        s.add(row)
+        s.commit()
+    assert fleet.get(ro).policy.gates.min_windows == 0

@@ -1,0 +1,223 @@
+"""Transfer learning for the pretrained Lite0: a linear probe, then an optional fine-tune.
+
+The probe runs the frozen backbone once over the training and validation images
+(and, with ``probe_flip``, the mirrored training images), caches the pooled
+features and fits the linear head on them as an L2-regularised logistic
+regression (full-batch L-BFGS), picking the L2 strength by validation accuracy.
+On 2 CPU cores that costs one forward pass per image instead of one per epoch.
+With ``finetune`` other than ``none`` the chosen parts of the network then train
+end to end with augmentation (``train.train_model``) from the probe's head; the
+fine-tuned weights are kept only if they beat the probe on validation.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+
+import torch
+from rich.console import Console
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from .config import TrainerSettings
+from .data import ImageDataset
+from .lite0 import Lite0, load_pretrained
+from .train import EpochStats, TrainOutcome, _progress, resolve_device, train_model
+
+log = logging.getLogger(__name__)
+L2_GRID = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+
+
+class _Flipped(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
+    """The mirrored (left-right) images of a dataset, for the probe's cached features."""
+
+    def __init__(self, base: ImageDataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        x, y = self.base[i]
+        return torch.flip(x, dims=(2,)), y
+
+
+@torch.no_grad()
+def extract_features(
+    model: Lite0,
+    dataset: torch.utils.data.Dataset[tuple[torch.Tensor, int]],
+    batch_size: int,
+    device: torch.device,
+    num_workers: int = 0,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled embeddings (N x 1280, CPU) and labels of ``dataset`` through the frozen backbone."""
+    model.eval()
+    feats: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    for x, y in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers):
+        x = x.to(device).contiguous(memory_format=torch.channels_last)
+        feats.append(model.embed(x).float().cpu())
+        labels.append(y)
+        if on_batch is not None:
+            on_batch(len(y))
+    return torch.cat(feats), torch.cat(labels)
+
+
+def fit_linear(
+    x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, max_iter: int = 200
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multinomial logistic regression (weight, bias) with L2 on the weight, by L-BFGS.
+
+    Runs on one thread: the ops are tiny, and on a busy machine torch's thread
+    hand-offs made a fit 100x slower than the arithmetic.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fit_linear(x, y, num_classes, l2, max_iter)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_linear(
+    x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, max_iter: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    weight = torch.zeros(num_classes, x.shape[1], requires_grad=True)
+    bias = torch.zeros(num_classes, requires_grad=True)
+    optimizer = torch.optim.LBFGS(
+        [weight, bias], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(x @ weight.T + bias, y) + l2 * weight.pow(2).sum()
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
+
+    optimizer.step(closure)  # type: ignore[no-untyped-call]
+    return weight.detach(), bias.detach()
+
+
+def _loss_accuracy(
+    x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> tuple[float, float]:
+    logits = x @ weight.T + bias
+    return float(F.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
+
+
+def linear_probe(
+    model: Lite0,
+    train_set: ImageDataset,
+    val_set: ImageDataset,
+    settings: TrainerSettings,
+    device: torch.device,
+    console: Console,
+    show_progress: bool,
+) -> EpochStats:
+    """Fit ``model.fc`` on cached frozen features; return the probe's figures as epoch 1."""
+    t0 = time.perf_counter()
+    # Features of the plain images: a shallow copy without augmentation that shares the
+    # decoded-image cache (and its byte count, below) with the fine-tune's training set.
+    plain = copy.copy(train_set)
+    plain.augment = False
+    parts: list[torch.utils.data.Dataset[tuple[torch.Tensor, int]]] = [plain]
+    if settings.probe_flip:
+        parts.append(_Flipped(plain))
+    total = len(plain) * len(parts) + len(val_set)
+    with _progress(console, show_progress) as progress:
+        task = progress.add_task("probe features", total=total, info="frozen Lite0")
+        step = lambda n: progress.update(task, advance=n)  # noqa: E731
+        batch = settings.batch_size * 2
+        extracted = [
+            extract_features(model, p, batch, device, settings.num_workers, step) for p in parts
+        ]
+        x_val, y_val = extract_features(model, val_set, batch, device, settings.num_workers, step)
+    train_set._cached_bytes = plain._cached_bytes
+    extract_s = time.perf_counter() - t0
+    x_train = torch.cat([x for x, _ in extracted])
+    y_train = torch.cat([y for _, y in extracted])
+    best: tuple[tuple[float, float], float, torch.Tensor, torch.Tensor] | None = None
+    for l2 in L2_GRID:
+        weight, bias = fit_linear(x_train, y_train, model.num_classes, l2)
+        val_loss, val_acc = _loss_accuracy(x_val, y_val, weight, bias)
+        log.info("probe l2 %g: val accuracy %.4f loss %.4f", l2, val_acc, val_loss)
+        score = (val_acc, -val_loss)
+        if best is None or score > best[0]:
+            best = (score, l2, weight, bias)
+    assert best is not None
+    (val_acc, neg_val_loss), l2, weight, bias = best
+    with torch.no_grad():
+        model.fc.weight.copy_(weight.to(model.fc.weight.device))
+        model.fc.bias.copy_(bias.to(model.fc.bias.device))
+    train_loss, train_acc = _loss_accuracy(x_train, y_train, weight, bias)
+    console.print(
+        f"linear probe: {len(x_train)} cached training features, l2 {l2:g}, "
+        f"val accuracy {val_acc:.4f} ({time.perf_counter() - t0:.0f} s)", markup=False,
+    )
+    return EpochStats(
+        epoch=1, train_loss=train_loss, train_accuracy=train_acc, val_loss=-neg_val_loss,
+        val_accuracy=val_acc, lr=l2, seconds=time.perf_counter() - t0, images=len(x_train),
+        images_per_s=len(x_train) / max(extract_s, 1e-9),
+    )
+
+
+def train_lite0(
+    num_classes: int,
+    train_set: ImageDataset,
+    val_set: ImageDataset,
+    settings: TrainerSettings,
+    console: Console,
+    show_progress: bool = True,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+) -> TrainOutcome:
+    """Pretrained Lite0 -> linear probe -> optional fine-tune; the best by validation."""
+    started = time.perf_counter()
+    device = resolve_device(settings.device)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    model = load_pretrained(Lite0(num_classes, settings.input_size))
+    model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model.set_trainable("none")
+    probe = linear_probe(model, train_set, val_set, settings, device, console, show_progress)
+    if on_epoch is not None:
+        on_epoch(probe)
+    outcome = TrainOutcome(model=model, device=str(device), best_epoch=1,
+                           best_val_accuracy=probe.val_accuracy, history=[probe])
+    if settings.finetune != "none":
+        probe_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.set_trainable(settings.finetune)
+        tuned = train_model(
+            model, train_set, val_set,
+            settings.model_copy(update={
+                "epochs": settings.finetune_epochs, "lr": settings.finetune_lr,
+                "patience": settings.finetune_epochs,
+            }),
+            console=console, show_progress=show_progress,
+            on_epoch=None if on_epoch is None else lambda e: on_epoch(_shift_epoch(e)),
+        )
+        outcome.history += [_shift_epoch(e) for e in tuned.history]
+        if tuned.best_val_accuracy > probe.val_accuracy:
+            outcome.best_epoch = tuned.best_epoch + 1
+            outcome.best_val_accuracy = tuned.best_val_accuracy
+        else:  # the fine-tune did not help: ship the probe
+            log.info("fine-tune val accuracy %.4f <= probe %.4f: keeping the probe",
+                     tuned.best_val_accuracy, probe.val_accuracy)
+            model.load_state_dict(probe_state)
+    model.to("cpu", memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    model.eval()
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _shift_epoch(e: EpochStats) -> EpochStats:
+    """Fine-tune epochs are numbered after the probe (epoch 1)."""
+    from dataclasses import replace
+
+    return replace(e, epoch=e.epoch + 1)
+
+
+__all__ = ["L2_GRID", "extract_features", "fit_linear", "linear_probe", "train_lite0"]
