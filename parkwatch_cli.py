@@ -74,16 +74,40 @@ _mount("control_plane.cli", "app", None, "control-plane", "serve")
 @app.command()
 def demo(
     workdir: Path = typer.Option(Path("demo-data"), help="Where the demo keeps its files."),
-    duration: float = typer.Option(0, help="Seconds to watch telemetry; 0 = until Ctrl-C."),
-    epochs: int = typer.Option(25, help="Training epochs for the first model."),
+    duration: float = typer.Option(
+        0, help="Seconds to watch telemetry at the end; 0 = until Ctrl-C."
+    ),
+    epochs: int = typer.Option(
+        0, help="Training epochs (first model and retraining); 0: the trainer's default "
+        "(full story), 25 (basic).",
+    ),
+    arch: str = typer.Option(
+        "", help="Trainer --arch; empty: lite0 (pretrained EfficientNet-Lite0) for the full "
+        "story, compact for basic.",
+    ),
+    story: str = typer.Option(
+        "full",
+        help="full: first rollout, then night on two cameras, drift alert, retraining, "
+        "shadow rollout and promotion; basic: stop after the first rollout (faster).",
+    ),
+    photos: Path | None = typer.Option(
+        None, help="With --story basic: train on real photos from this cat/dog ImageFolder "
+        "(e.g. ../shared/data/cats_and_dogs) and film the cameras from held-out photos.",
+    ),
 ) -> None:
-    """Run the whole loop on embedded defaults: data, training, control plane, agents."""
+    """The whole loop on embedded defaults: data, training, control plane, agents, and
+    (full story) night, drift alert, retraining, shadow rollout, promotion, dashboard."""
     script = Path(__file__).resolve().parent / "scripts" / "demo.py"
     if not script.exists():
         typer.echo("the demo runs from a source checkout (scripts/demo.py not found)", err=True)
         raise typer.Exit(2)
+    if story not in ("full", "basic"):
+        typer.echo(f"--story {story!r}: choose full or basic", err=True)
+        raise typer.Exit(2)
     sys.argv = [str(script), "--workdir", str(workdir), "--duration", str(duration),
-                "--epochs", str(epochs)]
+                "--epochs", str(epochs), "--story", story, "--arch", arch]
+    if photos is not None:
+        sys.argv += ["--photos", str(photos)]
     runpy.run_path(str(script), run_name="__main__")
 
 

@@ -40,7 +40,6 @@ from .errors import ControlPlaneError, NotFoundError
 from .keys import Keyring
 from .models import ModelVersion, TrainingJob, utc_now
 from .schemas_ops import JobUpdate
-from .schemas_rollouts import RolloutPolicy
 from .services import aliases, audit, datasets, jobs, registry, releases, rollouts
 from .services.rollouts import DesiredStatePublisher
 from .triggers import WHO, check_triggers
@@ -206,9 +205,11 @@ def _compare(
     release = releases.create_release(session, ctx.keyring, job.model_name, challenger, who=WHO)
     out["release_id"] = release.release_id
     try:
-        # Shadow first (wave 0), then canary waves; "approval": a human approves the
-        # waves after the first active one (`parkwatch rollout approve`, audited).
-        policy = RolloutPolicy(approval_after_wave=1 if ws.promotion == "approval" else None)
+        # The configured [rollout_policy] (waves, gates), shadow first (wave 0), then canary
+        # waves; "approval": a human approves the waves after the first active one
+        # (`parkwatch rollout approve`, audited).
+        policy = ctx.settings.rollout_policy.model_copy(
+            update={"approval_after_wave": 1 if ws.promotion == "approval" else None})
         rollout = rollouts.start_rollout(session, ctx.publisher, release.release_id,
                                          ws.shadow_devices, "active", who=WHO, policy=policy,
                                          shadow_phase=True)

@@ -170,8 +170,14 @@ class InferenceLoop:
                 except Exception:  # a full disk must not stop inference
                     log.exception("could not close the telemetry window")
                 self._open_window(current, shadow)
-            # Lanes already due wait for their camera: FrameSlot.put sets the wake event.
+            # Lanes already due wait for their camera: asking the slot for a frame makes
+            # FrameSlot.put set the wake event (without it a lane that fell behind schedule
+            # would sleep the full half second below and sample at 2 fps).
             now = time.monotonic()
+            if current is not None:
+                for lane in self._lanes:
+                    if lane.next_due <= now:
+                        lane.source.slot.want()
             wake_at = min([self._window_end, now + 0.5,
                            *(ln.next_due for ln in self._lanes if ln.next_due > now)])
             self._wake.wait(max(0.0, wake_at - now))

@@ -1,9 +1,13 @@
 """`parkwatch demo`: the whole loop on embedded defaults, on one machine.
 
 Makes synthetic data and camera videos, starts the control plane (SQLite,
-local artifacts, in-process MQTT broker), trains and registers a model, signs
-a release, provisions three agents, rolls the release out and shows the
-telemetry that comes back. Ctrl-C stops every process it started.
+local artifacts, in-process MQTT broker) and the retraining worker, trains and
+registers a model, signs a release, provisions three agents and rolls the
+release out. The full story (default) then switches two cameras to night: the
+drift alert, the retraining on day + night images, the shadow rollout and the
+promotion follow (scripts/demo_story.py). `--story basic` stops after the first
+rollout. Both end with a live telemetry table; Ctrl-C stops every process the
+demo started.
 """
 
 from __future__ import annotations
@@ -19,8 +23,17 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scripts.demo_story import (
+    PhaseError,
+    Timeline,
+    night_story,
+    open_alert,
+    story_config,
+    story_data,
+)
 from scripts.loop import Loop, class_counts
 from scripts.make_video import make_video
+from scripts.real_video import DEFAULT_PHOTOS, make_real_video
 from scripts.synth_images import generate_dataset
 
 CAMERAS = {
@@ -28,11 +41,10 @@ CAMERAS = {
     "park1-lawn": ["dog", "dog", "cat", "dog", "dog", "cat"],
     "park2-pond": ["cat", "dog", "dog", "cat", "dog", "cat"],
 }
+# The cameras that see night in the full story, with balanced night scenes.
+PHOTOS_PER_CLASS = 150  # --photos: enough for a linear probe in about a minute on 2 cores
+NIGHT = {"park1-lawn": ["dog", "cat"] * 3, "park2-pond": ["cat", "dog"] * 3}
 console = Console()
-
-
-def step(text: str) -> None:
-    console.rule(f"[bold cyan]{text}")
 
 
 def fleet_table(loop: Loop, release_id: str) -> Table:
@@ -56,61 +68,163 @@ def fleet_table(loop: Loop, release_id: str) -> Table:
     return table
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=Path("demo-data"))
     parser.add_argument(
-        "--duration", type=float, default=0, help="seconds to watch; 0 = until Ctrl-C"
+        "--duration", type=float, default=0, help="seconds to watch at the end; 0 = until Ctrl-C"
     )
-    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--epochs", type=int, default=0,
+                        help="training epochs (first model and retraining); 0: the "
+                        "trainer's default for --arch (25), or 25 for --story basic")
+    parser.add_argument("--arch", default="",
+                        help="trainer --arch; empty: lite0 (pretrained EfficientNet-Lite0, "
+                        "linear probe) for the full story, compact for basic")
+    parser.add_argument("--story", choices=("full", "basic"), default="full",
+                        help="full: night, drift, retraining, shadow, promotion; basic: stop "
+                        "after the first rollout")
+    parser.add_argument("--photos", type=Path, default=None,
+                        help="with --story basic: train on real photos from this ImageFolder "
+                        f"(e.g. {DEFAULT_PHOTOS}; {PHOTOS_PER_CLASS} per class, linear probe "
+                        "of EfficientNet-Lite0) and film the cameras from held-out photos")
     args = parser.parse_args()
+    if args.photos is not None and args.story != "basic":
+        parser.error("--photos works with --story basic (the full story's night shift is "
+                     "built for the synthetic scenes)")
+    return args
+
+
+def photo_subset(src: Path, dest: Path, per_class: int) -> Path:
+    """A fixed subset (the first files by name) of a real-photo ImageFolder, as symlinks:
+    training stays quick, and the trainer's split and the held-out videos agree on it."""
+    for label in ("cat", "dog"):
+        folder = src / label
+        if not folder.is_dir():
+            raise PhaseError(f"no folder {folder}: --photos needs an ImageFolder with cat/ "
+                             f"and dog/ (e.g. {DEFAULT_PHOTOS})")
+        out = dest / label
+        out.mkdir(parents=True, exist_ok=True)
+        for photo in sorted(folder.iterdir())[:per_class]:
+            link = out / photo.name
+            if not link.exists():
+                link.symlink_to(photo.resolve())
+    return dest
+
+
+def main() -> int:
+    args = parse_args()
+    full = args.story == "full"
+    photos: Path | None = args.photos.resolve() if args.photos is not None else None
+    arch = args.arch or ("lite0" if full or photos else "compact")
+    train_args = ["--arch", arch]
+    if args.epochs or not full:
+        train_args += ["--epochs", str(args.epochs or 25)]
+    if full:
+        train_args.append("--no-quantize")  # minutes count; the int8 gate is another story
     workdir: Path = args.workdir.resolve()
-    loop = Loop(workdir / "run", mqtt_url=None, window_seconds=5.0)
+    # Full story: 20 s windows, so each holds enough frames (40 at the agents' 2 fps) for
+    # the drift statistics to tell night from day.
+    loop = Loop(workdir / "run", mqtt_url=None, window_seconds=20.0 if full else 5.0)
+    if full:  # three agents (and shadow models) share 2 cores: one ONNX thread each
+        loop.agent_env["PARKWATCH_AGENT_INTRA_OP_THREADS"] = "1"
+    timeline = Timeline()
+    n = 12 if full else 6
     try:
-        step("1/6 synthetic data and camera videos")
-        data = workdir / "dataset"
-        if not data.exists():
-            generate_dataset(data, n_per_class=600, seed=0, size=128)
-        for i, (device_id, labels) in enumerate(CAMERAS.items()):
-            video = workdir / "videos" / f"{device_id}.avi"
-            if not video.exists():
-                video.parent.mkdir(parents=True, exist_ok=True)
-                make_video(video, labels=labels, n_segments=len(labels), seed=10 + i)
-        console.print(f"dataset in {data}, videos in {workdir / 'videos'}")
+        what = "real photos" if photos else "synthetic data"
+        with timeline.phase(f"1/{n} {what} and camera videos"):
+            # The full story retrains too, so its day set is smaller (minutes on 2 cores).
+            data = workdir / ("day-dataset" if full else "dataset")
+            if photos is not None:
+                data = photo_subset(photos, workdir / "photos", PHOTOS_PER_CLASS)
+            elif not data.exists():
+                generate_dataset(data, n_per_class=300 if full else 600, seed=0, size=128)
+            videos = workdir / ("videos-photos" if photos else "videos")
+            for i, (device_id, labels) in enumerate(CAMERAS.items()):
+                video = videos / f"{device_id}.avi"
+                if not video.exists():
+                    video.parent.mkdir(parents=True, exist_ok=True)
+                    if photos is not None:  # held-out real photos: never seen in training
+                        make_real_video(video, data, labels=labels, n_segments=len(labels),
+                                        seed=10 + i)
+                    else:
+                        make_video(video, labels=labels, n_segments=len(labels), seed=10 + i)
+            extra = story_data(workdir, NIGHT, data) if full else {}
+            console.print(f"dataset in {data}, videos in {videos}")
 
-        step("2/6 control plane (SQLite, local artifacts, embedded MQTT broker)")
-        loop.start_control_plane()
-        console.print(f"API {loop.api_url}  broker {loop.broker_url}  data {loop.cp_dir}")
+        with timeline.phase(f"2/{n} control plane (SQLite, local artifacts, embedded MQTT)"):
+            if full:
+                day_cams = [d for d in CAMERAS if d not in NIGHT]
+                loop.config = story_config(workdir / "parkwatch.toml", extra, train_args,
+                                          day_cams)
+                console.print(f"settings: {loop.config} (\\[drift] and \\[worker])")
+            loop.start_control_plane()
+            console.print(f"API {loop.api_url}  broker {loop.broker_url}  data {loop.cp_dir}")
+            if full:
+                loop.start_worker()
+                console.print(f"retraining worker started (log {loop.workdir / 'logs'}"
+                              "/worker.log)")
 
-        step("3/6 train, export to ONNX, register")
-        loop.train(data, workdir / "model", "--epochs", str(args.epochs))
-        version = loop.api("/models/petnet/versions")["items"][-1]
-        console.print(f"registered petnet version {version['version']}: {version.get('metrics')}")
+        with timeline.phase(f"3/{n} train, export to ONNX, register"):
+            with console.status(f"training petnet ({' '.join(train_args)}; report: "
+                                f"{workdir / 'model' / 'report.md'} when done)"):
+                loop.train(data, workdir / "model", *train_args)
+            version = loop.api("/models/petnet/versions")["items"][-1]
+            metrics = version.get("metrics") or {}
+            console.print(f"registered petnet version {version['version']}: test accuracy "
+                          f"{metrics.get('test_accuracy', float('nan')):.3f}")
+            if full:
+                loop.cli("aliases", "set", "petnet", "champion", str(version["version"]))
 
-        step("4/6 provision and start three edge agents")
-        for device_id in CAMERAS:
-            loop.add_agent(device_id, workdir / "videos" / f"{device_id}.avi")
-            loop.start_agent(device_id)
-            console.print(f"agent {device_id}: config {loop.workdir / 'agents' / device_id}.toml")
+        with timeline.phase(f"4/{n} provision and start three edge agents"):
+            for device_id in CAMERAS:
+                loop.add_agent(device_id, videos / f"{device_id}.avi",
+                               sample_fps=6.0 if full else 5.0,
+                               motion_gate=False if full else None)
+                loop.start_agent(device_id)
+                console.print(f"agent {device_id}: config "
+                              f"{loop.workdir / 'agents' / device_id}.toml")
 
-        step("5/6 sign a release and roll it out over MQTT")
-        release_id = loop.release_and_roll_out("petnet", *CAMERAS)
-        for device_id in CAMERAS:
-            loop.wait_for_release(device_id, release_id, timeout=180)
-            console.print(f"{device_id}: {release_id} verified, smoke-tested, healthy")
+        with timeline.phase(f"5/{n} sign a release and roll it out over MQTT in waves"):
+            release_id = loop.release_and_roll_out("petnet", *CAMERAS,
+                                                   options=["--waves", "1,100%", "--gate",
+                                                            "min_windows=1"])
+            for device_id in CAMERAS:
+                with console.status(f"waiting for {device_id} to verify, smoke-test and "
+                                    f"run {release_id}"):
+                    loop.wait_for_release(device_id, release_id, timeout=180)
+                console.print(f"{device_id}: {release_id} verified, smoke-tested, healthy")
 
-        step("6/6 telemetry flowing back (Ctrl-C to stop)")
-        console.print(f"look: {loop.api_url}/api/v1/devices  ·  {loop.api_url}/docs  ·  "
-                      f"token in {loop.cp_dir / 'admin.token'}  ·  logs in {loop.workdir / 'logs'}")
-        end = time.monotonic() + args.duration if args.duration else float("inf")
-        with Live(fleet_table(loop, release_id), console=console, refresh_per_second=1) as live:
-            while time.monotonic() < end:
-                time.sleep(2)
-                live.update(fleet_table(loop, release_id))
+        if full:
+            with timeline.phase(f"6/{n} day-time telemetry flows back"):
+                time.sleep(30)
+                console.print(fleet_table(loop, release_id))
+                if open_alert(loop, release_id):
+                    console.print("[yellow]a drift alert is already open on day frames: the "
+                                  "story goes on, but raise [drift] min_psi in "
+                                  f"{loop.config}")
+            release_id = night_story(loop, timeline, release_id, NIGHT, workdir)
+
+        with timeline.phase(f"{n}/{n} telemetry flowing back (Ctrl-C to stop)"):
+            token = (loop.cp_dir / "admin.token").read_text().strip()
+            console.print(f"dashboard: [bold]{loop.api_url}/dashboard/#/fleet?token={token}[/]")
+            console.print(f"look: {loop.api_url}/api/v1/devices  ·  {loop.api_url}/docs  ·  "
+                          f"token in {loop.cp_dir / 'admin.token'}  ·  logs in "
+                          f"{loop.workdir / 'logs'}")
+            print_timeline(timeline)
+            end = time.monotonic() + args.duration if args.duration else float("inf")
+            with Live(fleet_table(loop, release_id), console=console,
+                      refresh_per_second=1) as live:
+                while time.monotonic() < end:
+                    time.sleep(2)
+                    live.update(fleet_table(loop, release_id))
         return 0
     except KeyboardInterrupt:
         console.print("stopping ...")
         return 0
+    except (PhaseError, TimeoutError) as exc:
+        console.print(f"[red]demo stopped: {exc}")
+        return 1
     except Exception as exc:
         console.print(f"[red]demo failed: {exc}")
         for proc in loop.procs.values():
@@ -119,6 +233,15 @@ def main() -> int:
     finally:
         loop.stop_all()
         console.print("all demo processes stopped")
+
+
+def print_timeline(timeline: Timeline) -> None:
+    table = Table(title="how long each phase took")
+    table.add_column("phase")
+    table.add_column("seconds", justify="right")
+    for title, seconds in timeline.phases:
+        table.add_row(title, f"{seconds:.0f}")
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,7 +75,19 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
+        self._stop_group()
         return self.popen.returncode
+
+    def _stop_group(self) -> None:
+        """Stop what the process left behind in its own process group (spawn gives each
+        one a new session), e.g. the trainer a killed `parkwatch worker` was running."""
+        try:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            return  # the group is empty: nothing left behind
+        time.sleep(1)
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
 
 
 @dataclass
@@ -88,6 +100,8 @@ class Loop:
     port: int = field(default_factory=free_port)
     broker_port: int = field(default_factory=free_port)
     procs: dict[str, Proc] = field(default_factory=dict)
+    config: Path | None = None  # TOML for `serve` and `worker` ([drift], [worker], ...)
+    agent_env: dict[str, str] = field(default_factory=dict)  # e.g. PARKWATCH_AGENT_...
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +151,7 @@ class Loop:
         return done.stdout
 
     def cli_json(self, *args: str, **env: str) -> Any:
-        return json.loads(self.cli(*args, "--json", **env))
+        return json.loads(self.cli(*args, "--json", timeout=600, **env))
 
     def spawn(self, name: str, *args: str, **env: str) -> Proc:
         log = self.workdir / "logs" / f"{name}.log"
@@ -157,7 +171,7 @@ class Loop:
 
     # -- the loop, step by step --------------------------------------------------
     def start_control_plane(self, timeout: float = 60) -> None:
-        proc = self.spawn("control-plane", "serve")
+        proc = self.spawn("control-plane", "serve", *self._config_args())
 
         def healthy() -> bool:
             if not proc.alive():
@@ -166,6 +180,33 @@ class Loop:
 
         wait_until(healthy, timeout, "the control plane's /healthz")
         wait_until(lambda: (self.cp_dir / "admin.token").exists(), 10, "the admin token")
+
+    def _config_args(self) -> list[str]:
+        return ["--config", str(self.config)] if self.config is not None else []
+
+    def start_worker(self) -> Proc:
+        """`parkwatch worker` (continuous training) beside the control plane."""
+        return self.spawn("worker", "worker", *self._config_args())
+
+    def switch_camera(self, device_id: str, video: Path) -> Proc:
+        """Point the agent's camera at ``video`` and restart it (its release is kept)."""
+        config = self.workdir / "agents" / f"{device_id}.toml"
+        lines = [f"source = {json.dumps(str(video))}" if ln.startswith("source = ") else ln
+                 for ln in config.read_text().splitlines()]
+        config.write_text("\n".join(lines) + "\n")
+        name = f"agent-{device_id}"
+        if name in self.procs:
+            self.procs[name].stop()
+        return self.start_agent(device_id)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        token = (self.cp_dir / "admin.token").read_text().strip()
+        resp = httpx.post(
+            f"{self.api_url}/api/v1{path}", json=body or {},
+            headers={"Authorization": f"Bearer {token}"}, timeout=30,
+        )
+        resp.raise_for_status()
+        return resp.json()
 
     def api(self, path: str, **params: Any) -> Any:
         token = (self.cp_dir / "admin.token").read_text().strip()
@@ -180,8 +221,12 @@ class Loop:
         self.cli("train", "--data", str(data_dir), "--out", str(out_dir), "--api-url",
                  self.api_url, *extra)
 
-    def add_agent(self, device_id: str, video: Path, sample_fps: float = 5.0) -> Path:
-        """Provision a device and write its config with one looping file camera."""
+    def add_agent(
+        self, device_id: str, video: Path, sample_fps: float = 5.0,
+        motion_gate: bool | None = None,
+    ) -> Path:
+        """Provision a device and write its config with one looping file camera
+        (``motion_gate=False``: classify every sampled frame, even a still scene)."""
         config = self.workdir / "agents" / f"{device_id}.toml"
         config.parent.mkdir(exist_ok=True)
         self.cli("devices", "add", device_id, "--out", str(config))
@@ -191,6 +236,8 @@ class Loop:
             f'\n[[cameras]]\ncamera_id = "cam0"\nsource = "{video}"\nloop = true\n'
             f"sample_fps = {sample_fps}\n"
         )
+        if motion_gate is not None:
+            text += f"motion_gate = {str(motion_gate).lower()}\n"
         config.write_text(text)
         return config
 
@@ -198,12 +245,16 @@ class Loop:
         config = self.workdir / "agents" / f"{device_id}.toml"
         return self.spawn(
             f"agent-{device_id}", "agent", "run", "--config", str(config),
-            PARKWATCH_AGENT_WINDOW_SECONDS=str(self.window_seconds),
+            **{"PARKWATCH_AGENT_WINDOW_SECONDS": str(self.window_seconds), **self.agent_env},
         )
 
-    def release_and_roll_out(self, model_name: str, *devices: str, mode: str = "active") -> str:
+    def release_and_roll_out(
+        self, model_name: str, *devices: str, mode: str = "active", options: Sequence[str] = ()
+    ) -> str:
+        """Sign a release of the newest version and start its rollout (``options``: more
+        `rollout start` flags, e.g. ``["--waves", "1,100%"]``)."""
         release = self.cli_json("release", "create", model_name)
-        args = ["rollout", "start", release["release_id"], "--mode", mode]
+        args = ["rollout", "start", release["release_id"], "--mode", mode, *options]
         for device in devices:
             args += ["--device", device]
         self.cli_json(*args)
