@@ -20,7 +20,10 @@ from .models import Alert, Device, Rollout, RolloutDevice
 from .services.rollouts import DEVICE_TRANSITIONS
 
 log = logging.getLogger(__name__)
-ROLLOUT_STATES = ("in_progress", "completed", "failed", "superseded")
+# Every state of the rollout engine (services/rollout_engine.py), so each has a series
+# from the first scrape on, zero until a rollout reaches it.
+ROLLOUT_STATES = ("in_progress", "awaiting_approval", "paused", "completed", "aborted",
+                  "rolled_back", "superseded")
 SEVERITIES = ("info", "warning", "critical")
 
 
