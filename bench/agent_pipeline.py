@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+from _machine import cpu_name  # bench/ is on sys.path: scripts run from it
 
 from edge_agent.config import _default_threads
 from edge_agent.runtime import ModelRuntime
@@ -54,16 +55,6 @@ from trainer.lite0 import Lite0
 from trainer.model import PetNet
 
 LABELS = ["cat", "dog", "empty"]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def manifest_for(path: Path, size: int, embedding_dim: int) -> ReleaseManifest:

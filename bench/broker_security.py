@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import paho.mqtt.client as paho
+from _machine import cpu_name  # bench/ is on sys.path: scripts run from it
 from paho.mqtt.enums import CallbackAPIVersion
 
 from control_plane import mqtt_acl
@@ -110,14 +111,7 @@ def publishes_per_s(target: Target, n: int, topic: str) -> float:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     version = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     return (f"{cpu}, {os.cpu_count()} logical CPUs (load {load}); "

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import onnxruntime as ort
 import torch
+from _machine import cpu_name  # bench/ is on sys.path: scripts run from it
 
 from scripts.synth_images import generate_dataset
 from trainer import load_settings, run_training
@@ -31,14 +32,7 @@ from trainer.quantize import compare_latency
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     return (f"{cpu}, {os.cpu_count()} logical CPUs (load {load}), GPU {gpu}; torch "

@@ -61,11 +61,9 @@ def _segment_labels(n_segments: int, labels: list[str] | None) -> list[str]:
     return [seq[i % len(seq)] for i in range(n_segments)]  # cycle: ["dog"] means all dogs
 
 
-def make_video(out_path: Path, n_segments: int = 6, segment_seconds: float = 2.0,
-               fps: float = 10.0, size: tuple[int, int] = (320, 240), seed: int = 0,
-               labels: list[str] | None = None, shift: str | None = None,
-               shift_from_segment: int | None = None, severity: float = 1.0) -> dict[str, Any]:
-    """Write an MJPG `.avi` at `out_path` (size is width, height) plus a `.json` sidecar."""
+def _check_clip(n_segments: int, segment_seconds: float, fps: float, labels: list[str] | None,
+                shift: str | None, shift_from_segment: int | None, severity: float) -> list[str]:
+    """Validate a clip's arguments (shared with ``real_video``); return the segment labels."""
     if n_segments < 1 or segment_seconds <= 0 or fps <= 0:
         raise ValueError("n_segments, segment_seconds and fps must be positive")
     seg_labels = _segment_labels(n_segments, labels)
@@ -75,16 +73,51 @@ def make_video(out_path: Path, n_segments: int = 6, segment_seconds: float = 2.0
         raise ValueError("shift_from_segment needs a shift")
     if not 0.0 <= severity <= 1.0:
         raise ValueError(f"severity must be in [0, 1], got {severity}")
-    w, h = size
-    per_seg = max(1, round(segment_seconds * fps))
-    shift_from = 0 if shift_from_segment is None else shift_from_segment
+    return seg_labels
 
-    out_path = Path(out_path)
+
+def _open_writer(out_path: Path, fps: float, w: int, h: int) -> cv2.VideoWriter:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
     if not writer.isOpened():
         raise RuntimeError(f"cv2.VideoWriter could not open {out_path} for MJPG at {w}x{h}; "
                            "use an .avi path in a writable folder")
+    return writer
+
+
+def _camera_frame(frame: U8, cam_seed: int, frng: np.random.Generator, shift: str | None,
+                  severity: float, seconds: float, seed: int) -> U8:
+    """What the camera adds to a scene: its settings (fixed per segment), fresh read noise,
+    the shift, and the burnt-in timestamp."""
+    frame = sensor(frame, np.random.default_rng(cam_seed), False, noise_rng=frng)
+    if shift is not None:
+        frame = apply_shift(frame, shift, severity, frng)
+    stamp = _EPOCH + dt.timedelta(seconds=seconds)
+    _overlay(frame, f"CAM-{seed % 100:02d}  {stamp:%Y-%m-%d %H:%M:%S}")
+    return frame
+
+
+def _write_sidecar(out_path: Path, fps: float, frame_count: int, w: int, h: int,
+                   segments: list[dict[str, Any]]) -> dict[str, Any]:
+    meta: dict[str, Any] = {"fps": fps, "frame_count": frame_count, "width": w, "height": h,
+                            "segments": segments}
+    out_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def make_video(out_path: Path, n_segments: int = 6, segment_seconds: float = 2.0,
+               fps: float = 10.0, size: tuple[int, int] = (320, 240), seed: int = 0,
+               labels: list[str] | None = None, shift: str | None = None,
+               shift_from_segment: int | None = None, severity: float = 1.0) -> dict[str, Any]:
+    """Write an MJPG `.avi` at `out_path` (size is width, height) plus a `.json` sidecar."""
+    seg_labels = _check_clip(n_segments, segment_seconds, fps, labels, shift,
+                             shift_from_segment, severity)
+    w, h = size
+    per_seg = max(1, round(segment_seconds * fps))
+    shift_from = 0 if shift_from_segment is None else shift_from_segment
+
+    out_path = Path(out_path)
+    writer = _open_writer(out_path, fps, w, h)
     rng = np.random.default_rng([seed, 7])
     scene = park_background(rng, h, w)  # fixed camera: one scene for the whole clip
     segments: list[dict[str, Any]] = []
@@ -116,20 +149,13 @@ def make_video(out_path: Path, n_segments: int = 6, segment_seconds: float = 2.0
                 frng = np.random.default_rng([seed, 7, si, k])
                 # Camera settings fixed per segment, read noise fresh per frame; no JPEG pass
                 # here because the MJPG encoder compresses anyway.
-                frame = sensor(frame, np.random.default_rng(cam_seed), False, noise_rng=frng)
-                if shifted and shift is not None:
-                    frame = apply_shift(frame, shift, severity, frng)
-                stamp = _EPOCH + dt.timedelta(seconds=frame_no / fps)
-                _overlay(frame, f"CAM-{seed % 100:02d}  {stamp:%Y-%m-%d %H:%M:%S}")
-                writer.write(frame)
+                writer.write(_camera_frame(frame, cam_seed, frng, shift if shifted else None,
+                                           severity, frame_no / fps, seed))
             segments.append({"start_frame": si * per_seg, "end_frame": (si + 1) * per_seg,
                              "label": label, "shift": shift if shifted else None})
     finally:
         writer.release()
-    meta: dict[str, Any] = {"fps": fps, "frame_count": per_seg * n_segments, "width": w,
-                            "height": h, "segments": segments}
-    out_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return meta
+    return _write_sidecar(out_path, fps, per_seg * n_segments, w, h, segments)
 
 
 def main(argv: list[str] | None = None) -> int:

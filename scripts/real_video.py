@@ -18,9 +18,7 @@ one animal each; the motion is a pan over a still picture.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
-import json
 import math
 import sys
 from pathlib import Path
@@ -32,8 +30,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a file: make `scripts` importable from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.make_video import _EPOCH, _overlay, _segment_labels
-from scripts.synth_images import LABELS, SHIFTS, U8, apply_shift, sensor
+from scripts.make_video import _camera_frame, _check_clip, _open_writer, _write_sidecar
+from scripts.synth_images import LABELS, SHIFTS, U8
 from trainer.data import IMAGE_SUFFIXES, assign_split
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "cats_and_dogs"
@@ -71,15 +69,8 @@ def make_real_video(out_path: Path, photos_root: Path = DEFAULT_PHOTOS, n_segmen
                     shift_from_segment: int | None = None,
                     severity: float = 1.0) -> dict[str, Any]:
     """Write an MJPG ``.avi`` at ``out_path`` (size is width, height) plus a ``.json`` sidecar."""
-    if n_segments < 1 or segment_seconds <= 0 or fps <= 0:
-        raise ValueError("n_segments, segment_seconds and fps must be positive")
-    seg_labels = _segment_labels(n_segments, labels)
-    if shift is not None and shift not in SHIFTS:
-        raise ValueError(f"unknown shift {shift!r}; expected one of {', '.join(SHIFTS)}")
-    if shift_from_segment is not None and shift is None:
-        raise ValueError("shift_from_segment needs a shift")
-    if not 0.0 <= severity <= 1.0:
-        raise ValueError(f"severity must be in [0, 1], got {severity}")
+    seg_labels = _check_clip(n_segments, segment_seconds, fps, labels, shift,
+                             shift_from_segment, severity)
     pools = {lab: held_out_photos(photos_root, lab, seed) for lab in set(seg_labels)}
     for lab, pool in pools.items():
         if not pool:
@@ -88,11 +79,7 @@ def make_real_video(out_path: Path, photos_root: Path = DEFAULT_PHOTOS, n_segmen
     per_seg = max(1, round(segment_seconds * fps))
     shift_from = 0 if shift_from_segment is None else shift_from_segment
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
-    if not writer.isOpened():
-        raise RuntimeError(f"cv2.VideoWriter could not open {out_path} for MJPG at {w}x{h}; "
-                           "use an .avi path in a writable folder")
+    writer = _open_writer(out_path, fps, w, h)
     segments: list[dict[str, Any]] = []
     used = dict.fromkeys(pools, 0)
     try:
@@ -117,21 +104,14 @@ def make_real_video(out_path: Path, photos_root: Path = DEFAULT_PHOTOS, n_segmen
                 shake = frng.normal(0, 0.6, 2)  # a pole-mounted camera is never quite still
                 zoom = zoom0 * (1 + 0.08 * t) * (1 + 0.01 * math.sin(4 * t))
                 frame = cover(photo, w, h, zoom, start + drift * t + shake, angle)
-                frame = sensor(frame, np.random.default_rng(cam_seed), False, noise_rng=frng)
-                if shifted and shift is not None:
-                    frame = apply_shift(frame, shift, severity, frng)
-                stamp = _EPOCH + dt.timedelta(seconds=frame_no / fps)
-                _overlay(frame, f"CAM-{seed % 100:02d}  {stamp:%Y-%m-%d %H:%M:%S}")
-                writer.write(frame)
+                writer.write(_camera_frame(frame, cam_seed, frng, shift if shifted else None,
+                                           severity, frame_no / fps, seed))
             segments.append({"start_frame": si * per_seg, "end_frame": (si + 1) * per_seg,
                              "label": label, "shift": shift if shifted else None,
                              "photo": path.relative_to(photos_root).as_posix()})
     finally:
         writer.release()
-    meta: dict[str, Any] = {"fps": fps, "frame_count": per_seg * n_segments, "width": w,
-                            "height": h, "segments": segments}
-    out_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return meta
+    return _write_sidecar(out_path, fps, per_seg * n_segments, w, h, segments)
 
 
 def main(argv: list[str] | None = None) -> int:
