@@ -2,13 +2,15 @@
 
 A simulated fleet (one paho client, QoS 1) publishes telemetry windows of many devices
 to a private Mosquitto; real ingest worker processes store them (validation, dedup on
-(device, seq), one transaction each). Measured side by side in one run:
+(device, seq), up to ``--batch-size`` windows per transaction, PUBACK after the commit).
+The broker here allows 100 unacknowledged messages in flight per client, so batches hold
+at most 100 (Mosquitto's default is 20). Measured side by side in one run:
 
 - SQLite (WAL), 1 worker;
 - PostgreSQL, 1 worker and 2 workers in a shared subscription (when a server answers
   at PARKWATCH_TEST_POSTGRES_URL, default postgresql+psycopg://postgres@127.0.0.1/test).
 
-    python bench/fleet_ingest.py [--devices 100] [--windows 1500]
+    python bench/fleet_ingest.py [--devices 100] [--windows 1500] [--batch-size 100]
 
 A device sends one window per minute by default, so windows/s x 60 is the fleet size
 one configuration keeps up with (before any headroom).
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -32,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import paho.mqtt.client as paho
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client.parser import text_string_to_metric_families
 
 from control_plane.db import create_db_engine, session_scope, upgrade
 from control_plane.models import Device
@@ -87,7 +91,18 @@ def stored(engine: sa.Engine) -> int:
         return int(conn.execute(sa.text("SELECT count(*) FROM telemetry_window")).scalar_one())
 
 
-def run_case(url: str, workers: int, devices: list[str], windows: int, tmp: Path) -> float:
+def batch_stats(port: int) -> tuple[float, float]:
+    """(windows, transactions) the worker behind metrics ``port`` wrote."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
+              if s.name.startswith("parkwatch_cp_ingest_batch_windows_")}
+    return (values.get("parkwatch_cp_ingest_batch_windows_sum", 0.0),
+            values.get("parkwatch_cp_ingest_batch_windows_count", 0.0))
+
+
+def run_case(url: str, workers: int, devices: list[str], windows: int, tmp: Path,
+             batch_size: int) -> tuple[float, float]:
+    """(windows/s, mean windows per transaction)."""
     upgrade(url)
     engine = create_db_engine(url)
     with session_scope(engine) as session:
@@ -100,15 +115,18 @@ def run_case(url: str, workers: int, devices: list[str], windows: int, tmp: Path
     broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     procs: list[subprocess.Popen[bytes]] = []
+    metrics_ports: list[int] = []
     try:
         wait_port(port)
         for i in range(workers):
             metrics = free_port()
+            metrics_ports.append(metrics)
             env = {**os.environ, "PARKWATCH_DATA_DIR": str(tmp / f"w{port}-{i}"),
                    "PARKWATCH_DATABASE_URL": url, "PARKWATCH_MQTT_URL":
                    f"mqtt://127.0.0.1:{port}", "PARKWATCH_INGEST_SHARE_GROUP": "ingest",
                    "PARKWATCH_MQTT_CLIENT_ID": f"bench-ingest-{port}-{i}",
-                   "PARKWATCH_METRICS_PORT": str(metrics), "PARKWATCH_LOG_LEVEL": "WARNING"}
+                   "PARKWATCH_METRICS_PORT": str(metrics), "PARKWATCH_LOG_LEVEL": "WARNING",
+                   "PARKWATCH_INGEST_BATCH_SIZE": str(batch_size)}
             env.pop("PARKWATCH_CONFIG", None)
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "parkwatch_cli", "serve", "--role", "ingest"],
@@ -131,7 +149,9 @@ def run_case(url: str, workers: int, devices: list[str], windows: int, tmp: Path
         seconds = time.perf_counter() - start
         client.disconnect()
         client.loop_stop()
-        return stored(engine) / seconds
+        stats = [batch_stats(p) for p in metrics_ports]
+        batched = sum(w for w, _ in stats) / max(sum(n for _, n in stats), 1.0)
+        return stored(engine) / seconds, batched
     finally:
         for proc in procs:
             proc.terminate()
@@ -145,28 +165,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=100)
     ap.add_argument("--windows", type=int, default=1500)
+    ap.add_argument("--batch-size", type=int, default=100,
+                    help="ingest_batch_size of the workers (1: one transaction per window)")
     args = ap.parse_args()
     devices = [f"cam-{i}" for i in range(args.devices)]
-    rows: list[tuple[str, float]] = []
+    rows: list[tuple[str, tuple[float, float]]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         rows.append(("SQLite (WAL), 1 worker",
-                     run_case(f"sqlite:///{tmp / 'cp.db'}", 1, devices, args.windows, tmp)))
+                     run_case(f"sqlite:///{tmp / 'cp.db'}", 1, devices, args.windows, tmp,
+                              args.batch_size)))
         for workers in (1, 2):
             url = postgres_db()
             if url is not None:
                 try:
                     rows.append((f"PostgreSQL, {workers} worker(s)",
-                                 run_case(url, workers, devices, args.windows, tmp)))
+                                 run_case(url, workers, devices, args.windows, tmp,
+                                          args.batch_size)))
                 finally:
                     drop_postgres_db(url)
-    print(f"### Fleet ingest ({args.windows} windows from {args.devices} devices, QoS 1)\n")
-    print("| configuration | windows/s | devices at 1 window/min |\n|---|---|---|")
-    for name, rate in rows:
-        print(f"| {name} | {rate:,.0f} | {rate * 60:,.0f} |")
-    base = rows[0][1]
+    print(f"### Fleet ingest ({args.windows} windows from {args.devices} devices, QoS 1, "
+          f"ingest_batch_size {args.batch_size})\n")
+    print("| configuration | windows/s | devices at 1 window/min | windows per transaction |\n"
+          "|---|---|---|---|")
+    for name, (rate, batched) in rows:
+        print(f"| {name} | {rate:,.0f} | {rate * 60:,.0f} | {batched:.1f} |")
+    base = rows[0][1][0]
     print()
-    for name, rate in rows[1:]:
+    for name, (rate, _) in rows[1:]:
         print(f"ratio {name} / SQLite 1 worker: {rate / base:.2f}")
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"\nmachine: {os.cpu_count()} logical CPUs (load {load}), Python "

@@ -1,7 +1,7 @@
 """Telemetry ingest throughput into the store, and the time of a fleet drift report.
 
     python bench/ingest_drift.py [--windows 2000] [--devices 100] [--hours 2]
-    python bench/ingest_drift.py --devices 1000 --hours 24     # the full-size report
+    python bench/ingest_drift.py --no-ingest --devices 1000 --hours 24   # the full size
 
 Ingest (windows/s, realistic payloads with every histogram filled, as agents send them),
 measured side by side on SQLite (WAL) and PostgreSQL (when a server answers at
@@ -12,11 +12,20 @@ PARKWATCH_TEST_POSTGRES_URL), with one and two writer processes:
 - batched: ``services.telemetry.ingest_windows``, 500 windows per transaction.
 
 Drift: ``drift.analyser.run_analysis`` over DEVICES x HOURS of 1-minute windows (one
-release): device reports with K-of-N window verdicts, the fleet report and alerts.
-The time is also given per 1,000 windows, extrapolated linearly to 1,000 devices x
-24 h (1.44 M windows) when the run was smaller, and measured again after retention has
-merged every window older than one hour into hourly windows (what
-``[retention] downsample_after_hours = 1`` would keep).
+release): device reports with K-of-N window verdicts, the fleet report and alerts. The
+windows are seeded with plain multi-row INSERTs in large transactions (seeding is not
+what is measured). Beside it, on the same data, ``drift.oracle.reports``: the
+straightforward computation (every window through the ORM's JSON and datetime types,
+as the analysis did before its fast path; it writes nothing, so it is favoured a
+little; at ``bench/run``'s short size per-device work and report writes dominate and
+the ratio says little). Up to 200,000 windows the report is timed again after
+retention has merged every window older than one hour into hourly windows (what
+``[retention] downsample_after_hours = 1`` would keep); above that it is skipped,
+because retention loads every window of its day at once.
+
+The full size (1,000 devices x 24 h = 1.44 M windows) needs about 2 GB of disk per
+store in the temporary directory (``TMPDIR``; PostgreSQL: its data directory) and a few
+minutes per store; ``bench/run`` uses a short size.
 """
 
 from __future__ import annotations
@@ -38,14 +47,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
+import sqlalchemy as sa
 from fleet_ingest import drop_postgres_db, postgres_db  # fresh PostgreSQL databases
 from sqlmodel import Session
 
 from control_plane.db import create_db_engine, session_scope, upgrade
-from control_plane.drift import DriftSettings, synthetic
+from control_plane.drift import DriftSettings, oracle, synthetic
 from control_plane.drift.analyser import run_analysis
 from control_plane.drift.settings import RetentionSettings
-from control_plane.models import Device, Model, ModelVersion, Release
+from control_plane.models import Device, Model, ModelVersion, Release, TelemetryWindowRecord
 from control_plane.services.telemetry import ingest_window, ingest_windows
 from control_plane.services.telemetry_retention import apply_retention
 from protocols import TelemetryWindow
@@ -53,6 +63,8 @@ from protocols import TelemetryWindow
 START = datetime(2026, 6, 1, tzinfo=UTC)
 RELEASE = "petnet-v1-bench"
 POOL = 64  # distinct payloads, reused with other device ids, seqs and times
+SEED_ROWS = 20_000  # rows per executemany (one transaction each)
+MERGED_UP_TO = 200_000  # windows: above this, the hourly-merged report is skipped
 
 
 def pool() -> list[TelemetryWindow]:
@@ -123,33 +135,74 @@ def ingest_case(url: str, mode: str, workers: int, windows: int) -> float:
     return sum(p[0] for p in parts) / elapsed
 
 
+def seed(url: str, devices: int, minutes: int) -> None:
+    """DEVICES x MINUTES windows of one release, as plain multi-row INSERTs (the payloads
+    are what ``ingest_windows`` stores: the same JSON, with each row's ids and times)."""
+    base = [w.model_dump(mode="json", by_alias=True) for w in pool()]
+    table: sa.Table = TelemetryWindowRecord.__table__  # type: ignore[attr-defined]
+    received = START + timedelta(days=2)
+    engine = create_db_engine(url)
+    rows: list[dict[str, Any]] = []
+    for d in range(devices):
+        for q in range(minutes):
+            start, end = START + timedelta(minutes=q), START + timedelta(minutes=q + 1)
+            payload = {**base[(d * 7 + q) % POOL], "device_id": f"cam-{d}", "seq": q,
+                       "window_start": start.isoformat().replace("+00:00", "Z"),
+                       "window_end": end.isoformat().replace("+00:00", "Z")}
+            rows.append({"device_id": f"cam-{d}", "seq": q, "window_start": start,
+                         "window_end": end, "release_id": RELEASE, "received_at": received,
+                         "payload": payload})
+            if len(rows) == SEED_ROWS:
+                with engine.begin() as conn:
+                    conn.execute(sa.insert(table), rows)
+                rows = []
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(table), rows)
+    engine.dispose()
+
+
+def _settings(minutes: int) -> DriftSettings:
+    return DriftSettings(range_minutes=minutes, analysis_interval_s=0)
+
+
 def _timed_report(engine: Any, minutes: int, devices: int) -> float:
-    settings = DriftSettings(range_minutes=minutes, analysis_interval_s=0)
     t0 = time.perf_counter()
     with Session(engine, expire_on_commit=False) as s:
-        result = run_analysis(s, settings, now=START + timedelta(minutes=minutes + 1))
+        result = run_analysis(s, _settings(minutes), now=START + timedelta(minutes=minutes + 1))
     assert result.device_reports == devices
     return time.perf_counter() - t0
 
 
-def drift_case(url: str, devices: int, hours: int) -> tuple[int, float, float]:
-    """(windows, report seconds on 1-minute windows, report seconds after downsampling
-    everything older than one hour into hourly windows)."""
-    prepare(url, devices)
-    engine = create_db_engine(url)
-    pooled = pool()
-    minutes = hours * 60
-    for d in range(devices):
-        with session_scope(engine) as s:
-            ingest_windows(s, [make(pooled, d, q) for q in range(minutes)])
-    raw = _timed_report(engine, minutes, devices)
-    hourly = RetentionSettings(downsample_after_hours=1, bucket_minutes=60,
-                               delete_after_days=3650)
+def _timed_oracle(engine: Any, minutes: int, devices: int) -> float:
+    t0 = time.perf_counter()
     with Session(engine, expire_on_commit=False) as s:
-        apply_retention(s, hourly, START + timedelta(minutes=minutes + 1))
-    merged = _timed_report(engine, minutes, devices)
+        reports = oracle.reports(s, _settings(minutes), now=START + timedelta(minutes=minutes + 1))
+    assert len(reports) == devices + 1
+    return time.perf_counter() - t0
+
+
+def drift_case(url: str, devices: int, hours: int) -> dict[str, float | None]:
+    """Seconds of: seeding, the report (fast path), the straightforward computation, and
+    the report after downsampling everything older than one hour into hourly windows
+    (None when skipped)."""
+    prepare(url, devices)
+    minutes = hours * 60
+    t0 = time.perf_counter()
+    seed(url, devices, minutes)
+    out: dict[str, float | None] = {"seed": time.perf_counter() - t0}
+    engine = create_db_engine(url)
+    out["report"] = _timed_report(engine, minutes, devices)
+    out["oracle"] = _timed_oracle(engine, minutes, devices)
+    out["merged"] = None
+    if devices * minutes <= MERGED_UP_TO:
+        hourly = RetentionSettings(downsample_after_hours=1, bucket_minutes=60,
+                                   delete_after_days=3650)
+        with Session(engine, expire_on_commit=False) as s:
+            apply_retention(s, hourly, START + timedelta(minutes=minutes + 1))
+        out["merged"] = _timed_report(engine, minutes, devices)
     engine.dispose()
-    return devices * minutes, raw, merged
+    return out
 
 
 def main() -> None:
@@ -157,6 +210,7 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=2000, help="Windows per ingest case.")
     ap.add_argument("--devices", type=int, default=100, help="Devices in the drift report.")
     ap.add_argument("--hours", type=int, default=2, help="Hours of 1-minute windows.")
+    ap.add_argument("--no-ingest", action="store_true", help="Only the drift report.")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}\n")
@@ -181,6 +235,27 @@ def main() -> None:
 
 
 def report(backends: dict[str, Callable[[], str]], args: argparse.Namespace) -> None:
+    if not args.no_ingest:
+        ingest_report(backends, args)
+    print("\n| store | devices x hours | windows | seed s | report s | windows/s | "
+          "straightforward s | straightforward / report | report s, hourly-merged after 1 h |"
+          "\n|---|---|---|---|---|---|---|---|---|")
+    ratios: list[str] = []
+    n = args.devices * args.hours * 60
+    for name, new_url in backends.items():
+        t = drift_case(new_url(), args.devices, args.hours)
+        fast, slow, seeded = t["report"] or 0.0, t["oracle"] or 0.0, t["seed"] or 0.0
+        merged = "skipped" if t["merged"] is None else f"{t['merged']:.1f}"
+        print(f"| {name} | {args.devices:,} x {args.hours} | {n:,} | {seeded:.0f} | "
+              f"{fast:.1f} | {n / fast:,.0f} | {slow:.1f} | {slow / fast:.2f}x | {merged} |")
+        ratios.append(f"{name} fleet report {args.devices:,} x {args.hours} h: {fast:.1f} s, "
+                      f"{n / fast:,.0f} windows/s; straightforward / fast = {slow / fast:.2f}x")
+    print()
+    for line in ratios:
+        print(f"- {line}")
+
+
+def ingest_report(backends: dict[str, Callable[[], str]], args: argparse.Namespace) -> None:
     rates: dict[tuple[str, str, int], float] = {}
     print("| store | mode | writers | windows/s |\n|---|---|---|---|")
     for name, new_url in backends.items():
@@ -198,14 +273,6 @@ def report(backends: dict[str, Callable[[], str]], args: argparse.Namespace) -> 
     if "PostgreSQL" in backends:
         ratio = rates[("PostgreSQL", "batched", 2)] / rates[("SQLite", "batched", 1)]
         print(f"- PostgreSQL 2 writers / SQLite 1 writer (batched) = {ratio:.2f}x")
-    print("\n| store | devices x hours | windows | report s | s per 1,000 windows | "
-          "1,000 devices x 24 h (s, linear) | report s, hourly-merged after 1 h | ratio |"
-          "\n|---|---|---|---|---|---|---|---|")
-    for name, new_url in backends.items():
-        n, secs, merged = drift_case(new_url(), args.devices, args.hours)
-        full = secs * 1_440_000 / n
-        print(f"| {name} | {args.devices} x {args.hours} | {n:,} | {secs:.1f} | "
-              f"{secs * 1000 / n:.2f} | {full:,.0f} | {merged:.1f} | {secs / merged:.1f}x |")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ def rollout_start(
                                                               "`rollout approve`."),
     shadow_phase: bool | None = typer.Option(None, "--shadow-phase/--no-shadow-phase",
                                              help="Shadow the first wave's devices first."),
+    shadow_fraction: float | None = typer.Option(None, help="Share of frames a shadowing "
+                                                 "device mirrors to the candidate (0.25)."),
     on_gate_failure: str | None = typer.Option(None, help="rollback (default) or pause."),
     gate: list[str] = typer.Option([], help="Gate setting k=v, e.g. min_agreement=0.9; "
                                             "repeatable (see docs/control-plane.md)."),
@@ -64,7 +66,8 @@ def rollout_start(
         "labels": parse_pairs(label, "label") or None, "supersede": supersede,
         "waves": [w.strip() for w in waves.split(",") if w.strip()] if waves else None,
         "max_devices_per_minute": max_per_minute, "approval_after_wave": approval_after_wave,
-        "shadow_phase": shadow_phase, "on_gate_failure": on_gate_failure,
+        "shadow_phase": shadow_phase, "shadow_fraction": shadow_fraction,
+        "on_gate_failure": on_gate_failure,
         "gates": {k: _number(v, k) for k, v in parse_pairs(gate, "gate").items()} or None,
     }
     with client_from(config) as api:

@@ -192,6 +192,22 @@ class ControlPlaneSettings(_TomlSettings):
         "unset: one plain subscription.",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
     )
+    ingest_batch_size: int = Field(
+        20,
+        ge=1,
+        le=5000,
+        description="Most MQTT messages the ingest writer takes at once: their telemetry "
+        "windows are written in one transaction and acknowledged after the commit. The broker "
+        "keeps at most its in-flight limit unacknowledged per client (Mosquitto "
+        "max_inflight_messages, default 20): raise both together.",
+    )
+    ingest_linger_seconds: float = Field(
+        0.02,
+        ge=0,
+        le=5,
+        description="How long the ingest writer waits for a batch to fill after its first "
+        "message, in seconds (adds at most this much latency at a low message rate).",
+    )
     role: Role = Field(
         "all",
         description="What this process does: all (HTTP API + MQTT ingest, one process), api "
@@ -230,8 +246,9 @@ class ControlPlaneSettings(_TomlSettings):
     rollout_policy: RolloutPolicy = Field(
         default_factory=RolloutPolicy,
         description="Default rollout policy (the [rollout_policy] table): waves, "
-        "max_devices_per_minute, approval_after_wave, shadow_phase, on_gate_failure, "
-        "spread_label and [rollout_policy.gates]; `rollout start` options override it.",
+        "max_devices_per_minute, approval_after_wave, shadow_phase, shadow_fraction, "
+        "on_gate_failure, spread_label and [rollout_policy.gates]; `rollout start` options "
+        "override it.",
     )
 
     @model_validator(mode="before")

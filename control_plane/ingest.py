@@ -5,7 +5,8 @@ Several workers share the fleet's telemetry through an MQTT shared subscription
 hands each message to one of them, and the store's unique (device_id, seq) keys keep
 ingest exactly-once even when a device re-sends. Each worker needs its own MQTT client
 id (``mqtt_client_id``; the default gets a per-process suffix). ``metrics_port``
-exposes the worker's Prometheus counters.
+exposes the worker's Prometheus counters. Windows are written in batches of up to
+``ingest_batch_size`` and acknowledged to the broker only once committed (``ingest_batch``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def run_ingest(settings: ControlPlaneSettings, stop: threading.Event | None = No
         client_id=client_id,
         share_group=settings.ingest_share_group,
         security=settings.mqtt_security(),
+        batch_size=settings.ingest_batch_size,
+        linger_s=settings.ingest_linger_seconds,
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

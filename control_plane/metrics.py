@@ -45,3 +45,27 @@ DEVICES_ONLINE = Gauge("parkwatch_cp_devices_online", "Devices whose last status
 ALERTS_OPEN = Gauge(
     "parkwatch_cp_alerts_open", "Alerts not yet resolved, by severity.", ["severity"]
 )
+INGEST_QUEUE_DEPTH = Gauge(
+    "parkwatch_cp_ingest_queue_depth",
+    "MQTT messages received and not yet written and acknowledged. It stays at the broker's "
+    "in-flight limit per client (Mosquitto max_inflight_messages, default 20) while the store "
+    "is slow or down: the broker then holds further messages (back-pressure).",
+)
+INGEST_BATCH_WINDOWS = Histogram(
+    "parkwatch_cp_ingest_batch_windows",
+    "Telemetry windows written per store transaction by the MQTT ingest writer.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+INGEST_WRITE_SECONDS = Histogram(
+    "parkwatch_cp_ingest_write_seconds",
+    "Time to write one batch of telemetry windows (or one other message), retries included.",
+)
+INGEST_STORE_RETRIES = Counter(
+    "parkwatch_cp_ingest_store_retries_total",
+    "Ingest writes retried after a transient store error (SQLite busy, PostgreSQL down, "
+    "deadlock or serialisation failure); nothing is acknowledged until the write succeeds.",
+)
+INGEST_STORE_DOWN = Gauge(
+    "parkwatch_cp_ingest_store_down",
+    "Ingest writers waiting for the store to come back (0 when the store is writable).",
+)

@@ -1,9 +1,11 @@
 """The control plane's one MQTT adapter (paho-mqtt 2.x).
 
 In: status, reported, telemetry and events of every device, decoded with
-``protocols.decode_for_topic`` and handed to the services, each message in its
-own database session. An invalid payload is logged with its reason and
-dropped; a failing handler is logged; neither stops the loop.
+``protocols.decode_for_topic`` in paho's thread and queued to the ingest pipeline
+(``ingest_batch``): one writer stores telemetry windows in batches and the other
+messages one by one, and acknowledges each message (manual PUBACK) only once it is
+committed, in arrival order. An invalid payload is logged with its reason, dropped and
+acknowledged; a failing handler is logged; neither stops the loop.
 Out: desired states, retained, QoS 1.
 Subscriptions are made in ``on_connect``, so every reconnect resubscribes.
 """
@@ -13,8 +15,8 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -22,7 +24,6 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 
 from protocols import (
     DesiredState,
@@ -37,40 +38,23 @@ from protocols import (
     fleet_subscription,
     parse_device_topic,
 )
-from protocols.logs import bind_context
 from protocols.topics import TopicKind
 
 from .config import MqttSecurity
 from .db import session_scope
 from .errors import ConfigError
+from .ingest_batch import INGESTED_KINDS, Inbound, IngestPipeline, count
 from .metrics import (
     DESIRED_PUBLISHED,
     INGEST_RECEIVED,
-    INGEST_RESULTS,
     MQTT_CONNECTED,
-    MQTT_MESSAGES,
     MQTT_RECONNECTS,
 )
 from .services import devices, rollouts, telemetry
 
 log = logging.getLogger(__name__)
-_INGESTED = frozenset({"telemetry", "events"})
-_DB_RETRIES = 5
 INGEST_KINDS: tuple[TopicKind, ...] = ("status", "reported", "telemetry", "events")
-
-
-def _retrying(handler: Callable[[Any], str], message: Any) -> str:
-    """Run a handler, again on a transient store error (SQLite busy, PostgreSQL deadlock or
-    serialisation failure); handlers are idempotent, so a retry never stores twice."""
-    for attempt in range(_DB_RETRIES):
-        try:
-            return handler(message)
-        except OperationalError as exc:
-            if attempt == _DB_RETRIES - 1:
-                raise
-            log.info("store busy, retrying message (%s)", str(exc).splitlines()[0][:200])
-            time.sleep(0.05 * 2**attempt)
-    raise AssertionError("unreachable")  # pragma: no cover
+FLUSH_TIMEOUT_S = 5.0  # stop(): how long queued messages may take to be written and acked
 
 
 @dataclass(frozen=True)
@@ -117,6 +101,8 @@ class MqttAdapter:
         subscribe: bool = True,
         on_connected: Callable[[MqttAdapter], None] | None = None,
         security: MqttSecurity | None = None,
+        batch_size: int = 20,
+        linger_s: float = 0.02,
     ) -> None:
         self.endpoint = parse_mqtt_url(url)
         self.engine = engine
@@ -130,6 +116,7 @@ class MqttAdapter:
             client_id=client_id,
             clean_session=clean_session,
             protocol=paho.MQTTv311,
+            manual_ack=True,  # PUBACK once committed (IngestPipeline), not on receipt
         )
         sec = security or MqttSecurity()
         username = sec.username or self.endpoint.username
@@ -148,20 +135,34 @@ class MqttAdapter:
         self.client.on_connect = self._handle_connect
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_message = self._handle_message
+        # Telemetry windows go to _write_windows, in batches; these one message at a time.
         self._handlers: dict[str, Callable[[Any], str]] = {
             "status": self._on_status,
             "reported": self._on_reported,
-            "telemetry": self._on_telemetry,
             "events": self._on_event,
         }
+        # Bumped on every connect and disconnect: a PUBACK goes back only on the connection
+        # its PUBLISH came on (after a reconnect the broker resends, maybe reusing the mid).
+        self._connection = 0
+        self._ack_lock = threading.Lock()
+        self.pipeline = IngestPipeline(
+            self._write_windows, self._handle, self._acknowledge,
+            batch_size=batch_size, linger_s=linger_s,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
+        if self.subscribe:
+            self.pipeline.start()
         self.client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30)
         self.client.loop_start()
 
     def stop(self) -> None:
+        """Write and acknowledge what is queued (at most FLUSH_TIMEOUT_S; not at all while
+        the store is down), then disconnect; the broker resends anything unacknowledged."""
         self._stopping = True
+        self.pipeline.stop(FLUSH_TIMEOUT_S)
+        self._next_connection()  # a write still finishing acknowledges nothing now
         self.client.disconnect()
         self.client.loop_stop()
         self._connected.clear()
@@ -180,6 +181,7 @@ class MqttAdapter:
         if reason.is_failure:
             log.warning("broker refused the connection: %s", reason)
             return
+        self._next_connection()
         if self.subscribe:
             # Shared subscriptions ($share/<group>/...) work on MQTT 3.1.1 with Mosquitto 2,
             # EMQX and HiveMQ; paho passes the filter through unchanged.
@@ -200,6 +202,7 @@ class MqttAdapter:
     def _handle_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
+        self._next_connection()
         self._connected.clear()
         MQTT_CONNECTED.set(0)
         if self._stopping:
@@ -223,31 +226,52 @@ class MqttAdapter:
 
     # -- in --------------------------------------------------------------------------------
     def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
-        kind = "unknown"
+        """paho's thread: decode, validate and queue; the pipeline writes and acknowledges."""
+        kind, device_id, message = "unknown", "", None
         try:
-            device_id, kind = parse_device_topic(msg.topic)
-            if kind not in self._handlers:
-                MQTT_MESSAGES.labels(kind, "ignored").inc()
-                return
-            if kind in _INGESTED:
-                INGEST_RECEIVED.labels(kind).inc()
-            with bind_context(device_id=device_id):
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = "<topic not UTF-8>"
+        try:
+            device_id, kind = parse_device_topic(topic)
+            if kind not in INGEST_KINDS:
+                count(kind, "ignored")
+            else:
+                if kind in INGESTED_KINDS:
+                    INGEST_RECEIVED.labels(kind).inc()
                 message = decode_for_topic(kind, msg.payload)
                 if getattr(message, "device_id", device_id) != device_id:
                     raise ProtocolError(
                         f"payload device_id {getattr(message, 'device_id', '')!r} does not "
                         "match its topic"
                     )
-                outcome = _retrying(self._handlers[kind], message)
         except ProtocolError as exc:
-            log.warning("invalid MQTT message dropped: %s", exc, extra={"topic": msg.topic[:200]})
-            outcome = "invalid"
+            log.warning("invalid MQTT message dropped: %s", exc, extra={"topic": topic[:200]})
+            count(kind, "invalid")
+            message = None
         except Exception:
-            log.exception("MQTT message handler failed", extra={"topic": msg.topic[:200]})
-            outcome = "error"
-        MQTT_MESSAGES.labels(kind, outcome).inc()
-        if kind in _INGESTED:
-            INGEST_RESULTS.labels(kind, outcome).inc()
+            log.exception("MQTT message could not be decoded", extra={"topic": topic[:200]})
+            count(kind, "error")
+            message = None
+        # Every message goes through the queue, so PUBACKs leave in arrival order.
+        self.pipeline.submit(Inbound(kind, device_id, message, msg.mid, msg.qos,
+                                     self._connection))
+
+    def _next_connection(self) -> None:
+        with self._ack_lock:
+            self._connection += 1
+
+    def _acknowledge(self, item: Inbound) -> None:
+        with self._ack_lock:  # no reconnect between the check and the PUBACK
+            if item.qos > 0 and item.connection == self._connection:
+                self.client.ack(item.mid, item.qos)
+
+    def _write_windows(self, windows: Sequence[TelemetryWindow]) -> Counter[str]:
+        with session_scope(self.engine) as session:
+            return telemetry.ingest_windows(session, windows)
+
+    def _handle(self, kind: str, message: Any) -> str:
+        return self._handlers[kind](message)
 
     def _on_status(self, status: DeviceStatus) -> str:
         with session_scope(self.engine) as session:
@@ -261,10 +285,6 @@ class MqttAdapter:
                 return self._unknown()
             rollouts.on_reported(session, device, reported)
         return "applied"
-
-    def _on_telemetry(self, window: TelemetryWindow) -> str:
-        with session_scope(self.engine) as session:
-            return telemetry.ingest_window(session, window)
 
     def _on_event(self, event: DeviceEvent) -> str:
         with session_scope(self.engine) as session:

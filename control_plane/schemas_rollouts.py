@@ -96,6 +96,11 @@ class RolloutPolicy(BaseModel):
         description="Run the release in shadow mode on the first wave's devices first "
         "(agreement and class-shift gates) before any device serves it.",
     )
+    shadow_fraction: float = Field(
+        0.25, ge=0.01, le=1,
+        description="Share of the classified frames a shadowing device also runs through the "
+        "candidate (CPU cost on the device vs how soon the shadow gates have enough frames).",
+    )
     on_gate_failure: GateFailurePolicy = Field(
         "rollback", description="rollback: revert the failed wave, then pause; pause: only pause."
     )
@@ -127,6 +132,7 @@ class RolloutCreate(_Body):
     max_devices_per_minute: int | None = Field(None, ge=1, le=1_000_000)
     approval_after_wave: int | None = Field(None, ge=1, le=32)
     shadow_phase: bool | None = None
+    shadow_fraction: float | None = Field(None, ge=0.01, le=1)
     on_gate_failure: GateFailurePolicy | None = None
     gates: dict[str, Any] | None = Field(
         None, max_length=32, description="Overrides of GatePolicy fields."

@@ -9,6 +9,7 @@ wanted one but was too busy to take it in time.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # Unreadable frames in a row that a file may hold before the run counts as its end.
 _MAX_BAD_FILE_FRAMES = 64
+# _read_until_failure's answer when a looped file was replaced: reopen it, no backoff.
+_REOPEN = "file replaced"
 
 CameraState = Literal["up", "reconnecting", "down"]
 Image = npt.NDArray[np.uint8]
@@ -154,6 +157,7 @@ class CameraSource:
         self._blocked_since: float | None = None
         self._blocked_in = ""
         self.source_fps = 0.0
+        self._file_id: tuple[int, int, int] | None = None  # of the file when it was opened
 
     @property
     def camera_id(self) -> str:
@@ -270,9 +274,19 @@ class CameraSource:
         if not cap.isOpened():
             cap.release()
             return None
+        if kind == "file":
+            self._file_id = self._identity()
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.source_fps = fps if 0 < fps < 1000 else 0.0
         return cap
+
+    def _identity(self) -> tuple[int, int, int] | None:
+        """(inode, size, mtime) of the source file; None when it cannot be read."""
+        try:
+            st = os.stat(self.config.source)
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
 
     def _run(self, gen: int, delay: float, wait_for_abandoned: bool) -> None:
         if wait_for_abandoned:
@@ -298,6 +312,10 @@ class CameraSource:
                     cap.release()
                 if reason is None:  # a finished file, stop requested, or abandoned
                     return
+                if reason == _REOPEN:
+                    log.info("camera %s: looped file was replaced; playing the new one",
+                             self.camera_id)
+                    continue
                 if self.slot.captured > before:  # backoff resets on the first good frame
                     self._attempt = 0
             if not self._current(gen):
@@ -349,6 +367,10 @@ class CameraSource:
                 return None
             if rewound:
                 return "cannot rewind the file"
+            # A looped file replaced on disk (an operator swaps the clip with a rename) is
+            # reopened at its end instead of rewound: no restart needed.
+            if self._identity() not in (None, self._file_id):
+                return _REOPEN
             cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             rewound = True
         return None

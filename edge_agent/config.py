@@ -103,7 +103,8 @@ class CameraConfig(BaseModel):
         min_length=1,
         description="A video file path, an rtsp:// or http(s):// URL, or a device index ('0').",
     )
-    loop: bool = Field(default=False, description="Files only: start again at the end.")
+    loop: bool = Field(default=False, description="Files only: start again at the end "
+                       "(reopened if the file was replaced, e.g. by a rename, meanwhile).")
     sample_fps: Annotated[float, Field(gt=0, le=120)] = Field(
         default=5.0, description="How many frames per second to classify (the newest frame)."
     )

@@ -1,8 +1,10 @@
 """One loaded model: an ONNX Runtime session plus the manifest's preprocessing.
 
 ``ModelRuntime.infer`` is the per-frame hot path: every buffer (resized image,
-input tensor, outputs, probabilities) is allocated once here and reused.
-Results are views into those buffers, valid until the next ``infer`` call.
+input tensor, outputs, probabilities) is allocated once here and reused, and the
+outputs are bound once. Results are views into those buffers, valid until the
+next ``infer`` call. At 64 px a numpy call costs about as much as the pixels it
+touches, so the path is written in few calls (``bench/agent_pipeline.py``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +39,24 @@ class Inference:
     logits: F32  # (n_labels,)
     probs: F32  # softmax(logits / temperature)
     embedding: F32  # (embedding_dim,)
-    rgb: U8  # the resized RGB uint8 input (HxWx3), for input statistics
+    image: U8  # the resized frame (HxWx3 uint8, BGR like the camera's), for input statistics
     top: int
     confidence: float
     inference_ms: float
+
+
+def session_options(intra_op_threads: int) -> ort.SessionOptions:
+    """The agent's ORT session options (the pipeline benchmark gives bare ORT the same)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = intra_op_threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle pool threads sleep instead of spinning after each run: the agent infers a few
+    # frames a second, and between them this thread preprocesses and summarises and the
+    # capture threads decode. A spinning worker takes their core; on 2 shared cores it
+    # made the summary after each inference 2.5-3.5 times slower.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
 
 
 class ModelRuntime:
@@ -49,13 +66,10 @@ class ModelRuntime:
         self.manifest = manifest
         self.release_id = manifest.release_id
         spec = manifest.input
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = intra_op_threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self._session = ort.InferenceSession(
-                str(model_path), sess_options=opts, providers=["CPUExecutionProvider"]
+                str(model_path), sess_options=session_options(intra_op_threads),
+                providers=["CPUExecutionProvider"],
             )
         except Exception as exc:  # ORT raises its own exception types
             raise ModelError(f"cannot load {model_path.name}: {exc}"[:500]) from None
@@ -73,15 +87,18 @@ class ModelRuntime:
         h, w = spec.height, spec.width
         # Buffers of the hot path, allocated once.
         self._resized: U8 = np.empty((h, w, 3), np.uint8)
-        self._rgb: U8 = np.empty((h, w, 3), np.uint8)
+        self._planes: list[U8] = [np.empty((h, w), np.uint8) for _ in range(3)]  # B, G, R
         self._input: F32 = np.empty((1, 3, h, w), np.float32)
         self._logits: F32 = np.empty((1, len(self.labels)), np.float32)
         self._embedding: F32 = np.empty((1, out.embedding_dim), np.float32)
         self._probs: F32 = np.empty(len(self.labels), np.float32)
         std = np.asarray(spec.std, np.float32)
-        self._gain = (np.float32(spec.scale) / std).reshape(3, 1, 1)
-        self._offset = (-np.asarray(spec.mean, np.float32) / std).reshape(3, 1, 1)
-        self._to_model_rgb = spec.color_order == "RGB"
+        gain = np.float32(spec.scale) / std
+        offset = -np.asarray(spec.mean, np.float32) / std
+        # Per model input channel: the camera (BGR) plane that feeds it, its gain and offset.
+        order = (2, 1, 0) if spec.color_order == "RGB" else (0, 1, 2)
+        self._channels = [(self._planes[p], float(gain[c]), float(offset[c]), self._input[0, c])
+                          for c, p in enumerate(order)]
         self._binding = self._session.io_binding()
         self._binding.bind_cpu_input(self._input_name, self._input)
         self._binding.bind_output(out.logits, "cpu", 0, np.float32, self._logits.shape,
@@ -94,12 +111,9 @@ class ModelRuntime:
         """``(resize(frame) [in color_order] * scale - mean) / std`` as NCHW, in place."""
         h, w = self._resized.shape[:2]
         cv2.resize(bgr, (w, h), dst=self._resized, interpolation=cv2.INTER_LINEAR)
-        cv2.cvtColor(self._resized, cv2.COLOR_BGR2RGB, dst=self._rgb)
-        chw = self._input[0]
-        src = self._rgb if self._to_model_rgb else self._resized
-        np.copyto(chw, src.transpose(2, 0, 1), casting="unsafe")
-        chw *= self._gain
-        chw += self._offset
+        cv2.split(self._resized, self._planes)
+        for plane, gain, offset, dst in self._channels:  # uint8 plane -> float32, one pass
+            cv2.addWeighted(plane, gain, plane, 0.0, offset, dst=dst, dtype=cv2.CV_32F)
         return self._input
 
     def infer(self, bgr: U8) -> Inference:
@@ -112,7 +126,8 @@ class ModelRuntime:
             raise ModelError(f"inference failed: {exc}"[:500]) from None
         inference_ms = (time.perf_counter() - started) * 1000.0
         logits, embedding = self._logits[0], self._embedding[0]
-        if not (np.isfinite(logits).all() and np.isfinite(embedding).all()):
+        # Finite float32 values cannot overflow a float64 sum; NaN and inf carry through it.
+        if not math.isfinite(logits.sum(dtype=np.float64) + embedding.sum(dtype=np.float64)):
             raise ModelError(f"release {self.release_id} produced non-finite outputs")
         probs = self._probs
         np.divide(logits, self._temperature, out=probs)
@@ -120,7 +135,8 @@ class ModelRuntime:
         np.exp(probs, out=probs)
         probs /= probs.sum()
         top = int(probs.argmax())
-        return Inference(logits, probs, embedding, self._rgb, top, float(probs[top]), inference_ms)
+        return Inference(logits, probs, embedding, self._resized, top, float(probs[top]),
+                         inference_ms)
 
     # -- checks --------------------------------------------------------------------------
     def smoke_test(self) -> None:

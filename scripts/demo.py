@@ -13,6 +13,7 @@ demo started.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -112,8 +113,13 @@ def photo_subset(src: Path, dest: Path, per_class: int) -> Path:
     return dest
 
 
+def _stop_on_sigterm(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # the same clean-up as Ctrl-C: every child process is stopped
+
+
 def main() -> int:
     args = parse_args()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     full = args.story == "full"
     photos: Path | None = args.photos.resolve() if args.photos is not None else None
     arch = args.arch or ("lite0" if full or photos else "compact")
@@ -123,14 +129,18 @@ def main() -> int:
     if full:
         train_args.append("--no-quantize")  # minutes count; the int8 gate is another story
     workdir: Path = args.workdir.resolve()
-    # Full story: 20 s windows at 2 fps, so each holds 40 frames: enough for the drift
+    # Full story: 10 s windows at 4 fps, so each holds 40 frames: enough for the drift
     # statistics to tell night from day. The [drift] thresholds in story_config are tuned
     # for that count: PSI over sparse reference bins grows with the sample count, and at
-    # 6 fps the day camera's brightness (synthetic frames are not the training images)
-    # crosses the alarm too.
-    loop = Loop(workdir / "run", mqtt_url=None, window_seconds=20.0 if full else 5.0)
+    # 120 frames per window the day camera's brightness (synthetic frames are not the
+    # training images) crosses the alarm too.
+    loop = Loop(workdir / "run", mqtt_url=None, window_seconds=10.0 if full else 5.0)
     if full:  # three agents (and shadow models) share 2 cores: one ONNX thread each
         loop.agent_env["PARKWATCH_AGENT_INTRA_OP_THREADS"] = "1"
+        # The retraining computes backbone features only for the images it has not seen
+        # (the night ones), and the trainer's shift report covers the story's shift only.
+        loop.trainer_env["PARKWATCH_TRAINER_FEATURE_CACHE_DIR"] = str(workdir / "features")
+        loop.trainer_env["PARKWATCH_TRAINER_SHIFTS"] = '["night"]'
     timeline = Timeline()
     n = 12 if full else 6
     try:
@@ -182,7 +192,7 @@ def main() -> int:
         with timeline.phase(f"4/{n} provision and start three edge agents"):
             for device_id in CAMERAS:
                 loop.add_agent(device_id, videos / f"{device_id}.avi",
-                               sample_fps=2.0 if full else 5.0,
+                               sample_fps=4.0 if full else 5.0,
                                motion_gate=False if full else None)
                 loop.start_agent(device_id)
                 console.print(f"agent {device_id}: config "
@@ -200,7 +210,7 @@ def main() -> int:
 
         if full:
             with timeline.phase(f"6/{n} day-time telemetry flows back"):
-                time.sleep(30)
+                time.sleep(20)
                 console.print(fleet_table(loop, release_id))
                 if open_alert(loop, release_id):
                     console.print("[yellow]a drift alert is already open on day frames: the "
@@ -215,6 +225,8 @@ def main() -> int:
                           f"token in {loop.cp_dir / 'admin.token'}  ·  logs in "
                           f"{loop.workdir / 'logs'}")
             print_timeline(timeline)
+            timeline.save(loop.workdir / "timeline.json", story=args.story,
+                          night_cameras=sorted(NIGHT) if full else [], release_id=release_id)
             end = time.monotonic() + args.duration if args.duration else float("inf")
             with Live(fleet_table(loop, release_id), console=console,
                       refresh_per_second=1) as live:

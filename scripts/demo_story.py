@@ -1,12 +1,12 @@
 """The second half of `parkwatch demo`: night falls, drift, retraining, shadow, promotion.
 
-Some cameras are switched to night-shifted videos (their agents restart on the new
-source and keep their release). The control plane's drift analysis opens a drift
-alert; `parkwatch worker` turns it into a training job on a dataset that includes
-night images, compares challenger and champion on held-out day and night images and
-starts a rollout whose first phase is shadow mode. The demo approves the waves after
-the canary (as an operator would, audited) and, once every device runs the new
-release, promotes it to `champion`.
+Some cameras' looping clips are swapped for night-shifted ones (a rename; the agents
+keep running and play the new clip from its next loop). The control plane's drift
+analysis opens a drift alert; `parkwatch worker` turns it into a training job on a
+dataset that includes night images, compares challenger and champion on held-out day
+and night images and starts a rollout whose first phase is shadow mode. The demo
+approves the waves after the canary (as an operator would, audited) and, once every
+device runs the new release, promotes it to `champion`.
 
 Every wait has a timeout and says, when it runs out, what was expected and which log
 file tells why.
@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,19 +44,29 @@ class PhaseError(RuntimeError):
 
 @dataclass
 class Timeline:
-    """How long each phase took, for the summary at the end."""
+    """When each phase began and how long it took: the summary at the end, and
+    ``timeline.json`` (``save``) for whoever checks the story against the store."""
 
     phases: list[tuple[str, float]] = field(default_factory=list)
+    started: dict[str, datetime] = field(default_factory=dict)
 
     @contextmanager
     def phase(self, title: str) -> Iterator[None]:
         console.rule(f"[bold cyan]{title}")
         start = time.monotonic()
+        self.started[title] = datetime.now(UTC)
         try:
             yield
         finally:
             self.phases.append((title, time.monotonic() - start))
             console.print(f"[dim]({time.monotonic() - start:.0f} s)")
+
+    def save(self, path: Path, **facts: Any) -> None:
+        path.write_text(json.dumps({
+            "phases": [{"title": t, "started_at": self.started[t].isoformat(), "seconds": s}
+                       for t, s in self.phases],
+            **facts,
+        }, indent=2))
 
 
 def wait_for(
@@ -132,14 +143,16 @@ def story_config(
     path: Path, data: dict[str, Path], trainer_args: list[str], canary: list[str]
 ) -> Path:
     """Settings of `serve` and `worker` for a story that fits in minutes: drift analysed
-    every 5 s over 2 minutes, 2 of 3 windows drifted open the alert, and the worker
+    every 5 s over 2 minutes, 2 of 3 windows drifted open the alert, shadowing devices
+    mirror every frame, and the worker
     retrains on day + night images with the same trainer options as the first model.
 
     The synthetic videos are rendered differently from the training stills (whole
     320x240 scenes, brighter and softer), so even day frames differ from the reference
     profile: brightness PSI about 1.5-2.5 per 40-frame window (measured), sharpness
     and saturation far more. Night puts every frame in the lowest brightness bin: PSI
-    3 and more, growing with the frames per window. The demo therefore watches
+    3 and more, growing with the frames per window (the demo's agents send 40: 10 s
+    windows at 4 fps). The demo therefore watches
     brightness, which is what night changes, with a limit between the two; a real
     site calibrates these limits on its own cameras (docs/drift.md).
 
@@ -147,6 +160,9 @@ def story_config(
     champion is still right, so agreement means something); the demo then promotes it
     to the night cameras."""
     path.write_text(f"""# written by `parkwatch demo` (see scripts/demo_story.py: story_config)
+[rollout_policy]
+shadow_fraction = 1.0  # the shadow gates get their frames 4x sooner than at 0.25
+
 [drift]
 analysis_interval_s = 5
 range_minutes = 2
@@ -195,7 +211,8 @@ def night_story(
     with timeline.phase("7/12 night falls on some cameras"):
         for device_id in night_cameras:
             loop.switch_camera(device_id, workdir / "videos" / f"{device_id}-night.avi")
-            console.print(f"{device_id}: camera now sees night (agent restarted, same release)")
+            console.print(f"{device_id}: the camera's clip turns to night (the agent keeps "
+                          "running its release)")
 
     with timeline.phase("8/12 drift analysis opens an alert"):
         alert = wait_for(lambda: open_alert(loop, release_id), 240,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,7 @@ class Loop:
     procs: dict[str, Proc] = field(default_factory=dict)
     config: Path | None = None  # TOML for `serve` and `worker` ([drift], [worker], ...)
     agent_env: dict[str, str] = field(default_factory=dict)  # e.g. PARKWATCH_AGENT_...
+    trainer_env: dict[str, str] = field(default_factory=dict)  # `train` and the worker's
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -138,10 +140,13 @@ class Loop:
         return env
 
     # -- processes ---------------------------------------------------------------
-    def cli(self, *args: str, timeout: float = 600, **env: str) -> str:
+    def cli(
+        self, *args: str, timeout: float = 600, extra_env: Mapping[str, str] | None = None
+    ) -> str:
         """Run one `parkwatch` command to completion; return stdout, raise with its output."""
         done = subprocess.run(
-            [*CLI, *args], env=self.env(**env), cwd=REPO_ROOT, capture_output=True,
+            [*CLI, *args], env=self.env(**(extra_env or {})), cwd=REPO_ROOT,
+            capture_output=True,
             text=True, timeout=timeout,
         )
         if done.returncode != 0:
@@ -150,8 +155,8 @@ class Loop:
             )
         return done.stdout
 
-    def cli_json(self, *args: str, **env: str) -> Any:
-        return json.loads(self.cli(*args, "--json", timeout=600, **env))
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json", timeout=600))
 
     def spawn(self, name: str, *args: str, **env: str) -> Proc:
         log = self.workdir / "logs" / f"{name}.log"
@@ -186,18 +191,19 @@ class Loop:
 
     def start_worker(self) -> Proc:
         """`parkwatch worker` (continuous training) beside the control plane."""
-        return self.spawn("worker", "worker", *self._config_args())
+        return self.spawn("worker", "worker", *self._config_args(), **self.trainer_env)
 
-    def switch_camera(self, device_id: str, video: Path) -> Proc:
-        """Point the agent's camera at ``video`` and restart it (its release is kept)."""
-        config = self.workdir / "agents" / f"{device_id}.toml"
-        lines = [f"source = {json.dumps(str(video))}" if ln.startswith("source = ") else ln
-                 for ln in config.read_text().splitlines()]
-        config.write_text("\n".join(lines) + "\n")
-        name = f"agent-{device_id}"
-        if name in self.procs:
-            self.procs[name].stop()
-        return self.start_agent(device_id)
+    def camera_clip(self, device_id: str) -> Path:
+        """The looping file the agent's camera plays (a copy, so it can be swapped)."""
+        return self.workdir / "cameras" / f"{device_id}.avi"
+
+    def switch_camera(self, device_id: str, video: Path) -> None:
+        """Swap the camera's clip for ``video`` with a rename: the running agent plays it
+        from the clip's next loop (no restart), as a real camera's scene would change."""
+        clip = self.camera_clip(device_id)
+        tmp = clip.with_suffix(".swap")
+        shutil.copyfile(video, tmp)
+        tmp.replace(clip)
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         token = (self.cp_dir / "admin.token").read_text().strip()
@@ -219,16 +225,20 @@ class Loop:
 
     def train(self, data_dir: Path, out_dir: Path, *extra: str) -> None:
         self.cli("train", "--data", str(data_dir), "--out", str(out_dir), "--api-url",
-                 self.api_url, *extra)
+                 self.api_url, *extra, extra_env=self.trainer_env)
 
     def add_agent(
         self, device_id: str, video: Path, sample_fps: float = 5.0,
         motion_gate: bool | None = None,
     ) -> Path:
-        """Provision a device and write its config with one looping file camera
-        (``motion_gate=False``: classify every sampled frame, even a still scene)."""
+        """Provision a device and write its config with one camera looping a copy of
+        ``video`` (``motion_gate=False``: classify every sampled frame, even a still scene)."""
         config = self.workdir / "agents" / f"{device_id}.toml"
         config.parent.mkdir(exist_ok=True)
+        clip = self.camera_clip(device_id)
+        clip.parent.mkdir(exist_ok=True)
+        shutil.copyfile(video, clip)
+        video = clip
         self.cli("devices", "add", device_id, "--out", str(config))
         text = config.read_text()
         text = _set_toml_key(text, "data_dir", str(self.workdir / "agents" / device_id))

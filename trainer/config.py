@@ -69,6 +69,11 @@ class TrainerSettings(BaseSettings):
         True, description="lite0 only: the linear probe also learns from the mirrored "
         "training images (their features are computed once, like the originals').",
     )
+    feature_cache_dir: Path | None = Field(
+        None, description="lite0 only: keep the frozen backbone's features per image (by "
+        "file sha256) in a SQLite file in this folder, so a retraining on a grown dataset "
+        "computes features only for the new images; unset: no cache.",
+    )
     shifts: list[Literal["night", "ir", "blur", "rain", "tilt"]] = Field(
         ["night", "ir", "blur", "rain", "tilt"],
         description="Camera shifts (scripts/synth_images.py) applied to the test images to "
@@ -131,6 +136,11 @@ class TrainerSettings(BaseSettings):
     )
     pca_components: int = Field(
         4, ge=1, le=16, description="Principal axes of the embedding shipped for drift."
+    )
+    profile_images: int = Field(
+        2000, ge=10, description="Most training images the reference profile is computed on "
+        "(a fixed sample by file hash): 16-bin histograms settle long before, and a big "
+        "dataset would otherwise pay one more model pass per image.",
     )
     api_url: str | None = Field(
         None, description="Control plane base URL, e.g. http://127.0.0.1:8000; None: no register."

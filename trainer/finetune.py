@@ -8,6 +8,8 @@ On 2 CPU cores that costs one forward pass per image instead of one per epoch.
 With ``finetune`` other than ``none`` the chosen parts of the network then train
 end to end with augmentation (``train.train_model``) from the probe's head; the
 fine-tuned weights are kept only if they beat the probe on validation.
+With ``feature_cache_dir`` the probe's features persist across runs by image sha256
+(``feature_cache``): a retraining computes only the images it has not seen.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from rich.console import Console
 from torch.nn import functional as F
@@ -24,6 +27,7 @@ from torch.utils.data import DataLoader
 
 from .config import TrainerSettings
 from .data import ImageDataset
+from .feature_cache import FeatureCache, backbone_key
 from .lite0 import Lite0, load_pretrained
 from .train import EpochStats, TrainOutcome, _progress, resolve_device, train_model
 
@@ -65,6 +69,38 @@ def extract_features(
         if on_batch is not None:
             on_batch(len(y))
     return torch.cat(feats), torch.cat(labels)
+
+
+def cached_features(
+    model: Lite0,
+    dataset: torch.utils.data.Dataset[tuple[torch.Tensor, int]],
+    base: ImageDataset,
+    view: str,
+    cache: FeatureCache | None,
+    batch_size: int,
+    device: torch.device,
+    num_workers: int = 0,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``extract_features`` of ``dataset`` (``base`` or a view of it, item for item), taking
+    what ``cache`` holds and computing and storing only the rest."""
+    if cache is None:
+        return extract_features(model, dataset, batch_size, device, num_workers, on_batch)
+    images = [r.sha256 for r in base.records]
+    have = cache.get(images, view)
+    missing = [i for i, sha in enumerate(images) if sha not in have]
+    if missing:
+        x_new, _ = extract_features(model, torch.utils.data.Subset(dataset, missing),
+                                    batch_size, device, num_workers, on_batch)
+        new = {images[i]: x_new[j].numpy() for j, i in enumerate(missing)}
+        cache.put(new.items(), view)
+        have.update(new)
+    if on_batch is not None and len(images) > len(missing):
+        on_batch(len(images) - len(missing))
+    log.info("probe features (%s): %d cached, %d computed", view,
+             len(images) - len(missing), len(missing))
+    x = torch.from_numpy(np.stack([have[sha] for sha in images])) if images else torch.empty(0)
+    return x, torch.tensor([r.label_index for r in base.records], dtype=torch.long)
 
 
 def fit_linear(
@@ -128,14 +164,24 @@ def linear_probe(
     if settings.probe_flip:
         parts.append(_Flipped(plain))
     total = len(plain) * len(parts) + len(val_set)
-    with _progress(console, show_progress) as progress:
-        task = progress.add_task("probe features", total=total, info="frozen Lite0")
-        step = lambda n: progress.update(task, advance=n)  # noqa: E731
-        batch = settings.batch_size * 2
-        extracted = [
-            extract_features(model, p, batch, device, settings.num_workers, step) for p in parts
-        ]
-        x_val, y_val = extract_features(model, val_set, batch, device, settings.num_workers, step)
+    cache = None
+    if settings.feature_cache_dir is not None:
+        cache = FeatureCache(settings.feature_cache_dir,
+                             backbone_key(model, train_set.spec.model_dump()))
+    try:
+        with _progress(console, show_progress) as progress:
+            task = progress.add_task("probe features", total=total, info="frozen Lite0")
+            step = lambda n: progress.update(task, advance=n)  # noqa: E731
+            batch, workers = settings.batch_size * 2, settings.num_workers
+            extracted = [
+                cached_features(model, p, plain, view, cache, batch, device, workers, step)
+                for p, view in zip(parts, ("plain", "flip"), strict=False)
+            ]
+            x_val, y_val = cached_features(model, val_set, val_set, "plain", cache, batch,
+                                           device, workers, step)
+    finally:
+        if cache is not None:
+            cache.close()
     train_set._cached_bytes = plain._cached_bytes
     extract_s = time.perf_counter() - t0
     x_train = torch.cat([x for x, _ in extracted])
@@ -220,4 +266,5 @@ def _shift_epoch(e: EpochStats) -> EpochStats:
     return replace(e, epoch=e.epoch + 1)
 
 
-__all__ = ["L2_GRID", "extract_features", "fit_linear", "linear_probe", "train_lite0"]
+__all__ = ["L2_GRID", "cached_features", "extract_features", "fit_linear", "linear_probe",
+           "train_lite0"]

@@ -137,6 +137,8 @@ def _startup(settings: ControlPlaneSettings, enable_mqtt: bool, migrate: bool) -
             clean_session=api_only,
             on_connected=republish_desired,
             security=settings.mqtt_security(),
+            batch_size=settings.ingest_batch_size,
+            linger_s=settings.ingest_linger_seconds,
         )
         adapter.start()
         state.mqtt = adapter

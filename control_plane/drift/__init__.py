@@ -2,9 +2,12 @@
 
 ``stats``: the statistics (PSI, Jensen-Shannon, binned KS, chi-square, CBPE estimated
 accuracy) with alarm levels calibrated to the sample size; ``summary`` and ``compare``:
-merging windows and comparing them with a reference profile (pure); ``analyser``: the
-analysis over the store, which writes drift reports and keeps alerts in step;
-``scheduler``: the periodic analysis that ``parkwatch serve`` runs.
+merging windows and comparing them with a reference profile (pure); ``collect``: a
+range's windows streamed from the store and merged per release and device (the hot
+loop); ``analyser``: the analysis over the store, which writes drift reports and keeps
+alerts in step; ``scheduler``: the periodic analysis that ``parkwatch serve`` runs;
+``oracle`` and ``synthetic``: the straightforward computation and synthetic data, for
+tests and benchmarks only.
 """
 
 from .settings import DriftSettings, FeatureThreshold

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from protocols import ReferenceProfile
 
-from ..models import ModelVersion, Release, TelemetryWindowRecord, utc_now
+from ..models import utc_now
 from ..services import alerts
 from . import metrics
+from .collect import Collected, DeviceWindows, collect, reference_profile
 from .compare import compare, window_drifted
 from .settings import DriftSettings
 from .summary import Summary
@@ -43,80 +43,22 @@ class AnalysisResult:
     skipped_releases: list[str] = field(default_factory=list)
 
 
-def reference_profile(session: Session, release_id: str) -> ReferenceProfile | None:
-    """The reference profile of a release's model version (None: unknown release)."""
-    row = session.exec(
-        select(ModelVersion.spec)
-        .join(Release, col(Release.model_version_id) == col(ModelVersion.id))
-        .where(Release.release_id == release_id)
-    ).first()
-    if row is None or "reference_profile" not in row:
-        return None
-    return ReferenceProfile.model_validate(row["reference_profile"])
-
-
 @dataclass
-class _Device:
-    summary: Summary
-    recent: deque[dict[str, Any]]
-    start: datetime
-    end: datetime
+class Report:
+    """One drift report as the analysis writes it (device_id None: the fleet's)."""
 
-
-def _windows(
-    session: Session, start: datetime, end: datetime, release_id: str | None
-) -> Any:
-    query = (
-        sa.select(
-            col(TelemetryWindowRecord.release_id),
-            col(TelemetryWindowRecord.device_id),
-            col(TelemetryWindowRecord.window_start),
-            col(TelemetryWindowRecord.window_end),
-            col(TelemetryWindowRecord.payload),
-        )
-        .where(
-            col(TelemetryWindowRecord.window_end) > start,
-            col(TelemetryWindowRecord.window_end) <= end,
-            col(TelemetryWindowRecord.release_id).is_not(None),
-        )
-        # A device's seq is its own clock: "latest N windows" holds for late arrivals too.
-        .order_by(col(TelemetryWindowRecord.device_id), col(TelemetryWindowRecord.seq))
-    )
-    if release_id is not None:
-        query = query.where(col(TelemetryWindowRecord.release_id) == release_id)
-    return session.execute(query.execution_options(yield_per=2000))
-
-
-def _collect(
-    session: Session,
-    settings: DriftSettings,
-    start: datetime,
-    end: datetime,
-    release_id: str | None,
-) -> tuple[dict[str, ReferenceProfile], dict[str, dict[str, _Device]], list[str]]:
-    profiles: dict[str, ReferenceProfile | None] = {}
-    devices: dict[str, dict[str, _Device]] = {}
-    for rel, device_id, w_start, w_end, payload in _windows(session, start, end, release_id):
-        if rel not in profiles:
-            profiles[rel] = reference_profile(session, rel)
-        profile = profiles[rel]
-        if profile is None:
-            continue
-        per_release = devices.setdefault(rel, {})
-        dev = per_release.get(device_id)
-        if dev is None:
-            dev = per_release[device_id] = _Device(
-                Summary.empty(profile), deque(maxlen=settings.alert_windows), w_start, w_end
-            )
-        if dev.summary.add_window(payload):
-            dev.recent.append(payload)
-        dev.start, dev.end = min(dev.start, w_start), max(dev.end, w_end)
-    known = {k: v for k, v in profiles.items() if v is not None}
-    return known, devices, sorted(k for k, v in profiles.items() if v is None)
+    release_id: str
+    device_id: str | None
+    window_start: datetime
+    window_end: datetime
+    window_count: int
+    sample_count: int
+    drifted: bool
+    statistics: dict[str, Any]
 
 
 def _device_holds(
-    profile: ReferenceProfile, dev: _Device, settings: DriftSettings
+    profile: ReferenceProfile, dev: DeviceWindows, settings: DriftSettings
 ) -> dict[str, Any]:
     verdicts = [window_drifted(profile, w, settings) for w in dev.recent]
     drifted = sum(1 for v in verdicts if v)
@@ -128,6 +70,87 @@ def _device_holds(
         "k": settings.alert_drifted_windows,
         "n": settings.alert_windows,
     }
+
+
+def release_reports(
+    release_id: str,
+    profile: ReferenceProfile,
+    per_device: dict[str, DeviceWindows],
+    settings: DriftSettings,
+    moved_on: Collection[str] = (),
+) -> tuple[list[Report], Report]:
+    """A release's device reports (by device id) and fleet report, from merged windows.
+
+    A device in ``moved_on`` sends windows of a newer release now: its report stays, but
+    it no longer counts towards this release's alert (its old windows say nothing about
+    how this release does today), so a rollout away from a drifting release resolves it.
+    """
+    fleet = Summary.empty(profile)
+    devices: list[Report] = []
+    drifted: list[str] = []
+    for device_id, dev in sorted(per_device.items()):
+        stats = compare(profile, dev.summary, settings)
+        stats["recent"] = _device_holds(profile, dev, settings)
+        stats["recent"]["moved_on"] = device_id in moved_on
+        if stats["recent"]["holds"] and device_id not in moved_on:
+            drifted.append(device_id)
+        devices.append(Report(release_id, device_id, dev.start, dev.end, dev.summary.windows,
+                              dev.summary.frames, bool(stats["drifted"]), stats))
+        fleet.merge(dev.summary)
+    stats = compare(profile, fleet, settings)
+    stats["devices"] = len(per_device)
+    stats["drifted_devices"] = drifted
+    stats["min_devices"] = settings.alert_min_devices
+    return devices, Report(
+        release_id,
+        None,
+        min(d.start for d in per_device.values()),
+        max(d.end for d in per_device.values()),
+        fleet.windows,
+        fleet.frames,
+        len(drifted) >= settings.alert_min_devices,
+        stats,
+    )
+
+
+def _newest_release(devices: dict[str, dict[str, DeviceWindows]]) -> dict[str, str]:
+    """Each device's release of its newest window in the range (of those analysed)."""
+    newest: dict[str, tuple[datetime, str]] = {}
+    for rel, per_device in devices.items():
+        for device_id, dev in per_device.items():
+            if device_id not in newest or dev.end > newest[device_id][0]:
+                newest[device_id] = (dev.end, rel)
+    return {device_id: rel for device_id, (_, rel) in newest.items()}
+
+
+def analysis_reports(
+    found: Collected, settings: DriftSettings
+) -> list[tuple[str, list[Report], Report]]:
+    """Per release (sorted): its device reports and its fleet report (pure; what
+    ``run_analysis`` writes, and what ``oracle.reports`` recomputes the slow way)."""
+    newest_release = _newest_release(found.devices)
+    out = []
+    for rel, per_device in sorted(found.devices.items()):
+        moved_on = {d for d in per_device if newest_release[d] != rel}
+        device_reports, fleet = release_reports(rel, found.profiles[rel], per_device, settings,
+                                                moved_on)
+        out.append((rel, device_reports, fleet))
+    return out
+
+
+def _record(session: Session, r: Report) -> int:
+    row = alerts.record_drift_report(
+        session,
+        device_id=r.device_id,
+        release_id=r.release_id,
+        window_start=r.window_start,
+        window_end=r.window_end,
+        window_count=r.window_count,
+        sample_count=r.sample_count,
+        drifted=r.drifted,
+        statistics=r.statistics,
+    )
+    return row.id or 0
 
 
 def run_analysis(
@@ -145,48 +168,17 @@ def run_analysis(
     t0 = time.perf_counter()
     end = now or utc_now()
     start = end - timedelta(minutes=range_minutes or settings.range_minutes)
-    profiles, devices, unknown = _collect(session, settings, start, end, release_id)
-    result = AnalysisResult(skipped_releases=unknown)
-    for rel, per_device in sorted(devices.items()):
-        profile = profiles[rel]
-        fleet = Summary.empty(profile)
-        drifted: list[str] = []
-        for device_id, dev in sorted(per_device.items()):
-            stats = compare(profile, dev.summary, settings)
-            stats["recent"] = _device_holds(profile, dev, settings)
-            if stats["recent"]["holds"]:
-                drifted.append(device_id)
-            alerts.record_drift_report(
-                session,
-                device_id=device_id,
-                release_id=rel,
-                window_start=dev.start,
-                window_end=dev.end,
-                window_count=dev.summary.windows,
-                sample_count=dev.summary.frames,
-                drifted=bool(stats["drifted"]),
-                statistics=stats,
-            )
-            result.device_reports += 1
-            fleet.merge(dev.summary)
-        stats = compare(profile, fleet, settings)
-        stats["devices"] = len(per_device)
-        stats["drifted_devices"] = drifted
-        stats["min_devices"] = settings.alert_min_devices
-        report = alerts.record_drift_report(
-            session,
-            device_id=None,
-            release_id=rel,
-            window_start=min(d.start for d in per_device.values()),
-            window_end=max(d.end for d in per_device.values()),
-            window_count=fleet.windows,
-            sample_count=fleet.frames,
-            drifted=len(drifted) >= settings.alert_min_devices,
-            statistics=stats,
-        )
-        result.fleet_reports[rel] = report.id or 0
+    found = collect(session, start, end, release_id, settings.alert_windows)
+    result = AnalysisResult(skipped_releases=found.unknown)
+    for rel, device_reports, fleet in analysis_reports(found, settings):
+        for report in device_reports:
+            _record(session, report)
+        result.device_reports += len(device_reports)
+        stats, drifted = fleet.statistics, fleet.statistics["drifted_devices"]
+        report_id = _record(session, fleet)
+        result.fleet_reports[rel] = report_id
         result.drifted_devices[rel] = drifted
-        result.changes.extend(_reconcile(session, settings, rel, report.id, stats, drifted))
+        result.changes.extend(_reconcile(session, settings, rel, report_id, stats, drifted))
         _export_metrics(rel, stats, len(drifted))
     session.commit()
     alerts.notify_webhook(
@@ -268,4 +260,11 @@ def _export_metrics(release_id: str, stats: dict[str, Any], drifted: int) -> Non
             metrics.FLEET_PSI_ALARM.labels(release_id, feature).set(f["psi_alarm"])
 
 
-__all__ = ["AnalysisResult", "reference_profile", "run_analysis"]
+__all__ = [
+    "AnalysisResult",
+    "Report",
+    "analysis_reports",
+    "reference_profile",
+    "release_reports",
+    "run_analysis",
+]

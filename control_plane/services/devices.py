@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
@@ -253,6 +254,26 @@ def apply_reported(session: Session, reported: ReportedState) -> Device | None:
     _seen(device, utc_now())
     session.add(device)
     return device
+
+
+def touch_many(session: Session, device_ids: Collection[str]) -> set[str]:
+    """Mark devices as seen now, in two statements whatever their number (a telemetry
+    batch touches each of its devices); returns the ones that exist."""
+    ids = sorted(set(device_ids))
+    if not ids:
+        return set()
+    known = set(session.exec(select(Device.device_id).where(col(Device.device_id).in_(ids))))
+    if known:
+        now = utc_now()
+        last_seen = col(Device.last_seen)
+        session.execute(
+            sa.update(Device)
+            .where(col(Device.device_id).in_(sorted(known)),
+                   or_(last_seen.is_(None), last_seen < now))
+            .values(last_seen=now)
+            .execution_options(synchronize_session=False)
+        )
+    return known
 
 
 def touch(session: Session, device_id: str) -> bool:

@@ -28,7 +28,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from protocols import DesiredState, ReportedState
+from protocols import AgentSettings, DesiredState, ReportedState
 
 from ..models import Device, Rollout, RolloutDevice, RolloutWave, TelemetryWindowRecord, utc_now
 from ..schemas_rollouts import RolloutPolicy
@@ -53,15 +53,22 @@ def policy_of(rollout: Rollout) -> RolloutPolicy:
     return RolloutPolicy.model_validate(rollout.policy)
 
 
-def desired_of(device: Device) -> DesiredState:
+def desired_of(session: Session, device: Device) -> DesiredState:
+    shadow = device.desired_mode == "shadow"
+    settings = AgentSettings()
+    rollout = (session.get(Rollout, device.desired_rollout_id)
+               if shadow and device.desired_rollout_id else None)
+    if rollout is not None:  # the rollout's policy says how much of the stream to mirror
+        settings = AgentSettings(shadow_fraction=policy_of(rollout).shadow_fraction)
     return DesiredState(
         device_id=device.device_id,
         revision=device.desired_revision,
         release_id=device.desired_release_id,
-        mode="shadow" if device.desired_mode == "shadow" else "active",
+        mode="shadow" if shadow else "active",
         fallback_release_id=device.desired_fallback_release_id,
         rollout_id=device.desired_rollout_id,
         issued_at=device.desired_issued_at or utc_now(),
+        settings=settings,
     )
 
 
@@ -127,7 +134,7 @@ def release_to(
     row.revision, row.released_at, row.acked_at = device.desired_revision, now, None
     set_row(row, "pending", f"sent in wave {wave.number} ({wave.mode})", now)
     session.add(row)
-    return desired_of(device)
+    return desired_of(session, device)
 
 
 def revert(
@@ -150,7 +157,7 @@ def revert(
         row.detail = f"{row.detail or row.state}; {why}; back to {back}"[:1024]
         row.updated_at = now
     session.add(row)
-    return desired_of(device)
+    return desired_of(session, device)
 
 
 # -- reported states ---------------------------------------------------------------------------

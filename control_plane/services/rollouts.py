@@ -227,4 +227,4 @@ def list_rollouts(
 def current_desired_states(session: Session) -> list[DesiredState]:
     """Every device's desired state, to re-publish after a broker restart lost retained ones."""
     rows = session.exec(select(Device).where(col(Device.desired_revision) > 0)).all()
-    return [desired_of(d) for d in rows]
+    return [desired_of(session, d) for d in rows]

@@ -115,7 +115,7 @@ def ingest_windows(
     outcomes: Counter[str] = Counter()
     fresh = [w for w in windows if horizon is None or w.window_end >= horizon]
     outcomes["expired"] = len(windows) - len(fresh)
-    known = {d for d in {w.device_id for w in fresh} if devices.touch(session, d)}
+    known = devices.touch_many(session, {w.device_id for w in fresh})
     accepted = [w for w in fresh if w.device_id in known]
     outcomes["unknown_device"] = len(fresh) - len(accepted)
     if not accepted:
@@ -134,8 +134,11 @@ def ingest_windows(
             .returning(table.c.device_id, table.c.seq)
         )
         stored_keys.update((d, int(q)) for d, q in session.execute(stmt).all())
-    for w in accepted:
-        if (w.device_id, w.seq) in stored_keys:
+    counted: set[tuple[str, int]] = set()
+    for w in accepted:  # a window sent twice in one batch is stored, and counted, once
+        key = (w.device_id, w.seq)
+        if key in stored_keys and key not in counted:
+            counted.add(key)
             _count_arrival(w, highest.get(w.device_id), now)
     outcomes["stored"] = len(stored_keys)
     outcomes["duplicate"] = len(accepted) - len(stored_keys)

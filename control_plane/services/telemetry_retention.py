@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ _SUMS = ("frames_captured", "frames_inferred", "frames_skipped", "frames_lost", 
          "reconnects", "stalls")
 _MEANS = ("capture_fps", "inference_fps")
 _PERCENTILES = ("frame_age_ms", "inference_ms", "e2e_ms")
+DEVICES_PER_PASS = 50  # devices whose windows one downsampling pass holds in memory
 
 
 class NotMergeable(ValueError):
@@ -119,14 +121,34 @@ def apply_retention(session: Session, rs: RetentionSettings, now: datetime) -> R
         )
     )
     result.deleted_reports = int(getattr(old_reports, "rowcount", 0) or 0)
+    session.commit()
     horizon = now - timedelta(hours=rs.downsample_after_hours)
     since = max(horizon - timedelta(days=1), cutoff)
-    rows = session.exec(
-        select(table)
-        .where(col(table.window_end) < horizon, col(table.window_end) >= since)
-        .order_by(col(table.device_id), col(table.seq))
-    ).all()
+    in_range = (col(table.window_end) < horizon, col(table.window_end) >= since)
+    device_ids = sorted(session.exec(select(table.device_id).where(*in_range).distinct()).all())
     bucket = timedelta(minutes=rs.bucket_minutes).total_seconds()
+    # A day of a big fleet is millions of windows: merge a few devices at a time, each
+    # pass its own transaction (a run stopped half way leaves whole merges behind).
+    for i in range(0, len(device_ids), DEVICES_PER_PASS):
+        rows = session.exec(
+            select(table)
+            .where(*in_range, col(table.device_id).in_(device_ids[i : i + DEVICES_PER_PASS]))
+            .order_by(col(table.device_id), col(table.seq))
+        ).all()
+        _merge_groups(session, rows, bucket, result)
+        session.commit()
+        session.expunge_all()  # let the pass's rows go
+    log.info("telemetry retention done", extra={"deleted": result.deleted,
+                                                "merged_windows": result.merged_windows,
+                                                "merged_groups": result.merged_groups})
+    return result
+
+
+def _merge_groups(
+    session: Session, rows: Sequence[TelemetryWindowRecord], bucket: float,
+    result: RetentionResult,
+) -> None:
+    """Merge each (device, release, bucket) group of ``rows`` into its first window."""
     groups: dict[tuple[str, str | None, int], list[TelemetryWindowRecord]] = defaultdict(list)
     for row in rows:
         key = (row.device_id, row.release_id, int(row.window_start.timestamp() // bucket))
@@ -150,11 +172,6 @@ def apply_retention(session: Session, rs: RetentionSettings, now: datetime) -> R
             session.delete(m)
         result.merged_groups += 1
         result.merged_windows += len(members)
-    session.commit()
-    log.info("telemetry retention done", extra={"deleted": result.deleted,
-                                                "merged_windows": result.merged_windows,
-                                                "merged_groups": result.merged_groups})
-    return result
 
 
 def horizon(rs: RetentionSettings, now: datetime) -> datetime | None:

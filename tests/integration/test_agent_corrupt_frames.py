@@ -83,3 +83,26 @@ def test_a_corrupt_stretch_is_lost_not_the_end_of_the_file(tmp_path: Path) -> No
     assert counters.captured == 40 - broken
     assert counters.lost == broken
     assert cam.detail == "end of file"
+
+
+def test_a_looped_file_replaced_on_disk_plays_the_new_clip(tmp_path: Path) -> None:
+    """An operator swaps a looped clip with a rename (day -> night): the camera plays the
+    new file from its next loop, without a restart or a reconnect."""
+    video = write_video(tmp_path / "cam.avi", frames=20, fps=20)  # bright
+    cam = CameraSource(CameraConfig(camera_id="c", source=str(video), loop=True))
+    cam.start()
+    try:
+        wait_until(lambda: cam.counters().captured >= 5, 20, "first frames")
+        dark = write_video(tmp_path / "night.avi", frames=20, fps=20, bright=lambda i: False)
+        dark.replace(video)
+
+        def newest_is_dark() -> bool:
+            cam.slot.want()
+            frame = cam.slot.take()
+            return frame is not None and float(frame.image.mean()) < 100
+
+        wait_until(newest_is_dark, 20, "frames of the replaced file")
+        assert cam.state == "up"
+        assert cam.counters().reconnects == 0
+    finally:
+        cam.stop()

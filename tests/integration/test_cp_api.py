@@ -26,14 +26,6 @@ API = "/api/v1"
 BLOB = bytes(range(256)) * 40  # 10240 bytes
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return f"sqlite:///{tmp_path / 'cp.db'}"
-
-
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> ControlPlaneSettings:
     return ControlPlaneSettings(data_dir=tmp_path / "data", database_url=database_url,

@@ -102,7 +102,9 @@ def loop(tmp_path: Path, database_url: str, webhook: Webhook) -> Iterator[dict[s
         engine.dispose()
 
 
-def stream(loop: dict[str, Any], shifts: dict[str, float], windows: int) -> None:
+def stream(
+    loop: dict[str, Any], shifts: dict[str, float], windows: int, release: str | None = None
+) -> None:
     """``windows`` one-minute windows per device, ending now, with each device's shift."""
     now = datetime.now(UTC)
     with session_scope(loop["engine"]) as session:
@@ -112,7 +114,7 @@ def stream(loop: dict[str, Any], shifts: dict[str, float], windows: int) -> None
                 loop["seq"][device] += 1
                 payload = synthetic.window(
                     loop["profile"], device, loop["seq"][device], rng=loop["rng"], shift=shift,
-                    release_id=loop["release"], start=start, frames=150)
+                    release_id=release or loop["release"], start=start, frames=150)
                 assert ingest_window(session, TelemetryWindow.model_validate(payload)) == "stored"
 
 
@@ -182,6 +184,32 @@ def test_drift_alert_opens_on_m_devices_dedups_and_resolves(
     assert webhook.events()[-1] == "alert.resolved" or "alert.resolved" in webhook.events()
     r = loop["client"].get(f"{API}/alerts/{alerts[0]['id']}", headers=loop["h"])
     assert r.json()["state"] == "resolved" and r.json()["updated_by"] == "drift-analysis"
+
+
+def test_drifting_devices_moved_to_a_new_release_resolve_the_old_alert(
+    loop: dict[str, Any],
+) -> None:
+    """After a rollout away from the drifting release, its old windows (still in the
+    range) no longer hold its alert open; the new release is judged on its own windows."""
+    night = {"cam-a": 1.5, "cam-b": 1.5, "cam-c": 0.0}
+    stream(loop, night, 4)
+    run(loop)
+    [alert] = open_alerts(loop, "drift")
+    r = loop["client"].post(f"{API}/releases", json={"model_name": "petnet"}, headers=loop["h"])
+    assert r.status_code == 201, r.text
+    new = r.json()["release_id"]
+    stream(loop, {"cam-a": 0.0, "cam-b": 0.0}, 2, release=new)  # cam-c stays on the old one
+    body = run(loop)
+    assert alert["id"] in body["alerts_resolved"] and open_alerts(loop, "drift") == []
+    assert body["drifted_devices"] == {loop["release"]: [], new: []}
+    r = loop["client"].get(f"{API}/drift", params={"release": loop["release"], "limit": 10},
+                           headers=loop["h"])
+    latest = {}
+    for rep in r.json()["items"]:
+        latest.setdefault(rep["device_id"], rep)
+    recent = latest["cam-a"]["statistics"]["recent"]
+    assert recent["holds"] and recent["moved_on"]  # reported, no longer counted
+    assert not latest["cam-c"]["statistics"]["recent"]["moved_on"]
 
 
 def test_accuracy_alert_from_estimated_accuracy(loop: dict[str, Any]) -> None:

@@ -9,9 +9,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import paho.mqtt.client as paho
@@ -25,22 +24,13 @@ from control_plane.schemas import DeviceCreate
 from control_plane.services import auth, devices
 from control_plane.testing import registration, telemetry_window
 from protocols import encode, telemetry_topic
-from tests.conftest import REPO_ROOT, Mosquitto, free_port, wait_for_port
+from tests.conftest import REPO_ROOT, Mosquitto, free_port, wait_for, wait_for_port
 
 pytestmark = pytest.mark.slow
 DEVICES = [f"cam-{i}" for i in range(5)]
 WINDOWS_PER_DEVICE = 60  # 300 windows
 PROBE = "probe-0"
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "it") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -60,14 +50,6 @@ def ingest(port: int, outcome: str) -> float:
 def received(port: int) -> float:
     key = ("parkwatch_cp_ingest_received_total", (("kind", "telemetry"),))
     return metrics(port).get(key, 0.0)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return f"sqlite:///{tmp_path / 'cp.db'}"
 
 
 @pytest.fixture

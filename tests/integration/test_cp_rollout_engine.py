@@ -317,6 +317,16 @@ def test_shadow_phase_before_serving(fleet: Fleet) -> None:
     assert (last.device_id, last.mode, last.release_id) == (canary, "active", "r2")
 
 
+def test_shadow_fraction_of_the_policy_reaches_the_shadowing_device(fleet: Fleet) -> None:
+    fleet.start(shadow_phase=True, shadow_fraction=0.8)
+    first = fleet.out.sent[0]
+    assert (first.mode, first.settings.shadow_fraction) == ("shadow", 0.8)
+    with Session(fleet.engine) as s:  # a re-publish (broker restart) says the same
+        again = {d.device_id: d for d in rollouts.current_desired_states(s)}
+    assert again[first.device_id].settings.shadow_fraction == 0.8
+    assert all(d.settings.shadow_fraction == 0.25 for d in again.values() if d.mode == "active")
+
+
 def test_shadow_phase_with_low_agreement_is_stopped(fleet: Fleet) -> None:
     ro = fleet.start(shadow_phase=True)
     canary = fleet.out.sent[0].device_id

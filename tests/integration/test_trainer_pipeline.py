@@ -38,6 +38,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
     settings = load_settings(
         None, data_dir=data, out_dir=root / "out", input_size=48, width_mult=0.35,
         epochs=1, batch_size=16, val_fraction=0.25, test_fraction=0.25, device="cpu",
+        profile_images=20,
     )
     return run_training(settings, show_progress=False)
 
@@ -65,7 +66,7 @@ def test_registration_is_a_valid_model_version_create(tiny_run: TrainingResult) 
     assert set(profile.input_stats) == {"brightness", "contrast", "sharpness", "saturation"}
     assert len(profile.embedding_axes) == len(profile.embedding_hists) == 4
     assert len(profile.embedding_mean) == reg.outputs.embedding_dim
-    assert sum(profile.class_counts.values()) == profile.sample_count
+    assert sum(profile.class_counts.values()) == profile.sample_count == 20  # profile_images
     assert sum(profile.confidence.counts) == profile.sample_count
     assert profile.confidence.edges[0] == pytest.approx(0.5)
     assert all(sum(h.counts) == profile.sample_count for h in profile.input_stats.values())

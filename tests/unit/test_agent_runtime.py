@@ -1,4 +1,4 @@
-"""ModelRuntime: preprocessing formula, smoke test, non-finite outputs."""
+"""ModelRuntime: preprocessing formula, smoke test, non-finite outputs, session options."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_infer_gives_calibrated_probabilities_and_embedding(tmp_path: Path) -> N
     assert result.probs.sum() == pytest.approx(1.0, abs=1e-6)
     assert result.confidence == pytest.approx(float(result.probs.max()))
     assert result.embedding.shape == (3,)
-    assert result.rgb.shape == (24, 32, 3)
+    assert result.image.shape == (24, 32, 3)
 
 
 def test_smoke_test_passes_for_the_model_it_was_made_for(tmp_path: Path) -> None:
@@ -84,3 +84,11 @@ def test_a_model_without_the_named_outputs_is_refused(tmp_path: Path) -> None:
     path.write_bytes(release.model)
     with pytest.raises(ModelError, match="no output 'scores'"):
         ModelRuntime(path, manifest, 1)
+
+
+def test_idle_pool_threads_do_not_spin() -> None:
+    from edge_agent.runtime import session_options
+
+    opts = session_options(2)
+    assert opts.intra_op_num_threads == 2
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"

@@ -26,7 +26,7 @@ ActionBody = Annotated[RolloutAction | None, Body()]
 def _policy(defaults: RolloutPolicy, body: RolloutCreate) -> RolloutPolicy:
     """The server's default policy with the request's overrides."""
     fields = ("waves", "max_devices_per_minute", "approval_after_wave", "shadow_phase",
-              "on_gate_failure")
+              "shadow_fraction", "on_gate_failure")
     update: dict[str, Any] = {f: getattr(body, f) for f in fields if getattr(body, f) is not None}
     try:
         if body.gates:

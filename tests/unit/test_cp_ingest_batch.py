@@ -1,0 +1,111 @@
+"""The ingest pipeline's own logic, with a fake store: batching of consecutive windows,
+acknowledgement order, one-by-one fallback and retries of transient store errors."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from control_plane.ingest_batch import Inbound, IngestPipeline
+from control_plane.testing import telemetry_window
+from protocols import TelemetryWindow
+
+
+class FakeStore:
+    """Records writes; ``busy`` transient failures first, then refuses window seq 13."""
+
+    def __init__(self, busy: int = 0) -> None:
+        self.busy = busy
+        self.batches: list[list[int]] = []
+        self.messages: list[str] = []
+        self.acked: list[int] = []
+        self.tried = threading.Event()
+
+    def write_windows(self, windows: Sequence[TelemetryWindow]) -> Counter[str]:
+        self.tried.set()
+        if self.busy:
+            self.busy -= 1
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        if any(w.seq == 13 for w in windows):
+            raise IntegrityError("INSERT", {}, Exception("poisoned"))
+        self.batches.append([w.seq for w in windows])
+        return Counter(stored=len(windows))
+
+    def handle(self, kind: str, message: Any) -> str:
+        self.messages.append(kind)
+        return "applied"
+
+    def ack(self, item: Inbound) -> None:
+        self.acked.append(item.mid)
+
+
+def window(mid: int, seq: int | None = None) -> Inbound:
+    return Inbound("telemetry", "cam-1", telemetry_window("cam-1", seq or mid), mid, 1, 0)
+
+
+def other(mid: int) -> Inbound:
+    return Inbound("status", "cam-1", object(), mid, 1, 0)
+
+
+def invalid(mid: int) -> Inbound:
+    return Inbound("telemetry", "cam-1", None, mid, 1, 0)
+
+
+def pipeline(store: FakeStore, batch_size: int = 20) -> IngestPipeline:
+    return IngestPipeline(store.write_windows, store.handle, store.ack,
+                          batch_size=batch_size, linger_s=0)
+
+
+def test_consecutive_windows_share_a_write_and_acks_keep_arrival_order() -> None:
+    store = FakeStore()
+    p = pipeline(store, batch_size=8)
+    for item in [window(1), window(2), other(3), invalid(4), window(5), window(6), window(7),
+                 window(8), window(9), window(10)]:
+        p.submit(item)
+    p.drain()
+    assert store.batches == [[1, 2], [5, 6, 7, 8], [9, 10]]  # batch_size 8 cuts after mid 8
+    assert store.messages == ["status"]
+    assert store.acked == list(range(1, 11))
+
+
+def test_a_poisoned_window_is_written_alone_and_the_rest_stored() -> None:
+    store = FakeStore()
+    p = pipeline(store)
+    for mid in range(10, 16):
+        p.submit(window(mid))
+    p.drain()
+    assert store.batches == [[10], [11], [12], [14], [15]]  # 13 refused, the rest one by one
+    assert store.acked == list(range(10, 16))  # the failed one is acknowledged too
+
+
+def test_transient_errors_are_retried_before_anything_is_acked() -> None:
+    store = FakeStore(busy=3)
+    p = pipeline(store)
+    p.submit(window(1))
+    p.submit(window(2))
+    p.drain()
+    assert store.batches == [[1, 2]] and store.acked == [1, 2]
+
+
+def test_stop_while_the_store_is_down_acknowledges_nothing() -> None:
+    store = FakeStore(busy=10**9)
+    p = pipeline(store)
+    p.start()
+    for mid in range(1, 6):
+        p.submit(window(mid))
+    assert store.tried.wait(10)
+    assert p.stop(timeout=10) is False
+    assert store.acked == [] and store.batches == []
+    p.submit(window(6))  # after stop: dropped, left to the broker
+    assert store.acked == []
+
+
+def test_rejects_a_batch_size_below_one() -> None:
+    with pytest.raises(ValueError):
+        IngestPipeline(FakeStore().write_windows, FakeStore().handle, FakeStore().ack,
+                       batch_size=0)
