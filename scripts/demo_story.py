@@ -25,11 +25,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from scripts.loop import Loop
+from scripts.loop import Loop, wait_until
 from scripts.make_video import make_video
 from scripts.synth_images import generate_dataset
 
@@ -73,23 +72,13 @@ def wait_for(
     check: Callable[[], T | None], timeout: float, expected: str, log: Path, status: str
 ) -> T:
     """Poll ``check`` under a spinner; on timeout raise naming what and where to look."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
     with console.status(status) as spinner:
-        while time.monotonic() < deadline:
-            try:
-                result = check()
-                if result:
-                    return result
-            except (httpx.HTTPError, OSError, KeyError, ValueError) as exc:
-                last = exc
-            left = deadline - time.monotonic()
-            spinner.update(f"{status} [dim](up to {left:.0f} s more)")
-            time.sleep(2)
-    raise PhaseError(
-        f"expected {expected} within {timeout:.0f} s, but it did not happen"
-        f"{f' (last error: {last})' if last else ''}; look at {log}"
-    )
+        try:
+            return wait_until(check, timeout, expected, interval=2, on_wait=lambda left: (
+                spinner.update(f"{status} [dim](up to {left:.0f} s more)")))
+        except TimeoutError as exc:
+            raise PhaseError(f"expected {expected}, but it did not happen: {exc}; "
+                             f"look at {log}") from None
 
 
 def story_data(

@@ -35,9 +35,11 @@ def free_port() -> int:
 
 
 def wait_until(
-    check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5
+    check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5,
+    on_wait: Callable[[float], None] | None = None,
 ) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
+    """Poll ``check`` until it returns something truthy; fail naming ``what``.
+    ``on_wait`` gets the seconds left after each miss (e.g. to update a spinner)."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -47,6 +49,8 @@ def wait_until(
                 return result
         except (httpx.HTTPError, OSError, KeyError, ValueError) as exc:
             last_error = exc
+        if on_wait is not None:
+            on_wait(deadline - time.monotonic())
         time.sleep(interval)
     raise TimeoutError(
         f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})"

@@ -158,27 +158,36 @@ def make_video(out_path: Path, n_segments: int = 6, segment_seconds: float = 2.0
     return _write_sidecar(out_path, fps, per_seg * n_segments, w, h, segments)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Write a synthetic CCTV clip with ground truth.")
+def clip_parser(description: str, seed_help: str | None = None) -> argparse.ArgumentParser:
+    """The command-line options every clip generator shares (``make_video``'s arguments)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("out", type=Path, help="output .avi; the ground truth goes next to it")
     ap.add_argument("--segments", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=2.0, help="seconds per segment")
     ap.add_argument("--fps", type=float, default=10.0)
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help=seed_help)
     ap.add_argument("--labels", default=None, help="comma list, cycled, e.g. cat,dog,dog")
     ap.add_argument("--shift", choices=SHIFTS, default=None)
     ap.add_argument("--shift-from", type=int, default=None, help="first shifted segment")
     ap.add_argument("--severity", type=float, default=1.0)
-    a = ap.parse_args(argv)
-    labels = a.labels.split(",") if a.labels else None
-    meta = make_video(a.out, a.segments, a.seconds, a.fps, (a.width, a.height), a.seed,
-                      labels, a.shift, a.shift_from, a.severity)
+    return ap
+
+
+def print_written(a: argparse.Namespace, meta: dict[str, Any]) -> None:
     segs = ", ".join(f"{s['label']}{'/' + s['shift'] if s['shift'] else ''}"
                      for s in meta["segments"])
     print(f"wrote {a.out} ({meta['frame_count']} frames, {a.width}x{a.height} @ {a.fps:g} fps)"
           f" and {a.out.with_suffix('.json')}: {segs}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = clip_parser("Write a synthetic CCTV clip with ground truth.").parse_args(argv)
+    labels = a.labels.split(",") if a.labels else None
+    meta = make_video(a.out, a.segments, a.seconds, a.fps, (a.width, a.height), a.seed,
+                      labels, a.shift, a.shift_from, a.severity)
+    print_written(a, meta)
     return 0
 
 

@@ -17,7 +17,6 @@ one animal each; the motion is a pan over a still picture.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
 import sys
@@ -30,8 +29,15 @@ import numpy as np
 if __package__ in (None, ""):  # run as a file: make `scripts` importable from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.make_video import _camera_frame, _check_clip, _open_writer, _write_sidecar
-from scripts.synth_images import LABELS, SHIFTS, U8
+from scripts.make_video import (
+    _camera_frame,
+    _check_clip,
+    _open_writer,
+    _write_sidecar,
+    clip_parser,
+    print_written,
+)
+from scripts.synth_images import LABELS, U8
 from trainer.data import IMAGE_SUFFIXES, assign_split
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "cats_and_dogs"
@@ -115,19 +121,9 @@ def make_real_video(out_path: Path, photos_root: Path = DEFAULT_PHOTOS, n_segmen
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Write a CCTV-like clip of held-out real photos.")
-    ap.add_argument("out", type=Path, help="output .avi; the ground truth goes next to it")
+    ap = clip_parser("Write a CCTV-like clip of held-out real photos.",
+                     seed_help="the trainer's split seed too")
     ap.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="ImageFolder root")
-    ap.add_argument("--segments", type=int, default=6)
-    ap.add_argument("--seconds", type=float, default=2.0, help="seconds per segment")
-    ap.add_argument("--fps", type=float, default=10.0)
-    ap.add_argument("--width", type=int, default=320)
-    ap.add_argument("--height", type=int, default=240)
-    ap.add_argument("--seed", type=int, default=0, help="the trainer's split seed too")
-    ap.add_argument("--labels", default=None, help="comma list, cycled, e.g. cat,dog,dog")
-    ap.add_argument("--shift", choices=SHIFTS, default=None)
-    ap.add_argument("--shift-from", type=int, default=None, help="first shifted segment")
-    ap.add_argument("--severity", type=float, default=1.0)
     a = ap.parse_args(argv)
     try:
         meta = make_real_video(a.out, a.photos, a.segments, a.seconds, a.fps,
@@ -137,10 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    segs = ", ".join(f"{s['label']}{'/' + s['shift'] if s['shift'] else ''}"
-                     for s in meta["segments"])
-    print(f"wrote {a.out} ({meta['frame_count']} frames, {a.width}x{a.height} @ {a.fps:g} fps)"
-          f" and {a.out.with_suffix('.json')}: {segs}")
+    print_written(a, meta)
     return 0
 
 

@@ -3,18 +3,16 @@ a whole fleet: the fleet simulator and the dashboard in a browser."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from control_plane.api import create_app
 from control_plane.config import ControlPlaneSettings
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, serving
 
 
 @dataclass
@@ -34,17 +32,6 @@ def serve_control_plane(data_dir: Path, mqtt_url: str) -> Iterator[ControlPlane]
     """A control plane in uvicorn on a free port, ingesting from ``mqtt_url``."""
     port = free_port()
     settings = ControlPlaneSettings(data_dir=data_dir, port=port, mqtt_url=mqtt_url)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_config=None, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for_port(port, timeout=30)
+    with serving(create_app(settings), port) as url:
         token = (data_dir / "admin.token").read_text().strip()
-        yield ControlPlane(f"http://127.0.0.1:{port}", token, settings)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+        yield ControlPlane(url, token, settings)

@@ -8,21 +8,19 @@ import signal
 import stat
 import subprocess
 import sys
-import threading
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from control_plane.api import create_app
 from control_plane.config import ControlPlaneSettings
 from control_plane.testing import registration
 from parkwatch_cli import app as root_app
-from tests.conftest import REPO_ROOT, free_port, wait_for_port
+from tests.conftest import REPO_ROOT, free_port, serving, wait_for_port
 
 runner = CliRunner()
 
@@ -33,17 +31,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port = free_port()
     data_dir = tmp_path / "data"
     settings = ControlPlaneSettings(data_dir=data_dir, port=port)
-    config = uvicorn.Config(create_app(settings, enable_mqtt=False), host="127.0.0.1", port=port,
-                            log_config=None, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    wait_for_port(port)
-    try:
-        yield f"http://127.0.0.1:{port}", data_dir
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=15)
+    with serving(create_app(settings, enable_mqtt=False), port) as url:
+        yield url, data_dir
 
 
 @pytest.fixture

@@ -4,20 +4,18 @@ drift, audit, keys, tokens) against a real uvicorn and SQLite store."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from control_plane.api import create_app
 from control_plane.config import ControlPlaneSettings
 from control_plane.testing import registration
 from parkwatch_cli import app as root_app
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, serving
 
 runner = CliRunner()
 
@@ -27,19 +25,10 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
     port = free_port()
     data_dir = tmp_path / "data"
     app = create_app(ControlPlaneSettings(data_dir=data_dir, port=port), enable_mqtt=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for_port(port)
     monkeypatch.delenv("PARKWATCH_API_TOKEN", raising=False)
     monkeypatch.delenv("PARKWATCH_CONFIG", raising=False)
-    try:
-        yield {"PARKWATCH_API_URL": f"http://127.0.0.1:{port}",
-               "PARKWATCH_DATA_DIR": str(data_dir)}
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serving(app, port) as url:
+        yield {"PARKWATCH_API_URL": url, "PARKWATCH_DATA_DIR": str(data_dir)}
 
 
 def cli(args: list[str], env: dict[str, str]) -> tuple[int, str]:

@@ -6,7 +6,6 @@ Bounded: a fixed number of examples per operation, derandomised so a run is repe
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +17,13 @@ import pytest
 schemathesis = pytest.importorskip(
     "schemathesis", reason="pip install schemathesis (in the dev extra)"
 )
-import uvicorn  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 
 from control_plane.api import create_app  # noqa: E402
 from control_plane.config import ControlPlaneSettings  # noqa: E402
 from control_plane.testing import registration  # noqa: E402
-from tests.conftest import free_port, wait_for_port  # noqa: E402
+from tests.conftest import free_port, serving  # noqa: E402
 
 EXAMPLES = 8
 
@@ -54,20 +52,10 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     data_dir: Path = tmp_path_factory.mktemp("fuzz") / "data"
     port = free_port()
     app = create_app(ControlPlaneSettings(data_dir=data_dir, port=port), enable_mqtt=False)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for_port(port)
-    url = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {(data_dir / 'admin.token').read_text().strip()}"}
-    _seed(url, headers)
-    try:
+    with serving(app, port, log_level="error") as url:
+        headers = {"Authorization": f"Bearer {(data_dir / 'admin.token').read_text().strip()}"}
+        _seed(url, headers)
         yield LiveApi(url=url, headers=headers, spec=app.openapi())
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 def _fuzz(operation: Any, live_api: LiveApi) -> None:

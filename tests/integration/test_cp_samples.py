@@ -4,7 +4,6 @@ uploading low-confidence frames to a real uvicorn-served control plane."""
 from __future__ import annotations
 
 import base64
-import threading
 import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,7 +14,6 @@ import cv2
 import numpy as np
 import pytest
 import tomli_w
-import uvicorn
 from fastapi.testclient import TestClient
 
 from control_plane.api import create_app
@@ -23,7 +21,7 @@ from control_plane.config import ControlPlaneSettings
 from control_plane.testing import registration
 from edge_agent import Agent, load_settings
 from tests.agent_kit import LABELS, Observer, build_model, make_release, wait_until
-from tests.conftest import Mosquitto, free_port, wait_for_port
+from tests.conftest import Mosquitto, free_port, serving
 
 pytestmark = pytest.mark.timeout(120)
 API = "/api/v1"
@@ -108,17 +106,8 @@ def cp_server(tmp_path: Path) -> Iterator[tuple[str, ControlPlaneSettings]]:
     port = free_port()
     settings = ControlPlaneSettings(data_dir=tmp_path / "cp", port=port,
                                     public_url=f"http://127.0.0.1:{port}")
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, enable_mqtt=False),
-                                           host="127.0.0.1", port=port, log_config=None,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for_port(port)
-    try:
-        yield f"http://127.0.0.1:{port}", settings
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serving(create_app(settings, enable_mqtt=False), port) as url:
+        yield url, settings
 
 
 @pytest.mark.slow

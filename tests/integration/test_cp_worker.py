@@ -9,7 +9,6 @@ import base64
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any
 import numpy as np
 import pytest
 import tomli_w
-import uvicorn
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
@@ -32,7 +30,7 @@ from parkwatch_cli import app as root_app
 from protocols import InputSpec, OutputSpec, TelemetryWindow
 from scripts.synth_images import generate_dataset
 from tests.agent_kit import Observer, wait_until
-from tests.conftest import Mosquitto, free_port, wait_for_port
+from tests.conftest import Mosquitto, free_port, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 API = "/api/v1"
@@ -89,18 +87,9 @@ def world(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[dict[str, Any]]:
     config_path = tmp_path / "parkwatch.toml"
     config_path.write_bytes(tomli_w.dumps(config).encode())
     settings = ControlPlaneSettings.load(config_path)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, enable_mqtt=False),
-                                           host="127.0.0.1", port=port, log_config=None,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for_port(port)
-    try:
+    with serving(create_app(settings, enable_mqtt=False), port) as url:
         yield {"settings": settings, "config": config_path, "night": night,
-               "url": f"http://127.0.0.1:{port}", "mqtt": mosquitto.url}
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+               "url": url, "mqtt": mosquitto.url}
 
 
 def test_drift_alert_to_shadow_rollout_of_a_retrained_challenger(world: dict[str, Any]) -> None:
