@@ -11,8 +11,9 @@ same decoded frames (model input size, BGR uint8):
 
 * **pipeline** - what the agent does per frame: ``ModelRuntime.infer`` (resize, split,
   normalise into reused buffers; ORT ``run_with_iobinding``; finite check; softmax) then
-  ``WindowAccumulator.add`` (class counts, latency reservoirs, input statistics and the
-  embedding projection into the buffer that is binned once per 256 frames);
+  ``WindowAccumulator.add``, which queues the frame and every 2 MiB of frames (170 at
+  64 px) summarises the queue: class counts, latency reservoirs, embedding projections,
+  input statistics, histograms;
 * **bare ORT** - ``session.run`` on the already preprocessed float32 tensor: the model
   alone, same model file, same session options (``edge_agent.runtime.session_options``)
   and threads;
@@ -23,10 +24,11 @@ part of the work).
 
 The variants take turns (``--block`` seconds each, the order rotating; ``--rounds`` x
 ``--seconds`` per variant in all), so neighbours on a shared machine slow them alike.
-``pipeline / bare ORT`` is the median, over adjacent turns, of the ratio of their
-frames/s. Also printed: the ratio of median frame times (it leaves out most
-neighbours' time slices, and the work the summary does every few frames) and of CPU
-time per frame (all threads of the process: the work, without the waits). A last
+``pipeline / bare ORT`` is the ratio of their frames/s over all turns (every frame's
+work, the summary's batches included), with its range over ``--rounds`` runs of
+consecutive turns. Also printed: the ratio of median frame times (it leaves out most
+neighbours' time slices, and the summary's batches) and of CPU time per frame (all
+threads of the process: the work, without the waits). A last
 pass times the pipeline's steps. The goal is pipeline / bare ORT >= 0.85.
 Imports torch and the trainer: the bench is not a component, the agent never does.
 """
@@ -42,6 +44,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +53,9 @@ import torch
 from _machine import cpu_name  # bench/ is on sys.path: scripts run from it
 
 from edge_agent.config import _default_threads
+from edge_agent.input_stats import InputStatistics
 from edge_agent.runtime import ModelRuntime, session_options
-from edge_agent.telemetry import STATS_BATCH_BYTES, InputStatistics, WindowAccumulator
+from edge_agent.telemetry import QUEUE_BYTES, WindowAccumulator
 from protocols import (
     ArtifactRef,
     GoldenInput,
@@ -97,9 +101,9 @@ Step = Callable[[int], object]
 
 
 def run_block(step: Step, start: int, seconds: float, n_inputs: int, times: list[float]
-              ) -> tuple[float, float]:
-    """Run ``step`` for at least ``seconds``, appending each frame's time; (frames/s,
-    process CPU seconds per frame: every thread of this process, ORT's pool included)."""
+              ) -> tuple[int, float, float]:
+    """Run ``step`` for at least ``seconds``, appending each frame's time; (frames, seconds,
+    process CPU seconds: every thread of this process, ORT's pool included)."""
     clock = time.perf_counter
     cpu = time.process_time()
     began = last = clock()
@@ -110,34 +114,49 @@ def run_block(step: Step, start: int, seconds: float, n_inputs: int, times: list
         now = clock()
         times.append(now - last)
         last = now
-    frames = i - start
-    return frames / (last - began), (time.process_time() - cpu) / frames
+    return i - start, last - began, time.process_time() - cpu
+
+
+@dataclass
+class Turns:
+    """What one variant did in each of its turns."""
+
+    frames: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # of every frame
+
+    def fps(self, turns: slice = slice(None)) -> float:
+        """Frames/s over the turns: every frame's work, the summary's batches included."""
+        return sum(self.frames[turns]) / sum(self.seconds[turns])
+
+    def turn_fps(self) -> list[float]:
+        return [f / s for f, s in zip(self.frames, self.seconds, strict=True)]
 
 
 def interleaved(variants: dict[str, Step], turns: int, turn_s: float, n_inputs: int
-                ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
-    """(frame times, frames/s per turn, CPU s/frame per turn) of each variant, taking
-    turns, the order rotating."""
+                ) -> dict[str, Turns]:
+    """Each variant's turns, taken in rotating order."""
     names = list(variants)
     for step in variants.values():  # warm-up: first-run allocations, caches
         for i in range(3):
             step(i)
-    times: dict[str, list[float]] = {k: [] for k in names}
-    fps: dict[str, list[float]] = {k: [] for k in names}
-    cpu: dict[str, list[float]] = {k: [] for k in names}
+    done = {k: Turns() for k in names}
     for t in range(turns):
         for name in names[t % len(names):] + names[:t % len(names)]:
-            rate, cpu_s = run_block(variants[name], t * 7, turn_s, n_inputs, times[name])
-            fps[name].append(rate)
-            cpu[name].append(cpu_s)
-    return times, fps, cpu
+            frames, secs, cpu = run_block(variants[name], t * 7, turn_s, n_inputs,
+                                          done[name].times)
+            done[name].frames.append(frames)
+            done[name].seconds.append(secs)
+            done[name].cpu.append(cpu)
+    return done
 
 
 def step_profile(runtime: ModelRuntime, manifest: ReleaseManifest, frames: list[np.ndarray],
                  seconds: float) -> dict[str, float]:
     """Microseconds per frame of each step of the pipeline (public calls only): medians
-    over frames, and for the summary, which measures input statistics a batch at a time
-    and bins every ``bin_every`` frames, medians over runs of ``bin_every`` frames."""
+    over frames, and for the summary, which queues frames and summarises them a batch at
+    a time, medians over runs of one batch."""
     names = ("preprocess (resize, split, normalise)", "ORT run_with_iobinding",
              "finite check, softmax, result", "summary (WindowAccumulator.add)",
              "  of which input statistics")
@@ -156,18 +175,18 @@ def step_profile(runtime: ModelRuntime, manifest: ReleaseManifest, frames: list[
         pre.append(t1 - t0)
         ort_run.append(result.inference_ms / 1000.0)
         rest.append(t2 - t1 - pre[-1] - ort_run[-1])
-    acc = WindowAccumulator("bench", manifest.labels, manifest.reference_profile, bin_every=64)
+    acc = WindowAccumulator("bench", manifest.labels, manifest.reference_profile)
+    batch = max(1, min(256, QUEUE_BYTES // frames[0].nbytes))  # frames queued, as acc does
     summary: list[float] = []
     deadline = clock() + seconds / 2
     while len(summary) < 3 or clock() < deadline:
         spent = 0.0
-        for i in range(64):
+        for i in range(batch):
             result = runtime.infer(frames[i % n])
             t0 = clock()
             acc.add(result, 0.0, 0.0)
             spent += clock() - t0
-        summary.append(spent / 64)
-    batch = max(1, min(64, STATS_BATCH_BYTES // frames[0].nbytes))  # as WindowAccumulator
+        summary.append(spent / batch)
     stacked = np.stack([frames[i % n] for i in range(batch)])
     stats, out = InputStatistics(), np.empty((batch, 4), np.float32)
     per_batch: list[float] = []
@@ -243,18 +262,21 @@ def main() -> None:
     }
     load_before = os.getloadavg()
     turns = max(3, round(args.rounds * args.seconds / args.block))
-    times, turn_fps, turn_cpu = interleaved(variants, turns, args.block, n)
+    done = interleaved(variants, turns, args.block, n)
     load_after = os.getloadavg()
-    # Throughput per turn includes the work done every few frames (input statistics a
-    # batch at a time, binning); adjacent turns see about the same neighbours. The median
-    # frame leaves out the periodic work and most neighbours' time slices; CPU time per
-    # frame (all threads of the process) leaves out the time spent waiting for a core.
-    fps = {k: statistics.median(v) for k, v in turn_fps.items()}
-    paired = sorted(p / b for p, b in zip(turn_fps[pipe], turn_fps[bare], strict=True))
-    low, ratio, high = (paired[len(paired) // 10], statistics.median(paired),
-                        paired[-1 - len(paired) // 10])
-    ms = {k: statistics.median(v) * 1000.0 for k, v in times.items()}
-    cpu_ms = {k: statistics.median(v) * 1000.0 for k, v in turn_cpu.items()}
+    # Frames/s over all turns counts every frame's work, the summary's batch every 2 MiB
+    # of frames included: a median turn (50 frames) would leave most batches out. The
+    # variants take turns, so neighbours on the machine slow them alike; the spread is
+    # the ratio in each of ``rounds`` runs of consecutive turns. The median frame leaves
+    # out the batches and most neighbours' time slices; CPU time per frame (all threads
+    # of the process) leaves out the time spent waiting for a core.
+    fps = {k: v.fps() for k, v in done.items()}
+    ratio = fps[pipe] / fps[bare]
+    group = max(1, turns // args.rounds)
+    parts = [slice(i, i + group) for i in range(0, turns - group + 1, group)]
+    spread = [done[pipe].fps(part) / done[bare].fps(part) for part in parts]
+    ms = {k: statistics.median(v.times) * 1000.0 for k, v in done.items()}
+    cpu_ms = {k: sum(v.cpu) / sum(v.frames) * 1000.0 for k, v in done.items()}
     steps = step_profile(runtime, manifest, frames, min(3.0, args.seconds * 3))
 
     print(f"### Agent per-frame pipeline ({time.strftime('%Y-%m-%d')})\n")
@@ -265,20 +287,21 @@ def main() -> None:
     print(f"- model: {model_name}, input {size}x{size}, width {width}, "
           f"{len(LABELS)} classes, embedding {net.embedding_dim}; threads {threads}; "
           f"the variants take {turns} turns of {args.block:g} s each\n")
-    print("| variant | frames/s, median turn (min, max) | ms/frame, median frame | "
+    print("| variant | frames/s, all turns (slowest, fastest turn) | ms/frame, median frame | "
           "CPU ms/frame | vs bare ORT (frames/s) |")
     print("|---|---:|---:|---:|---:|")
     for name, value in fps.items():
-        spread = f"{value:.0f} ({min(turn_fps[name]):.0f}, {max(turn_fps[name]):.0f})"
-        print(f"| {name} | {spread} | {ms[name]:.3f} | {cpu_ms[name]:.3f} | "
-              f"{value / fps[bare]:.2f} |")
+        rates = done[name].turn_fps()
+        print(f"| {name} | {value:.0f} ({min(rates):.0f}, {max(rates):.0f}) | "
+              f"{ms[name]:.3f} | {cpu_ms[name]:.3f} | {value / fps[bare]:.2f} |")
     print("\n#### Where a pipeline frame's time goes (input-size frames)\n")
     print("| step | us/frame, median |\n|---|---:|")
     for name, us in steps.items():
         print(f"| {name} | {us:.1f} |")
     vs_torch = fps[pipe] / fps["torch eager"]
-    print(f"\npipeline / bare ORT = **{ratio:.3f}** (frames/s in {len(paired)} adjacent "
-          f"turns, median; 10-90 % {low:.2f}-{high:.2f}; by median frame "
+    print(f"\npipeline / bare ORT = **{ratio:.3f}** (frames/s over {turns} turns each; "
+          f"{min(spread):.2f}-{max(spread):.2f} in {len(parts)} runs of {group} turns; "
+          f"by median frame "
           f"{ms[bare] / ms[pipe]:.2f}, by CPU time {cpu_ms[bare] / cpu_ms[pipe]:.2f}; "
           f"goal >= 0.85: {'met' if ratio >= 0.85 else 'NOT met'}); "
           f"pipeline / torch eager = **{vs_torch:.2f}**")

@@ -83,7 +83,7 @@ class ModelRuntime:
             if name not in names:
                 raise ModelError(f"the model has no output {name!r} (it has {sorted(names)})")
         self.labels = list(manifest.labels)
-        self._temperature = np.float32(out.temperature)
+        self._temperature = float(out.temperature)
         h, w = spec.height, spec.width
         # Buffers of the hot path, allocated once.
         self._resized: U8 = np.empty((h, w, 3), np.uint8)
@@ -125,18 +125,20 @@ class ModelRuntime:
         except Exception as exc:  # ORT raises its own exception types
             raise ModelError(f"inference failed: {exc}"[:500]) from None
         inference_ms = (time.perf_counter() - started) * 1000.0
-        logits, embedding = self._logits[0], self._embedding[0]
-        # Finite float32 values cannot overflow a float64 sum; NaN and inf carry through it.
-        if not math.isfinite(logits.sum(dtype=np.float64) + embedding.sum(dtype=np.float64)):
+        # Right after a run ORT's kernels have pushed this code out of the CPU caches, and
+        # each numpy call costs several times its warm cost: the few logits go through
+        # plain Python, the embedding through one native NaN/inf check.
+        logits = self._logits[0].tolist()
+        if not (all(map(math.isfinite, logits)) and cv2.checkRange(self._embedding)[0]):
             raise ModelError(f"release {self.release_id} produced non-finite outputs")
-        probs = self._probs
-        np.divide(logits, self._temperature, out=probs)
-        probs -= probs.max()
-        np.exp(probs, out=probs)
-        probs /= probs.sum()
-        top = int(probs.argmax())
-        return Inference(logits, probs, embedding, self._resized, top, float(probs[top]),
-                         inference_ms)
+        t, high = self._temperature, max(logits)
+        exps = [math.exp((v - high) / t) for v in logits]
+        total = sum(exps)
+        probs = [e / total for e in exps]
+        self._probs[:] = probs
+        top = probs.index(max(probs))
+        return Inference(self._logits[0], self._probs, self._embedding[0], self._resized, top,
+                         probs[top], inference_ms)
 
     # -- checks --------------------------------------------------------------------------
     def smoke_test(self) -> None:

@@ -1,12 +1,11 @@
 """Per-camera window summaries: mergeable counts binned like the reference profile.
 
 Everything here is touched by the inference thread only; no locks. Per frame the
-accumulator keeps a copy of the resized frame and a buffer row of the values it
-bins (confidence, embedding projections, then the input statistics). The input
-statistics of the kept frames are computed together, a batch at a time, and the
-rows binned with numpy every ``bin_every`` frames and at ``close``, with the rule
-of ``protocols.features``. At 64 px a call costs about what its pixels cost, so
-calls per batch instead of per frame halve the summary's cost.
+accumulator only queues what it needs (a row of scalars, the embedding, a copy of
+the resized frame); a batch at a time it counts them, projects the embeddings,
+measures the input statistics (``input_stats.InputStatistics``) and bins the
+values with the rule of ``protocols.features``. Right after an inference every
+call runs in cold caches, so few calls per frame is what keeps the summary cheap.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -25,13 +23,16 @@ from protocols.features import bin_counts
 from protocols.manifest import INPUT_STAT_NAMES
 
 from .capture import CameraState, CaptureCounters
+from .input_stats import InputStatistics
 from .runtime import Inference
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 U8 = npt.NDArray[np.uint8]
 
-STATS_BATCH_BYTES = 256 * 1024  # frames kept for one batch of input statistics
+# Frames queued before a batch is summarised: 170 of 64 px, 13 of 224 px. Per frame a
+# batch of 170 cost a third of one of 21 (bench/agent_pipeline.py).
+QUEUE_BYTES = 2 * 1024 * 1024
 
 
 class LatencySamples:
@@ -52,6 +53,19 @@ class LatencySamples:
                 self._buf[j] = value
         self._seen += 1
 
+    def extend(self, values: npt.ArrayLike) -> None:
+        """``add`` each value in turn, in a few numpy calls."""
+        vals = np.asarray(values, np.float64)
+        cap, seen = len(self._buf), self._seen
+        fill = min(max(cap - seen, 0), len(vals))
+        self._buf[seen:seen + fill] = vals[:fill]
+        rest = vals[fill:]
+        if len(rest):  # value k of the stream replaces a uniform slot j <= k when j < cap
+            slots = self._rng.integers(0, np.arange(seen + fill, seen + len(vals)) + 1)
+            keep = slots < cap
+            self._buf[slots[keep]] = rest[keep]
+        self._seen += len(vals)
+
     def percentiles(self) -> Percentiles | None:
         n = min(self._seen, len(self._buf))
         if n == 0:
@@ -64,67 +78,16 @@ class LatencySamples:
         self._seen = 0
 
 
-class InputStatistics:
-    """``protocols.features.input_stats`` of a batch of same-size BGR frames, computed with
-    OpenCV on the frames stacked into one tall image (the Laplacian's rows across two
-    frames fall in the borders the definition leaves out), sums in float64, into buffers
-    kept between batches: the same numbers to float32 rounding, pinned by a unit test.
-    """
-
-    def __init__(self) -> None:
-        self._size: tuple[int, int, int] = (0, 0, 0)  # frames, height, width allocated
-
-    def _allocate(self, n: int, h: int, w: int) -> None:
-        self._img = np.empty((n * h, w, 3), np.float32)
-        self._luma = np.empty((n * h, w), np.float32)
-        self._work = np.empty((n * h, w), np.float32)  # deviations^2, |Laplacian|, sat.
-        self._planes = [np.empty((n * h, w), np.uint8) for _ in range(3)]
-        self._hi = np.empty((n * h, w), np.uint8)
-        self._lo = np.empty((n * h, w), np.uint8)
-        self._size = (n, h, w)
-
-    def __call__(self, frames: U8, out: F32) -> None:
-        """Write each frame's brightness, contrast, sharpness, saturation
-        (``INPUT_STAT_NAMES`` order) into the rows of ``out`` (n x 4)."""
-        n, h, w = frames.shape[:3]
-        if (h, w) != self._size[1:] or n > self._size[0]:
-            self._allocate(n, h, w)
-        rows, pixels = n * h, h * w
-        img, luma, work = self._img[:rows], self._luma[:rows], self._work[:rows]
-        b, g, r = (p[:rows] for p in self._planes)
-        hi, lo = self._hi[:rows], self._lo[:rows]
-
-        def sums(a: F32) -> F64:  # per frame, float64
-            return np.asarray(cv2.reduce(a.reshape(n, pixels), 1, cv2.REDUCE_SUM,
-                                         dtype=cv2.CV_64F)[:, 0], np.float64)
-
-        stacked = frames.reshape(rows, w, 3)
-        np.copyto(img, stacked, casting="unsafe")
-        cv2.cvtColor(img, cv2.COLOR_BGR2GRAY, dst=luma)  # 0.299 R + 0.587 G + 0.114 B
-        mean = sums(luma) / pixels
-        centred = work.reshape(n, pixels)  # two passes, like numpy's std: exact when flat
-        np.subtract(luma.reshape(n, pixels), mean[:, None], out=centred, casting="unsafe")
-        cv2.multiply(work, work, dst=work)
-        var = sums(work) / pixels
-        cv2.Laplacian(luma, cv2.CV_32F, dst=work, ksize=1)  # 4-neighbour kernel
-        np.abs(work, out=work)
-        edge = work.reshape(n, h, w)
-        edge[:, 0], edge[:, -1], edge[:, :, 0], edge[:, :, -1] = 0, 0, 0, 0
-        sharpness = np.log1p(sums(work) / ((h - 2) * (w - 2)))
-        cv2.split(stacked, [b, g, r])
-        cv2.max(b, g, dst=hi)
-        cv2.max(hi, r, dst=hi)
-        cv2.min(b, g, dst=lo)
-        cv2.min(lo, r, dst=lo)
-        cv2.subtract(hi, lo, dst=lo)
-        np.maximum(hi, 1, out=hi)
-        cv2.divide(lo, hi, dst=work, dtype=cv2.CV_32F)  # (max - min) / max(max, 1)
-        out[:, 0], out[:, 1], out[:, 2] = mean, np.sqrt(var), sharpness
-        out[:, 3] = sums(work) / pixels
-
-
 class WindowAccumulator:
-    """One camera's counts for the current window; ``close`` returns them and starts anew."""
+    """One camera's counts for the current window; ``close`` returns them and starts anew.
+
+    ``add`` only queues: a row of the frame's scalars, its embedding and its resized
+    frame. The queue is summarised a batch at a time (as many frames as
+    ``QUEUE_BYTES`` hold, at most ``bin_every``) and binned every ``bin_every``
+    frames and at ``close``. Right after an ORT run the interpreter's and numpy's code is
+    out of the CPU caches and every call costs several times its warm cost, so per frame
+    there are as few calls as can be (``bench/agent_pipeline.py``).
+    """
 
     def __init__(self, camera_id: str, labels: Sequence[str] | None,
                  profile: ReferenceProfile | None, sample_capacity: int = 2048,
@@ -137,11 +100,12 @@ class WindowAccumulator:
         self._bins: list[tuple[int, F64]] = []
         self._stat_names: list[str] = []
         self._stat_at = 1
+        self._emb_mean: F64 = np.zeros(0, np.float64)
+        self._emb_axes: F64 = np.zeros((0, 0), np.float64)
         if profile is not None:
-            self._emb_mean = np.asarray(profile.embedding_mean, np.float32)
-            self._emb_axes = np.asarray(profile.embedding_axes, np.float32).reshape(
+            self._emb_mean = np.asarray(profile.embedding_mean, np.float64)
+            self._emb_axes = np.asarray(profile.embedding_axes, np.float64).reshape(
                 len(profile.embedding_axes), len(profile.embedding_mean))
-            self._emb_centered = np.empty_like(self._emb_mean)
             self._stat_at = 1 + len(self._emb_axes)
             # By name: a verified manifest's keys come sorted, not in INPUT_STAT_NAMES order.
             self._stat_names = [n for n in profile.input_stats if n in INPUT_STAT_NAMES]
@@ -154,9 +118,13 @@ class WindowAccumulator:
             self._input_stats = InputStatistics()
         self._values: F32 = np.empty((bin_every, self._stat_at + len(INPUT_STAT_NAMES)),
                                      np.float32)
-        self._frames: U8 = np.empty((0, 0, 0, 3), np.uint8)  # sized by the first frame
-        self._pending = 0  # rows not binned yet
-        self._queued = 0  # of which the last ones still lack their input statistics
+        # The queue: rows of (top, confidence, inference ms, e2e ms, frame age ms), and
+        # with a profile the frames and embeddings (buffers sized by the first frame).
+        self._rows: list[tuple[int, float, float, float, float]] = []
+        self._batch = bin_every
+        self._frames: U8 = np.empty((0, 0, 0, 3), np.uint8)
+        self._embeddings: F32 = np.empty((0, len(self._emb_mean)), np.float32)
+        self._pending = 0  # summarised rows of _values not binned yet
         self.inference_ms = LatencySamples(sample_capacity)
         self.e2e_ms = LatencySamples(sample_capacity, seed=1)
         self.frame_age_ms = LatencySamples(sample_capacity, seed=2)
@@ -169,44 +137,55 @@ class WindowAccumulator:
         self.skipped = 0  # taken from the slot but not classified on purpose (motion gate)
         self.class_counts = np.zeros(len(self.labels), np.int64)
         self._hists = [np.zeros(len(edges) - 1, np.int64) for _, edges in self._bins]
-        self._pending = self._queued = 0
+        self._rows.clear()
+        self._pending = 0
 
     def add(self, result: Inference, e2e_ms: float, frame_age_ms: float) -> None:
-        """Count one inference."""
+        """Count one inference (copies what it keeps of ``result``)."""
         self.inferred += 1
-        if result.top < len(self.class_counts):
-            self.class_counts[result.top] += 1
-        self.inference_ms.add(result.inference_ms)
-        self.e2e_ms.add(e2e_ms)
-        self.frame_age_ms.add(frame_age_ms)
+        rows = self._rows
+        if self._profile is not None:
+            if self._frames.shape[1:] != result.image.shape:
+                self._summarise()
+                self._batch = max(1, min(len(self._values),
+                                         QUEUE_BYTES // result.image.nbytes))
+                self._frames = np.empty((self._batch, *result.image.shape), np.uint8)
+                self._embeddings = np.empty((self._batch, len(self._emb_mean)), np.float32)
+            self._frames[len(rows)] = result.image
+            self._embeddings[len(rows)] = result.embedding
+        rows.append((result.top, result.confidence, result.inference_ms, e2e_ms, frame_age_ms))
+        if len(rows) == self._batch:
+            self._summarise()
+
+    def _summarise(self) -> None:
+        """Count the queued frames, and with a profile put their values in rows to bin."""
+        n = len(self._rows)
+        if not n:
+            return
+        scalars = np.array(self._rows, np.float64)
+        self._rows.clear()
+        tops = scalars[:, 0].astype(np.intp)
+        labels = len(self.class_counts)
+        self.class_counts += np.bincount(tops[tops < labels], minlength=labels)
+        self.inference_ms.extend(scalars[:, 2])
+        self.e2e_ms.extend(scalars[:, 3])
+        self.frame_age_ms.extend(scalars[:, 4])
         if self._profile is None:
             return
-        if self._frames.shape[1:] != result.image.shape:
-            self._measure_queued()
-            batch = max(1, min(len(self._values), STATS_BATCH_BYTES // result.image.nbytes))
-            self._frames = np.empty((batch, *result.image.shape), np.uint8)
-        row = self._values[self._pending]
-        row[0] = result.confidence
+        if self._pending + n > len(self._values):
+            self._bin_pending()
+        values = self._values[self._pending:self._pending + n]
+        values[:, 0] = scalars[:, 1]
         if self._stat_at > 1:
-            np.subtract(result.embedding, self._emb_mean, out=self._emb_centered)
-            np.matmul(self._emb_axes, self._emb_centered, out=row[1:self._stat_at])
-        np.copyto(self._frames[self._queued], result.image)
-        self._pending += 1
-        self._queued += 1
-        if self._queued == len(self._frames):
-            self._measure_queued()
+            # In float64: a batched product may sum in any order, with fused multiply-adds.
+            centred = self._embeddings[:n] - self._emb_mean
+            values[:, 1:self._stat_at] = centred @ self._emb_axes.T
+        self._input_stats(self._frames[:n], values[:, self._stat_at:])
+        self._pending += n
         if self._pending == len(self._values):
             self._bin_pending()
 
-    def _measure_queued(self) -> None:
-        """Input statistics of the frames queued, into their rows."""
-        n, end = self._queued, self._pending
-        if n:
-            self._input_stats(self._frames[:n], self._values[end - n:end, self._stat_at:])
-        self._queued = 0
-
     def _bin_pending(self) -> None:
-        self._measure_queued()
         values = self._values[:self._pending]
         for (column, edges), hist in zip(self._bins, self._hists, strict=True):
             hist += bin_counts(values[:, column], edges)
@@ -223,6 +202,7 @@ class WindowAccumulator:
         """The window's summary; counts reset for the next window."""
         now = time.monotonic() if now is None else now
         elapsed = max(now - self.started, 1e-6)
+        self._summarise()
         self._bin_pending()
         hists = [h.tolist() for h in self._hists]
         n_stats = len(self._stat_names)

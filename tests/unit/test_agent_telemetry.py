@@ -104,8 +104,26 @@ def test_reservoir_is_bounded_and_unbiased() -> None:
     assert p.p95 == pytest.approx(19_000, rel=0.05)
 
 
+def test_reservoir_extend_counts_like_one_add_per_value() -> None:
+    """The window's summary feeds the reservoirs a batch at a time: a small sample stays
+    exact, a large one stays bounded and uniform over the whole stream, not its start."""
+    small = LatencySamples(capacity=1000)
+    for chunk in np.array_split(np.arange(1, 101, dtype=float), 7):
+        small.extend(chunk)
+    p = small.percentiles()
+    assert p is not None and p.p50 == pytest.approx(np.percentile(np.arange(1, 101), 50))
+    big = LatencySamples(capacity=500, seed=3)
+    stream = np.arange(20_000, dtype=float)  # in order: a biased reservoir would keep the start
+    for chunk in np.array_split(stream, 97):
+        big.extend(chunk)
+    p = big.percentiles()
+    assert p is not None and big._buf.size == 500 and big._seen == 20_000
+    assert p.p50 == pytest.approx(10_000, rel=0.1)
+    assert p.p95 == pytest.approx(19_000, rel=0.05)
+
+
 def test_fast_input_statistics_match_the_shared_definition() -> None:
-    from edge_agent.telemetry import InputStatistics
+    from edge_agent.input_stats import InputStatistics
 
     stats = InputStatistics()
     rng = np.random.default_rng(5)
@@ -160,8 +178,8 @@ def test_out_of_range_and_nan_values_go_to_the_end_bins() -> None:
     acc = WindowAccumulator("gate", LABELS, prof, bin_every=2)
     for _ in range(3):  # projections NaN and +1.4e9
         acc.add(inference(1, 0.9, [1e9, -1e9, float("nan")], 100), 1.0, 1.0)
-    for _ in range(2):  # projections 0 and -1.4e9
-        acc.add(inference(1, 0.9, [-1e9, 1e9, 0.0], 100), 1.0, 1.0)
+    for _ in range(2):  # projections 0.87 and -1.4e9
+        acc.add(inference(1, 0.9, [-1e9, 1e9, 1.5], 100), 1.0, 1.0)
     window = acc.close("up", CaptureCounters())
     assert window.embedding_hists == [[0, 0, 0, 2, 0, 3], [2, 0, 0, 0, 0, 3]]
 
