@@ -1,63 +1,31 @@
 """The agent: wires capture, inference, releases, telemetry and MQTT together.
 
-Threads: one per camera (capture), one inference loop, one release worker
-(desired state -> install -> load -> smoke test -> swap; shadow candidates;
-rollbacks), paho's network thread, the outbox drain, the sample uploader and
-the /healthz + /metrics server. The release worker never blocks inference:
-a new runtime is built and smoke-tested aside and swapped in by reference.
-
-A model that fails at run time (raises, or gives NaN/inf) on
-``rollback_after_errors`` consecutive frames is rolled back to the previous
-verified release: reported as ``active.stage = "rolled_back"`` and a failed
-``last_transition`` to the bad release, plus a ``rolled_back`` event.
+Threads: one per camera (capture), one inference loop, the release worker
+(:mod:`.release_worker`: desired state, shadow candidates, rollbacks),
+paho's network thread, the outbox drain, the sample uploader and the
+/healthz + /metrics server.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from protocols import AgentSettings as DesiredSettings
-from protocols import (
-    CameraStatus,
-    DesiredState,
-    ProtocolError,
-    ReleaseStatus,
-    ReportedState,
-    TelemetryWindow,
-    Transition,
-)
+from protocols import CameraStatus, ReportedState, TelemetryWindow
 from protocols.logs import set_static_context
-from protocols.messages import ReleaseStage
 
 from . import __version__
 from .capture import CameraSource
 from .config import AgentSettings
-from .errors import AgentError, DownloadError, ModelError
 from .events import EventLog
 from .metrics import AgentMetrics
 from .mqtt import MqttLink
 from .outbox import Outbox
 from .pipeline import DetectionPolicy, InferenceLoop
-from .releases import InstalledRelease, ReleaseStore, crash_point, write_atomic
-from .runtime import ModelRuntime
+from .release_worker import ReleaseWorker
+from .releases import ReleaseStore
 from .samples import SampleUploader
-
-log = logging.getLogger(__name__)
-
-DOWNLOAD_RETRIES = 3
-
-
-def _version_tuple(version: str) -> tuple[int, ...]:
-    parts = []
-    for piece in version.split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
 
 
 class Agent:
@@ -88,38 +56,25 @@ class Agent:
             s.device_id, self.cameras, self.outbox, self.events, s.window_seconds,
             DetectionPolicy(s.detection_persist_frames, s.detection_min_confidence,
                             frozenset(s.detection_ignore_labels)),
-            wake, on_window=self._window_closed, on_failure=self._runtime_failed,
+            wake, on_window=self._window_closed,
+            on_failure=lambda runtime, detail: self.releases.runtime_failed(runtime, detail),
             failures_before_rollback=s.rollback_after_errors, samples=self.samples,
         )
-        self.link = MqttLink(s.device_id, s.mqtt, self.outbox, self._desired_received,
-                             __version__)
         self.metrics = AgentMetrics(s.device_id) if s.metrics_port else None
-        self._lock = threading.Lock()
+        self.releases = ReleaseWorker(s, self.store, self.loop, self.events, self.samples,
+                                      self.metrics, publish=self._publish_reported)
+        self.link = MqttLink(s.device_id, s.mqtt, self.outbox, self.releases.desired_received,
+                             __version__)
         self._report_lock = threading.Lock()
-        self._active: ReleaseStatus | None = None
-        self._previous: str | None = None
-        self._transition: Transition | None = None
-        self._state_path = s.data_dir / "agent_state.json"
-        self._revision: int | None = self._read_handled_revision()  # last desired handled
-        self._shadow: ReleaseStatus | None = None
-        self._shadow_fraction = DesiredSettings().shadow_fraction
-        self._rollback: tuple[str, str] | None = None  # (bad release id, why)
-        self._pending: DesiredState | None = None
-        self._pending_ready = threading.Event()
         self._samples_counted = 0
-        self._stopping = threading.Event()
-        self._worker = threading.Thread(target=self._work, name="releases", daemon=True)
 
-    # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        if not self.store.trusted_key_ids:
-            log.warning("no trusted public keys configured: no release can be installed")
-        self._boot_active_release()
+        self.releases.boot()
         for camera in self.cameras:
             camera.start()
         self.loop.start()
         self.samples.start()
-        self._worker.start()
+        self.releases.start()
         if self.metrics is not None and self.settings.metrics_port:
             self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host,
                                self.health)
@@ -128,293 +83,23 @@ class Agent:
 
     def stop(self) -> None:
         """Stop capture, close the window, flush the outbox for a while, say offline."""
-        self._stopping.set()
-        self._pending_ready.set()
+        self.releases.stop()
         for camera in self.cameras:
             camera.stop()
         self.loop.stop()
         self.samples.stop()
         self.link.stop(self.settings.shutdown_flush_seconds)
-        self._worker.join(timeout=5)
+        self.releases.join(timeout=5)
         if self.metrics is not None:
             self.metrics.close()
         self.outbox.close()
 
-    def _boot_active_release(self) -> None:
-        """Serve the verified, smoke-tested active release, else the previous one."""
-        pointer = self.store.read_pointer()
-        release, reason = self.store.load_active()
-        runtime = None
-        if release is not None:
-            try:
-                runtime = self._warm(release)
-            except ModelError as exc:
-                reason = f"active release {release.release_id} failed its smoke test: {exc}"
-                log.error(reason)
-                previous = pointer.previous if release.release_id == pointer.current else None
-                release = None
-                if previous is not None:
-                    try:
-                        release = self.store.load(previous)
-                        runtime = self._warm(release)
-                        self.store.fall_back_to(previous)
-                    except AgentError as exc2:
-                        log.error("previous release %s is unusable too: %s", previous, exc2)
-                        release = None
-        if release is not None and runtime is not None:
-            self.loop.swap(runtime)
-            self._set_active(release, "warmed")
-            self._previous = self.store.read_pointer().previous
-        if reason is not None:
-            to_id = release.release_id if release is not None else None
-            self._transition = Transition(from_release_id=pointer.current, to_release_id=to_id,
-                                          ok=False, reason=reason[:1024], at=datetime.now(UTC))
-            self.events.emit("rolled_back", release_id=to_id, detail=reason)
-
-    def _warm(self, release: InstalledRelease) -> ModelRuntime:
-        runtime = ModelRuntime(release.model_path, release.manifest,
-                               self.settings.intra_op_threads)
-        runtime.smoke_test()
-        return runtime
-
-    # -- desired state -----------------------------------------------------------------------
-    def _read_handled_revision(self) -> int | None:
-        """The last desired revision fully handled before a restart (None: none yet)."""
-        try:
-            value = json.loads(self._state_path.read_text()).get("desired_revision")
-        except (OSError, ValueError, AttributeError):
-            return None
-        return value if isinstance(value, int) and value >= 0 else None
-
-    def _desired_received(self, desired: DesiredState) -> None:
-        """Called on paho's thread: hand the newest desired state to the worker.
-
-        A revision handled before a restart is not applied again (the pointer on disk
-        already holds its outcome), except in shadow mode, whose candidate lives in memory.
-        """
-        with self._lock:
-            newest = self._pending.revision if self._pending else self._revision
-            resume_shadow = (desired.mode == "shadow" and self._pending is None
-                             and desired.revision == self._revision and self._shadow is None)
-            if newest is not None and desired.revision <= newest and not resume_shadow:
-                if desired.revision == newest:
-                    self._apply_settings(desired.settings)
-                return
-            self._pending = desired
-        self._pending_ready.set()
-
-    def _apply_settings(self, settings: DesiredSettings) -> None:
-        """Settings the control plane may set, unless the local config set them."""
-        local = self.settings.model_fields_set
-        if "window_seconds" in settings.model_fields_set and "window_seconds" not in local:
-            self.loop.window_seconds = settings.window_seconds
-        if "upload_samples" not in local:
-            self.samples.enabled = settings.upload_samples
-        self._shadow_fraction = settings.shadow_fraction
-
-    def _work(self) -> None:
-        while not self._stopping.is_set():
-            self._pending_ready.wait()
-            self._pending_ready.clear()
-            with self._lock:
-                desired, self._pending = self._pending, None
-                rollback, self._rollback = self._rollback, None
-            if self._stopping.is_set():
-                break
-            try:
-                if rollback is not None:
-                    self._roll_back(*rollback)
-                if desired is not None:
-                    self._apply(desired)
-            except Exception:  # keep the worker alive whatever happens
-                log.exception("the release worker failed")
-
-    def _apply(self, desired: DesiredState) -> None:
-        log.info("desired state", extra={"revision": desired.revision,
-                                         "release_id": desired.release_id, "mode": desired.mode})
-        self._apply_settings(desired.settings)
-        current = self._active_id()
-        target, refused, note = desired.release_id, desired.release_id, None
-        candidate = None
-        if desired.expires_at is not None and desired.expires_at < datetime.now(UTC):
-            target, note = current, f"desired revision {desired.revision} expired"
-        elif desired.mode == "shadow":  # serve the fallback, mirror the candidate
-            target, candidate = desired.fallback_release_id or current, desired.release_id
-        error = None
-        if target is not None and target != current:
-            error = self._activate(target, desired.revision)
-            refused = target if error else refused
-        if error is None and candidate is not None and candidate != self._active_id():
-            error = self._start_shadow(candidate, desired.revision)
-            refused = candidate
-        elif error is None:
-            self._stop_shadow()
-        with self._lock:
-            self._revision = desired.revision
-            if error or note:
-                self._transition = Transition(
-                    from_release_id=current, to_release_id=refused, ok=False,
-                    reason=(error or note or "")[:1024], at=datetime.now(UTC))
-        if error is not None:
-            self.events.emit("activation_failed", release_id=refused, detail=error)
-        write_atomic(self._state_path, json.dumps({"desired_revision": desired.revision}).encode())
-        self._publish_reported()
-
-    def _activate(self, target: str, revision: int) -> str | None:
-        """Install, load, smoke-test and swap in ``target``; return why it failed, or None."""
-        old = self._active
-        try:
-            release = self._install_with_retries(target)
-            crash_point("installed")
-            manifest = release.manifest
-            self._check_agent_version(release)
-            self._set_active(release, "installed", revision)
-            runtime = ModelRuntime(release.model_path, manifest, self.settings.intra_op_threads)
-            self._set_active(release, "loaded", revision)
-            runtime.smoke_test()
-            crash_point("smoke_tested")
-            pointer = self.store.activate(target)
-            self.loop.swap(runtime)
-            crash_point("swapped")
-            with self._lock:
-                self._previous = pointer.previous
-                self._transition = Transition(from_release_id=old.release_id if old else None,
-                                              to_release_id=target, ok=True,
-                                              reason="smoke test passed", at=datetime.now(UTC))
-            self._set_active(release, "warmed", revision)
-            self.events.emit("activated", release_id=target,
-                             detail=f"model version {manifest.model_version}")
-            return None
-        except (AgentError, ProtocolError, OSError) as exc:
-            log.error("release %s refused: %s", target, exc)
-            with self._lock:
-                self._active = old
-                self._revision = revision
-            return str(exc)
-
-    @staticmethod
-    def _check_agent_version(release: InstalledRelease) -> None:
-        needed = release.manifest.min_agent_version
-        if _version_tuple(needed) > _version_tuple(__version__):
-            raise AgentError(f"release {release.release_id} needs agent >= {needed}, "
-                             f"this is {__version__}")
-
-    # -- shadow mode -------------------------------------------------------------------------
-    def _start_shadow(self, candidate: str, revision: int) -> str | None:
-        """Install, verify and smoke-test ``candidate``; mirror frames to it. Why not, or None."""
-        running = self.loop.shadow
-        if running is not None and running.release_id == candidate:
-            self.loop.set_shadow(running, self._shadow_fraction)
-            return None
-        self._stop_shadow()
-        try:
-            release = self._install_with_retries(candidate)
-            self._check_agent_version(release)
-            self.store.pinned = {candidate}
-            runtime = ModelRuntime(release.model_path, release.manifest,
-                                   self.settings.intra_op_threads)
-            runtime.smoke_test()
-        except (AgentError, ProtocolError, OSError) as exc:
-            log.error("shadow candidate %s refused: %s", candidate, exc)
-            self.store.pinned = set()
-            with self._lock:
-                self._shadow = ReleaseStatus(release_id=candidate, model_version="unknown",
-                                             stage="failed", since=datetime.now(UTC))
-            return f"shadow candidate refused: {exc}"
-        self.loop.set_shadow(runtime, self._shadow_fraction)
-        with self._lock:
-            self._shadow = ReleaseStatus(release_id=candidate,
-                                         model_version=release.manifest.model_version,
-                                         stage="warmed", since=datetime.now(UTC))
-        log.info("shadowing", extra={"release_id": candidate, "fraction": self._shadow_fraction})
-        return None
-
-    def _stop_shadow(self) -> None:
-        self.loop.set_shadow(None)
-        self.store.pinned = set()
-        with self._lock:
-            self._shadow = None
-
-    # -- automatic rollback ------------------------------------------------------------------
-    def _runtime_failed(self, runtime: ModelRuntime, detail: str) -> None:
-        """Called on the inference thread: the worker rolls the release back."""
-        with self._lock:
-            self._rollback = (runtime.release_id, detail)
-        self._pending_ready.set()
-
-    def _roll_back(self, bad: str, detail: str) -> None:
-        """Serve the previous verified release instead of ``bad`` (or no model at all)."""
-        if self._active_id() != bad:
-            return  # replaced meanwhile
-        pointer = self.store.read_pointer()
-        previous = pointer.previous if pointer.current == bad else pointer.current
-        release, runtime = None, None
-        if previous is not None and previous != bad:
-            try:
-                release = self.store.load(previous)
-                runtime = self._warm(release)
-            except AgentError as exc:
-                log.error("cannot roll back to %s: %s", previous, exc)
-                release, runtime = None, None
-        to = release.release_id if release is not None else None
-        self.store.fall_back_to(to)
-        self.loop.swap(runtime)
-        reason = f"rolled back to {to or 'no model'}: {detail}"[:1024]
-        with self._lock:
-            self._previous = None
-            self._transition = Transition(from_release_id=to, to_release_id=bad, ok=False,
-                                          reason=reason, at=datetime.now(UTC))
-            if release is None:
-                self._active = None
-        if release is not None:
-            self._set_active(release, "rolled_back")
-        else:
-            self._publish_reported()
-        if self.metrics is not None:
-            self.metrics.rollbacks.inc()
-        self.events.emit("rolled_back", release_id=to, detail=reason)
-
-    def _install_with_retries(self, target: str) -> InstalledRelease:
-        for attempt in range(DOWNLOAD_RETRIES):
-            try:
-                return self.store.install(target)
-            except DownloadError as exc:
-                if attempt == DOWNLOAD_RETRIES - 1 or self._stopping.is_set():
-                    raise
-                log.warning("download of %s failed (%s); retrying", target, exc)
-                if self._stopping.wait(2.0**attempt):
-                    raise
-        raise AssertionError("unreachable")
-
     # -- reported state ----------------------------------------------------------------------
-    def _active_id(self) -> str | None:
-        with self._lock:
-            return self._active.release_id if self._active else None
-
-    def _set_active(self, release: InstalledRelease, stage: ReleaseStage,
-                    revision: int | None = None) -> None:
-        with self._lock:
-            self._active = ReleaseStatus(release_id=release.release_id,
-                                         model_version=release.manifest.model_version,
-                                         stage=stage, since=datetime.now(UTC))
-            if revision is not None:
-                self._revision = revision
-        self._publish_reported()
-
     def reported_state(self) -> ReportedState:
-        with self._lock:
-            return ReportedState(
-                device_id=self.settings.device_id,
-                agent_version=__version__,
-                desired_revision=self._revision,
-                active=self._active,
-                previous_release_id=self._previous,
-                shadow=self._shadow,
-                last_transition=self._transition,
-                cameras=[CameraStatus(camera_id=c.camera_id, state=c.state, since=c.since,
-                                      detail=(c.detail or None) and c.detail[:1024])
-                         for c in self.cameras],
-            )
+        return self.releases.reported_state([
+            CameraStatus(camera_id=c.camera_id, state=c.state, since=c.since,
+                         detail=(c.detail or None) and c.detail[:1024])
+            for c in self.cameras])
 
     def _publish_reported(self) -> None:
         with self._report_lock:  # build and send in one step: a stale state never goes last
@@ -430,25 +115,7 @@ class Agent:
             self.metrics.observe(window)
             self.metrics.samples.inc(self.samples.uploaded - self._samples_counted)
             self._samples_counted = self.samples.uploaded
-        changed = False
-        with self._lock:
-            active, shadow = self._active, self._shadow
-            now = datetime.now(UTC)
-            if active is not None and active.stage in ("warmed", "rolled_back") \
-                    and window.release_id == active.release_id:
-                inferred = sum(c.frames_inferred for c in window.cameras)
-                errors = sum(c.errors for c in window.cameras)
-                if errors == 0 and (inferred > 0 or not window.cameras):
-                    self._active = active.model_copy(update={"stage": "healthy", "since": now})
-                    changed = True
-            summary = window.shadow
-            if shadow is not None and shadow.stage == "warmed" and summary is not None \
-                    and summary.release_id == shadow.release_id \
-                    and summary.frames_compared > 0 and summary.errors == 0:
-                self._shadow = shadow.model_copy(update={"stage": "healthy", "since": now})
-                changed = True
-        if changed:
-            self._publish_reported()
+        self.releases.window_closed(window)
 
     # -- /healthz ----------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:

@@ -125,6 +125,14 @@ def _locked(session: Session, rollout_id: str) -> Rollout:
     return rollout
 
 
+def _current_wave(session: Session, rollout: Rollout) -> RolloutWave:
+    wave = next((w for w in waves_of(session, rollout.rollout_id)
+                 if w.number == rollout.current_wave), None)
+    if wave is None:  # cannot happen to rows written by the engine or migration 0004
+        raise ConflictError(f"rollout {rollout.rollout_id} has no wave {rollout.current_wave}")
+    return wave
+
+
 def _require(rollout: Rollout, states: Sequence[str], action: str) -> None:
     if rollout.state not in states:
         raise ConflictError(f"cannot {action} rollout {rollout.rollout_id}: it is "
@@ -146,7 +154,7 @@ def resume(session: Session, rollout_id: str, *, who: str, reason: str | None
     rollout = _locked(session, rollout_id)
     _require(rollout, ("paused",), "resume")
     now = utc_now()
-    wave = next(w for w in waves_of(session, rollout_id) if w.number == rollout.current_wave)
+    wave = _current_wave(session, rollout)
     retried = wave.state in ("failed", "rolled_back")
     if retried:
         number = 1 if wave.number == 0 else wave.number
@@ -171,7 +179,7 @@ def approve(session: Session, rollout_id: str, *, who: str, reason: str | None
     rollout = _locked(session, rollout_id)
     _require(rollout, ("awaiting_approval",), "approve")
     now = utc_now()
-    wave = next(w for w in waves_of(session, rollout_id) if w.number == rollout.current_wave)
+    wave = _current_wave(session, rollout)
     wave.approved_by, wave.approved_at = who[:128], now
     session.add(wave)
     touch(rollout, "in_progress", now)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.config import load_settings, parse_mqtt_url
+from edge_agent.config import AgentSettings, CameraConfig, load_settings, parse_mqtt_url
 from edge_agent.errors import ConfigError
 from protocols import generate_signing_key
 from tests.agent_kit import write_config
@@ -68,3 +68,12 @@ def test_mqtt_urls() -> None:
         "broker.example", 8884, True, "us@er", "p:ss")
     assert parse_mqtt_url("mqtt://h").port == 1883
     assert parse_mqtt_url("mqtts://h").port == 8883
+
+
+def test_every_setting_is_described_and_in_the_agent_doc() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "agent.md").read_text()
+    for cls in (AgentSettings, CameraConfig):
+        missing = [n for n, f in cls.model_fields.items() if not f.description]
+        assert missing == [], f"{cls.__name__} fields without description: {missing}"
+        undocumented = [n for n in cls.model_fields if f"| `{n}` |" not in doc]
+        assert undocumented == [], f"docs/agent.md lacks {cls.__name__}: {undocumented}"
