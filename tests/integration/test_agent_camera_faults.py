@@ -101,27 +101,36 @@ def rig(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Rig]:
         yield rig
 
 
-def camera_states(rig: Rig) -> list[str]:
-    """Every camera state the agent reported, in order, without repeats."""
+def camera_states(rig: Rig, camera_id: str = "gate") -> list[str]:
+    """Every state the agent reported for one camera, in order, without repeats."""
     states: list[str] = []
     for report in rig.observer.of("reported"):
         for cam in report.get("cameras", []):
-            if not states or states[-1] != cam["state"]:
+            if cam["camera_id"] == camera_id and (not states or states[-1] != cam["state"]):
                 states.append(cam["state"])
     return states
 
 
-def totals(rig: Rig, key: str) -> int:
-    return sum(c[key] for w in rig.observer.of("telemetry") for c in w["cameras"])
+def totals(rig: Rig, key: str, camera_id: str | None = None) -> int:
+    return sum(c[key] for w in rig.observer.of("telemetry") for c in w["cameras"]
+               if camera_id in (None, c["camera_id"]))
+
+
+def camera(window: dict[str, Any], camera_id: str) -> dict[str, Any]:
+    return next(c for c in window["cameras"] if c["camera_id"] == camera_id)
 
 
 def test_rtsp_camera_killed_and_restarted_reconnects(
         rig: Rig, rtsp_camera: RtspCamera, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The RTSP camera goes away twice and comes back; the agent's other camera (a
+    looped file) keeps being classified while it is away."""
     # rtsp-server-perl relays over UDP only (OpenCV asks for TCP interleaving by default).
     monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;udp")
     rig.server.add(make_release(rig.key, "r1"))
+    lawn = write_video(rig.tmp / "lawn.avi", frames=40, fps=20)
     cameras = [{"camera_id": "gate", "source": rtsp_camera.url, "sample_fps": 10.0,
-                "stall_seconds": 1.0}]
+                "stall_seconds": 1.0},
+               {"camera_id": "lawn", "source": str(lawn), "loop": True, "sample_fps": 10.0}]
     agent = rig.start_agent(rig.config(cameras, window_seconds=1))
     rig.observer.desire(1, "r1")
     rig.wait_healthy("r1", timeout=60)
@@ -131,7 +140,14 @@ def test_rtsp_camera_killed_and_restarted_reconnects(
         rtsp_camera.kill()
         wait_until(lambda: camera_states(rig)[-1] == "reconnecting", 30,
                    f"camera reconnecting after publisher kill {outage}")
-        time.sleep(1.0)  # stay away a moment: several failed reopen attempts with backoff
+        seen = len(rig.observer.of("telemetry"))
+        # Stay away until a window shows the other camera classified meanwhile (and
+        # several reopen attempts with backoff have failed).
+        wait_until(lambda n=seen: any(
+            camera(w, "gate")["state"] == "reconnecting"
+            and camera(w, "lawn")["frames_inferred"] > 0
+            for w in rig.observer.of("telemetry")[n:]), 15,
+            f"a window with the lawn camera classified during outage {outage}")
         before = agent.cameras[0].counters().captured
         rtsp_camera.start()
         wait_until(lambda b=before: camera_states(rig)[-1] == "up"
@@ -140,10 +156,10 @@ def test_rtsp_camera_killed_and_restarted_reconnects(
 
     counters = agent.cameras[0].counters()
     assert counters.reconnects >= 2
-    wait_until(lambda: totals(rig, "reconnects") >= 2, 15, "reconnects in telemetry")
+    wait_until(lambda: totals(rig, "reconnects", "gate") >= 2, 15, "reconnects in telemetry")
     # Still classifying: windows after the outages infer frames with the model, no errors.
-    wait_until(lambda: any(w["release_id"] == "r1" and w["cameras"][0]["frames_inferred"] > 0
-                           and w["cameras"][0]["state"] == "up"
+    wait_until(lambda: any(w["release_id"] == "r1" and camera(w, "gate")["frames_inferred"] > 0
+                           and camera(w, "gate")["state"] == "up"
                            for w in rig.observer.of("telemetry")[-3:]), 15, "inference again")
     assert totals(rig, "errors") == 0
     events = [e for e in rig.observer.of("events") if e["kind"] == "camera_state"]
