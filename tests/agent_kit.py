@@ -182,6 +182,7 @@ class ReleaseServer:
     artifacts: dict[str, bytes] = field(default_factory=dict)
     requests: list[tuple[str, str | None, int]] = field(default_factory=list)
     port: int = 0
+    artifact_delay: float = 0.0  # seconds before each artifact response: a slow link
 
     @property
     def url(self) -> str:
@@ -225,6 +226,7 @@ def release_server() -> Iterator[ReleaseServer]:
             if data is None:
                 self._send(404, b'{"detail": "no artifact"}')
                 return
+            time.sleep(state.artifact_delay)
             rng = self.headers.get("Range")
             if rng and (r := re.fullmatch(r"bytes=(\d+)-(\d*)", rng)):
                 start, end = int(r[1]), int(r[2] or len(data) - 1)

@@ -7,6 +7,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +217,50 @@ def test_healthz_and_metrics_are_served(rig: Rig) -> None:
     text = wait_until(metrics, 15, "frame counters in /metrics")
     assert "parkwatch_agent_latency_ms" in text and "parkwatch_agent_rss_bytes" in text
     assert http_get(f"{base}/nope")[0] == 404
+
+
+def test_swaps_on_a_running_camera_keep_classifying(rig: Rig) -> None:
+    """Model swaps while a camera streams. The old model classifies every window of a
+    slow download of the new one; no window is ever without a model; the first window of
+    each new model is classified; every captured frame is counted as inferred, skipped or
+    lost."""
+    ids = ("r1", "r2", "r3")
+    for rid in ids:
+        rig.server.add(make_release(rig.key, rid))
+    agent = rig.start_agent(rig.config(looping_camera(rig.tmp), window_seconds=1))
+    for revision, rid in enumerate(ids, 1):
+        rig.server.artifact_delay = 3.0 if rid == "r2" else 0.0
+        rig.observer.desire(revision, rid)
+        rig.wait_healthy(rid)
+        wait_until(lambda r=rid: sum(w["release_id"] == r for w in rig.observer.of("telemetry"))
+                   >= 3, 15, f"windows of {rid}")
+    rig.stop_agent(agent)  # closes the last window and delivers it before going offline
+    windows = rig.observer.of("telemetry")
+    cams = [w["cameras"][0] for w in windows]
+    assert [w["seq"] for w in windows] == list(range(len(windows)))
+    captured = sum(c["frames_captured"] for c in cams)
+    handled = sum(c["frames_inferred"] + c["frames_skipped"] + c["frames_lost"] for c in cams)
+    assert abs(captured - handled) <= 1  # at most the frame in the slot when capture stopped
+
+    served = [w["release_id"] for w in windows]
+    first = served.index("r1")
+    assert None not in served[first:]
+    runs = [rid for i, rid in enumerate(served[first:], first) if rid != served[i - 1]]
+    assert runs == list(ids)  # r1, then r2, then r3: each swap replaced the model once
+    for rid in ids[1:]:
+        opened = windows[served.index(rid)]["cameras"][0]
+        assert opened["frames_inferred"] > 0 and opened["errors"] == 0
+    # The windows wholly inside r2's download were served, and classified, by r1.
+    events = {(e["kind"], e["release_id"]): datetime.fromisoformat(e["at"])
+              for e in rig.observer.of("events")}
+    began, verified = events["download_started", "r2"], events["download_verified", "r2"]
+    during = [w for w in windows if datetime.fromisoformat(w["window_start"]) >= began
+              and datetime.fromisoformat(w["window_end"]) <= verified]
+    assert during and all(w["release_id"] == "r1" and w["cameras"][0]["frames_inferred"] > 0
+                          for w in during)
+    lost = [c["frames_lost"] for c in cams[first:]]
+    print(f"injected: {len(ids) - 1} swaps on a streaming camera -> observed "
+          f"{len(windows) - first} windows all served by a model, "
+          f"{sum(c['frames_inferred'] for c in cams[first:])} frames inferred, "
+          f"{len(during)} windows inside r2's slow download classified by r1, "
+          f"lost per window {lost}")
