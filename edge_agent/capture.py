@@ -204,7 +204,7 @@ class CameraSource:
             too_many = len(self._abandoned) > self.MAX_ABANDONED
             self._generation += 1  # the stuck thread is no longer current
         log.warning("camera %s: %s blocked for over %.1fs; abandoning it and reopening",
-                    self.camera_id, where, limit)
+                    self.camera_id, where, limit, extra={"camera_id": self.camera_id})
         self._set_state("reconnecting", f"{where} blocked for over {limit:g}s")
         # The first stall reopens at once; stalls in a row back off like failures do.
         delay = self._next_delay() if self._attempt else 0.0
@@ -252,7 +252,8 @@ class CameraSource:
             if changed:
                 self.since = datetime.now(UTC)
         if changed:
-            log.info("camera %s is %s", self.camera_id, state, extra={"detail": detail})
+            log.info("camera %s is %s", self.camera_id, state,
+                     extra={"camera_id": self.camera_id, "detail": detail})
             if self._on_state is not None:
                 self._on_state(self)
 
@@ -314,7 +315,7 @@ class CameraSource:
                     return
                 if reason == _REOPEN:
                     log.info("camera %s: looped file was replaced; playing the new one",
-                             self.camera_id)
+                             self.camera_id, extra={"camera_id": self.camera_id})
                     continue
                 if self.slot.captured > before:  # backoff resets on the first good frame
                     self._attempt = 0

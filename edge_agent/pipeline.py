@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from protocols import TelemetryWindow, encode, telemetry_topic
+from protocols.logs import set_static_context
 
 from .capture import CameraSource, CaptureCounters, Frame, Image
 from .events import Debouncer, EventLog
@@ -123,6 +124,9 @@ class InferenceLoop:
     def swap(self, runtime: ModelRuntime | None) -> None:
         """Serve ``runtime`` from the next frame on (an atomic reference swap)."""
         self._runtime = runtime
+        # Every log line of this process names the serving release from now on; a line
+        # about another release (a candidate) names that one in its own fields.
+        set_static_context(release_id=runtime.release_id if runtime is not None else None)
         self._wake.set()
 
     def set_shadow(self, runtime: ModelRuntime | None, fraction: float = 0.25) -> None:
@@ -194,7 +198,8 @@ class InferenceLoop:
                 result = runtime.infer(frame.image)
             except Exception as exc:  # ModelError, or OpenCV refusing an odd frame
                 lane.acc.add_error()
-                log.warning("inference error on %s: %s", lane.source.camera_id, exc)
+                log.warning("inference error on %s: %s", lane.source.camera_id, exc,
+                            extra={"camera_id": lane.source.camera_id})
                 self._count_failure(runtime, str(exc))
                 return
             self._failures = 0
@@ -225,7 +230,8 @@ class InferenceLoop:
             result = candidate.infer(image)
         except Exception as exc:
             acc.add_error()
-            log.debug("shadow %s failed on a frame: %s", candidate.release_id, exc)
+            log.debug("shadow %s failed on a frame: %s", candidate.release_id, exc,
+                      extra={"release_id": candidate.release_id})
             return
         acc.add(result.top, active_label, result.inference_ms)
 

@@ -107,7 +107,7 @@ class ReleaseWorker:
                 runtime = self._warm(release)
             except ModelError as exc:
                 reason = f"active release {release.release_id} failed its smoke test: {exc}"
-                log.error(reason)
+                log.error(reason, extra={"release_id": release.release_id})
                 previous = pointer.previous if release.release_id == pointer.current else None
                 release = None
                 if previous is not None:
@@ -116,7 +116,8 @@ class ReleaseWorker:
                         runtime = self._warm(release)
                         self.store.fall_back_to(previous)
                     except AgentError as exc2:
-                        log.error("previous release %s is unusable too: %s", previous, exc2)
+                        log.error("previous release %s is unusable too: %s", previous, exc2,
+                                  extra={"release_id": previous})
                         release = None
         if release is not None and runtime is not None:
             self.loop.swap(runtime)
@@ -243,7 +244,7 @@ class ReleaseWorker:
                              detail=f"model version {manifest.model_version}")
             return None
         except (AgentError, ProtocolError, OSError) as exc:
-            log.error("release %s refused: %s", target, exc)
+            log.error("release %s refused: %s", target, exc, extra={"release_id": target})
             with self._lock:
                 self._active = old
                 self._revision = revision
@@ -272,7 +273,8 @@ class ReleaseWorker:
                                    self.settings.intra_op_threads)
             runtime.smoke_test()
         except (AgentError, ProtocolError, OSError) as exc:
-            log.error("shadow candidate %s refused: %s", candidate, exc)
+            log.error("shadow candidate %s refused: %s", candidate, exc,
+                      extra={"release_id": candidate})
             self.store.pinned = set()
             with self._lock:
                 self._shadow = ReleaseStatus(release_id=candidate, model_version="unknown",
@@ -311,7 +313,8 @@ class ReleaseWorker:
                 release = self.store.load(previous)
                 runtime = self._warm(release)
             except AgentError as exc:
-                log.error("cannot roll back to %s: %s", previous, exc)
+                log.error("cannot roll back to %s: %s", previous, exc,
+                          extra={"release_id": previous})
                 release, runtime = None, None
         to = release.release_id if release is not None else None
         self.store.fall_back_to(to)
@@ -338,7 +341,8 @@ class ReleaseWorker:
             except DownloadError as exc:
                 if attempt == DOWNLOAD_RETRIES - 1 or self._stopping.is_set():
                     raise
-                log.warning("download of %s failed (%s); retrying", target, exc)
+                log.warning("download of %s failed (%s); retrying", target, exc,
+                            extra={"release_id": target})
                 if self._stopping.wait(2.0**attempt):
                     raise
         raise AssertionError("unreachable")

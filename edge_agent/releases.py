@@ -301,12 +301,13 @@ class ReleaseStore:
             return self.load(pointer.current), None
         except ReleaseError as exc:
             reason = f"active release {pointer.current} failed verification: {exc}"
-            log.error(reason)
+            log.error(reason, extra={"release_id": pointer.current})
         if pointer.previous is not None:
             try:
                 release = self.load(pointer.previous)
             except ReleaseError as exc:
-                log.error("previous release %s failed too: %s", pointer.previous, exc)
+                log.error("previous release %s failed too: %s", pointer.previous, exc,
+                          extra={"release_id": pointer.previous})
             else:
                 self.fall_back_to(pointer.previous)
                 return release, reason

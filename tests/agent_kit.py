@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import re
 import threading
 import time
@@ -44,6 +45,7 @@ from protocols import (
     public_key_pem,
     sign_manifest,
 )
+from protocols.logs import JsonFormatter
 
 T = TypeVar("T")
 LABELS = ["empty", "dog"]
@@ -388,6 +390,27 @@ def running_rig(tmp_path: Path, mqtt_url: str) -> Iterator[Rig]:
             for agent in list(rig.agents):
                 agent.stop()
             rig.observer.close()
+
+
+@contextmanager
+def agent_log_lines() -> Iterator[list[dict[str, Any]]]:
+    """The agent's log lines (INFO and up) as the JSON formatter writes them when logged."""
+    lines: list[dict[str, Any]] = []
+    formatter = JsonFormatter()
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(formatter.format(record)))
+
+    logger, handler = logging.getLogger("edge_agent"), Collect(logging.INFO)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:

@@ -17,6 +17,7 @@ import pytest
 
 from tests.agent_kit import (
     Rig,
+    agent_log_lines,
     build_model,
     looping_camera,
     make_release,
@@ -53,10 +54,18 @@ def test_model_that_outputs_nan_on_real_frames_is_rolled_back(rig: Rig) -> None:
     rig.observer.desire(1, "good")
     rig.wait_healthy("good")
 
-    rig.observer.desire(2, "bad")
-    transition = wait_until(lambda: (t := rig.reported().get("last_transition") or {})
-                            .get("to_release_id") == "bad" and t["ok"] is False and t, 30,
-                            "a failed transition to the bad release")
+    with agent_log_lines() as lines:
+        rig.observer.desire(2, "bad")
+        transition = wait_until(lambda: (t := rig.reported().get("last_transition") or {})
+                                .get("to_release_id") == "bad" and t["ok"] is False and t,
+                                30, "a failed transition to the bad release")
+    # Each log line names the device, and the release it is about.
+    assert lines and all(line["device_id"] == "park1-gate" for line in lines)
+    errors = [line for line in lines if line["msg"].startswith("inference error on gate")]
+    assert len(errors) >= 3
+    assert all(e["release_id"] == "bad" and e["camera_id"] == "gate" for e in errors)
+    verdict = next(line for line in lines if "consecutive frames" in line["msg"])
+    assert verdict["release_id"] == "bad" and verdict["level"] == "error"
     assert transition["from_release_id"] == "good"
     assert "rolled back to good" in transition["reason"]
     assert "3 consecutive frames" in transition["reason"]
