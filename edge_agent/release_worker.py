@@ -55,6 +55,18 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+def _transition(from_id: str | None, to_id: str | None, reason: str,
+                ok: bool = False) -> Transition:
+    """A transition for the reported state, stamped now, its reason cut to the wire limit."""
+    return Transition(from_release_id=from_id, to_release_id=to_id, ok=ok,
+                      reason=reason[:1024], at=datetime.now(UTC))
+
+
+def _status(release_id: str, model_version: str, stage: ReleaseStage) -> ReleaseStatus:
+    return ReleaseStatus(release_id=release_id, model_version=model_version, stage=stage,
+                         since=datetime.now(UTC))
+
+
 class ReleaseWorker:
     """Applies desired states and rollbacks on its own thread; ``publish`` sends the state."""
 
@@ -125,8 +137,7 @@ class ReleaseWorker:
             self._previous = self.store.read_pointer().previous
         if reason is not None:
             to_id = release.release_id if release is not None else None
-            self._transition = Transition(from_release_id=pointer.current, to_release_id=to_id,
-                                          ok=False, reason=reason[:1024], at=datetime.now(UTC))
+            self._transition = _transition(pointer.current, to_id, reason)
             self.events.emit("rolled_back", release_id=to_id, detail=reason)
 
     def _warm(self, release: InstalledRelease) -> ModelRuntime:
@@ -210,9 +221,7 @@ class ReleaseWorker:
         with self._lock:
             self._revision = desired.revision
             if error or note:
-                self._transition = Transition(
-                    from_release_id=current, to_release_id=refused, ok=False,
-                    reason=(error or note or "")[:1024], at=datetime.now(UTC))
+                self._transition = _transition(current, refused, error or note or "")
         if error is not None:
             self.events.emit("activation_failed", release_id=refused, detail=error)
         write_atomic(self._state_path, json.dumps({"desired_revision": desired.revision}).encode())
@@ -236,9 +245,8 @@ class ReleaseWorker:
             crash_point("swapped")
             with self._lock:
                 self._previous = pointer.previous
-                self._transition = Transition(from_release_id=old.release_id if old else None,
-                                              to_release_id=target, ok=True,
-                                              reason="smoke test passed", at=datetime.now(UTC))
+                self._transition = _transition(old.release_id if old else None, target,
+                                               "smoke test passed", ok=True)
             self._set_active(release, "warmed", revision)
             self.events.emit("activated", release_id=target,
                              detail=f"model version {manifest.model_version}")
@@ -277,14 +285,11 @@ class ReleaseWorker:
                       extra={"release_id": candidate})
             self.store.pinned = set()
             with self._lock:
-                self._shadow = ReleaseStatus(release_id=candidate, model_version="unknown",
-                                             stage="failed", since=datetime.now(UTC))
+                self._shadow = _status(candidate, "unknown", "failed")
             return f"shadow candidate refused: {exc}"
         self.loop.set_shadow(runtime, self._shadow_fraction)
         with self._lock:
-            self._shadow = ReleaseStatus(release_id=candidate,
-                                         model_version=release.manifest.model_version,
-                                         stage="warmed", since=datetime.now(UTC))
+            self._shadow = _status(candidate, release.manifest.model_version, "warmed")
         log.info("shadowing", extra={"release_id": candidate, "fraction": self._shadow_fraction})
         return None
 
@@ -322,8 +327,7 @@ class ReleaseWorker:
         reason = f"rolled back to {to or 'no model'}: {detail}"[:1024]
         with self._lock:
             self._previous = None
-            self._transition = Transition(from_release_id=to, to_release_id=bad, ok=False,
-                                          reason=reason, at=datetime.now(UTC))
+            self._transition = _transition(to, bad, reason)
             if release is None:
                 self._active = None
         if release is not None:
@@ -355,9 +359,7 @@ class ReleaseWorker:
     def _set_active(self, release: InstalledRelease, stage: ReleaseStage,
                     revision: int | None = None) -> None:
         with self._lock:
-            self._active = ReleaseStatus(release_id=release.release_id,
-                                         model_version=release.manifest.model_version,
-                                         stage=stage, since=datetime.now(UTC))
+            self._active = _status(release.release_id, release.manifest.model_version, stage)
             if revision is not None:
                 self._revision = revision
         self._publish_reported()
