@@ -8,7 +8,15 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ._errors import ProtocolError
-from .messages import DesiredState, DeviceEvent, DeviceStatus, ReportedState, TelemetryWindow
+from .messages import (
+    DesiredState,
+    DeviceCommand,
+    DeviceEvent,
+    DeviceStatus,
+    ReportedState,
+    Snapshot,
+    TelemetryWindow,
+)
 from .topics import TopicKind
 
 M = TypeVar("M", bound=BaseModel)
@@ -20,6 +28,8 @@ MAX_PAYLOAD_BYTES: dict[str, int] = {
     "DeviceStatus": 2 * 1024,
     "TelemetryWindow": 256 * 1024,
     "DeviceEvent": 8 * 1024,
+    "DeviceCommand": 2 * 1024,
+    "Snapshot": 6 * 1024 * 1024,
     "ReleaseManifest": 4 * 1024 * 1024,
     "SignedManifest": 6 * 1024 * 1024,
 }
@@ -31,6 +41,7 @@ MESSAGE_FOR_TOPIC: dict[TopicKind, type[BaseModel]] = {
     "status": DeviceStatus,
     "telemetry": TelemetryWindow,
     "events": DeviceEvent,
+    "commands": DeviceCommand,
 }
 
 
@@ -84,6 +95,7 @@ def json_schemas() -> dict[str, object]:
 
     models: list[type[BaseModel]] = [
         *MESSAGE_FOR_TOPIC.values(),
+        Snapshot,
         ReleaseManifest,
         SignedManifest,
         ModelVersionCreate,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt, model_validator
 
-from .messages import SCHEMA_VERSION, Label, ReleaseId, WireModel, utc_now
+from .messages import SCHEMA_VERSION, Label, ReleaseId, WireModel, added, utc_now
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Precision = Literal["fp32", "int8"]
@@ -88,6 +88,18 @@ class ReferenceProfile(_Frozen):
         return self
 
 
+class CropSpec(_Frozen):
+    """How the agent cuts a region into the model's input, as the trainer trained it.
+
+    A region's box becomes a square on its longer side, grown by ``context`` of that side
+    on every edge (the animal with some of its surroundings), clipped to the frame and
+    padded with ``pad_value`` where it leaves the frame, then resized like a frame.
+    """
+
+    context: Annotated[float, Field(ge=0, le=1)] = 0.15
+    pad_value: Annotated[int, Field(ge=0, le=255)] = 114
+
+
 class GoldenInput(_Frozen):
     """An input image (already at the input size, PNG, RGB) and the logits it must give."""
 
@@ -113,6 +125,22 @@ class ReleaseManifest(WireModel):
     reference_profile: ReferenceProfile
     golden_inputs: Annotated[list[GoldenInput], Field(min_length=1, max_length=16)]
     min_agent_version: Annotated[str, Field(max_length=32)] = "0.1.0"
+    # Regions: labels that mean "no animal here" (a person, a ball, leaves, background),
+    # counted as classified regions but never as animals; and the confidence below which
+    # a region is not trusted to be an animal (calibrated by the trainer on held-out
+    # crops). A manifest without them classifies as before: every label is an animal.
+    background_labels: list[Label] = added([], max_length=16)
+    animal_min_confidence: float = added(0.0, ge=0, le=1)
+    crops: CropSpec = added(CropSpec())
+
+    @model_validator(mode="after")
+    def _check_background_labels(self) -> ReleaseManifest:
+        unknown = set(self.background_labels) - set(self.labels)
+        if unknown:
+            raise ValueError(f"background labels {sorted(unknown)} are not among the labels")
+        if len(set(self.labels) - set(self.background_labels)) < 1:
+            raise ValueError("at least one label must be an animal (not a background label)")
+        return self
 
 
 class SignedManifest(_Frozen):

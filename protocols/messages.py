@@ -7,7 +7,7 @@ receipt with :func:`decode`; anything else raises :class:`ProtocolError`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt
 
@@ -26,8 +26,16 @@ Counts = Annotated[list[NonNegativeInt], Field(max_length=256)]
 ReleaseMode = Literal["active", "shadow"]
 ReleaseStage = Literal["installed", "loaded", "warmed", "healthy", "failed", "rolled_back"]
 CameraState = Literal["up", "reconnecting", "down"]
+# How a camera's frames are looked at: motion regions classified one crop each (a wide
+# park shot), or the whole frame resized to the model's input (a close-up camera).
+AnalysisMode = Literal["regions", "frame"]
+# The light a camera sees, from its input statistics: windows and baselines are kept per
+# condition, so nightfall is a condition and not drift (docs/architecture.md, telemetry).
+Condition = Literal["day", "dusk", "night", "ir"]
 EventKind = Literal[
     "detection",
+    "animal_appeared",
+    "animal_left",
     "download_started",
     "download_verified",
     "activated",
@@ -40,6 +48,19 @@ EventKind = Literal[
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def added(default: Any = None, **constraints: Any) -> Any:
+    """A field added to a ``parkwatch/v1`` payload after peers shipped without it.
+
+    It is left out of the wire while it holds its default, so a peer of the previous
+    version (whose models forbid unknown keys) still reads every payload that does not
+    use the new field; a newer peer fills the default back in.
+    """
+    if isinstance(default, list | dict):
+        empty = type(default)
+        return Field(default_factory=empty, exclude_if=lambda v: v == empty(), **constraints)
+    return Field(default=default, exclude_if=lambda v: v == default, **constraints)
 
 
 class WireModel(BaseModel):
@@ -147,6 +168,22 @@ class ShadowSummary(BaseModel):
     latency_ms: Percentiles | None = None
 
 
+# Region telemetry bins, fixed here so every agent's windows add up across the fleet.
+# A region's width as a fraction of the frame's width:
+REGION_WIDTH_EDGES: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 1.0)
+# ``regions_per_frame[k]`` counts frames with k regions; the last bin counts k or more.
+REGIONS_PER_FRAME_BINS = 9
+# Where animals were: track centres per classified frame on a coarse grid, row-major.
+HEATMAP_COLS, HEATMAP_ROWS = 16, 12
+
+# A box in a frame: x, y, width, height as fractions of the frame's width and height.
+Box = tuple[
+    Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)],
+    Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)],
+]
+Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
+
+
 class CameraWindow(BaseModel):
     """One camera's mergeable summary over one telemetry window.
 
@@ -174,6 +211,18 @@ class CameraWindow(BaseModel):
     confidence_hist: Counts = []
     input_hists: Annotated[dict[Label, Counts], Field(max_length=16)] = {}
     embedding_hists: Annotated[list[Counts], Field(max_length=16)] = []
+    # Regions and tracks. Every field below is optional with an empty default, so windows
+    # of agents that classify whole frames (and of agents older than regions) stay valid.
+    # In regions mode the counts and histograms above are over crops: what the model saw.
+    mode: AnalysisMode | None = added()
+    condition: Condition | None = added()
+    regions_classified: NonNegativeInt = added(0)
+    regions_per_frame: list[NonNegativeInt] = added([], max_length=REGIONS_PER_FRAME_BINS)
+    region_width_hist: list[NonNegativeInt] = added([], max_length=len(REGION_WIDTH_EDGES) - 1)
+    frames_without_animal: NonNegativeInt = added(0)
+    # Distinct animals (confirmed tracks) seen in the window, by their voted label.
+    animals: dict[Label, NonNegativeInt] = added({}, max_length=256)
+    animal_heatmap: list[NonNegativeInt] = added([], max_length=HEATMAP_COLS * HEATMAP_ROWS)
 
 
 class TelemetryWindow(WireModel):
@@ -204,3 +253,45 @@ class DeviceEvent(WireModel):
     label: Label | None = None
     confidence: Annotated[float, Field(ge=0, le=1)] | None = None
     detail: ShortText | None = None
+    # animal_appeared / animal_left: one animal followed across frames (a track).
+    track_id: NonNegativeInt | None = added()
+    box: Box | None = added()  # where it is (appeared) or was last seen (left)
+    dwell_seconds: NonNegativeFloat | None = added()
+    path: Annotated[list[Point], Field(max_length=32)] | None = added()  # its centre, sampled
+
+
+class SnapshotBox(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    box: Box
+    label: Label
+    confidence: Annotated[float, Field(ge=0, le=1)]
+    track_id: NonNegativeInt | None = None
+
+
+class DeviceCommand(WireModel):
+    """``devices/{id}/commands``: a one-off request to the device (not retained).
+
+    ``snapshot``: send the latest frame of ``camera_id`` with its boxes, once, over HTTP
+    (``POST /api/v1/snapshots``). Frames never stream; an operator asks for each one.
+    """
+
+    device_id: DeviceId
+    command_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+    kind: Literal["snapshot"]
+    camera_id: CameraId
+    issued_at: datetime = Field(default_factory=utc_now)
+    expires_at: datetime | None = None
+
+
+class Snapshot(WireModel):
+    """A device's answer to a ``snapshot`` command: one JPEG and the boxes it saw on it."""
+
+    device_id: DeviceId
+    command_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+    camera_id: CameraId
+    captured_at: datetime
+    width: Annotated[int, Field(ge=1, le=8192)]
+    height: Annotated[int, Field(ge=1, le=8192)]
+    boxes: Annotated[list[SnapshotBox], Field(max_length=64)] = []
+    image_jpeg_b64: Annotated[str, Field(max_length=4 * 1024 * 1024)]

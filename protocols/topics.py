@@ -8,7 +8,7 @@ from typing import Literal, get_args
 from ._errors import ProtocolError
 
 TOPIC_ROOT = "parkwatch/v1"
-TopicKind = Literal["desired", "reported", "status", "telemetry", "events"]
+TopicKind = Literal["desired", "reported", "status", "telemetry", "events", "commands"]
 TOPIC_KINDS: tuple[str, ...] = get_args(TopicKind)
 
 # Device ids end up in topic names, file names and URLs: keep them boring.
@@ -55,6 +55,10 @@ def telemetry_topic(device_id: str) -> str:
 
 def events_topic(device_id: str) -> str:
     return device_topic(device_id, "events")
+
+
+def commands_topic(device_id: str) -> str:
+    return device_topic(device_id, "commands")
 
 
 def fleet_subscription(kind: TopicKind, share_group: str | None = None) -> str:

@@ -1,0 +1,83 @@
+"""Payloads stay readable across one protocol version in both directions.
+
+The previous release's ``protocols`` package is read from git (the last commit before
+regions and tracks were added) and imported beside the current one: what either side
+writes without using a new feature, the other side reads.
+"""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from protocols import CameraWindow, DeviceEvent, TelemetryWindow, encode
+from protocols.signing import canonical_json
+from tests.unit.test_protocols_signing import make_manifest
+
+PREVIOUS = "a84b2ae"  # the last release of protocols/v1 without regions
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def previous(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    root = tmp_path_factory.mktemp("previous")
+    target = root / "protocols_previous"
+    try:
+        names = subprocess.run(["git", "ls-tree", "--name-only", PREVIOUS, "protocols/"],
+                               cwd=REPO, check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"the previous protocols are not in this checkout's git history: {exc}")
+    target.mkdir()
+    for name in names.split():
+        blob = subprocess.run(["git", "show", f"{PREVIOUS}:{name}"], cwd=REPO, check=True,
+                              capture_output=True).stdout
+        (target / Path(name).name).write_bytes(blob)
+    sys.path.insert(0, str(root))
+    try:
+        yield importlib.import_module("protocols_previous")
+    finally:
+        sys.path.remove(str(root))
+        for mod in [m for m in sys.modules if m.startswith("protocols_previous")]:
+            del sys.modules[mod]
+
+
+def _window(**camera: object) -> TelemetryWindow:
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    return TelemetryWindow(device_id="cam-1", seq=3, window_start=now, window_end=now,
+                           cameras=[CameraWindow(camera_id="gate", state="up", **camera)])
+
+
+def test_current_payloads_without_new_features_read_on_the_previous_version(
+        previous: ModuleType) -> None:
+    old = previous
+    old.decode(old.TelemetryWindow, encode(_window(frames_inferred=4, class_counts={"cat": 4})))
+    old.decode(old.DeviceEvent, encode(DeviceEvent(device_id="cam-1", seq=1, kind="detection",
+                                                   label="cat", confidence=0.9)))
+    manifest = make_manifest()
+    old.ReleaseManifest.model_validate_json(canonical_json(manifest))
+
+
+def test_previous_payloads_read_on_the_current_version(previous: ModuleType) -> None:
+    old = previous
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    raw = old.encode(old.TelemetryWindow(
+        device_id="cam-1", seq=3, window_start=now, window_end=now,
+        cameras=[old.CameraWindow(camera_id="gate", state="up", frames_inferred=2)]))
+    window = TelemetryWindow.model_validate_json(raw)
+    camera = window.cameras[0]
+    assert camera.mode is None and camera.animals == {} and camera.regions_classified == 0
+
+
+def test_a_payload_that_uses_a_new_feature_is_refused_by_the_previous_version(
+        previous: ModuleType) -> None:
+    """Upgrade the control plane before the agents: the old one cannot read regions."""
+    old = previous
+    with pytest.raises(old.ProtocolError, match="animals"):
+        old.decode(old.TelemetryWindow, encode(_window(mode="regions", animals={"dog": 1})))
