@@ -15,7 +15,8 @@ from rich.table import Table
 
 from .config import load_settings
 from .errors import TrainerError
-from .pipeline import TrainingResult, run_training
+from .pipeline import run_training
+from .result import TrainingResult
 
 app = typer.Typer(help="Train, export and register a model.", no_args_is_help=True)
 
@@ -58,6 +59,9 @@ def summary_table(result: TrainingResult) -> Table:
         else "not registered (no --api-url)",
     )
     table.add_row("time", f"{result.seconds:.1f} s")
+    table.add_row("stages", ", ".join(
+        f"{r.name} {r.seconds:.1f} s" for r in result.stages if r.status == "ok"
+    ))
     return table
 
 

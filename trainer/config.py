@@ -6,6 +6,7 @@ environment variables ``PARKWATCH_TRAINER_<FIELD>``, the TOML file, defaults.
 
 from __future__ import annotations
 
+import os
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -246,4 +247,9 @@ def load_settings(config: Path | None = None, **overrides: Any) -> TrainerSettin
         _CONFIG_FILE.reset(token)
 
 
-__all__ = ["TrainerSettings", "load_settings"]
+def resolve_token(settings: TrainerSettings) -> str | None:
+    """The control-plane API token: the setting, else ``PARKWATCH_API_TOKEN``, else None."""
+    return settings.api_token or os.environ.get("PARKWATCH_API_TOKEN") or None
+
+
+__all__ = ["TrainerSettings", "load_settings", "resolve_token"]

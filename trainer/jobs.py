@@ -18,10 +18,11 @@ from .registry_client import RegistryClient
 
 log = logging.getLogger(__name__)
 
-# Share of the job's progress at the end of each stage; training fills 0.05 -> 0.75.
+# Share of the job's progress at the end of each stage (trainer/stages/__init__.py);
+# training fills 0.05 -> 0.75.
 STAGE_PROGRESS = {
-    "scan": 0.05, "train": 0.75, "export": 0.8, "quantize": 0.87, "evaluate": 0.92,
-    "profile": 0.96, "write": 0.98, "register": 1.0,
+    "scan": 0.04, "split": 0.05, "train": 0.75, "export": 0.8, "quantize": 0.87,
+    "evaluate": 0.92, "profile": 0.95, "shifts": 0.97, "write": 0.98, "register": 1.0,
 }
 
 
@@ -67,7 +68,7 @@ class JobReporter:
     def epoch(self, epoch: int, epochs: int, val_accuracy: float) -> None:
         if time.monotonic() - self._last < self.min_interval_s and epoch < epochs:
             return
-        lo, hi = STAGE_PROGRESS["scan"], STAGE_PROGRESS["train"]
+        lo, hi = STAGE_PROGRESS["split"], STAGE_PROGRESS["train"]
         self._send(status="running", progress=lo + (hi - lo) * epoch / epochs, stage="train",
                    message=f"epoch {epoch}/{epochs}: val accuracy {val_accuracy:.3f}")
 

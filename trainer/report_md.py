@@ -94,6 +94,22 @@ def _shift_lines(shifts: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _stage_lines(stages: list[dict[str, Any]] | None) -> list[str]:
+    """One row per stage run before the report was written, with its key figures."""
+    if not stages:
+        return []
+    lines = ["", "## Stages", "", "| stage | status | seconds | key figures |",
+             "|---|---|---:|---|"]
+    for st in stages:
+        figures = ", ".join(
+            f"{k} {format(v, '.4g') if isinstance(v, float) else v}"
+            for k, v in st["figures"].items()
+        )
+        lines.append(f"| {st['name']} | {st['status']} | {st['seconds']:.2f} | "
+                     f"{figures.replace('|', '/')} |")
+    return lines
+
+
 def render_markdown(report: dict[str, Any], confusion_image: str | None) -> str:
     """report.md text from the report dict."""
     ev = report["evaluation"]
@@ -166,8 +182,8 @@ def render_markdown(report: dict[str, Any], confusion_image: str | None) -> str:
         f"{train['epochs_run']} epochs on {train['device']} in {train['seconds']:.1f} s "
         f"({train['images_per_s']:.0f} images/s), best validation accuracy "
         f"{train['best_val_accuracy']:.4f} at epoch {train['best_epoch']}.",
-        "",
     ]
+    lines += [*_stage_lines(report.get("stages")), ""]
     return "\n".join(lines)
 
 

@@ -140,6 +140,64 @@ def _progress(console: Console, enabled: bool) -> Progress:
     )
 
 
+def _loaders(
+    train_set: ImageDataset, val_set: ImageDataset, settings: TrainerSettings, pin: bool
+) -> tuple[DataLoader[tuple[torch.Tensor, int]], DataLoader[tuple[torch.Tensor, int]]]:
+    train_loader = DataLoader(
+        train_set,
+        batch_size=settings.batch_size,
+        shuffle=True,
+        drop_last=len(train_set) > settings.batch_size,
+        num_workers=settings.num_workers,
+        generator=torch.Generator().manual_seed(settings.seed),
+        pin_memory=pin,
+    )
+    val_loader = DataLoader(
+        val_set,
+        batch_size=settings.batch_size * 2,
+        num_workers=settings.num_workers,
+        pin_memory=pin,
+    )
+    return train_loader, val_loader
+
+
+def _train_epoch(
+    model: nn.Module,
+    loader: DataLoader[tuple[torch.Tensor, int]],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    device: torch.device,
+    settings: TrainerSettings,
+    epoch: int,
+    on_batch: Callable[[float], None],
+) -> tuple[float, int, int]:
+    """One pass over ``loader``: ``(loss sum, correct, seen)``; ``on_batch(mean loss)``.
+
+    A loss that is no longer finite stops the run with a TrainerError naming the fix.
+    """
+    model.train()
+    pin = device.type == "cuda"
+    loss_sum, correct, seen = 0.0, 0, 0
+    for x, y in loader:
+        x = x.to(device, non_blocking=pin).contiguous(memory_format=torch.channels_last)
+        y = y.to(device, non_blocking=pin)
+        logits, _ = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=settings.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        scheduler.step()
+        loss_sum += float(loss.detach()) * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+        on_batch(loss_sum / seen)
+    if not math.isfinite(loss_sum):
+        raise TrainerError(
+            f"training diverged in epoch {epoch} (loss is {loss_sum}); lower lr (now {settings.lr})"
+        )
+    return loss_sum, correct, seen
+
+
 def train_model(
     model: nn.Module,
     train_set: ImageDataset,
@@ -157,23 +215,7 @@ def train_model(
     started = time.perf_counter()
     # channels_last: oneDNN's depthwise and 1x1 kernels run 1.3-1.5x faster on CPU.
     model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
-    loader_gen = torch.Generator().manual_seed(settings.seed)
-    pin = device.type == "cuda"
-    train_loader = DataLoader(
-        train_set,
-        batch_size=settings.batch_size,
-        shuffle=True,
-        drop_last=len(train_set) > settings.batch_size,
-        num_workers=settings.num_workers,
-        generator=loader_gen,
-        pin_memory=pin,
-    )
-    val_loader = DataLoader(
-        val_set,
-        batch_size=settings.batch_size * 2,
-        num_workers=settings.num_workers,
-        pin_memory=pin,
-    )
+    train_loader, val_loader = _loaders(train_set, val_set, settings, device.type == "cuda")
     steps = max(len(train_loader), 1)
     optimizer = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -188,28 +230,12 @@ def train_model(
         for epoch in range(1, settings.epochs + 1):
             train_set.set_epoch(epoch)
             progress.reset(batch_task, total=steps, description=f"epoch {epoch}", info="")
-            model.train()
             t0 = time.perf_counter()
-            loss_sum, correct, seen = 0.0, 0, 0
-            for x, y in train_loader:
-                x = x.to(device, non_blocking=pin).contiguous(memory_format=torch.channels_last)
-                y = y.to(device, non_blocking=pin)
-                logits, _ = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=settings.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                optimizer.step()
-                scheduler.step()
-                loss_sum += float(loss.detach()) * len(y)
-                correct += int((logits.argmax(1) == y).sum())
-                seen += len(y)
-                progress.update(batch_task, advance=1, info=f"loss {loss_sum / seen:.3f}")
+            loss_sum, correct, seen = _train_epoch(
+                model, train_loader, optimizer, scheduler, device, settings, epoch,
+                lambda loss: progress.update(batch_task, advance=1, info=f"loss {loss:.3f}"),
+            )
             train_seconds = time.perf_counter() - t0
-            if not math.isfinite(loss_sum):
-                raise TrainerError(
-                    f"training diverged in epoch {epoch} (loss is {loss_sum}); lower lr "
-                    f"(now {settings.lr})"
-                )
             val_loss, val_acc = evaluate_loss_accuracy(model, val_loader, device)
             stats = EpochStats(
                 epoch=epoch,
@@ -230,10 +256,9 @@ def train_model(
                 epoch, stats.train_loss, stats.train_accuracy, val_loss, val_acc,
                 stats.images_per_s,
             )
-            improved = val_acc > outcome.best_val_accuracy or (
+            if val_acc > outcome.best_val_accuracy or (
                 val_acc == outcome.best_val_accuracy and val_loss < best_val_loss
-            )
-            if improved:
+            ):
                 outcome.best_epoch, outcome.best_val_accuracy = epoch, val_acc
                 best_val_loss = val_loss
                 best_state = copy.deepcopy(model.state_dict())

@@ -22,7 +22,7 @@ from trainer import TrainerError, TrainingResult, load_settings, run_training
 from trainer.data import ImageDataset, scan_image_folder
 from trainer.inference import OnnxModel
 from trainer.preprocess import decode_image, preprocess
-from trainer.stages import input_spec
+from trainer.stages.data import input_spec
 
 pytestmark = pytest.mark.slow
 PHOTOS = Path(os.environ.get(

@@ -19,7 +19,7 @@ from trainer.inference import OnnxModel
 from trainer.model import PetNet
 from trainer.preprocess import decode_image, preprocess
 from trainer.quantize import compare_latency, decide, quantize_int8
-from trainer.stages import calibration_batches
+from trainer.stages.quantize import calibration_batches
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,123 @@
+"""The ``train`` stage: one training (or a budgeted search) from seeded settings, and the
+checkpoint of the best weights.
+
+PetNet trains from scratch (``trainer.train``); Lite0 fits a linear probe on its
+pretrained features and optionally fine-tunes (``trainer.finetune``); with
+``search_trials`` > 1 a budgeted random search keeps the best by validation accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from protocols import InputSpec
+
+from ..config import TrainerSettings
+from ..data import ImageDataset, ImageRecord
+from ..errors import TrainerError
+from ..model import PetNet
+from ..runner import Figure, RunContext
+from ..search import SearchResult, run_search
+from ..train import EpochStats, TrainOutcome, deterministic, train_model
+from .data import Scanned, Splits
+
+
+@dataclass(frozen=True)
+class Trained:
+    outcome: TrainOutcome  # the model, with the weights of its best validation epoch
+    settings: TrainerSettings  # the settings that produced it (the search's best, if any)
+    search: SearchResult | None
+    checkpoint_path: Path
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The lineage's hyper-parameters: the settings that shaped it and what training did."""
+        s = self.settings
+        return {
+            **s.hyperparameters(),
+            "epochs_run": len(self.outcome.history),
+            "best_epoch": self.outcome.best_epoch,
+            "optimizer": "adamw" if s.arch != "lite0" else "lbfgs probe"
+            + ("" if s.finetune == "none" else " + adamw fine-tune"),
+            "schedule": "onecycle",
+            "architecture": "efficientnet_lite0" if s.arch == "lite0"
+            else f"mobilenet_v3_{s.arch}",
+            "search_trials": len(self.search.trials) if self.search else 0,
+        }
+
+    def figures(self) -> dict[str, Figure]:
+        figures: dict[str, Figure] = {
+            "epochs_run": len(self.outcome.history),
+            "best_epoch": self.outcome.best_epoch,
+            "best_val_accuracy": self.outcome.best_val_accuracy,
+            "images_per_s": round(self.outcome.images_per_s, 1),
+        }
+        if self.search:
+            figures["search_trials"] = len(self.search.trials)
+        return figures
+
+
+def fit(
+    settings: TrainerSettings,
+    labels: Sequence[str],
+    spec: InputSpec,
+    train: Sequence[ImageRecord],
+    val: Sequence[ImageRecord],
+    console: Console,
+    show_progress: bool,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+) -> tuple[TrainOutcome, TrainerSettings, SearchResult | None]:
+    """Train (or search); return the outcome, the settings that produced it, the search."""
+    cache = settings.cache_mb * 2**20
+    train_set = ImageDataset(train, spec, augment=settings.augment, seed=settings.seed,
+                             cache_bytes=cache)
+    val_set = ImageDataset(val, spec, cache_bytes=cache)
+
+    def train_one(s: TrainerSettings) -> TrainOutcome:
+        with deterministic(s.seed):
+            model = PetNet(len(labels), s.width_mult, s.input_size, arch=s.arch,
+                           bn_momentum=s.bn_momentum)
+            return train_model(model, train_set, val_set, s, console=console,
+                               show_progress=show_progress, on_epoch=on_epoch)
+
+    if settings.arch == "lite0":
+        if settings.search_trials > 1:
+            raise TrainerError("the hyper-parameter search tunes PetNet (arch compact or "
+                               "small); with arch lite0 set search_trials to 0")
+        from ..finetune import train_lite0
+
+        with deterministic(settings.seed):
+            outcome = train_lite0(len(labels), train_set, val_set, settings, console,
+                                  show_progress, on_epoch)
+        return outcome, settings, None
+    if settings.search_trials <= 1:
+        return train_one(settings), settings, None
+    search = run_search(settings, settings.search_trials, settings.search_budget_s, train_one)
+    return search.best, settings.model_copy(update=search.best_params), search
+
+
+def train_stage(ctx: RunContext) -> Trained:
+    splits = ctx[Splits]
+    outcome, settings, search = fit(ctx.settings, splits.labels, splits.spec, splits.train,
+                                    splits.val, ctx.console, ctx.show_progress, ctx.on_epoch)
+    path = ctx.out_path("checkpoint.pt")
+    torch.save(
+        {
+            "state_dict": {k: v.cpu() for k, v in outcome.model.state_dict().items()},
+            "labels": splits.labels,
+            "width_mult": settings.width_mult,
+            "input_size": settings.input_size,
+            "arch": settings.arch,
+            "dataset_version": ctx[Scanned].scan.version,
+        },
+        path,
+    )
+    return Trained(outcome, settings, search, path)
+
+
+__all__ = ["Trained", "fit", "train_stage"]
