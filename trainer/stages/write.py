@@ -24,7 +24,7 @@ from .data import Scanned, Splits
 from .evaluate import Evaluated
 from .export import Exported
 from .profile import Profiled
-from .quantize import Quantized
+from .quantize import Precision, Quantized
 from .train import Trained
 
 REPORT_SCHEMA = "parkwatch.trainer.report/v1"
@@ -66,7 +66,7 @@ class Written:
 
 def model_files(ctx: RunContext) -> list[tuple[bytes, ArtifactRef]]:
     """Each model file's bytes and reference: fp32, then int8 when the quantize stage ran."""
-    paths = [(ctx[Exported].model_path, "fp32")]
+    paths: list[tuple[Path, Precision]] = [(ctx[Exported].model_path, "fp32")]
     quantized = ctx.get(Quantized)
     if quantized is not None:
         paths.append((quantized.int8_path, "int8"))
@@ -74,7 +74,7 @@ def model_files(ctx: RunContext) -> list[tuple[bytes, ArtifactRef]]:
     for path, precision in paths:
         data = path.read_bytes()
         out.append((data, ArtifactRef(sha256=hashlib.sha256(data).hexdigest(),
-                                      size_bytes=len(data), precision=precision)))  # type: ignore[arg-type]
+                                      size_bytes=len(data), precision=precision)))
     return out
 
 
