@@ -38,8 +38,8 @@ import paho.mqtt.client as paho
 from _machine import cpu_name  # bench/ is on sys.path: scripts run from it
 from paho.mqtt.enums import CallbackAPIVersion
 
-from control_plane import mqtt_acl
-from control_plane.devcerts import make_dev_certs
+from control_plane.broker import acl as mqtt_acl
+from control_plane.broker.devcerts import make_dev_certs
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = b"x" * 1024

@@ -37,8 +37,8 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
-from control_plane.db import create_db_engine, session_scope, upgrade
-from control_plane.models import Device
+from control_plane.store.db import create_db_engine, session_scope, upgrade
+from control_plane.store.models import Device
 from control_plane.testing import telemetry_window
 from protocols import encode, telemetry_topic
 

@@ -51,13 +51,14 @@ import sqlalchemy as sa
 from fleet_ingest import drop_postgres_db, postgres_db  # fresh PostgreSQL databases
 from sqlmodel import Session
 
-from control_plane.db import create_db_engine, session_scope, upgrade
-from control_plane.drift import DriftSettings, oracle, synthetic
+from control_plane.config.drift import DriftSettings
+from control_plane.config.retention import RetentionSettings
+from control_plane.drift import oracle, synthetic
 from control_plane.drift.analyser import run_analysis
-from control_plane.drift.settings import RetentionSettings
-from control_plane.models import Device, Model, ModelVersion, Release, TelemetryWindowRecord
 from control_plane.services.telemetry import ingest_window, ingest_windows
 from control_plane.services.telemetry_retention import apply_retention
+from control_plane.store.db import create_db_engine, session_scope, upgrade
+from control_plane.store.models import Device, Model, ModelVersion, Release, TelemetryWindowRecord
 from protocols import TelemetryWindow
 
 START = datetime(2026, 6, 1, tzinfo=UTC)

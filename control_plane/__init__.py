@@ -1,12 +1,18 @@
-"""The parkwatch control plane: registry, signed releases, rollouts and telemetry ingest.
+"""The parkwatch control plane: registry, signed releases, rollouts, ingest, drift, retraining.
 
-Layout (each role in one obvious place):
+The map (docs/architecture.md draws it; each folder's docstring says what lives there):
 
-- ``config``: the one settings object (``ControlPlaneSettings``) and the CLI's ``ClientSettings``
-- ``models`` (tables) / ``schemas`` (API bodies) / ``db`` (engine, sessions, migrations)
-- ``services``: the domain layer; knows nothing of HTTP or MQTT
-- adapters at the edge: ``api`` (FastAPI), ``mqtt`` (paho), ``broker`` (embedded amqtt),
-  ``cli`` (Typer), ``artifacts`` (content store), ``keys`` (signing keyring)
+- ``processes/``: the entry points ``serve``, ingest and ``worker``; nothing imports them
+- adapters at the edge: ``api/`` (FastAPI routes, ``create_app(settings)``), ``cli/``
+  (Typer, one module per command group), ``ingest/`` (the MQTT connection),
+  ``broker/`` (embedded broker, Mosquitto ACL, dev certificates)
+- the domain: ``services/`` (registry, fleet, alerts, jobs, ...), ``rollouts/`` (waves,
+  gates and their state machines), ``drift/`` (analysis), ``retraining/`` (the worker's
+  rounds); plain functions over a session, no HTTP and no MQTT
+- data: ``store/`` (tables, sessions, migrations, artifacts, signing keys),
+  ``schemas/`` (API bodies), ``config/`` (settings, one module per section)
+- cross-cutting: ``errors`` (the error hierarchy), ``metrics`` (Prometheus series),
+  ``testing`` (builders of valid payloads for tests and scripts)
 """
 
 from .errors import (

@@ -26,7 +26,7 @@ import numpy as np
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from control_plane.mqtt import parse_mqtt_url
+from control_plane.ingest.adapter import parse_mqtt_url
 from protocols import (
     CameraStatus,
     DesiredState,

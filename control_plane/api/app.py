@@ -21,10 +21,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from protocols import DesiredState
 
-from .. import db
-from ..artifacts import LocalContentStore
 from ..config import ControlPlaneSettings
-from ..db import session_scope
 from ..errors import (
     AuthError,
     ConfigError,
@@ -34,11 +31,14 @@ from ..errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from ..keys import Keyring
 from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
-from ..schemas_ops import ErrorBody
+from ..schemas import ErrorBody
 from ..services import auth
-from ..store_metrics import StoreGauges
+from ..store import db
+from ..store.artifacts import LocalContentStore
+from ..store.db import session_scope
+from ..store.gauges import StoreGauges
+from ..store.keys import Keyring
 from .deps import AppState
 from .routes import (
     alerts,
@@ -118,11 +118,11 @@ def _startup(settings: ControlPlaneSettings, enable_mqtt: bool, migrate: bool) -
         gauges=StoreGauges(engine),
     )
     if enable_mqtt:
-        from ..mqtt import MqttAdapter, republish_desired
+        from ..ingest.adapter import MqttAdapter, republish_desired
 
         api_only = settings.role == "api"
         if settings.mqtt_url is None:
-            from ..broker import EmbeddedBroker
+            from ..broker.embedded import EmbeddedBroker
 
             state.broker = EmbeddedBroker(
                 settings.embedded_broker_host, settings.embedded_broker_port
@@ -149,7 +149,7 @@ def _startup(settings: ControlPlaneSettings, enable_mqtt: bool, migrate: bool) -
         state.extras["drift"] = DriftScheduler(engine, settings.drift, settings.retention)
         state.extras["drift"].start()
     if settings.rollout_tick_seconds > 0:  # issue 6: the rollout engine's clock
-        from ..rollout_runner import RolloutRunner
+        from ..rollouts.runner import RolloutRunner
 
         state.extras["rollouts"] = RolloutRunner(
             engine, state.publisher, settings.rollout_tick_seconds

@@ -10,14 +10,14 @@ from fastapi import Depends, HTTPException, Path, Query, Request
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from ..artifacts import ContentStore
 from ..config import ControlPlaneSettings
 from ..errors import AuthError
-from ..keys import Keyring
+from ..rollouts.service import DesiredStatePublisher
 from ..services.auth import Principal, authenticate
 from ..services.devices import AgentEndpoints
-from ..services.rollouts import DesiredStatePublisher
-from ..store_metrics import StoreGauges
+from ..store.artifacts import ContentStore
+from ..store.gauges import StoreGauges
+from ..store.keys import Keyring
 from .ratelimit import AuthFailureLimiter, retry_after_header
 
 
@@ -46,7 +46,7 @@ class AppState:
         )
 
     def _device_mqtt_login(self, device_id: str, token_id: int) -> tuple[str, str]:
-        from ..mqtt_acl import device_account, load_secret
+        from ..broker.acl import device_account, load_secret
 
         account = device_account(load_secret(self.settings.data_dir), device_id, token_id)
         return account.username, account.password

@@ -7,9 +7,5 @@ range's windows streamed from the store and merged per release and device (the h
 loop); ``analyser``: the analysis over the store, which writes drift reports and keeps
 alerts in step; ``scheduler``: the periodic analysis that ``parkwatch serve`` runs;
 ``oracle`` and ``synthetic``: the straightforward computation and synthetic data, for
-tests and benchmarks only.
+tests and benchmarks only. Its settings are the ``[drift]`` section, ``config/drift.py``.
 """
-
-from .settings import DriftSettings, FeatureThreshold
-
-__all__ = ["DriftSettings", "FeatureThreshold"]

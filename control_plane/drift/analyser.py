@@ -21,12 +21,12 @@ from sqlmodel import Session
 
 from protocols import ReferenceProfile
 
-from ..models import utc_now
+from ..config.drift import DriftSettings
 from ..services import alerts
+from ..store.models import utc_now
 from . import metrics
 from .collect import Collected, DeviceWindows, collect, reference_profile
 from .compare import compare, window_drifted
-from .settings import DriftSettings
 from .summary import Summary
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from protocols import ReferenceProfile
 
-from ..models import ModelVersion, Release, TelemetryWindowRecord
+from ..store.models import ModelVersion, Release, TelemetryWindowRecord
 from .summary import Summary
 
 STREAM_ROWS = 5000  # rows fetched per round trip (a server-side cursor on PostgreSQL)

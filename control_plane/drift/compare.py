@@ -8,8 +8,8 @@ import numpy as np
 
 from protocols import ReferenceProfile
 
+from ..config.drift import DriftSettings
 from . import stats
-from .settings import DriftSettings
 from .summary import Summary, features
 
 

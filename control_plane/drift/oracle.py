@@ -17,10 +17,10 @@ from sqlmodel import Session, col
 
 from protocols import ReferenceProfile
 
-from ..models import TelemetryWindowRecord
+from ..config.drift import DriftSettings
+from ..store.models import TelemetryWindowRecord
 from .analyser import Report, analysis_reports
 from .collect import Collected, DeviceWindows, reference_profile
-from .settings import DriftSettings
 from .summary import Summary
 
 

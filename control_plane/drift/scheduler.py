@@ -14,10 +14,11 @@ import time
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from ..models import utc_now
+from ..config.drift import DriftSettings
+from ..config.retention import RetentionSettings
 from ..services.telemetry_retention import apply_retention
+from ..store.models import utc_now
 from .analyser import run_analysis
-from .settings import DriftSettings, RetentionSettings
 
 log = logging.getLogger(__name__)
 

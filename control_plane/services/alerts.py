@@ -19,8 +19,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from ..errors import ConflictError, NotFoundError
-from ..models import Alert, DriftReport, utc_now
-from ..schemas_ops import AlertPublic, AlertState, DriftReportPublic, Severity
+from ..schemas import AlertPublic, AlertState, DriftReportPublic, Severity
+from ..store.models import Alert, DriftReport, utc_now
 from . import audit
 
 log = logging.getLogger(__name__)

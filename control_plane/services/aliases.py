@@ -11,8 +11,8 @@ import re
 from sqlmodel import Session, col, select
 
 from ..errors import InvalidRequestError, NotFoundError
-from ..models import Model, ModelAlias, ModelVersion, utc_now
-from ..schemas_ops import AliasPublic
+from ..schemas import AliasPublic
+from ..store.models import Model, ModelAlias, ModelVersion, utc_now
 from . import audit, registry
 
 _ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")

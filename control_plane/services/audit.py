@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from ..models import AuditEntry
+from ..store.models import AuditEntry
 
 
 def record(session: Session, who: str, action: str, target: str, **detail: Any) -> AuditEntry:

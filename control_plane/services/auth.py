@@ -24,7 +24,7 @@ from ..errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from ..models import ApiToken
+from ..store.models import ApiToken
 from . import audit
 
 log = logging.getLogger(__name__)

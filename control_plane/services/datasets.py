@@ -18,10 +18,10 @@ from pathlib import Path
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from ..artifacts import ContentStore
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
-from ..models import DatasetVersion, Sample, utc_now
-from ..schemas_ops import DatasetVersionCreate, DatasetVersionPublic
+from ..schemas import DatasetVersionCreate, DatasetVersionPublic
+from ..store.artifacts import ContentStore
+from ..store.models import DatasetVersion, Sample, utc_now
 from . import audit
 
 

@@ -16,8 +16,8 @@ from sqlmodel import Session, col, select
 from protocols import DeviceStatus, ReportedState, check_device_id
 
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
-from ..models import Device, utc_now
 from ..schemas import CameraConfig, DeviceCreate, DevicePublic
+from ..store.models import Device, utc_now
 from . import audit, auth
 
 log = logging.getLogger(__name__)

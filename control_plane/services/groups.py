@@ -7,8 +7,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from ..errors import ConflictError, NotFoundError
-from ..models import Device, DeviceGroup
-from ..schemas_ops import GroupCreate, GroupPublic
+from ..schemas import GroupCreate, GroupPublic
+from ..store.models import Device, DeviceGroup
 from . import audit
 from .devices import selector_conditions
 

@@ -14,8 +14,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
-from ..models import TrainingJob, utc_now
-from ..schemas_ops import JobCreate, JobPublic, JobUpdate
+from ..schemas import JobCreate, JobPublic, JobUpdate
+from ..store.models import TrainingJob, utc_now
 from . import audit
 
 JOB_TRANSITIONS: dict[str, frozenset[str]] = {

@@ -10,11 +10,11 @@ from sqlmodel import Session, col, select
 
 from protocols import ModelVersionCreate
 
-from ..artifacts import ContentStore
-from ..db import insert_ignore
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
-from ..models import Artifact, Model, ModelAlias, ModelVersion, utc_now
 from ..schemas import ArtifactPublic, ModelPublic, ModelVersionPublic
+from ..store.artifacts import ContentStore
+from ..store.db import insert_ignore
+from ..store.models import Artifact, Model, ModelAlias, ModelVersion, utc_now
 from . import audit
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from protocols import ModelVersionCreate, ReleaseManifest, SignedManifest, sign_
 from protocols.logs import bind_context
 
 from ..errors import NotFoundError
-from ..keys import Keyring
-from ..models import ModelVersion, Release
 from ..schemas import ReleasePublic
+from ..store.keys import Keyring
+from ..store.models import ModelVersion, Release
 from . import audit, registry
 
 log = logging.getLogger(__name__)

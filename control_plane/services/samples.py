@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from ..artifacts import ContentStore
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
-from ..models import Sample, utc_now
+from ..store.artifacts import ContentStore
+from ..store.models import Sample, utc_now
 from . import audit
 from .devices import get_device
 

@@ -30,8 +30,8 @@ from sqlmodel import Session, col, select
 
 from protocols import DeviceEvent, TelemetryWindow
 
-from ..db import insert_ignore
-from ..models import EventRecord, TelemetryWindowRecord, utc_now
+from ..store.db import insert_ignore
+from ..store.models import EventRecord, TelemetryWindowRecord, utc_now
 from . import devices
 
 log = logging.getLogger(__name__)

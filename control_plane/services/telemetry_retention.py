@@ -23,8 +23,8 @@ from sqlmodel import Session, col, select
 
 from protocols import TelemetryWindow
 
-from ..drift.settings import RetentionSettings
-from ..models import Alert, DriftReport, TelemetryWindowRecord
+from ..config.retention import RetentionSettings
+from ..store.models import Alert, DriftReport, TelemetryWindowRecord
 
 log = logging.getLogger(__name__)
 _SUMS = ("frames_captured", "frames_inferred", "frames_skipped", "frames_lost", "errors",

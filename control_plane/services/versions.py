@@ -15,8 +15,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from ..errors import ConflictError
-from ..models import Device, Model, ModelAlias, ModelVersion, Release
 from ..schemas import ModelVersionPublic
+from ..store.models import Device, Model, ModelAlias, ModelVersion, Release
 from . import audit, registry
 
 log = logging.getLogger(__name__)

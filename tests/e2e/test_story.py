@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, create_engine, select
 
-from control_plane.drift.settings import DriftSettings
-from control_plane.models import (
+from control_plane.config.drift import DriftSettings
+from control_plane.store.models import (
     Alert,
     DatasetVersion,
     Device,

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from sqlalchemy.engine import Engine
 
-from control_plane import db
-from control_plane.models import Device
-from control_plane.mqtt import MqttAdapter
+from control_plane.ingest.adapter import MqttAdapter
+from control_plane.store import db
+from control_plane.store.models import Device
 from control_plane.testing import reported_state, telemetry_window
 from edge_agent.config import MqttTarget
 from edge_agent.mqtt import MqttLink

@@ -30,10 +30,10 @@ with warnings.catch_warnings():
 from control_plane.api import create_app
 from control_plane.cli import app as cp_cli
 from control_plane.config import ControlPlaneSettings
-from control_plane.db import create_db_engine
-from control_plane.keys import Keyring
-from control_plane.models import TelemetryWindowRecord
-from control_plane.mqtt import MqttAdapter
+from control_plane.ingest.adapter import MqttAdapter
+from control_plane.store.db import create_db_engine
+from control_plane.store.keys import Keyring
+from control_plane.store.models import TelemetryWindowRecord
 from control_plane.testing import telemetry_window
 from edge_agent.config import load_settings
 from edge_agent.mqtt import MqttLink

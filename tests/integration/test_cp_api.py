@@ -45,8 +45,8 @@ def admin(settings: ControlPlaneSettings, client: TestClient) -> dict[str, str]:
 
 
 def _token(settings: ControlPlaneSettings, *scopes: str) -> dict[str, str]:
-    from control_plane.db import create_db_engine, session_scope
     from control_plane.services import auth
+    from control_plane.store.db import create_db_engine, session_scope
 
     engine = create_db_engine(settings.resolved_database_url)
     with session_scope(engine) as session:

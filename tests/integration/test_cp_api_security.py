@@ -18,9 +18,9 @@ with warnings.catch_warnings():
 
 from control_plane.api import create_app
 from control_plane.config import ControlPlaneSettings
-from control_plane.db import create_db_engine, session_scope
-from control_plane.keys import Keyring
 from control_plane.services import auth
+from control_plane.store.db import create_db_engine, session_scope
+from control_plane.store.keys import Keyring
 
 API = "/api/v1"
 PUBLIC = {("GET", "/healthz"), ("GET", "/metrics")}  # liveness and Prometheus, no secrets
@@ -180,7 +180,7 @@ def test_secrets_never_reach_the_logs(
 ) -> None:
     """Provision, create and revoke tokens, fail auth, write agent and broker credentials:
     no token, broker password or private key appears in any log record."""
-    from control_plane import mqtt_acl
+    from control_plane.broker import acl as mqtt_acl
     from edge_agent.config import load_settings
 
     caplog.set_level(logging.DEBUG)

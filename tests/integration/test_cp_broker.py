@@ -13,7 +13,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from control_plane.broker import EmbeddedBroker
+from control_plane.broker.embedded import EmbeddedBroker
 from control_plane.config import ControlPlaneSettings
 from control_plane.errors import ConfigError
 from tests.conftest import free_port

@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 
 from control_plane.api import create_app
 from control_plane.config import ControlPlaneSettings
-from control_plane.db import create_db_engine, session_scope
 from control_plane.drift import synthetic
 from control_plane.services.telemetry import ingest_window
+from control_plane.store.db import create_db_engine, session_scope
 from control_plane.testing import registration
 from protocols import TelemetryWindow
 
@@ -273,7 +273,7 @@ def test_the_server_computes_reports_periodically(tmp_path: Path) -> None:
 
 
 def test_a_webhook_that_is_down_is_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
-    from control_plane.schemas_ops import AlertPublic
+    from control_plane.schemas import AlertPublic
     from control_plane.services.alerts import AlertChange, notify_webhook
     from tests.conftest import free_port
 

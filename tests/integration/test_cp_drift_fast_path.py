@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from sqlmodel import Session, col, select
 
-from control_plane import db
-from control_plane.drift import DriftSettings, collect, oracle, summary, synthetic
+from control_plane.config.drift import DriftSettings
+from control_plane.drift import collect, oracle, summary, synthetic
 from control_plane.drift.analyser import run_analysis
-from control_plane.models import Device, DriftReport, Model, ModelVersion, Release
 from control_plane.services.telemetry import ingest_windows
+from control_plane.store import db
+from control_plane.store.models import Device, DriftReport, Model, ModelVersion, Release
 from protocols import ReferenceProfile, TelemetryWindow
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

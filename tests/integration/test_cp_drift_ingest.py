@@ -12,13 +12,13 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlmodel import Session, col, select
 
-from control_plane import db
+from control_plane.config.retention import RetentionSettings
 from control_plane.drift import synthetic
-from control_plane.drift.settings import RetentionSettings
 from control_plane.drift.summary import Summary
-from control_plane.models import Alert, Device, DriftReport, TelemetryWindowRecord
 from control_plane.services.telemetry import ingest_window, ingest_windows
 from control_plane.services.telemetry_retention import apply_retention, horizon, merge_windows
+from control_plane.store import db
+from control_plane.store.models import Alert, Device, DriftReport, TelemetryWindowRecord
 from protocols import TelemetryWindow
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

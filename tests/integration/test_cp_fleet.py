@@ -18,8 +18,8 @@ with warnings.catch_warnings():
 
 from control_plane.api import create_app
 from control_plane.config import ControlPlaneSettings
-from control_plane.db import create_db_engine, session_scope
 from control_plane.services import alerts, devices
+from control_plane.store.db import create_db_engine, session_scope
 from control_plane.testing import registration, reported_state
 from protocols import DeviceStatus
 

@@ -17,9 +17,9 @@ from prometheus_client import REGISTRY
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 
-from control_plane.db import create_db_engine, session_scope, upgrade
-from control_plane.models import Device
-from control_plane.mqtt import MqttAdapter
+from control_plane.ingest.adapter import MqttAdapter
+from control_plane.store.db import create_db_engine, session_scope, upgrade
+from control_plane.store.models import Device
 from control_plane.testing import reported_state, telemetry_window
 from protocols import (
     DeviceStatus,

@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
-from control_plane.db import create_db_engine, session_scope, upgrade
 from control_plane.schemas import DeviceCreate
 from control_plane.services import auth, devices
+from control_plane.store.db import create_db_engine, session_scope, upgrade
 from control_plane.testing import registration, telemetry_window
 from protocols import encode, telemetry_topic
 from tests.conftest import REPO_ROOT, Mosquitto, free_port, wait_for, wait_for_port

@@ -11,8 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
-from control_plane import models  # noqa: F401  (registers the tables)
-from control_plane.db import alembic_config, create_db_engine, current_revision, upgrade
+from control_plane.store import models  # noqa: F401  (registers the tables)
+from control_plane.store.db import alembic_config, create_db_engine, current_revision, upgrade
 
 TABLES = {"artifact", "audit_entry", "device", "model", "api_token", "device_event",
           "model_version", "telemetry_window", "release", "rollout", "rollout_device",
@@ -80,7 +80,7 @@ def test_upgrade_from_0001_keeps_rows_and_downgrade_works(empty_database: str) -
         assert top is not None and (top > 2**31 or engine.dialect.name == "sqlite")
         from alembic import command
 
-        from control_plane.db import alembic_config
+        from control_plane.store.db import alembic_config
         with engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM telemetry_window WHERE seq = 2"))
             if engine.dialect.name == "postgresql":  # ids must fit INTEGER again

@@ -17,9 +17,12 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from control_plane.db import create_db_engine, upgrade
+from control_plane.config.rollout_policy import GatePolicy, RolloutPolicy
 from control_plane.errors import ConflictError
-from control_plane.models import (
+from control_plane.rollouts import engine as rollout_engine
+from control_plane.rollouts import service as rollouts
+from control_plane.store.db import create_db_engine, upgrade
+from control_plane.store.models import (
     AuditEntry,
     Device,
     Model,
@@ -28,8 +31,6 @@ from control_plane.models import (
     Rollout,
     TelemetryWindowRecord,
 )
-from control_plane.schemas_rollouts import GatePolicy, RolloutPolicy
-from control_plane.services import rollout_engine, rollouts
 from control_plane.testing import reported_state, telemetry_window
 from protocols import DesiredState, Percentiles, ReleaseStatus, ReportedState, ShadowSummary
 

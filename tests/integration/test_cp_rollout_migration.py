@@ -8,9 +8,10 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from control_plane.db import create_db_engine, upgrade
-from control_plane.models import Device
-from control_plane.services import rollout_engine, rollouts
+from control_plane.rollouts import engine as rollout_engine
+from control_plane.rollouts import service as rollouts
+from control_plane.store.db import create_db_engine, upgrade
+from control_plane.store.models import Device
 from control_plane.testing import reported_state
 
 ROWS = [

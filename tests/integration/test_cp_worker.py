@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 
 from control_plane.api import create_app
 from control_plane.config import ControlPlaneSettings
-from control_plane.db import create_db_engine, session_scope
 from control_plane.drift import synthetic
 from control_plane.services.telemetry import ingest_window
+from control_plane.store.db import create_db_engine, session_scope
 from control_plane.testing import registration
 from parkwatch_cli import app as root_app
 from protocols import InputSpec, OutputSpec, TelemetryWindow

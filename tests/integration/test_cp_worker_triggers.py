@@ -15,18 +15,23 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from control_plane.api import create_app
-from control_plane.artifacts import LocalContentStore
 from control_plane.config import ControlPlaneSettings
-from control_plane.db import create_db_engine
+from control_plane.config.worker import WorkerSettings
 from control_plane.errors import NotFoundError
-from control_plane.keys import Keyring
-from control_plane.models import Sample
-from control_plane.schemas_ops import JobCreate, JobUpdate
+from control_plane.retraining.jobs import (
+    WorkerContext,
+    fail_stale_jobs,
+    run_job,
+    run_round,
+)
+from control_plane.retraining.triggers import check_triggers
+from control_plane.schemas import JobCreate, JobUpdate
 from control_plane.services import alerts, datasets, jobs
+from control_plane.store.artifacts import LocalContentStore
+from control_plane.store.db import create_db_engine
+from control_plane.store.keys import Keyring
+from control_plane.store.models import Sample
 from control_plane.testing import registration
-from control_plane.triggers import check_triggers
-from control_plane.worker import WorkerContext, _round, fail_stale_jobs, run_job
-from control_plane.worker_config import WorkerSettings
 from protocols import DesiredState
 
 API = "/api/v1"
@@ -184,7 +189,7 @@ def test_a_missing_sample_image_fails_the_job_and_keeps_the_samples(
                        confidence=0.5, predictions={}, image_sha256="f" * 64, image_size=10,
                        captured_at=datetime.now(UTC), status="labelled", label="dog"))
     session.commit()  # its JPEG is missing from the content store
-    _round(context(store, model_name="petnet", new_samples=1, holdout_fraction=0.0))
+    run_round(context(store, model_name="petnet", new_samples=1, holdout_fraction=0.0))
     (job,) = jobs.list_jobs(session, status=None, model_name="petnet", limit=5, offset=0)[0]
     session.refresh(job)
     assert job.status == "failed" and "no artifact" in str(job.message)
@@ -199,12 +204,12 @@ def test_an_unexpected_error_fails_the_job_and_the_worker_goes_on(
     add_samples(store, 1)
     ctx = context(store, model_name="petnet", new_samples=1, holdout_fraction=0.0,
                   trainer_command=["/nonexistent/trainer"])
-    _round(ctx)  # does not raise
+    run_round(ctx)  # does not raise
     session: Session = store["session"]
     (job,) = jobs.list_jobs(session, status=None, model_name="petnet", limit=5, offset=0)[0]
     session.refresh(job)
     assert job.status == "failed" and "worker error: FileNotFoundError" in str(job.message)
-    _round(ctx)  # the next round runs normally: nothing pending, nothing new
+    run_round(ctx)  # the next round runs normally: nothing pending, nothing new
     assert jobs.list_jobs(session, status=None, model_name="petnet", limit=5, offset=0)[1] == 1
 
 
@@ -266,8 +271,8 @@ def test_the_challenger_is_shadowed_only_when_it_wins_by_the_margin(
 ) -> None:
     import cv2
 
+    from control_plane.retraining.jobs import _compare
     from control_plane.services import aliases, registry
-    from control_plane.worker import _compare
     from protocols import InputSpec, OutputSpec
     from tests.integration.test_cp_worker import constant_model
 

@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
-from control_plane import db
 from control_plane.config import ControlPlaneSettings
 from control_plane.services import alerts
+from control_plane.store import db
 from control_plane.testing import registration
 from scripts.fleet_agents import Fleet, ManifestCache
 from scripts.fleet_sim import provision

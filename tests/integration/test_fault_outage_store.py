@@ -15,7 +15,7 @@ with warnings.catch_warnings():
 
 from control_plane.api import create_app
 from control_plane.config import ControlPlaneSettings
-from control_plane.keys import Keyring
+from control_plane.store.keys import Keyring
 from tests.agent_kit import looping_camera, make_rig, release_server, wait_until
 from tests.conftest import start_mosquitto
 

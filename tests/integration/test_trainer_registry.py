@@ -30,7 +30,7 @@ JOB_ID = "job-7"
 
 
 class JobUpdateBody(BaseModel):
-    """Mirror of control_plane.schemas_ops.JobUpdate (the trainer must not import it)."""
+    """Mirror of control_plane.schemas.JobUpdate (the trainer must not import it)."""
 
     model_config = ConfigDict(extra="forbid")
     status: str | None = Field(None, pattern="^(queued|running|succeeded|failed|cancelled)$")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from control_plane.artifacts import LocalContentStore
 from control_plane.errors import InvalidRequestError, NotFoundError
+from control_plane.store.artifacts import LocalContentStore
 
 
 def test_put_is_content_addressed_and_idempotent(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from control_plane.config import ControlPlaneSettings
-from control_plane.drift import DriftSettings, FeatureThreshold, synthetic
+from control_plane.config.drift import DriftSettings, FeatureThreshold
+from control_plane.drift import synthetic
 from control_plane.drift.compare import compare, reference_accuracy, window_drifted
 from control_plane.drift.summary import Summary
 from control_plane.errors import ConfigError

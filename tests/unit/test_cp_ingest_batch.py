@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from control_plane.ingest_batch import Inbound, IngestPipeline
+from control_plane.ingest.batch import Inbound, IngestPipeline
 from control_plane.testing import telemetry_window
 from protocols import TelemetryWindow
 

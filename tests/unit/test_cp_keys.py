@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from control_plane.errors import ConfigError
-from control_plane.keys import Keyring
-from control_plane.models import ModelVersion
 from control_plane.services.releases import build_manifest
+from control_plane.store.keys import Keyring
+from control_plane.store.models import ModelVersion
 from control_plane.testing import registration
 from protocols import ReleaseManifest, load_public_key, verify_manifest
 from protocols.signing import sign_manifest

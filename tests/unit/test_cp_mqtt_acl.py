@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from control_plane import mqtt_acl
+from control_plane.broker import acl as mqtt_acl
 from control_plane.errors import ConfigError
 
 

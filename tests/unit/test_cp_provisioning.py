@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from control_plane.errors import ConfigError
-from control_plane.mqtt import parse_mqtt_url
+from control_plane.ingest.adapter import parse_mqtt_url
 from control_plane.schemas import CameraConfig, DeviceCreate
 from control_plane.services.devices import AgentEndpoints, agent_config_toml, toml_string
 

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from control_plane.schemas_rollouts import GatePolicy
-from control_plane.services import rollout_gates as g
+from control_plane.config.rollout_policy import GatePolicy
+from control_plane.rollouts import gates as g
 from control_plane.testing import telemetry_window
 from protocols import Percentiles, ShadowSummary
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from control_plane.services.rollouts import can_move, judge_report, rollout_state
+from control_plane.rollouts.service import can_move, judge_report, rollout_state
 from control_plane.testing import reported_state
 from protocols import ReportedState, Transition
 

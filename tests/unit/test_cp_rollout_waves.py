@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from control_plane.errors import InvalidRequestError
-from control_plane.services.rollout_waves import (
+from control_plane.rollouts.waves import (
     Candidate,
     assign_waves,
     cumulative_sizes,

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from control_plane.config.drift import DriftSettings
 from control_plane.drift.compare import compare
-from control_plane.drift.settings import DriftSettings
 from control_plane.drift.summary import Summary
 from scripts.fleet_synth import default_profile, telemetry_window
 

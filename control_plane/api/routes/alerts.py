@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from ...schemas import Page
-from ...schemas_ops import AlertPublic, AlertState, AlertUpdate, Severity
+from ...schemas import AlertPublic, AlertState, AlertUpdate, Page, Severity
 from ...services import alerts
 from ..deps import IntId, OperateDep, PageDep, ReadDep, SessionDep
 

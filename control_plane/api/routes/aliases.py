@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from ...schemas import Page
-from ...schemas_ops import AliasPublic, AliasSet
+from ...schemas import AliasPublic, AliasSet, Page
 from ...services import aliases
 from ..deps import OperateDep, PageDep, ReadDep, SessionDep
 

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Header, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from ...artifacts import check_sha256, is_sha256
-from ...db import session_scope
 from ...errors import InvalidRequestError
 from ...schemas import ArtifactPublic
 from ...services import registry
+from ...store.artifacts import check_sha256, is_sha256
+from ...store.db import session_scope
 from ..deps import DeviceOrReadDep, OperateDep, StateDep
 
 router = APIRouter(prefix="/artifacts", tags=["artifacts"])

@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from ...schemas import Page
-from ...schemas_ops import DatasetVersionCreate, DatasetVersionPublic
+from ...schemas import DatasetVersionCreate, DatasetVersionPublic, Page
 from ...services import datasets
 from ..deps import OperateDep, PageDep, ReadDep, SessionDep
 

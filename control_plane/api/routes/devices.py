@@ -8,8 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from ...errors import InvalidRequestError
-from ...schemas import DeviceCreate, DeviceProvisioned, DevicePublic, Page
-from ...schemas_ops import DeviceLabelsUpdate
+from ...schemas import DeviceCreate, DeviceLabelsUpdate, DeviceProvisioned, DevicePublic, Page
 from ...services import devices, groups
 from ..deps import AdminDep, OperateDep, PageDep, ReadDep, SessionDep, StateDep
 

@@ -10,8 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...schemas import Page
-from ...schemas_ops import DriftReportPublic
+from ...schemas import DriftReportPublic, Page
 from ...services import alerts
 from ..deps import BigIntId, OperateDep, PageDep, ReadDep, SessionDep, StateDep
 

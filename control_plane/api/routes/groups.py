@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from ...schemas import Page
-from ...schemas_ops import GroupCreate, GroupPublic
+from ...schemas import GroupCreate, GroupPublic, Page
 from ...services import groups
 from ..deps import OperateDep, PageDep, ReadDep, SessionDep
 

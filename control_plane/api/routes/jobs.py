@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from ...schemas import Page
-from ...schemas_ops import JobCreate, JobPublic, JobStatus, JobUpdate
+from ...schemas import JobCreate, JobPublic, JobStatus, JobUpdate, Page
 from ...services import jobs
 from ..deps import OperateDep, PageDep, ReadDep, SessionDep
 

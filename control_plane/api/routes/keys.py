@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ...schemas import Page
-from ...schemas_ops import KeyPublic
+from ...schemas import KeyPublic, Page
 from ..deps import PageDep, ReadDep, StateDep
 
 router = APIRouter(prefix="/keys", tags=["releases"])

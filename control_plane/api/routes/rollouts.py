@@ -5,40 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, status
-from pydantic import ValidationError
 
 from ...errors import InvalidRequestError
+from ...rollouts import service as rollouts
+from ...rollouts.policy import policy_for
 from ...schemas import Page
-from ...schemas_rollouts import (
-    GatePolicy,
-    RolloutAction,
-    RolloutCreate,
-    RolloutPolicy,
-    RolloutPublic,
-)
-from ...services import devices, groups, rollouts
+from ...schemas.rollouts import RolloutAction, RolloutCreate, RolloutPublic
+from ...services import devices, groups
 from ..deps import OperateDep, PageDep, ReadDep, SessionDep, StateDep
 
 router = APIRouter(prefix="/rollouts", tags=["rollouts"])
 ActionBody = Annotated[RolloutAction | None, Body()]
-
-
-def _policy(defaults: RolloutPolicy, body: RolloutCreate) -> RolloutPolicy:
-    """The server's default policy with the request's overrides."""
-    fields = ("waves", "max_devices_per_minute", "approval_after_wave", "shadow_phase",
-              "shadow_fraction", "on_gate_failure")
-    update: dict[str, Any] = {f: getattr(body, f) for f in fields if getattr(body, f) is not None}
-    try:
-        if body.gates:
-            update["gates"] = GatePolicy.model_validate(
-                {**defaults.gates.model_dump(), **body.gates})
-        return RolloutPolicy.model_validate({**defaults.model_dump(), **update})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise InvalidRequestError(f"invalid rollout policy: gates.{where}: {err['msg']}"
-                                  if body.gates else f"invalid rollout policy: {err['msg']}"
-                                  ) from None
 
 
 def _targets(session: SessionDep, body: RolloutCreate) -> tuple[list[str] | None, dict[str, Any]]:
@@ -66,7 +43,7 @@ def start_rollout(
     targets, what = _targets(session, body)
     row = rollouts.start_rollout(
         session, state.publisher, body.release_id, targets, body.mode, who=principal.name,
-        policy=_policy(state.settings.rollout_policy, body), supersede=body.supersede,
+        policy=policy_for(state.settings.rollout_policy, body), supersede=body.supersede,
         target=what,
     )
     return rollouts.get_rollout(session, row.rollout_id)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from ...models import ApiToken
-from ...schemas import Page
-from ...schemas_ops import TokenCreate, TokenCreated, TokenPublic
+from ...schemas import Page, TokenCreate, TokenCreated, TokenPublic
 from ...services import auth
+from ...store.models import ApiToken
 from ..deps import AdminDep, IntId, PageDep, SessionDep
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])

@@ -1,0 +1,110 @@
+"""``parkwatch devices``: provision, list, label and inspect devices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .common import ConfigOpt, JsonOpt, LimitOpt, OffsetOpt, fails_cleanly, parse_pairs
+
+app = typer.Typer(no_args_is_help=True, help='Provision and inspect devices.')
+
+
+@app.command("add")
+@fails_cleanly
+def devices_add(
+    device_id: str = typer.Argument(..., help="Device id: a-z, 0-9, '-', '_'."),
+    label: list[str] = typer.Option([], help="k=v label (park, camera type, ...); repeatable."),
+    camera: list[str] = typer.Option([], help="camera_id=source for the agent; repeatable."),
+    agent_data_dir: str = typer.Option("/var/lib/parkwatch-agent", help="Agent's data folder."),
+    out: Path | None = typer.Option(None, help="Write the agent config here (mode 0600)."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Provision a device: prints (or writes) its agent config, with its token."""
+    from ..services.auth import write_secret
+    from .client import client_from, print_json
+
+    cameras = [{"camera_id": k, "source": v} for k, v in parse_pairs(camera, "camera").items()]
+    body = {
+        "device_id": device_id,
+        "labels": parse_pairs(label, "label"),
+        "cameras": cameras,
+        "agent_data_dir": agent_data_dir,
+    }
+    with client_from(config) as api:
+        answer = api.post("/api/v1/devices", body)
+    if out is not None:
+        write_secret(out, answer["agent_config_toml"].rstrip("\n"))
+    if as_json:
+        print_json(answer)
+    elif out is not None:
+        typer.echo(f"device {device_id} added; agent config written to {out}")
+    else:
+        typer.echo(answer["agent_config_toml"], nl=False)
+
+
+@app.command("list")
+@fails_cleanly
+def devices_list(
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+    limit: int = LimitOpt,
+    offset: int = OffsetOpt,
+    online: bool | None = typer.Option(None, "--online/--offline", help="Only on/offline."),
+    label: list[str] = typer.Option([], help="k=v; repeatable, all must match."),
+    group: str | None = typer.Option(None, help="Only members of this device group."),
+    release: str | None = typer.Option(None, help="Desired or currently active release."),
+) -> None:
+    """List devices with liveness and desired release."""
+    from .client import show_page
+
+    columns = [
+        "device_id",
+        "online",
+        "last_seen",
+        "current_release_id",
+        "desired_release_id",
+        "desired_revision",
+        "desired_mode",
+        "labels",
+    ]
+    params = {"online": online, "label": label, "group": group, "release": release}
+    show_page(
+        config, "/api/v1/devices", columns, "devices", as_json, limit=limit, offset=offset, **params
+    )
+
+
+@app.command("label")
+@fails_cleanly
+def devices_label(
+    device_id: str,
+    labels: list[str] = typer.Argument(..., help="k=v to set, k- to remove (kubectl style)."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Set or remove labels of a device: `parkwatch devices label cam-1 park=p1 night-`."""
+    from .client import client_from, print_json
+
+    removals = [item for item in labels if item.endswith("-") and "=" not in item]
+    remove = [item[:-1] for item in removals]
+    set_labels = parse_pairs([i for i in labels if i not in removals], "label")
+    with client_from(config) as api:
+        device = api.patch(
+            f"/api/v1/devices/{device_id}/labels", {"set": set_labels, "remove": remove}
+        )
+    if as_json:
+        print_json(device)
+    else:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(device["labels"].items())) or "none"
+        typer.echo(f"{device_id} labels: {shown}")
+
+
+@app.command("show")
+@fails_cleanly
+def devices_show(device_id: str, config: Path | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
+    """One device, with its last reported state."""
+    from .client import show_record
+
+    show_record(config, f"/api/v1/devices/{device_id}", device_id, as_json)

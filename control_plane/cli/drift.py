@@ -1,0 +1,94 @@
+"""``parkwatch drift``: drift reports (list, show) and an analysis run now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .common import ConfigOpt, JsonOpt, LimitOpt, OffsetOpt, fails_cleanly
+
+app = typer.Typer(no_args_is_help=True, help='Drift reports.')
+
+
+# -- drift -----------------------------------------------------------------------------------
+@app.command("list")
+@fails_cleanly
+def drift_list(
+    device: str | None = typer.Option(None, help="Only this device."),
+    release: str | None = typer.Option(None, help="Only this release."),
+    drifted: bool | None = typer.Option(None, "--drifted/--not-drifted", help="By verdict."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+    limit: int = LimitOpt,
+    offset: int = OffsetOpt,
+) -> None:
+    """Drift reports, newest first."""
+    from .client import show_page
+
+    columns = [
+        "id",
+        "device_id",
+        "release_id",
+        "drifted",
+        "window_count",
+        "sample_count",
+        "window_end",
+    ]
+    params = {"device": device, "release": release, "drifted": drifted}
+    show_page(
+        config,
+        "/api/v1/drift",
+        columns,
+        "drift reports",
+        as_json,
+        limit=limit,
+        offset=offset,
+        **params,
+    )
+
+
+@app.command("show")
+@fails_cleanly
+def drift_show(report_id: int, config: Path | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
+    """One drift report with its statistics and alarm levels."""
+    from .client import show_record
+
+    show_record(config, f"/api/v1/drift/{report_id}", f"drift report {report_id}", as_json)
+
+
+@app.command("run")
+@fails_cleanly
+def drift_run(
+    range_minutes: int | None = typer.Option(
+        None, "--range-minutes", min=1, help="Sliding range ending now (default: config)."
+    ),
+    release: str | None = typer.Option(None, help="Only this release."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Compute drift reports now (per device and fleet-wide) and update alerts."""
+    from .client import client_from, print_json
+
+    body = {"range_minutes": range_minutes, "release_id": release}
+    with client_from(config) as api:
+        result = api.post("/api/v1/drift/run", body)
+    if as_json:
+        print_json(result)
+        return
+    if not result["fleet_reports"]:
+        typer.echo("no telemetry with a known release in the range: nothing to analyse")
+    for report in result["fleet_reports"]:
+        s = report["statistics"]
+        acc = s.get("estimated_accuracy")
+        typer.echo(
+            f"report {report['id']} release {report['release_id']}: "
+            f"{'DRIFTED' if report['drifted'] else 'ok'}; {report['sample_count']} frames in "
+            f"{report['window_count']} windows; drifted devices "
+            f"{len(s['drifted_devices'])}/{s['devices']}; features "
+            f"{', '.join(s['drifted_features']) or 'none'}; estimated accuracy "
+            f"{'n/a' if acc is None else f'{acc:.3f}'} (reference {s['reference_accuracy']:.3f})"
+        )
+    for key, word in (("alerts_opened", "opened"), ("alerts_resolved", "resolved")):
+        if result[key]:
+            typer.echo(f"alerts {word}: {', '.join(str(i) for i in result[key])}")

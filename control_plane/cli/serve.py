@@ -1,0 +1,56 @@
+"""``parkwatch serve`` and ``parkwatch worker``: start a control-plane process
+(the processes themselves are in ``processes/``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..errors import ControlPlaneError
+from .common import (
+    ConfigOpt,
+    fails_cleanly,
+    server_settings,
+)
+
+app = typer.Typer()
+
+
+# -- local admin commands ------------------------------------------------------------------
+@app.command("serve")
+@fails_cleanly
+def serve(
+    config: Path | None = ConfigOpt,
+    role: str | None = typer.Option(
+        None,
+        help="all (default: API + ingest + embedded broker if no mqtt_url), api (HTTP only) "
+        "or ingest (MQTT ingest only; several share the load via ingest_share_group).",
+    ),
+) -> None:
+    """Run the control plane: HTTP API, MQTT ingest, and a broker if none is configured."""
+    from ..processes.serve import serve as run
+
+    if role is not None and role not in ("all", "api", "ingest"):
+        raise ControlPlaneError(f"--role {role!r}: choose all, api or ingest")
+    overrides = {"role": role} if role is not None else {}
+    run(server_settings(config, **overrides))
+
+
+@app.command("worker")
+@fails_cleanly
+def worker_command(
+    config: Path | None = ConfigOpt,
+    once: bool = typer.Option(
+        False, "--once", help="Check triggers and run at most one queued job, then exit."
+    ),
+) -> None:
+    """Continuous training: turn triggers into jobs, train, compare, start shadow rollouts."""
+    from protocols.logs import configure_logging
+
+    from ..config import ControlPlaneSettings
+    from ..processes.worker import run_worker
+
+    settings = ControlPlaneSettings.load(config)
+    configure_logging(settings.log_level)
+    run_worker(settings, once=once)

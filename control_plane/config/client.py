@@ -1,0 +1,39 @@
+"""Settings of the operator CLI: where the API is and which token to send. It reads the
+server's config file too, and ignores the server's keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from .loader import TomlSettings
+from .server import ADMIN_TOKEN_FILE
+
+
+class ClientSettings(TomlSettings):
+    """What the operator CLI needs to reach the API (reads the server's file too)."""
+
+    model_config = SettingsConfigDict(env_prefix="PARKWATCH_", extra="ignore")
+
+    api_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL of the control plane's HTTP API."
+    )
+    api_token: str | None = Field(
+        None, description="Bearer token; unset: read <data_dir>/admin.token."
+    )
+    data_dir: Path = Field(
+        Path("./.parkwatch"), description="Where to look for admin.token when api_token is unset."
+    )
+
+    def token(self) -> str | None:
+        """The token to send: ``api_token``, else the bootstrap admin token file, else None."""
+        if self.api_token:
+            return self.api_token
+        path = self.data_dir / ADMIN_TOKEN_FILE
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            return None
+        return text or None

@@ -1,0 +1,90 @@
+"""The ``[drift]`` section: drift analysis and alerts."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+
+class FeatureThreshold(BaseModel):
+    """When one feature counts as drifted: its PSI is above both the calibrated alarm level
+    (null-distribution quantile at ``alpha`` for the window's sample size) and ``min_psi``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alpha: float = Field(
+        0.001,
+        gt=0,
+        lt=0.5,
+        description="False-alarm rate per feature and window under no drift (sets the "
+        "calibrated alarm level of PSI, JS, KS and chi-square).",
+    )
+    min_psi: float = Field(
+        0.02,
+        ge=0,
+        description="Smallest PSI that counts however large the sample: on huge windows the "
+        "calibrated level shrinks towards 0 and would flag shifts too small to matter.",
+    )
+
+
+class DriftSettings(BaseModel):
+    """How the control plane analyses drift and raises drift and accuracy alerts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    analysis_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="How often `parkwatch serve` (roles all and api) computes drift reports; "
+        "0 turns the periodic analysis off (reports on demand only). Run it in one API process.",
+    )
+    range_minutes: int = Field(
+        60, ge=1, le=7 * 24 * 60, description="Sliding time range one drift report covers."
+    )
+    min_samples: int = Field(
+        30,
+        ge=1,
+        description="Frames a window (or range) needs before it is judged; fewer: not judged.",
+    )
+    default_threshold: FeatureThreshold = Field(
+        default_factory=FeatureThreshold,
+        description="Threshold of every feature not named in `thresholds`.",
+    )
+    thresholds: dict[str, FeatureThreshold] = Field(
+        default_factory=dict,
+        description="Per-feature thresholds by feature name: confidence, classes, "
+        "input.<brightness|contrast|sharpness|saturation>, embedding.<i>.",
+    )
+    max_accuracy_drop: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Drop of estimated accuracy (reference minus fleet, CBPE) that raises an "
+        "accuracy alert.",
+    )
+    alert_windows: int = Field(
+        5, ge=1, le=1000, description="N: how many of a device's latest windows are looked at."
+    )
+    alert_drifted_windows: int = Field(
+        3, ge=1, description="K: drifted windows among the latest N that make a device drifted."
+    )
+    alert_min_devices: int = Field(
+        1, ge=1, description="M: drifted devices (per release) that raise a drift alert."
+    )
+    webhook_url: HttpUrl | None = Field(
+        None, description="POSTed a JSON body when an alert opens or resolves; unset: none."
+    )
+    webhook_timeout_s: float = Field(5.0, gt=0, description="Timeout of one webhook POST.")
+
+    @model_validator(mode="after")
+    def _k_of_n(self) -> Self:
+        if self.alert_drifted_windows > self.alert_windows:
+            raise ValueError(
+                f"alert_drifted_windows (K={self.alert_drifted_windows}) must be at most "
+                f"alert_windows (N={self.alert_windows})"
+            )
+        return self
+
+    def threshold(self, feature: str) -> FeatureThreshold:
+        return self.thresholds.get(feature, self.default_threshold)

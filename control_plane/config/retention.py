@@ -1,0 +1,47 @@
+"""The ``[retention]`` section: how long telemetry windows are kept, and when merged."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class RetentionSettings(BaseModel):
+    """How long telemetry windows are kept, and when old ones are merged into coarser ones.
+
+    Downsampling adds up a device's windows per bucket (the histograms are mergeable, so
+    drift over old ranges stays exact at the coarser time resolution); latency
+    percentiles cannot be merged and are dropped from merged windows.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(
+        True, description="Run retention from `parkwatch serve`'s analysis loop."
+    )
+    interval_s: float = Field(3600.0, gt=0, description="How often retention runs.")
+    downsample_after_hours: float = Field(
+        48.0,
+        gt=0,
+        description="Windows that ended longer ago are merged per device, release and bucket; "
+        "later windows for that period are refused as expired (they could be re-sends).",
+    )
+    bucket_minutes: int = Field(
+        60, ge=2, le=24 * 60, description="Length of one merged (downsampled) window."
+    )
+    delete_after_days: float = Field(
+        30.0, gt=0, description="Windows that ended longer ago are deleted."
+    )
+    reports_keep_days: float = Field(
+        7.0,
+        gt=0,
+        description="Drift reports older than this are deleted, except those an alert "
+        "points at (the analysis writes one per device and release every interval).",
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> Self:
+        if self.delete_after_days * 24 <= self.downsample_after_hours:
+            raise ValueError("delete_after_days must be later than downsample_after_hours")
+        return self

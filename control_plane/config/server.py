@@ -1,0 +1,261 @@
+"""Settings of the control plane's processes (``parkwatch serve``, ``worker``): the top-level
+keys of the config file, and one table per section (``[drift]``, ``[retention]``,
+``[worker]``, ``[rollout_policy]``), each defined in its own module here."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    SettingsConfigDict,
+)
+
+from ..errors import ConfigError
+from .drift import DriftSettings
+from .loader import TomlSettings
+from .retention import RetentionSettings
+from .rollout_policy import RolloutPolicy
+from .worker import WorkerSettings
+
+ADMIN_TOKEN_FILE = "admin.token"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+Role = Literal["all", "api", "ingest"]
+DEFAULT_CLIENT_ID = "parkwatch-control-plane"
+# Keys the operator CLI reads from the same file; the server accepts and ignores them.
+_CLIENT_KEYS = frozenset({"api_url", "api_token"})
+
+
+@dataclass(frozen=True)
+class MqttSecurity:
+    """Broker login and TLS files; unset fields fall back to the URL and system defaults."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+
+class ControlPlaneSettings(TomlSettings):
+    """Everything ``parkwatch serve`` needs; one object, validated once at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="PARKWATCH_", extra="forbid")
+
+    data_dir: Path = Field(
+        Path("./.parkwatch"),
+        description="Folder for the SQLite store, artifacts, signing keys and admin.token.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the store, e.g. postgresql+psycopg://user@host/db; "
+        "unset: SQLite at <data_dir>/parkwatch.db.",
+    )
+    mqtt_url: str | None = Field(
+        None,
+        description="Broker the control plane talks to: mqtt://[user:pass@]host[:port] or "
+        "mqtts://...; unset: start an embedded amqtt broker in-process.",
+    )
+    public_mqtt_url: str | None = Field(
+        None,
+        description="Broker URL written into agent config files; unset: mqtt_url, or the "
+        "embedded broker's address.",
+    )
+    mqtt_client_id: str = Field(
+        DEFAULT_CLIENT_ID,
+        description="MQTT client id; the broker keeps this persistent session's QoS 1 "
+        "messages while the control plane is down. Unique per control-plane process.",
+    )
+    mqtt_username: str | None = Field(
+        None, description="Broker username of this process; overrides one in mqtt_url."
+    )
+    mqtt_password: SecretStr | None = Field(
+        None,
+        description="Broker password; overrides one in mqtt_url (`parkwatch mqtt acl` "
+        "prints the service account's).",
+    )
+    mqtt_ca_file: Path | None = Field(
+        None,
+        description="PEM CA bundle that signed the broker's certificate (mqtts://); unset: "
+        "the system trust store.",
+    )
+    mqtt_client_cert: Path | None = Field(
+        None, description="PEM client certificate for mutual TLS (with mqtt_client_key)."
+    )
+    mqtt_client_key: Path | None = Field(None, description="PEM key of mqtt_client_cert.")
+    mqtt_device_credentials: bool = Field(
+        False,
+        description="Put a per-device broker username/password into each provisioned agent "
+        "config (derived from <data_dir>/mqtt/credentials.key); run `parkwatch mqtt acl` "
+        "after adding devices so the broker knows them.",
+    )
+    embedded_broker_host: str = Field(
+        "127.0.0.1", description="Listen address of the embedded broker (when mqtt_url is unset)."
+    )
+    embedded_broker_port: int = Field(
+        1883, ge=1, le=65535, description="Listen port of the embedded broker."
+    )
+    host: str = Field("127.0.0.1", description="Listen address of the HTTP API.")
+    port: int = Field(8000, ge=1, le=65535, description="Listen port of the HTTP API.")
+    public_url: str | None = Field(
+        None,
+        description="URL agents download manifests and artifacts from; unset: http://host:port.",
+    )
+    artifact_dir: Path | None = Field(
+        None, description="Content-addressed artifact folder; unset: <data_dir>/artifacts."
+    )
+    max_artifact_bytes: int = Field(
+        2 * 1024**3, gt=0, description="Largest artifact upload accepted, in bytes."
+    )
+    log_level: LogLevel = Field("INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
+    auth_failure_limit: int = Field(
+        20,
+        ge=1,
+        description="Authentication failures (missing, unknown or revoked token) one client "
+        "address may make within auth_failure_window_seconds before it gets 429.",
+    )
+    auth_failure_window_seconds: float = Field(
+        60.0, gt=0, le=86400, description="Sliding window of auth_failure_limit, in seconds."
+    )
+    ingest_share_group: str | None = Field(
+        None,
+        description="MQTT shared-subscription group for ingest workers ($share/<group>/...); "
+        "unset: one plain subscription.",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+    )
+    ingest_batch_size: int = Field(
+        20,
+        ge=1,
+        le=5000,
+        description="Most MQTT messages the ingest writer takes at once: their telemetry "
+        "windows are written in one transaction and acknowledged after the commit. The broker "
+        "keeps at most its in-flight limit unacknowledged per client (Mosquitto "
+        "max_inflight_messages, default 20): raise both together.",
+    )
+    ingest_linger_seconds: float = Field(
+        0.02,
+        ge=0,
+        le=5,
+        description="How long the ingest writer waits for a batch to fill after its first "
+        "message, in seconds (adds at most this much latency at a low message rate).",
+    )
+    role: Role = Field(
+        "all",
+        description="What this process does: all (HTTP API + MQTT ingest, one process), api "
+        "(HTTP only; publishes desired states, no subscriptions) or ingest (MQTT ingest only).",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port of a Prometheus /metrics listener for role=ingest (no HTTP API "
+        "there); unset: none. The API roles serve /metrics on the API port.",
+    )
+    drift: DriftSettings = Field(
+        default_factory=DriftSettings,
+        description="Drift analysis and alerts (the [drift] table): interval, sliding range, "
+        "per-feature thresholds, K-of-N windows on M devices, webhook.",
+    )
+    worker: WorkerSettings = Field(
+        default_factory=WorkerSettings,
+        description="`parkwatch worker` (the [worker] table): retraining triggers, dataset, "
+        "held-out data, win margin, trainer command, shadow targets, promotion policy.",
+    )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings,
+        description="Telemetry retention (the [retention] table): when old windows are "
+        "merged into coarser ones and when they are deleted.",
+    )
+
+    rollout_tick_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="How often the rollout engine advances rollouts in progress (deadlines, "
+        "waves, gates), in seconds; 0: no engine in this process (roles all and api run it).",
+    )
+    rollout_policy: RolloutPolicy = Field(
+        default_factory=RolloutPolicy,
+        description="Default rollout policy (the [rollout_policy] table): waves, "
+        "max_devices_per_minute, approval_after_wave, shadow_phase, shadow_fraction, "
+        "on_gate_failure, spread_label and [rollout_policy.gates]; `rollout start` options "
+        "override it.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_client_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in _CLIENT_KEYS}
+        return data
+
+    @model_validator(mode="after")
+    def _split_roles_need_a_broker(self) -> Self:
+        if self.role != "all" and not self.mqtt_url:
+            raise ValueError(
+                f"role={self.role} runs beside other processes and needs a shared broker: "
+                "set mqtt_url (the embedded broker is for role=all only)"
+            )
+        return self
+
+    def mqtt_security(self) -> MqttSecurity:
+        """Credentials and TLS files for this process's broker connection."""
+        if (self.mqtt_client_cert is None) != (self.mqtt_client_key is None):
+            raise ConfigError("mqtt_client_cert and mqtt_client_key go together: set both")
+        for path in (self.mqtt_ca_file, self.mqtt_client_cert, self.mqtt_client_key):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"MQTT TLS file {path} does not exist")
+        return MqttSecurity(
+            username=self.mqtt_username,
+            password=self.mqtt_password.get_secret_value() if self.mqtt_password else None,
+            ca_file=self.mqtt_ca_file,
+            client_cert=self.mqtt_client_cert,
+            client_key=self.mqtt_client_key,
+        )
+
+    def client_id_for_role(self) -> str:
+        """The MQTT client id: as configured, except that the default gets a per-process
+        suffix in split roles, so two workers never take over each other's session."""
+        if self.role == "all" or self.mqtt_client_id != DEFAULT_CLIENT_ID:
+            return self.mqtt_client_id
+        return f"{self.mqtt_client_id}-{self.role}-{socket.gethostname()[:32]}-{os.getpid()}"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'parkwatch.db').resolve()}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def resolved_artifact_dir(self) -> Path:
+        return self.artifact_dir if self.artifact_dir is not None else self.data_dir / "artifacts"
+
+    @property
+    def broker_url(self) -> str:
+        """The URL the control plane itself connects to."""
+        if self.mqtt_url:
+            return self.mqtt_url
+        return f"mqtt://{self.embedded_broker_host}:{self.embedded_broker_port}"
+
+    @property
+    def agent_mqtt_url(self) -> str:
+        """The broker URL agents are told to use."""
+        return self.public_mqtt_url or self.broker_url
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / ADMIN_TOKEN_FILE

@@ -1,0 +1,10 @@
+"""MQTT in and out: the control plane's one broker connection.
+
+- ``adapter``: ``MqttAdapter`` (paho): subscribes to every device's status, reported
+  state, telemetry and events, and publishes desired states (retained, QoS 1);
+- ``batch``: the ingest pipeline behind it: telemetry windows written in batches and
+  each message acknowledged to the broker only once committed.
+
+What a message means for the store is decided in ``services`` (devices, telemetry) and
+``rollouts``; this package only moves and acknowledges messages.
+"""

@@ -1,0 +1,303 @@
+"""The control plane's one MQTT adapter (paho-mqtt 2.x).
+
+In: status, reported, telemetry and events of every device, decoded with
+``protocols.decode_for_topic`` in paho's thread and queued to the ingest pipeline
+(``batch``): one writer stores telemetry windows in batches and the other
+messages one by one, and acknowledges each message (manual PUBACK) only once it is
+committed, in arrival order. An invalid payload is logged with its reason, dropped and
+acknowledged; a failing handler is logged; neither stops the loop.
+Out: desired states, retained, QoS 1.
+Subscriptions are made in ``on_connect``, so every reconnect resubscribes.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy.engine import Engine
+
+from protocols import (
+    DesiredState,
+    DeviceEvent,
+    DeviceStatus,
+    ProtocolError,
+    ReportedState,
+    TelemetryWindow,
+    decode_for_topic,
+    desired_topic,
+    encode,
+    fleet_subscription,
+    parse_device_topic,
+)
+from protocols.topics import TopicKind
+
+from ..config import MqttSecurity
+from ..errors import ConfigError
+from ..metrics import DESIRED_PUBLISHED, INGEST_RECEIVED, MQTT_CONNECTED, MQTT_RECONNECTS
+from ..rollouts import service as rollouts
+from ..services import devices, telemetry
+from ..store.db import session_scope
+from .batch import INGESTED_KINDS, Inbound, IngestPipeline, count
+
+log = logging.getLogger(__name__)
+INGEST_KINDS: tuple[TopicKind, ...] = ("status", "reported", "telemetry", "events")
+FLUSH_TIMEOUT_S = 5.0  # stop(): how long queued messages may take to be written and acked
+
+
+@dataclass(frozen=True)
+class MqttEndpoint:
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
+
+
+def parse_mqtt_url(url: str) -> MqttEndpoint:
+    """``mqtt://[user:password@]host[:port]`` or ``mqtts://...`` (TLS, default port 8883)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ConfigError(f"MQTT URL {url!r} must start with mqtt:// or mqtts://")
+    if not parts.hostname:
+        raise ConfigError(f"MQTT URL {url!r} has no host: use mqtt://host:1883")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"MQTT URL {url!r} has an invalid port") from None
+    tls = parts.scheme == "mqtts"
+    return MqttEndpoint(
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+class MqttAdapter:
+    """Connects in the background, retries forever, and never lets a message crash it."""
+
+    def __init__(
+        self,
+        url: str,
+        engine: Engine,
+        *,
+        client_id: str,
+        share_group: str | None = None,
+        clean_session: bool = False,
+        subscribe: bool = True,
+        on_connected: Callable[[MqttAdapter], None] | None = None,
+        security: MqttSecurity | None = None,
+        batch_size: int = 20,
+        linger_s: float = 0.02,
+    ) -> None:
+        self.endpoint = parse_mqtt_url(url)
+        self.engine = engine
+        self.share_group = share_group
+        self.subscribe = subscribe
+        self._on_connected = on_connected
+        self._connected = threading.Event()
+        self._stopping = False
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=clean_session,
+            protocol=paho.MQTTv311,
+            manual_ack=True,  # PUBACK once committed (IngestPipeline), not on receipt
+        )
+        sec = security or MqttSecurity()
+        username = sec.username or self.endpoint.username
+        if username is not None:
+            self.client.username_pw_set(username, sec.password or self.endpoint.password)
+        if self.endpoint.tls:
+            # Always verify the broker (hostname included); a private CA comes from settings.
+            self.client.tls_set(
+                ca_certs=str(sec.ca_file) if sec.ca_file else None,
+                certfile=str(sec.client_cert) if sec.client_cert else None,
+                keyfile=str(sec.client_key) if sec.client_key else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.max_queued_messages_set(10_000)
+        self.client.on_connect = self._handle_connect
+        self.client.on_disconnect = self._handle_disconnect
+        self.client.on_message = self._handle_message
+        # Telemetry windows go to _write_windows, in batches; these one message at a time.
+        self._handlers: dict[str, Callable[[Any], str]] = {
+            "status": self._on_status,
+            "reported": self._on_reported,
+            "events": self._on_event,
+        }
+        # Bumped on every connect and disconnect: a PUBACK goes back only on the connection
+        # its PUBLISH came on (after a reconnect the broker resends, maybe reusing the mid).
+        self._connection = 0
+        self._ack_lock = threading.Lock()
+        self.pipeline = IngestPipeline(
+            self._write_windows, self._handle, self._acknowledge,
+            batch_size=batch_size, linger_s=linger_s,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.subscribe:
+            self.pipeline.start()
+        self.client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        """Write and acknowledge what is queued (at most FLUSH_TIMEOUT_S; not at all while
+        the store is down), then disconnect; the broker resends anything unacknowledged."""
+        self._stopping = True
+        self.pipeline.stop(FLUSH_TIMEOUT_S)
+        self._next_connection()  # a write still finishing acknowledges nothing now
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._connected.clear()
+        MQTT_CONNECTED.set(0)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def _handle_connect(
+        self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the connection: %s", reason)
+            return
+        self._next_connection()
+        if self.subscribe:
+            # Shared subscriptions ($share/<group>/...) work on MQTT 3.1.1 with Mosquitto 2,
+            # EMQX and HiveMQ; paho passes the filter through unchanged.
+            topics = [(fleet_subscription(kind, self.share_group), 1) for kind in INGEST_KINDS]
+            client.subscribe(topics)  # type: ignore[arg-type]
+        self._connected.set()
+        MQTT_CONNECTED.set(1)
+        MQTT_RECONNECTS.inc()
+        log.info(
+            "connected to broker", extra={"broker": f"{self.endpoint.host}:{self.endpoint.port}"}
+        )
+        if self._on_connected is not None:
+            try:
+                self._on_connected(self)
+            except Exception:
+                log.exception("on-connect hook failed")
+
+    def _handle_disconnect(
+        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        self._next_connection()
+        self._connected.clear()
+        MQTT_CONNECTED.set(0)
+        if self._stopping:
+            log.info("disconnected from broker")
+        else:
+            log.warning("disconnected from broker (%s); reconnecting", reason)
+
+    # -- out -------------------------------------------------------------------------------
+    def publish_desired(self, state: DesiredState) -> None:
+        """Publish retained, QoS 1. While disconnected paho queues it and sends on reconnect."""
+        info = self.client.publish(
+            desired_topic(state.device_id), encode(state), qos=1, retain=True
+        )
+        DESIRED_PUBLISHED.inc()
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            log.error(
+                "desired state not queued: %s",
+                paho.error_string(info.rc),
+                extra={"device_id": state.device_id, "revision": state.revision},
+            )
+
+    # -- in --------------------------------------------------------------------------------
+    def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        """paho's thread: decode, validate and queue; the pipeline writes and acknowledges."""
+        kind, device_id, message = "unknown", "", None
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = "<topic not UTF-8>"
+        try:
+            device_id, kind = parse_device_topic(topic)
+            if kind not in INGEST_KINDS:
+                count(kind, "ignored")
+            else:
+                if kind in INGESTED_KINDS:
+                    INGEST_RECEIVED.labels(kind).inc()
+                message = decode_for_topic(kind, msg.payload)
+                if getattr(message, "device_id", device_id) != device_id:
+                    raise ProtocolError(
+                        f"payload device_id {getattr(message, 'device_id', '')!r} does not "
+                        "match its topic"
+                    )
+        except ProtocolError as exc:
+            log.warning("invalid MQTT message dropped: %s", exc, extra={"topic": topic[:200]})
+            count(kind, "invalid")
+            message = None
+        except Exception:
+            log.exception("MQTT message could not be decoded", extra={"topic": topic[:200]})
+            count(kind, "error")
+            message = None
+        # Every message goes through the queue, so PUBACKs leave in arrival order.
+        self.pipeline.submit(Inbound(kind, device_id, message, msg.mid, msg.qos,
+                                     self._connection))
+
+    def _next_connection(self) -> None:
+        with self._ack_lock:
+            self._connection += 1
+
+    def _acknowledge(self, item: Inbound) -> None:
+        with self._ack_lock:  # no reconnect between the check and the PUBACK
+            if item.qos > 0 and item.connection == self._connection:
+                self.client.ack(item.mid, item.qos)
+
+    def _write_windows(self, windows: Sequence[TelemetryWindow]) -> Counter[str]:
+        with session_scope(self.engine) as session:
+            return telemetry.ingest_windows(session, windows)
+
+    def _handle(self, kind: str, message: Any) -> str:
+        return self._handlers[kind](message)
+
+    def _on_status(self, status: DeviceStatus) -> str:
+        with session_scope(self.engine) as session:
+            device = devices.apply_status(session, status)
+        return "applied" if device is not None else self._unknown()
+
+    def _on_reported(self, reported: ReportedState) -> str:
+        with session_scope(self.engine) as session:
+            device = devices.apply_reported(session, reported)
+            if device is None:
+                return self._unknown()
+            rollouts.on_reported(session, device, reported)
+        return "applied"
+
+    def _on_event(self, event: DeviceEvent) -> str:
+        with session_scope(self.engine) as session:
+            return telemetry.ingest_event(session, event)
+
+    @staticmethod
+    def _unknown() -> str:
+        log.warning("message from unknown device dropped")
+        return "unknown_device"
+
+
+def republish_desired(adapter: MqttAdapter) -> None:
+    """On (re)connect, publish every stored desired state again (an embedded broker
+    forgets retained messages when it restarts; a retained duplicate is harmless)."""
+    with session_scope(adapter.engine) as session:
+        states = rollouts.current_desired_states(session)
+    for state in states:
+        adapter.publish_desired(state)
+    if states:
+        log.info("re-published desired states", extra={"count": len(states)})

@@ -1,0 +1,286 @@
+"""Batched, acknowledged MQTT ingest: one ordered pipeline from paho's callback to the store.
+
+paho's network thread decodes and validates each message and queues it (``submit``); one
+writer thread takes up to ``batch_size`` queued messages (waiting at most ``linger_s`` for
+the batch to fill), writes each run of consecutive telemetry windows in one transaction,
+hands every other message to its handler one by one, and only then acknowledges them, in
+the order they arrived (MQTT 3.1.1 section 4.6). A message acknowledged is committed.
+
+A transient store error (sqlalchemy ``OperationalError``: SQLite busy, PostgreSQL down,
+deadlock) is retried with backoff for as long as it lasts. Nothing is acknowledged
+meanwhile, so the broker stops sending once this client's in-flight window is full: that
+is the back-pressure. Any other error in a batch of windows writes them again one by one,
+so one bad window cannot take the others with it; a message that still fails is logged,
+counted as ``error`` and acknowledged (a retry would fail the same way). A message that
+came on a connection since lost is still written but not acknowledged (its packet id may
+name another message now); the broker resends it and it counts as a duplicate.
+
+Batch size and the broker's in-flight limit: the broker sends at most
+``max_inflight_messages`` unacknowledged QoS 1 messages per client (Mosquitto's default
+is 20), so a batch never holds more than that. A ``batch_size`` above the broker's limit
+only makes the writer wait out ``linger_s`` for messages that cannot come; raise both
+together (``max_inflight_messages 100`` in mosquitto.conf with ``ingest_batch_size = 100``).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from protocols import TelemetryWindow
+from protocols.logs import bind_context
+
+from ..metrics import (
+    INGEST_BATCH_WINDOWS,
+    INGEST_QUEUE_DEPTH,
+    INGEST_RESULTS,
+    INGEST_STORE_DOWN,
+    INGEST_STORE_RETRIES,
+    INGEST_WRITE_SECONDS,
+    MQTT_MESSAGES,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+INGESTED_KINDS = frozenset({"telemetry", "events"})  # counted in parkwatch_cp_ingest_total
+MAX_BACKOFF_S = 5.0
+
+WriteWindows = Callable[[Sequence[TelemetryWindow]], Counter[str]]
+HandleMessage = Callable[[str, Any], str]
+Acknowledge = Callable[["Inbound"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A received message in arrival order; ``message`` None: already counted (invalid or
+    ignored), only to be acknowledged in its turn."""
+
+    kind: str
+    device_id: str
+    message: Any
+    mid: int
+    qos: int
+    connection: int  # the broker connection it came on: a PUBACK only goes back on that one
+
+
+class _Abandoned(Exception):
+    """The pipeline is stopping while the store is down: leave the rest unacknowledged."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A store error that passes (busy, restart, deadlock), not one that a message causes."""
+    if isinstance(exc, OperationalError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def count(kind: str, outcome: str, n: int = 1) -> None:
+    MQTT_MESSAGES.labels(kind, outcome).inc(n)
+    if kind in INGESTED_KINDS:
+        INGEST_RESULTS.labels(kind, outcome).inc(n)
+
+
+class IngestPipeline:
+    """The queue and the writer thread between paho's callback and the store."""
+
+    def __init__(
+        self,
+        write_windows: WriteWindows,
+        handle: HandleMessage,
+        acknowledge: Acknowledge,
+        *,
+        batch_size: int = 20,
+        linger_s: float = 0.02,
+    ) -> None:
+        if batch_size < 1 or linger_s < 0:
+            raise ValueError("batch_size must be >= 1 and linger_s >= 0")
+        self._write_windows = write_windows
+        self._handle = handle
+        self._acknowledge = acknowledge
+        self.batch_size = batch_size
+        self.linger_s = linger_s
+        self._queue: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+        self._closing = threading.Event()  # no new messages; drain what is queued
+        self._intake = threading.Lock()  # a message is either queued before stop or dropped
+        self._abandon = threading.Event()  # give up on a store that stays down
+        self._thread: threading.Thread | None = None
+        self._store_down = False
+
+    # -- paho's thread ---------------------------------------------------------------------
+    def submit(self, item: Inbound) -> None:
+        """Queue a message; after ``stop`` it is dropped unacknowledged (the broker keeps it)."""
+        with self._intake:
+            if self._closing.is_set():
+                return
+            INGEST_QUEUE_DEPTH.inc()
+            self._queue.put(item)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mqtt-ingest-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Write and acknowledge what is queued, for at most ``timeout`` seconds; give up at
+        once while the store is down. True when everything queued was acknowledged."""
+        with self._intake:
+            self._closing.set()
+        if self._store_down:  # nothing to flush into: leave it all to the broker
+            self._abandon.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():  # a slow store: the writer drops what it holds
+                self._abandon.set()
+                self._thread.join(MAX_BACKOFF_S)
+        left = 0
+        while True:  # what the writer did not get to stays unacknowledged: the broker resends
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+            left += 1
+        if left:
+            INGEST_QUEUE_DEPTH.dec(left)
+        if left or self._abandon.is_set():
+            log.warning("ingest stopped with messages unacknowledged; the broker resends them",
+                        extra={"queued": left})
+        self._set_store_down(False)
+        return not (left or self._abandon.is_set())
+
+    def drain(self) -> None:
+        """Write everything queued now, in the calling thread (for a pipeline not started)."""
+        while batch := self._take(wait=False):
+            self._write(batch)
+
+    # -- the writer ------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not (self._closing.is_set() and self._queue.empty()):
+            batch = self._take(wait=True)
+            if batch and not self._write(batch):
+                self._abandon.set()
+                return
+            if self._abandon.is_set():
+                return
+
+    def _take(self, *, wait: bool) -> list[Inbound]:
+        """Up to ``batch_size`` queued messages: blocks for the first (up to 0.2 s, so that
+        ``stop`` is seen), then waits at most ``linger_s`` for the batch to fill."""
+        try:
+            batch = [self._queue.get(timeout=0.2) if wait else self._queue.get_nowait()]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + (self.linger_s if wait else 0.0)
+        while len(batch) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(
+                    self._queue.get(timeout=remaining) if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+        return batch
+
+    def _write(self, batch: list[Inbound]) -> bool:
+        """Write the batch in order, acknowledging each part once it is committed; False
+        when the pipeline gave up on a store that is down (the rest stays unacknowledged)."""
+        i = 0
+        while i < len(batch):
+            j = i + 1
+            if _is_window(batch[i]):
+                while j < len(batch) and _is_window(batch[j]):
+                    j += 1
+            started = time.perf_counter()
+            try:
+                if _is_window(batch[i]):
+                    self._store_windows([item.message for item in batch[i:j]])
+                elif batch[i].message is not None:
+                    self._store_one(batch[i])
+            except _Abandoned:
+                INGEST_QUEUE_DEPTH.dec(len(batch) - i)
+                return False
+            INGEST_WRITE_SECONDS.observe(time.perf_counter() - started)
+            for item in batch[i:j]:
+                self._acknowledge(item)
+            INGEST_QUEUE_DEPTH.dec(j - i)
+            i = j
+        return True
+
+    def _store_windows(self, windows: list[TelemetryWindow]) -> None:
+        INGEST_BATCH_WINDOWS.observe(len(windows))
+        try:
+            outcomes = self._retrying(lambda: self._write_windows(windows))
+        except _Abandoned:
+            raise
+        except Exception:
+            log.exception("batch of telemetry windows failed; writing them one by one",
+                          extra={"count": len(windows)})
+            outcomes = Counter()
+            for window in windows:
+                try:
+                    outcomes.update(self._retrying(partial(self._write_windows, [window])))
+                except _Abandoned:
+                    raise
+                except Exception:
+                    log.exception("telemetry window failed",
+                                  extra={"device_id": window.device_id, "seq": window.seq})
+                    outcomes["error"] += 1
+        for outcome, n in outcomes.items():
+            count("telemetry", outcome, n)
+
+    def _store_one(self, item: Inbound) -> None:
+        with bind_context(device_id=item.device_id):
+            try:
+                outcome = self._retrying(lambda: self._handle(item.kind, item.message))
+            except _Abandoned:
+                raise
+            except Exception:
+                log.exception("MQTT message handler failed", extra={"kind": item.kind})
+                outcome = "error"
+        count(item.kind, outcome)
+
+    def _retrying(self, write: Callable[[], T]) -> T:
+        """Run ``write`` until it gets past transient store errors (writes are idempotent, so
+        a retry never stores twice); raise _Abandoned when stopping meanwhile."""
+        attempt = 0
+        while True:
+            try:
+                result = write()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                attempt += 1
+                INGEST_STORE_RETRIES.inc()
+                self._set_store_down(True)
+                if attempt == 1 or attempt % 20 == 0:
+                    log.warning("store unavailable, retrying; nothing is acknowledged meanwhile "
+                                "(%s)", str(exc).splitlines()[0][:200],
+                                extra={"attempt": attempt})
+                if self._closing.is_set() or self._abandon.wait(
+                    min(0.05 * 2 ** (attempt - 1), MAX_BACKOFF_S)
+                ):
+                    raise _Abandoned from exc
+                continue
+            if attempt:
+                log.info("store available again", extra={"attempts": attempt})
+                self._set_store_down(False)
+            return result
+
+    def _set_store_down(self, down: bool) -> None:
+        if down != self._store_down:
+            self._store_down = down
+            INGEST_STORE_DOWN.inc(1 if down else -1)
+
+
+def _is_window(item: Inbound) -> bool:
+    return item.kind == "telemetry" and item.message is not None

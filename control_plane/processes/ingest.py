@@ -1,0 +1,71 @@
+"""``parkwatch serve --role ingest``: an MQTT ingest worker without the HTTP API.
+
+Several workers share the fleet's telemetry through an MQTT shared subscription
+(``ingest_share_group`` -> ``$share/<group>/parkwatch/v1/devices/+/...``): the broker
+hands each message to one of them, and the store's unique (device_id, seq) keys keep
+ingest exactly-once even when a device re-sends. Each worker needs its own MQTT client
+id (``mqtt_client_id``; the default gets a per-process suffix). ``metrics_port``
+exposes the worker's Prometheus counters. Windows are written in batches of up to
+``ingest_batch_size`` and acknowledged to the broker only once committed (``ingest/batch.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from ..config import ControlPlaneSettings
+from ..errors import ConfigError
+from ..store import db
+
+log = logging.getLogger(__name__)
+
+
+def run_ingest(settings: ControlPlaneSettings, stop: threading.Event | None = None) -> None:
+    """Ingest until SIGTERM/SIGINT (or ``stop`` is set)."""
+    from ..ingest.adapter import MqttAdapter
+
+    if settings.mqtt_url is None:
+        raise ConfigError("role=ingest needs mqtt_url: the broker the devices publish to")
+    stop = stop or threading.Event()
+    db.upgrade(settings.resolved_database_url)
+    engine = db.create_db_engine(settings.resolved_database_url)
+    if settings.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr=settings.host)
+    client_id = settings.client_id_for_role()
+    adapter = MqttAdapter(
+        settings.broker_url,
+        engine,
+        client_id=client_id,
+        share_group=settings.ingest_share_group,
+        security=settings.mqtt_security(),
+        batch_size=settings.ingest_batch_size,
+        linger_s=settings.ingest_linger_seconds,
+    )
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("ingest worker stopping", extra={"signal": signum})
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    adapter.start()
+    log.info(
+        "ingest worker started",
+        extra={
+            "client_id": client_id,
+            "share_group": settings.ingest_share_group,
+            "metrics_port": settings.metrics_port,
+        },
+    )
+    try:
+        stop.wait()
+    finally:
+        adapter.stop()
+        engine.dispose()
+        log.info("ingest worker stopped")

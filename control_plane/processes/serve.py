@@ -1,0 +1,50 @@
+"""``serve(settings)``: run one role of the control plane.
+
+- ``all``: HTTP API, MQTT ingest and (without ``mqtt_url``) an embedded broker, one process;
+- ``api``: HTTP API only; publishes desired states, subscribes to nothing;
+- ``ingest``: MQTT ingest only (``processes/ingest.py``), no HTTP API.
+
+uvicorn handles SIGINT/SIGTERM and runs the app's shutdown."""
+
+from __future__ import annotations
+
+import logging
+
+from protocols.logs import configure_logging
+
+from ..config import ControlPlaneSettings
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: ControlPlaneSettings) -> None:
+    configure_logging(settings.log_level)
+    if settings.role == "ingest":
+        from .ingest import run_ingest
+
+        run_ingest(settings)
+        return
+
+    import uvicorn
+
+    from ..api.app import create_app
+
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # keep our structured logging
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+    log.info(
+        "control plane starting",
+        extra={
+            "url": settings.resolved_public_url,
+            "data_dir": str(settings.data_dir),
+            "role": settings.role,
+        },
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,232 @@
+"""What people do to rollouts: start, pause, resume, approve, abort, roll back.
+
+Each action locks the rollout, changes it, writes the audit entry (who, when) in the
+same transaction, and returns the desired states to publish after the commit.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from protocols import DesiredState
+
+from ..config.rollout_policy import RolloutPolicy
+from ..errors import ConflictError, InvalidRequestError, NotFoundError
+from ..services import audit, releases
+from ..store.models import Device, Rollout, RolloutDevice, RolloutWave, utc_now
+from .engine import (
+    ACTIVE_STATES,
+    OWNING_ROW_STATES,
+    RELEASED_ROW_STATES,
+    lock_rollout,
+    revert,
+    rows_of,
+    set_row,
+    tick,
+    touch,
+    waves_of,
+)
+from .waves import Candidate, assign_waves
+
+
+def create(
+    session: Session,
+    release_id: str,
+    devices: Sequence[Device],
+    mode: str,
+    policy: RolloutPolicy,
+    *,
+    who: str,
+    supersede: bool,
+    target: dict[str, Any] | None = None,
+) -> tuple[Rollout, list[DesiredState]]:
+    """Plan a rollout over ``devices`` and send the first wave (rate permitting)."""
+    releases.get_release(session, release_id)
+    if mode == "shadow" and policy.shadow_phase:
+        raise InvalidRequestError("mode=shadow already runs every wave in shadow: drop "
+                                  "shadow_phase, or use mode=active with a shadow phase")
+    ids = [d.device_id for d in devices]
+    candidates = [Candidate(d.device_id, d.online, d.labels or {}) for d in devices]
+    waves = assign_waves(candidates, policy.waves, policy.spread_label)
+    now = utc_now()
+    rollout = Rollout(rollout_id=f"ro-{secrets.token_hex(6)}", release_id=release_id,
+                      mode=mode, state="in_progress", created_by=who,
+                      policy=policy.model_dump(mode="json"), current_wave=1)
+    session.add(rollout)
+    session.flush()
+    _take_over(session, ids, rollout.rollout_id, supersede, now)
+    numbers = sorted(set(waves.values()))
+    if policy.shadow_phase:
+        numbers = [0, *numbers]
+        rollout.current_wave = 0
+    for n in numbers:
+        count = sum(1 for w in waves.values() if w == (1 if n == 0 else n))
+        session.add(RolloutWave(rollout_id=rollout.rollout_id, number=n, state="planned",
+                                mode="shadow" if n == 0 or mode == "shadow" else "active",
+                                device_count=count))
+    for device_id in ids:
+        session.add(RolloutDevice(rollout_id=rollout.rollout_id, device_id=device_id,
+                                  wave=waves[device_id], state="planned", revision=0,
+                                  updated_at=now))
+    audit.record(session, who, "rollout.start", f"rollout:{rollout.rollout_id}",
+                 release_id=release_id, mode=mode, devices=ids[:1000], device_count=len(ids),
+                 targeted=target or {}, supersede=supersede,
+                 policy=policy.model_dump(mode="json"))
+    session.flush()
+    return rollout, tick(session, rollout.rollout_id, now)
+
+
+def _take_over(
+    session: Session, device_ids: Sequence[str], new_id: str, supersede: bool, now: Any
+) -> None:
+    """One active rollout per device: refuse, or (``supersede``) take the devices over."""
+    busy: list[tuple[RolloutDevice, Rollout]] = []
+    for chunk in range(0, len(device_ids), 500):
+        found = session.exec(
+            select(RolloutDevice, Rollout)
+            .join(Rollout, col(Rollout.rollout_id) == col(RolloutDevice.rollout_id))
+            .where(col(RolloutDevice.device_id).in_(device_ids[chunk:chunk + 500]),
+                   col(RolloutDevice.state).in_(OWNING_ROW_STATES),
+                   col(Rollout.state).in_(ACTIVE_STATES),
+                   col(Rollout.rollout_id) != new_id)
+        ).all()
+        busy += [(row, ro) for row, ro in found]
+    if not busy:
+        return
+    if not supersede:
+        names = sorted({f"{row.device_id} ({ro.rollout_id})" for row, ro in busy})
+        raise ConflictError(
+            f"device(s) already in an active rollout: {', '.join(names[:5])}"
+            f"{' and more' if len(names) > 5 else ''}; abort that rollout first, or start "
+            "this one with --supersede (API: supersede=true)"
+        )
+    old_ids = set()
+    for row, ro in busy:
+        set_row(row, "superseded", f"superseded by {new_id}", now)
+        session.add(row)
+        old_ids.add(ro.rollout_id)
+    session.flush()
+    for old_id in sorted(old_ids):
+        old = lock_rollout(session, old_id)
+        if old is not None and not any(r.state in OWNING_ROW_STATES
+                                       for r in rows_of(session, old_id)):
+            touch(old, "superseded", now, f"superseded by {new_id}")
+            session.add(old)
+
+
+def _locked(session: Session, rollout_id: str) -> Rollout:
+    rollout = lock_rollout(session, rollout_id)
+    if rollout is None:
+        raise NotFoundError(f"no rollout {rollout_id!r}: see `parkwatch rollout list`")
+    return rollout
+
+
+def _current_wave(session: Session, rollout: Rollout) -> RolloutWave:
+    wave = next((w for w in waves_of(session, rollout.rollout_id)
+                 if w.number == rollout.current_wave), None)
+    if wave is None:  # cannot happen to rows written by the engine or migration 0004
+        raise ConflictError(f"rollout {rollout.rollout_id} has no wave {rollout.current_wave}")
+    return wave
+
+
+def _require(rollout: Rollout, states: Sequence[str], action: str) -> None:
+    if rollout.state not in states:
+        raise ConflictError(f"cannot {action} rollout {rollout.rollout_id}: it is "
+                            f"{rollout.state} (only when {' or '.join(states)})")
+
+
+def pause(session: Session, rollout_id: str, *, who: str, reason: str | None) -> None:
+    rollout = _locked(session, rollout_id)
+    _require(rollout, ("in_progress", "awaiting_approval"), "pause")
+    now = utc_now()
+    touch(rollout, "paused", now, f"paused by {who}" + (f": {reason}" if reason else ""))
+    session.add(rollout)
+    audit.record(session, who, "rollout.pause", f"rollout:{rollout_id}", reason=reason)
+
+
+def resume(session: Session, rollout_id: str, *, who: str, reason: str | None
+           ) -> list[DesiredState]:
+    """Go on; a failed (or rolled-back) wave starts again from the beginning."""
+    rollout = _locked(session, rollout_id)
+    _require(rollout, ("paused",), "resume")
+    now = utc_now()
+    wave = _current_wave(session, rollout)
+    retried = wave.state in ("failed", "rolled_back")
+    if retried:
+        number = 1 if wave.number == 0 else wave.number
+        for row in rows_of(session, rollout_id):
+            if row.wave == number and row.state not in ("superseded", "cancelled"):
+                set_row(row, "planned", f"wave {wave.number} retried by {who}", now)
+                row.released_at = row.acked_at = None
+                session.add(row)
+        wave.state, wave.started_at, wave.finished_at, wave.gates = "planned", None, None, None
+        session.add(wave)
+    touch(rollout, "in_progress", now)
+    session.add(rollout)
+    audit.record(session, who, "rollout.resume", f"rollout:{rollout_id}",
+                 reason=reason, retried_wave=wave.number if retried else None)
+    session.flush()
+    return tick(session, rollout_id, now)
+
+
+def approve(session: Session, rollout_id: str, *, who: str, reason: str | None
+            ) -> list[DesiredState]:
+    """Let the rollout go beyond its approval wave; recorded with who and when."""
+    rollout = _locked(session, rollout_id)
+    _require(rollout, ("awaiting_approval",), "approve")
+    now = utc_now()
+    wave = _current_wave(session, rollout)
+    wave.approved_by, wave.approved_at = who[:128], now
+    session.add(wave)
+    touch(rollout, "in_progress", now)
+    session.add(rollout)
+    audit.record(session, who, "rollout.approve", f"rollout:{rollout_id}",
+                 wave=wave.number, reason=reason)
+    session.flush()
+    return tick(session, rollout_id, now)
+
+
+def abort(session: Session, rollout_id: str, *, who: str, reason: str | None) -> None:
+    """Stop here: no further device gets the release; those that have it keep it."""
+    rollout = _locked(session, rollout_id)
+    _require(rollout, sorted(ACTIVE_STATES), "abort")
+    now = utc_now()
+    _cancel_rest(session, rollout_id, f"aborted by {who}", now)
+    touch(rollout, "aborted", now, f"aborted by {who}" + (f": {reason}" if reason else ""))
+    session.add(rollout)
+    audit.record(session, who, "rollout.abort", f"rollout:{rollout_id}", reason=reason)
+
+
+def rollback(session: Session, rollout_id: str, *, who: str, reason: str | None
+             ) -> list[DesiredState]:
+    """Every device that got the release goes back to what it ran before."""
+    rollout = _locked(session, rollout_id)
+    _require(rollout, [*sorted(ACTIVE_STATES), "completed", "aborted"], "roll back")
+    now = utc_now()
+    out = []
+    for row in rows_of(session, rollout_id):
+        if row.state in RELEASED_ROW_STATES:
+            state = revert(session, rollout, row, now, f"rolled back by {who}")
+            if state is not None:
+                out.append(state)
+    _cancel_rest(session, rollout_id, f"rolled back by {who}", now)
+    touch(rollout, "rolled_back", now, reason)
+    session.add(rollout)
+    audit.record(session, who, "rollout.rollback", f"rollout:{rollout_id}",
+                 reason=reason, devices=len(out))
+    return out
+
+
+def _cancel_rest(session: Session, rollout_id: str, why: str, now: Any) -> None:
+    for row in rows_of(session, rollout_id):
+        if row.state == "planned":
+            set_row(row, "cancelled", why, now)
+            session.add(row)
+    for wave in waves_of(session, rollout_id):
+        if wave.state in ("planned", "running"):
+            wave.state, wave.finished_at = "cancelled", now
+            session.add(wave)

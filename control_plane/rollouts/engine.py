@@ -1,0 +1,376 @@
+"""The rollout engine: a state machine persisted in the store.
+
+Nothing lives in memory between calls, so a control-plane restart resumes every
+rollout where the store says it is. Two things drive it:
+
+- ``record_report`` (MQTT ingest): a device's reported state moves its row
+  ``pending -> acknowledged`` or ``-> failed``;
+- ``tick`` (a periodic runner, and every operator action): deadlines, wave starts,
+  rate-limited releases, gate evaluation, promotion, automatic rollback.
+
+Each call locks the rollout's row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite
+has one writer), so several API processes may tick the same rollouts. Functions
+return the desired states to publish: the caller commits first, then publishes.
+
+Rollout states: ``in_progress``, ``awaiting_approval``, ``paused`` (active), and
+``completed``, ``aborted``, ``rolled_back``, ``superseded`` (final).
+Device rows: ``planned -> pending -> acknowledged``; ``pending -> failed | expired``;
+``expired -> acknowledged`` (late); any of the first three ``-> superseded``;
+released rows ``-> rolled_back``; ``planned -> cancelled``.
+Waves: ``planned -> running -> passed | failed -> rolled_back``; ``-> cancelled``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from protocols import AgentSettings, DesiredState, ReportedState
+
+from ..config.rollout_policy import RolloutPolicy
+from ..services import audit
+from ..store.models import (
+    Device,
+    Rollout,
+    RolloutDevice,
+    RolloutWave,
+    TelemetryWindowRecord,
+    utc_now,
+)
+from . import gates
+from .policy import policy_of
+from .report import judge_report
+from .waves import release_budget
+
+log = logging.getLogger(__name__)
+
+ENGINE = "rollout-engine"  # the "who" of automatic actions in the audit log
+ACTIVE_STATES = frozenset({"in_progress", "awaiting_approval", "paused"})
+OWNING_ROW_STATES = frozenset({"planned", "pending", "acknowledged"})
+RELEASED_ROW_STATES = frozenset({"pending", "acknowledged", "failed", "expired"})
+
+
+def desired_of(session: Session, device: Device) -> DesiredState:
+    shadow = device.desired_mode == "shadow"
+    settings = AgentSettings()
+    rollout = (session.get(Rollout, device.desired_rollout_id)
+               if shadow and device.desired_rollout_id else None)
+    if rollout is not None:  # the rollout's policy says how much of the stream to mirror
+        settings = AgentSettings(shadow_fraction=policy_of(rollout).shadow_fraction)
+    return DesiredState(
+        device_id=device.device_id,
+        revision=device.desired_revision,
+        release_id=device.desired_release_id,
+        mode="shadow" if shadow else "active",
+        fallback_release_id=device.desired_fallback_release_id,
+        rollout_id=device.desired_rollout_id,
+        issued_at=device.desired_issued_at or utc_now(),
+        settings=settings,
+    )
+
+
+def serving_release(device: Device) -> str | None:
+    """What the device runs now: it falls back to this if the new release fails."""
+    reported = device.reported or {}
+    active = reported.get("active") or {}
+    running = active.get("release_id") or device.desired_release_id
+    return running if isinstance(running, str) else None
+
+
+def lock_rollout(session: Session, rollout_id: str) -> Rollout | None:
+    return session.exec(
+        select(Rollout).where(Rollout.rollout_id == rollout_id).with_for_update()
+    ).first()
+
+
+def waves_of(session: Session, rollout_id: str) -> list[RolloutWave]:
+    return list(session.exec(
+        select(RolloutWave).where(RolloutWave.rollout_id == rollout_id)
+        .order_by(col(RolloutWave.number))
+    ).all())
+
+
+def rows_of(session: Session, rollout_id: str) -> list[RolloutDevice]:
+    return list(session.exec(
+        select(RolloutDevice).where(RolloutDevice.rollout_id == rollout_id)
+        .order_by(col(RolloutDevice.device_id))
+    ).all())
+
+
+def wave_rows(rows: Sequence[RolloutDevice], wave: RolloutWave) -> list[RolloutDevice]:
+    """The rows a wave acts on; the shadow phase (wave 0) runs on wave 1's devices."""
+    number = 1 if wave.number == 0 else wave.number
+    return [r for r in rows if r.wave == number]
+
+
+def set_row(row: RolloutDevice, state: str, detail: str, now: datetime) -> None:
+    row.state, row.detail, row.updated_at = state, detail[:1024], now
+
+
+def touch(rollout: Rollout, state: str, now: datetime, reason: str | None = None) -> None:
+    rollout.state, rollout.updated_at = state, now
+    rollout.paused_reason = reason[:1024] if reason else None
+
+
+# -- desired states --------------------------------------------------------------------------
+def release_to(
+    session: Session, rollout: Rollout, wave: RolloutWave, row: RolloutDevice, now: datetime
+) -> DesiredState:
+    """Send the rollout's release to one device in ``wave``'s mode."""
+    device = session.get(Device, row.device_id)
+    assert device is not None  # a foreign key
+    if device.desired_rollout_id != rollout.rollout_id:
+        row.fallback_release_id = serving_release(device)
+    device.desired_revision += 1
+    device.desired_release_id = rollout.release_id
+    device.desired_mode = wave.mode
+    device.desired_fallback_release_id = row.fallback_release_id
+    device.desired_rollout_id = rollout.rollout_id
+    device.desired_issued_at = now
+    session.add(device)
+    row.revision, row.released_at, row.acked_at = device.desired_revision, now, None
+    set_row(row, "pending", f"sent in wave {wave.number} ({wave.mode})", now)
+    session.add(row)
+    return desired_of(session, device)
+
+
+def revert(
+    session: Session, rollout: Rollout, row: RolloutDevice, now: datetime, why: str
+) -> DesiredState | None:
+    """Point a released device back at its previous release (None: a newer rollout owns it)."""
+    device = session.get(Device, row.device_id)
+    if device is None or device.desired_rollout_id != rollout.rollout_id:
+        return None
+    device.desired_revision += 1
+    device.desired_release_id = row.fallback_release_id
+    device.desired_mode = "active"
+    device.desired_fallback_release_id = None
+    device.desired_issued_at = now
+    session.add(device)
+    back = row.fallback_release_id or "nothing (no previous release; it keeps what it runs)"
+    if row.state in ("pending", "acknowledged"):
+        set_row(row, "rolled_back", f"{why}; back to {back}", now)
+    else:
+        row.detail = f"{row.detail or row.state}; {why}; back to {back}"[:1024]
+        row.updated_at = now
+    session.add(row)
+    return desired_of(session, device)
+
+
+# -- reported states ---------------------------------------------------------------------------
+def record_report(session: Session, device: Device, reported: ReportedState) -> str | None:
+    """Move the device's row of its current rollout from a reported state; the new state."""
+    if device.desired_rollout_id is None:
+        return None
+    row = session.exec(
+        select(RolloutDevice).where(
+            RolloutDevice.rollout_id == device.desired_rollout_id,
+            RolloutDevice.device_id == device.device_id,
+        )
+    ).first()
+    rollout = session.get(Rollout, device.desired_rollout_id)
+    if row is None or rollout is None:
+        return None
+    if reported.desired_revision is not None and reported.desired_revision < row.revision:
+        return None  # about an older desired state
+    mode = "shadow" if device.desired_mode == "shadow" else "active"
+    verdict = judge_report(rollout.release_id, mode, reported)
+    if verdict is None:
+        return None
+    allowed = {"acknowledged": ("pending", "expired"), "failed": ("pending", "acknowledged")}
+    if row.state not in allowed.get(verdict.state, ()):
+        return None
+    now = utc_now()
+    set_row(row, verdict.state, verdict.detail, now)
+    if verdict.state == "acknowledged":
+        row.acked_at = now
+    session.add(row)
+    log.info("rollout device %s", verdict.state,
+             extra={"rollout_id": rollout.rollout_id, "detail": verdict.detail})
+    return verdict.state
+
+
+# -- the tick ----------------------------------------------------------------------------------
+def tick(session: Session, rollout_id: str, now: datetime | None = None) -> list[DesiredState]:
+    """Advance one rollout as far as it can go now; the desired states to publish."""
+    now = now or utc_now()
+    rollout = lock_rollout(session, rollout_id)
+    if rollout is None or rollout.state != "in_progress":
+        return []
+    out: list[DesiredState] = []
+    policy = policy_of(rollout)
+    rows = rows_of(session, rollout_id)
+    devices = _devices(session, rows)
+    for row in rows:
+        device = devices[row.device_id]
+        late = gates.overdue(_progress(row, device), policy.gates, now)
+        if late == "failed":
+            set_row(row, "failed", f"no acknowledgement within {policy.gates.ack_timeout_s:g}s",
+                    now)
+        elif late == "expired":
+            set_row(row, "expired", "offline past the deadline", now)
+        if late:
+            session.add(row)
+    waves = waves_of(session, rollout_id)
+    while True:
+        wave = next((w for w in waves if w.number == rollout.current_wave), None)
+        if wave is None:  # cannot happen to rows written by this engine or migration 0004
+            log.error("rollout has no wave %s", rollout.current_wave,
+                      extra={"rollout_id": rollout_id})
+            return out
+        if wave.state == "planned":
+            if _needs_approval(policy, wave):
+                touch(rollout, "awaiting_approval", now,
+                      f"wave {wave.number} waits for `parkwatch rollout approve`")
+                break
+            wave.state, wave.started_at = "running", now
+        if wave.state == "running":
+            out += _release_due(session, rollout, policy, wave, wave_rows(rows, wave), now)
+            results = _evaluate(session, rollout, policy, wave, rows, devices, now)
+            wave.gates = [r.as_dict() for r in results]
+            verdict = gates.outcome(results)
+            if verdict == "running":
+                break
+            if verdict == "failed":
+                out += _fail_wave(session, rollout, policy, wave, rows, results, now)
+                break
+            wave.state, wave.finished_at = "passed", now
+            session.add(wave)
+            log.info("rollout wave passed",
+                     extra={"rollout_id": rollout_id, "wave": wave.number})
+        later = [w for w in waves if w.number > wave.number]
+        if later:
+            rollout.current_wave = later[0].number
+            _reset_after_shadow(wave, rows, now)
+            continue
+        if not any(r.state == "pending" for r in rows):
+            touch(rollout, "completed", now)
+            log.info("rollout completed", extra={"rollout_id": rollout_id})
+        break
+    for wave in waves:
+        session.add(wave)
+    session.add(rollout)  # updated_at moves with its state (``touch``), not every tick
+    return out
+
+
+def _devices(session: Session, rows: Sequence[RolloutDevice]) -> dict[str, Device]:
+    ids = [r.device_id for r in rows]
+    found = session.exec(select(Device).where(col(Device.device_id).in_(ids))).all()
+    return {d.device_id: d for d in found}
+
+
+def _progress(row: RolloutDevice, device: Device) -> gates.DeviceProgress:
+    since = device.status_at if device.online else None
+    return gates.DeviceProgress(row.device_id, row.state, device.online, row.released_at,
+                                row.acked_at, since)
+
+
+def _needs_approval(policy: RolloutPolicy, wave: RolloutWave) -> bool:
+    after = policy.approval_after_wave
+    return after is not None and wave.number > after and wave.approved_by is None
+
+
+def _release_due(
+    session: Session, rollout: Rollout, policy: RolloutPolicy, wave: RolloutWave,
+    rows: Sequence[RolloutDevice], now: datetime,
+) -> list[DesiredState]:
+    started = wave.started_at or now
+    waiting = [r for r in rows if r.state == "planned"]
+    sent = sum(1 for r in rows if r.released_at is not None and r.released_at >= started)
+    budget = release_budget(policy.max_devices_per_minute,
+                            (now - started).total_seconds(), sent, len(waiting))
+    return [release_to(session, rollout, wave, row, now) for row in waiting[:budget]]
+
+
+def _evaluate(
+    session: Session, rollout: Rollout, policy: RolloutPolicy, wave: RolloutWave,
+    rows: Sequence[RolloutDevice], devices: dict[str, Device], now: datetime,
+) -> list[gates.GateResult]:
+    mine = [r for r in wave_rows(rows, wave) if r.state not in ("superseded", "cancelled")]
+    progress = [_progress(r, devices[r.device_id]) for r in mine]
+    telemetry = _telemetry(session, rollout, policy, wave, mine)
+    return gates.evaluate_wave(wave.mode, progress, telemetry, policy.gates, now)
+
+
+def _telemetry(
+    session: Session, rollout: Rollout, policy: RolloutPolicy, wave: RolloutWave,
+    rows: Sequence[RolloutDevice],
+) -> gates.WaveTelemetry:
+    """The wave's windows since each device got the release, and the baseline: the last
+    windows of the previous release on the same devices before that."""
+    acked = {r.device_id: r for r in rows if r.state == "acknowledged" and r.released_at}
+    telemetry = gates.WaveTelemetry()
+    if not acked or policy.gates.min_windows == 0:
+        return telemetry
+    since = min(r.released_at for r in acked.values() if r.released_at is not None)
+    records = session.exec(
+        select(TelemetryWindowRecord.device_id, TelemetryWindowRecord.received_at,
+               TelemetryWindowRecord.payload)
+        .where(col(TelemetryWindowRecord.device_id).in_(list(acked)),
+               col(TelemetryWindowRecord.received_at) >= since)
+        .order_by(col(TelemetryWindowRecord.received_at))
+    ).all()
+    for device_id, received_at, payload in records:
+        released = acked[device_id].released_at
+        if released is not None and received_at >= released:
+            gates.add_candidate_window(telemetry, device_id, payload, wave.mode,
+                                       rollout.release_id)
+    if wave.mode == "active":
+        _add_baseline(session, telemetry, list(acked.values()), policy.gates.baseline_windows)
+    return telemetry
+
+
+def _add_baseline(
+    session: Session, telemetry: gates.WaveTelemetry, rows: Sequence[RolloutDevice],
+    per_device: int,
+) -> None:
+    for row in rows:
+        if row.fallback_release_id is None or row.released_at is None:
+            continue
+        payloads = session.exec(
+            select(TelemetryWindowRecord.payload)
+            .where(TelemetryWindowRecord.device_id == row.device_id,
+                   TelemetryWindowRecord.release_id == row.fallback_release_id,
+                   col(TelemetryWindowRecord.received_at) < row.released_at)
+            .order_by(col(TelemetryWindowRecord.received_at).desc())
+            .limit(per_device)
+        ).all()
+        for payload in payloads:
+            gates.add_active_window(telemetry.baseline, payload)
+
+
+def _fail_wave(
+    session: Session, rollout: Rollout, policy: RolloutPolicy, wave: RolloutWave,
+    rows: Sequence[RolloutDevice], results: Sequence[gates.GateResult], now: datetime,
+) -> list[DesiredState]:
+    failed = [r for r in results if r.status == "fail"]
+    reason = f"wave {wave.number} failed gate {failed[0].name}: {failed[0].detail}"
+    wave.state, wave.finished_at = "failed", now
+    out: list[DesiredState] = []
+    if policy.on_gate_failure == "rollback":
+        for row in wave_rows(rows, wave):
+            if row.state in RELEASED_ROW_STATES:
+                state = revert(session, rollout, row, now, f"wave {wave.number} failed its gates")
+                if state is not None:
+                    out.append(state)
+        wave.state = "rolled_back"
+        reason += "; the wave was rolled back"
+    touch(rollout, "paused", now, reason)
+    audit.record(session, ENGINE, "rollout.gate_failed", f"rollout:{rollout.rollout_id}",
+                 wave=wave.number, gates=[r.as_dict() for r in failed],
+                 rolled_back=policy.on_gate_failure == "rollback")
+    log.warning("rollout paused: %s", reason, extra={"rollout_id": rollout.rollout_id})
+    return out
+
+
+def _reset_after_shadow(wave: RolloutWave, rows: Sequence[RolloutDevice], now: datetime) -> None:
+    """After the shadow phase passes, its devices go again, this time serving the release."""
+    if wave.number != 0:
+        return
+    for row in wave_rows(rows, wave):
+        if row.state in ("pending", "acknowledged"):
+            set_row(row, "planned", "shadow phase passed", now)
+            row.released_at = row.acked_at = None

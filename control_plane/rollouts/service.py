@@ -1,0 +1,231 @@
+"""Rollouts: the public face of the engine (what routes, MQTT ingest and other services call).
+
+A rollout targets devices (ids, a group, labels, or all), moves in waves that must
+pass health gates, pauses and rolls a failed wave back by itself, and can wait for a
+human approval. The pieces:
+
+- ``waves``: wave planning (pure);
+- ``gates``: gate evaluation (pure);
+- ``report``: what a reported state means for a device (pure);
+- ``engine``: the persisted state machine, ``tick`` and ``record_report``;
+- ``actions``: start, pause, resume, approve, abort, roll back.
+
+Every function here commits, then publishes the desired states it produced, so a
+device never hears of a state the store does not hold.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from protocols import DesiredState, ReportedState
+from protocols.logs import bind_context
+
+from ..config.rollout_policy import RolloutPolicy
+from ..errors import InvalidRequestError, NotFoundError
+from ..schemas.rollouts import (
+    GateResultPublic,
+    RolloutDevicePublic,
+    RolloutPublic,
+    RolloutWavePublic,
+)
+from ..store.models import Device, Rollout, RolloutDevice, RolloutWave
+from . import actions, engine
+from .engine import ACTIVE_STATES, desired_of
+from .policy import policy_of
+from .report import DEVICE_TRANSITIONS, Verdict, can_move, judge_report
+
+__all__ = [
+    "DEVICE_TRANSITIONS", "DesiredStatePublisher", "Verdict", "can_move", "current_desired_states",
+    "desired_of", "get_rollout", "judge_report", "list_rollouts", "on_reported", "rollout_state",
+    "start_rollout", "tick_all",
+]
+log = logging.getLogger(__name__)
+Action = Literal["pause", "resume", "approve", "abort", "rollback"]
+
+
+class DesiredStatePublisher(Protocol):
+    """Delivers desired states to devices (the MQTT adapter, or nothing in API-only mode)."""
+
+    def publish_desired(self, state: DesiredState) -> None: ...
+
+
+def rollout_state(device_states: Sequence[str]) -> str:
+    """A one-word summary of device states (``failed`` if any failed); for reports."""
+    if any(s == "failed" for s in device_states):
+        return "failed"
+    if device_states and all(s == "superseded" for s in device_states):
+        return "superseded"
+    if all(s in ("acknowledged", "superseded") for s in device_states):
+        return "completed"
+    return "in_progress"
+
+
+def _publish(publisher: DesiredStatePublisher, states: Sequence[DesiredState]) -> None:
+    for state in states:
+        with bind_context(device_id=state.device_id, release_id=state.release_id):
+            publisher.publish_desired(state)
+
+
+def _targets(session: Session, device_ids: Sequence[str] | None) -> list[Device]:
+    query = select(Device).order_by(col(Device.device_id))
+    if device_ids is not None:
+        wanted = sorted(set(device_ids))
+        if not wanted:
+            raise InvalidRequestError("devices is empty: name devices, or null for all")
+        rows = list(session.exec(query.where(col(Device.device_id).in_(wanted))).all())
+        missing = sorted(set(wanted) - {d.device_id for d in rows})
+        if missing:
+            raise NotFoundError(
+                f"unknown device(s) {missing[:20]}: add them with `parkwatch devices add`"
+            )
+        return rows
+    rows = list(session.exec(query).all())
+    if not rows:
+        raise InvalidRequestError(
+            "no devices are provisioned: add one with `parkwatch devices add`"
+        )
+    return rows
+
+
+def start_rollout(
+    session: Session,
+    publisher: DesiredStatePublisher,
+    release_id: str,
+    device_ids: Sequence[str] | None,
+    mode: Literal["active", "shadow"],
+    *,
+    who: str,
+    policy: RolloutPolicy | None = None,
+    shadow_phase: bool | None = None,
+    supersede: bool = False,
+    target: dict[str, Any] | None = None,
+) -> Rollout:
+    """Plan a rollout of ``release_id`` to ``device_ids`` (None: every device), commit, and
+    publish the first wave's desired states. ``shadow_phase`` overrides the policy's;
+    devices already in an active rollout are refused unless ``supersede``."""
+    policy = policy or RolloutPolicy()
+    if shadow_phase is not None:
+        policy = policy.model_copy(update={"shadow_phase": shadow_phase})
+    devices = _targets(session, device_ids)
+    rollout, states = actions.create(
+        session, release_id, devices, mode, policy, who=who, supersede=supersede, target=target
+    )
+    session.commit()
+    _publish(publisher, states)
+    log.info("rollout started", extra={"rollout_id": rollout.rollout_id, "devices": len(devices)})
+    return rollout
+
+
+def act(
+    session: Session, publisher: DesiredStatePublisher, rollout_id: str, action: Action,
+    *, who: str, reason: str | None = None,
+) -> None:
+    """Pause, resume, approve, abort or roll back a rollout (audited with who and when)."""
+    states: list[DesiredState] = []
+    if action == "pause":
+        actions.pause(session, rollout_id, who=who, reason=reason)
+    elif action == "abort":
+        actions.abort(session, rollout_id, who=who, reason=reason)
+    elif action == "resume":
+        states = actions.resume(session, rollout_id, who=who, reason=reason)
+    elif action == "approve":
+        states = actions.approve(session, rollout_id, who=who, reason=reason)
+    else:
+        states = actions.rollback(session, rollout_id, who=who, reason=reason)
+    session.commit()
+    _publish(publisher, states)
+    log.info("rollout %s", action, extra={"rollout_id": rollout_id, "who": who})
+
+
+def tick_all(session: Session, publisher: DesiredStatePublisher) -> int:
+    """Advance every rollout in progress (one transaction each); how many states went out."""
+    ids = session.exec(
+        select(Rollout.rollout_id).where(Rollout.state == "in_progress")
+        .order_by(col(Rollout.created_at))
+    ).all()
+    sent = 0
+    for rollout_id in ids:
+        try:
+            states = engine.tick(session, rollout_id)
+            session.commit()
+        except Exception:
+            session.rollback()
+            log.exception("rollout tick failed", extra={"rollout_id": rollout_id})
+            continue
+        _publish(publisher, states)
+        sent += len(states)
+    return sent
+
+
+def on_reported(session: Session, device: Device, reported: ReportedState) -> str | None:
+    """Advance the device's current rollout from its reported state; the new state or None.
+    The next tick judges the wave's gates."""
+    return engine.record_report(session, device, reported)
+
+
+def get_rollout(session: Session, rollout_id: str) -> RolloutPublic:
+    rollout = session.get(Rollout, rollout_id)
+    if rollout is None:
+        raise NotFoundError(f"no rollout {rollout_id!r}: see `parkwatch rollout list`")
+    rows = engine.rows_of(session, rollout_id)
+    waves = engine.waves_of(session, rollout_id)
+    return RolloutPublic(
+        rollout_id=rollout.rollout_id,
+        release_id=rollout.release_id,
+        mode=rollout.mode,
+        state=rollout.state,
+        current_wave=rollout.current_wave,
+        paused_reason=rollout.paused_reason,
+        created_by=rollout.created_by,
+        created_at=rollout.created_at,
+        updated_at=rollout.updated_at,
+        policy=policy_of(rollout),
+        waves=[_wave_public(w, rows) for w in waves],
+        devices=[
+            RolloutDevicePublic(device_id=r.device_id, state=r.state, revision=r.revision,
+                                wave=r.wave, detail=r.detail, updated_at=r.updated_at)
+            for r in rows
+        ],
+    )
+
+
+def _wave_public(wave: RolloutWave, rows: Sequence[RolloutDevice]) -> RolloutWavePublic:
+    mine = engine.wave_rows(rows, wave)
+    return RolloutWavePublic(
+        number=wave.number, mode=wave.mode, state=wave.state, device_count=wave.device_count,
+        acknowledged=sum(r.state == "acknowledged" for r in mine),
+        pending=sum(r.state in ("planned", "pending") for r in mine),
+        failed=sum(r.state in ("failed", "expired") for r in mine),
+        started_at=wave.started_at, finished_at=wave.finished_at,
+        approved_by=wave.approved_by, approved_at=wave.approved_at,
+        gates=[GateResultPublic.model_validate(g) for g in wave.gates or []],
+    )
+
+
+def list_rollouts(
+    session: Session, *, limit: int, offset: int, active: bool | None = None
+) -> tuple[list[RolloutPublic], int]:
+    where = []
+    if active is not None:
+        states = col(Rollout.state).in_(ACTIVE_STATES)
+        where.append(states if active else ~states)
+    total = session.exec(select(func.count()).select_from(Rollout).where(*where)).one()
+    ids = session.exec(
+        select(Rollout.rollout_id).where(*where)
+        .order_by(col(Rollout.created_at).desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return [get_rollout(session, i) for i in ids], total
+
+
+def current_desired_states(session: Session) -> list[DesiredState]:
+    """Every device's desired state, to re-publish after a broker restart lost retained ones."""
+    rows = session.exec(select(Device).where(col(Device.desired_revision) > 0)).all()
+    return [desired_of(session, d) for d in rows]

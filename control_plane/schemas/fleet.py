@@ -1,0 +1,82 @@
+"""Fleet bodies and answers: devices and their cameras, labels, groups, telemetry windows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from protocols.topics import DEVICE_ID_PATTERN
+
+from .common import LabelKey, LabelValue, Name, RequestBody
+
+
+class CameraConfig(RequestBody):
+    """One camera for the generated agent config (optional at provisioning)."""
+
+    camera_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    source: str = Field(min_length=1, max_length=1024)
+    loop: bool = False
+    sample_fps: float = Field(5.0, gt=0, le=120)
+
+
+class DeviceCreate(RequestBody):
+    device_id: str = Field(pattern=DEVICE_ID_PATTERN)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
+    cameras: list[CameraConfig] = Field(default_factory=list, max_length=64)
+    agent_data_dir: str = Field("/var/lib/parkwatch-agent", max_length=1024)
+
+
+class DeviceProvisioned(BaseModel):
+    device_id: str
+    token: str
+    agent_config_toml: str
+
+
+class DevicePublic(BaseModel):
+    device_id: str
+    labels: dict[str, str]
+    online: bool
+    last_seen: datetime | None
+    agent_version: str | None
+    desired_release_id: str | None
+    desired_revision: int
+    desired_mode: str | None
+    current_release_id: str | None = Field(
+        None, description="The release the device reports as active."
+    )
+    reported: dict[str, Any] | None
+    created_at: datetime
+
+
+class DeviceLabelsUpdate(RequestBody):
+    set: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
+    remove: list[LabelKey] = Field(default_factory=list, max_length=64)
+
+
+class GroupCreate(RequestBody):
+    name: Name
+    selector: dict[LabelKey, LabelValue] = Field(
+        max_length=32, description="Labels a device must all carry; {} selects every device."
+    )
+    description: str | None = Field(None, max_length=1024)
+
+
+class GroupPublic(BaseModel):
+    name: str
+    selector: dict[str, str]
+    description: str | None
+    device_count: int
+    created_by: str
+    created_at: datetime
+
+
+class TelemetryWindowPublic(BaseModel):
+    device_id: str
+    seq: int
+    window_start: datetime
+    window_end: datetime
+    release_id: str | None
+    received_at: datetime
+    window: dict[str, Any]

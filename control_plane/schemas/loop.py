@@ -1,0 +1,89 @@
+"""Bodies and answers of the loop's closing half: drift reports, alerts, training jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .common import Name, RequestBody
+
+AlertState = Literal["open", "acknowledged", "resolved"]
+
+
+Severity = Literal["info", "warning", "critical"]
+
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+JobTrigger = Literal["manual", "drift", "accuracy", "new_data", "schedule"]
+
+
+class DriftReportPublic(BaseModel):
+    id: int
+    device_id: str | None
+    release_id: str | None
+    window_start: datetime
+    window_end: datetime
+    window_count: int
+    sample_count: int
+    drifted: bool
+    statistics: dict[str, Any]
+    created_at: datetime
+
+
+class AlertPublic(BaseModel):
+    id: int
+    kind: str
+    severity: str
+    state: str
+    message: str
+    device_id: str | None
+    release_id: str | None
+    drift_report_id: int | None
+    detail: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    updated_by: str | None
+
+
+class AlertUpdate(RequestBody):
+    state: Literal["acknowledged", "resolved"]
+    note: str | None = Field(None, max_length=1024)
+
+
+class JobCreate(RequestBody):
+    model_name: Name
+    trigger: JobTrigger = "manual"
+    dataset_version: str | None = Field(None, max_length=128)
+    params: dict[str, Any] = Field(default_factory=dict, max_length=64)
+
+
+class JobUpdate(RequestBody):
+    """What the trainer reports back; every field optional, at least one needed."""
+
+    status: JobStatus | None = None
+    progress: float | None = Field(None, ge=0.0, le=1.0)
+    stage: str | None = Field(None, max_length=64)
+    message: str | None = Field(None, max_length=1024)
+    result_version: str | None = Field(None, min_length=1, max_length=32)
+
+
+class JobPublic(BaseModel):
+    job_id: str
+    model_name: str
+    trigger: str
+    status: str
+    progress: float
+    stage: str | None
+    message: str | None
+    dataset_version: str | None
+    params: dict[str, Any]
+    result_version: str | None
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime

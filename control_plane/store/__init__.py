@@ -1,0 +1,10 @@
+"""What the control plane keeps: its only state lives here (docs/architecture.md, "Scale").
+
+- ``models``: the SQLModel tables; ``db``: engines, sessions, ``insert_ignore`` and the
+  Alembic ``upgrade`` (``migrations/``, one revision per schema change);
+- ``artifacts``: the content-addressed artifact folder (model files, reports, samples);
+- ``keys``: the Ed25519 release-signing keyring on disk;
+- ``gauges``: Prometheus gauges read from the store at scrape time.
+
+Nothing here knows about HTTP, MQTT or rollouts.
+"""

@@ -1,0 +1,120 @@
+"""Engine creation, sessions and schema migrations (Alembic) for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Session, SQLModel
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_MIGRATE_LOCK = 0x70617277  # pg advisory lock key for migrations ("parw")
+
+
+def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def create_db_engine(database_url: str) -> Engine:
+    """An engine for ``database_url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    url = sa.make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.get_backend_name() == "postgresql":
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    raise ConfigError(
+        f"unsupported database {url.get_backend_name()!r}: use sqlite:///path or "
+        "postgresql+psycopg://user@host/db"
+    )
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def alembic_config(database_url: str) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # ConfigParser interpolation: a literal % in a password must be doubled.
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Bring the schema of ``database_url`` to ``revision`` (creates it on an empty database)."""
+    from alembic import command
+
+    engine = create_db_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Several processes (API and ingest workers) may start at once: one migrates,
+                # the others wait here and then find the schema current.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK})
+            cfg = alembic_config(database_url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    finally:
+        engine.dispose()
+    log.info("database schema is at %s", revision, extra={"database": _redact(database_url)})
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        rev: str | None = MigrationContext.configure(conn).get_current_revision()
+        return rev
+
+
+def insert_ignore(session: Session, model: type[SQLModel], values: Mapping[str, Any]) -> bool:
+    """INSERT that does nothing on a unique-key clash; True when a row was inserted.
+
+    Race-free across processes (ON CONFLICT DO NOTHING on both SQLite and PostgreSQL).
+    """
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
+    else:  # pragma: no cover - create_db_engine refuses other backends
+        raise ConfigError(f"insert_ignore does not support {dialect}")
+    # rowcount is -1 for this statement under psycopg 3; RETURNING is reliable on both.
+    key = next(iter(table.primary_key.columns))
+    return session.execute(stmt.returning(key)).first() is not None
+
+
+def _redact(database_url: str) -> str:
+    return sa.make_url(database_url).render_as_string(hide_password=True)
