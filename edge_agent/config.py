@@ -135,6 +135,68 @@ class CameraConfig(BaseModel):
     motion_max_skip_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=10.0, description="Classify at least this often even when nothing moves."
     )
+    mode: Literal["regions", "frame"] = Field(
+        default="regions",
+        description="regions: find moving regions, classify a square crop of each and follow "
+        "animals as tracks (a wide park shot); frame: classify the whole frame resized to the "
+        "model's input (a close-up camera), with per-frame detection events.",
+    )
+    region_analysis_width: Annotated[int, Field(ge=80, le=1280)] = Field(
+        default=320,
+        description="Regions: width in pixels of the small copy of the frame the background "
+        "model sees (the height keeps the frame's aspect).",
+    )
+    region_subtractor: Literal["mog2", "knn"] = Field(
+        default="mog2",
+        description="Regions: OpenCV background subtractor (shadow detection on: a moving "
+        "shadow is not a region).",
+    )
+    region_history_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=30.0,
+        description="Regions: how long the background model remembers; a thing that stops "
+        "moving fades into the background over about this time.",
+    )
+    region_sensitivity: Annotated[float, Field(ge=1, le=255)] = Field(
+        default=16.0,
+        description="Regions: squared distance (in grey-level variances) from the background "
+        "model at which a pixel counts as moving (OpenCV's varThreshold / dist2Threshold); "
+        "lower finds more.",
+    )
+    region_min_size: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.03,
+        description="Regions: smallest region kept, its longer side as a fraction of the "
+        "frame's width.",
+    )
+    region_max_size: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.9,
+        description="Regions: largest region kept, as a fraction of the frame's width and "
+        "height; a larger one is a change of light, not an object.",
+    )
+    region_merge_distance: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.02,
+        description="Regions: moving parts closer than this (fraction of the frame's width) "
+        "are one region.",
+    )
+    region_max_per_frame: Annotated[int, Field(ge=1, le=32)] = Field(
+        default=6,
+        description="Regions: at most this many crops classified per frame (resting tracks "
+        "first, then the largest moving regions).",
+    )
+    track_confirm_frames: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=3,
+        description="Regions: a track counts (in windows and events) once it was seen in "
+        "this many classified frames.",
+    )
+    track_coast_seconds: Annotated[float, Field(ge=0, le=600)] = Field(
+        default=2.0,
+        description="Regions: a track not seen for longer than this has left (animal_left).",
+    )
+
+    @model_validator(mode="after")
+    def _region_sizes(self) -> CameraConfig:
+        if self.region_min_size >= self.region_max_size:
+            raise ValueError("region_min_size must be below region_max_size")
+        return self
 
     @property
     def kind(self) -> Literal["file", "url", "device"]:
@@ -244,7 +306,14 @@ class AgentSettings(BaseSettings):
     )
     detection_ignore_labels: list[str] = Field(
         default=["empty", "background", "none"],
-        description="Labels that never raise detection events (they still count in telemetry).",
+        description="Labels that never raise detection events (they still count in telemetry); "
+        "in regions mode they mean 'no animal', like the release's background_labels.",
+    )
+    previous_protocol: bool = Field(
+        default=False,
+        description="Send only what a control plane of the previous protocol version reads: "
+        "windows without mode, condition, region and animal fields, and a track's appearance "
+        "as a detection event. For a rollout that updates agents before the control plane.",
     )
 
     @field_validator("device_id")
