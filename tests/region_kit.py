@@ -131,7 +131,7 @@ def lawn(width: int, height: int, seed: int = 3) -> np.ndarray:
     noise = cv2.resize(rng.normal(0, 1, (height // 8, width // 8)).astype(np.float32),
                        (width, height), interpolation=cv2.INTER_CUBIC)
     base = np.empty((height, width, 3), np.float32)
-    base[...] = (118, 128, 122)
+    base[...] = (80, 140, 95)  # a green lawn: colour, so the condition reads "day"
     base += noise[..., None] * 10
     cv2.line(base, (0, height // 3), (width, height // 2), (150, 150, 150), 6)
     return np.clip(base, 0, 255).astype(np.uint8)

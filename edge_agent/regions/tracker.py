@@ -8,7 +8,7 @@ never becomes an animal, and one wrong crop does not flip a dog into a cat.
 
 Matching is greedy: pairs by IoU (at least ``iou_min``) best first, then, for small or
 fast boxes that no longer overlap, by centre distance within ``centre_gate`` times the
-track's longer side. A new track is tentative; it is confirmed after ``confirm_hits``
+track's longer side; an animal's track never takes a crop that votes "no animal". A new track is tentative; it is confirmed after ``confirm_hits``
 frames with a match and ends at its first miss until then. A confirmed track coasts
 (keeps its id without a match) for ``coast_seconds``, then ends. A resting animal's
 track is kept alive by probes: the analyzer classifies a crop at its last box, and a
@@ -136,9 +136,15 @@ class Tracker:
                 seen.add(track.track_id)
         return self._advance(seen, now)
 
+    def _fits(self, track: Track, obs: Observation) -> bool:
+        """An animal's track never takes a crop that says "no animal": that is the lawn it
+        uncovered (the background model's ghost where it rested) or a person beside it."""
+        return not (obs.votes and obs.label in self.background and self.is_animal(track))
+
     def _match(self, tracks: list[Track], obs: list[Observation]) -> list[tuple[int, int]]:
         pairs = [(-iou(t.box, o.box), ti, oi) for ti, t in enumerate(tracks)
-                 for oi, o in enumerate(obs) if iou(t.box, o.box) >= self.iou_min]
+                 for oi, o in enumerate(obs)
+                 if iou(t.box, o.box) >= self.iou_min and self._fits(t, o)]
         pairs.sort()
         taken_t: set[int] = set()
         taken_o: set[int] = set()
@@ -153,8 +159,8 @@ class Tracker:
             if ti in taken_t:
                 continue
             gate = self.centre_gate * max(t.box[2] - t.box[0], t.box[3] - t.box[1])
-            near += [(d, ti, oi) for oi, o in enumerate(obs)
-                     if oi not in taken_o and (d := centre_distance(t.box, o.box)) <= gate]
+            near += [(d, ti, oi) for oi, o in enumerate(obs) if oi not in taken_o
+                     and (d := centre_distance(t.box, o.box)) <= gate and self._fits(t, o)]
         near.sort()
         for _, ti, oi in near:
             if ti not in taken_t and oi not in taken_o:
