@@ -151,10 +151,11 @@ class CameraConfig(BaseModel):
         description="Regions: OpenCV background subtractor (shadow detection on: a moving "
         "shadow is not a region).",
     )
-    region_history_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
-        default=30.0,
-        description="Regions: how long the background model remembers; a thing that stops "
-        "moving fades into the background over about this time.",
+    region_absorb_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=10.0,
+        description="Regions: a thing that stops moving becomes part of the background after "
+        "about this long (a resting animal keeps its track through a crop at its last box); "
+        "a change of light is learnt as fast.",
     )
     region_sensitivity: Annotated[float, Field(ge=1, le=255)] = Field(
         default=16.0,

@@ -32,20 +32,20 @@ from tests.agent_kit import Release, profile, reference_preprocess
 
 COLOUR_LABELS = ["cat", "dog", "other"]
 COLOUR_SPEC = InputSpec(width=32, height=32)
-RED, BLUE, GREEN = (40, 40, 210), (210, 60, 40), (50, 190, 50)  # BGR: cat, dog, person
+RED, BLUE, GREEN = (40, 40, 210), (230, 40, 20), (50, 190, 50)  # BGR: cat, dog, person
 
 
-def build_colour_model(batch: int | str = "N", gain: float = 40.0, margin: float = 4.0
+def build_colour_model(batch: int | str = "N", gain: float = 60.0, margin: float = 2.0
                        ) -> bytes:
     """input [N,3,32,32] -> mean colour (the embedding) -> logits for cat, dog, other.
 
-    On the mean pixel colour m (R, G, B in 0-1): cat = gain (R - (G + B) / 2) - margin,
-    dog = gain (B - (R + G) / 2) - margin, other = gain (G - (R + B) / 2): grey is
-    "other" by ``margin``. Written on the normalised input, so the weights fold in the
+    On the mean pixel colour m (R, G, B in 0-1): cat = gain (R - G) - margin,
+    dog = gain (B - G) - margin, other = 0: grey and green (the lawn, a person in a green
+    coat) are "other". Written on the normalised input, so the weights fold in the
     spec's mean and std. ``batch=1``: a model without a dynamic batch axis.
     """
     spec = COLOUR_SPEC
-    a = gain * np.array([[1.0, -0.5, -0.5], [-0.5, -0.5, 1.0], [-0.5, 1.0, -0.5]],
+    a = gain * np.array([[1.0, -1.0, 0.0], [0.0, -1.0, 1.0], [0.0, 0.0, 0.0]],
                         np.float64).T  # rows R, G, B; columns cat, dog, other
     std, mean = np.array(spec.std), np.array(spec.mean)
     weights = (a * std[:, None]).astype(np.float32)
@@ -109,11 +109,26 @@ Path2D = Callable[[int], tuple[float, float] | None]  # frame -> centre (pixels)
 
 @dataclass(frozen=True)
 class Thing:
-    """A coloured ellipse (width x height pixels) that moves along ``at``."""
+    """A coloured ellipse (width x height pixels) that moves along ``at``; with ``shade``
+    it is a shadow instead: the scene darkened to that fraction, its colours kept."""
 
     colour: tuple[int, int, int]
     size: tuple[int, int]
     at: Path2D
+    shade: float | None = None
+
+
+def resting(walk_in: tuple[int, int], rest_until: int, leave_by: int, x0: float, x_rest: float,
+            x1: float, y: float) -> Path2D:
+    """Walks in from x0 to x_rest over ``walk_in`` frames, lies still until ``rest_until``,
+    then walks out to x1 by ``leave_by``."""
+    come, go = crossing(*walk_in, x0, x_rest, y), crossing(rest_until, leave_by, x_rest, x1, y)
+
+    def at(i: int) -> tuple[float, float] | None:
+        if walk_in[1] <= i < rest_until:
+            return x_rest, y
+        return come(i) or go(i)
+    return at
 
 
 def crossing(start: int, stop: int, x0: float, x1: float, y: float) -> Path2D:
@@ -131,7 +146,7 @@ def lawn(width: int, height: int, seed: int = 3) -> np.ndarray:
     noise = cv2.resize(rng.normal(0, 1, (height // 8, width // 8)).astype(np.float32),
                        (width, height), interpolation=cv2.INTER_CUBIC)
     base = np.empty((height, width, 3), np.float32)
-    base[...] = (80, 140, 95)  # a green lawn: colour, so the condition reads "day"
+    base[...] = (95, 125, 105)  # a green lawn: colour, so the condition reads "day"
     base += noise[..., None] * 10
     cv2.line(base, (0, height // 3), (width, height // 2), (150, 150, 150), 6)
     return np.clip(base, 0, 255).astype(np.uint8)
@@ -146,9 +161,16 @@ def frames(things: Sequence[Thing], n: int, size: tuple[int, int] = (320, 240),
         img = background.copy()
         for thing in things:
             where = thing.at(i)
-            if where is not None:
-                cv2.ellipse(img, (round(where[0]), round(where[1])),
-                            (thing.size[0] // 2, thing.size[1] // 2), 0, 0, 360, thing.colour, -1)
+            if where is None:
+                continue
+            centre, axes = (round(where[0]), round(where[1])), (thing.size[0] // 2,
+                                                                 thing.size[1] // 2)
+            if thing.shade is None:
+                cv2.ellipse(img, centre, axes, 0, 0, 360, thing.colour, -1)
+                continue
+            mask = np.zeros(img.shape[:2], np.uint8)
+            cv2.ellipse(mask, centre, axes, 0, 0, 360, 255, -1)
+            img[mask > 0] = (img[mask > 0] * thing.shade).astype(np.uint8)
         noisy = img.astype(np.int16) + rng.integers(-3, 4, img.shape, dtype=np.int16)
         yield np.clip(noisy, 0, 255).astype(np.uint8)
 

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from ..config import CameraConfig
 from ..runtime import CropResults, ModelRuntime
-from .boxes import Box, centre, iou, normalised
+from .boxes import Box, centre, inside, iou, normalised
 from .condition import condition_index
 from .crops import CropCutter
 from .proposals import MotionRegions
@@ -85,7 +85,10 @@ class RegionAnalyzer:
         resting = [t for t in self.tracker.resting()
                    if not any(iou(t.box, m) >= self.tracker.iou_min or _inside(t.box, m)
                               for m in moving)][:limit]
-        self.boxes = [t.box for t in resting] + list(moving[:limit - len(resting)])
+        # What still moves inside a resting animal's box is that animal (the background
+        # model absorbs it unevenly): its crop answers for them.
+        moving = [m for m in moving if not any(inside(m, t.box) > 0.6 for t in resting)]
+        self.boxes = [t.box for t in resting] + moving[:limit - len(resting)]
         self._probes = [t.track_id for t in resting]
         self._probes += [None] * (len(self.boxes) - len(resting))
 

@@ -30,6 +30,13 @@ def iou(a: Box, b: Box) -> float:
     return inter / (area(a) + area(b) - inter)
 
 
+def inside(a: Box, b: Box) -> float:
+    """The fraction of ``a``'s area that lies in ``b``."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return w * h / area(a) if w > 0 and h > 0 else 0.0
+
+
 def centre_distance(a: Box, b: Box) -> float:
     (ax, ay), (bx, by) = centre(a), centre(b)
     return math.hypot(ax - bx, ay - by)

@@ -26,6 +26,10 @@ U8 = npt.NDArray[np.uint8]
 _MAX_PARTS = 64  # components merged per frame, largest first: noise beyond is dropped
 _LIGHT_CHANGE = 0.5  # a moving fraction of the picture above this is light, not objects
 _THUMB = (64, 48)  # colour thumbnail for the saturation of the frame
+# MOG2 learns at 1 / history a frame and calls a colour background once the old one's
+# weight falls below its background ratio (0.9): after ln(1 / 0.9) = 0.105 x history
+# frames. KNN, whose history counts samples, takes about as long.
+_ABSORB_SHARE = 0.105
 
 
 class MotionRegions:
@@ -51,7 +55,7 @@ class MotionRegions:
         self._small = np.empty((h, w, 3), np.uint8)
         self._mask = np.empty((h, w), np.uint8)
         self._labels = np.empty((h, w), np.int32)
-        history = max(2, round(cam.region_history_seconds * cam.sample_fps))
+        history = max(2, round(cam.region_absorb_seconds * cam.sample_fps / _ABSORB_SHARE))
         if cam.region_subtractor == "knn":  # its distance is not in variances: 25 x is
             # OpenCV's default pairing (400 for KNN where MOG2 has 16)
             self._subtractor = cv2.createBackgroundSubtractorKNN(
@@ -70,7 +74,8 @@ class MotionRegions:
         cv2.resize(bgr, mask.shape[::-1], dst=small, interpolation=cv2.INTER_AREA)
         self._subtractor.apply(small, mask)
         cv2.threshold(mask, 200, 255, cv2.THRESH_BINARY, dst=mask)  # shadows (127) out
-        cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel, dst=mask)
+        # Twice: the rim a moving shadow leaves (JPEG edges) goes, bodies 5 px thick stay.
+        cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel, dst=mask, iterations=2)
         self.moving_fraction = cv2.countNonZero(mask) / mask.size
         if self.moving_fraction > _LIGHT_CHANGE or self.moving_fraction == 0.0:
             return []

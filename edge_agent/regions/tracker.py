@@ -8,7 +8,9 @@ never becomes an animal, and one wrong crop does not flip a dog into a cat.
 
 Matching is greedy: pairs by IoU (at least ``iou_min``) best first, then, for small or
 fast boxes that no longer overlap, by centre distance within ``centre_gate`` times the
-track's longer side; an animal's track never takes a crop that votes "no animal". A new track is tentative; it is confirmed after ``confirm_hits``
+track's longer side; an animal's track never takes a crop that votes "no animal". A
+crop left over that lies mostly inside a track seen in this frame is a part of it (the
+background model absorbs a resting animal unevenly), not a new object. A new track is tentative; it is confirmed after ``confirm_hits``
 frames with a match and ends at its first miss until then. A confirmed track coasts
 (keeps its id without a match) for ``coast_seconds``, then ends. A resting animal's
 track is kept alive by probes: the analyzer classifies a crop at its last box, and a
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .boxes import Box, centre, centre_distance, iou
+from .boxes import Box, centre, centre_distance, inside, iou
 
 Point = tuple[float, float]
 
@@ -127,8 +129,9 @@ class Tracker:
             free[ti]._hit(moving[oi], now, self.path_limit)
             seen.add(free[ti].track_id)
             taken.add(oi)
+        matched = [t for t in self.tracks if t.track_id in seen]
         for oi, obs in enumerate(moving):
-            if oi not in taken:
+            if oi not in taken and not any(inside(obs.box, t.box) > 0.6 for t in matched):
                 track = Track(self._next_id, obs.box, now, now)
                 self._next_id += 1
                 track._hit(obs, now, self.path_limit)
