@@ -10,8 +10,10 @@ Matching is greedy: pairs by IoU (at least ``iou_min``) best first, then, for sm
 fast boxes that no longer overlap, by centre distance within ``centre_gate`` times the
 track's longer side; an animal's track never takes a crop that votes "no animal". A
 crop left over that lies mostly inside a track seen in this frame is a part of it (the
-background model absorbs a resting animal unevenly), not a new object. A new track is tentative; it is confirmed after ``confirm_hits``
-frames with a match and ends at its first miss until then. A confirmed track coasts
+background model absorbs a resting animal unevenly), not a new object.
+
+A new track is tentative; it is confirmed after ``confirm_hits`` frames with a match and
+ends at its first miss until then. A confirmed track coasts
 (keeps its id without a match) for ``coast_seconds``, then ends. A resting animal's
 track is kept alive by probes: the analyzer classifies a crop at its last box, and a
 probe that still sees an animal counts as a match.
