@@ -124,8 +124,9 @@ class CameraConfig(BaseModel):
     )
     motion_gate: bool = Field(
         default=False,
-        description="Skip inference while the scene is static (cheap grey-thumbnail "
-        "difference); skipped frames are counted as skipped on purpose.",
+        description="Frame mode: skip inference while the scene is static (cheap "
+        "grey-thumbnail difference); skipped frames are counted as skipped on purpose. "
+        "Regions mode classifies only what moves anyway.",
     )
     motion_threshold: Annotated[float, Field(ge=0, le=255)] = Field(
         default=3.0,
@@ -159,9 +160,9 @@ class CameraConfig(BaseModel):
     )
     region_sensitivity: Annotated[float, Field(ge=1, le=255)] = Field(
         default=16.0,
-        description="Regions: squared distance (in grey-level variances) from the background "
-        "model at which a pixel counts as moving (OpenCV's varThreshold / dist2Threshold); "
-        "lower finds more.",
+        description="Regions: how far from the background model a pixel must be to count as "
+        "moving, as a squared distance in the model's standard deviations (MOG2's "
+        "varThreshold; KNN gets 25 times this as dist2Threshold); lower finds more.",
     )
     region_min_size: Annotated[float, Field(gt=0, le=1)] = Field(
         default=0.03,
