@@ -147,18 +147,11 @@ class Tracker:
         return not (obs.votes and obs.label in self.background and self.is_animal(track))
 
     def _match(self, tracks: list[Track], obs: list[Observation]) -> list[tuple[int, int]]:
-        pairs = [(-iou(t.box, o.box), ti, oi) for ti, t in enumerate(tracks)
-                 for oi, o in enumerate(obs)
-                 if iou(t.box, o.box) >= self.iou_min and self._fits(t, o)]
-        pairs.sort()
-        taken_t: set[int] = set()
-        taken_o: set[int] = set()
         out: list[tuple[int, int]] = []
-        for _, ti, oi in pairs:
-            if ti not in taken_t and oi not in taken_o:
-                taken_t.add(ti)
-                taken_o.add(oi)
-                out.append((ti, oi))
+        _take(sorted((-iou(t.box, o.box), ti, oi) for ti, t in enumerate(tracks)
+                     for oi, o in enumerate(obs)
+                     if iou(t.box, o.box) >= self.iou_min and self._fits(t, o)), out)
+        taken_t, taken_o = {ti for ti, _ in out}, {oi for _, oi in out}
         near = []
         for ti, t in enumerate(tracks):
             if ti in taken_t:
@@ -166,12 +159,7 @@ class Tracker:
             gate = self.centre_gate * max(t.box[2] - t.box[0], t.box[3] - t.box[1])
             near += [(d, ti, oi) for oi, o in enumerate(obs) if oi not in taken_o
                      and (d := centre_distance(t.box, o.box)) <= gate and self._fits(t, o)]
-        near.sort()
-        for _, ti, oi in near:
-            if ti not in taken_t and oi not in taken_o:
-                taken_t.add(ti)
-                taken_o.add(oi)
-                out.append((ti, oi))
+        _take(sorted(near), out)
         return out
 
     def _advance(self, seen: set[int], now: float) -> Changes:
@@ -191,3 +179,13 @@ class Tracker:
                 appeared.append(t)
         self.tracks = alive
         return Changes(appeared, ended)
+
+
+def _take(pairs: list[tuple[float, int, int]], out: list[tuple[int, int]]) -> None:
+    """Greedy assignment: best pair first, each track and observation at most once."""
+    taken_t, taken_o = {ti for ti, _ in out}, {oi for _, oi in out}
+    for _, ti, oi in pairs:
+        if ti not in taken_t and oi not in taken_o:
+            taken_t.add(ti)
+            taken_o.add(oi)
+            out.append((ti, oi))
