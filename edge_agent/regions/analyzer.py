@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..config import CameraConfig
+from ..camera_config import CameraConfig
 from ..runtime import CropResults, ModelRuntime
 from .boxes import Box, centre, inside, iou, normalised
 from .condition import condition_index

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from ..config import CameraConfig
+from ..camera_config import CameraConfig
 from .boxes import Box, area, merge_near
 
 U8 = npt.NDArray[np.uint8]
