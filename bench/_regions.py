@@ -53,9 +53,11 @@ def park_frames(n: int, k: int, size: tuple[int, int] = (640, 480), seed: int = 
 
 
 def regions_variants(runtime: ModelRuntime, session: ort.InferenceSession,
-                     frames: list[np.ndarray], k: int) -> tuple[dict[str, Step], float]:
-    """The variants to interleave, and the mean crops per frame of a pre-pass (the
-    bare runs use that pre-pass's crops, preprocessed as the agent does)."""
+                     frames: list[np.ndarray], k: int
+                     ) -> tuple[dict[str, Step], float, dict[str, int]]:
+    """The variants to interleave, the mean crops per frame of a pre-pass (the bare runs
+    use that pre-pass's crops, preprocessed as the agent does), and the live counts of
+    the regions variant (frames, crops)."""
     camera = CameraConfig(camera_id="bench", source="bench", sample_fps=FPS,
                           region_max_per_frame=max(6, k))
 
@@ -65,7 +67,7 @@ def regions_variants(runtime: ModelRuntime, session: ort.InferenceSession,
     manifest = runtime.manifest
     acc = WindowAccumulator("bench", manifest.labels, manifest.reference_profile,
                             mode="regions")
-    live, clock = analyzer(), [0]
+    live, clock, counts = analyzer(), [0], {"frames": 0, "crops": 0}
     batched: list[np.ndarray] = []
     per_crop: list[list[np.ndarray]] = []
     pre = analyzer()
@@ -88,6 +90,8 @@ def regions_variants(runtime: ModelRuntime, session: ort.InferenceSession,
         clock[0] += 1
         t0 = time.perf_counter()
         crops = live.analyse(frames[c % len(frames)], c / FPS, runtime)
+        counts["frames"] += 1
+        counts["crops"] += len(live.boxes) if crops is not None else 0
         acc.add_crops(crops, (time.perf_counter() - t0) * 1000.0, 0.0, live.condition_index)
 
     motion = MotionRegions(camera)
@@ -114,7 +118,7 @@ def regions_variants(runtime: ModelRuntime, session: ort.InferenceSession,
         WHOLE: whole_frame,
         "motion regions alone (background model, boxes)": lambda i: motion(frames[i]),
     }
-    return variants, mean_crops
+    return variants, mean_crops, counts
 
 
 REGIONS = "regions pipeline (640x480 frames)"

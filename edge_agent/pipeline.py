@@ -5,11 +5,17 @@ One thread. The active :class:`ModelRuntime` is a plain reference that
 frames and never drops one. A swap closes the current window, so every
 window is binned with the bins of the one release that produced it.
 
-Around the model call: an optional motion gate per camera (static scenes are
-skipped, counted as skipped on purpose), a shadow candidate run on a fraction
-of the same frames (compared, never acted on), a count of consecutive model
-failures that asks the agent for a rollback, and an optional sample sink for
-low-confidence frames (active learning).
+A camera in regions mode (the default) hands each frame to its
+:class:`~.regions.analyzer.RegionAnalyzer`: moving regions, square crops, one
+batched model run, tracks and per-track events; the window counts the crops. A
+camera in frame mode classifies the whole frame, with an optional motion gate
+(static scenes are skipped, counted as skipped on purpose) and debounced
+per-frame detection events.
+
+Around the model call: a shadow candidate run on a fraction of the same frames
+or crops (compared, never acted on), a count of consecutive model failures that
+asks the agent for a rollback, and an optional sample sink for low-confidence
+frames or crops (active learning).
 """
 
 from __future__ import annotations
