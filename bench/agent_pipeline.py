@@ -51,6 +51,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from _machine import cpu_name  # bench/ is on sys.path: scripts run from it
+from _regions import BARE_BATCHED, BARE_PER_CROP, REGIONS, WHOLE, park_frames, regions_variants
 
 from edge_agent.config import _default_threads
 from edge_agent.input_stats import InputStatistics
@@ -207,6 +208,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--block", type=float, default=0.05,
                     help="seconds of one turn of one variant (rounds x seconds are cut in turns)")
+    ap.add_argument("--regions", type=int, default=3,
+                    help="animals in the regions-mode scene (0: skip regions mode)")
     ap.add_argument("--arch", choices=["default", "compact", "small", "lite0"],
                     default="default", help="default: the trainer's default PetNet (arch "
                     "compact); lite0: EfficientNet-Lite0 at 224 px")
@@ -305,7 +308,34 @@ def main() -> None:
           f"{ms[bare] / ms[pipe]:.2f}, by CPU time {cpu_ms[bare] / cpu_ms[pipe]:.2f}; "
           f"goal >= 0.85: {'met' if ratio >= 0.85 else 'NOT met'}); "
           f"pipeline / torch eager = **{vs_torch:.2f}**")
+    if args.regions:
+        regions_report(runtime, session, args, turns)
 
+
+def regions_report(runtime: ModelRuntime, session: ort.InferenceSession,
+                   args: argparse.Namespace, turns: int) -> None:
+    """Regions mode side by side: K animals per frame against bare ORT on the same crops
+    (batched and one run per crop) and against whole-frame mode on the same frames."""
+    frames = park_frames(64, args.regions)
+    variants, crops, live = regions_variants(runtime, session, frames, args.regions)
+    done = interleaved(variants, turns, args.block, len(frames))
+    fps = {k: v.fps() for k, v in done.items()}
+    cpu_ms = {k: sum(v.cpu) / sum(v.frames) * 1000.0 for k, v in done.items()}
+    print(f"\n#### Regions mode: {args.regions} animals moving on a 640x480 lawn; crops per "
+          f"frame {crops:.2f} (bare runs), {live['crops'] / max(1, live['frames']):.2f} "
+          f"(regions pipeline); one batched run: {runtime.batch_crops}\n")
+    print("| variant | frames/s (slowest, fastest turn) | CPU ms/frame | "
+          "vs regions pipeline (frames/s) |")
+    print("|---|---:|---:|---:|")
+    for name, value in fps.items():
+        rates = done[name].turn_fps()
+        print(f"| {name} | {value:.0f} ({min(rates):.0f}, {max(rates):.0f}) | "
+              f"{cpu_ms[name]:.2f} | {value / fps[REGIONS]:.2f} |")
+    for name in (BARE_BATCHED, BARE_PER_CROP):
+        print(f"\nregions pipeline / {name} = **{fps[REGIONS] / fps[name]:.2f}** by "
+              f"frames/s, {cpu_ms[name] / cpu_ms[REGIONS]:.2f} by CPU time (goal >= 0.85)")
+    print(f"\nregions / whole-frame pipeline = **{fps[REGIONS] / fps[WHOLE]:.2f}** by "
+          f"frames/s, {cpu_ms[WHOLE] / cpu_ms[REGIONS]:.2f} by CPU time")
 
 if __name__ == "__main__":
     main()

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .config import CameraConfig
+from .camera_config import CameraConfig
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,6 @@ from urllib.parse import unquote, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -36,6 +34,7 @@ from pydantic_settings import (
 from protocols import ProtocolError, check_device_id, load_public_key, load_trusted_keys
 from protocols.signing import key_id_of
 
+from .camera_config import CameraConfig as CameraConfig  # re-exported: the settings API
 from .errors import ConfigError
 
 _toml_path: ContextVar[Path | None] = ContextVar("parkwatch_agent_toml", default=None)
@@ -88,59 +87,6 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
-
-
-class CameraConfig(BaseModel):
-    """One camera: where its frames come from and how often the agent classifies them."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    camera_id: str = Field(
-        pattern=r"^[A-Za-z0-9._-]{1,64}$",
-        description="Camera name, unique on this device (appears in telemetry and events).",
-    )
-    source: str = Field(
-        min_length=1,
-        description="A video file path, an rtsp:// or http(s):// URL, or a device index ('0').",
-    )
-    loop: bool = Field(default=False, description="Files only: start again at the end "
-                       "(reopened if the file was replaced, e.g. by a rename, meanwhile).")
-    sample_fps: Annotated[float, Field(gt=0, le=120)] = Field(
-        default=5.0, description="How many frames per second to classify (the newest frame)."
-    )
-    realtime: bool = Field(
-        default=True,
-        description="Files only: pace reading to the file's fps, as a live camera would.",
-    )
-    stall_seconds: Annotated[float, Field(gt=0, le=300)] = Field(
-        default=5.0,
-        description="A read() (or open) blocking longer than this counts as a stall: the "
-        "stuck capture is abandoned and a new one opened.",
-    )
-    open_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = Field(
-        default=10.0,
-        description="Opening a stream (connect, handshake, probing) may take this long; "
-        "the watchdog abandons an open blocked for twice as long.",
-    )
-    motion_gate: bool = Field(
-        default=False,
-        description="Skip inference while the scene is static (cheap grey-thumbnail "
-        "difference); skipped frames are counted as skipped on purpose.",
-    )
-    motion_threshold: Annotated[float, Field(ge=0, le=255)] = Field(
-        default=3.0,
-        description="Mean absolute grey-level difference (0-255, on a 32x24 thumbnail) to the "
-        "last classified frame below which a frame counts as static.",
-    )
-    motion_max_skip_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
-        default=10.0, description="Classify at least this often even when nothing moves."
-    )
-
-    @property
-    def kind(self) -> Literal["file", "url", "device"]:
-        if self.source.isdigit():
-            return "device"
-        return "url" if "://" in self.source else "file"
 
 
 class AgentSettings(BaseSettings):
@@ -244,7 +190,14 @@ class AgentSettings(BaseSettings):
     )
     detection_ignore_labels: list[str] = Field(
         default=["empty", "background", "none"],
-        description="Labels that never raise detection events (they still count in telemetry).",
+        description="Labels that never raise detection events (they still count in telemetry); "
+        "in regions mode they mean 'no animal', like the release's background_labels.",
+    )
+    previous_protocol: bool = Field(
+        default=False,
+        description="Send only what a control plane of the previous protocol version reads: "
+        "windows without mode, condition, region and animal fields, and a track's appearance "
+        "as a detection event. For a rollout that updates agents before the control plane.",
     )
 
     @field_validator("device_id")

@@ -59,6 +59,7 @@ class Agent:
             wake, on_window=self._window_closed,
             on_failure=lambda runtime, detail: self.releases.runtime_failed(runtime, detail),
             failures_before_rollback=s.rollback_after_errors, samples=self.samples,
+            previous_protocol=s.previous_protocol,
         )
         self.metrics = AgentMetrics(s.device_id) if s.metrics_port else None
         self.releases = ReleaseWorker(s, self.store, self.loop, self.events, self.samples,

@@ -5,11 +5,17 @@ One thread. The active :class:`ModelRuntime` is a plain reference that
 frames and never drops one. A swap closes the current window, so every
 window is binned with the bins of the one release that produced it.
 
-Around the model call: an optional motion gate per camera (static scenes are
-skipped, counted as skipped on purpose), a shadow candidate run on a fraction
-of the same frames (compared, never acted on), a count of consecutive model
-failures that asks the agent for a rollback, and an optional sample sink for
-low-confidence frames (active learning).
+A camera in regions mode (the default) hands each frame to its
+:class:`~.regions.analyzer.RegionAnalyzer`: moving regions, square crops, one
+batched model run, tracks and per-track events; the window counts the crops. A
+camera in frame mode classifies the whole frame, with an optional motion gate
+(static scenes are skipped, counted as skipped on purpose) and debounced
+per-frame detection events.
+
+Around the model call: a shadow candidate run on a fraction of the same frames
+or crops (compared, never acted on), a count of consecutive model failures that
+asks the agent for a rollback, and an optional sample sink for low-confidence
+frames or crops (active learning).
 """
 
 from __future__ import annotations
@@ -24,12 +30,14 @@ from typing import Protocol
 
 from protocols import TelemetryWindow, encode, telemetry_topic
 from protocols.logs import set_static_context
+from protocols.messages import EventKind
 
 from .capture import CameraSource, CaptureCounters, Frame, Image
 from .events import Debouncer, EventLog
 from .motion import MotionGate
 from .outbox import Outbox
-from .runtime import Inference, ModelRuntime
+from .regions.analyzer import RegionAnalyzer
+from .runtime import CropResults, Inference, ModelRuntime
 from .telemetry import ProcessSampler, ShadowAccumulator, WindowAccumulator
 
 log = logging.getLogger(__name__)
@@ -54,13 +62,15 @@ class DetectionPolicy:
 
 @dataclass
 class _Lane:
-    """One camera as the loop sees it."""
+    """One camera as the loop sees it: whole frames (a debouncer, maybe a motion gate) or
+    regions (an analyzer)."""
 
     source: CameraSource
     period: float
     debounce: Debouncer
     acc: WindowAccumulator
     gate: MotionGate | None = None
+    regions: RegionAnalyzer | None = None
     next_due: float = 0.0
     seen: CaptureCounters = field(default_factory=CaptureCounters)
 
@@ -79,8 +89,10 @@ class InferenceLoop:
         on_failure: FailureHandler | None = None,
         failures_before_rollback: int = 5,
         samples: SampleSink | None = None,
+        previous_protocol: bool = False,
     ) -> None:
         self.device_id = device_id
+        self.previous_protocol = previous_protocol
         self._outbox = outbox
         self._events = events
         self._topic = telemetry_topic(device_id)
@@ -100,17 +112,25 @@ class InferenceLoop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sampler = ProcessSampler()
-        self._lanes = [
-            _Lane(s, 1.0 / s.config.sample_fps,
-                  Debouncer(detection.persist_frames, detection.min_confidence,
-                            detection.ignore_labels),
-                  WindowAccumulator(s.camera_id, None, None),
-                  MotionGate(s.config.motion_threshold, s.config.motion_max_skip_seconds)
-                  if s.config.motion_gate else None)
-            for s in sources
-        ]
+        self._lanes = [self._lane(s, detection) for s in sources]
         self._window_started = datetime.now(UTC)
         self._window_end = 0.0
+
+    def _lane(self, source: CameraSource, detection: DetectionPolicy) -> _Lane:
+        cam = source.config
+        lane = _Lane(source, 1.0 / cam.sample_fps,
+                     Debouncer(detection.persist_frames, detection.min_confidence,
+                               detection.ignore_labels),
+                     WindowAccumulator(source.camera_id, None, None, mode=cam.mode))
+        if cam.mode == "regions":
+            def emit(kind: EventKind, **fields: object) -> None:
+                self._events.emit(kind, camera_id=source.camera_id, **fields)
+
+            lane.regions = RegionAnalyzer(cam, emit, detection.ignore_labels,
+                                          detection.min_confidence, self.previous_protocol)
+        elif cam.motion_gate:
+            lane.gate = MotionGate(cam.motion_threshold, cam.motion_max_skip_seconds)
+        return lane
 
     @property
     def runtime(self) -> ModelRuntime | None:
@@ -188,33 +208,67 @@ class InferenceLoop:
         self._close_window(current)
 
     def _process(self, lane: _Lane, frame: Frame, runtime: ModelRuntime) -> None:
-        """The per-frame path: gate, infer, count, debounce, mirror, sample."""
         try:
-            if lane.gate is not None and lane.gate.static(frame.image, frame.captured_at):
-                lane.acc.add_skipped()
-                return
-            age_ms = (time.monotonic() - frame.captured_at) * 1000.0
-            try:
-                result = runtime.infer(frame.image)
-            except Exception as exc:  # ModelError, or OpenCV refusing an odd frame
-                lane.acc.add_error()
-                log.warning("inference error on %s: %s", lane.source.camera_id, exc,
-                            extra={"camera_id": lane.source.camera_id})
-                self._count_failure(runtime, str(exc))
-                return
-            self._failures = 0
-            lane.acc.add(result, (time.monotonic() - frame.captured_at) * 1000.0, age_ms)
-            label = runtime.labels[result.top]
-            if lane.debounce.update(label, result.confidence) is not None:
-                self._events.emit("detection", release_id=runtime.release_id,
-                                  camera_id=lane.source.camera_id, label=label,
-                                  confidence=min(1.0, result.confidence))
-            if self._shadow is not None:
-                self._mirror(frame.image, label)
-            if self.samples is not None:
-                self.samples.offer(lane.source.camera_id, frame.image, result, runtime)
+            if lane.regions is not None:
+                self._regions(lane, lane.regions, frame, runtime)
+            else:
+                self._whole_frame(lane, frame, runtime)
         finally:
             lane.source.slot.recycle(frame.image)
+
+    def _regions(self, lane: _Lane, regions: RegionAnalyzer, frame: Frame,
+                 runtime: ModelRuntime) -> None:
+        """Regions mode: find, classify (one batch) and track; count the crops; mirror and
+        sample crops."""
+        age_ms = (time.monotonic() - frame.captured_at) * 1000.0
+        try:
+            crops = regions.analyse(frame.image, frame.captured_at, runtime)
+        except Exception as exc:  # ModelError, or OpenCV refusing an odd frame
+            self._inference_error(lane, runtime, exc)
+            return
+        self._failures = 0
+        lane.acc.add_crops(crops, (time.monotonic() - frame.captured_at) * 1000.0, age_ms,
+                           regions.condition_index)
+        if crops is not None:
+            self._crops_seen(lane, crops, runtime)
+
+    def _crops_seen(self, lane: _Lane, crops: CropResults, runtime: ModelRuntime) -> None:
+        if self._shadow is not None:
+            for i, top in enumerate(crops.tops):
+                self._mirror(crops.images[i], runtime.labels[top])
+        if self.samples is not None:
+            least = crops.confidences.index(min(crops.confidences))
+            self.samples.offer(lane.source.camera_id, crops.images[least],
+                               crops.inference(least), runtime)
+
+    def _inference_error(self, lane: _Lane, runtime: ModelRuntime, exc: Exception) -> None:
+        lane.acc.add_error()
+        log.warning("inference error on %s: %s", lane.source.camera_id, exc,
+                    extra={"camera_id": lane.source.camera_id})
+        self._count_failure(runtime, str(exc))
+
+    def _whole_frame(self, lane: _Lane, frame: Frame, runtime: ModelRuntime) -> None:
+        """Frame mode: gate, infer, count, debounce, mirror, sample."""
+        if lane.gate is not None and lane.gate.static(frame.image, frame.captured_at):
+            lane.acc.add_skipped()
+            return
+        age_ms = (time.monotonic() - frame.captured_at) * 1000.0
+        try:
+            result = runtime.infer(frame.image)
+        except Exception as exc:  # ModelError, or OpenCV refusing an odd frame
+            self._inference_error(lane, runtime, exc)
+            return
+        self._failures = 0
+        lane.acc.add(result, (time.monotonic() - frame.captured_at) * 1000.0, age_ms)
+        label = runtime.labels[result.top]
+        if lane.debounce.update(label, result.confidence) is not None:
+            self._events.emit("detection", release_id=runtime.release_id,
+                              camera_id=lane.source.camera_id, label=label,
+                              confidence=min(1.0, result.confidence))
+        if self._shadow is not None:
+            self._mirror(frame.image, label)
+        if self.samples is not None:
+            self.samples.offer(lane.source.camera_id, frame.image, result, runtime)
 
     def _mirror(self, image: Image, active_label: str) -> None:
         """Run the shadow candidate on this frame when its share is due; compare only."""
@@ -264,7 +318,10 @@ class InferenceLoop:
                 lane.source.camera_id,
                 manifest.labels if manifest else None,
                 manifest.reference_profile if manifest else None,
+                mode=lane.source.config.mode,
             )
+            if lane.regions is not None:
+                lane.regions.close_window()  # what was counted before belongs to no window
             lane.next_due = min(lane.next_due, now) if lane.next_due else now
 
     def _close_window(self, runtime: ModelRuntime | None) -> None:
@@ -272,7 +329,11 @@ class InferenceLoop:
         cameras = []
         for lane in self._lanes:
             counters = lane.source.counters()
-            cameras.append(lane.acc.close(lane.source.state, counters - lane.seen, now))
+            regions = lane.regions.close_window() if lane.regions is not None else None
+            cameras.append(lane.acc.close(
+                lane.source.state, counters - lane.seen, now,
+                mode=None if self.previous_protocol else lane.source.config.mode,
+                regions=None if self.previous_protocol else regions))
             lane.seen = counters
         dropped = self._outbox.take_dropped("telemetry")
         cpu, rss = self._sampler.sample()

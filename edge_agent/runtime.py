@@ -33,6 +33,25 @@ U8 = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
+class CropResults:
+    """One run over k crops: views into the runtime's batch buffers, valid until the next
+    ``classify_crops`` call."""
+
+    logits: F32  # (k, n_labels)
+    probs: F32  # (k, n_labels), softmax(logits / temperature)
+    embeddings: F32  # (k, embedding_dim)
+    images: U8  # (k, H, W, 3) the crops the model saw (BGR)
+    tops: list[int]
+    confidences: list[float]
+    inference_ms: float  # the whole run (all crops)
+
+    def inference(self, i: int) -> Inference:
+        """Crop ``i`` as a single-image result (for the window and the sample sink)."""
+        return Inference(self.logits[i], self.probs[i], self.embeddings[i], self.images[i],
+                         self.tops[i], self.confidences[i], self.inference_ms)
+
+
+@dataclass(frozen=True)
 class Inference:
     """Views into the runtime's buffers: copy what you keep beyond the next frame."""
 
@@ -62,7 +81,8 @@ def session_options(intra_op_threads: int) -> ort.SessionOptions:
 class ModelRuntime:
     """An ORT session on CPU for one verified release."""
 
-    def __init__(self, model_path: Path, manifest: ReleaseManifest, intra_op_threads: int) -> None:
+    def __init__(self, model_path: Path, manifest: ReleaseManifest, intra_op_threads: int,
+                 batch_crops: bool = True) -> None:
         self.manifest = manifest
         self.release_id = manifest.release_id
         spec = manifest.input
@@ -77,6 +97,9 @@ class ModelRuntime:
         if len(inputs) != 1:
             raise ModelError(f"the model has {len(inputs)} inputs; exactly one is supported")
         self._input_name = str(inputs[0].name)
+        # Crops go through in one run when the batch axis is dynamic (the trainer exports
+        # it so); a model fixed at batch 1 runs once per crop.
+        self.batch_crops = batch_crops and not isinstance(inputs[0].shape[0], int)
         names = {o.name for o in self._session.get_outputs()}
         out = manifest.outputs
         for name in (out.logits, out.embedding):
@@ -99,12 +122,24 @@ class ModelRuntime:
         order = (2, 1, 0) if spec.color_order == "RGB" else (0, 1, 2)
         self._channels = [(self._planes[p], float(gain[c]), float(offset[c]), self._input[0, c])
                           for c, p in enumerate(order)]
-        self._binding = self._session.io_binding()
-        self._binding.bind_cpu_input(self._input_name, self._input)
-        self._binding.bind_output(out.logits, "cpu", 0, np.float32, self._logits.shape,
-                                  self._logits.ctypes.data)
-        self._binding.bind_output(out.embedding, "cpu", 0, np.float32, self._embedding.shape,
-                                  self._embedding.ctypes.data)
+        self._order = [(p, float(gain[c]), float(offset[c])) for c, p in enumerate(order)]
+        self._binding = self._bind(self._input, self._logits, self._embedding)
+        # Crop batches: buffers and bindings made on first use, for ``reserve`` crops.
+        self._crop_input: F32 = np.empty((0, 3, h, w), np.float32)
+        self._crop_logits: F32 = np.empty((0, len(self.labels)), np.float32)
+        self._crop_embeddings: F32 = np.empty((0, out.embedding_dim), np.float32)
+        self._crop_probs: F32 = np.empty((0, len(self.labels)), np.float32)
+        self._crop_bindings: dict[tuple[int, int], ort.IOBinding] = {}
+
+    def _bind(self, inputs: F32, logits: F32, embedding: F32) -> ort.IOBinding:
+        """An IO binding of these buffers (C-contiguous; views of a larger buffer are fine)."""
+        out = self.manifest.outputs
+        binding = self._session.io_binding()
+        binding.bind_cpu_input(self._input_name, inputs)
+        binding.bind_output(out.logits, "cpu", 0, np.float32, logits.shape, logits.ctypes.data)
+        binding.bind_output(out.embedding, "cpu", 0, np.float32, embedding.shape,
+                            embedding.ctypes.data)
+        return binding
 
     # -- the hot path ------------------------------------------------------------------
     def preprocess(self, bgr: U8) -> F32:
@@ -139,6 +174,59 @@ class ModelRuntime:
         top = probs.index(max(probs))
         return Inference(self._logits[0], self._probs, self._embedding[0], self._resized, top,
                          probs[top], inference_ms)
+
+    # -- crops (regions mode) ------------------------------------------------------------
+    def reserve(self, capacity: int) -> None:
+        """Make room for ``capacity`` crops per run (once; the buffers are then reused)."""
+        if capacity <= len(self._crop_input):
+            return
+        n, (h, w) = len(self.labels), self._resized.shape[:2]
+        self._crop_input = np.empty((capacity, 3, h, w), np.float32)
+        self._crop_logits = np.empty((capacity, n), np.float32)
+        self._crop_embeddings = np.empty((capacity, self._embedding.shape[1]), np.float32)
+        self._crop_probs = np.empty((capacity, n), np.float32)
+        self._crop_bindings.clear()
+
+    def _crop_binding(self, start: int, stop: int) -> ort.IOBinding:
+        key = (start, stop)
+        binding = self._crop_bindings.get(key)
+        if binding is None:
+            binding = self._crop_bindings[key] = self._bind(
+                self._crop_input[start:stop], self._crop_logits[start:stop],
+                self._crop_embeddings[start:stop])
+        return binding
+
+    def classify_crops(self, images: U8) -> CropResults:
+        """Classify k crops already at the input size (k x H x W x 3 BGR uint8): one ORT
+        run for all when the batch axis is dynamic, else one per crop; raise ModelError
+        on non-finite outputs."""
+        k = len(images)
+        self.reserve(k)
+        for i in range(k):  # the whole-frame normalisation, into crop i's slot
+            cv2.split(images[i], self._planes)
+            for (p, gain, offset), dst in zip(self._order, self._crop_input[i], strict=True):
+                cv2.addWeighted(self._planes[p], gain, self._planes[p], 0.0, offset, dst=dst,
+                                dtype=cv2.CV_32F)
+        started = time.perf_counter()
+        try:
+            if self.batch_crops:
+                self._session.run_with_iobinding(self._crop_binding(0, k))
+            else:
+                for i in range(k):
+                    self._session.run_with_iobinding(self._crop_binding(i, i + 1))
+        except Exception as exc:  # ORT raises its own exception types
+            raise ModelError(f"inference failed: {exc}"[:500]) from None
+        inference_ms = (time.perf_counter() - started) * 1000.0
+        logits, probs = self._crop_logits[:k], self._crop_probs[:k]
+        if not (cv2.checkRange(logits)[0] and cv2.checkRange(self._crop_embeddings[:k])[0]):
+            raise ModelError(f"release {self.release_id} produced non-finite outputs")
+        np.divide(logits, self._temperature, out=probs)
+        probs -= probs.max(axis=1, keepdims=True)
+        np.exp(probs, out=probs)
+        probs /= probs.sum(axis=1, keepdims=True)
+        tops = probs.argmax(axis=1)
+        return CropResults(logits, probs, self._crop_embeddings[:k], images, tops.tolist(),
+                           probs[np.arange(k), tops].tolist(), inference_ms)
 
     # -- checks --------------------------------------------------------------------------
     def smoke_test(self) -> None:

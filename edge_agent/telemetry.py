@@ -10,6 +10,7 @@ call runs in cold caches, so few calls per frame is what keeps the summary cheap
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -21,10 +22,12 @@ import numpy.typing as npt
 from protocols import CameraWindow, Percentiles, ReferenceProfile, ShadowSummary
 from protocols.features import bin_counts
 from protocols.manifest import INPUT_STAT_NAMES
+from protocols.messages import AnalysisMode
 
 from .capture import CameraState, CaptureCounters
 from .input_stats import InputStatistics
-from .runtime import Inference
+from .regions.condition import CONDITIONS, condition_counts, majority
+from .runtime import CropResults, Inference
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -91,8 +94,12 @@ class WindowAccumulator:
 
     def __init__(self, camera_id: str, labels: Sequence[str] | None,
                  profile: ReferenceProfile | None, sample_capacity: int = 2048,
-                 bin_every: int = 256) -> None:
+                 bin_every: int = 256, mode: AnalysisMode = "frame") -> None:
         self.camera_id = camera_id
+        # Whole frames: a queued row is a frame, with its latencies, and its condition
+        # comes from its input statistics. Regions: a row is a crop; latencies are per
+        # frame, and the condition is the frame's, measured by the region analyzer.
+        self._whole_frames = mode == "frame"
         self.labels = list(labels or [])
         self._profile = profile
         # Value columns: confidence, embedding projections, the four input statistics.
@@ -121,6 +128,7 @@ class WindowAccumulator:
         # The queue: rows of (top, confidence, inference ms, e2e ms, frame age ms), and
         # with a profile the frames and embeddings (buffers sized by the first frame).
         self._rows: list[tuple[int, float, float, float, float]] = []
+        self._latencies: list[tuple[float, float, float]] = []  # per frame, regions mode
         self._batch = bin_every
         self._frames: U8 = np.empty((0, 0, 0, 3), np.uint8)
         self._embeddings: F32 = np.empty((0, len(self._emb_mean)), np.float32)
@@ -137,12 +145,17 @@ class WindowAccumulator:
         self.skipped = 0  # taken from the slot but not classified on purpose (motion gate)
         self.class_counts = np.zeros(len(self.labels), np.int64)
         self._hists = [np.zeros(len(edges) - 1, np.int64) for _, edges in self._bins]
+        self.conditions = np.zeros(len(CONDITIONS), np.int64)
         self._rows.clear()
+        self._latencies.clear()
         self._pending = 0
 
     def add(self, result: Inference, e2e_ms: float, frame_age_ms: float) -> None:
         """Count one inference (copies what it keeps of ``result``)."""
         self.inferred += 1
+        self._queue(result, e2e_ms, frame_age_ms)
+
+    def _queue(self, result: Inference, e2e_ms: float, frame_age_ms: float) -> None:
         rows = self._rows
         if self._profile is not None:
             if self._frames.shape[1:] != result.image.shape:
@@ -157,8 +170,28 @@ class WindowAccumulator:
         if len(rows) == self._batch:
             self._summarise()
 
+    def add_crops(self, crops: CropResults | None, e2e_ms: float, frame_age_ms: float,
+                  condition: int) -> None:
+        """Count one frame in regions mode: its crops (None: none was cut) each as an
+        input the model saw, its latencies once, and its condition (``CONDITIONS`` index)."""
+        self.inferred += 1
+        self.conditions[condition] += 1
+        if crops is None:
+            self._latencies.append((math.nan, e2e_ms, frame_age_ms))
+            return
+        self._latencies.append((crops.inference_ms, e2e_ms, frame_age_ms))
+        for i in range(len(crops.tops)):
+            self._queue(crops.inference(i), math.nan, math.nan)
+
     def _summarise(self) -> None:
         """Count the queued frames, and with a profile put their values in rows to bin."""
+        if self._latencies:  # regions mode: one row per frame, not per crop
+            per_frame = np.array(self._latencies, np.float64)
+            self._latencies.clear()
+            ran = per_frame[~np.isnan(per_frame[:, 0]), 0]
+            self.inference_ms.extend(ran)
+            self.e2e_ms.extend(per_frame[:, 1])
+            self.frame_age_ms.extend(per_frame[:, 2])
         n = len(self._rows)
         if not n:
             return
@@ -167,9 +200,10 @@ class WindowAccumulator:
         tops = scalars[:, 0].astype(np.intp)
         labels = len(self.class_counts)
         self.class_counts += np.bincount(tops[tops < labels], minlength=labels)
-        self.inference_ms.extend(scalars[:, 2])
-        self.e2e_ms.extend(scalars[:, 3])
-        self.frame_age_ms.extend(scalars[:, 4])
+        if self._whole_frames:
+            self.inference_ms.extend(scalars[:, 2])
+            self.e2e_ms.extend(scalars[:, 3])
+            self.frame_age_ms.extend(scalars[:, 4])
         if self._profile is None:
             return
         if self._pending + n > len(self._values):
@@ -181,6 +215,10 @@ class WindowAccumulator:
             centred = self._embeddings[:n] - self._emb_mean
             values[:, 1:self._stat_at] = centred @ self._emb_axes.T
         self._input_stats(self._frames[:n], values[:, self._stat_at:])
+        if self._whole_frames:
+            stats = values[:, self._stat_at:]
+            self.conditions += condition_counts(stats[:, INPUT_STAT_NAMES.index("brightness")],
+                                                stats[:, INPUT_STAT_NAMES.index("saturation")])
         self._pending += n
         if self._pending == len(self._values):
             self._bin_pending()
@@ -197,9 +235,12 @@ class WindowAccumulator:
     def add_skipped(self) -> None:
         self.skipped += 1
 
-    def close(self, state: CameraState, capture: CaptureCounters, now: float | None = None
+    def close(self, state: CameraState, capture: CaptureCounters, now: float | None = None,
+              *, mode: AnalysisMode | None = None, regions: dict[str, object] | None = None
               ) -> CameraWindow:
-        """The window's summary; counts reset for the next window."""
+        """The window's summary; counts reset for the next window. ``mode`` None leaves out
+        the mode and the condition (a control plane of the previous protocol);
+        ``regions``: the region analyzer's fields."""
         now = time.monotonic() if now is None else now
         elapsed = max(now - self.started, 1e-6)
         self._summarise()
@@ -226,6 +267,9 @@ class WindowAccumulator:
             confidence_hist=hists[0] if self._profile else [],
             input_hists=dict(zip(self._stat_names, hists[1:1 + n_stats], strict=True)),
             embedding_hists=hists[1 + n_stats:],
+            mode=mode,
+            condition=majority(self.conditions) if mode is not None else None,
+            **(regions or {}),  # type: ignore[arg-type]
         )
         self.started = now
         for samples in (self.inference_ms, self.e2e_ms, self.frame_age_ms):

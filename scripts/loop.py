@@ -249,6 +249,8 @@ class Loop:
         text += (
             f'\n[[cameras]]\ncamera_id = "cam0"\nsource = "{video}"\nloop = true\n'
             f"sample_fps = {sample_fps}\n"
+            # The clips show one animal filling the frame: a close-up camera.
+            'mode = "frame"\n'
         )
         if motion_gate is not None:
             text += f"motion_gate = {str(motion_gate).lower()}\n"

@@ -376,7 +376,9 @@ def make_rig(tmp_path: Path, mqtt_url: str, server: ReleaseServer) -> Rig:
 
 def looping_camera(tmp: Path) -> list[dict[str, Any]]:
     video = write_video(tmp / "loop.avi", frames=20, fps=20)
-    return [{"camera_id": "gate", "source": str(video), "loop": True, "sample_fps": 10.0}]
+    # The kit's clips fill the frame with one scene: a close-up camera, classified whole.
+    return [{"camera_id": "gate", "source": str(video), "loop": True, "sample_fps": 10.0,
+             "mode": "frame"}]
 
 
 @contextmanager

@@ -129,8 +129,9 @@ def test_rtsp_camera_killed_and_restarted_reconnects(
     rig.server.add(make_release(rig.key, "r1"))
     lawn = write_video(rig.tmp / "lawn.avi", frames=40, fps=20)
     cameras = [{"camera_id": "gate", "source": rtsp_camera.url, "sample_fps": 10.0,
-                "stall_seconds": 1.0},
-               {"camera_id": "lawn", "source": str(lawn), "loop": True, "sample_fps": 10.0}]
+                "stall_seconds": 1.0, "mode": "frame"},
+               {"camera_id": "lawn", "source": str(lawn), "loop": True, "sample_fps": 10.0,
+                "mode": "frame"}]
     agent = rig.start_agent(rig.config(cameras, window_seconds=1))
     rig.observer.desire(1, "r1")
     rig.wait_healthy("r1", timeout=60)
@@ -241,7 +242,7 @@ def test_blocked_read_is_caught_by_the_watchdog_and_recovered(
         rig: Rig, mjpeg_camera: FreezingMjpeg) -> None:
     rig.server.add(make_release(rig.key, "r1"))
     cameras = [{"camera_id": "gate", "source": mjpeg_camera.url, "sample_fps": 10.0,
-                "stall_seconds": 1.0}]
+                "stall_seconds": 1.0, "mode": "frame"}]
     agent = rig.start_agent(rig.config(cameras, window_seconds=1))
     rig.observer.desire(1, "r1")
     rig.wait_healthy("r1", timeout=60)

@@ -40,7 +40,8 @@ def test_corrupt_frames_do_not_stop_classification(rig: Rig) -> None:
     video = write_video(rig.tmp / "park.avi", frames=40, fps=20)
     broken = corrupt_frames(video, 15, 24)
     rig.server.add(make_release(rig.key, "r1"))
-    cameras = [{"camera_id": "gate", "source": str(video), "loop": True, "sample_fps": 10.0}]
+    cameras = [{"camera_id": "gate", "source": str(video), "loop": True, "sample_fps": 10.0,
+                "mode": "frame"}]
     agent = rig.start_agent(rig.config(cameras, window_seconds=1))
     rig.observer.desire(1, "r1")
     rig.wait_healthy("r1")

@@ -40,7 +40,8 @@ def rig(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Rig]:
 
 def test_install_resume_activate_healthy_and_counted_telemetry(rig: Rig) -> None:
     video = write_video(rig.tmp / "park.avi", frames=60, fps=20)
-    cameras = [{"camera_id": "gate", "source": str(video), "loop": False, "sample_fps": 10.0}]
+    cameras = [{"camera_id": "gate", "source": str(video), "loop": False, "sample_fps": 10.0,
+                "mode": "frame"}]
     release = make_release(rig.key, "r1")
     rig.server.add(release)
     # A download interrupted earlier: the agent must continue it, not start over.

@@ -153,7 +153,7 @@ def write_static_and_moving(tmp: Path) -> tuple[Path, Path]:
 
 def test_motion_gate_skips_static_scenes_and_counts_them(rig: Rig) -> None:
     static, moving = write_static_and_moving(rig.tmp)
-    cam: dict[str, Any] = {"loop": True, "sample_fps": 10.0}
+    cam: dict[str, Any] = {"loop": True, "sample_fps": 10.0, "mode": "frame"}
     cameras = [
         {**cam, "camera_id": "still-gated", "source": str(static), "motion_gate": True,
          "motion_max_skip_seconds": 2.0},

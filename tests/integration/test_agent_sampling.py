@@ -27,7 +27,8 @@ def test_every_frame_of_a_slow_camera_is_classified(rig: Rig) -> None:
     video = write_video(rig.tmp / "park.avi", frames=100, fps=10)
     rig.server.add(make_release(rig.key, "r1"))
     # The camera delivers 10 fps in real time; the target rate is above it.
-    cameras = [{"camera_id": "gate", "source": str(video), "loop": True, "sample_fps": 20.0}]
+    cameras = [{"camera_id": "gate", "source": str(video), "loop": True, "sample_fps": 20.0,
+                "mode": "frame"}]
     rig.start_agent(rig.config(cameras, window_seconds=1))
     rig.observer.desire(1, "r1")
     rig.wait_healthy("r1")

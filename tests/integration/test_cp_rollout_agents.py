@@ -70,9 +70,10 @@ def start_agents(cp: ControlPlane, tmp: Path, ids: list[str]) -> list[Agent]:
                          "sample_fps": 10.0}],
             "agent_data_dir": str(tmp / device_id)})
         config = tmp / f"{device_id}.toml"
-        # Top-level keys go before the [[cameras]] tables.
+        # Top-level keys go before the [[cameras]] tables; the last table is the camera,
+        # a close-up one (the clip is one scene), classified whole.
         config.write_text("window_seconds = 1.0\nintra_op_threads = 1\n"
-                          + answer["agent_config_toml"])
+                          + answer["agent_config_toml"] + 'mode = "frame"\n')
         agent = Agent(load_settings(config))
         agent.start()
         agents.append(agent)

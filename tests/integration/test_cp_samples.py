@@ -147,7 +147,7 @@ def test_agent_uploads_rate_limited_low_confidence_frames(
     config.update(mqtt_url=mosquitto.url, data_dir=str(tmp_path / "agent"),
                   intra_op_threads=1, sample_max_per_hour=3,
                   cameras=[{"camera_id": "gate", "source": str(video), "loop": True,
-                            "sample_fps": 10.0}])
+                            "sample_fps": 10.0, "mode": "frame"}])
     path = tmp_path / "agent.toml"
     path.write_text(tomli_w.dumps(config))
     observer = Observer(mosquitto.url)

@@ -1,0 +1,57 @@
+"""The light a camera sees (day, dusk, night, IR), from a frame's input statistics.
+
+The rule, on the frame's mean luma (``brightness``, 0-255) and mean saturation
+(``(max - min) / max`` over the colour channels, 0-1), the same statistics as the
+drift histograms (``protocols.features``):
+
+* ``ir``: saturation below 0.15: the camera sees no colour (an infrared illuminator;
+  JPEG chroma noise and a tinted lens keep real IR frames a little above 0);
+* else ``night``: brightness below 40;
+* else ``dusk``: brightness below 80;
+* else ``day``.
+
+A window's condition is the majority over its frames (ties: the first in
+``CONDITIONS`` order). Dark colour frames read as saturated (noise divided by a small
+maximum), which is why IR is decided by saturation before darkness.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from protocols.messages import Condition
+
+CONDITIONS: Final[tuple[Condition, ...]] = ("day", "dusk", "night", "ir")
+IR_SATURATION: Final = 0.15
+NIGHT_BRIGHTNESS: Final = 40.0
+DUSK_BRIGHTNESS: Final = 80.0
+
+
+def condition_index(brightness: npt.ArrayLike, saturation: npt.ArrayLike
+                    ) -> npt.NDArray[np.intp]:
+    """Index into ``CONDITIONS`` of each frame."""
+    b = np.asarray(brightness, np.float64)
+    s = np.asarray(saturation, np.float64)
+    out = np.where(b < DUSK_BRIGHTNESS, 1, 0)
+    out = np.where(b < NIGHT_BRIGHTNESS, 2, out)
+    return np.asarray(np.where(s < IR_SATURATION, 3, out), np.intp)
+
+
+def condition_of(brightness: float, saturation: float) -> Condition:
+    return CONDITIONS[int(condition_index(brightness, saturation))]
+
+
+def condition_counts(brightness: npt.ArrayLike, saturation: npt.ArrayLike
+                     ) -> npt.NDArray[np.int64]:
+    """How many frames fall in each condition (``CONDITIONS`` order)."""
+    idx = np.atleast_1d(condition_index(brightness, saturation))
+    return np.bincount(idx, minlength=len(CONDITIONS)).astype(np.int64)
+
+
+def majority(counts: npt.ArrayLike) -> Condition | None:
+    """The window's condition: the most frequent one; None when no frame was measured."""
+    c = np.asarray(counts)
+    return CONDITIONS[int(np.argmax(c))] if c.sum() > 0 else None

@@ -1,0 +1,191 @@
+"""Tracks: one id per object across frames; an animal's label is the vote of its crops.
+
+Every analysed frame the analyzer hands over its classified crops as observations.
+Each crop either votes (a background label at any confidence, or an animal label at or
+above the animal confidence) or abstains (an animal label below it). A track's label is
+the confidence-weighted vote of its crops, so a track that is mostly "person" or "other"
+never becomes an animal, and one wrong crop does not flip a dog into a cat.
+
+Matching is greedy: pairs by IoU (at least ``iou_min``) best first, then, for small or
+fast boxes that no longer overlap, by centre distance within ``centre_gate`` times the
+track's longer side; an animal's track never takes a crop that votes "no animal". A
+crop left over that lies mostly inside a track seen in this frame is a part of it (the
+background model absorbs a resting animal unevenly), not a new object.
+
+A new track is tentative; it is confirmed after ``confirm_hits`` frames with a match and
+ends at its first miss until then. A confirmed track coasts
+(keeps its id without a match) for ``coast_seconds``, then ends. A resting animal's
+track is kept alive by probes: the analyzer classifies a crop at its last box, and a
+probe that still sees an animal counts as a match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .boxes import Box, centre, centre_distance, inside, iou
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One classified crop: where, what, and whether its label is trusted to vote."""
+
+    box: Box
+    label: str
+    confidence: float
+    votes: bool
+    probe_of: int | None = None  # the track at whose last box the crop was cut
+
+
+@dataclass
+class Track:
+    track_id: int
+    box: Box
+    first_seen: float
+    last_seen: float
+    hits: int = 0
+    confirmed: bool = False
+    announced: bool = False  # the animal_appeared event went out
+    votes: dict[str, float] = field(default_factory=dict)
+    voters: int = 0
+    path: list[Point] = field(default_factory=list)
+    _stride: int = 1
+
+    @property
+    def label(self) -> str | None:
+        """The confidence-weighted vote of the track's crops (None before any vote)."""
+        return max(self.votes, key=self.votes.__getitem__) if self.votes else None
+
+    @property
+    def confidence(self) -> float:
+        """The voted label's mean confidence over every crop that voted (others count 0)."""
+        label = self.label
+        return min(1.0, self.votes[label] / self.voters) if label is not None else 0.0
+
+    @property
+    def dwell_seconds(self) -> float:
+        return self.last_seen - self.first_seen
+
+    def sampled_path(self, limit: int) -> list[Point]:
+        """At most ``limit`` centres spread over the track's life, its last one included."""
+        return [*self.path[:limit - 1], centre(self.box)]
+
+    def _hit(self, obs: Observation, now: float, path_limit: int) -> None:
+        self.box, self.last_seen = obs.box, now
+        self.hits += 1
+        if obs.votes:
+            self.votes[obs.label] = self.votes.get(obs.label, 0.0) + obs.confidence
+            self.voters += 1
+        if (self.hits - 1) % self._stride == 0:
+            self.path.append(centre(obs.box))
+            if len(self.path) >= path_limit:  # keep every other point, sample half as often
+                del self.path[1::2]
+                self._stride *= 2
+
+
+@dataclass(frozen=True)
+class Changes:
+    appeared: list[Track]  # confirmed as an animal in this frame
+    ended: list[Track]  # every track that ended in this frame (announced or not)
+
+
+class Tracker:
+    def __init__(self, background: frozenset[str], confirm_hits: int = 3,
+                 coast_seconds: float = 2.0, iou_min: float = 0.2, centre_gate: float = 1.5,
+                 path_limit: int = 32) -> None:
+        self.background = background
+        self.confirm_hits = confirm_hits
+        self.coast_seconds = coast_seconds
+        self.iou_min = iou_min
+        self.centre_gate = centre_gate
+        self.path_limit = path_limit
+        self.tracks: list[Track] = []
+        self._next_id = 1
+
+    def is_animal(self, track: Track) -> bool:
+        label = track.label
+        return label is not None and label not in self.background
+
+    def resting(self) -> list[Track]:
+        """Tracks that voted animal: a crop at their last box asks whether they are still there."""
+        return [t for t in self.tracks if self.is_animal(t)]
+
+    def update(self, observations: Sequence[Observation], now: float) -> Changes:
+        """Match one frame's crops to the tracks; start, confirm and end tracks."""
+        by_id = {t.track_id: t for t in self.tracks}
+        seen: set[int] = set()
+        moving: list[Observation] = []
+        for obs in observations:
+            probed = by_id.get(obs.probe_of) if obs.probe_of is not None else None
+            if probed is None:
+                moving.append(obs)
+            elif obs.votes and obs.label not in self.background and probed.track_id not in seen:
+                probed._hit(obs, now, self.path_limit)  # still there
+                seen.add(probed.track_id)
+        free = [t for t in self.tracks if t.track_id not in seen]
+        taken: set[int] = set()
+        for ti, oi in self._match(free, moving):
+            free[ti]._hit(moving[oi], now, self.path_limit)
+            seen.add(free[ti].track_id)
+            taken.add(oi)
+        matched = [t for t in self.tracks if t.track_id in seen]
+        for oi, obs in enumerate(moving):
+            if oi not in taken and not any(inside(obs.box, t.box) > 0.6 for t in matched):
+                track = Track(self._next_id, obs.box, now, now)
+                self._next_id += 1
+                track._hit(obs, now, self.path_limit)
+                self.tracks.append(track)
+                seen.add(track.track_id)
+        return self._advance(seen, now)
+
+    def _fits(self, track: Track, obs: Observation) -> bool:
+        """An animal's track never takes a crop that says "no animal": that is the lawn it
+        uncovered (the background model's ghost where it rested) or a person beside it."""
+        return not (obs.votes and obs.label in self.background and self.is_animal(track))
+
+    def _match(self, tracks: list[Track], obs: list[Observation]) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        _take(sorted((-iou(t.box, o.box), ti, oi) for ti, t in enumerate(tracks)
+                     for oi, o in enumerate(obs)
+                     if iou(t.box, o.box) >= self.iou_min and self._fits(t, o)), out)
+        taken_t, taken_o = {ti for ti, _ in out}, {oi for _, oi in out}
+        near = []
+        for ti, t in enumerate(tracks):
+            if ti in taken_t:
+                continue
+            gate = self.centre_gate * max(t.box[2] - t.box[0], t.box[3] - t.box[1])
+            near += [(d, ti, oi) for oi, o in enumerate(obs) if oi not in taken_o
+                     and (d := centre_distance(t.box, o.box)) <= gate and self._fits(t, o)]
+        _take(sorted(near), out)
+        return out
+
+    def _advance(self, seen: set[int], now: float) -> Changes:
+        appeared: list[Track] = []
+        ended: list[Track] = []
+        alive: list[Track] = []
+        for t in self.tracks:
+            if t.track_id not in seen and (not t.confirmed
+                                           or now - t.last_seen > self.coast_seconds):
+                ended.append(t)
+                continue
+            alive.append(t)
+            if t.hits >= self.confirm_hits:
+                t.confirmed = True
+            if t.confirmed and not t.announced and self.is_animal(t):
+                t.announced = True
+                appeared.append(t)
+        self.tracks = alive
+        return Changes(appeared, ended)
+
+
+def _take(pairs: list[tuple[float, int, int]], out: list[tuple[int, int]]) -> None:
+    """Greedy assignment: best pair first, each track and observation at most once."""
+    taken_t, taken_o = {ti for ti, _ in out}, {oi for _, oi in out}
+    for _, ti, oi in pairs:
+        if ti not in taken_t and oi not in taken_o:
+            taken_t.add(ti)
+            taken_o.add(oi)
+            out.append((ti, oi))

@@ -1,0 +1,123 @@
+"""Regions mode on real video: clips written as MJPG, decoded by OpenCV, crops classified by
+ONNX Runtime, tracked; the analyzer is driven frame by frame at the clip's own clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edge_agent.config import CameraConfig
+from edge_agent.regions.analyzer import RegionAnalyzer
+from edge_agent.regions.boxes import Box
+from edge_agent.runtime import ModelRuntime
+from tests.region_kit import (
+    BLUE,
+    GREEN,
+    RED,
+    Thing,
+    build_colour_model,
+    colour_manifest,
+    crossing,
+    read_clip,
+    resting,
+    write_clip,
+)
+
+FPS = 10.0
+
+
+@dataclass
+class Run:
+    boxes: list[list[Box]] = field(default_factory=list)  # classified, per frame
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    window: dict[str, object] = field(default_factory=dict)
+    tracks: list[dict[int, str | None]] = field(default_factory=list)  # confirmed, per frame
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [f for k, f in self.events if k == kind]
+
+
+def analyse(tmp: Path, things: list[Thing], n: int, **camera: Any) -> Run:
+    model = tmp / "colour.onnx"
+    model.write_bytes(build_colour_model())
+    runtime = ModelRuntime(model, colour_manifest(build_colour_model()), 1)
+    run = Run()
+    analyzer = RegionAnalyzer(
+        CameraConfig(camera_id="lawn", source="clip.avi", sample_fps=FPS, **camera),
+        lambda kind, **fields: run.events.append((kind, fields)), frozenset(), 0.6)
+    for i, image in enumerate(read_clip(write_clip(tmp / "clip.avi", things, n, FPS))):
+        analyzer.analyse(image, i / FPS, runtime)
+        run.boxes.append(list(analyzer.boxes))
+        run.tracks.append({t.track_id: t.label for t in analyzer.tracker.tracks
+                           if t.confirmed})
+    run.window = analyzer.close_window()
+    return run
+
+
+def covers(boxes: list[Box], point: tuple[float, float] | None) -> bool:
+    return point is not None and any(b[0] <= point[0] <= b[2] and b[1] <= point[1] <= b[3]
+                                     for b in boxes)
+
+
+CAT = Thing(RED, (40, 30), crossing(20, 60, 20, 300, 45))
+PERSON = Thing(GREEN, (20, 60), crossing(20, 60, 40, 280, 125))
+DOG = Thing(BLUE, (50, 36), crossing(25, 70, 300, 30, 200))
+
+
+def test_moving_animals_get_one_track_each_and_a_person_is_never_an_animal(
+        tmp_path: Path) -> None:
+    run = analyse(tmp_path, [CAT, PERSON, DOG], 100)
+    assert all(b == [] for b in run.boxes[:20]), "no regions on the still lawn"
+    for i in range(27, 58):  # every moving thing is in a classified region
+        for thing in (CAT, PERSON, DOG):
+            assert covers(run.boxes[i], thing.at(i)), (i, thing.colour, run.boxes[i])
+    animal_ids = {tid: label for frame in run.tracks for tid, label in frame.items()
+                  if label in ("cat", "dog")}
+    assert sorted(animal_ids.values()) == ["cat", "dog"], "one track per animal, stable ids"
+    appeared, left = run.of("animal_appeared"), run.of("animal_left")
+    assert sorted(e["label"] for e in appeared) == ["cat", "dog"]
+    assert sorted(e["track_id"] for e in appeared) == sorted(animal_ids)
+    assert run.window["animals"] == {"cat": 1, "dog": 1}
+    cat_left = next(e for e in left if e["label"] == "cat")
+    assert 3.0 <= cat_left["dwell_seconds"] <= 4.0  # in view 4 s; confirmed after 3 frames
+    xs = [p[0] for p in cat_left["path"]]
+    assert xs == sorted(xs) and xs[-1] - xs[0] > 0.6 and len(xs) <= 32
+    assert all(e["confidence"] > 0.9 for e in appeared + left)
+    per_frame = run.window["regions_per_frame"]
+    assert sum(per_frame) == 100  # type: ignore[arg-type]
+    assert run.window["frames_without_animal"] >= 20  # type: ignore[operator]
+
+
+def test_a_still_scene_and_a_moving_shadow_have_no_regions(tmp_path: Path) -> None:
+    shadow = Thing((0, 0, 0), (60, 40), crossing(10, 60, 20, 300, 120), shade=0.6)
+    run = analyse(tmp_path, [shadow], 60)
+    assert sum(len(b) for b in run.boxes) <= 2, run.boxes
+    assert run.events == [] and run.window["animals"] == {}
+    assert run.window["frames_without_animal"] == 60
+
+
+def test_a_resting_animal_keeps_its_track_until_it_walks_off(tmp_path: Path) -> None:
+    # A background model that forgets in 1 s: the dog is part of the lawn soon after it
+    # lies down, and only the crop at its track's last box still sees it.
+    dog = Thing(BLUE, (50, 36), resting((10, 30), 90, 110, 300, 160, 20, 150))
+    run = analyse(tmp_path, [dog], 140, region_absorb_seconds=1.0)
+    assert any(b == [] or len(b) == 1 for b in run.boxes[50:85])
+    ids = {tid for frame in run.tracks[15:100] for tid, label in frame.items()
+           if label == "dog"}
+    assert len(ids) == 1, run.tracks[15:100]
+    appeared, left = run.of("animal_appeared"), run.of("animal_left")
+    assert [e["track_id"] for e in appeared] == [ids.pop()]
+    assert [e["track_id"] for e in left] == [appeared[0]["track_id"]]
+    assert 9.0 <= left[0]["dwell_seconds"] <= 10.5  # frames 12-110: walked, rested, left
+    assert run.window["animals"] == {"dog": 1}
+    assert np.argmax(run.window["animal_heatmap"]) // 16 == int(150 / 240 * 12)  # type: ignore[operator,arg-type]
+
+
+@pytest.mark.parametrize("subtractor", ["mog2", "knn"])
+def test_both_background_models_find_the_animals(tmp_path: Path, subtractor: str) -> None:
+    run = analyse(tmp_path, [CAT, DOG], 80, region_subtractor=subtractor)
+    assert sorted(e["label"] for e in run.of("animal_appeared")) == ["cat", "dog"]

@@ -1,0 +1,115 @@
+"""Tracker: ids across frames, confirmation, coasting, the vote, resting probes, paths."""
+
+from __future__ import annotations
+
+from edge_agent.regions.tracker import Observation, Tracker
+
+BG = frozenset({"other"})
+
+
+def obs(x: float, label: str = "dog", conf: float = 0.9, y: float = 100.0, size: float = 40.0,
+        votes: bool = True, probe_of: int | None = None) -> Observation:
+    return Observation((x, y, x + size, y + size), label, conf, votes, probe_of)
+
+
+def test_one_id_per_object_across_frames_and_two_objects_keep_theirs() -> None:
+    t = Tracker(BG, confirm_hits=3, coast_seconds=1.0)
+    ids = []
+    for i in range(10):
+        t.update([obs(10 + 8 * i), obs(300 - 8 * i, "cat", y=300)], now=i * 0.2)
+        ids.append(sorted((tr.track_id, tr.label) for tr in t.tracks))
+    assert all(frame == [(1, "dog"), (2, "cat")] for frame in ids)
+
+
+def test_a_track_is_announced_once_when_confirmed_and_ends_after_coasting() -> None:
+    t = Tracker(BG, confirm_hits=3, coast_seconds=1.0)
+    appeared = [len(t.update([obs(10 + 5 * i)], now=i * 0.2).appeared) for i in range(5)]
+    assert appeared == [0, 0, 1, 0, 0]  # tentative tracks never count
+    ended = [t.update([], now=1.0 + 0.2 * k).ended for k in range(7)]
+    assert [len(e) for e in ended] == [0, 0, 0, 0, 0, 1, 0]  # 2.0 - 0.8 > 1.0 s of coast
+    left = ended[5][0]
+    assert left.announced and left.dwell_seconds == 0.8 and left.label == "dog"
+
+
+def test_a_tentative_track_ends_at_its_first_miss() -> None:
+    t = Tracker(BG, confirm_hits=3)
+    t.update([obs(10)], 0.0)
+    assert [tr.track_id for tr in t.update([], 0.2).ended] == [1]
+    assert t.tracks == []
+
+
+def test_the_label_is_the_confidence_weighted_vote() -> None:
+    t = Tracker(BG, confirm_hits=1)
+    for i, (label, conf) in enumerate([("dog", 0.9), ("cat", 0.95), ("dog", 0.8), ("cat", 0.6)]):
+        t.update([obs(10 + 2 * i, label, conf)], i * 0.1)
+    track = t.tracks[0]
+    assert track.label == "dog"  # 1.7 against 1.55
+    assert abs(track.confidence - 1.7 / 4) < 1e-9
+
+
+def test_background_votes_keep_a_person_from_ever_becoming_an_animal() -> None:
+    t = Tracker(BG, confirm_hits=2)
+    appeared = []
+    for i in range(8):  # mostly "other", a few confident dog crops in between
+        label, conf = ("dog", 0.7) if i % 3 == 0 else ("other", 0.9)
+        appeared += t.update([obs(10 + 3 * i, label, conf)], i * 0.1).appeared
+    assert appeared == [] and t.tracks[0].label == "other"
+    assert t.resting() == []  # not probed at its last box
+
+
+def test_crops_that_abstain_keep_the_track_but_do_not_vote() -> None:
+    t = Tracker(BG, confirm_hits=3)
+    for i in range(5):
+        t.update([obs(10 + 3 * i, "cat", 0.4, votes=False)], i * 0.1)
+    track = t.tracks[0]
+    assert track.confirmed and track.label is None and track.voters == 0
+    assert not t.is_animal(track)
+
+
+def test_small_fast_boxes_match_by_centre_distance() -> None:
+    t = Tracker(BG, confirm_hits=1)
+    for i in range(5):  # 10 px boxes jumping 12 px a frame: they never overlap
+        t.update([obs(10 + 12 * i, size=10)], i * 0.1)
+    assert [tr.track_id for tr in t.tracks] == [1]
+
+
+def test_a_resting_animal_is_kept_by_probes_and_leaves_when_a_probe_sees_none() -> None:
+    t = Tracker(BG, confirm_hits=2, coast_seconds=0.5)
+    t.update([obs(10)], 0.0)
+    t.update([obs(12)], 0.1)
+    (resting,) = t.resting()
+    for k in range(2, 30):  # no motion; the probe at its last box still sees a dog
+        t.update([obs(12, probe_of=resting.track_id)], k * 0.1)
+    assert [tr.track_id for tr in t.tracks] == [resting.track_id]
+    ended = []
+    for k in range(30, 40):  # gone: the probe sees lawn ("other")
+        ended += t.update([obs(12, "other", 0.95, probe_of=resting.track_id)], k * 0.1).ended
+    assert [tr.track_id for tr in ended] == [resting.track_id]
+    assert ended[0].label == "dog"  # a failed probe does not vote
+    assert abs(ended[0].dwell_seconds - 2.9) < 1e-9
+
+
+def test_the_path_is_sampled_to_the_limit_over_the_whole_life() -> None:
+    t = Tracker(BG, confirm_hits=1, path_limit=8)
+    for i in range(100):
+        t.update([obs(float(i))], i * 0.1)
+    path = t.tracks[0].sampled_path(8)
+    assert len(path) <= 8
+    assert path[0] == (20.0, 120.0) and path[-1] == (119.0, 120.0)
+    xs = [p[0] for p in path]
+    assert xs == sorted(xs) and xs[-2] > 60  # spread over the life, not its start
+
+
+def test_an_animal_track_does_not_take_the_lawn_it_uncovers() -> None:
+    """Leaving a resting place, the background model shows the dog and a ghost where it lay
+    (lawn, "other"): the dog's track follows the dog, the ghost gets a track of its own."""
+    t = Tracker(BG, confirm_hits=2)
+    for i in range(3):
+        t.update([obs(100)], i * 0.1)
+    (dog,) = t.tracks
+    for i in range(3, 8):
+        ghost = obs(100, "other", 0.95)
+        moving = obs(100 + 15 * (i - 2), "dog", 0.9)
+        t.update([ghost, moving], i * 0.1)
+    assert dog.box[0] == 175 and dog.label == "dog"
+    assert {tr.label for tr in t.tracks if tr is not dog} == {"other"}
