@@ -1,0 +1,1 @@
+"""Synthetic data for parkwatch: cartoon animals, camera shifts, close-up clips, park scenes."""
