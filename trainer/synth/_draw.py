@@ -36,3 +36,9 @@ def col(c: FA | tuple[float, ...]) -> tuple[int, int, int]:
 def check_bgr(img: np.ndarray, what: str = "img") -> None:
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ValueError(f"{what} must be an HxWx3 uint8 BGR array")
+
+
+def matte(mask: U8) -> F32:
+    """A 0-255 mask as a float32 matte in [0, 1]."""
+    out: F32 = np.asarray(mask, np.float32) / np.float32(255)
+    return out

@@ -60,12 +60,13 @@ def _dusk(f: FA, s: float, rng: np.random.Generator) -> FA:
     return dusk_tone(f, s) + rng.normal(0, 6 * s, f.shape[:2])[..., None]
 
 
-def eye_shine(grey: FA) -> F32:
+def eye_shine(grey: FA, max_blobs: int | None = None) -> F32:
     """Brightness that tapetum eye-shine adds under an IR illuminator, per pixel.
 
     Compact, solid dark blobs much darker than their surroundings (eyes, sometimes a
     nose) light up; thin stripes and whiskers fail the shape tests. Scales with the
-    image: the structuring elements are fractions of its short side.
+    image: the structuring elements are fractions of its short side. ``max_blobs`` keeps
+    only the darkest few (a photo of fur has many dark specks, an animal two eyes).
     """
     h, w = grey.shape[:2]
     m = min(h, w)
@@ -79,6 +80,11 @@ def eye_shine(grey: FA) -> F32:
     keep = (area >= 3) & (area <= (0.05 * m) ** 2) & (area >= 0.35 * bw * bh)
     keep &= np.maximum(bw, bh) <= 4 * np.minimum(bw, bh)
     keep[0] = False  # label 0 is the background
+    if max_blobs is not None and keep.sum() > max_blobs:
+        depth = np.bincount(lab.ravel(), weights=hat.ravel(), minlength=len(keep))
+        depth = np.where(keep, depth / np.maximum(area, 1), -1.0)
+        keep = np.zeros_like(keep)
+        keep[np.argsort(depth)[::-1][:max_blobs]] = True
     return np.asarray(cv2.GaussianBlur(keep[lab].astype(np.float32) * 220, (0, 0),
                                        0.5 + m / 200), np.float32)
 

@@ -16,7 +16,11 @@ EPOCH = dt.datetime(2024, 6, 1, 7, 0, 0)  # the burnt-in clock of every clip sta
 
 def open_writer(out_path: Path, fps: float, w: int, h: int) -> cv2.VideoWriter:
     """An MJPG writer at ``out_path`` (its folder is created); a clear error if it fails."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RuntimeError(f"cannot create the folder {out_path.parent} ({exc.strerror}); "
+                           "write the clip to a writable folder") from None
     writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
     if not writer.isOpened():
         raise RuntimeError(f"cv2.VideoWriter could not open {out_path} for MJPG at {w}x{h}; "
