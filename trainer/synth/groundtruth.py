@@ -16,6 +16,7 @@ An object with no visible pixel is not listed. The burnt-in clock is not an occl
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -219,13 +220,23 @@ class SceneTruth(_Model):
             text = Path(path).read_text()
         except OSError as exc:
             raise ValueError(f"cannot read the scene sidecar {path}: {exc.strerror}") from None
+        fix = "write it with scripts/park_clip.py"
         try:
-            return cls.model_validate_json(text)
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not a {FORMAT} sidecar (not JSON: {exc.msg}); "
+                             f"{fix}") from None
+        found = data.get("format") if isinstance(data, dict) else None
+        if found != FORMAT:
+            raise ValueError(f"{path} is not a {FORMAT} sidecar (its format is {found!r}; "
+                             f"close-up clips have a segments sidecar); {fix}")
+        try:
+            return cls.model_validate(data)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "file"
-            raise ValueError(f"{path} is not a {FORMAT} sidecar ({where}: {first['msg']}); "
-                             "write it with scripts/park_clip.py") from None
+            raise ValueError(f"{path} is a broken {FORMAT} sidecar ({where}: {first['msg']}); "
+                             f"{fix}") from None
 
 
 def sidecar_path(video: Path) -> Path:

@@ -1,8 +1,9 @@
 """Sprites: a picture with a matte, scaled on demand, and pasting one into a frame.
 
 A scene draws each object as a sprite pasted at an integer position, so its ground-truth
-box is exact. Scaled copies are cached per (width, mirrored): an animal walking toward
-the camera grows a pixel every few frames, so most frames reuse a copy.
+box is exact. An animal walking toward the camera changes size nearly every frame, so a
+sprite keeps a pyramid of halved copies (area-averaged once) and scales from the nearest
+larger one with a cheap bilinear resize; scaled copies are cached per (width, mirrored).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Sprite:
     origin: tuple[float, float] = field(init=False, default=(0.0, 0.0))  # anchor in the crop
     opaque_width: int = field(init=False, default=0)
     _cache: dict[tuple[int, bool], Scaled] = field(default_factory=dict, repr=False)
+    _pyramid: list[tuple[U8, F32]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         ys, xs = np.nonzero(self.alpha >= 0.02)
@@ -53,6 +55,15 @@ class Sprite:
         self.alpha = np.ascontiguousarray(self.alpha[y0:y1, x0:x1], np.float32)
         cols = np.nonzero((self.alpha >= OPAQUE).any(axis=0))[0]
         self.opaque_width = int(cols[-1] - cols[0] + 1) if len(cols) else self.width
+        level = (self.bgr, self.alpha)
+        self._pyramid = [level]
+        while level[1].shape[1] >= 32 and level[1].shape[0] >= 32:
+            size = (level[1].shape[1] // 2, level[1].shape[0] // 2)
+            level = (np.asarray(cv2.resize(level[0], size, interpolation=cv2.INTER_AREA),
+                                np.uint8),
+                     np.asarray(cv2.resize(level[1], size, interpolation=cv2.INTER_AREA),
+                                np.float32))
+            self._pyramid.append(level)
 
     @property
     def width(self) -> int:
@@ -71,10 +82,12 @@ class Sprite:
             return hit
         f = width / self.width
         height = max(1, round(self.height * f))
-        shrink = cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
-        bgr = np.asarray(cv2.resize(self.bgr, (width, height), interpolation=shrink), np.uint8)
-        alpha = np.asarray(cv2.resize(self.alpha, (width, height), interpolation=shrink),
-                           np.float32)
+        src_bgr, src_alpha = next(((b, a) for b, a in reversed(self._pyramid)
+                                   if a.shape[1] >= width), self._pyramid[0])
+        bgr = np.asarray(cv2.resize(src_bgr, (width, height), interpolation=cv2.INTER_LINEAR),
+                         np.uint8)
+        alpha = np.asarray(cv2.resize(src_alpha, (width, height),
+                                      interpolation=cv2.INTER_LINEAR), np.float32)
         ax, ay = self.origin[0] * f, self.origin[1] * f
         if mirrored:
             bgr, alpha, ax = bgr[:, ::-1].copy(), alpha[:, ::-1].copy(), width - ax

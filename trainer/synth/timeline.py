@@ -97,7 +97,8 @@ def plan_animals(n_frames: int, fps: float, schedule: Schedule,
     min_len = min(busy, max(1, round(MIN_EPISODE_SECONDS * fps)))
     sizes = _groups(n_animals, schedule.max_group, rng)
     while len(sizes) > 1 and busy < len(sizes) * min_len:
-        sizes[-2] += sizes.pop()  # too little time for this many episodes: merge groups
+        last = sizes.pop()  # too little time for this many episodes: merge groups
+        sizes[-1] += last
     lengths = _split(busy, len(sizes), min_len, rng)
     gaps = _split(n_frames - busy, len(sizes) + 1, 0, rng)
     slots: list[AnimalSlot] = []
