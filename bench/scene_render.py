@@ -27,9 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _machine import cpu_name  # noqa: E402
+from _machine import cpu_name
 
-from trainer.synth import (  # noqa: E402
+from trainer.synth import (
     CutoutCache,
     PhotoPool,
     Scene,
@@ -38,7 +38,7 @@ from trainer.synth import (  # noqa: E402
     cut_out,
     make_video,
 )
-from trainer.synth.video import open_writer  # noqa: E402
+from trainer.synth.video import open_writer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cats_and_dogs"
 BUSY = Schedule(empty_share=0.1, animals_per_minute=6, distractors_per_minute=4)

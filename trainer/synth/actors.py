@@ -16,7 +16,7 @@ from ._draw import F32, U8
 from .backdrop import Ground
 from .figures import LeafCluster
 from .groundtruth import Kind, Label
-from .motion import F64, Path
+from .motion import F64
 from .shifts import IR_WEIGHTS, eye_shine
 from .sprites import OPAQUE, Scaled, Sprite
 
@@ -47,12 +47,14 @@ def _placed(s: Scaled, x: float, y: float, depth: float, darken: float = 0.0) ->
 
 @dataclass(kw_only=True)
 class Actor:
-    """A track: what it is, where its picture came from, and the frames it may be in."""
+    """A track: what it is, where its picture came from, and where it is in each frame."""
 
     kind: Kind
     label: Label
     start: int  # first frame of its interval (may be < 0: already there at the start)
     end: int  # exclusive
+    xy: F64 = field(repr=False)  # anchor position per frame of [start, end), world pixels
+    ground: Ground = field(repr=False)
     source: str = "drawn"
     photo: str | None = None
     photo_sha256: str | None = None
@@ -60,6 +62,14 @@ class Actor:
     track_id: int = 0  # set once every track of the clip is known
 
     def place(self, k: int, ir: bool) -> Placement | None:
+        """Where the picture goes in frame ``k``; None outside the track's interval."""
+        i = k - self.start
+        if not 0 <= i < len(self.xy):
+            return None
+        x, y = self.xy[i]
+        return self._at(i, float(x), float(y), ir)
+
+    def _at(self, i: int, x: float, y: float, ir: bool) -> Placement:
         raise NotImplementedError
 
 
@@ -88,19 +98,13 @@ def _ir_sprite(sprite: Sprite) -> Sprite:
 class AnimalActor(Actor):
     sprite: Sprite = field(repr=False)
     near: float = 0.2  # opaque width at the bottom of the frame, share of the frame width
-    path: Path = field(repr=False)
-    ground: Ground = field(repr=False)
     mirrored: NDArray[np.bool_] = field(repr=False)
     _ir: Sprite | None = field(default=None, repr=False)
 
-    def place(self, k: int, ir: bool) -> Placement | None:
-        i = k - self.start
-        if not 0 <= i < len(self.path.xy):
-            return None
+    def _at(self, i: int, x: float, y: float, ir: bool) -> Placement:
         if ir and self._ir is None:
             self._ir = _ir_sprite(self.sprite)
         sprite = self._ir if ir and self._ir is not None else self.sprite
-        x, y = self.path.xy[i]
         width = animal_width(self.ground, self.near, y)
         return _placed(sprite.at_opaque_width(width, bool(self.mirrored[i])), x, y, y)
 
@@ -109,14 +113,8 @@ class AnimalActor(Actor):
 class WalkerActor(Actor):
     poses: list[Sprite] = field(default_factory=list, repr=False)
     near: float = 0.7  # height at the bottom of the frame, share of the frame height
-    xy: F64 = field(repr=False)
-    ground: Ground = field(repr=False)
 
-    def place(self, k: int, ir: bool) -> Placement | None:
-        i = k - self.start
-        if not 0 <= i < len(self.xy):
-            return None
-        x, y = self.xy[i]
+    def _at(self, i: int, x: float, y: float, ir: bool) -> Placement:
         h = walker_height(self.ground, self.near, y)
         # One gait cycle per stride of about 0.8 body heights, whatever the walking speed.
         walked = abs(x - self.xy[0, 0]) / max(1.0, 0.8 * h)
@@ -128,15 +126,9 @@ class WalkerActor(Actor):
 class BallActor(Actor):
     sprite: Sprite = field(repr=False)
     near: float = 0.04  # diameter at the bottom of the frame, share of the frame width
-    xy: F64 = field(repr=False)
-    hop: F64 = field(repr=False)
-    ground: Ground = field(repr=False)
+    hop: F64 = field(repr=False)  # height above the ground per frame (at the bottom edge)
 
-    def place(self, k: int, ir: bool) -> Placement | None:
-        i = k - self.start
-        if not 0 <= i < len(self.xy):
-            return None
-        x, y = self.xy[i]
+    def _at(self, i: int, x: float, y: float, ir: bool) -> Placement:
         s = self.ground.scale(y)
         d = max(3, round(self.near * s * self.ground.width))
         return _placed(self.sprite.at_width(d), x, y - self.hop[i] * s, y)
@@ -145,16 +137,10 @@ class BallActor(Actor):
 @dataclass(kw_only=True)
 class LeavesActor(Actor):
     cluster: LeafCluster = field(repr=False)
-    xy: F64 = field(repr=False)
     lift: F64 = field(repr=False)
-    ground: Ground = field(repr=False)
     fps: float = 10.0
 
-    def place(self, k: int, ir: bool) -> Placement | None:
-        i = k - self.start
-        if not 0 <= i < len(self.xy):
-            return None
-        x, y = self.xy[i]
+    def _at(self, i: int, x: float, y: float, ir: bool) -> Placement:
         s = self.ground.scale(y)
         img, alpha, ax, ay = self.cluster.draw(i / self.fps, s)
         area = int(np.count_nonzero(alpha >= OPAQUE))
@@ -165,16 +151,11 @@ class LeavesActor(Actor):
 class ShadowActor(Actor):
     matte: F32 = field(repr=False)
     strength: float = 0.4
-    xy: F64 = field(repr=False)
     _scaled: Scaled | None = field(default=None, repr=False)
 
-    def place(self, k: int, ir: bool) -> Placement | None:
-        i = k - self.start
-        if not 0 <= i < len(self.xy):
-            return None
+    def _at(self, i: int, x: float, y: float, ir: bool) -> Placement:
         if self._scaled is None:
             h, w = self.matte.shape
             area = int(np.count_nonzero(self.matte >= OPAQUE))
             self._scaled = Scaled(np.zeros((1, 1, 3), np.uint8), self.matte, w // 2, h // 2, area)
-        x, y = self.xy[i]
         return _placed(self._scaled, x, y, float("-inf"), self.strength)

@@ -27,7 +27,7 @@ from .cartoon import animal_layer
 from .cutout import CutoutCache
 from .figures import LeafCluster, ball_sprite, shadow_matte, walker_poses
 from .groundtruth import ANIMAL_LABELS, DISTRACTOR_LABELS, Kind, Label
-from .motion import Path, SizeFn, crossing, follow, wander
+from .motion import F64, SizeFn, crossing, follow, wander
 from .photos import Photo
 from .spec import SceneSpec
 from .sprites import Sprite
@@ -103,9 +103,9 @@ def _size_fn(ground: Ground, near: float, sprite: Sprite) -> SizeFn:
 
 
 def _paths(spec: SceneSpec, slots: list[AnimalSlot], sizes: list[SizeFn], backdrop: Backdrop,
-           rngs: list[np.random.Generator]) -> list[Path]:
+           rngs: list[np.random.Generator]) -> list[F64]:
     """Leaders (and loners) wander; followers trail their leader at an offset."""
-    ground, paths = backdrop.ground, list[Path]()
+    ground, paths = backdrop.ground, list[F64]()
     for i, (slot, rng) in enumerate(zip(slots, rngs, strict=True)):
         if slot.leader is not None:
             w = sizes[i](ground.height)[0]
@@ -133,8 +133,8 @@ def _animals(spec: SceneSpec, slots: list[AnimalSlot], backdrop: Backdrop) -> li
     sizes = [_size_fn(ground, near, sprite) for _, sprite, near, _ in drawn]
     paths = _paths(spec, slots, sizes, backdrop, rngs)
     return [AnimalActor(kind="animal", label=label, start=slot.start,
-                        end=slot.start + len(path.xy), sprite=sprite, near=near, path=path,
-                        ground=ground, mirrored=facing(path.xy, rng), **info)
+                        end=slot.start + len(path), sprite=sprite, near=near, xy=path,
+                        ground=ground, mirrored=facing(path, rng), **info)
             for (label, sprite, near, info), slot, path, rng
             in zip(drawn, slots, paths, rngs, strict=True)]
 
@@ -167,7 +167,8 @@ def _distractor(spec: SceneSpec, slot: DistractorSlot, ground: Ground,
                            **common)
     sw, sh = int(rng.uniform(0.5, 0.9) * w), int(rng.uniform(0.35, 0.6) * h)
     return ShadowActor(matte=shadow_matte(rng, sw, sh), strength=rng.uniform(0.3, 0.45),
-                       xy=crossing(n, ground, lambda y: (sw, sh), rng, wobble=0.05), **common)
+                       xy=crossing(n, ground, lambda y: (sw, sh), rng, wobble=0.05),
+                       ground=ground, **common)
 
 
 def cast(spec: SceneSpec, backdrop: Backdrop) -> list[Actor]:

@@ -10,7 +10,6 @@ exactly still), and leaves beyond an edge: its first and last positions are out 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,12 +19,6 @@ from .backdrop import Ground, Rect
 SizeFn = Callable[[float], tuple[float, float]]  # feet y -> (width, height) of the sprite there
 F64 = NDArray[np.float64]
 _PER_SEGMENT = 40  # curve samples between two waypoints
-
-
-@dataclass(frozen=True)
-class Path:
-    xy: F64  # (n, 2) anchor positions
-    resting: NDArray[np.bool_]  # (n,) True while the animal rests
 
 
 def speed_profile(n: int, rng: np.random.Generator, wobble: float = 0.35) -> F64:
@@ -85,7 +78,7 @@ def _way(ground: Ground, size: SizeFn, hideouts: list[Rect], rng: np.random.Gene
 
 
 def wander(n: int, fps: float, ground: Ground, size: SizeFn, hideouts: list[Rect],
-           rng: np.random.Generator) -> Path:
+           rng: np.random.Generator) -> F64:
     """An animal's ``n`` positions: in, through 1-4 random spots (maybe resting), out."""
     lo, hi = ground.band()
     k = int(np.clip(round(n / (fps * 5)), 1, 4))
@@ -96,23 +89,21 @@ def wander(n: int, fps: float, ground: Ground, size: SizeFn, hideouts: list[Rect
     arc = _arc(curve)
     rest = round(rng.uniform(0.2, 0.5) * n) if n >= 6 * fps and rng.random() < 0.45 else 0
     s = speed_profile(n - rest, rng) * arc[-1]
-    resting = np.zeros(n, bool)
     if rest:
         s_rest = arc[int(rng.integers(1, k + 1)) * _PER_SEGMENT]  # at one of the spots
         i = int(np.searchsorted(s, s_rest))
         s = np.concatenate([s[:i], np.full(rest, s_rest), s[i:]])
-        resting[i:i + rest] = True
-    return Path(_at(curve, arc, s), resting)
+    return _at(curve, arc, s)
 
 
-def follow(leader: Path, spread: float, fps: float, rng: np.random.Generator) -> Path:
+def follow(leader: F64, spread: float, fps: float, rng: np.random.Generator) -> F64:
     """The leader's way, ``spread``-pixel offset mid-way, none at the ends (still hidden)."""
-    n = len(leader.xy)
+    n = len(leader)
     offset = rng.normal(0, spread, 2)
     i = np.arange(n)
     ramp = np.clip(np.minimum(i, n - 1 - i) / max(1.0, 1.5 * fps), 0, 1)
     ease = ramp * ramp * (3 - 2 * ramp)  # smoothstep: no jerk when the offset sets in
-    return Path(leader.xy + ease[:, None] * offset, leader.resting.copy())
+    return np.asarray(leader + ease[:, None] * offset, np.float64)
 
 
 def crossing(n: int, ground: Ground, size: SizeFn, rng: np.random.Generator,
