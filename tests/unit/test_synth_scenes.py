@@ -172,3 +172,15 @@ def test_importing_the_package_pulls_no_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_the_clock_box_holds_every_changed_clock_pixel() -> None:
+    spec = _bare(seconds=3, schedule=Schedule(animals_per_minute=0, distractors_per_minute=0),
+                 timestamp=True)
+    scene = Scene(spec)
+    x, y, w, h = scene.truth([[] for _ in range(scene.frame_count)]).clock_box or (0, 0, 0, 0)
+    for k in (0, 12, 25):
+        changed = np.abs(scene.render(k).image.astype(int) - MAGENTA).max(axis=2) > 0
+        ys, xs = np.nonzero(changed)
+        assert len(xs) and xs.min() >= x and ys.min() >= y
+        assert xs.max() < x + w and ys.max() < y + h

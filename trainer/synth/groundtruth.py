@@ -99,6 +99,8 @@ class SceneTruth(_Model):
     schedule: Schedule
     conditions: list[ConditionSpan]
     photos: PhotoSource | None = None
+    # Where the burnt-in clock is (it changes every second: motion that is nothing).
+    clock_box: Box | None = None
     tracks: list[Track]
     object_columns: tuple[str, ...] = OBJECT_COLUMNS
     frames: list[list[Row]]
@@ -125,7 +127,7 @@ class SceneTruth(_Model):
         return self._by_id[track_id]
 
     def objects(self, frame: int, kind: Kind | None = None) -> list[FrameObject]:
-        """The visible objects of ``frame`` (nearest last), optionally of one kind."""
+        """The visible objects of ``frame`` (shadows, then far to near), maybe of one kind."""
         out = []
         for tid, x, y, w, h, vis in self.frames[frame]:
             t = self._by_id[tid]

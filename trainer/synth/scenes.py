@@ -29,7 +29,7 @@ from .conditions import CameraLook, spans_for
 from .groundtruth import FrameObject, PhotoSource, Row, SceneTruth, Track, sidecar_path
 from .spec import SceneSpec
 from .sprites import OPAQUE, clip_box, paste
-from .video import burn_in, open_writer, stamp_text
+from .video import burn_in, burn_in_box, open_writer, stamp_text
 
 Item = tuple[int, int, int, F32, int]  # track id, x, y (frame pixels), matte, opaque area
 
@@ -39,7 +39,7 @@ class SceneFrame:
     index: int
     image: U8  # H x W x 3 BGR, as the camera delivers it
     condition: str
-    objects: list[FrameObject]  # visible objects, in drawing order (nearest last)
+    objects: list[FrameObject]  # visible objects: shadows, then far to near
 
 
 def visible_rows(items: Sequence[Item], cover: NDArray[np.bool_] | None, width: int,
@@ -204,10 +204,14 @@ class Scene:
                         cutout=a.cutout,  # type: ignore[arg-type]
                         start_frame=max(0, a.start), end_frame=min(n, a.end))
                   for a in self.actors]
+        clock = None
+        if spec.timestamp:
+            x, y, w, h = burn_in_box(spec.height, stamp_text(spec.camera_name, spec.start_time, 0))
+            clock = (x, y, min(w, spec.width - x), h)
         return SceneTruth(fps=spec.fps, width=spec.width, height=spec.height, frame_count=n,
                           seed=spec.seed, camera=spec.camera_name, start_time=spec.start_time,
                           schedule=spec.schedule, conditions=self.spans, photos=photos,
-                          tracks=tracks, frames=frames)
+                          clock_box=clock, tracks=tracks, frames=frames)
 
 
 def rows_of(frame: SceneFrame) -> list[Row]:

@@ -92,7 +92,7 @@ class Sprite:
         if mirrored:
             bgr, alpha, ax = bgr[:, ::-1].copy(), alpha[:, ::-1].copy(), width - ax
         scaled = Scaled(bgr, alpha, round(ax), round(ay), int(np.count_nonzero(alpha >= OPAQUE)))
-        if len(self._cache) > 256:  # a long clip visits many sizes; keep memory bounded
+        if len(self._cache) >= 24:  # sizes drift slowly: recent ones are the ones reused
             self._cache.clear()
         self._cache[key] = scaled
         return scaled

@@ -28,9 +28,20 @@ def open_writer(out_path: Path, fps: float, w: int, h: int) -> cv2.VideoWriter:
     return writer
 
 
+def _text_origin(height: int) -> tuple[float, tuple[int, int]]:
+    return height / 400, (6, int(height / 22) + 6)
+
+
+def burn_in_box(height: int, text: str) -> tuple[int, int, int, int]:
+    """(x, y, w, h) that ``burn_in`` paints for ``text`` on a frame ``height`` pixels tall."""
+    scale, (x, y) = _text_origin(height)
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    return x - 2, max(0, y - h - 2), w + 4, h + base + 4  # outline and anti-aliasing
+
+
 def burn_in(frame: U8, text: str) -> None:
     """CCTV-style burnt-in text: white with a dark outline, top-left (in place)."""
-    scale, org = frame.shape[0] / 400, (6, int(frame.shape[0] / 22) + 6)
+    scale, org = _text_origin(frame.shape[0])
     for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):  # outline by offsets: same glyph widths
         cv2.putText(frame, text, (org[0] + dx, org[1] + dy), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     (0, 0, 0), 1, cv2.LINE_AA)
