@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from ._draw import F32, U8
 from .backdrop import Ground
 from .figures import LeafCluster
-from .groundtruth import Kind, Label
+from .groundtruth import CutoutMethod, Kind, Label, Source
 from .motion import F64
 from .shifts import IR_WEIGHTS, eye_shine
 from .sprites import OPAQUE, Scaled, Sprite
@@ -55,10 +55,10 @@ class Actor:
     end: int  # exclusive
     xy: F64 = field(repr=False)  # anchor position per frame of [start, end), world pixels
     ground: Ground = field(repr=False)
-    source: str = "drawn"
+    source: Source = "drawn"
     photo: str | None = None
     photo_sha256: str | None = None
-    cutout: str | None = None
+    cutout: CutoutMethod | None = None
     track_id: int = 0  # set once every track of the clip is known
 
     def place(self, k: int, ir: bool) -> Placement | None:

@@ -26,7 +26,7 @@ from .backdrop import Backdrop, Ground
 from .cartoon import animal_layer
 from .cutout import CutoutCache
 from .figures import LeafCluster, ball_sprite, shadow_matte, walker_poses
-from .groundtruth import ANIMAL_LABELS, DISTRACTOR_LABELS, Kind, Label
+from .groundtruth import ANIMAL_LABELS, DISTRACTOR_LABELS, CutoutMethod, Kind, Label, Source
 from .motion import F64, SizeFn, crossing, follow, wander
 from .photos import Photo
 from .spec import SceneSpec
@@ -37,10 +37,10 @@ _NEAR = (0.14, 0.40)  # an animal's width at the bottom edge (share of frame wid
 
 
 class SourceInfo(TypedDict, total=False):
-    source: str
+    source: Source
     photo: str
     photo_sha256: str
-    cutout: str
+    cutout: CutoutMethod
 
 
 class _Common(TypedDict):

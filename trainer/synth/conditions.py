@@ -182,6 +182,7 @@ def spans_for(conditions: Sequence[str], severity: float, n_frames: int) -> list
     if not conditions:
         raise ValueError("conditions must not be empty, e.g. ('day',) or ('day', 'dusk', 'night')")
     cuts = np.linspace(0, n_frames, len(conditions) + 1).round().astype(int)
-    return [ConditionSpan(condition=c, severity=0.0 if c == "day" else severity,  # type: ignore[arg-type]
-                          start_frame=int(a), end_frame=int(b))
+    return [ConditionSpan.model_validate({"condition": c, "start_frame": int(a),
+                                          "end_frame": int(b),
+                                          "severity": 0.0 if c == "day" else severity})
             for c, a, b in zip(conditions, cuts[:-1], cuts[1:], strict=True)]

@@ -27,6 +27,7 @@ from ._draw import F32, U8
 from ._draw import matte as to_matte
 
 Method = Literal["grabcut", "ellipse"]
+METHODS: tuple[Method, ...] = ("grabcut", "ellipse")
 MARGIN = 0.06  # the rectangle leaves this share of the photo's width/height on each side
 _WORK_SIDE = 200  # GrabCut runs on the photo shrunk to this long side: cost ~ pixels
 _ITERATIONS = 4
@@ -111,10 +112,10 @@ class CutoutCache:
     def _find(self, sha256: str) -> tuple[Path, Method] | None:
         if self.folder is None:
             return None
-        for method in ("grabcut", "ellipse"):
+        for method in METHODS:
             path = self.folder / f"{sha256}.v{_VERSION}.{method}.png"
             if path.is_file():
-                return path, method  # type: ignore[return-value]
+                return path, method
         return None
 
     def get(self, photo_path: Path, sha256: str) -> Cutout:

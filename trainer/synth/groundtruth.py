@@ -36,6 +36,8 @@ OBJECT_COLUMNS = ("track_id", "x", "y", "w", "h", "visible_fraction")
 Kind = Literal["animal", "distractor"]
 Label = Literal["cat", "dog", "person", "ball", "leaves", "shadow"]
 Condition = Literal["day", "dusk", "night", "ir", "rain"]
+Source = Literal["photo", "cartoon", "drawn"]
+CutoutMethod = Literal["grabcut", "ellipse"]
 Box = tuple[int, int, int, int]
 Row = tuple[int, int, int, int, int, float]
 
@@ -56,10 +58,10 @@ class Track(_Model):
     track_id: int = Field(ge=1)
     kind: Kind
     label: Label
-    source: Literal["photo", "cartoon", "drawn"]
+    source: Source
     photo: str | None = None  # POSIX path relative to the photo folder
     photo_sha256: str | None = None
-    cutout: Literal["grabcut", "ellipse"] | None = None  # how the photo was cut out
+    cutout: CutoutMethod | None = None  # how the photo was cut out
     start_frame: int  # planned presence [start, end), clipped to the clip: the object
     end_frame: int  # may be out of view or hidden for some of it
 

@@ -199,9 +199,8 @@ class Scene:
             root=str(pool.root), split=pool.split, seed=pool.seed,
             val_fraction=pool.val_fraction, test_fraction=pool.test_fraction)
         tracks = [Track(track_id=a.track_id, kind=a.kind, label=a.label,
-                        source=a.source,  # type: ignore[arg-type]
-                        photo=a.photo, photo_sha256=a.photo_sha256,
-                        cutout=a.cutout,  # type: ignore[arg-type]
+                        source=a.source, photo=a.photo, photo_sha256=a.photo_sha256,
+                        cutout=a.cutout,
                         start_frame=max(0, a.start), end_frame=min(n, a.end))
                   for a in self.actors]
         clock = None
