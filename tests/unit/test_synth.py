@@ -226,3 +226,14 @@ def test_video_bad_arguments(tmp_path: Path) -> None:
         make_video(tmp_path / "v.avi", shift="snow")
     with pytest.raises(RuntimeError, match="could not open"):
         make_video(tmp_path / "v.not-a-container", n_segments=1, segment_seconds=0.1)
+
+
+def test_clip_and_image_clis_answer_bad_input_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from scripts import make_video as mv
+
+    assert mv.main([str(tmp_path / "v.avi"), "--labels", "cat,cow"]) == 2
+    assert si.main([str(tmp_path / "imgs"), "--n-per-class", "-1"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["error: unknown label 'cow'; expected one of cat, dog",
+                   "error: n_per_class must be >= 0, got -1"]
