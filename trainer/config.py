@@ -77,7 +77,7 @@ class TrainerSettings(BaseSettings):
     )
     shifts: list[Literal["night", "ir", "blur", "rain", "tilt"]] = Field(
         ["night", "ir", "blur", "rain", "tilt"],
-        description="Camera shifts (scripts/synth_images.py) applied to the test images to "
+        description="Camera shifts (trainer/synth/shifts.py) applied to the test images to "
         "record accuracy and drift (PSI against the reference profile) per shift; [] skips.",
     )
     shift_severity: float = Field(

@@ -1,6 +1,6 @@
 """Accuracy and drift of the shipped model on test images under synthetic camera shifts.
 
-Each shift of ``scripts/synth_images.py`` (night, IR, blur, rain, tilt) is applied
+Each camera shift of :mod:`trainer.synth.shifts` (night, IR, blur, rain, tilt...) is applied
 to the full-size held-out test images before the resize, as a camera would see
 them. Drift is the population stability index (PSI) of the model's telemetry on
 those images against the reference profile, binned with the profile's own edges
@@ -11,10 +11,7 @@ each embedding projection. The unshifted test split gives the noise floor.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,26 +23,9 @@ from protocols.features import bin_counts
 from .calibrate import softmax
 from .data import ImageRecord
 from .inference import OnnxModel, Predictions, U8Image, predict
+from .synth.shifts import apply_shift
 
-log = logging.getLogger(__name__)
 ShiftFn = Callable[[npt.NDArray[np.uint8], str, float, np.random.Generator], npt.NDArray[np.uint8]]
-SYNTH_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "synth_images.py"
-
-
-def load_shift_fn(path: Path = SYNTH_SCRIPT) -> ShiftFn | None:
-    """``apply_shift`` of the repository's synth_images script, or None outside a checkout.
-
-    The script is not part of the installed packages, so it is loaded by path.
-    """
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("parkwatch_synth_images", path)
-    if spec is None or spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    fn: ShiftFn = module.apply_shift
-    return fn
 
 
 def psi(reference: Sequence[float], current: Sequence[float], pseudo: float = 0.5) -> float:
@@ -114,11 +94,7 @@ def shift_stage(
         "baseline": {"accuracy": base_acc, **drift_figures(base, profile, temperature)},
         "shifts": {},
     }
-    fn = shift_fn or load_shift_fn()
-    if fn is None:
-        out["skipped"] = f"{SYNTH_SCRIPT} not found (shifts need the repository checkout)"
-        log.warning("shift evaluation skipped: %s", out["skipped"])
-        return out
+    fn: ShiftFn = shift_fn or apply_shift
     for shift in shifts:
 
         def transform(img: U8Image, record: ImageRecord, shift: str = shift) -> U8Image:
@@ -137,4 +113,4 @@ def shift_stage(
     return out
 
 
-__all__ = ["drift_figures", "load_shift_fn", "psi", "shift_stage"]
+__all__ = ["drift_figures", "psi", "shift_stage"]

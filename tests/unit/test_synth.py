@@ -133,6 +133,29 @@ def test_tilt_rotates_horizontal_structure() -> None:
     assert gx0 == 0.0 and gx1 > 20
 
 
+def test_dusk_dims_and_warms() -> None:
+    base, dusk = _imgs(), _shifted("dusk", 1.0)
+    assert np.mean([_luma(i).mean() for i in dusk]) < 0.7 * np.mean([_luma(i).mean() for i in base])
+
+    def red_over_blue(xs: list[np.ndarray]) -> float:
+        return float(np.mean([i[..., 2].mean() / (i[..., 0].mean() + 1) for i in xs]))
+
+    assert red_over_blue(dusk) > 1.2 * red_over_blue(base)
+
+
+def test_heavy_jpeg_loses_fine_detail_in_blocks() -> None:
+    def block_edges(img: np.ndarray) -> float:
+        """Mean jump across 8-pixel block borders over the mean jump elsewhere."""
+        jumps = np.abs(np.diff(_luma(img), axis=1))
+        on = jumps[:, 7::8].mean()
+        return float(on / (np.delete(jumps, np.s_[7::8], axis=1).mean() + 1e-6))
+
+    base, coarse = _imgs(), _shifted("jpeg", 1.0)
+    assert np.mean([block_edges(i) for i in coarse]) > 1.5 * np.mean(
+        [block_edges(i) for i in base])
+    assert all(c.shape == b.shape for c, b in zip(coarse, base, strict=True))
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
@@ -203,3 +226,14 @@ def test_video_bad_arguments(tmp_path: Path) -> None:
         make_video(tmp_path / "v.avi", shift="snow")
     with pytest.raises(RuntimeError, match="could not open"):
         make_video(tmp_path / "v.not-a-container", n_segments=1, segment_seconds=0.1)
+
+
+def test_clip_and_image_clis_answer_bad_input_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from scripts import make_video as mv
+
+    assert mv.main([str(tmp_path / "v.avi"), "--labels", "cat,cow"]) == 2
+    assert si.main([str(tmp_path / "imgs"), "--n-per-class", "-1"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["error: unknown label 'cow'; expected one of cat, dog",
+                   "error: n_per_class must be >= 0, got -1"]
