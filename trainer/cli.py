@@ -118,7 +118,7 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train a classifier on an image folder, export ONNX, check it and register it."""
-    console = _setup()
+    console = setup_console()
     try:
         settings = load_settings(
             config,
@@ -143,7 +143,7 @@ def train(
         )
         result = run_training(settings, console=console, show_progress=not quiet)
     except TrainerError as exc:
-        _fail(console, exc)
+        exit_with(console, exc)
     Console().print(summary_table(result))
 
 
@@ -157,25 +157,27 @@ def register(
     registering the same folder again reports the existing version."""
     from .register_folder import register_folder  # httpx: `parkwatch --help` stays light
 
-    console = _setup()
+    console = setup_console()
     try:
         done = register_folder(out_dir, load_api_access(api_url=api_url, api_token=token))
     except TrainerError as exc:
-        _fail(console, exc)
+        exit_with(console, exc)
     what = "already registered as" if done.already else "registered"
     Console().print(f"{what} {done.model_name} version {done.version} ({done.control_plane})",
                     soft_wrap=True)
 
 
-def _setup() -> Console:
+def setup_console() -> Console:
+    """Warnings (deprecations, weak models) to stderr; the console errors go to."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return Console(stderr=True)
 
 
-def _fail(console: Console, exc: TrainerError) -> NoReturn:
+def exit_with(console: Console, exc: Exception) -> NoReturn:
+    """The one-line error and exit status 1 every trainer command ends a failure with."""
     console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
     raise typer.Exit(1) from None
 
 
-__all__ = ["app", "summary_table"]
+__all__ = ["app", "exit_with", "setup_console", "summary_table"]

@@ -22,8 +22,13 @@ class RegistryError(TrainerError):
     """Registering the model version with the control plane failed."""
 
 
+class SourceError(TrainerError):
+    """Fetching or importing photos failed (network, checksum, unsafe archive, bad folder)."""
+
+
 class ModelQualityError(TrainerError):
     """The trained model failed the quality checks (no better than guessing, below the floor)."""
 
 
-__all__ = ["DatasetError", "ModelQualityError", "ParityError", "RegistryError", "TrainerError"]
+__all__ = ["DatasetError", "ModelQualityError", "ParityError", "RegistryError", "SourceError",
+           "TrainerError"]

@@ -8,7 +8,8 @@ so the rules have unit tests of their own. Three checks, each as early as it can
    small to measure;
 2. after the hash split, before training: every label in the train and test splits,
    and a test split big enough that even a perfect score would beat always answering
-   the majority label (``majority_share ** n <= alpha``);
+   the majority label (``majority_share ** n <= alpha``; ``allow_weak_model`` lets a
+   smaller one through, and the verdict below then records the override);
 3. after evaluation: the model's test accuracy is at least ``min_test_accuracy`` and
    beats the test split's majority label (one-sided exact binomial test, p <= alpha).
    A model that fails is not written as registrable unless ``allow_weak_model``,
@@ -17,6 +18,7 @@ so the rules have unit tests of their own. Three checks, each as early as it can
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +28,9 @@ from .config import TrainerSettings
 from .errors import DatasetError
 from .imagefolder import format_counts
 
-GET_PHOTOS = ("add photos (`parkwatch data fetch oxford-pets --out DIR` downloads 7,349 "
+log = logging.getLogger(__name__)
+
+GET_PHOTOS = ("add photos (`parkwatch data fetch oxford-pets --out DIR` downloads about 7,400 "
               "CC BY-SA pet photos; `parkwatch data import SRC --out DIR` adds a local folder)")
 
 
@@ -88,12 +92,15 @@ def check_splits(
     n = sum(test.values())
     majority = max(test.values()) / n
     best_p = majority**n  # the p-value of a perfect score
-    if best_p > settings.weak_model_alpha:
+    if best_p > settings.weak_model_alpha and settings.allow_weak_model:
+        log.warning("the test split holds %d image(s) (%s): too few to show any model beats "
+                    "the majority label; going on (allow_weak_model)", n, format_counts(test))
+    elif best_p > settings.weak_model_alpha:
         raise DatasetError(
             f"the test split of {where} holds {n} image(s) ({format_counts(test)}): even "
             f"a perfect model could not be told from always answering the majority label "
             f"(p = {best_p:.2f} > {settings.weak_model_alpha}): {GET_PHOTOS}, or raise "
-            "test_fraction"
+            "test_fraction (or accept an unproven model: --allow-weak-model)"
         )
 
 
