@@ -82,7 +82,7 @@ def _checksums(items: list[str], console: Console) -> dict[str, str]:
 @contextmanager
 def _progress(console: Console) -> Iterator[Progress]:
     with Progress(TextColumn("{task.description}"), BarColumn(), _Amount(),
-                  TimeRemainingColumn(), console=console) as progress:
+                  TimeRemainingColumn(), console=console, transient=True) as progress:
         yield progress
 
 
@@ -98,9 +98,21 @@ def _byte_task(progress: Progress) -> Callable[[str], Callable[[int, int | None]
     return for_file
 
 
-def _file_tick(progress: Progress, description: str) -> tuple[TaskID, Callable[[], None]]:
-    task = progress.add_task(description, total=None)
-    return task, lambda: progress.advance(task)
+class _FileBar:
+    """A per-file bar that appears with the first file (after the downloads)."""
+
+    def __init__(self, progress: Progress, description: str) -> None:
+        self.progress, self.description = progress, description
+        self.task: TaskID | None = None
+
+    def total(self, n: int | None) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task(self.description, total=n)
+
+    def tick(self) -> None:
+        self.total(None)
+        assert self.task is not None
+        self.progress.advance(self.task)
 
 
 @app.command("fetch")
@@ -133,11 +145,11 @@ def fetch(
                                   f"{', '.join(CHECKSUMS)}"))
     try:
         with _progress(console) as progress:
-            _task, tick = _file_tick(progress, "import photos")
+            bar = _FileBar(progress, "import photos")
             done = fetch_oxford_pets(
                 out, base_url=settings.base_url or BASE_URL, checksums=sums,
                 retries=settings.retries, timeout_s=settings.timeout_s,
-                keep_archives=keep_archives, on_bytes=_byte_task(progress), on_file=tick)
+                keep_archives=keep_archives, on_bytes=_byte_task(progress), on_file=bar.tick)
     except TrainerError as exc:
         _fail(console, exc)
     counts = ", ".join(f"{n} {label}" for label, n in done.counts().items())
@@ -163,10 +175,10 @@ def import_folder(
     console = setup_console()
     try:
         with _progress(console) as progress:
-            task, tick = _file_tick(progress, "import photos")
+            bar = _FileBar(progress, "import photos")
             report = import_image_folder(
-                source, out, mode="hardlink" if hardlink else "copy", on_file=tick,
-                on_total=lambda n: progress.update(task, total=n))
+                source, out, mode="hardlink" if hardlink else "copy", on_file=bar.tick,
+                on_total=bar.total)
     except TrainerError as exc:
         _fail(console, exc)
     counts = ", ".join(f"{n} {label}" for label, n in sorted(report.imported.items()))
