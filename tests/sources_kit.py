@@ -15,13 +15,14 @@ import io
 import re
 import shutil
 import tarfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from tests.conftest import http_server
 
 PHOTOS = Path("/work/shared/data/cats_and_dogs")
 CAT_BREEDS = ("Abyssinian", "Bengal", "Persian")
@@ -92,16 +93,9 @@ def file_server() -> Iterator[FileServer]:
                 return
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = int(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(Handler) as port:
+        state.port = port
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _tar_gz(members: dict[str, bytes]) -> bytes:

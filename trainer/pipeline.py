@@ -1,9 +1,9 @@
 """``run_training``: the trainer's one public entry point, from image folder to registered version.
 
-The run is the list of named stages in ``trainer/stages/__init__.py`` (scan, split,
-train, export, quantize, evaluate, profile, shifts, write, register), run and timed
-by ``trainer.runner``. The control plane runs this as a job; ``parkwatch train`` is a
-thin CLI over it.
+The run is the pre-flight checks (``trainer.preflight``), then the list of named stages
+in ``trainer/stages/__init__.py`` (scan, split, train, export, quantize, evaluate,
+judge, profile, shifts, write, register), run and timed by ``trainer.runner``. The
+control plane runs this as a job; ``parkwatch train`` is a thin CLI over it.
 """
 
 from __future__ import annotations

@@ -10,10 +10,9 @@ import hashlib
 import json
 import re
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from protocols import ModelVersionCreate
 from scripts.synth_images import generate_dataset
+from tests.conftest import http_server
 from trainer import RegistryError, TrainerError, TrainingResult, load_settings, run_training
 from trainer.pipeline import resolve_token
 from trainer.registry_client import RegistryClient
@@ -113,16 +113,9 @@ def _handler(state: FakeControlPlane) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture(scope="module")
 def control_plane() -> Iterator[FakeControlPlane]:
     state = FakeControlPlane()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(_handler(state)) as port:
+        state.url = f"http://127.0.0.1:{port}"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")
