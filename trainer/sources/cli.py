@@ -82,7 +82,8 @@ def _checksums(items: list[str], console: Console) -> dict[str, str]:
 @contextmanager
 def _progress(console: Console) -> Iterator[Progress]:
     with Progress(TextColumn("{task.description}"), BarColumn(), _Amount(),
-                  TimeRemainingColumn(), console=console, transient=True) as progress:
+                  TimeRemainingColumn(), console=console, transient=True,
+                  disable=not console.is_terminal) as progress:  # no bars in logs and pipes
         yield progress
 
 
