@@ -200,3 +200,14 @@ def test_register_later_from_the_output_folder_idempotently(
     assert wrong.code == 1 and "needs 'operate'" in wrong.err
     nothing = parkwatch("register", str(tmp_path), env=env)
     assert nothing.code == 1 and "has no registration.json" in nothing.err
+
+
+def test_a_url_that_is_not_a_control_plane_says_so(tmp_path: Path) -> None:
+    from tests.sources_kit import file_server
+    from trainer import RegistryError
+    from trainer.registry_client import RegistryClient
+
+    with file_server() as other, RegistryClient(other.url, "pw_any") as client:
+        with pytest.raises(RegistryError, match="answers, but not as a parkwatch control plane"):
+            client.check_can_register("petnet")
+        assert other.requests == [("/healthz", None, 404)]  # nothing was posted
