@@ -68,6 +68,7 @@ def _mount(module: str, attr: str, name: str | None, extra: str, label: str) -> 
 
 _mount("edge_agent.cli", "app", "agent", "agent", "agent")
 _mount("trainer.cli", "app", None, "trainer", "train")
+_mount("trainer.sources.cli", "app", "data", "trainer", "data")
 _mount("control_plane.cli", "app", None, "control-plane", "serve")
 
 

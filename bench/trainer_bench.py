@@ -54,8 +54,9 @@ def main() -> None:
     if data is None:
         data = work / "data"
         generate_dataset(data, n_per_class=a.n_per_class, seed=1, size=128)
-    settings = load_settings(
-        None, data_dir=data, out_dir=a.out or work / "out", epochs=a.epochs, device=a.device
+    settings = load_settings(  # a speed benchmark: a short run's weak model is kept
+        None, data_dir=data, out_dir=a.out or work / "out", epochs=a.epochs, device=a.device,
+        allow_weak_model=True,
     )
     started = time.perf_counter()
     result = run_training(settings, show_progress=False)

@@ -13,13 +13,22 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .config import TrainerSettings, load_settings
-from .errors import DatasetError, ParityError, RegistryError, TrainerError
+from .errors import (
+    DatasetError,
+    ModelQualityError,
+    ParityError,
+    RegistryError,
+    SourceError,
+    TrainerError,
+)
 from .pipeline import TrainingResult, run_training
 
 __all__ = [
     "DatasetError",
+    "ModelQualityError",
     "ParityError",
     "RegistryError",
+    "SourceError",
     "TrainerError",
     "TrainerSettings",
     "TrainingResult",

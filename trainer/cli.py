@@ -1,19 +1,22 @@
-"""``parkwatch train``: the command line over :func:`trainer.run_training`.
+"""``parkwatch train`` (the command line over :func:`trainer.run_training`) and
+``parkwatch register`` (a finished run's output folder, later).
 
-The root CLI merges this app's commands, so this file defines exactly one: ``train``.
+The root CLI merges this app's commands into ``parkwatch``: keep their names distinct
+from every other component's.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .config import load_settings
+from .config import load_api_access, load_settings
 from .errors import TrainerError
 from .pipeline import run_training
 from .result import TrainingResult
@@ -38,6 +41,13 @@ def summary_table(result: TrainingResult) -> Table:
     if "test_roc_auc" in m:
         table.add_row("test ROC-AUC", f"{m['test_roc_auc']:.4f}")
     table.add_row("temperature", f"{m['temperature']:.3f}")
+    if "quality_gate_passed" in m:
+        verdict = "passed" if m["quality_gate_passed"] else (
+            "[red]failed[/red], kept by --allow-weak-model" if m.get("weak_model_allowed")
+            else "failed")
+        table.add_row("quality gate", f"{verdict}: always the majority label scores "
+                      f"{m['test_majority_accuracy']:.3f} "
+                      f"(p = {m['test_accuracy_p_vs_majority']:.2g})")
     gate = result.gate
     if gate is not None:
         table.add_row(
@@ -56,7 +66,7 @@ def summary_table(result: TrainingResult) -> Table:
         "registered version",
         f"{result.registration.model_name} v{result.registered_version}"
         if result.registered_version
-        else "not registered (no --api-url)",
+        else "not registered (no --api-url; later: parkwatch register OUT_DIR)",
     )
     table.add_row("time", f"{result.seconds:.1f} s")
     table.add_row("stages", ", ".join(
@@ -95,15 +105,20 @@ def train(
     job_id: str | None = typer.Option(
         None, "--job-id", help="Control-plane job to report status and progress to."
     ),
-    api_url: str | None = typer.Option(None, help="Control plane URL; register when given."),
+    api_url: str | None = typer.Option(
+        None, help="Control plane URL (else PARKWATCH_API_URL); checked before training, "
+        "registered with after."
+    ),
     token: str | None = typer.Option(None, help="API token (else PARKWATCH_API_TOKEN)."),
+    allow_weak_model: bool | None = typer.Option(
+        None, "--allow-weak-model", help="Write and register a model that fails the quality "
+        "gate (no better than guessing, or below min_test_accuracy); its metrics record it."
+    ),
     config: Path | None = typer.Option(None, "--config", help="Trainer settings (TOML)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train a classifier on an image folder, export ONNX, check it and register it."""
-    console = Console(stderr=True)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    console = setup_console()
     try:
         settings = load_settings(
             config,
@@ -124,12 +139,45 @@ def train(
             job_id=job_id,
             api_url=api_url,
             api_token=token,
+            allow_weak_model=allow_weak_model,
         )
         result = run_training(settings, console=console, show_progress=not quiet)
     except TrainerError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(1) from None
+        exit_with(console, exc)
     Console().print(summary_table(result))
 
 
-__all__ = ["app", "summary_table"]
+@app.command("register")
+def register(
+    out_dir: Path = typer.Argument(..., help="The --out folder of a `parkwatch train` run."),
+    api_url: str | None = typer.Option(None, help="Control plane URL (else PARKWATCH_API_URL)."),
+    token: str | None = typer.Option(None, help="API token (else PARKWATCH_API_TOKEN)."),
+) -> None:
+    """Register a trained model from its output folder (registration.json and its files);
+    registering the same folder again reports the existing version."""
+    from .register_folder import register_folder  # httpx: `parkwatch --help` stays light
+
+    console = setup_console()
+    try:
+        done = register_folder(out_dir, load_api_access(api_url=api_url, api_token=token))
+    except TrainerError as exc:
+        exit_with(console, exc)
+    what = "already registered as" if done.already else "registered"
+    Console().print(f"{what} {done.model_name} version {done.version} ({done.control_plane})",
+                    soft_wrap=True)
+
+
+def setup_console() -> Console:
+    """Warnings (deprecations, weak models) to stderr; the console errors go to."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return Console(stderr=True)
+
+
+def exit_with(console: Console, exc: Exception) -> NoReturn:
+    """The one-line error and exit status 1 every trainer command ends a failure with."""
+    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+    raise typer.Exit(1) from None
+
+
+__all__ = ["app", "exit_with", "setup_console", "summary_table"]

@@ -2,16 +2,23 @@
 
 Precedence, highest first: explicit overrides (CLI flags, a job's arguments),
 environment variables ``PARKWATCH_TRAINER_<FIELD>``, the TOML file, defaults.
+
+The control plane's address and token are the exception: they are read from
+``PARKWATCH_API_URL`` and ``PARKWATCH_API_TOKEN``, the names the operator CLI reads
+(``parkwatch models list`` and ``parkwatch train`` find the same control plane).
+``PARKWATCH_TRAINER_API_URL`` / ``PARKWATCH_TRAINER_API_TOKEN`` still work for this
+version, with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,15 +28,50 @@ from pydantic_settings import (
 
 from .errors import TrainerError
 
+log = logging.getLogger(__name__)
+
 LITE0_INPUT_SIZE = 224
+# Old environment names of the control plane's URL and token -> the names that replace them.
+DEPRECATED_ENV = {
+    "PARKWATCH_TRAINER_API_URL": "PARKWATCH_API_URL",
+    "PARKWATCH_TRAINER_API_TOKEN": "PARKWATCH_API_TOKEN",
+}
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("parkwatch_trainer_config", default=None)
 
 
-class TrainerSettings(BaseSettings):
+class ApiAccess(BaseSettings):
+    """Where the control plane is and the token to send: ``train`` and ``register`` share it."""
+
+    model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
+
+    api_url: str | None = Field(
+        None, description="Control plane base URL, e.g. http://127.0.0.1:8000; None: no register. "
+        "Environment: PARKWATCH_API_URL (as the operator CLI).",
+        validation_alias=AliasChoices("PARKWATCH_API_URL", "PARKWATCH_TRAINER_API_URL"),
+    )
+    api_token: str | None = Field(
+        None, description="Bearer token with the operate scope. Environment: "
+        "PARKWATCH_API_TOKEN (as the operator CLI).",
+        validation_alias=AliasChoices("PARKWATCH_API_TOKEN", "PARKWATCH_TRAINER_API_TOKEN"),
+    )
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                f"{value!r} is not an http(s) URL: give the control plane's base URL, "
+                "e.g. http://127.0.0.1:8000"
+            )
+        return value.rstrip("/") if value else value
+
+
+class TrainerSettings(ApiAccess):
     """Everything one training run needs; the whole object goes into the report."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PARKWATCH_TRAINER_", extra="forbid", validate_default=True
+        env_prefix="PARKWATCH_TRAINER_", extra="forbid", validate_default=True,
+        populate_by_name=True,
     )
 
     data_dir: Path = Field(description="ImageFolder root: one sub-folder of images per label.")
@@ -143,12 +185,6 @@ class TrainerSettings(BaseSettings):
         "(a fixed sample by file hash): 16-bin histograms settle long before, and a big "
         "dataset would otherwise pay one more model pass per image.",
     )
-    api_url: str | None = Field(
-        None, description="Control plane base URL, e.g. http://127.0.0.1:8000; None: no register."
-    )
-    api_token: str | None = Field(
-        None, description="Bearer token (operate scope); falls back to PARKWATCH_API_TOKEN."
-    )
     parent_version: str | None = Field(
         None, max_length=128, description="Model version this one was retrained from (lineage)."
     )
@@ -180,6 +216,23 @@ class TrainerSettings(BaseSettings):
     )
     search_budget_s: float = Field(
         1800.0, gt=0, description="No new search trial starts after this many seconds."
+    )
+    min_test_images_per_label: int = Field(
+        3, ge=1, le=1000, description="Refuse, before training, a dataset whose test split "
+        "would hold fewer images of a label than this (each label then needs about this / "
+        "test_fraction images): a smaller test split cannot tell a model from guessing.",
+    )
+    min_test_accuracy: float = Field(
+        0.6, ge=0, le=1, description="A floor, not a target: a model below this test accuracy "
+        "is not written as registrable (set your own bar per model).",
+    )
+    weak_model_alpha: float = Field(
+        0.05, gt=0, lt=1, description="A model must beat always answering the test split's "
+        "majority label with a one-sided binomial p-value at most this.",
+    )
+    allow_weak_model: bool = Field(
+        False, description="Write (and register) a model that fails the quality checks anyway; "
+        "the registration's metrics record it (weak_model_allowed = 1).",
     )
 
     @model_validator(mode="after")
@@ -232,10 +285,26 @@ def load_settings(config: Path | None = None, **overrides: Any) -> TrainerSettin
     """
     if config is not None and not config.is_file():
         raise TrainerError(f"trainer config file {config} does not exist")
-    given = {key: value for key, value in overrides.items() if value is not None}
     token = _CONFIG_FILE.set(config)
     try:
-        return TrainerSettings(**given)
+        return _build(TrainerSettings, config, overrides)
+    finally:
+        _CONFIG_FILE.reset(token)
+
+
+def load_api_access(**overrides: Any) -> ApiAccess:
+    """The control plane's URL and token from flags (``overrides``) and the environment."""
+    return _build(ApiAccess, None, overrides)
+
+
+Built = TypeVar("Built", bound=BaseSettings)
+
+
+def _build(cls: type[Built], config: Path | None, overrides: dict[str, Any]) -> Built:
+    given = {key: value for key, value in overrides.items() if value is not None}
+    warn_deprecated_env()
+    try:
+        return cls(**given)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
@@ -243,13 +312,25 @@ def load_settings(config: Path | None = None, **overrides: Any) -> TrainerSettin
         )
         where = f" (config {config})" if config else ""
         raise TrainerError(f"invalid trainer settings{where}: {problems}") from None
-    finally:
-        _CONFIG_FILE.reset(token)
 
 
-def resolve_token(settings: TrainerSettings) -> str | None:
-    """The control-plane API token: the setting, else ``PARKWATCH_API_TOKEN``, else None."""
+def warn_deprecated_env() -> None:
+    """One warning per old environment name that is set (they go in the next version)."""
+    for old, new in DEPRECATED_ENV.items():
+        if os.environ.get(old) is None:
+            continue
+        if os.environ.get(new) is not None:
+            log.warning("%s is ignored: %s is set (and %s is deprecated: unset it)", old, new, old)
+        else:
+            log.warning("%s is deprecated and goes in the next version: use %s (the name the "
+                        "operator CLI reads)", old, new)
+
+
+def resolve_token(settings: ApiAccess) -> str | None:
+    """The control-plane API token: ``api_token`` (flag, PARKWATCH_API_TOKEN at load time, the
+    TOML file), else ``PARKWATCH_API_TOKEN`` now (set after the settings were built), else None."""
     return settings.api_token or os.environ.get("PARKWATCH_API_TOKEN") or None
 
 
-__all__ = ["TrainerSettings", "load_settings", "resolve_token"]
+__all__ = ["DEPRECATED_ENV", "ApiAccess", "TrainerSettings", "load_api_access", "load_settings",
+           "resolve_token", "warn_deprecated_env"]

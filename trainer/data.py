@@ -27,9 +27,9 @@ from protocols import InputSpec
 
 from .errors import DatasetError
 from .hashing import dhash
+from .imagefolder import IMAGE_SUFFIXES, folder_files
 from .preprocess import U8Image, augment, decode_image, normalize, read_image, resize_to_input
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 Split = Literal["train", "val", "test"]
 
 
@@ -131,13 +131,7 @@ def scan_image_folder(
     """Scan ``root`` (ImageFolder), hash and decode-check every file, version and split it."""
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist or is not a folder")
-    candidates: list[tuple[str, Path]] = []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for dirpath, dirnames, filenames in os.walk(class_dir):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if not name.startswith("."):
-                    candidates.append((class_dir.name, Path(dirpath) / name))
+    candidates = folder_files(root)
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         results = list(pool.map(_inspect, [path for _, path in candidates]))
 
@@ -235,6 +229,7 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
 
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "DatasetScan",
     "ImageDataset",
     "ImageRecord",

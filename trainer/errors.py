@@ -22,4 +22,13 @@ class RegistryError(TrainerError):
     """Registering the model version with the control plane failed."""
 
 
-__all__ = ["DatasetError", "ParityError", "RegistryError", "TrainerError"]
+class SourceError(TrainerError):
+    """Fetching or importing photos failed (network, checksum, unsafe archive, bad folder)."""
+
+
+class ModelQualityError(TrainerError):
+    """The trained model failed the quality checks (no better than guessing, below the floor)."""
+
+
+__all__ = ["DatasetError", "ModelQualityError", "ParityError", "RegistryError", "SourceError",
+           "TrainerError"]

@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 # Share of the job's progress at the end of each stage (trainer/stages/__init__.py);
 # training fills 0.05 -> 0.75.
 STAGE_PROGRESS = {
-    "scan": 0.04, "split": 0.05, "train": 0.75, "export": 0.8, "quantize": 0.87,
-    "evaluate": 0.92, "profile": 0.95, "shifts": 0.97, "write": 0.98, "register": 1.0,
+    "preflight": 0.01, "scan": 0.04, "split": 0.05, "train": 0.75, "export": 0.8,
+    "quantize": 0.87, "evaluate": 0.92, "judge": 0.93, "profile": 0.95, "shifts": 0.97,
+    "write": 0.98, "register": 1.0,
 }
 
 
@@ -36,6 +37,7 @@ class JobReporter:
         self.job_id = job_id
         self.min_interval_s = min_interval_s
         self._last = 0.0
+        self._started = False
         self._client: RegistryClient | None = None
         if job_id:
             if not api_url:
@@ -58,8 +60,9 @@ class JobReporter:
             log.warning("job %s: progress report failed: %s", self.job_id, exc)
 
     def start(self) -> None:
-        self._send(required=True, status="running", progress=0.0, stage="scan",
+        self._send(required=True, status="running", progress=0.0, stage="preflight",
                    message="training started")
+        self._started = True
 
     def stage_done(self, stage: str) -> None:
         progress = STAGE_PROGRESS.get(stage)
@@ -89,7 +92,7 @@ class JobReporter:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc is not None and self.active:
+        if exc is not None and self.active and self._started:  # else the job was never reached
             self.failed(f"{type(exc).__name__}: {exc}")
         self.close()
 

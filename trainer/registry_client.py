@@ -2,8 +2,10 @@
 
 Artifacts go first (``POST /api/v1/artifacts``, raw bytes, content hash in
 ``X-Content-Sha256``), then the version (``POST /api/v1/models/{name}/versions``
-with a ``protocols.ModelVersionCreate``). Every failure is a RegistryError that
-names the URL and the fix.
+with a ``protocols.ModelVersionCreate``). Before a run trains, :meth:`RegistryClient.
+check_can_register` asks the control plane, without changing anything, whether the
+registration would be accepted (reachable, token known, scope). Every failure is a
+RegistryError that names the URL and the fix.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ import httpx
 from protocols import ModelVersionCreate
 
 from .errors import RegistryError
+
+TOKEN_FIX = ("pass a token with the operate scope: --token or PARKWATCH_API_TOKEN (create one "
+             "with `parkwatch tokens create --name trainer --scope operate`)")
+URL_FIX = "start it with `parkwatch serve`, or point --api-url / PARKWATCH_API_URL at it"
+CONNECT_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -49,14 +56,15 @@ class RegistryClient:
         if not token:
             raise RegistryError(
                 f"no API token to register with {api_url}: pass --token, or set "
-                "PARKWATCH_TRAINER_API_TOKEN or PARKWATCH_API_TOKEN (an operate-scoped token; "
-                "the admin token is in the control plane's <data_dir>/admin.token)"
+                "PARKWATCH_API_TOKEN (an operate-scoped token: `parkwatch tokens create --name "
+                "trainer --scope operate`; the admin token is in the control plane's "
+                "<data_dir>/admin.token)"
             )
         self.api_url = api_url.rstrip("/")
         self._client = httpx.Client(
             base_url=self.api_url,
             headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S)),
             transport=transport,
         )
 
@@ -72,28 +80,87 @@ class RegistryClient:
     def _post(self, path: str, what: str, **kwargs: Any) -> httpx.Response:
         return self._request("POST", path, what, **kwargs)
 
-    def _request(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, what: str, accept: tuple[int, ...] = (), **kwargs: Any
+    ) -> httpx.Response:
+        """Send one request; a RegistryError naming the fix for anything but success or
+        a status in ``accept``."""
         url = f"{self.api_url}{path}"
         try:
             response = self._client.request(method, path, **kwargs)
-        except httpx.ConnectError:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            why = "no answer" if isinstance(exc, httpx.ConnectTimeout) else "connection failed"
             raise RegistryError(
-                f"cannot reach the control plane at {self.api_url} ({what}): start it with "
-                "`parkwatch serve`, or point --api-url / PARKWATCH_TRAINER_API_URL at it"
+                f"cannot reach the control plane at {self.api_url} ({what}: {why}): {URL_FIX}"
             ) from None
         except httpx.HTTPError as exc:
             raise RegistryError(f"{what} failed: {method} {url}: {exc!r}") from None
-        if response.status_code in (401, 403):
+        code = response.status_code
+        if code in accept:
+            return response
+        if code == 401:
             raise RegistryError(
-                f"{what}: the control plane at {self.api_url} refused the token "
-                f"({response.status_code}: {_detail(response)}); use a token with the "
-                "operate scope (--token or PARKWATCH_API_TOKEN)"
+                f"{what}: the control plane at {self.api_url} refused the token (401: "
+                f"{_detail(response)}): {TOKEN_FIX}"
             )
-        if response.status_code >= 400:
+        if code == 403:
             raise RegistryError(
-                f"{what}: {method} {url} answered {response.status_code}: {_detail(response)}"
+                f"{what}: the token may not do this at {self.api_url} (403: "
+                f"{_detail(response)}): {TOKEN_FIX}"
             )
+        if code >= 400:
+            raise RegistryError(f"{what}: {method} {url} answered {code}: {_detail(response)}")
         return response
+
+    def check_can_register(self, model_name: str) -> str:
+        """Check, changing nothing, that a version of ``model_name`` would be accepted.
+
+        ``/healthz`` says whether a parkwatch control plane answers at all. Then an empty
+        body goes to the registration route: the API checks the token and its scope before
+        it validates a body, so 422 means the token may register (401: unknown token,
+        403: no operate scope). Returns a line for the console.
+        """
+        health = self._request("GET", "/healthz", "checking the control plane",
+                               accept=tuple(range(400, 600)))  # judged below, by its body
+        try:
+            status = health.json().get("status")
+        except (ValueError, AttributeError):
+            status = None
+        if status is None:
+            raise RegistryError(
+                f"{self.api_url} answers, but not as a parkwatch control plane (GET /healthz: "
+                f"{health.status_code} {_detail(health)[:80]!r}): check --api-url / "
+                "PARKWATCH_API_URL"
+            )
+        if health.status_code == 503:
+            raise RegistryError(
+                f"the control plane at {self.api_url} is degraded ({_detail(health)[:200]}): "
+                "see its log, then train again"
+            )
+        self._request(
+            "POST", f"/api/v1/models/{model_name}/versions",
+            f"checking that the token may register {model_name}", accept=(422,),
+            content=b"{}", headers={"Content-Type": "application/json"},
+        )
+        return f"{self.api_url} ({status}), token may register {model_name}"
+
+    def find_registered(self, registration: ModelVersionCreate) -> RegisteredVersion | None:
+        """The version already registered from this very run (same primary artifact and
+        report), or None: what makes registering a folder twice a no-op."""
+        params: dict[str, str | int] = {
+            "model": registration.model_name,
+            "dataset_version": registration.lineage.dataset_version, "limit": 1000, "offset": 0,
+        }
+        while True:
+            page = self._request("GET", "/api/v1/versions", "looking for this version",
+                                 params=params).json()
+            for item in page.get("items", []):
+                if (item.get("primary_sha256") == registration.primary_sha256
+                        and item.get("report_sha256") == registration.report_sha256):
+                    return RegisteredVersion(registration.model_name, str(item["version"]), item)
+            params["offset"] = int(params["offset"]) + len(page.get("items", []))
+            if not page.get("items") or int(params["offset"]) >= int(page.get("total", 0)):
+                return None
 
     def upload_artifact(self, data: bytes) -> str:
         """Upload bytes (idempotent); return their sha256 after checking the server agrees."""

@@ -110,6 +110,19 @@ def _stage_lines(stages: list[dict[str, Any]] | None) -> list[str]:
     return lines
 
 
+def _quality_lines(quality: dict[str, Any] | None) -> list[str]:
+    if not quality:
+        return []
+    lines = ["", "## Quality gate", "",
+             f"**{quality['status']}**: test accuracy {quality['test_accuracy']:.4f} on "
+             f"{quality['test_samples']} images; always answering {quality['majority_label']!r} "
+             f"scores {quality['majority_accuracy']:.4f} (one-sided binomial p = "
+             f"{quality['p_value_vs_majority']:.3g}, needs <= {quality['alpha']}); floor "
+             f"{quality['min_test_accuracy']}."]
+    lines += [f"- {reason}" for reason in quality["reasons"]]
+    return lines
+
+
 def render_markdown(report: dict[str, Any], confusion_image: str | None) -> str:
     """report.md text from the report dict."""
     ev = report["evaluation"]
@@ -123,6 +136,7 @@ def render_markdown(report: dict[str, Any], confusion_image: str | None) -> str:
         f"- code version: `{report['lineage']['code_version']}`",
         f"- primary artifact: **{report['model']['precision']}** "
         f"(`{report['model']['sha256'][:12]}`) - {report.get('primary_reason', '')}",
+        *_quality_lines(ev.get("quality")),
         "",
         "## Test split",
         "",

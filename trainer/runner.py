@@ -148,6 +148,11 @@ def show_record(console: Console, record: StageRecord, position: str) -> None:
     console.print(line, soft_wrap=True)
 
 
+def position(number: int, total: int) -> str:
+    """``[ 3/10]``: where a stage stands in its run."""
+    return f"[{number:>{len(str(total))}}/{total}]"
+
+
 def run_stages(
     stages: Sequence[Stage],
     ctx: RunContext,
@@ -160,18 +165,18 @@ def run_stages(
     follows each stage that ran (the control-plane job's progress).
     """
     for number, stage in enumerate(stages, 1):
-        position = f"[{number:>{len(str(len(stages)))}}/{len(stages)}]"
+        where = position(number, len(stages))
         if not stage.when(ctx.settings):
             record = StageRecord(stage.name, "skipped", 0.0, {"reason": stage.skip_reason})
             ctx = replace(ctx, records=(*ctx.records, record))
-            show_record(ctx.console, record, position)
+            show_record(ctx.console, record, where)
             continue
         started = time.perf_counter()
         try:
             output = stage.run(ctx)
         except BaseException:
             seconds = round(time.perf_counter() - started, 3)
-            show_record(ctx.console, StageRecord(stage.name, "failed", seconds), position)
+            show_record(ctx.console, StageRecord(stage.name, "failed", seconds), where)
             log.info("trainer stage %s failed after %.1fs", stage.name, seconds)
             raise
         record = StageRecord(
@@ -179,7 +184,7 @@ def run_stages(
         )
         ctx = replace(ctx.with_outputs(output), records=(*ctx.records, record))
         log.info("trainer stage %s done in %.1fs", stage.name, record.seconds)
-        show_record(ctx.console, record, position)
+        show_record(ctx.console, record, where)
         if on_done is not None:
             on_done(stage.name)
     return ctx
@@ -187,5 +192,5 @@ def run_stages(
 
 __all__ = [
     "EvaluationOutput", "Figure", "RunContext", "Stage", "StageOutput", "StageRecord",
-    "run_stages", "show_record",
+    "position", "run_stages", "show_record",
 ]

@@ -34,8 +34,10 @@ from tests.conftest import Mosquitto, free_port, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 API = "/api/v1"
+# A 2-epoch model on 40 images may be no better than guessing: the trainer's quality gate
+# would refuse it, and this test is about the worker's loop, not the model.
 TRAINER_TOML = "input_size = 32\nwidth_mult = 0.35\nbatch_size = 16\nval_fraction = 0.2\n" \
-               "test_fraction = 0.2\n"
+               "test_fraction = 0.2\nallow_weak_model = true\n"
 
 
 def constant_model(label_index: int) -> bytes:

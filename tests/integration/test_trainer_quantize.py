@@ -121,7 +121,7 @@ def _run(tmp: Path, **settings: object) -> TrainingResult:
         load_settings(
             None, data_dir=tmp / "data", out_dir=tmp / f"out{len(list(tmp.iterdir()))}",
             input_size=32, width_mult=0.35, epochs=1, batch_size=16, val_fraction=0.25,
-            test_fraction=0.25, device="cpu", golden_count=2, **settings,
+            test_fraction=0.25, device="cpu", golden_count=2, allow_weak_model=True, **settings,
         ),
         show_progress=False,
     )

@@ -10,10 +10,9 @@ import hashlib
 import json
 import re
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from protocols import ModelVersionCreate
 from scripts.synth_images import generate_dataset
+from tests.conftest import http_server
 from trainer import RegistryError, TrainerError, TrainingResult, load_settings, run_training
 from trainer.pipeline import resolve_token
 from trainer.registry_client import RegistryClient
@@ -77,13 +77,21 @@ def _handler(state: FakeControlPlane) -> type[BaseHTTPRequestHandler]:
             if match:
                 if state.reject_versions:
                     return self._answer(422, {"detail": state.reject_versions})
-                reg = ModelVersionCreate.model_validate_json(body)
+                try:  # as the real API: the token first, then the body (the pre-flight probe)
+                    reg = ModelVersionCreate.model_validate_json(body)
+                except ValidationError as exc:
+                    return self._answer(422, {"detail": str(exc)[:300]})
                 missing = [a.sha256 for a in reg.artifacts if a.sha256 not in state.artifacts]
                 if missing or match[1] != reg.model_name:
                     return self._answer(422, {"detail": f"unknown artifacts {missing}"})
                 state.versions.append(reg)
                 return self._answer(201, {"model_name": reg.model_name,
                                           "version": str(len(state.versions))})
+            return self._answer(404, {"detail": "not found"})
+
+        def do_GET(self) -> None:
+            if self.path == "/healthz":
+                return self._answer(200, {"status": "ok"})
             return self._answer(404, {"detail": "not found"})
 
         def do_PATCH(self) -> None:
@@ -105,16 +113,9 @@ def _handler(state: FakeControlPlane) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture(scope="module")
 def control_plane() -> Iterator[FakeControlPlane]:
     state = FakeControlPlane()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(_handler(state)) as port:
+        state.url = f"http://127.0.0.1:{port}"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +128,7 @@ def registered(
         None, data_dir=root / "data", out_dir=root / "out", input_size=32, width_mult=0.35,
         epochs=1, batch_size=16, val_fraction=0.25, test_fraction=0.25, device="cpu",
         api_url=control_plane.url, api_token=TOKEN, parent_version="3", job_id=JOB_ID,
+        allow_weak_model=True,  # one epoch on 32 images: registration is what this tests
     )
     start = len(control_plane.job_updates)
     result = run_training(settings, show_progress=False)
@@ -142,6 +144,8 @@ def test_run_training_uploads_artifacts_and_registers(
     reg = control_plane.versions[0]
     assert reg == registered.registration
     assert reg.lineage.parent_version == "3"
+    # One epoch, 4 test images: the gate fails and the override is on the record.
+    assert reg.metrics["quality_gate_passed"] == 0.0 and reg.metrics["weak_model_allowed"] == 1.0
     assert registered.primary_path is not None
     assert control_plane.artifacts[reg.primary_sha256] == registered.primary_path.read_bytes()
     assert {a.precision for a in reg.artifacts} == {"fp32", "int8"}

@@ -17,6 +17,7 @@ from ..runner import RunContext, Stage
 from .data import Scanned, Splits, scan_stage, split_stage
 from .evaluate import evaluate_stage
 from .export import Exported, export_stage
+from .judge import judge_stage
 from .profile import profile_stage
 from .quantize import Quantized, primary_artifact, quantize_stage
 from .register import Registered, register_stage
@@ -31,6 +32,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("export", export_stage),
     Stage("quantize", quantize_stage, when=lambda s: s.quantize, skip_reason="quantize = false"),
     Stage("evaluate", evaluate_stage),
+    Stage("judge", judge_stage),
     Stage("profile", profile_stage),
     Stage("shifts", shifts_stage, when=lambda s: bool(s.shifts), skip_reason="no shifts set"),
     Stage("write", write_stage),

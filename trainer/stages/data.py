@@ -10,6 +10,7 @@ leakage across splits, balance) before any training time is spent.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from protocols import InputSpec
 
 from ..config import TrainerSettings
 from ..data import DatasetScan, ImageRecord, scan_image_folder
+from ..quality import check_label_counts, check_splits
 from ..runner import Figure, RunContext
 from ..validate import validation_report
 
@@ -70,10 +72,17 @@ class Splits:
 
 
 def split_stage(ctx: RunContext) -> Splits:
+    """The three splits; refuses, before training, a split too small to evaluate a model on."""
     scan = ctx[Scanned].scan
+    where = str(ctx.settings.data_dir)
+    per_split = {name: dict.fromkeys(scan.labels, 0) for name in ("train", "val", "test")}
+    for record in scan.records:
+        per_split[record.split][record.label] += 1
     validation = validation_report(scan, ctx.settings.near_duplicate_bits)
     # Written now, not with the other reports: a run that fails later still leaves it.
     ctx.write_json("data_validation.json", validation)
+    check_label_counts(where, Counter(r.label for r in scan.records), ctx.settings)
+    check_splits(where, per_split, ctx.settings)
     return Splits(scan.labels, input_spec(ctx.settings), scan.split("train"),
                   scan.split("val"), scan.split("test"), validation)
 

@@ -1,9 +1,11 @@
 """The ``write`` stage: report.json, report.md (with the confusion matrix), registration.json.
 
 The registration is the ``ModelVersionCreate`` the control plane receives: both
-artifacts by content hash, the primary one and why, metrics, lineage, the reference
-profile, the golden inputs and the report's own hash. report.json records the
-stages run before it (this one and ``register`` are still running when it is written).
+artifacts by content hash, the primary one and why, metrics (the quality verdict's
+included), lineage, the reference profile, the golden inputs and the report's own
+hash. report.json records the stages run before it (this one and ``register`` are
+still running when it is written). A model the ``judge`` stage failed gets its reports
+but no registration.json, and the stage fails with the verdict's reasons.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 
 from protocols import ArtifactRef, Lineage, ModelVersionCreate, OutputSpec
 
+from ..errors import ModelQualityError
 from ..evaluate import registry_metrics
+from ..quality import Verdict
 from ..report_md import write_markdown
 from ..runner import EvaluationOutput, Figure, RunContext
 from .data import Scanned, Splits
@@ -87,6 +91,7 @@ def run_metrics(ctx: RunContext) -> dict[str, float]:
         "temperature": evaluated.calibration.temperature,
         "parity_max_abs_diff": ctx[Exported].parity.max_abs_diff,
         "train_images_per_s": outcome.images_per_s,
+        **ctx[Verdict].metrics(),
     }
     quantized = ctx.get(Quantized)
     if quantized is not None:
@@ -145,6 +150,12 @@ def write_stage(ctx: RunContext) -> Written:
     report = build_report(ctx, refs, lineage)
     report_md_path = write_markdown(report, s.out_dir)
     report_bytes = ctx.write_json("report.json", report)
+    verdict = ctx[Verdict]
+    if not verdict.registrable:
+        # A registration left by an earlier run here would name files this run replaced.
+        for stale in ("registration.json", "registered.json"):
+            (s.out_dir / stale).unlink(missing_ok=True)
+        raise ModelQualityError(verdict.refusal(str(s.out_dir)))
     registration = ModelVersionCreate(
         model_name=s.model_name,
         labels=ctx[Splits].labels,
