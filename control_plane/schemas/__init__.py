@@ -4,6 +4,7 @@ Tables are in ``store.models``; the wire messages agents send are in ``protocols
 Import from here: every public name of the modules below is re-exported.
 """
 
+from ..services.states import AlertState, JobStatus
 from .access import KeyPublic, TokenCreate, TokenCreated, TokenPublic
 from .common import (
     AuditEntryPublic,
@@ -29,12 +30,10 @@ from .fleet import (
 )
 from .loop import (
     AlertPublic,
-    AlertState,
     AlertUpdate,
     DriftReportPublic,
     JobCreate,
     JobPublic,
-    JobStatus,
     JobTrigger,
     JobUpdate,
     Severity,
