@@ -42,6 +42,7 @@ from protocols.topics import TopicKind
 
 from ..config import MqttSecurity
 from ..errors import ConfigError
+from ..lifecycle import Health
 from ..metrics import DESIRED_PUBLISHED, INGEST_RECEIVED, MQTT_CONNECTED, MQTT_RECONNECTS
 from ..rollouts import service as rollouts
 from ..services import devices, telemetry
@@ -85,6 +86,8 @@ def parse_mqtt_url(url: str) -> MqttEndpoint:
 
 class MqttAdapter:
     """Connects in the background, retries forever, and never lets a message crash it."""
+
+    name = "mqtt"
 
     def __init__(
         self,
@@ -167,6 +170,12 @@ class MqttAdapter:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    def health(self) -> Health:
+        where = f"{self.endpoint.host}:{self.endpoint.port}"
+        if self.connected:
+            return Health(True, f"connected to {where}")
+        return Health(False, f"not connected to {where} (retrying)")
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)

@@ -17,6 +17,7 @@ from .common import (
     RequestBody,
     RolloutMode,
     Scope,
+    ServiceHealth,
 )
 from .fleet import (
     CameraConfig,
@@ -101,6 +102,7 @@ __all__ = [
     "RolloutPublic",
     "RolloutWavePublic",
     "Scope",
+    "ServiceHealth",
     "Severity",
     "TelemetryWindowPublic",
     "TokenCreate",
