@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from protocols import ModelVersionCreate
+from protocols.api_errors import ClientHints, answered, transport_failed, unreachable
 
 from .errors import RegistryError
 
@@ -26,14 +27,10 @@ class RegisteredVersion:
     response: dict[str, Any]
 
 
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict) and "detail" in body:
-        return str(body["detail"])[:500]
-    return str(body)[:300]
+HINTS = ClientHints(
+    reach="start it with `parkwatch serve`, or point --api-url / PARKWATCH_TRAINER_API_URL at it",
+    token="use a token with the operate scope (--token or PARKWATCH_API_TOKEN)",
+)
 
 
 class RegistryClient:
@@ -73,26 +70,17 @@ class RegistryClient:
         return self._request("POST", path, what, **kwargs)
 
     def _request(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
-        url = f"{self.api_url}{path}"
+        call = f"{what} ({method} {self.api_url}{path})"
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.ConnectError:
-            raise RegistryError(
-                f"cannot reach the control plane at {self.api_url} ({what}): start it with "
-                "`parkwatch serve`, or point --api-url / PARKWATCH_TRAINER_API_URL at it"
-            ) from None
+            raise RegistryError(unreachable(self.api_url, what, HINTS)) from None
         except httpx.HTTPError as exc:
-            raise RegistryError(f"{what} failed: {method} {url}: {exc!r}") from None
-        if response.status_code in (401, 403):
-            raise RegistryError(
-                f"{what}: the control plane at {self.api_url} refused the token "
-                f"({response.status_code}: {_detail(response)}); use a token with the "
-                "operate scope (--token or PARKWATCH_API_TOKEN)"
-            )
+            raise RegistryError(transport_failed(call, exc)) from None
         if response.status_code >= 400:
-            raise RegistryError(
-                f"{what}: {method} {url} answered {response.status_code}: {_detail(response)}"
-            )
+            raise RegistryError(answered(response.status_code, response.content, call=call,
+                                         hints=HINTS, token_sent=True,
+                                         reason=response.reason_phrase))
         return response
 
     def upload_artifact(self, data: bytes) -> str:

@@ -17,9 +17,7 @@ import ssl
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -39,6 +37,7 @@ from protocols import (
     parse_device_topic,
 )
 from protocols.topics import TopicKind
+from protocols.urls import parse_mqtt_url
 
 from ..config import MqttSecurity
 from ..errors import ConfigError
@@ -52,36 +51,6 @@ from .batch import INGESTED_KINDS, Inbound, IngestPipeline, count
 log = logging.getLogger(__name__)
 INGEST_KINDS: tuple[TopicKind, ...] = ("status", "reported", "telemetry", "events")
 FLUSH_TIMEOUT_S = 5.0  # stop(): how long queued messages may take to be written and acked
-
-
-@dataclass(frozen=True)
-class MqttEndpoint:
-    host: str
-    port: int
-    tls: bool
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)  # never in a log line
-
-
-def parse_mqtt_url(url: str) -> MqttEndpoint:
-    """``mqtt://[user:password@]host[:port]`` or ``mqtts://...`` (TLS, default port 8883)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts"):
-        raise ConfigError(f"MQTT URL {url!r} must start with mqtt:// or mqtts://")
-    if not parts.hostname:
-        raise ConfigError(f"MQTT URL {url!r} has no host: use mqtt://host:1883")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"MQTT URL {url!r} has an invalid port") from None
-    tls = parts.scheme == "mqtts"
-    return MqttEndpoint(
-        host=parts.hostname,
-        port=port or (8883 if tls else 1883),
-        tls=tls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
 
 
 class MqttAdapter:
@@ -103,7 +72,10 @@ class MqttAdapter:
         batch_size: int = 20,
         linger_s: float = 0.02,
     ) -> None:
-        self.endpoint = parse_mqtt_url(url)
+        try:
+            self.endpoint = parse_mqtt_url(url)
+        except ProtocolError as exc:
+            raise ConfigError(f"mqtt_url: {exc}") from None
         self.engine = engine
         self.share_group = share_group
         self.subscribe = subscribe
