@@ -10,8 +10,9 @@ from types import FrameType
 import typer
 
 from protocols.logs import configure_logging
+from protocols.urls import redact_url
 
-from .config import AgentSettings, load_settings, redact_url
+from .config import AgentSettings, load_settings
 from .errors import AgentError
 
 app = typer.Typer(help="The edge agent: classify camera frames, report telemetry.",

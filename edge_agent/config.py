@@ -11,10 +11,10 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import (
@@ -33,6 +33,7 @@ from pydantic_settings import (
 
 from protocols import ProtocolError, check_device_id, load_public_key, load_trusted_keys
 from protocols.signing import key_id_of
+from protocols.urls import parse_mqtt_url
 
 from .camera_config import CameraConfig as CameraConfig  # re-exported: the settings API
 from .errors import ConfigError
@@ -46,7 +47,7 @@ def _default_threads() -> int:
 
 @dataclass(frozen=True)
 class MqttTarget:
-    """A parsed ``mqtt://[user:password@]host[:port]`` or ``mqtts://`` URL, with the
+    """The broker to connect to: the parsed ``mqtt_url`` (``protocols.urls``), with the
     TLS files and credentials from the settings."""
 
     host: str
@@ -57,36 +58,6 @@ class MqttTarget:
     ca_file: Path | None = None
     client_cert: Path | None = None
     client_key: Path | None = None
-
-
-def parse_mqtt_url(url: str) -> MqttTarget:
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts"):
-        raise ValueError(f"scheme must be mqtt:// or mqtts://, not {parts.scheme or 'none'!r}")
-    if not parts.hostname:
-        raise ValueError("no host in the MQTT URL")
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"bad port: {exc}") from None
-    tls = parts.scheme == "mqtts"
-    return MqttTarget(
-        host=parts.hostname,
-        port=port or (8883 if tls else 1883),
-        tls=tls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for output that may reach a log)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
 
 
 class AgentSettings(BaseSettings):
@@ -269,12 +240,14 @@ class AgentSettings(BaseSettings):
 
     @property
     def mqtt(self) -> MqttTarget:
-        target = parse_mqtt_url(self.mqtt_url)
-        return replace(
-            target,
-            username=self.mqtt_username or target.username,
+        url = parse_mqtt_url(self.mqtt_url)
+        return MqttTarget(
+            host=url.host,
+            port=url.port,
+            tls=url.tls,
+            username=self.mqtt_username or url.username,
             password=(
-                self.mqtt_password.get_secret_value() if self.mqtt_password else target.password
+                self.mqtt_password.get_secret_value() if self.mqtt_password else url.password
             ),
             ca_file=self.mqtt_ca_file,
             client_cert=self.mqtt_client_cert,

@@ -30,7 +30,6 @@ from protocols import (
     TelemetryWindow,
     Transition,
 )
-from protocols.messages import ReleaseStage
 
 from . import __version__
 from .config import AgentSettings
@@ -38,6 +37,7 @@ from .errors import AgentError, DownloadError, ModelError
 from .events import EventLog
 from .metrics import AgentMetrics
 from .pipeline import InferenceLoop
+from .release_states import RELEASE, ReleaseEvent, advance, begin
 from .releases import InstalledRelease, ReleaseStore, crash_point, write_atomic
 from .runtime import ModelRuntime
 from .samples import SampleUploader
@@ -60,11 +60,6 @@ def _transition(from_id: str | None, to_id: str | None, reason: str,
     """A transition for the reported state, stamped now, its reason cut to the wire limit."""
     return Transition(from_release_id=from_id, to_release_id=to_id, ok=ok,
                       reason=reason[:1024], at=datetime.now(UTC))
-
-
-def _status(release_id: str, model_version: str, stage: ReleaseStage) -> ReleaseStatus:
-    return ReleaseStatus(release_id=release_id, model_version=model_version, stage=stage,
-                         since=datetime.now(UTC))
 
 
 class ReleaseWorker:
@@ -105,7 +100,6 @@ class ReleaseWorker:
     def join(self, timeout: float) -> None:
         self._thread.join(timeout=timeout)
 
-
     # -- boot --------------------------------------------------------------------------------
     def boot(self) -> None:
         """Serve the verified, smoke-tested active release, else the previous one."""
@@ -133,7 +127,7 @@ class ReleaseWorker:
                         release = None
         if release is not None and runtime is not None:
             self.loop.swap(runtime)
-            self._set_active(release, "warmed")
+            self._serve(release, "load", "warm")
             self._previous = self.store.read_pointer().previous
         if reason is not None:
             to_id = release.release_id if release is not None else None
@@ -235,9 +229,9 @@ class ReleaseWorker:
             crash_point("installed")
             manifest = release.manifest
             self._check_agent_version(release)
-            self._set_active(release, "installed", revision)
+            self._serve(release, revision=revision)
             runtime = ModelRuntime(release.model_path, manifest, self.settings.intra_op_threads)
-            self._set_active(release, "loaded", revision)
+            self._advance_active("load", revision)
             runtime.smoke_test()
             crash_point("smoke_tested")
             pointer = self.store.activate(target)
@@ -247,7 +241,7 @@ class ReleaseWorker:
                 self._previous = pointer.previous
                 self._transition = _transition(old.release_id if old else None, target,
                                                "smoke test passed", ok=True)
-            self._set_active(release, "warmed", revision)
+            self._advance_active("warm", revision)
             self.events.emit("activated", release_id=target,
                              detail=f"model version {manifest.model_version}")
             return None
@@ -277,19 +271,17 @@ class ReleaseWorker:
             release = self._install_with_retries(candidate)
             self._check_agent_version(release)
             self.store.pinned = {candidate}
-            runtime = ModelRuntime(release.model_path, release.manifest,
-                                   self.settings.intra_op_threads)
-            runtime.smoke_test()
+            runtime = self._warm(release)
         except (AgentError, ProtocolError, OSError) as exc:
             log.error("shadow candidate %s refused: %s", candidate, exc,
                       extra={"release_id": candidate})
             self.store.pinned = set()
             with self._lock:
-                self._shadow = _status(candidate, "unknown", "failed")
+                self._shadow = begin(candidate, "unknown", "fail")
             return f"shadow candidate refused: {exc}"
         self.loop.set_shadow(runtime, self._shadow_fraction)
         with self._lock:
-            self._shadow = _status(candidate, release.manifest.model_version, "warmed")
+            self._shadow = begin(candidate, release.manifest.model_version, "load", "warm")
         log.info("shadowing", extra={"release_id": candidate, "fraction": self._shadow_fraction})
         return None
 
@@ -331,7 +323,7 @@ class ReleaseWorker:
             if release is None:
                 self._active = None
         if release is not None:
-            self._set_active(release, "rolled_back")
+            self._serve(release, "load", "warm", "roll_back_to")
         else:
             self._publish_reported()
         if self.metrics is not None:
@@ -356,10 +348,21 @@ class ReleaseWorker:
         with self._lock:
             return self._active.release_id if self._active else None
 
-    def _set_active(self, release: InstalledRelease, stage: ReleaseStage,
-                    revision: int | None = None) -> None:
+    def _serve(self, release: InstalledRelease, *events: ReleaseEvent,
+               revision: int | None = None) -> None:
+        """``release`` enters the active slot at ``installed``, moved by ``events``."""
+        self._set_active(begin(release.release_id, release.manifest.model_version, *events),
+                         revision)
+
+    def _advance_active(self, event: ReleaseEvent, revision: int) -> None:
         with self._lock:
-            self._active = _status(release.release_id, release.manifest.model_version, stage)
+            active = self._active
+        assert active is not None  # put there by this thread (``_serve``)
+        self._set_active(advance(active, event), revision)
+
+    def _set_active(self, status: ReleaseStatus, revision: int | None) -> None:
+        with self._lock:
+            self._active = status
             if revision is not None:
                 self._revision = revision
         self._publish_reported()
@@ -382,19 +385,18 @@ class ReleaseWorker:
         changed = False
         with self._lock:
             active, shadow = self._active, self._shadow
-            now = datetime.now(UTC)
-            if active is not None and active.stage in ("warmed", "rolled_back") \
+            if active is not None and RELEASE.allows(active.stage, "pass_window") \
                     and window.release_id == active.release_id:
                 inferred = sum(c.frames_inferred for c in window.cameras)
                 errors = sum(c.errors for c in window.cameras)
                 if errors == 0 and (inferred > 0 or not window.cameras):
-                    self._active = active.model_copy(update={"stage": "healthy", "since": now})
+                    self._active = advance(active, "pass_window")
                     changed = True
             summary = window.shadow
             if shadow is not None and shadow.stage == "warmed" and summary is not None \
                     and summary.release_id == shadow.release_id \
                     and summary.frames_compared > 0 and summary.errors == 0:
-                self._shadow = shadow.model_copy(update={"stage": "healthy", "since": now})
+                self._shadow = advance(shadow, "pass_window")
                 changed = True
         if changed:
             self._publish_reported()

@@ -1,4 +1,4 @@
-"""The release manifest (DESIGN.md section 4) and what it carries."""
+"""The release manifest (docs/architecture.md, "The trust model") and what it carries."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MQTT payload models (DESIGN.md section 3).
+"""MQTT payload models (docs/architecture.md, "The wire contract").
 
 Every payload carries ``schema`` (the protocol version) and is validated on
 receipt with :func:`decode`; anything else raises :class:`ProtocolError`.

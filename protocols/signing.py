@@ -1,4 +1,4 @@
-"""Ed25519 signing of release manifests (DESIGN.md section 4).
+"""Ed25519 signing of release manifests (docs/architecture.md, "The trust model").
 
 The signature covers a domain tag plus the exact manifest bytes that travel,
 so verification never depends on re-serialising JSON the same way twice.

@@ -1,4 +1,6 @@
-"""MQTT topic names (DESIGN.md section 3). All components build topics here."""
+"""MQTT topic names (docs/architecture.md, "The wire contract").
+
+All components build topics here."""
 
 from __future__ import annotations
 

@@ -26,7 +26,6 @@ import numpy as np
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from control_plane.ingest.adapter import parse_mqtt_url
 from protocols import (
     CameraStatus,
     DesiredState,
@@ -44,6 +43,7 @@ from protocols import (
     status_topic,
     telemetry_topic,
 )
+from protocols.urls import parse_mqtt_url
 from scripts.fleet_synth import (
     SimConfig,
     default_profile,

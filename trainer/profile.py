@@ -1,7 +1,7 @@
 """The drift reference profile and the golden inputs, from the fp32 ONNX model.
 
-Agents bin their telemetry with the edges shipped here (DESIGN.md section 5):
-top-class calibrated confidence, the input statistics of
+Agents bin their telemetry with the edges shipped here (docs/architecture.md,
+"Telemetry and drift"): top-class calibrated confidence, the input statistics of
 ``protocols.features`` on the resized RGB input image, and the embedding
 projected on the training set's principal axes.
 """

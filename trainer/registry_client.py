@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from protocols import ModelVersionCreate
+from protocols.api_errors import ClientHints, answered, error_detail, transport_failed, unreachable
 
 from .errors import RegistryError
 
@@ -33,14 +34,7 @@ class RegisteredVersion:
     response: dict[str, Any]
 
 
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict) and "detail" in body:
-        return str(body["detail"])[:500]
-    return str(body)[:300]
+HINTS = ClientHints(reach=URL_FIX, token=TOKEN_FIX)
 
 
 class RegistryClient:
@@ -85,31 +79,18 @@ class RegistryClient:
     ) -> httpx.Response:
         """Send one request; a RegistryError naming the fix for anything but success or
         a status in ``accept``."""
-        url = f"{self.api_url}{path}"
+        call = f"{what} ({method} {self.api_url}{path})"
         try:
             response = self._client.request(method, path, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             why = "no answer" if isinstance(exc, httpx.ConnectTimeout) else "connection failed"
-            raise RegistryError(
-                f"cannot reach the control plane at {self.api_url} ({what}: {why}): {URL_FIX}"
-            ) from None
+            raise RegistryError(unreachable(self.api_url, f"{what}: {why}", HINTS)) from None
         except httpx.HTTPError as exc:
-            raise RegistryError(f"{what} failed: {method} {url}: {exc!r}") from None
-        code = response.status_code
-        if code in accept:
-            return response
-        if code == 401:
-            raise RegistryError(
-                f"{what}: the control plane at {self.api_url} refused the token (401: "
-                f"{_detail(response)}): {TOKEN_FIX}"
-            )
-        if code == 403:
-            raise RegistryError(
-                f"{what}: the token may not do this at {self.api_url} (403: "
-                f"{_detail(response)}): {TOKEN_FIX}"
-            )
-        if code >= 400:
-            raise RegistryError(f"{what}: {method} {url} answered {code}: {_detail(response)}")
+            raise RegistryError(transport_failed(call, exc)) from None
+        if response.status_code >= 400 and response.status_code not in accept:
+            raise RegistryError(answered(response.status_code, response.content, call=call,
+                                         hints=HINTS, token_sent=True,
+                                         reason=response.reason_phrase))
         return response
 
     def check_can_register(self, model_name: str) -> str:
@@ -126,15 +107,15 @@ class RegistryClient:
             status = health.json().get("status")
         except (ValueError, AttributeError):
             status = None
+        detail = error_detail(health.content, health.reason_phrase)
         if status is None:
             raise RegistryError(
                 f"{self.api_url} answers, but not as a parkwatch control plane (GET /healthz: "
-                f"{health.status_code} {_detail(health)[:80]!r}): check --api-url / "
-                "PARKWATCH_API_URL"
+                f"{health.status_code} {detail[:80]!r}): check --api-url / PARKWATCH_API_URL"
             )
         if health.status_code == 503:
             raise RegistryError(
-                f"the control plane at {self.api_url} is degraded ({_detail(health)[:200]}): "
+                f"the control plane at {self.api_url} is degraded ({detail[:200]}): "
                 "see its log, then train again"
             )
         self._request(

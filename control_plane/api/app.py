@@ -1,8 +1,7 @@
 """``create_app(settings)``: the FastAPI app, its lifespan and its error mapping.
 
-The lifespan migrates the store, makes sure a signing key and an admin token
-exist, starts the embedded broker (when no ``mqtt_url`` is set) and the MQTT
-adapter, and stops them in reverse order. ``enable_mqtt=False`` gives a pure
+The lifespan opens the app's state (``state.open_state``: store, keys, the first admin
+token, and the long-running services) and closes it. ``enable_mqtt=False`` gives a pure
 HTTP app for tests and tools: desired states are stored but not published.
 """
 
@@ -19,8 +18,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError
 
-from protocols import DesiredState
-
 from ..config import ControlPlaneSettings
 from ..errors import (
     AuthError,
@@ -33,13 +30,6 @@ from ..errors import (
 )
 from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
 from ..schemas import ErrorBody
-from ..services import auth
-from ..store import db
-from ..store.artifacts import LocalContentStore
-from ..store.db import session_scope
-from ..store.gauges import StoreGauges
-from ..store.keys import Keyring
-from .deps import AppState
 from .routes import (
     alerts,
     aliases,
@@ -62,6 +52,7 @@ from .routes import (
     versions,
     web,
 )
+from .state import close_state, open_state
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
@@ -86,90 +77,6 @@ _STATUS: dict[type[ControlPlaneError], int] = {
 }
 
 
-class _UnpublishedDesired:
-    """The publisher of an app without MQTT: desired states are stored, not sent."""
-
-    def publish_desired(self, state: DesiredState) -> None:
-        log.info(
-            "MQTT disabled: desired state stored, not published",
-            extra={"device_id": state.device_id, "revision": state.revision},
-        )
-
-
-def _startup(settings: ControlPlaneSettings, enable_mqtt: bool, migrate: bool) -> AppState:
-    if settings.role == "ingest":
-        raise ConfigError(
-            "role=ingest has no HTTP API: run it with `parkwatch serve --role ingest`"
-        )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if migrate:
-        db.upgrade(settings.resolved_database_url)
-    engine = db.create_db_engine(settings.resolved_database_url)
-    keyring = Keyring(settings.keys_dir)
-    keyring.init()
-    with session_scope(engine) as session:
-        auth.bootstrap_admin_token(session, settings.admin_token_path)
-    state = AppState(
-        settings=settings,
-        engine=engine,
-        store=LocalContentStore(settings.resolved_artifact_dir),
-        keyring=keyring,
-        publisher=_UnpublishedDesired(),
-        gauges=StoreGauges(engine),
-    )
-    if enable_mqtt:
-        from ..ingest.adapter import MqttAdapter, republish_desired
-
-        api_only = settings.role == "api"
-        if settings.mqtt_url is None:
-            from ..broker.embedded import EmbeddedBroker
-
-            state.broker = EmbeddedBroker(
-                settings.embedded_broker_host, settings.embedded_broker_port
-            )
-            state.broker.start()
-        adapter = MqttAdapter(
-            settings.broker_url,
-            engine,
-            client_id=settings.client_id_for_role(),
-            share_group=settings.ingest_share_group,
-            subscribe=not api_only,  # role=api publishes desired states only
-            clean_session=api_only,
-            on_connected=republish_desired,
-            security=settings.mqtt_security(),
-            batch_size=settings.ingest_batch_size,
-            linger_s=settings.ingest_linger_seconds,
-        )
-        adapter.start()
-        state.mqtt = adapter
-        state.publisher = adapter
-    if settings.drift.analysis_interval_s > 0:  # issue 7: periodic drift reports
-        from ..drift.scheduler import DriftScheduler
-
-        state.extras["drift"] = DriftScheduler(engine, settings.drift, settings.retention)
-        state.extras["drift"].start()
-    if settings.rollout_tick_seconds > 0:  # issue 6: the rollout engine's clock
-        from ..rollouts.runner import RolloutRunner
-
-        state.extras["rollouts"] = RolloutRunner(
-            engine, state.publisher, settings.rollout_tick_seconds
-        )
-        state.extras["rollouts"].start()
-    return state
-
-
-def _shutdown(state: AppState) -> None:
-    if "rollouts" in state.extras:
-        state.extras["rollouts"].stop()
-    if "drift" in state.extras:
-        state.extras["drift"].stop()
-    if state.mqtt is not None:
-        state.mqtt.stop()
-    if state.broker is not None:
-        state.broker.stop()
-    state.engine.dispose()
-
-
 def create_app(
     settings: ControlPlaneSettings, *, enable_mqtt: bool = True, migrate: bool = True
 ) -> FastAPI:
@@ -177,12 +84,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = _startup(settings, enable_mqtt, migrate)
+        state = open_state(settings, enable_mqtt, migrate)
         app.state.parkwatch = state
         try:
             yield
         finally:
-            _shutdown(state)
+            close_state(state)
 
     app = FastAPI(
         title="parkwatch control plane",

@@ -3,53 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from ..config import ControlPlaneSettings
 from ..errors import AuthError
-from ..rollouts.service import DesiredStatePublisher
 from ..services.auth import Principal, authenticate
-from ..services.devices import AgentEndpoints
-from ..store.artifacts import ContentStore
-from ..store.gauges import StoreGauges
-from ..store.keys import Keyring
-from .ratelimit import AuthFailureLimiter, retry_after_header
-
-
-@dataclass
-class AppState:
-    """What the running app holds; built by the lifespan in ``api.app``."""
-
-    settings: ControlPlaneSettings
-    engine: Engine
-    store: ContentStore
-    keyring: Keyring
-    publisher: DesiredStatePublisher
-    mqtt: Any = None  # MqttAdapter when MQTT is enabled
-    broker: Any = None  # EmbeddedBroker when one runs in-process
-    gauges: StoreGauges | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def agent_endpoints(self) -> AgentEndpoints:
-        return AgentEndpoints(
-            control_plane_url=self.settings.resolved_public_url,
-            mqtt_url=self.settings.agent_mqtt_url,
-            trusted_public_keys=[p.decode() for p in self.keyring.public_pems().values()],
-            mqtt_credentials=(
-                self._device_mqtt_login if self.settings.mqtt_device_credentials else None
-            ),
-        )
-
-    def _device_mqtt_login(self, device_id: str, token_id: int) -> tuple[str, str]:
-        from ..broker.acl import device_account, load_secret
-
-        account = device_account(load_secret(self.settings.data_dir), device_id, token_id)
-        return account.username, account.password
+from .ratelimit import retry_after_header
+from .state import AppState
 
 
 def get_state(request: Request) -> AppState:
@@ -76,26 +39,12 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def auth_limiter(state: AppState) -> AuthFailureLimiter:
-    """The app's limiter of authentication failures (made on first use)."""
-    limiter = state.extras.get("auth_limiter")
-    if limiter is None:
-        limiter = state.extras.setdefault(
-            "auth_limiter",
-            AuthFailureLimiter(
-                state.settings.auth_failure_limit, state.settings.auth_failure_window_seconds
-            ),
-        )
-    assert isinstance(limiter, AuthFailureLimiter)
-    return limiter
-
-
 def require(*any_of: str) -> Callable[..., Principal]:
     """A dependency passing when the bearer token holds one of ``any_of`` (401/403 otherwise;
     429 for a client address that failed authentication too often)."""
 
     def dependency(request: Request, session: SessionDep, state: StateDep) -> Principal:
-        limiter = auth_limiter(state)
+        limiter = state.auth_limiter
         client = request.client.host if request.client else "unknown"
         wait = limiter.retry_after(client)
         if wait is not None:

@@ -9,7 +9,7 @@ the next ``mqtt acl``, and rotating the secret changes every password at once.
 
 The password file uses Mosquitto 2's ``$7$`` format (PBKDF2-SHA512, checked
 against ``mosquitto_passwd``); the ACL lets a device write only under its own
-``devices/{id}/`` and read only its own ``desired`` (DESIGN.md section 3).
+``devices/{id}/`` and read only its own ``desired`` (docs/architecture.md, "The wire contract").
 """
 
 from __future__ import annotations

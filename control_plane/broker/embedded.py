@@ -16,11 +16,16 @@ from concurrent.futures import Future
 from typing import Any
 
 from ..errors import ConfigError
+from ..lifecycle import Health
 
 log = logging.getLogger(__name__)
 
 
 class EmbeddedBroker:
+    """An amqtt broker on its own thread and event loop (a ``lifecycle.Service``)."""
+
+    name = "embedded-broker"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
         self.host = host
         self.port = port
@@ -31,6 +36,11 @@ class EmbeddedBroker:
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
+
+    def health(self) -> Health:
+        if self._thread is not None and self._thread.is_alive():
+            return Health(True, f"listening on {self.host}:{self.port}")
+        return Health(False, "not running")
 
     def _config(self) -> dict[str, Any]:
         return {

@@ -9,8 +9,16 @@ from typing import Any
 
 import typer
 
+from protocols.api_errors import ClientHints, answered, transport_failed, unreachable
+
 from ..config import ClientSettings
 from ..errors import ControlPlaneError
+
+HINTS = ClientHints(
+    reach="start it with `parkwatch serve`, or set PARKWATCH_API_URL",
+    token="set PARKWATCH_API_TOKEN, or run where <data_dir>/admin.token is readable "
+    "(PARKWATCH_DATA_DIR)",
+)
 
 
 class CliError(ControlPlaneError):
@@ -41,26 +49,17 @@ class ApiClient:
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx
 
+        call = f"{method} {path}"
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.ConnectError:
-            raise CliError(
-                f"cannot reach {self.base} — start it with `parkwatch serve` "
-                "or set PARKWATCH_API_URL"
-            ) from None
+            raise CliError(unreachable(self.base, call, HINTS)) from None
         except httpx.HTTPError as exc:
-            raise CliError(f"request to {self.base}{path} failed: {exc}") from None
-        if response.status_code == 401 and not self._has_token:
-            raise CliError(
-                "no API token: set PARKWATCH_API_TOKEN, or run where <data_dir>/admin.token "
-                "is readable (PARKWATCH_DATA_DIR)"
-            )
+            raise CliError(transport_failed(f"{call} to {self.base}", exc)) from None
         if response.is_error:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text or response.reason_phrase
-            raise CliError(f"{response.status_code}: {detail}")
+            raise CliError(answered(response.status_code, response.content, call=call,
+                                    hints=HINTS, token_sent=self._has_token,
+                                    reason=response.reason_phrase))
         return response.json() if response.content else None
 
     def get(self, path: str, **params: Any) -> Any:

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     SettingsConfigDict,
 )
+
+from protocols.urls import parse_mqtt_url
 
 from ..errors import ConfigError
 from .drift import DriftSettings
@@ -185,6 +187,13 @@ class ControlPlaneSettings(TomlSettings):
         "on_gate_failure, spread_label and [rollout_policy.gates]; `rollout start` options "
         "override it.",
     )
+
+    @field_validator("mqtt_url", "public_mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_mqtt_url(value)  # its ProtocolError is a ValueError: the error names the key
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""Drift analysis from mergeable telemetry histograms (DESIGN.md section 5).
+"""Drift analysis from mergeable telemetry histograms (docs/drift.md).
 
 ``stats``: the statistics (PSI, Jensen-Shannon, binned KS, chi-square, CBPE estimated
 accuracy) with alarm levels calibrated to the sample size; ``summary`` and ``compare``:

@@ -1,14 +1,13 @@
-"""The periodic work of ``parkwatch serve``: drift analysis, and telemetry retention
-(at its own, longer interval), in one background thread.
+"""The periodic work of ``parkwatch serve``: drift analysis, and telemetry retention (at its
+own, longer interval), in one periodic task.
 
-A failed run (store down, a bad profile) is logged and retried at the next tick;
-it never stops the server.
+A failed run (store down, a bad profile) is logged and retried at the next tick; it
+never stops the server, and a failed analysis does not hold retention back.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from sqlalchemy.engine import Engine
@@ -16,6 +15,7 @@ from sqlmodel import Session
 
 from ..config.drift import DriftSettings
 from ..config.retention import RetentionSettings
+from ..lifecycle import PeriodicTask
 from ..services.telemetry_retention import apply_retention
 from ..store.models import utc_now
 from .analyser import run_analysis
@@ -23,51 +23,33 @@ from .analyser import run_analysis
 log = logging.getLogger(__name__)
 
 
-class DriftScheduler:
-    """Runs ``run_analysis`` every ``settings.analysis_interval_s`` (and retention every
-    ``retention.interval_s``) until ``stop()``."""
+def drift_task(engine: Engine, settings: DriftSettings,
+               retention: RetentionSettings | None = None) -> PeriodicTask:
+    """``run_analysis`` every ``settings.analysis_interval_s``, and retention after it once
+    ``retention.interval_s`` has passed since the last retention."""
+    last_retention = float("-inf")
 
-    def __init__(
-        self, engine: Engine, settings: DriftSettings, retention: RetentionSettings | None = None
-    ) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.retention = retention
-        self._last_retention = float("-inf")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="drift-analysis", daemon=True)
-        self.runs = 0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.settings.analysis_interval_s):
-            try:
-                with Session(self.engine, expire_on_commit=False) as session:
-                    run_analysis(session, self.settings)
-                self.runs += 1
-            except Exception:
-                log.exception("periodic drift analysis failed; retrying at the next tick")
-            self._maybe_retain()
-
-    def _maybe_retain(self) -> None:
-        rs = self.retention
-        if rs is None or not rs.enabled:
+    def retain() -> None:
+        nonlocal last_retention
+        if retention is None or not retention.enabled:
             return
-        if time.monotonic() - self._last_retention < rs.interval_s:
+        if time.monotonic() - last_retention < retention.interval_s:
             return
-        self._last_retention = time.monotonic()
+        last_retention = time.monotonic()
         try:
-            with Session(self.engine, expire_on_commit=False) as session:
-                apply_retention(session, rs, utc_now())
+            with Session(engine, expire_on_commit=False) as session:
+                apply_retention(session, retention, utc_now())
         except Exception:
             log.exception("telemetry retention failed; retrying at the next interval")
 
+    def analyse() -> None:
+        try:
+            with Session(engine, expire_on_commit=False) as session:
+                run_analysis(session, settings)
+        finally:
+            retain()
 
-__all__ = ["DriftScheduler"]
+    return PeriodicTask("drift-analysis", settings.analysis_interval_s, analyse)
+
+
+__all__ = ["drift_task"]

@@ -1,7 +1,7 @@
 """Drift statistics from binned counts (mergeable histograms; no raw values needed).
 
-Each statistic comes with an alarm level calibrated to the sample sizes, as
-DESIGN.md section 5 asks: with no drift, PSI is distributed roughly as
+Each statistic comes with an alarm level calibrated to the sample sizes
+(docs/drift.md): with no drift, PSI is distributed roughly as
 ``(1/n + 1/m) * chi2(bins - 1)``, so its alarm level is that distribution's
 ``1 - alpha`` quantile; the Jensen-Shannon divergence is about PSI / 8 for small
 differences, which gives the JS distance's level; the binned KS statistic is at

@@ -17,9 +17,7 @@ import ssl
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -39,9 +37,11 @@ from protocols import (
     parse_device_topic,
 )
 from protocols.topics import TopicKind
+from protocols.urls import parse_mqtt_url
 
 from ..config import MqttSecurity
 from ..errors import ConfigError
+from ..lifecycle import Health
 from ..metrics import DESIRED_PUBLISHED, INGEST_RECEIVED, MQTT_CONNECTED, MQTT_RECONNECTS
 from ..rollouts import service as rollouts
 from ..services import devices, telemetry
@@ -53,38 +53,10 @@ INGEST_KINDS: tuple[TopicKind, ...] = ("status", "reported", "telemetry", "event
 FLUSH_TIMEOUT_S = 5.0  # stop(): how long queued messages may take to be written and acked
 
 
-@dataclass(frozen=True)
-class MqttEndpoint:
-    host: str
-    port: int
-    tls: bool
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)  # never in a log line
-
-
-def parse_mqtt_url(url: str) -> MqttEndpoint:
-    """``mqtt://[user:password@]host[:port]`` or ``mqtts://...`` (TLS, default port 8883)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts"):
-        raise ConfigError(f"MQTT URL {url!r} must start with mqtt:// or mqtts://")
-    if not parts.hostname:
-        raise ConfigError(f"MQTT URL {url!r} has no host: use mqtt://host:1883")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"MQTT URL {url!r} has an invalid port") from None
-    tls = parts.scheme == "mqtts"
-    return MqttEndpoint(
-        host=parts.hostname,
-        port=port or (8883 if tls else 1883),
-        tls=tls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
-
-
 class MqttAdapter:
     """Connects in the background, retries forever, and never lets a message crash it."""
+
+    name = "mqtt"
 
     def __init__(
         self,
@@ -100,7 +72,10 @@ class MqttAdapter:
         batch_size: int = 20,
         linger_s: float = 0.02,
     ) -> None:
-        self.endpoint = parse_mqtt_url(url)
+        try:
+            self.endpoint = parse_mqtt_url(url)
+        except ProtocolError as exc:
+            raise ConfigError(f"mqtt_url: {exc}") from None
         self.engine = engine
         self.share_group = share_group
         self.subscribe = subscribe
@@ -167,6 +142,12 @@ class MqttAdapter:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    def health(self) -> Health:
+        where = f"{self.endpoint.host}:{self.endpoint.port}"
+        if self.connected:
+            return Health(True, f"connected to {where}")
+        return Health(False, f"not connected to {where} (retrying)")
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)

@@ -1,4 +1,4 @@
-"""The control plane's process entry points; nothing else imports this package.
+"""The control plane's process entry points; only the CLI imports this package.
 
 - ``serve``: ``parkwatch serve``: the HTTP API (with ingest, the embedded broker and the
   periodic tasks in its lifespan), or an ingest-only worker (``--role ingest``);

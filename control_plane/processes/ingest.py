@@ -12,12 +12,11 @@ exposes the worker's Prometheus counters. Windows are written in batches of up t
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from types import FrameType
 
 from ..config import ControlPlaneSettings
 from ..errors import ConfigError
+from ..lifecycle import Services, run_until_signalled
 from ..store import db
 
 log = logging.getLogger(__name__)
@@ -29,7 +28,6 @@ def run_ingest(settings: ControlPlaneSettings, stop: threading.Event | None = No
 
     if settings.mqtt_url is None:
         raise ConfigError("role=ingest needs mqtt_url: the broker the devices publish to")
-    stop = stop or threading.Event()
     db.upgrade(settings.resolved_database_url)
     engine = db.create_db_engine(settings.resolved_database_url)
     if settings.metrics_port is not None:
@@ -37,6 +35,7 @@ def run_ingest(settings: ControlPlaneSettings, stop: threading.Event | None = No
 
         start_http_server(settings.metrics_port, addr=settings.host)
     client_id = settings.client_id_for_role()
+    services = Services()
     adapter = MqttAdapter(
         settings.broker_url,
         engine,
@@ -46,15 +45,7 @@ def run_ingest(settings: ControlPlaneSettings, stop: threading.Event | None = No
         batch_size=settings.ingest_batch_size,
         linger_s=settings.ingest_linger_seconds,
     )
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("ingest worker stopping", extra={"signal": signum})
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-    adapter.start()
+    services.start(adapter)
     log.info(
         "ingest worker started",
         extra={
@@ -64,8 +55,8 @@ def run_ingest(settings: ControlPlaneSettings, stop: threading.Event | None = No
         },
     )
     try:
-        stop.wait()
+        run_until_signalled("ingest worker", stop)
     finally:
-        adapter.stop()
+        services.stop()
         engine.dispose()
         log.info("ingest worker stopped")

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
-from types import FrameType
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from ..config import ControlPlaneSettings
 from ..errors import ControlPlaneError
+from ..lifecycle import PeriodicTask, Services, run_until_signalled
 from ..retraining.jobs import WorkerContext, fail_stale_jobs, run_round
+from ..rollouts.service import DesiredStatePublisher
 from ..store import db
 from ..store.artifacts import LocalContentStore
 from ..store.keys import Keyring
@@ -24,21 +25,12 @@ from ..store.keys import Keyring
 log = logging.getLogger(__name__)
 
 
-def worker_context(settings: ControlPlaneSettings) -> WorkerContext:
-    """Open the store, keys and (MQTT) publisher the worker uses."""
-    from ..ingest.adapter import MqttAdapter
-
-    db.upgrade(settings.resolved_database_url)
-    engine = db.create_db_engine(settings.resolved_database_url)
+def worker_context(settings: ControlPlaneSettings, engine: Engine,
+                   publisher: DesiredStatePublisher) -> WorkerContext:
+    """The store, keys, publisher and API token a round uses."""
     keyring = Keyring(settings.keys_dir)
     keyring.init()
     token = os.environ.get("PARKWATCH_API_TOKEN") or _admin_token(settings)
-    publisher = MqttAdapter(settings.broker_url, engine,
-                            client_id=f"parkwatch-worker-{os.getpid()}", subscribe=False,
-                            clean_session=True, security=settings.mqtt_security())
-    publisher.start()
-    if not publisher.wait_connected(10.0):
-        log.warning("worker: broker not reachable yet; desired states go out on reconnect")
     return WorkerContext(settings, engine, LocalContentStore(settings.resolved_artifact_dir),
                          keyring, publisher, token)
 
@@ -57,24 +49,30 @@ def run_worker(
     settings: ControlPlaneSettings, *, once: bool = False, stop: threading.Event | None = None
 ) -> None:
     """Check triggers and run queued jobs until SIGTERM/SIGINT (or one round with ``once``)."""
-    stop = stop or threading.Event()
-    ctx = worker_context(settings)
+    from ..ingest.adapter import MqttAdapter
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("worker stopping", extra={"signal": signum})
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+    db.upgrade(settings.resolved_database_url)
+    engine = db.create_db_engine(settings.resolved_database_url)
+    services = Services()
     try:
-        with Session(ctx.engine, expire_on_commit=False) as session:
+        publisher = services.start(MqttAdapter(
+            settings.broker_url, engine, client_id=f"parkwatch-worker-{os.getpid()}",
+            subscribe=False, clean_session=True, security=settings.mqtt_security()))
+        if not publisher.wait_connected(10.0):
+            log.warning("worker: broker not reachable yet; desired states go out on reconnect")
+        ctx = worker_context(settings, engine, publisher)
+        with Session(engine, expire_on_commit=False) as session:
             fail_stale_jobs(session, settings.worker.trainer_timeout_s)
-        while not stop.is_set():
-            run_round(ctx)
-            if once:
-                break
-            stop.wait(settings.worker.poll_interval_s)
+        # Rounds run on this thread, so a signal lets the round (and its trainer) finish.
+        rounds = PeriodicTask("retraining", settings.worker.poll_interval_s,
+                              lambda: run_round(ctx), run_at_start=True)
+        if once:
+            rounds.run_once()
+        else:
+            run_until_signalled("worker", stop, main=rounds)
     finally:
-        getattr(ctx.publisher, "stop", lambda: None)()
-        ctx.engine.dispose()
+        services.stop()
+        engine.dispose()
+
+
+__all__ = ["run_worker", "worker_context"]

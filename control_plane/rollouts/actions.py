@@ -18,17 +18,18 @@ from ..config.rollout_policy import RolloutPolicy
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
 from ..services import audit, releases
 from ..store.models import Device, Rollout, RolloutDevice, RolloutWave, utc_now
-from .engine import (
+from .engine import lock_rollout, revert, rows_of, tick, waves_of
+from .states import (
     ACTIVE_STATES,
+    DEVICE,
     OWNING_ROW_STATES,
     RELEASED_ROW_STATES,
-    lock_rollout,
-    revert,
-    rows_of,
-    set_row,
-    tick,
-    touch,
-    waves_of,
+    ROLLOUT,
+    WAVE,
+    RolloutEvent,
+    move_device,
+    move_rollout,
+    move_wave,
 )
 from .waves import Candidate, assign_waves
 
@@ -54,7 +55,7 @@ def create(
     waves = assign_waves(candidates, policy.waves, policy.spread_label)
     now = utc_now()
     rollout = Rollout(rollout_id=f"ro-{secrets.token_hex(6)}", release_id=release_id,
-                      mode=mode, state="in_progress", created_by=who,
+                      mode=mode, state=ROLLOUT.initial, created_by=who,
                       policy=policy.model_dump(mode="json"), current_wave=1)
     session.add(rollout)
     session.flush()
@@ -65,12 +66,12 @@ def create(
         rollout.current_wave = 0
     for n in numbers:
         count = sum(1 for w in waves.values() if w == (1 if n == 0 else n))
-        session.add(RolloutWave(rollout_id=rollout.rollout_id, number=n, state="planned",
+        session.add(RolloutWave(rollout_id=rollout.rollout_id, number=n, state=WAVE.initial,
                                 mode="shadow" if n == 0 or mode == "shadow" else "active",
                                 device_count=count))
     for device_id in ids:
         session.add(RolloutDevice(rollout_id=rollout.rollout_id, device_id=device_id,
-                                  wave=waves[device_id], state="planned", revision=0,
+                                  wave=waves[device_id], state=DEVICE.initial, revision=0,
                                   updated_at=now))
     audit.record(session, who, "rollout.start", f"rollout:{rollout.rollout_id}",
                  release_id=release_id, mode=mode, devices=ids[:1000], device_count=len(ids),
@@ -106,7 +107,7 @@ def _take_over(
         )
     old_ids = set()
     for row, ro in busy:
-        set_row(row, "superseded", f"superseded by {new_id}", now)
+        move_device(row, "supersede", now, f"superseded by {new_id}")
         session.add(row)
         old_ids.add(ro.rollout_id)
     session.flush()
@@ -114,7 +115,7 @@ def _take_over(
         old = lock_rollout(session, old_id)
         if old is not None and not any(r.state in OWNING_ROW_STATES
                                        for r in rows_of(session, old_id)):
-            touch(old, "superseded", now, f"superseded by {new_id}")
+            move_rollout(old, "supersede", now, f"superseded by {new_id}")
             session.add(old)
 
 
@@ -133,17 +134,19 @@ def _current_wave(session: Session, rollout: Rollout) -> RolloutWave:
     return wave
 
 
-def _require(rollout: Rollout, states: Sequence[str], action: str) -> None:
-    if rollout.state not in states:
+def _require(rollout: Rollout, event: RolloutEvent, action: str) -> None:
+    """Refuse (409) an action the rollout's table does not allow from its state."""
+    if not ROLLOUT.allows(rollout.state, event):
+        states = sorted(ROLLOUT.moves[event].sources)
         raise ConflictError(f"cannot {action} rollout {rollout.rollout_id}: it is "
                             f"{rollout.state} (only when {' or '.join(states)})")
 
 
 def pause(session: Session, rollout_id: str, *, who: str, reason: str | None) -> None:
     rollout = _locked(session, rollout_id)
-    _require(rollout, ("in_progress", "awaiting_approval"), "pause")
+    _require(rollout, "pause", "pause")
     now = utc_now()
-    touch(rollout, "paused", now, f"paused by {who}" + (f": {reason}" if reason else ""))
+    move_rollout(rollout, "pause", now, f"paused by {who}" + (f": {reason}" if reason else ""))
     session.add(rollout)
     audit.record(session, who, "rollout.pause", f"rollout:{rollout_id}", reason=reason)
 
@@ -152,20 +155,21 @@ def resume(session: Session, rollout_id: str, *, who: str, reason: str | None
            ) -> list[DesiredState]:
     """Go on; a failed (or rolled-back) wave starts again from the beginning."""
     rollout = _locked(session, rollout_id)
-    _require(rollout, ("paused",), "resume")
+    _require(rollout, "resume", "resume")
     now = utc_now()
     wave = _current_wave(session, rollout)
-    retried = wave.state in ("failed", "rolled_back")
+    retried = WAVE.allows(wave.state, "retry")
     if retried:
         number = 1 if wave.number == 0 else wave.number
         for row in rows_of(session, rollout_id):
-            if row.wave == number and row.state not in ("superseded", "cancelled"):
-                set_row(row, "planned", f"wave {wave.number} retried by {who}", now)
+            if row.wave == number and DEVICE.allows(row.state, "retry"):
+                move_device(row, "retry", now, f"wave {wave.number} retried by {who}")
                 row.released_at = row.acked_at = None
                 session.add(row)
-        wave.state, wave.started_at, wave.finished_at, wave.gates = "planned", None, None, None
+        move_wave(wave, "retry", now)
+        wave.gates = None
         session.add(wave)
-    touch(rollout, "in_progress", now)
+    move_rollout(rollout, "resume", now)
     session.add(rollout)
     audit.record(session, who, "rollout.resume", f"rollout:{rollout_id}",
                  reason=reason, retried_wave=wave.number if retried else None)
@@ -177,12 +181,12 @@ def approve(session: Session, rollout_id: str, *, who: str, reason: str | None
             ) -> list[DesiredState]:
     """Let the rollout go beyond its approval wave; recorded with who and when."""
     rollout = _locked(session, rollout_id)
-    _require(rollout, ("awaiting_approval",), "approve")
+    _require(rollout, "approve", "approve")
     now = utc_now()
     wave = _current_wave(session, rollout)
     wave.approved_by, wave.approved_at = who[:128], now
     session.add(wave)
-    touch(rollout, "in_progress", now)
+    move_rollout(rollout, "approve", now)
     session.add(rollout)
     audit.record(session, who, "rollout.approve", f"rollout:{rollout_id}",
                  wave=wave.number, reason=reason)
@@ -193,10 +197,10 @@ def approve(session: Session, rollout_id: str, *, who: str, reason: str | None
 def abort(session: Session, rollout_id: str, *, who: str, reason: str | None) -> None:
     """Stop here: no further device gets the release; those that have it keep it."""
     rollout = _locked(session, rollout_id)
-    _require(rollout, sorted(ACTIVE_STATES), "abort")
+    _require(rollout, "abort", "abort")
     now = utc_now()
     _cancel_rest(session, rollout_id, f"aborted by {who}", now)
-    touch(rollout, "aborted", now, f"aborted by {who}" + (f": {reason}" if reason else ""))
+    move_rollout(rollout, "abort", now, f"aborted by {who}" + (f": {reason}" if reason else ""))
     session.add(rollout)
     audit.record(session, who, "rollout.abort", f"rollout:{rollout_id}", reason=reason)
 
@@ -205,7 +209,7 @@ def rollback(session: Session, rollout_id: str, *, who: str, reason: str | None
              ) -> list[DesiredState]:
     """Every device that got the release goes back to what it ran before."""
     rollout = _locked(session, rollout_id)
-    _require(rollout, [*sorted(ACTIVE_STATES), "completed", "aborted"], "roll back")
+    _require(rollout, "roll_back", "roll back")
     now = utc_now()
     out = []
     for row in rows_of(session, rollout_id):
@@ -214,7 +218,7 @@ def rollback(session: Session, rollout_id: str, *, who: str, reason: str | None
             if state is not None:
                 out.append(state)
     _cancel_rest(session, rollout_id, f"rolled back by {who}", now)
-    touch(rollout, "rolled_back", now, reason)
+    move_rollout(rollout, "roll_back", now, reason)
     session.add(rollout)
     audit.record(session, who, "rollout.rollback", f"rollout:{rollout_id}",
                  reason=reason, devices=len(out))
@@ -223,10 +227,10 @@ def rollback(session: Session, rollout_id: str, *, who: str, reason: str | None
 
 def _cancel_rest(session: Session, rollout_id: str, why: str, now: Any) -> None:
     for row in rows_of(session, rollout_id):
-        if row.state == "planned":
-            set_row(row, "cancelled", why, now)
+        if DEVICE.allows(row.state, "cancel"):
+            move_device(row, "cancel", now, why)
             session.add(row)
     for wave in waves_of(session, rollout_id):
-        if wave.state in ("planned", "running"):
-            wave.state, wave.finished_at = "cancelled", now
+        if WAVE.allows(wave.state, "cancel"):
+            move_wave(wave, "cancel", now)
             session.add(wave)

@@ -12,12 +12,8 @@ Each call locks the rollout's row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLi
 has one writer), so several API processes may tick the same rollouts. Functions
 return the desired states to publish: the caller commits first, then publishes.
 
-Rollout states: ``in_progress``, ``awaiting_approval``, ``paused`` (active), and
-``completed``, ``aborted``, ``rolled_back``, ``superseded`` (final).
-Device rows: ``planned -> pending -> acknowledged``; ``pending -> failed | expired``;
-``expired -> acknowledged`` (late); any of the first three ``-> superseded``;
-released rows ``-> rolled_back``; ``planned -> cancelled``.
-Waves: ``planned -> running -> passed | failed -> rolled_back``; ``-> cancelled``.
+Every change of a rollout's, a wave's or a device row's state is a move of its table
+(``states.py``).
 """
 
 from __future__ import annotations
@@ -43,14 +39,18 @@ from ..store.models import (
 from . import gates
 from .policy import policy_of
 from .report import judge_report
+from .states import (
+    DEVICE,
+    RELEASED_ROW_STATES,
+    move_device,
+    move_rollout,
+    move_wave,
+)
 from .waves import release_budget
 
 log = logging.getLogger(__name__)
 
 ENGINE = "rollout-engine"  # the "who" of automatic actions in the audit log
-ACTIVE_STATES = frozenset({"in_progress", "awaiting_approval", "paused"})
-OWNING_ROW_STATES = frozenset({"planned", "pending", "acknowledged"})
-RELEASED_ROW_STATES = frozenset({"pending", "acknowledged", "failed", "expired"})
 
 
 def desired_of(session: Session, device: Device) -> DesiredState:
@@ -106,15 +106,6 @@ def wave_rows(rows: Sequence[RolloutDevice], wave: RolloutWave) -> list[RolloutD
     return [r for r in rows if r.wave == number]
 
 
-def set_row(row: RolloutDevice, state: str, detail: str, now: datetime) -> None:
-    row.state, row.detail, row.updated_at = state, detail[:1024], now
-
-
-def touch(rollout: Rollout, state: str, now: datetime, reason: str | None = None) -> None:
-    rollout.state, rollout.updated_at = state, now
-    rollout.paused_reason = reason[:1024] if reason else None
-
-
 # -- desired states --------------------------------------------------------------------------
 def release_to(
     session: Session, rollout: Rollout, wave: RolloutWave, row: RolloutDevice, now: datetime
@@ -132,7 +123,7 @@ def release_to(
     device.desired_issued_at = now
     session.add(device)
     row.revision, row.released_at, row.acked_at = device.desired_revision, now, None
-    set_row(row, "pending", f"sent in wave {wave.number} ({wave.mode})", now)
+    move_device(row, "release", now, f"sent in wave {wave.number} ({wave.mode})")
     session.add(row)
     return desired_of(session, device)
 
@@ -151,8 +142,8 @@ def revert(
     device.desired_issued_at = now
     session.add(device)
     back = row.fallback_release_id or "nothing (no previous release; it keeps what it runs)"
-    if row.state in ("pending", "acknowledged"):
-        set_row(row, "rolled_back", f"{why}; back to {back}", now)
+    if DEVICE.allows(row.state, "roll_back"):
+        move_device(row, "roll_back", now, f"{why}; back to {back}")
     else:
         row.detail = f"{row.detail or row.state}; {why}; back to {back}"[:1024]
         row.updated_at = now
@@ -180,17 +171,16 @@ def record_report(session: Session, device: Device, reported: ReportedState) -> 
     verdict = judge_report(rollout.release_id, mode, reported)
     if verdict is None:
         return None
-    allowed = {"acknowledged": ("pending", "expired"), "failed": ("pending", "acknowledged")}
-    if row.state not in allowed.get(verdict.state, ()):
+    if not DEVICE.allows(row.state, verdict.event):
         return None
     now = utc_now()
-    set_row(row, verdict.state, verdict.detail, now)
-    if verdict.state == "acknowledged":
+    move_device(row, verdict.event, now, verdict.detail)
+    if verdict.event == "acknowledge":
         row.acked_at = now
     session.add(row)
-    log.info("rollout device %s", verdict.state,
+    log.info("rollout device %s", row.state,
              extra={"rollout_id": rollout.rollout_id, "detail": verdict.detail})
-    return verdict.state
+    return row.state
 
 
 # -- the tick ----------------------------------------------------------------------------------
@@ -208,10 +198,10 @@ def tick(session: Session, rollout_id: str, now: datetime | None = None) -> list
         device = devices[row.device_id]
         late = gates.overdue(_progress(row, device), policy.gates, now)
         if late == "failed":
-            set_row(row, "failed", f"no acknowledgement within {policy.gates.ack_timeout_s:g}s",
-                    now)
+            move_device(row, "fail", now,
+                        f"no acknowledgement within {policy.gates.ack_timeout_s:g}s")
         elif late == "expired":
-            set_row(row, "expired", "offline past the deadline", now)
+            move_device(row, "expire", now, "offline past the deadline")
         if late:
             session.add(row)
     waves = waves_of(session, rollout_id)
@@ -223,10 +213,10 @@ def tick(session: Session, rollout_id: str, now: datetime | None = None) -> list
             return out
         if wave.state == "planned":
             if _needs_approval(policy, wave):
-                touch(rollout, "awaiting_approval", now,
-                      f"wave {wave.number} waits for `parkwatch rollout approve`")
+                move_rollout(rollout, "wait_for_approval", now,
+                             f"wave {wave.number} waits for `parkwatch rollout approve`")
                 break
-            wave.state, wave.started_at = "running", now
+            move_wave(wave, "start", now)
         if wave.state == "running":
             out += _release_due(session, rollout, policy, wave, wave_rows(rows, wave), now)
             results = _evaluate(session, rollout, policy, wave, rows, devices, now)
@@ -237,7 +227,7 @@ def tick(session: Session, rollout_id: str, now: datetime | None = None) -> list
             if verdict == "failed":
                 out += _fail_wave(session, rollout, policy, wave, rows, results, now)
                 break
-            wave.state, wave.finished_at = "passed", now
+            move_wave(wave, "pass", now)
             session.add(wave)
             log.info("rollout wave passed",
                      extra={"rollout_id": rollout_id, "wave": wave.number})
@@ -247,7 +237,7 @@ def tick(session: Session, rollout_id: str, now: datetime | None = None) -> list
             _reset_after_shadow(wave, rows, now)
             continue
         if not any(r.state == "pending" for r in rows):
-            touch(rollout, "completed", now)
+            move_rollout(rollout, "complete", now)
             log.info("rollout completed", extra={"rollout_id": rollout_id})
         break
     for wave in waves:
@@ -348,7 +338,7 @@ def _fail_wave(
 ) -> list[DesiredState]:
     failed = [r for r in results if r.status == "fail"]
     reason = f"wave {wave.number} failed gate {failed[0].name}: {failed[0].detail}"
-    wave.state, wave.finished_at = "failed", now
+    move_wave(wave, "fail", now)
     out: list[DesiredState] = []
     if policy.on_gate_failure == "rollback":
         for row in wave_rows(rows, wave):
@@ -356,9 +346,9 @@ def _fail_wave(
                 state = revert(session, rollout, row, now, f"wave {wave.number} failed its gates")
                 if state is not None:
                     out.append(state)
-        wave.state = "rolled_back"
+        move_wave(wave, "roll_back", now)
         reason += "; the wave was rolled back"
-    touch(rollout, "paused", now, reason)
+    move_rollout(rollout, "fail_gate", now, reason)
     audit.record(session, ENGINE, "rollout.gate_failed", f"rollout:{rollout.rollout_id}",
                  wave=wave.number, gates=[r.as_dict() for r in failed],
                  rolled_back=policy.on_gate_failure == "rollback")
@@ -371,6 +361,6 @@ def _reset_after_shadow(wave: RolloutWave, rows: Sequence[RolloutDevice], now: d
     if wave.number != 0:
         return
     for row in wave_rows(rows, wave):
-        if row.state in ("pending", "acknowledged"):
-            set_row(row, "planned", "shadow phase passed", now)
+        if DEVICE.allows(row.state, "shadow_passed"):
+            move_device(row, "shadow_passed", now, "shadow phase passed")
             row.released_at = row.acked_at = None

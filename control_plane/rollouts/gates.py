@@ -11,7 +11,7 @@ sent ``min_windows`` windows of the new release:
   same frames);
 - ``class_shift``: PSI between the predicted-class distributions, failing only when
   above both ``max_class_psi`` and the null level for these sample sizes (with no
-  shift, PSI ~ (1/n + 1/m) * chi2(k - 1); DESIGN.md section 5);
+  shift, PSI ~ (1/n + 1/m) * chi2(k - 1); docs/drift.md);
 - ``agreement`` (shadow mode): share of frames where candidate and serving model agree.
 """
 

@@ -36,14 +36,13 @@ from ..schemas.rollouts import (
 )
 from ..store.models import Device, Rollout, RolloutDevice, RolloutWave
 from . import actions, engine
-from .engine import ACTIVE_STATES, desired_of
+from .engine import desired_of
 from .policy import policy_of
-from .report import DEVICE_TRANSITIONS, Verdict, can_move, judge_report
+from .states import ACTIVE_STATES
 
 __all__ = [
-    "DEVICE_TRANSITIONS", "DesiredStatePublisher", "Verdict", "can_move", "current_desired_states",
-    "desired_of", "get_rollout", "judge_report", "list_rollouts", "on_reported", "rollout_state",
-    "start_rollout", "tick_all",
+    "DesiredStatePublisher", "act", "current_desired_states", "desired_of", "get_rollout",
+    "list_rollouts", "on_reported", "rollout_state", "start_rollout", "tick_all",
 ]
 log = logging.getLogger(__name__)
 Action = Literal["pause", "resume", "approve", "abort", "rollback"]

@@ -4,6 +4,7 @@ Tables are in ``store.models``; the wire messages agents send are in ``protocols
 Import from here: every public name of the modules below is re-exported.
 """
 
+from ..services.states import AlertState, JobStatus
 from .access import KeyPublic, TokenCreate, TokenCreated, TokenPublic
 from .common import (
     AuditEntryPublic,
@@ -16,6 +17,7 @@ from .common import (
     RequestBody,
     RolloutMode,
     Scope,
+    ServiceHealth,
 )
 from .fleet import (
     CameraConfig,
@@ -29,12 +31,10 @@ from .fleet import (
 )
 from .loop import (
     AlertPublic,
-    AlertState,
     AlertUpdate,
     DriftReportPublic,
     JobCreate,
     JobPublic,
-    JobStatus,
     JobTrigger,
     JobUpdate,
     Severity,
@@ -102,6 +102,7 @@ __all__ = [
     "RolloutPublic",
     "RolloutWavePublic",
     "Scope",
+    "ServiceHealth",
     "Severity",
     "TelemetryWindowPublic",
     "TokenCreate",

@@ -50,9 +50,19 @@ class AuditEntryPublic(BaseModel):
     detail: dict[str, Any]
 
 
+class ServiceHealth(BaseModel):
+    ok: bool
+    detail: str
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     version: str
     database: Literal["ok", "error"]
     mqtt: Literal["connected", "disconnected", "disabled"]
     embedded_broker: bool
+    services: dict[str, ServiceHealth] = Field(
+        default_factory=dict,
+        description="This process's long-running parts (broker, MQTT, drift analysis, rollout "
+        "engine): whether each is running and how its last run went.",
+    )

@@ -7,15 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ..services.states import JobStatus
 from .common import Name, RequestBody
-
-AlertState = Literal["open", "acknowledged", "resolved"]
-
 
 Severity = Literal["info", "warning", "critical"]
 
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 JobTrigger = Literal["manual", "drift", "accuracy", "new_data", "schedule"]

@@ -19,19 +19,13 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from ..errors import ConflictError, NotFoundError
-from ..schemas import AlertPublic, AlertState, DriftReportPublic, Severity
+from ..schemas import AlertPublic, DriftReportPublic, Severity
 from ..store.models import Alert, DriftReport, utc_now
 from . import audit
+from .states import ALERT, AlertState
 
 log = logging.getLogger(__name__)
 ANALYSIS = "drift-analysis"  # who: the audit name of automatic changes
-
-ALERT_TRANSITIONS: dict[str, frozenset[str]] = {
-    "open": frozenset({"acknowledged", "resolved"}),
-    "acknowledged": frozenset({"resolved"}),
-    "resolved": frozenset(),
-}
-
 
 def record_drift_report(
     session: Session,
@@ -76,7 +70,7 @@ def raise_alert(
     row = Alert(
         kind=kind[:32],
         severity=severity,
-        state="open",
+        state=ALERT.initial,
         message=message[:1024],
         device_id=device_id,
         release_id=release_id,
@@ -99,10 +93,11 @@ def update_alert(
     session: Session, alert_id: int, state: AlertState, note: str | None, *, who: str
 ) -> Alert:
     row = get_alert(session, alert_id)
-    if state not in ALERT_TRANSITIONS[row.state]:
+    event = ALERT.event_to(row.state, state)
+    if event is None:
         raise ConflictError(f"alert {alert_id} is {row.state}; it cannot become {state}")
     before = row.state
-    row.state, row.updated_at, row.updated_by = state, utc_now(), who
+    row.state, row.updated_at, row.updated_by = ALERT.next(row.state, event), utc_now(), who
     session.add(row)
     audit.record(session, who, f"alert.{state}", f"alert:{alert_id}", from_state=before, note=note)
     session.commit()
@@ -243,7 +238,7 @@ def reconcile_alert(
         session.flush()
         return AlertChange("updated", alert_public(row))
     before = row.state
-    row.state, row.updated_at, row.updated_by = "resolved", now, ANALYSIS
+    row.state, row.updated_at, row.updated_by = ALERT.next(row.state, "resolve"), now, ANALYSIS
     row.detail = {**row.detail, "resolved_because": message[:1024]}
     session.add(row)
     session.flush()

@@ -1,9 +1,6 @@
 """Training jobs: created by an operator or a retraining trigger; the trainer reports
-status and progress back (``PATCH /api/v1/jobs/{id}``).
-
-    queued -> running | failed | cancelled
-    running -> running (progress) | succeeded | failed | cancelled
-    succeeded, failed, cancelled: final
+status and progress back (``PATCH /api/v1/jobs/{id}``). The moves a status report may
+make are the table ``states.JOB``.
 """
 
 from __future__ import annotations
@@ -17,15 +14,9 @@ from ..errors import ConflictError, InvalidRequestError, NotFoundError
 from ..schemas import JobCreate, JobPublic, JobUpdate
 from ..store.models import TrainingJob, utc_now
 from . import audit
+from .states import JOB
 
-JOB_TRANSITIONS: dict[str, frozenset[str]] = {
-    "queued": frozenset({"running", "failed", "cancelled"}),
-    "running": frozenset({"running", "succeeded", "failed", "cancelled"}),
-    "succeeded": frozenset(),
-    "failed": frozenset(),
-    "cancelled": frozenset(),
-}
-FINAL = frozenset({"succeeded", "failed", "cancelled"})
+FINAL = JOB.final()  # succeeded, failed, cancelled
 
 
 def create_job(session: Session, body: JobCreate, *, who: str) -> TrainingJob:
@@ -33,7 +24,7 @@ def create_job(session: Session, body: JobCreate, *, who: str) -> TrainingJob:
         job_id=f"job-{secrets.token_hex(6)}",
         model_name=body.model_name,
         trigger=body.trigger,
-        status="queued",
+        status=JOB.initial,
         dataset_version=body.dataset_version,
         params=dict(body.params),
         created_by=who,
@@ -60,7 +51,8 @@ def update_job(session: Session, job_id: str, body: JobUpdate, *, who: str) -> T
         raise InvalidRequestError("nothing to update: send status, progress, stage or message")
     row = get_job(session, job_id)
     new = body.status or row.status
-    if row.status in FINAL or (body.status is not None and new not in JOB_TRANSITIONS[row.status]):
+    event = JOB.event_to(row.status, new) if body.status is not None else None
+    if row.status in FINAL or (body.status is not None and event is None):
         raise ConflictError(
             f"job {job_id} is {row.status}; it cannot become {new} "
             "(create a new job to train again)"
@@ -72,7 +64,8 @@ def update_job(session: Session, job_id: str, body: JobUpdate, *, who: str) -> T
         row.finished_at = now
         if new == "succeeded":
             row.progress = 1.0
-    row.status = new
+    if event is not None:
+        row.status = JOB.next(row.status, event)
     if body.progress is not None and new not in FINAL:
         row.progress = max(row.progress, body.progress)  # progress never goes back
     for name in ("stage", "message", "result_version"):

@@ -16,26 +16,24 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from ..metrics import ALERTS_OPEN, DEVICES, DEVICES_ONLINE, ROLLOUT_DEVICES, ROLLOUTS
-from ..rollouts.service import DEVICE_TRANSITIONS
+from ..rollouts.states import DEVICE, ROLLOUT
 from .models import Alert, Device, Rollout, RolloutDevice
 
 log = logging.getLogger(__name__)
-# Every state of the rollout engine (rollouts/states.py), so each has a series
-# from the first scrape on, zero until a rollout reaches it.
-ROLLOUT_STATES = ("in_progress", "awaiting_approval", "paused", "completed", "aborted",
-                  "rolled_back", "superseded")
+# Every state of the rollout machines (rollouts/states.py) has a series from the first
+# scrape on, zero until a rollout reaches it.
 SEVERITIES = ("info", "warning", "critical")
 
 
 def refresh(session: Session) -> None:
     """Set every store gauge from one consistent read."""
     counts = dict(session.exec(select(Rollout.state, func.count()).group_by(Rollout.state)).all())
-    for state in sorted(set(ROLLOUT_STATES) | set(counts)):
+    for state in sorted(ROLLOUT.states | set(counts)):
         ROLLOUTS.labels(state).set(counts.get(state, 0))
     per_device = dict(
         session.exec(select(RolloutDevice.state, func.count()).group_by(RolloutDevice.state)).all()
     )
-    for state in sorted(set(DEVICE_TRANSITIONS) | set(per_device)):
+    for state in sorted(DEVICE.states | set(per_device)):
         ROLLOUT_DEVICES.labels(state).set(per_device.get(state, 0))
     DEVICES.set(session.exec(select(func.count()).select_from(Device)).one())
     DEVICES_ONLINE.set(

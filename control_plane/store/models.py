@@ -148,7 +148,7 @@ class Rollout(SQLModel, table=True):
     created_by: str = Field(max_length=128)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
-    # Issue 6: the ``RolloutPolicy`` it runs under (null: rows from before waves existed),
+    # The ``RolloutPolicy`` it runs under (null: rows from before waves existed),
     # the wave it is in, and why it is paused.
     policy: dict[str, Any] | None = _json(nullable=True)
     current_wave: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
@@ -188,7 +188,7 @@ class RolloutDevice(SQLModel, table=True):
     revision: int = Field(sa_type=sa.BigInteger)
     detail: str | None = Field(default=None, max_length=1024)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
-    # Issue 6: when the desired state went out, when the device acknowledged it, and the
+    # When the desired state went out, when the device acknowledged it, and the
     # release it ran before (what a rollback returns it to).
     released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     acked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -377,7 +377,7 @@ class Sample(SQLModel, table=True):
     status: str = Field(default="new", max_length=16)
     label: str | None = Field(default=None, max_length=64)
     note: str | None = Field(default=None, max_length=1024)
-    # Issue 7: the dataset version a labelled sample went into (null: not used yet).
+    # The dataset version a labelled sample went into (null: not used yet).
     dataset_version: str | None = Field(default=None, max_length=128, index=True)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)

@@ -1,4 +1,4 @@
-"""The whole loop with real processes (issue 2, point 6).
+"""The whole loop with real processes.
 
 synthetic data -> `parkwatch train` (registers) -> `parkwatch release create`
 (signed) -> `parkwatch rollout start` (MQTT, real Mosquitto) -> two

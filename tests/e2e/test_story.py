@@ -1,4 +1,4 @@
-"""The loop closes (issue 7, point 7): the README's first command, checked against the store.
+"""The loop closes: the README's first command, checked against the store.
 
 `parkwatch demo` (full story) runs with real processes: the control plane with its
 embedded broker and SQLite, the retraining worker, three agents on looping synthetic

@@ -236,7 +236,7 @@ def test_rollout_without_mqtt_sets_desired_state(client: TestClient, admin: dict
     assert rollout["state"] == "in_progress"
     assert [(d["device_id"], d["state"], d["revision"]) for d in rollout["devices"]] == [
         ("cam-a", "pending", 1)]
-    # One active rollout per device: taking cam-a over must be asked for (issue 6).
+    # One active rollout per device: taking cam-a over must be asked for.
     refused = client.post(f"{API}/rollouts", json={"release_id": release["release_id"]},
                           headers=admin)
     assert refused.status_code == 409 and "--supersede" in refused.json()["detail"]

@@ -78,9 +78,14 @@ def test_app_without_mqtt_url_runs_its_own_broker(tmp_path: Path) -> None:
     """`parkwatch serve` with no broker configured: the app starts amqtt and connects to it."""
     from control_plane.api import create_app
 
-    settings = ControlPlaneSettings(data_dir=tmp_path, embedded_broker_port=free_port())
+    port = free_port()
+    settings = ControlPlaneSettings(data_dir=tmp_path, embedded_broker_port=port)
     with TestClient(create_app(settings)) as client:
         state = client.app.state.parkwatch  # type: ignore[attr-defined]
         assert state.mqtt.wait_connected(10)
         health = client.get("/healthz").json()
         assert health["mqtt"] == "connected" and health["embedded_broker"] is True
+        services = health["services"]
+        assert list(services) == ["embedded-broker", "mqtt", "drift-analysis", "rollout-engine"]
+        assert all(s["ok"] for s in services.values()), services
+        assert services["embedded-broker"]["detail"] == f"listening on 127.0.0.1:{port}"

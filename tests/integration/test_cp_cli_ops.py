@@ -1,4 +1,4 @@
-"""Operator commands added with issue 4 (aliases, versions, groups, labels, jobs, alerts,
+"""Operator commands (aliases, versions, groups, labels, jobs, alerts,
 drift, audit, keys, tokens) against a real uvicorn and SQLite store."""
 
 from __future__ import annotations

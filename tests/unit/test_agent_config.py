@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.config import AgentSettings, CameraConfig, load_settings, parse_mqtt_url
+from edge_agent.config import AgentSettings, CameraConfig, load_settings
 from edge_agent.errors import ConfigError
 from protocols import generate_signing_key
 from tests.agent_kit import write_config
@@ -60,14 +60,6 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
     bad.write_text("device_id = ")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(bad)
-
-
-def test_mqtt_urls() -> None:
-    t = parse_mqtt_url("mqtts://us%40er:p%3Ass@broker.example:8884")
-    assert (t.host, t.port, t.tls, t.username, t.password) == (
-        "broker.example", 8884, True, "us@er", "p:ss")
-    assert parse_mqtt_url("mqtt://h").port == 1883
-    assert parse_mqtt_url("mqtts://h").port == 8883
 
 
 def test_every_setting_is_described_and_in_the_agent_doc() -> None:

@@ -50,6 +50,14 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
         ControlPlaneSettings.load(cfg)
 
 
+def test_a_bad_broker_url_is_refused_at_load_naming_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "cp.toml"
+    cfg.write_text('mqtt_url = "http://svc:hunter2@broker:1883"\n')
+    with pytest.raises(ConfigError, match=r"mqtt_url: .*must start with mqtt://") as err:
+        ControlPlaneSettings.load(cfg)
+    assert "hunter2" not in str(err.value)
+
+
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         ControlPlaneSettings.load(tmp_path / "nope.toml")

@@ -1,4 +1,4 @@
-"""The control plane's import graph has no cycles.
+"""The control plane's import graph: no cycles, and the layers of docs/architecture.md.
 
 Read from the source with ``ast`` (every import, including those inside functions and
 under ``TYPE_CHECKING``), so a cycle is caught even where Python would not trip on it
@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 Graph = dict[str, set[str]]
@@ -102,3 +104,53 @@ def test_control_plane_has_no_import_cycle() -> None:
     graph = import_graph(ROOT, "control_plane")
     assert len(graph) > 80  # the walk found the package
     assert cycles(graph) == [], "import cycles between control-plane modules"
+
+
+# Who may import what (docs/architecture.md, "Dependency rules"): entry points on top,
+# adapters (HTTP, CLI, MQTT) over the domain, the domain over store, schemas and config.
+ENTRY = {"processes"}
+ADAPTERS = {"api", "cli", "ingest", "broker"}
+DOMAIN = {"services", "rollouts", "drift", "retraining"}
+FOUNDATION = {"store", "schemas", "config"}
+# The states and transition tables are vocabulary every layer may use (the store's
+# gauges list the states, API bodies name them); they and their packages' __init__
+# import nothing of the control plane.
+VOCABULARY = {"control_plane.rollouts.states", "control_plane.rollouts",
+              "control_plane.services.states", "control_plane.services"}
+
+
+def _layer_of(module: str) -> str:
+    """``control_plane.rollouts.engine`` -> ``rollouts``; top-level modules have their name."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+@pytest.mark.parametrize(
+    ("importers", "forbidden"),
+    [
+        # nothing but the CLI starts a process
+        ((ADAPTERS - {"cli"}) | DOMAIN | FOUNDATION, ENTRY),
+        # the domain knows no HTTP, CLI, MQTT or broker
+        (DOMAIN | FOUNDATION, ADAPTERS),
+        # store, schemas and config know nothing of the domain
+        (FOUNDATION, DOMAIN),
+    ],
+    ids=["entry-points-on-top", "domain-below-adapters", "foundation-at-the-bottom"],
+)
+def test_layers(importers: set[str], forbidden: set[str]) -> None:
+    graph = import_graph(ROOT, "control_plane")
+    wrong = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if _layer_of(module) in importers
+        and _layer_of(target) in forbidden
+        and _layer_of(module) != _layer_of(target)
+        and target not in VOCABULARY
+    )
+    assert not wrong, wrong
+
+
+def test_the_vocabulary_is_a_leaf() -> None:
+    graph = import_graph(ROOT, "control_plane")
+    assert {m: graph[m] - {"control_plane"} for m in VOCABULARY} == {m: set() for m in VOCABULARY}

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import tomllib
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from control_plane.errors import ConfigError
-from control_plane.ingest.adapter import parse_mqtt_url
 from control_plane.schemas import CameraConfig, DeviceCreate
 from control_plane.services.devices import AgentEndpoints, agent_config_toml, toml_string
 
@@ -42,24 +39,3 @@ def test_agent_config_without_cameras_parses() -> None:
 @given(st.text(max_size=50))
 def test_toml_strings_round_trip(value: str) -> None:
     assert tomllib.loads(f"v = {toml_string(value)}")["v"] == value
-
-
-@pytest.mark.parametrize(
-    ("url", "host", "port", "tls", "user", "password"),
-    [
-        ("mqtt://broker", "broker", 1883, False, None, None),
-        ("mqtts://broker", "broker", 8883, True, None, None),
-        ("mqtt://u:p%40ss@10.0.0.1:1884", "10.0.0.1", 1884, False, "u", "p@ss"),
-    ],
-)
-def test_parse_mqtt_url(
-    url: str, host: str, port: int, tls: bool, user: str | None, password: str | None
-) -> None:
-    ep = parse_mqtt_url(url)
-    assert (ep.host, ep.port, ep.tls, ep.username, ep.password) == (host, port, tls, user, password)
-
-
-@pytest.mark.parametrize("url", ["http://broker", "mqtt://", "mqtt://h:99999", "broker:1883"])
-def test_bad_mqtt_urls(url: str) -> None:
-    with pytest.raises(ConfigError):
-        parse_mqtt_url(url)

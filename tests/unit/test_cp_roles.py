@@ -1,4 +1,4 @@
-"""Pure logic of issue 4: process roles, filters' parsing, job and alert state machines."""
+"""Pure logic: process roles, filters' parsing, job and alert state machines."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from control_plane.api.routes.devices import parse_selector
 from control_plane.api.routes.versions import parse_min_metrics
 from control_plane.config import ControlPlaneSettings
 from control_plane.errors import ConfigError, InvalidRequestError
-from control_plane.services.alerts import ALERT_TRANSITIONS
-from control_plane.services.jobs import FINAL, JOB_TRANSITIONS
+from control_plane.services.jobs import FINAL
+from control_plane.services.states import ALERT, JOB
 from control_plane.services.versions import reported_release_ids
 
 
@@ -41,9 +41,11 @@ def test_filter_parsing() -> None:
 
 
 def test_state_machines_end_in_final_states() -> None:
-    assert all(not JOB_TRANSITIONS[s] for s in FINAL)
-    assert "succeeded" not in JOB_TRANSITIONS["queued"]  # a job must run first
-    assert ALERT_TRANSITIONS["resolved"] == frozenset()
+    assert {"succeeded", "failed", "cancelled"} == FINAL
+    assert not any(JOB.allows(s, e) for s in FINAL for e in JOB.moves)
+    assert not JOB.can_move("queued", "succeeded")  # a job must run first
+    assert JOB.next("running", "report_progress") == "running"
+    assert ALERT.final() == {"resolved"}
 
 
 def test_reported_release_ids() -> None:

@@ -1,4 +1,5 @@
-"""Dependency direction (DESIGN.md section 2), checked in fresh interpreters."""
+"""Dependency direction (docs/architecture.md, "Dependency rules"), checked in fresh
+interpreters."""
 
 from __future__ import annotations
 

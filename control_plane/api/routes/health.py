@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from ...schemas import Health
+from ...schemas import Health, ServiceHealth
 from ..deps import StateDep
 
 router = APIRouter(tags=["health"])
@@ -26,7 +26,8 @@ def _version() -> str:
 
 @router.get("/healthz", response_model=Health)
 def healthz(state: StateDep) -> JSONResponse:
-    """``ok`` when the store answers and MQTT (if enabled) is connected; 503 on a store error."""
+    """``ok`` when the store answers and MQTT (if enabled) is connected; 503 on a store error.
+    ``services`` tells how each long-running part of this process is doing."""
     database = "ok"
     try:
         with state.engine.connect() as conn:
@@ -45,6 +46,8 @@ def healthz(state: StateDep) -> JSONResponse:
         database=database,  # type: ignore[arg-type]
         mqtt=mqtt,
         embedded_broker=state.broker is not None,
+        services={name: ServiceHealth(ok=h.ok, detail=h.detail)
+                  for name, h in state.services.health().items()},
     )  # type: ignore[arg-type]
     return JSONResponse(body.model_dump(), status_code=200 if database == "ok" else 503)
 

@@ -1,4 +1,4 @@
-"""Rollout waves and health gates (issue 6): the ``rollout_wave`` table, the rollout's
+"""Rollout waves and health gates: the ``rollout_wave`` table, the rollout's
 policy, current wave and pause reason, and per-device release/ack times and fallback.
 
 Revision ID: 0004

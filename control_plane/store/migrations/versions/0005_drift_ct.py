@@ -1,4 +1,4 @@
-"""Drift analysis, alerts and continuous training (issue 7): samples remember the dataset
+"""Drift analysis, alerts and continuous training: samples remember the dataset
 version they went into, so labelled samples enter exactly one new dataset version.
 
 Revision ID: 0005

@@ -1,0 +1,54 @@
+"""How a client of the control plane's HTTP API words a failed call: one line naming the fix.
+
+The operator CLI and the trainer's registry client both use it. No HTTP library is
+imported here: each client passes the status and the body it got, and its own hints
+(its flags and environment variables). Part of the small dependency-free toolkit
+``protocols`` shares with every component.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClientHints:
+    """What this client's user does to reach the API, and to give it a token."""
+
+    reach: str
+    token: str
+
+
+def error_detail(body: bytes, reason: str = "") -> str:
+    """The ``detail`` of the control plane's error body (it names the fix); else the body's
+    text, else ``reason`` (the HTTP reason phrase)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body.decode(errors="replace").strip()[:300] or reason
+    if isinstance(data, dict) and "detail" in data:
+        return str(data["detail"])[:500]
+    return str(data)[:300]
+
+
+def unreachable(base_url: str, call: str, hints: ClientHints) -> str:
+    return f"cannot reach the control plane at {base_url} ({call}): {hints.reach}"
+
+
+def transport_failed(call: str, error: BaseException) -> str:
+    return f"{call} failed: {type(error).__name__}: {error}"
+
+
+def answered(status: int, body: bytes, *, call: str, hints: ClientHints, token_sent: bool,
+             reason: str = "") -> str:
+    """The message for an error answer (``status`` >= 400) to ``call``."""
+    detail = error_detail(body, reason)
+    if status == 401 and not token_sent:
+        return f"{call}: no API token: {hints.token}"
+    if status in (401, 403):
+        return f"{call}: the control plane refused the token ({status}: {detail}); {hints.token}"
+    return f"{call}: {status}: {detail}"
+
+
+__all__ = ["ClientHints", "answered", "error_detail", "transport_failed", "unreachable"]
