@@ -6,11 +6,18 @@ reconnect sends it again: a broker that is killed or loses power forgets what it
 acknowledged since its last save to disk, and ingest is idempotent on (device, seq), so
 a second copy costs nothing (docs/operations.md, "What survives what").
 
-Bounds: ``max_rows`` rows, and ``max_bytes`` on disk for the database and its rollback
-journal together. A rollback journal and not a WAL: a WAL file keeps its high-water mark
-and comes with a shared-memory file, and a page cap bounds neither. Beyond a bound the
+Bounds: ``max_rows`` rows, and ``max_bytes`` on disk for the database and its
+write-ahead log together. SQLite's defaults bound neither the WAL (it keeps its
+high-water mark, megabytes) nor its shared-memory file, so the WAL is checkpointed every
+few pages and truncated (``journal_size_limit``), and the connection holds the database
+exclusively (the WAL index lives in memory, no ``-shm`` file). Beyond a bound the
 acknowledged rows go first (they cost nothing), then the oldest pending ones; a row in
 flight is never dropped (the broker may still take it).
+
+Durability: commits are not synced one by one (that costs an fsync per event on the
+inference thread); :meth:`take` syncs before rows leave the device, so a seq that went
+out is on disk and a power cut never hands it out twice (ingest would drop the second
+window as a copy of the first).
 
 Every row that never reaches the broker is counted exactly once: a pending row that is
 dropped in the transaction that deletes it, a row that could not be stored at all (a
@@ -50,16 +57,20 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+-- Rows the broker acknowledged, apart from the payloads: marking one rewrites no payload.
+-- at: when (wall clock); NULL: sent again after a reconnect (pending, delivered once).
+CREATE TABLE IF NOT EXISTS acked (id INTEGER PRIMARY KEY, at REAL);
 """
 # Added to the outbox table, also of databases that earlier agents wrote.
 _COLUMNS = {
     "carried_windows": "INTEGER NOT NULL DEFAULT 0",  # drops this window reports
     "carried_events": "INTEGER NOT NULL DEFAULT 0",
-    "acked_at": "REAL",  # when the broker acknowledged it (wall clock); NULL: pending
-    "delivered": "INTEGER NOT NULL DEFAULT 0",  # acknowledged once: dropping it loses nothing
 }
+_PENDING = "FROM outbox o LEFT JOIN acked a ON a.id = o.id WHERE a.at IS NULL"
 SMALL_PAGE = 1024  # page size of a new outbox capped under 4 MiB: a small cap still holds rows
-JOURNAL_SHARE = 4  # 1/4 of max_bytes is left for the rollback journal of one write
+WAL_SHARE = 4  # 1/4 of max_bytes is left for the write-ahead log...
+WAL_FLOOR = 16 * 1024  # ...and at least this: one write of a large window must fit
+WAL_FRAME_OVERHEAD = 24
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,7 @@ class Outbox:
         self._acked: dict[int, float] = {}  # acknowledged, not yet written down (disk full)
         self._unsaved: Counter[str] = Counter()  # drops not yet written down (disk full)
         self._failure: str | None = None  # the storage error of an ongoing outage
+        self._unsynced = False  # commits since the last sync (see take)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -111,19 +123,26 @@ class Outbox:
         db = self._db
         if max_bytes is not None and max_bytes < 4 * 1024 * 1024:
             db.execute(f"PRAGMA page_size = {SMALL_PAGE}")  # no effect on an existing file
-        db.execute("PRAGMA journal_mode = TRUNCATE")  # also turns an earlier agent's WAL off
-        # FULL: a window that went out is on disk with its seq, so a power cut never hands
-        # the same seq out twice (ingest would take the second for a duplicate).
-        db.execute("PRAGMA synchronous = FULL")
+        # Before the WAL is entered: then its index is kept in memory, with no -shm file.
+        db.execute("PRAGMA locking_mode = EXCLUSIVE")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA journal_size_limit = 0")  # truncate the WAL at every reset
         db.executescript(_SCHEMA)
         have = {str(row[1]) for row in db.execute("PRAGMA table_info(outbox)")}
         for name, spec in _COLUMNS.items():
             if name not in have:
                 db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {spec}")
-        if max_bytes is not None:
-            (page,) = db.execute("PRAGMA page_size").fetchone()
-            pages = (max_bytes - max_bytes // JOURNAL_SHARE) // int(page)
-            db.execute(f"PRAGMA max_page_count = {max(8, pages)}")
+        self._unsynced = True
+        if max_bytes is None:
+            return
+        (page,) = db.execute("PRAGMA page_size").fetchone()
+        wal = max(max_bytes // WAL_SHARE, WAL_FLOOR)
+        # A quarter of the WAL's share before a checkpoint, the rest for the transaction
+        # that crosses it (making room after SQLITE_FULL rewrites many pages at once).
+        frames = wal // 4 // (int(page) + WAL_FRAME_OVERHEAD)
+        db.execute(f"PRAGMA wal_autocheckpoint = {max(1, frames)}")
+        db.execute(f"PRAGMA max_page_count = {max(8, (max_bytes - wal) // int(page))}")
 
     def close(self) -> None:
         with self._lock:
@@ -152,6 +171,7 @@ class Outbox:
                     if _code(exc) == sqlite3.SQLITE_FULL and self._drop_oldest_fraction(10):
                         continue
                     break
+                self._unsynced = True
                 self._stored()
                 self._changed.notify_all()
                 return row_id
@@ -198,21 +218,26 @@ class Outbox:
         the oldest pending ones, never one in flight; count what was lost."""
         db, held = self._db, sorted(self._inflight)
         victims = db.execute(
-            "SELECT id, kind, delivered, carried_windows, carried_events FROM outbox "
-            f"WHERE id NOT IN ({', '.join('?' * len(held))}) "
-            "ORDER BY acked_at IS NULL, id LIMIT ?", (*held, n)).fetchall()
-        db.executemany("DELETE FROM outbox WHERE id = ?", [(v[0],) for v in victims])
+            "SELECT o.id, o.kind, a.id IS NOT NULL, o.carried_windows, o.carried_events "
+            "FROM outbox o LEFT JOIN acked a ON a.id = o.id "
+            f"WHERE o.id NOT IN ({', '.join('?' * len(held))}) "
+            "ORDER BY a.at IS NULL, o.id LIMIT ?", (*held, n)).fetchall()
+        gone = [(v[0],) for v in victims]
+        db.executemany("DELETE FROM outbox WHERE id = ?", gone)
+        db.executemany("DELETE FROM acked WHERE id = ?", gone)
         lost: Counter[str] = Counter()
+        undelivered = 0
         for row_id, kind, delivered, windows, events in victims:
-            if not delivered and row_id not in self._acked:
+            if not delivered and self._acked.pop(row_id, None) is None:
+                undelivered += 1
                 lost[kind] += 1
                 lost["telemetry"] += windows  # what it carried is reported again
                 lost["event"] += events
         for kind, k in lost.items():
             if k:
                 self._add(f"dropped_{kind}", k)
-        for row_id, *_ in victims:
-            self._acked.pop(row_id, None)
+        if undelivered:
+            log.warning("outbox full: %d rows not yet delivered dropped (counted)", undelivered)
         return len(victims)
 
     def _drop_oldest_fraction(self, denominator: int) -> int:
@@ -229,8 +254,6 @@ class Outbox:
                 db.execute("ROLLBACK")
             log.debug("outbox could not make room: %s", exc)
             return 0
-        if n:
-            log.warning("outbox full: dropped the %d oldest rows", n)
         return n
 
     def _failed(self, what: str) -> None:
@@ -252,12 +275,23 @@ class Outbox:
         with self._lock:
             skip = self._inflight | self._acked.keys()
             rows = self._db.execute(
-                "SELECT id, kind, topic, payload FROM outbox WHERE acked_at IS NULL "
-                "ORDER BY id LIMIT ?", (limit + len(skip),)).fetchall()
+                f"SELECT o.id, o.kind, o.topic, o.payload {_PENDING} ORDER BY o.id LIMIT ?",
+                (limit + len(skip),)).fetchall()
             taken = [OutboxRow(int(r[0]), str(r[1]), str(r[2]), bytes(r[3]))
                      for r in rows if r[0] not in skip][:limit]
+            if taken and self._unsynced:
+                self._sync()
             self._inflight.update(r.id for r in taken)
         return taken
+
+    def _sync(self) -> None:
+        """Make every commit durable: a checkpoint syncs the WAL, then the database."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:  # rows go out anyway: delivery beats a rare repeat
+            log.warning("outbox could not sync before sending: %s", exc)
+            return
+        self._unsynced = False
 
     def release(self, row_id: int) -> None:
         """The row was not handed over after all: it is pending again."""
@@ -274,24 +308,36 @@ class Outbox:
             self._changed.notify_all()
 
     def _write_acks(self, now: float) -> None:
-        if not self._acked:
-            return
+        for _attempt in range(3):
+            if not self._acked:
+                return
+            try:
+                self._mark_acked(now)
+            except sqlite3.Error as exc:  # kept in memory: a restart sends them once more
+                if _code(exc) == sqlite3.SQLITE_FULL and self._drop_oldest_fraction(10):
+                    continue
+                self._failed(f"acknowledgements kept in memory ({exc})")
+                return
+            self._acked.clear()
+
+    def _mark_acked(self, now: float) -> None:
         db = self._db
+        db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("BEGIN IMMEDIATE")
             if self.resend_seconds > 0:
-                db.executemany("UPDATE outbox SET acked_at = ?, delivered = 1 WHERE id = ?",
-                               [(at, row_id) for row_id, at in self._acked.items()])
-                db.execute("DELETE FROM outbox WHERE acked_at < ?", (now - self.resend_seconds,))
+                db.executemany("INSERT OR REPLACE INTO acked (id, at) VALUES (?, ?)",
+                               list(self._acked.items()))
+                expired = now - self.resend_seconds
+                db.execute("DELETE FROM outbox WHERE id IN (SELECT id FROM acked WHERE at < ?)",
+                           (expired,))
+                db.execute("DELETE FROM acked WHERE at < ?", (expired,))
             else:
                 db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in self._acked])
             db.execute("COMMIT")
-        except sqlite3.Error as exc:  # kept in memory: a restart sends them once more
+        except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            self._failed(f"acknowledgements kept in memory ({exc})")
-            return
-        self._acked.clear()
+            raise
 
     def resend_acked(self, lost_at: float) -> int:
         """After a reconnect: rows acknowledged within ``resend_seconds`` before the link
@@ -301,7 +347,7 @@ class Outbox:
         with self._changed:
             self._acked.clear()  # never written down as acknowledged: pending anyway
             try:
-                cur = self._db.execute("UPDATE outbox SET acked_at = NULL WHERE acked_at >= ?",
+                cur = self._db.execute("UPDATE acked SET at = NULL WHERE at >= ?",
                                        (lost_at - self.resend_seconds,))
             except sqlite3.Error as exc:
                 self._failed(f"rows to resend not marked ({exc})")
@@ -314,8 +360,8 @@ class Outbox:
         """Rows not acknowledged with id > ``after_id``, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, kind, topic, payload FROM outbox WHERE id > ? AND acked_at IS NULL "
-                "ORDER BY id LIMIT ?", (after_id, limit + len(self._acked))).fetchall()
+                f"SELECT o.id, o.kind, o.topic, o.payload {_PENDING} AND o.id > ? "
+                "ORDER BY o.id LIMIT ?", (after_id, limit + len(self._acked))).fetchall()
             acked = set(self._acked)
         return [OutboxRow(int(r[0]), str(r[1]), str(r[2]), bytes(r[3]))
                 for r in rows if r[0] not in acked][:limit]
@@ -323,8 +369,7 @@ class Outbox:
     def count(self) -> int:
         """Rows the broker has not acknowledged."""
         with self._lock:
-            (n,) = self._db.execute(
-                "SELECT COUNT(*) FROM outbox WHERE acked_at IS NULL").fetchone()
+            (n,) = self._db.execute(f"SELECT COUNT(*) {_PENDING}").fetchone()
             return int(n) - len(self._acked)
 
     def wait_for_change(self, timeout: float) -> None:
