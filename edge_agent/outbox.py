@@ -7,12 +7,9 @@ acknowledged since its last save to disk, and ingest is idempotent on (device, s
 a second copy costs nothing (docs/operations.md, "What survives what").
 
 Bounds: ``max_rows`` rows, and ``max_bytes`` on disk for the database and its
-write-ahead log together. SQLite's defaults bound neither the WAL (it keeps its
-high-water mark, megabytes) nor its shared-memory file, so the WAL is checkpointed every
-few pages and truncated (``journal_size_limit``), and the connection holds the database
-exclusively (the WAL index lives in memory, no ``-shm`` file). Beyond a bound the
-acknowledged rows go first (they cost nothing), then the oldest pending ones; a row in
-flight is never dropped (the broker may still take it).
+write-ahead log together (:mod:`.outbox_file`). Beyond a bound the acknowledged rows go
+first (they cost nothing), then the oldest pending ones; a row in flight is never
+dropped (the broker may still take it).
 
 Durability: commits are not synced one by one (that costs an fsync per event on the
 inference thread); :meth:`take` syncs the WAL before rows leave the device, so a seq
@@ -46,32 +43,12 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import OutboxError
+from .outbox_file import error_code, open_database
 
 log = logging.getLogger(__name__)
 RowKind = Literal["telemetry", "event"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
--- Rows the broker acknowledged, apart from the payloads: marking one rewrites no payload.
--- at: when (wall clock); NULL: sent again after a reconnect (pending, delivered once).
-CREATE TABLE IF NOT EXISTS acked (id INTEGER PRIMARY KEY, at REAL);
-"""
-# Added to the outbox table, also of databases that earlier agents wrote.
-_COLUMNS = {
-    "carried_windows": "INTEGER NOT NULL DEFAULT 0",  # drops this window reports
-    "carried_events": "INTEGER NOT NULL DEFAULT 0",
-}
 _PENDING = "FROM outbox o LEFT JOIN acked a ON a.id = o.id WHERE a.at IS NULL"
-SMALL_PAGE = 1024  # page size of a new outbox capped under 4 MiB: a small cap still holds rows
-WAL_SHARE = 4  # 1/4 of max_bytes is left for the write-ahead log...
-WAL_FLOOR = 16 * 1024  # ...and at least this: one write of a large window must fit
-WAL_FRAME_OVERHEAD = 24
 
 
 @dataclass(frozen=True)
@@ -95,10 +72,6 @@ class Dropped:
 Stamp = Callable[[int, Dropped], bytes]
 
 
-def _code(exc: sqlite3.Error) -> int:
-    return int(getattr(exc, "sqlite_errorcode", 0)) & 0xFF  # extended codes share the low byte
-
-
 class Outbox:
     """A bounded SQLite queue, safe to use from several threads."""
 
@@ -115,36 +88,10 @@ class Outbox:
         self._unsynced = False  # commits since the last sync (see take)
         self._wal = Path(f"{path}-wal")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._open(max_bytes)
+            self._db = open_database(path, max_bytes)
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot open outbox {path}: {exc}") from None
-
-    def _open(self, max_bytes: int | None) -> None:
-        db = self._db
-        if max_bytes is not None and max_bytes < 4 * 1024 * 1024:
-            db.execute(f"PRAGMA page_size = {SMALL_PAGE}")  # no effect on an existing file
-        # Before the WAL is entered: then its index is kept in memory, with no -shm file.
-        db.execute("PRAGMA locking_mode = EXCLUSIVE")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("PRAGMA journal_size_limit = 0")  # truncate the WAL at every reset
-        db.executescript(_SCHEMA)
-        have = {str(row[1]) for row in db.execute("PRAGMA table_info(outbox)")}
-        for name, spec in _COLUMNS.items():
-            if name not in have:
-                db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {spec}")
-        self._unsynced = True
-        if max_bytes is None:
-            return
-        (page,) = db.execute("PRAGMA page_size").fetchone()
-        wal = max(max_bytes // WAL_SHARE, WAL_FLOOR)
-        # A quarter of the WAL's share before a checkpoint, the rest for the transaction
-        # that crosses it (making room after SQLITE_FULL rewrites many pages at once).
-        frames = wal // 4 // (int(page) + WAL_FRAME_OVERHEAD)
-        db.execute(f"PRAGMA wal_autocheckpoint = {max(1, frames)}")
-        db.execute(f"PRAGMA max_page_count = {max(8, (max_bytes - wal) // int(page))}")
+        self._unsynced = True  # what an earlier run wrote may not be on disk yet
 
     def close(self) -> None:
         with self._lock:
@@ -170,7 +117,7 @@ class Outbox:
                     row_id = self._insert(kind, topic, stamp, numbered)
                 except sqlite3.Error as exc:
                     error = exc
-                    if _code(exc) == sqlite3.SQLITE_FULL and self._drop_oldest_fraction(10):
+                    if error_code(exc) == sqlite3.SQLITE_FULL and self._drop_oldest_fraction(10):
                         continue
                     break
                 self._unsynced = True
@@ -324,7 +271,7 @@ class Outbox:
             try:
                 self._mark_acked(now)
             except sqlite3.Error as exc:  # kept in memory: a restart sends them once more
-                if _code(exc) == sqlite3.SQLITE_FULL and self._drop_oldest_fraction(10):
+                if error_code(exc) == sqlite3.SQLITE_FULL and self._drop_oldest_fraction(10):
                     continue
                 self._failed(f"acknowledgements kept in memory ({exc})")
                 return
