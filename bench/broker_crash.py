@@ -302,8 +302,7 @@ def main() -> None:
         print(f"| {name} | {statistics.median(n for n, _ in rows):.0f} | "
               f"{statistics.median(lost):.0f} | {max(lost)} | {share:.2f} | "
               f"{statistics.median(lost) / args.crash_rate:.2f} |")
-    print("\nsent: acknowledged to the publisher; for the agent outbox, stored in it (each "
-          "store is a synced SQLite transaction, so it sends fewer in the same time).")
+    print("\nsent: acknowledged to the publisher; for the agent outbox, stored in it.")
     print(f"shipped persistence lines: {'; '.join(VARIANTS['shipped'])}\n")
     costs = {"persistence false": ["persistence false"], **VARIANTS}
     measured = {name: cost(lines, args.devices, args.rate, args.seconds)
