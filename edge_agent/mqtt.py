@@ -74,7 +74,7 @@ class MqttLink:
         self._lost_at = time.time()  # a fresh start may follow a broker that lost rows too
         self._resend_from: float | None = None
         self._lock = threading.Lock()
-        # Owned by the drain thread: paho mid -> outbox row id, and the last row handed over.
+        # Owned by the drain thread: paho mid -> outbox row id of the rows in flight.
         self._inflight: dict[int, int] = {}
         self._acked_mids: deque[int] = deque()
         self._wake = threading.Event()
@@ -172,7 +172,8 @@ class MqttLink:
                 self.acked += len(acked)
             if not self.connected:
                 continue
-            lost_at, self._resend_from = self._resend_from, None
+            with self._lock:
+                lost_at, self._resend_from = self._resend_from, None
             if lost_at is not None and (n := self._outbox.resend_acked(lost_at)):
                 log.info("sending again %d rows acknowledged before the link dropped", n)
             room = self._max_inflight - len(self._inflight)
@@ -208,7 +209,8 @@ class MqttLink:
             reported = self._reported
         if reported is not None:
             client.publish(reported_topic(self.device_id), reported, qos=1, retain=True)
-        self._resend_from = self._lost_at
+        with self._lock:
+            self._resend_from = self._lost_at
         self._connected.set()
         self._wake.set()
 
