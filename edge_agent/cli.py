@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -14,6 +15,9 @@ from protocols.urls import redact_url
 
 from .config import AgentSettings, load_settings
 from .errors import AgentError
+
+log = logging.getLogger(__name__)
+EXIT_THREAD_DIED = 70  # EX_SOFTWARE: a thread of the agent died (systemd: Restart=always)
 
 app = typer.Typer(help="The edge agent: classify camera frames, report telemetry.",
                   no_args_is_help=True)
@@ -52,18 +56,31 @@ def check(config: Path = ConfigOption) -> None:
 
 @app.command()
 def run(config: Path = ConfigOption) -> None:
-    """Run the agent until SIGTERM/SIGINT; then flush, say offline and exit 0."""
+    """Run the agent until SIGTERM/SIGINT; then flush, say offline and exit 0. A thread
+    that dies stops the agent the same way, with exit code 70 (systemd restarts it)."""
     settings = _load(config)
     configure_logging(settings.log_level)
     from .daemon import Agent
 
     stop = threading.Event()
+    died: list[str] = []
 
     def _signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    def _thread_died(args: threading.ExceptHookArgs) -> None:
+        if issubclass(args.exc_type, SystemExit):
+            return
+        name = args.thread.name if args.thread is not None else "unknown"
+        died.append(f"thread {name} died: {args.exc_type.__name__}: {args.exc_value}")
+        log.critical(died[-1], exc_info=args.exc_value)
+        stop.set()
+
     signal.signal(signal.SIGTERM, _signal)
     signal.signal(signal.SIGINT, _signal)
+    # A dead thread would leave a process that looks alive and does nothing (systemd
+    # restarts only a process that exits): every thread's uncaught exception ends it.
+    threading.excepthook = _thread_died
     try:
         agent = Agent(settings)
         agent.start()
@@ -75,3 +92,7 @@ def run(config: Path = ConfigOption) -> None:
             pass
     finally:
         agent.stop()
+    if died:
+        typer.echo(f"error: {died[0]}; exiting so that the service manager restarts the agent",
+                   err=True)
+        raise typer.Exit(EXIT_THREAD_DIED)

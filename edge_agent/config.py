@@ -115,8 +115,21 @@ class AgentSettings(BaseSettings):
     )
     outbox_max_bytes: Annotated[int, Field(ge=32 * 1024)] | None = Field(
         default=None,
-        description="Disk cap of the outbox database in bytes; when it (or the disk) is full "
-        "the oldest rows are dropped and reported. Unset: outbox_max_rows only.",
+        description="Disk cap of the outbox in bytes (database and journal together); when "
+        "it (or the disk) is full the oldest rows are dropped and reported. Unset: "
+        "outbox_max_rows only.",
+    )
+    outbox_resend_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=120.0,
+        description="Rows the broker acknowledged are kept this long and sent again after a "
+        "reconnect: a broker that crashes loses what it acknowledged since its last save. "
+        "Keep it above the broker's autosave_interval plus twice mqtt_keepalive_seconds. "
+        "0: delete on acknowledgement.",
+    )
+    mqtt_keepalive_seconds: Annotated[int, Field(ge=2, le=3600)] = Field(
+        default=30,
+        description="MQTT keepalive. The broker publishes the agent's Last Will (offline) "
+        "after 1.5 times this without a word from it (a power cut, a cable pulled).",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level."
@@ -167,8 +180,9 @@ class AgentSettings(BaseSettings):
     previous_protocol: bool = Field(
         default=False,
         description="Send only what a control plane of the previous protocol version reads: "
-        "windows without mode, condition, region and animal fields, and a track's appearance "
-        "as a detection event. For a rollout that updates agents before the control plane.",
+        "windows without mode, condition, region, animal and dropped-event fields, status "
+        "without a session, and a track's appearance as a detection event. For a rollout "
+        "that updates agents before the control plane.",
     )
 
     @field_validator("device_id")

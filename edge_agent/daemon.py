@@ -35,7 +35,8 @@ class Agent:
         self.settings = s = settings
         set_static_context(device_id=s.device_id)
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        self.outbox = Outbox(s.data_dir / "outbox.sqlite3", s.outbox_max_rows, s.outbox_max_bytes)
+        self.outbox = Outbox(s.data_dir / "outbox.sqlite3", s.outbox_max_rows, s.outbox_max_bytes,
+                             resend_seconds=s.outbox_resend_seconds)
         self.events = EventLog(s.device_id, self.outbox)
         self.store = ReleaseStore(
             s.data_dir, s.control_plane_url, s.api_token.get_secret_value(), s.trusted_keys(),
@@ -65,7 +66,8 @@ class Agent:
         self.releases = ReleaseWorker(s, self.store, self.loop, self.events, self.samples,
                                       self.metrics, publish=self._publish_reported)
         self.link = MqttLink(s.device_id, s.mqtt, self.outbox, self.releases.desired_received,
-                             __version__)
+                             __version__, keepalive=s.mqtt_keepalive_seconds,
+                             sessions=not s.previous_protocol)
         self._report_lock = threading.Lock()
         self._samples_counted = 0
 

@@ -1,4 +1,4 @@
-"""Device events: numbered, written to the outbox; and the detection debouncer."""
+"""Device events: numbered as the outbox stores them; and the detection debouncer."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from protocols import DeviceEvent, ProtocolError, encode, events_topic
 from protocols.messages import EventKind
 
-from .outbox import Outbox
+from .outbox import Dropped, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -21,20 +21,30 @@ class EventLog:
         self.device_id = device_id
         self._outbox = outbox
         self._topic = events_topic(device_id)
+        self.produced = 0  # stored or dropped: every one is delivered or counted
 
     def emit(self, kind: EventKind, **fields: Any) -> DeviceEvent | None:
+        """Queue one event; None when it is invalid (logged) or could not be stored (the
+        outbox counts it as dropped and the next telemetry window reports it)."""
         if isinstance(fields.get("detail"), str):
             fields["detail"] = fields["detail"][:1024]
+        built: DeviceEvent | None = None
+
+        def stamp(seq: int, dropped: Dropped) -> bytes:
+            nonlocal built
+            built = DeviceEvent(device_id=self.device_id, seq=seq, kind=kind, **fields)
+            return encode(built)
+
         try:
-            event = DeviceEvent(
-                device_id=self.device_id, seq=self._outbox.next_seq("event"), kind=kind, **fields
-            )
-            self._outbox.put("event", self._topic, encode(event))
+            stored = self._outbox.put_stamped("event", self._topic, stamp)
         except (ProtocolError, ValueError) as exc:
             log.error("could not queue %s event: %s", kind, exc)
             return None
+        self.produced += 1
+        if not stored:
+            return None
         log.info("event %s", kind, extra={k: v for k, v in fields.items() if v is not None})
-        return event
+        return built
 
 
 class Debouncer:

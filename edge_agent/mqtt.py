@@ -2,7 +2,13 @@
 
 Nothing else in the agent talks to paho. Telemetry and events are never
 published directly: they go through the :class:`Outbox`, and this module
-drains it in order with QoS 1, deleting each row on its PUBACK.
+drains it in order with QoS 1, acknowledging each row on its PUBACK. After every
+reconnect the rows the broker acknowledged shortly before the link dropped go out
+again (a crashed broker may have lost them; ingest drops the copies).
+
+Status: every connection is a session, ``{process}-{n}``, named by its ``online`` and
+by its Last Will (set anew before each connect), so the control plane can tell the end
+of an old connection from the start of a new one without trusting the device's clock.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import secrets
 import ssl
 import threading
 import time
@@ -52,6 +59,7 @@ class MqttLink:
         agent_version: str,
         max_inflight: int = 20,
         keepalive: int = 30,
+        sessions: bool = True,
     ) -> None:
         self.device_id = device_id
         self._target = target
@@ -60,10 +68,14 @@ class MqttLink:
         self._agent_version = agent_version
         self._max_inflight = max_inflight
         self._keepalive = keepalive
+        # A control plane of the previous protocol refuses the session field.
+        self._process = secrets.token_hex(6) if sessions else None
+        self._connection = 0
+        self._lost_at = time.time()  # a fresh start may follow a broker that lost rows too
+        self._resend_from: float | None = None
         self._lock = threading.Lock()
-        # Owned by the drain thread: paho mid -> outbox row id, and the last row handed over.
+        # Owned by the drain thread: paho mid -> outbox row id of the rows in flight.
         self._inflight: dict[int, int] = {}
-        self._last_sent_id = 0
         self._acked_mids: deque[int] = deque()
         self._wake = threading.Event()
         self._reported: bytes | None = None
@@ -88,11 +100,11 @@ class MqttLink:
                 keyfile=str(target.client_key) if target.client_key else None,
                 cert_reqs=ssl.CERT_REQUIRED,
             )
-        client.will_set(status_topic(device_id), self._status("offline"), qos=1, retain=True)
         # The backoff ceiling differs per agent, so a fleet that lost its broker at one
         # instant does not keep retrying in lockstep (paho's own backoff has no jitter).
         client.reconnect_delay_set(min_delay=1, max_delay=random.randint(20, 40))
         client.max_inflight_messages_set(max_inflight + 10)
+        client.on_pre_connect = self._handle_pre_connect
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
@@ -104,8 +116,9 @@ class MqttLink:
         return self._connected.is_set()
 
     def _status(self, state: str) -> bytes:
+        session = f"{self._process}-{self._connection}" if self._process else None
         msg = DeviceStatus(device_id=self.device_id, state=state,  # type: ignore[arg-type]
-                           agent_version=self._agent_version)
+                           agent_version=self._agent_version, session=session)
         return encode(msg)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -149,27 +162,41 @@ class MqttLink:
         while not self._stop.is_set():
             self._wake.wait(0.1)
             self._wake.clear()
+            acked = []
             while self._acked_mids:
                 row_id = self._inflight.pop(self._acked_mids.popleft(), None)
                 if row_id is not None:
-                    self._outbox.ack(row_id)
-                    self.acked += 1
+                    acked.append(row_id)
+            if acked:
+                self._outbox.ack(*acked)
+                self.acked += len(acked)
             if not self.connected:
                 continue
+            with self._lock:
+                lost_at, self._resend_from = self._resend_from, None
+            if lost_at is not None and (n := self._outbox.resend_acked(lost_at)):
+                log.info("sending again %d rows acknowledged before the link dropped", n)
             room = self._max_inflight - len(self._inflight)
-            rows = self._outbox.pending(after_id=self._last_sent_id, limit=room) if room else []
-            for row in rows:
+            rows = self._outbox.take(room) if room > 0 else []
+            for i, row in enumerate(rows):
                 info = self._client.publish(row.topic, row.payload, qos=1)
                 if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                     log.warning("publish of outbox row %d refused: %s", row.id, info.rc)
+                    for left in rows[i:]:
+                        self._outbox.release(left.id)
                     break
                 # NO_CONN: paho keeps QoS 1 messages and sends them after reconnecting.
                 self._inflight[info.mid] = row.id
-                self._last_sent_id = row.id
             if rows:
                 self._wake.set()
 
     # -- paho callbacks (paho's network thread) --------------------------------------------
+    def _handle_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
+        """Before every (re)connect: a new session, and a Last Will that names it."""
+        self._connection += 1
+        client.will_set(status_topic(self.device_id), self._status("offline"), qos=1,
+                        retain=True)
+
     def _handle_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
                         reason: Any, properties: Any) -> None:
         if reason.is_failure:
@@ -182,11 +209,15 @@ class MqttLink:
             reported = self._reported
         if reported is not None:
             client.publish(reported_topic(self.device_id), reported, qos=1, retain=True)
+        with self._lock:
+            self._resend_from = self._lost_at
         self._connected.set()
         self._wake.set()
 
     def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
                            reason: Any, properties: Any) -> None:
+        if self._connected.is_set():
+            self._lost_at = time.time()
         self._connected.clear()
         if not self._stop.is_set():
             log.warning("disconnected from the broker: %s; reconnecting", reason)

@@ -35,7 +35,7 @@ from protocols.messages import EventKind
 from .capture import CameraSource, CaptureCounters, Frame, Image
 from .events import Debouncer, EventLog
 from .motion import MotionGate
-from .outbox import Outbox
+from .outbox import Dropped, Outbox
 from .regions.analyzer import RegionAnalyzer
 from .runtime import CropResults, Inference, ModelRuntime
 from .telemetry import ProcessSampler, ShadowAccumulator, WindowAccumulator
@@ -115,6 +115,8 @@ class InferenceLoop:
         self._lanes = [self._lane(s, detection) for s in sources]
         self._window_started = datetime.now(UTC)
         self._window_end = 0.0
+        self.windows_closed = 0  # stored or dropped: every one is delivered or counted
+        self._last_seq = 0  # of the last stored window (local metrics of an unstored one)
 
     def _lane(self, source: CameraSource, detection: DetectionPolicy) -> _Lane:
         cam = source.config
@@ -173,7 +175,7 @@ class InferenceLoop:
             self._wake.clear()  # before looking: a frame arriving from now on wakes the wait
             runtime = self._runtime
             if runtime is not current or self._shadow is not shadow:
-                self._close_window(current)
+                self._close_window_safely(current)
                 current, shadow = runtime, self._shadow
                 self._failures = 0
                 self._open_window(current, shadow)
@@ -189,10 +191,7 @@ class InferenceLoop:
                         self._process(lane, frame, current)
                         lane.next_due = max(lane.next_due + lane.period, now)
             if time.monotonic() >= self._window_end:
-                try:
-                    self._close_window(current)
-                except Exception:  # a full disk must not stop inference
-                    log.exception("could not close the telemetry window")
+                self._close_window_safely(current)
                 self._open_window(current, shadow)
             # Lanes already due wait for their camera: asking the slot for a frame makes
             # FrameSlot.put set the wake event (without it a lane that fell behind schedule
@@ -205,7 +204,7 @@ class InferenceLoop:
             wake_at = min([self._window_end, now + 0.5,
                            *(ln.next_due for ln in self._lanes if ln.next_due > now)])
             self._wake.wait(max(0.0, wake_at - now))
-        self._close_window(current)
+        self._close_window_safely(current)
 
     def _process(self, lane: _Lane, frame: Frame, runtime: ModelRuntime) -> None:
         try:
@@ -324,7 +323,44 @@ class InferenceLoop:
                 lane.regions.close_window()  # what was counted before belongs to no window
             lane.next_due = min(lane.next_due, now) if lane.next_due else now
 
+    def _close_window_safely(self, runtime: ModelRuntime | None) -> None:
+        try:
+            self._close_window(runtime)
+        except Exception:  # telemetry must never stop inference (the outbox never raises)
+            log.exception("could not close the telemetry window")
+
     def _close_window(self, runtime: ModelRuntime | None) -> None:
+        """Queue the window, numbered and carrying the drop counts as the outbox stores it;
+        local metrics and release health see it whether or not it could be stored."""
+        body = self._window_body(runtime)
+        window = body
+
+        def stamp(seq: int, dropped: Dropped) -> bytes:
+            nonlocal window
+            window = body.model_copy(update={
+                "seq": seq, "dropped_windows": dropped.windows,
+                # the previous protocol has no field for them: the event below names them
+                "dropped_events": 0 if self.previous_protocol else dropped.events})
+            return encode(window)
+
+        self.windows_closed += 1
+        if self._outbox.put_stamped("telemetry", self._topic, stamp):
+            self._last_seq = window.seq
+            lost = Dropped(window.dropped_windows, window.dropped_events)
+        else:  # dropped and counted: the next stored window reports it
+            window, lost = body.model_copy(update={"seq": self._last_seq}), Dropped()
+        if lost != Dropped():
+            self._events.emit("telemetry_dropped", detail=(
+                f"{lost.windows} telemetry windows and {lost.events} events were dropped "
+                "(outbox bound or full disk)"))
+        if self._on_window is not None:
+            try:
+                self._on_window(window)
+            except Exception:
+                log.exception("window handler failed")
+
+    def _window_body(self, runtime: ModelRuntime | None) -> TelemetryWindow:
+        """The closing window without its seq and drop counts (the outbox adds them)."""
         now = time.monotonic()
         cameras = []
         for lane in self._lanes:
@@ -335,12 +371,11 @@ class InferenceLoop:
                 mode=None if self.previous_protocol else lane.source.config.mode,
                 regions=None if self.previous_protocol else regions))
             lane.seen = counters
-        dropped = self._outbox.take_dropped("telemetry")
         cpu, rss = self._sampler.sample()
         manifest = runtime.manifest if runtime is not None else None
-        window = TelemetryWindow(
+        return TelemetryWindow(
             device_id=self.device_id,
-            seq=self._outbox.next_seq("telemetry"),
+            seq=0,
             release_id=manifest.release_id if manifest else None,
             model_version=manifest.model_version if manifest else None,
             window_start=self._window_started,
@@ -348,15 +383,5 @@ class InferenceLoop:
             cameras=cameras,
             cpu_percent=cpu,
             rss_bytes=rss,
-            dropped_windows=dropped,
             shadow=self._shadow_acc.close() if self._shadow_acc is not None else None,
         )
-        self._outbox.put("telemetry", self._topic, encode(window))
-        if dropped:
-            self._events.emit("telemetry_dropped",
-                              detail=f"{dropped} telemetry windows dropped by the outbox bound")
-        if self._on_window is not None:
-            try:
-                self._on_window(window)
-            except Exception:
-                log.exception("window handler failed")

@@ -2,7 +2,7 @@
 
 Layout under ``{data_dir}/releases``::
 
-    downloads/{sha256}.part     a download in progress (resumed with Range)
+    downloads/{sha256}.part     a download in progress (resumed with Range; one at a time)
     {release_id}/model.onnx     verified artifact
     {release_id}/manifest.json  the *signed* manifest, re-verified on every load
     active.json                 {"current": id, "previous": id | null}
@@ -175,6 +175,9 @@ class ReleaseStore:
         """Fetch the primary artifact into ``downloads/{sha}.part``, resuming; verify it."""
         art = manifest.artifact
         part = self.downloads / f"{art.sha256}.part"
+        for superseded in self.downloads.glob("*.part"):  # one download at a time
+            if superseded != part:
+                superseded.unlink(missing_ok=True)
         have = part.stat().st_size if part.exists() else 0
         if have > art.size_bytes:
             part.unlink()
@@ -321,12 +324,16 @@ class ReleaseStore:
 
     # -- housekeeping -----------------------------------------------------------------------
     def cleanup(self) -> None:
-        """Remove what an interrupted install or pointer write left behind (not .part files)."""
+        """Remove what an interrupted install or pointer write left behind, and every
+        partial download but the newest (the one a restart resumes): disk use stays bounded."""
         for path in self.root.glob(".*.tmp"):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+        parts = sorted(self.downloads.glob("*.part"), key=lambda p: p.stat().st_mtime)
+        for stale in parts[:-1]:
+            stale.unlink(missing_ok=True)
 
     def prune(self, keep: set[str | None]) -> None:
         for path in self.root.iterdir():

@@ -138,13 +138,20 @@ class ReportedState(WireModel):
     updated_at: datetime = Field(default_factory=utc_now)
 
 
+# One MQTT connection of one agent process: ``{process}-{n}``, a random id per process
+# and a counter of its connections. The control plane orders status messages by it, never
+# by ``at`` (a device's clock, and a Last Will's ``at`` is when its connection began).
+SessionId = Annotated[str, Field(pattern=r"^[0-9a-f]{8,32}-[0-9]{1,12}$")]
+
+
 class DeviceStatus(WireModel):
     """``devices/{id}/status``: ``online`` on connect, ``offline`` as the Last Will."""
 
     device_id: DeviceId
     state: Literal["online", "offline"]
     agent_version: Annotated[str, Field(max_length=32)] | None = None
-    at: datetime = Field(default_factory=utc_now)
+    at: datetime = Field(default_factory=utc_now)  # the device's clock: information only
+    session: SessionId | None = added()  # None: an agent older than sessions
 
 
 class Percentiles(BaseModel):
@@ -239,6 +246,7 @@ class TelemetryWindow(WireModel):
     cpu_percent: NonNegativeFloat = 0.0
     rss_bytes: NonNegativeInt = 0
     dropped_windows: NonNegativeInt = 0  # lost to the outbox's oldest-first drop policy
+    dropped_events: NonNegativeInt = added(0)  # events lost likewise
 
 
 class DeviceEvent(WireModel):

@@ -127,6 +127,14 @@ class Mosquitto:
             self.proc = None
 
 
+    def kill(self) -> None:
+        """kill -9: no save, no goodbye (a crash or a power cut, as its clients see it)."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
 def start_mosquitto(tmp: Path, extra_config: str = "") -> Mosquitto:
     if shutil.which("mosquitto") is None:
         pytest.fail("mosquitto is not installed: apt-get install -y mosquitto (.ci/run does this)")

@@ -221,23 +221,47 @@ def _seen(device: Device, at: datetime) -> None:
 
 
 def apply_status(session: Session, status: DeviceStatus) -> Device | None:
-    """Record online/offline; an older status than the stored one is ignored.
+    """Record online/offline, in the order the messages arrive here.
 
-    Returns None for an unknown device.
+    The device's clock is never compared: it may be wrong, and a Last Will carries the
+    time its connection began, older than the ``online`` it must overrule. When both
+    messages name their session (``{process}-{n}``) that order holds however ingest
+    workers interleave them (:func:`status_supersedes`). None for an unknown device.
     """
     device = session.get(Device, status.device_id)
     if device is None:
         return None
-    if device.status_at is not None and status.at < device.status_at:
-        log.info("stale status ignored", extra={"state": status.state})
+    if not status_supersedes(status, device.online, device.status_session):
+        log.info("status of an earlier connection ignored",
+                 extra={"state": status.state, "session": status.session})
         return device
     device.online = status.state == "online"
-    device.status_at = status.at
+    device.status_at = utc_now()
+    device.status_session = status.session
     if status.agent_version:
         device.agent_version = status.agent_version
     _seen(device, utc_now())
     session.add(device)
     return device
+
+
+def status_supersedes(status: DeviceStatus, online: bool, stored: str | None) -> bool:
+    """Does ``status`` replace the stored state (``online``, from session ``stored``)?
+
+    Same agent process: a later connection wins, and a connection's end (its Will, or
+    the offline of a clean stop) is final over its own start. Another process: its
+    ``online`` wins (a restart), and an old process's Will cannot end the new one.
+    Without sessions on either side (an older agent): arrival order.
+    """
+    if status.session is None or stored is None:
+        return True
+    process, _, n = status.session.rpartition("-")
+    stored_process, _, stored_n = stored.rpartition("-")
+    if process != stored_process:
+        return status.state == "online"
+    if int(n) != int(stored_n):
+        return int(n) > int(stored_n)
+    return status.state == "offline" or online
 
 
 def apply_reported(session: Session, reported: ReportedState) -> Device | None:

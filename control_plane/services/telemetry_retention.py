@@ -91,6 +91,7 @@ def merge_windows(payloads: list[dict[str, Any]]) -> dict[str, Any]:
         "cpu_percent": sum(p.get("cpu_percent", 0.0) for p in payloads) / len(payloads),
         "rss_bytes": max(p.get("rss_bytes", 0) for p in payloads),
         "dropped_windows": sum(p.get("dropped_windows", 0) for p in payloads),
+        "dropped_events": sum(p.get("dropped_events", 0) for p in payloads),
         "model_version": last.get("model_version"),
     }
     return TelemetryWindow.model_validate(merged).model_dump(mode="json", by_alias=True)

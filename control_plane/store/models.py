@@ -108,7 +108,8 @@ class Device(SQLModel, table=True):
     labels: dict[str, str] = _json()
     online: bool = False
     last_seen: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    status_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # our receipt time
+    status_session: str | None = Field(default=None, max_length=48)  # DeviceStatus.session
     agent_version: str | None = Field(default=None, max_length=32)
     desired_release_id: str | None = Field(default=None, max_length=64)
     desired_revision: int = Field(default=0, sa_type=sa.BigInteger)

@@ -117,7 +117,10 @@ def test_bad_releases_are_refused_and_the_previous_model_stays(rig: Rig) -> None
     assert rig.reported()["shadow"]["stage"] == "failed"
     assert rig.active() == ("good", "healthy")
 
-    failed = [e for e in rig.observer.of("events") if e["kind"] == "activation_failed"]
+    # Events go through the outbox, the reported state straight out: poll for the last one.
+    failed = wait_until(lambda: (f := [e for e in rig.observer.of("events")
+                                       if e["kind"] == "activation_failed"])[3:] and f,
+                        10, "four activation_failed events")
     assert [e["release_id"] for e in failed] == [*expected, "forged"]
     pointer = (rig.tmp / "data" / "releases" / "active.json").read_text()
     assert '"current": "good"' in pointer

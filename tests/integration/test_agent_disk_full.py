@@ -4,6 +4,10 @@ them, report the count in telemetry; never raise, never stop the agent."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +15,18 @@ import pytest
 
 from edge_agent.outbox import Outbox
 from protocols import telemetry_topic
-from tests.agent_kit import looping_camera, make_rig, release_server, wait_until
-from tests.conftest import Mosquitto, free_port
+from tests.agent_kit import (
+    Observer,
+    Rig,
+    looping_camera,
+    make_release,
+    make_rig,
+    release_server,
+    running_rig,
+    wait_until,
+)
+from tests.conftest import Mosquitto, free_port, start_mosquitto
+from tests.integration.test_agent_lifecycle import http_get
 
 pytestmark = pytest.mark.fault
 CAP = 64 * 1024
@@ -89,9 +103,140 @@ def test_agent_with_a_full_queue_reports_what_it_dropped(tmp_path: Path) -> None
                   f"broker down -> observed {reported} windows reported dropped, "
                   f"{len(windows)} new windows delivered, agent still running")
             assert reported > 0
-            assert agent.outbox.count() < filled  # drained after the outage
+            # Drained after the outage (PUBACKs are handled a moment after ingest has them).
+            wait_until(lambda: agent.outbox.count() < filled, 30, "the outbox draining")
         finally:
             for agent in list(rig.agents):
                 agent.stop()
+            rig.observer.close()
+            broker.stop()
+
+
+# -- a real full disk ---------------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs of our own: a file system that really fills up (ENOSPC)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here (run as root): {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Write a file until the file system refuses (ENOSPC); returns it."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def counter(text: str, name: str) -> float:
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(found[1]) if found else 0.0
+
+
+def said_offline(rig: Rig) -> bool:
+    return (rig.observer.last("status") or {}).get("state") == "offline"
+
+
+def test_agent_on_a_full_disk_keeps_classifying_and_recovers(
+        small_disk: Path, mosquitto: Mosquitto) -> None:
+    """The data folder's file system fills up while the agent classifies: inference, /healthz
+    and /metrics go on, windows that cannot be stored are counted, and once space returns
+    telemetry flows again and reports exactly the windows it could not store."""
+    port = free_port()
+    with running_rig(small_disk, mosquitto.url) as rig:
+        rig.server.add(make_release(rig.key, "r1"))
+        agent = rig.start_agent(rig.config(looping_camera(small_disk), window_seconds=1,
+                                           metrics_port=port))
+        rig.observer.desire(1, "r1")
+        rig.wait_healthy("r1")
+        base = f"http://127.0.0.1:{port}"
+        inferred = 'parkwatch_agent_frames_total{camera_id="gate",outcome="inferred"}'
+        filler = fill(small_disk)
+        closed = agent.loop.windows_closed
+        before = counter(http_get(f"{base}/metrics")[1], inferred)
+        wait_until(lambda: agent.loop.windows_closed >= closed + 4, 30,
+                   "four windows closed on the full disk")
+        status, body = http_get(f"{base}/healthz")
+        after = counter(http_get(f"{base}/metrics")[1], inferred)
+        print(f"injected: data folder's file system full ({filler.stat().st_size} B filler) -> "
+              f"observed /healthz {status}, {after - before:.0f} frames inferred meanwhile, "
+              f"{agent.loop.windows_closed - closed} windows closed")
+        assert status == 200, body
+        assert after > before, "the local metrics stopped while the disk was full"
+
+        filler.unlink()  # space returns: no restart, no operator
+
+        def reported() -> int | None:
+            n = sum(int(w["dropped_windows"]) for w in rig.observer.of("telemetry"))
+            return n or None
+
+        wait_until(reported, 30, "a window reporting the windows the full disk lost")
+        rig.stop_agent(agent)  # closes the last window, flushes, says offline
+        wait_until(lambda: said_offline(rig), 15, "the agent's offline status")
+        produced = agent.loop.windows_closed
+        windows = rig.observer.of("telemetry")
+        delivered = {int(w["seq"]) for w in windows}
+        dropped = sum(int(w["dropped_windows"]) for w in windows)
+        print(f"space returned -> observed {len(delivered)} windows delivered + {dropped} "
+              f"reported dropped of {produced} produced")
+        assert len(delivered) + dropped == produced
+        assert dropped > 0
+
+
+def test_dropped_windows_are_counted_exactly(tmp_path: Path) -> None:
+    """A broker outage longer than the outbox holds: every window the agent produced is
+    delivered or counted once in a later window's dropped_windows (events likewise)."""
+    state = tmp_path / "broker"
+    state.mkdir()
+    broker = start_mosquitto(
+        state, f"persistence true\npersistence_location {state}/\nuser root\n")
+    with release_server() as server:
+        rig = make_rig(tmp_path, broker.url, server)
+        rig.observer.close()
+        rig.observer = Observer(broker.url, client_id="observer")  # misses nothing
+        try:
+            agent = rig.start_agent(rig.config(looping_camera(tmp_path), window_seconds=1,
+                                               outbox_max_rows=10))
+            wait_until(lambda: rig.observer.of("telemetry"), 15, "a first window")
+            broker.stop()
+            closed = agent.loop.windows_closed
+            wait_until(lambda: agent.loop.windows_closed >= closed + 25, 60,
+                       "25 windows produced during the outage")
+            broker.start()
+            wait_until(lambda: sum(int(w["dropped_windows"]) for w in rig.observer.of(
+                "telemetry")), 60, "a window reporting drops")
+            rig.stop_agent(agent)  # closes the last window, flushes, says offline
+            wait_until(lambda: said_offline(rig), 15, "the agent's offline status")
+            windows = rig.observer.of("telemetry")
+            produced = agent.loop.windows_closed
+            delivered = {int(w["seq"]) for w in windows}
+            dropped = sum(int(w["dropped_windows"]) for w in windows)
+            events = rig.observer.of("events")
+            ev_dropped = sum(int(w.get("dropped_events", 0)) for w in windows)
+            ev_delivered = {int(e["seq"]) for e in events}
+            print(f"injected: broker down for {produced - closed} windows with a 10-row outbox "
+                  f"-> observed {len(delivered)} windows delivered + {dropped} reported dropped "
+                  f"of {produced} produced; events {len(ev_delivered)} + {ev_dropped} of "
+                  f"{agent.events.produced}")
+            assert len(delivered) + dropped == produced
+            assert dropped > 0
+            assert len(ev_delivered) + ev_dropped == agent.events.produced
+        finally:
+            for running in list(rig.agents):
+                running.stop()
             rig.observer.close()
             broker.stop()

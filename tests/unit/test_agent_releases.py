@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from edge_agent.errors import DownloadError, ReleaseError, VerificationError
 from edge_agent.releases import ReleaseStore
 from protocols import generate_signing_key
 from protocols.signing import key_id_of
-from tests.agent_kit import TOKEN, ReleaseServer, make_release, release_server
+from tests.agent_kit import TOKEN, ReleaseServer, build_model, make_release, release_server
 
 
 @pytest.fixture
@@ -170,3 +171,30 @@ def test_tampered_installed_manifest_does_not_load(tmp_path: Path, server: Relea
         store.load("r1")
     # install() repairs it from the control plane
     assert store.install("r1").release_id == "r1"
+
+
+def test_superseded_partial_downloads_are_removed(tmp_path: Path, server: ReleaseServer,
+                                                  key: Ed25519PrivateKey) -> None:
+    """Partial downloads of releases no longer wanted do not pile up: at start only the
+    newest ``.part`` stays (the one a restart resumes), and a download removes the others."""
+    downloads = tmp_path / "releases" / "downloads"
+    downloads.mkdir(parents=True)
+    stale = [downloads / f"{c * 64}.part" for c in "abc"]
+    for age, path in enumerate(stale):
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))
+    store = store_for(tmp_path, server, key)
+    after_start = sorted(p.name for p in downloads.iterdir())
+    r1, r2 = make_release(key, "r1"), make_release(key, "r2", build_model(bias=0.5))
+    server.add(r1)
+    server.add(r2, artifact=r2.model[:100])  # r2's transfer breaks off: kept for resuming
+    with pytest.raises(DownloadError):
+        store.install("r2")
+    after_r2 = sorted(p.name for p in downloads.iterdir())
+    store.install("r1")  # supersedes r2
+    left = sorted(p.name for p in downloads.iterdir())
+    print(f"injected: 3 stale .part files, then r2 broken off and r1 installed -> observed "
+          f"{len(after_start)} after start, {after_r2} after r2, {left} after r1")
+    assert after_start == [stale[-1].name]
+    assert after_r2 == [f"{r2.sha256}.part"]
+    assert left == []

@@ -17,7 +17,10 @@ from types import ModuleType
 
 import pytest
 
-from protocols import CameraWindow, DeviceEvent, TelemetryWindow, encode
+from edge_agent.config import parse_mqtt_url
+from edge_agent.mqtt import MqttLink
+from edge_agent.outbox import Outbox
+from protocols import CameraWindow, DeviceEvent, DeviceStatus, TelemetryWindow, encode
 from protocols.signing import canonical_json
 from tests.unit.test_protocols_signing import make_manifest
 
@@ -81,3 +84,21 @@ def test_a_payload_that_uses_a_new_feature_is_refused_by_the_previous_version(
     old = previous
     with pytest.raises(old.ProtocolError, match="animals"):
         old.decode(old.TelemetryWindow, encode(_window(mode="regions", animals={"dog": 1})))
+
+
+def test_status_sessions_and_dropped_events_follow_the_same_rule(
+        previous: ModuleType, tmp_path: Path) -> None:
+    """A status without a session and a window that dropped no event read on the previous
+    version; an agent with ``previous_protocol`` sends no session."""
+    old = previous
+    old.decode(old.DeviceStatus, encode(DeviceStatus(device_id="cam-1", state="offline")))
+    old.decode(old.TelemetryWindow, encode(_window()))
+    with pytest.raises(old.ProtocolError, match="session"):
+        old.decode(old.DeviceStatus, encode(DeviceStatus(device_id="cam-1", state="online",
+                                                         session="a1b2c3d4e5f6-1")))
+    with pytest.raises(old.ProtocolError, match="dropped_events"):
+        old.decode(old.TelemetryWindow, encode(_window().model_copy(
+            update={"dropped_events": 2})))
+    link = MqttLink("cam-1", parse_mqtt_url("mqtt://127.0.0.1:1"), Outbox(tmp_path / "o.db"),
+                    lambda desired: None, "1", sessions=False)
+    old.decode(old.DeviceStatus, link._status("online"))
