@@ -1,8 +1,8 @@
 """Moving regions: a background model on a small copy of each frame (as Frigate does).
 
-Per frame: the frame shrunk to ``region_analysis_width`` (exact halvings, then one area
-resize: each halving is OpenCV's fast 2x area average, where one area resize of a
-640x480 frame to a quarter cost twice as long), the background subtractor (OpenCV MOG2
+Per frame: the frame shrunk to ``region_analysis_width`` (halvings, then one area resize:
+each halving is OpenCV's fast 2x area average, where one area resize of a 640x480
+frame to a quarter cost twice as long), the background subtractor (OpenCV MOG2
 or KNN, with shadow detection: shadow pixels are marked 127 and dropped by the
 threshold), a morphological open (speckle) and a dilation (join an animal's parts), the
 outer contours' bounding boxes, then boxes merged within ``region_merge_distance`` and
@@ -65,8 +65,10 @@ class MotionRegions:
         self._size = (height, width)
         self._small = np.empty((h, w, 3), np.uint8)
         self._mask = np.empty((h, w), np.uint8)
+        # Halvings while the rest stays a whole factor: OpenCV's area resize averages
+        # exact blocks only at whole factors (by 1.5 it is off by up to 12 levels).
         self._halves = []
-        while width // 2 > w:
+        while width // 2 > w and width % (2 * w) == 0 and height % (2 * h) == 0:
             width, height = width // 2, height // 2
             self._halves.append(np.empty((height, width, 3), np.uint8))
         # One opening per 160 px: a moving shadow's rim (JPEG edges) and speckle go, an
