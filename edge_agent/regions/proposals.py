@@ -51,6 +51,7 @@ class MotionRegions:
         self._halves: list[U8] = []  # the frame halved until one more halving is too small
         self._opens = 1
         self._thumb: U8 = np.empty((_THUMB[1], _THUMB[0], 3), np.uint8)
+        self._planes: list[U8] = [np.empty(_THUMB[::-1], np.uint8) for _ in range(3)]
         self._hi: U8 = np.empty(_THUMB[::-1], np.uint8)
         self._lo: U8 = np.empty(_THUMB[::-1], np.uint8)
         self._sat = np.empty(_THUMB[::-1], np.float32)
@@ -122,7 +123,7 @@ class MotionRegions:
         """The last frame's brightness (mean luma) and saturation (mean ``(max - min) /
         max``, on a nearest-pixel thumbnail of the small copy): see ``condition``."""
         cv2.resize(self._small, _THUMB, dst=self._thumb, interpolation=cv2.INTER_NEAREST)
-        b, g, r = cv2.split(self._thumb)
+        b, g, r = cv2.split(self._thumb, self._planes)
         cv2.max(b, g, dst=self._hi)
         cv2.max(self._hi, r, dst=self._hi)
         cv2.min(b, g, dst=self._lo)

@@ -63,3 +63,18 @@ def test_a_part_inside_another_parts_hole_is_one_region(tmp_path: Path) -> None:
     assert len(boxes) == 1, boxes
     x0, y0, x1, y1 = boxes[0]
     assert x0 <= 120 and y0 <= 80 and x1 >= 200 and y1 >= 160
+
+
+def test_the_light_is_the_condition_rule_s_brightness_and_saturation() -> None:
+    rng = np.random.default_rng(4)
+    frame = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (640, 480),
+                       interpolation=cv2.INTER_NEAREST)
+    frame[:40] = 0  # black: saturation 0 by the definition's max(max, 1)
+    motion = MotionRegions(camera())
+    motion(frame)
+    brightness, saturation = motion.light()
+    small = motion._small.astype(np.float64)
+    assert brightness == pytest.approx((small @ [0.114, 0.587, 0.299]).mean(), abs=1e-6)
+    thumb = cv2.resize(motion._small, (64, 48), interpolation=cv2.INTER_NEAREST)
+    hi, lo = thumb.max(axis=2).astype(np.float64), thumb.min(axis=2)
+    assert saturation == pytest.approx(((hi - lo) / np.maximum(hi, 1)).mean(), abs=1e-6)
