@@ -20,7 +20,7 @@ import numpy.typing as npt
 from ..camera_config import CameraConfig
 from ..runtime import CropResults, ModelRuntime
 from .boxes import Box, centre, inside, iou, normalised
-from .condition import condition_index
+from .condition import CONDITIONS, condition_of
 from .crops import CropCutter
 from .proposals import MotionRegions
 from .stats import RegionWindow
@@ -70,7 +70,7 @@ class RegionAnalyzer:
         assert self._cutter is not None
         self._size = (bgr.shape[1], bgr.shape[0])
         moving = self.motion(bgr)
-        self.condition_index = int(condition_index(*self.motion.light()))
+        self.condition_index = CONDITIONS.index(condition_of(*self.motion.light()))
         self._choose(moving)
         results = None
         if self.boxes:
