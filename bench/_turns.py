@@ -1,0 +1,67 @@
+"""Variants that take turns: each runs for a short block, in rotating order, so neighbours
+on a shared machine slow them alike; wall-clock frames and process CPU time per turn."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+Step = Callable[[int], object]
+
+
+def run_block(step: Step, start: int, seconds: float, n_inputs: int, times: list[float]
+              ) -> tuple[int, float, float]:
+    """Run ``step`` for at least ``seconds``, appending each frame's time; (frames, seconds,
+    process CPU seconds: every thread of this process, ORT's pool included)."""
+    clock = time.perf_counter
+    cpu = time.process_time()
+    began = last = clock()
+    i = start
+    while last - began < seconds:
+        step(i % n_inputs)
+        i += 1
+        now = clock()
+        times.append(now - last)
+        last = now
+    return i - start, last - began, time.process_time() - cpu
+
+
+@dataclass
+class Turns:
+    """What one variant did in each of its turns."""
+
+    frames: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # of every frame
+
+    def fps(self, turns: slice = slice(None)) -> float:
+        """Frames/s over the turns: every frame's work, the summary's batches included."""
+        return sum(self.frames[turns]) / sum(self.seconds[turns])
+
+    def cpu_ms(self) -> float:
+        """Process CPU milliseconds per frame over all turns: the work of every thread,
+        without the time spent waiting for a core."""
+        return sum(self.cpu) / sum(self.frames) * 1000.0
+
+    def turn_fps(self) -> list[float]:
+        return [f / s for f, s in zip(self.frames, self.seconds, strict=True)]
+
+
+def interleaved(variants: dict[str, Step], turns: int, turn_s: float, n_inputs: int
+                ) -> dict[str, Turns]:
+    """Each variant's turns, taken in rotating order."""
+    names = list(variants)
+    for step in variants.values():  # warm-up: first-run allocations, caches
+        for i in range(3):
+            step(i)
+    done = {k: Turns() for k in names}
+    for t in range(turns):
+        for name in names[t % len(names):] + names[:t % len(names)]:
+            frames, secs, cpu = run_block(variants[name], t * 7, turn_s, n_inputs,
+                                          done[name].times)
+            done[name].frames.append(frames)
+            done[name].seconds.append(secs)
+            done[name].cpu.append(cpu)
+    return done
