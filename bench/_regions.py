@@ -95,11 +95,11 @@ def regions_variants(runtime: ModelRuntime, session: ort.InferenceSession,
             live.analyse(frame, (lap * len(frames) + i) / FPS, runtime)
     clock[0] = 3 * len(frames)
 
-    def regions(_: int) -> None:
+    def regions(i: int) -> None:  # turns hand every variant the same consecutive frames
         c = clock[0]
         clock[0] += 1
         t0 = time.perf_counter()
-        crops = live.analyse(frames[c % len(frames)], c / FPS, runtime)
+        crops = live.analyse(frames[i], c / FPS, runtime)
         counts["frames"] += 1
         counts["crops"] += len(live.boxes) if crops is not None else 0
         acc.add_crops(crops, (time.perf_counter() - t0) * 1000.0, 0.0, live.condition_index)
@@ -156,12 +156,19 @@ def regions_report(model: str, runtime: ModelRuntime, session: ort.InferenceSess
     (batched and one run per crop) and against whole-frame mode on the same frames."""
     frames = park_frames(64, k)
     variants, crops, live = regions_variants(runtime, session, frames, k)
-    done: dict[str, Turns] = interleaved(variants, turns, block, len(frames))
+    t0 = time.perf_counter()
+    for i in range(8):
+        variants[REGIONS](i)
+    per_turn = max(1, round(block / ((time.perf_counter() - t0) / 8)))
+    laps = max(1, round(turns * per_turn / len(frames)))  # whole laps of the clip
+    turns = math.ceil(laps * len(frames) / per_turn)
+    done: dict[str, Turns] = interleaved(variants, turns, block, len(frames), per_turn)
     row = Row(model, k, live["crops"] / max(1, live["frames"]),
               {n: v.fps() for n, v in done.items()}, {n: v.cpu_ms() for n, v in done.items()})
     print(f"\n#### Regions mode, {model}: {k} animals moving on a 640x480 lawn; crops per "
           f"frame {crops:.2f} (bare runs), {row.crops:.2f} (regions pipeline); one batched "
-          f"run: {runtime.batch_crops}\n")
+          f"run: {runtime.batch_crops}; turns of {per_turn} frames, the same for every "
+          f"variant\n")
     print("| variant | frames/s, wall (slowest, fastest turn) | CPU ms/frame | "
           "vs regions pipeline (frames/s) |")
     print("|---|---:|---:|---:|")

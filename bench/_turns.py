@@ -1,5 +1,11 @@
 """Variants that take turns: each runs for a short block, in rotating order, so neighbours
-on a shared machine slow them alike; wall-clock frames and process CPU time per turn."""
+on a shared machine slow them alike; wall-clock frames and process CPU time per turn.
+
+A turn lasts ``turn_s`` seconds, or, where the inputs differ in cost (a regions frame
+with no crop costs the bare model nothing), exactly ``frames_per_turn`` frames, the
+same ones for every variant: a timed turn would run through the cheap frames and
+count them, and flatter that variant.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,16 @@ from dataclasses import dataclass, field
 Step = Callable[[int], object]
 
 
-def run_block(step: Step, start: int, seconds: float, n_inputs: int, times: list[float]
-              ) -> tuple[int, float, float]:
-    """Run ``step`` for at least ``seconds``, appending each frame's time; (frames, seconds,
-    process CPU seconds: every thread of this process, ORT's pool included)."""
+def run_block(step: Step, start: int, seconds: float, n_inputs: int, times: list[float],
+              frames: int | None = None) -> tuple[int, float, float]:
+    """Run ``step`` for at least ``seconds`` (or on exactly ``frames`` inputs from
+    ``start``), appending each frame's time; (frames, seconds, process CPU seconds:
+    every thread of this process, ORT's pool included)."""
     clock = time.perf_counter
     cpu = time.process_time()
     began = last = clock()
     i = start
-    while last - began < seconds:
+    while i - start < frames if frames else last - began < seconds:
         step(i % n_inputs)
         i += 1
         now = clock()
@@ -49,18 +56,20 @@ class Turns:
         return [f / s for f, s in zip(self.frames, self.seconds, strict=True)]
 
 
-def interleaved(variants: dict[str, Step], turns: int, turn_s: float, n_inputs: int
-                ) -> dict[str, Turns]:
-    """Each variant's turns, taken in rotating order."""
+def interleaved(variants: dict[str, Step], turns: int, turn_s: float, n_inputs: int,
+                frames_per_turn: int | None = None) -> dict[str, Turns]:
+    """Each variant's turns, taken in rotating order: timed turns from spread-out inputs,
+    or ``frames_per_turn`` consecutive inputs, the same for every variant in a turn."""
     names = list(variants)
     for step in variants.values():  # warm-up: first-run allocations, caches
         for i in range(3):
             step(i)
     done = {k: Turns() for k in names}
     for t in range(turns):
+        start = t * frames_per_turn if frames_per_turn else t * 7
         for name in names[t % len(names):] + names[:t % len(names)]:
-            frames, secs, cpu = run_block(variants[name], t * 7, turn_s, n_inputs,
-                                          done[name].times)
+            frames, secs, cpu = run_block(variants[name], start, turn_s, n_inputs,
+                                          done[name].times, frames_per_turn)
             done[name].frames.append(frames)
             done[name].seconds.append(secs)
             done[name].cpu.append(cpu)
