@@ -48,7 +48,7 @@ class MotionRegions:
         self._size: tuple[int, int] = (0, 0)
         self._small: U8 = np.empty((0, 0, 3), np.uint8)
         self._mask: U8 = np.empty((0, 0), np.uint8)
-        self._halves: list[U8] = []  # the frame halved until one more halving is too small
+        self._halves: list[U8] = []  # the frame halved, on the way to the small copy
         self._opens = 1
         self._thumb: U8 = np.empty((_THUMB[1], _THUMB[0], 3), np.uint8)
         self._planes: list[U8] = [np.empty(_THUMB[::-1], np.uint8) for _ in range(3)]
