@@ -57,20 +57,32 @@ class Turns:
 
 
 def interleaved(variants: dict[str, Step], turns: int, turn_s: float, n_inputs: int,
-                frames_per_turn: int | None = None) -> dict[str, Turns]:
+                frames_per_turn: int | None = None,
+                after_lead: Callable[[], None] | None = None) -> dict[str, Turns]:
     """Each variant's turns, taken in rotating order: timed turns from spread-out inputs,
-    or ``frames_per_turn`` consecutive inputs, the same for every variant in a turn."""
+    or ``frames_per_turn`` consecutive inputs, the same for every variant in a turn. With
+    ``after_lead`` the first variant leads every turn, then ``after_lead`` runs untimed
+    and the others follow in rotating order (they may replay what the lead did)."""
     names = list(variants)
-    for step in variants.values():  # warm-up: first-run allocations, caches
-        for i in range(3):
-            step(i)
     done = {k: Turns() for k in names}
-    for t in range(turns):
-        start = t * frames_per_turn if frames_per_turn else t * 7
-        for name in names[t % len(names):] + names[:t % len(names)]:
-            frames, secs, cpu = run_block(variants[name], start, turn_s, n_inputs,
-                                          done[name].times, frames_per_turn)
-            done[name].frames.append(frames)
+    for t in range(-1, turns):  # turn -1 warms up (first-run allocations, caches)
+        order = names[t % len(names):] + names[:t % len(names)]
+        if after_lead is not None:
+            order = [names[0], *(n for n in order if n != names[0])]
+        if t < 0:
+            start, frames = n_inputs - 3, 3
+        else:
+            start = t * frames_per_turn if frames_per_turn else t * 7
+            frames = frames_per_turn
+        for name in order:
+            ran, secs, cpu = run_block(variants[name], start, turn_s, n_inputs,
+                                       done[name].times, frames)
+            if name == names[0] and after_lead is not None:
+                after_lead()
+            if t < 0:
+                done[name].times.clear()
+                continue
+            done[name].frames.append(ran)
             done[name].seconds.append(secs)
             done[name].cpu.append(cpu)
     return done
