@@ -1,13 +1,14 @@
 """Benchmark: the edge agent's per-frame pipeline vs bare ONNX Runtime vs eager torch.
 
-    python bench/agent_pipeline.py [--arch compact|small|lite0] [--threads N]
-                                   [--seconds S] [--rounds R] [--block B]
+    python bench/agent_pipeline.py [--arch default|compact|small|lite0 ...] [--threads N]
+                                   [--regions K ...] [--seconds S] [--rounds R] [--block B]
 
-Not a test. Builds the trainer's default network (``trainer.model.PetNet`` with the
-default ``TrainerSettings``: arch compact, 64 px, width 1.0; or ``--arch small``, or
-``--arch lite0``: EfficientNet-Lite0 at 224 px, random weights, which throughput does
-not depend on), exports it with ``trainer.export.export_onnx`` and measures, on the
-same decoded frames (model input size, BGR uint8):
+Not a test. For each ``--arch`` (default: both ``default``, the trainer's default
+network, ``trainer.model.PetNet`` with the default ``TrainerSettings``: arch compact,
+64 px, width 1.0; and ``lite0``: EfficientNet-Lite0 at 224 px, the real-photo demo's
+model; random weights, which throughput does not depend on) it exports the network with
+``trainer.export.export_onnx`` and measures, on the same decoded frames (model input
+size, BGR uint8):
 
 * **pipeline** - what the agent does per frame: ``ModelRuntime.infer`` (resize, split,
   normalise into reused buffers; ORT ``run_with_iobinding``; finite check; softmax) then
@@ -30,6 +31,12 @@ consecutive turns. Also printed: the ratio of median frame times (it leaves out 
 neighbours' time slices, and the summary's batches) and of CPU time per frame (all
 threads of the process: the work, without the waits). A last
 pass times the pipeline's steps. The goal is pipeline / bare ORT >= 0.85.
+
+Then regions mode (``bench/_regions.py``) for each ``--regions`` K (default 1, 3, 5):
+K animals on a 640x480 lawn; the regions pipeline against bare ORT on the very crops
+it classifies (batched, and one run per crop), the whole-frame pipeline and bare ORT
+on the whole frame; last, one summary table of every model and K with the ratios by
+frames/s (wall clock) and by CPU time per frame.
 Imports torch and the trainer: the bench is not a component, the agent never does.
 """
 
@@ -43,15 +50,15 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
 from _machine import cpu_name  # bench/ is on sys.path: scripts run from it
-from _regions import BARE_BATCHED, BARE_PER_CROP, REGIONS, WHOLE, park_frames, regions_variants
+from _regions import Row, regions_report, summary
+from _turns import Step, interleaved
 
 from edge_agent.config import _default_threads
 from edge_agent.input_stats import InputStatistics
@@ -96,61 +103,6 @@ def manifest_for(path: Path, size: int, embedding_dim: int) -> ReleaseManifest:
         golden_inputs=[GoldenInput(name="unused", image_png_b64="iVBORw0KGgo=",
                                    expected_logits=[0.0] * len(LABELS))],  # not smoke-tested here
     )
-
-
-Step = Callable[[int], object]
-
-
-def run_block(step: Step, start: int, seconds: float, n_inputs: int, times: list[float]
-              ) -> tuple[int, float, float]:
-    """Run ``step`` for at least ``seconds``, appending each frame's time; (frames, seconds,
-    process CPU seconds: every thread of this process, ORT's pool included)."""
-    clock = time.perf_counter
-    cpu = time.process_time()
-    began = last = clock()
-    i = start
-    while last - began < seconds:
-        step(i % n_inputs)
-        i += 1
-        now = clock()
-        times.append(now - last)
-        last = now
-    return i - start, last - began, time.process_time() - cpu
-
-
-@dataclass
-class Turns:
-    """What one variant did in each of its turns."""
-
-    frames: list[int] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)  # of every frame
-
-    def fps(self, turns: slice = slice(None)) -> float:
-        """Frames/s over the turns: every frame's work, the summary's batches included."""
-        return sum(self.frames[turns]) / sum(self.seconds[turns])
-
-    def turn_fps(self) -> list[float]:
-        return [f / s for f, s in zip(self.frames, self.seconds, strict=True)]
-
-
-def interleaved(variants: dict[str, Step], turns: int, turn_s: float, n_inputs: int
-                ) -> dict[str, Turns]:
-    """Each variant's turns, taken in rotating order."""
-    names = list(variants)
-    for step in variants.values():  # warm-up: first-run allocations, caches
-        for i in range(3):
-            step(i)
-    done = {k: Turns() for k in names}
-    for t in range(turns):
-        for name in names[t % len(names):] + names[:t % len(names)]:
-            frames, secs, cpu = run_block(variants[name], t * 7, turn_s, n_inputs,
-                                          done[name].times)
-            done[name].frames.append(frames)
-            done[name].seconds.append(secs)
-            done[name].cpu.append(cpu)
-    return done
 
 
 def step_profile(runtime: ModelRuntime, manifest: ReleaseManifest, frames: list[np.ndarray],
@@ -200,52 +152,52 @@ def step_profile(runtime: ModelRuntime, manifest: ReleaseManifest, frames: list[
     return {k: statistics.median(v) * 1e6 for k, v in zip(names, samples, strict=True)}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--threads", type=int, default=_default_threads(),
-                    help="intra-op threads for all variants (default: the agent's default)")
-    ap.add_argument("--seconds", type=float, default=1.0, help="per variant per round")
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--block", type=float, default=0.05,
-                    help="seconds of one turn of one variant (rounds x seconds are cut in turns)")
-    ap.add_argument("--regions", type=int, default=3,
-                    help="animals in the regions-mode scene (0: skip regions mode)")
-    ap.add_argument("--arch", choices=["default", "compact", "small", "lite0"],
-                    default="default", help="default: the trainer's default PetNet (arch "
-                    "compact); lite0: EfficientNet-Lite0 at 224 px")
-    args = ap.parse_args()
-    threads = args.threads
+@dataclass
+class Model:
+    name: str
+    net: PetNet | Lite0
+    manifest: ReleaseManifest
+    runtime: ModelRuntime
+    session: ort.InferenceSession  # bare ORT: the same file, session options and threads
+    size: int
+    width: float
 
-    torch.set_num_threads(threads)
+
+def build(arch_arg: str, threads: int) -> Model:
+    """The trainer's network for ``arch_arg``, exported as the trainer does, loaded twice:
+    by the agent's runtime and as a bare ORT session."""
     defaults = TrainerSettings.model_fields  # the trainer's default model config
     size: int = defaults["input_size"].default
     width: float = defaults["width_mult"].default
-    arch: str = defaults["arch"].default if args.arch == "default" else args.arch
+    arch: str = defaults["arch"].default if arch_arg == "default" else arch_arg
     net: PetNet | Lite0
     if arch == "lite0":
         size, width = 224, 1.0
         net = Lite0(num_classes=len(LABELS), input_size=size).eval()
-        model_name = "EfficientNet-Lite0"
+        name = "EfficientNet-Lite0"
     else:
         net = PetNet(num_classes=len(LABELS), width_mult=width, input_size=size,
                      arch=arch).eval()
-        model_name = f"trainer PetNet ({arch})"
+        name = f"trainer PetNet ({arch})"
     tmp = Path(tempfile.mkdtemp(prefix="pw-bench-"))
     path = export_onnx(net, tmp / "model.onnx", size)
     manifest = manifest_for(path, size, net.embedding_dim)
-
-    rng = np.random.default_rng(1)
-    n = 32
-    frames = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(n)]
-    camera = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(n)]
-
     runtime = ModelRuntime(path, manifest, threads)
-    acc = WindowAccumulator("bench", manifest.labels, manifest.reference_profile)
-    tensors = [runtime.preprocess(f).copy() for f in frames]  # the same input, preprocessed
     session = ort.InferenceSession(str(path), sess_options=session_options(threads),
                                    providers=["CPUExecutionProvider"])
-    torch_inputs = [torch.from_numpy(t) for t in tensors]
     shutil.rmtree(tmp, ignore_errors=True)  # the sessions hold the model now
+    return Model(name, net, manifest, runtime, session, size, width)
+
+
+def whole_frame_report(model: Model, args: argparse.Namespace, turns: int) -> None:
+    """Frame mode side by side: the agent's pipeline, bare ORT, torch eager."""
+    runtime, size, n = model.runtime, model.size, 32
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(n)]
+    camera = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(n)]
+    acc = WindowAccumulator("bench", model.manifest.labels, model.manifest.reference_profile)
+    tensors = [runtime.preprocess(f).copy() for f in frames]  # the same input, preprocessed
+    torch_inputs = [torch.from_numpy(t) for t in tensors]
 
     def pipeline(i: int, images: list[np.ndarray] = frames) -> None:
         t0 = time.perf_counter()
@@ -254,17 +206,16 @@ def main() -> None:
 
     def eager(i: int) -> None:
         with torch.inference_mode():
-            net(torch_inputs[i])
+            model.net(torch_inputs[i])
 
     pipe, bare = "agent pipeline (input-size frames)", "bare ORT session.run"
     variants: dict[str, Step] = {
         pipe: pipeline,
-        bare: lambda i: session.run(None, {"input": tensors[i]}),
+        bare: lambda i: model.session.run(None, {"input": tensors[i]}),
         "torch eager": eager,
         "agent pipeline (640x480 frames)": lambda i: pipeline(i, camera),
     }
     load_before = os.getloadavg()
-    turns = max(3, round(args.rounds * args.seconds / args.block))
     done = interleaved(variants, turns, args.block, n)
     load_after = os.getloadavg()
     # Frames/s over all turns counts every frame's work, the summary's batch every 2 MiB
@@ -279,16 +230,16 @@ def main() -> None:
     parts = [slice(i, i + group) for i in range(0, turns - group + 1, group)]
     spread = [done[pipe].fps(part) / done[bare].fps(part) for part in parts]
     ms = {k: statistics.median(v.times) * 1000.0 for k, v in done.items()}
-    cpu_ms = {k: sum(v.cpu) / sum(v.frames) * 1000.0 for k, v in done.items()}
-    steps = step_profile(runtime, manifest, frames, min(3.0, args.seconds * 3))
+    cpu_ms = {k: v.cpu_ms() for k, v in done.items()}
+    steps = step_profile(runtime, model.manifest, frames, min(3.0, args.seconds * 3))
 
-    print(f"### Agent per-frame pipeline ({time.strftime('%Y-%m-%d')})\n")
+    print(f"\n### Agent per-frame pipeline, {model.name} ({time.strftime('%Y-%m-%d')})\n")
     print(f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs, "
           f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
           f"load {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print(f"- onnxruntime {ort.__version__}, torch {torch.__version__}, numpy {np.__version__}")
-    print(f"- model: {model_name}, input {size}x{size}, width {width}, "
-          f"{len(LABELS)} classes, embedding {net.embedding_dim}; threads {threads}; "
+    print(f"- model: {model.name}, input {size}x{size}, width {model.width}, "
+          f"{len(LABELS)} classes, embedding {model.net.embedding_dim}; threads {args.threads}; "
           f"the variants take {turns} turns of {args.block:g} s each\n")
     print("| variant | frames/s, all turns (slowest, fastest turn) | ms/frame, median frame | "
           "CPU ms/frame | vs bare ORT (frames/s) |")
@@ -308,34 +259,38 @@ def main() -> None:
           f"{ms[bare] / ms[pipe]:.2f}, by CPU time {cpu_ms[bare] / cpu_ms[pipe]:.2f}; "
           f"goal >= 0.85: {'met' if ratio >= 0.85 else 'NOT met'}); "
           f"pipeline / torch eager = **{vs_torch:.2f}**")
-    if args.regions:
-        regions_report(runtime, session, args, turns)
 
 
-def regions_report(runtime: ModelRuntime, session: ort.InferenceSession,
-                   args: argparse.Namespace, turns: int) -> None:
-    """Regions mode side by side: K animals per frame against bare ORT on the same crops
-    (batched and one run per crop) and against whole-frame mode on the same frames."""
-    frames = park_frames(64, args.regions)
-    variants, crops, live = regions_variants(runtime, session, frames, args.regions)
-    done = interleaved(variants, turns, args.block, len(frames))
-    fps = {k: v.fps() for k, v in done.items()}
-    cpu_ms = {k: sum(v.cpu) / sum(v.frames) * 1000.0 for k, v in done.items()}
-    print(f"\n#### Regions mode: {args.regions} animals moving on a 640x480 lawn; crops per "
-          f"frame {crops:.2f} (bare runs), {live['crops'] / max(1, live['frames']):.2f} "
-          f"(regions pipeline); one batched run: {runtime.batch_crops}\n")
-    print("| variant | frames/s (slowest, fastest turn) | CPU ms/frame | "
-          "vs regions pipeline (frames/s) |")
-    print("|---|---:|---:|---:|")
-    for name, value in fps.items():
-        rates = done[name].turn_fps()
-        print(f"| {name} | {value:.0f} ({min(rates):.0f}, {max(rates):.0f}) | "
-              f"{cpu_ms[name]:.2f} | {value / fps[REGIONS]:.2f} |")
-    for name in (BARE_BATCHED, BARE_PER_CROP):
-        print(f"\nregions pipeline / {name} = **{fps[REGIONS] / fps[name]:.2f}** by "
-              f"frames/s, {cpu_ms[name] / cpu_ms[REGIONS]:.2f} by CPU time (goal >= 0.85)")
-    print(f"\nregions / whole-frame pipeline = **{fps[REGIONS] / fps[WHOLE]:.2f}** by "
-          f"frames/s, {cpu_ms[WHOLE] / cpu_ms[REGIONS]:.2f} by CPU time")
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=_default_threads(),
+                    help="intra-op threads for all variants (default: the agent's default)")
+    ap.add_argument("--seconds", type=float, default=1.0, help="per variant per round")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--block", type=float, default=0.05,
+                    help="seconds of one turn of one variant (rounds x seconds are cut in turns)")
+    ap.add_argument("--regions", type=int, nargs="*", default=[1, 3, 5],
+                    help="animals in the regions-mode scenes, one scene each (none: skip "
+                    "regions mode)")
+    ap.add_argument("--arch", nargs="+", choices=["default", "compact", "small", "lite0"],
+                    default=["default", "lite0"], help="default: the trainer's default "
+                    "PetNet (arch compact); lite0: EfficientNet-Lite0 at 224 px")
+    ap.add_argument("--no-frame-mode", action="store_true",
+                    help="regions mode only (skip the whole-frame tables)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    turns = max(3, round(args.rounds * args.seconds / args.block))
+    rows: list[Row] = []
+    for arch in args.arch:
+        model = build(arch, args.threads)
+        if not args.no_frame_mode:
+            whole_frame_report(model, args, turns)
+        for k in [k for k in args.regions if k > 0]:
+            rows.append(regions_report(model.name, model.runtime, model.session, k, turns,
+                                       args.block))
+    if rows:
+        summary(rows, args.threads)
+
 
 if __name__ == "__main__":
     main()

@@ -64,9 +64,10 @@ class CameraConfig(BaseModel):
         "model's input (a close-up camera), with per-frame detection events.",
     )
     region_analysis_width: Annotated[int, Field(ge=80, le=1280)] = Field(
-        default=320,
+        default=160,
         description="Regions: width in pixels of the small copy of the frame the background "
-        "model sees (the height keeps the frame's aspect).",
+        "model sees (the height keeps the frame's aspect); the model's cost grows with its "
+        "area (1.1 ms at 320, 0.26 ms at 160 on one core).",
     )
     region_subtractor: Literal["mog2", "knn"] = Field(
         default="mog2",

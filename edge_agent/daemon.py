@@ -63,6 +63,8 @@ class Agent:
             previous_protocol=s.previous_protocol,
         )
         self.metrics = AgentMetrics(s.device_id) if s.metrics_port else None
+        if self.metrics is not None:
+            self.metrics.watch_regions(self.loop.region_counts)
         self.releases = ReleaseWorker(s, self.store, self.loop, self.events, self.samples,
                                       self.metrics, publish=self._publish_reported)
         self.link = MqttLink(s.device_id, s.mqtt, self.outbox, self.releases.desired_received,

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from protocols import TelemetryWindow
+
+from .regions.stats import RegionCounts
 
 HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 
@@ -56,6 +58,30 @@ class AgentMetrics:
         self.samples = Counter("parkwatch_agent_samples_uploaded", "Samples uploaded",
                                registry=self.registry)
         self._server: ThreadingHTTPServer | None = None
+
+    def watch_regions(self, counts: Callable[[], Mapping[str, RegionCounts]]) -> None:
+        """Serve the regions-mode cameras' running counts, read from ``counts`` at each
+        scrape: regions proposed, classified and rejected, live tracks and animals."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        class Regions:
+            def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+                regions = CounterMetricFamily(
+                    "parkwatch_agent_regions", "Regions by outcome: proposed by the "
+                    "background model, classified (crops), rejected (no animal)",
+                    labels=["camera_id", "outcome"])
+                tracks = GaugeMetricFamily("parkwatch_agent_live_tracks", "Tracks alive now",
+                                           labels=["camera_id", "kind"])
+                for camera_id, c in counts().items():
+                    for outcome, n in (("proposed", c.proposed), ("classified", c.classified),
+                                       ("rejected", c.rejected)):
+                        regions.add_metric([camera_id, outcome], n)
+                    tracks.add_metric([camera_id, "all"], c.live_tracks)
+                    tracks.add_metric([camera_id, "animal"], c.live_animals)
+                yield regions
+                yield tracks
+
+        self.registry.register(Regions())
 
     def serve(self, port: int, host: str, health: HealthCheck) -> None:
         """Serve ``/metrics`` and ``/healthz`` on a daemon thread."""

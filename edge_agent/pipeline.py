@@ -37,6 +37,7 @@ from .events import Debouncer, EventLog
 from .motion import MotionGate
 from .outbox import Dropped, Outbox
 from .regions.analyzer import RegionAnalyzer
+from .regions.stats import RegionCounts
 from .runtime import CropResults, Inference, ModelRuntime
 from .telemetry import ProcessSampler, ShadowAccumulator, WindowAccumulator
 
@@ -134,6 +135,11 @@ class InferenceLoop:
             lane.gate = MotionGate(cam.motion_threshold, cam.motion_max_skip_seconds)
         return lane
 
+    def region_counts(self) -> dict[str, RegionCounts]:
+        """Each regions-mode camera's running region and track counts (for /metrics)."""
+        return {lane.source.camera_id: lane.regions.counts for lane in self._lanes
+                if lane.regions is not None}
+
     @property
     def runtime(self) -> ModelRuntime | None:
         return self._runtime
@@ -204,6 +210,9 @@ class InferenceLoop:
             wake_at = min([self._window_end, now + 0.5,
                            *(ln.next_due for ln in self._lanes if ln.next_due > now)])
             self._wake.wait(max(0.0, wake_at - now))
+        for lane in self._lanes:  # no track is left open: animal_left for those alive
+            if lane.regions is not None:
+                lane.regions.stop()
         self._close_window_safely(current)
 
     def _process(self, lane: _Lane, frame: Frame, runtime: ModelRuntime) -> None:

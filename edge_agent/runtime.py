@@ -64,6 +64,16 @@ class Inference:
     inference_ms: float
 
 
+def softmax(logits: list[float], temperature: float) -> tuple[list[float], int]:
+    """``softmax(logits / temperature)`` and the top index, in plain Python: right after an
+    ORT run each numpy call costs several times its warm cost, and a model has few labels."""
+    high = max(logits)
+    exps = [math.exp((v - high) / temperature) for v in logits]
+    total = sum(exps)
+    probs = [e / total for e in exps]
+    return probs, probs.index(max(probs))
+
+
 def session_options(intra_op_threads: int) -> ort.SessionOptions:
     """The agent's ORT session options (the pipeline benchmark gives bare ORT the same)."""
     opts = ort.SessionOptions()
@@ -160,18 +170,13 @@ class ModelRuntime:
         except Exception as exc:  # ORT raises its own exception types
             raise ModelError(f"inference failed: {exc}"[:500]) from None
         inference_ms = (time.perf_counter() - started) * 1000.0
-        # Right after a run ORT's kernels have pushed this code out of the CPU caches, and
-        # each numpy call costs several times its warm cost: the few logits go through
-        # plain Python, the embedding through one native NaN/inf check.
+        # Right after a run ORT's kernels have pushed this code out of the CPU caches: the
+        # few logits go through plain Python, the embedding through one native NaN/inf check.
         logits = self._logits[0].tolist()
         if not (all(map(math.isfinite, logits)) and cv2.checkRange(self._embedding)[0]):
             raise ModelError(f"release {self.release_id} produced non-finite outputs")
-        t, high = self._temperature, max(logits)
-        exps = [math.exp((v - high) / t) for v in logits]
-        total = sum(exps)
-        probs = [e / total for e in exps]
+        probs, top = softmax(logits, self._temperature)
         self._probs[:] = probs
-        top = probs.index(max(probs))
         return Inference(self._logits[0], self._probs, self._embedding[0], self._resized, top,
                          probs[top], inference_ms)
 
@@ -220,13 +225,10 @@ class ModelRuntime:
         logits, probs = self._crop_logits[:k], self._crop_probs[:k]
         if not (cv2.checkRange(logits)[0] and cv2.checkRange(self._crop_embeddings[:k])[0]):
             raise ModelError(f"release {self.release_id} produced non-finite outputs")
-        np.divide(logits, self._temperature, out=probs)
-        probs -= probs.max(axis=1, keepdims=True)
-        np.exp(probs, out=probs)
-        probs /= probs.sum(axis=1, keepdims=True)
-        tops = probs.argmax(axis=1)
-        return CropResults(logits, probs, self._crop_embeddings[:k], images, tops.tolist(),
-                           probs[np.arange(k), tops].tolist(), inference_ms)
+        rows = [softmax(row, self._temperature) for row in logits.tolist()]
+        probs[:] = [p for p, _ in rows]
+        return CropResults(logits, probs, self._crop_embeddings[:k], images,
+                           [top for _, top in rows], [p[top] for p, top in rows], inference_ms)
 
     # -- checks --------------------------------------------------------------------------
     def smoke_test(self) -> None:

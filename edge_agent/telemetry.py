@@ -153,22 +153,8 @@ class WindowAccumulator:
     def add(self, result: Inference, e2e_ms: float, frame_age_ms: float) -> None:
         """Count one inference (copies what it keeps of ``result``)."""
         self.inferred += 1
-        self._queue(result, e2e_ms, frame_age_ms)
-
-    def _queue(self, result: Inference, e2e_ms: float, frame_age_ms: float) -> None:
-        rows = self._rows
-        if self._profile is not None:
-            if self._frames.shape[1:] != result.image.shape:
-                self._summarise()
-                self._batch = max(1, min(len(self._values),
-                                         QUEUE_BYTES // result.image.nbytes))
-                self._frames = np.empty((self._batch, *result.image.shape), np.uint8)
-                self._embeddings = np.empty((self._batch, len(self._emb_mean)), np.float32)
-            self._frames[len(rows)] = result.image
-            self._embeddings[len(rows)] = result.embedding
-        rows.append((result.top, result.confidence, result.inference_ms, e2e_ms, frame_age_ms))
-        if len(rows) == self._batch:
-            self._summarise()
+        self._queue(result.image[None], result.embedding[None],
+                    [(result.top, result.confidence, result.inference_ms, e2e_ms, frame_age_ms)])
 
     def add_crops(self, crops: CropResults | None, e2e_ms: float, frame_age_ms: float,
                   condition: int) -> None:
@@ -180,8 +166,32 @@ class WindowAccumulator:
             self._latencies.append((math.nan, e2e_ms, frame_age_ms))
             return
         self._latencies.append((crops.inference_ms, e2e_ms, frame_age_ms))
-        for i in range(len(crops.tops)):
-            self._queue(crops.inference(i), math.nan, math.nan)
+        nan = math.nan
+        self._queue(crops.images, crops.embeddings,
+                    [(top, conf, nan, nan, nan)
+                     for top, conf in zip(crops.tops, crops.confidences, strict=True)])
+
+    def _queue(self, images: U8, embeddings: F32,
+               rows: list[tuple[int, float, float, float, float]]) -> None:
+        """Queue k inputs (k x H x W x 3 images, k embeddings, k rows of scalars), a slice
+        at a time; a full queue is summarised."""
+        done = 0
+        while done < len(rows):
+            if self._profile is not None and self._frames.shape[1:] != images.shape[1:]:
+                self._summarise()
+                self._batch = max(1, min(len(self._values),
+                                         QUEUE_BYTES // images[0].nbytes))
+                self._frames = np.empty((self._batch, *images.shape[1:]), np.uint8)
+                self._embeddings = np.empty((self._batch, len(self._emb_mean)), np.float32)
+            at = len(self._rows)
+            take = min(len(rows) - done, self._batch - at)
+            if self._profile is not None:
+                self._frames[at:at + take] = images[done:done + take]
+                self._embeddings[at:at + take] = embeddings[done:done + take]
+            self._rows += rows[done:done + take]
+            done += take
+            if len(self._rows) == self._batch:
+                self._summarise()
 
     def _summarise(self) -> None:
         """Count the queued frames, and with a profile put their values in rows to bin."""

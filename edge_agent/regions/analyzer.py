@@ -20,10 +20,10 @@ import numpy.typing as npt
 from ..camera_config import CameraConfig
 from ..runtime import CropResults, ModelRuntime
 from .boxes import Box, centre, inside, iou, normalised
-from .condition import condition_index
+from .condition import CONDITIONS, condition_of
 from .crops import CropCutter
 from .proposals import MotionRegions
-from .stats import RegionWindow
+from .stats import RegionCounts, RegionWindow
 from .tracker import Changes, Observation, Track, Tracker
 
 U8 = npt.NDArray[np.uint8]
@@ -44,6 +44,7 @@ class RegionAnalyzer:
         self.tracker = Tracker(ignore_labels, camera.track_confirm_frames,
                                camera.track_coast_seconds, path_limit=PATH_POINTS)
         self.window = RegionWindow()
+        self.counts = RegionCounts()
         self.condition_index = -1  # of the last analysed frame
         self.boxes: list[Box] = []  # classified in the last frame
         self._probes: list[int | None] = []  # track id of each box cut at a resting track
@@ -70,15 +71,22 @@ class RegionAnalyzer:
         assert self._cutter is not None
         self._size = (bgr.shape[1], bgr.shape[0])
         moving = self.motion(bgr)
-        self.condition_index = int(condition_index(*self.motion.light()))
+        self.condition_index = CONDITIONS.index(condition_of(*self.motion.light()))
         self._choose(moving)
         results = None
         if self.boxes:
             results = runtime.classify_crops(self._cutter.cut(bgr, self.boxes))
         changes = self.tracker.update(self._observations(runtime, results), now)
-        self._count()
+        self._count(len(moving))
         self._announce(changes, runtime)
         return results
+
+    def stop(self) -> None:
+        """The camera stops: every track ends, an announced one with ``animal_left`` and
+        its dwell so far, so no animal is left open."""
+        if self._runtime is not None:
+            self._announce(self.tracker.end_all(), self._runtime)
+        self.counts.live_tracks = self.counts.live_animals = 0
 
     def _choose(self, moving: Sequence[Box]) -> None:
         limit = self.camera.region_max_per_frame
@@ -101,11 +109,16 @@ class RegionAnalyzer:
         for box, probe, top, conf in zip(self.boxes, self._probes, results.tops,
                                          results.confidences, strict=True):
             label = runtime.labels[top]
-            out.append(Observation(box, label, conf, label in background or conf >= least,
-                                   probe))
+            rejected = label in background
+            self.counts.rejected += rejected
+            out.append(Observation(box, label, conf, rejected or conf >= least, probe))
         return out
 
-    def _count(self) -> None:
+    def _count(self, proposed: int) -> None:
+        counts = self.counts
+        counts.proposed += proposed
+        counts.classified += len(self.boxes)
+        counts.live_tracks = len(self.tracker.tracks)
         width, height = self._size
         animals = []
         for t in self.tracker.tracks:
@@ -116,6 +129,7 @@ class RegionAnalyzer:
                 animals.append((t.track_id, t.label or "", cx / width, cy / height))
             else:
                 self.window.relabel(t.track_id, None)
+        counts.live_animals = len(animals)
         self.window.add_frame([(b[2] - b[0]) / width for b in self.boxes], animals)
 
     def _announce(self, changes: Changes, runtime: ModelRuntime) -> None:

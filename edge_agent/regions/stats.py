@@ -1,4 +1,5 @@
-"""One camera's region and animal counts over a telemetry window (regions mode).
+"""One camera's region and animal counts: over a telemetry window (regions mode), and
+running totals for ``/metrics``.
 
 Fixed bins from ``protocols.messages`` (``REGION_WIDTH_EDGES``, ``REGIONS_PER_FRAME_BINS``,
 the ``HEATMAP_COLS`` x ``HEATMAP_ROWS`` grid), so windows add up across the fleet.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from protocols.messages import (
     HEATMAP_COLS,
@@ -18,6 +20,20 @@ from protocols.messages import (
 )
 
 _INNER_EDGES = REGION_WIDTH_EDGES[1:-1]
+
+
+@dataclass
+class RegionCounts:
+    """Since the camera's analyzer started: regions the background model proposed, crops
+    classified (probes of resting animals included) and crops rejected (a "no animal"
+    label); and now: tracks alive, confirmed animal tracks among them. Written by the
+    inference thread only; other threads read plain ints."""
+
+    proposed: int = 0
+    classified: int = 0
+    rejected: int = 0
+    live_tracks: int = 0
+    live_animals: int = 0
 
 
 class RegionWindow:

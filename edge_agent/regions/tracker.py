@@ -141,6 +141,12 @@ class Tracker:
                 seen.add(track.track_id)
         return self._advance(seen, now)
 
+    def end_all(self) -> Changes:
+        """End every track now (the camera stops): announced ones leave with their dwell
+        so far."""
+        ended, self.tracks = self.tracks, []
+        return Changes([], ended)
+
     def _fits(self, track: Track, obs: Observation) -> bool:
         """An animal's track never takes a crop that says "no animal": that is the lawn it
         uncovered (the background model's ghost where it rested) or a person beside it."""

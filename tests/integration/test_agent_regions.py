@@ -36,6 +36,7 @@ class Run:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     window: dict[str, object] = field(default_factory=dict)
     tracks: list[dict[int, str | None]] = field(default_factory=list)  # confirmed, per frame
+    analyzer: RegionAnalyzer | None = None
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [f for k, f in self.events if k == kind]
@@ -55,6 +56,7 @@ def analyse(tmp: Path, things: list[Thing], n: int, **camera: Any) -> Run:
         run.tracks.append({t.track_id: t.label for t in analyzer.tracker.tracks
                            if t.confirmed})
     run.window = analyzer.close_window()
+    run.analyzer = analyzer
     return run
 
 
@@ -121,3 +123,24 @@ def test_a_resting_animal_keeps_its_track_until_it_walks_off(tmp_path: Path) -> 
 def test_both_background_models_find_the_animals(tmp_path: Path, subtractor: str) -> None:
     run = analyse(tmp_path, [CAT, DOG], 80, region_subtractor=subtractor)
     assert sorted(e["label"] for e in run.of("animal_appeared")) == ["cat", "dog"]
+
+
+def test_tracks_alive_when_the_camera_stops_leave_with_their_dwell_so_far(
+        tmp_path: Path) -> None:
+    run = analyse(tmp_path, [CAT, PERSON, DOG], 50)  # all three still in view at frame 49
+    assert run.analyzer is not None
+    counts = run.analyzer.counts
+    assert run.of("animal_left") == [] and counts.live_animals == 2
+    assert counts.live_tracks >= 3  # the person's track too
+    assert counts.proposed >= counts.classified - 2 * 25 > 0  # probes: at most 2 a frame
+    assert counts.classified == sum(len(b) for b in run.boxes)
+    assert 0 < counts.rejected < counts.classified  # the person's crops: "other"
+    run.analyzer.stop()
+    left = {e["label"]: e for e in run.of("animal_left")}
+    appeared = {e["label"]: e["track_id"] for e in run.of("animal_appeared")}
+    assert {k: e["track_id"] for k, e in left.items()} == appeared == {
+        "cat": appeared["cat"], "dog": appeared["dog"]}
+    assert 2.6 <= left["cat"]["dwell_seconds"] <= 2.95  # seen from frame 20-23 to 49
+    assert 2.1 <= left["dog"]["dwell_seconds"] <= 2.45  # from frame 25-28
+    assert (counts.live_tracks, counts.live_animals) == (0, 0)
+    assert run.analyzer.tracker.tracks == []

@@ -11,10 +11,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from protocols import DeviceEvent, TelemetryWindow
 from tests.agent_kit import Rig, running_rig, wait_until, write_video
-from tests.conftest import Mosquitto
+from tests.conftest import Mosquitto, free_port
+from tests.integration.test_agent_lifecycle import http_get
 from tests.region_kit import BLUE, GREEN, RED, Thing, colour_release, crossing, write_clip
 from tests.unit.test_protocols_compat import previous  # noqa: F401  (a fixture)
 
@@ -99,3 +101,49 @@ def test_an_agent_told_to_speak_the_previous_protocol_is_read_by_that_control_pl
         kinds.add(old.decode(old.DeviceEvent, json.dumps(raw)).kind)
         DeviceEvent.model_validate_json(json.dumps(raw))
     assert "animal_appeared" not in kinds and "detection" in kinds
+
+
+def region_metrics(port: int) -> dict[tuple[str, str], float]:
+    """The lawn camera's region samples from /metrics: (metric, outcome or kind) -> value."""
+    code, text = http_get(f"http://127.0.0.1:{port}/metrics")
+    assert code == 200
+    return {(sample.name, sample.labels.get("outcome") or sample.labels["kind"]): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples
+            if sample.name in ("parkwatch_agent_regions_total", "parkwatch_agent_live_tracks")
+            and sample.labels["camera_id"] == "lawn"}
+
+
+def test_metrics_count_regions_and_tracks_open_at_stop_leave(rig: Rig) -> None:
+    """/metrics has the camera's regions and live tracks; the dog is still on the lawn when
+    the agent stops, and its track ends with animal_left all the same."""
+    port = free_port()
+    rig.server.add(colour_release(rig.key, "colour-1"))
+    things = [Thing(BLUE, (50, 36), crossing(0, 120, 30, 290, 150)),  # never leaves
+              Thing(GREEN, (20, 60), crossing(10, 60, 40, 280, 125))]
+    park = write_clip(rig.tmp / "park.avi", things, 120)
+    agent = rig.start_agent(rig.config(
+        [{"camera_id": "lawn", "source": str(park), "loop": True, "sample_fps": 10.0}],
+        window_seconds=2, metrics_port=port))
+    rig.observer.desire(1, "colour-1")
+    rig.wait_healthy("colour-1")
+
+    def counted() -> dict[tuple[str, str], float] | None:
+        m = region_metrics(port)
+        return m if m.get(("parkwatch_agent_regions_total", "rejected"), 0) > 0 and m.get(
+            ("parkwatch_agent_live_tracks", "animal")) == 1 else None
+
+    m = wait_until(counted, 60, "a rejected person and a live dog in /metrics")
+    classified = m[("parkwatch_agent_regions_total", "classified")]
+    assert m[("parkwatch_agent_regions_total", "proposed")] > 0 and classified > 0
+    assert m[("parkwatch_agent_regions_total", "rejected")] < classified
+    assert m[("parkwatch_agent_live_tracks", "all")] >= 1
+    rig.stop_agent(agent)
+
+    def closed() -> list[dict[str, Any]] | None:
+        events = rig.observer.of("events")
+        opened = sorted(e["track_id"] for e in events if e["kind"] == "animal_appeared")
+        left = [e for e in events if e["kind"] == "animal_left"]
+        return left if opened and sorted(e["track_id"] for e in left) == opened else None
+
+    last = wait_until(closed, 15, "an animal_left for every track")[-1]
+    assert last["label"] == "dog" and last["dwell_seconds"] > 0 and last["path"]

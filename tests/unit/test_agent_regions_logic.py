@@ -9,6 +9,7 @@ from edge_agent.regions.boxes import iou, merge_near, normalised, square_around
 from edge_agent.regions.condition import (
     CONDITIONS,
     condition_counts,
+    condition_index,
     condition_of,
     majority,
 )
@@ -47,6 +48,14 @@ def test_normalised_boxes_are_clipped_to_the_frame() -> None:
 ])
 def test_the_condition_rule(brightness: float, saturation: float, expected: str) -> None:
     assert condition_of(brightness, saturation) == expected
+
+
+def test_one_frame_s_condition_is_the_rule_the_window_counts_with() -> None:
+    brightness = [0, 39.9, 40, 79.9, 80, 200, float("nan")]
+    saturation = [0, 0.149, 0.15, 0.5, float("nan")]
+    pairs = [(b, s) for b in brightness for s in saturation]
+    indices = condition_index([b for b, _ in pairs], [s for _, s in pairs]).tolist()
+    assert [CONDITIONS.index(condition_of(b, s)) for b, s in pairs] == indices
 
 
 def test_the_window_condition_is_the_majority_of_its_frames() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_agent.capture import CaptureCounters
-from edge_agent.runtime import Inference
+from edge_agent.runtime import CropResults, Inference
 from edge_agent.telemetry import LatencySamples, WindowAccumulator
 from protocols.features import bin_counts, input_stats
 from tests.agent_kit import LABELS, profile
@@ -213,3 +213,40 @@ def test_frames_of_a_new_size_are_measured_apart() -> None:
     values = [input_stats(np.ascontiguousarray(f[..., ::-1]))[0] for f in [*small, *large]]
     assert window.input_hists["brightness"] == bin_counts(
         values, prof.input_stats["brightness"].edges).tolist()
+
+
+@pytest.mark.parametrize("bin_every", [2, 7, 256])
+def test_crops_queued_a_frame_at_a_time_count_like_single_inputs(bin_every: int) -> None:
+    """Regions mode queues each frame's crops in one go; a frame whose crops straddle a
+    full queue is split across two summaries and counts as if added one crop at a time."""
+    prof = profile()
+    acc = WindowAccumulator("lawn", LABELS, prof, bin_every=bin_every, mode="regions")
+    rng = np.random.default_rng(5)
+    crops = varied_frames(30)
+    tops, confidences, embeddings = [], [], []
+    k = 3
+    for start in range(0, 30, k):
+        images = np.stack(crops[start:start + k])
+        emb = rng.normal(0, 1.5, (k, 3)).astype(np.float32)
+        top = [int(t) for t in rng.integers(0, 2, k)]
+        conf = [float(c) for c in rng.uniform(0.5, 1.0, k)]
+        acc.add_crops(CropResults(np.zeros((k, 3), np.float32), np.zeros((k, 3), np.float32),
+                                  emb, images, top, conf, 4.0), 6.0, 1.0, condition=0)
+        acc.add_crops(None, 2.0, 1.0, condition=0)  # a frame with nothing to classify
+        tops += top
+        confidences += conf
+        embeddings += list(emb)
+    window = acc.close("up", CaptureCounters(), mode="regions")
+    assert window.frames_inferred == 20 and sum(window.class_counts.values()) == 30
+    assert window.class_counts == {LABELS[t]: tops.count(t) for t in set(tops)}
+    assert window.confidence_hist == bin_counts(confidences, prof.confidence.edges).tolist()
+    stats = np.array([input_stats(np.ascontiguousarray(c[..., ::-1])) for c in crops])
+    for i, name in enumerate(prof.input_stats):
+        assert window.input_hists[name] == bin_counts(
+            stats[:, i], prof.input_stats[name].edges).tolist(), name
+    proj = (np.array(embeddings) - np.array(prof.embedding_mean)) @ np.array(
+        prof.embedding_axes).T
+    assert window.embedding_hists == [
+        bin_counts(proj[:, k], h.edges).tolist() for k, h in enumerate(prof.embedding_hists)]
+    assert window.inference_ms is not None and window.inference_ms.p99 == 4.0  # per frame
+    assert window.e2e_ms is not None and window.e2e_ms.p50 == pytest.approx(4.0)
