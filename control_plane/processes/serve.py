@@ -13,6 +13,7 @@ import logging
 from protocols.logs import configure_logging
 
 from ..config import ControlPlaneSettings
+from .serve_record import write_record
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def serve(settings: ControlPlaneSettings) -> None:
     from ..api.app import create_app
 
     app = create_app(settings)
+    write_record(settings)  # parkwatch worker checks it shares this broker and store
     config = uvicorn.Config(
         app,
         host=settings.host,
