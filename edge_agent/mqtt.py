@@ -252,6 +252,11 @@ class MqttLink:
 
     def _handle_message(self, client: mqtt.Client, userdata: Any,
                         message: mqtt.MQTTMessage) -> None:
+        if message.topic != desired_topic(self.device_id):
+            # Only desired is subscribed; a broker that replays other retained topics
+            # (amqtt did) must not make the agent read its own status as a desired state.
+            log.debug("ignored a message on %s: not subscribed", message.topic)
+            return
         try:
             desired = decode(DesiredState, message.payload)
             if desired.device_id != self.device_id:
