@@ -105,7 +105,7 @@ def test_a_reconnecting_session_gets_only_its_own_retained_messages(
         [("parkwatch/v1/devices/+/status", 1), ("parkwatch/v1/devices/+/reported", 1)])
     fleet.connect("127.0.0.1", broker.port)
     fleet.loop_start()
-    assert subscribed.wait(10)
+    assert subscribed.wait(30)
 
     received: list[paho.MQTTMessage] = []
     marker = threading.Event()
@@ -118,14 +118,17 @@ def test_a_reconnecting_session_gets_only_its_own_retained_messages(
     agent = paho.Client(CallbackAPIVersion.VERSION2, client_id="t-agent", clean_session=False,
                         protocol=paho.MQTTv311)
     agent.on_message = on_message
+    agent_subscribed = threading.Event()
+    agent.on_subscribe = lambda *_a: agent_subscribed.set()
     connected = threading.Event()
     agent.on_connect = lambda *_a: connected.set()
     agent.connect("127.0.0.1", broker.port)
     agent.loop_start()
-    assert connected.wait(10)
+    assert connected.wait(30)
     agent.subscribe(f"{device}/desired", qos=1)
+    assert agent_subscribed.wait(30)
     for kind in ("status", "reported", "desired"):
-        agent.publish(f"{device}/{kind}", kind.encode(), qos=1, retain=True).wait_for_publish(10)
+        agent.publish(f"{device}/{kind}", kind.encode(), qos=1, retain=True).wait_for_publish(30)
     agent.disconnect()
     agent.loop_stop()
 
@@ -133,10 +136,10 @@ def test_a_reconnecting_session_gets_only_its_own_retained_messages(
     connected.clear()
     agent.reconnect()  # the same persistent session: the broker keeps its subscription
     agent.loop_start()
-    assert connected.wait(10)
+    assert connected.wait(30)
     other = _client(broker.port)
-    other.publish(f"{device}/desired", b"marker", qos=1).wait_for_publish(10)
-    assert marker.wait(10), [(m.topic, m.payload) for m in received]
+    other.publish(f"{device}/desired", b"marker", qos=1).wait_for_publish(30)
+    assert marker.wait(30), [(m.topic, m.payload) for m in received]
     assert {m.topic for m in received} == {f"{device}/desired"}, [
         (m.topic, m.payload) for m in received]
     for c in (agent, fleet, other):
