@@ -3,8 +3,8 @@
 Nothing lives in memory between calls, so a control-plane restart resumes every
 rollout where the store says it is. Two things drive it:
 
-- ``record_report`` (MQTT ingest): a device's reported state moves its row
-  ``pending -> acknowledged`` or ``-> failed``;
+- ``record_report`` (MQTT ingest; ``reported.record_reports`` for a batch): a device's
+  reported state moves its row ``pending -> acknowledged`` or ``-> failed``;
 - ``tick`` (a periodic runner, and every operator action): deadlines, wave starts,
   rate-limited releases, gate evaluation, promotion, automatic rollback.
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlmodel import Session, col, select
 
@@ -38,7 +39,7 @@ from ..store.models import (
 )
 from . import gates
 from .policy import policy_of
-from .report import judge_report
+from .reported import record_reports
 from .states import (
     DEVICE,
     RELEASED_ROW_STATES,
@@ -154,33 +155,7 @@ def revert(
 # -- reported states ---------------------------------------------------------------------------
 def record_report(session: Session, device: Device, reported: ReportedState) -> str | None:
     """Move the device's row of its current rollout from a reported state; the new state."""
-    if device.desired_rollout_id is None:
-        return None
-    row = session.exec(
-        select(RolloutDevice).where(
-            RolloutDevice.rollout_id == device.desired_rollout_id,
-            RolloutDevice.device_id == device.device_id,
-        )
-    ).first()
-    rollout = session.get(Rollout, device.desired_rollout_id)
-    if row is None or rollout is None:
-        return None
-    if reported.desired_revision is not None and reported.desired_revision < row.revision:
-        return None  # about an older desired state
-    mode = "shadow" if device.desired_mode == "shadow" else "active"
-    verdict = judge_report(rollout.release_id, mode, reported)
-    if verdict is None:
-        return None
-    if not DEVICE.allows(row.state, verdict.event):
-        return None
-    now = utc_now()
-    move_device(row, verdict.event, now, verdict.detail)
-    if verdict.event == "acknowledge":
-        row.acked_at = now
-    session.add(row)
-    log.info("rollout device %s", row.state,
-             extra={"rollout_id": rollout.rollout_id, "detail": verdict.detail})
-    return row.state
+    return record_reports(session, [(device, reported)]).get(device.device_id)
 
 
 # -- the tick ----------------------------------------------------------------------------------
@@ -246,13 +221,23 @@ def tick(session: Session, rollout_id: str, now: datetime | None = None) -> list
     return out
 
 
-def _devices(session: Session, rows: Sequence[RolloutDevice]) -> dict[str, Device]:
+class Liveness(NamedTuple):
+    """What a tick needs of each device: three columns, not the whole row (its reported
+    state is JSON, and a tick at 10,000 devices would parse every one of them)."""
+
+    device_id: str
+    online: bool
+    status_at: datetime | None
+
+
+def _devices(session: Session, rows: Sequence[RolloutDevice]) -> dict[str, Liveness]:
     ids = [r.device_id for r in rows]
-    found = session.exec(select(Device).where(col(Device.device_id).in_(ids))).all()
-    return {d.device_id: d for d in found}
+    found = session.exec(select(Device.device_id, Device.online, Device.status_at)
+                         .where(col(Device.device_id).in_(ids))).all()
+    return {d[0]: Liveness(*d) for d in found}
 
 
-def _progress(row: RolloutDevice, device: Device) -> gates.DeviceProgress:
+def _progress(row: RolloutDevice, device: Liveness) -> gates.DeviceProgress:
     since = device.status_at if device.online else None
     return gates.DeviceProgress(row.device_id, row.state, device.online, row.released_at,
                                 row.acked_at, since)
@@ -272,12 +257,16 @@ def _release_due(
     sent = sum(1 for r in rows if r.released_at is not None and r.released_at >= started)
     budget = release_budget(policy.max_devices_per_minute,
                             (now - started).total_seconds(), sent, len(waiting))
-    return [release_to(session, rollout, wave, row, now) for row in waiting[:budget]]
+    due = waiting[:budget]
+    if due:  # one query puts them in the session, so release_to reads none by itself
+        ids = [r.device_id for r in due]
+        session.exec(select(Device).where(col(Device.device_id).in_(ids))).all()
+    return [release_to(session, rollout, wave, row, now) for row in due]
 
 
 def _evaluate(
     session: Session, rollout: Rollout, policy: RolloutPolicy, wave: RolloutWave,
-    rows: Sequence[RolloutDevice], devices: dict[str, Device], now: datetime,
+    rows: Sequence[RolloutDevice], devices: dict[str, Liveness], now: datetime,
 ) -> list[gates.GateResult]:
     mine = [r for r in wave_rows(rows, wave) if r.state not in ("superseded", "cancelled")]
     progress = [_progress(r, devices[r.device_id]) for r in mine]
