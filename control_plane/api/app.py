@@ -44,6 +44,7 @@ from .routes import (
     jobs,
     keys,
     models,
+    park,
     releases,
     rollouts,
     samples,
@@ -51,6 +52,7 @@ from .routes import (
     tokens,
     versions,
     web,
+    whoami,
 )
 from .state import close_state, open_state
 
@@ -119,6 +121,8 @@ def create_app(
         tokens,
         audit,
         samples,
+        park,
+        whoami,
     ):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     web.install(app)  # the dashboard: static files under /dashboard, reading /api/v1

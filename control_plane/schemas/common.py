@@ -3,10 +3,10 @@ scopes, and the health answer."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
@@ -21,6 +21,40 @@ LabelKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 
 
 LabelValue = Annotated[str, Field(max_length=256)]
+
+
+def _as_utc(value: datetime) -> datetime:
+    # An offset near year 1 or 9999 overflows once normalised: refuse it here, as a 422,
+    # rather than in the store's conversion, as a 500.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            "is out of range once converted to UTC: give a date between 0001-01-02 and "
+            "9999-12-30 with a timezone, e.g. 2026-05-01T12:00:00Z"
+        ) from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
+"""A timezone-aware instant, normalised to UTC; out-of-range values are a 422."""
+
+PLAUSIBLE_SINCE = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_AHEAD = timedelta(days=1)
+
+
+def _plausible(value: datetime) -> datetime:
+    # A device clock years off (no RTC, no NTP yet) must not date a sample into the future.
+    latest = datetime.now(UTC) + MAX_CLOCK_AHEAD
+    if not PLAUSIBLE_SINCE <= value <= latest:
+        raise ValueError(
+            f"{value.isoformat()} is not a plausible capture time: it must lie between "
+            f"{PLAUSIBLE_SINCE.date()} and one day from now (check the device's clock and NTP)"
+        )
+    return value
+
+
+RecentUtcDatetime = Annotated[UtcDatetime, AfterValidator(_plausible)]
+"""An instant a device observed: UTC, after 2000 and at most a day ahead of this clock."""
 
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]

@@ -21,6 +21,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
+from ..schemas.common import RecentUtcDatetime
 from ..store.artifacts import ContentStore
 from ..store.models import Sample, utc_now
 from . import audit
@@ -44,7 +45,7 @@ class SampleCreate(BaseModel):
     predictions: dict[Label, Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=dict, max_length=256
     )
-    captured_at: datetime
+    captured_at: RecentUtcDatetime
     image_jpeg_b64: str = Field(max_length=(MAX_IMAGE_BYTES * 4) // 3 + 4)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from ...schemas import AuditEntryPublic, Page
+from ...schemas.common import UtcDatetime
 from ...services import audit
 from ..deps import AdminDep, PageDep, SessionDep
 
@@ -24,7 +24,7 @@ def list_audit(
     target: Annotated[
         str | None, Query(max_length=256, description="Prefix, e.g. model:petnet")
     ] = None,
-    since: AwareDatetime | None = None,
+    since: UtcDatetime | None = None,
 ) -> Page[AuditEntryPublic]:
     rows, total = audit.list_entries(
         session,

@@ -6,10 +6,10 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from ...errors import InvalidRequestError
 from ...schemas import ModelVersionPublic, Page
+from ...schemas.common import UtcDatetime
 from ...services import versions
 from ..deps import PageDep, ReadDep, SessionDep
 
@@ -43,8 +43,8 @@ def search_versions(
     min_metric: Annotated[
         list[str], Query(max_length=16, description="name:number, e.g. macro_f1:0.8; repeatable.")
     ] = [],  # noqa: B006 - FastAPI copies query defaults
-    created_after: AwareDatetime | None = None,
-    created_before: AwareDatetime | None = None,
+    created_after: UtcDatetime | None = None,
+    created_before: UtcDatetime | None = None,
     dataset_version: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Page[ModelVersionPublic]:
     metrics = parse_min_metrics(min_metric)
