@@ -49,9 +49,9 @@ import paho.mqtt.client as paho
 from _machine import cpu_name  # bench/ is on sys.path: scripts run from it
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.config import parse_mqtt_url
 from edge_agent.mqtt import MqttLink
 from edge_agent.outbox import Outbox
+from protocols.urls import parse_mqtt_url
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPIC = "parkwatch/v1/devices/bench-1/telemetry"

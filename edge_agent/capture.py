@@ -22,7 +22,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from protocols.urls import redact_url
+
 from .camera_config import CameraConfig
+from .checks import source_problem
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +161,7 @@ class CameraSource:
         self._blocked_in = ""
         self.source_fps = 0.0
         self._file_id: tuple[int, int, int] | None = None  # of the file when it was opened
+        self._open_failure: str | None = None  # the last reason logged, so retries stay quiet
 
     @property
     def camera_id(self) -> str:
@@ -281,6 +285,19 @@ class CameraSource:
         self.source_fps = fps if 0 < fps < 1000 else 0.0
         return cap
 
+    def _why_not_open(self) -> str:
+        """The reason a source did not open, logged once per reason (the state's detail
+        alone would reach only `devices show`)."""
+        cam = self.config
+        reason = source_problem(cam, probe_seconds=min(2.0, cam.open_timeout_seconds)) or (
+            f"cannot open {cam.kind} source {redact_url(cam.source)}: check the path or "
+            "stream name, the credentials in the URL and the codec")
+        if reason != self._open_failure:
+            self._open_failure = reason
+            log.warning("camera %s: %s; retrying with backoff", self.camera_id, reason,
+                        extra={"camera_id": self.camera_id})
+        return reason
+
     def _identity(self) -> tuple[int, int, int] | None:
         """(inode, size, mtime) of the source file; None when it cannot be read."""
         try:
@@ -304,7 +321,7 @@ class CameraSource:
                 return
             reason: str | None
             if cap is None:
-                reason = f"cannot open {self.config.kind} source"
+                reason = self._why_not_open()
             else:
                 before = self.slot.captured
                 try:
@@ -346,6 +363,7 @@ class CameraSource:
             if not self._current(gen):
                 return None
             if ok and image is not None:
+                self._open_failure = None
                 self.slot.put(image.astype(np.uint8, copy=False), now)
                 self._set_state("up", None, gen)
                 rewound = False

@@ -38,19 +38,37 @@ def _load(config: Path) -> AgentSettings:
     return settings
 
 
+OfflineOption = typer.Option(
+    False, "--offline", help="Validate the file only: do not try the broker, the API or "
+    "the cameras.")
+TimeoutOption = typer.Option(
+    5.0, "--timeout", min=0.1, help="Seconds to wait for the broker and the API.")
+
+
 @app.command()
-def check(config: Path = ConfigOption) -> None:
-    """Validate the config file and the trusted keys, then print a summary."""
+def check(config: Path = ConfigOption, offline: bool = OfflineOption,
+          timeout: float = TimeoutOption) -> None:
+    """Validate the config and the trusted keys; then try the data folder, the broker,
+    the API and each camera, and say what each answered (exit 1 when any fails)."""
     settings = _load(config)
     keys = settings.trusted_keys()
     typer.echo(f"device {settings.device_id}: config OK")
     typer.echo(f"  control plane {settings.control_plane_url}, "
                f"broker {redact_url(settings.mqtt_url)}")
     typer.echo(f"  trusted keys: {', '.join(sorted(keys)) or 'NONE (no release can install)'}")
-    for cam in settings.cameras:
-        source = redact_url(cam.source)
-        typer.echo(f"  camera {cam.camera_id}: {cam.kind} {source} @ {cam.sample_fps} fps")
-    if not keys:
+    failed = not keys
+    if offline:
+        for cam in settings.cameras:
+            source = redact_url(cam.source)
+            typer.echo(f"  camera {cam.camera_id}: {cam.kind} {source} @ {cam.sample_fps} fps")
+    else:
+        from .checks import run_checks  # OpenCV and paho load only when asked to probe
+
+        for finding in run_checks(settings, timeout):
+            typer.echo(f"  {finding.subject}: {'ok' if finding.ok else 'FAILED'}: "
+                       f"{finding.line}")
+            failed = failed or not finding.ok
+    if failed:
         raise typer.Exit(1)
 
 
@@ -59,6 +77,13 @@ def run(config: Path = ConfigOption) -> None:
     """Run the agent until SIGTERM/SIGINT; then flush, say offline and exit 0. A thread
     that dies stops the agent the same way, with exit code 70 (systemd restarts it)."""
     settings = _load(config)
+    from .checks import data_dir_problem
+
+    # Before anything opens a file there: one line, not the traceback of whichever
+    # component happened to write first.
+    if (problem := data_dir_problem(settings.data_dir)) is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1)
     configure_logging(settings.log_level)
     from .daemon import Agent
 

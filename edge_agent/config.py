@@ -1,44 +1,28 @@
-"""Agent settings: one pydantic-settings class read from a TOML file and the environment.
+"""Agent settings: one class on the shared settings toolkit (``protocols.settings``).
 
 Environment variables (prefix ``PARKWATCH_AGENT_``) win over the TOML file.
-Everything is validated once, at start-up, and errors name the bad key.
+Everything is validated once, at start-up, and errors name the bad key and the fix.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import (
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from protocols import ProtocolError, check_device_id, load_public_key, load_trusted_keys
+from protocols.settings import TomlSettings
 from protocols.signing import key_id_of
 from protocols.urls import parse_mqtt_url
 
 from .camera_config import CameraConfig as CameraConfig  # re-exported: the settings API
 from .errors import ConfigError
-
-_toml_path: ContextVar[Path | None] = ContextVar("parkwatch_agent_toml", default=None)
 
 
 def _default_threads() -> int:
@@ -60,12 +44,14 @@ class MqttTarget:
     client_key: Path | None = None
 
 
-class AgentSettings(BaseSettings):
-    """Everything the edge agent needs; see docs/contracts.md for the file layout."""
+class AgentSettings(TomlSettings):
+    """Everything the edge agent needs (`parkwatch agent run --config agent.toml`)."""
 
     model_config = SettingsConfigDict(
         env_prefix="PARKWATCH_AGENT_", extra="forbid", frozen=True, validate_default=True
     )
+    config_error: ClassVar[type[Exception]] = ConfigError
+    settings_name: ClassVar[str] = "agent config"
 
     device_id: str = Field(description="This device's id; names its MQTT topics.")
     control_plane_url: str = Field(
@@ -226,18 +212,6 @@ class AgentSettings(BaseSettings):
             raise ValueError(f"camera_id must be unique, repeated: {dupes}")
         return value
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_path.get())
-        return (init_settings, env_settings, toml)
-
     # -- derived ---------------------------------------------------------------------
     @model_validator(mode="after")
     def _tls_files(self) -> AgentSettings:
@@ -281,38 +255,6 @@ class AgentSettings(BaseSettings):
         return keys
 
 
-@contextmanager
-def _reading(path: Path | None) -> Iterator[None]:
-    token = _toml_path.set(path)
-    try:
-        yield
-    finally:
-        _toml_path.reset(token)
-
-
 def load_settings(path: Path | None = None, **overrides: object) -> AgentSettings:
     """Read the TOML file (if any) and the environment; raise ConfigError naming the key."""
-    where = str(path) if path is not None else "environment"
-    if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            tomllib.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    try:
-        with _reading(path):
-            return AgentSettings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise ConfigError(f"invalid agent config ({where}): {describe_errors(exc)}") from None
-
-
-def describe_errors(exc: ValidationError, limit: int = 5) -> str:
-    parts = []
-    for err in exc.errors()[:limit]:
-        key = ".".join(str(p) for p in err["loc"]) or "<root>"
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{key}: {msg}")
-    if exc.error_count() > limit:
-        parts.append(f"and {exc.error_count() - limit} more")
-    return "; ".join(parts)
+    return AgentSettings.load(path, **overrides)

@@ -1,4 +1,4 @@
-"""Trainer settings: one pydantic-settings class, from TOML, environment and overrides.
+"""Trainer settings: one class on the shared settings toolkit (``protocols.settings``).
 
 Precedence, highest first: explicit overrides (CLI flags, a job's arguments),
 environment variables ``PARKWATCH_TRAINER_<FIELD>``, the TOML file, defaults.
@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from protocols.settings import TomlSettings
 
 from .errors import TrainerError
 
@@ -36,13 +32,14 @@ DEPRECATED_ENV = {
     "PARKWATCH_TRAINER_API_URL": "PARKWATCH_API_URL",
     "PARKWATCH_TRAINER_API_TOKEN": "PARKWATCH_API_TOKEN",
 }
-_CONFIG_FILE: ContextVar[Path | None] = ContextVar("parkwatch_trainer_config", default=None)
 
 
-class ApiAccess(BaseSettings):
+class ApiAccess(TomlSettings):
     """Where the control plane is and the token to send: ``train`` and ``register`` share it."""
 
     model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
+    config_error: ClassVar[type[Exception]] = TrainerError
+    settings_name: ClassVar[str] = "trainer settings"
 
     api_url: str | None = Field(
         None, description="Control plane base URL, e.g. http://127.0.0.1:8000; None: no register. "
@@ -242,21 +239,6 @@ class TrainerSettings(ApiAccess):
             self.input_size = LITE0_INPUT_SIZE
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        toml_file = _CONFIG_FILE.get()
-        if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
-        return tuple(sources)
-
     @property
     def planned_epochs(self) -> int:
         """Epochs a run reports progress against: lite0's probe counts as one."""
@@ -281,37 +263,16 @@ def load_settings(config: Path | None = None, **overrides: Any) -> TrainerSettin
 
     Overrides whose value is ``None`` are dropped, so CLI flags left unset do
     not hide the file or the environment. Any problem is a TrainerError that
-    names the bad key.
+    names the bad key and where to fix it.
     """
-    if config is not None and not config.is_file():
-        raise TrainerError(f"trainer config file {config} does not exist")
-    token = _CONFIG_FILE.set(config)
-    try:
-        return _build(TrainerSettings, config, overrides)
-    finally:
-        _CONFIG_FILE.reset(token)
+    warn_deprecated_env()
+    return TrainerSettings.load(config, **overrides)
 
 
 def load_api_access(**overrides: Any) -> ApiAccess:
     """The control plane's URL and token from flags (``overrides``) and the environment."""
-    return _build(ApiAccess, None, overrides)
-
-
-Built = TypeVar("Built", bound=BaseSettings)
-
-
-def _build(cls: type[Built], config: Path | None, overrides: dict[str, Any]) -> Built:
-    given = {key: value for key, value in overrides.items() if value is not None}
     warn_deprecated_env()
-    try:
-        return cls(**given)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        where = f" (config {config})" if config else ""
-        raise TrainerError(f"invalid trainer settings{where}: {problems}") from None
+    return ApiAccess.load(None, **overrides)
 
 
 def warn_deprecated_env() -> None:

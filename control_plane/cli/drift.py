@@ -11,6 +11,10 @@ from .common import ConfigOpt, JsonOpt, LimitOpt, OffsetOpt, fails_cleanly
 app = typer.Typer(no_args_is_help=True, help='Drift reports.')
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 # -- drift -----------------------------------------------------------------------------------
 @app.command("list")
 @fails_cleanly
@@ -80,15 +84,17 @@ def drift_run(
         typer.echo("no telemetry with a known release in the range: nothing to analyse")
     for report in result["fleet_reports"]:
         s = report["statistics"]
-        acc = s.get("estimated_accuracy")
+        acc, ref = (_fmt(s.get(k)) for k in ("estimated_accuracy", "reference_accuracy"))
         typer.echo(
             f"report {report['id']} release {report['release_id']}: "
             f"{'DRIFTED' if report['drifted'] else 'ok'}; {report['sample_count']} frames in "
             f"{report['window_count']} windows; drifted devices "
             f"{len(s['drifted_devices'])}/{s['devices']}; features "
             f"{', '.join(s['drifted_features']) or 'none'}; estimated accuracy "
-            f"{'n/a' if acc is None else f'{acc:.3f}'} (reference {s['reference_accuracy']:.3f})"
+            f"{acc} (reference {ref})"
         )
+    for rel, why in (result.get("failed_releases") or {}).items():
+        typer.echo(f"release {rel} not analysed: {why}", err=True)
     for key, word in (("alerts_opened", "opened"), ("alerts_resolved", "resolved")):
         if result[key]:
             typer.echo(f"alerts {word}: {', '.join(str(i) for i in result[key])}")

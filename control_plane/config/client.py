@@ -4,6 +4,7 @@ server's config file too, and ignores the server's keys."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -16,6 +17,7 @@ class ClientSettings(TomlSettings):
     """What the operator CLI needs to reach the API (reads the server's file too)."""
 
     model_config = SettingsConfigDict(env_prefix="PARKWATCH_", extra="ignore")
+    settings_name: ClassVar[str] = "CLI settings"
 
     api_url: str = Field(
         "http://127.0.0.1:8000", description="Base URL of the control plane's HTTP API."

@@ -9,7 +9,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -48,6 +48,7 @@ class ControlPlaneSettings(TomlSettings):
     """Everything ``parkwatch serve`` needs; one object, validated once at start-up."""
 
     model_config = SettingsConfigDict(env_prefix="PARKWATCH_", extra="forbid")
+    settings_name: ClassVar[str] = "control-plane settings"
 
     data_dir: Path = Field(
         Path("./.parkwatch"),

@@ -10,6 +10,7 @@ Reports and alert changes are committed together; webhooks fire after the commit
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Collection
@@ -26,7 +27,7 @@ from ..services import alerts
 from ..store.models import utc_now
 from . import metrics
 from .collect import Collected, DeviceWindows, collect, reference_profile
-from .compare import compare, window_drifted
+from .compare import accuracy, compare, window_drifted
 from .summary import Summary
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class AnalysisResult:
     drifted_devices: dict[str, list[str]] = field(default_factory=dict)
     changes: list[alerts.AlertChange] = field(default_factory=list)
     skipped_releases: list[str] = field(default_factory=list)
+    failed_releases: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,7 +87,7 @@ def release_reports(
     it no longer counts towards this release's alert (its old windows say nothing about
     how this release does today), so a rollout away from a drifting release resolves it.
     """
-    fleet = Summary.empty(profile)
+    fleet, running = Summary.empty(profile), Summary.empty(profile)
     devices: list[Report] = []
     drifted: list[str] = []
     for device_id, dev in sorted(per_device.items()):
@@ -97,7 +99,13 @@ def release_reports(
         devices.append(Report(release_id, device_id, dev.start, dev.end, dev.summary.windows,
                               dev.summary.frames, bool(stats["drifted"]), stats))
         fleet.merge(dev.summary)
+        if device_id not in moved_on:
+            running.merge(dev.summary)
     stats = compare(profile, fleet, settings)
+    # The accuracy alert, like the drift alert, is about the devices that still run the
+    # release: when every device moved on, there is nothing left to estimate.
+    stats |= accuracy(profile, running, settings)
+    stats["moved_on"] = len(moved_on) == len(per_device)
     stats["devices"] = len(per_device)
     stats["drifted_devices"] = drifted
     stats["min_devices"] = settings.alert_min_devices
@@ -124,16 +132,27 @@ def _newest_release(devices: dict[str, dict[str, DeviceWindows]]) -> dict[str, s
 
 
 def analysis_reports(
-    found: Collected, settings: DriftSettings
+    found: Collected, settings: DriftSettings, failed: dict[str, str] | None = None
 ) -> list[tuple[str, list[Report], Report]]:
     """Per release (sorted): its device reports and its fleet report (pure; what
-    ``run_analysis`` writes, and what ``oracle.reports`` recomputes the slow way)."""
+    ``run_analysis`` writes, and what ``oracle.reports`` recomputes the slow way).
+
+    A release whose analysis raises (a degenerate reference profile, say) is left out and
+    named in ``failed`` with the reason: one bad release never stops the others.
+    """
     newest_release = _newest_release(found.devices)
     out = []
     for rel, per_device in sorted(found.devices.items()):
         moved_on = {d for d in per_device if newest_release[d] != rel}
-        device_reports, fleet = release_reports(rel, found.profiles[rel], per_device, settings,
-                                                moved_on)
+        try:
+            device_reports, fleet = release_reports(rel, found.profiles[rel], per_device,
+                                                    settings, moved_on)
+        except Exception as exc:  # whatever it is, the other releases go on
+            log.exception("drift analysis of a release failed", extra={"release_id": rel})
+            if failed is None:
+                raise
+            failed[rel] = f"{type(exc).__name__}: {exc}"
+            continue
         out.append((rel, device_reports, fleet))
     return out
 
@@ -170,7 +189,8 @@ def run_analysis(
     start = end - timedelta(minutes=range_minutes or settings.range_minutes)
     found = collect(session, start, end, release_id, settings.alert_windows)
     result = AnalysisResult(skipped_releases=found.unknown)
-    for rel, device_reports, fleet in analysis_reports(found, settings):
+    for rel, device_reports, fleet in analysis_reports(found, settings,
+                                                       result.failed_releases):
         for report in device_reports:
             _record(session, report)
         result.device_reports += len(device_reports)
@@ -229,7 +249,21 @@ def _reconcile(
         )
     ]
     est, drop = stats["estimated_accuracy"], stats["accuracy_drop"]
-    if est is not None:  # too few frames: leave the accuracy alert as it is
+    if stats["moved_on"]:
+        changes.append(
+            alerts.reconcile_alert(
+                session,
+                "accuracy",
+                release_id,
+                firing=False,
+                severity="warning",
+                message=f"every device moved on from release {release_id}: no accuracy to "
+                "estimate",
+                detail={"moved_on": True},
+                drift_report_id=report_id,
+            )
+        )
+    elif est is not None:  # too few frames: leave the accuracy alert as it is
         low = bool(stats["accuracy_dropped"])
         acc_msg = (
             f"estimated accuracy of release {release_id} is {est:.3f}, "
@@ -254,6 +288,10 @@ def _export_metrics(release_id: str, stats: dict[str, Any], drifted: int) -> Non
     metrics.DRIFTED_DEVICES.labels(release_id).set(drifted)
     if stats["estimated_accuracy"] is not None:
         metrics.ESTIMATED_ACCURACY.labels(release_id).set(stats["estimated_accuracy"])
+    elif stats["moved_on"]:
+        # A frozen gauge would keep stating an estimate nobody runs any more.
+        with contextlib.suppress(KeyError):
+            metrics.ESTIMATED_ACCURACY.remove(release_id)
     for feature, f in [*stats["features"].items(), ("classes", stats["classes"])]:
         if f.get("judged"):
             metrics.FLEET_PSI.labels(release_id, feature).set(f["psi"])

@@ -58,8 +58,30 @@ def _classes(
     return out
 
 
-def reference_accuracy(profile: ReferenceProfile) -> float:
+def reference_accuracy(profile: ReferenceProfile) -> float | None:
+    """The estimate on the training reference; None for a profile with no confidence counts
+    (a degenerate profile has no accuracy to compare with, and must not stop the analysis)."""
+    if sum(profile.confidence.counts) <= 0:
+        return None
     return stats.estimated_accuracy(profile.confidence.counts, profile.confidence.edges)
+
+
+def accuracy(
+    profile: ReferenceProfile, summary: Summary, settings: DriftSettings
+) -> dict[str, Any]:
+    """The label-free estimate of ``summary`` beside the reference's, and whether it dropped."""
+    ref_acc = reference_accuracy(profile)
+    judged = summary.frames >= settings.min_samples and ref_acc is not None
+    est = (
+        stats.estimated_accuracy(summary.confidence, profile.confidence.edges) if judged else None
+    )
+    drop = None if est is None or ref_acc is None else ref_acc - est
+    return {
+        "reference_accuracy": ref_acc,
+        "estimated_accuracy": est,
+        "accuracy_drop": drop,
+        "accuracy_dropped": drop is not None and drop > settings.max_accuracy_drop,
+    }
 
 
 def compare(
@@ -72,11 +94,7 @@ def compare(
         for name, (ref, cur) in features(profile, summary).items()
     }
     classes = _classes(profile, summary, settings, min_samples)
-    ref_acc = reference_accuracy(profile)
     judged = summary.frames >= min_samples
-    est = (
-        stats.estimated_accuracy(summary.confidence, profile.confidence.edges) if judged else None
-    )
     drifted = sorted(name for name, f in per_feature.items() if f["drifted"])
     if classes["drifted"]:
         drifted.append("classes")
@@ -87,10 +105,7 @@ def compare(
         "judged": judged,
         "features": per_feature,
         "classes": classes,
-        "reference_accuracy": ref_acc,
-        "estimated_accuracy": est,
-        "accuracy_drop": None if est is None else ref_acc - est,
-        "accuracy_dropped": est is not None and ref_acc - est > settings.max_accuracy_drop,
+        **accuracy(profile, summary, settings),
         "drifted_features": drifted,
         "drifted": bool(drifted),
     }
@@ -125,4 +140,4 @@ def window_drifted(
     return chi.p_value < t.alpha and stats.psi(ref, cur) > t.min_psi
 
 
-__all__ = ["compare", "reference_accuracy", "window_drifted"]
+__all__ = ["accuracy", "compare", "reference_accuracy", "window_drifted"]

@@ -277,8 +277,6 @@ def republish_desired(adapter: MqttAdapter) -> None:
     """On (re)connect, publish every stored desired state again (an embedded broker
     forgets retained messages when it restarts; a retained duplicate is harmless)."""
     with session_scope(adapter.engine) as session:
-        states = rollouts.current_desired_states(session)
-    for state in states:
-        adapter.publish_desired(state)
-    if states:
-        log.info("re-published desired states", extra={"count": len(states)})
+        count = rollouts.republish_desired(session, adapter)
+    if count:
+        log.info("re-published desired states", extra={"count": count})

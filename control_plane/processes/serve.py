@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from protocols.logs import configure_logging
 
 from ..config import ControlPlaneSettings
+from .serve_record import write_record
 
 if TYPE_CHECKING:
     import uvicorn
@@ -33,7 +34,9 @@ def serve(settings: ControlPlaneSettings) -> None:
 
     from ..api.app import create_app
 
-    config = uvicorn_config(create_app(settings), settings)
+    app = create_app(settings)
+    write_record(settings)  # parkwatch worker checks it shares this broker and store
+    config = uvicorn_config(app, settings)
     log.info(
         "control plane starting",
         extra={

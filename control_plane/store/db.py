@@ -97,6 +97,32 @@ def current_revision(engine: Engine) -> str | None:
         return rev
 
 
+def store_exists(database_url: str) -> bool:
+    """Whether ``database_url`` holds a parkwatch store (migrated at least once); creates
+    nothing, so a command run from the wrong folder cannot leave an empty store behind."""
+    url = sa.make_url(database_url)
+    if url.get_backend_name() == "sqlite" and (
+        not url.database or url.database == ":memory:" or not Path(url.database).is_file()
+    ):
+        return False
+    engine = create_db_engine(database_url)
+    try:
+        return current_revision(engine) is not None
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise ConfigError(f"cannot open the store {_redact(database_url)}: {reason}") from None
+    finally:
+        engine.dispose()
+
+
+def describe_store(database_url: str) -> str:
+    """The store for a message: its SQLite file, else its URL without the password."""
+    url = sa.make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        return str(Path(url.database).resolve())
+    return _redact(database_url)
+
+
 def insert_ignore(session: Session, model: type[SQLModel], values: Mapping[str, Any]) -> bool:
     """INSERT that does nothing on a unique-key clash; True when a row was inserted.
 

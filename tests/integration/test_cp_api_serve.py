@@ -161,7 +161,7 @@ def test_sample_uploads_are_limited_per_device_token(served: Served) -> None:
     assert other.status_code == 201, other.text
     assert too_big.status_code == 413 and "JPEG" in too_big.json()["detail"], too_big.text
     print(f"injected: 7 uploads from one device token (10/h, burst 5), one 4 MiB upload -> "
-          f"observed {codes + [limited.status_code]}, another device {other.status_code}, "
+          f"observed {[*codes, limited.status_code]}, another device {other.status_code}, "
           f"{too_big.status_code}")
 
 

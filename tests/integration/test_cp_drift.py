@@ -286,3 +286,70 @@ def test_a_webhook_that_is_down_is_logged_not_fatal(caplog: pytest.LogCaptureFix
     assert notify_webhook(url, changes, timeout_s=2.0) == 0
     assert "alert webhook failed" in caplog.text
     assert notify_webhook(None, changes, timeout_s=2.0) == 0
+
+
+def _new_release(loop: dict[str, Any], model: str = "petnet") -> str:
+    r = loop["client"].post(f"{API}/releases", json={"model_name": model}, headers=loop["h"])
+    assert r.status_code == 201, r.text
+    release: str = r.json()["release_id"]
+    return release
+
+
+def test_accuracy_alert_of_a_release_the_fleet_left_resolves_and_fires_again(
+    loop: dict[str, Any], webhook: Webhook
+) -> None:
+    """The accuracy alert follows the devices that still run the release: when all moved
+    on it resolves (its gauge goes away), and a later regression opens a new one, which
+    fires the webhook again."""
+    old = loop["release"]
+    stream(loop, dict.fromkeys(DEVICES, 2.5), 3)
+    run(loop)
+    [alert] = open_alerts(loop, "accuracy")
+    assert f'parkwatch_cp_estimated_accuracy{{release="{old}"}}' in loop["client"].get(
+        "/metrics").text
+
+    new = _new_release(loop)
+    stream(loop, dict.fromkeys(DEVICES, 0.0), 2, release=new)
+    body = run(loop)
+    assert alert["id"] in body["alerts_resolved"] and open_alerts(loop, "accuracy") == []
+    fleet = next(r for r in body["fleet_reports"] if r["release_id"] == old)
+    assert fleet["statistics"]["moved_on"] and fleet["statistics"]["estimated_accuracy"] is None
+    assert f'parkwatch_cp_estimated_accuracy{{release="{old}"}}' not in loop["client"].get(
+        "/metrics").text
+
+    def accuracy_opened() -> int:
+        return sum(1 for b in webhook.bodies
+                   if b["event"] == "alert.opened" and b["alert"]["kind"] == "accuracy")
+
+    opened = accuracy_opened()
+    stream(loop, dict.fromkeys(DEVICES, 2.5), 3, release=old)  # rolled back, bad again
+    body = run(loop)
+    [again] = open_alerts(loop, "accuracy")
+    assert again["id"] != alert["id"] and again["id"] in body["alerts_opened"]
+    assert accuracy_opened() == opened + 1
+
+
+def test_a_degenerate_reference_profile_does_not_stop_the_other_releases(
+    loop: dict[str, Any],
+) -> None:
+    """A profile with all-zero confidence counts has no reference accuracy: its release is
+    still analysed (drift, no accuracy), and the other releases are analysed as usual."""
+    client, h = loop["client"], loop["h"]
+    sha = client.post(f"{API}/artifacts", content=BLOB, headers=h).json()["sha256"]
+    ref = loop["profile"]
+    odd = ref.model_copy(update={"confidence": ref.confidence.model_copy(
+        update={"counts": [0.0] * len(ref.confidence.counts)})})
+    spec = registration("oddnet", [(sha, len(BLOB), "fp32")], reference_profile=odd)
+    r = client.post(f"{API}/models/oddnet/versions", json=spec.model_dump(mode="json"),
+                    headers=h)
+    assert r.status_code == 201, r.text
+    odd_release = _new_release(loop, "oddnet")
+    stream(loop, {"cam-a": 0.0}, 3, release=odd_release)
+    stream(loop, {"cam-b": 2.5, "cam-c": 2.5}, 3)
+    body = run(loop)
+    assert body["failed_releases"] == {}
+    by_release = {r["release_id"]: r["statistics"] for r in body["fleet_reports"]}
+    assert by_release[odd_release]["reference_accuracy"] is None
+    assert by_release[odd_release]["estimated_accuracy"] is None
+    assert by_release[loop["release"]]["accuracy_dropped"]
+    assert [a["release_id"] for a in open_alerts(loop, "accuracy")] == [loop["release"]]

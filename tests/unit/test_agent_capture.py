@@ -79,7 +79,7 @@ def test_missing_source_reconnects_with_backoff(tmp_path: Path) -> None:
     cam.start()
     try:
         wait_until(lambda: cam.counters().reconnects >= 3, 10, "reconnect attempts")
-        assert cam.state == "reconnecting" and "cannot open" in (cam.detail or "")
+        assert cam.state == "reconnecting" and "does not exist" in (cam.detail or "")
         write_video(tmp_path / "later.avi", frames=3)
         wait_until(lambda: cam.counters().captured == 3, 10, "frames once the file exists")
     finally:

@@ -20,7 +20,7 @@ def config(tmp_path: Path, **extra: object) -> Path:
 
 
 def test_check_accepts_a_good_config(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["check", "--config", str(config(tmp_path))])
+    result = CliRunner().invoke(app, ["check", "--offline", "--config", str(config(tmp_path))])
     assert result.exit_code == 0, result.output
     assert "config OK" in result.output and "camera gate: url" in result.output
 
@@ -34,7 +34,8 @@ def test_check_names_the_bad_key(tmp_path: Path) -> None:
 
 def test_check_fails_without_trusted_keys(tmp_path: Path) -> None:
     path = config(tmp_path, trusted_public_keys=[])
-    result = CliRunner().invoke(app, ["check"], env={"PARKWATCH_AGENT_CONFIG": str(path)})
+    result = CliRunner().invoke(app, ["check", "--offline"],
+                                env={"PARKWATCH_AGENT_CONFIG": str(path)})
     assert result.exit_code == 1
     assert "NONE" in result.output
 

@@ -49,7 +49,7 @@ def test_agent_check_never_prints_passwords(tmp_path: Path) -> None:
 
     path = config(tmp_path, mqtt_url="mqtts://cam-1:broker-pw@broker:8883",
                   cameras=[{"camera_id": "gate", "source": "rtsp://admin:cam-pw@10.0.0.5/s"}])
-    result = CliRunner().invoke(app, ["check", "--config", str(path)])
+    result = CliRunner().invoke(app, ["check", "--offline", "--config", str(path)])
     assert result.exit_code == 0, result.output
     assert "cam-1:***@broker" in result.output and "admin:***@10.0.0.5" in result.output
     assert "broker-pw" not in result.output and "cam-pw" not in result.output

@@ -100,3 +100,28 @@ def test_estimated_accuracy_drops_with_lower_confidence() -> None:
 def test_k_above_n_is_a_config_error_that_names_both() -> None:
     with pytest.raises(ConfigError, match=r"alert_drifted_windows \(K=6\).*N=5"):
         ControlPlaneSettings.load(None, drift={"alert_drifted_windows": 6, "alert_windows": 5})
+
+
+def test_one_release_whose_analysis_fails_does_not_stop_the_others() -> None:
+    """Windows merged on another profile's bins (a corrupt or swapped profile) make the
+    comparison raise: that release is named with the reason, the others are reported."""
+    from collections import deque
+
+    from control_plane.drift.analyser import analysis_reports
+    from control_plane.drift.collect import Collected, DeviceWindows
+
+    other = synthetic.profile(bins=8)
+    good, bad = Summary.empty(REF), Summary.empty(other)
+    good.add_window(window(1))
+    bad.add_window(synthetic.window(other, "cam-b", 1, rng=np.random.default_rng(1), start=T0))
+    found = Collected(
+        profiles={"r-good": REF, "r-bad": REF},
+        devices={"r-good": {"cam-a": DeviceWindows(good, deque(), T0, T0)},
+                 "r-bad": {"cam-b": DeviceWindows(bad, deque(), T0, T0)}},
+    )
+    failed: dict[str, str] = {}
+    out = analysis_reports(found, DriftSettings(), failed)
+    assert [rel for rel, _, _ in out] == ["r-good"]
+    assert list(failed) == ["r-bad"] and "ValueError" in failed["r-bad"]
+    with pytest.raises(ValueError):
+        analysis_reports(found, DriftSettings())  # no place to report it: raise

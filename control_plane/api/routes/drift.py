@@ -54,6 +54,10 @@ class DriftRunResult(BaseModel):
     alerts_opened: list[int]
     alerts_resolved: list[int]
     skipped_releases: list[str] = Field(description="Releases with no known reference profile.")
+    failed_releases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Releases whose analysis failed, with the reason (the others went on).",
+    )
 
 
 @router.post("/run", summary="Compute drift reports now and update alerts")
@@ -76,6 +80,7 @@ def run_drift(
         alerts_opened=[c.alert.id for c in result.changes if c.action == "opened"],
         alerts_resolved=[c.alert.id for c in result.changes if c.action == "resolved"],
         skipped_releases=result.skipped_releases,
+        failed_releases=result.failed_releases,
     )
 
 
