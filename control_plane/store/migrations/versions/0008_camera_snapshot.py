@@ -1,11 +1,11 @@
 """Snapshots on request: ``camera_snapshot`` keeps each command an operator sent and the
 device's answer (boxes, and the JPEG's sha256 in the artifact store).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-06
 
-Written out by hand like 0001-0006; ``tests/integration/test_cp_migrations.py``
+Written out by hand like 0001-0007; ``tests/integration/test_cp_migrations.py``
 checks that the result matches the models.
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
