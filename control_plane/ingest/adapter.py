@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -25,17 +26,20 @@ from sqlalchemy.engine import Engine
 
 from protocols import (
     DesiredState,
+    DeviceCommand,
     DeviceEvent,
     DeviceStatus,
     ProtocolError,
     ReportedState,
     TelemetryWindow,
+    commands_topic,
     decode_for_topic,
     desired_topic,
     encode,
     fleet_subscription,
     parse_device_topic,
 )
+from protocols.reach import RepeatFilter, explain_connect_error
 from protocols.topics import TopicKind
 from protocols.urls import parse_mqtt_url
 
@@ -82,6 +86,7 @@ class MqttAdapter:
         self._on_connected = on_connected
         self._connected = threading.Event()
         self._stopping = False
+        self._failures = RepeatFilter(log)
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -104,6 +109,7 @@ class MqttAdapter:
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_queued_messages_set(10_000)
         self.client.on_connect = self._handle_connect
+        self.client.on_connect_fail = self._handle_connect_fail
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_message = self._handle_message
         # Telemetry windows go to _write_windows, in batches; these one message at a time.
@@ -147,7 +153,15 @@ class MqttAdapter:
         where = f"{self.endpoint.host}:{self.endpoint.port}"
         if self.connected:
             return Health(True, f"connected to {where}")
-        return Health(False, f"not connected to {where} (retrying)")
+        why = self._failures.last
+        return Health(False, f"not connected to {where} (retrying)" + (f": {why}" if why else ""))
+
+    def _handle_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+        # paho calls this inside its ``except OSError`` block: the error is the live one.
+        exc = sys.exc_info()[1] or ConnectionError("no reason given")
+        self._failures.warn(explain_connect_error(
+            exc, "the broker", self.endpoint.host, self.endpoint.port,
+            "mqtt_url (PARKWATCH_MQTT_URL)"))
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -156,8 +170,12 @@ class MqttAdapter:
         self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         if reason.is_failure:
-            log.warning("broker refused the connection: %s", reason)
+            self._failures.warn(
+                f"the broker at {self.endpoint.host}:{self.endpoint.port} refused the control "
+                f"plane: {reason}; check mqtt_username / mqtt_password (PARKWATCH_MQTT_*) "
+                "and the broker's password file and ACL")
             return
+        self._failures.clear()
         self._next_connection()
         if self.subscribe:
             # Shared subscriptions ($share/<group>/...) work on MQTT 3.1.1 with Mosquitto 2,
@@ -200,6 +218,13 @@ class MqttAdapter:
                 paho.error_string(info.rc),
                 extra={"device_id": state.device_id, "revision": state.revision},
             )
+
+    def publish_command(self, command: DeviceCommand) -> None:
+        """A one-off request (QoS 1, not retained: an offline device never gets it late)."""
+        info = self.client.publish(commands_topic(command.device_id), encode(command), qos=1)
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            log.error("command not queued: %s", paho.error_string(info.rc),
+                      extra={"device_id": command.device_id, "command_id": command.command_id})
 
     # -- in --------------------------------------------------------------------------------
     def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:

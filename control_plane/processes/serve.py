@@ -23,7 +23,11 @@ log = logging.getLogger(__name__)
 
 
 def serve(settings: ControlPlaneSettings) -> None:
+    """Raises ConfigError (one line for the CLI) for what ``preflight`` finds wrong."""
+    from .preflight import preflight
+
     configure_logging(settings.log_level)
+    preflight(settings)
     if settings.role == "ingest":
         from .ingest import run_ingest
 
