@@ -37,7 +37,7 @@ class Agent:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(s.data_dir / "outbox.sqlite3", s.outbox_max_rows, s.outbox_max_bytes,
                              resend_seconds=s.outbox_resend_seconds)
-        self.events = EventLog(s.device_id, self.outbox)
+        self.events = EventLog(s.device_id, self.outbox, previous_protocol=s.previous_protocol)
         self.store = ReleaseStore(
             s.data_dir, s.control_plane_url, s.api_token.get_secret_value(), s.trusted_keys(),
             timeout=s.http_timeout_seconds,

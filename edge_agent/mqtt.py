@@ -39,13 +39,12 @@ from protocols import (
     reported_topic,
     status_topic,
 )
-from protocols.reach import explain_connect_error
+from protocols.reach import RepeatFilter, explain_connect_error
 
 from .config import MqttTarget
 from .outbox import Outbox
 
 log = logging.getLogger(__name__)
-FAILURE_REPEAT_SECONDS = 60.0  # the same connect failure is logged again after this long
 
 DesiredHandler = Callable[[DesiredState], None]
 
@@ -86,7 +85,7 @@ class MqttLink:
         self._stop = threading.Event()
         self._drainer: threading.Thread | None = None
         self.acked = 0
-        self._failure: tuple[str, float] | None = None  # last connect failure logged, when
+        self._failures = RepeatFilter(log)
 
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -205,11 +204,11 @@ class MqttLink:
     def _handle_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
                         reason: Any, properties: Any) -> None:
         if reason.is_failure:
-            self._log_failure(f"the broker at {self._target.host}:{self._target.port} refused "
+            self._failures.warn(f"the broker at {self._target.host}:{self._target.port} refused "
                               f"the connection: {reason}; check the device's broker "
                               "credentials (mqtt_username, mqtt_password) and the ACL")
             return
-        self._failure = None
+        self._failures.clear()
         log.info("connected to the broker", extra={"host": self._target.host})
         client.publish(status_topic(self.device_id), self._status("online"), qos=1, retain=True)
         client.subscribe(desired_topic(self.device_id), qos=1)
@@ -225,17 +224,8 @@ class MqttLink:
     def _handle_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         # paho calls this inside its ``except OSError`` block: the error is the live one.
         exc = sys.exc_info()[1] or ConnectionError("no reason given")
-        self._log_failure(explain_connect_error(
+        self._failures.warn(explain_connect_error(
             exc, "the broker", self._target.host, self._target.port, "mqtt_url"))
-
-    def _log_failure(self, line: str) -> None:
-        """A connect failure, once per reason (again after a while): never silent, never
-        a line per retry."""
-        now = time.monotonic()
-        last = self._failure
-        if last is None or last[0] != line or now - last[1] >= FAILURE_REPEAT_SECONDS:
-            self._failure = (line, now)
-            log.warning("%s; retrying", line)
 
     def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
                            reason: Any, properties: Any) -> None:

@@ -349,7 +349,8 @@ class InferenceLoop:
             window = body.model_copy(update={
                 "seq": seq, "dropped_windows": dropped.windows,
                 # the previous protocol has no field for them: the event below names them
-                "dropped_events": 0 if self.previous_protocol else dropped.events})
+                "dropped_events": 0 if self.previous_protocol else dropped.events,
+                "instance": None if self.previous_protocol else self._outbox.instance})
             return encode(window)
 
         self.windows_closed += 1

@@ -45,6 +45,7 @@ from .routes import (
     jobs,
     keys,
     models,
+    park,
     releases,
     rollouts,
     samples,
@@ -52,6 +53,7 @@ from .routes import (
     tokens,
     versions,
     web,
+    whoami,
 )
 from .state import close_state, open_state
 
@@ -121,6 +123,8 @@ def create_app(
         tokens,
         audit,
         samples,
+        park,
+        whoami,
     ):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     web.install(app)  # the dashboard: static files under /dashboard, reading /api/v1

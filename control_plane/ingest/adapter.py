@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from protocols import (
     fleet_subscription,
     parse_device_topic,
 )
+from protocols.reach import RepeatFilter, explain_connect_error
 from protocols.topics import TopicKind
 from protocols.urls import parse_mqtt_url
 
@@ -82,6 +84,7 @@ class MqttAdapter:
         self._on_connected = on_connected
         self._connected = threading.Event()
         self._stopping = False
+        self._failures = RepeatFilter(log)
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -104,6 +107,7 @@ class MqttAdapter:
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_queued_messages_set(10_000)
         self.client.on_connect = self._handle_connect
+        self.client.on_connect_fail = self._handle_connect_fail
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_message = self._handle_message
         # Telemetry windows go to _write_windows, in batches; these one message at a time.
@@ -147,7 +151,15 @@ class MqttAdapter:
         where = f"{self.endpoint.host}:{self.endpoint.port}"
         if self.connected:
             return Health(True, f"connected to {where}")
-        return Health(False, f"not connected to {where} (retrying)")
+        why = self._failures.last
+        return Health(False, f"not connected to {where} (retrying)" + (f": {why}" if why else ""))
+
+    def _handle_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+        # paho calls this inside its ``except OSError`` block: the error is the live one.
+        exc = sys.exc_info()[1] or ConnectionError("no reason given")
+        self._failures.warn(explain_connect_error(
+            exc, "the broker", self.endpoint.host, self.endpoint.port,
+            "mqtt_url (PARKWATCH_MQTT_URL)"))
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -156,8 +168,12 @@ class MqttAdapter:
         self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         if reason.is_failure:
-            log.warning("broker refused the connection: %s", reason)
+            self._failures.warn(
+                f"the broker at {self.endpoint.host}:{self.endpoint.port} refused the control "
+                f"plane: {reason}; check mqtt_username / mqtt_password (PARKWATCH_MQTT_*) "
+                "and the broker's password file and ACL")
             return
+        self._failures.clear()
         self._next_connection()
         if self.subscribe:
             # Shared subscriptions ($share/<group>/...) work on MQTT 3.1.1 with Mosquitto 2,
@@ -277,8 +293,6 @@ def republish_desired(adapter: MqttAdapter) -> None:
     """On (re)connect, publish every stored desired state again (an embedded broker
     forgets retained messages when it restarts; a retained duplicate is harmless)."""
     with session_scope(adapter.engine) as session:
-        states = rollouts.current_desired_states(session)
-    for state in states:
-        adapter.publish_desired(state)
-    if states:
-        log.info("re-published desired states", extra={"count": len(states)})
+        count = rollouts.republish_desired(session, adapter)
+    if count:
+        log.info("re-published desired states", extra={"count": count})

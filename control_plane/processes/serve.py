@@ -13,12 +13,17 @@ import logging
 from protocols.logs import configure_logging
 
 from ..config import ControlPlaneSettings
+from .serve_record import write_record
 
 log = logging.getLogger(__name__)
 
 
 def serve(settings: ControlPlaneSettings) -> None:
+    """Raises ConfigError (one line for the CLI) for what ``preflight`` finds wrong."""
+    from .preflight import preflight
+
     configure_logging(settings.log_level)
+    preflight(settings)
     if settings.role == "ingest":
         from .ingest import run_ingest
 
@@ -30,6 +35,7 @@ def serve(settings: ControlPlaneSettings) -> None:
     from ..api.app import create_app
 
     app = create_app(settings)
+    write_record(settings)  # parkwatch worker checks it shares this broker and store
     config = uvicorn.Config(
         app,
         host=settings.host,

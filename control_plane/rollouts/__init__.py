@@ -7,6 +7,8 @@ Read in this order:
 - ``service``: the public face (start, act, tick, read) that routes, ingest and the
   retraining worker call; it commits, then publishes desired states;
 - ``engine``: ``tick`` and ``record_report``, the state machine persisted in the store;
+- ``desired``: the one writer of a device's desired state (locks, revision) and its
+  publishing after the commit;
 - ``actions``: what people do (start, pause, resume, approve, abort, roll back);
 - ``waves`` and ``gates``: wave planning and gate evaluation (pure, no store);
 - ``report``: what a device's reported state says about its progress (pure);

@@ -18,6 +18,7 @@ from ..config.rollout_policy import RolloutPolicy
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
 from ..services import audit, releases
 from ..store.models import Device, Rollout, RolloutDevice, RolloutWave, utc_now
+from . import desired
 from .engine import lock_rollout, revert, rows_of, tick, waves_of
 from .states import (
     ACTIVE_STATES,
@@ -51,6 +52,7 @@ def create(
         raise InvalidRequestError("mode=shadow already runs every wave in shadow: drop "
                                   "shadow_phase, or use mode=active with a shadow phase")
     ids = [d.device_id for d in devices]
+    desired.lock_devices(session, ids)  # before _take_over reads who holds them
     candidates = [Candidate(d.device_id, d.online, d.labels or {}) for d in devices]
     waves = assign_waves(candidates, policy.waves, policy.spread_label)
     now = utc_now()
@@ -194,15 +196,28 @@ def approve(session: Session, rollout_id: str, *, who: str, reason: str | None
     return tick(session, rollout_id, now)
 
 
-def abort(session: Session, rollout_id: str, *, who: str, reason: str | None) -> None:
-    """Stop here: no further device gets the release; those that have it keep it."""
+def abort(session: Session, rollout_id: str, *, who: str, reason: str | None
+          ) -> list[DesiredState]:
+    """Stop here: no device that has not acknowledged the release gets it (those it was
+    sent to are pointed back, so an offline one hears the revert when it reconnects);
+    those that acknowledged keep it."""
     rollout = _locked(session, rollout_id)
     _require(rollout, "abort", "abort")
     now = utc_now()
+    rows = rows_of(session, rollout_id)
+    desired.lock_devices(session, [r.device_id for r in rows])
+    out = []
+    for row in rows:
+        if row.state in RELEASED_ROW_STATES and row.state != "acknowledged":
+            state = revert(session, rollout, row, now, f"aborted by {who} before it acknowledged")
+            if state is not None:
+                out.append(state)
     _cancel_rest(session, rollout_id, f"aborted by {who}", now)
     move_rollout(rollout, "abort", now, f"aborted by {who}" + (f": {reason}" if reason else ""))
     session.add(rollout)
-    audit.record(session, who, "rollout.abort", f"rollout:{rollout_id}", reason=reason)
+    audit.record(session, who, "rollout.abort", f"rollout:{rollout_id}", reason=reason,
+                 reverted=len(out))
+    return out
 
 
 def rollback(session: Session, rollout_id: str, *, who: str, reason: str | None
@@ -212,7 +227,9 @@ def rollback(session: Session, rollout_id: str, *, who: str, reason: str | None
     _require(rollout, "roll_back", "roll back")
     now = utc_now()
     out = []
-    for row in rows_of(session, rollout_id):
+    rows = rows_of(session, rollout_id)
+    desired.lock_devices(session, [r.device_id for r in rows])
+    for row in rows:
         if row.state in RELEASED_ROW_STATES:
             state = revert(session, rollout, row, now, f"rolled back by {who}")
             if state is not None:

@@ -8,9 +8,11 @@ rollout where the store says it is. Two things drive it:
 - ``tick`` (a periodic runner, and every operator action): deadlines, wave starts,
   rate-limited releases, gate evaluation, promotion, automatic rollback.
 
-Each call locks the rollout's row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite
-has one writer), so several API processes may tick the same rollouts. Functions
-return the desired states to publish: the caller commits first, then publishes.
+Each call locks the rollout's row (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite
+the transaction holds the database's write lock from its start), then the devices it
+writes (``desired.lock_devices``), so several API processes may tick the same rollouts.
+Functions return the desired states to publish: the caller commits first, then
+publishes (``desired.publish``).
 
 Every change of a rollout's, a wave's or a device row's state is a move of its table
 (``states.py``).
@@ -24,7 +26,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from protocols import AgentSettings, DesiredState, ReportedState
+from protocols import DesiredState, ReportedState
 
 from ..config.rollout_policy import RolloutPolicy
 from ..services import audit
@@ -36,7 +38,8 @@ from ..store.models import (
     TelemetryWindowRecord,
     utc_now,
 )
-from . import gates
+from . import desired, gates
+from .desired import desired_of
 from .policy import policy_of
 from .report import judge_report
 from .states import (
@@ -53,25 +56,6 @@ log = logging.getLogger(__name__)
 ENGINE = "rollout-engine"  # the "who" of automatic actions in the audit log
 
 
-def desired_of(session: Session, device: Device) -> DesiredState:
-    shadow = device.desired_mode == "shadow"
-    settings = AgentSettings()
-    rollout = (session.get(Rollout, device.desired_rollout_id)
-               if shadow and device.desired_rollout_id else None)
-    if rollout is not None:  # the rollout's policy says how much of the stream to mirror
-        settings = AgentSettings(shadow_fraction=policy_of(rollout).shadow_fraction)
-    return DesiredState(
-        device_id=device.device_id,
-        revision=device.desired_revision,
-        release_id=device.desired_release_id,
-        mode="shadow" if shadow else "active",
-        fallback_release_id=device.desired_fallback_release_id,
-        rollout_id=device.desired_rollout_id,
-        issued_at=device.desired_issued_at or utc_now(),
-        settings=settings,
-    )
-
-
 def serving_release(device: Device) -> str | None:
     """What the device runs now: it falls back to this if the new release fails."""
     reported = device.reported or {}
@@ -81,6 +65,7 @@ def serving_release(device: Device) -> str | None:
 
 
 def lock_rollout(session: Session, rollout_id: str) -> Rollout | None:
+    desired.begin_write(session)
     return session.exec(
         select(Rollout).where(Rollout.rollout_id == rollout_id).with_for_update()
     ).first()
@@ -110,19 +95,16 @@ def wave_rows(rows: Sequence[RolloutDevice], wave: RolloutWave) -> list[RolloutD
 def release_to(
     session: Session, rollout: Rollout, wave: RolloutWave, row: RolloutDevice, now: datetime
 ) -> DesiredState:
-    """Send the rollout's release to one device in ``wave``'s mode."""
+    """Send the rollout's release to one device in ``wave``'s mode (the caller locked it:
+    ``desired.lock_devices``)."""
     device = session.get(Device, row.device_id)
     assert device is not None  # a foreign key
     if device.desired_rollout_id != rollout.rollout_id:
         row.fallback_release_id = serving_release(device)
-    device.desired_revision += 1
-    device.desired_release_id = rollout.release_id
-    device.desired_mode = wave.mode
-    device.desired_fallback_release_id = row.fallback_release_id
-    device.desired_rollout_id = rollout.rollout_id
-    device.desired_issued_at = now
-    session.add(device)
-    row.revision, row.released_at, row.acked_at = device.desired_revision, now, None
+    revision = desired.write(session, device, release_id=rollout.release_id, mode=wave.mode,
+                             fallback_release_id=row.fallback_release_id,
+                             rollout_id=rollout.rollout_id, now=now)
+    row.revision, row.released_at, row.acked_at = revision, now, None
     move_device(row, "release", now, f"sent in wave {wave.number} ({wave.mode})")
     session.add(row)
     return desired_of(session, device)
@@ -131,16 +113,13 @@ def release_to(
 def revert(
     session: Session, rollout: Rollout, row: RolloutDevice, now: datetime, why: str
 ) -> DesiredState | None:
-    """Point a released device back at its previous release (None: a newer rollout owns it)."""
+    """Point a released device back at its previous release (None: a newer rollout owns it).
+    The caller locked the device (``desired.lock_devices``)."""
     device = session.get(Device, row.device_id)
     if device is None or device.desired_rollout_id != rollout.rollout_id:
         return None
-    device.desired_revision += 1
-    device.desired_release_id = row.fallback_release_id
-    device.desired_mode = "active"
-    device.desired_fallback_release_id = None
-    device.desired_issued_at = now
-    session.add(device)
+    desired.write(session, device, release_id=row.fallback_release_id, mode="active",
+                  fallback_release_id=None, rollout_id=rollout.rollout_id, now=now)
     back = row.fallback_release_id or "nothing (no previous release; it keeps what it runs)"
     if DEVICE.allows(row.state, "roll_back"):
         move_device(row, "roll_back", now, f"{why}; back to {back}")
@@ -247,9 +226,8 @@ def tick(session: Session, rollout_id: str, now: datetime | None = None) -> list
 
 
 def _devices(session: Session, rows: Sequence[RolloutDevice]) -> dict[str, Device]:
-    ids = [r.device_id for r in rows]
-    found = session.exec(select(Device).where(col(Device.device_id).in_(ids))).all()
-    return {d.device_id: d for d in found}
+    """The rollout's devices, locked: the tick may write their desired states."""
+    return desired.lock_devices(session, [r.device_id for r in rows])
 
 
 def _progress(row: RolloutDevice, device: Device) -> gates.DeviceProgress:

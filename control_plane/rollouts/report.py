@@ -7,7 +7,8 @@ from typing import Literal
 
 from protocols import ReportedState
 
-ACK_STAGES = frozenset({"loaded", "warmed", "healthy"})
+# Only a smoke-tested model counts: ``loaded`` is before the smoke test.
+ACK_STAGES = frozenset({"warmed", "healthy"})
 FAIL_STAGES = frozenset({"failed", "rolled_back"})
 
 

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from protocols import DesiredState, ReportedState
-from protocols.logs import bind_context
 
 from ..config.rollout_policy import RolloutPolicy
 from ..errors import InvalidRequestError, NotFoundError
@@ -35,23 +34,18 @@ from ..schemas.rollouts import (
     RolloutWavePublic,
 )
 from ..store.models import Device, Rollout, RolloutDevice, RolloutWave
-from . import actions, engine
-from .engine import desired_of
+from . import actions, desired, engine
+from .desired import DesiredStatePublisher, desired_of
 from .policy import policy_of
 from .states import ACTIVE_STATES
 
 __all__ = [
-    "DesiredStatePublisher", "act", "current_desired_states", "desired_of", "get_rollout",
-    "list_rollouts", "on_reported", "rollout_state", "start_rollout", "tick_all",
+    "DesiredStatePublisher", "act", "desired_of", "get_rollout",
+    "list_rollouts", "on_reported", "republish_desired", "rollout_state", "start_rollout",
+    "tick_all",
 ]
 log = logging.getLogger(__name__)
 Action = Literal["pause", "resume", "approve", "abort", "rollback"]
-
-
-class DesiredStatePublisher(Protocol):
-    """Delivers desired states to devices (the MQTT adapter, or nothing in API-only mode)."""
-
-    def publish_desired(self, state: DesiredState) -> None: ...
 
 
 def rollout_state(device_states: Sequence[str]) -> str:
@@ -65,10 +59,10 @@ def rollout_state(device_states: Sequence[str]) -> str:
     return "in_progress"
 
 
-def _publish(publisher: DesiredStatePublisher, states: Sequence[DesiredState]) -> None:
-    for state in states:
-        with bind_context(device_id=state.device_id, release_id=state.release_id):
-            publisher.publish_desired(state)
+def _publish(session: Session, publisher: DesiredStatePublisher,
+             states: Sequence[DesiredState]) -> int:
+    """After the commit: publish what the store now holds for the devices of ``states``."""
+    return desired.publish(session, publisher, [s.device_id for s in states])
 
 
 def _targets(session: Session, device_ids: Sequence[str] | None) -> list[Device]:
@@ -116,7 +110,7 @@ def start_rollout(
         session, release_id, devices, mode, policy, who=who, supersede=supersede, target=target
     )
     session.commit()
-    _publish(publisher, states)
+    _publish(session, publisher, states)
     log.info("rollout started", extra={"rollout_id": rollout.rollout_id, "devices": len(devices)})
     return rollout
 
@@ -130,7 +124,7 @@ def act(
     if action == "pause":
         actions.pause(session, rollout_id, who=who, reason=reason)
     elif action == "abort":
-        actions.abort(session, rollout_id, who=who, reason=reason)
+        states = actions.abort(session, rollout_id, who=who, reason=reason)
     elif action == "resume":
         states = actions.resume(session, rollout_id, who=who, reason=reason)
     elif action == "approve":
@@ -138,7 +132,7 @@ def act(
     else:
         states = actions.rollback(session, rollout_id, who=who, reason=reason)
     session.commit()
-    _publish(publisher, states)
+    _publish(session, publisher, states)
     log.info("rollout %s", action, extra={"rollout_id": rollout_id, "who": who})
 
 
@@ -157,8 +151,7 @@ def tick_all(session: Session, publisher: DesiredStatePublisher) -> int:
             session.rollback()
             log.exception("rollout tick failed", extra={"rollout_id": rollout_id})
             continue
-        _publish(publisher, states)
-        sent += len(states)
+        sent += _publish(session, publisher, states)
     return sent
 
 
@@ -224,7 +217,7 @@ def list_rollouts(
     return [get_rollout(session, i) for i in ids], total
 
 
-def current_desired_states(session: Session) -> list[DesiredState]:
-    """Every device's desired state, to re-publish after a broker restart lost retained ones."""
-    rows = session.exec(select(Device).where(col(Device.desired_revision) > 0)).all()
-    return [desired_of(session, d) for d in rows]
+def republish_desired(session: Session, publisher: DesiredStatePublisher) -> int:
+    """Publish every device's desired state again, each under its lock, so a tick that
+    commits meanwhile is never followed by the older state (which would stay retained)."""
+    return desired.republish_all(session, publisher)

@@ -23,7 +23,7 @@ from control_plane.store.models import (
 )
 from control_plane.testing import reported_state
 from protocols import Percentiles, ReleaseStatus, ShadowSummary
-from tests.rollout_kit import GARBAGE, GATES, GOOD, Fleet, run_healthy
+from tests.rollout_kit import GARBAGE, GATES, GOOD, Fleet, Recorder, run_healthy
 
 
 @pytest.fixture
@@ -188,8 +188,10 @@ def test_shadow_fraction_of_the_policy_reaches_the_shadowing_device(fleet: Fleet
     fleet.start(shadow_phase=True, shadow_fraction=0.8)
     first = fleet.out.sent[0]
     assert (first.mode, first.settings.shadow_fraction) == ("shadow", 0.8)
+    republished = Recorder()
     with Session(fleet.engine) as s:  # a re-publish (broker restart) says the same
-        again = {d.device_id: d for d in rollouts.current_desired_states(s)}
+        rollouts.republish_desired(s, republished)
+    again = {d.device_id: d for d in republished.sent}
     assert again[first.device_id].settings.shadow_fraction == 0.8
     assert all(d.settings.shadow_fraction == 0.25 for d in again.values() if d.mode == "active")
 

@@ -13,14 +13,14 @@ from control_plane.testing import reported_state
 from protocols import ReportedState, Transition
 
 
-@pytest.mark.parametrize("stage", ["loaded", "warmed", "healthy"])
+@pytest.mark.parametrize("stage", ["warmed", "healthy"])
 def test_matching_release_in_a_good_stage_acknowledges(stage: str) -> None:
     verdict = judge_report("r1", "active", reported_state("d1", "r1", stage))
     assert verdict is not None and verdict.event == "acknowledge"
 
 
-@pytest.mark.parametrize("stage", ["installed"])
-def test_installed_is_not_yet_an_ack(stage: str) -> None:
+@pytest.mark.parametrize("stage", ["installed", "loaded"])
+def test_a_model_not_yet_smoke_tested_is_not_an_ack(stage: str) -> None:
     assert judge_report("r1", "active", reported_state("d1", "r1", stage)) is None
 
 
