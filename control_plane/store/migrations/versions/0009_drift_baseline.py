@@ -1,10 +1,10 @@
 """Per-camera production baselines for drift, one per condition and release.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-06
 
-Written out by hand like 0001-0007; ``tests/integration/test_cp_migrations.py``
+Written out by hand like 0001-0008; ``tests/integration/test_cp_migrations.py``
 checks that the result matches the models.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
