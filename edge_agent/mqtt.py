@@ -30,9 +30,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from protocols import (
     DesiredState,
+    DeviceCommand,
     DeviceStatus,
     ProtocolError,
     ReportedState,
+    commands_topic,
     decode,
     desired_topic,
     encode,
@@ -47,6 +49,7 @@ from .outbox import Outbox
 log = logging.getLogger(__name__)
 
 DesiredHandler = Callable[[DesiredState], None]
+CommandHandler = Callable[[DeviceCommand], None]
 
 
 class MqttLink:
@@ -62,11 +65,13 @@ class MqttLink:
         max_inflight: int = 20,
         keepalive: int = 30,
         sessions: bool = True,
+        on_command: CommandHandler | None = None,
     ) -> None:
         self.device_id = device_id
         self._target = target
         self._outbox = outbox
         self._on_desired = on_desired
+        self._on_command = on_command
         self._agent_version = agent_version
         self._max_inflight = max_inflight
         self._keepalive = keepalive
@@ -212,6 +217,8 @@ class MqttLink:
         log.info("connected to the broker", extra={"host": self._target.host})
         client.publish(status_topic(self.device_id), self._status("online"), qos=1, retain=True)
         client.subscribe(desired_topic(self.device_id), qos=1)
+        if self._on_command is not None:  # one-off requests, such as a snapshot
+            client.subscribe(commands_topic(self.device_id), qos=1)
         with self._lock:
             reported = self._reported
         if reported is not None:
@@ -242,6 +249,9 @@ class MqttLink:
 
     def _handle_message(self, client: mqtt.Client, userdata: Any,
                         message: mqtt.MQTTMessage) -> None:
+        if message.topic == commands_topic(self.device_id):
+            self._command(message)
+            return
         try:
             desired = decode(DesiredState, message.payload)
             if desired.device_id != self.device_id:
@@ -253,3 +263,17 @@ class MqttLink:
             self._on_desired(desired)
         except Exception:  # a bug downstream must not kill paho's network thread
             log.exception("desired state handler failed")
+
+    def _command(self, message: mqtt.MQTTMessage) -> None:
+        try:
+            command = decode(DeviceCommand, message.payload)
+            if command.device_id != self.device_id:
+                raise ProtocolError(f"command is addressed to {command.device_id}")
+        except ProtocolError as exc:
+            log.warning("ignored invalid command: %s", exc, extra={"topic": message.topic})
+            return
+        if self._on_command is not None:
+            try:
+                self._on_command(command)
+            except Exception:  # a bug downstream must not kill paho's network thread
+                log.exception("command handler failed")

@@ -48,6 +48,7 @@ from .routes import (
     releases,
     rollouts,
     samples,
+    snapshots,
     telemetry,
     tokens,
     versions,
@@ -122,6 +123,7 @@ def create_app(
         audit,
         samples,
         park,
+        snapshots,
         whoami,
     ):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)

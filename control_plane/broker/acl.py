@@ -38,6 +38,7 @@ SECRET_FILE = Path("mqtt") / "credentials.key"
 PBKDF2_ROUNDS = 101
 _DEVICE_WRITES = ("status", "reported", "telemetry", "events")
 _SERVICE_READS = ("status", "reported", "telemetry", "events")
+_DEVICE_READS = ("desired", "commands")  # what the control plane writes to a device
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ def mosquitto_hash(password: str, *, salt: bytes | None = None) -> str:
 def device_topics(device_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(read, write) topic lists of one device."""
     base = f"{TOPIC_ROOT}/devices/{device_id}"
-    return (f"{base}/desired",), tuple(f"{base}/{kind}" for kind in _DEVICE_WRITES)
+    reads = tuple(f"{base}/{kind}" for kind in _DEVICE_READS)
+    return reads, tuple(f"{base}/{kind}" for kind in _DEVICE_WRITES)
 
 
 def service_account(secret: bytes, username: str = SERVICE_ACCOUNT) -> Account:
@@ -113,7 +115,7 @@ def service_account(secret: bytes, username: str = SERVICE_ACCOUNT) -> Account:
         username=username,
         password=derive_password(secret, f"service:{username}", 0),
         read=tuple(f"{base}/{kind}" for kind in _SERVICE_READS),
-        write=(f"{base}/desired",),
+        write=tuple(f"{base}/{kind}" for kind in _DEVICE_READS),
     )
 
 

@@ -26,11 +26,13 @@ from sqlalchemy.engine import Engine
 
 from protocols import (
     DesiredState,
+    DeviceCommand,
     DeviceEvent,
     DeviceStatus,
     ProtocolError,
     ReportedState,
     TelemetryWindow,
+    commands_topic,
     decode_for_topic,
     desired_topic,
     encode,
@@ -216,6 +218,13 @@ class MqttAdapter:
                 paho.error_string(info.rc),
                 extra={"device_id": state.device_id, "revision": state.revision},
             )
+
+    def publish_command(self, command: DeviceCommand) -> None:
+        """A one-off request (QoS 1, not retained: an offline device never gets it late)."""
+        info = self.client.publish(commands_topic(command.device_id), encode(command), qos=1)
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            log.error("command not queued: %s", paho.error_string(info.rc),
+                      extra={"device_id": command.device_id, "command_id": command.command_id})
 
     # -- in --------------------------------------------------------------------------------
     def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:

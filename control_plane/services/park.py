@@ -22,6 +22,7 @@ from protocols.messages import HEATMAP_COLS, HEATMAP_ROWS
 
 from ..schemas import AnimalInView, HourCount, ParkCamera, ParkView
 from ..store.models import Device, EventRecord, TelemetryWindowRecord, utc_now
+from . import snapshots
 
 TRACK_KINDS = ("animal_appeared", "animal_left")
 # An announced track with no ``animal_left`` after this long is not shown as in view: the
@@ -171,10 +172,11 @@ def park_view(
     devices = session.exec(device_query).all()
     tracks = summarise_events(session.exec(event_query).all())
     windows = summarise_windows(session.exec(window_query).all())
+    shots = snapshots.latest_by_camera(session, list(device_ids) if device_ids else None)
     cameras: list[ParkCamera] = []
     for device in devices:
         reported = _reported_cameras(device)
-        seen = {k[1] for k in (*tracks, *windows) if k[0] == device.device_id}
+        seen = {k[1] for k in (*tracks, *windows, *shots) if k[0] == device.device_id}
         for camera_id in sorted(set(reported) | seen):
             key = (device.device_id, camera_id)
             t = tracks.get(key, CameraTracks())
@@ -187,5 +189,6 @@ def park_view(
                 in_view=t.in_view(until) if device.online else [],
                 hourly=t.hourly(), totals=t.totals(), mean_dwell_seconds=t.mean_dwell(),
                 heatmap=w.heatmap, heatmap_cols=HEATMAP_COLS, heatmap_rows=HEATMAP_ROWS,
+                snapshot=shots.get(key),
             ))
     return ParkView(since=since, until=until, cameras=cameras)

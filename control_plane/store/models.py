@@ -256,6 +256,27 @@ class EventRecord(SQLModel, table=True):
     payload: dict[str, Any] = _json()
 
 
+class CameraSnapshot(SQLModel, table=True):
+    """A snapshot an operator asked for: the request, then the device's answer (its JPEG is
+    in the artifact store). A device may answer only a command it was sent."""
+
+    __tablename__ = "camera_snapshot"
+    __table_args__ = (sa.Index("ix_snapshot_device_camera", "device_id", "camera_id"),)
+
+    command_id: str = Field(primary_key=True, max_length=64)
+    device_id: str = Field(foreign_key="device.device_id", max_length=63)
+    camera_id: str = Field(max_length=64)
+    requested_by: str = Field(max_length=128)
+    requested_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    captured_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    received_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    width: int | None = None
+    height: int | None = None
+    boxes: list[dict[str, Any]] = _json()
+    image_sha256: str | None = Field(default=None, max_length=64)
+
+
 class AuditEntry(SQLModel, table=True):
     """Who did what to which object, and when; written in the same transaction as the change."""
 
