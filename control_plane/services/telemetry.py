@@ -221,6 +221,35 @@ def ingest_event(session: Session, event: DeviceEvent) -> IngestOutcome:
     return "stored" if stored else "duplicate"
 
 
+def ingest_events(session: Session, events: Sequence[DeviceEvent]) -> Counter[str]:
+    """Store a run of events with one multi-row INSERT ... ON CONFLICT DO NOTHING (the
+    caller commits); how many had each ``IngestOutcome``."""
+    outcomes: Counter[str] = Counter()
+    known = devices.touch_many(session, {e.device_id for e in events})
+    accepted = [e for e in events if e.device_id in known]
+    outcomes["unknown_device"] = len(events) - len(accepted)
+    if not accepted:
+        return +outcomes
+    now = utc_now()
+    table: sa.Table = EventRecord.__table__  # type: ignore[attr-defined]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    # one row per key, as the unique index wants
+    unique = {(e.device_id, e.instance or "", e.seq): e for e in accepted}
+    stmt = (
+        insert(table)
+        .values([{"device_id": e.device_id, "instance": e.instance or "", "seq": e.seq,
+                  "kind": e.kind, "at": e.at,
+                  "release_id": e.release_id, "received_at": now,
+                  "payload": e.model_dump(mode="json", by_alias=True)}
+                 for e in unique.values()])
+        .on_conflict_do_nothing()
+        .returning(table.c.id)
+    )
+    outcomes["stored"] = len(session.execute(stmt).all())
+    outcomes["duplicate"] = len(accepted) - outcomes["stored"]
+    return +outcomes
+
+
 def list_windows(
     session: Session, *, device_id: str | None, limit: int, offset: int
 ) -> tuple[list[TelemetryWindowRecord], int]:
