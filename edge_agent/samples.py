@@ -71,6 +71,9 @@ class SampleUploader:
             return
         self.offered += 1
         now = time.monotonic()
+        if self._uploader.held():
+            self.rate_limited += 1
+            return
         self._tokens = min(self._capacity, self._tokens + (now - self._refilled) * self._rate)
         self._refilled = now
         if self._tokens < 1.0 or self._uploader.full():
@@ -99,6 +102,10 @@ class SampleUploader:
     @property
     def failed(self) -> int:
         return self._uploader.failed
+
+    @property
+    def throttled(self) -> int:
+        return self._uploader.throttled
 
     def start(self) -> None:
         self._uploader.start()

@@ -9,6 +9,7 @@ import json
 import logging
 import queue
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from typing import Any, Generic, TypeVar
 
 import cv2
 import numpy as np
+
+from protocols.api_errors import retry_after_seconds
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,9 +37,18 @@ def jpeg_b64(image: np.ndarray, max_side: int, quality: int) -> tuple[str, int, 
     return base64.b64encode(np.asarray(jpeg).tobytes()).decode(), w, h
 
 
+class Throttled(OSError):
+    """The control plane refused an upload for its rate; ``wait`` s is what it asked."""
+
+    def __init__(self, message: str, wait: float) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
 def post_json(base_url: str, path: str, token: str, body: dict[str, Any],
               timeout: float) -> None:
-    """POST ``body`` with the device's token; OSError naming the answer when refused."""
+    """POST ``body`` with the device's token; OSError naming the answer when refused,
+    Throttled (with the Retry-After it asked for) on 429."""
     req = urllib.request.Request(
         f"{base_url.rstrip('/')}{path}", data=json.dumps(body).encode(), method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
@@ -45,6 +57,9 @@ def post_json(base_url: str, path: str, token: str, body: dict[str, Any],
             resp.read(4096)
     except urllib.error.HTTPError as exc:
         detail = exc.read(300).decode(errors="replace")
+        if exc.code == 429:
+            wait = retry_after_seconds(exc.headers.get("Retry-After"), 60.0)
+            raise Throttled(f"POST {path} answered 429: {detail}", wait) from None
         raise OSError(f"POST {path} answered {exc.code}: {detail}") from None
 
 
@@ -58,6 +73,12 @@ class Uploader(Generic[T]):
         self._thread: threading.Thread | None = None
         self.sent = 0
         self.failed = 0
+        self.throttled = 0  # uploads the control plane answered 429
+        self.hold_until = 0.0  # monotonic time before which nothing is queued (Retry-After)
+
+    def held(self) -> bool:
+        """The control plane asked us to wait: callers drop new items meanwhile."""
+        return time.monotonic() < self.hold_until
 
     def full(self) -> bool:
         return self._queue.full()
@@ -86,6 +107,10 @@ class Uploader(Generic[T]):
             try:
                 self._upload(item)
                 self.sent += 1
+            except Throttled as exc:
+                self.throttled += 1
+                self.hold_until = time.monotonic() + exc.wait
+                log.warning("%s uploads paused for %.0f s: %s", self._name, exc.wait, exc)
             except (OSError, ValueError) as exc:  # urllib errors are OSErrors
                 self.failed += 1
                 log.warning("%s upload failed: %s", self._name, exc)

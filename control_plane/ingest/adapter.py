@@ -2,7 +2,7 @@
 
 In: status, reported, telemetry and events of every device, decoded with
 ``protocols.decode_for_topic`` in paho's thread and queued to the ingest pipeline
-(``batch``): one writer stores telemetry windows in batches and the other
+(``batch``): one writer stores telemetry windows, reported states and events in runs, status
 messages one by one, and acknowledges each message (manual PUBACK) only once it is
 committed, in arrival order. An invalid payload is logged with its reason, dropped and
 acknowledged; a failing handler is logged; neither stops the loop.
@@ -112,19 +112,16 @@ class MqttAdapter:
         self.client.on_connect_fail = self._handle_connect_fail
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_message = self._handle_message
-        # Telemetry windows go to _write_windows, in batches; these one message at a time.
-        self._handlers: dict[str, Callable[[Any], str]] = {
-            "status": self._on_status,
-            "reported": self._on_reported,
-            "events": self._on_event,
-        }
+        # Windows, reported states and events are written in runs (_write_*); status one by one.
+        self._handlers: dict[str, Callable[[Any], str]] = {"status": self._on_status}
         # Bumped on every connect and disconnect: a PUBACK goes back only on the connection
         # its PUBLISH came on (after a reconnect the broker resends, maybe reusing the mid).
         self._connection = 0
         self._ack_lock = threading.Lock()
         self.pipeline = IngestPipeline(
             self._write_windows, self._handle, self._acknowledge,
-            batch_size=batch_size, linger_s=linger_s,
+            batch_size=batch_size, linger_s=linger_s, write_reported=self._write_reported,
+            write_events=self._write_events,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -280,17 +277,19 @@ class MqttAdapter:
             device = devices.apply_status(session, status)
         return "applied" if device is not None else self._unknown()
 
-    def _on_reported(self, reported: ReportedState) -> str:
+    def _write_reported(self, reports: Sequence[ReportedState]) -> Counter[str]:
+        """A run of reported states: stored, then their rollout rows moved, in one
+        transaction (a few statements whatever their number)."""
         with session_scope(self.engine) as session:
-            device = devices.apply_reported(session, reported)
-            if device is None:
-                return self._unknown()
-            rollouts.on_reported(session, device, reported)
-        return "applied"
+            applied, outcomes = devices.apply_reported_many(session, reports)
+            rollouts.on_reported_many(session, applied)
+        if outcomes["unknown_device"]:
+            self._unknown()
+        return outcomes
 
-    def _on_event(self, event: DeviceEvent) -> str:
+    def _write_events(self, events: Sequence[DeviceEvent]) -> Counter[str]:
         with session_scope(self.engine) as session:
-            return telemetry.ingest_event(session, event)
+            return telemetry.ingest_events(session, events)
 
     @staticmethod
     def _unknown() -> str:
