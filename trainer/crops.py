@@ -133,6 +133,17 @@ def animal_crop(photo: U8, spec: CropSpec, size: tuple[int, int], seed: int,
     return cut_crop(canvas, box, spec, size)
 
 
+def random_box(rng: np.random.Generator) -> Box:
+    """A box of 3 % to 50 % of the frame's width, any shape a region takes, in the frame
+    (up to a tenth of it past the left or right edge)."""
+    fw, fh = FRAME
+    width = fw * math.exp(rng.uniform(math.log(0.03), math.log(0.5)))
+    height = min(width * rng.uniform(0.5, 1.6), fh)
+    x0 = rng.uniform(-0.1 * width, fw - 0.9 * width)
+    y0 = rng.uniform(0, fh - height)
+    return x0, y0, x0 + width, y0 + height
+
+
 class OtherSource:
     """Crops of the "other" class mined from park clips without animals (see the module doc):
     one long clip per seed, distractor-heavy, through every scene condition."""
@@ -145,16 +156,12 @@ class OtherSource:
 
     def crop(self, spec: CropSpec, size: tuple[int, int], rng: np.random.Generator) -> U8:
         frame = self.scene.render(int(rng.integers(self.scene.frame_count)))
-        fw, fh = FRAME
         seen = [o.box for o in frame.objects if o.visible_fraction >= 0.3]
         if seen and rng.random() < 0.6:
             x, y, w, h = seen[int(rng.integers(len(seen)))]
             box: Box = jitter_box((x, y, x + w, y + h), rng)
         else:
-            width = fw * math.exp(rng.uniform(math.log(0.03), math.log(0.5)))
-            height = width * rng.uniform(0.5, 1.6)
-            x0, y0 = rng.uniform(-0.1 * width, fw - 0.9 * width), rng.uniform(0, fh - height)
-            box = (x0, y0, x0 + width, y0 + height)
+            box = random_box(rng)
         img = frame.image
         name = pick_condition(rng)
         if name in ("blur", "jpeg"):  # the clip already has light and weather; add optics
@@ -163,4 +170,4 @@ class OtherSource:
 
 
 __all__ = ["CONDITIONS", "FRAME", "OTHER", "OtherSource", "animal_crop", "backdrops",
-           "condition", "cut_crop", "jitter_box", "square_around"]
+           "condition", "cut_crop", "jitter_box", "random_box", "square_around"]
