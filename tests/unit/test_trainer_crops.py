@@ -89,8 +89,9 @@ def test_animal_crop_is_a_small_animal_on_a_park() -> None:
         assert crop.shape == (64, 64, 3)
         red = (crop[..., 2].astype(int) - crop[..., 1] > 80).mean()
         shares.append(red)
-    # The animal fills part of its crop (context and jitter), never all of every crop.
-    assert 0.1 < float(np.median(shares)) < 0.95
+    # The animal fills part of its crop (context and jitter), never all of it; at night
+    # and in IR its colour is gone, but in day light it shows.
+    assert max(shares) > 0.1 and all(s < 0.95 for s in shares)
     assert FRAME == (640, 480)
 
 
