@@ -252,6 +252,11 @@ class MqttLink:
         if message.topic == commands_topic(self.device_id):
             self._command(message)
             return
+        if message.topic != desired_topic(self.device_id):
+            # Only desired and commands are subscribed; a broker that replays other retained
+            # topics (amqtt did) must not make the agent read its own status as desired.
+            log.debug("ignored a message on %s: not subscribed", message.topic)
+            return
         try:
             desired = decode(DesiredState, message.payload)
             if desired.device_id != self.device_id:
