@@ -1,0 +1,28 @@
+"""A device's clock skew: its clock minus the control plane's, measured at its last connect.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-06
+
+Written out by hand like 0001-0009; ``tests/integration/test_cp_migrations.py``
+checks that the result matches the models.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("device", sa.Column("clock_skew_s", sa.Float(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("device") as batch:
+        batch.drop_column("clock_skew_s")
