@@ -19,6 +19,10 @@ class DownloadError(ReleaseError):
     """The control plane could not be reached or answered with an error."""
 
 
+class DownloadCancelled(DownloadError):
+    """A download or its verification stopped because a newer desired state arrived."""
+
+
 class VerificationError(ReleaseError):
     """A manifest signature, an artifact hash or size, or an installed file does not verify."""
 

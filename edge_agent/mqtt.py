@@ -22,10 +22,11 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocols import (
@@ -33,11 +34,15 @@ from protocols import (
     DeviceStatus,
     ProtocolError,
     ReportedState,
+    SignatureError,
+    SignedDesiredState,
     decode,
     desired_topic,
     encode,
     reported_topic,
+    signed_desired_topic,
     status_topic,
+    verify_desired,
 )
 from protocols.reach import explain_connect_error
 
@@ -48,6 +53,7 @@ log = logging.getLogger(__name__)
 FAILURE_REPEAT_SECONDS = 60.0  # the same connect failure is logged again after this long
 
 DesiredHandler = Callable[[DesiredState], None]
+RefusedHandler = Callable[[str], None]  # why a desired state was refused (a metric label)
 
 
 class MqttLink:
@@ -63,8 +69,16 @@ class MqttLink:
         max_inflight: int = 20,
         keepalive: int = 30,
         sessions: bool = True,
+        trusted_keys: Mapping[str, Ed25519PublicKey] | None = None,
+        on_refused: RefusedHandler | None = None,
     ) -> None:
         self.device_id = device_id
+        # With trusted keys the agent acts only on signed desired states; the plain topic
+        # (for agents older than signing) is anyone's to write on an anonymous broker.
+        self._keys = dict(trusted_keys or {})
+        self._desired_topic = (signed_desired_topic(device_id) if self._keys
+                               else desired_topic(device_id))
+        self._on_refused = on_refused
         self._target = target
         self._outbox = outbox
         self._on_desired = on_desired
@@ -212,7 +226,7 @@ class MqttLink:
         self._failure = None
         log.info("connected to the broker", extra={"host": self._target.host})
         client.publish(status_topic(self.device_id), self._status("online"), qos=1, retain=True)
-        client.subscribe(desired_topic(self.device_id), qos=1)
+        client.subscribe(self._desired_topic, qos=1)
         with self._lock:
             reported = self._reported
         if reported is not None:
@@ -252,12 +266,21 @@ class MqttLink:
 
     def _handle_message(self, client: mqtt.Client, userdata: Any,
                         message: mqtt.MQTTMessage) -> None:
+        if message.topic != self._desired_topic:
+            return  # the plain topic, from a session that subscribed before signing
         try:
-            desired = decode(DesiredState, message.payload)
+            if self._keys:
+                desired = verify_desired(decode(SignedDesiredState, message.payload), self._keys)
+            else:
+                desired = decode(DesiredState, message.payload)
             if desired.device_id != self.device_id:
                 raise ProtocolError(f"desired state is addressed to {desired.device_id}")
         except ProtocolError as exc:
-            log.warning("ignored invalid desired state: %s", exc, extra={"topic": message.topic})
+            reason = "signature" if isinstance(exc, SignatureError) else "invalid"
+            log.warning("refused a desired state: %s", exc,
+                        extra={"topic": message.topic, "reason": reason})
+            if self._on_refused is not None:
+                self._on_refused(reason)
             return
         try:
             self._on_desired(desired)

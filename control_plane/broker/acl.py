@@ -9,7 +9,8 @@ the next ``mqtt acl``, and rotating the secret changes every password at once.
 
 The password file uses Mosquitto 2's ``$7$`` format (PBKDF2-SHA512, checked
 against ``mosquitto_passwd``); the ACL lets a device write only under its own
-``devices/{id}/`` and read only its own ``desired`` (docs/architecture.md, "The wire contract").
+``devices/{id}/`` and read only its own ``desired`` and ``desired_signed``
+(docs/architecture.md, "The wire contract").
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def mosquitto_hash(password: str, *, salt: bytes | None = None) -> str:
 def device_topics(device_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(read, write) topic lists of one device."""
     base = f"{TOPIC_ROOT}/devices/{device_id}"
-    return (f"{base}/desired",), tuple(f"{base}/{kind}" for kind in _DEVICE_WRITES)
+    return (f"{base}/desired", f"{base}/desired_signed"), tuple(
+        f"{base}/{kind}" for kind in _DEVICE_WRITES)
 
 
 def service_account(secret: bytes, username: str = SERVICE_ACCOUNT) -> Account:
@@ -113,7 +115,7 @@ def service_account(secret: bytes, username: str = SERVICE_ACCOUNT) -> Account:
         username=username,
         password=derive_password(secret, f"service:{username}", 0),
         read=tuple(f"{base}/{kind}" for kind in _SERVICE_READS),
-        write=(f"{base}/desired",),
+        write=(f"{base}/desired", f"{base}/desired_signed"),
     )
 
 

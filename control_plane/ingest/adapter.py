@@ -29,12 +29,14 @@ from protocols import (
     DeviceStatus,
     ProtocolError,
     ReportedState,
+    SignedDesiredState,
     TelemetryWindow,
     decode_for_topic,
     desired_topic,
     encode,
     fleet_subscription,
     parse_device_topic,
+    signed_desired_topic,
 )
 from protocols.topics import TopicKind
 from protocols.urls import parse_mqtt_url
@@ -71,6 +73,7 @@ class MqttAdapter:
         security: MqttSecurity | None = None,
         batch_size: int = 20,
         linger_s: float = 0.02,
+        signer: Callable[[DesiredState], SignedDesiredState] | None = None,
     ) -> None:
         try:
             self.endpoint = parse_mqtt_url(url)
@@ -80,6 +83,7 @@ class MqttAdapter:
         self.share_group = share_group
         self.subscribe = subscribe
         self._on_connected = on_connected
+        self._signer = signer
         self._connected = threading.Event()
         self._stopping = False
         self.client = paho.Client(
@@ -189,17 +193,23 @@ class MqttAdapter:
 
     # -- out -------------------------------------------------------------------------------
     def publish_desired(self, state: DesiredState) -> None:
-        """Publish retained, QoS 1. While disconnected paho queues it and sends on reconnect."""
-        info = self.client.publish(
-            desired_topic(state.device_id), encode(state), qos=1, retain=True
-        )
+        """Publish retained, QoS 1, signed (``desired_signed``, what agents act on) and plain
+        (``desired``, for agents older than signing: without the fields they would refuse).
+        While disconnected paho queues both and sends them on reconnect."""
+        plain = state.model_copy(update={"epoch": 0, "rollback": False})
+        messages = [(desired_topic(state.device_id), encode(plain))]
+        if self._signer is not None:
+            signed = encode(self._signer(state))
+            messages.append((signed_desired_topic(state.device_id), signed))
+        for topic, payload in messages:
+            info = self.client.publish(topic, payload, qos=1, retain=True)
+            if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+                log.error(
+                    "desired state not queued: %s",
+                    paho.error_string(info.rc),
+                    extra={"device_id": state.device_id, "revision": state.revision},
+                )
         DESIRED_PUBLISHED.inc()
-        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
-            log.error(
-                "desired state not queued: %s",
-                paho.error_string(info.rc),
-                extra={"device_id": state.device_id, "revision": state.revision},
-            )
 
     # -- in --------------------------------------------------------------------------------
     def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
@@ -261,6 +271,10 @@ class MqttAdapter:
             if device is None:
                 return self._unknown()
             rollouts.on_reported(session, device, reported)
+            behind = rollouts.catch_up(session, device, reported)
+        if behind:  # the store went back in time: its states go out again, newer
+            with session_scope(self.engine) as session:
+                rollouts.publish_current(session, self, behind)
         return "applied"
 
     def _on_event(self, event: DeviceEvent) -> str:

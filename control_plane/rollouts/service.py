@@ -40,8 +40,8 @@ from .policy import policy_of
 from .states import ACTIVE_STATES
 
 __all__ = [
-    "DesiredStatePublisher", "act", "desired_of", "get_rollout",
-    "list_rollouts", "on_reported", "republish_desired", "rollout_state", "start_rollout",
+    "DesiredStatePublisher", "act", "catch_up", "desired_of", "get_rollout", "list_rollouts",
+    "on_reported", "publish_current", "republish_desired", "rollout_state", "start_rollout",
     "tick_all",
 ]
 log = logging.getLogger(__name__)
@@ -215,6 +215,18 @@ def list_rollouts(
         .limit(limit)
     ).all()
     return [get_rollout(session, i) for i in ids], total
+
+
+def catch_up(session: Session, device: Device, reported: ReportedState) -> list[str]:
+    """After a device showed the store went back in time: the devices to publish again
+    (``publish_current``, after the commit); see ``desired.catch_up``."""
+    return desired.catch_up(session, device, reported)
+
+
+def publish_current(session: Session, publisher: DesiredStatePublisher,
+                    device_ids: Sequence[str]) -> int:
+    """Publish what the store holds for ``device_ids``, each under its lock."""
+    return desired.publish(session, publisher, device_ids)
 
 
 def republish_desired(session: Session, publisher: DesiredStatePublisher) -> int:
