@@ -8,6 +8,7 @@ hint for the rest instead of an ImportError.
 from __future__ import annotations
 
 import importlib
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -20,6 +21,20 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+@app.callback()
+def _root(
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0.1,
+        help="Seconds an operator command waits for the control plane's API to connect or "
+        "answer (default 10; PARKWATCH_API_TIMEOUT_SECONDS).",
+    ),
+) -> None:
+    """parkwatch: train, sign, roll out and watch pet-park camera classifiers."""
+    if timeout is not None:
+        # The settings toolkit reads the environment: flag > environment > file.
+        os.environ["PARKWATCH_API_TIMEOUT_SECONDS"] = str(timeout)
+
 
 protocols_app = typer.Typer(help="The wire contract.", no_args_is_help=True)
 app.add_typer(protocols_app, name="protocols")

@@ -26,6 +26,7 @@ from .pipeline import DetectionPolicy, InferenceLoop
 from .release_worker import ReleaseWorker
 from .releases import ReleaseStore
 from .samples import SampleUploader
+from .snapshots import SnapshotTaker
 
 
 class Agent:
@@ -37,7 +38,7 @@ class Agent:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(s.data_dir / "outbox.sqlite3", s.outbox_max_rows, s.outbox_max_bytes,
                              resend_seconds=s.outbox_resend_seconds)
-        self.events = EventLog(s.device_id, self.outbox)
+        self.events = EventLog(s.device_id, self.outbox, previous_protocol=s.previous_protocol)
         self.store = ReleaseStore(
             s.data_dir, s.control_plane_url, s.api_token.get_secret_value(), s.trusted_keys(),
             timeout=s.http_timeout_seconds,
@@ -53,6 +54,10 @@ class Agent:
             jpeg_quality=s.sample_jpeg_quality, timeout=s.http_timeout_seconds,
             enabled=s.upload_samples,
         )
+        self.snapshots = SnapshotTaker(
+            s.control_plane_url, s.api_token.get_secret_value(),
+            [c.camera_id for c in s.cameras], timeout=s.http_timeout_seconds,
+        )
         self.loop = InferenceLoop(
             s.device_id, self.cameras, self.outbox, self.events, s.window_seconds,
             DetectionPolicy(s.detection_persist_frames, s.detection_min_confidence,
@@ -60,6 +65,7 @@ class Agent:
             wake, on_window=self._window_closed,
             on_failure=lambda runtime, detail: self.releases.runtime_failed(runtime, detail),
             failures_before_rollback=s.rollback_after_errors, samples=self.samples,
+            snapshots=self.snapshots,
             previous_protocol=s.previous_protocol,
         )
         self.metrics = AgentMetrics(s.device_id) if s.metrics_port else None
@@ -70,7 +76,8 @@ class Agent:
         self.link = MqttLink(s.device_id, s.mqtt, self.outbox, self.releases.desired_received,
                              __version__, keepalive=s.mqtt_keepalive_seconds,
                              sessions=not s.previous_protocol, trusted_keys=s.trusted_keys(),
-                             on_refused=self.releases.desired_refused)
+                             on_refused=self.releases.desired_refused,
+                             on_command=self.snapshots.request)
         self._report_lock = threading.Lock()
         self._samples_counted = 0
 
@@ -80,6 +87,7 @@ class Agent:
             camera.start()
         self.loop.start()
         self.samples.start()
+        self.snapshots.start()
         self.releases.start()
         if self.metrics is not None and self.settings.metrics_port:
             self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host,
@@ -94,6 +102,7 @@ class Agent:
             camera.stop()
         self.loop.stop()
         self.samples.stop()
+        self.snapshots.stop()
         self.link.stop(self.settings.shutdown_flush_seconds)
         self.releases.join(timeout=5)
         if self.metrics is not None:

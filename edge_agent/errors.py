@@ -23,6 +23,15 @@ class DownloadCancelled(DownloadError):
     """A download or its verification stopped because a newer desired state arrived."""
 
 
+class ThrottledError(DownloadError):
+    """The control plane asked us to come back later (429, or 503 with Retry-After): not a
+    failure of the release; ``retry_after`` is the wait it asked for, in seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class VerificationError(ReleaseError):
     """A manifest signature, an artifact hash or size, or an installed file does not verify."""
 

@@ -17,9 +17,11 @@ log = logging.getLogger(__name__)
 class EventLog:
     """Builds ``DeviceEvent``s with a persistent per-device ``seq`` and queues them."""
 
-    def __init__(self, device_id: str, outbox: Outbox) -> None:
+    def __init__(self, device_id: str, outbox: Outbox, *, previous_protocol: bool = False) -> None:
         self.device_id = device_id
         self._outbox = outbox
+        # The previous protocol has no instance field: its control planes dedup on seq alone.
+        self._instance = None if previous_protocol else outbox.instance
         self._topic = events_topic(device_id)
         self.produced = 0  # stored or dropped: every one is delivered or counted
 
@@ -32,7 +34,8 @@ class EventLog:
 
         def stamp(seq: int, dropped: Dropped) -> bytes:
             nonlocal built
-            built = DeviceEvent(device_id=self.device_id, seq=seq, kind=kind, **fields)
+            built = DeviceEvent(device_id=self.device_id, seq=seq, kind=kind,
+                                instance=self._instance, **fields)
             return encode(built)
 
         try:

@@ -31,11 +31,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from protocols import (
     DesiredState,
+    DeviceCommand,
     DeviceStatus,
     ProtocolError,
     ReportedState,
     SignatureError,
     SignedDesiredState,
+    commands_topic,
     decode,
     desired_topic,
     encode,
@@ -44,16 +46,16 @@ from protocols import (
     status_topic,
     verify_desired,
 )
-from protocols.reach import explain_connect_error
+from protocols.reach import RepeatFilter, explain_connect_error
 
 from .config import MqttTarget
 from .outbox import Outbox
 
 log = logging.getLogger(__name__)
-FAILURE_REPEAT_SECONDS = 60.0  # the same connect failure is logged again after this long
 
 DesiredHandler = Callable[[DesiredState], None]
 RefusedHandler = Callable[[str], None]  # why a desired state was refused (a metric label)
+CommandHandler = Callable[[DeviceCommand], None]
 
 
 class MqttLink:
@@ -71,6 +73,7 @@ class MqttLink:
         sessions: bool = True,
         trusted_keys: Mapping[str, Ed25519PublicKey] | None = None,
         on_refused: RefusedHandler | None = None,
+        on_command: CommandHandler | None = None,
     ) -> None:
         self.device_id = device_id
         # With trusted keys the agent acts only on signed desired states; the plain topic
@@ -82,6 +85,7 @@ class MqttLink:
         self._target = target
         self._outbox = outbox
         self._on_desired = on_desired
+        self._on_command = on_command
         self._agent_version = agent_version
         self._max_inflight = max_inflight
         self._keepalive = keepalive
@@ -100,7 +104,7 @@ class MqttLink:
         self._stop = threading.Event()
         self._drainer: threading.Thread | None = None
         self.acked = 0
-        self._failure: tuple[str, float] | None = None  # last connect failure logged, when
+        self._failures = RepeatFilter(log)
 
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -219,14 +223,16 @@ class MqttLink:
     def _handle_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
                         reason: Any, properties: Any) -> None:
         if reason.is_failure:
-            self._log_failure(f"the broker at {self._target.host}:{self._target.port} refused "
+            self._failures.warn(f"the broker at {self._target.host}:{self._target.port} refused "
                               f"the connection: {reason}; check the device's broker "
                               "credentials (mqtt_username, mqtt_password) and the ACL")
             return
-        self._failure = None
+        self._failures.clear()
         log.info("connected to the broker", extra={"host": self._target.host})
         client.publish(status_topic(self.device_id), self._status("online"), qos=1, retain=True)
         client.subscribe(self._desired_topic, qos=1)
+        if self._on_command is not None:  # one-off requests, such as a snapshot
+            client.subscribe(commands_topic(self.device_id), qos=1)
         with self._lock:
             reported = self._reported
         if reported is not None:
@@ -239,17 +245,8 @@ class MqttLink:
     def _handle_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         # paho calls this inside its ``except OSError`` block: the error is the live one.
         exc = sys.exc_info()[1] or ConnectionError("no reason given")
-        self._log_failure(explain_connect_error(
+        self._failures.warn(explain_connect_error(
             exc, "the broker", self._target.host, self._target.port, "mqtt_url"))
-
-    def _log_failure(self, line: str) -> None:
-        """A connect failure, once per reason (again after a while): never silent, never
-        a line per retry."""
-        now = time.monotonic()
-        last = self._failure
-        if last is None or last[0] != line or now - last[1] >= FAILURE_REPEAT_SECONDS:
-            self._failure = (line, now)
-            log.warning("%s; retrying", line)
 
     def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
                            reason: Any, properties: Any) -> None:
@@ -266,6 +263,9 @@ class MqttLink:
 
     def _handle_message(self, client: mqtt.Client, userdata: Any,
                         message: mqtt.MQTTMessage) -> None:
+        if message.topic == commands_topic(self.device_id):
+            self._command(message)
+            return
         if message.topic != self._desired_topic:
             return  # the plain topic, from a session that subscribed before signing
         try:
@@ -286,3 +286,17 @@ class MqttLink:
             self._on_desired(desired)
         except Exception:  # a bug downstream must not kill paho's network thread
             log.exception("desired state handler failed")
+
+    def _command(self, message: mqtt.MQTTMessage) -> None:
+        try:
+            command = decode(DeviceCommand, message.payload)
+            if command.device_id != self.device_id:
+                raise ProtocolError(f"command is addressed to {command.device_id}")
+        except ProtocolError as exc:
+            log.warning("ignored invalid command: %s", exc, extra={"topic": message.topic})
+            return
+        if self._on_command is not None:
+            try:
+                self._on_command(command)
+            except Exception:  # a bug downstream must not kill paho's network thread
+                log.exception("command handler failed")

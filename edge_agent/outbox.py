@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import OutboxError
-from .outbox_file import error_code, open_database
+from .outbox_file import error_code, instance_id, open_database
 
 log = logging.getLogger(__name__)
 RowKind = Literal["telemetry", "event"]
@@ -89,6 +89,8 @@ class Outbox:
         self._wal = Path(f"{path}-wal")
         try:
             self._db = open_database(path, max_bytes)
+            # seq is numbered per instance: the telemetry carries it (outbox_file).
+            self.instance = instance_id(self._db)
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot open outbox {path}: {exc}") from None
         self._unsynced = True  # what an earlier run wrote may not be on disk yet

@@ -10,6 +10,7 @@ the rest of ``max_bytes`` as a page cap. Commits are not synced one by one
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from pathlib import Path
 
@@ -24,6 +25,9 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 -- Rows the broker acknowledged, apart from the payloads: marking one rewrites no payload.
 -- at: when (wall clock); NULL: sent again after a reconnect (pending, delivered once).
 CREATE TABLE IF NOT EXISTS acked (id INTEGER PRIMARY KEY, at REAL);
+-- This outbox's instance id (one row), chosen when the file is created: a new file (a
+-- re-imaged device) numbers from 0 again, under an id the control plane has not seen.
+CREATE TABLE IF NOT EXISTS instance (id TEXT NOT NULL);
 """
 # Added to the outbox table, also of databases that earlier agents wrote.
 COLUMNS = {
@@ -70,6 +74,15 @@ def _configure(db: sqlite3.Connection, max_bytes: int | None) -> None:
     frames = wal // 4 // (int(page) + WAL_FRAME_OVERHEAD)
     db.execute(f"PRAGMA wal_autocheckpoint = {max(1, frames)}")
     db.execute(f"PRAGMA max_page_count = {max(8, (max_bytes - wal) // int(page))}")
+
+
+def instance_id(db: sqlite3.Connection) -> str:
+    """The file's instance id; chosen (random, 64 bits) on first use, then kept."""
+    row = db.execute("SELECT id FROM instance").fetchone()
+    if row is None:
+        row = (secrets.token_hex(8),)
+        db.execute("INSERT INTO instance (id) VALUES (?)", row)
+    return str(row[0])
 
 
 def error_code(exc: sqlite3.Error) -> int:

@@ -39,6 +39,7 @@ from .outbox import Dropped, Outbox
 from .regions.analyzer import RegionAnalyzer
 from .regions.stats import RegionCounts
 from .runtime import CropResults, Inference, ModelRuntime
+from .snapshots import SnapshotTaker
 from .telemetry import ProcessSampler, ShadowAccumulator, WindowAccumulator
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class InferenceLoop:
         on_failure: FailureHandler | None = None,
         failures_before_rollback: int = 5,
         samples: SampleSink | None = None,
+        snapshots: SnapshotTaker | None = None,
         previous_protocol: bool = False,
     ) -> None:
         self.device_id = device_id
@@ -105,6 +107,7 @@ class InferenceLoop:
         self._failures = 0  # consecutive frames the active model failed on
         self._failure_reported: ModelRuntime | None = None
         self.samples = samples
+        self.snapshots = snapshots
         self._runtime: ModelRuntime | None = None
         self._shadow: tuple[ModelRuntime, float] | None = None
         self._shadow_acc: ShadowAccumulator | None = None
@@ -188,10 +191,12 @@ class InferenceLoop:
             now = self.last_pass = time.monotonic()
             for lane in self._lanes:
                 lane.source.check_stall(now)
-                if current is not None and now >= lane.next_due:
+                if (current is not None and now >= lane.next_due) or self._owes(lane):
                     lane.source.slot.want()
             for lane in self._lanes:
-                if current is not None and now >= lane.next_due:
+                if current is None and self._owes(lane):  # no model yet: the frame alone
+                    self._snapshot_only(lane)
+                elif current is not None and now >= lane.next_due:
                     frame = lane.source.slot.take()
                     if frame is not None:
                         self._process(lane, frame, current)
@@ -221,8 +226,32 @@ class InferenceLoop:
                 self._regions(lane, lane.regions, frame, runtime)
             else:
                 self._whole_frame(lane, frame, runtime)
+            self._snapshot(lane, frame)
         finally:
             lane.source.slot.recycle(frame.image)
+
+    def _owes(self, lane: _Lane) -> bool:
+        return self.snapshots is not None and self.snapshots.wanted(lane.source.camera_id)
+
+    def _snapshot_only(self, lane: _Lane) -> None:
+        """Before any model runs (a camera being aimed at install time), a snapshot still
+        shows what the camera sees."""
+        frame = lane.source.slot.take()
+        if frame is not None:
+            try:
+                self._snapshot(lane, frame)
+            finally:
+                lane.source.slot.recycle(frame.image)
+
+    def _snapshot(self, lane: _Lane, frame: Frame) -> None:
+        """An operator asked for this camera's frame: hand it over before its buffer is
+        reused, with the animals tracked on it (none in whole-frame mode)."""
+        camera_id = lane.source.camera_id
+        if self.snapshots is None or not self.snapshots.wanted(camera_id):
+            return
+        regions = lane.regions
+        self.snapshots.offer(camera_id, frame.image,
+                             regions.animals_now if regions is not None else list)
 
     def _regions(self, lane: _Lane, regions: RegionAnalyzer, frame: Frame,
                  runtime: ModelRuntime) -> None:
@@ -349,7 +378,8 @@ class InferenceLoop:
             window = body.model_copy(update={
                 "seq": seq, "dropped_windows": dropped.windows,
                 # the previous protocol has no field for them: the event below names them
-                "dropped_events": 0 if self.previous_protocol else dropped.events})
+                "dropped_events": 0 if self.previous_protocol else dropped.events,
+                "instance": None if self.previous_protocol else self._outbox.instance})
             return encode(window)
 
         self.windows_closed += 1

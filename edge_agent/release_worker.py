@@ -34,7 +34,13 @@ from protocols import (
 
 from . import __version__
 from .config import AgentSettings
-from .errors import AgentError, DownloadCancelled, DownloadError, ModelError
+from .errors import (
+    AgentError,
+    DownloadCancelled,
+    DownloadError,
+    ModelError,
+    ThrottledError,
+)
 from .events import EventLog
 from .metrics import AgentMetrics
 from .pipeline import InferenceLoop
@@ -47,6 +53,7 @@ log = logging.getLogger(__name__)
 
 DOWNLOAD_RETRIES = 3
 CANCELLED = "cancelled: a newer desired state arrived"
+MAX_THROTTLE_S = 1800.0  # past this much waiting on 429s, the install fails
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -400,19 +407,34 @@ class ReleaseWorker:
         self.events.emit("rolled_back", release_id=to, detail=reason)
 
     def _install_with_retries(self, target: str) -> InstalledRelease:
-        for attempt in range(DOWNLOAD_RETRIES):
+        """Install ``target``: a failed download is tried DOWNLOAD_RETRIES times; a throttled
+        one (429, Retry-After) waits as asked and costs no attempt, up to MAX_THROTTLE_S in
+        all, so a busy control plane delays a wave rather than failing it."""
+        attempt, throttled_s = 0, 0.0
+        while True:
             try:
                 return self.store.install(target, cancelled=self._superseded)
             except DownloadCancelled:
                 raise
+            except ThrottledError as exc:
+                wait = min(max(1.0, exc.retry_after), MAX_THROTTLE_S - throttled_s)
+                if wait <= 0 or self._stopping.is_set():
+                    raise
+                throttled_s += wait
+                log.info("download of %s throttled; waiting %.0f s as asked", target, wait,
+                         extra={"release_id": target})
+                if self._stopping.wait(wait):
+                    raise
             except DownloadError as exc:
-                if attempt == DOWNLOAD_RETRIES - 1 or self._superseded():
+                attempt += 1
+                if attempt >= DOWNLOAD_RETRIES or self._stopping.is_set():
                     raise
                 log.warning("download of %s failed (%s); retrying", target, exc,
                             extra={"release_id": target})
-                if self._stopping.wait(2.0**attempt) or self._superseded():
+                if self._stopping.wait(2.0 ** (attempt - 1)):
                     raise
-        raise AssertionError("unreachable")
+            if self._superseded():  # no retry for a release no longer wanted
+                raise DownloadCancelled(f"install of {target} stopped")
 
     # -- reported state ----------------------------------------------------------------------
     def _active_id(self) -> str | None:

@@ -34,13 +34,21 @@ from typing import IO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from protocols import ProtocolError, ReleaseManifest, SignedManifest, decode, verify_manifest
+from protocols.api_errors import retry_after_seconds
 
-from .errors import DownloadCancelled, DownloadError, ReleaseError, VerificationError
+from .errors import (
+    DownloadCancelled,
+    DownloadError,
+    ReleaseError,
+    ThrottledError,
+    VerificationError,
+)
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 16
 MAX_MANIFEST_BYTES = 6 * 1024 * 1024
+THROTTLE_DEFAULT_S = 30.0  # a 429 without a readable Retry-After
 EventSink = Callable[[str, str, str | None], None]  # (kind, release_id, detail)
 Cancelled = Callable[[], bool]  # asked between chunks: stop this download now?
 CRASH_ENV = "PARKWATCH_AGENT_CRASH_AT"
@@ -157,6 +165,11 @@ class ReleaseStore:
             if exc.code == 416:
                 raise
             detail = exc.read(500).decode(errors="replace")
+            if exc.code == 429 or (exc.code == 503 and exc.headers.get("Retry-After")):
+                wait = retry_after_seconds(exc.headers.get("Retry-After"), THROTTLE_DEFAULT_S)
+                raise ThrottledError(
+                    f"GET {path} throttled ({exc.code}), retry in {wait:.0f} s: {detail}", wait
+                ) from None
             raise DownloadError(f"GET {path} answered {exc.code}: {detail}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise DownloadError(f"GET {path} failed: {exc}") from None

@@ -25,12 +25,22 @@ from datetime import UTC, datetime
 import cv2
 import numpy as np
 
+from protocols.api_errors import retry_after_seconds
+
 from .capture import Image
 from .runtime import Inference, ModelRuntime
 
 log = logging.getLogger(__name__)
 
 MAX_SIDE = 640  # larger frames are shrunk before encoding
+
+
+class _Throttled(Exception):
+    """The control plane refused an upload for its rate; ``wait`` s is what it asked."""
+
+    def __init__(self, message: str, wait: float) -> None:
+        super().__init__(message)
+        self.wait = wait
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,8 @@ class SampleUploader:
         self.uploaded = 0
         self.failed = 0
         self.rate_limited = 0
+        self.throttled = 0  # uploads the control plane answered 429
+        self._hold_until = 0.0  # monotonic time before which nothing is offered (Retry-After)
 
     # -- the inference thread's side -----------------------------------------------------
     def offer(self, camera_id: str, image: Image, result: Inference,
@@ -83,6 +95,9 @@ class SampleUploader:
             return
         self.offered += 1
         now = time.monotonic()
+        if now < self._hold_until:
+            self.rate_limited += 1
+            return
         self._tokens = min(self._capacity, self._tokens + (now - self._refilled) * self._rate)
         self._refilled = now
         if self._tokens < 1.0 or self._queue.full():
@@ -122,6 +137,10 @@ class SampleUploader:
             try:
                 self._upload(item)
                 self.uploaded += 1
+            except _Throttled as exc:
+                self.throttled += 1
+                self._hold_until = time.monotonic() + exc.wait
+                log.warning("sample uploads paused for %.0f s: %s", exc.wait, exc)
             except (OSError, ValueError) as exc:  # urllib errors are OSErrors
                 self.failed += 1
                 log.warning("sample upload failed: %s", exc)
@@ -154,6 +173,9 @@ class SampleUploader:
                 resp.read(4096)
         except urllib.error.HTTPError as exc:
             detail = exc.read(300).decode(errors="replace")
+            if exc.code == 429:
+                wait = retry_after_seconds(exc.headers.get("Retry-After"), 60.0)
+                raise _Throttled(f"POST /api/v1/samples answered 429: {detail}", wait) from None
             raise OSError(f"POST /api/v1/samples answered {exc.code}: {detail}") from None
         log.info("sample uploaded", extra={"camera_id": item.camera_id,
                                            "confidence": round(item.confidence, 3)})

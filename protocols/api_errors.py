@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 
 @dataclass(frozen=True)
@@ -51,4 +53,29 @@ def answered(status: int, body: bytes, *, call: str, hints: ClientHints, token_s
     return f"{call}: {status}: {detail}"
 
 
-__all__ = ["ClientHints", "answered", "error_detail", "transport_failed", "unreachable"]
+def retry_after_seconds(value: str | None, default: float, *, cap: float = 3600.0,
+                        now: datetime | None = None) -> float:
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP date), within
+    [0, ``cap``]; ``default`` when it is missing or unreadable."""
+    if value is None or not value.strip():
+        return default
+    text = value.strip()
+    if text.isdigit():
+        return min(float(text), cap)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return default
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(max(0.0, (when - (now or datetime.now(UTC))).total_seconds()), cap)
+
+
+__all__ = [
+    "ClientHints",
+    "answered",
+    "error_detail",
+    "retry_after_seconds",
+    "transport_failed",
+    "unreachable",
+]

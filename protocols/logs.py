@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,22 @@ _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("parkw
 _static: dict[str, Any] = {}
 _RESERVED = set(vars(logging.makeLogRecord({})))
 _SECRET_KEYS = {"token", "password", "secret", "authorization", "private_key"}
+# Applied to every formatted line, so a credential that reaches a message by any road (an
+# access log's query string, an exception's text, a URL with a password) is masked.
+_SECRET_TEXT = (
+    (re.compile(r"(?i)([?&;](?:[a-z_]*token|password|secret|api_key|key|sig|signature)=)"
+                r"[^&;\s\"']+"), r"\1***"),
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1***"),
+    (re.compile(r"\bpw_[A-Za-z0-9_-]{8,}"), "pw_***"),
+    (re.compile(r"([a-z][a-z0-9+.-]*://[^:/\s@\"']*:)[^@/\s\"']+@"), r"\1***@"),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with tokens, passwords in URLs and credential query parameters masked."""
+    for pattern, replacement in _SECRET_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def set_static_context(**fields: Any) -> None:
@@ -57,7 +74,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return redact(json.dumps(line, default=str))
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -69,7 +86,7 @@ class ConsoleFormatter(logging.Formatter):
             text += f"  [{extras}]"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
-        return text
+        return redact(text)
 
 
 def configure_logging(level: str = "INFO", json_lines: bool | None = None) -> None:

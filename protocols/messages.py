@@ -21,6 +21,10 @@ ReleaseId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z
 CameraId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 Label = Annotated[str, Field(min_length=1, max_length=64)]
 ShortText = Annotated[str, Field(max_length=1024)]
+# Chosen once when an agent's outbox is created: a re-imaged agent (data folder lost)
+# numbers its windows and events from 0 again under a new instance, so (device, instance,
+# seq) never collides with what the old one sent.
+InstanceId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 Counts = Annotated[list[NonNegativeInt], Field(max_length=256)]
 
 ReleaseMode = Literal["active", "shadow"]
@@ -266,6 +270,7 @@ class TelemetryWindow(WireModel):
     rss_bytes: NonNegativeInt = 0
     dropped_windows: NonNegativeInt = 0  # lost to the outbox's oldest-first drop policy
     dropped_events: NonNegativeInt = added(0)  # events lost likewise
+    instance: InstanceId | None = added()  # the outbox that numbered seq (None: older agents)
 
 
 class DeviceEvent(WireModel):
@@ -285,6 +290,7 @@ class DeviceEvent(WireModel):
     box: Box | None = added()  # where it is (appeared) or was last seen (left)
     dwell_seconds: NonNegativeFloat | None = added()
     path: Annotated[list[Point], Field(max_length=32)] | None = added()  # its centre, sampled
+    instance: InstanceId | None = added()  # as in TelemetryWindow
 
 
 class SnapshotBox(BaseModel):

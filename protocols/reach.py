@@ -8,8 +8,11 @@ an operator should read the same words for the same fault wherever it shows up.
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 import ssl
+import threading
+import time
 
 
 def explain_connect_error(exc: BaseException, what: str, host: str, port: int,
@@ -45,4 +48,34 @@ def probe_tcp(host: str, port: int, timeout: float) -> OSError | None:
         return exc
 
 
-__all__ = ["explain_connect_error", "probe_tcp"]
+class RepeatFilter:
+    """Logs a failure that repeats (a client retrying every second) once per reason, and
+    again after ``repeat_seconds``: never silent, never a line per retry."""
+
+    def __init__(self, logger: logging.Logger, repeat_seconds: float = 60.0) -> None:
+        self._log = logger
+        self._repeat = repeat_seconds
+        self._lock = threading.Lock()
+        self._last: tuple[str, float] | None = None
+
+    @property
+    def last(self) -> str | None:
+        """The last failure logged since the last :meth:`clear`."""
+        with self._lock:
+            return self._last[0] if self._last else None
+
+    def warn(self, line: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last
+            if last is not None and last[0] == line and now - last[1] < self._repeat:
+                return
+            self._last = (line, now)
+        self._log.warning("%s; retrying", line)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._last = None
+
+
+__all__ = ["RepeatFilter", "explain_connect_error", "probe_tcp"]

@@ -7,8 +7,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .manifest import ArtifactRef, GoldenInput, InputSpec, OutputSpec, ReferenceProfile, Sha256
-from .messages import Label, utc_now
+from .manifest import (
+    ArtifactRef,
+    CropSpec,
+    GoldenInput,
+    InputSpec,
+    OutputSpec,
+    ReferenceProfile,
+    Sha256,
+)
+from .messages import Label, added, utc_now
 
 
 class Lineage(BaseModel):
@@ -38,3 +46,7 @@ class ModelVersionCreate(BaseModel):
     reference_profile: ReferenceProfile
     golden_inputs: Annotated[list[GoldenInput], Field(min_length=1, max_length=16)]
     report_sha256: Sha256 | None = None  # evaluation report uploaded as an artifact
+    # For the agent's regions mode, copied into every release's manifest (see there).
+    background_labels: list[Label] = added([], max_length=16)
+    animal_min_confidence: float = added(0.0, ge=0, le=1)
+    crops: CropSpec = added(CropSpec())

@@ -187,6 +187,8 @@ class ReleaseServer:
     port: int = 0
     artifact_delay: float = 0.0  # seconds before each artifact response: a slow link
     artifact_chunk_delay: float = 0.0  # seconds between 64 KiB pieces of an artifact body
+    throttle: int = 0  # answer this many next requests 429 (a busy or rate-limiting server)
+    retry_after: str = "1"  # the Retry-After of those 429s
 
     @property
     def url(self) -> str:
@@ -229,6 +231,10 @@ def release_server() -> Iterator[ReleaseServer]:
         def do_GET(self) -> None:
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 self._send(401, b'{"detail": "bad token"}')
+                return
+            if state.throttle > 0:
+                state.throttle -= 1
+                self._send(429, b'{"detail": "busy"}', {"Retry-After": state.retry_after})
                 return
             if m := re.fullmatch(r"/api/v1/releases/([^/]+)/manifest", self.path):
                 body = state.manifests.get(m[1])

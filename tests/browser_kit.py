@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,12 @@ class Browser:
         timeout: float = 20.0,
         values: dict[str, str] | None = None,
         full_page: bool = True,
+        act: Callable[[Callable[[str], Any]], None] | None = None,
     ) -> PageResult:
-        """Load ``url``, wait until ``#pw-status`` says ready, collect errors and values."""
+        """Load ``url``, wait until ``#pw-status`` says ready, collect errors and values.
+
+        ``act(run)``: called once the page is ready, with ``run(js)`` evaluating in the page,
+        to click and check as a user would; values and the screenshot are taken after it."""
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})[
             "sessionId"
@@ -163,6 +168,8 @@ class Browser:
             if ready == "1":
                 break
             time.sleep(0.1)
+        if act is not None and ready == "1":
+            act(lambda expression: self.evaluate(session, expression))
         status = self.evaluate(
             session,
             "JSON.stringify(Object.assign({}, "

@@ -114,6 +114,28 @@ class TrainerSettings(ApiAccess):
         "file sha256) in a SQLite file in this folder, so a retraining on a grown dataset "
         "computes features only for the new images; unset: no cache.",
     )
+    regions: bool = Field(
+        False, description="lite0 only: a model for the agent's regions mode. The probe also "
+        "learns from crops shaped like the agent's (photos at an animal's size on a park "
+        "camera, jittered boxes, camera conditions) and an 'other' class mined from park "
+        "clips without animals (people, balls, leaves, shadows, lawn); the release says "
+        "'other' is no animal and carries a calibrated animal confidence.",
+    )
+    region_crops_per_image: int = Field(
+        2, ge=1, le=16, description="regions: agent-shaped crops of each training photo."
+    )
+    region_other_share: float = Field(
+        0.35, gt=0, lt=1, description="regions: share of the crops that are 'other'."
+    )
+    region_false_animal_rate: float = Field(
+        0.01, gt=0, lt=1, description="regions: the animal confidence is the lowest at which "
+        "at most this share of the validation 'other' crops still reads as an animal.",
+    )
+    region_eval_seconds: float = Field(
+        60.0, ge=0, le=3600, description="regions: seconds of park clip per condition (day, "
+        "dusk, night, IR, rain) filmed from the test photos' cut-outs to report accuracy by "
+        "animal size and condition and false animals per crop; 0 skips.",
+    )
     shifts: list[Literal["night", "ir", "blur", "rain", "tilt"]] = Field(
         ["night", "ir", "blur", "rain", "tilt"],
         description="Camera shifts (trainer/synth/shifts.py) applied to the test images to "
@@ -237,6 +259,9 @@ class TrainerSettings(ApiAccess):
         # lite0's weights expect 224 px; an explicit input_size (any source) still wins.
         if self.arch == "lite0" and "input_size" not in self.model_fields_set:
             self.input_size = LITE0_INPUT_SIZE
+        if self.regions and (self.arch != "lite0" or self.finetune != "none"):
+            raise ValueError("regions trains the linear probe of lite0 on crops: set arch = "
+                             "lite0 and finetune = none (or regions = false)")
         return self
 
     @property
@@ -254,7 +279,10 @@ class TrainerSettings(ApiAccess):
             "val_fraction", "test_fraction",
         ]
         if self.arch == "lite0":
-            keys += ["finetune", "finetune_epochs", "finetune_lr", "probe_flip"]
+            keys += ["finetune", "finetune_epochs", "finetune_lr", "probe_flip", "regions"]
+        if self.regions:
+            keys += ["region_crops_per_image", "region_other_share",
+                     "region_false_animal_rate"]
         return {key: getattr(self, key) for key in keys}
 
 

@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from .config import TrainerSettings
+from .crop_set import CropSet
 from .data import ImageDataset
 from .feature_cache import FeatureCache, backbone_key
 from .lite0 import Lite0, load_pretrained
@@ -74,7 +75,7 @@ def extract_features(
 def cached_features(
     model: Lite0,
     dataset: torch.utils.data.Dataset[tuple[torch.Tensor, int]],
-    base: ImageDataset,
+    base: ImageDataset | CropSet,
     view: str,
     cache: FeatureCache | None,
     batch_size: int,
@@ -83,7 +84,8 @@ def cached_features(
     on_batch: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``extract_features`` of ``dataset`` (``base`` or a view of it, item for item), taking
-    what ``cache`` holds and computing and storing only the rest."""
+    what ``cache`` holds and computing and storing only the rest. A crop set's items are
+    keyed like images (``CropItem.sha256``) in the view of its recipe."""
     if cache is None:
         return extract_features(model, dataset, batch_size, device, num_workers, on_batch)
     images = [r.sha256 for r in base.records]
@@ -153,8 +155,13 @@ def linear_probe(
     device: torch.device,
     console: Console,
     show_progress: bool,
+    crops: tuple[CropSet, CropSet] | None = None,
 ) -> EpochStats:
-    """Fit ``model.fc`` on cached frozen features; return the probe's figures as epoch 1."""
+    """Fit ``model.fc`` on cached frozen features; return the probe's figures as epoch 1.
+
+    With ``crops`` (training, validation) the probe also learns from agent-shaped crops
+    and the "other" class, and picks its L2 strength on the validation photos and crops.
+    """
     t0 = time.perf_counter()
     # Features of the plain images: a shallow copy without augmentation that shares the
     # decoded-image cache (and its byte count, below) with the fine-tune's training set.
@@ -163,7 +170,7 @@ def linear_probe(
     parts: list[torch.utils.data.Dataset[tuple[torch.Tensor, int]]] = [plain]
     if settings.probe_flip:
         parts.append(_Flipped(plain))
-    total = len(plain) * len(parts) + len(val_set)
+    total = len(plain) * len(parts) + len(val_set) + sum(map(len, crops or ()))
     cache = None
     if settings.feature_cache_dir is not None:
         cache = FeatureCache(settings.feature_cache_dir,
@@ -179,6 +186,12 @@ def linear_probe(
             ]
             x_val, y_val = cached_features(model, val_set, val_set, "plain", cache, batch,
                                            device, workers, step)
+            if crops is not None:
+                train_crops, val_crops = (
+                    cached_features(model, c, c, f"crop-{c.recipe}", cache, batch, device,
+                                    workers, step) for c in crops)
+                extracted.append(train_crops)
+                x_val, y_val = torch.cat([x_val, val_crops[0]]), torch.cat([y_val, val_crops[1]])
     finally:
         if cache is not None:
             cache.close()
@@ -219,8 +232,10 @@ def train_lite0(
     console: Console,
     show_progress: bool = True,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    crops: tuple[CropSet, CropSet] | None = None,
 ) -> TrainOutcome:
-    """Pretrained Lite0 -> linear probe -> optional fine-tune; the best by validation."""
+    """Pretrained Lite0 -> linear probe -> optional fine-tune; the best by validation.
+    ``crops``: see ``linear_probe`` (the fine-tune trains on the photos only)."""
     started = time.perf_counter()
     device = resolve_device(settings.device)
     if settings.threads:
@@ -228,7 +243,8 @@ def train_lite0(
     model = load_pretrained(Lite0(num_classes, settings.input_size))
     model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     model.set_trainable("none")
-    probe = linear_probe(model, train_set, val_set, settings, device, console, show_progress)
+    probe = linear_probe(model, train_set, val_set, settings, device, console, show_progress,
+                         crops)
     if on_epoch is not None:
         on_epoch(probe)
     outcome = TrainOutcome(model=model, device=str(device), best_epoch=1,

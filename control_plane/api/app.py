@@ -30,6 +30,7 @@ from ..errors import (
 )
 from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
 from ..schemas import ErrorBody
+from .bodyguard import BodyGuard
 from .routes import (
     alerts,
     aliases,
@@ -44,13 +45,16 @@ from .routes import (
     jobs,
     keys,
     models,
+    park,
     releases,
     rollouts,
     samples,
+    snapshots,
     telemetry,
     tokens,
     versions,
     web,
+    whoami,
 )
 from .state import close_state, open_state
 
@@ -98,6 +102,10 @@ def create_app(
         summary="Model registry, signed releases, rollouts and telemetry for pet-park cameras.",
     )
     _install_error_handlers(app)
+    # Inside the metrics middleware (a BaseHTTPMiddleware, whose task group would wrap the
+    # guard's 413 in an exception group that FastAPI turns into a 400); it still runs before
+    # any route reads a body, and its refusals are counted.
+    app.add_middleware(BodyGuard, settings=settings)
     _install_metrics(app)
     app.include_router(health.router)
     for module in (
@@ -119,6 +127,9 @@ def create_app(
         tokens,
         audit,
         samples,
+        park,
+        snapshots,
+        whoami,
     ):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     web.install(app)  # the dashboard: static files under /dashboard, reading /api/v1

@@ -31,21 +31,25 @@ def get_session(state: StateDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header, or None."""
+    scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
 
 
-def require(*any_of: str) -> Callable[..., Principal]:
-    """A dependency passing when the bearer token holds one of ``any_of`` (401/403 otherwise;
-    429 for a client address that failed authentication too often)."""
-
-    def dependency(request: Request, session: SessionDep, state: StateDep) -> Principal:
+def check_credentials(
+    session: Session, state: AppState, client: str, token: str | None
+) -> Principal:
+    """The principal of ``token``, or AuthError (401); 429 once ``client`` has failed too
+    often. A valid token always passes: another caller's failures from the same address (a
+    NAT, a proxy) never lock it out. A limited client's guesses still cost one indexed
+    lookup each, and a 256-bit token cannot be guessed at any rate."""
+    try:
+        return authenticate(session, token)
+    except AuthError:
         limiter = state.auth_limiter
-        client = request.client.host if request.client else "unknown"
         wait = limiter.retry_after(client)
         if wait is not None:
             seconds = retry_after_header(wait)
@@ -54,12 +58,25 @@ def require(*any_of: str) -> Callable[..., Principal]:
                 detail=f"too many authentication failures from {client}: retry in {seconds} s "
                 "with a valid token",
                 headers={"Retry-After": seconds},
-            )
-        try:
-            principal = authenticate(session, _bearer(request))
-        except AuthError:
-            limiter.failed(client)
-            raise
+            ) from None
+        limiter.failed(client)
+        raise
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def require(*any_of: str) -> Callable[..., Principal]:
+    """A dependency passing when the bearer token holds one of ``any_of`` (401/403 otherwise;
+    429 for an invalid token from a client address that failed authentication too often)."""
+
+    def dependency(request: Request, session: SessionDep, state: StateDep) -> Principal:
+        # The body guard authenticates a request with a body before reading it.
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:
+            token = bearer_token(request.headers.get("authorization"))
+            principal = check_credentials(session, state, client_address(request), token)
         principal.require(*any_of)
         return principal
 

@@ -80,3 +80,41 @@ class AuthFailureLimiter:
 def retry_after_header(seconds: float) -> str:
     """Whole seconds, at least 1 (RFC 9110 delay-seconds)."""
     return str(max(1, math.ceil(seconds)))
+
+
+class TokenBuckets:
+    """One token bucket per key (a device token): ``per_hour`` on average, ``burst`` at once;
+    memory bounded by ``max_keys`` (the least recently used bucket is forgotten, i.e. full)."""
+
+    def __init__(
+        self,
+        per_hour: int,
+        burst: int,
+        *,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if per_hour < 1 or burst < 1:
+            raise ValueError("per_hour and burst must be >= 1")
+        self.per_hour = per_hour
+        self.burst = burst
+        self.max_keys = max_keys
+        self._rate = per_hour / 3600.0
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
+
+    def take(self, key: str) -> float | None:
+        """Spend one token of ``key``: None when there was one, else the seconds to wait."""
+        with self._lock:
+            now = self._clock()
+            tokens, at = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - at) * self._rate)
+            if tokens < 1.0:
+                self._buckets[key] = (tokens, now)
+                return (1.0 - tokens) / self._rate
+            self._buckets[key] = (tokens - 1.0, now)
+            self._buckets.move_to_end(key)
+            while len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+            return None

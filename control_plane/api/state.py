@@ -26,7 +26,7 @@ from ..store import db
 from ..store.artifacts import ContentStore, LocalContentStore
 from ..store.gauges import StoreGauges
 from ..store.keys import Keyring
-from .ratelimit import AuthFailureLimiter
+from .ratelimit import AuthFailureLimiter, TokenBuckets
 
 if TYPE_CHECKING:
     from ..broker.embedded import EmbeddedBroker
@@ -55,6 +55,7 @@ class AppState:
     keyring: Keyring
     gauges: StoreGauges
     auth_limiter: AuthFailureLimiter
+    sample_buckets: TokenBuckets
     publisher: DesiredStatePublisher = field(default_factory=UnpublishedDesired)
     services: Services = field(default_factory=Services)
     mqtt: MqttAdapter | None = None  # when MQTT is enabled
@@ -98,6 +99,9 @@ def open_state(settings: ControlPlaneSettings, enable_mqtt: bool, migrate: bool)
         gauges=StoreGauges(engine),
         auth_limiter=AuthFailureLimiter(
             settings.auth_failure_limit, settings.auth_failure_window_seconds
+        ),
+        sample_buckets=TokenBuckets(
+            settings.sample_uploads_per_hour, max(5, settings.sample_uploads_per_hour // 10)
         ),
     )
     try:

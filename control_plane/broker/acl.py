@@ -39,6 +39,8 @@ SECRET_FILE = Path("mqtt") / "credentials.key"
 PBKDF2_ROUNDS = 101
 _DEVICE_WRITES = ("status", "reported", "telemetry", "events")
 _SERVICE_READS = ("status", "reported", "telemetry", "events")
+# What the control plane writes to a device.
+_DEVICE_READS = ("desired", "desired_signed", "commands")
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,8 @@ def mosquitto_hash(password: str, *, salt: bytes | None = None) -> str:
 def device_topics(device_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(read, write) topic lists of one device."""
     base = f"{TOPIC_ROOT}/devices/{device_id}"
-    return (f"{base}/desired", f"{base}/desired_signed"), tuple(
-        f"{base}/{kind}" for kind in _DEVICE_WRITES)
+    reads = tuple(f"{base}/{kind}" for kind in _DEVICE_READS)
+    return reads, tuple(f"{base}/{kind}" for kind in _DEVICE_WRITES)
 
 
 def service_account(secret: bytes, username: str = SERVICE_ACCOUNT) -> Account:
@@ -115,7 +117,7 @@ def service_account(secret: bytes, username: str = SERVICE_ACCOUNT) -> Account:
         username=username,
         password=derive_password(secret, f"service:{username}", 0),
         read=tuple(f"{base}/{kind}" for kind in _SERVICE_READS),
-        write=(f"{base}/desired", f"{base}/desired_signed"),
+        write=tuple(f"{base}/{kind}" for kind in _DEVICE_READS),
     )
 
 

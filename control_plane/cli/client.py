@@ -28,9 +28,11 @@ class CliError(ControlPlaneError):
 class ApiClient:
     """Thin wrapper over httpx: bearer auth, errors that say how to fix them."""
 
-    def __init__(self, settings: ClientSettings, timeout: float = 30.0) -> None:
+    def __init__(self, settings: ClientSettings, timeout: float | None = None) -> None:
         import httpx
 
+        timeout = settings.api_timeout_seconds if timeout is None else timeout
+        self.timeout = timeout
         self.base = settings.api_url.rstrip("/")
         token = settings.token()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -54,6 +56,13 @@ class ApiClient:
             response = self._http.request(method, path, **kwargs)
         except httpx.ConnectError:
             raise CliError(unreachable(self.base, call, HINTS)) from None
+        except httpx.TimeoutException as exc:
+            stage = "connect" if isinstance(exc, httpx.ConnectTimeout) else "answer"
+            raise CliError(
+                f"{call}: {self.base} did not {stage} within {self.timeout:g}s: check that it "
+                "is the control plane and that it is not stuck (its log, /healthz); wait "
+                "longer with `parkwatch --timeout SECONDS ...` (PARKWATCH_API_TIMEOUT_SECONDS)"
+            ) from None
         except httpx.HTTPError as exc:
             raise CliError(transport_failed(f"{call} to {self.base}", exc)) from None
         if response.is_error:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 
-from ..errors import ControlPlaneError
+from ..errors import ConfigError, ControlPlaneError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -57,10 +57,26 @@ def server_settings(config: Path | None, **overrides: Any) -> ControlPlaneSettin
     return ControlPlaneSettings.load(config, **overrides)
 
 
+def require_store(settings: ControlPlaneSettings) -> None:
+    """Refuse, in one line naming the fix, when the store ``serve`` would use does not exist:
+    a command run from another folder must not create a second, empty store."""
+    from ..store.db import describe_store, store_exists
+
+    if not store_exists(settings.resolved_database_url):
+        raise ConfigError(
+            f"no parkwatch store at {describe_store(settings.resolved_database_url)}: run this "
+            "where `parkwatch serve` runs, or give it serve's settings (--config, "
+            "PARKWATCH_CONFIG, PARKWATCH_DATA_DIR or PARKWATCH_DATABASE_URL); a new site "
+            "creates its store with `parkwatch db upgrade`"
+        )
+
+
 def local_store(config: Path | None) -> Engine:
-    """An engine on the server's store, migrated to the latest schema (the caller disposes it)."""
+    """An engine on the server's existing store, migrated to the latest schema (the caller
+    disposes it)."""
     from ..store.db import create_db_engine, upgrade
 
     settings = server_settings(config)
+    require_store(settings)
     upgrade(settings.resolved_database_url)
     return create_db_engine(settings.resolved_database_url)

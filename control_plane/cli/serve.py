@@ -11,6 +11,7 @@ from ..errors import ControlPlaneError
 from .common import (
     ConfigOpt,
     fails_cleanly,
+    require_store,
     server_settings,
 )
 
@@ -33,8 +34,11 @@ def serve(
 
     if role is not None and role not in ("all", "api", "ingest"):
         raise ControlPlaneError(f"--role {role!r}: choose all, api or ingest")
-    overrides = {"role": role} if role is not None else {}
-    run(server_settings(config, **overrides))
+    settings = server_settings(config, role=role)
+    if settings.role != "ingest":
+        typer.echo(f"dashboard: {settings.resolved_public_url}/dashboard/ (sign in with a token: "
+                   f"the first admin's is in {settings.admin_token_path})")
+    run(settings)
 
 
 @app.command("worker")
@@ -48,9 +52,11 @@ def worker_command(
     """Continuous training: turn triggers into jobs, train, compare, start shadow rollouts."""
     from protocols.logs import configure_logging
 
-    from ..config import ControlPlaneSettings
+    from ..processes.serve_record import check_beside_serve
     from ..processes.worker import run_worker
 
-    settings = ControlPlaneSettings.load(config)
+    settings = server_settings(config)  # serve's file and environment, read the same way
     configure_logging(settings.log_level)
+    require_store(settings)
+    check_beside_serve(settings)
     run_worker(settings, once=once)

@@ -14,7 +14,6 @@ from .common import (
     OffsetOpt,
     fails_cleanly,
     local_store,
-    server_settings,
 )
 
 app = typer.Typer(no_args_is_help=True, help='API tokens.')
@@ -29,11 +28,9 @@ def tokens_create(
 ) -> None:
     """Create an API token; the secret is printed once and never stored."""
     from ..services import auth
-    from ..store.db import create_db_engine, session_scope, upgrade
+    from ..store.db import session_scope
 
-    settings = server_settings(config)
-    upgrade(settings.resolved_database_url)
-    engine = create_db_engine(settings.resolved_database_url)
+    engine = local_store(config)
     try:
         with session_scope(engine) as session:
             _row, secret = auth.create_token(session, name, scope, who=auth.LOCAL_ADMIN.name)

@@ -28,6 +28,11 @@ class ClientSettings(TomlSettings):
     data_dir: Path = Field(
         Path("./.parkwatch"), description="Where to look for admin.token when api_token is unset."
     )
+    api_timeout_seconds: float = Field(
+        10.0, gt=0, le=3600,
+        description="Seconds the CLI waits for the API to connect, answer or accept a chunk "
+        "before it gives up (`parkwatch --timeout` sets it for one command).",
+    )
 
     def token(self) -> str | None:
         """The token to send: ``api_token``, else the bootstrap admin token file, else None."""

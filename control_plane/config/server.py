@@ -4,6 +4,7 @@ keys of the config file, and one table per section (``[drift]``, ``[retention]``
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from dataclasses import dataclass, field
@@ -124,6 +125,25 @@ class ControlPlaneSettings(TomlSettings):
     auth_failure_window_seconds: float = Field(
         60.0, gt=0, le=86400, description="Sliding window of auth_failure_limit, in seconds."
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Addresses or CIDR networks of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto headers are believed (e.g. [\"10.0.0.5\"]); from any other peer "
+        "they are ignored, so the log and the failure limit see the real peer. Empty: none.",
+    )
+    max_request_body_bytes: int = Field(
+        1024**2,
+        ge=1024,
+        description="Largest request body of a JSON route, in bytes (413 beyond; artifact "
+        "uploads have max_artifact_bytes, sample uploads room for one image).",
+    )
+    sample_uploads_per_hour: int = Field(
+        120,
+        ge=1,
+        description="Sample uploads one device token may make per hour (429 with Retry-After "
+        "beyond; a burst of up to a tenth of it, at least 5, is allowed at once).",
+    )
     ingest_share_group: str | None = Field(
         None,
         description="MQTT shared-subscription group for ingest workers ($share/<group>/...); "
@@ -194,6 +214,19 @@ class ControlPlaneSettings(TomlSettings):
     def _mqtt_url(cls, value: str | None) -> str | None:
         if value is not None:
             parse_mqtt_url(value)  # its ProtocolError is a ValueError: the error names the key
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.5 or "
+                    "10.0.0.0/24)"
+                ) from None
         return value
 
     @model_validator(mode="before")

@@ -2,7 +2,7 @@
 
 In: status, reported, telemetry and events of every device, decoded with
 ``protocols.decode_for_topic`` in paho's thread and queued to the ingest pipeline
-(``batch``): one writer stores telemetry windows in batches and the other
+(``batch``): one writer stores telemetry windows, reported states and events in runs, status
 messages one by one, and acknowledges each message (manual PUBACK) only once it is
 committed, in arrival order. An invalid payload is logged with its reason, dropped and
 acknowledged; a failing handler is logged; neither stops the loop.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -25,12 +26,14 @@ from sqlalchemy.engine import Engine
 
 from protocols import (
     DesiredState,
+    DeviceCommand,
     DeviceEvent,
     DeviceStatus,
     ProtocolError,
     ReportedState,
     SignedDesiredState,
     TelemetryWindow,
+    commands_topic,
     decode_for_topic,
     desired_topic,
     encode,
@@ -38,6 +41,7 @@ from protocols import (
     parse_device_topic,
     signed_desired_topic,
 )
+from protocols.reach import RepeatFilter, explain_connect_error
 from protocols.topics import TopicKind
 from protocols.urls import parse_mqtt_url
 
@@ -86,6 +90,7 @@ class MqttAdapter:
         self._signer = signer
         self._connected = threading.Event()
         self._stopping = False
+        self._failures = RepeatFilter(log)
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -108,21 +113,19 @@ class MqttAdapter:
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_queued_messages_set(10_000)
         self.client.on_connect = self._handle_connect
+        self.client.on_connect_fail = self._handle_connect_fail
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_message = self._handle_message
-        # Telemetry windows go to _write_windows, in batches; these one message at a time.
-        self._handlers: dict[str, Callable[[Any], str]] = {
-            "status": self._on_status,
-            "reported": self._on_reported,
-            "events": self._on_event,
-        }
+        # Windows, reported states and events are written in runs (_write_*); status one by one.
+        self._handlers: dict[str, Callable[[Any], str]] = {"status": self._on_status}
         # Bumped on every connect and disconnect: a PUBACK goes back only on the connection
         # its PUBLISH came on (after a reconnect the broker resends, maybe reusing the mid).
         self._connection = 0
         self._ack_lock = threading.Lock()
         self.pipeline = IngestPipeline(
             self._write_windows, self._handle, self._acknowledge,
-            batch_size=batch_size, linger_s=linger_s,
+            batch_size=batch_size, linger_s=linger_s, write_reported=self._write_reported,
+            write_events=self._write_events,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -151,7 +154,15 @@ class MqttAdapter:
         where = f"{self.endpoint.host}:{self.endpoint.port}"
         if self.connected:
             return Health(True, f"connected to {where}")
-        return Health(False, f"not connected to {where} (retrying)")
+        why = self._failures.last
+        return Health(False, f"not connected to {where} (retrying)" + (f": {why}" if why else ""))
+
+    def _handle_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+        # paho calls this inside its ``except OSError`` block: the error is the live one.
+        exc = sys.exc_info()[1] or ConnectionError("no reason given")
+        self._failures.warn(explain_connect_error(
+            exc, "the broker", self.endpoint.host, self.endpoint.port,
+            "mqtt_url (PARKWATCH_MQTT_URL)"))
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -160,8 +171,12 @@ class MqttAdapter:
         self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         if reason.is_failure:
-            log.warning("broker refused the connection: %s", reason)
+            self._failures.warn(
+                f"the broker at {self.endpoint.host}:{self.endpoint.port} refused the control "
+                f"plane: {reason}; check mqtt_username / mqtt_password (PARKWATCH_MQTT_*) "
+                "and the broker's password file and ACL")
             return
+        self._failures.clear()
         self._next_connection()
         if self.subscribe:
             # Shared subscriptions ($share/<group>/...) work on MQTT 3.1.1 with Mosquitto 2,
@@ -210,6 +225,13 @@ class MqttAdapter:
                     extra={"device_id": state.device_id, "revision": state.revision},
                 )
         DESIRED_PUBLISHED.inc()
+
+    def publish_command(self, command: DeviceCommand) -> None:
+        """A one-off request (QoS 1, not retained: an offline device never gets it late)."""
+        info = self.client.publish(commands_topic(command.device_id), encode(command), qos=1)
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            log.error("command not queued: %s", paho.error_string(info.rc),
+                      extra={"device_id": command.device_id, "command_id": command.command_id})
 
     # -- in --------------------------------------------------------------------------------
     def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
@@ -265,21 +287,24 @@ class MqttAdapter:
             device = devices.apply_status(session, status)
         return "applied" if device is not None else self._unknown()
 
-    def _on_reported(self, reported: ReportedState) -> str:
+    def _write_reported(self, reports: Sequence[ReportedState]) -> Counter[str]:
+        """A run of reported states: stored, then their rollout rows moved, in one
+        transaction (a few statements whatever their number)."""
         with session_scope(self.engine) as session:
-            device = devices.apply_reported(session, reported)
-            if device is None:
-                return self._unknown()
-            rollouts.on_reported(session, device, reported)
-            behind = rollouts.catch_up(session, device, reported)
+            applied, outcomes = devices.apply_reported_many(session, reports)
+            rollouts.on_reported_many(session, applied)
+            behind = sorted({d for device, reported in applied
+                             for d in rollouts.catch_up(session, device, reported)})
         if behind:  # the store went back in time: its states go out again, newer
             with session_scope(self.engine) as session:
                 rollouts.publish_current(session, self, behind)
-        return "applied"
+        if outcomes["unknown_device"]:
+            self._unknown()
+        return outcomes
 
-    def _on_event(self, event: DeviceEvent) -> str:
+    def _write_events(self, events: Sequence[DeviceEvent]) -> Counter[str]:
         with session_scope(self.engine) as session:
-            return telemetry.ingest_event(session, event)
+            return telemetry.ingest_events(session, events)
 
     @staticmethod
     def _unknown() -> str:

@@ -2,8 +2,9 @@
 
 paho's network thread decodes and validates each message and queues it (``submit``); one
 writer thread takes up to ``batch_size`` queued messages (waiting at most ``linger_s`` for
-the batch to fill), writes each run of consecutive telemetry windows in one transaction,
-hands every other message to its handler one by one, and only then acknowledges them, in
+the batch to fill), writes each run of consecutive telemetry windows (and of reported states, and
+of events) in one transaction, hands every other message to its
+handler one by one, and only then acknowledges them, in
 the order they arrived (MQTT 3.1.1 section 4.6). A message acknowledged is committed.
 
 A transient store error (sqlalchemy ``OperationalError``: SQLite busy, PostgreSQL down,
@@ -56,6 +57,7 @@ INGESTED_KINDS = frozenset({"telemetry", "events"})  # counted in parkwatch_cp_i
 MAX_BACKOFF_S = 5.0
 
 WriteWindows = Callable[[Sequence[TelemetryWindow]], Counter[str]]
+WriteMany = Callable[[Sequence[Any]], Counter[str]]
 HandleMessage = Callable[[str, Any], str]
 Acknowledge = Callable[["Inbound"], None]
 
@@ -101,10 +103,18 @@ class IngestPipeline:
         *,
         batch_size: int = 20,
         linger_s: float = 0.02,
+        write_reported: WriteMany | None = None,
+        write_events: WriteMany | None = None,
     ) -> None:
         if batch_size < 1 or linger_s < 0:
             raise ValueError("batch_size must be >= 1 and linger_s >= 0")
         self._write_windows = write_windows
+        # The kinds written a run at a time, each by its own function.
+        self._write_runs: dict[str, WriteMany] = {"telemetry": write_windows}
+        if write_reported is not None:
+            self._write_runs["reported"] = write_reported
+        if write_events is not None:
+            self._write_runs["events"] = write_events
         self._handle = handle
         self._acknowledge = acknowledge
         self.batch_size = batch_size
@@ -197,13 +207,14 @@ class IngestPipeline:
         i = 0
         while i < len(batch):
             j = i + 1
-            if _is_window(batch[i]):
-                while j < len(batch) and _is_window(batch[j]):
+            run = self._run_kind(batch[i])
+            if run is not None:
+                while j < len(batch) and self._run_kind(batch[j]) == run:
                     j += 1
             started = time.perf_counter()
             try:
-                if _is_window(batch[i]):
-                    self._store_windows([item.message for item in batch[i:j]])
+                if run is not None:
+                    self._store_run(run, [item.message for item in batch[i:j]])
                 elif batch[i].message is not None:
                     self._store_one(batch[i])
             except _Abandoned:
@@ -216,27 +227,36 @@ class IngestPipeline:
             i = j
         return True
 
-    def _store_windows(self, windows: list[TelemetryWindow]) -> None:
-        INGEST_BATCH_WINDOWS.observe(len(windows))
+    def _run_kind(self, item: Inbound) -> str | None:
+        """The kind of a message written in runs (None: one by one, or nothing to write)."""
+        if item.message is not None and item.kind in self._write_runs:
+            return item.kind
+        return None
+
+    def _store_run(self, kind: str, messages: list[Any]) -> None:
+        write = self._write_runs[kind]
+        if kind == "telemetry":
+            INGEST_BATCH_WINDOWS.observe(len(messages))
         try:
-            outcomes = self._retrying(lambda: self._write_windows(windows))
+            outcomes = self._retrying(lambda: write(messages))
         except _Abandoned:
             raise
         except Exception:
-            log.exception("batch of telemetry windows failed; writing them one by one",
-                          extra={"count": len(windows)})
+            log.exception("batch of %s messages failed; writing them one by one", kind,
+                          extra={"count": len(messages)})
             outcomes = Counter()
-            for window in windows:
+            for message in messages:
                 try:
-                    outcomes.update(self._retrying(partial(self._write_windows, [window])))
+                    outcomes.update(self._retrying(partial(write, [message])))
                 except _Abandoned:
                     raise
                 except Exception:
-                    log.exception("telemetry window failed",
-                                  extra={"device_id": window.device_id, "seq": window.seq})
+                    log.exception("%s message failed", kind,
+                                  extra={"device_id": message.device_id,
+                                         "seq": getattr(message, "seq", None)})
                     outcomes["error"] += 1
         for outcome, n in outcomes.items():
-            count("telemetry", outcome, n)
+            count(kind, outcome, n)
 
     def _store_one(self, item: Inbound) -> None:
         with bind_context(device_id=item.device_id):
@@ -280,7 +300,3 @@ class IngestPipeline:
         if down != self._store_down:
             self._store_down = down
             INGEST_STORE_DOWN.inc(1 if down else -1)
-
-
-def _is_window(item: Inbound) -> bool:
-    return item.kind == "telemetry" and item.message is not None

@@ -12,6 +12,7 @@ Read in this order:
 - ``actions``: what people do (start, pause, resume, approve, abort, roll back);
 - ``waves`` and ``gates``: wave planning and gate evaluation (pure, no store);
 - ``report``: what a device's reported state says about its progress (pure);
+- ``reported``: a batch of reported states into device rows, in a few statements;
 - ``policy``: the policy a rollout follows (fields in ``config/rollout_policy.py``);
 - ``runner``: the periodic task that ticks every rollout in progress.
 """

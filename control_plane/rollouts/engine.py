@@ -3,8 +3,8 @@
 Nothing lives in memory between calls, so a control-plane restart resumes every
 rollout where the store says it is. Two things drive it:
 
-- ``record_report`` (MQTT ingest): a device's reported state moves its row
-  ``pending -> acknowledged`` or ``-> failed``;
+- ``record_report`` (MQTT ingest; ``reported.record_reports`` for a batch): a device's
+  reported state moves its row ``pending -> acknowledged`` or ``-> failed``;
 - ``tick`` (a periodic runner, and every operator action): deadlines, wave starts,
   rate-limited releases, gate evaluation, promotion, automatic rollback.
 
@@ -41,7 +41,7 @@ from ..store.models import (
 from . import desired, gates
 from .desired import desired_of
 from .policy import policy_of
-from .report import judge_report
+from .reported import record_reports
 from .states import (
     DEVICE,
     RELEASED_ROW_STATES,
@@ -133,33 +133,7 @@ def revert(
 # -- reported states ---------------------------------------------------------------------------
 def record_report(session: Session, device: Device, reported: ReportedState) -> str | None:
     """Move the device's row of its current rollout from a reported state; the new state."""
-    if device.desired_rollout_id is None:
-        return None
-    row = session.exec(
-        select(RolloutDevice).where(
-            RolloutDevice.rollout_id == device.desired_rollout_id,
-            RolloutDevice.device_id == device.device_id,
-        )
-    ).first()
-    rollout = session.get(Rollout, device.desired_rollout_id)
-    if row is None or rollout is None:
-        return None
-    if reported.desired_revision is not None and reported.desired_revision < row.revision:
-        return None  # about an older desired state
-    mode = "shadow" if device.desired_mode == "shadow" else "active"
-    verdict = judge_report(rollout.release_id, mode, reported)
-    if verdict is None:
-        return None
-    if not DEVICE.allows(row.state, verdict.event):
-        return None
-    now = utc_now()
-    move_device(row, verdict.event, now, verdict.detail)
-    if verdict.event == "acknowledge":
-        row.acked_at = now
-    session.add(row)
-    log.info("rollout device %s", row.state,
-             extra={"rollout_id": rollout.rollout_id, "detail": verdict.detail})
-    return row.state
+    return record_reports(session, [(device, reported)]).get(device.device_id)
 
 
 # -- the tick ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ human approval. The pieces:
 - ``gates``: gate evaluation (pure);
 - ``report``: what a reported state means for a device (pure);
 - ``engine``: the persisted state machine, ``tick`` and ``record_report``;
+- ``reported``: reported states into device rows, a batch in a few statements;
 - ``actions``: start, pause, resume, approve, abort, roll back.
 
 Every function here commits, then publishes the desired states it produced, so a
@@ -37,11 +38,13 @@ from ..store.models import Device, Rollout, RolloutDevice, RolloutWave
 from . import actions, desired, engine
 from .desired import DesiredStatePublisher, desired_of
 from .policy import policy_of
+from .reported import record_reports
 from .states import ACTIVE_STATES
 
 __all__ = [
     "DesiredStatePublisher", "act", "catch_up", "desired_of", "get_rollout", "list_rollouts",
-    "on_reported", "publish_current", "republish_desired", "rollout_state", "start_rollout",
+    "on_reported", "on_reported_many", "publish_current", "republish_desired", "rollout_state",
+    "start_rollout",
     "tick_all",
 ]
 log = logging.getLogger(__name__)
@@ -159,6 +162,13 @@ def on_reported(session: Session, device: Device, reported: ReportedState) -> st
     """Advance the device's current rollout from its reported state; the new state or None.
     The next tick judges the wave's gates."""
     return engine.record_report(session, device, reported)
+
+
+def on_reported_many(
+    session: Session, reports: Sequence[tuple[Device, ReportedState]]
+) -> dict[str, str]:
+    """``on_reported`` for a batch, in a few statements; the new states by device id."""
+    return record_reports(session, reports)
 
 
 def get_rollout(session: Session, rollout_id: str) -> RolloutPublic:

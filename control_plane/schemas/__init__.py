@@ -39,6 +39,7 @@ from .loop import (
     JobUpdate,
     Severity,
 )
+from .park import AnimalInView, HourCount, ParkCamera, ParkView, SnapshotInfo
 from .registry import (
     AliasPublic,
     AliasSet,
@@ -65,6 +66,7 @@ __all__ = [
     "AlertUpdate",
     "AliasPublic",
     "AliasSet",
+    "AnimalInView",
     "ArtifactPublic",
     "AuditEntryPublic",
     "CameraConfig",
@@ -80,6 +82,7 @@ __all__ = [
     "GroupCreate",
     "GroupPublic",
     "Health",
+    "HourCount",
     "JobCreate",
     "JobPublic",
     "JobStatus",
@@ -92,6 +95,8 @@ __all__ = [
     "ModelVersionPublic",
     "Name",
     "Page",
+    "ParkCamera",
+    "ParkView",
     "ReleaseCreate",
     "ReleasePublic",
     "RequestBody",
@@ -104,6 +109,7 @@ __all__ = [
     "Scope",
     "ServiceHealth",
     "Severity",
+    "SnapshotInfo",
     "TelemetryWindowPublic",
     "TokenCreate",
     "TokenCreated",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Collection
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -265,19 +266,59 @@ def status_supersedes(status: DeviceStatus, online: bool, stored: str | None) ->
 
 
 def apply_reported(session: Session, reported: ReportedState) -> Device | None:
-    """Store the device's reported state (newest wins). None for an unknown device."""
-    device = session.get(Device, reported.device_id)
-    if device is None:
-        return None
-    if device.reported_at is not None and reported.updated_at < device.reported_at:
-        log.info("stale reported state ignored")
-        return device
-    device.reported = reported.model_dump(mode="json", by_alias=True)
-    device.reported_at = reported.updated_at
-    device.agent_version = reported.agent_version
-    _seen(device, utc_now())
-    session.add(device)
-    return device
+    """Store the device's reported state. None for an unknown device."""
+    applied, outcomes = apply_reported_many(session, [reported])
+    if applied:
+        return applied[0][0]
+    return None if outcomes["unknown_device"] else session.get(Device, reported.device_id)
+
+
+def apply_reported_many(
+    session: Session, reports: Sequence[ReportedState]
+) -> tuple[list[tuple[Device, ReportedState]], Counter[str]]:
+    """Store reported states in the order they arrive here (one query for their devices);
+    the ones applied, for the rollout engine, and the outcome of each.
+
+    The device's ``updated_at`` is never compared: after a backward clock step every
+    report would look stale. A report about an older desired revision than the stored one
+    is stale (a redelivery that overtook nothing) and is neither stored nor passed on.
+    """
+    outcomes: Counter[str] = Counter()
+    ids = sorted({r.device_id for r in reports})
+    found = {d.device_id: d for d in
+             session.exec(select(Device).where(col(Device.device_id).in_(ids))).all()}
+    applied: list[tuple[Device, ReportedState]] = []
+    now = utc_now()
+    for reported in reports:
+        device = found.get(reported.device_id)
+        if device is None:
+            outcomes["unknown_device"] += 1
+            continue
+        if _older_revision(reported, device.reported):
+            log.info("stale reported state ignored",
+                     extra={"device_id": device.device_id,
+                            "revision": reported.desired_revision})
+            outcomes["stale"] += 1
+            continue
+        device.reported = reported.model_dump(mode="json", by_alias=True)
+        device.reported_at = now  # our receipt time; the agent's stays in ``reported``
+        device.agent_version = reported.agent_version
+        _seen(device, now)
+        session.add(device)
+        applied.append((device, reported))
+        outcomes["applied"] += 1
+    return applied, outcomes
+
+
+def _older_revision(reported: ReportedState, stored: dict[str, Any] | None) -> bool:
+    """Whether ``reported`` is about an older desired state than the stored report, in
+    (epoch, revision) order: after a store's epoch grows, revisions count afresh."""
+    before = (stored or {}).get("desired_revision")
+    if reported.desired_revision is None or not isinstance(before, int):
+        return False
+    epoch = (stored or {}).get("desired_epoch")
+    return ((reported.desired_epoch or 0, reported.desired_revision)
+            < (epoch if isinstance(epoch, int) else 0, before))
 
 
 def touch_many(session: Session, device_ids: Collection[str]) -> set[str]:

@@ -53,6 +53,9 @@ def build_manifest(release_id: str, model_name: str, row: ModelVersion) -> Relea
         primary_reason=spec.primary_reason,
         reference_profile=spec.reference_profile,
         golden_inputs=spec.golden_inputs,
+        background_labels=spec.background_labels,
+        animal_min_confidence=spec.animal_min_confidence,
+        crops=spec.crops,
     )
 
 

@@ -1,16 +1,22 @@
-"""Ingest of telemetry windows and device events: idempotent on (device_id, seq).
+"""Ingest of telemetry windows and device events: idempotent on (device_id, instance, seq).
 
-A duplicate (a re-sent window after a reconnect) is counted, not an error; a
-message from a device that was never provisioned is logged and dropped.
+``instance`` is the agent outbox's id (''  for agents older than it): a re-imaged agent
+numbers from 0 again under a new one, so its windows are never taken for copies. A
+duplicate (a re-sent window after a reconnect) is counted, not an error; a message
+from a device that was never provisioned is logged and dropped.
 
-Late and out-of-order windows (an agent's outbox drains after an outage) are
-stored like any other and counted by arrival (``parkwatch_cp_ingest_windows_total``);
-drift analysis orders a device's windows by seq, not by arrival. A window that ends
-before the retention horizon (its period is already downsampled) is refused as
-``expired``: adding it to a merged window could count a re-sent window twice.
-``parkwatch_cp_ingest_lag_seconds`` (receipt minus window end) is the back-pressure
-signal: it grows when ingest falls behind the fleet. ``ingest_windows`` writes a
-batch in one transaction (one commit instead of one per window).
+Refused, counted in ``parkwatch_cp_ingest_total{outcome}`` and logged once per batch:
+- ``implausible``: a window that ends before it starts, or ends more than
+  ``MAX_AHEAD`` after its receipt (a clock years off: its times mean nothing);
+- ``expired``: a window at or below its instance's merged watermark (retention has
+  merged that period, and adding it could count a re-sent window twice).
+
+Late and out-of-order windows (an agent's outbox drains after an outage) are stored
+like any other and counted by arrival (``parkwatch_cp_ingest_windows_total``).
+``received_at`` (this clock) is what analysis and retention select and age by; the
+agent's times are kept as information. ``parkwatch_cp_ingest_lag_seconds`` (receipt
+minus window end) is the back-pressure signal: it grows when ingest falls behind the
+fleet. ``ingest_windows`` writes a batch in one transaction.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import sqlalchemy as sa
 from prometheus_client import Counter as MetricCounter
@@ -36,9 +42,13 @@ from . import devices
 
 log = logging.getLogger(__name__)
 
-IngestOutcome = Literal["stored", "duplicate", "unknown_device", "expired"]
+IngestOutcome = Literal["stored", "duplicate", "unknown_device", "expired", "implausible"]
 LATE_AFTER = timedelta(minutes=5)  # a window received this long after its end is "late"
+# A window ending further ahead of its receipt comes from a clock that is wrong by more
+# than any drift of a cheap clock (agents 10 minutes fast are normal and accepted).
+MAX_AHEAD = timedelta(days=1)
 BATCH_ROWS = 500  # rows per multi-row INSERT (SQLite allows 32,766 bound values)
+Key = tuple[str, str, int]  # (device_id, instance, seq)
 
 INGEST_LAG = MetricHistogram(
     "parkwatch_cp_ingest_lag_seconds",
@@ -57,6 +67,7 @@ ARRIVALS = MetricCounter(
 def _row(window: TelemetryWindow, now: datetime) -> dict[str, Any]:
     return {
         "device_id": window.device_id,
+        "instance": window.instance or "",
         "seq": window.seq,
         "window_start": window.window_start,
         "window_end": window.window_end,
@@ -66,13 +77,14 @@ def _row(window: TelemetryWindow, now: datetime) -> dict[str, Any]:
     }
 
 
-def _max_seqs(session: Session, device_ids: Sequence[str]) -> dict[str, int]:
+def _max_seqs(session: Session, device_ids: Sequence[str]) -> dict[tuple[str, str], int]:
+    t = TelemetryWindowRecord
     rows = session.exec(
-        select(TelemetryWindowRecord.device_id, func.max(TelemetryWindowRecord.seq))
-        .where(col(TelemetryWindowRecord.device_id).in_(sorted(set(device_ids))))
-        .group_by(TelemetryWindowRecord.device_id)
+        select(t.device_id, t.instance, func.max(t.seq))
+        .where(col(t.device_id).in_(sorted(set(device_ids))))
+        .group_by(col(t.device_id), col(t.instance))
     ).all()
-    return {d: int(m) for d, m in rows if m is not None}
+    return {(d, i): int(m) for d, i, m in rows if m is not None}
 
 
 def _count_arrival(window: TelemetryWindow, highest: int | None, now: datetime) -> None:
@@ -86,63 +98,88 @@ def _count_arrival(window: TelemetryWindow, highest: int | None, now: datetime) 
         ARRIVALS.labels("in_order").inc()
 
 
+def implausible(window: TelemetryWindow, now: datetime) -> str | None:
+    """Why the window's times cannot be true, or None."""
+    if window.window_end < window.window_start:
+        return "ends before it starts"
+    if window.window_end > now + MAX_AHEAD:
+        return f"ends more than {MAX_AHEAD} after its receipt"
+    return None
+
+
+def _refuse_implausible(
+    windows: Sequence[TelemetryWindow], now: datetime
+) -> tuple[list[TelemetryWindow], int]:
+    kept, refused = [], 0
+    for w in windows:
+        reason = implausible(w, now)
+        if reason is None:
+            kept.append(w)
+            continue
+        refused += 1
+        log.warning("telemetry window refused: it %s (check the agent's clock)", reason,
+                    extra={"device_id": w.device_id, "seq": w.seq,
+                           "window_start": w.window_start.isoformat(),
+                           "window_end": w.window_end.isoformat()})
+    return kept, refused
+
+
 def ingest_window(
-    session: Session, window: TelemetryWindow, *, horizon: datetime | None = None
+    session: Session, window: TelemetryWindow, *, horizon: datetime | None = None,
+    received_at: datetime | None = None,
 ) -> IngestOutcome:
-    """Store one window (the caller commits); ``horizon``: refuse windows ending before it."""
-    if horizon is not None and window.window_end < horizon:
-        log.warning("telemetry window older than the retention horizon refused",
-                    extra={"seq": window.seq})
-        return "expired"
-    if not devices.touch(session, window.device_id):
-        log.warning("telemetry from unknown device dropped", extra={"seq": window.seq})
-        return "unknown_device"
-    now = utc_now()
-    highest = _max_seqs(session, [window.device_id]).get(window.device_id)
-    stored = insert_ignore(session, TelemetryWindowRecord, _row(window, now))
-    if not stored:
-        log.info("duplicate telemetry window ignored", extra={"seq": window.seq})
-        return "duplicate"
-    _count_arrival(window, highest, now)
-    return "stored"
+    """Store one window (the caller commits); see ``ingest_windows``."""
+    outcomes = ingest_windows(session, [window], horizon=horizon, received_at=received_at)
+    return cast(IngestOutcome, next(iter(outcomes)))
 
 
 def ingest_windows(
-    session: Session, windows: Sequence[TelemetryWindow], *, horizon: datetime | None = None
+    session: Session, windows: Sequence[TelemetryWindow], *, horizon: datetime | None = None,
+    received_at: datetime | None = None,
 ) -> Counter[str]:
     """Store a batch with multi-row INSERT ... ON CONFLICT DO NOTHING (the caller commits);
-    returns how many windows had each ``IngestOutcome``."""
+    returns how many windows had each ``IngestOutcome``. ``received_at``: the receipt time
+    (default now); ``horizon``: also refuse windows ending before it."""
+    now = received_at or utc_now()
     outcomes: Counter[str] = Counter()
-    fresh = [w for w in windows if horizon is None or w.window_end >= horizon]
-    outcomes["expired"] = len(windows) - len(fresh)
+    plausible, outcomes["implausible"] = _refuse_implausible(windows, now)
+    fresh = [w for w in plausible if horizon is None or w.window_end >= horizon]
+    outcomes["expired"] = len(plausible) - len(fresh)
     known = devices.touch_many(session, {w.device_id for w in fresh})
     accepted = [w for w in fresh if w.device_id in known]
     outcomes["unknown_device"] = len(fresh) - len(accepted)
-    if not accepted:
-        return +outcomes
-    now = utc_now()
+    if accepted:
+        stored = _insert(session, accepted, now)
+        outcomes["stored"] = stored
+        outcomes["duplicate"] = len(accepted) - stored
+        if outcomes["duplicate"]:
+            log.info("duplicate telemetry windows ignored (re-sent)",
+                     extra={"count": outcomes["duplicate"]})
+    return +outcomes
+
+
+def _insert(session: Session, accepted: Sequence[TelemetryWindow], now: datetime) -> int:
+    """Insert what is new; returns how many windows were stored."""
     highest = _max_seqs(session, [w.device_id for w in accepted])
     table: sa.Table = TelemetryWindowRecord.__table__  # type: ignore[attr-defined]
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stored_keys: set[tuple[str, int]] = set()
+    stored_keys: set[Key] = set()
     for i in range(0, len(accepted), BATCH_ROWS):
         chunk = accepted[i : i + BATCH_ROWS]
         stmt = (
             insert(table)
             .values([_row(w, now) for w in chunk])
             .on_conflict_do_nothing()
-            .returning(table.c.device_id, table.c.seq)
+            .returning(table.c.device_id, table.c.instance, table.c.seq)
         )
-        stored_keys.update((d, int(q)) for d, q in session.execute(stmt).all())
-    counted: set[tuple[str, int]] = set()
+        stored_keys.update((d, n, int(q)) for d, n, q in session.execute(stmt).all())
+    counted: set[Key] = set()
     for w in accepted:  # a window sent twice in one batch is stored, and counted, once
-        key = (w.device_id, w.seq)
+        key = (w.device_id, w.instance or "", w.seq)
         if key in stored_keys and key not in counted:
             counted.add(key)
-            _count_arrival(w, highest.get(w.device_id), now)
-    outcomes["stored"] = len(stored_keys)
-    outcomes["duplicate"] = len(accepted) - len(stored_keys)
-    return +outcomes
+            _count_arrival(w, highest.get(key[:2]), now)
+    return len(stored_keys)
 
 
 def ingest_event(session: Session, event: DeviceEvent) -> IngestOutcome:
@@ -154,6 +191,7 @@ def ingest_event(session: Session, event: DeviceEvent) -> IngestOutcome:
         EventRecord,
         {
             "device_id": event.device_id,
+            "instance": event.instance or "",
             "seq": event.seq,
             "kind": event.kind,
             "at": event.at,
@@ -163,6 +201,35 @@ def ingest_event(session: Session, event: DeviceEvent) -> IngestOutcome:
         },
     )
     return "stored" if stored else "duplicate"
+
+
+def ingest_events(session: Session, events: Sequence[DeviceEvent]) -> Counter[str]:
+    """Store a run of events with one multi-row INSERT ... ON CONFLICT DO NOTHING (the
+    caller commits); how many had each ``IngestOutcome``."""
+    outcomes: Counter[str] = Counter()
+    known = devices.touch_many(session, {e.device_id for e in events})
+    accepted = [e for e in events if e.device_id in known]
+    outcomes["unknown_device"] = len(events) - len(accepted)
+    if not accepted:
+        return +outcomes
+    now = utc_now()
+    table: sa.Table = EventRecord.__table__  # type: ignore[attr-defined]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    # one row per key, as the unique index wants
+    unique = {(e.device_id, e.instance or "", e.seq): e for e in accepted}
+    stmt = (
+        insert(table)
+        .values([{"device_id": e.device_id, "instance": e.instance or "", "seq": e.seq,
+                  "kind": e.kind, "at": e.at,
+                  "release_id": e.release_id, "received_at": now,
+                  "payload": e.model_dump(mode="json", by_alias=True)}
+                 for e in unique.values()])
+        .on_conflict_do_nothing()
+        .returning(table.c.id)
+    )
+    outcomes["stored"] = len(session.execute(stmt).all())
+    outcomes["duplicate"] = len(accepted) - outcomes["stored"]
+    return +outcomes
 
 
 def list_windows(

@@ -19,6 +19,7 @@ from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+CONNECT_TIMEOUT_S = 10
 _MIGRATE_LOCK = 0x70617277  # pg advisory lock key for migrations ("parw")
 
 
@@ -36,12 +37,20 @@ def create_db_engine(database_url: str) -> Engine:
     url = sa.make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(url.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create the SQLite store's folder {folder} ({exc.strerror}): make "
+                    "data_dir (PARKWATCH_DATA_DIR) writable, or set database_url") from None
         engine = sa.create_engine(url, connect_args={"check_same_thread": False})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.get_backend_name() == "postgresql":
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        # A host that drops packets would otherwise hang the first connect for minutes.
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                                connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
     raise ConfigError(
         f"unsupported database {url.get_backend_name()!r}: use sqlite:///path or "
         "postgresql+psycopg://user@host/db"
@@ -76,6 +85,11 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
     engine = create_db_engine(database_url)
     try:
+        try:
+            with engine.connect():
+                pass
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise ConfigError(unreachable_store(database_url, exc)) from None
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 # Several processes (API and ingest workers) may start at once: one migrates,
@@ -89,12 +103,51 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     log.info("database schema is at %s", revision, extra={"database": _redact(database_url)})
 
 
+def unreachable_store(database_url: str, exc: Exception) -> str:
+    """One line for a store that cannot be opened: which one, what it said, what to check."""
+    orig = getattr(exc, "orig", None) or exc
+    said = next((ln.strip() for ln in str(orig).splitlines() if ln.strip()), type(orig).__name__)
+    where = _redact(database_url)
+    if sa.make_url(database_url).get_backend_name() == "sqlite":
+        return (f"cannot open the SQLite store {where}: {said}: make data_dir "
+                "(PARKWATCH_DATA_DIR) writable, or set database_url")
+    return (f"cannot connect to the database {where}: {said}: check that PostgreSQL runs "
+            "there and that the role, its password and the database in database_url "
+            "(PARKWATCH_DATABASE_URL) exist (docs/operations.md, step 1)")
+
+
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
         rev: str | None = MigrationContext.configure(conn).get_current_revision()
         return rev
+
+
+def store_exists(database_url: str) -> bool:
+    """Whether ``database_url`` holds a parkwatch store (migrated at least once); creates
+    nothing, so a command run from the wrong folder cannot leave an empty store behind."""
+    url = sa.make_url(database_url)
+    if url.get_backend_name() == "sqlite" and (
+        not url.database or url.database == ":memory:" or not Path(url.database).is_file()
+    ):
+        return False
+    engine = create_db_engine(database_url)
+    try:
+        return current_revision(engine) is not None
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise ConfigError(f"cannot open the store {_redact(database_url)}: {reason}") from None
+    finally:
+        engine.dispose()
+
+
+def describe_store(database_url: str) -> str:
+    """The store for a message: its SQLite file, else its URL without the password."""
+    url = sa.make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        return str(Path(url.database).resolve())
+    return _redact(database_url)
 
 
 def insert_ignore(session: Session, model: type[SQLModel], values: Mapping[str, Any]) -> bool:

@@ -32,22 +32,41 @@ function query(params) {
   return s ? `?${s}` : "";
 }
 
-/** GET a JSON document from the API; 401/403/404 and HTTP errors raise ApiError. */
-export async function get(path, params) {
+async function call(method, path, params, body, accept = "application/json") {
   const url = `${path.startsWith("/healthz") ? "" : API}${path}${query(params)}`;
+  const headers = { Authorization: `Bearer ${getToken() || ""}`, Accept: accept };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(url, {
-    headers: { Authorization: `Bearer ${getToken() || ""}`, Accept: "application/json" },
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!response.ok) {
     let detail = response.statusText;
     try {
-      detail = (await response.json()).detail || detail;
+      const parsed = (await response.json()).detail || detail;
+      detail = typeof parsed === "string" ? parsed : JSON.stringify(parsed);
     } catch (_e) {
       // not JSON: keep the status text
     }
     throw new ApiError(response.status, path, detail);
   }
-  return response.json();
+  return response;
+}
+
+/** GET a JSON document from the API; 401/403/404 and HTTP errors raise ApiError. */
+export async function get(path, params) {
+  return (await call("GET", path, params)).json();
+}
+
+/** GET a binary document (an image) as a Blob, with the token. */
+export async function getBlob(path) {
+  return (await call("GET", path, undefined, undefined, "*/*")).blob();
+}
+
+/** An operator's action: POST/PATCH/PUT a JSON body; the answer's JSON, or null if none. */
+export async function send(method, path, body) {
+  const response = await call(method, path, undefined, body);
+  const text = await response.text();
+  return text ? JSON.parse(text) : null;
 }
 
 /** Items of a list endpoint, newest first as the API returns them, up to ``max``. */

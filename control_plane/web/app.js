@@ -1,18 +1,23 @@
 // Router, token prompt and the status element the browser test reads.
+import { forgetAbilities } from "./actions.js";
 import { ApiError, clearToken, get, getToken, setToken } from "./api.js";
 import { renderedCount, resetCount } from "./charts.js";
 import { h, section } from "./dom.js";
 import { deviceView, fleetView } from "./views_fleet.js";
+import { labelView } from "./views_label.js";
+import { parkView } from "./views_park.js";
 import { accuracyView, driftView, registryView } from "./views_ml.js";
 import { alertsView, jobsView, rolloutsView } from "./views_ops.js";
 
 const VIEWS = {
   fleet: ["Fleet", fleetView],
   device: ["Device", deviceView],
+  park: ["Park", parkView],
   rollouts: ["Rollouts", rolloutsView],
   drift: ["Drift", driftView],
   accuracy: ["Estimated accuracy", accuracyView],
   alerts: ["Alerts", alertsView],
+  label: ["Label samples", labelView],
   jobs: ["Training jobs", jobsView],
   registry: ["Registry and lineage", registryView],
 };
@@ -74,6 +79,7 @@ async function health() {
 
 async function render() {
   const mine = ++generation;
+  forgetAbilities(); // the token may have changed: ask /whoami again
   const { view, arg } = route();
   resetCount();
   setStatus(view, false);
@@ -86,7 +92,7 @@ async function render() {
     target.append(loginForm("This dashboard reads the control plane's API with your token."));
   } else {
     try {
-      await VIEWS[view][1](target, arg);
+      await VIEWS[view][1](target, arg, render);
     } catch (e) {
       if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
         if (e.status === 401) clearToken();

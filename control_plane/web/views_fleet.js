@@ -10,6 +10,7 @@ import {
 const reported = (d) => d.reported || {};
 const running = (d) => d.current_release_id || (reported(d).active || {}).release_id;
 
+/** A badge per camera; one that is not up says why, in the agent's words. */
 function cameraChips(d) {
   const cams = reported(d).cameras || [];
   if (!cams.length) return "-";
@@ -17,8 +18,37 @@ function cameraChips(d) {
     const s = stateChip(c.state);
     s.title = `${c.camera_id}: ${c.state}${c.detail ? ` (${c.detail})` : ""}`;
     s.textContent = `${c.camera_id} ${c.state}`;
-    return s;
+    if (c.state === "up") return s;
+    return h("span", { class: "camera-badge" }, s,
+      h("span", { class: "muted reason" }, c.detail || "no reason reported"));
   }));
+}
+
+const FIRST_RUN = [
+  ["Train a first model on your photos (or `parkwatch data fetch oxford-pets --out photos`)",
+    "parkwatch train --data photos --arch lite0 --out model --api-url URL"],
+  ["Sign a release of it", "parkwatch release create petnet"],
+  ["Provision a device for each camera box", "parkwatch devices add park1-gate --out park1-gate.toml"],
+  ["On the device: set the camera's source (rtsp://...) in the file, then run the agent",
+    "parkwatch agent run --config park1-gate.toml"],
+  ["Roll the release out in waves with health gates", "parkwatch rollout start RELEASE_ID"],
+];
+
+/** On an empty fleet: what to do first, with commands to copy. */
+function firstRun() {
+  const base = window.location.origin;
+  return section("First run: from zero to a camera in five steps",
+    h("ol", { class: "checklist" }, FIRST_RUN.map(([what, cmd]) => {
+      const text = cmd.replace("URL", base);
+      const copy = h("button", { type: "button", class: "action", "data-copy": text }, "copy");
+      copy.addEventListener("click", () => {
+        navigator.clipboard.writeText(text).then(
+          () => { copy.textContent = "copied"; },
+          () => { copy.textContent = "select and copy"; });
+      });
+      return h("li", {}, what, h("br"), h("code", {}, text), " ", copy);
+    })),
+    h("p", { class: "muted" }, "Every command takes --help; docs/operations.md walks a real site."));
 }
 
 function releaseCell(d) {
@@ -62,6 +92,7 @@ export async function fleetView(main) {
     list("/telemetry", {}, 1000),
     optionalList("/alerts", { state: "open" }, 1000),
   ]);
+  if (!devices.length) main.append(firstRun());
   const cams = devices.flatMap((d) => reported(d).cameras || []);
   const online = devices.filter((d) => d.online).length;
   main.append(h("div", { class: "stats" },

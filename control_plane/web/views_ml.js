@@ -1,4 +1,5 @@
 // Drift and estimated accuracy over time (fleet and per device), and the model registry.
+import { abilities, promoteButton } from "./actions.js";
 import { list, optionalList, parseTime } from "./api.js";
 import { lineChart } from "./charts.js";
 import { chip, h, link, pct, section, stat, stateChip, table, timeCell } from "./dom.js";
@@ -167,7 +168,11 @@ function lineageTree(versions, releasesByVersion) {
   return h("ul", { class: "tree" }, (children.get(null) || []).map(node));
 }
 
-export async function registryView(main) {
+// Aliases an operator moves from here: what `release create` signs and what runs.
+const PROMOTE_TO = ["champion", "production"];
+
+export async function registryView(main, _arg, rerender) {
+  const can = await abilities();
   const [models, versions, releases, datasets] = await Promise.all([
     list("/models", {}, 200), list("/versions", {}, 1000), list("/releases", {}, 1000),
     optionalList("/datasets", {}, 200),
@@ -205,6 +210,9 @@ export async function registryView(main) {
           .find((a) => a.sha256 === v.primary_sha256)?.precision || v.primary_sha256.slice(0, 10))],
         ["releases", (v) => (rel.get(v.version) || []).map((r) => r.release_id).join(", ")],
         ["created", (v) => timeCell(v.created_at)],
+        ...(can.can_operate ? [["promote", (v) => h("span", {}, PROMOTE_TO
+          .filter((alias) => !(v.aliases || []).includes(alias))
+          .map((alias) => promoteButton(m.name, v.version, alias, rerender)))]] : []),
       ])));
   }
   if (datasets) {

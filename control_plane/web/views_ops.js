@@ -1,6 +1,7 @@
 // Rollouts by wave with gate results, alerts, training jobs.
 import { list, optionalList, parseTime } from "./api.js";
 import { lineChart } from "./charts.js";
+import { abilities, alertButtons, rolloutButtons } from "./actions.js";
 import { chip, h, link, pct, section, stat, stateChip, table, timeCell } from "./dom.js";
 
 const ROLLOUT_KNOWN = new Set(["rollout_id", "release_id", "mode", "state", "created_by",
@@ -77,7 +78,7 @@ function waveIndex(w, i) {
 
 const TERMINAL = ["completed", "failed", "superseded", "aborted", "rolled_back"];
 
-function rolloutCard(r) {
+function rolloutCard(r, can, rerender) {
   const devices = r.devices || [];
   const live = !TERMINAL.includes(r.state);
   const byWave = new Map();
@@ -114,6 +115,7 @@ function rolloutCard(r) {
   const plan = Array.isArray(policy.waves) ? policy.waves.join(" → ") : null;
   return h("section", { class: "card rollout" },
     h("h2", {}, `rollout ${r.rollout_id} `, stateChip(r.state)),
+    can.can_operate ? h("p", { class: "actions" }, rolloutButtons(r, rerender)) : "",
     r.paused_reason ? h("p", {}, chip(r.paused_reason, r.state === "paused" ? "bad" : "")) : "",
     h("p", { class: "chips" },
       Number.isInteger(r.current_wave) ? chip(`current wave ${r.current_wave}`, "warn") : "",
@@ -134,8 +136,8 @@ function rolloutCard(r) {
     ])));
 }
 
-export async function rolloutsView(main) {
-  const rollouts = await list("/rollouts", {}, 30);
+export async function rolloutsView(main, _arg, rerender) {
+  const [rollouts, can] = await Promise.all([list("/rollouts", {}, 30), abilities()]);
   main.append(h("div", { class: "stats" },
     stat("rollouts", rollouts.length),
     stat("active (incl. paused)", rollouts.filter((r) => !TERMINAL.includes(r.state)).length, "warn"),
@@ -143,7 +145,7 @@ export async function rolloutsView(main) {
     stat("failed", rollouts.filter((r) => ["failed", "rolled_back", "aborted"].includes(r.state)).length, "bad"),
   ));
   if (!rollouts.length) main.append(section("Rollouts", h("p", { class: "empty" }, "no rollouts yet: `parkwatch rollout start`")));
-  for (const r of rollouts) main.append(rolloutCard(r));
+  for (const r of rollouts) main.append(rolloutCard(r, can, rerender));
 }
 
 /** Cumulative count of items over time up to now, one series per value of ``key``. */
@@ -161,8 +163,8 @@ function cumulative(items, key, time) {
   }));
 }
 
-export async function alertsView(main) {
-  const alerts = await optionalList("/alerts", {}, 1000);
+export async function alertsView(main, _arg, rerender) {
+  const [alerts, can] = await Promise.all([optionalList("/alerts", {}, 1000), abilities()]);
   if (alerts === null) {
     main.append(section("Alerts", h("p", { class: "empty" }, "this control plane has no alerts API")));
     return;
@@ -192,6 +194,7 @@ export async function alertsView(main) {
     ["message", (a) => a.message],
     ["raised", (a) => timeCell(a.created_at)],
     ["by", (a) => a.updated_by || "-"],
+    ...(can.can_operate ? [["act", (a) => h("span", {}, alertButtons(a, rerender))]] : []),
   ], "no alerts")));
 }
 

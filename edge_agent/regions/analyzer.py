@@ -149,6 +149,11 @@ class RegionAnalyzer:
                            path=[(min(max(x / width, 0.0), 1.0), min(max(y / height, 0.0), 1.0))
                                  for x, y in t.sampled_path(PATH_POINTS)])
 
+    def animals_now(self) -> list[tuple[tuple[float, float, float, float], str, float, int]]:
+        """The confirmed animal tracks of the last frame: box, label, confidence, id."""
+        return [(self._box(t), t.label or "", t.confidence, t.track_id)
+                for t in self.tracker.tracks if t.confirmed and self.tracker.is_animal(t)]
+
     def _box(self, track: Track) -> tuple[float, float, float, float]:
         return normalised(track.box, *self._size)
 

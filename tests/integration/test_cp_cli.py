@@ -154,8 +154,11 @@ def test_serve_starts_and_stops_on_sigterm(tmp_path: Path) -> None:
         health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
         assert health["status"] in ("ok", "degraded") and health["embedded_broker"] is True
         assert (tmp_path / "admin.token").exists()
+        record = json.loads((tmp_path / "serve.json").read_text())  # the worker checks it
+        assert record["broker"] == f"mqtt://127.0.0.1:{mqtt_port}"
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
+        assert f"dashboard: http://127.0.0.1:{port}/dashboard/".encode() in out
         # uvicorn re-raises the signal after a clean shutdown, so the exit says "SIGTERM"
         assert proc.returncode in (0, -signal.SIGTERM), out.decode()[-2000:]
         assert b"Application shutdown complete" in out

@@ -64,6 +64,27 @@ def test_batched_ingest_is_idempotent_and_counts_each_outcome(session: Session) 
     assert datetime.now(UTC) - seen["cam-a"] < timedelta(minutes=5)
 
 
+def test_implausible_windows_are_refused_counted_and_named(
+    session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = datetime.now(UTC)
+    backwards, ahead, fast, fine = windows("cam-a", range(1, 5), now - timedelta(minutes=5))
+    backwards = backwards.model_copy(update={"window_end": backwards.window_start
+                                             - timedelta(seconds=1)})
+    ahead = ahead.model_copy(update={"window_start": now + timedelta(days=700),
+                                     "window_end": now + timedelta(days=700, minutes=1)})
+    fast = fast.model_copy(update={"window_start": now + timedelta(minutes=9),
+                                   "window_end": now + timedelta(minutes=10)})  # clock 10 min fast
+    with caplog.at_level("WARNING", logger="control_plane.services.telemetry"):
+        outcomes = ingest_windows(session, [backwards, ahead, fast, fine])
+    session.commit()
+    assert outcomes == {"implausible": 2, "stored": 2}
+    assert sorted(session.exec(select(TelemetryWindowRecord.seq)).all()) == [3, 4]
+    reasons = [r.getMessage() for r in caplog.records]
+    assert any("ends before it starts" in m for m in reasons)
+    assert any("after its receipt" in m for m in reasons)
+
+
 def test_late_and_out_of_order_windows_are_stored_and_counted(session: Session) -> None:
     now = datetime.now(UTC)
     ws = windows("cam-b", range(1, 6), now - timedelta(minutes=8))

@@ -24,9 +24,11 @@ import httpx
 import pytest
 
 from control_plane.config import ControlPlaneSettings
-from control_plane.services import alerts
+from control_plane.services import alerts, telemetry
 from control_plane.store import db
 from control_plane.testing import registration
+from protocols import CameraWindow, DeviceEvent, TelemetryWindow
+from protocols.messages import HEATMAP_COLS, HEATMAP_ROWS
 from scripts.fleet_agents import Fleet, ManifestCache
 from scripts.fleet_sim import provision
 from scripts.fleet_synth import DriftPlan, SimConfig, default_profile
@@ -54,10 +56,12 @@ SIM = SimConfig(
 VIEWS = {
     "fleet": 2,
     "device/{canary}": 4,  # the device that refused the bad release
+    "park": 2,  # the two cameras with tracked animals draw visits per hour
     "rollouts": 0,
     "drift": 3,
     "accuracy": 3,
     "alerts": 1,
+    "label": 0,
     "jobs": 1,
     "registry": 1,
 }
@@ -200,6 +204,36 @@ def seed_drift(settings: ControlPlaneSettings, release_id: str) -> None:
         engine.dispose()
 
 
+def seed_park(settings: ControlPlaneSettings, device: dict[str, Any]) -> None:
+    """Tracks on two cameras of one device, as its agent's events would bring them."""
+    engine = db.create_db_engine(settings.resolved_database_url)
+    seq = 10_000
+    try:
+        with db.session_scope(engine) as session:
+            for camera in ("cam0", "cam1"):
+                for track, label in enumerate(("dog", "cat", "dog")):
+                    for kind in ("animal_appeared", "animal_left"):
+                        seq += 1
+                        event = DeviceEvent(
+                            device_id=device["device_id"], seq=seq, kind=kind,
+                            camera_id=camera, track_id=track, label=label, confidence=0.93,
+                            box=(0.2 + 0.1 * track, 0.5, 0.1, 0.1), dwell_seconds=30.0,
+                        )
+                        telemetry.ingest_event(session, event)
+            now = datetime.now(UTC)
+            heat = [0] * (HEATMAP_COLS * HEATMAP_ROWS)
+            for cell in (100, 101, 117, 118, 133):  # a path across the lawn
+                heat[cell] = 4
+            cameras = [CameraWindow(camera_id=c, state="up", mode="regions", condition="day",
+                                    animals={"dog": 2, "cat": 1}, animal_heatmap=heat)
+                       for c in ("cam0", "cam1")]
+            telemetry.ingest_windows(session, [TelemetryWindow(
+                device_id=device["device_id"], seq=10_000, window_start=now - timedelta(minutes=1),
+                window_end=now, cameras=cameras)])
+    finally:
+        engine.dispose()
+
+
 def test_every_page_renders_its_charts_without_errors(
     control_plane: ControlPlane, mosquitto: Mosquitto, artefacts: Path, tmp_path: Path
 ) -> None:
@@ -268,6 +302,7 @@ def test_every_page_renders_its_charts_without_errors(
             views = {view.format(canary=failed[0]): charts for view, charts in VIEWS.items()}
             seed_jobs(http)
             seed_drift(control_plane.settings, releases[0])
+            seed_park(control_plane.settings, http.get("/api/v1/devices").json()["items"][0])
 
             browser = Browser(tmp_path / "chromium-profile")
             try:

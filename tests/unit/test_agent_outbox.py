@@ -53,6 +53,20 @@ def test_dropped_count_survives_restart(tmp_path: Path) -> None:
     assert Outbox(tmp_path / "o.db", max_rows=10).take_dropped("telemetry") == 2
 
 
+def test_instance_is_kept_by_its_file_and_new_with_a_new_file(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    first = Outbox(path)
+    instance = first.instance
+    first.close()
+    again = Outbox(path)
+    assert again.instance == instance  # a restart keeps numbering under the same instance
+    again.close()
+    path.unlink()  # the data folder is lost: seq restarts at 0 under a new instance
+    fresh = Outbox(path)
+    assert fresh.instance != instance and fresh.next_seq("telemetry") == 0
+    fresh.close()
+
+
 def test_sequences_are_monotonic_across_restarts(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.db")
     assert [box.next_seq("telemetry") for _ in range(3)] == [0, 1, 2]

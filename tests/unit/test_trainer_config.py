@@ -46,3 +46,11 @@ def test_hyperparameters_hold_no_paths_or_secrets() -> None:
     s = load_settings(None, data_dir="/d", api_token="secret")
     hp = s.hyperparameters()
     assert "api_token" not in hp and "data_dir" not in hp and hp["seed"] == 0
+
+
+def test_regions_needs_the_lite0_probe() -> None:
+    with pytest.raises(TrainerError, match="regions trains the linear probe of lite0"):
+        load_settings(None, data_dir="/d", regions=True)
+    with pytest.raises(TrainerError, match="finetune = none"):
+        load_settings(None, data_dir="/d", arch="lite0", finetune="head", regions=True)
+    assert load_settings(None, data_dir="/d", arch="lite0", regions=True).regions

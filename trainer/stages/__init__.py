@@ -20,6 +20,7 @@ from .export import Exported, export_stage
 from .judge import judge_stage
 from .profile import profile_stage
 from .quantize import Quantized, primary_artifact, quantize_stage
+from .regions import RegionsEvaluated, regions_stage
 from .register import Registered, register_stage
 from .shifts import shifts_stage
 from .train import Trained, train_stage
@@ -35,6 +36,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("judge", judge_stage),
     Stage("profile", profile_stage),
     Stage("shifts", shifts_stage, when=lambda s: bool(s.shifts), skip_reason="no shifts set"),
+    Stage("regions", regions_stage, when=lambda s: s.regions, skip_reason="regions = false"),
     Stage("write", write_stage),
     Stage("register", register_stage, when=lambda s: bool(s.api_url), skip_reason="no api_url"),
 )
@@ -69,4 +71,4 @@ def training_result(ctx: RunContext, seconds: float) -> TrainingResult:
     )
 
 
-__all__ = ["STAGES", "training_result"]
+__all__ = ["STAGES", "RegionsEvaluated", "training_result"]

@@ -17,6 +17,7 @@ from typing import Any
 from protocols import InputSpec
 
 from ..config import TrainerSettings
+from ..crops import OTHER
 from ..data import DatasetScan, ImageRecord, scan_image_folder
 from ..quality import check_label_counts, check_splits
 from ..runner import Figure, RunContext
@@ -83,7 +84,10 @@ def split_stage(ctx: RunContext) -> Splits:
     ctx.write_json("data_validation.json", validation)
     check_label_counts(where, Counter(r.label for r in scan.records), ctx.settings)
     check_splits(where, per_split, ctx.settings)
-    return Splits(scan.labels, input_spec(ctx.settings), scan.split("train"),
+    labels = list(scan.labels)
+    if ctx.settings.regions and OTHER not in labels:
+        labels.append(OTHER)  # mined from park clips, not a folder of the dataset
+    return Splits(labels, input_spec(ctx.settings), scan.split("train"),
                   scan.split("val"), scan.split("test"), validation)
 
 

@@ -16,9 +16,11 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from protocols import InputSpec
+from protocols import CropSpec, InputSpec
 
 from ..config import TrainerSettings
+from ..crop_set import CropSet
+from ..crops import OTHER
 from ..data import ImageDataset, ImageRecord
 from ..errors import TrainerError
 from ..model import PetNet
@@ -86,6 +88,7 @@ def fit(
                                show_progress=show_progress, on_epoch=on_epoch)
 
     if settings.arch == "lite0":
+        crops = region_crops(settings, labels, spec, train, val) if settings.regions else None
         if settings.search_trials > 1:
             raise TrainerError("the hyper-parameter search tunes PetNet (arch compact or "
                                "small); with arch lite0 set search_trials to 0")
@@ -93,12 +96,29 @@ def fit(
 
         with deterministic(settings.seed):
             outcome = train_lite0(len(labels), train_set, val_set, settings, console,
-                                  show_progress, on_epoch)
+                                  show_progress, on_epoch, crops)
         return outcome, settings, None
     if settings.search_trials <= 1:
         return train_one(settings), settings, None
     search = run_search(settings, settings.search_trials, settings.search_budget_s, train_one)
     return search.best, settings.model_copy(update=search.best_params), search
+
+
+VAL_CROP_SEED = 7919  # added to the seed: validation crops come from other parks
+
+
+def region_crops(settings: TrainerSettings, labels: Sequence[str], spec: InputSpec,
+                 train: Sequence[ImageRecord], val: Sequence[ImageRecord]
+                 ) -> tuple[CropSet, CropSet]:
+    """The agent-shaped crops of the training and validation photos, with "other" crops."""
+    share, per = settings.region_other_share, settings.region_crops_per_image
+    other = list(labels).index(OTHER)
+
+    def crops(records: Sequence[ImageRecord], seed: int) -> CropSet:
+        return CropSet(records, other, spec, CropSpec(), per,
+                       round(len(records) * per * share / (1 - share)), seed)
+
+    return crops(train, settings.seed), crops(val, settings.seed + VAL_CROP_SEED)
 
 
 def train_stage(ctx: RunContext) -> Trained:

@@ -29,6 +29,7 @@ from .evaluate import Evaluated
 from .export import Exported
 from .profile import Profiled
 from .quantize import Precision, Quantized
+from .regions import RegionsEvaluated
 from .train import Trained
 
 REPORT_SCHEMA = "parkwatch.trainer.report/v1"
@@ -93,6 +94,9 @@ def run_metrics(ctx: RunContext) -> dict[str, float]:
         "train_images_per_s": outcome.images_per_s,
         **ctx[Verdict].metrics(),
     }
+    regions = ctx.get(RegionsEvaluated)
+    if regions is not None:
+        metrics.update(regions.metrics())
     quantized = ctx.get(Quantized)
     if quantized is not None:
         gate = quantized.gate
@@ -171,6 +175,12 @@ def write_stage(ctx: RunContext) -> Written:
         golden_inputs=profiled.goldens,
         report_sha256=hashlib.sha256(report_bytes).hexdigest(),
     )
+    regions = ctx.get(RegionsEvaluated)
+    if regions is not None:
+        registration = registration.model_copy(update={
+            "background_labels": regions.background_labels,
+            "animal_min_confidence": regions.animal_min_confidence,
+            "crops": regions.crops})
     ctx.write_json("registration.json", registration.model_dump(mode="json"))
     return Written(registration, ctx.out_path("registration.json"), ctx.out_path("report.json"),
                    report_md_path, report_bytes, tuple(data for data, _ in files))

@@ -26,7 +26,8 @@ def _version() -> str:
 
 @router.get("/healthz", response_model=Health)
 def healthz(state: StateDep) -> JSONResponse:
-    """``ok`` when the store answers and MQTT (if enabled) is connected; 503 on a store error.
+    """``ok`` (200) when the store answers and MQTT (if enabled) is connected; otherwise
+    ``degraded`` and 503, so a load balancer or ``systemctl`` probe sees the outage.
     ``services`` tells how each long-running part of this process is doing."""
     database = "ok"
     try:
@@ -49,7 +50,7 @@ def healthz(state: StateDep) -> JSONResponse:
         services={name: ServiceHealth(ok=h.ok, detail=h.detail)
                   for name, h in state.services.health().items()},
     )  # type: ignore[arg-type]
-    return JSONResponse(body.model_dump(), status_code=200 if database == "ok" else 503)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
 @router.get("/metrics", response_class=Response)

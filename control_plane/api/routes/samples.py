@@ -4,25 +4,45 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from ...errors import PermissionDeniedError
-from ...schemas import Page
+from ...schemas import ErrorBody, Page
 from ...services import samples
 from ...services.auth import Principal
 from ..deps import BigIntId, OperateDep, PageDep, ReadDep, SessionDep, StateDep, require
+from ..ratelimit import retry_after_header
 
 router = APIRouter(prefix="/samples", tags=["samples"])
 DeviceDep = Annotated[Principal, Depends(require("device"))]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Upload a sample (device token)")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload a sample (device token)",
+    responses={
+        413: {"model": ErrorBody, "description": "The body is over one image's size."},
+        429: {"model": ErrorBody, "description": "This device token is over its upload rate; "
+              "Retry-After says when to try again."},
+    },
+)
 def upload_sample(
     body: samples.SampleCreate, session: SessionDep, state: StateDep, principal: DeviceDep
 ) -> samples.SamplePublic:
     if principal.device_id is None:
         raise PermissionDeniedError(
             f"token {principal.name!r} belongs to no device: samples come from devices"
+        )
+    buckets = state.sample_buckets
+    wait = buckets.take(str(principal.token_id or principal.name))
+    if wait is not None:
+        seconds = retry_after_header(wait)
+        raise HTTPException(
+            status_code=429,
+            detail=f"device {principal.device_id} is over its {buckets.per_hour} sample "
+            f"uploads per hour (sample_uploads_per_hour): retry in {seconds} s",
+            headers={"Retry-After": seconds},
         )
     row = samples.create_sample(session, state.store, principal.device_id, body)
     return samples.sample_public(row)

@@ -20,7 +20,7 @@ DASHBOARD_PATH = "/dashboard"
 _HEADERS = [
     (
         b"content-security-policy",
-        b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
+        b"default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
         b"frame-ancestors 'none'; base-uri 'none'",
     ),
     (b"x-content-type-options", b"nosniff"),

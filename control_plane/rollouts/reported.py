@@ -1,0 +1,116 @@
+"""Reported states into rollout rows, a batch at a time, in a few set-based statements.
+
+Ingest hands over every reported state of one batch of MQTT messages at once. The rows
+they concern are read in one query, judged in memory (``report.judge_report``, the
+``DEVICE`` table), and written with one ``UPDATE ... WHERE id IN (...)`` per distinct
+(new state, detail, revision): at 10,000 devices a batch of a hundred reports costs a
+handful of statements, not three ORM round trips per device.
+
+Each UPDATE also says which state and revision it moves from, so a tick that moved or
+re-released a row meanwhile (another process) wins and the stale report changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from protocols import ReportedState
+
+from ..store.models import Device, Rollout, RolloutDevice, utc_now
+from .report import judge_report
+from .states import DEVICE, DeviceState
+
+log = logging.getLogger(__name__)
+
+# (state it moves from, state it moves to, detail, revision): one UPDATE per key
+_Move = tuple[str, DeviceState, str, int]
+
+
+def record_reports(
+    session: Session, reports: Sequence[tuple[Device, ReportedState]], now: datetime | None = None
+) -> dict[str, str]:
+    """Move the rows of the devices' current rollouts from their reported states, in
+    arrival order (a later report of the same device sees the earlier one's move).
+    Returns the new state of every row that moved, by device id."""
+    now = now or utc_now()
+    current = {d.device_id: d.desired_rollout_id for d, _ in reports if d.desired_rollout_id}
+    if not current:
+        return {}
+    rows = _rows(session, current)
+    releases = dict(session.exec(
+        select(Rollout.rollout_id, Rollout.release_id)
+        .where(col(Rollout.rollout_id).in_(sorted(set(current.values()))))
+    ).all())
+    state = {device_id: row.state for device_id, row in rows.items()}
+    moves: dict[str, tuple[_Move, bool]] = {}  # device id -> its last move, acknowledged?
+    for device, reported in reports:
+        row = rows.get(device.device_id)
+        release_id = releases.get(device.desired_rollout_id or "")
+        if row is None or release_id is None:
+            continue
+        if reported.desired_revision is not None and reported.desired_revision < row.revision:
+            continue  # about an older desired state
+        mode = "shadow" if device.desired_mode == "shadow" else "active"
+        verdict = judge_report(release_id, mode, reported)
+        if verdict is None or not DEVICE.allows(state[device.device_id], verdict.event):
+            continue
+        to = DEVICE.next(state[device.device_id], verdict.event)
+        start = moves[device.device_id][0][0] if device.device_id in moves else row.state
+        moves[device.device_id] = ((start, to, verdict.detail[:1024], row.revision),
+                                   verdict.event == "acknowledge")
+        state[device.device_id] = to
+    moved = _write(session, rows, moves, now)
+    if moved:
+        log.info("rollout devices moved", extra={"count": len(moved)})
+    return moved
+
+
+def _rows(session: Session, current: dict[str, str]) -> dict[str, RolloutDevice]:
+    """Each device's row in its current rollout (one query; other rollouts' rows dropped)."""
+    found = session.exec(
+        select(RolloutDevice).where(
+            col(RolloutDevice.device_id).in_(sorted(current)),
+            col(RolloutDevice.rollout_id).in_(sorted(set(current.values()))),
+        )
+    ).all()
+    return {r.device_id: r for r in found if current.get(r.device_id) == r.rollout_id}
+
+
+def _write(
+    session: Session, rows: dict[str, RolloutDevice], moves: dict[str, tuple[_Move, bool]],
+    now: datetime,
+) -> dict[str, str]:
+    groups: dict[tuple[_Move, bool], list[str]] = defaultdict(list)
+    for device_id, key in moves.items():
+        groups[key].append(device_id)
+    moved: dict[str, str] = {}
+    table = RolloutDevice.__table__  # type: ignore[attr-defined]
+    for ((start, to, detail, revision), acked), device_ids in groups.items():
+        values: dict[str, object] = {"state": to, "detail": detail, "updated_at": now}
+        if acked:
+            values["acked_at"] = now
+        ids = [rows[d].id for d in device_ids]
+        result = session.execute(
+            sa.update(table)
+            .where(table.c.id.in_(ids), table.c.state == start, table.c.revision == revision)
+            .values(**values)
+        )
+        if result.rowcount == len(ids):  # type: ignore[attr-defined]
+            moved.update(dict.fromkeys(device_ids, to))
+        else:  # a tick moved some meanwhile: report only the rows that really moved
+            done = session.exec(select(RolloutDevice.device_id).where(
+                col(RolloutDevice.id).in_(ids), col(RolloutDevice.updated_at) == now,
+                col(RolloutDevice.state) == to)).all()
+            moved.update(dict.fromkeys(done, to))
+    for device_id in moved:  # the session's copies must not overwrite the new state
+        session.expire(rows[device_id])
+    return moved
+
+
+__all__ = ["record_reports"]

@@ -1,0 +1,66 @@
+"""A regions-mode Lite0 end to end on a small fixed subset of the real photos.
+
+The probe learns cat, dog and "other" from agent-shaped crops; the release it registers
+says "other" is no animal and from what confidence an animal crop counts; the report
+scores crops of park clips filmed from the test photos' cut-outs, by animal width and
+condition, and the share of non-animal crops that would count as an animal.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from control_plane.services.releases import build_manifest
+from control_plane.store.models import ModelVersion
+from protocols import ModelVersionCreate
+from tests.integration.test_trainer_lite0 import copy_subset
+from trainer import TrainingResult, load_settings, run_training
+from trainer.synth import CONDITIONS
+
+pytestmark = pytest.mark.slow
+SIZE = 96
+
+
+@pytest.fixture(scope="module")
+def regions_run(tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
+    subset = copy_subset(tmp_path_factory.mktemp("photos") / "data", per_class=30)
+    settings = load_settings(
+        None, data_dir=subset, out_dir=tmp_path_factory.mktemp("regions-out"), arch="lite0",
+        input_size=SIZE, device="cpu", calibration_images=16, shifts=[], golden_count=1,
+        regions=True, region_crops_per_image=1, region_eval_seconds=8,
+        feature_cache_dir=tmp_path_factory.mktemp("features"),
+    )
+    return run_training(settings, show_progress=False)
+
+
+def test_the_release_of_a_regions_model_drops_other(regions_run: TrainingResult) -> None:
+    reg = ModelVersionCreate.model_validate_json(regions_run.registration_path.read_text())
+    assert reg.labels == ["cat", "dog", "other"]
+    assert reg.background_labels == ["other"]
+    assert 0.0 <= reg.animal_min_confidence < 1.0
+    assert reg.lineage.hyperparameters["regions"] is True
+    # The control plane's manifest carries what the agent needs to drop non-animals.
+    row = ModelVersion(model_id=1, number=1, version="1", primary_sha256=reg.primary_sha256,
+                       spec=reg.model_dump(mode="json"), created_by="test")
+    manifest = build_manifest("m-v1-0000", "m", row)
+    assert manifest.background_labels == ["other"]
+    assert manifest.animal_min_confidence == reg.animal_min_confidence
+    assert manifest.crops == reg.crops
+
+
+def test_report_scores_clip_crops_by_width_and_condition(regions_run: TrainingResult) -> None:
+    regions = json.loads(regions_run.report_path.read_text())["evaluation"]["regions"]
+    calibration = regions["calibration"]
+    assert calibration["val_other_crops"] > 0
+    assert calibration["val_false_animal_rate"] <= 0.01 + 1e-9 or \
+        calibration["animal_min_confidence"] == 0.99
+    clips = regions["clips"]
+    assert clips["animal_crops"] > 0 and clips["other_crops"] > 0
+    assert set(clips["by_condition"]) <= set(CONDITIONS)
+    assert sum(b["samples"] for b in clips["by_width"].values()) == clips["animal_crops"]
+    # A probe on 40 photos tells park clutter from animals far better than chance.
+    assert clips["false_animal_rate"] < 0.5
+    assert clips["accuracy"] > 0.5
+    assert regions_run.metrics["animal_min_confidence"] == calibration["animal_min_confidence"]

@@ -1,0 +1,94 @@
+"""The trainer's crops are the agent's crops; the animal confidence is calibrated as said."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_agent.regions.crops import CropCutter
+from protocols import CropSpec, InputSpec
+from trainer.crop_set import CropSet
+from trainer.crops import FRAME, OTHER, animal_crop, cut_crop, jitter_box
+from trainer.data import ImageRecord
+from trainer.region_eval import calibrate
+
+
+@pytest.mark.parametrize("box", [
+    (100.0, 120.0, 180.0, 170.0),  # inside the frame
+    (-20.0, 300.0, 60.0, 470.0),  # leaves it: padded
+    (600.0, 10.0, 660.0, 40.0),
+])
+def test_cut_crop_gives_the_agents_pixels(box: tuple[float, float, float, float]) -> None:
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    spec = CropSpec(context=0.2, pad_value=90)
+    agent = CropCutter(48, 48, spec, 4).cut(frame, [box])[0]
+    assert np.array_equal(cut_crop(frame, box, spec, (48, 48)), agent)
+
+
+def test_jitter_moves_and_resizes_a_box_within_bounds() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        x0, y0, x1, y1 = jitter_box((100, 100, 200, 150), rng, scale=0.2, shift=0.1)
+        assert 80 - 1e-9 <= x1 - x0 <= 120 + 1e-9 and 40 - 1e-9 <= y1 - y0 <= 60 + 1e-9
+        assert abs((x0 + x1) / 2 - 150) <= 10 + 1e-9
+
+
+def test_calibration_keeps_false_animals_at_the_target() -> None:
+    # Labels cat, dog, other; 100 "other" crops, 10 of which the model calls a cat with
+    # confidences 0.50, 0.55 ... 0.95; animals all at 0.9.
+    probs, y = [], []
+    for i in range(100):
+        c = 0.5 + 0.05 * i if i < 10 else 0.0
+        probs.append([c, 0.0, 1 - c] if c else [0.1, 0.1, 0.8])
+        y.append(2)
+    for _ in range(50):
+        probs.append([0.9, 0.05, 0.05])
+        y.append(0)
+    p, labels = np.array(probs), np.array(y)
+    threshold, figures = calibrate(p, labels, [2], target=0.03)
+    assert 0.8 < threshold <= 0.85  # 0.8 is the 4th highest false-animal confidence
+    assert figures["val_false_animal_rate"] == pytest.approx(0.03)
+    assert figures["val_animal_kept"] == 1.0
+    none_wrong, _ = calibrate(p[10:], labels[10:], [2], target=0.03)
+    assert none_wrong == 0.0
+
+
+def _record(path: Path, label: str, index: int) -> ImageRecord:
+    return ImageRecord(path=path, rel_path=path.name, sha256=f"{index:064x}", label=label,
+                       label_index=index, width=120, height=100, split="train")
+
+
+def test_crop_set_is_deterministic_and_labels_other(tmp_path: Path) -> None:
+    photo = np.zeros((100, 120, 3), np.uint8)
+    photo[:, :] = (30, 30, 220)  # a red square stands for the animal
+    cv2.imwrite(str(tmp_path / "a.png"), photo)
+    spec = InputSpec(width=32, height=32)
+    crops = CropSet([_record(tmp_path / "a.png", "cat", 0)], 2, spec, CropSpec(), 2, 3, seed=5)
+    assert len(crops) == 5 and [r.label_index for r in crops.records] == [0, 0, 2, 2, 2]
+    again = CropSet([_record(tmp_path / "a.png", "cat", 0)], 2, spec, CropSpec(), 2, 3, seed=5)
+    for i in range(len(crops)):
+        x, y = crops[i]
+        assert x.shape == (3, 32, 32) and y == crops.records[i].label_index
+        assert np.array_equal(crops.image(i), again.image(i))
+    assert OTHER == "other" and crops.recipe == again.recipe
+    # A different crop spec is a different recipe: cached features are not shared.
+    other_spec = CropSet([], 2, spec, CropSpec(context=0.3), 1, 1, seed=5)
+    assert other_spec.recipe != crops.recipe
+
+
+def test_animal_crop_is_a_small_animal_on_a_park() -> None:
+    photo = np.full((200, 240, 3), (30, 30, 220), np.uint8)
+    rng = np.random.default_rng(3)
+    shares = []
+    for _ in range(20):
+        crop = animal_crop(photo, CropSpec(), (64, 64), 0, rng)
+        assert crop.shape == (64, 64, 3)
+        red = (crop[..., 2].astype(int) - crop[..., 1] > 80).mean()
+        shares.append(red)
+    # The animal fills part of its crop (context and jitter), never all of every crop.
+    assert 0.1 < float(np.median(shares)) < 0.95
+    assert FRAME == (640, 480)

@@ -1,0 +1,76 @@
+"""A training or validation set of agent-shaped crops (``trainer.crops``), made on demand.
+
+Item ``i`` is drawn from a generator seeded by the set's seed and the item's key, so the
+same settings give the same crops on any machine and in any order: the frozen backbone's
+features of a crop can be cached under ``key`` and ``recipe`` (the crop spec, input
+spec, seed and the recipe's version). The first ``per_image x len(records)`` items are
+animal crops of the records' photos (their own label); the rest are "other" crops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from protocols import CropSpec, InputSpec
+
+from .crops import OtherSource, animal_crop
+from .data import ImageRecord
+from .preprocess import U8Image, normalize, read_image
+
+RECIPE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CropItem:
+    """What a crop is: its cache key (``sha256``, as an image record's) and label."""
+
+    sha256: str
+    label_index: int
+
+
+class CropSet(Dataset[tuple[torch.Tensor, int]]):
+    def __init__(self, records: Sequence[ImageRecord], other_index: int, spec: InputSpec,
+                 crop_spec: CropSpec, per_image: int, negatives: int, seed: int) -> None:
+        self.spec, self.crop_spec, self.seed = spec, crop_spec, seed
+        self.photos = list(records)
+        self.per_image = per_image
+        self.records = [CropItem(f"{r.sha256}/{j}", r.label_index)
+                        for j in range(per_image) for r in self.photos]
+        self.records += [CropItem(f"other/{j}", other_index) for j in range(negatives)]
+        self._other: OtherSource | None = None
+        self.recipe = hashlib.sha256(json.dumps(
+            [RECIPE_VERSION, seed, crop_spec.model_dump(), spec.model_dump()], sort_keys=True
+        ).encode()).hexdigest()[:16]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def image(self, i: int) -> U8Image:
+        """Item ``i``'s crop, BGR at the input size."""
+        item = self.records[i]
+        rng = np.random.default_rng([self.seed, int(hashlib.sha256(
+            item.sha256.encode()).hexdigest()[:12], 16)])
+        size = (self.spec.width, self.spec.height)
+        if i < len(self.photos) * self.per_image:
+            photo = read_image(self.photos[i % len(self.photos)].path)
+            return animal_crop(photo, self.crop_spec, size, self.seed, rng)
+        if self._other is None:  # planned once per process (DataLoader workers too)
+            self._other = OtherSource(self.seed)
+        return self._other.crop(self.crop_spec, size, rng)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = self.image(i)
+        if self.spec.color_order == "RGB":
+            img = np.asarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), np.uint8)
+        return torch.from_numpy(normalize(img, self.spec)), self.records[i].label_index
+
+
+__all__ = ["RECIPE_VERSION", "CropItem", "CropSet"]

@@ -1,0 +1,166 @@
+"""Crops shaped like the agent's: what a regions-mode model learns and is judged on.
+
+The agent cuts a region's box into a square on its longer side grown by the release's
+``CropSpec.context``, padded with ``pad_value`` where it leaves the frame, resized
+bilinearly to the input size (``edge_agent/regions/crops.py``). ``cut_crop`` does the
+same here (a test holds the two to the same pixels), and ``jitter_box`` loosens or
+tightens a box and moves it a little, as a background model's box around an animal is
+never exact.
+
+A training crop of a photo (``animal_crop``) puts the photo, shrunk to an animal's
+width on a 640 px park camera (5 % to 45 % of the frame, log-uniform), on an empty park
+backdrop, cuts it around a jittered box and applies a camera condition (dusk, night, IR,
+rain, motion blur, heavy JPEG; ``trainer/synth/shifts.py``) to the small canvas. The
+photo keeps its own background inside its rectangle: it is no cut-out (GrabCut on every
+training photo would cost minutes); the clips that evaluate a model film cut-outs.
+A crop of the "other" class (``other_crop``) is mined from park clips without animals:
+a distractor's box (a walker, a ball, leaves, a cloud shadow) or any box of the lawn,
+the trees or the burnt-in clock, under the clip's own conditions.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from protocols import CropSpec
+
+from .synth.scenes import Scene
+from .synth.shifts import apply_shift
+from .synth.spec import SceneSpec
+from .synth.timeline import Schedule
+
+U8 = npt.NDArray[np.uint8]
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
+OTHER = "other"
+FRAME = (640, 480)  # the park camera a crop stands for
+WIDTH_RANGE = (0.05, 0.45)  # an animal's width, as a share of the frame's
+# Camera conditions a training crop may get, with their odds ("clean" is none).
+CONDITIONS: tuple[tuple[str, float], ...] = (
+    ("clean", 0.4), ("dusk", 0.1), ("night", 0.1), ("ir", 0.1), ("rain", 0.1),
+    ("blur", 0.1), ("jpeg", 0.1),
+)
+SCENE_CONDITIONS = ("day", "dusk", "night", "ir", "rain")
+BACKDROPS = 6  # empty parks per seed to put photos on
+
+
+def square_around(box: Box, context: float) -> Box:
+    """The square on ``box``'s longer side grown by ``context`` of it on every edge."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    half = max(box[2] - box[0], box[3] - box[1]) * (0.5 + context)
+    return cx - half, cy - half, cx + half, cy + half
+
+
+def cut_crop(bgr: U8, box: Box, spec: CropSpec, size: tuple[int, int]) -> U8:
+    """The agent's crop of ``box`` in ``bgr``, at ``size`` (width, height), BGR."""
+    height, width = bgr.shape[:2]
+    x0, y0, x1, y1 = (round(v) for v in square_around(box, spec.context))
+    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+    if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
+        return np.asarray(cv2.resize(bgr[y0:y1, x0:x1], size, interpolation=cv2.INTER_LINEAR),
+                          np.uint8)
+    sx, sy = (x1 - x0) / size[0], (y1 - y0) / size[1]
+    m = np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5], [0.0, sy, y0 + 0.5 * sy - 0.5]])
+    return np.asarray(cv2.warpAffine(bgr, m, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                     borderMode=cv2.BORDER_CONSTANT,
+                                     borderValue=(spec.pad_value,) * 3), np.uint8)
+
+
+def jitter_box(box: Box, rng: np.random.Generator, scale: float = 0.2,
+               shift: float = 0.1) -> Box:
+    """``box`` grown or shrunk by up to ``scale`` per side and moved by up to ``shift`` of
+    its size: a motion region is a little loose, tight or off-centre."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    sw, sh = rng.uniform(1 - scale, 1 + scale, 2)
+    dx, dy = rng.uniform(-shift, shift, 2)
+    cx, cy = (box[0] + box[2]) / 2 + dx * w, (box[1] + box[3]) / 2 + dy * h
+    return cx - w * sw / 2, cy - h * sh / 2, cx + w * sw / 2, cy + h * sh / 2
+
+
+def condition(img: U8, name: str, rng: np.random.Generator) -> U8:
+    """``img`` under a camera condition at a random severity (``clean``: unchanged)."""
+    if name == "clean":
+        return img
+    return np.asarray(apply_shift(img, name, float(rng.uniform(0.4, 0.9)), rng), np.uint8)
+
+
+def pick_condition(rng: np.random.Generator) -> str:
+    names, odds = zip(*CONDITIONS, strict=True)
+    return str(rng.choice(names, p=np.asarray(odds) / sum(odds)))
+
+
+@lru_cache(maxsize=4)
+def backdrops(seed: int) -> tuple[U8, ...]:
+    """Empty day-lit parks (no animal, no distractor) to put photos on."""
+    schedule = Schedule(empty_share=1.0, animals_per_minute=0, distractors_per_minute=0)
+    out = []
+    for i in range(BACKDROPS):
+        spec = SceneSpec(width=FRAME[0], height=FRAME[1], seconds=0.1, seed=seed * 1000 + i,
+                         schedule=schedule, noise=False, shake=False, timestamp=False)
+        out.append(Scene(spec).render(0).image)
+    return tuple(out)
+
+
+def animal_crop(photo: U8, spec: CropSpec, size: tuple[int, int], seed: int,
+                rng: np.random.Generator) -> U8:
+    """A photo as the agent would crop it off a wide park shot (see the module doc)."""
+    fw, fh = FRAME
+    lo, hi = WIDTH_RANGE
+    width = fw * math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    ph, pw = photo.shape[:2]
+    w = max(4, round(width))
+    h = max(4, min(round(w * ph / pw), fh - 2))
+    small = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        small = np.ascontiguousarray(small[:, ::-1])
+    canvas = backdrops(seed)[int(rng.integers(BACKDROPS))].copy()
+    x = int(rng.integers(0, max(1, fw - w)))
+    y = int(rng.integers(0, max(1, fh - h)))
+    w, h = min(w, fw - x), min(h, fh - y)
+    canvas[y:y + h, x:x + w] = small[:h, :w]
+    box = jitter_box((x, y, x + w, y + h), rng)
+    # The condition goes on the neighbourhood of the crop only: the whole frame would
+    # cost ten times more for the same pixels.
+    x0, y0, x1, y1 = (int(v) for v in square_around(box, spec.context + 0.1))
+    x0, y0 = max(x0, 0), max(y0, 0)
+    x1, y1 = min(max(x1, x0 + 8), fw), min(max(y1, y0 + 8), fh)
+    local = condition(canvas[y0:y1, x0:x1], pick_condition(rng), rng)
+    canvas[y0:y1, x0:x1] = local
+    return cut_crop(canvas, box, spec, size)
+
+
+class OtherSource:
+    """Crops of the "other" class mined from park clips without animals (see the module doc):
+    one long clip per seed, distractor-heavy, through every scene condition."""
+
+    def __init__(self, seed: int, seconds: float = 120.0) -> None:
+        schedule = Schedule(empty_share=1.0, animals_per_minute=0, distractors_per_minute=12)
+        self.scene = Scene(SceneSpec(width=FRAME[0], height=FRAME[1], seconds=seconds,
+                                     fps=5.0, seed=seed, schedule=schedule,
+                                     conditions=SCENE_CONDITIONS))
+
+    def crop(self, spec: CropSpec, size: tuple[int, int], rng: np.random.Generator) -> U8:
+        frame = self.scene.render(int(rng.integers(self.scene.frame_count)))
+        fw, fh = FRAME
+        seen = [o.box for o in frame.objects if o.visible_fraction >= 0.3]
+        if seen and rng.random() < 0.6:
+            x, y, w, h = seen[int(rng.integers(len(seen)))]
+            box: Box = jitter_box((x, y, x + w, y + h), rng)
+        else:
+            width = fw * math.exp(rng.uniform(math.log(0.03), math.log(0.5)))
+            height = width * rng.uniform(0.5, 1.6)
+            x0, y0 = rng.uniform(-0.1 * width, fw - 0.9 * width), rng.uniform(0, fh - height)
+            box = (x0, y0, x0 + width, y0 + height)
+        img = frame.image
+        name = pick_condition(rng)
+        if name in ("blur", "jpeg"):  # the clip already has light and weather; add optics
+            img = condition(img, name, rng)
+        return cut_crop(img, box, spec, size)
+
+
+__all__ = ["CONDITIONS", "FRAME", "OTHER", "OtherSource", "animal_crop", "backdrops",
+           "condition", "cut_crop", "jitter_box", "square_around"]
