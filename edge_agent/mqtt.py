@@ -267,7 +267,11 @@ class MqttLink:
             self._command(message)
             return
         if message.topic != self._desired_topic:
-            return  # the plain topic, from a session that subscribed before signing
+            # Only desired (signed, with trusted keys) and commands are subscribed: the plain
+            # topic of a session that subscribed before signing, or a broker that replays
+            # other retained topics (amqtt did), must not be read as a desired state.
+            log.debug("ignored a message on %s: not subscribed", message.topic)
+            return
         try:
             if self._keys:
                 desired = verify_desired(decode(SignedDesiredState, message.payload), self._keys)

@@ -4,7 +4,9 @@ It runs in its own thread with its own event loop, so it works the same under
 uvicorn, under a test client, or from a plain script. Anonymous clients are
 allowed and there are no ACLs: production uses Mosquitto (deploy/).
 Retained messages live in memory only; the control plane re-publishes desired
-states on connect, so a restart loses nothing that matters.
+states on connect, so a restart loses nothing that matters. The broker is amqtt's with
+one fix (``retained_fix.py``): a reconnecting client gets the retained messages of its
+own subscriptions only.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class EmbeddedBroker:
         log.info("embedded MQTT broker listening", extra={"broker": self.url})
 
     def _run(self, started: Future[None]) -> None:
-        from amqtt.broker import Broker
+        from .retained_fix import OwnRetainedBroker as Broker
 
         loop = asyncio.new_event_loop()
         self._loop = loop

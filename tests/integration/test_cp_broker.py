@@ -89,3 +89,59 @@ def test_app_without_mqtt_url_runs_its_own_broker(tmp_path: Path) -> None:
         assert list(services) == ["embedded-broker", "mqtt", "drift-analysis", "rollout-engine"]
         assert all(s["ok"] for s in services.values()), services
         assert services["embedded-broker"]["detail"] == f"listening on 127.0.0.1:{port}"
+
+
+def test_a_reconnecting_session_gets_only_its_own_retained_messages(
+    broker: EmbeddedBroker,
+) -> None:
+    """amqtt replayed, on a persistent session's reconnect, the retained messages of every
+    client's filters: an agent got its own status from the control plane's `+/status`."""
+    device = "parkwatch/v1/devices/cam-1"
+    fleet = paho.Client(CallbackAPIVersion.VERSION2, client_id="t-fleet", clean_session=False,
+                        protocol=paho.MQTTv311)
+    subscribed = threading.Event()
+    fleet.on_subscribe = lambda *_a: subscribed.set()
+    fleet.on_connect = lambda cl, _u, _f, _r, _p: cl.subscribe(
+        [("parkwatch/v1/devices/+/status", 1), ("parkwatch/v1/devices/+/reported", 1)])
+    fleet.connect("127.0.0.1", broker.port)
+    fleet.loop_start()
+    assert subscribed.wait(30)
+
+    received: list[paho.MQTTMessage] = []
+    marker = threading.Event()
+
+    def on_message(_c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
+        received.append(msg)
+        if msg.payload == b"marker":
+            marker.set()
+
+    agent = paho.Client(CallbackAPIVersion.VERSION2, client_id="t-agent", clean_session=False,
+                        protocol=paho.MQTTv311)
+    agent.on_message = on_message
+    agent_subscribed = threading.Event()
+    agent.on_subscribe = lambda *_a: agent_subscribed.set()
+    connected = threading.Event()
+    agent.on_connect = lambda *_a: connected.set()
+    agent.connect("127.0.0.1", broker.port)
+    agent.loop_start()
+    assert connected.wait(30)
+    agent.subscribe(f"{device}/desired", qos=1)
+    assert agent_subscribed.wait(30)
+    for kind in ("status", "reported", "desired"):
+        agent.publish(f"{device}/{kind}", kind.encode(), qos=1, retain=True).wait_for_publish(30)
+    agent.disconnect()
+    agent.loop_stop()
+
+    received.clear()
+    connected.clear()
+    agent.reconnect()  # the same persistent session: the broker keeps its subscription
+    agent.loop_start()
+    assert connected.wait(30)
+    other = _client(broker.port)
+    other.publish(f"{device}/desired", b"marker", qos=1).wait_for_publish(30)
+    assert marker.wait(30), [(m.topic, m.payload) for m in received]
+    assert {m.topic for m in received} == {f"{device}/desired"}, [
+        (m.topic, m.payload) for m in received]
+    for c in (agent, fleet, other):
+        c.disconnect()
+        c.loop_stop()
