@@ -1,11 +1,11 @@
 """The store's epoch: one row that desired states carry, raised when a device shows the
 store went back in time (restored from a backup), so agents accept its revisions again.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-06
 
-Written out by hand like 0001-0008; ``tests/integration/test_cp_migrations.py``
+Written out by hand like 0001-0009; ``tests/integration/test_cp_migrations.py``
 checks that the result matches the models.
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
