@@ -21,6 +21,7 @@ from ..rollouts.service import DesiredStatePublisher
 from ..store import db
 from ..store.artifacts import LocalContentStore
 from ..store.keys import Keyring
+from ..store.leases import lease_for
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,10 @@ def run_worker(
         with Session(engine, expire_on_commit=False) as session:
             fail_stale_jobs(session, settings.worker.trainer_timeout_s)
         # Rounds run on this thread, so a signal lets the round (and its trainer) finish.
+        # Two workers on one PostgreSQL store: one runs rounds, the other stands by.
         rounds = PeriodicTask("retraining", settings.worker.poll_interval_s,
-                              lambda: run_round(ctx), run_at_start=True)
+                              lambda: run_round(ctx), run_at_start=True,
+                              lease=lease_for(engine, "retraining"))
         if once:
             rounds.run_once()
         else:
