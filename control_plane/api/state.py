@@ -117,6 +117,7 @@ def _start_services(state: AppState, enable_mqtt: bool) -> None:
     settings, services = state.settings, state.services
     if enable_mqtt:
         from ..ingest.adapter import MqttAdapter, republish_desired
+        from ..rollouts.desired import signer_for
 
         if settings.mqtt_url is None:
             from ..broker.embedded import EmbeddedBroker
@@ -135,6 +136,7 @@ def _start_services(state: AppState, enable_mqtt: bool) -> None:
             security=settings.mqtt_security(),
             batch_size=settings.ingest_batch_size,
             linger_s=settings.ingest_linger_seconds,
+            signer=signer_for(state.keyring),
         ))
         state.publisher = state.mqtt
     if settings.drift.analysis_interval_s > 0:

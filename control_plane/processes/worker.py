@@ -51,14 +51,18 @@ def run_worker(
 ) -> None:
     """Check triggers and run queued jobs until SIGTERM/SIGINT (or one round with ``once``)."""
     from ..ingest.adapter import MqttAdapter
+    from ..rollouts.desired import signer_for
 
     db.upgrade(settings.resolved_database_url)
     engine = db.create_db_engine(settings.resolved_database_url)
     services = Services()
+    keyring = Keyring(settings.keys_dir)
+    keyring.init()
     try:
         publisher = services.start(MqttAdapter(
             settings.broker_url, engine, client_id=f"parkwatch-worker-{os.getpid()}",
-            subscribe=False, clean_session=True, security=settings.mqtt_security()))
+            subscribe=False, clean_session=True, security=settings.mqtt_security(),
+            signer=signer_for(keyring)))
         if not publisher.wait_connected(10.0):
             log.warning("worker: broker not reachable yet; desired states go out on reconnect")
         ctx = worker_context(settings, engine, publisher)
