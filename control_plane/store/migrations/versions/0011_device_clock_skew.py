@@ -1,10 +1,10 @@
 """A device's clock skew: its clock minus the control plane's, measured at its last connect.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-06
 
-Written out by hand like 0001-0009; ``tests/integration/test_cp_migrations.py``
+Written out by hand like 0001-0010; ``tests/integration/test_cp_migrations.py``
 checks that the result matches the models.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
