@@ -41,6 +41,8 @@ def _adapter(settings: ControlPlaneSettings, engine: Engine, client_id: str, *,
              retire: bool = False, clean_session: bool = False,
              subscribe: bool = True) -> MqttAdapter:
     from ..ingest.adapter import MqttAdapter
+    from ..rollouts.desired import signer_for
+    from ..store.keys import Keyring
 
     return MqttAdapter(
         settings.broker_url,
@@ -53,6 +55,8 @@ def _adapter(settings: ControlPlaneSettings, engine: Engine, client_id: str, *,
         retire=retire,
         clean_session=clean_session,
         subscribe=subscribe,
+        # Where this host holds the signing keys, desired states it re-issues are signed.
+        signer=signer_for(Keyring(settings.keys_dir)),
     )
 
 
