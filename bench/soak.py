@@ -103,7 +103,7 @@ def start_agent(tmp: Path, toml_text: str) -> subprocess.Popen[bytes]:
         writer.write(np.clip(rng.normal(90 + i, 20, (120, 160, 3)), 0, 255).astype(np.uint8))
     writer.release()
     config = tomllib.loads(toml_text)
-    config.update(data_dir=str(tmp / "agent"), window_seconds=1, health_port=0, cameras=[
+    config.update(data_dir=str(tmp / "agent"), window_seconds=1, cameras=[
         {"camera_id": "gate", "source": str(video), "loop": True, "sample_fps": 5.0}])
     path = tmp / "agent.toml"
     path.write_text(tomli_w.dumps(config))
@@ -200,6 +200,10 @@ def main() -> None:
             sampler.stop_event.set()
             sampler.join()
         finally:
+            for name, proc in (("serve", serve), ("agent", procs[-1])):
+                if proc.poll() is not None:  # died during the run: say why
+                    log = (tmp / f"{name}.log").read_text(errors="replace")[-1500:]
+                    print(f"{name} exited {proc.returncode} during the run:\n{log}")
             for proc in reversed(procs):
                 proc.terminate()
                 try:
