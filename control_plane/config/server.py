@@ -205,7 +205,7 @@ class ControlPlaneSettings(TomlSettings):
         default_factory=RolloutPolicy,
         description="Default rollout policy (the [rollout_policy] table): waves, "
         "max_devices_per_minute, approval_after_wave, shadow_phase, shadow_fraction, "
-        "on_gate_failure, spread_label and [rollout_policy.gates]; `rollout start` options "
+        "on_gate_failure, spread_label and [rollout_policy.gates]; `rollouts start` options "
         "override it.",
     )
 
