@@ -79,6 +79,44 @@ def versions_show(
     )
 
 
+@app.command("compare")
+@fails_cleanly
+def versions_compare(
+    model: str,
+    a: str = typer.Argument(..., help="Version number or alias, e.g. champion."),
+    b: str = typer.Argument(..., help="Version number or alias."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Two versions side by side: every metric, the difference B - A, and the release
+    gate's verdict on each."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .client import client_from, print_json
+
+    with client_from(config) as api:
+        cmp = api.get(f"/api/v1/models/{model}/compare", a=a, b=b)
+    if as_json:
+        print_json(cmp)
+        return
+    va, vb = cmp["a"], cmp["b"]
+    table = Table(title=f"{model}: v{va['version']} ({a}) against v{vb['version']} ({b})")
+    for column in ("", f"v{va['version']}", f"v{vb['version']}", "B - A"):
+        table.add_column(column, no_wrap=column == "")
+
+    def num(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4g}"
+
+    for row in cmp["metrics"]:
+        delta = row["delta"]
+        table.add_row(row["metric"], num(row["a"]), num(row["b"]),
+                      "-" if delta is None else f"{delta:+.4g}")
+    for field in ("dataset_version", "created_at", "created_by", "gate"):
+        table.add_row(field, str(va[field]), str(vb[field]), "")
+    Console().print(table)
+
+
 @app.command("delete")
 @fails_cleanly
 def versions_delete(

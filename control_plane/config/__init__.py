@@ -3,8 +3,8 @@
 - ``loader``: TOML file + ``PARKWATCH_*`` environment -> a validated settings object;
 - ``server``: ``ControlPlaneSettings``, the top-level keys of ``parkwatch serve`` and ``worker``;
 - ``drift`` (``[drift]``), ``retention`` (``[retention]``), ``worker`` (``[worker]``),
-  ``rollout_policy`` (``[rollout_policy]``): the sections, each a frozen pydantic model
-  that forbids unknown keys;
+  ``rollout_policy`` (``[rollout_policy]``), ``release_gate`` (``[release_gate]``): the
+  sections, each a frozen pydantic model that forbids unknown keys;
 - ``client``: ``ClientSettings`` of the operator CLI (API URL and token).
 
 Nothing here does I/O beyond reading the file and the environment, and nothing here
@@ -14,6 +14,7 @@ imports the rest of the control plane.
 from .client import ClientSettings
 from .drift import DriftSettings, FeatureThreshold
 from .loader import CONFIG_ENV, TomlSettings, resolve_config_file
+from .release_gate import ReleaseGateSettings
 from .retention import RetentionSettings
 from .rollout_policy import GatePolicy, RolloutPolicy
 from .server import ADMIN_TOKEN_FILE, ControlPlaneSettings, LogLevel, MqttSecurity, Role
@@ -29,6 +30,7 @@ __all__ = [
     "GatePolicy",
     "LogLevel",
     "MqttSecurity",
+    "ReleaseGateSettings",
     "RetentionSettings",
     "Role",
     "RolloutPolicy",

@@ -21,6 +21,7 @@ from protocols.urls import parse_mqtt_url
 from ..errors import ConfigError
 from .drift import DriftSettings
 from .loader import TomlSettings
+from .release_gate import ReleaseGateSettings
 from .retention import RetentionSettings
 from .rollout_policy import RolloutPolicy
 from .worker import WorkerSettings
@@ -192,6 +193,12 @@ class ControlPlaneSettings(TomlSettings):
         default_factory=RetentionSettings,
         description="Telemetry retention (the [retention] table): when old windows are "
         "merged into coarser ones and when they are deleted.",
+    )
+
+    release_gate: ReleaseGateSettings = Field(
+        default_factory=ReleaseGateSettings,
+        description="What a model version's evaluation must show before `releases create` "
+        "signs it (the [release_gate] table): the trainer's gate, minimum metrics, per model.",
     )
 
     rollout_tick_seconds: float = Field(

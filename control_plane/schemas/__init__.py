@@ -44,12 +44,15 @@ from .registry import (
     AliasPublic,
     AliasSet,
     ArtifactPublic,
+    ComparedVersion,
     DatasetVersionCreate,
     DatasetVersionPublic,
+    MetricDelta,
     ModelPublic,
     ModelVersionPublic,
     ReleaseCreate,
     ReleasePublic,
+    VersionComparison,
 )
 from .rollouts import (
     GateResultPublic,
@@ -70,6 +73,7 @@ __all__ = [
     "ArtifactPublic",
     "AuditEntryPublic",
     "CameraConfig",
+    "ComparedVersion",
     "DatasetVersionCreate",
     "DatasetVersionPublic",
     "DeviceCreate",
@@ -91,6 +95,7 @@ __all__ = [
     "KeyPublic",
     "LabelKey",
     "LabelValue",
+    "MetricDelta",
     "ModelPublic",
     "ModelVersionPublic",
     "Name",
@@ -114,4 +119,5 @@ __all__ = [
     "TokenCreate",
     "TokenCreated",
     "TokenPublic",
+    "VersionComparison",
 ]

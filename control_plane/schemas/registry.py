@@ -75,7 +75,16 @@ class DatasetVersionPublic(BaseModel):
 
 class ReleaseCreate(RequestBody):
     model_name: str = Field(min_length=1, max_length=64)
-    version: str | None = Field(None, description="Model version; unset: the latest.")
+    version: str | None = Field(
+        None, max_length=64,
+        description="Model version number or alias; unset: the champion alias, or the latest "
+        "version of a model without one.",
+    )
+    override_gate_reason: str | None = Field(
+        None, max_length=1024,
+        description="Sign even though the version fails the release gate; the reason goes "
+        "to the audit log.",
+    )
 
 
 class ReleasePublic(BaseModel):
@@ -85,3 +94,26 @@ class ReleasePublic(BaseModel):
     key_id: str
     primary_sha256: str
     created_at: datetime
+
+
+class ComparedVersion(BaseModel):
+    version: str
+    created_at: datetime
+    created_by: str
+    labels: list[str]
+    dataset_version: str
+    gate: str = Field(description="`passes`, or why the release gate refuses this version.")
+
+
+class MetricDelta(BaseModel):
+    metric: str
+    a: float | None
+    b: float | None
+    delta: float | None = Field(description="b - a; null when either lacks the metric.")
+
+
+class VersionComparison(BaseModel):
+    model_name: str
+    a: ComparedVersion
+    b: ComparedVersion
+    metrics: list[MetricDelta]

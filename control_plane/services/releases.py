@@ -12,11 +12,12 @@ from sqlmodel import Session, col, select
 from protocols import ModelVersionCreate, ReleaseManifest, SignedManifest, sign_manifest
 from protocols.logs import bind_context
 
+from ..config import ReleaseGateSettings
 from ..errors import NotFoundError
 from ..schemas import ReleasePublic
 from ..store.keys import Keyring
 from ..store.models import ModelVersion, Release
-from . import audit, registry
+from . import audit, registry, release_gate
 
 log = logging.getLogger(__name__)
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -59,11 +60,30 @@ def build_manifest(release_id: str, model_name: str, row: ModelVersion) -> Relea
     )
 
 
+CHAMPION = "champion"
+
+
+def pick_version(session: Session, model_name: str, version: str | None) -> ModelVersion:
+    """``version`` (a number or an alias); unset: the ``champion`` alias, or the latest
+    version of a model that has no champion yet."""
+    if version is not None:
+        return registry.get_version(session, model_name, version)
+    try:
+        return registry.get_version(session, model_name, CHAMPION)
+    except NotFoundError:
+        return registry.get_version(session, model_name, None)
+
+
 def create_release(
-    session: Session, keyring: Keyring, model_name: str, version: str | None, *, who: str
+    session: Session, keyring: Keyring, model_name: str, version: str | None, *, who: str,
+    gate: ReleaseGateSettings | None = None, override_reason: str | None = None,
 ) -> Release:
-    """Sign the manifest of ``model_name`` at ``version`` (None: latest) and store it."""
-    row = registry.get_version(session, model_name, version)
+    """Sign the manifest of ``model_name`` at ``version`` (see ``pick_version``) and store
+    it. With a ``gate``, a version whose evaluation falls short is refused unless
+    ``override_reason`` is given; the override and its reason go to the audit log."""
+    row = pick_version(session, model_name, version)
+    overridden = (release_gate.check(row, model_name, gate, override_reason)
+                  if gate is not None else [])
     release_id = new_release_id(model_name, row.version)
     with bind_context(release_id=release_id):
         manifest = build_manifest(release_id, model_name, row)
@@ -90,6 +110,10 @@ def create_release(
             version=row.version,
             key_id=key_id,
         )
+        if overridden:
+            audit.record(session, who, "release.gate_override", f"release:{release_id}",
+                         model=model_name, version=row.version, failures=overridden,
+                         reason=override_reason)
         session.commit()
         log.info("release signed", extra={"model": model_name, "version": row.version})
     return release

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Response, status
 from protocols import ModelVersionCreate
 
 from ...errors import InvalidRequestError
-from ...schemas import ModelPublic, ModelVersionPublic, Page
-from ...services import registry, versions
+from ...schemas import ModelPublic, ModelVersionPublic, Page, VersionComparison
+from ...services import registry, release_gate, versions
 from ..deps import AdminDep, OperateDep, PageDep, ReadDep, SessionDep, StateDep
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -48,6 +48,14 @@ def list_versions(
 def get_version(name: str, version: str, session: SessionDep, _p: ReadDep) -> ModelVersionPublic:
     """One version by number, or by alias (``champion``)."""
     return registry.describe(session, name, registry.get_version(session, name, version))
+
+
+@router.get("/{name}/compare", summary="Two versions side by side, with the release gate's "
+            "verdict on each")
+def compare_versions(name: str, a: str, b: str, session: SessionDep, state: StateDep,
+                     _p: ReadDep) -> VersionComparison:
+    """``a`` and ``b`` are version numbers or aliases (``champion``)."""
+    return release_gate.compare(session, name, a, b, state.settings.release_gate)
 
 
 @router.delete(

@@ -18,7 +18,8 @@ def create_release(
     body: ReleaseCreate, session: SessionDep, state: StateDep, principal: OperateDep
 ) -> ReleasePublic:
     row = releases.create_release(
-        session, state.keyring, body.model_name, body.version, who=principal.name
+        session, state.keyring, body.model_name, body.version, who=principal.name,
+        gate=state.settings.release_gate, override_reason=body.override_gate_reason,
     )
     return releases.release_public(row)
 
