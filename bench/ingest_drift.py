@@ -138,10 +138,10 @@ def ingest_case(url: str, mode: str, workers: int, windows: int) -> float:
 
 def seed(url: str, devices: int, minutes: int) -> None:
     """DEVICES x MINUTES windows of one release, as plain multi-row INSERTs (the payloads
-    are what ``ingest_windows`` stores: the same JSON, with each row's ids and times)."""
+    are what ``ingest_windows`` stores: the same JSON, with each row's ids and times),
+    each received as it ends."""
     base = [w.model_dump(mode="json", by_alias=True) for w in pool()]
     table: sa.Table = TelemetryWindowRecord.__table__  # type: ignore[attr-defined]
-    received = START + timedelta(days=2)
     engine = create_db_engine(url)
     rows: list[dict[str, Any]] = []
     for d in range(devices):
@@ -151,7 +151,7 @@ def seed(url: str, devices: int, minutes: int) -> None:
                        "window_start": start.isoformat().replace("+00:00", "Z"),
                        "window_end": end.isoformat().replace("+00:00", "Z")}
             rows.append({"device_id": f"cam-{d}", "seq": q, "window_start": start,
-                         "window_end": end, "release_id": RELEASE, "received_at": received,
+                         "window_end": end, "release_id": RELEASE, "received_at": end,
                          "payload": payload})
             if len(rows) == SEED_ROWS:
                 with engine.begin() as conn:

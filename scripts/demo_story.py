@@ -160,6 +160,7 @@ alert_windows = 3
 alert_drifted_windows = 2
 alert_min_devices = 1
 max_accuracy_drop = 0.25
+alert_on_skew = true  # the story's alert is still the training comparison (docs/drift.md)
 
 [drift.default_threshold]
 min_psi = 50.0  # off: synthetic video vs still-image rendering, not a camera change

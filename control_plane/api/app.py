@@ -39,6 +39,7 @@ from .routes import (
     datasets,
     devices,
     drift,
+    drift_baselines,
     events,
     groups,
     health,
@@ -121,6 +122,7 @@ def create_app(
         rollouts,
         telemetry,
         events,
+        drift_baselines,  # before drift: /drift/{report_id} would take its path
         drift,
         alerts,
         jobs,

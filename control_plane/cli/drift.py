@@ -61,6 +61,54 @@ def drift_show(report_id: int, config: Path | None = ConfigOpt, as_json: bool = 
     show_record(config, f"/api/v1/drift/{report_id}", f"drift report {report_id}", as_json)
 
 
+@app.command("baselines")
+@fails_cleanly
+def drift_baselines(
+    device: str | None = typer.Option(None, help="Only this device."),
+    release: str | None = typer.Option(None, help="Only this release."),
+    condition: str | None = typer.Option(None, help="Only this condition (day, dusk, ...)."),
+    active: bool = typer.Option(False, "--active", help="Only the active ones."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+    limit: int = LimitOpt,
+    offset: int = OffsetOpt,
+) -> None:
+    """Production baselines per camera × condition, newest first."""
+    from .client import show_page
+
+    columns = ["id", "device_id", "camera_id", "condition", "release_id", "version", "state",
+               "window_count", "learned_to", "retired_reason"]
+    params = {"device": device, "release": release, "condition": condition,
+              "active": active or None}
+    show_page(config, "/api/v1/drift/baselines", columns, "drift baselines", as_json,
+              limit=limit, offset=offset, **params)
+
+
+@app.command("reset-baseline")
+@fails_cleanly
+def drift_reset_baseline(
+    device: str | None = typer.Option(None, help="This device's baselines."),
+    camera: str | None = typer.Option(None, help="Only this camera (with --device)."),
+    condition: str | None = typer.Option(None, help="Only this condition."),
+    release: str | None = typer.Option(None, help="Every camera of this release."),
+    reason: str = typer.Option("operator reset", help="Why (kept with the baseline)."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Retire active baselines (a camera moved on purpose); new ones are learned."""
+    from .client import client_from, print_json
+
+    body = {"device_id": device, "camera_id": camera, "condition": condition,
+            "release_id": release, "reason": reason}
+    with client_from(config) as api:
+        result = api.post("/api/v1/drift/baselines/reset", body)
+    if as_json:
+        print_json(result)
+        return
+    ids = ", ".join(str(i) for i in result["retired"]) or "none"
+    typer.echo(f"retired baselines: {ids}; new ones are learned from the next windows")
+
+
 @app.command("run")
 @fails_cleanly
 def drift_run(
@@ -72,6 +120,7 @@ def drift_run(
     as_json: bool = JsonOpt,
 ) -> None:
     """Compute drift reports now (per device and fleet-wide) and update alerts."""
+    from ..drift.wording import driver_text
     from .client import client_from, print_json
 
     body = {"range_minutes": range_minutes, "release_id": release}
@@ -93,6 +142,7 @@ def drift_run(
             f"{', '.join(s['drifted_features']) or 'none'}; estimated accuracy "
             f"{acc} (reference {ref})"
         )
+        typer.echo(f"  verdict: {driver_text(s.get('verdict') or {})}")
     for rel, why in (result.get("failed_releases") or {}).items():
         typer.echo(f"release {rel} not analysed: {why}", err=True)
     for key, word in (("alerts_opened", "opened"), ("alerts_resolved", "resolved")):

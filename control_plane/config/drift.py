@@ -72,6 +72,33 @@ class DriftSettings(BaseModel):
     alert_min_devices: int = Field(
         1, ge=1, description="M: drifted devices (per release) that raise a drift alert."
     )
+    baseline_windows: int = Field(
+        60,
+        ge=10,
+        le=10_000,
+        description="Windows of one camera in one condition, under a release that is healthy "
+        "on its device, that make the camera's production baseline for that condition (at "
+        "1-minute windows, an hour of that light).",
+    )
+    baseline_block: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description="Windows left out on each side of a replayed baseline window when its "
+        "alarm levels are fitted (neighbouring windows are alike; leaving them out keeps the "
+        "levels honest).",
+    )
+    false_alarm_days: float = Field(
+        30.0,
+        gt=0,
+        description="Target run length between false drift alarms, per camera: one window "
+        "exceeding a baseline level by chance every this many days (over all features).",
+    )
+    alert_on_skew: bool = Field(
+        False,
+        description="Also count a device as drifted when its windows differ from the training "
+        "profile (skew). Off: skew is reported, only baseline drift alerts.",
+    )
     webhook_url: HttpUrl | None = Field(
         None, description="POSTed a JSON body when an alert opens or resolves; unset: none."
     )

@@ -24,14 +24,14 @@ class RetentionSettings(BaseModel):
     downsample_after_hours: float = Field(
         48.0,
         gt=0,
-        description="Windows that ended longer ago are merged per device, release and bucket; "
-        "later windows for that period are refused as expired (they could be re-sends).",
+        description="Windows received longer ago are merged per device, release and bucket; "
+        "a re-send of a merged window is refused as expired.",
     )
     bucket_minutes: int = Field(
         60, ge=2, le=24 * 60, description="Length of one merged (downsampled) window."
     )
     delete_after_days: float = Field(
-        30.0, gt=0, description="Windows that ended longer ago are deleted."
+        30.0, gt=0, description="Windows received longer ago are deleted."
     )
     reports_keep_days: float = Field(
         7.0,

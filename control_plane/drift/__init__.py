@@ -6,6 +6,9 @@ merging windows and comparing them with a reference profile (pure); ``collect``:
 range's windows streamed from the store and merged per release and device (the hot
 loop); ``analyser``: the analysis over the store, which writes drift reports and keeps
 alerts in step; ``scheduler``: the periodic analysis that ``parkwatch serve`` runs;
-``oracle`` and ``synthetic``: the straightforward computation and synthetic data, for
+``baseline``: a camera × condition's production baseline and its own alarm levels
+(pure); ``learning``: baselines in the store (learned, listed, reset); ``verdicts``:
+verdicts against baselines and the feature behind each (pure); ``wording``: verdicts in
+words; ``oracle`` and ``synthetic``: the straightforward computation and synthetic data, for
 tests and benchmarks only. Its settings are the ``[drift]`` section, ``config/drift.py``.
 """

@@ -24,13 +24,17 @@ from protocols import ReferenceProfile
 
 from ..config.drift import DriftSettings
 from ..services import alerts
-from ..store.models import utc_now
-from . import metrics
+from ..store.models import DriftBaseline, utc_now
+from . import learning, metrics
 from .collect import Collected, DeviceWindows, collect, reference_profile
 from .compare import accuracy, compare, window_drifted
 from .summary import Summary
+from .verdicts import baseline_holds, verdict
+from .wording import driver_text
 
 log = logging.getLogger(__name__)
+# Active production baselines of one release: by device, then (camera, condition).
+Baselines = dict[str, dict[tuple[str, str], DriftBaseline]]
 
 
 @dataclass
@@ -43,6 +47,7 @@ class AnalysisResult:
     changes: list[alerts.AlertChange] = field(default_factory=list)
     skipped_releases: list[str] = field(default_factory=list)
     failed_releases: dict[str, str] = field(default_factory=dict)
+    baselines_learned: int = 0
 
 
 @dataclass
@@ -80,13 +85,18 @@ def release_reports(
     per_device: dict[str, DeviceWindows],
     settings: DriftSettings,
     moved_on: Collection[str] = (),
+    baselines: Baselines | None = None,
 ) -> tuple[list[Report], Report]:
     """A release's device reports (by device id) and fleet report, from merged windows.
 
+    A device is drifted when a camera × condition holds against its production baseline
+    (``baselines``: by device, then (camera, condition)); its difference from the training
+    profile (skew: ``features``, ``recent``) counts only with ``alert_on_skew``.
     A device in ``moved_on`` sends windows of a newer release now: its report stays, but
     it no longer counts towards this release's alert (its old windows say nothing about
     how this release does today), so a rollout away from a drifting release resolves it.
     """
+    baselines = baselines or {}
     fleet, running = Summary.empty(profile), Summary.empty(profile)
     devices: list[Report] = []
     drifted: list[str] = []
@@ -94,10 +104,15 @@ def release_reports(
         stats = compare(profile, dev.summary, settings)
         stats["recent"] = _device_holds(profile, dev, settings)
         stats["recent"]["moved_on"] = device_id in moved_on
-        if stats["recent"]["holds"] and device_id not in moved_on:
+        stats["baseline"] = baseline_holds(profile, list(dev.recent),
+                                           baselines.get(device_id, {}), settings)
+        holds = stats["baseline"]["holds"] or (
+            settings.alert_on_skew and stats["recent"]["holds"])
+        stats["verdict"] = verdict(stats, holds)
+        if holds and device_id not in moved_on:
             drifted.append(device_id)
         devices.append(Report(release_id, device_id, dev.start, dev.end, dev.summary.windows,
-                              dev.summary.frames, bool(stats["drifted"]), stats))
+                              dev.summary.frames, holds, stats))
         fleet.merge(dev.summary)
         if device_id not in moved_on:
             running.merge(dev.summary)
@@ -109,6 +124,7 @@ def release_reports(
     stats["devices"] = len(per_device)
     stats["drifted_devices"] = drifted
     stats["min_devices"] = settings.alert_min_devices
+    stats["verdict"] = _fleet_verdict(devices, drifted, settings)
     return devices, Report(
         release_id,
         None,
@@ -119,6 +135,26 @@ def release_reports(
         len(drifted) >= settings.alert_min_devices,
         stats,
     )
+
+
+def _fleet_verdict(
+    devices: list[Report], drifted: list[str], settings: DriftSettings
+) -> dict[str, Any]:
+    """The fleet's headline: the driver of its most drifted device (of one counted, else
+    of any), so the fleet page names a feature that can raise the alert."""
+    counted = [r for r in devices if r.device_id in drifted] or devices
+    top = max(counted, key=lambda r: _ratio(r.statistics["verdict"]), default=None)
+    out: dict[str, Any] = {"drifted": len(drifted) >= settings.alert_min_devices,
+                           "device_id": None}
+    if top is not None:
+        out |= {**top.statistics["verdict"], "drifted": out["drifted"],
+                "device_id": top.device_id}
+    return out
+
+
+def _ratio(v: dict[str, Any]) -> float:
+    level = v.get("level")
+    return float(v["statistic"]) / level if level else 0.0
 
 
 def _newest_release(devices: dict[str, dict[str, DeviceWindows]]) -> dict[str, str]:
@@ -132,7 +168,10 @@ def _newest_release(devices: dict[str, dict[str, DeviceWindows]]) -> dict[str, s
 
 
 def analysis_reports(
-    found: Collected, settings: DriftSettings, failed: dict[str, str] | None = None
+    found: Collected,
+    settings: DriftSettings,
+    failed: dict[str, str] | None = None,
+    baselines: dict[tuple[str, str], dict[tuple[str, str], DriftBaseline]] | None = None,
 ) -> list[tuple[str, list[Report], Report]]:
     """Per release (sorted): its device reports and its fleet report (pure; what
     ``run_analysis`` writes, and what ``oracle.reports`` recomputes the slow way).
@@ -145,8 +184,9 @@ def analysis_reports(
     for rel, per_device in sorted(found.devices.items()):
         moved_on = {d for d in per_device if newest_release[d] != rel}
         try:
+            mine = {d: (baselines or {}).get((rel, d), {}) for d in per_device}
             device_reports, fleet = release_reports(rel, found.profiles[rel], per_device,
-                                                    settings, moved_on)
+                                                    settings, moved_on, mine)
         except Exception as exc:  # whatever it is, the other releases go on
             log.exception("drift analysis of a release failed", extra={"release_id": rel})
             if failed is None:
@@ -189,8 +229,10 @@ def run_analysis(
     start = end - timedelta(minutes=range_minutes or settings.range_minutes)
     found = collect(session, start, end, release_id, settings.alert_windows)
     result = AnalysisResult(skipped_releases=found.unknown)
-    for rel, device_reports, fleet in analysis_reports(found, settings,
-                                                       result.failed_releases):
+    baselines = learning.active(session, sorted(found.devices))
+    result.baselines_learned = learning.learn_missing(session, found, baselines, settings)
+    for rel, device_reports, fleet in analysis_reports(found, settings, result.failed_releases,
+                                                       baselines):
         for report in device_reports:
             _record(session, report)
         result.device_reports += len(device_reports)
@@ -231,8 +273,7 @@ def _reconcile(
     drift_msg = (
         f"drift on {len(drifted)} device(s) of release {release_id} "
         f"(K={settings.alert_drifted_windows} of N={settings.alert_windows} windows, M={m}): "
-        f"{', '.join(drifted[:10])}; fleet features "
-        f"{', '.join(stats['drifted_features']) or 'none'}"
+        f"{', '.join(drifted[:10])}; {driver_text(stats['verdict'])}"
         if holds
         else f"drift subsided: {len(drifted)} device(s) drifted, fewer than M={m}"
     )
@@ -244,7 +285,8 @@ def _reconcile(
             firing=holds,
             severity="warning",
             message=drift_msg,
-            detail={"devices": drifted, "features": stats["drifted_features"]},
+            detail={"devices": drifted, "features": stats["drifted_features"],
+                    "verdict": stats["verdict"]},
             drift_report_id=report_id,
         )
     ]

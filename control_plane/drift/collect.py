@@ -65,12 +65,13 @@ def reference_profile(session: Session, release_id: str) -> ReferenceProfile | N
 def in_range(
     query: Any, start: datetime, end: datetime, release_id: str | None
 ) -> Any:
-    """``query`` restricted to the windows that ended in (start, end], in each device's
-    seq order (a device's seq is its own clock: "latest N" holds for late arrivals too)."""
+    """``query`` restricted to the windows received in (start, end], in each device's
+    order of receipt (then seq). Receipt is the control plane's own clock: an agent whose
+    clock is fast or slow is analysed with everyone else, never late or never."""
     t = TelemetryWindowRecord
     query = query.where(
-        col(t.window_end) > start, col(t.window_end) <= end, col(t.release_id).is_not(None)
-    ).order_by(col(t.device_id), col(t.seq))
+        col(t.received_at) > start, col(t.received_at) <= end, col(t.release_id).is_not(None)
+    ).order_by(col(t.device_id), col(t.received_at), col(t.seq))
     if release_id is not None:
         query = query.where(col(t.release_id) == release_id)
     return query

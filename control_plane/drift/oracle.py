@@ -41,8 +41,9 @@ def collect(
             col(t.window_end),
             col(t.payload),
         )
-        .where(col(t.window_end) > start, col(t.window_end) <= end, col(t.release_id).is_not(None))
-        .order_by(col(t.device_id), col(t.seq))
+        .where(col(t.received_at) > start, col(t.received_at) <= end,
+               col(t.release_id).is_not(None))
+        .order_by(col(t.device_id), col(t.received_at), col(t.seq))
     )
     if release_id is not None:
         query = query.where(col(t.release_id) == release_id)

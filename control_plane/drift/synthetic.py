@@ -77,11 +77,13 @@ def window(
     release_id: str | None = None,
     start: datetime,
     minutes: float = 1.0,
+    condition: str | None = None,
+    camera_id: str = "gate",
 ) -> dict[str, Any]:
     """One ``TelemetryWindow`` JSON with one camera's histograms on ``ref``'s edges."""
     v = draw(rng, frames, shift)
     camera = {
-        "camera_id": "gate",
+        "camera_id": camera_id,
         "state": "up",
         "frames_captured": frames,
         "frames_inferred": frames,
@@ -95,6 +97,8 @@ def window(
             for i, h in enumerate(ref.embedding_hists)
         ],
     }
+    if condition is not None:
+        camera["condition"] = condition
     return {
         "schema": "parkwatch/v1",
         "device_id": device_id,

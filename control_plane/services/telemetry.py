@@ -39,6 +39,7 @@ from protocols import DeviceEvent, TelemetryWindow
 from ..store.db import insert_ignore
 from ..store.models import EventRecord, TelemetryWindowRecord, utc_now
 from . import devices
+from .telemetry_retention import watermarks
 
 log = logging.getLogger(__name__)
 
@@ -124,27 +125,44 @@ def _refuse_implausible(
     return kept, refused
 
 
+def _refuse_merged(
+    session: Session, windows: Sequence[TelemetryWindow]
+) -> tuple[list[TelemetryWindow], int]:
+    marks = watermarks(session, {(w.device_id, w.instance or "") for w in windows})
+    if not marks:
+        return list(windows), 0
+    kept: list[TelemetryWindow] = []
+    refused: list[TelemetryWindow] = []
+    for w in windows:
+        mark = marks.get((w.device_id, w.instance or ""), -1)
+        (kept if w.seq > mark else refused).append(w)
+    if refused:
+        log.warning("telemetry windows of a period retention already merged refused (their "
+                    "seq is at or below the merged watermark)",
+                    extra={"count": len(refused),
+                           "device_ids": sorted({w.device_id for w in refused})[:10]})
+    return kept, len(refused)
+
+
 def ingest_window(
-    session: Session, window: TelemetryWindow, *, horizon: datetime | None = None,
-    received_at: datetime | None = None,
+    session: Session, window: TelemetryWindow, *, received_at: datetime | None = None
 ) -> IngestOutcome:
     """Store one window (the caller commits); see ``ingest_windows``."""
-    outcomes = ingest_windows(session, [window], horizon=horizon, received_at=received_at)
+    outcomes = ingest_windows(session, [window], received_at=received_at)
     return cast(IngestOutcome, next(iter(outcomes)))
 
 
 def ingest_windows(
-    session: Session, windows: Sequence[TelemetryWindow], *, horizon: datetime | None = None,
+    session: Session, windows: Sequence[TelemetryWindow], *,
     received_at: datetime | None = None,
 ) -> Counter[str]:
     """Store a batch with multi-row INSERT ... ON CONFLICT DO NOTHING (the caller commits);
     returns how many windows had each ``IngestOutcome``. ``received_at``: the receipt time
-    (default now); ``horizon``: also refuse windows ending before it."""
+    (default now; a test or replay simulating time passes its own)."""
     now = received_at or utc_now()
     outcomes: Counter[str] = Counter()
     plausible, outcomes["implausible"] = _refuse_implausible(windows, now)
-    fresh = [w for w in plausible if horizon is None or w.window_end >= horizon]
-    outcomes["expired"] = len(plausible) - len(fresh)
+    fresh, outcomes["expired"] = _refuse_merged(session, plausible)
     known = devices.touch_many(session, {w.device_id for w in fresh})
     accepted = [w for w in fresh if w.device_id in known]
     outcomes["unknown_device"] = len(fresh) - len(accepted)

@@ -1,30 +1,35 @@
 """Telemetry retention: merge old windows into coarser ones, delete very old ones (and
 old drift reports that no alert points at).
 
-Windows are mergeable summaries, so a device's windows of one release in one bucket
-(``bucket_minutes``) add up to one window with the same histograms in total: drift
-over old ranges stays exact, only the time resolution drops. The merged window keeps
-the lowest seq of its group (so the (device_id, seq) key still dedups) and spans the
-group's time range; counters add up, rates average, and latency percentiles (not
-mergeable) are dropped. Windows binned on different edges are never merged.
+Windows are aged by ``received_at`` (the control plane's clock; an agent's clock may be
+far off). Windows are mergeable summaries, so an agent instance's windows of one release
+received in one bucket (``bucket_minutes``) add up to one window with the same
+histograms in total: drift over old ranges stays exact, only the time resolution drops.
+The merged window keeps the lowest seq of its group and spans the group's times;
+counters add up, rates average, and latency percentiles (not mergeable) are dropped.
+Windows binned on different edges are never merged. Each pass raises the instance's
+watermark (``TelemetryWatermark``) to the highest seq it looked at, and ingest refuses
+windows at or below it: a re-send of a merged window would otherwise be counted twice.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from protocols import TelemetryWindow
 
 from ..config.retention import RetentionSettings
-from ..store.models import Alert, DriftReport, TelemetryWindowRecord
+from ..store.models import Alert, DriftReport, TelemetryWatermark, TelemetryWindowRecord
 
 log = logging.getLogger(__name__)
 _SUMS = ("frames_captured", "frames_inferred", "frames_skipped", "frames_lost", "errors",
@@ -112,7 +117,7 @@ def apply_retention(session: Session, rs: RetentionSettings, now: datetime) -> R
     result = RetentionResult()
     table = TelemetryWindowRecord
     cutoff = now - timedelta(days=rs.delete_after_days)
-    gone = session.execute(delete(table).where(col(table.window_end) < cutoff))
+    gone = session.execute(delete(table).where(col(table.received_at) < cutoff))
     result.deleted = int(getattr(gone, "rowcount", 0) or 0)
     alerted = select(Alert.drift_report_id).where(col(Alert.drift_report_id).is_not(None))
     old_reports = session.execute(
@@ -125,7 +130,7 @@ def apply_retention(session: Session, rs: RetentionSettings, now: datetime) -> R
     session.commit()
     horizon = now - timedelta(hours=rs.downsample_after_hours)
     since = max(horizon - timedelta(days=1), cutoff)
-    in_range = (col(table.window_end) < horizon, col(table.window_end) >= since)
+    in_range = (col(table.received_at) < horizon, col(table.received_at) >= since)
     device_ids = sorted(session.exec(select(table.device_id).where(*in_range).distinct()).all())
     bucket = timedelta(minutes=rs.bucket_minutes).total_seconds()
     # A day of a big fleet is millions of windows: merge a few devices at a time, each
@@ -137,6 +142,7 @@ def apply_retention(session: Session, rs: RetentionSettings, now: datetime) -> R
             .order_by(col(table.device_id), col(table.seq))
         ).all()
         _merge_groups(session, rows, bucket, result)
+        _raise_watermarks(session, rows)
         session.commit()
         session.expunge_all()  # let the pass's rows go
     log.info("telemetry retention done", extra={"deleted": result.deleted,
@@ -149,10 +155,12 @@ def _merge_groups(
     session: Session, rows: Sequence[TelemetryWindowRecord], bucket: float,
     result: RetentionResult,
 ) -> None:
-    """Merge each (device, release, bucket) group of ``rows`` into its first window."""
-    groups: dict[tuple[str, str | None, int], list[TelemetryWindowRecord]] = defaultdict(list)
+    """Merge each (device, instance, release, bucket) group of ``rows`` into its first."""
+    groups: dict[tuple[str, str, str | None, int], list[TelemetryWindowRecord]] = (
+        defaultdict(list))
     for row in rows:
-        key = (row.device_id, row.release_id, int(row.window_start.timestamp() // bucket))
+        key = (row.device_id, row.instance, row.release_id,
+               int(row.received_at.timestamp() // bucket))
         groups[key].append(row)
     for members in groups.values():
         if len(members) < 2:
@@ -168,6 +176,7 @@ def _merge_groups(
         keep.payload = merged
         keep.window_start = min(m.window_start for m in members)
         keep.window_end = max(m.window_end for m in members)
+        keep.received_at = max(m.received_at for m in members)
         session.add(keep)
         for m in members[1:]:
             session.delete(m)
@@ -175,9 +184,34 @@ def _merge_groups(
         result.merged_windows += len(members)
 
 
-def horizon(rs: RetentionSettings, now: datetime) -> datetime | None:
-    """Windows ending before this are refused at ingest (their period is downsampled)."""
-    return now - timedelta(hours=rs.downsample_after_hours) if rs.enabled else None
+def _raise_watermarks(session: Session, rows: Sequence[TelemetryWindowRecord]) -> None:
+    """Each instance's watermark to at least the highest seq among ``rows``."""
+    highest: dict[tuple[str, str], int] = {}
+    for row in rows:
+        key = (row.device_id, row.instance)
+        highest[key] = max(highest.get(key, row.seq), row.seq)
+    if not highest:
+        return
+    table: sa.Table = TelemetryWatermark.__table__  # type: ignore[attr-defined]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table).values([{"device_id": d, "instance": i, "merged_seq": q}
+                                 for (d, i), q in sorted(highest.items())])
+    # Never lowered: SQLite's two-argument max() is PostgreSQL's greatest().
+    larger = sa.func.greatest if session.get_bind().dialect.name == "postgresql" else sa.func.max
+    merged_seq = larger(table.c.merged_seq, stmt.excluded.merged_seq)
+    session.execute(stmt.on_conflict_do_update(index_elements=["device_id", "instance"],
+                                               set_={"merged_seq": merged_seq}))
 
 
-__all__ = ["NotMergeable", "RetentionResult", "apply_retention", "horizon", "merge_windows"]
+def watermarks(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The merged watermark of each (device, instance) that has one."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    t = TelemetryWatermark
+    rows = session.exec(select(t.device_id, t.instance, t.merged_seq).where(
+        col(t.device_id).in_(sorted({d for d, _ in wanted})))).all()
+    return {(d, i): int(q) for d, i, q in rows if (d, i) in wanted}
+
+
+__all__ = ["NotMergeable", "RetentionResult", "apply_retention", "merge_windows", "watermarks"]

@@ -426,3 +426,33 @@ class Sample(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_by: str | None = Field(default=None, max_length=128)
+
+
+class DriftBaseline(SQLModel, table=True):
+    """A camera's production baseline in one condition under one release (docs/drift.md):
+    merged counts of its first windows and, per feature, its fitted alarm level.
+    ``version`` counts the baselines of (device, camera, condition); ``retired_at`` set:
+    reset by an operator or replaced; the active one has none."""
+
+    __tablename__ = "drift_baseline"
+    __table_args__ = (
+        sa.Index("ix_drift_baseline_key", "device_id", "camera_id", "condition", "release_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    device_id: str = Field(foreign_key="device.device_id", max_length=63)
+    camera_id: str = Field(max_length=64)
+    condition: str = Field(max_length=16)
+    release_id: str = Field(max_length=64, index=True)
+    version: int = 1
+    window_count: int = 0
+    sample_count: int = Field(default=0, sa_type=sa.BigInteger)
+    window_minutes: float = 1.0
+    counts: dict[str, Any] = _json()
+    levels: dict[str, Any] = _json()
+    learned_from: datetime = Field(sa_type=UTCDateTime)
+    learned_to: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    retired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    retired_by: str | None = Field(default=None, max_length=128)
+    retired_reason: str | None = Field(default=None, max_length=256)

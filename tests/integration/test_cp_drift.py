@@ -77,7 +77,9 @@ def webhook() -> Iterator[Webhook]:
 
 @pytest.fixture
 def loop(tmp_path: Path, database_url: str, webhook: Webhook) -> Iterator[dict[str, Any]]:
+    # These tests drive the training-profile path (skew), so they switch its alert on.
     drift = {"analysis_interval_s": 0, "range_minutes": 10, "alert_windows": 4,
+             "alert_on_skew": True,
              "alert_drifted_windows": 3, "alert_min_devices": 2, "webhook_url": webhook.url}
     settings = ControlPlaneSettings(data_dir=tmp_path / "cp", database_url=database_url,
                                     drift=drift)

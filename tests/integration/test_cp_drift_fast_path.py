@@ -58,7 +58,7 @@ def fleet() -> list[dict[str, Any]]:
            for seq in range(0, 45)]  # seq 0 ends at START: outside (start is exclusive)
     out.append(window("cam-a", 45, NOW))  # ends at NOW: inside
     out.append(window("cam-a", 46, NOW + timedelta(minutes=1)))  # after the range
-    out.append(window("cam-a", 47, START + timedelta(minutes=3)))  # late: oldest by time
+    out.append(window("cam-a", 47, START - timedelta(minutes=3)))  # late: received at the end
     for seq in range(1, 13):  # rel-a, then rel-b (other bins), then rolled back to rel-a
         rel = "rel-b" if 5 <= seq < 9 else "rel-a"
         out.append(window("cam-b", seq, START + timedelta(minutes=4 * seq), rel, profile=rel))
@@ -86,8 +86,13 @@ def session(database_url: str) -> Iterator[Session]:
         for release_id, profile in PROFILES.items():
             register(s, release_id, profile)
         s.commit()
-        stored = ingest_windows(s, [TelemetryWindow.model_validate(w) for w in fleet()])
-        assert stored == {"stored": len(fleet())}
+        # Each received as it ends, but cam-a's seq 47: its agent time is before the range,
+        # its receipt inside (the range is by receipt)
+        for w in fleet():
+            window = TelemetryWindow.model_validate(w)
+            late = w["device_id"] == "cam-a" and w["seq"] == 47
+            received = NOW - timedelta(seconds=30) if late else window.window_end
+            assert ingest_windows(s, [window], received_at=received) == {"stored": 1}
         s.commit()
         yield s
     engine.dispose()

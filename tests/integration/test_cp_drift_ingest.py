@@ -16,9 +16,17 @@ from control_plane.config.retention import RetentionSettings
 from control_plane.drift import synthetic
 from control_plane.drift.summary import Summary
 from control_plane.services.telemetry import ingest_window, ingest_windows
-from control_plane.services.telemetry_retention import apply_retention, horizon, merge_windows
+from control_plane.services.telemetry_retention import apply_retention, merge_windows
 from control_plane.store import db
-from control_plane.store.models import Alert, Device, DriftReport, TelemetryWindowRecord
+from control_plane.store.models import (
+    Alert,
+    Device,
+    DriftReport,
+    Model,
+    ModelVersion,
+    Release,
+    TelemetryWindowRecord,
+)
 from protocols import TelemetryWindow
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -42,6 +50,12 @@ def windows(device: str, seqs: range, start: datetime, seed: int = 0) -> list[Te
     return [TelemetryWindow.model_validate(synthetic.window(
         ref, device, seq, rng=rng, release_id="rel-1", frames=60,
         start=start + timedelta(minutes=seq))) for seq in seqs]
+
+
+def received_as_they_end(session: Session, ws: list[TelemetryWindow]) -> None:
+    """Ingest each window as if received when it ended (time simulated by the test)."""
+    for w in ws:
+        assert ingest_window(session, w, received_at=w.window_end) == "stored"
 
 
 def arrivals(kind: str) -> float:
@@ -96,8 +110,6 @@ def test_late_and_out_of_order_windows_are_stored_and_counted(session: Session) 
     session.commit()
     assert arrivals("out_of_order") - before["out_of_order"] == 1
     assert arrivals("late") - before["late"] >= 1
-    rs = RetentionSettings(downsample_after_hours=1)
-    assert ingest_window(session, late, horizon=horizon(rs, now)) == "expired"
 
 
 def test_downsampling_merges_old_windows_exactly_and_deletes_expired(session: Session) -> None:
@@ -105,7 +117,7 @@ def test_downsampling_merges_old_windows_exactly_and_deletes_expired(session: Se
     old = windows("cam-a", range(0, 120), NOW - timedelta(days=3), seed=1)  # 2 hours
     recent = windows("cam-a", range(120, 130), NOW - timedelta(hours=1), seed=2)
     ancient = windows("cam-b", range(0, 5), NOW - timedelta(days=9), seed=3)
-    ingest_windows(session, [*old, *recent, *ancient])
+    received_as_they_end(session, [*old, *recent, *ancient])
     session.commit()
     ref = synthetic.profile()
     expected = Summary.empty(ref)
@@ -113,7 +125,8 @@ def test_downsampling_merges_old_windows_exactly_and_deletes_expired(session: Se
         expected.add_window(w.model_dump(mode="json", by_alias=True))
 
     result = apply_retention(session, rs, NOW)
-    assert result.deleted == 5 and result.merged_windows == 120
+    # buckets by receipt (12:01-12:59, 13:00-13:59, 14:00): the last window is alone
+    assert result.deleted == 5 and result.merged_windows == 119
     rows = session.exec(select(TelemetryWindowRecord).where(
         col(TelemetryWindowRecord.window_end) < NOW - timedelta(days=1))
         .order_by(col(TelemetryWindowRecord.seq))).all()
@@ -131,6 +144,60 @@ def test_downsampling_merges_old_windows_exactly_and_deletes_expired(session: Se
     assert len(recent_rows) == 10  # not old enough to merge
     again = apply_retention(session, rs, NOW)  # idempotent: nothing left to merge
     assert again.merged_groups == 0 and again.deleted == 0
+
+
+def test_resent_windows_of_a_merged_period_are_refused_never_counted_twice(
+    session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    rs = RetentionSettings(downsample_after_hours=48, bucket_minutes=60, delete_after_days=7)
+    old = windows("cam-a", range(0, 60), NOW - timedelta(days=3), seed=1)
+    received_as_they_end(session, old)
+    session.commit()
+    assert apply_retention(session, rs, NOW).merged_windows >= 59
+
+    def frames() -> int:
+        rows = session.exec(select(TelemetryWindowRecord.payload)).all()
+        return sum(c["frames_inferred"] for p in rows for c in p["cameras"])
+
+    before = frames()
+    with caplog.at_level("WARNING", logger="control_plane.services.telemetry"):
+        outcomes = ingest_windows(session, [old[10], old[59]], received_at=NOW)
+    assert outcomes == {"expired": 2}  # seq 10 merged away: a re-send, not a new window
+    assert "already merged" in caplog.text
+    newer = windows("cam-a", range(60, 61), NOW - timedelta(minutes=1))
+    reimaged = windows("cam-a", range(0, 1), NOW - timedelta(minutes=1))[0].model_copy(
+        update={"instance": "new-sd-card"})
+    assert ingest_windows(session, [*newer, reimaged], received_at=NOW) == {"stored": 2}
+    session.commit()
+    assert frames() == before + 2 * 60
+
+
+def test_skewed_agent_clocks_are_analysed_and_aged_by_receipt(session: Session) -> None:
+    """An agent 10 minutes fast and one 70 minutes slow: drift selection takes both windows
+    received in the range, whatever their own times say; retention ages them by receipt."""
+    from control_plane.drift.collect import collect
+
+    ref = synthetic.profile()
+    session.add(Model(name="m"))
+    session.flush()
+    version = ModelVersion(model_id=1, number=1, version="1", primary_sha256="0" * 64,
+                           created_by="t", spec={"reference_profile": ref.model_dump(mode="json")})
+    session.add(version)
+    session.flush()
+    session.add(Release(release_id="rel-1", model_version_id=version.id or 0, model_name="m",
+                        model_version="1", key_id="0" * 16, primary_sha256="0" * 64,
+                        manifest={}, created_by="t"))
+    received = NOW - timedelta(minutes=5)
+    fast = windows("cam-a", range(1, 2), received + timedelta(minutes=9))
+    slow = windows("cam-b", range(1, 2), received - timedelta(minutes=71))
+    assert ingest_windows(session, [*fast, *slow], received_at=received) == {"stored": 2}
+    session.commit()
+    found = collect(session, NOW - timedelta(minutes=10), NOW, None, 4)
+    assert sorted(found.devices["rel-1"]) == ["cam-a", "cam-b"]
+    assert collect(session, NOW - timedelta(minutes=4), NOW, None, 4).devices == {}
+    rs = RetentionSettings(downsample_after_hours=1, bucket_minutes=60, delete_after_days=1)
+    assert apply_retention(session, rs, NOW).deleted == 0  # slow clock: not aged by its times
+    assert apply_retention(session, rs, received + timedelta(days=1, seconds=1)).deleted == 2
 
 
 def test_windows_on_other_bins_are_not_merged() -> None:
@@ -170,7 +237,8 @@ def test_downsampling_a_device_at_a_time_gives_the_same_windows(
 
     rs = RetentionSettings(downsample_after_hours=48, bucket_minutes=60, delete_after_days=7)
     for i, device in enumerate(("cam-a", "cam-b")):
-        ingest_windows(session, windows(device, range(0, 90), NOW - timedelta(days=3), seed=i))
+        received_as_they_end(session, windows(device, range(0, 90), NOW - timedelta(days=3),
+                                              seed=i))
     session.commit()
     monkeypatch.setattr(telemetry_retention, "DEVICES_PER_PASS", 1)
     result = apply_retention(session, rs, NOW)

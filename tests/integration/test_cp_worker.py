@@ -77,6 +77,7 @@ def world(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[dict[str, Any]]:
         "data_dir": str(tmp_path / "cp"), "port": port, "public_url": f"http://127.0.0.1:{port}",
         "mqtt_url": mosquitto.url, "log_level": "WARNING",
         "drift": {"analysis_interval_s": 0, "range_minutes": 30, "alert_windows": 2,
+                  "alert_on_skew": True,  # synthetic night against the training profile
                   "alert_drifted_windows": 2, "alert_min_devices": 1},
         "worker": {"model_name": "petnet", "dataset_dir": str(day), "holdout_dir": str(holdout),
                    "base_dataset_version": "day-1", "holdout_fraction": 0.3, "new_samples": 0,

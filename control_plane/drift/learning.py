@@ -1,0 +1,216 @@
+"""Production baselines in the store: loaded for an analysis, learned when missing, reset.
+
+A camera × condition gets its baseline under a release once the release is healthy on
+its device (the agent's reported stage) and ``baseline_windows`` windows of that camera
+in that condition arrived after the last reset (by the control plane's receipt time,
+never the agent's clock). Each new baseline of a (device, camera, condition) gets the
+next version; an operator's reset retires the active ones, and a new release learns its
+own (its bins are its own profile's), so an accepted promotion starts afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, func, select
+
+from protocols import ReferenceProfile
+
+from ..config.drift import DriftSettings
+from ..errors import NotFoundError
+from ..store.models import Device, DriftBaseline, TelemetryWindowRecord, utc_now
+from . import baseline as bl
+from .collect import Collected
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]  # (camera id, condition)
+# How many of a device's windows one learning attempt reads, as a multiple of
+# ``baseline_windows``: several cameras and conditions share a device's windows.
+READ_FACTOR = 8
+
+
+def active(session: Session, release_ids: list[str]) -> dict[tuple[str, str], dict[Key, Any]]:
+    """Active baselines of these releases: {(release, device): {(camera, condition): row}}."""
+    out: dict[tuple[str, str], dict[Key, Any]] = defaultdict(dict)
+    if not release_ids:
+        return out
+    rows = session.exec(
+        select(DriftBaseline).where(
+            col(DriftBaseline.release_id).in_(release_ids), col(DriftBaseline.retired_at).is_(None)
+        )
+    )
+    for row in rows:
+        out[(row.release_id, row.device_id)][(row.camera_id, row.condition)] = row
+    return out
+
+
+def _healthy(session: Session, device_id: str, release_id: str) -> bool:
+    reported = session.exec(select(Device.reported).where(Device.device_id == device_id)).first()
+    act = (reported or {}).get("active")
+    return (
+        isinstance(act, dict)
+        and act.get("release_id") == release_id
+        and act.get("stage") == "healthy"
+    )
+
+
+def _resets(session: Session, device_id: str) -> dict[Key, tuple[datetime | None, int]]:
+    """Per (camera, condition): the latest retirement time and the highest version."""
+    rows = session.exec(
+        select(
+            DriftBaseline.camera_id,
+            DriftBaseline.condition,
+            func.max(DriftBaseline.retired_at),
+            func.max(DriftBaseline.version),
+        )
+        .where(DriftBaseline.device_id == device_id)
+        .group_by(col(DriftBaseline.camera_id), col(DriftBaseline.condition))
+    )
+    return {(c, k): (r, int(v)) for c, k, r, v in rows}
+
+
+def _learn_device(
+    session: Session,
+    profile: ReferenceProfile,
+    release_id: str,
+    device_id: str,
+    missing: set[Key],
+    settings: DriftSettings,
+) -> list[DriftBaseline]:
+    resets = _resets(session, device_id)
+    since = [resets.get(k, (None, 0))[0] for k in missing]
+    t = TelemetryWindowRecord
+    # The latest windows: a condition seen only lately (the first night) is in them.
+    query = (
+        sa.select(col(t.received_at), sa.cast(col(t.payload), sa.Text))
+        .where(col(t.device_id) == device_id, col(t.release_id) == release_id)
+        .order_by(col(t.seq).desc())
+        .limit(settings.baseline_windows * READ_FACTOR)
+    )
+    if all(s is not None for s in since):
+        query = query.where(col(t.received_at) > min(s for s in since if s is not None))
+    groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    spans: dict[Key, list[datetime]] = defaultdict(list)
+    for received_at, text in reversed(list(session.execute(query))):
+        payload = json.loads(text)
+        minutes = bl.window_minutes(payload)
+        for camera in payload.get("cameras") or []:
+            key = bl.camera_key(camera)
+            reset = resets.get(key, (None, 0))[0]
+            if key not in missing or len(groups[key]) >= settings.baseline_windows:
+                continue
+            if reset is not None and received_at <= reset:
+                continue
+            groups[key].append({**camera, "window_minutes": minutes})
+            spans[key].append(received_at)
+    made = []
+    for key, cameras in sorted(groups.items()):
+        if len(cameras) < settings.baseline_windows:
+            continue
+        fit = bl.learn(profile, cameras, min_samples=settings.min_samples,
+                       block=settings.baseline_block)
+        if fit is None:
+            continue
+        row = DriftBaseline(
+            device_id=device_id, camera_id=key[0], condition=key[1], release_id=release_id,
+            version=resets.get(key, (None, 0))[1] + 1, window_count=fit.windows,
+            sample_count=fit.frames, window_minutes=fit.window_minutes, counts=fit.counts,
+            levels=bl.fit_json(fit), learned_from=min(spans[key]), learned_to=max(spans[key]),
+        )
+        session.add(row)
+        made.append(row)
+        log.info("drift baseline learned", extra={"device_id": device_id, "camera": key[0],
+                                                  "condition": key[1], "release_id": release_id})
+    return made
+
+
+def learn_missing(
+    session: Session,
+    found: Collected,
+    have: dict[tuple[str, str], dict[Key, Any]],
+    settings: DriftSettings,
+) -> int:
+    """Learn the baselines that the range's cameras lack; adds them to ``have``. Flushes."""
+    made = 0
+    for rel, per_device in sorted(found.devices.items()):
+        for device_id, dev in sorted(per_device.items()):
+            seen = {bl.camera_key(c) for p in dev.recent for c in p.get("cameras") or []}
+            missing = seen - set(have.get((rel, device_id), {}))
+            if not missing or not _healthy(session, device_id, rel):
+                continue
+            for row in _learn_device(session, found.profiles[rel], rel, device_id, missing,
+                                     settings):
+                have.setdefault((rel, device_id), {})[(row.camera_id, row.condition)] = row
+                made += 1
+    session.flush()
+    return made
+
+
+def reset(
+    session: Session,
+    *,
+    by: str,
+    reason: str,
+    device_id: str | None = None,
+    camera_id: str | None = None,
+    condition: str | None = None,
+    release_id: str | None = None,
+) -> list[DriftBaseline]:
+    """Retire the matching active baselines (new ones are learned from later windows).
+    The caller commits."""
+    query = select(DriftBaseline).where(col(DriftBaseline.retired_at).is_(None))
+    for column, value in ((DriftBaseline.device_id, device_id),
+                          (DriftBaseline.camera_id, camera_id),
+                          (DriftBaseline.condition, condition),
+                          (DriftBaseline.release_id, release_id)):
+        if value is not None:
+            query = query.where(col(column) == value)
+    rows = list(session.exec(query))
+    now = utc_now()
+    for row in rows:
+        row.retired_at, row.retired_by, row.retired_reason = now, by, reason[:256]
+        session.add(row)
+    session.flush()
+    return rows
+
+
+def list_baselines(
+    session: Session,
+    *,
+    device_id: str | None = None,
+    release_id: str | None = None,
+    condition: str | None = None,
+    active_only: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[DriftBaseline], int]:
+    """Baselines, newest first, with the total that match."""
+    where: list[Any] = []
+    for column, value in ((DriftBaseline.device_id, device_id),
+                          (DriftBaseline.release_id, release_id),
+                          (DriftBaseline.condition, condition)):
+        if value is not None:
+            where.append(col(column) == value)
+    if active_only:
+        where.append(col(DriftBaseline.retired_at).is_(None))
+    total = session.exec(select(func.count()).select_from(DriftBaseline).where(*where)).one()
+    rows = session.exec(
+        select(DriftBaseline).where(*where).order_by(col(DriftBaseline.id).desc())
+        .limit(limit).offset(offset)
+    )
+    return list(rows), int(total)
+
+
+def get_baseline(session: Session, baseline_id: int) -> DriftBaseline:
+    row = session.get(DriftBaseline, baseline_id)
+    if row is None:
+        raise NotFoundError(f"no drift baseline {baseline_id}: see `parkwatch drift baselines`")
+    return row
+
+
+__all__ = ["active", "get_baseline", "learn_missing", "list_baselines", "reset"]

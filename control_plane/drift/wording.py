@@ -1,0 +1,20 @@
+"""Drift verdicts in words, for alert messages and the CLI (standard library only, so the
+CLI can import it without the analysis's numpy and SQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def driver_text(v: dict[str, Any]) -> str:
+    """A verdict's driver in words: which feature, its statistic and its own level."""
+    if v.get("feature") is None:
+        return "no feature judged"
+    where = f"device {v.get('device_id')} " if v.get("device_id") else ""
+    if v.get("camera_id") is not None:
+        where += f"camera {v['camera_id']} ({v['condition']}) "
+    return (f"{where}{v['feature']} PSI {v['statistic']:.3f} against level "
+            f"{v['level']:.3f} of the {v['reference']} reference")
+
+
+__all__ = ["driver_text"]

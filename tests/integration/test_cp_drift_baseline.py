@@ -1,0 +1,162 @@
+"""Production baselines per camera × condition, on real SQLite through the API: learned
+once the release is healthy, nightfall is a condition (no alert), a camera that changes
+raises the alert naming its camera, condition and feature with that feature's own level,
+skew from the training profile is shown but not alerted, and an operator reset retires a
+baseline so that the next version is learned from later windows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from control_plane.api import create_app
+from control_plane.config import ControlPlaneSettings
+from control_plane.drift import synthetic
+from control_plane.services.devices import apply_reported
+from control_plane.services.telemetry import ingest_window
+from control_plane.store.db import create_db_engine, session_scope
+from control_plane.testing import registration
+from protocols import ReportedState, TelemetryWindow
+
+API = "/api/v1"
+BLOB = bytes(range(256)) * 8
+DEVICES = ["cam-a", "cam-b"]
+BASELINE_WINDOWS = 20
+
+
+@pytest.fixture
+def park(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    drift = {"analysis_interval_s": 0, "range_minutes": 600, "alert_windows": 4,
+             "alert_drifted_windows": 3, "alert_min_devices": 1,
+             "baseline_windows": BASELINE_WINDOWS}
+    settings = ControlPlaneSettings(data_dir=tmp_path / "cp",
+                                    database_url=f"sqlite:///{tmp_path / 'cp.db'}", drift=drift)
+    with TestClient(create_app(settings, enable_mqtt=False)) as client:
+        h = {"Authorization": f"Bearer {settings.admin_token_path.read_text().strip()}"}
+        sha = client.post(f"{API}/artifacts", content=BLOB, headers=h).json()["sha256"]
+        profile = synthetic.profile()
+        spec = registration("petnet", [(sha, len(BLOB), "fp32")], reference_profile=profile)
+        r = client.post(f"{API}/models/petnet/versions", json=spec.model_dump(mode="json"),
+                        headers=h)
+        assert r.status_code == 201, r.text
+        release = client.post(f"{API}/releases", json={"model_name": "petnet"},
+                              headers=h).json()["release_id"]
+        engine = create_db_engine(settings.resolved_database_url)
+        now = datetime.now(UTC)
+        for device in DEVICES:
+            r = client.post(f"{API}/devices", json={"device_id": device, "labels": {}}, headers=h)
+            assert r.status_code == 201, r.text
+            with session_scope(engine) as session:
+                apply_reported(session, ReportedState.model_validate({
+                    "device_id": device, "agent_version": "1.0",
+                    "active": {"release_id": release, "model_version": "petnet:1",
+                               "stage": "healthy", "since": now.isoformat()}}))
+        yield {"client": client, "h": h, "engine": engine, "profile": profile,
+               "release": release, "seq": dict.fromkeys(DEVICES, 0),
+               "rng": np.random.default_rng(3), "t": now - timedelta(minutes=300)}
+        engine.dispose()
+
+
+def stream(park: dict[str, Any], cams: dict[str, tuple[str, float]], windows: int) -> None:
+    """``windows`` one-minute windows per device: (condition, shift) each."""
+    with session_scope(park["engine"]) as session:
+        for _ in range(windows):
+            park["t"] += timedelta(minutes=1)
+            for device, (condition, shift) in cams.items():
+                park["seq"][device] += 1
+                payload = synthetic.window(
+                    park["profile"], device, park["seq"][device], rng=park["rng"], shift=shift,
+                    release_id=park["release"], start=park["t"], frames=150,
+                    condition=condition)
+                assert ingest_window(session, TelemetryWindow.model_validate(payload)) == "stored"
+
+
+def run(park: dict[str, Any]) -> dict[str, Any]:
+    r = park["client"].post(f"{API}/drift/run", json={}, headers=park["h"])
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def device_reports(park: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    r = park["client"].get(f"{API}/drift", params={"limit": 10}, headers=park["h"])
+    latest: dict[str, dict[str, Any]] = {}
+    for rep in r.json()["items"]:
+        if rep["device_id"]:
+            latest.setdefault(rep["device_id"], rep)
+    return latest
+
+
+def baselines(park: dict[str, Any], **params: Any) -> list[dict[str, Any]]:
+    r = park["client"].get(f"{API}/drift/baselines", params=params, headers=park["h"])
+    assert r.status_code == 200, r.text
+    items: list[dict[str, Any]] = r.json()["items"]
+    return items
+
+
+def test_baselines_per_camera_and_condition_nightfall_and_change(park: dict[str, Any]) -> None:
+    # cam-b looks unlike the training data from its first window (skew), by day.
+    day = {"cam-a": ("day", 0.0), "cam-b": ("day", 1.0)}
+    stream(park, day, BASELINE_WINDOWS)
+    body = run(park)
+    assert body["drifted_devices"][park["release"]] == []
+    learned = baselines(park, active=True)
+    assert sorted((b["device_id"], b["condition"], b["version"]) for b in learned) == [
+        ("cam-a", "day", 1), ("cam-b", "day", 1)]
+    assert all(b["window_count"] == BASELINE_WINDOWS for b in learned)
+    reports = device_reports(park)
+    assert reports["cam-b"]["statistics"]["drifted"]  # skew: shown ...
+    assert not reports["cam-b"]["drifted"]  # ... not alerted by default
+    assert reports["cam-b"]["statistics"]["verdict"]["reference"] == "baseline"
+
+    # Nightfall on cam-a: a condition with no baseline yet is learning, not drift.
+    stream(park, {"cam-a": ("night", 1.5), "cam-b": ("day", 1.0)}, 4)
+    body = run(park)
+    assert body["drifted_devices"][park["release"]] == []
+    cams = device_reports(park)["cam-a"]["statistics"]["baseline"]["cameras"]
+    assert [(c["condition"], c["state"]) for c in cams] == [("night", "learning")]
+
+    # cam-b's view changes a lot by day: the alert names it, its condition and a feature
+    # with its statistic above that feature's own level.
+    stream(park, {"cam-a": ("night", 1.5), "cam-b": ("day", 4.0)}, 4)
+    body = run(park)
+    assert body["drifted_devices"][park["release"]] == ["cam-b"]
+    verdict = body["fleet_reports"][0]["statistics"]["verdict"]
+    assert verdict["drifted"] and verdict["device_id"] == "cam-b"
+    assert verdict["reference"] == "baseline" and verdict["condition"] == "day"
+    assert verdict["statistic"] > verdict["level"] > 0
+    r = park["client"].get(f"{API}/alerts", params={"kind": "drift"}, headers=park["h"])
+    [alert] = [a for a in r.json()["items"] if a["state"] != "resolved"]
+    assert "cam-b" in alert["message"] and verdict["feature"] in alert["message"]
+
+
+def test_an_operator_reset_retires_and_the_next_version_is_learned(
+    park: dict[str, Any],
+) -> None:
+    day = {"cam-a": ("day", 0.0), "cam-b": ("day", 0.0)}
+    stream(park, day, BASELINE_WINDOWS)
+    run(park)
+    r = park["client"].post(f"{API}/drift/baselines/reset", json={}, headers=park["h"])
+    assert r.status_code == 422 and "device_id or release_id" in r.text
+    r = park["client"].post(f"{API}/drift/baselines/reset",
+                            json={"device_id": "cam-b", "reason": "camera moved"},
+                            headers=park["h"])
+    assert r.status_code == 200, r.text
+    [retired] = r.json()["retired"]
+    # The camera moved: its new view is learned from windows after the reset, not judged
+    # against the old baseline.
+    stream(park, {"cam-b": ("day", 2.0)}, BASELINE_WINDOWS)
+    body = run(park)
+    assert body["drifted_devices"][park["release"]] == []
+    rows = baselines(park, device="cam-b")
+    assert [(b["version"], b["state"]) for b in rows] == [(2, "active"), (1, "retired")]
+    assert rows[1]["id"] == retired and rows[1]["retired_reason"] == "camera moved"
+    one = park["client"].get(f"{API}/drift/baselines/{rows[0]['id']}", headers=park["h"]).json()
+    assert set(one["levels"]) >= {"confidence", "classes", "input.brightness"}
+    assert sum(one["counts"]["confidence"]) == one["sample_count"]
