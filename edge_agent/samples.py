@@ -10,37 +10,18 @@ Raw frames leave the park only through here, and only when opted in.
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import json
 import logging
-import queue
-import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import cv2
-import numpy as np
-
-from protocols.api_errors import retry_after_seconds
-
 from .capture import Image
 from .runtime import Inference, ModelRuntime
+from .uploads import Uploader, jpeg_b64, post_json
 
 log = logging.getLogger(__name__)
 
 MAX_SIDE = 640  # larger frames are shrunk before encoding
-
-
-class _Throttled(Exception):
-    """The control plane refused an upload for its rate; ``wait`` s is what it asked."""
-
-    def __init__(self, message: str, wait: float) -> None:
-        super().__init__(message)
-        self.wait = wait
 
 
 @dataclass(frozen=True)
@@ -69,7 +50,7 @@ class SampleUploader:
         timeout: float = 30.0,
         enabled: bool = False,
     ) -> None:
-        self._url = f"{control_plane_url.rstrip('/')}/api/v1/samples"
+        self._base_url = control_plane_url
         self._token = api_token
         self.confidence_below = confidence_below
         self.enabled = enabled
@@ -79,14 +60,9 @@ class SampleUploader:
         self._refilled = time.monotonic()
         self._quality = jpeg_quality
         self._timeout = timeout
-        self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=4)
-        self._thread: threading.Thread | None = None
+        self._uploader: Uploader[_Pending] = Uploader("samples", self._upload)
         self.offered = 0  # frames below the threshold while enabled
-        self.uploaded = 0
-        self.failed = 0
         self.rate_limited = 0
-        self.throttled = 0  # uploads the control plane answered 429
-        self._hold_until = 0.0  # monotonic time before which nothing is offered (Retry-After)
 
     # -- the inference thread's side -----------------------------------------------------
     def offer(self, camera_id: str, image: Image, result: Inference,
@@ -95,12 +71,12 @@ class SampleUploader:
             return
         self.offered += 1
         now = time.monotonic()
-        if now < self._hold_until:
+        if self._uploader.held():
             self.rate_limited += 1
             return
         self._tokens = min(self._capacity, self._tokens + (now - self._refilled) * self._rate)
         self._refilled = now
-        if self._tokens < 1.0 or self._queue.full():
+        if self._tokens < 1.0 or self._uploader.full():
             self.rate_limited += 1
             return
         self._tokens -= 1.0
@@ -115,48 +91,31 @@ class SampleUploader:
             confidence=float(result.confidence),
             captured_at=datetime.now(UTC),
         )
-        try:
-            self._queue.put_nowait(pending)
-        except queue.Full:
+        if not self._uploader.put(pending):
             self.rate_limited += 1
 
     # -- the upload thread ---------------------------------------------------------------
+    @property
+    def uploaded(self) -> int:
+        return self._uploader.sent
+
+    @property
+    def failed(self) -> int:
+        return self._uploader.failed
+
+    @property
+    def throttled(self) -> int:
+        return self._uploader.throttled
+
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="samples", daemon=True)
-        self._thread.start()
+        self._uploader.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        if self._thread is None:
-            return
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            try:
-                self._upload(item)
-                self.uploaded += 1
-            except _Throttled as exc:
-                self.throttled += 1
-                self._hold_until = time.monotonic() + exc.wait
-                log.warning("sample uploads paused for %.0f s: %s", exc.wait, exc)
-            except (OSError, ValueError) as exc:  # urllib errors are OSErrors
-                self.failed += 1
-                log.warning("sample upload failed: %s", exc)
+        self._uploader.stop(timeout)
 
     def _upload(self, item: _Pending) -> None:
-        image = item.image
-        h, w = image.shape[:2]
-        if max(h, w) > MAX_SIDE:
-            scale = MAX_SIDE / max(h, w)
-            image = np.asarray(cv2.resize(image, (max(1, int(w * scale)),
-                                                  max(1, int(h * scale))),
-                                          interpolation=cv2.INTER_AREA), np.uint8)
-        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self._quality])
-        if not ok:
-            raise ValueError("JPEG encoding failed")
-        body = json.dumps({
+        image_b64, _w, _h = jpeg_b64(item.image, MAX_SIDE, self._quality)
+        post_json(self._base_url, "/api/v1/samples", self._token, {
             "camera_id": item.camera_id,
             "release_id": item.release_id,
             "model_version": item.model_version,
@@ -164,18 +123,7 @@ class SampleUploader:
             "confidence": min(1.0, max(0.0, item.confidence)),
             "predictions": item.predictions,
             "captured_at": item.captured_at.isoformat(),
-            "image_jpeg_b64": base64.b64encode(np.asarray(jpeg).tobytes()).decode(),
-        }).encode()
-        req = urllib.request.Request(self._url, data=body, method="POST", headers={
-            "Authorization": f"Bearer {self._token}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=self._timeout) as resp:
-                resp.read(4096)
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(300).decode(errors="replace")
-            if exc.code == 429:
-                wait = retry_after_seconds(exc.headers.get("Retry-After"), 60.0)
-                raise _Throttled(f"POST /api/v1/samples answered 429: {detail}", wait) from None
-            raise OSError(f"POST /api/v1/samples answered {exc.code}: {detail}") from None
+            "image_jpeg_b64": image_b64,
+        }, self._timeout)
         log.info("sample uploaded", extra={"camera_id": item.camera_id,
                                            "confidence": round(item.confidence, 3)})

@@ -9,22 +9,17 @@ small thread encodes and uploads it, so inference never waits on the network.
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import json
 import logging
-import queue
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import cv2
 import numpy as np
 
 from protocols import DeviceCommand
+
+from .uploads import Uploader, jpeg_b64, post_json
 
 log = logging.getLogger(__name__)
 MAX_SIDE = 1280  # px: enough to see the animals, small enough for a slow uplink
@@ -48,16 +43,13 @@ class SnapshotTaker:
 
     def __init__(self, control_plane_url: str, token: str, cameras: Sequence[str],
                  timeout: float = 10.0) -> None:
-        self._url = control_plane_url.rstrip("/") + "/api/v1/snapshots"
+        self._base_url = control_plane_url
         self._token = token
         self._cameras = frozenset(cameras)
         self._timeout = timeout
         self._pending: dict[str, DeviceCommand] = {}
         self._lock = threading.Lock()
-        self._queue: queue.Queue[_Taken | None] = queue.Queue(maxsize=4)
-        self._thread: threading.Thread | None = None
-        self.sent = 0
-        self.failed = 0
+        self._uploader: Uploader[_Taken] = Uploader("snapshots", self._upload)
 
     def request(self, command: DeviceCommand) -> None:
         """A command from the control plane (paho's thread): remember it for its camera."""
@@ -89,61 +81,27 @@ class SnapshotTaker:
         if command is None:
             return
         taken = _Taken(command, image.copy(), list(boxes()), datetime.now(UTC))
-        try:
-            self._queue.put_nowait(taken)
-        except queue.Full:
-            self.failed += 1
+        if not self._uploader.put(taken):
             log.warning("snapshot dropped: the uploader is busy", extra={"camera_id": camera_id})
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="snapshots", daemon=True)
-        self._thread.start()
+        self._uploader.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        if self._thread is None:
-            return
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            try:
-                self._upload(item)
-                self.sent += 1
-            except (OSError, ValueError) as exc:  # urllib errors are OSErrors
-                self.failed += 1
-                log.warning("snapshot upload failed: %s", exc,
-                            extra={"camera_id": item.command.camera_id})
+        self._uploader.stop(timeout)
 
     def _upload(self, item: _Taken) -> None:
-        image = item.image
-        h, w = image.shape[:2]
-        if max(h, w) > MAX_SIDE:
-            scale = MAX_SIDE / max(h, w)
-            image = np.asarray(cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))),
-                                          interpolation=cv2.INTER_AREA), np.uint8)
-        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if not ok:
-            raise ValueError("JPEG encoding failed")
-        body = json.dumps({
+        image_b64, width, height = jpeg_b64(item.image, MAX_SIDE, JPEG_QUALITY)
+        post_json(self._base_url, "/api/v1/snapshots", self._token, {
             "device_id": item.command.device_id,
             "command_id": item.command.command_id,
             "camera_id": item.command.camera_id,
             "captured_at": item.captured_at.isoformat(),
-            "width": int(image.shape[1]),
-            "height": int(image.shape[0]),
+            "width": width,
+            "height": height,
             "boxes": [{"box": list(box), "label": label, "confidence": min(1.0, max(0.0, conf)),
                        "track_id": track} for box, label, conf, track in item.boxes[:64]],
-            "image_jpeg_b64": base64.b64encode(np.asarray(jpeg).tobytes()).decode(),
-        }).encode()
-        req = urllib.request.Request(self._url, data=body, method="POST", headers={
-            "Authorization": f"Bearer {self._token}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=self._timeout) as resp:
-                resp.read(4096)
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(300).decode(errors="replace")
-            raise OSError(f"POST /api/v1/snapshots answered {exc.code}: {detail}") from None
+            "image_jpeg_b64": image_b64,
+        }, self._timeout)
         log.info("snapshot sent", extra={"camera_id": item.command.camera_id,
                                           "command_id": item.command.command_id})

@@ -239,18 +239,26 @@ class Loop:
         ``video`` (``motion_gate=False``: classify every sampled frame, even a still scene)."""
         config = self.workdir / "agents" / f"{device_id}.toml"
         config.parent.mkdir(exist_ok=True)
+        self.cli("devices", "add", device_id, "--out", str(config))
+        text = config.read_text()
+        config.write_text(_set_toml_key(text, "data_dir", str(self.workdir / "agents" / device_id)))
+        # The default clips show one animal filling the frame: a close-up camera.
+        return self.set_camera(device_id, video, sample_fps, motion_gate, mode="frame")
+
+    def set_camera(
+        self, device_id: str, video: Path, sample_fps: float = 5.0,
+        motion_gate: bool | None = None, mode: str = "regions", loop: bool = True,
+    ) -> Path:
+        """(Re)write the device's one camera: a copy of ``video``, in ``mode``; a running
+        agent reads it at its next start. ``loop=False`` plays the clip once."""
+        config = self.workdir / "agents" / f"{device_id}.toml"
         clip = self.camera_clip(device_id)
         clip.parent.mkdir(exist_ok=True)
         shutil.copyfile(video, clip)
-        video = clip
-        self.cli("devices", "add", device_id, "--out", str(config))
-        text = config.read_text()
-        text = _set_toml_key(text, "data_dir", str(self.workdir / "agents" / device_id))
+        text = config.read_text().split("\n[[cameras]]")[0].rstrip("\n")
         text += (
-            f'\n[[cameras]]\ncamera_id = "cam0"\nsource = "{video}"\nloop = true\n'
-            f"sample_fps = {sample_fps}\n"
-            # The clips show one animal filling the frame: a close-up camera.
-            'mode = "frame"\n'
+            f'\n\n[[cameras]]\ncamera_id = "cam0"\nsource = "{clip}"\n'
+            f"loop = {str(loop).lower()}\nsample_fps = {sample_fps}\nmode = \"{mode}\"\n"
         )
         if motion_gate is not None:
             text += f"motion_gate = {str(motion_gate).lower()}\n"

@@ -22,6 +22,8 @@ from typing import Any
 
 from websockets.sync.client import connect
 
+# No name resolves except loopback: a page that needs a CDN fails as on an air-gapped site.
+OFFLINE_FLAGS = ("--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",)
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -59,7 +61,8 @@ class PageResult:
 class Browser:
     """A headless Chromium process and one CDP connection to it; stop() ends both."""
 
-    def __init__(self, profile_dir: Path, width: int = 1400, height: int = 1000) -> None:
+    def __init__(self, profile_dir: Path, width: int = 1400, height: int = 1000,
+                 extra_flags: tuple[str, ...] = ()) -> None:
         exe = chromium_path()
         if exe is None:
             raise CdpError("chromium is not installed: apt-get install -y chromium")
@@ -68,6 +71,7 @@ class Browser:
             [
                 exe,
                 *CHROMIUM_FLAGS,
+                *extra_flags,
                 f"--user-data-dir={profile_dir}",
                 f"--window-size={width},{height}",
                 "about:blank",

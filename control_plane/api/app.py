@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DataError, IntegrityError
 
 from ..config import ControlPlaneSettings
@@ -96,7 +97,9 @@ def create_app(
         finally:
             close_state(state)
 
-    app = FastAPI(
+    # /docs and /redoc from assets shipped in the fastapi-offline wheel, not a CDN: an
+    # air-gapped site gets a working page.
+    app = FastAPIOffline(
         title="parkwatch control plane",
         version="1",
         lifespan=lifespan,

@@ -35,6 +35,8 @@ API_PREFIX = "/api/v1/"
 REGISTRATION_BODY_BYTES = 16 * 1024**2
 # One base64 JPEG of MAX_IMAGE_BYTES and its predictions.
 SAMPLE_BODY_BYTES = (MAX_IMAGE_BYTES * 4) // 3 + 64 * 1024
+# A snapshot (protocols.Snapshot): its base64 JPEG is capped at 4 MiB, plus its boxes.
+SNAPSHOT_BODY_BYTES = 4 * 1024**2 + 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ def route_limits(settings: ControlPlaneSettings) -> list[RouteLimit]:
                    "max_artifact_bytes"),
         RouteLimit("POST", re.compile(r"^/api/v1/samples/?$"), SAMPLE_BODY_BYTES,
                    f"one JPEG of at most {MAX_IMAGE_BYTES} bytes"),
+        RouteLimit("POST", re.compile(r"^/api/v1/snapshots/?$"), SNAPSHOT_BODY_BYTES,
+                   "one snapshot JPEG of at most 4 MiB in base64"),
         RouteLimit("POST", re.compile(r"^/api/v1/models/[^/]+/versions/?$"),
                    REGISTRATION_BODY_BYTES, "the largest model registration"),
     ]

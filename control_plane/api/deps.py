@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from ..errors import AuthError
@@ -29,6 +30,14 @@ def get_session(state: StateDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+# Declares the scheme in OpenAPI, so /docs offers "Authorize"; a missing or non-bearer header
+# is None here and a 401 from check_credentials, worded like every other auth failure.
+BearerDep = Annotated[
+    HTTPAuthorizationCredentials | None,
+    Depends(HTTPBearer(auto_error=False, description="An API token: `pw_...`.")),
+]
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -71,11 +80,13 @@ def require(*any_of: str) -> Callable[..., Principal]:
     """A dependency passing when the bearer token holds one of ``any_of`` (401/403 otherwise;
     429 for an invalid token from a client address that failed authentication too often)."""
 
-    def dependency(request: Request, session: SessionDep, state: StateDep) -> Principal:
+    def dependency(
+        request: Request, session: SessionDep, state: StateDep, bearer: BearerDep
+    ) -> Principal:
         # The body guard authenticates a request with a body before reading it.
         principal: Principal | None = getattr(request.state, "principal", None)
         if principal is None:
-            token = bearer_token(request.headers.get("authorization"))
+            token = bearer.credentials if bearer is not None else None
             principal = check_credentials(session, state, client_address(request), token)
         principal.require(*any_of)
         return principal

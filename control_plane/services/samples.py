@@ -99,13 +99,14 @@ class SampleFilter:
     max_confidence: float | None = None
 
 
-def _jpeg(b64: str) -> bytes:
+def decode_jpeg(b64: str, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+    """A JPEG sent as base64 by a device; InvalidRequestError naming what is wrong."""
     try:
         data = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequestError("image_jpeg_b64 is not valid base64") from None
-    if len(data) > MAX_IMAGE_BYTES:
-        raise InvalidRequestError(f"the image is over {MAX_IMAGE_BYTES} bytes")
+    if len(data) > max_bytes:
+        raise InvalidRequestError(f"the image is over {max_bytes} bytes")
     if not data.startswith(b"\xff\xd8\xff"):
         raise InvalidRequestError("image_jpeg_b64 does not hold a JPEG (no SOI marker)")
     return data
@@ -116,7 +117,7 @@ def create_sample(
 ) -> Sample:
     """Store the JPEG and record the sample for ``device_id`` (from the caller's token)."""
     get_device(session, device_id)
-    data = _jpeg(body.image_jpeg_b64)
+    data = decode_jpeg(body.image_jpeg_b64)
     sha256, size = store.put([data])
     row = Sample(
         device_id=device_id,

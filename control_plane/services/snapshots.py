@@ -9,8 +9,6 @@ does not send a stale picture later); the answer comes over HTTPS with the devic
 
 from __future__ import annotations
 
-import base64
-import binascii
 import secrets
 from datetime import timedelta
 from typing import Protocol
@@ -25,6 +23,7 @@ from ..store.artifacts import ContentStore
 from ..store.models import CameraSnapshot, utc_now
 from . import audit
 from .devices import get_device
+from .samples import decode_jpeg
 
 COMMAND_TTL = timedelta(minutes=2)  # a device that cannot answer by then never will
 MAX_JPEG_BYTES = 3 * 1024 * 1024
@@ -61,18 +60,6 @@ def request(
     return row
 
 
-def _jpeg(b64: str) -> bytes:
-    try:
-        data = base64.b64decode(b64, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequestError("image_jpeg_b64 is not valid base64") from None
-    if len(data) > MAX_JPEG_BYTES:
-        raise InvalidRequestError(f"the snapshot is over {MAX_JPEG_BYTES} bytes")
-    if not data.startswith(b"\xff\xd8\xff"):
-        raise InvalidRequestError("image_jpeg_b64 does not hold a JPEG (no SOI marker)")
-    return data
-
-
 def accept(
     session: Session, store: ContentStore, device_id: str, body: Snapshot
 ) -> CameraSnapshot:
@@ -88,7 +75,7 @@ def accept(
         raise ConflictError(f"command {body.command_id} was already answered")
     if utc_now() > row.expires_at:
         raise ConflictError(f"command {body.command_id} expired at {row.expires_at.isoformat()}")
-    sha256, _size = store.put([_jpeg(body.image_jpeg_b64)])
+    sha256, _size = store.put([decode_jpeg(body.image_jpeg_b64, MAX_JPEG_BYTES)])
     row.captured_at = body.captured_at
     row.received_at = utc_now()
     row.width, row.height = body.width, body.height

@@ -12,10 +12,21 @@ function numericLeaves(value, path = [], out = []) {
 
 const last = (path) => String(path[path.length - 1] || "").toLowerCase();
 
-/** The report's headline drift figure: the largest PSI over its features (else JS, KS). */
+/** The statistic behind a report's verdict: the driving feature's own, not merely the
+ * largest (a largest PSI can come from a feature the verdict does not alarm on). */
 export function driftScore(stats) {
+  const v = (stats || {}).verdict;
+  if (v && Number.isFinite(v.statistic)) return v.statistic;
   const top = largest(stats);
   return top ? top.value : null;
+}
+
+/** "input.brightness vs baseline (cam0, night)": what drove a report's verdict. */
+export function driftDriver(stats) {
+  const v = (stats || {}).verdict;
+  if (!v || !v.feature) return null;
+  const where = [v.camera_id, v.condition].filter(Boolean).join(", ");
+  return `${v.feature} vs ${v.reference}${where ? ` (${where})` : ""}`;
 }
 
 function largest(stats) {
@@ -38,6 +49,8 @@ function leafAt(stats, path) {
 
 /** The calibrated alarm level stated beside the largest statistic (e.g. ``psi_alarm``). */
 export function driftAlarm(stats) {
+  const v = (stats || {}).verdict;
+  if (v && Number.isFinite(v.level)) return v.level;
   const top = largest(stats);
   if (!top) return null;
   const parent = top.path.slice(0, -1);

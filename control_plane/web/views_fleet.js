@@ -1,5 +1,6 @@
 // Fleet overview and one device: liveness, releases, cameras, telemetry and drift charts.
-import { get, list, optionalList, parseTime } from "./api.js";
+import { abilities, actionButton } from "./actions.js";
+import { get, list, optionalList, parseTime, send } from "./api.js";
 import { lineChart } from "./charts.js";
 import { chip, h, link, section, stat, stateChip, table, timeCell } from "./dom.js";
 import {
@@ -145,12 +146,35 @@ export async function fleetView(main) {
   ], "no devices provisioned: `parkwatch devices add`")));
 }
 
-export async function deviceView(main, deviceId) {
-  const [d, windows, reports, events] = await Promise.all([
+/** Each camera x condition's production baseline: what "has this camera changed?" is
+ * measured against; an operator resets one after changing the camera on purpose. */
+function baselinesSection(deviceId, baselines, can, rerender) {
+  if (baselines === null) return "";
+  return section("Production baselines (per camera and condition)", table(baselines, [
+    ["camera", (b) => b.camera_id],
+    ["condition", (b) => chip(b.condition)],
+    ["release", (b) => h("code", {}, b.release_id)],
+    ["version", (b) => `v${b.version}`],
+    ["learned from", (b) => `${b.window_count} windows, ${b.sample_count} samples`],
+    ["period", (b) => h("span", {}, timeCell(b.learned_from), " – ", timeCell(b.learned_to))],
+    ["levels for", (b) => `one false alarm per ${b.false_alarm_days} days`],
+    ...(can.can_operate ? [["act", (b) => actionButton("reset", (reason) =>
+      send("POST", "/drift/baselines/reset", { device_id: deviceId, camera_id: b.camera_id,
+        condition: b.condition, reason: reason || "reset from the dashboard" }),
+    { name: "baseline-reset", danger: true, after: rerender,
+      confirm: `Retire the ${b.condition} baseline of ${b.camera_id}? A new one is learned.`,
+      reason: "Why (audited), e.g. camera moved:" })]] : []),
+  ], "no baseline yet: one is learned once a release runs healthy here for a while"));
+}
+
+export async function deviceView(main, deviceId, rerender) {
+  const [d, windows, reports, events, baselines, can] = await Promise.all([
     get(`/devices/${encodeURIComponent(deviceId)}`),
     list("/telemetry", { device: deviceId }, 500),
     optionalList("/drift", { device: deviceId }, 500),
     optionalList("/events", { device: deviceId }, 50),
+    optionalList("/drift/baselines", { device: deviceId, active: true }, 200),
+    abilities(),
   ]);
   main.append(h("h1", {}, d.device_id, " ", stateChip(d.online ? "online" : "offline")));
   main.append(h("div", { class: "stats" },
@@ -164,10 +188,10 @@ export async function deviceView(main, deviceId) {
   main.append(section("Drift and accuracy over time", charts));
   const rs = reports || [];
   lineChart(charts, {
-    title: "Drift: largest PSI over features, with its calibrated alarm level",
+    title: "Drift: the PSI behind each verdict (its driving feature), with that feature's own alarm level",
     yLabel: "PSI", yMin: 0, digits: 2,
     series: [
-      { name: "largest PSI", points: rs.map((r) => [parseTime(r.window_end), driftScore(r.statistics)]) },
+      { name: "PSI of the driving feature", points: rs.map((r) => [parseTime(r.window_end), driftScore(r.statistics)]) },
       { name: "alarm level", dashed: true, color: "#dc2626",
         points: rs.map((r) => [parseTime(r.window_end), driftAlarm(r.statistics)]) },
     ],
@@ -201,6 +225,7 @@ export async function deviceView(main, deviceId) {
       name: label, points: windows.map((w) => [windowTime(w), share(w, label)]),
     })),
   });
+  main.append(baselinesSection(deviceId, baselines, can, rerender));
   main.append(section("Recent events", table(events || [], [
     ["at", (e) => timeCell(e.at)],
     ["kind", (e) => stateChip(e.kind)],

@@ -4,7 +4,7 @@ import { list, optionalList, parseTime } from "./api.js";
 import { lineChart } from "./charts.js";
 import { chip, h, link, pct, section, stat, stateChip, table, timeCell } from "./dom.js";
 import {
-  byKey, driftAlarm, driftScore, estimatedAccuracy, featurePsi, fleetSeries, meanConfidence,
+  byKey, driftAlarm, driftDriver, driftScore, estimatedAccuracy, featurePsi, fleetSeries, meanConfidence,
   referenceAccuracy, spacingMs, windowTime,
 } from "./metrics.js";
 
@@ -73,14 +73,14 @@ export async function driftView(main) {
   const charts = h("div", { class: "charts" });
   main.append(section("Drift over time", charts));
   lineChart(charts, {
-    title: "Fleet drift: largest PSI over features, with its calibrated alarm level",
+    title: "Fleet drift: the PSI behind each verdict, with its own alarm level",
     yLabel: "PSI", yMin: 0,
     series: [fleetLine(reports, driftScore, "fleet"),
       { ...fleetLine(reports, driftAlarm, "alarm level"), dashed: true, color: "#dc2626" }],
     empty: "no drift reports yet",
   });
   lineChart(charts, {
-    title: "Drift per device (largest PSI; most drifted first)", yLabel: "PSI", yMin: 0,
+    title: "Drift per device (PSI of the driving feature; most drifted first)", yLabel: "PSI", yMin: 0,
     series: deviceLines(reports, driftScore), empty: "no per-device drift reports yet",
   });
   const release = mainRelease(reports);
@@ -107,8 +107,9 @@ export async function driftView(main) {
     ["windows", (r) => String(r.window_count)],
     ["samples", (r) => String(r.sample_count)],
     ["drifted", (r) => stateChip(r.drifted ? "drifted" : "ok")],
-    ["largest PSI", (r) => { const s = driftScore(r.statistics); return s === null ? "-" : s.toFixed(3); }],
-    ["alarm", (r) => { const a = driftAlarm(r.statistics); return a === null ? "-" : a.toFixed(3); }],
+    ["driven by", (r) => driftDriver(r.statistics) || "-"],
+    ["PSI", (r) => { const s = driftScore(r.statistics); return s === null ? "-" : s.toFixed(3); }],
+    ["its level", (r) => { const a = driftAlarm(r.statistics); return a === null ? "-" : a.toFixed(3); }],
     ["est. accuracy", (r) => pct(estimatedAccuracy(r.statistics))],
   ], "no drift reports yet")));
 }

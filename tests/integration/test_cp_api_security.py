@@ -33,13 +33,15 @@ ADMIN_ONLY = {
     ("GET", "/api/v1/audit"),
     ("DELETE", "/api/v1/models/{name}/versions/{version}"),
 }
-DEVICE_ONLY = {("POST", "/api/v1/samples")}  # frames come from cameras, not operators
+# Frames come from cameras, not operators.
+DEVICE_ONLY = {("POST", "/api/v1/samples"), ("POST", "/api/v1/snapshots")}
 # What a provisioned agent may call: its release manifest, artifacts and sample uploads.
 DEVICE_ALLOWED = {
     ("GET", "/api/v1/releases/{release_id}/manifest"),
     ("GET", "/api/v1/artifacts/{sha256}"),
     ("HEAD", "/api/v1/artifacts/{sha256}"),
     ("POST", "/api/v1/samples"),
+    ("POST", "/api/v1/snapshots"),
     ("GET", "/api/v1/whoami"),  # any valid token may ask what it may do
 }
 CALLERS = ("none", "bogus", "device", "read", "operate", "admin")

@@ -21,6 +21,7 @@ import pytest
 
 from control_plane.services import alerts
 from control_plane.store import db
+from control_plane.store.models import DriftBaseline
 from control_plane.testing import registration
 from tests.agent_kit import wait_until
 from tests.browser_kit import Browser, chromium_path
@@ -89,6 +90,22 @@ def _alert(cp: ControlPlane) -> int:
         engine.dispose()
 
 
+def _baseline(cp: ControlPlane, release_id: str) -> int:
+    """A learned night baseline of park-1's gate camera, as the drift analysis stores it."""
+    engine = db.create_db_engine(cp.settings.resolved_database_url)
+    now = datetime.now(UTC)
+    try:
+        with db.session_scope(engine) as session:
+            row = DriftBaseline(device_id="park-1", camera_id="gate", condition="night",
+                                release_id=release_id, window_count=60, sample_count=2400,
+                                counts={}, levels={}, learned_from=now, learned_to=now)
+            session.add(row)
+            session.flush()
+            return int(row.id or 0)
+    finally:
+        engine.dispose()
+
+
 def _click(run: Run, selector: str) -> None:
     found = run(f"(() => {{ {SAFE_DIALOGS} const b = document.querySelector({selector!r});"
                 " if (!b) return false; b.click(); return true; })()")
@@ -116,6 +133,7 @@ def test_an_operator_acts_from_the_dashboard(control_plane: ControlPlane, browse
         rollout_id = rollout.json()["rollout_id"]
         sample_id = _sample(cp, tokens["park-1"])
         alert_id = _alert(cp)
+        baseline_id = _baseline(cp, releases[0])
         read = http.post("/api/v1/tokens", json={"name": "viewer", "scopes": ["read"]})
         assert read.status_code == 201, read.text
         read_token = read.json()["token"]
@@ -156,14 +174,24 @@ def test_an_operator_acts_from_the_dashboard(control_plane: ControlPlane, browse
                        == 200, 15, "the champion alias")
 
         assert browser.open(page.format(view="registry"), act=promote).errors == []
+
+        def reset_baseline(run: Run) -> None:
+            _click(run, "[data-action=baseline-reset]")
+            wait_until(lambda: http.get(f"/api/v1/drift/baselines/{baseline_id}").json()[
+                "state"] == "retired", 15, "the baseline to be retired")
+
+        assert browser.open(page.format(view="device/park-1"), act=reset_baseline).errors == []
+        retired = http.get(f"/api/v1/drift/baselines/{baseline_id}").json()
+        assert retired["retired_by"] and retired["retired_reason"] == "from the browser test"
         champion = http.get("/api/v1/models/petnet/aliases/champion").json()
         assert str(champion["version"]) == "2"  # the newest row of the table is first
         audit = http.get("/api/v1/audit", params={"limit": 50}).json()["items"]
-        assert {"rollout.pause", "rollout.abort", "alert.acknowledged", "sample.labelled",
-                "alias.set"} <= {a["action"] for a in audit}  # each click is audited
+        audited = {"rollout.pause", "rollout.abort", "alert.acknowledged", "sample.labelled",
+                   "alias.set", "drift.baseline.reset"}
+        assert audited <= {a["action"] for a in audit}  # each click is audited
 
     viewer = f"{cp.url}/dashboard/#/{{view}}?token={read_token}"
-    for view in ("rollouts", "alerts", "label", "registry"):
+    for view in ("rollouts", "alerts", "label", "registry", "device/park-1"):
         seen = browser.open(viewer.format(view=view), values={
             "buttons": "document.querySelectorAll('button.action').length"})
         assert seen.errors == [] and seen.values["buttons"] == 0, (view, seen)
