@@ -2,7 +2,8 @@
 own, longer interval), in one periodic task.
 
 A failed run (store down, a bad profile) is logged and retried at the next tick; it
-never stops the server, and a failed analysis does not hold retention back.
+never stops the server, and a failed analysis does not hold retention back. On
+PostgreSQL one replica holds the task's lease and runs both; the others stand by.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlmodel import Session
 
 from ..config.drift import DriftSettings
 from ..config.retention import RetentionSettings
-from ..lifecycle import PeriodicTask
+from ..lifecycle import Lease, PeriodicTask
 from ..services.telemetry_retention import apply_retention
 from ..store.models import utc_now
 from .analyser import run_analysis
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def drift_task(engine: Engine, settings: DriftSettings,
-               retention: RetentionSettings | None = None) -> PeriodicTask:
+               retention: RetentionSettings | None = None, *,
+               lease: Lease | None = None) -> PeriodicTask:
     """``run_analysis`` every ``settings.analysis_interval_s``, and retention after it once
     ``retention.interval_s`` has passed since the last retention."""
     last_retention = float("-inf")
@@ -49,7 +51,7 @@ def drift_task(engine: Engine, settings: DriftSettings,
         finally:
             retain()
 
-    return PeriodicTask("drift-analysis", settings.analysis_interval_s, analyse)
+    return PeriodicTask("drift-analysis", settings.analysis_interval_s, analyse, lease=lease)
 
 
 __all__ = ["drift_task"]

@@ -31,6 +31,7 @@ from protocols import (
     DeviceStatus,
     ProtocolError,
     ReportedState,
+    SignedDesiredState,
     TelemetryWindow,
     commands_topic,
     decode_for_topic,
@@ -38,6 +39,7 @@ from protocols import (
     encode,
     fleet_subscription,
     parse_device_topic,
+    signed_desired_topic,
 )
 from protocols.reach import RepeatFilter, explain_connect_error
 from protocols.topics import TopicKind
@@ -75,6 +77,7 @@ class MqttAdapter:
         security: MqttSecurity | None = None,
         batch_size: int = 20,
         linger_s: float = 0.02,
+        signer: Callable[[DesiredState], SignedDesiredState] | None = None,
     ) -> None:
         try:
             self.endpoint = parse_mqtt_url(url)
@@ -84,6 +87,7 @@ class MqttAdapter:
         self.share_group = share_group
         self.subscribe = subscribe
         self._on_connected = on_connected
+        self._signer = signer
         self._connected = threading.Event()
         self._stopping = False
         self._failures = RepeatFilter(log)
@@ -204,17 +208,23 @@ class MqttAdapter:
 
     # -- out -------------------------------------------------------------------------------
     def publish_desired(self, state: DesiredState) -> None:
-        """Publish retained, QoS 1. While disconnected paho queues it and sends on reconnect."""
-        info = self.client.publish(
-            desired_topic(state.device_id), encode(state), qos=1, retain=True
-        )
+        """Publish retained, QoS 1, signed (``desired_signed``, what agents act on) and plain
+        (``desired``, for agents older than signing: without the fields they would refuse).
+        While disconnected paho queues both and sends them on reconnect."""
+        plain = state.model_copy(update={"epoch": 0, "rollback": False})
+        messages = [(desired_topic(state.device_id), encode(plain))]
+        if self._signer is not None:
+            signed = encode(self._signer(state))
+            messages.append((signed_desired_topic(state.device_id), signed))
+        for topic, payload in messages:
+            info = self.client.publish(topic, payload, qos=1, retain=True)
+            if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+                log.error(
+                    "desired state not queued: %s",
+                    paho.error_string(info.rc),
+                    extra={"device_id": state.device_id, "revision": state.revision},
+                )
         DESIRED_PUBLISHED.inc()
-        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
-            log.error(
-                "desired state not queued: %s",
-                paho.error_string(info.rc),
-                extra={"device_id": state.device_id, "revision": state.revision},
-            )
 
     def publish_command(self, command: DeviceCommand) -> None:
         """A one-off request (QoS 1, not retained: an offline device never gets it late)."""
@@ -283,6 +293,11 @@ class MqttAdapter:
         with session_scope(self.engine) as session:
             applied, outcomes = devices.apply_reported_many(session, reports)
             rollouts.on_reported_many(session, applied)
+            behind = sorted({d for device, reported in applied
+                             for d in rollouts.catch_up(session, device, reported)})
+        if behind:  # the store went back in time: its states go out again, newer
+            with session_scope(self.engine) as session:
+                rollouts.publish_current(session, self, behind)
         if outcomes["unknown_device"]:
             self._unknown()
         return outcomes

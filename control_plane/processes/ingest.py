@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 def run_ingest(settings: ControlPlaneSettings, stop: threading.Event | None = None) -> None:
     """Ingest until SIGTERM/SIGINT (or ``stop`` is set)."""
     from ..ingest.adapter import MqttAdapter
+    from ..rollouts.desired import signer_for
+    from ..store.keys import Keyring
 
     if settings.mqtt_url is None:
         raise ConfigError("role=ingest needs mqtt_url: the broker the devices publish to")
@@ -44,6 +46,8 @@ def run_ingest(settings: ControlPlaneSettings, stop: threading.Event | None = No
         security=settings.mqtt_security(),
         batch_size=settings.ingest_batch_size,
         linger_s=settings.ingest_linger_seconds,
+        # Where this host holds the signing keys, desired states it re-issues are signed.
+        signer=signer_for(Keyring(settings.keys_dir)),
     )
     services.start(adapter)
     log.info(

@@ -42,8 +42,8 @@ from .reported import record_reports
 from .states import ACTIVE_STATES
 
 __all__ = [
-    "DesiredStatePublisher", "act", "desired_of", "get_rollout",
-    "list_rollouts", "on_reported", "on_reported_many", "republish_desired", "rollout_state",
+    "DesiredStatePublisher", "act", "catch_up", "desired_of", "get_rollout", "list_rollouts",
+    "on_reported", "on_reported_many", "publish_current", "republish_desired", "rollout_state",
     "start_rollout",
     "tick_all",
 ]
@@ -225,6 +225,18 @@ def list_rollouts(
         .limit(limit)
     ).all()
     return [get_rollout(session, i) for i in ids], total
+
+
+def catch_up(session: Session, device: Device, reported: ReportedState) -> list[str]:
+    """After a device showed the store went back in time: the devices to publish again
+    (``publish_current``, after the commit); see ``desired.catch_up``."""
+    return desired.catch_up(session, device, reported)
+
+
+def publish_current(session: Session, publisher: DesiredStatePublisher,
+                    device_ids: Sequence[str]) -> int:
+    """Publish what the store holds for ``device_ids``, each under its lock."""
+    return desired.publish(session, publisher, device_ids)
 
 
 def republish_desired(session: Session, publisher: DesiredStatePublisher) -> int:

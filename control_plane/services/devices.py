@@ -311,9 +311,14 @@ def apply_reported_many(
 
 
 def _older_revision(reported: ReportedState, stored: dict[str, Any] | None) -> bool:
+    """Whether ``reported`` is about an older desired state than the stored report, in
+    (epoch, revision) order: after a store's epoch grows, revisions count afresh."""
     before = (stored or {}).get("desired_revision")
-    return (reported.desired_revision is not None and isinstance(before, int)
-            and reported.desired_revision < before)
+    if reported.desired_revision is None or not isinstance(before, int):
+        return False
+    epoch = (stored or {}).get("desired_epoch")
+    return ((reported.desired_epoch or 0, reported.desired_revision)
+            < (epoch if isinstance(epoch, int) else 0, before))
 
 
 def touch_many(session: Session, device_ids: Collection[str]) -> set[str]:

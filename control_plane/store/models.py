@@ -122,6 +122,18 @@ class Device(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 
 
+class StoreEpoch(SQLModel, table=True):
+    """The store's epoch (one row): desired states carry it, and it grows when a device
+    has seen a desired state the store does not hold (a store restored from a backup)."""
+
+    __tablename__ = "store_epoch"
+
+    id: int = Field(default=1, primary_key=True)
+    epoch: int = Field(default=0, sa_type=sa.BigInteger)
+    reason: str | None = Field(default=None, max_length=1024)
+    changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 class ApiToken(SQLModel, table=True):
     """A bearer token; only the sha256 of the secret is stored."""
 
