@@ -197,7 +197,7 @@ class ControlPlaneSettings(TomlSettings):
 
     release_gate: ReleaseGateSettings = Field(
         default_factory=ReleaseGateSettings,
-        description="What a model version's evaluation must show before `release create` "
+        description="What a model version's evaluation must show before `releases create` "
         "signs it (the [release_gate] table): the trainer's gate, minimum metrics, per model.",
     )
 
@@ -212,7 +212,7 @@ class ControlPlaneSettings(TomlSettings):
         default_factory=RolloutPolicy,
         description="Default rollout policy (the [rollout_policy] table): waves, "
         "max_devices_per_minute, approval_after_wave, shadow_phase, shadow_fraction, "
-        "on_gate_failure, spread_label and [rollout_policy.gates]; `rollout start` options "
+        "on_gate_failure, spread_label and [rollout_policy.gates]; `rollouts start` options "
         "override it.",
     )
 

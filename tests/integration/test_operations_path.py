@@ -1,6 +1,6 @@
 """docs/operations.md, "Setting it up", followed step by step against real PostgreSQL and
 Mosquitto (TLS, password file, ACL): a role with a password, the config, `db upgrade`,
-`keys init`, certificates, broker logins before any device, `serve`, `devices add` with
+`keys init`, certificates, broker logins before any device, `serve`, `devices create` with
 RTSP credentials, `mqtt acl` again and a broker reload, the agent's `mqtt_ca_file`,
 `agent check`, and an agent that comes online over TLS with its own login.
 
@@ -45,7 +45,7 @@ STEPS = [
     "--show-service-password",
     "parkwatch serve -c /etc/parkwatch/cp.toml",
     "curl -s http://127.0.0.1:8000/healthz",
-    "parkwatch devices add gate-1",
+    "parkwatch devices create gate-1",
     "parkwatch mqtt acl --out /etc/mosquitto/parkwatch -c /etc/parkwatch/cp.toml",
     "systemctl reload mosquitto",
     "sed -i 's|^# mqtt_ca_file = |mqtt_ca_file = |' /etc/parkwatch/agent.toml",
@@ -175,14 +175,14 @@ def test_operations_path(tmp_path: Path, role_and_database: tuple[str, str, str]
         # below can read (a file: there is no camera here); then logins again + reload.
         ops = {**env, "PARKWATCH_API_URL": api}
         rtsp = "rtsp://viewer:cam-secret@10.0.0.5:554/Streaming/Channels/102"
-        cli(["devices", "add", "gate-2", "--label", "park=riverside", "--camera",
+        cli(["devices", "create", "gate-2", "--label", "park=riverside", "--camera",
              f"gate={rtsp}", "--out", str(tmp_path / "gate-2.toml")], ops)
         assert tomllib.loads((tmp_path / "gate-2.toml").read_text())["cameras"][0][
             "source"] == rtsp
         assert stat.S_IMODE((tmp_path / "gate-2.toml").stat().st_mode) == 0o600
         clip = write_video(tmp_path / "clip.avi", frames=40)
         agent_toml = tmp_path / "agent.toml"
-        cli(["devices", "add", "gate-1", "--label", "park=riverside", "--camera",
+        cli(["devices", "create", "gate-1", "--label", "park=riverside", "--camera",
              f"gate={clip}", "--agent-data-dir", str(tmp_path / "agent"),
              "--out", str(agent_toml)], ops)
         assert "2 device(s)" in cli(["mqtt", "acl", "--out", str(etc), "-c", str(cp_toml),
