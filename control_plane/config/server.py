@@ -73,7 +73,9 @@ class ControlPlaneSettings(TomlSettings):
     mqtt_client_id: str = Field(
         DEFAULT_CLIENT_ID,
         description="MQTT client id; the broker keeps this persistent session's QoS 1 "
-        "messages while the control plane is down. Unique per control-plane process.",
+        "messages while the control plane is down. Unique per control-plane process and "
+        "the same across its restarts; role=ingest with the default claims a stable "
+        "per-host slot id (docs/operations.md, scaling ingest workers).",
     )
     mqtt_username: str | None = Field(
         None, description="Broker username of this process; overrides one in mqtt_url."
