@@ -63,6 +63,18 @@ class DriftSettings(BaseModel):
         description="Drop of estimated accuracy (reference minus fleet, CBPE) that raises an "
         "accuracy alert.",
     )
+    accuracy_from_labels: bool = Field(
+        True,
+        description="Also raise the accuracy alert from labelled samples: when a camera x "
+        "condition with at least `min_labels` labels has its whole confidence interval of "
+        "realized accuracy more than `max_accuracy_drop` below the held-out accuracy.",
+    )
+    min_labels: int = Field(
+        20, ge=1, description="Labelled samples a camera x condition needs to be judged."
+    )
+    accuracy_confidence: float = Field(
+        0.95, gt=0.5, lt=1, description="Confidence level of the realized-accuracy interval."
+    )
     alert_windows: int = Field(
         5, ge=1, le=1000, description="N: how many of a device's latest windows are looked at."
     )

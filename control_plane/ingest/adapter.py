@@ -16,6 +16,7 @@ import logging
 import ssl
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -77,6 +78,7 @@ class MqttAdapter:
         security: MqttSecurity | None = None,
         batch_size: int = 20,
         linger_s: float = 0.02,
+        retire: bool = False,
         signer: Callable[[DesiredState], SignedDesiredState] | None = None,
     ) -> None:
         try:
@@ -86,6 +88,10 @@ class MqttAdapter:
         self.engine = engine
         self.share_group = share_group
         self.subscribe = subscribe
+        # Retiring a stopped worker's session (ingest/identity.py): take what the broker
+        # queued for it, but leave the share group so that nothing new is routed here.
+        self.retire = retire
+        self.last_activity = time.monotonic()  # a message received or handled
         self._on_connected = on_connected
         self._signer = signer
         self._connected = threading.Event()
@@ -182,7 +188,10 @@ class MqttAdapter:
             # Shared subscriptions ($share/<group>/...) work on MQTT 3.1.1 with Mosquitto 2,
             # EMQX and HiveMQ; paho passes the filter through unchanged.
             topics = [(fleet_subscription(kind, self.share_group), 1) for kind in INGEST_KINDS]
-            client.subscribe(topics)  # type: ignore[arg-type]
+            if self.retire:
+                client.unsubscribe([topic for topic, _qos in topics])
+            else:
+                client.subscribe(topics)  # type: ignore[arg-type]
         self._connected.set()
         MQTT_CONNECTED.set(1)
         MQTT_RECONNECTS.inc()
@@ -236,6 +245,7 @@ class MqttAdapter:
     # -- in --------------------------------------------------------------------------------
     def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
         """paho's thread: decode, validate and queue; the pipeline writes and acknowledges."""
+        self.last_activity = time.monotonic()
         kind, device_id, message = "unknown", "", None
         try:
             topic = msg.topic
@@ -271,6 +281,7 @@ class MqttAdapter:
             self._connection += 1
 
     def _acknowledge(self, item: Inbound) -> None:
+        self.last_activity = time.monotonic()
         with self._ack_lock:  # no reconnect between the check and the PUBACK
             if item.qos > 0 and item.connection == self._connection:
                 self.client.ack(item.mid, item.qos)

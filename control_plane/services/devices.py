@@ -50,7 +50,7 @@ def agent_config_toml(
     """The agent's config file (docs/contracts.md, "Agent config file")."""
     keys = ", ".join(toml_string(k) for k in endpoints.trusted_public_keys)
     lines = [
-        "# parkwatch agent config, written by `parkwatch devices add`. Keep it secret:",
+        "# parkwatch agent config, written by `parkwatch devices create`. Keep it secret:",
         "# api_token is this device's credential.",
         f"device_id = {toml_string(device_id)}",
         f"control_plane_url = {toml_string(endpoints.control_plane_url)}",
@@ -127,7 +127,7 @@ def provision(
 def get_device(session: Session, device_id: str) -> Device:
     row = session.get(Device, device_id)
     if row is None:
-        raise NotFoundError(f"no device {device_id!r}: add it with `parkwatch devices add`")
+        raise NotFoundError(f"no device {device_id!r}: add it with `parkwatch devices create`")
     return row
 
 
