@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 
-from .common import ConfigOpt, JsonOpt, LimitOpt, OffsetOpt, fails_cleanly, parse_pairs
+from .common import ConfigOpt, JsonOpt, LimitOpt, OffsetOpt, fails_cleanly, parse_pairs, renamed
 
 app = typer.Typer(no_args_is_help=True, help='Provision and inspect devices.')
 
 
-@app.command("add")
+@app.command("add", hidden=True, deprecated=renamed("devices create"))
+@app.command("create")
 @fails_cleanly
 def devices_add(
     device_id: str = typer.Argument(..., help="Device id: a-z, 0-9, '-', '_'."),

@@ -78,13 +78,13 @@ def _targets(session: Session, device_ids: Sequence[str] | None) -> list[Device]
         missing = sorted(set(wanted) - {d.device_id for d in rows})
         if missing:
             raise NotFoundError(
-                f"unknown device(s) {missing[:20]}: add them with `parkwatch devices add`"
+                f"unknown device(s) {missing[:20]}: add them with `parkwatch devices create`"
             )
         return rows
     rows = list(session.exec(query).all())
     if not rows:
         raise InvalidRequestError(
-            "no devices are provisioned: add one with `parkwatch devices add`"
+            "no devices are provisioned: add one with `parkwatch devices create`"
         )
     return rows
 
@@ -174,7 +174,7 @@ def on_reported_many(
 def get_rollout(session: Session, rollout_id: str) -> RolloutPublic:
     rollout = session.get(Rollout, rollout_id)
     if rollout is None:
-        raise NotFoundError(f"no rollout {rollout_id!r}: see `parkwatch rollout list`")
+        raise NotFoundError(f"no rollout {rollout_id!r}: see `parkwatch rollouts list`")
     rows = engine.rows_of(session, rollout_id)
     waves = engine.waves_of(session, rollout_id)
     return RolloutPublic(

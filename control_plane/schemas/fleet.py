@@ -48,6 +48,11 @@ class DevicePublic(BaseModel):
     )
     reported: dict[str, Any] | None
     created_at: datetime
+    clock_skew_s: float | None = Field(
+        None, description="The device's clock minus the control plane's, in seconds, measured "
+        "when its last `online` arrived (positive: the device is ahead). Information only: "
+        "deadlines and ordering use the control plane's receipt time.",
+    )
 
 
 class DeviceLabelsUpdate(RequestBody):

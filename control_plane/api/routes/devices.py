@@ -26,6 +26,9 @@ def provision_device(
     return DeviceProvisioned(device_id=device.device_id, token=token, agent_config_toml=config)
 
 
+LABEL_FILTER = r"^[A-Za-z0-9._/-]{1,64}=.{0,256}$"
+
+
 def parse_selector(values: list[str]) -> dict[str, str]:
     """``["park=p1", "camera=ptz"]`` -> a selector; 422 naming a malformed item."""
     found: dict[str, str] = {}
@@ -46,7 +49,10 @@ def list_devices(
     _p: ReadDep,
     online: bool | None = None,
     label: Annotated[
-        list[str], Query(max_length=32, description="key=value; repeatable, all must match.")
+        list[str],
+        Query(max_length=32, description="key=value; repeatable, all must match.",
+              # Documented here, checked by parse_selector with a message naming the fix.
+              json_schema_extra={"items": {"type": "string", "pattern": LABEL_FILTER}}),
     ] = [],  # noqa: B006 - FastAPI copies query defaults
     group: Annotated[str | None, Query(max_length=64, description="A device group.")] = None,
     release: Annotated[
