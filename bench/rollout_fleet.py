@@ -1,4 +1,4 @@
-"""Rollout reach: time from `rollout start` until N devices acknowledge the release.
+"""Rollout reach: time from `rollouts start` until N devices acknowledge the release.
 
 A real `parkwatch serve` (SQLite; the rollout engine ticks every ``--tick`` s) and a private
 Mosquitto; N simulated agents (``scripts/fleet_agents.py``: one real MQTT connection

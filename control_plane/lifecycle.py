@@ -4,7 +4,9 @@
   broker, and the periodic tasks (rollout engine, drift analysis, retraining rounds);
 - ``PeriodicTask``: runs a function every ``interval_s`` on its own thread (or on the
   caller's, ``run_until``); a failed run is logged, shown by ``health`` and retried at
-  the next tick, never the end of the task;
+  the next tick, never the end of the task. A singleton job (one process of the replicas
+  sharing a store runs it) holds a ``Lease`` (``store/leases.py``): a standby tries to
+  take it at every tick and runs nothing meanwhile;
 - ``Services``: starts parts in order, stops them in reverse, reports their health;
 - ``run_until_signalled``: the one place a process waits for SIGTERM or SIGINT.
 
@@ -44,16 +46,27 @@ class Service(Protocol):
     def health(self) -> Health: ...
 
 
+class Lease(Protocol):
+    """Leadership of a singleton job among the processes that share a store."""
+
+    def hold(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 class PeriodicTask:
     """Calls ``run`` every ``interval_s`` seconds (the first call after one interval, or at
-    once with ``run_at_start``) until stopped."""
+    once with ``run_at_start``) until stopped; with a ``lease``, only while holding it."""
 
     def __init__(self, name: str, interval_s: float, run: Callable[[], object], *,
-                 run_at_start: bool = False) -> None:
+                 run_at_start: bool = False, lease: Lease | None = None) -> None:
         self.name = name
         self.interval_s = interval_s
         self._run = run
         self._run_at_start = run_at_start
+        self.lease = lease
+        self.tries = 0  # ticks, run or not: a standby's takeover is counted in these
+        self.leader_since: int | None = None  # the tick at which the lease was taken
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.runs = 0  # runs that returned without an error
@@ -71,6 +84,9 @@ class PeriodicTask:
         self._stop.set()
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=timeout)
+        if self.lease is not None:
+            self.lease.release()
+            self.leader_since = None
 
     def run_until(self, stop: threading.Event) -> None:
         """Tick on this thread until ``stop`` is set."""
@@ -80,7 +96,14 @@ class PeriodicTask:
             self.run_once()
 
     def run_once(self) -> bool:
-        """One run now; False (and logged) if it raised."""
+        """One run now (none on a standby); False (and logged) if it raised."""
+        self.tries += 1
+        if self.lease is not None:
+            if not self.lease.hold():
+                self.leader_since = None
+                return True
+            if self.leader_since is None:
+                self.leader_since = self.tries
         try:
             self._run()
         except Exception as exc:  # a store outage or a bad row must not end the task
@@ -94,11 +117,20 @@ class PeriodicTask:
     def health(self) -> Health:
         if self._thread is not None and not self._thread.is_alive():
             return Health(False, "stopped")
+        if self.lease is not None and self.tries and self.leader_since is None:
+            return Health(True, f"standby: another process holds the lease "
+                                f"(tried {self.tries} times)")
         if self._last_error is not None:
             return Health(False, f"last run failed: {self._last_error}")
+        if self.lease is not None and self.leader_since is not None:
+            return Health(True, f"leader since try {self.leader_since}; "
+                                f"{self._since_last_ok()}")
+        return Health(True, self._since_last_ok())
+
+    def _since_last_ok(self) -> str:
         if self._last_ok is None:
-            return Health(True, f"no run yet (every {self.interval_s:g} s)")
-        return Health(True, f"last run {time.monotonic() - self._last_ok:.0f} s ago")
+            return f"no run yet (every {self.interval_s:g} s)"
+        return f"last run {time.monotonic() - self._last_ok:.0f} s ago"
 
 
 S = TypeVar("S", bound=Service)
@@ -159,4 +191,4 @@ def _signals_set(stop: threading.Event, name: str) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-__all__ = ["Health", "PeriodicTask", "Service", "Services", "run_until_signalled"]
+__all__ = ["Health", "Lease", "PeriodicTask", "Service", "Services", "run_until_signalled"]

@@ -183,7 +183,7 @@ def check_api(base_url: str, token: str, timeout: float) -> Finding:
             return Finding("API", True, f"{base_url} answers and accepts the device token")
         if exc.code in (401, 403):
             return Finding("API", False, f"{base_url} refused the device token ({exc.code}): "
-                           "set api_token to a token from `parkwatch devices add`")
+                           "set api_token to a token from `parkwatch devices create`")
         return Finding("API", False, f"{base_url} answered {exc.code}: is control_plane_url "
                        "the parkwatch control plane?")
     except urllib.error.URLError as exc:

@@ -75,7 +75,8 @@ class Agent:
                                       self.metrics, publish=self._publish_reported)
         self.link = MqttLink(s.device_id, s.mqtt, self.outbox, self.releases.desired_received,
                              __version__, keepalive=s.mqtt_keepalive_seconds,
-                             sessions=not s.previous_protocol,
+                             sessions=not s.previous_protocol, trusted_keys=s.trusted_keys(),
+                             on_refused=self.releases.desired_refused,
                              on_command=self.snapshots.request)
         self._report_lock = threading.Lock()
         self._samples_counted = 0

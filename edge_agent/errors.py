@@ -19,6 +19,10 @@ class DownloadError(ReleaseError):
     """The control plane could not be reached or answered with an error."""
 
 
+class DownloadCancelled(DownloadError):
+    """A download or its verification stopped because a newer desired state arrived."""
+
+
 class ThrottledError(DownloadError):
     """The control plane asked us to come back later (429, or 503 with Retry-After): not a
     failure of the release; ``retry_after`` is the wait it asked for, in seconds."""

@@ -57,6 +57,11 @@ class AgentMetrics:
                                  registry=self.registry)
         self.samples = Counter("parkwatch_agent_samples_uploaded", "Samples uploaded",
                                registry=self.registry)
+        self.desired_refused = Counter(
+            "parkwatch_agent_desired_refused",
+            "Desired states refused (signature: not signed by a trusted key; invalid; "
+            "stale: not newer than the last one handled; downgrade: an older release "
+            "without a signed rollback)", ["reason"], registry=self.registry)
         self._server: ThreadingHTTPServer | None = None
 
     def watch_regions(self, counts: Callable[[], Mapping[str, RegionCounts]]) -> None:

@@ -22,10 +22,11 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocols import (
@@ -34,12 +35,16 @@ from protocols import (
     DeviceStatus,
     ProtocolError,
     ReportedState,
+    SignatureError,
+    SignedDesiredState,
     commands_topic,
     decode,
     desired_topic,
     encode,
     reported_topic,
+    signed_desired_topic,
     status_topic,
+    verify_desired,
 )
 from protocols.reach import RepeatFilter, explain_connect_error
 
@@ -49,6 +54,7 @@ from .outbox import Outbox
 log = logging.getLogger(__name__)
 
 DesiredHandler = Callable[[DesiredState], None]
+RefusedHandler = Callable[[str], None]  # why a desired state was refused (a metric label)
 CommandHandler = Callable[[DeviceCommand], None]
 
 
@@ -65,9 +71,17 @@ class MqttLink:
         max_inflight: int = 20,
         keepalive: int = 30,
         sessions: bool = True,
+        trusted_keys: Mapping[str, Ed25519PublicKey] | None = None,
+        on_refused: RefusedHandler | None = None,
         on_command: CommandHandler | None = None,
     ) -> None:
         self.device_id = device_id
+        # With trusted keys the agent acts only on signed desired states; the plain topic
+        # (for agents older than signing) is anyone's to write on an anonymous broker.
+        self._keys = dict(trusted_keys or {})
+        self._desired_topic = (signed_desired_topic(device_id) if self._keys
+                               else desired_topic(device_id))
+        self._on_refused = on_refused
         self._target = target
         self._outbox = outbox
         self._on_desired = on_desired
@@ -216,7 +230,7 @@ class MqttLink:
         self._failures.clear()
         log.info("connected to the broker", extra={"host": self._target.host})
         client.publish(status_topic(self.device_id), self._status("online"), qos=1, retain=True)
-        client.subscribe(desired_topic(self.device_id), qos=1)
+        client.subscribe(self._desired_topic, qos=1)
         if self._on_command is not None:  # one-off requests, such as a snapshot
             client.subscribe(commands_topic(self.device_id), qos=1)
         with self._lock:
@@ -252,17 +266,25 @@ class MqttLink:
         if message.topic == commands_topic(self.device_id):
             self._command(message)
             return
-        if message.topic != desired_topic(self.device_id):
-            # Only desired and commands are subscribed; a broker that replays other retained
-            # topics (amqtt did) must not make the agent read its own status as desired.
+        if message.topic != self._desired_topic:
+            # Only desired (signed, with trusted keys) and commands are subscribed: the plain
+            # topic of a session that subscribed before signing, or a broker that replays
+            # other retained topics (amqtt did), must not be read as a desired state.
             log.debug("ignored a message on %s: not subscribed", message.topic)
             return
         try:
-            desired = decode(DesiredState, message.payload)
+            if self._keys:
+                desired = verify_desired(decode(SignedDesiredState, message.payload), self._keys)
+            else:
+                desired = decode(DesiredState, message.payload)
             if desired.device_id != self.device_id:
                 raise ProtocolError(f"desired state is addressed to {desired.device_id}")
         except ProtocolError as exc:
-            log.warning("ignored invalid desired state: %s", exc, extra={"topic": message.topic})
+            reason = "signature" if isinstance(exc, SignatureError) else "invalid"
+            log.warning("refused a desired state: %s", exc,
+                        extra={"topic": message.topic, "reason": reason})
+            if self._on_refused is not None:
+                self._on_refused(reason)
             return
         try:
             self._on_desired(desired)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -33,7 +34,13 @@ from protocols import (
 
 from . import __version__
 from .config import AgentSettings
-from .errors import AgentError, DownloadError, ModelError, ThrottledError
+from .errors import (
+    AgentError,
+    DownloadCancelled,
+    DownloadError,
+    ModelError,
+    ThrottledError,
+)
 from .events import EventLog
 from .metrics import AgentMetrics
 from .pipeline import InferenceLoop
@@ -45,6 +52,7 @@ from .samples import SampleUploader
 log = logging.getLogger(__name__)
 
 DOWNLOAD_RETRIES = 3
+CANCELLED = "cancelled: a newer desired state arrived"
 MAX_THROTTLE_S = 1800.0  # past this much waiting on 429s, the install fails
 
 
@@ -81,7 +89,9 @@ class ReleaseWorker:
         self._previous: str | None = None
         self._transition: Transition | None = None
         self._state_path = settings.data_dir / "agent_state.json"
-        self._revision: int | None = self._read_handled_revision()  # last desired handled
+        # The last desired state handled: (epoch, revision) only grows, across restarts.
+        self._epoch, self._revision = self._read_handled()
+        self.refused: Counter[str] = Counter()  # desired states refused, by reason
         self._shadow: ReleaseStatus | None = None
         self._shadow_fraction = DesiredSettings().shadow_fraction
         self._rollback: tuple[str, str] | None = None  # (bad release id, why)
@@ -142,30 +152,65 @@ class ReleaseWorker:
         return runtime
 
     # -- desired state -----------------------------------------------------------------------
-    def _read_handled_revision(self) -> int | None:
-        """The last desired revision fully handled before a restart (None: none yet)."""
+    def _read_handled(self) -> tuple[int, int | None]:
+        """The epoch and revision of the last desired state fully handled before a restart
+        (revision None: none yet)."""
         try:
-            value = json.loads(self._state_path.read_text()).get("desired_revision")
+            data = json.loads(self._state_path.read_text())
+            revision, epoch = data.get("desired_revision"), data.get("desired_epoch", 0)
         except (OSError, ValueError, AttributeError):
-            return None
-        return value if isinstance(value, int) and value >= 0 else None
+            return 0, None
+        epoch = epoch if isinstance(epoch, int) and epoch >= 0 else 0
+        return epoch, revision if isinstance(revision, int) and revision >= 0 else None
+
+    def desired_refused(self, reason: str) -> None:
+        """Count a desired state refused (here, or by the MQTT link before it got here)."""
+        with self._lock:
+            self.refused[reason] += 1
+        if self.metrics is not None:
+            self.metrics.desired_refused.labels(reason).inc()
 
     def desired_received(self, desired: DesiredState) -> None:
         """Called on paho's thread: hand the newest desired state to the worker.
 
-        A revision handled before a restart is not applied again (the pointer on disk
-        already holds its outcome), except in shadow mode, whose candidate lives in memory.
+        States are ordered by (epoch, revision): an older one (a replay) is refused. A
+        newer epoch means the control plane's store went back in time (restored from a
+        backup): its revisions count from there. A state handled before a restart is not
+        applied again (the pointer on disk holds its outcome), except in shadow mode,
+        whose candidate lives in memory. A newer state cancels the work for an older one.
         """
         with self._lock:
-            newest = self._pending.revision if self._pending else self._revision
+            if self._pending is not None:
+                newest: tuple[int, int] | None = (self._pending.epoch, self._pending.revision)
+            elif self._revision is not None:
+                newest = (self._epoch, self._revision)
+            else:
+                newest = None
+            got = (desired.epoch, desired.revision)
             resume_shadow = (desired.mode == "shadow" and self._pending is None
-                             and desired.revision == self._revision and self._shadow is None)
-            if newest is not None and desired.revision <= newest and not resume_shadow:
-                if desired.revision == newest:
+                             and got == newest and self._shadow is None)
+            if newest is not None and got <= newest and not resume_shadow:
+                if got == newest:
                     self._apply_settings(desired.settings)
+                else:
+                    log.warning("refused desired revision %d of epoch %d: not newer than %d "
+                                "of epoch %d", desired.revision, desired.epoch, newest[1],
+                                newest[0])
+                    self.refused["stale"] += 1
+                    if self.metrics is not None:
+                        self.metrics.desired_refused.labels("stale").inc()
                 return
+            if desired.epoch != self._epoch:
+                log.warning("the control plane's epoch went from %d to %d (its store was "
+                            "restored from a backup or replaced): accepting its revisions "
+                            "from %d", self._epoch, desired.epoch, desired.revision)
             self._pending = desired
         self._pending_ready.set()
+
+    def _superseded(self) -> bool:
+        """Whether a newer desired state waits: the work for the current one stops."""
+        with self._lock:
+            return self._pending is not None or self._stopping.is_set()
 
     def _apply_settings(self, settings: DesiredSettings) -> None:
         """Settings the control plane may set, unless the local config set them."""
@@ -194,8 +239,10 @@ class ReleaseWorker:
                 log.exception("the release worker failed")
 
     def _apply(self, desired: DesiredState) -> None:
-        log.info("desired state", extra={"revision": desired.revision,
+        log.info("desired state", extra={"revision": desired.revision, "epoch": desired.epoch,
                                          "release_id": desired.release_id, "mode": desired.mode})
+        with self._lock:
+            self._epoch = desired.epoch
         self._apply_settings(desired.settings)
         current = self._active_id()
         target, refused, note = desired.release_id, desired.release_id, None
@@ -206,30 +253,35 @@ class ReleaseWorker:
             target, candidate = desired.fallback_release_id or current, desired.release_id
         error = None
         if target is not None and target != current:
-            error = self._activate(target, desired.revision)
+            error = self._activate(target, desired)
             refused = target if error else refused
         if error is None and candidate is not None and candidate != self._active_id():
             error = self._start_shadow(candidate, desired.revision)
             refused = candidate
         elif error is None:
             self._stop_shadow()
+        if error == CANCELLED:
+            return  # a newer desired state waits; it is handled next
         with self._lock:
             self._revision = desired.revision
             if error or note:
                 self._transition = _transition(current, refused, error or note or "")
         if error is not None:
             self.events.emit("activation_failed", release_id=refused, detail=error)
-        write_atomic(self._state_path, json.dumps({"desired_revision": desired.revision}).encode())
+        write_atomic(self._state_path, json.dumps(
+            {"desired_revision": desired.revision, "desired_epoch": desired.epoch}).encode())
         self._publish_reported()
 
-    def _activate(self, target: str, revision: int) -> str | None:
-        """Install, load, smoke-test and swap in ``target``; return why it failed, or None."""
-        old = self._active
+    def _activate(self, target: str, desired: DesiredState) -> str | None:
+        """Install, load, smoke-test and swap in ``target``; return why it failed, or None
+        (``CANCELLED``: a newer desired state arrived during the download)."""
+        old, revision = self._active, desired.revision
         try:
             release = self._install_with_retries(target)
             crash_point("installed")
             manifest = release.manifest
             self._check_agent_version(release)
+            self._check_not_older(release, desired)
             self._serve(release, revision=revision)
             runtime = ModelRuntime(release.model_path, manifest, self.settings.intra_op_threads)
             self._advance_active("load", revision)
@@ -246,12 +298,32 @@ class ReleaseWorker:
             self.events.emit("activated", release_id=target,
                              detail=f"model version {manifest.model_version}")
             return None
+        except DownloadCancelled:
+            log.info("install of %s cancelled: a newer desired state arrived", target,
+                     extra={"release_id": target})
+            return CANCELLED
         except (AgentError, ProtocolError, OSError) as exc:
             log.error("release %s refused: %s", target, exc, extra={"release_id": target})
             with self._lock:
                 self._active = old
                 self._revision = revision
             return str(exc)
+
+    def _check_not_older(self, release: InstalledRelease, desired: DesiredState) -> None:
+        """Refuse a move to a release older than the one serving unless the signed desired
+        state says it is a rollback (a replayed or forged state cannot downgrade)."""
+        current = self._active_id()
+        if current is None or desired.rollback:
+            return
+        try:
+            serving = self.store.load(current).manifest
+        except AgentError:
+            return  # the serving release no longer verifies: anything verified is better
+        if release.manifest.created_at < serving.created_at:
+            self.desired_refused("downgrade")
+            raise AgentError(
+                f"release {release.release_id} is older than {current}, which serves, and "
+                f"desired revision {desired.revision} is not a signed rollback")
 
     @staticmethod
     def _check_agent_version(release: InstalledRelease) -> None:
@@ -273,6 +345,9 @@ class ReleaseWorker:
             self._check_agent_version(release)
             self.store.pinned = {candidate}
             runtime = self._warm(release)
+        except DownloadCancelled:
+            self.store.pinned = set()
+            return CANCELLED
         except (AgentError, ProtocolError, OSError) as exc:
             log.error("shadow candidate %s refused: %s", candidate, exc,
                       extra={"release_id": candidate})
@@ -338,7 +413,9 @@ class ReleaseWorker:
         attempt, throttled_s = 0, 0.0
         while True:
             try:
-                return self.store.install(target)
+                return self.store.install(target, cancelled=self._superseded)
+            except DownloadCancelled:
+                raise
             except ThrottledError as exc:
                 wait = min(max(1.0, exc.retry_after), MAX_THROTTLE_S - throttled_s)
                 if wait <= 0 or self._stopping.is_set():
@@ -356,6 +433,8 @@ class ReleaseWorker:
                             extra={"release_id": target})
                 if self._stopping.wait(2.0 ** (attempt - 1)):
                     raise
+            if self._superseded():  # no retry for a release no longer wanted
+                raise DownloadCancelled(f"install of {target} stopped")
 
     # -- reported state ----------------------------------------------------------------------
     def _active_id(self) -> str | None:
@@ -387,6 +466,8 @@ class ReleaseWorker:
                 device_id=self.settings.device_id,
                 agent_version=__version__,
                 desired_revision=self._revision,
+                # 0 stays off the wire: a control plane older than epochs refuses the field.
+                desired_epoch=self._epoch or None,
                 active=self._active,
                 previous_release_id=self._previous,
                 shadow=self._shadow,

@@ -36,7 +36,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from protocols import ProtocolError, ReleaseManifest, SignedManifest, decode, verify_manifest
 from protocols.api_errors import retry_after_seconds
 
-from .errors import DownloadError, ReleaseError, ThrottledError, VerificationError
+from .errors import (
+    DownloadCancelled,
+    DownloadError,
+    ReleaseError,
+    ThrottledError,
+    VerificationError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,7 @@ CHUNK = 1 << 16
 MAX_MANIFEST_BYTES = 6 * 1024 * 1024
 THROTTLE_DEFAULT_S = 30.0  # a 429 without a readable Retry-After
 EventSink = Callable[[str, str, str | None], None]  # (kind, release_id, detail)
+Cancelled = Callable[[], bool]  # asked between chunks: stop this download now?
 CRASH_ENV = "PARKWATCH_AGENT_CRASH_AT"
 CRASH_POINTS = (
     "manifest_verified",  # signed manifest fetched and verified, nothing downloaded yet
@@ -105,10 +112,16 @@ def write_atomic(path: Path, data: bytes, crash_prefix: str | None = None) -> No
     fsync_dir(path.parent)
 
 
-def sha256_file(path: Path) -> str:
+def _never() -> bool:
+    return False
+
+
+def sha256_file(path: Path, cancelled: Cancelled = _never) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
+            if cancelled():
+                raise DownloadCancelled(f"hashing {path.name} stopped")
             digest.update(chunk)
     return digest.hexdigest()
 
@@ -178,8 +191,10 @@ class ReleaseStore:
         crash_point("manifest_verified")
         return signed, manifest
 
-    def download_artifact(self, manifest: ReleaseManifest) -> Path:
-        """Fetch the primary artifact into ``downloads/{sha}.part``, resuming; verify it."""
+    def download_artifact(self, manifest: ReleaseManifest, cancelled: Cancelled = _never
+                          ) -> Path:
+        """Fetch the primary artifact into ``downloads/{sha}.part``, resuming; verify it.
+        ``cancelled`` is asked between chunks (DownloadCancelled; the part is kept)."""
         art = manifest.artifact
         part = self.downloads / f"{art.sha256}.part"
         for superseded in self.downloads.glob("*.part"):  # one download at a time
@@ -195,13 +210,15 @@ class ReleaseStore:
                 resp = self._request(f"/api/v1/artifacts/{art.sha256}", headers)
             except urllib.error.HTTPError:  # 416: our partial file does not fit the server's
                 part.unlink(missing_ok=True)
-                return self.download_artifact(manifest)
+                return self.download_artifact(manifest, cancelled)
             with resp, part.open("ab" if have else "wb") as out:
                 if have and getattr(resp, "status", 200) != 206:
                     out.truncate(0)  # the server ignored Range: start over
                     have = 0
                 limit = art.size_bytes - have + 1  # one byte more reveals an oversize file
                 while limit > 0 and (chunk := resp.read(min(CHUNK, limit))):
+                    if cancelled():
+                        raise DownloadCancelled(f"download of {art.sha256[:12]} stopped")
                     out.write(chunk)
                     limit -= len(chunk)
                     if out.tell() >= art.size_bytes // 2:
@@ -221,7 +238,7 @@ class ReleaseStore:
             raise VerificationError(
                 f"artifact {art.sha256[:12]} is {size} bytes, the manifest says {art.size_bytes}"
             )
-        digest = sha256_file(part)
+        digest = sha256_file(part, cancelled)
         if digest != art.sha256:
             part.unlink()
             raise VerificationError(
@@ -231,15 +248,16 @@ class ReleaseStore:
         return part
 
     # -- install / load -------------------------------------------------------------------
-    def install(self, release_id: str) -> InstalledRelease:
-        """Make ``release_id`` available locally, verified; no-op if it already is."""
+    def install(self, release_id: str, cancelled: Cancelled = _never) -> InstalledRelease:
+        """Make ``release_id`` available locally, verified; no-op if it already is.
+        ``cancelled`` stops the download (DownloadCancelled) when a newer state waits."""
         try:
             return self.load(release_id)
         except ReleaseError:
             pass
         signed, manifest = self.fetch_manifest(release_id)
         self._on_event("download_started", release_id, f"artifact {manifest.artifact.sha256}")
-        part = self.download_artifact(manifest)
+        part = self.download_artifact(manifest, cancelled)
         self._on_event("download_verified", release_id, f"{manifest.artifact.size_bytes} bytes")
         final = self.root / release_id
         staging = self.root / f".{release_id}.{uuid.uuid4().hex[:8]}.tmp"

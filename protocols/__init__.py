@@ -30,6 +30,7 @@ from .messages import (
     ReleaseStatus,
     ReportedState,
     ShadowSummary,
+    SignedDesiredState,
     Snapshot,
     SnapshotBox,
     TelemetryWindow,
@@ -44,7 +45,9 @@ from .signing import (
     load_trusted_keys,
     public_key_pem,
     save_private_key,
+    sign_desired,
     sign_manifest,
+    verify_desired,
     verify_manifest,
 )
 from .topics import (
@@ -57,6 +60,7 @@ from .topics import (
     fleet_subscription,
     parse_device_topic,
     reported_topic,
+    signed_desired_topic,
     status_topic,
     telemetry_topic,
 )
@@ -89,6 +93,7 @@ __all__ = [
     "ReportedState",
     "ShadowSummary",
     "SignatureError",
+    "SignedDesiredState",
     "SignedManifest",
     "Snapshot",
     "SnapshotBox",
@@ -113,8 +118,11 @@ __all__ = [
     "public_key_pem",
     "reported_topic",
     "save_private_key",
+    "sign_desired",
     "sign_manifest",
+    "signed_desired_topic",
     "status_topic",
     "telemetry_topic",
+    "verify_desired",
     "verify_manifest",
 ]

@@ -9,4 +9,5 @@ class ProtocolError(ValueError):
 
 
 class SignatureError(ProtocolError):
-    """A signed manifest whose signature, key id or payload does not verify."""
+    """A signed manifest or desired state whose signature, key id or payload does not
+    verify."""

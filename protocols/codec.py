@@ -14,6 +14,7 @@ from .messages import (
     DeviceEvent,
     DeviceStatus,
     ReportedState,
+    SignedDesiredState,
     Snapshot,
     TelemetryWindow,
 )
@@ -24,6 +25,7 @@ M = TypeVar("M", bound=BaseModel)
 # Caps in bytes. A message over its cap is refused before it is parsed.
 MAX_PAYLOAD_BYTES: dict[str, int] = {
     "DesiredState": 16 * 1024,
+    "SignedDesiredState": 32 * 1024,
     "ReportedState": 64 * 1024,
     "DeviceStatus": 2 * 1024,
     "TelemetryWindow": 256 * 1024,
@@ -37,6 +39,7 @@ DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
 
 MESSAGE_FOR_TOPIC: dict[TopicKind, type[BaseModel]] = {
     "desired": DesiredState,
+    "desired_signed": SignedDesiredState,
     "reported": ReportedState,
     "status": DeviceStatus,
     "telemetry": TelemetryWindow,

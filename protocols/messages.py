@@ -98,6 +98,24 @@ class DesiredState(WireModel):
     issued_at: datetime = Field(default_factory=utc_now)
     expires_at: datetime | None = None
     settings: AgentSettings = AgentSettings()
+    # The store's epoch: it grows when the control plane finds its store went back in time
+    # (restored from a backup), and orders before ``revision``: (epoch, revision) grows.
+    epoch: NonNegativeInt = added(0)
+    # The control plane allows a move to a release older than the one the device serves.
+    rollback: bool = added(False)
+
+
+class SignedDesiredState(WireModel):
+    """``devices/{id}/desired_signed``: a desired state as the control plane signed it.
+
+    ``payload`` is base64 of a ``DesiredState``'s JSON bytes, verified before it is
+    parsed (``protocols.signing.verify_desired``), with the keys that verify manifests.
+    The plain ``desired`` topic keeps carrying the state for agents older than this.
+    """
+
+    key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+    payload: Annotated[str, Field(max_length=24 * 1024)]
+    signature: Annotated[str, Field(max_length=128)]
 
 
 class ReleaseStatus(BaseModel):
@@ -134,6 +152,7 @@ class ReportedState(WireModel):
     device_id: DeviceId
     agent_version: Annotated[str, Field(max_length=32)]
     desired_revision: NonNegativeInt | None = None
+    desired_epoch: NonNegativeInt | None = added()  # the epoch of that revision
     active: ReleaseStatus | None = None
     previous_release_id: ReleaseId | None = None
     shadow: ReleaseStatus | None = None

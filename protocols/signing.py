@@ -1,7 +1,9 @@
-"""Ed25519 signing of release manifests (docs/architecture.md, "The trust model").
+"""Ed25519 signing of release manifests and desired states (docs/architecture.md, "The
+trust model").
 
-The signature covers a domain tag plus the exact manifest bytes that travel,
-so verification never depends on re-serialising JSON the same way twice.
+The signature covers a domain tag (one per kind of payload, so a signature of one kind
+never verifies as another) plus the exact bytes that travel, so verification never
+depends on re-serialising JSON the same way twice.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ._errors import ProtocolError, SignatureError
-from .codec import decode
+from .codec import decode, encode
 from .manifest import ReleaseManifest, SignedManifest
+from .messages import DesiredState, SignedDesiredState
 
 _DOMAIN = b"parkwatch-manifest-v1\n"
+_DESIRED_DOMAIN = b"parkwatch-desired-v1\n"
 
 
 def generate_signing_key() -> Ed25519PrivateKey:
@@ -106,24 +110,51 @@ def verify_manifest(
     signed: SignedManifest, trusted_keys: Mapping[str, Ed25519PublicKey]
 ) -> ReleaseManifest:
     """Check the signature against the trusted key it names, then parse the manifest."""
-    key = trusted_keys.get(signed.key_id)
-    if key is None:
-        raise SignatureError(
-            f"manifest signed with unknown key {signed.key_id}; provision the agent with "
-            "that public key (parkwatch keys export) or re-sign the release"
-        )
-    try:
-        payload = base64.b64decode(signed.payload, validate=True)
-        signature = base64.b64decode(signed.signature, validate=True)
-    except (binascii.Error, ValueError):
-        raise SignatureError("manifest payload or signature is not valid base64") from None
-    try:
-        key.verify(signature, _DOMAIN + payload)
-    except InvalidSignature:
-        raise SignatureError(
-            f"manifest signature does not verify with key {signed.key_id}"
-        ) from None
+    payload = _verified(signed.key_id, signed.payload, signed.signature, _DOMAIN,
+                        "manifest", trusted_keys)
     try:
         return decode(ReleaseManifest, payload)
     except ProtocolError as exc:
         raise SignatureError(f"signed payload is not a valid manifest: {exc}") from None
+
+
+def sign_desired(state: DesiredState, key: Ed25519PrivateKey) -> SignedDesiredState:
+    payload = encode(state)
+    return SignedDesiredState(
+        key_id=key_id_of(key.public_key()),
+        payload=base64.b64encode(payload).decode(),
+        signature=base64.b64encode(key.sign(_DESIRED_DOMAIN + payload)).decode(),
+    )
+
+
+def verify_desired(
+    signed: SignedDesiredState, trusted_keys: Mapping[str, Ed25519PublicKey]
+) -> DesiredState:
+    """Check a desired state's signature against the trusted key it names, then parse it."""
+    payload = _verified(signed.key_id, signed.payload, signed.signature, _DESIRED_DOMAIN,
+                        "desired state", trusted_keys)
+    try:
+        return decode(DesiredState, payload)
+    except ProtocolError as exc:
+        raise SignatureError(f"signed payload is not a valid desired state: {exc}") from None
+
+
+def _verified(key_id: str, payload_b64: str, signature_b64: str, domain: bytes, what: str,
+              trusted_keys: Mapping[str, Ed25519PublicKey]) -> bytes:
+    """The payload's bytes once its signature verifies with the trusted key it names."""
+    key = trusted_keys.get(key_id)
+    if key is None:
+        raise SignatureError(
+            f"{what} signed with unknown key {key_id}; provision the agent with "
+            "that public key (parkwatch keys export) or re-sign it"
+        )
+    try:
+        payload = base64.b64decode(payload_b64, validate=True)
+        signature = base64.b64decode(signature_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureError(f"{what} payload or signature is not valid base64") from None
+    try:
+        key.verify(signature, domain + payload)
+    except InvalidSignature:
+        raise SignatureError(f"{what} signature does not verify with key {key_id}") from None
+    return payload

@@ -10,7 +10,9 @@ from typing import Literal, get_args
 from ._errors import ProtocolError
 
 TOPIC_ROOT = "parkwatch/v1"
-TopicKind = Literal["desired", "reported", "status", "telemetry", "events", "commands"]
+TopicKind = Literal[
+    "desired", "desired_signed", "reported", "status", "telemetry", "events", "commands",
+]
 TOPIC_KINDS: tuple[str, ...] = get_args(TopicKind)
 
 # Device ids end up in topic names, file names and URLs: keep them boring.
@@ -41,6 +43,10 @@ def device_topic(device_id: str, kind: TopicKind) -> str:
 
 def desired_topic(device_id: str) -> str:
     return device_topic(device_id, "desired")
+
+
+def signed_desired_topic(device_id: str) -> str:
+    return device_topic(device_id, "desired_signed")
 
 
 def reported_topic(device_id: str) -> str:

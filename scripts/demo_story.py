@@ -240,7 +240,7 @@ def night_story(
         # The champion misclassifies night frames (that is what retraining fixed), so the
         # class mix on the night cameras is meant to change: the operator widens that gate
         # for this rollout (recorded with the rollout's policy in the audit log).
-        started = loop.cli_json("rollout", "start", new_release, "--waves", "100%",
+        started = loop.cli_json("rollouts", "start", new_release, "--waves", "100%",
                                 "--gate", "max_class_psi=5",
                                 *[a for d in night_cameras for a in ("--device", d)])
         console.print(f"rollout {started['rollout_id']} of {new_release} to "
@@ -294,10 +294,10 @@ def follow_rollout(loop: Loop, rollout_id: str, log: Path, timeout: float = 600)
                                   f"{wave['device_count']} device(s)): {wave['state']}"
                                   f"{f' [dim]{gates}' if gates else ''}")
             if ro["state"] == "awaiting_approval" and not approved:
-                loop.cli("rollout", "approve", rollout_id, "--reason",
+                loop.cli("rollouts", "approve", rollout_id, "--reason",
                          "demo: shadow phase and canary passed their gates")
                 console.print("[bold]operator approves[/] the waves after the canary "
-                              "(`parkwatch rollout approve`, audited)")
+                              "(`parkwatch rollouts approve`, audited)")
                 approved = True
             if ro["state"] == "completed":
                 return
@@ -305,20 +305,20 @@ def follow_rollout(loop: Loop, rollout_id: str, log: Path, timeout: float = 600)
                 # p95 over a few shadow frames on a shared 2-core machine is noisy: an
                 # operator looks, sees the same architecture, and runs the wave again.
                 retries -= 1
-                loop.cli("rollout", "resume", rollout_id, "--reason",
+                loop.cli("rollouts", "resume", rollout_id, "--reason",
                          "demo: latency noise on a shared CPU; run the wave again")
                 console.print(f"[yellow]{ro['paused_reason']}[/]\n[bold]operator resumes[/] "
                               "(same architecture, CPU shared with training): the wave runs "
-                              "again (`parkwatch rollout resume`, audited)")
+                              "again (`parkwatch rollouts resume`, audited)")
                 continue
             if ro["state"] in ("paused", "aborted", "rolled_back", "failed"):
                 raise PhaseError(f"rollout {rollout_id} stopped: {ro['state']} "
-                                 f"({ro.get('paused_reason')}); see `parkwatch rollout status "
+                                 f"({ro.get('paused_reason')}); see `parkwatch rollouts status "
                                  f"{rollout_id}` and {log}")
             spinner.update(f"rollout {rollout_id}: {ro['state']}, wave {ro['current_wave']}")
             time.sleep(2)
     raise PhaseError(f"expected rollout {rollout_id} to complete within {timeout:.0f} s; see "
-                     f"`parkwatch rollout status {rollout_id}` and {log}")
+                     f"`parkwatch rollouts status {rollout_id}` and {log}")
 
 
 def _latency_only(rollout: dict[str, Any]) -> bool:

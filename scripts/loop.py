@@ -239,7 +239,7 @@ class Loop:
         ``video`` (``motion_gate=False``: classify every sampled frame, even a still scene)."""
         config = self.workdir / "agents" / f"{device_id}.toml"
         config.parent.mkdir(exist_ok=True)
-        self.cli("devices", "add", device_id, "--out", str(config))
+        self.cli("devices", "create", device_id, "--out", str(config))
         text = config.read_text()
         config.write_text(_set_toml_key(text, "data_dir", str(self.workdir / "agents" / device_id)))
         # mode "frame": a close-up camera (one animal fills the clip); "regions": a wide one.
@@ -276,9 +276,9 @@ class Loop:
         self, model_name: str, *devices: str, mode: str = "active", options: Sequence[str] = ()
     ) -> str:
         """Sign a release of the newest version and start its rollout (``options``: more
-        `rollout start` flags, e.g. ``["--waves", "1,100%"]``)."""
-        release = self.cli_json("release", "create", model_name)
-        args = ["rollout", "start", release["release_id"], "--mode", mode, *options]
+        `rollouts start` flags, e.g. ``["--waves", "1,100%"]``)."""
+        release = self.cli_json("releases", "create", model_name)
+        args = ["rollouts", "start", release["release_id"], "--mode", mode, *options]
         for device in devices:
             args += ["--device", device]
         self.cli_json(*args)

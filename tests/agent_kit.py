@@ -43,6 +43,7 @@ from protocols import (
     encode,
     generate_signing_key,
     public_key_pem,
+    sign_desired,
     sign_manifest,
 )
 from protocols.logs import JsonFormatter
@@ -185,6 +186,7 @@ class ReleaseServer:
     requests: list[tuple[str, str | None, int]] = field(default_factory=list)
     port: int = 0
     artifact_delay: float = 0.0  # seconds before each artifact response: a slow link
+    artifact_chunk_delay: float = 0.0  # seconds between 64 KiB pieces of an artifact body
     throttle: int = 0  # answer this many next requests 429 (a busy or rate-limiting server)
     retry_after: str = "1"  # the Retry-After of those 429s
 
@@ -215,7 +217,16 @@ def release_server() -> Iterator[ReleaseServer]:
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if not state.artifact_chunk_delay or "/artifacts/" not in self.path:
+                self.wfile.write(body)
+                return
+            for start in range(0, len(body), 1 << 16):  # a link that trickles
+                try:
+                    self.wfile.write(body[start:start + (1 << 16)])
+                    self.wfile.flush()
+                except OSError:
+                    return  # the client went away
+                time.sleep(state.artifact_chunk_delay)
 
         def do_GET(self) -> None:
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -287,8 +298,9 @@ class Observer:
     """A paho client that records everything under the device's topics."""
 
     def __init__(self, mqtt_url: str, device_id: str = "park1-gate",
-                 client_id: str | None = None) -> None:
+                 client_id: str | None = None, key: Ed25519PrivateKey | None = None) -> None:
         self.device_id = device_id
+        self.key = key  # signs desired states as the control plane does (agents verify)
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
         port = int(mqtt_url.rsplit(":", 1)[1])
@@ -320,13 +332,18 @@ class Observer:
     def desire(self, revision: int, release_id: str | None, **fields: Any) -> None:
         desired = DesiredState(device_id=self.device_id, revision=revision,
                                release_id=release_id, **fields)
-        info = self.client.publish(f"parkwatch/v1/devices/{self.device_id}/desired",
-                                   encode(desired), qos=1, retain=True)
-        info.wait_for_publish(5)
+        base = f"parkwatch/v1/devices/{self.device_id}"
+        if self.key is not None:
+            self.client.publish(f"{base}/desired_signed", encode(sign_desired(desired, self.key)),
+                                qos=1, retain=True).wait_for_publish(5)
+        plain = desired.model_copy(update={"epoch": 0, "rollback": False})
+        self.client.publish(f"{base}/desired", encode(plain), qos=1,
+                            retain=True).wait_for_publish(5)
 
     def clear_desired(self) -> None:
-        topic = f"parkwatch/v1/devices/{self.device_id}/desired"
-        self.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+        for kind in ("desired", "desired_signed"):
+            topic = f"parkwatch/v1/devices/{self.device_id}/{kind}"
+            self.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -377,7 +394,8 @@ class Rig:
 
 
 def make_rig(tmp_path: Path, mqtt_url: str, server: ReleaseServer) -> Rig:
-    return Rig(tmp_path, generate_signing_key(), server, Observer(mqtt_url), mqtt_url, [])
+    key = generate_signing_key()
+    return Rig(tmp_path, key, server, Observer(mqtt_url, key=key), mqtt_url, [])
 
 
 def looping_camera(tmp: Path) -> list[dict[str, Any]]:

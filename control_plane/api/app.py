@@ -40,6 +40,7 @@ from .routes import (
     datasets,
     devices,
     drift,
+    drift_accuracy,
     drift_baselines,
     events,
     groups,
@@ -125,7 +126,8 @@ def create_app(
         rollouts,
         telemetry,
         events,
-        drift_baselines,  # before drift: /drift/{report_id} would take its path
+        drift_accuracy,  # these two before drift: /drift/{report_id} would take their paths
+        drift_baselines,
         drift,
         alerts,
         jobs,

@@ -26,6 +26,7 @@ from ..store import db
 from ..store.artifacts import ContentStore, LocalContentStore
 from ..store.gauges import StoreGauges
 from ..store.keys import Keyring
+from ..store.leases import lease_for
 from .ratelimit import AuthFailureLimiter, TokenBuckets
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ def _start_services(state: AppState, enable_mqtt: bool) -> None:
     settings, services = state.settings, state.services
     if enable_mqtt:
         from ..ingest.adapter import MqttAdapter, republish_desired
+        from ..rollouts.desired import signer_for
 
         if settings.mqtt_url is None:
             from ..broker.embedded import EmbeddedBroker
@@ -134,17 +136,21 @@ def _start_services(state: AppState, enable_mqtt: bool) -> None:
             security=settings.mqtt_security(),
             batch_size=settings.ingest_batch_size,
             linger_s=settings.ingest_linger_seconds,
+            signer=signer_for(state.keyring),
         ))
         state.publisher = state.mqtt
     if settings.drift.analysis_interval_s > 0:
         from ..drift.scheduler import drift_task
 
-        services.start(drift_task(state.engine, settings.drift, settings.retention))
+        services.start(drift_task(state.engine, settings.drift, settings.retention,
+                                  lease=lease_for(state.engine, "drift-analysis"),
+                                  clock_skew_alert_s=settings.clock_skew_alert_seconds))
     if settings.rollout_tick_seconds > 0:
         from ..rollouts.runner import rollout_engine_task
 
         services.start(rollout_engine_task(
-            state.engine, state.publisher, settings.rollout_tick_seconds))
+            state.engine, state.publisher, settings.rollout_tick_seconds,
+            lease=lease_for(state.engine, "rollout-engine")))
 
 
 def close_state(state: AppState) -> None:

@@ -9,7 +9,8 @@ the next ``mqtt acl``, and rotating the secret changes every password at once.
 
 The password file uses Mosquitto 2's ``$7$`` format (PBKDF2-SHA512, checked
 against ``mosquitto_passwd``); the ACL lets a device write only under its own
-``devices/{id}/`` and read only its own ``desired`` (docs/architecture.md, "The wire contract").
+``devices/{id}/`` and read only its own ``desired`` and ``desired_signed``
+(docs/architecture.md, "The wire contract").
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ SECRET_FILE = Path("mqtt") / "credentials.key"
 PBKDF2_ROUNDS = 101
 _DEVICE_WRITES = ("status", "reported", "telemetry", "events")
 _SERVICE_READS = ("status", "reported", "telemetry", "events")
-_DEVICE_READS = ("desired", "commands")  # what the control plane writes to a device
+# What the control plane writes to a device.
+_DEVICE_READS = ("desired", "desired_signed", "commands")
 
 
 @dataclass(frozen=True)

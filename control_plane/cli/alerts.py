@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import ConfigOpt, JsonOpt, LimitOpt, OffsetOpt, fails_cleanly
+from .common import ConfigOpt, JsonOpt, LimitOpt, OffsetOpt, fails_cleanly, renamed
 
 app = typer.Typer(no_args_is_help=True, help='Alerts: list, acknowledge, resolve.')
 
@@ -41,7 +41,8 @@ def alerts_list(
     )
 
 
-@app.command("ack")
+@app.command("ack", hidden=True, deprecated=renamed("alerts acknowledge"))
+@app.command("acknowledge")
 @fails_cleanly
 def alerts_ack(
     alert_id: int, note: str | None = typer.Option(None), config: Path | None = ConfigOpt

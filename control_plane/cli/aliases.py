@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .common import ConfigOpt, JsonOpt, LimitOpt, OffsetOpt, fails_cleanly
+from .common import ConfigOpt, JsonOpt, LimitOpt, OffsetOpt, fails_cleanly, renamed
 
 app = typer.Typer(no_args_is_help=True, help='Aliases (champion, challenger, ...).')
 
@@ -31,7 +31,8 @@ def aliases_set(
         typer.echo(f"{model}@{alias} -> version {row['version']}")
 
 
-@app.command("remove")
+@app.command("remove", hidden=True, deprecated=renamed("aliases delete"))
+@app.command("delete")
 @fails_cleanly
 def aliases_remove(model: str, alias: str, config: Path | None = ConfigOpt) -> None:
     """Remove an alias (audited)."""

@@ -15,9 +15,9 @@ from ..config import ClientSettings
 from ..errors import ControlPlaneError
 
 HINTS = ClientHints(
-    reach="start it with `parkwatch serve`, or set PARKWATCH_API_URL",
-    token="set PARKWATCH_API_TOKEN, or run where <data_dir>/admin.token is readable "
-    "(PARKWATCH_DATA_DIR)",
+    reach="start it with `parkwatch serve`, or point --api-url / PARKWATCH_API_URL at it",
+    token="pass --token or set PARKWATCH_API_TOKEN, or run where <data_dir>/admin.token is "
+    "readable (PARKWATCH_DATA_DIR)",
 )
 
 
@@ -89,7 +89,10 @@ class ApiClient:
 
 
 def client_from(config: Path | None) -> ApiClient:
-    return ApiClient(ClientSettings.load(config))
+    """A client of the API named by the command's flags, else the environment and file."""
+    from .common import api_flags
+
+    return ApiClient(ClientSettings.load(config, **api_flags()))
 
 
 def print_json(data: Any) -> None:

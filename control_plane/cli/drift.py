@@ -109,6 +109,34 @@ def drift_reset_baseline(
     typer.echo(f"retired baselines: {ids}; new ones are learned from the next windows")
 
 
+@app.command("accuracy")
+@fails_cleanly
+def drift_accuracy(
+    release: str = typer.Option(..., help="The release."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Realized accuracy from labelled samples per camera × condition (with its interval),
+    beside the label-free estimate."""
+    from .client import client_from, print_json
+
+    with client_from(config) as api:
+        report = api.get("/api/v1/drift/accuracy", release=release)
+    if as_json:
+        print_json(report)
+        return
+    typer.echo(f"release {release}: held-out accuracy {_fmt(report['held_out_accuracy'])}; "
+               f"{report['confidence']:.0%} intervals; judged from {report['min_labels']} labels")
+    dropped = {(r["device_id"], r["camera_id"], r["condition"]) for r in report["dropped"]}
+    for r in report["cameras"]:
+        flag = "  DROPPED" if (r["device_id"], r["camera_id"], r["condition"]) in dropped else ""
+        typer.echo(f"  {r['device_id']}/{r['camera_id']} {r['condition']}: "
+                   f"{r['accuracy']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] "
+                   f"from {r['labelled']} labels; estimate {_fmt(r['estimated_accuracy'])}{flag}")
+    if not report["cameras"]:
+        typer.echo("  no labelled samples: `parkwatch samples label ID LABEL`")
+
+
 @app.command("run")
 @fails_cleanly
 def drift_run(

@@ -1,4 +1,4 @@
-"""``parkwatch release``: signed releases of model versions."""
+"""``parkwatch releases``: signed releases of model versions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``parkwatch rollout start|list|status|watch|pause|resume|approve|abort|rollback``.
+"""``parkwatch rollouts start|list|status|watch|pause|resume|approve|abort|rollback``.
 
 All talk to ``/api/v1/rollouts``; ``watch`` redraws the per-wave table (rich) until
 the rollout stops moving.
@@ -22,9 +22,9 @@ ReasonOpt = typer.Option(None, "--reason", help="Why; recorded in the audit log.
 
 
 NEXT_STEP = {
-    "paused": "see the failed gate above; `parkwatch rollout resume {id}` retries the wave, "
-    "`parkwatch rollout rollback {id}` reverts every device",
-    "awaiting_approval": "`parkwatch rollout approve {id}` lets it go on",
+    "paused": "see the failed gate above; `parkwatch rollouts resume {id}` retries the wave, "
+    "`parkwatch rollouts rollback {id}` reverts every device",
+    "awaiting_approval": "`parkwatch rollouts approve {id}` lets it go on",
 }
 
 
@@ -116,7 +116,7 @@ def rollout_start(
     sizes = ", ".join(str(w["device_count"]) for w in rollout["waves"])
     typer.echo(f"rollout {rollout['rollout_id']} of {release_id} to "
                f"{len(rollout['devices'])} device(s) in waves of {sizes}: {rollout['state']}")
-    typer.echo(f"follow it with `parkwatch rollout watch {rollout['rollout_id']}`")
+    typer.echo(f"follow it with `parkwatch rollouts watch {rollout['rollout_id']}`")
 
 
 @app.command("list")
@@ -183,7 +183,7 @@ def rollout_watch(
             while rollout["state"] == "in_progress":
                 if deadline is not None and time.monotonic() > deadline:
                     raise ControlPlaneError(f"still in progress after {timeout:g}s: watch again "
-                                            "or see `parkwatch rollout status`")
+                                            "or see `parkwatch rollouts status`")
                 time.sleep(interval)
                 rollout = api.get(f"/api/v1/rollouts/{rollout_id}")
                 live.update(wave_table(rollout))

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class ReleaseGateSettings(BaseModel):
-    """What `release create` demands of a version's metrics (its evaluation, as the
+    """What `releases create` demands of a version's metrics (its evaluation, as the
     trainer registered it). A version that falls short is refused, unless the operator
     overrides the gate with a reason, which the audit log keeps."""
 

@@ -86,7 +86,7 @@ class RolloutPolicy(BaseModel):
     )
     approval_after_wave: int | None = Field(
         None, ge=1, le=32,
-        description="Waves after this one start only after `parkwatch rollout approve`.",
+        description="Waves after this one start only after `parkwatch rollouts approve`.",
     )
     shadow_phase: bool = Field(
         False,

@@ -8,7 +8,8 @@ loop); ``analyser``: the analysis over the store, which writes drift reports and
 alerts in step; ``scheduler``: the periodic analysis that ``parkwatch serve`` runs;
 ``baseline``: a camera × condition's production baseline and its own alarm levels
 (pure); ``learning``: baselines in the store (learned, listed, reset); ``verdicts``:
-verdicts against baselines and the feature behind each (pure); ``wording``: verdicts in
+verdicts against baselines and the feature behind each (pure); ``realized``: accuracy from
+labelled samples with its interval; ``wording``: verdicts in
 words; ``oracle`` and ``synthetic``: the straightforward computation and synthetic data, for
 tests and benchmarks only. Its settings are the ``[drift]`` section, ``config/drift.py``.
 """

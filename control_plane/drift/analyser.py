@@ -25,7 +25,7 @@ from protocols import ReferenceProfile
 from ..config.drift import DriftSettings
 from ..services import alerts
 from ..store.models import DriftBaseline, utc_now
-from . import learning, metrics
+from . import learning, metrics, realized
 from .collect import Collected, DeviceWindows, collect, reference_profile
 from .compare import accuracy, compare, window_drifted
 from .summary import Summary
@@ -290,7 +290,6 @@ def _reconcile(
             drift_report_id=report_id,
         )
     ]
-    est, drop = stats["estimated_accuracy"], stats["accuracy_drop"]
     if stats["moved_on"]:
         changes.append(
             alerts.reconcile_alert(
@@ -305,25 +304,53 @@ def _reconcile(
                 drift_report_id=report_id,
             )
         )
-    elif est is not None:  # too few frames: leave the accuracy alert as it is
-        low = bool(stats["accuracy_dropped"])
-        acc_msg = (
-            f"estimated accuracy of release {release_id} is {est:.3f}, "
-            f"{drop:.3f} below the reference {stats['reference_accuracy']:.3f}"
-        )
-        changes.append(
-            alerts.reconcile_alert(
-                session,
-                "accuracy",
-                release_id,
-                firing=low,
-                severity="warning",
-                message=acc_msg if low else f"estimated accuracy recovered: {acc_msg}",
-                detail={"estimated_accuracy": est, "drop": drop},
-                drift_report_id=report_id,
-            )
-        )
+    else:
+        changes.append(_reconcile_accuracy(session, settings, release_id, report_id, stats))
     return [c for c in changes if c is not None]
+
+
+def _reconcile_accuracy(
+    session: Session,
+    settings: DriftSettings,
+    release_id: str,
+    report_id: int | None,
+    stats: dict[str, Any],
+) -> alerts.AlertChange | None:
+    """The accuracy alert from the label-free estimate and, with ``accuracy_from_labels``,
+    from realized accuracy: a camera × condition whose whole confidence interval lies more
+    than ``max_accuracy_drop`` below the held-out accuracy."""
+    est, drop = stats["estimated_accuracy"], stats["accuracy_drop"]
+    labels = (realized.accuracy_report(session, release_id, settings.max_accuracy_drop,
+                                       settings.min_labels, settings.accuracy_confidence)
+              if settings.accuracy_from_labels else None)
+    measured = bool(labels and labels["dropped"])
+    if est is None and not measured:
+        return None  # too few frames and no measured drop: leave the alert as it is
+    low = bool(stats["accuracy_dropped"]) or measured
+    parts = []
+    if est is not None:
+        parts.append(f"estimated accuracy of release {release_id} is {est:.3f}, "
+                     f"{drop:.3f} below the reference {stats['reference_accuracy']:.3f}")
+    if labels is not None and labels["dropped"]:
+        worst = min(labels["dropped"], key=lambda r: r["ci_high"])
+        parts.append(
+            f"realized accuracy on {worst['device_id']}/{worst['camera_id']} "
+            f"({worst['condition']}) is {worst['accuracy']:.3f} "
+            f"[{worst['ci_low']:.3f}, {worst['ci_high']:.3f}] from {worst['labelled']} labels, "
+            f"below the held-out {labels['held_out_accuracy']:.3f} - "
+            f"{settings.max_accuracy_drop:.3f}")
+    msg = "; ".join(parts) or f"no accuracy drop on release {release_id}"
+    return alerts.reconcile_alert(
+        session,
+        "accuracy",
+        release_id,
+        firing=low,
+        severity="warning",
+        message=msg if low else f"accuracy recovered: {msg}",
+        detail={"estimated_accuracy": est, "drop": drop,
+                "realized": None if labels is None else labels["dropped"]},
+        drift_report_id=report_id,
+    )
 
 
 def _export_metrics(release_id: str, stats: dict[str, Any], drifted: int) -> None:

@@ -19,6 +19,8 @@ from protocols import ReferenceProfile
 from ..config.drift import DriftSettings
 from ..store.models import DriftBaseline
 from . import baseline as bl
+from . import stats
+from .summary import Summary
 
 Key = tuple[str, str]
 
@@ -30,7 +32,8 @@ def _camera(
     base: DriftBaseline | None,
     settings: DriftSettings,
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"camera_id": key[0], "condition": key[1], "windows": len(cameras)}
+    out: dict[str, Any] = {"camera_id": key[0], "condition": key[1], "windows": len(cameras),
+                           "estimated_accuracy": _estimate(profile, cameras, settings)}
     if base is None:
         return out | {"state": "learning", "holds": False, "drifted": 0, "judged": 0,
                       "driver": None}
@@ -54,6 +57,18 @@ def _camera(
             "feature": top.feature, "statistic": top.statistic, "level": top.level,
             "exceeded": top.drifted},
     }
+
+
+def _estimate(
+    profile: ReferenceProfile, cameras: list[dict[str, Any]], settings: DriftSettings
+) -> float | None:
+    """The label-free estimate over these camera windows (None: too few frames)."""
+    merged = Summary.empty(profile)
+    for camera in cameras:
+        merged.add_window({"cameras": [camera]})
+    if merged.frames < settings.min_samples:
+        return None
+    return stats.estimated_accuracy(merged.confidence, profile.confidence.edges)
 
 
 def baseline_holds(

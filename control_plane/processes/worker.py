@@ -21,6 +21,7 @@ from ..rollouts.service import DesiredStatePublisher
 from ..store import db
 from ..store.artifacts import LocalContentStore
 from ..store.keys import Keyring
+from ..store.leases import lease_for
 
 log = logging.getLogger(__name__)
 
@@ -50,22 +51,28 @@ def run_worker(
 ) -> None:
     """Check triggers and run queued jobs until SIGTERM/SIGINT (or one round with ``once``)."""
     from ..ingest.adapter import MqttAdapter
+    from ..rollouts.desired import signer_for
 
     db.upgrade(settings.resolved_database_url)
     engine = db.create_db_engine(settings.resolved_database_url)
     services = Services()
+    keyring = Keyring(settings.keys_dir)
+    keyring.init()
     try:
         publisher = services.start(MqttAdapter(
             settings.broker_url, engine, client_id=f"parkwatch-worker-{os.getpid()}",
-            subscribe=False, clean_session=True, security=settings.mqtt_security()))
+            subscribe=False, clean_session=True, security=settings.mqtt_security(),
+            signer=signer_for(keyring)))
         if not publisher.wait_connected(10.0):
             log.warning("worker: broker not reachable yet; desired states go out on reconnect")
         ctx = worker_context(settings, engine, publisher)
         with Session(engine, expire_on_commit=False) as session:
             fail_stale_jobs(session, settings.worker.trainer_timeout_s)
         # Rounds run on this thread, so a signal lets the round (and its trainer) finish.
+        # Two workers on one PostgreSQL store: one runs rounds, the other stands by.
         rounds = PeriodicTask("retraining", settings.worker.poll_interval_s,
-                              lambda: run_round(ctx), run_at_start=True)
+                              lambda: run_round(ctx), run_at_start=True,
+                              lease=lease_for(engine, "retraining"))
         if once:
             rounds.run_once()
         else:

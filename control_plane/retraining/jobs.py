@@ -204,7 +204,7 @@ def _compare(
     try:
         # The configured [rollout_policy] (waves, gates), shadow first (wave 0), then canary
         # waves; "approval": a human approves the waves after the first active one
-        # (`parkwatch rollout approve`, audited).
+        # (`parkwatch rollouts approve`, audited).
         policy = ctx.settings.rollout_policy.model_copy(
             update={"approval_after_wave": 1 if ws.promotion == "approval" else None})
         rollout = rollouts.start_rollout(session, ctx.publisher, release.release_id,

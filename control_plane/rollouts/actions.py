@@ -124,7 +124,7 @@ def _take_over(
 def _locked(session: Session, rollout_id: str) -> Rollout:
     rollout = lock_rollout(session, rollout_id)
     if rollout is None:
-        raise NotFoundError(f"no rollout {rollout_id!r}: see `parkwatch rollout list`")
+        raise NotFoundError(f"no rollout {rollout_id!r}: see `parkwatch rollouts list`")
     return rollout
 
 

@@ -29,10 +29,12 @@ from typing import Protocol
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from protocols import AgentSettings, DesiredState
+from protocols import AgentSettings, DesiredState, ReportedState, SignedDesiredState, sign_desired
 from protocols.logs import bind_context
 
-from ..store.models import Device, Rollout, utc_now
+from ..services import audit
+from ..store.keys import Keyring
+from ..store.models import Device, Release, Rollout, StoreEpoch, utc_now
 from .policy import policy_of
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,49 @@ def desired_of(session: Session, device: Device) -> DesiredState:
         rollout_id=device.desired_rollout_id,
         issued_at=device.desired_issued_at or utc_now(),
         settings=settings,
+        epoch=store_epoch(session),
+        rollback=_is_rollback(session, device),
     )
+
+
+def store_epoch(session: Session) -> int:
+    row = session.get(StoreEpoch, 1)
+    return row.epoch if row is not None else 0
+
+
+def _is_rollback(session: Session, device: Device) -> bool:
+    """Whether the state allows a move to an older release (agents refuse one otherwise):
+    a revert of a rollout, or a release older than the one the device reports serving."""
+    wanted = device.desired_release_id
+    if wanted is None:
+        return False
+    rollout = (session.get(Rollout, device.desired_rollout_id)
+               if device.desired_rollout_id else None)
+    if rollout is not None and rollout.release_id != wanted:
+        return True  # pointed back (abort, rollback, failed gate), whatever it reported yet
+    active = (device.reported or {}).get("active") or {}
+    serving = active.get("release_id")
+    if not isinstance(serving, str) or serving == wanted:
+        return False
+    old, new = session.get(Release, wanted), session.get(Release, serving)
+    return old is not None and new is not None and old.created_at < new.created_at
+
+
+class Signer:
+    """Signs desired states with the keyring's active key (read once: a rotation takes
+    effect at the next start; agents keep trusting the old key meanwhile)."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.key_id, self._key = keyring.signing_key()
+
+    def __call__(self, state: DesiredState) -> SignedDesiredState:
+        return sign_desired(state, self._key)
+
+
+def signer_for(keyring: Keyring) -> Signer | None:
+    """A signer, or None where this process has no signing key (it publishes unsigned
+    states only; agents that verify wait for a process that signs)."""
+    return Signer(keyring) if keyring.initialised else None
 
 
 def begin_write(session: Session) -> None:
@@ -126,6 +170,49 @@ def publish(session: Session, publisher: DesiredStatePublisher,
     finally:
         session.commit()  # releases the locks
     return len(devices)
+
+
+def catch_up(session: Session, device: Device, reported: ReportedState) -> list[str]:
+    """The devices whose desired states must go out again because ``device`` has handled a
+    desired state newer than any the store holds: the store went back in time (restored
+    from a backup). The store's epoch grows (agents then accept its revisions again) and
+    the device's revision moves past the one it saw (agents older than epochs compare
+    revisions only). Every device is re-published after an epoch change."""
+    seen = reported.desired_revision
+    if seen is None:
+        return []
+    epoch = store_epoch(session)
+    if reported.desired_epoch is None:  # an agent before epochs (or still in epoch 0)
+        ahead = seen > device.desired_revision
+    else:
+        ahead = (reported.desired_epoch, seen) > (epoch, device.desired_revision)
+    if not ahead:
+        return []
+    device = lock_devices(session, [device.device_id])[device.device_id]
+    why = (f"device {device.device_id} has handled desired revision {seen} of epoch "
+           f"{reported.desired_epoch or 0}; the store's newest is {device.desired_revision} "
+           f"of epoch {epoch}: the store was restored from a backup or replaced")
+    bumped = (reported.desired_epoch or 0) >= epoch
+    if bumped:
+        now = utc_now()
+        new = max(epoch + 1, (reported.desired_epoch or 0) + 1, int(now.timestamp() * 1000))
+        row = session.get(StoreEpoch, 1) or StoreEpoch(id=1)
+        row.epoch, row.reason, row.changed_at = new, why[:1024], now
+        session.add(row)
+        audit.record(session, "control-plane", "store.epoch", f"device:{device.device_id}",
+                     epoch=new, previous=epoch, reason=why)
+        log.warning("%s; desired states now carry epoch %d and go out again", why, new)
+    else:
+        log.warning("%s; its revision moves past %d", why, seen)
+    device.desired_revision = max(device.desired_revision, seen)
+    write(session, device, release_id=device.desired_release_id,
+          mode=device.desired_mode or "active",
+          fallback_release_id=device.desired_fallback_release_id,
+          rollout_id=device.desired_rollout_id, now=utc_now())
+    if not bumped:
+        return [device.device_id]
+    return list(session.exec(
+        select(Device.device_id).where(col(Device.desired_revision) > 0)).all())
 
 
 def republish_all(session: Session, publisher: DesiredStatePublisher) -> int:

@@ -167,7 +167,7 @@ def tick(session: Session, rollout_id: str, now: datetime | None = None) -> list
         if wave.state == "planned":
             if _needs_approval(policy, wave):
                 move_rollout(rollout, "wait_for_approval", now,
-                             f"wave {wave.number} waits for `parkwatch rollout approve`")
+                             f"wave {wave.number} waits for `parkwatch rollouts approve`")
                 break
             move_wave(wave, "start", now)
         if wave.state == "running":

@@ -42,8 +42,8 @@ from .reported import record_reports
 from .states import ACTIVE_STATES
 
 __all__ = [
-    "DesiredStatePublisher", "act", "desired_of", "get_rollout",
-    "list_rollouts", "on_reported", "on_reported_many", "republish_desired", "rollout_state",
+    "DesiredStatePublisher", "act", "catch_up", "desired_of", "get_rollout", "list_rollouts",
+    "on_reported", "on_reported_many", "publish_current", "republish_desired", "rollout_state",
     "start_rollout",
     "tick_all",
 ]
@@ -78,13 +78,13 @@ def _targets(session: Session, device_ids: Sequence[str] | None) -> list[Device]
         missing = sorted(set(wanted) - {d.device_id for d in rows})
         if missing:
             raise NotFoundError(
-                f"unknown device(s) {missing[:20]}: add them with `parkwatch devices add`"
+                f"unknown device(s) {missing[:20]}: add them with `parkwatch devices create`"
             )
         return rows
     rows = list(session.exec(query).all())
     if not rows:
         raise InvalidRequestError(
-            "no devices are provisioned: add one with `parkwatch devices add`"
+            "no devices are provisioned: add one with `parkwatch devices create`"
         )
     return rows
 
@@ -174,7 +174,7 @@ def on_reported_many(
 def get_rollout(session: Session, rollout_id: str) -> RolloutPublic:
     rollout = session.get(Rollout, rollout_id)
     if rollout is None:
-        raise NotFoundError(f"no rollout {rollout_id!r}: see `parkwatch rollout list`")
+        raise NotFoundError(f"no rollout {rollout_id!r}: see `parkwatch rollouts list`")
     rows = engine.rows_of(session, rollout_id)
     waves = engine.waves_of(session, rollout_id)
     return RolloutPublic(
@@ -225,6 +225,18 @@ def list_rollouts(
         .limit(limit)
     ).all()
     return [get_rollout(session, i) for i in ids], total
+
+
+def catch_up(session: Session, device: Device, reported: ReportedState) -> list[str]:
+    """After a device showed the store went back in time: the devices to publish again
+    (``publish_current``, after the commit); see ``desired.catch_up``."""
+    return desired.catch_up(session, device, reported)
+
+
+def publish_current(session: Session, publisher: DesiredStatePublisher,
+                    device_ids: Sequence[str]) -> int:
+    """Publish what the store holds for ``device_ids``, each under its lock."""
+    return desired.publish(session, publisher, device_ids)
 
 
 def republish_desired(session: Session, publisher: DesiredStatePublisher) -> int:

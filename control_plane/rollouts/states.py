@@ -118,7 +118,7 @@ def move_wave(wave: _WaveRow, event: WaveEvent, now: datetime) -> None:
 
 
 def move_device(row: _DeviceRow, event: DeviceEvent, now: datetime, detail: str) -> None:
-    """Move a device's row; ``detail`` says why, for ``rollout status``."""
+    """Move a device's row; ``detail`` says why, for ``rollouts status``."""
     row.state = DEVICE.next(row.state, event)
     row.detail, row.updated_at = detail[:1024], now
 

@@ -60,8 +60,24 @@ RecentUtcDatetime = Annotated[UtcDatetime, AfterValidator(_plausible)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 
 
+def _keys_as_validated(schema: dict[str, Any]) -> None:
+    """Rewrite pydantic's ``patternProperties`` for a dict with a key pattern as
+    ``propertyNames`` + ``additionalProperties``: the server refuses a key off the pattern,
+    and ``patternProperties`` alone tells clients any other key is allowed, with any value."""
+    for value in schema.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                _keys_as_validated(item)
+    patterns = schema.get("patternProperties")
+    if schema.get("type") == "object" and isinstance(patterns, dict) and len(patterns) == 1:
+        (pattern, values), = patterns.items()
+        del schema["patternProperties"]
+        schema["propertyNames"] = {**schema.get("propertyNames", {}), "pattern": pattern}
+        schema["additionalProperties"] = values
+
+
 class RequestBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_keys_as_validated)
 
 
 class Page(BaseModel, Generic[T]):

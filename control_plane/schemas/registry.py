@@ -53,8 +53,9 @@ class DatasetVersionCreate(RequestBody):
     name: Name
     version: Name
     manifest_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
-    sample_count: int = Field(0, ge=0, le=2**62)
-    class_counts: dict[LabelKey, Annotated[int, Field(ge=0, le=2**62)]] = Field(
+    # 2**53: the largest integer every JSON client (and a float comparison) holds exactly.
+    sample_count: int = Field(0, ge=0, le=2**53)
+    class_counts: dict[LabelKey, Annotated[int, Field(ge=0, le=2**53)]] = Field(
         default_factory=dict, max_length=1024
     )
     source: str | None = Field(None, max_length=1024)

@@ -15,7 +15,8 @@ from ..schemas import AliasPublic
 from ..store.models import Model, ModelAlias, ModelVersion, utc_now
 from . import audit, registry
 
-_ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+ALIAS_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
+_ALIAS_RE = re.compile(ALIAS_PATTERN)
 
 
 def check_alias(alias: str) -> str:

@@ -50,7 +50,7 @@ def agent_config_toml(
     """The agent's config file (docs/contracts.md, "Agent config file")."""
     keys = ", ".join(toml_string(k) for k in endpoints.trusted_public_keys)
     lines = [
-        "# parkwatch agent config, written by `parkwatch devices add`. Keep it secret:",
+        "# parkwatch agent config, written by `parkwatch devices create`. Keep it secret:",
         "# api_token is this device's credential.",
         f"device_id = {toml_string(device_id)}",
         f"control_plane_url = {toml_string(endpoints.control_plane_url)}",
@@ -105,8 +105,8 @@ def provision(
         raise InvalidRequestError("no signing key yet: run `parkwatch keys init` first")
     if session.get(Device, body.device_id) is not None:
         raise ConflictError(
-            f"device {body.device_id!r} already exists: pick another id "
-            "(its token is only shown when the device is added)"
+            f"device {body.device_id!r} already exists: pick another id, or give it new "
+            f"credentials with `parkwatch devices reissue {body.device_id}`"
         )
     device = Device(device_id=body.device_id, labels=dict(body.labels))
     session.add(device)
@@ -127,7 +127,7 @@ def provision(
 def get_device(session: Session, device_id: str) -> Device:
     row = session.get(Device, device_id)
     if row is None:
-        raise NotFoundError(f"no device {device_id!r}: add it with `parkwatch devices add`")
+        raise NotFoundError(f"no device {device_id!r}: add it with `parkwatch devices create`")
     return row
 
 
@@ -205,6 +205,8 @@ def device_public(row: Device) -> DevicePublic:
         desired_revision=row.desired_revision,
         desired_mode=row.desired_mode,
         current_release_id=_active_release(row.reported),
+        clock_skew_s=row.clock_skew_s,
+        decommissioned_at=row.decommissioned_at,
         reported=row.reported,
         created_at=row.created_at,
     )
@@ -221,13 +223,18 @@ def _seen(device: Device, at: datetime) -> None:
         device.last_seen = at
 
 
-def apply_status(session: Session, status: DeviceStatus) -> Device | None:
+def apply_status(
+    session: Session, status: DeviceStatus, *, measure_skew: bool = True
+) -> Device | None:
     """Record online/offline, in the order the messages arrive here.
 
     The device's clock is never compared: it may be wrong, and a Last Will carries the
     time its connection began, older than the ``online`` it must overrule. When both
     messages name their session (``{process}-{n}``) that order holds however ingest
     workers interleave them (:func:`status_supersedes`). None for an unknown device.
+
+    An ``online`` sent just now (``measure_skew``: not a retained copy replayed on our
+    subscribe) measures the device's clock skew: its ``at`` minus our receipt.
     """
     device = session.get(Device, status.device_id)
     if device is None:
@@ -238,6 +245,8 @@ def apply_status(session: Session, status: DeviceStatus) -> Device | None:
         return device
     device.online = status.state == "online"
     device.status_at = utc_now()
+    if measure_skew and status.state == "online":
+        device.clock_skew_s = round((status.at - device.status_at).total_seconds(), 3)
     device.status_session = status.session
     if status.agent_version:
         device.agent_version = status.agent_version
@@ -311,9 +320,14 @@ def apply_reported_many(
 
 
 def _older_revision(reported: ReportedState, stored: dict[str, Any] | None) -> bool:
+    """Whether ``reported`` is about an older desired state than the stored report, in
+    (epoch, revision) order: after a store's epoch grows, revisions count afresh."""
     before = (stored or {}).get("desired_revision")
-    return (reported.desired_revision is not None and isinstance(before, int)
-            and reported.desired_revision < before)
+    if reported.desired_revision is None or not isinstance(before, int):
+        return False
+    epoch = (stored or {}).get("desired_epoch")
+    return ((reported.desired_epoch or 0, reported.desired_revision)
+            < (epoch if isinstance(epoch, int) else 0, before))
 
 
 def touch_many(session: Session, device_ids: Collection[str]) -> set[str]:

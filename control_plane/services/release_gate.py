@@ -53,7 +53,7 @@ def check(row: ModelVersion, model_name: str, gate: ReleaseGateSettings,
         raise InvalidRequestError(
             f"{model_name} v{row.version} fails the release gate: {'; '.join(failures)}. "
             f"Compare it with `parkwatch versions compare {model_name} champion "
-            f"{row.version}`, retrain, or sign it anyway with `parkwatch release create "
+            f"{row.version}`, retrain, or sign it anyway with `parkwatch releases create "
             f"{model_name} --version {row.version} --override-gate --reason '...'` (audited)")
     return failures
 

@@ -122,7 +122,7 @@ def create_release(
 def get_release(session: Session, release_id: str) -> Release:
     row = session.get(Release, release_id)
     if row is None:
-        raise NotFoundError(f"no release {release_id!r}: see `parkwatch release list`")
+        raise NotFoundError(f"no release {release_id!r}: see `parkwatch releases list`")
     return row
 
 

@@ -110,6 +110,12 @@ class Device(SQLModel, table=True):
     last_seen: datetime | None = Field(default=None, sa_type=UTCDateTime)
     status_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # our receipt time
     status_session: str | None = Field(default=None, max_length=48)  # DeviceStatus.session
+    # The device's clock minus ours when its last ``online`` arrived (seconds): shown and
+    # alerted on, never used to order or age anything.
+    clock_skew_s: float | None = None
+    # Set by `devices decommission`: its tokens are revoked and its broker login goes at the
+    # next `mqtt acl`; its history stays. `devices reissue` brings it back.
+    decommissioned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     agent_version: str | None = Field(default=None, max_length=32)
     desired_release_id: str | None = Field(default=None, max_length=64)
     desired_revision: int = Field(default=0, sa_type=sa.BigInteger)
@@ -120,6 +126,18 @@ class Device(SQLModel, table=True):
     reported: dict[str, Any] | None = _json(nullable=True)
     reported_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class StoreEpoch(SQLModel, table=True):
+    """The store's epoch (one row): desired states carry it, and it grows when a device
+    has seen a desired state the store does not hold (a store restored from a backup)."""
+
+    __tablename__ = "store_epoch"
+
+    id: int = Field(default=1, primary_key=True)
+    epoch: int = Field(default=0, sa_type=sa.BigInteger)
+    reason: str | None = Field(default=None, max_length=1024)
+    changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ApiToken(SQLModel, table=True):

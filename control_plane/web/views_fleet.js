@@ -28,11 +28,11 @@ function cameraChips(d) {
 const FIRST_RUN = [
   ["Train a first model on your photos (or `parkwatch data fetch oxford-pets --out photos`)",
     "parkwatch train --data photos --arch lite0 --out model --api-url URL"],
-  ["Sign a release of it", "parkwatch release create petnet"],
-  ["Provision a device for each camera box", "parkwatch devices add park1-gate --out park1-gate.toml"],
+  ["Sign a release of it", "parkwatch releases create petnet"],
+  ["Provision a device for each camera box", "parkwatch devices create park1-gate --out park1-gate.toml"],
   ["On the device: set the camera's source (rtsp://...) in the file, then run the agent",
     "parkwatch agent run --config park1-gate.toml"],
-  ["Roll the release out in waves with health gates", "parkwatch rollout start RELEASE_ID"],
+  ["Roll the release out in waves with health gates", "parkwatch rollouts start RELEASE_ID"],
 ];
 
 /** On an empty fleet: what to do first, with commands to copy. */
@@ -143,7 +143,7 @@ export async function fleetView(main) {
     ["desired", desiredCell],
     ["cameras", cameraChips],
     ["agent", (d) => d.agent_version || "-"],
-  ], "no devices provisioned: `parkwatch devices add`")));
+  ], "no devices provisioned: `parkwatch devices create`")));
 }
 
 /** Each camera x condition's production baseline: what "has this camera changed?" is

@@ -169,7 +169,7 @@ function lineageTree(versions, releasesByVersion) {
   return h("ul", { class: "tree" }, (children.get(null) || []).map(node));
 }
 
-// Aliases an operator moves from here: what `release create` signs and what runs.
+// Aliases an operator moves from here: what `releases create` signs and what runs.
 const PROMOTE_TO = ["champion", "production"];
 
 export async function registryView(main, _arg, rerender) {

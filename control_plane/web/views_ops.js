@@ -144,7 +144,7 @@ export async function rolloutsView(main, _arg, rerender) {
     stat("completed", rollouts.filter((r) => r.state === "completed").length, "good"),
     stat("failed", rollouts.filter((r) => ["failed", "rolled_back", "aborted"].includes(r.state)).length, "bad"),
   ));
-  if (!rollouts.length) main.append(section("Rollouts", h("p", { class: "empty" }, "no rollouts yet: `parkwatch rollout start`")));
+  if (!rollouts.length) main.append(section("Rollouts", h("p", { class: "empty" }, "no rollouts yet: `parkwatch rollouts start`")));
   for (const r of rollouts) main.append(rolloutCard(r, can, rerender));
 }
 

@@ -165,7 +165,7 @@ def test_broker_outage_loses_no_window(tmp_path: Path) -> None:
     with release_server() as server:
         rig = make_rig(tmp_path, broker.url, server)
         rig.observer.close()
-        rig.observer = Observer(broker.url, client_id="observer")
+        rig.observer = Observer(broker.url, client_id="observer", key=rig.key)
         try:
             agent = rig.start_agent(rig.config(looping_camera(tmp_path), window_seconds=1))
             wait_until(lambda: len(rig.observer.of("telemetry")) >= 2, 15, "two windows")

@@ -207,7 +207,7 @@ def test_dropped_windows_are_counted_exactly(tmp_path: Path) -> None:
     with release_server() as server:
         rig = make_rig(tmp_path, broker.url, server)
         rig.observer.close()
-        rig.observer = Observer(broker.url, client_id="observer")  # misses nothing
+        rig.observer = Observer(broker.url, client_id="observer", key=rig.key)  # misses nothing
         try:
             agent = rig.start_agent(rig.config(looping_camera(tmp_path), window_seconds=1,
                                                outbox_max_rows=10))

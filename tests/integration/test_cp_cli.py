@@ -50,7 +50,7 @@ def cli(args: list[str], env: dict[str, str]) -> tuple[int, str]:
 
 def test_device_commands(env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "agent.toml"
-    code, text = cli(["devices", "add", "cam-1", "--label", "park=p1", "--camera",
+    code, text = cli(["devices", "create", "cam-1", "--label", "park=p1", "--camera",
                       "gate=rtsp://10.0.0.5/s1", "--out", str(out)], env)
     assert code == 0, text
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
@@ -64,8 +64,8 @@ def test_device_commands(env: dict[str, str], tmp_path: Path) -> None:
     code, text = cli(["devices", "show", "cam-1"], env)
     assert code == 0 and "cam-1" in text
     code, text = cli(["devices", "show", "nope"], env)
-    assert code == 1 and "404" in text and "parkwatch devices add" in text
-    code, text = cli(["devices", "add", "cam-2", "--label", "oops"], env)
+    assert code == 1 and "404" in text and "parkwatch devices create" in text
+    code, text = cli(["devices", "create", "cam-2", "--label", "oops"], env)
     assert code == 1 and "key=value" in text
 
 
@@ -74,7 +74,7 @@ def test_tokens_scopes_and_keys(env: dict[str, str]) -> None:
     assert code == 0 and token.strip().startswith("pw_")
     read_env = {**env, "PARKWATCH_API_TOKEN": token.strip()}
     assert cli(["devices", "list", "--json"], read_env)[0] == 0
-    code, text = cli(["devices", "add", "cam-9"], read_env)
+    code, text = cli(["devices", "create", "cam-9"], read_env)
     assert code == 1 and "403" in text and "admin" in text
     code, text = cli(["tokens", "create", "--name", "x", "--scope", "root"], env)
     assert code == 1 and "unknown scope" in text
@@ -90,24 +90,24 @@ def test_release_and_rollout_commands(env: dict[str, str]) -> None:
         spec = registration("petnet", [(sha, len(b"onnx-bytes"), "int8")])
         assert http.post("/api/v1/models/petnet/versions",
                          json=spec.model_dump(mode="json")).status_code == 201
-    assert cli(["devices", "add", "cam-1"], env)[0] == 0
+    assert cli(["devices", "create", "cam-1"], env)[0] == 0
 
     code, text = cli(["models", "list"], env)
     assert code == 0 and "petnet" in text
     code, text = cli(["models", "versions", "petnet", "--json"], env)
     assert code == 0 and json.loads(text)["items"][0]["version"] == "1"
-    code, text = cli(["release", "create", "petnet", "--json"], env)
+    code, text = cli(["releases", "create", "petnet", "--json"], env)
     assert code == 0, text
     release_id = json.loads(text)["release_id"]
-    assert release_id in cli(["release", "list"], env)[1]
-    assert cli(["release", "show", release_id], env)[0] == 0
-    code, text = cli(["release", "create", "petnet", "--version", "9"], env)
+    assert release_id in cli(["releases", "list"], env)[1]
+    assert cli(["releases", "show", release_id], env)[0] == 0
+    code, text = cli(["releases", "create", "petnet", "--version", "9"], env)
     assert code == 1 and "no version" in text
 
-    code, text = cli(["rollout", "start", release_id, "--device", "cam-1", "--json"], env)
+    code, text = cli(["rollouts", "start", release_id, "--device", "cam-1", "--json"], env)
     assert code == 0, text
     rollout = json.loads(text)
-    code, text = cli(["rollout", "status", rollout["rollout_id"]], env)
+    code, text = cli(["rollouts", "status", rollout["rollout_id"]], env)
     assert code == 0 and "pending" in text and "cam-1" in text
     code, text = cli(["telemetry", "list", "--device", "cam-1", "--json"], env)
     assert code == 0 and json.loads(text)["total"] == 0

@@ -64,12 +64,12 @@ def test_registry_commands(env: dict[str, str]) -> None:
     assert code == 0 and "champion" in text
     assert ok_json(["versions", "show", "petnet", "champion"], env)["version"] == "2"  # type: ignore[index]
 
-    release = ok_json(["release", "create", "petnet", "--version", "1"], env)
+    release = ok_json(["releases", "create", "petnet", "--version", "1"], env)
     code, text = cli(["versions", "delete", "petnet", "1", "--yes"], env)
     assert code == 1 and "409" in text and release["release_id"] in text  # type: ignore[index]
     code, text = cli(["versions", "delete", "petnet", "2", "--yes"], env)
     assert code == 1 and "champion" in text
-    assert cli(["aliases", "remove", "petnet", "champion"], env)[0] == 0
+    assert cli(["aliases", "delete", "petnet", "champion"], env)[0] == 0
     assert cli(["versions", "delete", "petnet", "2", "--yes"], env)[0] == 0
     code, text = cli(["aliases", "set", "petnet", "champion", "2"], env)
     assert code == 1 and "no version or alias" in text
@@ -83,8 +83,8 @@ def test_registry_commands(env: dict[str, str]) -> None:
 
 
 def test_fleet_commands(env: dict[str, str]) -> None:
-    assert cli(["devices", "add", "cam-1", "--label", "park=p1"], env)[0] == 0
-    assert cli(["devices", "add", "cam-2", "--label", "park=p2"], env)[0] == 0
+    assert cli(["devices", "create", "cam-1", "--label", "park=p1"], env)[0] == 0
+    assert cli(["devices", "create", "cam-2", "--label", "park=p2"], env)[0] == 0
     code, text = cli(["devices", "label", "cam-2", "camera=ptz", "park-"], env)
     assert code == 0 and "camera=ptz" in text and "park" not in text
     code, text = cli(["devices", "label", "cam-2", "oops"], env)
@@ -106,7 +106,7 @@ def test_fleet_commands(env: dict[str, str]) -> None:
     assert code == 0 and job["job_id"] in text  # type: ignore[index]
     assert ok_json(["jobs", "show", job["job_id"]], env)["status"] == "queued"  # type: ignore[index]
     assert ok_json(["alerts", "list", "--state", "open"], env)["total"] == 0  # type: ignore[index]
-    code, text = cli(["alerts", "ack", "12345"], env)
+    code, text = cli(["alerts", "acknowledge", "12345"], env)
     assert code == 1 and "404" in text and "parkwatch alerts list" in text
     assert ok_json(["drift", "list"], env)["total"] == 0  # type: ignore[index]
 

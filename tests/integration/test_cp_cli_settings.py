@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from control_plane.api import create_app
 from control_plane.config import ControlPlaneSettings
 from control_plane.errors import ConfigError
 from control_plane.processes.serve_record import check_beside_serve, write_record
 from parkwatch_cli import app as root_app
-from tests.conftest import free_port
+from tests.conftest import free_port, serving
 
 runner = CliRunner()
 
@@ -105,3 +106,46 @@ def test_worker_with_serves_settings_passes_the_check(tmp_path: Path) -> None:
     moved = ControlPlaneSettings.load(config, mqtt_url="mqtt://127.0.0.1:2000")
     with pytest.raises(ConfigError, match=r"would use broker mqtt://127\.0\.0\.1:2000"):
         check_beside_serve(moved)
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A real uvicorn serving the API (no MQTT); its URL and admin token."""
+    port = free_port()
+    settings = ControlPlaneSettings(data_dir=tmp_path / "data", port=port)
+    with serving(create_app(settings, enable_mqtt=False), port) as url:
+        yield url, settings.admin_token_path.read_text().strip()
+
+
+def test_operator_commands_take_api_url_and_token_flags(
+    api: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, token = api
+    monkeypatch.chdir(tmp_path)  # no admin.token to fall back on
+    code, text = cli(["devices", "create", "cam-1", "--api-url", url, "--token", token])
+    assert code == 0 and "device_id" in text, text
+    code, text = cli(["devices", "list", "--json", "--api-url", url, "--token", token])
+    assert code == 0 and json.loads(text)["total"] == 1
+    # the flags win over the environment
+    code, text = cli(["devices", "list", "--api-url", url, "--token", "pw_wrong"],
+                     {"PARKWATCH_API_TOKEN": token})
+    assert code == 1 and "refused the token" in text and "--token" in text
+    dead = f"http://127.0.0.1:{free_port()}"
+    code, text = cli(["devices", "list", "--api-url", dead], {"PARKWATCH_API_URL": url})
+    assert code == 1 and f"cannot reach the control plane at {dead}" in text
+
+
+def test_old_names_work_for_one_version_with_a_deprecation_line(
+    api: tuple[str, str]
+) -> None:
+    url, token = api
+    env = {"PARKWATCH_API_URL": url, "PARKWATCH_API_TOKEN": token}
+    result = runner.invoke(root_app, ["devices", "add", "cam-2", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "'add' is deprecated" in result.stderr and "parkwatch devices create" in result.stderr
+    assert json.loads(result.stdout)["device_id"] == "cam-2"  # stdout stays clean for scripts
+    result = runner.invoke(root_app, ["rollout", "list", "--json"], env=env)
+    assert result.exit_code == 0 and "parkwatch rollouts" in result.stderr
+    assert json.loads(result.stdout)["total"] == 0
+    result = runner.invoke(root_app, ["rollouts", "list", "--json"], env=env)
+    assert result.exit_code == 0 and "deprecated" not in result.output

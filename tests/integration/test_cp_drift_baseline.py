@@ -6,11 +6,13 @@ baseline so that the next version is learned from later windows."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -36,7 +38,8 @@ def park(tmp_path: Path) -> Iterator[dict[str, Any]]:
              "alert_drifted_windows": 3, "alert_min_devices": 1,
              "baseline_windows": BASELINE_WINDOWS}
     settings = ControlPlaneSettings(data_dir=tmp_path / "cp",
-                                    database_url=f"sqlite:///{tmp_path / 'cp.db'}", drift=drift)
+                                    database_url=f"sqlite:///{tmp_path / 'cp.db'}", drift=drift,
+                                    sample_uploads_per_hour=1000)
     with TestClient(create_app(settings, enable_mqtt=False)) as client:
         h = {"Authorization": f"Bearer {settings.admin_token_path.read_text().strip()}"}
         sha = client.post(f"{API}/artifacts", content=BLOB, headers=h).json()["sha256"]
@@ -49,16 +52,18 @@ def park(tmp_path: Path) -> Iterator[dict[str, Any]]:
                               headers=h).json()["release_id"]
         engine = create_db_engine(settings.resolved_database_url)
         now = datetime.now(UTC)
+        tokens = {}
         for device in DEVICES:
             r = client.post(f"{API}/devices", json={"device_id": device, "labels": {}}, headers=h)
             assert r.status_code == 201, r.text
+            tokens[device] = {"Authorization": f"Bearer {r.json()['token']}"}
             with session_scope(engine) as session:
                 apply_reported(session, ReportedState.model_validate({
                     "device_id": device, "agent_version": "1.0",
                     "active": {"release_id": release, "model_version": "petnet:1",
                                "stage": "healthy", "since": now.isoformat()}}))
         yield {"client": client, "h": h, "engine": engine, "profile": profile,
-               "release": release, "seq": dict.fromkeys(DEVICES, 0),
+               "release": release, "seq": dict.fromkeys(DEVICES, 0), "tokens": tokens,
                "rng": np.random.default_rng(3), "t": now - timedelta(minutes=300)}
         engine.dispose()
 
@@ -160,3 +165,49 @@ def test_an_operator_reset_retires_and_the_next_version_is_learned(
     one = park["client"].get(f"{API}/drift/baselines/{rows[0]['id']}", headers=park["h"]).json()
     assert set(one["levels"]) >= {"confidence", "classes", "input.brightness"}
     assert sum(one["counts"]["confidence"]) == one["sample_count"]
+
+
+def label(park: dict[str, Any], device: str, at: datetime, predicted: str, truth: str) -> None:
+    """One sample uploaded by the device (its token) and labelled by an operator."""
+    ok, data = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))
+    assert ok
+    body = {"camera_id": "gate", "release_id": park["release"], "predicted_label": predicted,
+            "confidence": 0.5, "captured_at": at.isoformat(),
+            "image_jpeg_b64": base64.b64encode(data.tobytes()).decode()}
+    r = park["client"].post(f"{API}/samples", json=body, headers=park["tokens"][device])
+    assert r.status_code == 201, r.text
+    r = park["client"].patch(f"{API}/samples/{r.json()['id']}",
+                             json={"status": "labelled", "label": truth}, headers=park["h"])
+    assert r.status_code == 200, r.text
+
+
+def test_realized_accuracy_per_camera_and_condition_raises_the_accuracy_alert(
+    park: dict[str, Any],
+) -> None:
+    """Labels on cam-a by night: 12 of 30 wrong, so its whole 95 % interval is below the
+    held-out 0.93 - 0.05; cam-b by day: 29 of 30 right. The estimate cannot see it (no
+    shift in confidence); the labels raise the accuracy alert, naming cam-a at night."""
+    start = park["t"]
+    stream(park, {"cam-a": ("night", 0.0), "cam-b": ("day", 0.0)}, 30)
+    for i in range(30):
+        at = start + timedelta(minutes=i + 1, seconds=30)
+        label(park, "cam-a", at, "dog", "cat" if i < 12 else "dog")
+        label(park, "cam-b", at, "dog", "cat" if i < 1 else "dog")
+    body = run(park)
+    stats = body["fleet_reports"][0]["statistics"]
+    assert not stats["accuracy_dropped"]  # the label-free estimate sees nothing
+    r = park["client"].get(f"{API}/drift/accuracy", params={"release": park["release"]},
+                           headers=park["h"])
+    assert r.status_code == 200, r.text
+    report = r.json()
+    rows = {(c["device_id"], c["condition"]): c for c in report["cameras"]}
+    assert set(rows) == {("cam-a", "night"), ("cam-b", "day")}
+    night = rows[("cam-a", "night")]
+    assert (night["labelled"], night["correct"]) == (30, 18) and night["accuracy"] == 0.6
+    assert night["ci_low"] < 0.6 < night["ci_high"] < 0.93 - 0.05
+    assert night["estimated_accuracy"] is not None  # beside it: the estimate, from telemetry
+    assert rows[("cam-b", "day")]["ci_high"] > 0.93 - 0.05
+    assert [(d["device_id"], d["condition"]) for d in report["dropped"]] == [("cam-a", "night")]
+    r = park["client"].get(f"{API}/alerts", params={"kind": "accuracy"}, headers=park["h"])
+    [alert] = [a for a in r.json()["items"] if a["state"] != "resolved"]
+    assert "cam-a/gate (night)" in alert["message"] and "30 labels" in alert["message"]

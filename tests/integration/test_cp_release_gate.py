@@ -1,6 +1,6 @@
 """Quality gates on the way to production, through the CLI against a real uvicorn: a
 version carries its evaluation, a weak one is refused, an override needs a reason and is
-audited, two versions compare side by side, and `release create` signs the champion."""
+audited, two versions compare side by side, and `releases create` signs the champion."""
 
 from __future__ import annotations
 
@@ -50,20 +50,20 @@ def cli(args: list[str], env: dict[str, str]) -> tuple[int, str]:
 
 
 def test_release_gate_override_and_champion(env: dict[str, str]) -> None:
-    code, text = cli(["release", "create", "petnet", "--version", "2"], env)
+    code, text = cli(["releases", "create", "petnet", "--version", "2"], env)
     assert code == 1 and text.count("\n") == 1, text
     assert "petnet v2 fails the release gate" in text and "--allow-weak-model" in text
     assert "test_accuracy 0 < 0.8" in text and "--override-gate --reason" in text
-    code, text = cli(["release", "create", "petnet", "--version", "3"], env)
+    code, text = cli(["releases", "create", "petnet", "--version", "3"], env)
     assert code == 1 and "test_accuracy 0.71 < 0.8" in text
 
-    code, text = cli(["release", "create", "petnet", "--version", "2", "--override-gate"], env)
+    code, text = cli(["releases", "create", "petnet", "--version", "2", "--override-gate"], env)
     assert code == 1 and "go together" in text
-    code, text = cli(["release", "create", "petnet", "--version", "2", "--override-gate",
+    code, text = cli(["releases", "create", "petnet", "--version", "2", "--override-gate",
                       "--reason", "ok"], env)
     assert code == 1 and "reason of at least" in text
     reason = "field test of the pipeline on one camera"
-    code, text = cli(["release", "create", "petnet", "--version", "2", "--override-gate",
+    code, text = cli(["releases", "create", "petnet", "--version", "2", "--override-gate",
                       "--reason", reason], env)
     assert code == 0 and "overridden" in text, text
     code, text = cli(["audit", "list", "--json"], env)
@@ -73,7 +73,7 @@ def test_release_gate_override_and_champion(env: dict[str, str]) -> None:
 
     # No version named: the champion, not the latest (3 is the latest and fails the gate).
     assert cli(["aliases", "set", "petnet", "champion", "1"], env)[0] == 0
-    code, text = cli(["release", "create", "petnet", "--json"], env)
+    code, text = cli(["releases", "create", "petnet", "--json"], env)
     assert code == 0 and json.loads(text)["model_version"] == "1", text
 
 

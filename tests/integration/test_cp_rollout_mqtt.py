@@ -207,7 +207,7 @@ def test_waves_survive_a_restart_stop_garbage_and_catch_up_offline_devices(
         wait_until(lambda: not cp.call("GET", "/devices/cam-5")["online"], 20,
                    "cam-5 offline", interval=0.2)
         started = json.loads(cp.loop.cli(
-            "rollout", "start", r2, "--waves", "1,50%,100%", "--json",
+            "rollouts", "start", r2, "--waves", "1,50%,100%", "--json",
             *[a for k, v in GATES.items() for a in ("--gate", f"{k}={v}")]))
         ro = started["rollout_id"]
         assert [w["device_count"] for w in started["waves"]] == [1, 2, 3]
@@ -227,7 +227,7 @@ def test_waves_survive_a_restart_stop_garbage_and_catch_up_offline_devices(
         view = cp.wait_state(ro, "completed")
         assert all(d["state"] == "acknowledged" for d in view["devices"])
         assert sims["cam-5"].releases()[-1] == r2
-        status = cp.loop.cli("rollout", "status", ro, "--no-devices")
+        status = cp.loop.cli("rollouts", "status", ro, "--no-devices")
         assert "completed" in status and "class_shift" in status
 
         # A release whose model outputs garbage stops in the canary and rolls back.
@@ -244,9 +244,9 @@ def test_waves_survive_a_restart_stop_garbage_and_catch_up_offline_devices(
             if d != canary:
                 assert bad not in sims[d].releases(), f"{d} received the garbage release"
         watch = cp.loop.cli  # `watch` exits 1 on a paused rollout and says what to do
-        with pytest.raises(RuntimeError, match="rollout resume"):
-            watch("rollout", "watch", gro, "--timeout", "10", "--interval", "0.2")
-        cp.loop.cli("rollout", "abort", gro, "--reason", "garbage model")
+        with pytest.raises(RuntimeError, match="rollouts resume"):
+            watch("rollouts", "watch", gro, "--timeout", "10", "--interval", "0.2")
+        cp.loop.cli("rollouts", "abort", gro, "--reason", "garbage model")
         assert cp.rollout(gro)["state"] == "aborted"
     finally:
         for sim in sims.values():

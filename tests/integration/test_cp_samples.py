@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from control_plane.api import create_app
 from control_plane.config import ControlPlaneSettings
+from control_plane.store.keys import Keyring
 from control_plane.testing import registration
 from edge_agent import Agent, load_settings
 from tests.agent_kit import LABELS, Observer, build_model, make_release, wait_until
@@ -150,7 +151,7 @@ def test_agent_uploads_rate_limited_low_confidence_frames(
                             "sample_fps": 10.0, "mode": "frame"}])
     path = tmp_path / "agent.toml"
     path.write_text(tomli_w.dumps(config))
-    observer = Observer(mosquitto.url)
+    observer = Observer(mosquitto.url, key=Keyring(settings.keys_dir).signing_key()[1])
     agent = Agent(load_settings(path))
     agent.start()
     try:

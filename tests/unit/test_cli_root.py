@@ -21,7 +21,7 @@ def test_schema_command_prints_every_wire_model() -> None:
 def test_every_component_has_its_commands() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0, result.output
-    for command in ("agent", "train", "register", "data", "serve", "release", "rollout",
+    for command in ("agent", "train", "register", "data", "serve", "releases", "rollouts",
                     "devices", "demo"):
         assert command in result.output, f"'{command}' missing from parkwatch --help"
 

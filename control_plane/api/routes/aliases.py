@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
 
 from ...schemas import AliasPublic, AliasSet, Page
 from ...services import aliases
 from ..deps import OperateDep, PageDep, ReadDep, SessionDep
 
+# Documented here, checked by the service with a message naming the fix.
+AliasName = Annotated[str, Path(json_schema_extra={"pattern": aliases.ALIAS_PATTERN})]
 router = APIRouter(prefix="/models/{name}/aliases", tags=["aliases"])
 
 
@@ -24,7 +28,7 @@ def get_alias(name: str, alias: str, session: SessionDep, _p: ReadDep) -> AliasP
 
 @router.put("/{alias}", summary="Set or move an alias (audited: who, from, to)")
 def set_alias(
-    name: str, alias: str, body: AliasSet, session: SessionDep, principal: OperateDep
+    name: str, alias: AliasName, body: AliasSet, session: SessionDep, principal: OperateDep
 ) -> AliasPublic:
     return aliases.set_alias(session, name, alias, body.version, who=principal.name)
 

@@ -24,7 +24,11 @@ async def upload_artifact(
     request: Request,
     state: StateDep,
     principal: OperateDep,
-    x_content_sha256: Annotated[str | None, Header()] = None,
+    x_content_sha256: Annotated[
+        str | None,
+        Header(description="The upload's sha256, checked after the last byte.",
+               json_schema_extra={"pattern": "^[0-9a-fA-F]{64}$"}),
+    ] = None,
 ) -> ArtifactPublic:
     """Store the request body; idempotent (the same bytes give the same answer)."""
     if x_content_sha256 is not None and not is_sha256(x_content_sha256.lower()):

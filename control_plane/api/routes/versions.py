@@ -41,7 +41,10 @@ def search_versions(
         float | None, Query(allow_inf_nan=False, description="Shorthand for accuracy:X.")
     ] = None,
     min_metric: Annotated[
-        list[str], Query(max_length=16, description="name:number, e.g. macro_f1:0.8; repeatable.")
+        list[str],
+        Query(max_length=16, description="name:number, e.g. macro_f1:0.8; repeatable.",
+              # Documented here, checked by parse_min_metrics with a message naming the fix.
+              json_schema_extra={"items": {"type": "string", "pattern": _METRIC.pattern}}),
     ] = [],  # noqa: B006 - FastAPI copies query defaults
     created_after: UtcDatetime | None = None,
     created_before: UtcDatetime | None = None,

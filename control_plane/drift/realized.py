@@ -1,0 +1,119 @@
+"""Realized accuracy from labelled samples, per release × device × camera × condition,
+with a Wilson confidence interval (``scipy.stats.binomtest``).
+
+A sample's condition is the one its camera reported in the telemetry window that
+covers the sample's capture time (both on the agent's clock, so they agree with each
+other); a sample no window covers counts under ``any``.
+
+Samples are uploaded by active learning, which picks low-confidence frames, so the
+realized accuracy of those samples is biased low against all frames: compare it across
+cameras, conditions and releases (same selection), and with the held-out accuracy
+knowing that (docs/drift.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from scipy import stats
+from sqlmodel import Session, col, select
+
+from ..store.models import ModelVersion, Release, Sample, TelemetryWindowRecord
+from .baseline import ANY_CONDITION
+
+
+@dataclass(frozen=True)
+class Realized:
+    release_id: str
+    device_id: str
+    camera_id: str
+    condition: str
+    labelled: int
+    correct: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+
+
+def wilson(correct: int, labelled: int, confidence: float) -> tuple[float, float]:
+    """The Wilson score interval of a proportion."""
+    ci = stats.binomtest(correct, labelled).proportion_ci(confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _condition(session: Session, sample: Sample) -> str:
+    t = TelemetryWindowRecord
+    text = session.execute(
+        sa.select(sa.cast(col(t.payload), sa.Text))
+        .where(col(t.device_id) == sample.device_id,
+               col(t.window_start) <= sample.captured_at,
+               col(t.window_end) >= sample.captured_at)
+        .order_by(col(t.seq).desc())
+        .limit(1)
+    ).scalar()
+    if text is None:
+        return ANY_CONDITION
+    for camera in json.loads(text).get("cameras") or []:
+        if camera.get("camera_id") == sample.camera_id:
+            return str(camera.get("condition") or ANY_CONDITION)
+    return ANY_CONDITION
+
+
+def realized_accuracy(
+    session: Session,
+    *,
+    release_id: str | None = None,
+    device_id: str | None = None,
+    confidence: float = 0.95,
+) -> list[Realized]:
+    """Every (release, device, camera, condition) with labelled samples, sorted."""
+    query = select(Sample).where(col(Sample.status) == "labelled",
+                                 col(Sample.release_id).is_not(None))
+    if release_id is not None:
+        query = query.where(col(Sample.release_id) == release_id)
+    if device_id is not None:
+        query = query.where(col(Sample.device_id) == device_id)
+    tally: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for sample in session.exec(query):
+        key = (str(sample.release_id), sample.device_id, sample.camera_id,
+               _condition(session, sample))
+        tally[key][0] += 1
+        tally[key][1] += int(sample.label == sample.predicted_label)
+    out = []
+    for (rel, dev, cam, cond), (n, k) in sorted(tally.items()):
+        low, high = wilson(k, n, confidence)
+        out.append(Realized(rel, dev, cam, cond, n, k, k / n, low, high))
+    return out
+
+
+def held_out_accuracy(session: Session, release_id: str) -> float | None:
+    """The accuracy the release's model version scored on its held-out set at training."""
+    spec = session.exec(
+        select(ModelVersion.spec)
+        .join(Release, col(Release.model_version_id) == col(ModelVersion.id))
+        .where(Release.release_id == release_id)
+    ).first()
+    value = ((spec or {}).get("metrics") or {}).get("accuracy")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def accuracy_report(
+    session: Session, release_id: str, max_drop: float, min_labels: int, confidence: float
+) -> dict[str, Any]:
+    """A release's realized accuracy per camera × condition, and those whose whole interval
+    lies more than ``max_drop`` below the held-out accuracy (``dropped``)."""
+    reference = held_out_accuracy(session, release_id)
+    rows = [asdict(r) for r in realized_accuracy(session, release_id=release_id,
+                                                 confidence=confidence)]
+    dropped = [r for r in rows
+               if reference is not None and r["labelled"] >= min_labels
+               and r["ci_high"] < reference - max_drop]
+    return {"held_out_accuracy": reference, "confidence": confidence, "min_labels": min_labels,
+            "cameras": rows, "dropped": dropped}
+
+
+__all__ = ["Realized", "accuracy_report", "held_out_accuracy", "realized_accuracy", "wilson"]
