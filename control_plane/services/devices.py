@@ -105,8 +105,8 @@ def provision(
         raise InvalidRequestError("no signing key yet: run `parkwatch keys init` first")
     if session.get(Device, body.device_id) is not None:
         raise ConflictError(
-            f"device {body.device_id!r} already exists: pick another id "
-            "(its token is only shown when the device is added)"
+            f"device {body.device_id!r} already exists: pick another id, or give it new "
+            f"credentials with `parkwatch devices reissue {body.device_id}`"
         )
     device = Device(device_id=body.device_id, labels=dict(body.labels))
     session.add(device)
@@ -206,6 +206,7 @@ def device_public(row: Device) -> DevicePublic:
         desired_mode=row.desired_mode,
         current_release_id=_active_release(row.reported),
         clock_skew_s=row.clock_skew_s,
+        decommissioned_at=row.decommissioned_at,
         reported=row.reported,
         created_at=row.created_at,
     )
