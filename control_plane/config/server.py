@@ -210,6 +210,13 @@ class ControlPlaneSettings(TomlSettings):
         description="How often the rollout engine advances rollouts in progress (deadlines, "
         "waves, gates), in seconds; 0: no engine in this process (roles all and api run it).",
     )
+    clock_skew_alert_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="Alert on a device whose clock is off by more than this many seconds "
+        "(measured when its `online` arrives; checked with each drift analysis run); 0: never. "
+        "Deadlines and ordering use the control plane's clock whatever the skew.",
+    )
     rollout_policy: RolloutPolicy = Field(
         default_factory=RolloutPolicy,
         description="Default rollout policy (the [rollout_policy] table): waves, "

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -58,6 +59,15 @@ from .batch import INGESTED_KINDS, Inbound, IngestPipeline, count
 log = logging.getLogger(__name__)
 INGEST_KINDS: tuple[TopicKind, ...] = ("status", "reported", "telemetry", "events")
 FLUSH_TIMEOUT_S = 5.0  # stop(): how long queued messages may take to be written and acked
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReceipt:
+    """A status as received: a retained copy (replayed when we subscribe) is old news, so
+    its ``at`` says nothing about the device's clock now."""
+
+    status: DeviceStatus
+    retained: bool
 
 
 class MqttAdapter:
@@ -246,7 +256,8 @@ class MqttAdapter:
     def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
         """paho's thread: decode, validate and queue; the pipeline writes and acknowledges."""
         self.last_activity = time.monotonic()
-        kind, device_id, message = "unknown", "", None
+        kind, device_id = "unknown", ""
+        message: Any = None
         try:
             topic = msg.topic
         except UnicodeDecodeError:
@@ -264,6 +275,8 @@ class MqttAdapter:
                         f"payload device_id {getattr(message, 'device_id', '')!r} does not "
                         "match its topic"
                     )
+                if isinstance(message, DeviceStatus):
+                    message = StatusReceipt(message, retained=bool(msg.retain))
         except ProtocolError as exc:
             log.warning("invalid MQTT message dropped: %s", exc, extra={"topic": topic[:200]})
             count(kind, "invalid")
@@ -293,9 +306,10 @@ class MqttAdapter:
     def _handle(self, kind: str, message: Any) -> str:
         return self._handlers[kind](message)
 
-    def _on_status(self, status: DeviceStatus) -> str:
+    def _on_status(self, receipt: StatusReceipt) -> str:
         with session_scope(self.engine) as session:
-            device = devices.apply_status(session, status)
+            device = devices.apply_status(session, receipt.status,
+                                          measure_skew=not receipt.retained)
         return "applied" if device is not None else self._unknown()
 
     def _write_reported(self, reports: Sequence[ReportedState]) -> Counter[str]:
