@@ -46,6 +46,64 @@ def devices_add(
         typer.echo(answer["agent_config_toml"], nl=False)
 
 
+@app.command("reissue")
+@fails_cleanly
+def devices_reissue(
+    device_id: str,
+    reason: str = typer.Option(..., help="Why: rotation, hardware replaced, back in service "
+                               "(goes to the audit log)."),
+    camera: list[str] = typer.Option([], help="camera_id=source for the agent; repeatable."),
+    agent_data_dir: str = typer.Option("/var/lib/parkwatch-agent", help="Agent's data folder."),
+    out: Path | None = typer.Option(None, help="Write the agent config here (mode 0600)."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """New credentials for a device: rotate them, move the device to new hardware (its
+    history stays with its id), or bring a decommissioned device back. The old token stops
+    at once; its broker login at the next `parkwatch mqtt acl` and broker reload."""
+    from ..services.auth import write_secret
+    from .client import client_from, print_json
+
+    cameras = [{"camera_id": k, "source": v} for k, v in parse_pairs(camera, "camera").items()]
+    body = {"reason": reason, "cameras": cameras, "agent_data_dir": agent_data_dir}
+    with client_from(config) as api:
+        answer = api.post(f"/api/v1/devices/{device_id}/reissue", body)
+    if out is not None:
+        write_secret(out, answer["agent_config_toml"].rstrip("\n"))
+    if as_json:
+        print_json(answer)
+        return
+    if out is None:
+        typer.echo(answer["agent_config_toml"], nl=False)
+    else:
+        typer.echo(f"device {device_id}: new credentials; agent config written to {out}")
+    typer.echo("then: parkwatch mqtt acl --out ... and reload the broker (the old broker "
+               "login works until then)", err=True)
+
+
+@app.command("decommission")
+@fails_cleanly
+def devices_decommission(
+    device_id: str,
+    reason: str = typer.Option(..., help="Why (goes to the audit log)."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Take a device out of service: its tokens are revoked (the API refuses it at once,
+    the broker after `parkwatch mqtt acl` and a reload); its history stays.
+    `devices reissue` brings it back."""
+    from .client import client_from, print_json
+
+    with client_from(config) as api:
+        row = api.request("POST", f"/api/v1/devices/{device_id}/decommission",
+                          params={"reason": reason})
+    if as_json:
+        print_json(row)
+        return
+    typer.echo(f"device {device_id} decommissioned; now run `parkwatch mqtt acl --out ...` "
+               "and reload the broker to remove its broker login")
+
+
 @app.command("list")
 @fails_cleanly
 def devices_list(

@@ -28,13 +28,30 @@ def serve(
         help="all (default: API + ingest + embedded broker if no mqtt_url), api (HTTP only) "
         "or ingest (MQTT ingest only; several share the load via ingest_share_group).",
     ),
+    retire: bool = typer.Option(
+        False, "--retire",
+        help="With --role ingest: end the broker sessions of this host's ingest workers "
+        "that are not running (scaled down for good), after storing what was queued for "
+        "them; then exit.",
+    ),
 ) -> None:
     """Run the control plane: HTTP API, MQTT ingest, and a broker if none is configured."""
     from ..processes.serve import serve as run
 
     if role is not None and role not in ("all", "api", "ingest"):
         raise ControlPlaneError(f"--role {role!r}: choose all, api or ingest")
+    if retire and role != "ingest":
+        raise ControlPlaneError("--retire goes with --role ingest")
     settings = server_settings(config, role=role)
+    if retire:
+        from protocols.logs import configure_logging
+
+        from ..processes.ingest import retire_idle_sessions
+
+        configure_logging(settings.log_level)
+        retired = retire_idle_sessions(settings)
+        typer.echo(f"retired {len(retired)} ingest session(s): {', '.join(retired) or 'none'}")
+        return
     if settings.role != "ingest":
         typer.echo(f"dashboard: {settings.resolved_public_url}/dashboard/ (sign in with a token: "
                    f"the first admin's is in {settings.admin_token_path})")

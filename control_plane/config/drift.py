@@ -85,20 +85,21 @@ class DriftSettings(BaseModel):
         1, ge=1, description="M: drifted devices (per release) that raise a drift alert."
     )
     baseline_windows: int = Field(
-        60,
+        240,
         ge=10,
         le=10_000,
         description="Windows of one camera in one condition, under a release that is healthy "
         "on its device, that make the camera's production baseline for that condition (at "
-        "1-minute windows, an hour of that light).",
+        "1-minute windows, four hours of that light: a shorter baseline misses the scene's "
+        "slow changes and alarms on them, see bench/drift_replay.py).",
     )
     baseline_block: int = Field(
-        5,
+        20,
         ge=0,
         le=100,
         description="Windows left out on each side of a replayed baseline window when its "
         "alarm levels are fitted (neighbouring windows are alike; leaving them out keeps the "
-        "levels honest).",
+        "levels honest; at most a quarter of the baseline's windows are left out).",
     )
     false_alarm_days: float = Field(
         30.0,

@@ -73,7 +73,9 @@ class ControlPlaneSettings(TomlSettings):
     mqtt_client_id: str = Field(
         DEFAULT_CLIENT_ID,
         description="MQTT client id; the broker keeps this persistent session's QoS 1 "
-        "messages while the control plane is down. Unique per control-plane process.",
+        "messages while the control plane is down. Unique per control-plane process and "
+        "the same across its restarts; role=ingest with the default claims a stable "
+        "per-host slot id (docs/operations.md, scaling ingest workers).",
     )
     mqtt_username: str | None = Field(
         None, description="Broker username of this process; overrides one in mqtt_url."
@@ -207,6 +209,13 @@ class ControlPlaneSettings(TomlSettings):
         le=3600,
         description="How often the rollout engine advances rollouts in progress (deadlines, "
         "waves, gates), in seconds; 0: no engine in this process (roles all and api run it).",
+    )
+    clock_skew_alert_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="Alert on a device whose clock is off by more than this many seconds "
+        "(measured when its `online` arrives; checked with each drift analysis run); 0: never. "
+        "Deadlines and ordering use the control plane's clock whatever the skew.",
     )
     rollout_policy: RolloutPolicy = Field(
         default_factory=RolloutPolicy,

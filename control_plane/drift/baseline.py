@@ -129,6 +129,7 @@ def learn(
     if len(rows) < 2:
         return None
     names = list(rows[0])
+    block = min(block, max((len(rows) - 1) // 8, 0))  # leave most windows in the reference
     total = {name: np.sum([r[name] for r in rows], axis=0) for name in names}
     levels: dict[str, Level] = {}
     for name in names:

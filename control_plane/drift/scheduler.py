@@ -3,7 +3,8 @@ own, longer interval), in one periodic task.
 
 A failed run (store down, a bad profile) is logged and retried at the next tick; it
 never stops the server, and a failed analysis does not hold retention back. On
-PostgreSQL one replica holds the task's lease and runs both; the others stand by.
+PostgreSQL one replica holds the task's lease and runs both; the others stand by. Each
+run also keeps the devices' clock-skew alerts in step (``services/clocks.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlmodel import Session
 from ..config.drift import DriftSettings
 from ..config.retention import RetentionSettings
 from ..lifecycle import Lease, PeriodicTask
+from ..services.clocks import reconcile_skew_alerts
 from ..services.telemetry_retention import apply_retention
 from ..store.models import utc_now
 from .analyser import run_analysis
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def drift_task(engine: Engine, settings: DriftSettings,
                retention: RetentionSettings | None = None, *,
-               lease: Lease | None = None) -> PeriodicTask:
+               lease: Lease | None = None, clock_skew_alert_s: float = 0.0) -> PeriodicTask:
     """``run_analysis`` every ``settings.analysis_interval_s``, and retention after it once
     ``retention.interval_s`` has passed since the last retention."""
     last_retention = float("-inf")
@@ -44,12 +46,21 @@ def drift_task(engine: Engine, settings: DriftSettings,
         except Exception:
             log.exception("telemetry retention failed; retrying at the next interval")
 
+    def check_clocks() -> None:
+        try:
+            with Session(engine) as session:
+                reconcile_skew_alerts(session, clock_skew_alert_s)
+                session.commit()
+        except Exception:
+            log.exception("clock skew alerts failed; retrying at the next interval")
+
     def analyse() -> None:
         try:
             with Session(engine, expire_on_commit=False) as session:
                 run_analysis(session, settings)
         finally:
             retain()
+            check_clocks()
 
     return PeriodicTask("drift-analysis", settings.analysis_interval_s, analyse, lease=lease)
 

@@ -3,7 +3,9 @@
 - ``adapter``: ``MqttAdapter`` (paho): subscribes to every device's status, reported
   state, telemetry and events, and publishes desired states (retained, QoS 1);
 - ``batch``: the ingest pipeline behind it: telemetry windows written in batches and
-  each message acknowledged to the broker only once committed.
+  each message acknowledged to the broker only once committed;
+- ``identity``: stable client ids for ingest workers (slots), and retiring the session
+  of a worker removed for good.
 
 What a message means for the store is decided in ``services`` (devices, telemetry) and
 ``rollouts``; this package only moves and acknowledges messages.

@@ -16,8 +16,10 @@ import logging
 import ssl
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -59,6 +61,15 @@ INGEST_KINDS: tuple[TopicKind, ...] = ("status", "reported", "telemetry", "event
 FLUSH_TIMEOUT_S = 5.0  # stop(): how long queued messages may take to be written and acked
 
 
+@dataclass(frozen=True, slots=True)
+class StatusReceipt:
+    """A status as received: a retained copy (replayed when we subscribe) is old news, so
+    its ``at`` says nothing about the device's clock now."""
+
+    status: DeviceStatus
+    retained: bool
+
+
 class MqttAdapter:
     """Connects in the background, retries forever, and never lets a message crash it."""
 
@@ -77,6 +88,7 @@ class MqttAdapter:
         security: MqttSecurity | None = None,
         batch_size: int = 20,
         linger_s: float = 0.02,
+        retire: bool = False,
         signer: Callable[[DesiredState], SignedDesiredState] | None = None,
     ) -> None:
         try:
@@ -86,6 +98,10 @@ class MqttAdapter:
         self.engine = engine
         self.share_group = share_group
         self.subscribe = subscribe
+        # Retiring a stopped worker's session (ingest/identity.py): take what the broker
+        # queued for it, but leave the share group so that nothing new is routed here.
+        self.retire = retire
+        self.last_activity = time.monotonic()  # a message received or handled
         self._on_connected = on_connected
         self._signer = signer
         self._connected = threading.Event()
@@ -182,7 +198,10 @@ class MqttAdapter:
             # Shared subscriptions ($share/<group>/...) work on MQTT 3.1.1 with Mosquitto 2,
             # EMQX and HiveMQ; paho passes the filter through unchanged.
             topics = [(fleet_subscription(kind, self.share_group), 1) for kind in INGEST_KINDS]
-            client.subscribe(topics)  # type: ignore[arg-type]
+            if self.retire:
+                client.unsubscribe([topic for topic, _qos in topics])
+            else:
+                client.subscribe(topics)  # type: ignore[arg-type]
         self._connected.set()
         MQTT_CONNECTED.set(1)
         MQTT_RECONNECTS.inc()
@@ -236,7 +255,9 @@ class MqttAdapter:
     # -- in --------------------------------------------------------------------------------
     def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
         """paho's thread: decode, validate and queue; the pipeline writes and acknowledges."""
-        kind, device_id, message = "unknown", "", None
+        self.last_activity = time.monotonic()
+        kind, device_id = "unknown", ""
+        message: Any = None
         try:
             topic = msg.topic
         except UnicodeDecodeError:
@@ -254,6 +275,8 @@ class MqttAdapter:
                         f"payload device_id {getattr(message, 'device_id', '')!r} does not "
                         "match its topic"
                     )
+                if isinstance(message, DeviceStatus):
+                    message = StatusReceipt(message, retained=bool(msg.retain))
         except ProtocolError as exc:
             log.warning("invalid MQTT message dropped: %s", exc, extra={"topic": topic[:200]})
             count(kind, "invalid")
@@ -271,6 +294,7 @@ class MqttAdapter:
             self._connection += 1
 
     def _acknowledge(self, item: Inbound) -> None:
+        self.last_activity = time.monotonic()
         with self._ack_lock:  # no reconnect between the check and the PUBACK
             if item.qos > 0 and item.connection == self._connection:
                 self.client.ack(item.mid, item.qos)
@@ -282,9 +306,10 @@ class MqttAdapter:
     def _handle(self, kind: str, message: Any) -> str:
         return self._handlers[kind](message)
 
-    def _on_status(self, status: DeviceStatus) -> str:
+    def _on_status(self, receipt: StatusReceipt) -> str:
         with session_scope(self.engine) as session:
-            device = devices.apply_status(session, status)
+            device = devices.apply_status(session, receipt.status,
+                                          measure_skew=not receipt.retained)
         return "applied" if device is not None else self._unknown()
 
     def _write_reported(self, reports: Sequence[ReportedState]) -> Counter[str]:

@@ -2,32 +2,66 @@
 
 Several workers share the fleet's telemetry through an MQTT shared subscription
 (``ingest_share_group`` -> ``$share/<group>/parkwatch/v1/devices/+/...``): the broker
-hands each message to one of them, and the store's unique (device_id, seq) keys keep
-ingest exactly-once even when a device re-sends. Each worker needs its own MQTT client
-id (``mqtt_client_id``; the default gets a per-process suffix). ``metrics_port``
-exposes the worker's Prometheus counters. Windows are written in batches of up to
-``ingest_batch_size`` and acknowledged to the broker only once committed (``ingest/batch.py``).
+hands each message to one of them, and the store's unique (device_id, instance, seq)
+keys keep ingest exactly-once even when a device re-sends. Each worker keeps a
+persistent session under a stable client id: ``mqtt_client_id`` as configured, or by
+default a slot claimed in ``<data_dir>/ingest-slots`` (``ingest/identity.py``), so a
+restarted worker gets what the broker queued for it meanwhile. ``--retire`` ends the
+sessions of workers removed for good, storing what was queued for them first.
+``metrics_port`` exposes the worker's Prometheus counters. Windows are written in
+batches of up to ``ingest_batch_size`` and acknowledged to the broker only once
+committed (``ingest/batch.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import Engine
 
 from ..config import ControlPlaneSettings
+from ..config.server import DEFAULT_CLIENT_ID
 from ..errors import ConfigError
+from ..ingest import identity
 from ..lifecycle import Services, run_until_signalled
 from ..store import db
 
+if TYPE_CHECKING:
+    from ..ingest.adapter import MqttAdapter
+
 log = logging.getLogger(__name__)
+RETIRE_QUIET_S = 3.0  # a retired session is drained once nothing came for this long
+RETIRE_TIMEOUT_S = 120.0
 
 
-def run_ingest(settings: ControlPlaneSettings, stop: threading.Event | None = None) -> None:
-    """Ingest until SIGTERM/SIGINT (or ``stop`` is set)."""
+def _adapter(settings: ControlPlaneSettings, engine: Engine, client_id: str, *,
+             retire: bool = False, clean_session: bool = False,
+             subscribe: bool = True) -> MqttAdapter:
     from ..ingest.adapter import MqttAdapter
     from ..rollouts.desired import signer_for
     from ..store.keys import Keyring
 
+    return MqttAdapter(
+        settings.broker_url,
+        engine,
+        client_id=client_id,
+        share_group=settings.ingest_share_group,
+        security=settings.mqtt_security(),
+        batch_size=settings.ingest_batch_size,
+        linger_s=settings.ingest_linger_seconds,
+        retire=retire,
+        clean_session=clean_session,
+        subscribe=subscribe,
+        # Where this host holds the signing keys, desired states it re-issues are signed.
+        signer=signer_for(Keyring(settings.keys_dir)),
+    )
+
+
+def run_ingest(settings: ControlPlaneSettings, stop: threading.Event | None = None) -> None:
+    """Ingest until SIGTERM/SIGINT (or ``stop`` is set)."""
     if settings.mqtt_url is None:
         raise ConfigError("role=ingest needs mqtt_url: the broker the devices publish to")
     db.upgrade(settings.resolved_database_url)
@@ -36,20 +70,14 @@ def run_ingest(settings: ControlPlaneSettings, stop: threading.Event | None = No
         from prometheus_client import start_http_server
 
         start_http_server(settings.metrics_port, addr=settings.host)
-    client_id = settings.client_id_for_role()
+    slot = None
+    client_id = settings.mqtt_client_id
+    if client_id == DEFAULT_CLIENT_ID:
+        base = identity.base_client_id(client_id, settings.data_dir)
+        slot = identity.claim_slot(base, slot_folder(settings))
+        client_id = slot.client_id
     services = Services()
-    adapter = MqttAdapter(
-        settings.broker_url,
-        engine,
-        client_id=client_id,
-        share_group=settings.ingest_share_group,
-        security=settings.mqtt_security(),
-        batch_size=settings.ingest_batch_size,
-        linger_s=settings.ingest_linger_seconds,
-        # Where this host holds the signing keys, desired states it re-issues are signed.
-        signer=signer_for(Keyring(settings.keys_dir)),
-    )
-    services.start(adapter)
+    services.start(_adapter(settings, engine, client_id))
     log.info(
         "ingest worker started",
         extra={
@@ -63,4 +91,59 @@ def run_ingest(settings: ControlPlaneSettings, stop: threading.Event | None = No
     finally:
         services.stop()
         engine.dispose()
+        if slot is not None:
+            slot.release()
         log.info("ingest worker stopped")
+
+
+def slot_folder(settings: ControlPlaneSettings) -> Path:
+    return settings.data_dir / "ingest-slots"
+
+
+def retire_idle_sessions(settings: ControlPlaneSettings) -> list[str]:
+    """End the session of every slot no running worker holds, after storing what the
+    broker queued for it; returns their client ids."""
+    if settings.mqtt_url is None:
+        raise ConfigError("--retire needs mqtt_url: the broker the workers subscribe at")
+    if settings.mqtt_client_id != DEFAULT_CLIENT_ID:
+        raise ConfigError("--retire ends slot sessions (the default mqtt_client_id); with "
+                          "your own mqtt_client_id, retire it with retire_session()")
+    base = identity.base_client_id(settings.mqtt_client_id, settings.data_dir)
+    slots = identity.idle_slots(base, slot_folder(settings))
+    db.upgrade(settings.resolved_database_url)
+    engine = db.create_db_engine(settings.resolved_database_url)
+    try:
+        for slot in slots:
+            try:
+                retire_session(settings, engine, slot.client_id)
+            finally:
+                slot.release()
+            (slot_folder(settings) / f"{slot.number}.lock").unlink(missing_ok=True)
+    finally:
+        engine.dispose()
+    return [s.client_id for s in slots]
+
+
+def retire_session(settings: ControlPlaneSettings, engine: Engine, client_id: str) -> None:
+    """Take over ``client_id``'s persistent session, leave the share group, store and
+    acknowledge what was queued for it, then end the session (a clean connect)."""
+    adapter = _adapter(settings, engine, client_id, retire=True)
+    adapter.start()
+    try:
+        if not adapter.wait_connected(30):
+            raise ConfigError(f"--retire: no connection to the broker as {client_id}")
+        if not identity.wait_quiet(lambda: adapter.last_activity, RETIRE_QUIET_S,
+                                   RETIRE_TIMEOUT_S):
+            log.warning("session still busy after the timeout; ending it anyway",
+                        extra={"client_id": client_id})
+    finally:
+        adapter.stop()
+    # A clean connect under the same id discards the session and its subscriptions.
+    ender = _adapter(settings, engine, client_id, clean_session=True, subscribe=False)
+    ender.start()
+    try:
+        if not ender.wait_connected(30):
+            raise ConfigError(f"--retire: no connection to the broker as {client_id}")
+    finally:
+        ender.stop()
+    log.info("ingest session retired", extra={"client_id": client_id})

@@ -76,11 +76,18 @@ def store_epoch(session: Session) -> int:
 
 
 def _is_rollback(session: Session, device: Device) -> bool:
-    """Whether the desired release is older than the one the device reports serving (the
-    agent moves to an older release only when the signed state says so)."""
+    """Whether the state allows a move to an older release (agents refuse one otherwise):
+    a revert of a rollout, or a release older than the one the device reports serving."""
+    wanted = device.desired_release_id
+    if wanted is None:
+        return False
+    rollout = (session.get(Rollout, device.desired_rollout_id)
+               if device.desired_rollout_id else None)
+    if rollout is not None and rollout.release_id != wanted:
+        return True  # pointed back (abort, rollback, failed gate), whatever it reported yet
     active = (device.reported or {}).get("active") or {}
-    serving, wanted = active.get("release_id"), device.desired_release_id
-    if not isinstance(serving, str) or wanted is None or serving == wanted:
+    serving = active.get("release_id")
+    if not isinstance(serving, str) or serving == wanted:
         return False
     old, new = session.get(Release, wanted), session.get(Release, serving)
     return old is not None and new is not None and old.created_at < new.created_at

@@ -28,6 +28,15 @@ class DeviceCreate(RequestBody):
     agent_data_dir: str = Field("/var/lib/parkwatch-agent", max_length=1024)
 
 
+class DeviceReissue(RequestBody):
+    """New credentials for an existing device (rotation, new hardware, back in service)."""
+
+    cameras: list[CameraConfig] = Field(default_factory=list, max_length=64)
+    agent_data_dir: str = Field("/var/lib/parkwatch-agent", max_length=1024)
+    reason: str = Field(min_length=1, max_length=512,
+                        description="Why (rotation, hardware replaced, ...): for the audit log.")
+
+
 class DeviceProvisioned(BaseModel):
     device_id: str
     token: str
@@ -48,6 +57,13 @@ class DevicePublic(BaseModel):
     )
     reported: dict[str, Any] | None
     created_at: datetime
+    clock_skew_s: float | None = Field(
+        None, description="The device's clock minus the control plane's, in seconds, measured "
+        "when its last `online` arrived (positive: the device is ahead). Information only: "
+        "deadlines and ordering use the control plane's receipt time.",
+    )
+    decommissioned_at: datetime | None = Field(
+        None, description="When the device was decommissioned; null while in service.")
 
 
 class DeviceLabelsUpdate(RequestBody):

@@ -105,8 +105,8 @@ def provision(
         raise InvalidRequestError("no signing key yet: run `parkwatch keys init` first")
     if session.get(Device, body.device_id) is not None:
         raise ConflictError(
-            f"device {body.device_id!r} already exists: pick another id "
-            "(its token is only shown when the device is added)"
+            f"device {body.device_id!r} already exists: pick another id, or give it new "
+            f"credentials with `parkwatch devices reissue {body.device_id}`"
         )
     device = Device(device_id=body.device_id, labels=dict(body.labels))
     session.add(device)
@@ -205,6 +205,8 @@ def device_public(row: Device) -> DevicePublic:
         desired_revision=row.desired_revision,
         desired_mode=row.desired_mode,
         current_release_id=_active_release(row.reported),
+        clock_skew_s=row.clock_skew_s,
+        decommissioned_at=row.decommissioned_at,
         reported=row.reported,
         created_at=row.created_at,
     )
@@ -221,13 +223,18 @@ def _seen(device: Device, at: datetime) -> None:
         device.last_seen = at
 
 
-def apply_status(session: Session, status: DeviceStatus) -> Device | None:
+def apply_status(
+    session: Session, status: DeviceStatus, *, measure_skew: bool = True
+) -> Device | None:
     """Record online/offline, in the order the messages arrive here.
 
     The device's clock is never compared: it may be wrong, and a Last Will carries the
     time its connection began, older than the ``online`` it must overrule. When both
     messages name their session (``{process}-{n}``) that order holds however ingest
     workers interleave them (:func:`status_supersedes`). None for an unknown device.
+
+    An ``online`` sent just now (``measure_skew``: not a retained copy replayed on our
+    subscribe) measures the device's clock skew: its ``at`` minus our receipt.
     """
     device = session.get(Device, status.device_id)
     if device is None:
@@ -238,6 +245,8 @@ def apply_status(session: Session, status: DeviceStatus) -> Device | None:
         return device
     device.online = status.state == "online"
     device.status_at = utc_now()
+    if measure_skew and status.state == "online":
+        device.clock_skew_s = round((status.at - device.status_at).total_seconds(), 3)
     device.status_session = status.session
     if status.agent_version:
         device.agent_version = status.agent_version

@@ -110,6 +110,12 @@ class Device(SQLModel, table=True):
     last_seen: datetime | None = Field(default=None, sa_type=UTCDateTime)
     status_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # our receipt time
     status_session: str | None = Field(default=None, max_length=48)  # DeviceStatus.session
+    # The device's clock minus ours when its last ``online`` arrived (seconds): shown and
+    # alerted on, never used to order or age anything.
+    clock_skew_s: float | None = None
+    # Set by `devices decommission`: its tokens are revoked and its broker login goes at the
+    # next `mqtt acl`; its history stays. `devices reissue` brings it back.
+    decommissioned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     agent_version: str | None = Field(default=None, max_length=32)
     desired_release_id: str | None = Field(default=None, max_length=64)
     desired_revision: int = Field(default=0, sa_type=sa.BigInteger)

@@ -32,6 +32,8 @@ def test_abort_points_unacknowledged_devices_back_and_keeps_acknowledged_ones(
     fleet.act(ro, "abort")
     assert fleet.out.releases_of(first) == ["r2"]  # acknowledged: keeps it
     assert fleet.out.releases_of(second) == ["r2", "r1"]  # the newest retained state: r1
+    # It may have installed r2 before its report arrived: the revert allows the move back.
+    assert [s.rollback for s in fleet.out.sent if s.device_id == second] == [False, True]
     assert fleet.desired(second) == "r1" and fleet.desired(first) == "r2"
     view = fleet.get(ro)
     assert view.state == "aborted"

@@ -54,8 +54,9 @@ def test_a_store_restored_from_a_backup_is_detected_and_the_device_converges(
     device = Device(mosquitto.port, "cam-1-peer")
     try:
         with running(settings) as (client, headers):
-            assert client.post(f"{API}/devices", json={"device_id": "cam-1"},
-                               headers=headers).status_code == 201
+            for d in ("cam-1", "cam-2"):
+                assert client.post(f"{API}/devices", json={"device_id": d},
+                                   headers=headers).status_code == 201
             release_id = _release(client, headers)
             with sqlite3.connect(db) as live, sqlite3.connect(backup) as copy:
                 live.backup(copy)  # the nightly backup: cam-1 has no desired state yet
@@ -89,6 +90,25 @@ def test_a_store_restored_from_a_backup_is_detected_and_the_device_converges(
             audit = client.get(f"{API}/audit", params={"action": "store.epoch"},
                                headers=headers).json()["items"]
             assert len(audit) == 1 and audit[0]["detail"]["epoch"] == state.epoch
+
+            # The device handles it; a report about epoch 0 is older, whatever its revision.
+            def report(d: str, revision: int | None, epoch: int | None) -> None:
+                body = reported_state(d, release_id, revision=revision)
+                device.publish(reported_topic(d), encode(
+                    body.model_copy(update={"desired_epoch": epoch})), retain=True)
+
+            def stored(d: str) -> Any:
+                return client.get(f"{API}/devices/{d}", headers=headers).json()["reported"]
+
+            report("cam-1", state.revision, state.epoch)
+            wait_for(lambda: (stored("cam-1") or {}).get("desired_epoch") == state.epoch,
+                     what="the device's report in the new epoch")
+            report("cam-1", 99, None)
+            report("cam-2", None, None)  # after cam-1's on the same connection: a marker
+            wait_for(lambda: stored("cam-2"), what="the marker report")
+            last = stored("cam-1")
+            assert (last["desired_epoch"], last["desired_revision"]) == (state.epoch,
+                                                                         state.revision)
         restored_lines = [r.getMessage() for r in caplog.records
                           if "restored from a backup" in r.getMessage()]
         assert len(restored_lines) == 1

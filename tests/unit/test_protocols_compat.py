@@ -20,7 +20,15 @@ import pytest
 from edge_agent.config import parse_mqtt_url
 from edge_agent.mqtt import MqttLink
 from edge_agent.outbox import Outbox
-from protocols import CameraWindow, DeviceEvent, DeviceStatus, TelemetryWindow, encode
+from protocols import (
+    CameraWindow,
+    DesiredState,
+    DeviceEvent,
+    DeviceStatus,
+    ReportedState,
+    TelemetryWindow,
+    encode,
+)
 from protocols.signing import canonical_json
 from tests.unit.test_protocols_signing import make_manifest
 
@@ -102,3 +110,22 @@ def test_status_sessions_and_dropped_events_follow_the_same_rule(
     link = MqttLink("cam-1", parse_mqtt_url("mqtt://127.0.0.1:1"), Outbox(tmp_path / "o.db"),
                     lambda desired: None, "1", sessions=False)
     old.decode(old.DeviceStatus, link._status("online"))
+
+
+def test_the_plain_desired_state_and_an_epoch_0_report_read_on_the_previous_version(
+        previous: ModuleType) -> None:
+    """The control plane writes the plain ``desired`` topic without epoch and rollback
+    (what older agents read), and an agent in epoch 0 reports no epoch. The previous
+    version refuses either field, hence the separate signed topic."""
+    old = previous
+    state = DesiredState(device_id="cam-1", revision=4, release_id="r1", epoch=7,
+                         rollback=True)
+    plain = state.model_copy(update={"epoch": 0, "rollback": False})
+    assert old.decode(old.DesiredState, encode(plain)).revision == 4
+    with pytest.raises(old.ProtocolError, match="epoch"):
+        old.decode(old.DesiredState, encode(state))
+    report = ReportedState(device_id="cam-1", agent_version="0.1.0", desired_revision=4,
+                           desired_epoch=None)
+    old.decode(old.ReportedState, encode(report))
+    previous_state = old.encode(old.DesiredState(device_id="cam-1", revision=4))
+    assert DesiredState.model_validate_json(previous_state).epoch == 0

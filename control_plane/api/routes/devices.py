@@ -8,8 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from ...errors import InvalidRequestError
-from ...schemas import DeviceCreate, DeviceLabelsUpdate, DeviceProvisioned, DevicePublic, Page
-from ...services import devices, groups
+from ...schemas import (
+    DeviceCreate,
+    DeviceLabelsUpdate,
+    DeviceProvisioned,
+    DevicePublic,
+    DeviceReissue,
+    Page,
+)
+from ...services import device_lifecycle, devices, groups
 from ..deps import AdminDep, OperateDep, PageDep, ReadDep, SessionDep, StateDep
 
 router = APIRouter(prefix="/devices", tags=["devices"])
@@ -90,4 +97,22 @@ def update_labels(
     row = devices.update_labels(
         session, device_id, dict(body.set), list(body.remove), who=principal.name
     )
+    return devices.device_public(row)
+
+
+@router.post("/{device_id}/reissue", summary="New credentials for a device (rotation, new "
+             "hardware, back in service); the old token is revoked; its history stays")
+def reissue_device(device_id: str, body: DeviceReissue, session: SessionDep, state: StateDep,
+                   principal: AdminDep) -> DeviceProvisioned:
+    device, token, config = device_lifecycle.reissue(
+        session, device_id, body, state.agent_endpoints(), who=principal.name)
+    return DeviceProvisioned(device_id=device.device_id, token=token, agent_config_toml=config)
+
+
+@router.post("/{device_id}/decommission", summary="Take a device out of service: its tokens "
+             "are revoked; its history stays")
+def decommission_device(device_id: str, session: SessionDep, principal: AdminDep,
+                        reason: Annotated[str, Query(min_length=1, max_length=512)]
+                        ) -> DevicePublic:
+    row = device_lifecycle.decommission(session, device_id, who=principal.name, reason=reason)
     return devices.device_public(row)
