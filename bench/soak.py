@@ -35,7 +35,8 @@ import paho.mqtt.client as paho
 import tomli_w
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.fleet_ingest import free_port, wait_port
+from bench.fleet_ingest import free_port, stored, wait_port
+from control_plane.store.db import create_db_engine
 from control_plane.testing import telemetry_window
 from protocols import encode, telemetry_topic
 
@@ -43,9 +44,10 @@ ROOT = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident MB of ``pid``: all of it (VmRSS), or its heap alone (RssAnon)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -56,7 +58,8 @@ class Sampler(threading.Thread):
     def __init__(self, pids: dict[str, int], every: float = 1.0) -> None:
         super().__init__(daemon=True)
         self.pids, self.every = pids, every
-        self.samples: dict[str, list[tuple[float, float]]] = {name: [] for name in pids}
+        self.samples: dict[str, list[tuple[float, float]]] = {
+            key: [] for name in pids for key in (name, name + " heap")}
         self.stop_event = threading.Event()
         self.start_time = time.monotonic()
 
@@ -66,6 +69,7 @@ class Sampler(threading.Thread):
             for name, pid in self.pids.items():
                 with contextlib.suppress(OSError):  # the process has exited
                     self.samples[name].append((now, rss_mb(pid)))
+                    self.samples[name + " heap"].append((now, rss_mb(pid, "RssAnon")))
 
 
 def start_broker(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -79,12 +83,13 @@ def start_broker(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
-def start_serve(tmp: Path, mqtt_port: int) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_serve(tmp: Path, mqtt_port: int,
+                drift_interval: float) -> tuple[subprocess.Popen[bytes], str, str]:
     port = free_port()
     env = {**os.environ, "PARKWATCH_DATA_DIR": str(tmp / "cp"), "PARKWATCH_PORT": str(port),
            "PARKWATCH_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
            "PARKWATCH_MQTT_CLIENT_ID": "soak-cp", "PARKWATCH_LOG_LEVEL": "WARNING",
-           "PARKWATCH_DRIFT": '{"analysis_interval_s": 5}'}
+           "PARKWATCH_DRIFT": f'{{"analysis_interval_s": {drift_interval}}}'}
     env.pop("PARKWATCH_CONFIG", None)
     proc = subprocess.Popen([sys.executable, "-m", "parkwatch_cli", "serve"], cwd=ROOT, env=env,
                             stdout=(tmp / "serve.log").open("wb"), stderr=subprocess.STDOUT)
@@ -141,14 +146,18 @@ def publish_day(mqtt_port: int, devices: list[str], minutes: int, stop: threadin
         client.disconnect()
 
 
-def poll_api(url: str, token: str, stop: threading.Event) -> None:
-    """What a dashboard left open does: the fleet, alerts and drift, every second."""
+def poll_api(url: str, token: str, stop: threading.Event, depth: list[float]) -> None:
+    """What a dashboard left open does: the fleet, alerts and drift, every second; keeps the
+    deepest ingest queue seen in ``depth`` (messages received, not yet stored)."""
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
                       timeout=30) as http:
         while not stop.wait(1.0):
             for path in ("/api/v1/devices", "/api/v1/alerts", "/api/v1/rollouts",
-                         "/api/v1/audit?limit=20", "/metrics"):
+                         "/api/v1/audit?limit=20"):
                 http.get(path)
+            for line in http.get("/metrics").text.splitlines():
+                if line.startswith("parkwatch_cp_ingest_queue_depth "):
+                    depth[0] = max(depth[0], float(line.split()[1]))
 
 
 def growth(samples: list[tuple[float, float]]) -> tuple[float, float, float, float]:
@@ -166,11 +175,13 @@ def main() -> None:
     parser.add_argument("--day-minutes", type=int, default=1440,
                         help="simulated minutes, one window per device each")
     parser.add_argument("--seconds", type=float, default=60.0, help="wall time at most")
+    parser.add_argument("--drift-interval", type=float, default=5.0,
+                        help="seconds between drift analyses in serve (0: none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp_name:
         tmp = Path(tmp_name)
         broker, mqtt_port = start_broker(tmp)
-        serve, url, token = start_serve(tmp, mqtt_port)
+        serve, url, token = start_serve(tmp, mqtt_port, args.drift_interval)
         procs: list[subprocess.Popen[bytes]] = [broker, serve]
         try:
             devices = [f"soak-{i:03d}" for i in range(args.devices)]
@@ -187,11 +198,21 @@ def main() -> None:
             fleet = threading.Thread(target=publish_day, daemon=True, args=(
                 mqtt_port, devices, args.day_minutes, stop,
                 lambda n: progress.__setitem__(0, n)))
-            poller = threading.Thread(target=poll_api, args=(url, token, stop), daemon=True)
+            depth = [0.0]
+            poller = threading.Thread(target=poll_api, args=(url, token, stop, depth),
+                                      daemon=True)
             fleet.start()
             poller.start()
             began = time.monotonic()
             fleet.join(timeout=args.seconds)
+            # Memory held by a backlog is not growth: wait until ingest has stored the day.
+            engine = create_db_engine(f"sqlite:///{tmp / 'cp' / 'parkwatch.db'}")
+            deadline = time.monotonic() + args.seconds
+            while stored(engine) < progress[0] and time.monotonic() < deadline:
+                time.sleep(1.0)
+            ingested = stored(engine)
+            engine.dispose()
+            drained = time.monotonic() - began
             # Keep sampling as long again as the day took, or at least 10 s: growth that goes
             # on after the load stops is a leak, not a working set.
             time.sleep(max(10.0, min(args.seconds, time.monotonic() - began) / 4))
@@ -210,6 +231,8 @@ def main() -> None:
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+        print(f"ingest stored {ingested} of {progress[0]} windows after {drained:.0f} s; "
+              f"deepest ingest queue {depth[0]:.0f} messages")
         report(sampler.samples, progress[0], args.devices, args.day_minutes, wall)
 
 
@@ -218,7 +241,7 @@ def report(samples: dict[str, list[tuple[float, float]]], sent: int, devices: in
     days = sent / devices / 1440 if devices else 0.0
     print(f"soak: {sent} windows from {devices} devices ({days:.2f} simulated days of "
           f"1-min windows, {day_minutes} planned) in {wall:.0f} s wall")
-    print(f"{'process':<8} {'start MB':>9} {'end MB':>8} {'1st half':>9} {'2nd half':>9} "
+    print(f"{'process':<11} {'start MB':>9} {'end MB':>8} {'1st half':>9} {'2nd half':>9} "
           f"{'MB/h wall':>10} {'MB/day sim':>11}  verdict")
     for name, points in samples.items():
         start, end, first, second = growth(points)
@@ -226,7 +249,7 @@ def report(samples: dict[str, list[tuple[float, float]]], sent: int, devices: in
         per_hour = (end - start) / hours if hours else 0.0
         per_day = (end - start) / days if days else 0.0
         flat = second <= max(1.0, first / 4)
-        print(f"{name:<8} {start:>9.1f} {end:>8.1f} {first:>+9.1f} {second:>+9.1f} "
+        print(f"{name:<11} {start:>9.1f} {end:>8.1f} {first:>+9.1f} {second:>+9.1f} "
               f"{per_hour:>10.1f} {per_day:>11.1f}  {'plateau' if flat else 'STILL GROWING'}")
 
 

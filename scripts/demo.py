@@ -34,8 +34,9 @@ from scripts.demo_story import (
 )
 from scripts.loop import Loop, class_counts
 from scripts.make_video import make_video
-from scripts.real_video import DEFAULT_PHOTOS, make_real_video
+from scripts.real_video import DEFAULT_PHOTOS
 from scripts.synth_images import generate_dataset
+from trainer.synth import PhotoPool, SceneSpec, Schedule, write_clip
 
 CAMERAS = {
     "park1-gate": ["cat", "dog", "cat", "cat", "dog", "cat"],
@@ -44,19 +45,30 @@ CAMERAS = {
 }
 # The cameras that see night in the full story, with balanced night scenes.
 PHOTOS_PER_CLASS = 150  # --photos: enough for a linear probe in about a minute on 2 cores
+# The basic story's cameras are wide park shots: animals come and go among people, balls
+# and leaves, and the model (Lite0 in regions mode, with an "other" class) classifies the
+# moving regions. The full story's night shift is built on close-up scenes.
+PARK_CLIP_SECONDS = 90.0
+PARK_SCHEDULE = Schedule(empty_share=0.4, animals_per_minute=4.0, distractors_per_minute=3.0,
+                         max_group=3)
+REGIONS_TRAINER = 'arch = "lite0"\nregions = true\nregion_eval_seconds = 10\n'
+
 NIGHT = {"park1-lawn": ["dog", "cat"] * 3, "park2-pond": ["cat", "dog"] * 3}
 console = Console()
 
 
 def fleet_table(loop: Loop, release_id: str) -> Table:
-    table = Table(title=f"fleet telemetry for release {release_id}")
+    table = Table(title=f"fleet telemetry for release {release_id} (wide cameras: animals "
+                  "that came in the last hour, one per track; close-ups: frames)")
     for col in ("device", "online", "release", "stage", "windows", "cat", "dog", "p95 ms"):
         table.add_column(col)
+    park = {(c["device_id"]): c for c in loop.api("/park", hours=1)["cameras"]
+            if c.get("mode") == "regions"}
     for device_id in CAMERAS:
         device = loop.api(f"/devices/{device_id}")
         active = (device.get("reported") or {}).get("active") or {}
         windows = loop.windows(device_id, release_id)
-        counts = class_counts(windows)
+        counts = park[device_id]["totals"] if device_id in park else class_counts(windows)
         p95 = "-"
         if windows and windows[0]["window"]["cameras"]:
             lat = windows[0]["window"]["cameras"][0].get("inference_ms")
@@ -81,19 +93,36 @@ def parse_args() -> argparse.Namespace:
                         "trainer's default for --arch (25), or 25 for --story basic")
     parser.add_argument("--arch", default="",
                         help="trainer --arch; empty: lite0 (pretrained EfficientNet-Lite0, "
-                        "linear probe) for the full story, compact for basic")
+                        "linear probe; the basic story's wide cameras need it: regions mode)")
     parser.add_argument("--story", choices=("full", "basic"), default="full",
                         help="full: night, drift, retraining, shadow, promotion; basic: stop "
                         "after the first rollout")
     parser.add_argument("--photos", type=Path, default=None,
                         help="with --story basic: train on real photos from this ImageFolder "
                         f"(e.g. {DEFAULT_PHOTOS}; {PHOTOS_PER_CLASS} per class, linear probe "
-                        "of EfficientNet-Lite0) and film the cameras from held-out photos")
+                        "of EfficientNet-Lite0) and film the wide cameras from cut-outs of "
+                        "held-out photos")
     args = parser.parse_args()
     if args.photos is not None and args.story != "basic":
         parser.error("--photos works with --story basic (the full story's night shift is "
                      "built for the synthetic scenes)")
+    if args.story == "basic" and args.arch not in ("", "lite0"):
+        parser.error("the basic story's wide cameras classify regions, which needs --arch "
+                     "lite0 (a linear probe with an 'other' class); leave --arch out")
     return args
+
+
+def film_park(videos: Path, photos: Path | None, workdir: Path) -> None:
+    """Wide park clips, one per camera (and a ground-truth sidecar beside each): cartoon
+    animals, or cut-outs of the photos of the trainer's test split (never trained on)."""
+    pool = PhotoPool(photos, "test") if photos is not None else None
+    for i, device_id in enumerate(CAMERAS):
+        video = videos / f"{device_id}.avi"
+        if not video.exists():
+            video.parent.mkdir(parents=True, exist_ok=True)
+            write_clip(video, SceneSpec(seconds=PARK_CLIP_SECONDS, seed=10 + i, photos=pool,
+                                        schedule=PARK_SCHEDULE,
+                                        cutout_cache=workdir / "cutouts"))
 
 
 def photo_subset(src: Path, dest: Path, per_class: int) -> Path:
@@ -122,8 +151,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     full = args.story == "full"
     photos: Path | None = args.photos.resolve() if args.photos is not None else None
-    arch = args.arch or ("lite0" if full or photos else "compact")
+    arch = args.arch or "lite0"
     train_args = ["--arch", arch]
+    if not full:  # wide cameras: a model for regions (crops, and an "other" class)
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        regions = args.workdir.resolve() / "trainer-regions.toml"
+        regions.write_text(REGIONS_TRAINER)
+        train_args += ["--config", str(regions)]
     if args.epochs or not full:
         train_args += ["--epochs", str(args.epochs or 25)]
     if full:
@@ -151,17 +185,16 @@ def main() -> int:
             if photos is not None:
                 data = photo_subset(photos, workdir / "photos", PHOTOS_PER_CLASS)
             elif not data.exists():
-                generate_dataset(data, n_per_class=300 if full else 600, seed=0, size=128)
-            videos = workdir / ("videos-photos" if photos else "videos")
+                generate_dataset(data, n_per_class=300 if full else PHOTOS_PER_CLASS, seed=0,
+                                 size=128)
+            videos = workdir / ("park-photos" if photos else "park" if not full else "videos")
+            if not full:
+                film_park(videos, photos, workdir)
             for i, (device_id, labels) in enumerate(CAMERAS.items()):
                 video = videos / f"{device_id}.avi"
-                if not video.exists():
+                if full and not video.exists():
                     video.parent.mkdir(parents=True, exist_ok=True)
-                    if photos is not None:  # held-out real photos: never seen in training
-                        make_real_video(video, data, labels=labels, n_segments=len(labels),
-                                        seed=10 + i)
-                    else:
-                        make_video(video, labels=labels, n_segments=len(labels), seed=10 + i)
+                    make_video(video, labels=labels, n_segments=len(labels), seed=10 + i)
             extra = story_data(workdir, NIGHT, data) if full else {}
             console.print(f"dataset in {data}, videos in {videos}")
 
@@ -193,7 +226,8 @@ def main() -> int:
             for device_id in CAMERAS:
                 loop.add_agent(device_id, videos / f"{device_id}.avi",
                                sample_fps=4.0 if full else 5.0,
-                               motion_gate=False if full else None)
+                               motion_gate=False if full else None,
+                               mode="frame" if full else "regions")
                 loop.start_agent(device_id)
                 console.print(f"agent {device_id}: config "
                               f"{loop.workdir / 'agents' / device_id}.toml")

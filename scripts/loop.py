@@ -233,7 +233,7 @@ class Loop:
 
     def add_agent(
         self, device_id: str, video: Path, sample_fps: float = 5.0,
-        motion_gate: bool | None = None,
+        motion_gate: bool | None = None, mode: str = "frame",
     ) -> Path:
         """Provision a device and write its config with one camera looping a copy of
         ``video`` (``motion_gate=False``: classify every sampled frame, even a still scene)."""
@@ -242,8 +242,8 @@ class Loop:
         self.cli("devices", "create", device_id, "--out", str(config))
         text = config.read_text()
         config.write_text(_set_toml_key(text, "data_dir", str(self.workdir / "agents" / device_id)))
-        # The default clips show one animal filling the frame: a close-up camera.
-        return self.set_camera(device_id, video, sample_fps, motion_gate, mode="frame")
+        # mode "frame": a close-up camera (one animal fills the clip); "regions": a wide one.
+        return self.set_camera(device_id, video, sample_fps, motion_gate, mode=mode)
 
     def set_camera(
         self, device_id: str, video: Path, sample_fps: float = 5.0,

@@ -102,6 +102,10 @@ def train(
     quantize: bool | None = typer.Option(
         None, "--quantize/--no-quantize", help="Build and gate an int8 model (default on)."
     ),
+    regions: bool | None = typer.Option(
+        None, "--regions/--no-regions", help="lite0: a model for the agent's regions mode "
+        "(agent-shaped crops, an 'other' class, a calibrated animal confidence)."
+    ),
     job_id: str | None = typer.Option(
         None, "--job-id", help="Control-plane job to report status and progress to."
     ),
@@ -136,6 +140,7 @@ def train(
             search_trials=search,
             int8_budget_points=int8_budget,
             quantize=quantize,
+            regions=regions,
             job_id=job_id,
             api_url=api_url,
             api_token=token,

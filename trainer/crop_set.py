@@ -25,7 +25,7 @@ from .crops import OtherSource, animal_crop
 from .data import ImageRecord
 from .preprocess import U8Image, normalize, read_image
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from protocols import CropSpec
 
+from .synth.conditions import CameraLook, spans_for
 from .synth.scenes import Scene
 from .synth.shifts import apply_shift
 from .synth.spec import SceneSpec
@@ -39,11 +40,6 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
 OTHER = "other"
 FRAME = (640, 480)  # the park camera a crop stands for
 WIDTH_RANGE = (0.05, 0.45)  # an animal's width, as a share of the frame's
-# Camera conditions a training crop may get, with their odds ("clean" is none).
-CONDITIONS: tuple[tuple[str, float], ...] = (
-    ("clean", 0.4), ("dusk", 0.1), ("night", 0.1), ("ir", 0.1), ("rain", 0.1),
-    ("blur", 0.1), ("jpeg", 0.1),
-)
 SCENE_CONDITIONS = ("day", "dusk", "night", "ir", "rain")
 BACKDROPS = 6  # empty parks per seed to put photos on
 
@@ -88,9 +84,20 @@ def condition(img: U8, name: str, rng: np.random.Generator) -> U8:
     return np.asarray(apply_shift(img, name, float(rng.uniform(0.4, 0.9)), rng), np.uint8)
 
 
-def pick_condition(rng: np.random.Generator) -> str:
-    names, odds = zip(*CONDITIONS, strict=True)
-    return str(rng.choice(names, p=np.asarray(odds) / sum(odds)))
+def pick_optics(rng: np.random.Generator) -> str:
+    """Optics the clips' camera does not have, at times: motion blur, heavy JPEG."""
+    return str(rng.choice(("clean", "blur", "jpeg"), p=(0.7, 0.15, 0.15)))
+
+
+LOOK_FRAMES = 500  # frames of the camera look's timeline, split over SCENE_CONDITIONS
+
+
+@lru_cache(maxsize=4)
+def camera_look(seed: int) -> CameraLook:
+    """The park clips' camera (``trainer.synth.conditions``) through every scene condition
+    at a severity of 0.8, as clips are filmed by default."""
+    spans = spans_for(SCENE_CONDITIONS, 0.8, LOOK_FRAMES)
+    return CameraLook(spans, FRAME[0], FRAME[1], 10.0, seed)
 
 
 @lru_cache(maxsize=4)
@@ -123,14 +130,28 @@ def animal_crop(photo: U8, spec: CropSpec, size: tuple[int, int], seed: int,
     w, h = min(w, fw - x), min(h, fh - y)
     canvas[y:y + h, x:x + w] = small[:h, :w]
     box = jitter_box((x, y, x + w, y + h), rng)
-    # The condition goes on the neighbourhood of the crop only: the whole frame would
-    # cost ten times more for the same pixels.
-    x0, y0, x1, y1 = (int(v) for v in square_around(box, spec.context + 0.1))
-    x0, y0 = max(x0, 0), max(y0, 0)
-    x1, y1 = min(max(x1, x0 + 8), fw), min(max(y1, y0 + 8), fh)
-    local = condition(canvas[y0:y1, x0:x1], pick_condition(rng), rng)
-    canvas[y0:y1, x0:x1] = local
+    # The light and weather of the park clips' own camera (the same code), then, at times,
+    # optics the clips do not have: motion blur, heavy JPEG (on the crop's surroundings).
+    look = camera_look(seed)
+    canvas = look.apply(canvas, int(rng.integers(LOOK_FRAMES)), rng)
+    optics = pick_optics(rng)
+    if optics != "clean":
+        x0, y0, x1, y1 = (int(v) for v in square_around(box, spec.context + 0.1))
+        x0, y0 = max(x0, 0), max(y0, 0)
+        x1, y1 = min(max(x1, x0 + 8), fw), min(max(y1, y0 + 8), fh)
+        canvas[y0:y1, x0:x1] = condition(canvas[y0:y1, x0:x1], optics, rng)
     return cut_crop(canvas, box, spec, size)
+
+
+def random_box(rng: np.random.Generator) -> Box:
+    """A box of 3 % to 50 % of the frame's width, any shape a region takes, in the frame
+    (up to a tenth of it past the left or right edge)."""
+    fw, fh = FRAME
+    width = fw * math.exp(rng.uniform(math.log(0.03), math.log(0.5)))
+    height = min(width * rng.uniform(0.5, 1.6), fh)
+    x0 = rng.uniform(-0.1 * width, fw - 0.9 * width)
+    y0 = rng.uniform(0, fh - height)
+    return x0, y0, x0 + width, y0 + height
 
 
 class OtherSource:
@@ -145,22 +166,18 @@ class OtherSource:
 
     def crop(self, spec: CropSpec, size: tuple[int, int], rng: np.random.Generator) -> U8:
         frame = self.scene.render(int(rng.integers(self.scene.frame_count)))
-        fw, fh = FRAME
         seen = [o.box for o in frame.objects if o.visible_fraction >= 0.3]
         if seen and rng.random() < 0.6:
             x, y, w, h = seen[int(rng.integers(len(seen)))]
             box: Box = jitter_box((x, y, x + w, y + h), rng)
         else:
-            width = fw * math.exp(rng.uniform(math.log(0.03), math.log(0.5)))
-            height = width * rng.uniform(0.5, 1.6)
-            x0, y0 = rng.uniform(-0.1 * width, fw - 0.9 * width), rng.uniform(0, fh - height)
-            box = (x0, y0, x0 + width, y0 + height)
+            box = random_box(rng)
         img = frame.image
-        name = pick_condition(rng)
-        if name in ("blur", "jpeg"):  # the clip already has light and weather; add optics
-            img = condition(img, name, rng)
+        optics = pick_optics(rng)
+        if optics != "clean":  # the clip has its light and weather already
+            img = condition(img, optics, rng)
         return cut_crop(img, box, spec, size)
 
 
-__all__ = ["CONDITIONS", "FRAME", "OTHER", "OtherSource", "animal_crop", "backdrops",
-           "condition", "cut_crop", "jitter_box", "square_around"]
+__all__ = ["FRAME", "OTHER", "OtherSource", "animal_crop", "backdrops",
+           "condition", "cut_crop", "jitter_box", "random_box", "square_around"]

@@ -28,7 +28,7 @@ from protocols import CropSpec, InputSpec
 from protocols.messages import REGION_WIDTH_EDGES
 
 from .calibrate import softmax
-from .crops import FRAME, SCENE_CONDITIONS, cut_crop
+from .crops import FRAME, SCENE_CONDITIONS, cut_crop, square_around
 from .inference import OnnxModel
 from .preprocess import normalize
 from .synth import PhotoPool, Scene, SceneSpec, Schedule
@@ -106,13 +106,29 @@ def clip_crops(photos_root: Path, spec: InputSpec, crop_spec: CropSpec, seconds:
         w = FRAME[0] * rng.uniform(0.05, 0.4)
         x, y = rng.uniform(0, FRAME[0] - w), rng.uniform(FRAME[1] * 0.3, FRAME[1] - w * 0.8)
         boxes.append(("lawn", False, (x, y, w, w * 0.8)))
+        animals = [b for _, animal, b in boxes if animal]
         for label, animal, (bx, by, bw, bh) in boxes:
+            # A crop of "no animal" that shows much of an animal (a walker beside a dog,
+            # a cloud shadow over it) is neither: left out.
+            if not animal and any(_shows(crop_spec, (bx, by, bw, bh), a) for a in animals):
+                continue
             out.images.append(cut_crop(frame.image, (bx, by, bx + bw, by + bh), crop_spec, size))
             out.labels.append(label)
             out.animal.append(animal)
             out.widths.append(bw / FRAME[0])
             out.conditions.append(frame.condition)
     return out
+
+
+def _shows(crop_spec: CropSpec, box: tuple[float, float, float, float],
+           animal: tuple[float, float, float, float]) -> bool:
+    """The crop of ``box`` holds at least a tenth of ``animal``'s box (both x, y, w, h)."""
+    x0, y0, x1, y1 = square_around((box[0], box[1], box[0] + box[2], box[1] + box[3]),
+                                   crop_spec.context)
+    ax, ay, aw, ah = animal
+    iw = max(0.0, min(x1, ax + aw) - max(x0, ax))
+    ih = max(0.0, min(y1, ay + ah) - max(y0, ay))
+    return iw * ih >= 0.1 * aw * ah
 
 
 def predict_crops(model: OnnxModel, crops: Sequence[npt.NDArray[np.uint8]], spec: InputSpec,

@@ -19,6 +19,7 @@ from protocols import ReferenceProfile
 
 from ..config.drift import DriftSettings
 from ..store.models import TelemetryWindowRecord
+from . import learning
 from .analyser import Report, analysis_reports
 from .collect import Collected, DeviceWindows, reference_profile
 from .summary import Summary
@@ -85,7 +86,8 @@ def reports(
     start = now - timedelta(minutes=range_minutes or settings.range_minutes)
     found = collect(session, start, now, release_id, settings.alert_windows)
     out: list[Report] = []
-    for _rel, device_reports, fleet in analysis_reports(found, settings):
+    baselines = learning.active(session, sorted(found.devices))  # read only: learns nothing
+    for _rel, device_reports, fleet in analysis_reports(found, settings, None, baselines):
         out += [*device_reports, fleet]
     return out
 

@@ -246,7 +246,9 @@ def test_sigterm_stops_the_demo_and_every_process_it_started(tmp_path: Path) -> 
              "--workdir", str(workdir)], cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
     try:
-        deadline = time.monotonic() + 600
+        # The basic story trains Lite0 in regions mode before its agents start: minutes on
+        # a busy 2-core machine.
+        deadline = time.monotonic() + 1200
         while "agent park2-pond: config" not in log.read_text(errors="replace"):
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(1)

@@ -1,4 +1,4 @@
-"""Production baselines per camera × condition, on real SQLite through the API: learned
+"""Production baselines per camera × condition, on SQLite and PostgreSQL through the API: learned
 once the release is healthy, nightfall is a condition (no alert), a camera that changes
 raises the alert naming its camera, condition and feature with that feature's own level,
 skew from the training profile is shown but not alerted, and an operator reset retires a
@@ -33,12 +33,12 @@ BASELINE_WINDOWS = 20
 
 
 @pytest.fixture
-def park(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def park(tmp_path: Path, database_url: str) -> Iterator[dict[str, Any]]:
     drift = {"analysis_interval_s": 0, "range_minutes": 600, "alert_windows": 4,
              "alert_drifted_windows": 3, "alert_min_devices": 1,
              "baseline_windows": BASELINE_WINDOWS}
     settings = ControlPlaneSettings(data_dir=tmp_path / "cp",
-                                    database_url=f"sqlite:///{tmp_path / 'cp.db'}", drift=drift,
+                                    database_url=database_url, drift=drift,
                                     sample_uploads_per_hour=1000)
     with TestClient(create_app(settings, enable_mqtt=False)) as client:
         h = {"Authorization": f"Bearer {settings.admin_token_path.read_text().strip()}"}

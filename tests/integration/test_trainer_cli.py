@@ -33,6 +33,16 @@ def test_a_missing_data_folder_is_a_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_regions_without_lite0_is_a_one_line_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        _root(), ["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--regions"]
+    )
+    assert result.exit_code == 1
+    assert "regions trains the linear probe of lite0" in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) <= 2
+
+
 @pytest.mark.slow
 def test_train_command_with_a_config_file(tmp_path: Path) -> None:
     generate_dataset(tmp_path / "data", n_per_class=14, seed=4, size=48)

@@ -11,7 +11,7 @@ import pytest
 from edge_agent.regions.crops import CropCutter
 from protocols import CropSpec, InputSpec
 from trainer.crop_set import CropSet
-from trainer.crops import FRAME, OTHER, animal_crop, cut_crop, jitter_box
+from trainer.crops import FRAME, OTHER, animal_crop, cut_crop, jitter_box, random_box
 from trainer.data import ImageRecord
 from trainer.region_eval import calibrate
 
@@ -89,6 +89,17 @@ def test_animal_crop_is_a_small_animal_on_a_park() -> None:
         assert crop.shape == (64, 64, 3)
         red = (crop[..., 2].astype(int) - crop[..., 1] > 80).mean()
         shares.append(red)
-    # The animal fills part of its crop (context and jitter), never all of every crop.
-    assert 0.1 < float(np.median(shares)) < 0.95
+    # The animal fills part of its crop (context and jitter), never all of it; at night
+    # and in IR its colour is gone, but in day light it shows.
+    assert max(shares) > 0.1 and all(s < 0.95 for s in shares)
     assert FRAME == (640, 480)
+
+
+def test_random_boxes_fit_the_frame() -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(5000):
+        x0, y0, x1, y1 = random_box(rng)
+        w = x1 - x0
+        assert 0.03 * FRAME[0] - 1e-6 <= w <= 0.5 * FRAME[0] + 1e-6
+        assert 0 <= y0 < y1 <= FRAME[1] + 1e-6
+        assert -0.1 * w - 1e-6 <= x0 and x1 <= FRAME[0] + 0.1 * w + 1e-6
