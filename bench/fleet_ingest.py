@@ -6,6 +6,8 @@ to a private Mosquitto; real ingest worker processes store them (validation, ded
 The broker here allows 100 unacknowledged messages in flight per client, so batches hold
 at most 100 (Mosquitto's default is 20). Measured side by side in one run:
 
+- Mosquitto alone: the same publisher and payloads to a trivial QoS 1 subscriber (counts
+  and acknowledges on receipt), the ceiling ingest is reported against;
 - SQLite (WAL), 1 worker;
 - PostgreSQL, 1 worker and 2 workers in a shared subscription (when a server answers
   at PARKWATCH_TEST_POSTGRES_URL, default postgresql+psycopg://postgres@127.0.0.1/test).
@@ -25,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -91,6 +94,13 @@ def stored(engine: sa.Engine) -> int:
         return int(conn.execute(sa.text("SELECT count(*) FROM telemetry_window")).scalar_one())
 
 
+def connected(port: int) -> bool:
+    """Whether the worker behind metrics ``port`` is connected (it subscribes first)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return any(s.name == "parkwatch_cp_mqtt_connected" and s.value == 1
+               for f in text_string_to_metric_families(text) for s in f.samples)
+
+
 def batch_stats(port: int) -> tuple[float, float]:
     """(windows, transactions) the worker behind metrics ``port`` wrote."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
@@ -98,6 +108,71 @@ def batch_stats(port: int) -> tuple[float, float]:
               if s.name.startswith("parkwatch_cp_ingest_batch_windows_")}
     return (values.get("parkwatch_cp_ingest_batch_windows_sum", 0.0),
             values.get("parkwatch_cp_ingest_batch_windows_count", 0.0))
+
+
+def start_broker(tmp: Path) -> tuple[int, subprocess.Popen[bytes]]:
+    port = free_port()
+    conf = tmp / f"mosquitto-{port}.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "max_queued_messages 100000\nmax_inflight_messages 100\n")
+    broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return port, broker
+
+
+def fleet_payloads(devices: list[str], windows: int) -> list[tuple[str, bytes]]:
+    return [(telemetry_topic(devices[i % len(devices)]),
+             encode(telemetry_window(devices[i % len(devices)], i // len(devices))))
+            for i in range(windows)]
+
+
+def publisher(port: int) -> paho.Client:
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"fleet-{port}")
+    client.max_inflight_messages_set(100)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def broker_ceiling(devices: list[str], windows: int, tmp: Path) -> float:
+    """Messages/s the broker moves from the same publisher, with the same payloads, to a
+    trivial QoS 1 subscriber (counts and acknowledges on receipt): ingest's ceiling."""
+    port, broker = start_broker(tmp)
+    got = 0
+    done = threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(_c: paho.Client, _u: object, _m: paho.MQTTMessage) -> None:
+        nonlocal got
+        got += 1
+        if got == windows:
+            done.set()
+
+    sub = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"trivial-{port}",
+                      clean_session=False)
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *_a: subscribed.set()
+    try:
+        sub.connect("127.0.0.1", port)
+        sub.loop_start()
+        sub.subscribe("$share/ingest/parkwatch/v1/devices/+/telemetry", qos=1)
+        subscribed.wait(10)
+        payloads = fleet_payloads(devices, windows)
+        client = publisher(port)
+        start = time.perf_counter()
+        for topic, payload in payloads:
+            client.publish(topic, payload, qos=1)
+        done.wait(600)
+        seconds = time.perf_counter() - start
+        client.disconnect()
+        client.loop_stop()
+        return got / seconds
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+        broker.terminate()
+        broker.wait(10)
 
 
 def run_case(url: str, workers: int, devices: list[str], windows: int, tmp: Path,
@@ -108,16 +183,10 @@ def run_case(url: str, workers: int, devices: list[str], windows: int, tmp: Path
     with session_scope(engine) as session:
         for device_id in devices:
             session.add(Device(device_id=device_id, labels={}))
-    port = free_port()
-    conf = tmp / f"mosquitto-{port}.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "max_queued_messages 100000\nmax_inflight_messages 100\n")
-    broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    port, broker = start_broker(tmp)
     procs: list[subprocess.Popen[bytes]] = []
     metrics_ports: list[int] = []
     try:
-        wait_port(port)
         for i in range(workers):
             metrics = free_port()
             metrics_ports.append(metrics)
@@ -132,14 +201,16 @@ def run_case(url: str, workers: int, devices: list[str], windows: int, tmp: Path
                 [sys.executable, "-m", "parkwatch_cli", "serve", "--role", "ingest"],
                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait_port(metrics)
+        # A loaded machine can take seconds to connect; windows sent before a worker
+        # subscribed would be dropped (no session yet).
+        deadline = time.monotonic() + 120
+        while not all(connected(p) for p in metrics_ports):
+            if time.monotonic() > deadline:
+                raise TimeoutError("an ingest worker never connected to the broker")
+            time.sleep(0.1)
         time.sleep(1.0)  # shared subscriptions in place
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"fleet-{port}")
-        client.max_inflight_messages_set(100)
-        client.connect("127.0.0.1", port)
-        client.loop_start()
-        payloads = [(telemetry_topic(devices[i % len(devices)]),
-                     encode(telemetry_window(devices[i % len(devices)], i // len(devices))))
-                    for i in range(windows)]
+        payloads = fleet_payloads(devices, windows)
+        client = publisher(port)
         start = time.perf_counter()
         for topic, payload in payloads:
             client.publish(topic, payload, qos=1)
@@ -184,16 +255,22 @@ def main() -> None:
                                           args.batch_size)))
                 finally:
                     drop_postgres_db(url)
+    ceiling = broker_ceiling(devices, args.windows, Path(tempfile.mkdtemp()))
     print(f"### Fleet ingest ({args.windows} windows from {args.devices} devices, QoS 1, "
           f"ingest_batch_size {args.batch_size})\n")
     print("| configuration | windows/s | devices at 1 window/min | windows per transaction |\n"
           "|---|---|---|---|")
     for name, (rate, batched) in rows:
         print(f"| {name} | {rate:,.0f} | {rate * 60:,.0f} | {batched:.1f} |")
+    print(f"| Mosquitto alone: a trivial QoS 1 subscriber (the ceiling) | {ceiling:,.0f} | "
+          f"{ceiling * 60:,.0f} | - |")
     base = rows[0][1][0]
     print()
     for name, (rate, _) in rows[1:]:
         print(f"ratio {name} / SQLite 1 worker: {rate / base:.2f}")
+    for name, (rate, _) in rows:
+        print(f"ratio {name} / broker ceiling: {rate / ceiling:.2f} (goal for PostgreSQL, "
+              "2 workers: 0.7)")
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"\nmachine: {os.cpu_count()} logical CPUs (load {load}), Python "
           f"{platform.python_version()}; broker, workers and fleet share this machine")

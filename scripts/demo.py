@@ -146,23 +146,99 @@ def _stop_on_sigterm(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt  # the same clean-up as Ctrl-C: every child process is stopped
 
 
-def main() -> int:
-    args = parse_args()
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+def trainer_args(args: argparse.Namespace, workdir: Path) -> list[str]:
     full = args.story == "full"
-    photos: Path | None = args.photos.resolve() if args.photos is not None else None
-    arch = args.arch or "lite0"
-    train_args = ["--arch", arch]
+    train_args = ["--arch", args.arch or "lite0"]
     if not full:  # wide cameras: a model for regions (crops, and an "other" class)
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        regions = args.workdir.resolve() / "trainer-regions.toml"
+        workdir.mkdir(parents=True, exist_ok=True)
+        regions = workdir / "trainer-regions.toml"
         regions.write_text(REGIONS_TRAINER)
         train_args += ["--config", str(regions)]
     if args.epochs or not full:
         train_args += ["--epochs", str(args.epochs or 25)]
     if full:
         train_args.append("--no-quantize")  # minutes count; the int8 gate is another story
+    return train_args
+
+
+def prepare_data(workdir: Path, full: bool,
+                 photos: Path | None) -> tuple[Path, Path, dict[str, Path]]:
+    """The training set, the cameras' clips and (full story) the night data."""
+    # The full story retrains too, so its day set is smaller (minutes on 2 cores).
+    data = workdir / ("day-dataset" if full else "dataset")
+    if photos is not None:
+        data = photo_subset(photos, workdir / "photos", PHOTOS_PER_CLASS)
+    elif not data.exists():
+        generate_dataset(data, n_per_class=300 if full else PHOTOS_PER_CLASS, seed=0, size=128)
+    videos = workdir / ("park-photos" if photos else "park" if not full else "videos")
+    if not full:
+        film_park(videos, photos, workdir)
+    for i, (device_id, labels) in enumerate(CAMERAS.items()):
+        video = videos / f"{device_id}.avi"
+        if full and not video.exists():
+            video.parent.mkdir(parents=True, exist_ok=True)
+            make_video(video, labels=labels, n_segments=len(labels), seed=10 + i)
+    extra = story_data(workdir, NIGHT, data) if full else {}
+    console.print(f"dataset in {data}, videos in {videos}")
+    return data, videos, extra
+
+
+def train_first(loop: Loop, data: Path, out: Path, train_args: list[str],
+                champion: bool) -> None:
+    with console.status(f"training petnet ({' '.join(train_args)}; report: "
+                        f"{out / 'report.md'} when done)"):
+        loop.train(data, out, *train_args)
+    version = loop.api("/models/petnet/versions")["items"][-1]
+    metrics = version.get("metrics") or {}
+    console.print(f"registered petnet version {version['version']}: test accuracy "
+                  f"{metrics.get('test_accuracy', float('nan')):.3f}")
+    if champion:
+        loop.cli("aliases", "set", "petnet", "champion", str(version["version"]))
+
+
+def start_agents(loop: Loop, videos: Path, full: bool) -> None:
+    """One agent per camera: close-ups classified whole (full story) or wide park shots
+    in regions mode (basic story)."""
+    for device_id in CAMERAS:
+        loop.add_agent(device_id, videos / f"{device_id}.avi", sample_fps=4.0 if full else 5.0,
+                       motion_gate=False if full else None,
+                       mode="frame" if full else "regions")
+        loop.start_agent(device_id)
+        console.print(f"agent {device_id}: config {loop.workdir / 'agents' / device_id}.toml")
+
+
+def roll_out(loop: Loop) -> str:
+    release_id = loop.release_and_roll_out("petnet", *CAMERAS, options=[
+        "--waves", "1,100%", "--gate", "min_windows=1"])
+    for device_id in CAMERAS:
+        with console.status(f"waiting for {device_id} to verify, smoke-test and run "
+                            f"{release_id}"):
+            loop.wait_for_release(device_id, release_id, timeout=180)
+        console.print(f"{device_id}: {release_id} verified, smoke-tested, healthy")
+    return release_id
+
+
+def watch(loop: Loop, release_id: str, duration: float, park: bool) -> None:
+    """Where to look, then the live table until ``duration`` s pass (0: until Ctrl-C)."""
+    token = (loop.cp_dir / "admin.token").read_text().strip()
+    page = "park" if park else "fleet"
+    console.print(f"dashboard: [bold]{loop.api_url}/dashboard/#/{page}?token={token}[/]")
+    console.print(f"look: {loop.api_url}/api/v1/devices  ·  {loop.api_url}/docs  ·  "
+                  f"token in {loop.cp_dir / 'admin.token'}  ·  logs in {loop.workdir / 'logs'}")
+    end = time.monotonic() + duration if duration else float("inf")
+    with Live(fleet_table(loop, release_id), console=console, refresh_per_second=1) as live:
+        while time.monotonic() < end:
+            time.sleep(2)
+            live.update(fleet_table(loop, release_id))
+
+
+def main() -> int:
+    args = parse_args()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    full = args.story == "full"
+    photos: Path | None = args.photos.resolve() if args.photos is not None else None
     workdir: Path = args.workdir.resolve()
+    train_args = trainer_args(args, workdir)
     # Full story: 10 s windows at 4 fps, so each holds 40 frames: enough for the drift
     # statistics to tell night from day. The [drift] thresholds in story_config are tuned
     # for that count: PSI over sparse reference bins grows with the sample count, and at
@@ -180,23 +256,7 @@ def main() -> int:
     try:
         what = "real photos" if photos else "synthetic data"
         with timeline.phase(f"1/{n} {what} and camera videos"):
-            # The full story retrains too, so its day set is smaller (minutes on 2 cores).
-            data = workdir / ("day-dataset" if full else "dataset")
-            if photos is not None:
-                data = photo_subset(photos, workdir / "photos", PHOTOS_PER_CLASS)
-            elif not data.exists():
-                generate_dataset(data, n_per_class=300 if full else PHOTOS_PER_CLASS, seed=0,
-                                 size=128)
-            videos = workdir / ("park-photos" if photos else "park" if not full else "videos")
-            if not full:
-                film_park(videos, photos, workdir)
-            for i, (device_id, labels) in enumerate(CAMERAS.items()):
-                video = videos / f"{device_id}.avi"
-                if full and not video.exists():
-                    video.parent.mkdir(parents=True, exist_ok=True)
-                    make_video(video, labels=labels, n_segments=len(labels), seed=10 + i)
-            extra = story_data(workdir, NIGHT, data) if full else {}
-            console.print(f"dataset in {data}, videos in {videos}")
+            data, videos, extra = prepare_data(workdir, full, photos)
 
         with timeline.phase(f"2/{n} control plane (SQLite, local artifacts, embedded MQTT)"):
             if full:
@@ -212,35 +272,11 @@ def main() -> int:
                               "/worker.log)")
 
         with timeline.phase(f"3/{n} train, export to ONNX, register"):
-            with console.status(f"training petnet ({' '.join(train_args)}; report: "
-                                f"{workdir / 'model' / 'report.md'} when done)"):
-                loop.train(data, workdir / "model", *train_args)
-            version = loop.api("/models/petnet/versions")["items"][-1]
-            metrics = version.get("metrics") or {}
-            console.print(f"registered petnet version {version['version']}: test accuracy "
-                          f"{metrics.get('test_accuracy', float('nan')):.3f}")
-            if full:
-                loop.cli("aliases", "set", "petnet", "champion", str(version["version"]))
-
+            train_first(loop, data, workdir / "model", train_args, champion=full)
         with timeline.phase(f"4/{n} provision and start three edge agents"):
-            for device_id in CAMERAS:
-                loop.add_agent(device_id, videos / f"{device_id}.avi",
-                               sample_fps=4.0 if full else 5.0,
-                               motion_gate=False if full else None,
-                               mode="frame" if full else "regions")
-                loop.start_agent(device_id)
-                console.print(f"agent {device_id}: config "
-                              f"{loop.workdir / 'agents' / device_id}.toml")
-
+            start_agents(loop, videos, full)
         with timeline.phase(f"5/{n} sign a release and roll it out over MQTT in waves"):
-            release_id = loop.release_and_roll_out("petnet", *CAMERAS,
-                                                   options=["--waves", "1,100%", "--gate",
-                                                            "min_windows=1"])
-            for device_id in CAMERAS:
-                with console.status(f"waiting for {device_id} to verify, smoke-test and "
-                                    f"run {release_id}"):
-                    loop.wait_for_release(device_id, release_id, timeout=180)
-                console.print(f"{device_id}: {release_id} verified, smoke-tested, healthy")
+            release_id = roll_out(loop)
 
         if full:
             with timeline.phase(f"6/{n} day-time telemetry flows back"):
@@ -253,20 +289,10 @@ def main() -> int:
             release_id = night_story(loop, timeline, release_id, NIGHT, workdir)
 
         with timeline.phase(f"{n}/{n} telemetry flowing back (Ctrl-C to stop)"):
-            token = (loop.cp_dir / "admin.token").read_text().strip()
-            console.print(f"dashboard: [bold]{loop.api_url}/dashboard/#/fleet?token={token}[/]")
-            console.print(f"look: {loop.api_url}/api/v1/devices  ·  {loop.api_url}/docs  ·  "
-                          f"token in {loop.cp_dir / 'admin.token'}  ·  logs in "
-                          f"{loop.workdir / 'logs'}")
             print_timeline(timeline)
             timeline.save(loop.workdir / "timeline.json", story=args.story,
                           night_cameras=sorted(NIGHT) if full else [], release_id=release_id)
-            end = time.monotonic() + args.duration if args.duration else float("inf")
-            with Live(fleet_table(loop, release_id), console=console,
-                      refresh_per_second=1) as live:
-                while time.monotonic() < end:
-                    time.sleep(2)
-                    live.update(fleet_table(loop, release_id))
+            watch(loop, release_id, args.duration, park=not full)
         return 0
     except KeyboardInterrupt:
         console.print("stopping ...")

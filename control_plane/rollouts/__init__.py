@@ -13,6 +13,7 @@ Read in this order:
 - ``waves`` and ``gates``: wave planning and gate evaluation (pure, no store);
 - ``report``: what a device's reported state says about its progress (pure);
 - ``reported``: a batch of reported states into device rows, in a few statements;
+- ``waiting``: the tick's shortcut while a wave only waits for acknowledgements;
 - ``policy``: the policy a rollout follows (fields in ``config/rollout_policy.py``);
 - ``runner``: the periodic task that ticks every rollout in progress.
 """

@@ -49,6 +49,7 @@ from .states import (
     move_rollout,
     move_wave,
 )
+from .waiting import still_waiting
 from .waves import release_budget
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,8 @@ def tick(session: Session, rollout_id: str, now: datetime | None = None) -> list
         return []
     out: list[DesiredState] = []
     policy = policy_of(rollout)
+    if still_waiting(session, rollout, policy, now):
+        return out
     rows = rows_of(session, rollout_id)
     devices = _devices(session, rows)
     for row in rows:

@@ -18,6 +18,7 @@ sent ``min_windows`` windows of the new release:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -155,19 +156,25 @@ def ack_gate(devices: Sequence[DeviceProgress]) -> GateResult:
     if failed:
         return GateResult("ack", "fail", f"{len(failed)} device(s) failed: {_ids(failed)}",
                           float(len(failed)), 0.0)
-    acked = sum(d.state == "acknowledged" for d in devices)
-    planned = sum(d.state == "planned" for d in devices)
-    waiting = sum(d.state == "pending" and d.online for d in devices)
-    offline = sum(d.state == "pending" and not d.online for d in devices)
-    expired = sum(d.state == "expired" for d in devices)
-    summary = f"{acked}/{len(devices)} acknowledged, {offline} offline pending, {expired} expired"
+    return ack_gate_of(Counter((d.state, d.online) for d in devices))
+
+
+def ack_gate_of(counts: Mapping[tuple[str, bool], int]) -> GateResult:
+    """The ack gate from the number of devices per (row state, online), none failed."""
+    total = sum(counts.values())
+    acked = counts.get(("acknowledged", True), 0) + counts.get(("acknowledged", False), 0)
+    planned = counts.get(("planned", True), 0) + counts.get(("planned", False), 0)
+    waiting = counts.get(("pending", True), 0)
+    offline = counts.get(("pending", False), 0)
+    expired = counts.get(("expired", True), 0) + counts.get(("expired", False), 0)
+    summary = f"{acked}/{total} acknowledged, {offline} offline pending, {expired} expired"
     if planned or waiting:
         return GateResult("ack", "wait", f"{summary}, {planned + waiting} to come")
     if acked == 0:
         if offline:
             return GateResult("ack", "wait", f"{summary}: every device is offline")
         return GateResult("ack", "fail", f"{summary}: no device came online before its deadline")
-    return GateResult("ack", "pass", summary, float(acked), float(len(devices)))
+    return GateResult("ack", "pass", summary, float(acked), float(total))
 
 
 def telemetry_gate(

@@ -1,10 +1,10 @@
 """Reported states into rollout rows, a batch at a time, in a few set-based statements.
 
 Ingest hands over every reported state of one batch of MQTT messages at once. The rows
-they concern are read in one query, judged in memory (``report.judge_report``, the
-``DEVICE`` table), and written with one ``UPDATE ... WHERE id IN (...)`` per distinct
-(new state, detail, revision): at 10,000 devices a batch of a hundred reports costs a
-handful of statements, not three ORM round trips per device.
+they concern are read in one query, judged and moved in memory (``report.judge_report``,
+``states.move_device``), and written with one ``UPDATE ... WHERE id IN (...)`` per
+distinct (old state, new state, detail, revision): at 10,000 devices a batch of a
+hundred reports costs a handful of statements, not three ORM round trips per device.
 
 Each UPDATE also says which state and revision it moves from, so a tick that moved or
 re-released a row meanwhile (another process) wins and the stale report changes nothing.
@@ -24,12 +24,12 @@ from protocols import ReportedState
 
 from ..store.models import Device, Rollout, RolloutDevice, utc_now
 from .report import judge_report
-from .states import DEVICE, DeviceState
+from .states import DEVICE, move_device
 
 log = logging.getLogger(__name__)
 
 # (state it moves from, state it moves to, detail, revision): one UPDATE per key
-_Move = tuple[str, DeviceState, str, int]
+_Move = tuple[str, str, str, int]
 
 
 def record_reports(
@@ -47,25 +47,31 @@ def record_reports(
         select(Rollout.rollout_id, Rollout.release_id)
         .where(col(Rollout.rollout_id).in_(sorted(set(current.values()))))
     ).all())
-    state = {device_id: row.state for device_id, row in rows.items()}
-    moves: dict[str, tuple[_Move, bool]] = {}  # device id -> its last move, acknowledged?
-    for device, reported in reports:
-        row = rows.get(device.device_id)
-        release_id = releases.get(device.desired_rollout_id or "")
-        if row is None or release_id is None:
-            continue
-        if reported.desired_revision is not None and reported.desired_revision < row.revision:
-            continue  # about an older desired state
-        mode = "shadow" if device.desired_mode == "shadow" else "active"
-        verdict = judge_report(release_id, mode, reported)
-        if verdict is None or not DEVICE.allows(state[device.device_id], verdict.event):
-            continue
-        to = DEVICE.next(state[device.device_id], verdict.event)
-        start = moves[device.device_id][0][0] if device.device_id in moves else row.state
-        moves[device.device_id] = ((start, to, verdict.detail[:1024], row.revision),
-                                   verdict.event == "acknowledge")
-        state[device.device_id] = to
-    moved = _write(session, rows, moves, now)
+    start = {device_id: (row.id, row.state) for device_id, row in rows.items()}
+    acked: set[str] = set()
+    with session.no_autoflush:  # the moves are made on the rows, written below in bulk
+        for device, reported in reports:
+            row = rows.get(device.device_id)
+            release_id = releases.get(device.desired_rollout_id or "")
+            if row is None or release_id is None:
+                continue
+            if (reported.desired_revision is not None
+                    and reported.desired_revision < row.revision):
+                continue  # about an older desired state
+            mode = "shadow" if device.desired_mode == "shadow" else "active"
+            verdict = judge_report(release_id, mode, reported)
+            if verdict is None or not DEVICE.allows(row.state, verdict.event):
+                continue
+            move_device(row, verdict.event, now, verdict.detail)
+            if verdict.event == "acknowledge":
+                acked.add(device.device_id)
+        moves: dict[str, tuple[_Move, bool]] = {}
+        for device_id, row in rows.items():
+            if row.state != start[device_id][1]:
+                moves[device_id] = ((start[device_id][1], row.state, row.detail or "",
+                                     row.revision), device_id in acked)
+                session.expire(row)  # its changes go out in the bulk UPDATE, not one by one
+    moved = _write(session, {d: i for d, (i, _) in start.items()}, moves, now)
     if moved:
         log.info("rollout devices moved", extra={"count": len(moved)})
     return moved
@@ -83,7 +89,7 @@ def _rows(session: Session, current: dict[str, str]) -> dict[str, RolloutDevice]
 
 
 def _write(
-    session: Session, rows: dict[str, RolloutDevice], moves: dict[str, tuple[_Move, bool]],
+    session: Session, ids: dict[str, int | None], moves: dict[str, tuple[_Move, bool]],
     now: datetime,
 ) -> dict[str, str]:
     groups: dict[tuple[_Move, bool], list[str]] = defaultdict(list)
@@ -95,21 +101,20 @@ def _write(
         values: dict[str, object] = {"state": to, "detail": detail, "updated_at": now}
         if acked:
             values["acked_at"] = now
-        ids = [rows[d].id for d in device_ids]
+        row_ids = [ids[d] for d in device_ids]
         result = session.execute(
             sa.update(table)
-            .where(table.c.id.in_(ids), table.c.state == start, table.c.revision == revision)
+            .where(table.c.id.in_(row_ids), table.c.state == start,
+                   table.c.revision == revision)
             .values(**values)
         )
-        if result.rowcount == len(ids):  # type: ignore[attr-defined]
+        if result.rowcount == len(row_ids):  # type: ignore[attr-defined]
             moved.update(dict.fromkeys(device_ids, to))
         else:  # a tick moved some meanwhile: report only the rows that really moved
             done = session.exec(select(RolloutDevice.device_id).where(
-                col(RolloutDevice.id).in_(ids), col(RolloutDevice.updated_at) == now,
+                col(RolloutDevice.id).in_(row_ids), col(RolloutDevice.updated_at) == now,
                 col(RolloutDevice.state) == to)).all()
             moved.update(dict.fromkeys(done, to))
-    for device_id in moved:  # the session's copies must not overwrite the new state
-        session.expire(rows[device_id])
     return moved
 
 

@@ -48,7 +48,6 @@ LATE_AFTER = timedelta(minutes=5)  # a window received this long after its end i
 # A window ending further ahead of its receipt comes from a clock that is wrong by more
 # than any drift of a cheap clock (agents 10 minutes fast are normal and accepted).
 MAX_AHEAD = timedelta(days=1)
-BATCH_ROWS = 500  # rows per multi-row INSERT (SQLite allows 32,766 bound values)
 Key = tuple[str, str, int]  # (device_id, instance, seq)
 
 INGEST_LAG = MetricHistogram(
@@ -181,16 +180,16 @@ def _insert(session: Session, accepted: Sequence[TelemetryWindow], now: datetime
     highest = _max_seqs(session, [w.device_id for w in accepted])
     table: sa.Table = TelemetryWindowRecord.__table__  # type: ignore[attr-defined]
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stored_keys: set[Key] = set()
-    for i in range(0, len(accepted), BATCH_ROWS):
-        chunk = accepted[i : i + BATCH_ROWS]
-        stmt = (
-            insert(table)
-            .values([_row(w, now) for w in chunk])
-            .on_conflict_do_nothing()
-            .returning(table.c.device_id, table.c.instance, table.c.seq)
-        )
-        stored_keys.update((d, n, int(q)) for d, n, q in session.execute(stmt).all())
+    # One statement with a list of rows: SQLAlchemy's "insertmanyvalues" sends multi-row
+    # VALUES pages from one cached compilation (compiling a fresh .values([...]) per
+    # batch was 40 % of ingest's time on PostgreSQL).
+    stmt = (
+        insert(table)
+        .on_conflict_do_nothing()
+        .returning(table.c.device_id, table.c.instance, table.c.seq)
+    )
+    rows = session.execute(stmt, [_row(w, now) for w in accepted])
+    stored_keys: set[Key] = {(d, n, int(q)) for d, n, q in rows.all()}
     counted: set[Key] = set()
     for w in accepted:  # a window sent twice in one batch is stored, and counted, once
         key = (w.device_id, w.instance or "", w.seq)

@@ -8,7 +8,6 @@ publish telemetry -> the control plane stores it -> the API returns it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ import pytest
 from scripts.loop import Loop, class_counts, wait_until
 from scripts.make_video import make_video
 from scripts.synth_images import generate_dataset
-from tests.conftest import Mosquitto
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -25,17 +23,6 @@ VIDEOS = {
     "park1-gate": ["cat", "cat", "dog", "cat", "cat", "cat"],
     "park2-pond": ["dog", "dog", "cat", "dog", "dog", "dog"],
 }
-
-
-@pytest.fixture
-def loop(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Loop]:
-    loop = Loop(tmp_path / "loop", mqtt_url=mosquitto.url, window_seconds=2.0)
-    try:
-        yield loop
-    finally:
-        loop.stop_all()
-        for proc in loop.procs.values():
-            print(f"--- {proc.name} (exit {proc.popen.returncode})\n{proc.tail(15)}")
 
 
 def test_train_release_rollout_classify_report(loop: Loop, tmp_path: Path) -> None:
