@@ -8,16 +8,19 @@ HTTP app for tests and tools: desired states are stored but not published.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DataError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import ControlPlaneSettings
 from ..errors import (
@@ -173,10 +176,39 @@ def _install_error_handlers(app: FastAPI) -> None:
             status_code=422,
         )
 
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code != 405:
+            return await http_exception_handler(request, exc)
+        # Starlette names only the methods of the first route that matched the path; a
+        # path served by several routes (GET and POST /devices) needs all of them.
+        allowed = sorted(_methods_at(request.app.openapi(), request.url.path))
+        if not allowed:  # a route outside the spec (the dashboard, /docs): Starlette's
+            return await http_exception_handler(request, exc)
+        return JSONResponse(
+            {"detail": f"{request.method} is not allowed here: use {', '.join(allowed)}"},
+            status_code=405,
+            headers={"Allow": ", ".join(allowed)},
+        )
+
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(ControlPlaneError, on_error)
     app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(IntegrityError, on_store_refused)
     app.add_exception_handler(DataError, on_store_refused)
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def _methods_at(spec: dict[str, Any], path: str) -> set[str]:
+    """Every method the OpenAPI spec lists for a template matching ``path``."""
+    found: set[str] = set()
+    for template, item in spec.get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            found |= {m.upper() for m in item if m in _HTTP_METHODS}
+    return found
 
 
 def _install_metrics(app: FastAPI) -> None:

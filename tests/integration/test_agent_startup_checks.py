@@ -6,6 +6,8 @@ are free ports nothing listens on.
 
 from __future__ import annotations
 
+import getpass
+import subprocess
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from typer.testing import CliRunner
 
 from edge_agent.camera_config import CameraConfig
 from edge_agent.capture import CameraSource
+from edge_agent.checks import check_broker
 from edge_agent.cli import app
 from edge_agent.config import MqttTarget
 from edge_agent.mqtt import MqttLink
@@ -150,3 +153,34 @@ def test_a_camera_that_never_opens_is_logged(tmp_path: Path, source: str,
     assert len([x for x in lines if expected in x["msg"]]) == 1
     assert expected in (camera.detail or "")
     print(f"camera {source!r}: logged after {took:.1f}s")
+
+
+def test_a_broker_that_refuses_the_login_is_named(tmp_path: Path) -> None:
+    port = free_port()
+    passwd = tmp_path / "passwd"
+    passwd.write_text("")
+    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "park1-gate", "right"], check=True)
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\n"
+                    f"password_file {passwd}\npersistence false\n"
+                    f"user {getpass.getuser()}\n")  # root would drop to a user tmp hides from
+    broker = Mosquitto(port=port, config=conf, log=tmp_path / "mosquitto.log")
+    broker.start()
+    outbox = Outbox(tmp_path / "outbox.sqlite3", 1000, 10_000_000)
+    target = MqttTarget("127.0.0.1", port, tls=False, username="park1-gate", password="wrong")
+    link = MqttLink("park1-gate", target, outbox, lambda desired: None, "test")
+    try:
+        finding = check_broker(target, "park1-gate", timeout=5)
+        assert not finding.ok and "refused the agent" in finding.line
+        assert "mqtt_password" in finding.line
+        good = MqttTarget("127.0.0.1", port, tls=False, username="park1-gate", password="right")
+        assert check_broker(good, "park1-gate", timeout=5).ok
+        with agent_log_lines() as lines:
+            link.start()
+            line = wait_until(lambda: next((x for x in lines if "refused the connection"
+                                            in x["msg"]), None), 10, "the refusal")
+        assert "mqtt_password" in line["msg"] and line["level"] == "warning"
+    finally:
+        link.stop(0)
+        outbox.close()
+        broker.stop()

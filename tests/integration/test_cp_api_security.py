@@ -233,3 +233,29 @@ def test_secrets_never_reach_the_logs(
     print(f"injected: {len(secrets)} secrets through provisioning, auth failures, settings "
           f"and broker accounts -> observed {len(caplog.records)} log records, leaks {leaked}")
     assert not leaked
+
+
+def test_405_names_every_method_the_path_serves(
+    api: tuple[TestClient, ControlPlaneSettings, dict[str, str]],
+) -> None:
+    """A wrong method gets 405 with an Allow header listing all the path's methods (GET
+    and POST /devices are two routes; Starlette named only the first one it met)."""
+    client, _settings, tokens = api
+    spec = client.app.openapi()  # type: ignore[attr-defined]
+    wrong: list[str] = []
+    for path, item in spec["paths"].items():
+        served = {m.upper() for m in item if m in ("get", "put", "post", "delete", "patch",
+                                                    "head")}
+        unused = sorted({"GET", "PUT", "POST", "DELETE", "PATCH"} - served)[0]
+        url = _fill_path(path, next(iter(item.values())).get("parameters", []))
+        r = client.request(unused, url, headers={"Authorization": f"Bearer {tokens['admin']}"})
+        allow = {m.strip() for m in r.headers.get("allow", "").split(",") if m.strip()}
+        # Allow may name more than this template: /drift/run also matches /drift/{x}.
+        false = sorted(m for m in allow - served if client.request(
+            m, url, headers={"Authorization": f"Bearer {tokens['admin']}"}).status_code == 405)
+        if r.status_code != 405 or not served <= allow or false:
+            wrong.append(f"{unused} {path}: {r.status_code}, Allow {sorted(allow)} "
+                         f"(serves {sorted(served)}; 405 for {false})")
+    print(f"injected: one unserved method on each of {len(spec['paths'])} paths -> observed "
+          f"{len(wrong)} wrong answers")
+    assert not wrong, "\n".join(wrong)
