@@ -109,3 +109,34 @@ def test_reports_are_ordered_by_receipt_not_by_the_agents_clock(
     failed_old = reported_state(cam, "r2", revision=rev - 1, stage="failed")
     assert ingest(store, [failed_old]) == {}
     assert row_states(store, ro)[cam] == "acknowledged"
+
+
+def test_a_tick_while_the_wave_waits_reads_no_rows_and_locks_no_device(store: Engine) -> None:
+    """While online devices are still to report and no deadline is near, a tick is a few
+    queries, two of them aggregates: no row or device is read one by one, no device is
+    locked, and the wave's ack gate still shows the current counts. Then the full tick
+    runs again."""
+    fleet, ro = started(store)
+    half = fleet.ids[: N // 2]
+    ingest(store, [reported_state(d, "r2", revision=revision(store, d)) for d in half])
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    sa.event.listen(store, "before_cursor_execute", seen)
+    try:
+        fleet.tick(ro)
+    finally:
+        sa.event.remove(store, "before_cursor_execute", seen)
+    # The rollout's row is locked as every tick locks it; no device row is.
+    assert not [s for s in statements if s.startswith("select device.") and "for update" in s]
+    assert not [s for s in statements if s.startswith("select rollout_device.id")]
+    assert len(statements) < 10, statements
+    gate = fleet.get(ro).waves[0].gates[0]
+    assert (gate.name, gate.status) == ("ack", "wait")
+    assert gate.detail.startswith(f"{N // 2}/{N} acknowledged")
+    rest = fleet.ids[N // 2:]
+    ingest(store, [reported_state(d, "r2", revision=revision(store, d)) for d in rest])
+    fleet.tick(ro)
+    assert fleet.get(ro).state == "completed"
