@@ -74,7 +74,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "The token lacks the scope this call needs."),
         (404, "No such object."),
         (409, "Clashes with what is stored."),
+        (413, "The request body is over this route's limit (the answer names it)."),
         (422, "Invalid request."),
+        (429, "Too many bad tokens from this address (a valid token still passes), or a "
+              "device over its sample upload rate: wait as Retry-After says."),
     )
 }
 _STATUS: dict[type[ControlPlaneError], int] = {

@@ -32,6 +32,8 @@ ADMIN_ONLY = {
     ("DELETE", "/api/v1/tokens/{token_id}"),
     ("GET", "/api/v1/audit"),
     ("DELETE", "/api/v1/models/{name}/versions/{version}"),
+    ("POST", "/api/v1/devices/{device_id}/reissue"),  # new credentials: like provisioning
+    ("POST", "/api/v1/devices/{device_id}/decommission"),
 }
 # Frames come from cameras, not operators.
 DEVICE_ONLY = {("POST", "/api/v1/samples"), ("POST", "/api/v1/snapshots")}

@@ -1,0 +1,50 @@
+"""The region accuracy benchmark's scoring: matching agent tracks to the truth, counts."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from region_accuracy import AgentTrack, Run, Truth, count_error, match, score_tracks
+
+
+def _run() -> Run:
+    run = Run()
+    # Truth: a dog 100 px wide (of 640) for 10 frames, a cat 40 px wide (too small to score).
+    run.truth[1] = Truth("dog", {k: (100.0 + k, 100.0, 200.0 + k, 160.0) for k in range(10)},
+                         [100 / 640] * 10)
+    run.truth[2] = Truth("cat", {k: (400.0, 300.0, 440.0, 330.0) for k in range(10)},
+                         [40 / 640] * 10)
+    # The agent: the dog (called a dog), a track on the cat, and one on nothing.
+    run.agent[7] = AgentTrack("dog", {k: (102.0 + k, 101.0, 201.0 + k, 161.0)
+                                      for k in range(2, 10)})
+    run.agent[8] = AgentTrack("dog", {k: (401.0, 300.0, 441.0, 330.0) for k in range(5)})
+    run.agent[9] = AgentTrack("cat", {k: (10.0, 400.0, 60.0, 450.0) for k in range(6)})
+    run.whole[1] = Counter({"cat": 3.0, "dog": 1.0})
+    return run
+
+
+def test_tracks_match_by_overlap_and_false_animals_match_nothing() -> None:
+    matched, false = match(_run())
+    assert matched == {1: 7, 2: 8}
+    assert false == [9]
+
+
+def test_only_wide_animals_are_scored_and_whole_frame_votes_beside() -> None:
+    score = score_tracks(_run())
+    assert (score.tracks, score.found, score.right, score.whole_right) == (1, 1, 1, 0)
+    assert score.accuracy == 1.0 and score.strict == 1.0
+    wrong = _run()
+    wrong.agent[7].label = "cat"
+    assert score_tracks(wrong).accuracy == 0.0
+
+
+def test_count_error_per_window() -> None:
+    run = Run()
+    run.windows = [(Counter(dog=2), Counter(dog=2)), (Counter(dog=1), Counter(dog=2, cat=2)),
+                   (Counter(cat=1), Counter())]  # no animal in truth: not scored
+    mean, within, n = count_error(run)
+    assert n == 2 and within == 0.5 and abs(mean - 0.375) < 1e-9
