@@ -31,6 +31,9 @@ def regions_run(tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
         input_size=SIZE, device="cpu", calibration_images=16, shifts=[], golden_count=1,
         regions=True, region_crops_per_image=1, region_eval_seconds=8,
         feature_cache_dir=tmp_path_factory.mktemp("features"),
+        # 8 test photos cannot show that a probe beats guessing (p > 0.05 at 6 of 8); the
+        # quality gate has its own tests, this one is about what a regions run writes.
+        allow_weak_model=True,
     )
     return run_training(settings, show_progress=False)
 
