@@ -37,13 +37,12 @@ from .config import AgentSettings
 from .errors import (
     AgentError,
     DownloadCancelled,
-    DownloadError,
     ModelError,
-    ThrottledError,
 )
 from .events import EventLog
 from .metrics import AgentMetrics
 from .pipeline import InferenceLoop
+from .release_install import check_agent_version, install_with_retries
 from .release_states import RELEASE, ReleaseEvent, advance, begin
 from .releases import InstalledRelease, ReleaseStore, crash_point, write_atomic
 from .runtime import ModelRuntime
@@ -51,17 +50,7 @@ from .samples import SampleUploader
 
 log = logging.getLogger(__name__)
 
-DOWNLOAD_RETRIES = 3
 CANCELLED = "cancelled: a newer desired state arrived"
-MAX_THROTTLE_S = 1800.0  # past this much waiting on 429s, the install fails
-
-
-def _version_tuple(version: str) -> tuple[int, ...]:
-    parts = []
-    for piece in version.split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
 
 
 def _transition(from_id: str | None, to_id: str | None, reason: str,
@@ -277,10 +266,10 @@ class ReleaseWorker:
         (``CANCELLED``: a newer desired state arrived during the download)."""
         old, revision = self._active, desired.revision
         try:
-            release = self._install_with_retries(target)
+            release = install_with_retries(self.store, target, self._superseded, self._stopping)
             crash_point("installed")
             manifest = release.manifest
-            self._check_agent_version(release)
+            check_agent_version(release)
             self._check_not_older(release, desired)
             self._serve(release, revision=revision)
             runtime = ModelRuntime(release.model_path, manifest, self.settings.intra_op_threads)
@@ -325,13 +314,6 @@ class ReleaseWorker:
                 f"release {release.release_id} is older than {current}, which serves, and "
                 f"desired revision {desired.revision} is not a signed rollback")
 
-    @staticmethod
-    def _check_agent_version(release: InstalledRelease) -> None:
-        needed = release.manifest.min_agent_version
-        if _version_tuple(needed) > _version_tuple(__version__):
-            raise AgentError(f"release {release.release_id} needs agent >= {needed}, "
-                             f"this is {__version__}")
-
     # -- shadow mode -------------------------------------------------------------------------
     def _start_shadow(self, candidate: str, revision: int) -> str | None:
         """Install, verify and smoke-test ``candidate``; mirror frames to it. Why not, or None."""
@@ -341,8 +323,9 @@ class ReleaseWorker:
             return None
         self._stop_shadow()
         try:
-            release = self._install_with_retries(candidate)
-            self._check_agent_version(release)
+            release = install_with_retries(self.store, candidate, self._superseded,
+                                           self._stopping)
+            check_agent_version(release)
             self.store.pinned = {candidate}
             runtime = self._warm(release)
         except DownloadCancelled:
@@ -405,36 +388,6 @@ class ReleaseWorker:
         if self.metrics is not None:
             self.metrics.rollbacks.inc()
         self.events.emit("rolled_back", release_id=to, detail=reason)
-
-    def _install_with_retries(self, target: str) -> InstalledRelease:
-        """Install ``target``: a failed download is tried DOWNLOAD_RETRIES times; a throttled
-        one (429, Retry-After) waits as asked and costs no attempt, up to MAX_THROTTLE_S in
-        all, so a busy control plane delays a wave rather than failing it."""
-        attempt, throttled_s = 0, 0.0
-        while True:
-            try:
-                return self.store.install(target, cancelled=self._superseded)
-            except DownloadCancelled:
-                raise
-            except ThrottledError as exc:
-                wait = min(max(1.0, exc.retry_after), MAX_THROTTLE_S - throttled_s)
-                if wait <= 0 or self._stopping.is_set():
-                    raise
-                throttled_s += wait
-                log.info("download of %s throttled; waiting %.0f s as asked", target, wait,
-                         extra={"release_id": target})
-                if self._stopping.wait(wait):
-                    raise
-            except DownloadError as exc:
-                attempt += 1
-                if attempt >= DOWNLOAD_RETRIES or self._stopping.is_set():
-                    raise
-                log.warning("download of %s failed (%s); retrying", target, exc,
-                            extra={"release_id": target})
-                if self._stopping.wait(2.0 ** (attempt - 1)):
-                    raise
-            if self._superseded():  # no retry for a release no longer wanted
-                raise DownloadCancelled(f"install of {target} stopped")
 
     # -- reported state ----------------------------------------------------------------------
     def _active_id(self) -> str | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.release_worker import DOWNLOAD_RETRIES
+from edge_agent.release_install import DOWNLOAD_RETRIES
 from tests.agent_kit import Rig, agent_log_lines, looping_camera, make_release, running_rig
 from tests.conftest import Mosquitto
 

@@ -1,0 +1,120 @@
+"""What devices send: telemetry windows (and merge watermarks), events, snapshots, samples."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from ._types import BigId, UTCDateTime, _json, utc_now
+
+
+def _instance() -> Any:
+    # '' for agents older than instance ids: one (device, '', seq) space, as before.
+    return Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
+
+
+class TelemetryWindowRecord(SQLModel, table=True):
+    """One ingested ``TelemetryWindow``; unique on (device_id, instance, seq) so ingest is
+    idempotent and a re-imaged agent (new instance, seq from 0) is not taken for a copy.
+    ``received_at`` (the control plane's clock) orders and ages windows; the agent's
+    ``window_start``/``window_end`` are kept as information."""
+
+    __tablename__ = "telemetry_window"
+    __table_args__ = (
+        sa.UniqueConstraint("device_id", "instance", "seq", name="uq_telemetry_device_seq"),
+        sa.Index("ix_telemetry_device_start", "device_id", "window_start"),
+        sa.Index("ix_telemetry_received", "received_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    device_id: str = Field(foreign_key="device.device_id", max_length=63)
+    instance: str = _instance()
+    seq: int = Field(sa_type=sa.BigInteger)
+    window_start: datetime = Field(sa_type=UTCDateTime)
+    window_end: datetime = Field(sa_type=UTCDateTime)
+    release_id: str | None = Field(default=None, max_length=64)
+    received_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    payload: dict[str, Any] = _json()
+
+
+class TelemetryWatermark(SQLModel, table=True):
+    """Per agent instance, the highest seq that retention merged into coarser windows: a
+    window at or below it is refused at ingest (it could be a re-send of a merged one)."""
+
+    __tablename__ = "telemetry_watermark"
+
+    device_id: str = Field(primary_key=True, max_length=63)
+    instance: str = Field(primary_key=True, max_length=32)
+    merged_seq: int = Field(sa_type=sa.BigInteger)
+
+
+class EventRecord(SQLModel, table=True):
+    """One ingested ``DeviceEvent``; unique on (device_id, instance, seq)."""
+
+    __tablename__ = "device_event"
+    __table_args__ = (
+        sa.UniqueConstraint("device_id", "instance", "seq", name="uq_event_device_seq"),
+        sa.Index("ix_event_device_at", "device_id", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    device_id: str = Field(foreign_key="device.device_id", max_length=63)
+    instance: str = _instance()
+    seq: int = Field(sa_type=sa.BigInteger)
+    kind: str = Field(max_length=32)
+    at: datetime = Field(sa_type=UTCDateTime)
+    release_id: str | None = Field(default=None, max_length=64)
+    received_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    payload: dict[str, Any] = _json()
+
+
+class CameraSnapshot(SQLModel, table=True):
+    """A snapshot an operator asked for: the request, then the device's answer (its JPEG is
+    in the artifact store). A device may answer only a command it was sent."""
+
+    __tablename__ = "camera_snapshot"
+    __table_args__ = (sa.Index("ix_snapshot_device_camera", "device_id", "camera_id"),)
+
+    command_id: str = Field(primary_key=True, max_length=64)
+    device_id: str = Field(foreign_key="device.device_id", max_length=63)
+    camera_id: str = Field(max_length=64)
+    requested_by: str = Field(max_length=128)
+    requested_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    captured_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    received_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    width: int | None = None
+    height: int | None = None
+    boxes: list[dict[str, Any]] = _json()
+    image_sha256: str | None = Field(default=None, max_length=64)
+
+
+class Sample(SQLModel, table=True):
+    """A frame an agent uploaded for labelling (active learning); the JPEG lives in the
+    content store by sha256. ``status``: new -> labelled | rejected."""
+
+    __tablename__ = "sample"
+    __table_args__ = (sa.Index("ix_sample_status_created", "status", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    device_id: str = Field(foreign_key="device.device_id", index=True, max_length=63)
+    camera_id: str = Field(max_length=64)
+    release_id: str | None = Field(default=None, max_length=64, index=True)
+    model_version: str | None = Field(default=None, max_length=128)
+    predicted_label: str = Field(max_length=64)
+    confidence: float
+    predictions: dict[str, Any] = _json()
+    image_sha256: str = Field(max_length=64)
+    image_size: int
+    captured_at: datetime = Field(sa_type=UTCDateTime)
+    status: str = Field(default="new", max_length=16)
+    label: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, max_length=1024)
+    # The dataset version a labelled sample went into (null: not used yet).
+    dataset_version: str | None = Field(default=None, max_length=128, index=True)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    updated_by: str | None = Field(default=None, max_length=128)
