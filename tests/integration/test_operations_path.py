@@ -2,7 +2,8 @@
 Mosquitto (TLS, password file, ACL): a role with a password, the config, `db upgrade`,
 `keys init`, certificates, broker logins before any device, `serve`, `devices create` with
 RTSP credentials, `mqtt acl` again and a broker reload, the agent's `mqtt_ca_file`,
-`agent check`, and an agent that comes online over TLS with its own login.
+`agent check`, an agent that comes online over TLS with its own login, and a release of
+the champion rolled out in waves that waits for, and gets, an operator's approval.
 
 What the machine does not allow: systemd (processes are started directly) and /etc
 (temporary folders). The doc's commands are checked to be there, in this order.
@@ -27,8 +28,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from control_plane.testing import registration
 from parkwatch_cli import app as root_app
-from tests.agent_kit import write_video
+from protocols import OutputSpec, generate_signing_key
+from tests.agent_kit import LABELS, SPEC, build_model, make_release, profile, write_video
 from tests.conftest import REPO_ROOT, Mosquitto, _postgres_admin_url, free_port, wait_for
 
 pytestmark = pytest.mark.postgres
@@ -50,6 +53,10 @@ STEPS = [
     "systemctl reload mosquitto",
     "sed -i 's|^# mqtt_ca_file = |mqtt_ca_file = |' /etc/parkwatch/agent.toml",
     "parkwatch agent check --config /etc/parkwatch/agent.toml",
+    "parkwatch aliases set MODEL champion N",
+    "parkwatch releases create",
+    "--approval-after-wave 1",
+    "parkwatch rollouts approve ID",
 ]
 SERVICES = ["--service-account", "parkwatch-control-plane",
             "--service-account", "parkwatch-ingest-1"]
@@ -115,6 +122,53 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def _register(api: str, data: Path) -> None:
+    """What `parkwatch train --api-url` sends: a real (tiny) ONNX model, its golden inputs
+    and reference profile (training one here would take minutes)."""
+    model = build_model()
+    admin = {"Authorization": f"Bearer {(data / 'admin.token').read_text().strip()}"}
+    with httpx.Client(base_url=api, headers=admin, timeout=30) as http:
+        sha = http.post("/api/v1/artifacts", content=model).json()["sha256"]
+        goldens = make_release(generate_signing_key(), "local", model).manifest.golden_inputs
+        spec = registration("petnet", [(sha, len(model), "int8")], labels=LABELS, input=SPEC,
+                            outputs=OutputSpec(embedding_dim=3), reference_profile=profile(),
+                            golden_inputs=goldens)
+        answer = http.post("/api/v1/models/petnet/versions", json=spec.model_dump(mode="json"))
+        assert answer.status_code == 201, answer.text
+
+
+def approved_rollout(api: str, data: Path, ops: dict[str, str]) -> None:
+    """Step 9: a version made champion, a signed release of it, a rollout in waves that
+    waits for an operator's approval, and the device running it healthy."""
+    _register(api, data)
+    cli(["aliases", "set", "petnet", "champion", "1"], ops)
+    release = json.loads(cli(["releases", "create", "petnet", "--json"], ops))["release_id"]
+    rollout = json.loads(cli(["rollouts", "start", release, "--device", "gate-1", "--device",
+                              "gate-2", "--waves", "1,100%", "--approval-after-wave", "1",
+                              "--json"], ops))["rollout_id"]
+
+    seen: list[dict[str, object]] = []
+
+    def state() -> str:
+        seen.append(json.loads(cli(["rollouts", "status", rollout, "--json"], ops)))
+        return str(seen[-1]["state"])
+
+    try:
+        wait_for(lambda: state() == "awaiting_approval" or None, timeout=90,
+                 what="the rollout to wait for approval", interval=1.0)
+    except AssertionError:
+        raise AssertionError(f"rollout never waited for approval: {seen[-1]}") from None
+    cli(["rollouts", "approve", rollout], ops)
+    assert state() in ("in_progress", "completed")
+
+    def running() -> bool:
+        shown = json.loads(cli(["devices", "show", "gate-1", "--json"], ops))
+        active = (shown.get("reported") or {}).get("active") or {}
+        return bool(active.get("release_id") == release and active.get("stage") == "healthy")
+
+    wait_for(running, timeout=60, what="gate-1 healthy on the release", interval=1.0)
 
 
 def test_operations_path(tmp_path: Path, role_and_database: tuple[str, str, str]) -> None:
@@ -201,6 +255,7 @@ def test_operations_path(tmp_path: Path, role_and_database: tuple[str, str, str]
         found = {ln.strip().split(":")[0]: ln for ln in check.output.splitlines()}
         for subject in ("data folder", "broker", "API", "camera gate"):
             assert ": ok: " in found[subject], check.output
+        agent_env["PARKWATCH_AGENT_WINDOW_SECONDS"] = "5"  # the wave's gates read windows
         agent = _process(["agent", "run", "--config", str(agent_toml)], agent_env,
                          tmp_path / "agent.log")
 
@@ -210,6 +265,7 @@ def test_operations_path(tmp_path: Path, role_and_database: tuple[str, str, str]
             return result.exit_code == 0 and json.loads(result.output)["online"]
 
         wait_for(online, timeout=60, what="gate-1 online", interval=0.5)
+        approved_rollout(api, data, ops)
     finally:
         for proc in (agent, serve):
             if proc is not None:
