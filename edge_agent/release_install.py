@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from . import __version__
@@ -15,6 +16,7 @@ log = logging.getLogger(__name__)
 
 DOWNLOAD_RETRIES = 3
 MAX_THROTTLE_S = 1800.0  # past this much waiting on 429s, the install fails
+SUPERSEDED_POLL_S = 0.5  # how often a retry's wait looks for a newer desired state
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -30,6 +32,18 @@ def check_agent_version(release: InstalledRelease) -> None:
     if _version_tuple(needed) > _version_tuple(__version__):
         raise AgentError(f"release {release.release_id} needs agent >= {needed}, "
                          f"this is {__version__}")
+
+
+def _wait(seconds: float, stopping: threading.Event, superseded: Callable[[], bool]) -> bool:
+    """Wait before a retry; True as soon as the agent stops. A newer desired state cuts the
+    wait short too (the retry loop then gives up on the release no longer wanted)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if stopping.wait(min(left, SUPERSEDED_POLL_S)):
+            return True
+        if superseded():
+            return False
+    return False
 
 
 def install_with_retries(store: ReleaseStore, target: str, superseded: Callable[[], bool],
@@ -50,7 +64,7 @@ def install_with_retries(store: ReleaseStore, target: str, superseded: Callable[
             throttled_s += wait
             log.info("download of %s throttled; waiting %.0f s as asked", target, wait,
                      extra={"release_id": target})
-            if stopping.wait(wait):
+            if _wait(wait, stopping, superseded):
                 raise
         except DownloadError as exc:
             attempt += 1
@@ -58,7 +72,7 @@ def install_with_retries(store: ReleaseStore, target: str, superseded: Callable[
                 raise
             log.warning("download of %s failed (%s); retrying", target, exc,
                         extra={"release_id": target})
-            if stopping.wait(2.0 ** (attempt - 1)):
+            if _wait(2.0 ** (attempt - 1), stopping, superseded):
                 raise
         if superseded():  # no retry for a release no longer wanted
             raise DownloadCancelled(f"install of {target} stopped")
