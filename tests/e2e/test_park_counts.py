@@ -24,7 +24,7 @@ from trainer.synth import PhotoPool, SceneSpec, SceneTruth, Schedule, write_clip
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 CAMERAS = {"park1-lawn": 11, "park2-pond": 12}  # device -> the clip's seed
-SECONDS = 60.0
+SECONDS = 45.0
 MIN_WIDTH = 0.1  # of the frame: the size the accuracy target is stated for
 MIN_FRAMES = 10  # an animal seen for under a second is not a visit
 
@@ -58,13 +58,13 @@ def test_each_camera_counts_the_animals_of_its_clip(loop: Loop, tmp_path: Path) 
         clip = tmp_path / f"{device_id}.avi"
         truths[device_id] = write_clip(clip, SceneSpec(
             seconds=SECONDS, seed=seed, photos=pool, cutout_cache=tmp_path / "cutouts",
-            schedule=Schedule(empty_share=0.3, animals_per_minute=5.0,
+            schedule=Schedule(empty_share=0.3, animals_per_minute=6.0,
                               distractors_per_minute=3.0, max_group=2)))
         clips[device_id] = clip
     warmup = tmp_path / "warmup.avi"
     make_video(warmup, labels=["cat"], n_segments=1, segment_seconds=1.0, fps=10.0, seed=1)
 
-    data = copy_subset(tmp_path / "photos", per_class=120)
+    data = copy_subset(tmp_path / "photos", per_class=100)
     config = tmp_path / "trainer.toml"
     config.write_text('arch = "lite0"\nregions = true\ninput_size = 160\nshifts = []\n'
                       "region_eval_seconds = 0\ncalibration_images = 16\ngolden_count = 1\n")
