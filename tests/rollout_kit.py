@@ -3,7 +3,10 @@ devices whose reports and windows the test writes, and a stepped clock for the e
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -12,6 +15,7 @@ from sqlmodel import Session, select
 from control_plane.config.rollout_policy import GatePolicy, RolloutPolicy
 from control_plane.rollouts import engine as rollout_engine
 from control_plane.rollouts import service as rollouts
+from control_plane.store.db import create_db_engine, upgrade
 from control_plane.store.models import (
     AuditEntry,
     Device,
@@ -140,6 +144,18 @@ class Fleet:
     def audit(self, action: str) -> list[AuditEntry]:
         with Session(self.engine) as s:
             return list(s.exec(select(AuditEntry).where(AuditEntry.action == action)).all())
+
+
+@contextmanager
+def sqlite_fleet(folder: Path, devices: int) -> Iterator[Fleet]:
+    """A fleet of ``devices`` on a migrated SQLite store in ``folder``."""
+    url = f"sqlite:///{folder / 'cp.db'}"
+    upgrade(url)
+    engine = create_db_engine(url)
+    try:
+        yield Fleet(engine, devices)
+    finally:
+        engine.dispose()
 
 
 def run_healthy(fleet: Fleet, rollout_id: str, counts: dict[str, int] = GOOD) -> None:

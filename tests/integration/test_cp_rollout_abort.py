@@ -7,19 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from control_plane.store.db import create_db_engine, upgrade
-from tests.rollout_kit import Fleet
+from tests.rollout_kit import Fleet, sqlite_fleet
 
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    url = f"sqlite:///{tmp_path / 'cp.db'}"
-    upgrade(url)
-    engine = create_db_engine(url)
-    try:
-        yield Fleet(engine, 4)
-    finally:
-        engine.dispose()
+    with sqlite_fleet(tmp_path, 4) as fleet:
+        yield fleet
 
 
 def test_abort_points_unacknowledged_devices_back_and_keeps_acknowledged_ones(

@@ -9,20 +9,14 @@ from pathlib import Path
 import pytest
 
 from control_plane.config.rollout_policy import GatePolicy
-from control_plane.store.db import create_db_engine, upgrade
 from control_plane.testing import reported_state
-from tests.rollout_kit import Fleet
+from tests.rollout_kit import Fleet, sqlite_fleet
 
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    url = f"sqlite:///{tmp_path / 'cp.db'}"
-    upgrade(url)
-    engine = create_db_engine(url)
-    try:
-        yield Fleet(engine, 2)
-    finally:
-        engine.dispose()
+    with sqlite_fleet(tmp_path, 2) as fleet:
+        yield fleet
 
 
 def test_loaded_is_not_an_acknowledgement_even_without_telemetry_gates(fleet: Fleet) -> None:

@@ -17,24 +17,18 @@ from sqlmodel import Session
 from control_plane.config.rollout_policy import RolloutPolicy
 from control_plane.errors import ConflictError
 from control_plane.rollouts import service as rollouts
-from control_plane.store.db import create_db_engine, upgrade
 from control_plane.store.models import (
     Rollout,
 )
 from control_plane.testing import reported_state
 from protocols import Percentiles, ReleaseStatus, ShadowSummary
-from tests.rollout_kit import GARBAGE, GATES, GOOD, Fleet, Recorder, run_healthy
+from tests.rollout_kit import GARBAGE, GATES, GOOD, Fleet, Recorder, run_healthy, sqlite_fleet
 
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    url = f"sqlite:///{tmp_path / 'cp.db'}"
-    upgrade(url)
-    engine = create_db_engine(url)
-    try:
-        yield Fleet(engine, 10)
-    finally:
-        engine.dispose()
+    with sqlite_fleet(tmp_path, 10) as fleet:
+        yield fleet
 
 
 def test_good_release_goes_fleet_wide_wave_by_wave(fleet: Fleet) -> None:
