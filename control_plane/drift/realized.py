@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 from sqlmodel import Session, col, select
 
@@ -26,15 +26,18 @@ from ..store.models import ModelVersion, Release, Sample, TelemetryWindowRecord
 from .baseline import ANY_CONDITION
 
 
-@dataclass(frozen=True)
-class Realized:
+class Realized(BaseModel):
+    """One camera x condition's labelled truth; the API answers it as it is."""
+
+    model_config = ConfigDict(frozen=True)
+
     release_id: str
     device_id: str
     camera_id: str
     condition: str
     labelled: int
     correct: int
-    accuracy: float
+    accuracy: float = Field(description="Realized: correct / labelled.")
     ci_low: float
     ci_high: float
 
@@ -86,7 +89,8 @@ def realized_accuracy(
     out = []
     for (rel, dev, cam, cond), (n, k) in sorted(tally.items()):
         low, high = wilson(k, n, confidence)
-        out.append(Realized(rel, dev, cam, cond, n, k, k / n, low, high))
+        out.append(Realized(release_id=rel, device_id=dev, camera_id=cam, condition=cond,
+                            labelled=n, correct=k, accuracy=k / n, ci_low=low, ci_high=high))
     return out
 
 
@@ -107,7 +111,7 @@ def accuracy_report(
     """A release's realized accuracy per camera × condition, and those whose whole interval
     lies more than ``max_drop`` below the held-out accuracy (``dropped``)."""
     reference = held_out_accuracy(session, release_id)
-    rows = [asdict(r) for r in realized_accuracy(session, release_id=release_id,
+    rows = [r.model_dump() for r in realized_accuracy(session, release_id=release_id,
                                                  confidence=confidence)]
     dropped = [r for r in rows
                if reference is not None and r["labelled"] >= min_labels

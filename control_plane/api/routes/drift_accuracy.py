@@ -16,16 +16,7 @@ from ..deps import ReadDep, SessionDep, StateDep
 router = APIRouter(prefix="/drift/accuracy", tags=["drift"])
 
 
-class CameraAccuracy(BaseModel):
-    release_id: str
-    device_id: str
-    camera_id: str
-    condition: str
-    labelled: int
-    correct: int
-    accuracy: float = Field(description="Realized: correct / labelled.")
-    ci_low: float
-    ci_high: float
+class CameraAccuracy(realized.Realized):
     estimated_accuracy: float | None = Field(
         None, description="Label-free estimate of the same camera × condition in the latest "
         "device report (None: none there).")
