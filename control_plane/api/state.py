@@ -136,6 +136,7 @@ def _start_services(state: AppState, enable_mqtt: bool) -> None:
             security=settings.mqtt_security(),
             batch_size=settings.ingest_batch_size,
             linger_s=settings.ingest_linger_seconds,
+            max_queued=settings.ingest_max_queued,
             signer=signer_for(state.keyring),
         ))
         state.publisher = state.mqtt
