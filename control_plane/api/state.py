@@ -145,7 +145,8 @@ def _start_services(state: AppState, enable_mqtt: bool) -> None:
 
         services.start(drift_task(state.engine, settings.drift, settings.retention,
                                   lease=lease_for(state.engine, "drift-analysis"),
-                                  clock_skew_alert_s=settings.clock_skew_alert_seconds))
+                                  clock_skew_alert_s=settings.clock_skew_alert_seconds,
+                                  artifacts=state.store))
     if settings.rollout_tick_seconds > 0:
         from ..rollouts.runner import rollout_engine_task
 
