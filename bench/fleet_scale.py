@@ -11,11 +11,13 @@ way ``control_plane/web/views_fleet.js`` does (the same API calls, in the same o
 parallelism) and times each load.
 
     python bench/fleet_scale.py [--devices 1000] [--seconds 300] [--workers 2]
+                                [--pages new old]
 
 Reports: ingest lag p50/p99 (the ingest's ``received_at`` minus the window's end, which
 the simulator sets when it publishes; one clock), the rollout's completion time, the
 database size per device-day (pg_total_relation_size of the telemetry tables over the
-device-days they hold at one window a minute) and the fleet page's p50/p95 load time.
+device-days they hold at one window a minute) and the fleet page's p50/p95 load time
+(``--pages new old``: today's page and the one before ``GET /fleet``, loaded in turn).
 Needs PostgreSQL at PARKWATCH_TEST_POSTGRES_URL (default the local `test` database).
 """
 
@@ -58,7 +60,7 @@ TELEMETRY_TABLES = ("telemetry_window", "telemetry_watermark")
 class PageTimes:
     """Load times of the fleet page and of each of its API calls, seconds."""
 
-    pages: list[float] = field(default_factory=list)
+    pages: dict[str, list[float]] = field(default_factory=dict)
     calls: dict[str, list[float]] = field(default_factory=dict)
     errors: int = 0
 
@@ -66,47 +68,61 @@ class PageTimes:
         self.calls.setdefault(name, []).append(seconds)
 
 
-def fleet_page(api: httpx.Client, times: PageTimes, pool: ThreadPoolExecutor) -> None:
-    """One load of the fleet page: views_fleet.js's three lists in parallel (Promise.all),
-    each list paging 1,000 items at a time up to its maximum (api.js ``list``)."""
+# What views_fleet.js ``fleetView`` asks for at once (Promise.all): (path, query, most
+# items), most None for one plain GET; a list pages 1,000 at a time as api.js ``list``.
+# "old": the page before GET /fleet (every device and 1,000 windows to the browser).
+FLEET_PAGES: dict[str, list[tuple[str, dict[str, Any], int | None]]] = {
+    "new": [("/fleet", {"windows": 1000}, None),
+            ("/alerts", {"state": "open", "limit": 1}, None),
+            ("/devices", {"limit": 100, "offset": 0}, None)],
+    "old": [("/devices", {}, 5000), ("/telemetry", {}, 1000),
+            ("/alerts", {"state": "open"}, 1000)],
+}
 
-    def listing(path: str, params: dict[str, Any], most: int) -> None:
+
+def _get(api: httpx.Client, times: PageTimes, name: str, path: str,
+         params: dict[str, Any]) -> Any:
+    start = time.perf_counter()
+    resp = api.get(f"/api/v1{path}", params=params)
+    resp.raise_for_status()
+    times.add_call(f"{name}: GET {path}", time.perf_counter() - start)
+    return resp.json()
+
+
+def fleet_page(api: httpx.Client, name: str, times: PageTimes, pool: ThreadPoolExecutor) -> None:
+    """One load of page ``name``: its calls in parallel, timed each and as a whole."""
+
+    def call(path: str, params: dict[str, Any], most: int | None) -> None:
+        if most is None:
+            _get(api, times, name, path, params)
+            return
         offset = 0
         while offset < most:
-            start = time.perf_counter()
-            resp = api.get(f"/api/v1{path}", params={**params, "limit": min(1000, most - offset),
-                                                       "offset": offset})
-            resp.raise_for_status()
-            times.add_call(f"GET {path}", time.perf_counter() - start)
-            page = resp.json()
+            page = _get(api, times, name, path,
+                        {**params, "limit": min(1000, most - offset), "offset": offset})
             offset += len(page["items"])
             if not page["items"] or offset >= page["total"]:
                 return
 
     start = time.perf_counter()
-    jobs = [pool.submit(listing, *args) for args in FLEET_PAGE_CALLS]
+    jobs = [pool.submit(call, *spec) for spec in FLEET_PAGES[name]]
     try:
         for job in jobs:
             job.result()
     except httpx.HTTPError:
         times.errors += 1
         return
-    times.pages.append(time.perf_counter() - start)
+    times.pages.setdefault(name, []).append(time.perf_counter() - start)
 
 
-# What views_fleet.js ``fleetView`` asks for: (path, query, most items).
-FLEET_PAGE_CALLS: list[tuple[str, dict[str, Any], int]] = [
-    ("/devices", {}, 5000),
-    ("/telemetry", {}, 1000),
-    ("/alerts", {"state": "open"}, 1000),
-]
-
-
-def page_reader(api: httpx.Client, stop: threading.Event, pause: float) -> PageTimes:
+def page_reader(api: httpx.Client, stop: threading.Event, pause: float,
+                names: list[str]) -> PageTimes:
+    """Load the pages ``names`` in turn (side by side under the same load) until ``stop``."""
     times = PageTimes()
-    with ThreadPoolExecutor(len(FLEET_PAGE_CALLS)) as pool:
+    with ThreadPoolExecutor(3) as pool:
         while not stop.is_set():
-            fleet_page(api, times, pool)
+            for name in names:
+                fleet_page(api, name, times, pool)
             stop.wait(pause)
     return times
 
@@ -223,7 +239,7 @@ def measure(args: argparse.Namespace, loop: Loop, db_url: str) -> dict[str, Any]
                    .json()["total"] >= n, 120 + n / 20, f"{n} devices online", interval=1)
         began = time.time()
         reader_stop = threading.Event()
-        reader = _thread(lambda: page_reader(api, reader_stop, args.page_pause))
+        reader = _thread(lambda: page_reader(api, reader_stop, args.page_pause, args.pages))
         time.sleep(args.seconds / 3)
         rollout = run_rollout(api, fleet, device_ids(config.prefix, n), stop)
         time.sleep(max(0.0, began + args.seconds - time.time()))
@@ -273,12 +289,16 @@ def report(r: dict[str, Any], args: argparse.Namespace, commit: str) -> None:
     print(f"| telemetry tables | {r['bytes'] / 2**20:,.1f} MiB | - |")
     print(f"| database per device-day (1 window/min) | {r['per_device_day'] / 2**20:.2f} MiB"
           " | - |")
-    print(f"| fleet page loads (errors) | {len(pages.pages)} ({pages.errors}) | - |")
-    print(f"| fleet page p50 / p95 (ms) | {q(pages.pages, 0.5):,.0f} / "
-          f"{q(pages.pages, 0.95):,.0f} | p95 < 300 at 10,000 |")
+    print(f"| fleet page loads failed | {pages.errors} | 0 |")
+    for name, loads in pages.pages.items():
+        print(f"| fleet page ({name}) p50 / p95 (ms, {len(loads)} loads) | "
+              f"{q(loads, 0.5):,.0f} / {q(loads, 0.95):,.0f} | p95 < 300 at 10,000 |")
     for name, values in sorted(pages.calls.items()):
         print(f"| {name} p50 / p95 (ms, {len(values)} calls) | {q(values, 0.5):,.0f} / "
               f"{q(values, 0.95):,.0f} | - |")
+    if len(pages.pages) == 2 and all(pages.pages.values()):
+        print(f"\nratio fleet page p95 new / old (same run): "
+              f"{q(pages.pages['new'], 0.95) / q(pages.pages['old'], 0.95):.2f}")
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} logical CPUs (load {load} at "
           f"the end), Python {platform.python_version()}; broker, PostgreSQL, API, workers "
@@ -295,6 +315,8 @@ def main() -> None:
     ap.add_argument("--tick", type=float, default=0.5, help="rollout engine tick, seconds")
     ap.add_argument("--page-pause", type=float, default=1.0,
                     help="seconds between two loads of the fleet page")
+    ap.add_argument("--pages", nargs="+", choices=sorted(FLEET_PAGES), default=["new"],
+                    help="fleet page versions to load in turn (old: before GET /fleet)")
     args = ap.parse_args()
     db_url = fleet_ingest.postgres_db()
     if db_url is None:
