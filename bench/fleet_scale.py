@@ -72,7 +72,7 @@ class PageTimes:
 # items), most None for one plain GET; a list pages 1,000 at a time as api.js ``list``.
 # "old": the page before GET /fleet (every device and 1,000 windows to the browser).
 FLEET_PAGES: dict[str, list[tuple[str, dict[str, Any], int | None]]] = {
-    "new": [("/fleet", {"windows": 1000}, None),
+    "new": [("/fleet", {"windows": 300}, None),
             ("/alerts", {"state": "open", "limit": 1}, None),
             ("/devices", {"limit": 100, "offset": 0}, None)],
     "old": [("/devices", {}, 5000), ("/telemetry", {}, 1000),

@@ -88,6 +88,8 @@ function perDevice(points, figure, n = 8) {
 }
 
 const DEVICES_PER_PAGE = 100;
+// The charts' sample of the newest windows: reading more costs the store about 0.3 ms each.
+const FLEET_WINDOWS = 300;
 
 /** The device table, a page at a time: the API sorts by id and counts the whole fleet. */
 async function devicesSection(offset = 0) {
@@ -134,7 +136,7 @@ async function openAlerts() {
  * so the page costs the same at 10 devices or 10,000) and the device table a page at a time. */
 export async function fleetView(main) {
   const [fleet, alerts, devices] = await Promise.all([
-    get("/fleet", { windows: 1000 }), openAlerts(), devicesSection(),
+    get("/fleet", { windows: FLEET_WINDOWS }), openAlerts(), devicesSection(),
   ]);
   if (!fleet.devices) main.append(firstRun());
   main.append(h("div", { class: "stats" },

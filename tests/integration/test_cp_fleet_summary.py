@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -17,8 +18,8 @@ with warnings.catch_warnings():
 
 from control_plane.api import create_app
 from control_plane.config import ControlPlaneSettings
-from control_plane.services import devices, telemetry
-from control_plane.store.db import create_db_engine, session_scope
+from control_plane.services import devices, fleet_summary, telemetry
+from control_plane.store.db import create_db_engine, session_scope, upgrade
 from control_plane.store.models import Device
 from control_plane.testing import reported_state, telemetry_window
 from protocols import CameraStatus, ReleaseStatus
@@ -107,3 +108,25 @@ def test_summary_charts_the_newest_windows(client: TestClient) -> None:
     assert [p["latency_p95_ms"] for p in points] == [12.0, 11.0]  # newest first
     assert all(p["device_id"] == "d0" for p in points)
     assert client.get(f"{API}/fleet", params={"windows": -1}).status_code == 422
+
+
+def test_migration_fills_the_columns_from_stored_reported_states(database_url: str) -> None:
+    """Devices that reported before 0013 are counted from their stored JSON at once."""
+    upgrade(database_url, "0012")
+    state = reported_state("old", "r9").model_copy(update={"cameras": [
+        CameraStatus(camera_id="a", state="up"), CameraStatus(camera_id="b", state="down")]})
+    engine = create_db_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO device (device_id, labels, online, desired_revision, created_at, "
+                "reported) VALUES ('old', '{}', false, 0, CURRENT_TIMESTAMP, :r), "
+                "('junk', '{}', false, 0, CURRENT_TIMESTAMP, :j)"),
+                {"r": state.model_dump_json(), "j": '{"cameras": 3, "active": [1]}'})
+        upgrade(database_url)
+        with session_scope(engine) as s:
+            summary = fleet_summary.fleet_summary(s, windows=0)
+    finally:
+        engine.dispose()
+    assert (summary.devices, summary.cameras_up, summary.cameras_not_up) == (2, 1, 1)
+    assert [(r.release_id, r.devices, r.healthy) for r in summary.releases] == [("r9", 1, 1)]
