@@ -4,8 +4,9 @@ In: status, reported, telemetry and events of every device, decoded with
 ``protocols.decode_for_topic`` in paho's thread and queued to the ingest pipeline
 (``batch``): one writer stores telemetry windows, reported states and events in runs, status
 messages one by one, and acknowledges each message (manual PUBACK) only once it is
-committed, in arrival order. An invalid payload is logged with its reason, dropped and
-acknowledged; a failing handler is logged; neither stops the loop.
+committed, in arrival order; at most ``max_queued`` are held unacknowledged (paho's thread
+waits for room, so the broker keeps the backlog). An invalid payload is logged with its
+reason, dropped and acknowledged; a failing handler is logged; neither stops the loop.
 Out: desired states, retained, QoS 1.
 Subscriptions are made in ``on_connect``, so every reconnect resubscribes.
 """
@@ -88,6 +89,7 @@ class MqttAdapter:
         security: MqttSecurity | None = None,
         batch_size: int = 20,
         linger_s: float = 0.02,
+        max_queued: int = 1000,
         retire: bool = False,
         signer: Callable[[DesiredState], SignedDesiredState] | None = None,
     ) -> None:
@@ -142,7 +144,8 @@ class MqttAdapter:
         self._ack_lock = threading.Lock()
         self.pipeline = IngestPipeline(
             self._write_windows, self._handle, self._acknowledge,
-            batch_size=batch_size, linger_s=linger_s, write_reported=self._write_reported,
+            batch_size=batch_size, linger_s=linger_s, max_queued=max_queued,
+            write_reported=self._write_reported,
             write_events=self._write_events,
         )
 
