@@ -53,7 +53,7 @@ from scripts.fleet_synth import SimConfig, device_ids, device_labels  # noqa: E4
 from scripts.loop import Loop, wait_until  # noqa: E402
 
 SIM_MINUTES = 60  # one window per device per simulated minute
-TELEMETRY_TABLES = ("telemetry_window", "telemetry_watermark")
+TELEMETRY_TABLES = ("telemetry_window", "telemetry_watermark", "telemetry_rollup")
 
 
 @dataclass

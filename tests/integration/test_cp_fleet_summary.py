@@ -111,8 +111,8 @@ def test_summary_charts_the_newest_windows(client: TestClient) -> None:
 
 
 def test_migration_fills_the_columns_from_stored_reported_states(database_url: str) -> None:
-    """Devices that reported before 0013 are counted from their stored JSON at once."""
-    upgrade(database_url, "0012")
+    """Devices that reported before 0014 are counted from their stored JSON at once."""
+    upgrade(database_url, "0013")
     state = reported_state("old", "r9").model_copy(update={"cameras": [
         CameraStatus(camera_id="a", state="up"), CameraStatus(camera_id="b", state="down")]})
     engine = create_db_engine(database_url)
