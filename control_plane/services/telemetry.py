@@ -39,7 +39,7 @@ from protocols import DeviceEvent, TelemetryWindow
 
 from ..store.db import insert_ignore
 from ..store.models import EventRecord, TelemetryWindowRecord, utc_now
-from . import devices
+from . import devices, telemetry_rollups
 from .telemetry_retention import watermarks
 
 log = logging.getLogger(__name__)
@@ -177,28 +177,32 @@ def ingest_windows(
 
 
 def _insert(session: Session, accepted: Sequence[TelemetryWindow], now: datetime) -> int:
-    """Insert what is new; returns how many windows were stored."""
+    """Insert what is new and add it into the rollups; returns how many windows were
+    stored."""
     highest = _max_seqs(session, [w.device_id for w in accepted])
     table: sa.Table = TelemetryWindowRecord.__table__  # type: ignore[attr-defined]
-    insert = sqlite.insert
+    rows = [_row(w, now) for w in accepted]
     if session.get_bind().dialect.name == "postgresql":
-        stored_keys = _copy_insert(session, [_row(w, now) for w in accepted])
+        stored_keys = _copy_insert(session, rows)
     else:
         # One statement with a list of rows: SQLAlchemy's "insertmanyvalues" sends
         # multi-row VALUES pages from one cached compilation.
         stmt = (
-            insert(table)
+            sqlite.insert(table)
             .on_conflict_do_nothing()
             .returning(table.c.device_id, table.c.instance, table.c.seq)
         )
-        rows = session.execute(stmt, [_row(w, now) for w in accepted])
-        stored_keys = {(d, n, int(q)) for d, n, q in rows.all()}
+        stored_keys = {(d, n, int(q)) for d, n, q in session.execute(stmt, rows).all()}
     counted: set[Key] = set()
-    for w in accepted:  # a window sent twice in one batch is stored, and counted, once
+    stored_rows = []
+    for w, row in zip(accepted, rows, strict=True):
+        # a window sent twice in one batch is stored, counted and rolled up once
         key = (w.device_id, w.instance or "", w.seq)
         if key in stored_keys and key not in counted:
             counted.add(key)
+            stored_rows.append(row)
             _count_arrival(w, highest.get(key[:2]), now)
+    telemetry_rollups.add(session, stored_rows)
     return len(stored_keys)
 
 
