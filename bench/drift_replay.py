@@ -206,11 +206,15 @@ def report(pool: dp.Pool, profile: object, a: argparse.Namespace) -> None:
     warm = max(2, -(-s.baseline_windows // 120))  # dusk: 120 windows a day
     t0 = time.perf_counter()
     false = dict.fromkeys(METHODS, 0)
+    in_rain = dict.fromkeys(METHODS, 0)
     in_alarm = dict.fromkeys(METHODS, 0)
     for i in range(a.cameras):
-        _, picks, _ = camera(rp, rng, i, warm, a.days)
+        variants, picks, _ = camera(rp, rng, i, warm, a.days)
+        rain = np.array(variants[warm * DAY:]) == "rain"
         for name, alarm in judge(rp, picks, warm * DAY, train, s, profile).items():
             false[name] += dm.episodes(alarm)
+            starts = alarm & ~np.concatenate([[False], alarm[:-1]])
+            in_rain[name] += int((starts & rain).sum())
             in_alarm[name] += int(alarm.sum())
     camera_days = a.cameras * a.days
     print(f"\nno drift: {a.cameras} cameras x {a.days} days = {camera_days} camera-days of "
@@ -219,10 +223,10 @@ def report(pool: dp.Pool, profile: object, a: argparse.Namespace) -> None:
           f" of N {s.alert_windows}, false_alarm_days {s.false_alarm_days:g}; "
           f"{time.perf_counter() - t0:.0f} s)")
     print(f"{'method':<10} {'false alarms':>13} {'per 1,000 camera-days':>22} "
-          f"{'windows in alarm':>17}")
+          f"{'of them starting in rain':>25} {'windows in alarm':>17}")
     for name in METHODS:
         print(f"{name:<10} {false[name]:>13} {1000 * false[name] / camera_days:>22.1f} "
-              f"{in_alarm[name] / (camera_days * DAY):>17.2%}")
+              f"{in_rain[name]:>25} {in_alarm[name] / (camera_days * DAY):>17.2%}")
     shifts(rp, rng, warm, train, s, profile, a.drift_cameras)
 
 

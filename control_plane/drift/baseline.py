@@ -14,6 +14,10 @@ and the normalized statistics ``psi / (1/n + 1/m)`` are fitted with a scaled chi
 ``c * chi2(d)`` by their mean and variance (Satterthwaite). A window's level is that
 distribution's quantile at ``alpha``, never below the independent-frames level.
 
+Each feature also gets a level for runs of the latest windows merged (``judge_recent``),
+fitted the same way on merged runs of the baseline's windows: a lasting change adds up
+over windows that one window's level would let through.
+
 ``alpha`` follows from the target run length between false alarms: one per camera per
 ``false_alarm_days`` days over all its windows and features (Bonferroni over features;
 cameras are handled by stating the target per camera, see docs/drift.md).
