@@ -92,15 +92,12 @@ def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str
     return {k: KeyState(k[0] in known, marks.get(k), highest.get(k)) for k in keys}
 
 
-def _count_arrival(window: TelemetryWindow, highest: int | None, now: datetime) -> None:
+def _arrival(window: TelemetryWindow, highest: int | None, now: datetime) -> str:
     lag = (now - window.window_end).total_seconds()
     INGEST_LAG.observe(max(lag, 0.0))
     if highest is not None and window.seq < highest:
-        ARRIVALS.labels("out_of_order").inc()
-    elif lag > LATE_AFTER.total_seconds():
-        ARRIVALS.labels("late").inc()
-    else:
-        ARRIVALS.labels("in_order").inc()
+        return "out_of_order"
+    return "late" if lag > LATE_AFTER.total_seconds() else "in_order"
 
 
 def implausible(window: TelemetryWindow, now: datetime) -> str | None:
@@ -198,11 +195,14 @@ def _insert(session: Session, accepted: Sequence[TelemetryWindow],
         )
         stored_keys = {(d, n, int(q)) for d, n, q in session.execute(stmt, rows).all()}
     counted: set[Key] = set()
+    arrivals: Counter[str] = Counter()  # one increment per label and batch
     for w in accepted:  # a window sent twice in one batch is stored, and counted, once
         key = (w.device_id, w.instance or "", w.seq)
         if key in stored_keys and key not in counted:
             counted.add(key)
-            _count_arrival(w, state[key[:2]].highest, now)
+            arrivals[_arrival(w, state[key[:2]].highest, now)] += 1
+    for arrival, n in arrivals.items():
+        ARRIVALS.labels(arrival).inc(n)
     return len(stored_keys)
 
 
