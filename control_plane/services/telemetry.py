@@ -38,7 +38,7 @@ from protocols import DeviceEvent, TelemetryWindow
 
 from ..store.db import insert_ignore
 from ..store.models import Device, EventRecord, TelemetryWindowRecord, utc_now
-from . import devices, telemetry_pg
+from . import devices, telemetry_pg, telemetry_rollups
 from .telemetry_pg import Key, KeyState
 from .telemetry_retention import watermarks
 
@@ -180,7 +180,9 @@ def ingest_windows(
 
 def _insert(session: Session, accepted: Sequence[TelemetryWindow],
             state: dict[tuple[str, str], KeyState], now: datetime, *, postgres: bool) -> int:
-    """Insert what is new and touch its devices; returns how many windows were stored."""
+    """Insert what is new, touch its devices and add it into the rollups; returns how many
+    windows were stored."""
+    rows: list[dict[str, Any]] = []
     if postgres:
         stored_keys = telemetry_pg.insert(session, accepted, now)
     else:
@@ -195,14 +197,18 @@ def _insert(session: Session, accepted: Sequence[TelemetryWindow],
         )
         stored_keys = {(d, n, int(q)) for d, n, q in session.execute(stmt, rows).all()}
     counted: set[Key] = set()
+    stored_rows = []
     arrivals: Counter[str] = Counter()  # one increment per label and batch
-    for w in accepted:  # a window sent twice in one batch is stored, and counted, once
+    for i, w in enumerate(accepted):
+        # a window sent twice in one batch is stored, counted and rolled up once
         key = (w.device_id, w.instance or "", w.seq)
         if key in stored_keys and key not in counted:
             counted.add(key)
+            stored_rows.append(rows[i] if rows else _row(w, now))
             arrivals[_arrival(w, state[key[:2]].highest, now)] += 1
     for arrival, n in arrivals.items():
         ARRIVALS.labels(arrival).inc(n)
+    telemetry_rollups.add(session, stored_rows)
     return len(stored_keys)
 
 
