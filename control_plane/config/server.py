@@ -174,8 +174,9 @@ class ControlPlaneSettings(TomlSettings):
         ge=1,
         le=1_000_000,
         description="Most MQTT messages ingest holds received but not yet stored and "
-        "acknowledged (about 3 KB each); beyond it ingest stops reading from the broker, which "
-        "keeps the backlog (its max_queued_messages). At least ingest_batch_size.",
+        "acknowledged (about 4.4 KB each, decoded); beyond it ingest stops reading from the "
+        "broker, which keeps the backlog (its max_queued_messages). At least "
+        "ingest_batch_size.",
     )
     role: Role = Field(
         "all",
