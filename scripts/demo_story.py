@@ -198,6 +198,10 @@ dataset_dir = "{data['retrain']}"
 holdout_dir = "{data['holdout']}"
 poll_interval_s = 3
 new_samples = 0
+# The label-free estimate of a regions model's crops sits a few points below the
+# reference of its training photos even by day (docs/drift.md), so the accuracy alert
+# flickers at the default max_accuracy_drop: the story retrains on the drift alert.
+on_accuracy_alert = false
 win_margin = 0.02
 promotion = "approval"
 shadow_devices = {json.dumps(canary)}
@@ -223,8 +227,9 @@ def open_alerts(loop: Loop, release_id: str) -> list[str]:
 def print_accuracy(loop: Loop, release_id: str) -> dict[str, Any]:
     """Realized accuracy (the labeller's labels) beside the label-free estimate."""
     report: dict[str, Any] = loop.api("/drift/accuracy", release=release_id)
+    held = report["held_out_accuracy"]
     table = Table(title=f"accuracy of {release_id} per camera x condition (held-out "
-                  f"{report['held_out_accuracy'] or float('nan'):.3f}; alert when the whole "
+                  f"{'unknown' if held is None else f'{held:.3f}'}; alert when the whole "
                   f"interval is {report['max_accuracy_drop']} below it, "
                   f">= {report['min_labels']} labels)")
     for col in ("device", "condition", "labelled", "realized", "95% interval", "estimated"):
