@@ -40,6 +40,13 @@ class RetentionSettings(BaseModel):
         "points at (the analysis writes one per device and release every interval).",
     )
 
+    snapshots_keep_days: float = Field(
+        7.0,
+        gt=0,
+        description="Snapshots requested longer ago are deleted with their JPEGs, except "
+        "each camera's newest answered one (the park view shows it).",
+    )
+
     @model_validator(mode="after")
     def _order(self) -> Self:
         if self.delete_after_days * 24 <= self.downsample_after_hours:

@@ -169,6 +169,14 @@ class ControlPlaneSettings(TomlSettings):
         description="How long the ingest writer waits for a batch to fill after its first "
         "message, in seconds (adds at most this much latency at a low message rate).",
     )
+    ingest_max_queued: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Most MQTT messages ingest holds received but not yet stored and "
+        "acknowledged (about 3 KB each); beyond it ingest stops reading from the broker, which "
+        "keeps the backlog (its max_queued_messages). At least ingest_batch_size.",
+    )
     role: Role = Field(
         "all",
         description="What this process does: all (HTTP API + MQTT ingest, one process), api "
@@ -251,6 +259,15 @@ class ControlPlaneSettings(TomlSettings):
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if k not in _CLIENT_KEYS}
         return data
+
+    @model_validator(mode="after")
+    def _queue_holds_a_batch(self) -> Self:
+        if self.ingest_max_queued < self.ingest_batch_size:
+            raise ValueError(
+                f"ingest_max_queued ({self.ingest_max_queued}) must be at least "
+                f"ingest_batch_size ({self.ingest_batch_size}): raise ingest_max_queued"
+            )
+        return self
 
     @model_validator(mode="after")
     def _split_roles_need_a_broker(self) -> Self:

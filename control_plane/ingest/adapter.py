@@ -4,8 +4,9 @@ In: status, reported, telemetry and events of every device, decoded with
 ``protocols.decode_for_topic`` in paho's thread and queued to the ingest pipeline
 (``batch``): one writer stores telemetry windows, reported states and events in runs, status
 messages one by one, and acknowledges each message (manual PUBACK) only once it is
-committed, in arrival order. An invalid payload is logged with its reason, dropped and
-acknowledged; a failing handler is logged; neither stops the loop.
+committed, in arrival order; at most ``max_queued`` are held unacknowledged (paho's thread
+waits for room, so the broker keeps the backlog). An invalid payload is logged with its
+reason, dropped and acknowledged; a failing handler is logged; neither stops the loop.
 Out: desired states, retained, QoS 1.
 Subscriptions are made in ``on_connect``, so every reconnect resubscribes.
 """
@@ -88,6 +89,7 @@ class MqttAdapter:
         security: MqttSecurity | None = None,
         batch_size: int = 20,
         linger_s: float = 0.02,
+        max_queued: int = 1000,
         retire: bool = False,
         signer: Callable[[DesiredState], SignedDesiredState] | None = None,
     ) -> None:
@@ -132,6 +134,8 @@ class MqttAdapter:
         self.client.on_connect_fail = self._handle_connect_fail
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_message = self._handle_message
+        self.client.on_subscribe = self._handle_subscribe
+        self._subscribe_mid: int | None = None
         # Windows, reported states and events are written in runs (_write_*); status one by one.
         self._handlers: dict[str, Callable[[Any], str]] = {"status": self._on_status}
         # Bumped on every connect and disconnect: a PUBACK goes back only on the connection
@@ -140,7 +144,8 @@ class MqttAdapter:
         self._ack_lock = threading.Lock()
         self.pipeline = IngestPipeline(
             self._write_windows, self._handle, self._acknowledge,
-            batch_size=batch_size, linger_s=linger_s, write_reported=self._write_reported,
+            batch_size=batch_size, linger_s=linger_s, max_queued=max_queued,
+            write_reported=self._write_reported,
             write_events=self._write_events,
         )
 
@@ -181,6 +186,8 @@ class MqttAdapter:
             "mqtt_url (PARKWATCH_MQTT_URL)"))
 
     def wait_connected(self, timeout: float) -> bool:
+        """Connected and, when subscribing, subscribed: the broker confirmed the
+        subscriptions, so a message published from now on reaches this adapter."""
         return self._connected.wait(timeout)
 
     def _handle_connect(
@@ -194,6 +201,7 @@ class MqttAdapter:
             return
         self._failures.clear()
         self._next_connection()
+        self._subscribe_mid = None
         if self.subscribe:
             # Shared subscriptions ($share/<group>/...) work on MQTT 3.1.1 with Mosquitto 2,
             # EMQX and HiveMQ; paho passes the filter through unchanged.
@@ -201,8 +209,11 @@ class MqttAdapter:
             if self.retire:
                 client.unsubscribe([topic for topic, _qos in topics])
             else:
-                client.subscribe(topics)  # type: ignore[arg-type]
-        self._connected.set()
+                # Ready only at the SUBACK: a window published between the CONNACK and
+                # the broker taking the subscription would be routed to nobody.
+                _rc, self._subscribe_mid = client.subscribe(topics)  # type: ignore[arg-type]
+        if self._subscribe_mid is None:
+            self._connected.set()
         MQTT_CONNECTED.set(1)
         MQTT_RECONNECTS.inc()
         log.info(
@@ -214,10 +225,24 @@ class MqttAdapter:
             except Exception:
                 log.exception("on-connect hook failed")
 
+    def _handle_subscribe(self, _client: paho.Client, _userdata: Any, mid: int,
+                          reasons: list[Any], _props: Any) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            self._failures.warn(
+                f"the broker at {self.endpoint.host}:{self.endpoint.port} refused the "
+                f"control plane's subscriptions ({', '.join(refused)}); check the broker's "
+                "ACL for the control plane's user (parkwatch mqtt acl)")
+            return
+        self._connected.set()
+
     def _handle_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         self._next_connection()
+        self._subscribe_mid = None
         self._connected.clear()
         MQTT_CONNECTED.set(0)
         if self._stopping:
