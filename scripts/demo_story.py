@@ -45,7 +45,7 @@ from trainer.synth.shifts import apply_shift
 T = TypeVar("T")
 SHIFT_SEVERITY = 0.9
 WEATHER = "rain"  # what changes on some cameras: the light stays day, the scene not
-BASELINE_WINDOWS = 10  # the least [drift] baseline_windows allows: a demo's pace
+BASELINE_WINDOWS = 24  # 4 minutes of 10 s windows: four loops of each camera's 60 s clip
 console = Console()
 
 
@@ -173,7 +173,7 @@ def story_config(
 
     ``[drift]`` keeps every default limit and feature (no hand-set threshold, skew not
     alerted); only its pace is the demo's: analysis every 5 s, and a camera's baseline
-    for a condition learned from 10 windows (10 s each) instead of 240 (4 hours of
+    for a condition learned from 24 windows (10 s each) instead of 240 (4 hours of
     1-minute windows on a real site). The agents upload a sample every few seconds and
     the simulated labeller labels some (the upload limit is raised to match).
 
@@ -265,7 +265,7 @@ def day_story(loop: Loop, timeline: Timeline, release_id: str, devices: list[str
             rows = loop.api("/drift/baselines", release=release_id, active=True)["items"]
             return rows if {r["device_id"] for r in rows} >= set(devices) else None
 
-        rows = wait_for(learned, 420, f"a day baseline for each of {', '.join(devices)}",
+        rows = wait_for(learned, 900, f"a day baseline for each of {', '.join(devices)}",
                         cp_log, f"learning baselines ({BASELINE_WINDOWS} windows each)")
         for r in rows:
             console.print(f"baseline v{r['version']} of {r['device_id']}/{r['camera_id']} "
