@@ -173,7 +173,7 @@ def history(url: str, until: str) -> tuple[float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--devices", type=int, default=100)
+    ap.add_argument("--devices", type=int, default=100, help="0: skip case 1")
     ap.add_argument("--hours", type=int, default=2)
     ap.add_argument("--big-devices", type=int, default=0, help="0: skip case 2")
     ap.add_argument("--big-days", type=int, default=7)
@@ -191,7 +191,8 @@ def main() -> None:
         for name, new_url in urls.items():
             url = new_url()
             try:
-                case_one(name, url, args)
+                if args.devices:
+                    case_one(name, url, args)
                 if args.big_devices:
                     case_two(name, new_url(), args)
             finally:
