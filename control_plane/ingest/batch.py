@@ -27,7 +27,9 @@ in-flight limit of queued messages for each PUBACK it gets (MQTT 3.1.1 and 5's
 ``receive_maximum`` alike; docs/performance.md, "Memory over time"), so while the writer
 lags the queue grew to tens of thousands of messages. ``max_queued`` is the bound: once
 that many messages are held unacknowledged, ``submit`` blocks paho's network thread, which
-then stops reading the socket, and the backlog stays with the broker.
+then stops reading the socket, and the backlog stays with the broker. (Should the store
+then stall for longer than 1.5 keepalives, the broker drops the silent connection and
+resends what was unacknowledged after the reconnect: copies, which ingest stores once.)
 """
 
 from __future__ import annotations
