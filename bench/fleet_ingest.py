@@ -3,8 +3,9 @@
 A simulated fleet (one paho client, QoS 1) publishes telemetry windows of many devices
 to a private Mosquitto; real ingest worker processes store them (validation, dedup on
 (device, seq), up to ``--batch-size`` windows per transaction, PUBACK after the commit).
-The broker here allows 100 unacknowledged messages in flight per client, so batches hold
-at most 100 (Mosquitto's default is 20). Measured side by side in one run:
+The broker here allows ``--inflight`` (100) unacknowledged messages in flight per client,
+so batches hold at most that many (Mosquitto's default is 20). Measured in one run, each
+configuration right after its own ceiling (a shared machine's load changes by the minute):
 
 - Mosquitto alone: the same publisher and payloads to a trivial QoS 1 subscriber (counts
   and acknowledges on receipt), the ceiling ingest is reported against;
@@ -13,6 +14,7 @@ at most 100 (Mosquitto's default is 20). Measured side by side in one run:
   at PARKWATCH_TEST_POSTGRES_URL, default postgresql+psycopg://postgres@127.0.0.1/test).
 
     python bench/fleet_ingest.py [--devices 100] [--windows 1500] [--batch-size 100]
+                                 [--inflight 100]
 
 A device sends one window per minute by default, so windows/s x 60 is the fleet size
 one configuration keeps up with (before any headroom).
@@ -31,6 +33,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -101,20 +104,20 @@ def connected(port: int) -> bool:
                for f in text_string_to_metric_families(text) for s in f.samples)
 
 
-def batch_stats(port: int) -> tuple[float, float]:
-    """(windows, transactions) the worker behind metrics ``port`` wrote."""
+def worker_stats(port: int) -> tuple[float, float, float]:
+    """(windows, transactions, CPU seconds) of the worker behind metrics ``port``."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
-              if s.name.startswith("parkwatch_cp_ingest_batch_windows_")}
+    values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
     return (values.get("parkwatch_cp_ingest_batch_windows_sum", 0.0),
-            values.get("parkwatch_cp_ingest_batch_windows_count", 0.0))
+            values.get("parkwatch_cp_ingest_batch_windows_count", 0.0),
+            values.get("process_cpu_seconds_total", 0.0))
 
 
-def start_broker(tmp: Path) -> tuple[int, subprocess.Popen[bytes]]:
+def start_broker(tmp: Path, inflight: int) -> tuple[int, subprocess.Popen[bytes]]:
     port = free_port()
     conf = tmp / f"mosquitto-{port}.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "max_queued_messages 100000\nmax_inflight_messages 100\n")
+                    f"max_queued_messages 100000\nmax_inflight_messages {inflight}\n")
     broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     wait_port(port)
@@ -135,10 +138,10 @@ def publisher(port: int) -> paho.Client:
     return client
 
 
-def broker_ceiling(devices: list[str], windows: int, tmp: Path) -> float:
+def broker_ceiling(devices: list[str], windows: int, tmp: Path, inflight: int) -> float:
     """Messages/s the broker moves from the same publisher, with the same payloads, to a
     trivial QoS 1 subscriber (counts and acknowledges on receipt): ingest's ceiling."""
-    port, broker = start_broker(tmp)
+    port, broker = start_broker(tmp, inflight)
     got = 0
     done = threading.Event()
     subscribed = threading.Event()
@@ -175,15 +178,24 @@ def broker_ceiling(devices: list[str], windows: int, tmp: Path) -> float:
         broker.wait(10)
 
 
+@dataclass(frozen=True)
+class Case:
+    rate: float  # windows/s stored
+    batched: float  # mean windows per transaction
+    cpu_us: float  # the workers' CPU time per window stored, microseconds
+    ceiling: float  # the broker's ceiling measured just before
+
+
 def run_case(url: str, workers: int, devices: list[str], windows: int, tmp: Path,
-             batch_size: int) -> tuple[float, float]:
-    """(windows/s, mean windows per transaction)."""
+             batch_size: int, inflight: int) -> Case:
+    """Ingest with ``workers`` workers, right after measuring the broker's ceiling (the load
+    of a shared machine changes within a minute)."""
     upgrade(url)
     engine = create_db_engine(url)
     with session_scope(engine) as session:
         for device_id in devices:
             session.add(Device(device_id=device_id, labels={}))
-    port, broker = start_broker(tmp)
+    port, broker = start_broker(tmp, inflight)
     procs: list[subprocess.Popen[bytes]] = []
     metrics_ports: list[int] = []
     try:
@@ -209,6 +221,8 @@ def run_case(url: str, workers: int, devices: list[str], windows: int, tmp: Path
                 raise TimeoutError("an ingest worker never connected to the broker")
             time.sleep(0.1)
         time.sleep(1.0)  # shared subscriptions in place
+        ceiling = broker_ceiling(devices, windows, tmp, inflight)  # the workers are idle
+        idle_cpu = [worker_stats(p)[2] for p in metrics_ports]  # start-up is not ingest
         payloads = fleet_payloads(devices, windows)
         client = publisher(port)
         start = time.perf_counter()
@@ -220,9 +234,11 @@ def run_case(url: str, workers: int, devices: list[str], windows: int, tmp: Path
         seconds = time.perf_counter() - start
         client.disconnect()
         client.loop_stop()
-        stats = [batch_stats(p) for p in metrics_ports]
-        batched = sum(w for w, _ in stats) / max(sum(n for _, n in stats), 1.0)
-        return stored(engine) / seconds, batched
+        stats = [worker_stats(p) for p in metrics_ports]
+        total = stored(engine)
+        batched = sum(s[0] for s in stats) / max(sum(s[1] for s in stats), 1.0)
+        cpu = sum(s[2] for s in stats) - sum(idle_cpu)
+        return Case(total / seconds, batched, cpu / max(total, 1) * 1e6, ceiling)
     finally:
         for proc in procs:
             proc.terminate()
@@ -238,39 +254,40 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=1500)
     ap.add_argument("--batch-size", type=int, default=100,
                     help="ingest_batch_size of the workers (1: one transaction per window)")
+    ap.add_argument("--inflight", type=int, default=100,
+                    help="the broker's max_inflight_messages (unacknowledged per client)")
     args = ap.parse_args()
     devices = [f"cam-{i}" for i in range(args.devices)]
-    rows: list[tuple[str, tuple[float, float]]] = []
+    rows: list[tuple[str, Case]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         rows.append(("SQLite (WAL), 1 worker",
                      run_case(f"sqlite:///{tmp / 'cp.db'}", 1, devices, args.windows, tmp,
-                              args.batch_size)))
+                              args.batch_size, args.inflight)))
         for workers in (1, 2):
             url = postgres_db()
             if url is not None:
                 try:
                     rows.append((f"PostgreSQL, {workers} worker(s)",
                                  run_case(url, workers, devices, args.windows, tmp,
-                                          args.batch_size)))
+                                          args.batch_size, args.inflight)))
                 finally:
                     drop_postgres_db(url)
-    ceiling = broker_ceiling(devices, args.windows, Path(tempfile.mkdtemp()))
     print(f"### Fleet ingest ({args.windows} windows from {args.devices} devices, QoS 1, "
-          f"ingest_batch_size {args.batch_size})\n")
-    print("| configuration | windows/s | devices at 1 window/min | windows per transaction |\n"
-          "|---|---|---|---|")
-    for name, (rate, batched) in rows:
-        print(f"| {name} | {rate:,.0f} | {rate * 60:,.0f} | {batched:.1f} |")
-    print(f"| Mosquitto alone: a trivial QoS 1 subscriber (the ceiling) | {ceiling:,.0f} | "
-          f"{ceiling * 60:,.0f} | - |")
-    base = rows[0][1][0]
-    print()
-    for name, (rate, _) in rows[1:]:
-        print(f"ratio {name} / SQLite 1 worker: {rate / base:.2f}")
-    for name, (rate, _) in rows:
-        print(f"ratio {name} / broker ceiling: {rate / ceiling:.2f} (goal for PostgreSQL, "
-              "2 workers: 0.7)")
+          f"ingest_batch_size {args.batch_size}, broker max_inflight_messages "
+          f"{args.inflight})\n")
+    print("| configuration | windows/s | devices at 1 window/min | windows per transaction | "
+          "worker CPU per window | broker ceiling just before | ingest / ceiling |\n"
+          "|---|---|---|---|---|---|---|")
+    for name, c in rows:
+        print(f"| {name} | {c.rate:,.0f} | {c.rate * 60:,.0f} | {c.batched:.1f} | "
+              f"{c.cpu_us:,.0f} us | {c.ceiling:,.0f}/s | {c.rate / c.ceiling:.2f} |")
+    print("\nThe ceiling: Mosquitto moving the same payloads from the same publisher to a "
+          "trivial QoS 1 subscriber (counts and acknowledges on receipt), measured right "
+          "before each configuration.\n")
+    for name, c in rows:
+        print(f"ratio {name} / broker ceiling: {c.rate / c.ceiling:.2f} (goal for "
+              "PostgreSQL, 2 workers: 0.7)")
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"\nmachine: {os.cpu_count()} logical CPUs (load {load}), Python "
           f"{platform.python_version()}; broker, workers and fleet share this machine")

@@ -93,7 +93,11 @@ def start_serve(tmp: Path, mqtt_port: int,
     env.pop("PARKWATCH_CONFIG", None)
     proc = subprocess.Popen([sys.executable, "-m", "parkwatch_cli", "serve"], cwd=ROOT, env=env,
                             stdout=(tmp / "serve.log").open("wb"), stderr=subprocess.STDOUT)
-    wait_port(port)
+    try:
+        wait_port(port, timeout=180)  # a loaded 2-core machine took over 60 s
+    except SystemExit:
+        log = (tmp / "serve.log").read_text(errors="replace")[-1500:]
+        raise SystemExit(f"serve did not listen on {port} (exit {proc.poll()}):\n{log}") from None
     token = (tmp / "cp" / "admin.token").read_text().strip()
     return proc, f"http://127.0.0.1:{port}", token
 
@@ -148,16 +152,20 @@ def publish_day(mqtt_port: int, devices: list[str], minutes: int, stop: threadin
 
 def poll_api(url: str, token: str, stop: threading.Event, depth: list[float]) -> None:
     """What a dashboard left open does: the fleet, alerts and drift, every second; keeps the
-    deepest ingest queue seen in ``depth`` (messages received, not yet stored)."""
+    deepest ingest queue seen in ``depth[0]`` (messages received, not yet stored) and the
+    count of failed requests in ``depth[1]`` (a busy server resets some: keep polling)."""
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
                       timeout=30) as http:
         while not stop.wait(1.0):
-            for path in ("/api/v1/devices", "/api/v1/alerts", "/api/v1/rollouts",
-                         "/api/v1/audit?limit=20"):
-                http.get(path)
-            for line in http.get("/metrics").text.splitlines():
-                if line.startswith("parkwatch_cp_ingest_queue_depth "):
-                    depth[0] = max(depth[0], float(line.split()[1]))
+            try:
+                for path in ("/api/v1/devices", "/api/v1/alerts", "/api/v1/rollouts",
+                             "/api/v1/audit?limit=20"):
+                    http.get(path)
+                for line in http.get("/metrics").text.splitlines():
+                    if line.startswith("parkwatch_cp_ingest_queue_depth "):
+                        depth[0] = max(depth[0], float(line.split()[1]))
+            except httpx.HTTPError:
+                depth[1] += 1
 
 
 def growth(samples: list[tuple[float, float]]) -> tuple[float, float, float, float]:
@@ -181,7 +189,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp_name:
         tmp = Path(tmp_name)
         broker, mqtt_port = start_broker(tmp)
-        serve, url, token = start_serve(tmp, mqtt_port, args.drift_interval)
+        try:
+            serve, url, token = start_serve(tmp, mqtt_port, args.drift_interval)
+        except BaseException:  # no broker left behind when serve does not come up
+            broker.terminate()
+            raise
         procs: list[subprocess.Popen[bytes]] = [broker, serve]
         try:
             devices = [f"soak-{i:03d}" for i in range(args.devices)]
@@ -198,7 +210,7 @@ def main() -> None:
             fleet = threading.Thread(target=publish_day, daemon=True, args=(
                 mqtt_port, devices, args.day_minutes, stop,
                 lambda n: progress.__setitem__(0, n)))
-            depth = [0.0]
+            depth = [0.0, 0.0]
             poller = threading.Thread(target=poll_api, args=(url, token, stop, depth),
                                       daemon=True)
             fleet.start()
@@ -213,6 +225,7 @@ def main() -> None:
             ingested = stored(engine)
             engine.dispose()
             drained = time.monotonic() - began
+            drained_at = time.monotonic() - sampler.start_time
             # Keep sampling as long again as the day took, or at least 10 s: growth that goes
             # on after the load stops is a leak, not a working set.
             time.sleep(max(10.0, min(args.seconds, time.monotonic() - began) / 4))
@@ -232,25 +245,30 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
         print(f"ingest stored {ingested} of {progress[0]} windows after {drained:.0f} s; "
-              f"deepest ingest queue {depth[0]:.0f} messages")
-        report(sampler.samples, progress[0], args.devices, args.day_minutes, wall)
+              f"deepest ingest queue {depth[0]:.0f} messages; {depth[1]:.0f} API polls failed")
+        report(sampler.samples, progress[0], args.devices, args.day_minutes, wall, drained_at)
 
 
 def report(samples: dict[str, list[tuple[float, float]]], sent: int, devices: int,
-           day_minutes: int, wall: float) -> None:
+           day_minutes: int, wall: float, drained_at: float) -> None:
+    """Per process: growth per half, per hour and per simulated day, and in the idle tail
+    (after ingest stored the day, the API still polled): a leak grows there too."""
     days = sent / devices / 1440 if devices else 0.0
     print(f"soak: {sent} windows from {devices} devices ({days:.2f} simulated days of "
           f"1-min windows, {day_minutes} planned) in {wall:.0f} s wall")
     print(f"{'process':<11} {'start MB':>9} {'end MB':>8} {'1st half':>9} {'2nd half':>9} "
-          f"{'MB/h wall':>10} {'MB/day sim':>11}  verdict")
+          f"{'MB/h wall':>10} {'MB/day sim':>11} {'idle tail':>10}  verdict")
     for name, points in samples.items():
         start, end, first, second = growth(points)
         hours = (points[-1][0] - points[len(points) // 10][0]) / 3600 if points else 0
         per_hour = (end - start) / hours if hours else 0.0
         per_day = (end - start) / days if days else 0.0
         flat = second <= max(1.0, first / 4)
+        tail = [mb for at, mb in points if at >= drained_at]
+        idle = tail[-1] - tail[0] if tail else 0.0
         print(f"{name:<11} {start:>9.1f} {end:>8.1f} {first:>+9.1f} {second:>+9.1f} "
-              f"{per_hour:>10.1f} {per_day:>11.1f}  {'plateau' if flat else 'STILL GROWING'}")
+              f"{per_hour:>10.1f} {per_day:>11.1f} {idle:>+10.1f}  "
+              f"{'plateau' if flat else 'STILL GROWING'}")
 
 
 if __name__ == "__main__":

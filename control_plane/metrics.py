@@ -47,9 +47,8 @@ ALERTS_OPEN = Gauge(
 )
 INGEST_QUEUE_DEPTH = Gauge(
     "parkwatch_cp_ingest_queue_depth",
-    "MQTT messages received and not yet written and acknowledged. It stays at the broker's "
-    "in-flight limit per client (Mosquitto max_inflight_messages, default 20) while the store "
-    "is slow or down: the broker then holds further messages (back-pressure).",
+    "MQTT messages received and not yet written and acknowledged: at most ingest_max_queued; "
+    "there ingest stops reading and the broker holds further messages (back-pressure).",
 )
 INGEST_BATCH_WINDOWS = Histogram(
     "parkwatch_cp_ingest_batch_windows",

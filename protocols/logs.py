@@ -97,5 +97,7 @@ def configure_logging(level: str = "INFO", json_lines: bool | None = None) -> No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "amqtt", "transitions", "uvicorn.access"):
+    # alembic.runtime.plugins lists its autogenerate plugins at INFO on every start.
+    for noisy in ("httpx", "httpcore", "amqtt", "transitions", "uvicorn.access",
+                  "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -439,11 +439,15 @@ def agent_log_lines() -> Iterator[list[dict[str, Any]]]:
         logger.setLevel(level)
 
 
-def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
+def wait_until(check: Callable[[], T | None], timeout: float, what: str,
+               detail: Callable[[], str] | None = None) -> T:
+    """Poll ``check``; on timeout fail naming ``what`` and, if given, ``detail()`` as it
+    stands then (not as it stood when the wait began)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                         + (f": {detail()}" if detail else ""))

@@ -56,6 +56,10 @@ def auc_scores(
     return {**per, "macro": float(np.mean(defined)) if defined else None}
 
 
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else 0.0
+
+
 def classification_report(
     logits: npt.NDArray[np.floating],
     y_true: npt.NDArray[np.integer],
@@ -77,14 +81,18 @@ def classification_report(
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_class[label] = {
             "precision": precision, "recall": recall, "f1": f1, "support": actual,
+            "predicted": predicted,
         }
     n = len(y_true)
     aucs = auc_scores(probs, y_true, labels) if n else {"macro": None}
     return {
         "samples": n,
         "accuracy": float((y_pred == y_true).mean()) if n else 0.0,
-        "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
-        "balanced_accuracy": float(np.mean([c["recall"] for c in per_class.values()])),
+        # Over the classes that occur (as sklearn does): a class no test photo has and the
+        # model never predicted (``other`` of a regions model on photos) says nothing.
+        "macro_f1": _mean([c["f1"] for c in per_class.values()
+                           if c["support"] or c["predicted"]]),
+        "balanced_accuracy": _mean([c["recall"] for c in per_class.values() if c["support"]]),
         "nll": nll(logits, y_true, temperature) if n else 0.0,
         "roc_auc": aucs["macro"],
         "roc_auc_per_class": {label: aucs.get(label) for label in labels},

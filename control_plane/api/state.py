@@ -136,6 +136,7 @@ def _start_services(state: AppState, enable_mqtt: bool) -> None:
             security=settings.mqtt_security(),
             batch_size=settings.ingest_batch_size,
             linger_s=settings.ingest_linger_seconds,
+            max_queued=settings.ingest_max_queued,
             signer=signer_for(state.keyring),
         ))
         state.publisher = state.mqtt
@@ -144,7 +145,8 @@ def _start_services(state: AppState, enable_mqtt: bool) -> None:
 
         services.start(drift_task(state.engine, settings.drift, settings.retention,
                                   lease=lease_for(state.engine, "drift-analysis"),
-                                  clock_skew_alert_s=settings.clock_skew_alert_seconds))
+                                  clock_skew_alert_s=settings.clock_skew_alert_seconds,
+                                  artifacts=state.store))
     if settings.rollout_tick_seconds > 0:
         from ..rollouts.runner import rollout_engine_task
 

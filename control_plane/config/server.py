@@ -159,8 +159,8 @@ class ControlPlaneSettings(TomlSettings):
         le=5000,
         description="Most MQTT messages the ingest writer takes at once: their telemetry "
         "windows are written in one transaction and acknowledged after the commit. The broker "
-        "keeps at most its in-flight limit unacknowledged per client (Mosquitto "
-        "max_inflight_messages, default 20): raise both together.",
+        "sends about its in-flight limit at a time (Mosquitto max_inflight_messages, default "
+        "20; it is no bound, ingest_max_queued is): raise both together.",
     )
     ingest_linger_seconds: float = Field(
         0.02,
@@ -168,6 +168,15 @@ class ControlPlaneSettings(TomlSettings):
         le=5,
         description="How long the ingest writer waits for a batch to fill after its first "
         "message, in seconds (adds at most this much latency at a low message rate).",
+    )
+    ingest_max_queued: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Most MQTT messages ingest holds received but not yet stored and "
+        "acknowledged (about 4.4 KB each, decoded); beyond it ingest stops reading from the "
+        "broker, which keeps the backlog (its max_queued_messages). At least "
+        "ingest_batch_size.",
     )
     role: Role = Field(
         "all",
@@ -251,6 +260,15 @@ class ControlPlaneSettings(TomlSettings):
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if k not in _CLIENT_KEYS}
         return data
+
+    @model_validator(mode="after")
+    def _queue_holds_a_batch(self) -> Self:
+        if self.ingest_max_queued < self.ingest_batch_size:
+            raise ValueError(
+                f"ingest_max_queued ({self.ingest_max_queued}) must be at least "
+                f"ingest_batch_size ({self.ingest_batch_size}): raise ingest_max_queued"
+            )
+        return self
 
     @model_validator(mode="after")
     def _split_roles_need_a_broker(self) -> Self:

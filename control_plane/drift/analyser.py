@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
@@ -26,7 +26,7 @@ from ..config.drift import DriftSettings
 from ..services import alerts
 from ..store.models import DriftBaseline, utc_now
 from . import learning, metrics, realized
-from .collect import Collected, DeviceWindows, collect, reference_profile
+from .collect import Collected, DeviceWindows, collect, reference_profile, report_start
 from .compare import accuracy, compare, window_drifted
 from .summary import Summary
 from .verdicts import baseline_holds, verdict
@@ -226,7 +226,7 @@ def run_analysis(
     """
     t0 = time.perf_counter()
     end = now or utc_now()
-    start = end - timedelta(minutes=range_minutes or settings.range_minutes)
+    start = report_start(end, range_minutes or settings.range_minutes)
     found = collect(session, start, end, release_id, settings.alert_windows)
     result = AnalysisResult(skipped_releases=found.unknown)
     baselines = learning.active(session, sorted(found.devices))

@@ -10,7 +10,7 @@ a test can hold the fast path to it and the benchmark can time both on the same 
 from __future__ import annotations
 
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -21,7 +21,7 @@ from ..config.drift import DriftSettings
 from ..store.models import TelemetryWindowRecord
 from . import learning
 from .analyser import Report, analysis_reports
-from .collect import Collected, DeviceWindows, reference_profile
+from .collect import Collected, DeviceWindows, reference_profile, report_start
 from .summary import Summary
 
 
@@ -83,7 +83,7 @@ def reports(
     release_id: str | None = None,
 ) -> list[Report]:
     """The reports ``run_analysis`` would write for the range ending at ``now``, in order."""
-    start = now - timedelta(minutes=range_minutes or settings.range_minutes)
+    start = report_start(now, range_minutes or settings.range_minutes)
     found = collect(session, start, now, release_id, settings.alert_windows)
     out: list[Report] = []
     baselines = learning.active(session, sorted(found.devices))  # read only: learns nothing

@@ -1,5 +1,5 @@
-"""The periodic work of ``parkwatch serve``: drift analysis, and telemetry retention (at its
-own, longer interval), in one periodic task.
+"""The periodic work of ``parkwatch serve``: drift analysis, and retention of telemetry and
+snapshots (at its own, longer interval), in one periodic task.
 
 A failed run (store down, a bad profile) is logged and retried at the next tick; it
 never stops the server, and a failed analysis does not hold retention back. On
@@ -18,8 +18,10 @@ from sqlmodel import Session
 from ..config.drift import DriftSettings
 from ..config.retention import RetentionSettings
 from ..lifecycle import Lease, PeriodicTask
+from ..services import snapshots
 from ..services.clocks import reconcile_skew_alerts
 from ..services.telemetry_retention import apply_retention
+from ..store.artifacts import ContentStore
 from ..store.models import utc_now
 from .analyser import run_analysis
 
@@ -28,7 +30,8 @@ log = logging.getLogger(__name__)
 
 def drift_task(engine: Engine, settings: DriftSettings,
                retention: RetentionSettings | None = None, *,
-               lease: Lease | None = None, clock_skew_alert_s: float = 0.0) -> PeriodicTask:
+               lease: Lease | None = None, clock_skew_alert_s: float = 0.0,
+               artifacts: ContentStore | None = None) -> PeriodicTask:
     """``run_analysis`` every ``settings.analysis_interval_s``, and retention after it once
     ``retention.interval_s`` has passed since the last retention."""
     last_retention = float("-inf")
@@ -43,6 +46,9 @@ def drift_task(engine: Engine, settings: DriftSettings,
         try:
             with Session(engine, expire_on_commit=False) as session:
                 apply_retention(session, retention, utc_now())
+                if artifacts is not None:
+                    snapshots.prune(session, artifacts, retention.snapshots_keep_days,
+                                    utc_now())
         except Exception:
             log.exception("telemetry retention failed; retrying at the next interval")
 

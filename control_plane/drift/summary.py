@@ -36,7 +36,6 @@ class Summary:
     flat: FloatArray
     windows: int = 0
     mismatched: int = 0
-    seqs: list[int] = field(default_factory=list)
     _pending: list[float] = field(default_factory=list, repr=False)  # whole rows, flat
 
     @classmethod
@@ -124,15 +123,30 @@ class Summary:
         if len(pending) >= FLUSH_ROWS * self.flat.size:
             self.flush()
         self.windows += 1
-        if "seq" in payload:
-            self.seqs.append(int(payload["seq"]))
         return True
+
+    def fits(self, payload: dict[str, Any]) -> bool:
+        """Whether ``add_window`` would add this window (its bins are the profile's)."""
+        scratch: list[float] = []
+        for camera in payload.get("cameras") or []:
+            conf = camera.get("confidence_hist") or []
+            if sum(conf) and not self._append(scratch, camera, conf):
+                return False
+        return True
+
+    def add_counts(self, flat: list[float], windows: int, mismatched: int) -> None:
+        """Add a rolled-up flat vector (``windows`` merged, ``mismatched`` left out)."""
+        if flat:
+            self._pending += flat
+            if len(self._pending) >= FLUSH_ROWS * self.flat.size:
+                self.flush()
+        self.windows += windows
+        self.mismatched += mismatched
 
     def merge(self, other: Summary) -> None:
         self.flat = self.flush() + other.flush()
         self.windows += other.windows
         self.mismatched += other.mismatched
-        self.seqs.extend(other.seqs)
 
 
 def features(profile: ReferenceProfile, summary: Summary) -> dict[str, tuple[Any, Any]]:

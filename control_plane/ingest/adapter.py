@@ -4,9 +4,11 @@ In: status, reported, telemetry and events of every device, decoded with
 ``protocols.decode_for_topic`` in paho's thread and queued to the ingest pipeline
 (``batch``): one writer stores telemetry windows, reported states and events in runs, status
 messages one by one, and acknowledges each message (manual PUBACK) only once it is
-committed, in arrival order. An invalid payload is logged with its reason, dropped and
-acknowledged; a failing handler is logged; neither stops the loop.
-Out: desired states, retained, QoS 1; a batch returns once the broker acknowledged it.
+committed, in arrival order; at most ``max_queued`` are held unacknowledged (paho's thread
+waits for room, so the broker keeps the backlog). An invalid payload is logged with its
+reason, dropped and acknowledged; a failing handler is logged; neither stops the loop.
+Out: desired states, retained, QoS 1; a batch returns once the broker acknowledged it
+(except where waiting could deadlock: see ``publish_desired_batch``).
 Subscriptions are made in ``on_connect``, so every reconnect resubscribes.
 """
 
@@ -90,6 +92,7 @@ class MqttAdapter:
         security: MqttSecurity | None = None,
         batch_size: int = 20,
         linger_s: float = 0.02,
+        max_queued: int = 1000,
         retire: bool = False,
         signer: Callable[[DesiredState], SignedDesiredState] | None = None,
     ) -> None:
@@ -106,6 +109,11 @@ class MqttAdapter:
         self.last_activity = time.monotonic()  # a message received or handled
         self._on_connected = on_connected
         self._signer = signer
+        # A publisher waits for PUBACKs under the desired-state writers' lock. On SQLite that
+        # is the database's only write lock: with ingest in this client, paho's thread may
+        # be waiting for ingest to make room, and ingest for that lock. Then it does not
+        # wait (one process runs everything on SQLite: the client's queue keeps lock order).
+        self._wait_acked = not (subscribe and engine.dialect.name == "sqlite")
         self._connected = threading.Event()
         self._stopping = False
         self._failures = RepeatFilter(log)
@@ -135,6 +143,8 @@ class MqttAdapter:
         self.client.on_connect_fail = self._handle_connect_fail
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_message = self._handle_message
+        self.client.on_subscribe = self._handle_subscribe
+        self._subscribe_mid: int | None = None
         # Windows, reported states and events are written in runs (_write_*); status one by one.
         self._handlers: dict[str, Callable[[Any], str]] = {"status": self._on_status}
         # Bumped on every connect and disconnect: a PUBACK goes back only on the connection
@@ -143,7 +153,8 @@ class MqttAdapter:
         self._ack_lock = threading.Lock()
         self.pipeline = IngestPipeline(
             self._write_windows, self._handle, self._acknowledge,
-            batch_size=batch_size, linger_s=linger_s, write_reported=self._write_reported,
+            batch_size=batch_size, linger_s=linger_s, max_queued=max_queued,
+            write_reported=self._write_reported,
             write_events=self._write_events,
         )
 
@@ -184,6 +195,8 @@ class MqttAdapter:
             "mqtt_url (PARKWATCH_MQTT_URL)"))
 
     def wait_connected(self, timeout: float) -> bool:
+        """Connected and, when subscribing, subscribed: the broker confirmed the
+        subscriptions, so a message published from now on reaches this adapter."""
         return self._connected.wait(timeout)
 
     def _handle_connect(
@@ -197,6 +210,7 @@ class MqttAdapter:
             return
         self._failures.clear()
         self._next_connection()
+        self._subscribe_mid = None
         if self.subscribe:
             # Shared subscriptions ($share/<group>/...) work on MQTT 3.1.1 with Mosquitto 2,
             # EMQX and HiveMQ; paho passes the filter through unchanged.
@@ -204,8 +218,11 @@ class MqttAdapter:
             if self.retire:
                 client.unsubscribe([topic for topic, _qos in topics])
             else:
-                client.subscribe(topics)  # type: ignore[arg-type]
-        self._connected.set()
+                # Ready only at the SUBACK: a window published between the CONNACK and
+                # the broker taking the subscription would be routed to nobody.
+                _rc, self._subscribe_mid = client.subscribe(topics)  # type: ignore[arg-type]
+        if self._subscribe_mid is None:
+            self._connected.set()
         MQTT_CONNECTED.set(1)
         MQTT_RECONNECTS.inc()
         log.info(
@@ -224,10 +241,24 @@ class MqttAdapter:
         except Exception:
             log.exception("on-connect hook failed")
 
+    def _handle_subscribe(self, _client: paho.Client, _userdata: Any, mid: int,
+                          reasons: list[Any], _props: Any) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            self._failures.warn(
+                f"the broker at {self.endpoint.host}:{self.endpoint.port} refused the "
+                f"control plane's subscriptions ({', '.join(refused)}); check the broker's "
+                "ACL for the control plane's user (parkwatch mqtt acl)")
+            return
+        self._connected.set()
+
     def _handle_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         self._next_connection()
+        self._subscribe_mid = None
         self._connected.clear()
         MQTT_CONNECTED.set(0)
         if self._stopping:
@@ -248,6 +279,8 @@ class MqttAdapter:
         newer state of these devices can reach the broker first). Not while disconnected:
         paho sends the queue on reconnect, and the re-publish on connect follows it."""
         sent = [info for state in states for info in self._queue_desired(state)]
+        if not self._wait_acked:
+            return
         deadline = time.monotonic() + PUBACK_TIMEOUT_S
         for info in sent:
             try:

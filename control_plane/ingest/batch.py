@@ -18,9 +18,18 @@ name another message now); the broker resends it and it counts as a duplicate.
 
 Batch size and the broker's in-flight limit: the broker sends at most
 ``max_inflight_messages`` unacknowledged QoS 1 messages per client (Mosquitto's default
-is 20), so a batch never holds more than that. A ``batch_size`` above the broker's limit
+is 20), so a batch seldom holds more than that. A ``batch_size`` above the broker's limit
 only makes the writer wait out ``linger_s`` for messages that cannot come; raise both
 together (``max_inflight_messages 100`` in mosquitto.conf with ``ingest_batch_size = 100``).
+
+The broker's limit is not a bound on memory, though: Mosquitto 2.0.11 releases up to its
+in-flight limit of queued messages for each PUBACK it gets (MQTT 3.1.1 and 5's
+``receive_maximum`` alike; docs/performance.md, "Memory over time"), so while the writer
+lags the queue grew to tens of thousands of messages. ``max_queued`` is the bound: once
+that many messages are held unacknowledged, ``submit`` blocks paho's network thread, which
+then stops reading the socket, and the backlog stays with the broker. (Should the store
+then stall for longer than 1.5 keepalives, the broker drops the silent connection and
+resends what was unacknowledged after the reconnect: copies, which ingest stores once.)
 """
 
 from __future__ import annotations
@@ -103,11 +112,13 @@ class IngestPipeline:
         *,
         batch_size: int = 20,
         linger_s: float = 0.02,
+        max_queued: int = 1000,
         write_reported: WriteMany | None = None,
         write_events: WriteMany | None = None,
     ) -> None:
-        if batch_size < 1 or linger_s < 0:
-            raise ValueError("batch_size must be >= 1 and linger_s >= 0")
+        if batch_size < 1 or linger_s < 0 or max_queued < batch_size:
+            raise ValueError("batch_size must be >= 1, linger_s >= 0 and max_queued >= "
+                             "batch_size")
         self._write_windows = write_windows
         # The kinds written a run at a time, each by its own function.
         self._write_runs: dict[str, WriteMany] = {"telemetry": write_windows}
@@ -119,21 +130,43 @@ class IngestPipeline:
         self._acknowledge = acknowledge
         self.batch_size = batch_size
         self.linger_s = linger_s
+        self.max_queued = max_queued
         self._queue: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self._closing = threading.Event()  # no new messages; drain what is queued
         self._intake = threading.Lock()  # a message is either queued before stop or dropped
+        self._room = threading.Condition(self._intake)  # signalled as messages are let go
+        self.held = 0  # received, not yet acknowledged or given up: at most max_queued
         self._abandon = threading.Event()  # give up on a store that stays down
         self._thread: threading.Thread | None = None
         self._store_down = False
 
     # -- paho's thread ---------------------------------------------------------------------
     def submit(self, item: Inbound) -> None:
-        """Queue a message; after ``stop`` it is dropped unacknowledged (the broker keeps it)."""
-        with self._intake:
+        """Queue a message; after ``stop`` it is dropped unacknowledged (the broker keeps it).
+        While ``max_queued`` are held, wait for room (a running writer makes it): paho's
+        thread then reads nothing more, so the broker keeps the backlog, not this process."""
+        with self._room:
+            while self.held >= self.max_queued and self._writing():
+                if self._closing.is_set():
+                    break
+                self._room.wait(0.5)
             if self._closing.is_set():
                 return
+            self.held += 1
             INGEST_QUEUE_DEPTH.inc()
             self._queue.put(item)
+
+    def _writing(self) -> bool:
+        """A writer thread runs that will make room (``drain`` callers make their own)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _release(self, n: int) -> None:
+        """``n`` held messages acknowledged or given up: room for as many new ones."""
+        if n:
+            INGEST_QUEUE_DEPTH.dec(n)
+            with self._room:
+                self.held -= n
+                self._room.notify_all()
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -143,8 +176,9 @@ class IngestPipeline:
     def stop(self, timeout: float) -> bool:
         """Write and acknowledge what is queued, for at most ``timeout`` seconds; give up at
         once while the store is down. True when everything queued was acknowledged."""
-        with self._intake:
+        with self._room:
             self._closing.set()
+            self._room.notify_all()  # a submit waiting for room gives up
         if self._store_down:  # nothing to flush into: leave it all to the broker
             self._abandon.set()
         if self._thread is not None:
@@ -159,8 +193,7 @@ class IngestPipeline:
             except queue.Empty:
                 break
             left += 1
-        if left:
-            INGEST_QUEUE_DEPTH.dec(left)
+        self._release(left)
         if left or self._abandon.is_set():
             log.warning("ingest stopped with messages unacknowledged; the broker resends them",
                         extra={"queued": left})
@@ -218,12 +251,12 @@ class IngestPipeline:
                 elif batch[i].message is not None:
                     self._store_one(batch[i])
             except _Abandoned:
-                INGEST_QUEUE_DEPTH.dec(len(batch) - i)
+                self._release(len(batch) - i)
                 return False
             INGEST_WRITE_SECONDS.observe(time.perf_counter() - started)
             for item in batch[i:j]:
                 self._acknowledge(item)
-            INGEST_QUEUE_DEPTH.dec(j - i)
+            self._release(j - i)
             i = j
         return True
 

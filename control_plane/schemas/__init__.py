@@ -26,9 +26,12 @@ from .fleet import (
     DeviceProvisioned,
     DevicePublic,
     DeviceReissue,
+    FleetSummary,
     GroupCreate,
     GroupPublic,
+    ReleaseCount,
     TelemetryWindowPublic,
+    WindowPoint,
 )
 from .loop import (
     AlertPublic,
@@ -84,6 +87,7 @@ __all__ = [
     "DeviceReissue",
     "DriftReportPublic",
     "ErrorBody",
+    "FleetSummary",
     "GateResultPublic",
     "GroupCreate",
     "GroupPublic",
@@ -104,6 +108,7 @@ __all__ = [
     "Page",
     "ParkCamera",
     "ParkView",
+    "ReleaseCount",
     "ReleaseCreate",
     "ReleasePublic",
     "RequestBody",
@@ -122,4 +127,5 @@ __all__ = [
     "TokenCreated",
     "TokenPublic",
     "VersionComparison",
+    "WindowPoint",
 ]

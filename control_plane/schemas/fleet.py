@@ -96,3 +96,33 @@ class TelemetryWindowPublic(BaseModel):
     release_id: str | None
     received_at: datetime
     window: dict[str, Any]
+
+
+class ReleaseCount(BaseModel):
+    release_id: str
+    devices: int = Field(description="Devices reporting it running (active, or in shadow).")
+    healthy: int = Field(description="Of those, how many report it healthy.")
+    desired_by: int = Field(0, description="Devices told to run it (desired state).")
+
+
+class WindowPoint(BaseModel):
+    """One telemetry window reduced to what the fleet charts draw."""
+
+    device_id: str
+    window_end: datetime
+    inference_fps: float = Field(description="Frames inferred per second, all its cameras.")
+    latency_p95_ms: float | None = Field(description="Worst camera's inference p95, ms.")
+
+
+class FleetSummary(BaseModel):
+    """The fleet page at a glance, counted by the store: its size does not grow with the
+    fleet (the device table pages through ``GET /devices``)."""
+
+    devices: int
+    online: int
+    cameras_up: int
+    cameras_not_up: int
+    releases: list[ReleaseCount] = Field(description="Releases running, most devices first.")
+    shadows: list[ReleaseCount] = Field(description="Releases in shadow mode.")
+    windows: list[WindowPoint] = Field(description="The newest windows received, newest "
+                                       "first (at most `windows` of the query).")

@@ -20,6 +20,7 @@ from ..errors import ConflictError, InvalidRequestError, NotFoundError
 from ..schemas import CameraConfig, DeviceCreate, DevicePublic
 from ..store.models import Device, utc_now
 from . import audit, auth
+from .fleet_summary import reported_columns
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +311,7 @@ def apply_reported_many(
             outcomes["stale"] += 1
             continue
         device.reported = reported.model_dump(mode="json", by_alias=True)
+        device.sqlmodel_update(reported_columns(device.reported))
         device.reported_at = now  # our receipt time; the agent's stays in ``reported``
         device.agent_version = reported.agent_version
         _seen(device, now)

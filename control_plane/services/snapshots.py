@@ -10,9 +10,10 @@ does not send a stale picture later); the answer comes over HTTPS with the devic
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from protocols import DeviceCommand, Snapshot
@@ -20,7 +21,7 @@ from protocols import DeviceCommand, Snapshot
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
 from ..schemas import SnapshotInfo
 from ..store.artifacts import ContentStore
-from ..store.models import CameraSnapshot, utc_now
+from ..store.models import CameraSnapshot, Sample, utc_now
 from . import audit
 from .devices import get_device
 from .samples import decode_jpeg
@@ -108,6 +109,29 @@ def latest_by_camera(
     for row in session.exec(query.order_by(col(CameraSnapshot.received_at))).all():
         out[(row.device_id, row.camera_id)] = info(row)
     return out
+
+
+def prune(session: Session, store: ContentStore, keep_days: float, now: datetime) -> int:
+    """Delete snapshots requested more than ``keep_days`` ago, and their JPEGs where no
+    other snapshot or sample uses them; each camera's newest answered one stays.
+    Returns how many rows went."""
+    newest = (select(sa.func.max(CameraSnapshot.received_at))
+              .group_by(col(CameraSnapshot.device_id), col(CameraSnapshot.camera_id)))
+    old = session.exec(select(CameraSnapshot).where(
+        col(CameraSnapshot.requested_at) < now - timedelta(days=keep_days),
+        sa.or_(col(CameraSnapshot.received_at).is_(None),
+               col(CameraSnapshot.received_at).not_in(newest)))).all()
+    images = {row.image_sha256 for row in old if row.image_sha256}
+    for row in old:
+        session.delete(row)
+    session.commit()
+    used = set(session.exec(select(CameraSnapshot.image_sha256)
+                            .where(col(CameraSnapshot.image_sha256).in_(images))).all())
+    used |= set(session.exec(select(Sample.image_sha256)
+                             .where(col(Sample.image_sha256).in_(images))).all())
+    for sha256 in images - used:
+        store.delete(sha256)
+    return len(old)
 
 
 def info(row: CameraSnapshot) -> SnapshotInfo:

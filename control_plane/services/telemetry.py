@@ -21,7 +21,6 @@ fleet. ``ingest_windows`` writes a batch in one transaction.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -38,8 +37,9 @@ from sqlmodel import Session, col, select
 from protocols import DeviceEvent, TelemetryWindow
 
 from ..store.db import insert_ignore
-from ..store.models import EventRecord, TelemetryWindowRecord, utc_now
-from . import devices
+from ..store.models import Device, EventRecord, TelemetryWindowRecord, utc_now
+from . import devices, telemetry_pg, telemetry_rollups
+from .telemetry_pg import Key, KeyState
 from .telemetry_retention import watermarks
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,6 @@ LATE_AFTER = timedelta(minutes=5)  # a window received this long after its end i
 # A window ending further ahead of its receipt comes from a clock that is wrong by more
 # than any drift of a cheap clock (agents 10 minutes fast are normal and accepted).
 MAX_AHEAD = timedelta(days=1)
-Key = tuple[str, str, int]  # (device_id, instance, seq)
 
 INGEST_LAG = MetricHistogram(
     "parkwatch_cp_ingest_lag_seconds",
@@ -78,25 +77,27 @@ def _row(window: TelemetryWindow, now: datetime) -> dict[str, Any]:
     }
 
 
-def _max_seqs(session: Session, device_ids: Sequence[str]) -> dict[tuple[str, str], int]:
+def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], KeyState]:
+    """SQLite: what ``telemetry_pg.lookup`` gives in one statement, in three (SQLite has no
+    round trips to save)."""
+    marks = watermarks(session, keys)
+    ids = sorted({d for d, _ in keys})
+    known = set(session.exec(select(Device.device_id).where(col(Device.device_id).in_(ids))))
     t = TelemetryWindowRecord
-    rows = session.exec(
+    highest = {(d, i): int(m) for d, i, m in session.exec(
         select(t.device_id, t.instance, func.max(t.seq))
-        .where(col(t.device_id).in_(sorted(set(device_ids))))
+        .where(col(t.device_id).in_(ids))
         .group_by(col(t.device_id), col(t.instance))
-    ).all()
-    return {(d, i): int(m) for d, i, m in rows if m is not None}
+    ).all() if m is not None}
+    return {k: KeyState(k[0] in known, marks.get(k), highest.get(k)) for k in keys}
 
 
-def _count_arrival(window: TelemetryWindow, highest: int | None, now: datetime) -> None:
+def _arrival(window: TelemetryWindow, highest: int | None, now: datetime) -> str:
     lag = (now - window.window_end).total_seconds()
     INGEST_LAG.observe(max(lag, 0.0))
     if highest is not None and window.seq < highest:
-        ARRIVALS.labels("out_of_order").inc()
-    elif lag > LATE_AFTER.total_seconds():
-        ARRIVALS.labels("late").inc()
-    else:
-        ARRIVALS.labels("in_order").inc()
+        return "out_of_order"
+    return "late" if lag > LATE_AFTER.total_seconds() else "in_order"
 
 
 def implausible(window: TelemetryWindow, now: datetime) -> str | None:
@@ -126,16 +127,13 @@ def _refuse_implausible(
 
 
 def _refuse_merged(
-    session: Session, windows: Sequence[TelemetryWindow]
+    windows: Sequence[TelemetryWindow], state: dict[tuple[str, str], KeyState]
 ) -> tuple[list[TelemetryWindow], int]:
-    marks = watermarks(session, {(w.device_id, w.instance or "") for w in windows})
-    if not marks:
-        return list(windows), 0
     kept: list[TelemetryWindow] = []
     refused: list[TelemetryWindow] = []
     for w in windows:
-        mark = marks.get((w.device_id, w.instance or ""), -1)
-        (kept if w.seq > mark else refused).append(w)
+        mark = state[(w.device_id, w.instance or "")].merged_seq
+        (kept if mark is None or w.seq > mark else refused).append(w)
     if refused:
         log.warning("telemetry windows of a period retention already merged refused (their "
                     "seq is at or below the merged watermark)",
@@ -162,12 +160,16 @@ def ingest_windows(
     now = received_at or utc_now()
     outcomes: Counter[str] = Counter()
     plausible, outcomes["implausible"] = _refuse_implausible(windows, now)
-    fresh, outcomes["expired"] = _refuse_merged(session, plausible)
-    known = devices.touch_many(session, {w.device_id for w in fresh})
-    accepted = [w for w in fresh if w.device_id in known]
+    if not plausible:
+        return +outcomes
+    postgres = session.get_bind().dialect.name == "postgresql"
+    keys = {(w.device_id, w.instance or "") for w in plausible}
+    state = telemetry_pg.lookup(session, keys) if postgres else _lookup(session, keys)
+    fresh, outcomes["expired"] = _refuse_merged(plausible, state)
+    accepted = [w for w in fresh if state[(w.device_id, w.instance or "")].known]
     outcomes["unknown_device"] = len(fresh) - len(accepted)
     if accepted:
-        stored = _insert(session, accepted, now)
+        stored = _insert(session, accepted, state, now, postgres=postgres)
         outcomes["stored"] = stored
         outcomes["duplicate"] = len(accepted) - stored
         if outcomes["duplicate"]:
@@ -176,58 +178,41 @@ def ingest_windows(
     return +outcomes
 
 
-def _insert(session: Session, accepted: Sequence[TelemetryWindow], now: datetime) -> int:
-    """Insert what is new; returns how many windows were stored."""
-    highest = _max_seqs(session, [w.device_id for w in accepted])
-    table: sa.Table = TelemetryWindowRecord.__table__  # type: ignore[attr-defined]
-    insert = sqlite.insert
-    if session.get_bind().dialect.name == "postgresql":
-        stored_keys = _copy_insert(session, [_row(w, now) for w in accepted])
+def _insert(session: Session, accepted: Sequence[TelemetryWindow],
+            state: dict[tuple[str, str], KeyState], now: datetime, *, postgres: bool) -> int:
+    """Insert what is new, touch its devices and add it into the rollups; returns how many
+    windows were stored."""
+    rows: list[dict[str, Any]] = []
+    if postgres:
+        stored_keys = telemetry_pg.insert(session, accepted, now)
     else:
+        rows = [_row(w, now) for w in accepted]
+        devices.touch_many(session, {w.device_id for w in accepted})
         # One statement with a list of rows: SQLAlchemy's "insertmanyvalues" sends
         # multi-row VALUES pages from one cached compilation.
         stmt = (
-            insert(table)
+            sqlite.insert(_TABLE)
             .on_conflict_do_nothing()
-            .returning(table.c.device_id, table.c.instance, table.c.seq)
+            .returning(_TABLE.c.device_id, _TABLE.c.instance, _TABLE.c.seq)
         )
-        rows = session.execute(stmt, [_row(w, now) for w in accepted])
-        stored_keys = {(d, n, int(q)) for d, n, q in rows.all()}
+        stored_keys = {(d, n, int(q)) for d, n, q in session.execute(stmt, rows).all()}
     counted: set[Key] = set()
-    for w in accepted:  # a window sent twice in one batch is stored, and counted, once
+    stored_rows = []
+    arrivals: Counter[str] = Counter()  # one increment per label and batch
+    for i, w in enumerate(accepted):
+        # a window sent twice in one batch is stored, counted and rolled up once
         key = (w.device_id, w.instance or "", w.seq)
         if key in stored_keys and key not in counted:
             counted.add(key)
-            _count_arrival(w, highest.get(key[:2]), now)
+            stored_rows.append(rows[i] if rows else _row(w, now))
+            arrivals[_arrival(w, state[key[:2]].highest, now)] += 1
+    for arrival, n in arrivals.items():
+        ARRIVALS.labels(arrival).inc(n)
+    telemetry_rollups.add(session, stored_rows)
     return len(stored_keys)
 
 
-_COLUMNS = ("device_id", "instance", "seq", "window_start", "window_end", "release_id",
-            "received_at", "payload")
-# Rows are copied into this per-connection table, emptied at every commit or rollback.
-_STAGE = (
-    "CREATE TEMP TABLE IF NOT EXISTS telemetry_window_in (device_id text, instance text, "
-    "seq bigint, window_start timestamptz, window_end timestamptz, release_id text, "
-    "received_at timestamptz, payload json) ON COMMIT DELETE ROWS"
-)
-_COLS = ", ".join(_COLUMNS)
-_MOVE = (f"INSERT INTO telemetry_window ({_COLS}) SELECT {_COLS} FROM telemetry_window_in "
-         "ON CONFLICT DO NOTHING RETURNING device_id, instance, seq")
-
-
-def _copy_insert(session: Session, rows: list[dict[str, Any]]) -> set[Key]:
-    """PostgreSQL: COPY the batch into a temporary table, then one INSERT ... SELECT ...
-    ON CONFLICT DO NOTHING. Two fixed statements, so psycopg parses no long multi-row
-    text per batch (that parsing was a fifth of ingest's time)."""
-    conn = session.connection()
-    conn.exec_driver_sql(_STAGE)
-    driver: Any = conn.connection.driver_connection
-    with driver.cursor() as cursor, cursor.copy(
-        f"COPY telemetry_window_in ({_COLS}) FROM STDIN"
-    ) as copy:
-        for row in rows:
-            copy.write_row([*(row[c] for c in _COLUMNS[:-1]), json.dumps(row["payload"])])
-    return {(d, n, int(q)) for d, n, q in conn.exec_driver_sql(_MOVE).all()}
+_TABLE: sa.Table = TelemetryWindowRecord.__table__  # type: ignore[attr-defined]
 
 
 def ingest_event(session: Session, event: DeviceEvent) -> IngestOutcome:

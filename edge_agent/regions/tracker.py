@@ -8,9 +8,19 @@ never becomes an animal, and one wrong crop does not flip a dog into a cat.
 
 Matching is greedy: pairs by IoU (at least ``iou_min``) best first, then, for small or
 fast boxes that no longer overlap, by centre distance within ``centre_gate`` times the
-track's longer side; an animal's track never takes a crop that votes "no animal". A
-crop left over that lies mostly inside a track seen in this frame is a part of it (the
-background model absorbs a resting animal unevenly), not a new object.
+track's longer side; an animal's track never takes a crop that votes "no animal". Both
+compare the crop with where the track should be now: its last box moved on at its
+velocity (a smoothed centre speed), so an animal that was out of sight for a while is
+found again where it went, not where it was. A crop left over that lies mostly inside a
+track seen in this frame is a part of it (the background model absorbs a resting
+animal unevenly), not a new object.
+
+Two animals that meet become one moving region, which one of their tracks takes. The
+other is *covered*: while its predicted box lies mostly inside a crop that an animal
+took in this frame, it keeps its id and moves on at its velocity (no vote), for up to
+``cover_seconds``; when the animals part, it takes its own region again. Without
+this, every meeting of two animals longer than the coast ended one track and started
+another: one animal counted twice.
 
 A new track is tentative; it is confirmed after ``confirm_hits`` frames with a match and
 ends at its first miss until then. A confirmed track coasts
@@ -24,9 +34,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .boxes import Box, centre, centre_distance, inside, iou
+from .boxes import Box, area, centre, centre_distance, inside, iou
 
 Point = tuple[float, float]
+_SMOOTH = 0.5  # weight of the newest displacement in the velocity
+_COVERED = 0.5  # share of a predicted box inside another animal's region to be covered
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,8 @@ class Track:
     votes: dict[str, float] = field(default_factory=dict)
     voters: int = 0
     path: list[Point] = field(default_factory=list)
+    velocity: Point = (0.0, 0.0)  # of the box's centre, pixels per second
+    covered_since: float | None = None  # inside another animal's region since then
     _stride: int = 1
 
     @property
@@ -73,8 +87,28 @@ class Track:
         """At most ``limit`` centres spread over the track's life, its last one included."""
         return [*self.path[:limit - 1], centre(self.box)]
 
+    def predicted(self, now: float) -> Box:
+        """The last box moved on at the track's velocity to ``now``."""
+        dt = now - self.last_seen
+        dx, dy = self.velocity[0] * dt, self.velocity[1] * dt
+        b = self.box
+        return (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy)
+
+    def _move(self, box: Box, now: float) -> None:
+        """Take a new box; the velocity follows the centre, except across a change of
+        size (a region that merged with another or lost a part moves its centre without
+        the animal moving)."""
+        dt = now - self.last_seen
+        if self.hits and dt > 0 and 0.5 <= area(box) / max(area(self.box), 1.0) <= 2.0:
+            (x0, y0), (x1, y1) = centre(self.box), centre(box)
+            vx, vy = (x1 - x0) / dt, (y1 - y0) / dt
+            self.velocity = (_SMOOTH * vx + (1 - _SMOOTH) * self.velocity[0],
+                             _SMOOTH * vy + (1 - _SMOOTH) * self.velocity[1])
+        self.box, self.last_seen = box, now
+
     def _hit(self, obs: Observation, now: float, path_limit: int) -> None:
-        self.box, self.last_seen = obs.box, now
+        self._move(obs.box, now)
+        self.covered_since = None
         self.hits += 1
         if obs.votes:
             self.votes[obs.label] = self.votes.get(obs.label, 0.0) + obs.confidence
@@ -95,13 +129,14 @@ class Changes:
 class Tracker:
     def __init__(self, background: frozenset[str], confirm_hits: int = 3,
                  coast_seconds: float = 2.0, iou_min: float = 0.2, centre_gate: float = 1.5,
-                 path_limit: int = 32) -> None:
+                 path_limit: int = 32, cover_seconds: float = 10.0) -> None:
         self.background = background
         self.confirm_hits = confirm_hits
         self.coast_seconds = coast_seconds
         self.iou_min = iou_min
         self.centre_gate = centre_gate
         self.path_limit = path_limit
+        self.cover_seconds = cover_seconds
         self.tracks: list[Track] = []
         self._next_id = 1
 
@@ -127,10 +162,13 @@ class Tracker:
                 seen.add(probed.track_id)
         free = [t for t in self.tracks if t.track_id not in seen]
         taken: set[int] = set()
-        for ti, oi in self._match(free, moving):
+        met: list[Track] = []  # animal tracks that took a moving region
+        for ti, oi in self._match(free, moving, now):
             free[ti]._hit(moving[oi], now, self.path_limit)
             seen.add(free[ti].track_id)
             taken.add(oi)
+            if self.is_animal(free[ti]):
+                met.append(free[ti])
         matched = [t for t in self.tracks if t.track_id in seen]
         for oi, obs in enumerate(moving):
             if oi not in taken and not any(inside(obs.box, t.box) > 0.6 for t in matched):
@@ -139,7 +177,26 @@ class Tracker:
                 track._hit(obs, now, self.path_limit)
                 self.tracks.append(track)
                 seen.add(track.track_id)
+        if met:
+            self._cover(met, seen, now)
         return self._advance(seen, now)
+
+    def _cover(self, met: list[Track], seen: set[int], now: float) -> None:
+        """Confirmed animals not seen in this frame whose last or predicted box lies in a
+        region an animal's track took: they met, and go on together for a while, inside
+        that region and at the speed of the track that took it."""
+        for t in self.tracks:
+            if t.track_id in seen or not t.confirmed or not self.is_animal(t):
+                continue
+            since = t.covered_since if t.covered_since is not None else now
+            if now - since > self.cover_seconds:
+                continue
+            box = t.predicted(now)
+            host = max(met, key=lambda m: max(inside(box, m.box), inside(t.box, m.box)))
+            if max(inside(box, host.box), inside(t.box, host.box)) >= _COVERED:
+                t.box, t.last_seen, t.covered_since = _within(box, host.box), now, since
+                t.velocity = host.velocity
+                seen.add(t.track_id)
 
     def end_all(self) -> Changes:
         """End every track now (the camera stops): announced ones leave with their dwell
@@ -149,22 +206,30 @@ class Tracker:
 
     def _fits(self, track: Track, obs: Observation) -> bool:
         """An animal's track never takes a crop that says "no animal": that is the lawn it
-        uncovered (the background model's ghost where it rested) or a person beside it."""
-        return not (obs.votes and obs.label in self.background and self.is_animal(track))
+        uncovered (the background model's ghost where it rested) or a person beside it.
+        Nor does a "no animal" track take a crop that votes animal: that is an animal
+        coming in where a person left (a long person vote would outweigh it for seconds),
+        which gets a track of its own."""
+        if not obs.votes or track.label is None:
+            return True
+        return (obs.label in self.background) == (track.label in self.background)
 
-    def _match(self, tracks: list[Track], obs: list[Observation]) -> list[tuple[int, int]]:
+    def _match(self, tracks: list[Track], obs: list[Observation], now: float
+               ) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []
-        _take(sorted((-iou(t.box, o.box), ti, oi) for ti, t in enumerate(tracks)
+        boxes = [t.predicted(now) for t in tracks]
+        _take(sorted((-iou(b, o.box), ti, oi) for ti, b in enumerate(boxes)
                      for oi, o in enumerate(obs)
-                     if iou(t.box, o.box) >= self.iou_min and self._fits(t, o)), out)
+                     if iou(b, o.box) >= self.iou_min and self._fits(tracks[ti], o)), out)
         taken_t, taken_o = {ti for ti, _ in out}, {oi for _, oi in out}
         near = []
         for ti, t in enumerate(tracks):
             if ti in taken_t:
                 continue
-            gate = self.centre_gate * max(t.box[2] - t.box[0], t.box[3] - t.box[1])
+            b = boxes[ti]
+            gate = self.centre_gate * max(b[2] - b[0], b[3] - b[1])
             near += [(d, ti, oi) for oi, o in enumerate(obs) if oi not in taken_o
-                     and (d := centre_distance(t.box, o.box)) <= gate and self._fits(t, o)]
+                     and (d := centre_distance(b, o.box)) <= gate and self._fits(t, o)]
         _take(sorted(near), out)
         return out
 
@@ -185,6 +250,13 @@ class Tracker:
                 appeared.append(t)
         self.tracks = alive
         return Changes(appeared, ended)
+
+
+def _within(b: Box, region: Box) -> Box:
+    """``b`` shifted (not resized) to lie inside ``region`` as far as it fits."""
+    dx = max(region[0] - b[0], 0.0) + min(region[2] - b[2], 0.0)
+    dy = max(region[1] - b[1], 0.0) + min(region[3] - b[3], 0.0)
+    return (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy)
 
 
 def _take(pairs: list[tuple[float, int, int]], out: list[tuple[int, int]]) -> None:

@@ -2,8 +2,9 @@
 
 Two real processes share one PostgreSQL store and one real Mosquitto, each with its own
 MQTT adapter, as two API replicas do: one makes operator actions (``start
---supersede``, then abort or rollback), the other ticks the rollouts. A message one of them queued could reach the broker after the lock
-was released, behind the other's newer one, and then stay retained. Afterwards the
+--supersede``, then abort or rollback), the other ticks the rollouts. A message one of
+them queued could reach the broker after the lock was released, behind the other's
+newer one, and then stay retained. Afterwards the
 retained desired state of every device must carry the revision and release the store
 holds.
 

@@ -113,3 +113,47 @@ def test_an_animal_track_does_not_take_the_lawn_it_uncovers() -> None:
         t.update([ghost, moving], i * 0.1)
     assert dog.box[0] == 175 and dog.label == "dog"
     assert {tr.label for tr in t.tracks if tr is not dog} == {"other"}
+
+
+def test_two_animals_that_meet_keep_their_ids_when_they_part() -> None:
+    """A small dog passes a big one: for 3 s (longer than the coast) the background model
+    sees one region, which the big dog's track takes; the small dog's track is covered,
+    moves on inside it, and takes its own region again when they part."""
+    t = Tracker(BG, confirm_hits=3, coast_seconds=1.0)
+    frames = [[obs(20 + 10 * i, size=40), obs(300, size=120)] for i in range(12)]
+    frames += [[Observation((130 + 10 * i, 100, 420, 220), "dog", 0.9, True)]  # merged
+               for i in range(30)]
+    frames += [[obs(440 + 10 * i, size=40), obs(300, size=120)] for i in range(8)]
+    ids = []
+    for k, observations in enumerate(frames):
+        t.update(observations, k * 0.1)
+        ids.append(sorted(tr.track_id for tr in t.tracks))
+    assert ids[-1] == [1, 2] and t._next_id == 3  # nobody counted twice
+
+
+def test_velocity_finds_a_hidden_animal_where_it_went() -> None:
+    """A dog runs behind a bush for a second: it comes out 150 px on, three box widths
+    from where it was last seen, and keeps its id."""
+    t = Tracker(BG, confirm_hits=3, coast_seconds=2.0)
+    for i in range(6):
+        t.update([obs(10 + 15 * i, size=50)], i * 0.1)
+    for i in range(6, 16):
+        t.update([], i * 0.1)
+    t.update([obs(10 + 15 * 16, size=50)], 1.6)
+    assert [tr.track_id for tr in t.tracks] == [1]
+    assert t.tracks[0].hits == 7
+
+
+def test_an_animal_coming_in_where_a_person_left_gets_its_own_track() -> None:
+    """A person walks out at the left edge and a cat walks in there a second later: the
+    person's coasting track must not take the cat (a long person vote would outweigh
+    the cat's for seconds, and the cat would not be counted)."""
+    t = Tracker(BG, confirm_hits=3, coast_seconds=2.0)
+    for i in range(30):
+        t.update([obs(100 - 3 * i, "other", 0.95, size=60)], i * 0.1)
+    for i in range(30, 40):
+        t.update([], i * 0.1)
+    for i in range(40, 44):
+        t.update([obs(5 + 3 * (i - 40), "cat", 0.9, size=60)], i * 0.1)
+    cats = [tr for tr in t.tracks if t.is_animal(tr)]
+    assert len(cats) == 1 and cats[0].confirmed and cats[0].label == "cat"

@@ -8,7 +8,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from region_accuracy import AgentTrack, Run, Truth, count_error, match, score_tracks
+from region_accuracy import (
+    AgentTrack,
+    Run,
+    Truth,
+    count_error,
+    match,
+    pooled,
+    pooled_count_error,
+    rate_upper,
+    score_tracks,
+    share_interval,
+)
 
 
 def _run() -> Run:
@@ -48,3 +59,20 @@ def test_count_error_per_window() -> None:
                    (Counter(cat=1), Counter())]  # no animal in truth: not scored
     mean, within, n = count_error(run)
     assert n == 2 and within == 0.5 and abs(mean - 0.375) < 1e-9
+
+
+def test_pooled_counts_weigh_windows_by_their_animals() -> None:
+    a, b = Run(), Run()
+    a.windows = [(Counter(dog=2), Counter(dog=2)), (Counter(dog=1), Counter(dog=2, cat=2))]
+    b.windows = [(Counter(cat=1), Counter())]  # an extra animal where there was none
+    err, bias = pooled_count_error([a, b])
+    assert abs(err - 4 / 6) < 1e-9 and abs(bias - (4 - 6) / 6) < 1e-9
+    assert pooled([_run(), _run()]).right == 2
+
+
+def test_intervals_say_how_much_the_tracks_and_hours_resolve() -> None:
+    low, high = share_interval(100, 100)
+    assert 0.96 < low < 0.97 and high == 1.0  # 100 of 100 does not yet show 97 %
+    assert share_interval(300, 300)[0] > 0.98
+    assert abs(rate_upper(0, 1.0) - 2.9957) < 1e-3  # the rule of three
+    assert rate_upper(0, 4.0) < 1.0

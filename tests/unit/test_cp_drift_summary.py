@@ -60,7 +60,11 @@ def test_sums_each_accepted_windows_busy_cameras(
     np.testing.assert_array_equal(s.flush(), expected)
     assert accepted == [fits(w) for w in windows]
     assert 0 < s.mismatched < s.windows and s.windows + s.mismatched == len(windows)
-    assert s.seqs == [w["seq"] for w in windows if fits(w)]
+    assert [Summary.empty(REF).fits(w) for w in windows] == accepted
+    rolled = Summary.empty(REF)  # a rolled-up vector adds as its windows did
+    rolled.add_counts(s.flush().tolist(), s.windows, s.mismatched)
+    np.testing.assert_array_equal(rolled.flush(), s.flush())
+    assert (rolled.windows, rolled.mismatched) == (s.windows, s.mismatched)
 
 
 def test_the_buffer_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

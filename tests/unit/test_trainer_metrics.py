@@ -55,6 +55,20 @@ def test_classification_report_on_a_known_confusion() -> None:
     assert all(isinstance(v, float) for v in flat.values())
 
 
+def test_a_class_absent_from_the_test_set_and_never_predicted_is_left_out_of_macros() -> None:
+    """A regions model has an ``other`` class; test photos are all animals."""
+    y_true = np.array([0, 0, 1, 1])
+    right = np.eye(3)[y_true] * 4.0
+    report = classification_report(right, y_true, ["cat", "dog", "other"])
+    assert report["macro_f1"] == pytest.approx(1.0)
+    assert report["balanced_accuracy"] == pytest.approx(1.0)
+    # Predicting the absent class is an error that counts.
+    wrong = np.eye(3)[[0, 2, 1, 1]] * 4.0
+    report = classification_report(wrong, y_true, ["cat", "dog", "other"])
+    assert report["macro_f1"] == pytest.approx((2 / 3 + 1.0 + 0.0) / 3)
+    assert report["balanced_accuracy"] == pytest.approx(0.75)
+
+
 def test_confusion_matrix_counts_every_sample() -> None:
     rng = np.random.default_rng(1)
     y, p = rng.integers(0, 4, 100), rng.integers(0, 4, 100)

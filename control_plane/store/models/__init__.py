@@ -17,6 +17,7 @@ from .telemetry import (
     CameraSnapshot,
     EventRecord,
     Sample,
+    TelemetryRollup,
     TelemetryWatermark,
     TelemetryWindowRecord,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "RolloutWave",
     "Sample",
     "StoreEpoch",
+    "TelemetryRollup",
     "TelemetryWatermark",
     "TelemetryWindowRecord",
     "TrainingJob",

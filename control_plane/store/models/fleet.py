@@ -36,6 +36,13 @@ class Device(SQLModel, table=True):
     desired_fallback_release_id: str | None = Field(default=None, max_length=64)
     desired_issued_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     reported: dict[str, Any] | None = _json(nullable=True)
+    # What ``reported`` says, in columns the fleet page counts with (written with it).
+    active_release_id: str | None = Field(default=None, max_length=64)
+    active_stage: str | None = Field(default=None, max_length=16)
+    shadow_release_id: str | None = Field(default=None, max_length=64)
+    shadow_stage: str | None = Field(default=None, max_length=16)
+    cameras_up: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    cameras_not_up: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     reported_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
 from ._types import BigId, UTCDateTime, _json, utc_now
@@ -49,6 +50,39 @@ class TelemetryWatermark(SQLModel, table=True):
     device_id: str = Field(primary_key=True, max_length=63)
     instance: str = Field(primary_key=True, max_length=32)
     merged_seq: int = Field(sa_type=sa.BigInteger)
+
+
+# A rollup's counts: PostgreSQL adds two arrays in the upsert itself (several ingest
+# workers may add into one row at once); SQLite has one writer, which adds in Python.
+RollupCounts = sa.JSON().with_variant(postgresql.ARRAY(postgresql.DOUBLE_PRECISION), "postgresql")
+
+
+class TelemetryRollup(SQLModel, table=True):
+    """Windows added up per receipt hour or day (``grain``), device, release, camera and
+    condition, written by ingest in the windows' transaction. A bucket ``b`` holds the
+    windows received in (b, b + grain]. ``camera_id`` '' (and ``condition`` ''): the
+    device's whole windows (what an analysis merges); other rows: one camera in one
+    condition. ``counts``: the flat vector of ``drift.summary.Summary`` on the release's
+    profile bins ([] for a release with no profile); ``windows`` counted in it,
+    ``mismatched`` windows left out (other bins); ``first_start``/``last_end``: the span
+    of every window received in the bucket."""
+
+    __tablename__ = "telemetry_rollup"
+    __table_args__ = (
+        sa.Index("ix_rollup_camera", "device_id", "camera_id", "grain", "bucket"),
+    )
+
+    grain: str = Field(primary_key=True, max_length=4)
+    bucket: datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    device_id: str = Field(primary_key=True, max_length=63)
+    release_id: str = Field(primary_key=True, max_length=64)
+    camera_id: str = Field(primary_key=True, max_length=64)
+    condition: str = Field(primary_key=True, max_length=16)
+    windows: int = Field(sa_type=sa.BigInteger)
+    mismatched: int = Field(sa_type=sa.BigInteger)
+    first_start: datetime = Field(sa_type=UTCDateTime)
+    last_end: datetime = Field(sa_type=UTCDateTime)
+    counts: list[float] = Field(sa_column=sa.Column(RollupCounts, nullable=False))
 
 
 class EventRecord(SQLModel, table=True):

@@ -1,0 +1,262 @@
+"""Rollups of telemetry windows: each stored window added into its receipt hour and day.
+
+Ingest calls ``add`` in the transaction that stores the windows, with only the windows
+it stored (a duplicate, an expired or an implausible window adds nothing), so a rollup
+holds exactly the windows stored. Histograms and counts are additive: a batch is first
+added up in Python per (grain, bucket, device, release, camera, condition), then written
+with one upsert that adds it into the stored row. On PostgreSQL the addition happens in
+the upsert (ingest workers sharing the fleet may add into one row at once; rows go in
+key order so that two batches lock them in the same order); SQLite has one writer, so
+the stored rows are read and added to in Python first.
+
+A bucket ``b`` holds the windows received in (b, b + grain]: the control plane's clock,
+as analysis and retention use, and a range (start, end] whose ends are on the hour is
+then whole buckets. A late window adds into the hour it was received in.
+
+The device's row (camera '' and condition '') is what ``drift.collect`` merges: the
+``Summary`` of its windows on the release's profile bins (a window with other bins is
+counted in ``mismatched`` and left out, as the raw path does). The camera rows add up
+each camera × condition of those windows, for pages that show one camera's history.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
+
+from protocols import ReferenceProfile
+
+from ..drift.baseline import camera_key
+from ..drift.summary import Summary
+from ..store.models import ModelVersion, Release, TelemetryRollup
+
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+GRAINS = {"hour": HOUR, "day": DAY}
+DEVICE = ""  # camera_id and condition of a device's whole-window row
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TICK = timedelta(microseconds=1)
+Key = tuple[str, datetime, str, str, str, str]  # grain, bucket, device, release, camera, cond.
+
+
+def floor(t: datetime, grain: timedelta) -> datetime:
+    return _EPOCH + ((t - _EPOCH) // grain) * grain
+
+
+def ceil(t: datetime, grain: timedelta) -> datetime:
+    low = floor(t, grain)
+    return low if low == t else low + grain
+
+
+def bucket(received_at: datetime, grain: timedelta) -> datetime:
+    """The bucket ``b`` whose (b, b + grain] holds ``received_at``."""
+    return floor(received_at - _TICK, grain)
+
+
+@dataclass
+class _Row:
+    summary: Summary | None  # None: a release with no profile (only windows are counted)
+    first_start: datetime
+    last_end: datetime
+    windows: int = 0
+
+    def span(self, start: datetime, end: datetime) -> None:
+        self.first_start, self.last_end = min(self.first_start, start), max(self.last_end, end)
+
+    def add(self, other: _Row) -> None:
+        self.span(other.first_start, other.last_end)
+        self.windows += other.windows
+        if self.summary is not None and other.summary is not None:
+            self.summary.merge(other.summary)
+
+    def values(self, key: Key) -> dict[str, Any]:
+        s = self.summary
+        return {
+            "grain": key[0], "bucket": key[1], "device_id": key[2], "release_id": key[3],
+            "camera_id": key[4], "condition": key[5],
+            "windows": self.windows if s is None else s.windows,
+            "mismatched": 0 if s is None else s.mismatched,
+            "first_start": self.first_start, "last_end": self.last_end,
+            "counts": [] if s is None else s.flush().tolist(),
+        }
+
+
+@dataclass
+class _Batch:
+    profiles: dict[str, ReferenceProfile | None]
+    rows: dict[Key, _Row] = field(default_factory=dict)
+
+    def row(self, key: Key, start: datetime, end: datetime) -> _Row:
+        row = self.rows.get(key)
+        if row is None:
+            profile = self.profiles.get(key[3])
+            row = self.rows[key] = _Row(None if profile is None else Summary.empty(profile),
+                                        start, end)
+        row.span(start, end)
+        return row
+
+    def add_window(self, w: dict[str, Any]) -> None:
+        """One stored window into its hour (the days are added up from the hours)."""
+        b = bucket(w["received_at"], HOUR)
+        start, end, payload = w["window_start"], w["window_end"], w["payload"]
+        device = self.row(("hour", b, w["device_id"], w["release_id"], DEVICE, DEVICE),
+                          start, end)
+        if device.summary is None:
+            device.windows += 1
+            return
+        if not device.summary.add_window(payload):
+            return
+        for camera in payload.get("cameras") or []:
+            if not sum(camera.get("confidence_hist") or []):
+                continue  # a camera with no inferred frames adds nothing (as in the merge)
+            cam, condition = camera_key(camera)
+            row = self.row(("hour", b, w["device_id"], w["release_id"], cam, condition),
+                           start, end)
+            assert row.summary is not None
+            row.summary.add_window({"cameras": [camera]})
+
+    def with_days(self) -> dict[Key, _Row]:
+        days: dict[Key, _Row] = {}
+        for key, row in self.rows.items():
+            day_key = ("day", floor(key[1], DAY), *key[2:])
+            day = days.get(day_key)
+            if day is None:
+                profile = self.profiles.get(key[3])
+                day = days[day_key] = _Row(None if profile is None else Summary.empty(profile),
+                                           row.first_start, row.last_end)
+            day.add(row)
+        return {**self.rows, **days}
+
+
+@lru_cache(maxsize=64)
+def _profile(spec_text: str) -> ReferenceProfile | None:
+    spec = json.loads(spec_text) or {}
+    found = spec.get("reference_profile")
+    return None if found is None else ReferenceProfile.model_validate(found)
+
+
+def profiles(session: Session, release_ids: Iterable[str]) -> dict[str, ReferenceProfile | None]:
+    """Each release's reference profile (None: unknown release, or no profile); parsed
+    once per distinct model version spec (a release's profile never changes)."""
+    wanted = sorted(set(release_ids))
+    out: dict[str, ReferenceProfile | None] = dict.fromkeys(wanted)
+    if not wanted:
+        return out
+    rows = session.execute(
+        sa.select(col(Release.release_id), sa.cast(col(ModelVersion.spec), sa.Text))
+        .join(ModelVersion, col(Release.model_version_id) == col(ModelVersion.id))
+        .where(col(Release.release_id).in_(wanted))
+    )
+    for release_id, text in rows:
+        out[release_id] = _profile(text)
+    return out
+
+
+def add(session: Session, windows: Sequence[dict[str, Any]]) -> int:
+    """Add stored windows (``telemetry_window`` rows as dicts, payload as a dict) into
+    their hour and day rows; returns how many rows were written. The caller commits."""
+    windows = [w for w in windows if w["release_id"] is not None]
+    if not windows:
+        return 0
+    batch = _Batch(profiles(session, {w["release_id"] for w in windows}))
+    for w in windows:
+        batch.add_window(w)
+    rows = batch.with_days()
+    values = [rows[k].values(k) for k in sorted(rows)]
+    if session.get_bind().dialect.name == "postgresql":
+        _upsert_postgres(session, values)
+    else:
+        _upsert_sqlite(session, values)
+    return len(values)
+
+
+_TABLE: sa.Table = TelemetryRollup.__table__  # type: ignore[attr-defined]
+_KEY = ("grain", "bucket", "device_id", "release_id", "camera_id", "condition")
+# Element-wise sum of the stored and the new counts (an empty array stays empty).
+_ADD_COUNTS: sa.ColumnElement[Any] = sa.literal_column(
+    "coalesce((SELECT array_agg(u.a + u.b ORDER BY u.i) FROM unnest(telemetry_rollup.counts, "
+    "excluded.counts) WITH ORDINALITY AS u(a, b, i)), '{}'::double precision[])"
+)
+
+
+def _upsert_postgres(session: Session, values: list[dict[str, Any]]) -> None:
+    stmt = postgresql.insert(_TABLE)
+    t, new = _TABLE.c, stmt.excluded
+    session.execute(stmt.on_conflict_do_update(index_elements=list(_KEY), set_={
+        "windows": t.windows + new.windows,
+        "mismatched": t.mismatched + new.mismatched,
+        "first_start": sa.func.least(t.first_start, new.first_start),
+        "last_end": sa.func.greatest(t.last_end, new.last_end),
+        "counts": _ADD_COUNTS,
+    }), values)
+
+
+def _upsert_sqlite(session: Session, values: list[dict[str, Any]]) -> None:
+    t = _TABLE.c
+    keys = [tuple(v[k] for k in _KEY) for v in values]
+    stored = {
+        tuple(r[:6]): r[6:]
+        for r in session.execute(
+            sa.select(*(t[k] for k in _KEY), t.windows, t.mismatched, t.first_start,
+                      t.last_end, t.counts)
+            .where(sa.tuple_(*(t[k] for k in _KEY)).in_(keys))
+        )
+    }
+    for key, v in zip(keys, values, strict=True):
+        old = stored.get(key)
+        if old is None:
+            continue
+        windows, mismatched, first_start, last_end, counts = old
+        v["windows"] += windows
+        v["mismatched"] += mismatched
+        v["first_start"], v["last_end"] = min(first_start, v["first_start"]), max(
+            last_end, v["last_end"])
+        v["counts"] = [a + b for a, b in zip(counts, v["counts"], strict=True)]
+    stmt = sqlite.insert(_TABLE)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=list(_KEY),
+        set_={c: stmt.excluded[c] for c in ("windows", "mismatched", "first_start",
+                                             "last_end", "counts")},
+    ), values)
+
+
+
+
+def camera_history(
+    session: Session, device_id: str, camera_id: str, since: datetime, until: datetime,
+    grain: str,
+) -> list[dict[str, Any]]:
+    """One camera's rollup rows of ``grain`` in [since, until), oldest first: per bucket,
+    condition and release, its windows, frames and class counts."""
+    r = TelemetryRollup
+    rows = session.execute(
+        sa.select(col(r.bucket), col(r.condition), col(r.release_id), col(r.windows),
+                  col(r.counts))
+        .where(col(r.device_id) == device_id, col(r.camera_id) == camera_id,
+               col(r.grain) == grain, col(r.bucket) >= since, col(r.bucket) < until)
+        .order_by(col(r.bucket), col(r.condition), col(r.release_id))
+    ).all()
+    found = profiles(session, {row[2] for row in rows})
+    out = []
+    for b, condition, release_id, windows, counts in rows:
+        profile = found.get(release_id)
+        point: dict[str, Any] = {"bucket": b, "condition": condition,
+                                 "release_id": release_id, "windows": windows,
+                                 "frames": None, "class_counts": {}}
+        if profile is not None and counts:
+            s = Summary.empty(profile)
+            s.add_counts(list(counts), windows, 0)
+            point["frames"] = s.frames
+            point["class_counts"] = dict(zip(s.labels, s.class_counts.tolist(), strict=True))
+        out.append(point)
+    return out
+
+__all__ = ["DAY", "DEVICE", "GRAINS", "HOUR", "add", "bucket", "camera_history", "ceil", "floor",
+           "profiles"]

@@ -1,0 +1,259 @@
+"""Rollups at ingest: the analysis's rollup path (``drift.collect``: whole hours and days
+from ``telemetry_rollup``, the edges raw) gives exactly what merging every raw window
+gives (``drift.oracle``), in a real store (SQLite file and PostgreSQL), with late,
+duplicate, mismatched and unknown-release windows, several cameras and conditions,
+receipts exactly on the hour, and after a retention pass (merged and deleted windows:
+the rollups keep the totals). Expected values come from the oracle, never hard-coded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlmodel import Session, col, func, select
+
+from control_plane.config.retention import RetentionSettings
+from control_plane.drift import collect, oracle, synthetic
+from control_plane.drift.collect import Collected
+from control_plane.drift.summary import Summary
+from control_plane.services import telemetry_rollups
+from control_plane.services.telemetry import ingest_windows
+from control_plane.services.telemetry_retention import apply_retention
+from control_plane.store import db
+from control_plane.store.models import (
+    Device,
+    Model,
+    ModelVersion,
+    Release,
+    TelemetryRollup,
+    TelemetryWindowRecord,
+)
+from protocols import ReferenceProfile, TelemetryWindow
+
+T0 = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+DAYS = 3
+PROFILES = {"rel-a": synthetic.profile(seed=0), "rel-b": synthetic.profile(seed=1, bins=12)}
+N = 4  # recent windows per device
+# (start, end] ranges: unaligned ends (raw edges), whole days, a tail with later windows
+RANGES = [
+    (T0 + timedelta(hours=5, minutes=17), T0 + timedelta(days=2, hours=20, minutes=40)),
+    (T0, T0 + timedelta(days=2)),
+    (T0 + timedelta(hours=23), T0 + timedelta(days=1, hours=1, minutes=1)),
+    (T0 + timedelta(hours=2, minutes=10), T0 + timedelta(hours=2, minutes=50)),
+    (T0 - timedelta(days=1), T0 + timedelta(days=DAYS + 1)),
+    (T0 + timedelta(days=2, hours=12), T0 + timedelta(days=DAYS, minutes=10)),
+]
+# Ranges as reports make them (``collect.report_start``: on the hour)
+ON_THE_HOUR = [(T0 + timedelta(hours=5), RANGES[0][1]), RANGES[1], RANGES[2], RANGES[5]]
+
+
+def register(s: Session, release_id: str, profile: ReferenceProfile) -> None:
+    model = Model(name=f"m-{release_id}")
+    s.add(model)
+    s.flush()
+    version = ModelVersion(model_id=model.id or 0, number=1, version="1",
+                           primary_sha256="0" * 64, created_by="test",
+                           spec={"reference_profile": profile.model_dump(mode="json")})
+    s.add(version)
+    s.flush()
+    s.add(Release(release_id=release_id, model_version_id=version.id or 0,
+                  model_name=model.name, model_version="1", key_id="0" * 16,
+                  primary_sha256="0" * 64, manifest={}, created_by="test"))
+
+
+def window(device: str, seq: int, end: datetime, release: str | None = "rel-a",
+           profile: str = "rel-a") -> dict[str, Any]:
+    rng = np.random.default_rng(seq * 31 + sum(map(ord, device)))
+    night = not 6 <= end.hour < 20
+    w = synthetic.window(PROFILES[profile], device, seq, rng=rng, release_id=release,
+                         shift=1.0 if night else 0.0, frames=40,
+                         start=end - timedelta(minutes=20),
+                         condition="night" if night else "day")
+    if device == "cam-c":  # a second camera, idle now and then; bins off now and then
+        door = {**synthetic.window(PROFILES[profile], device, seq + 10_000, rng=rng,
+                                   start=end, condition="ir")["cameras"][0],
+                "camera_id": "door"}
+        if seq % 5 == 0:
+            door["confidence_hist"] = [0] * len(door["confidence_hist"])
+        if seq % 7 == 3:
+            door["embedding_hists"] = door["embedding_hists"][:1]
+        w["cameras"].append(door)
+    return w
+
+
+def traffic() -> list[tuple[datetime, list[dict[str, Any]]]]:
+    """Batches of windows with their receipt time: every 30 minutes (so receipts fall
+    exactly on the hour), a release switch, an unknown release, late windows of an
+    outbox drained hours later, and duplicates re-sent in a later batch and in the same
+    one."""
+    out: list[tuple[datetime, list[dict[str, Any]]]] = []
+    for q in range(DAYS * 48):
+        end = T0 + timedelta(minutes=30 * (q + 1))
+        batch = [window("cam-a", q, end), window("cam-c", q, end)]
+        rel = "rel-b" if 20 <= q < 40 else "rel-a"
+        batch.append(window("cam-b", q, end, rel, profile=rel))
+        if q % 9 == 0:
+            batch.append(window("cam-d", q, end, "rel-x"))  # a release with no profile
+        if q % 11 == 0 and q:
+            batch.append(batch[0])  # sent twice in one batch
+        if q % 13 == 0 and q:
+            batch.append(out[-1][1][1])  # a re-send of the last batch's window
+        if q % 24 != 12:  # cam-e's outbox holds these ...
+            batch.append(window("cam-e", q, end))
+        out.append((end, batch))
+    for q in range(DAYS * 48):  # ... and drains them 5 hours later (late windows)
+        if q % 24 == 12:
+            received = T0 + timedelta(minutes=30 * (q + 1), hours=5, seconds=7)
+            out.append((received, [window("cam-e", q, T0 + timedelta(minutes=30 * (q + 1)))]))
+    last = T0 + timedelta(days=DAYS, minutes=7)  # the last, inside its hour
+    out.append((last, [window("cam-a", 9_999, last)]))
+    return sorted(out, key=lambda b: b[0])
+
+
+@pytest.fixture
+def session(database_url: str) -> Iterator[Session]:
+    db.upgrade(database_url)
+    engine = db.create_db_engine(database_url)
+    with Session(engine, expire_on_commit=False) as s:
+        s.add_all(Device(device_id=f"cam-{d}", labels={}) for d in "abcde")
+        for release_id, profile in PROFILES.items():
+            register(s, release_id, profile)
+        s.commit()
+        yield s
+    engine.dispose()
+
+
+def ingest(s: Session, skip_batch: int | None = None,
+           monkeypatch: pytest.MonkeyPatch | None = None, upto: int | None = None) -> None:
+    stored = duplicates = 0
+    for i, (received, batch) in enumerate(traffic()[:upto]):
+        if i == skip_batch and monkeypatch is not None:
+            with monkeypatch.context() as m:
+                m.setattr(telemetry_rollups, "add", lambda *_: 0)
+                outcome = ingest_windows(s, [TelemetryWindow.model_validate(w) for w in batch],
+                                         received_at=received)
+        else:
+            outcome = ingest_windows(s, [TelemetryWindow.model_validate(w) for w in batch],
+                                     received_at=received)
+        stored += outcome["stored"]
+        duplicates += outcome.get("duplicate", 0)
+        s.commit()
+    assert duplicates > 2 and stored > 100
+
+
+def differences(fast: Collected, slow: Collected) -> list[str]:
+    """What differs between two collections (empty: the same)."""
+    out = []
+    if (fast.unknown, fast.profiles) != (slow.unknown, slow.profiles):
+        out.append(f"unknown {fast.unknown} != {slow.unknown}")
+    keys = {(r, d) for r, per in slow.devices.items() for d in per}
+    if keys != {(r, d) for r, per in fast.devices.items() for d in per}:
+        return [*out, "devices differ"]
+    for rel, device_id in sorted(keys):
+        got, want = fast.devices[rel][device_id], slow.devices[rel][device_id]
+        if not np.array_equal(got.summary.flush(), want.summary.flush()):
+            out.append(f"{rel}/{device_id}: counts")
+        if (got.summary.windows, got.summary.mismatched) != (
+                want.summary.windows, want.summary.mismatched):
+            out.append(f"{rel}/{device_id}: windows {got.summary.windows} != "
+                       f"{want.summary.windows}")
+        if list(got.recent) != list(want.recent):
+            out.append(f"{rel}/{device_id}: recent windows")
+        if (got.start, got.end) != (want.start, want.end):
+            out.append(f"{rel}/{device_id}: span")
+    return out
+
+
+def both(s: Session, start: datetime, end: datetime,
+         release_id: str | None = None) -> tuple[Collected, Collected]:
+    return (collect.collect(s, start, end, release_id, N),
+            oracle.collect(s, start, end, release_id, N))
+
+
+def test_rollup_path_equals_raw_path_with_late_and_duplicate_windows(session: Session) -> None:
+    ingest(session)
+    used = set()
+    for start, end in RANGES:
+        where = collect.plan(session, start, end)
+        used |= {grain for grain, _, _ in where.buckets} | ({"raw"} if where.raw else set())
+        for release_id in (None, "rel-b") if start < T0 + timedelta(hours=12) else (None,):
+            fast, slow = both(session, start, end, release_id)
+            assert slow.devices or release_id, (start, end)
+            assert differences(fast, slow) == [], (start, end, release_id)
+    assert used == {"hour", "day", "raw"}  # every path was taken
+    later = collect.plan(session, *RANGES[0])
+    assert later.raw[-1][1] == RANGES[0][1]  # windows came after its end: its tail is raw
+    last = collect.plan(session, *RANGES[5])  # ... here none: the partial hour's row
+    assert last.raw == [] and last.buckets[-1][1] == T0 + timedelta(days=DAYS)
+    fast, slow = both(session, *RANGES[-1])
+    assert slow.unknown == ["rel-x"]
+    assert slow.devices["rel-a"]["cam-c"].summary.mismatched > 0
+
+
+def test_a_skipped_rollup_is_caught(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    ingest(session, skip_batch=30, monkeypatch=monkeypatch, upto=40)
+    assert differences(*both(session, *RANGES[1]))
+
+
+def test_rollups_keep_the_totals_through_retention(session: Session) -> None:
+    ingest(session)
+    now = T0 + timedelta(days=DAYS)
+    before = {r: oracle.collect(session, *r, None, N) for r in ON_THE_HOUR}
+    rows = session.exec(select(func.count()).select_from(TelemetryRollup)).one()
+    # merge windows older than a day into hourly ones, delete those older than two
+    result = apply_retention(session, RetentionSettings(
+        downsample_after_hours=24, bucket_minutes=60, delete_after_days=2), now)
+    assert result.deleted > 0 and result.merged_windows > 0
+    assert session.exec(select(func.count()).select_from(TelemetryRollup)).one() == rows
+    for r in ON_THE_HOUR:
+        fast = collect.collect(session, *r, None, N)
+        raw_now = oracle.collect(session, *r, None, N)
+        if r[0] < now - timedelta(days=1):
+            assert differences(raw_now, before[r]) != []  # the raw windows changed ...
+        diff = differences(fast, before[r])  # ... the rollups did not
+        # a device's latest windows are raw: where they are old, retention merged them
+        old = r[1] <= now - timedelta(days=1)
+        diff = [d for d in diff if not (d.endswith("recent windows")
+                                        and (old or d.startswith("rel-b/")))]
+        assert diff == [], r
+    # hourly rows go after rollup_hours_keep_days; whole days still come from daily rows
+    result = apply_retention(session, RetentionSettings(
+        downsample_after_hours=24, bucket_minutes=60, delete_after_days=2,
+        rollup_hours_keep_days=1, rollup_days_keep_days=10), now)
+    assert result.deleted_rollups > 0
+    hours = session.exec(select(func.min(TelemetryRollup.bucket)).where(
+        col(TelemetryRollup.grain) == "hour")).one()
+    assert hours is not None and hours >= now - timedelta(days=1, hours=1)
+    diff = differences(collect.collect(session, *RANGES[1], None, N), before[RANGES[1]])
+    assert [d for d in diff if not d.endswith("recent windows")] == []
+
+
+def test_camera_history_adds_up_its_windows(session: Session) -> None:
+    """The daily rows of one camera hold what its stored windows hold, per condition."""
+    ingest(session, upto=60)
+    want: dict[str, list[float]] = {}
+    windows: dict[str, int] = {}
+    profile = PROFILES["rel-a"]
+    for (payload,) in session.execute(select(TelemetryWindowRecord.payload).where(
+            col(TelemetryWindowRecord.device_id) == "cam-c")):
+        if payload["release_id"] != "rel-a" or not Summary.empty(profile).fits(payload):
+            continue
+        for camera in payload["cameras"]:
+            if camera["camera_id"] == "door" and sum(camera["confidence_hist"]):
+                counts = want.setdefault(camera["condition"], [0.0] * len(synthetic.LABELS))
+                for i, label in enumerate(synthetic.LABELS):
+                    counts[i] += camera["class_counts"].get(label, 0)
+                windows[camera["condition"]] = windows.get(camera["condition"], 0) + 1
+    points = telemetry_rollups.camera_history(session, "cam-c", "door", T0 - timedelta(days=1),
+                                              T0 + timedelta(days=DAYS + 1), "day")
+    got: dict[str, list[float]] = {}
+    got_windows: dict[str, int] = {}
+    for p in points:
+        counts = got.setdefault(p["condition"], [0.0] * len(synthetic.LABELS))
+        for i, label in enumerate(synthetic.LABELS):
+            counts[i] += p["class_counts"][label]
+        got_windows[p["condition"]] = got_windows.get(p["condition"], 0) + p["windows"]
+    assert want and (got, got_windows) == (want, windows)

@@ -1,0 +1,132 @@
+"""``GET /fleet``: the fleet page's figures counted by the store (SQLite and PostgreSQL)
+agree with counting every device's listing, and the charts' points with the windows."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from fastapi.testclient import TestClient
+
+from control_plane.api import create_app
+from control_plane.config import ControlPlaneSettings
+from control_plane.services import devices, fleet_summary, telemetry
+from control_plane.store.db import create_db_engine, session_scope, upgrade
+from control_plane.store.models import Device
+from control_plane.testing import reported_state, telemetry_window
+from protocols import CameraStatus, ReleaseStatus
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    settings = ControlPlaneSettings(data_dir=tmp_path / "data", database_url=database_url)
+    with TestClient(create_app(settings, enable_mqtt=False)) as c:
+        c.headers["Authorization"] = f"Bearer {settings.admin_token_path.read_text().strip()}"
+        seed(database_url)
+        yield c
+
+
+def seed(url: str) -> None:
+    """Six devices: r1 active on three (two healthy), r2 on one; cameras up and not; a
+    shadow; one online; two told to run r2; one never reported; one reported nonsense."""
+    now = datetime.now(UTC)
+    cams = [[("a", "up"), ("b", "reconnecting")], [("a", "up")], [], [("a", "down")]]
+    engine = create_db_engine(url)
+    with session_scope(engine) as s:
+        for i in range(6):
+            s.add(Device(device_id=f"d{i}", labels={}, online=i == 0,
+                         desired_release_id="r2" if i in (1, 3) else None))
+        s.flush()
+        for i, (release, stage) in enumerate(
+                [("r1", "healthy"), ("r1", "healthy"), ("r1", "warmed"), ("r2", "healthy")]):
+            state = reported_state(f"d{i}", release, stage).model_copy(update={
+                "cameras": [CameraStatus(camera_id=c, state=st) for c, st in cams[i]]})
+            if i == 1:
+                shadow = ReleaseStatus(release_id="r3", model_version="3", stage="healthy",
+                                       since=now)
+                state = state.model_copy(update={"shadow": shadow})
+            devices.apply_reported(s, state)
+        s.flush()
+        s.get(Device, "d5").reported = {"cameras": "not a list", "active": 7}  # type: ignore[union-attr]
+        for seq in range(3):
+            w = telemetry_window("d0", seq, "r1", class_counts={"cat": 3}, p95_ms=10.0 + seq)
+            end = now - timedelta(minutes=3 - seq)
+            telemetry.ingest_window(s, w.model_copy(update={
+                "window_start": end - timedelta(minutes=1), "window_end": end}),
+                received_at=end)
+    engine.dispose()
+
+
+def from_listing(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the dashboard used to count in the browser from every device."""
+    cams = [c for d in items for c in ((d["reported"] or {}).get("cameras") or [])
+            if isinstance(c, dict)]
+    running: dict[str, list[int]] = {}
+    for d in items:
+        if d["current_release_id"]:
+            n = running.setdefault(d["current_release_id"], [0, 0, 0])
+            n[0] += 1
+            n[1] += d["reported"]["active"]["stage"] == "healthy"
+    for d in items:
+        if d["desired_release_id"] in running:
+            running[d["desired_release_id"]][2] += 1
+    return {"devices": len(items), "online": sum(d["online"] for d in items),
+            "cameras_up": sum(c["state"] == "up" for c in cams),
+            "cameras_not_up": sum(c["state"] != "up" for c in cams),
+            "releases": {r: tuple(n) for r, n in running.items()}}
+
+
+def test_summary_counts_what_the_listing_shows(client: TestClient) -> None:
+    listing = client.get(f"{API}/devices", params={"limit": 1000}).json()["items"]
+    r = client.get(f"{API}/fleet")
+    assert r.status_code == 200, r.text
+    got = r.json()
+    expected = from_listing(listing)
+    assert {k: got[k] for k in ("devices", "online", "cameras_up", "cameras_not_up")} == {
+        k: expected[k] for k in ("devices", "online", "cameras_up", "cameras_not_up")}
+    assert (got["devices"], got["online"], got["cameras_up"], got["cameras_not_up"]) == (6, 1, 2, 2)
+    assert {x["release_id"]: (x["devices"], x["healthy"], x["desired_by"])
+            for x in got["releases"]} == expected["releases"] == {"r1": (3, 2, 0),
+                                                                   "r2": (1, 1, 2)}
+    assert [x["release_id"] for x in got["releases"]] == ["r1", "r2"]  # most devices first
+    assert [(x["release_id"], x["devices"], x["healthy"]) for x in got["shadows"]] == [
+        ("r3", 1, 1)]
+
+
+def test_summary_charts_the_newest_windows(client: TestClient) -> None:
+    points = client.get(f"{API}/fleet", params={"windows": 2}).json()["windows"]
+    assert [p["latency_p95_ms"] for p in points] == [12.0, 11.0]  # newest first
+    assert all(p["device_id"] == "d0" for p in points)
+    assert client.get(f"{API}/fleet", params={"windows": -1}).status_code == 422
+
+
+def test_migration_fills_the_columns_from_stored_reported_states(database_url: str) -> None:
+    """Devices that reported before 0014 are counted from their stored JSON at once."""
+    upgrade(database_url, "0013")
+    state = reported_state("old", "r9").model_copy(update={"cameras": [
+        CameraStatus(camera_id="a", state="up"), CameraStatus(camera_id="b", state="down")]})
+    engine = create_db_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO device (device_id, labels, online, desired_revision, created_at, "
+                "reported) VALUES ('old', '{}', false, 0, CURRENT_TIMESTAMP, :r), "
+                "('junk', '{}', false, 0, CURRENT_TIMESTAMP, :j)"),
+                {"r": state.model_dump_json(), "j": '{"cameras": 3, "active": [1]}'})
+        upgrade(database_url)
+        with session_scope(engine) as s:
+            summary = fleet_summary.fleet_summary(s, windows=0)
+    finally:
+        engine.dispose()
+    assert (summary.devices, summary.cameras_up, summary.cameras_not_up) == (2, 1, 1)
+    assert [(r.release_id, r.devices, r.healthy) for r in summary.releases] == [("r9", 1, 1)]
