@@ -108,6 +108,12 @@ def measure(api: httpx.Client, mqtt_url: str, n: int) -> dict[str, float]:
             "messages_per_device": (desired + desired) / n}
 
 
+def _row(r: dict[str, float]) -> str:
+    return (f"| {r['devices']:.0f} | {r['answered']:.2f} | {r['delivered']:.2f} | "
+            f"{r['seconds']:.2f} | {r['seconds'] / r['delivered']:.2f} | {r['per_s']:.0f} | "
+            f"{r['messages_per_device']:.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,7 +132,10 @@ def main() -> None:
             token = (loop.cp_dir / "admin.token").read_text().strip()
             with httpx.Client(base_url=loop.api_url, timeout=60,
                               headers={"Authorization": f"Bearer {token}"}) as api:
-                rows = [measure(api, mqtt_url, n) for n in args.sizes]
+                rows = []
+                for n in args.sizes:  # each row as soon as it is measured
+                    rows.append(measure(api, mqtt_url, n))
+                    print(_row(rows[-1]), flush=True)
         finally:
             loop.stop_all()
             broker.terminate()
@@ -139,9 +148,7 @@ def main() -> None:
           "devices/s | MQTT messages per device |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['devices']:.0f} | {r['answered']:.2f} | {r['delivered']:.2f} | "
-              f"{r['seconds']:.2f} | {r['seconds'] / r['delivered']:.2f} | {r['per_s']:.0f} | "
-              f"{r['messages_per_device']:.1f} |")
+        print(_row(r))
     if len(rows) > 1:
         first, last = rows[0], rows[-1]
         print(f"\n{last['devices']:.0f} vs {first['devices']:.0f} devices: time x"

@@ -30,6 +30,8 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from control_plane.config.rollout_policy import RolloutPolicy
@@ -37,7 +39,7 @@ from control_plane.errors import ConflictError
 from control_plane.ingest.adapter import MqttAdapter
 from control_plane.rollouts import service as rollouts
 from control_plane.store.db import create_db_engine, upgrade
-from control_plane.store.models import Device
+from control_plane.store.models import Device, RolloutDevice
 from protocols import DesiredState, decode, desired_topic, parse_device_topic
 from tests.conftest import Mosquitto, wait_for
 from tests.rollout_kit import GATES, Fleet
@@ -99,8 +101,8 @@ class SlowLink:
 
 def replica(url: str, mqtt_url: str, role: str, done: Any) -> None:
     """One process with its own engine and MQTT adapter: the operator starts a rollout,
-    lets the ticks release some of it, then aborts or rolls it back, a few times; the
-    other process ticks until the operator is ``done``."""
+    and as soon as the ticks have released more of it, aborts or rolls it back, a few
+    times; the other process ticks until the operator is ``done``."""
     engine = create_db_engine(url)
     adapter = MqttAdapter(mqtt_url, engine, client_id=f"{role}-{uuid.uuid4().hex[:6]}",
                           subscribe=False, clean_session=True)
@@ -120,7 +122,7 @@ def replica(url: str, mqtt_url: str, role: str, done: Any) -> None:
             with Session(engine, expire_on_commit=False) as s:
                 ro = rollouts.start_rollout(s, adapter, rng.choice(["r1", "r2"]), None,
                                             "active", who="ops", policy=POLICY, supersede=True)
-                time.sleep(rng.uniform(0.5, 1.5))  # the ticks release more of it meanwhile
+                _ticked(engine, ro.rollout_id)  # the ticks released more: act right away
                 with contextlib.suppress(ConflictError):
                     rollouts.act(s, adapter, ro.rollout_id,
                                  rng.choice(["abort", "abort", "rollback"]), who="ops")
@@ -129,6 +131,20 @@ def replica(url: str, mqtt_url: str, role: str, done: Any) -> None:
         done.set()
         adapter.stop()
         engine.dispose()
+
+
+def _ticked(engine: Engine, rollout_id: str, timeout_s: float = 10.0) -> None:
+    """Wait until the other process has released more of the rollout (committed, its
+    desired states maybe still on their way to the broker)."""
+    def pending() -> int:
+        with Session(engine) as s:
+            return int(s.exec(select(func.count()).select_from(RolloutDevice).where(
+                RolloutDevice.rollout_id == rollout_id,
+                RolloutDevice.state == "pending")).one())
+
+    start, deadline = pending(), time.monotonic() + timeout_s
+    while pending() <= start and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def retained(mosquitto: Mosquitto, n: int) -> dict[str, DesiredState]:
