@@ -9,7 +9,9 @@ PARKWATCH_TEST_POSTGRES_URL), with one and two writer processes:
 
 - per window: ``services.telemetry.ingest_window`` and one commit per window (what the
   MQTT ingest path does);
-- batched: ``services.telemetry.ingest_windows``, 500 windows per transaction.
+- batched: ``services.telemetry.ingest_windows``, 500 windows per transaction;
+- batched, no rollups: the same with ``telemetry_rollups.add`` switched off (ingest as
+  it was before rollups), so the ratio is the rollups' cost.
 
 Drift: ``drift.analyser.run_analysis`` over DEVICES x HOURS of 1-minute windows (one
 release): device reports with K-of-N window verdicts, the fleet report and alerts. The
@@ -55,6 +57,7 @@ from control_plane.config.drift import DriftSettings
 from control_plane.config.retention import RetentionSettings
 from control_plane.drift import oracle, synthetic
 from control_plane.drift.analyser import run_analysis
+from control_plane.services import telemetry_rollups
 from control_plane.services.telemetry import ingest_window, ingest_windows
 from control_plane.services.telemetry_retention import apply_retention
 from control_plane.store.db import create_db_engine, session_scope, upgrade
@@ -108,6 +111,8 @@ def _writer(
     process start-up and payload building stay out of the measurement."""
     pooled = pool()
     engine = create_db_engine(url)
+    if mode.endswith("no rollups"):  # ingest as it was before rollups: the cost they add
+        telemetry_rollups.add = lambda *_: 0  # type: ignore[assignment]
     windows = [make(pooled, d, q) for d in device_ids for q in range(per_device)]
     begin = time.time()
     try:
@@ -139,11 +144,19 @@ def ingest_case(url: str, mode: str, workers: int, windows: int) -> float:
 def seed(url: str, devices: int, minutes: int) -> None:
     """DEVICES x MINUTES windows of one release, as plain multi-row INSERTs (the payloads
     are what ``ingest_windows`` stores: the same JSON, with each row's ids and times),
-    each received as it ends."""
+    each received as it ends, and added into the rollups by ingest's own code
+    (``telemetry_rollups.add``) in the same transaction."""
     base = [w.model_dump(mode="json", by_alias=True) for w in pool()]
     table: sa.Table = TelemetryWindowRecord.__table__  # type: ignore[attr-defined]
     engine = create_db_engine(url)
     rows: list[dict[str, Any]] = []
+
+    def write() -> None:
+        with session_scope(engine) as s:
+            s.execute(sa.insert(table), rows)
+            telemetry_rollups.add(s, rows)
+        rows.clear()
+
     for d in range(devices):
         for q in range(minutes):
             start, end = START + timedelta(minutes=q), START + timedelta(minutes=q + 1)
@@ -154,12 +167,9 @@ def seed(url: str, devices: int, minutes: int) -> None:
                          "window_end": end, "release_id": RELEASE, "received_at": end,
                          "payload": payload})
             if len(rows) == SEED_ROWS:
-                with engine.begin() as conn:
-                    conn.execute(sa.insert(table), rows)
-                rows = []
+                write()
     if rows:
-        with engine.begin() as conn:
-            conn.execute(sa.insert(table), rows)
+        write()
     engine.dispose()
 
 
@@ -260,7 +270,7 @@ def ingest_report(backends: dict[str, Callable[[], str]], args: argparse.Namespa
     rates: dict[tuple[str, str, int], float] = {}
     print("| store | mode | writers | windows/s |\n|---|---|---|---|")
     for name, new_url in backends.items():
-        for mode in ("per window", "batched"):
+        for mode in ("per window", "batched", "batched, no rollups"):
             for workers in (1, 2):
                 rate = ingest_case(new_url(), mode, workers, args.windows)
                 rates[(name, mode, workers)] = rate
@@ -269,8 +279,10 @@ def ingest_report(backends: dict[str, Callable[[], str]], args: argparse.Namespa
     for name in backends:
         b, p = rates[(name, "batched", 1)], rates[(name, "per window", 1)]
         two = rates[(name, "batched", 2)] / b
+        bare = rates[(name, "batched, no rollups", 1)]
         print(f"- {name}: batched / per window = {b / p:.1f}x; "
-              f"2 writers / 1 (batched) = {two:.2f}x")
+              f"2 writers / 1 (batched) = {two:.2f}x; batched with rollups / without = "
+              f"{b / bare:.2f}x")
     if "PostgreSQL" in backends:
         ratio = rates[("PostgreSQL", "batched", 2)] / rates[("SQLite", "batched", 1)]
         print(f"- PostgreSQL 2 writers / SQLite 1 writer (batched) = {ratio:.2f}x")

@@ -93,7 +93,11 @@ def start_serve(tmp: Path, mqtt_port: int,
     env.pop("PARKWATCH_CONFIG", None)
     proc = subprocess.Popen([sys.executable, "-m", "parkwatch_cli", "serve"], cwd=ROOT, env=env,
                             stdout=(tmp / "serve.log").open("wb"), stderr=subprocess.STDOUT)
-    wait_port(port)
+    try:
+        wait_port(port, timeout=180)  # a loaded 2-core machine took over 60 s
+    except SystemExit:
+        log = (tmp / "serve.log").read_text(errors="replace")[-1500:]
+        raise SystemExit(f"serve did not listen on {port} (exit {proc.poll()}):\n{log}") from None
     token = (tmp / "cp" / "admin.token").read_text().strip()
     return proc, f"http://127.0.0.1:{port}", token
 
@@ -185,7 +189,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp_name:
         tmp = Path(tmp_name)
         broker, mqtt_port = start_broker(tmp)
-        serve, url, token = start_serve(tmp, mqtt_port, args.drift_interval)
+        try:
+            serve, url, token = start_serve(tmp, mqtt_port, args.drift_interval)
+        except BaseException:  # no broker left behind when serve does not come up
+            broker.terminate()
+            raise
         procs: list[subprocess.Popen[bytes]] = [broker, serve]
         try:
             devices = [f"soak-{i:03d}" for i in range(args.devices)]

@@ -45,6 +45,7 @@ from .routes import (
     drift,
     drift_accuracy,
     drift_baselines,
+    drift_history,
     events,
     fleet,
     groups,
@@ -134,8 +135,9 @@ def create_app(
         rollouts,
         telemetry,
         events,
-        drift_accuracy,  # these two before drift: /drift/{report_id} would take their paths
+        drift_accuracy,  # these before drift: /drift/{report_id} would take their paths
         drift_baselines,
+        drift_history,
         drift,
         alerts,
         jobs,

@@ -33,6 +33,15 @@ class RetentionSettings(BaseModel):
     delete_after_days: float = Field(
         30.0, gt=0, description="Windows received longer ago are deleted."
     )
+    rollup_hours_keep_days: float = Field(
+        35.0,
+        gt=0,
+        description="Hourly rollup rows received longer ago are deleted; daily rows stay "
+        "(reports and camera history over older days read those).",
+    )
+    rollup_days_keep_days: float = Field(
+        800.0, gt=0, description="Daily rollup rows older than this are deleted."
+    )
     reports_keep_days: float = Field(
         7.0,
         gt=0,
@@ -51,4 +60,6 @@ class RetentionSettings(BaseModel):
     def _order(self) -> Self:
         if self.delete_after_days * 24 <= self.downsample_after_hours:
             raise ValueError("delete_after_days must be later than downsample_after_hours")
+        if self.rollup_days_keep_days < self.rollup_hours_keep_days:
+            raise ValueError("rollup_days_keep_days must be at least rollup_hours_keep_days")
         return self

@@ -159,8 +159,8 @@ class ControlPlaneSettings(TomlSettings):
         le=5000,
         description="Most MQTT messages the ingest writer takes at once: their telemetry "
         "windows are written in one transaction and acknowledged after the commit. The broker "
-        "keeps at most its in-flight limit unacknowledged per client (Mosquitto "
-        "max_inflight_messages, default 20): raise both together.",
+        "sends about its in-flight limit at a time (Mosquitto max_inflight_messages, default "
+        "20; it is no bound, ingest_max_queued is): raise both together.",
     )
     ingest_linger_seconds: float = Field(
         0.02,

@@ -1,5 +1,6 @@
 """Telemetry retention: merge old windows into coarser ones, delete very old ones (and
-old drift reports that no alert points at).
+old drift reports that no alert points at, and old rollup rows: hourly after
+``rollup_hours_keep_days``, daily after ``rollup_days_keep_days``).
 
 Windows are aged by ``received_at`` (the control plane's clock; an agent's clock may be
 far off). Windows are mergeable summaries, so an agent instance's windows of one release
@@ -29,7 +30,13 @@ from sqlmodel import Session, col, select
 from protocols import TelemetryWindow
 
 from ..config.retention import RetentionSettings
-from ..store.models import Alert, DriftReport, TelemetryWatermark, TelemetryWindowRecord
+from ..store.models import (
+    Alert,
+    DriftReport,
+    TelemetryRollup,
+    TelemetryWatermark,
+    TelemetryWindowRecord,
+)
 
 log = logging.getLogger(__name__)
 _SUMS = ("frames_captured", "frames_inferred", "frames_skipped", "frames_lost", "errors",
@@ -109,6 +116,19 @@ class RetentionResult:
     merged_groups: int = 0
     merged_windows: int = 0
     unmergeable_groups: int = 0
+    deleted_rollups: int = 0
+
+
+def _delete_rollups(session: Session, rs: RetentionSettings, now: datetime) -> int:
+    """Old rollup rows: hourly ones first, daily ones much later. Raw windows are never
+    their source once stored, so deleting or merging windows leaves them as they are."""
+    r = TelemetryRollup
+    deleted = 0
+    for grain, days in (("hour", rs.rollup_hours_keep_days), ("day", rs.rollup_days_keep_days)):
+        gone = session.execute(delete(r).where(
+            col(r.grain) == grain, col(r.bucket) < now - timedelta(days=days)))
+        deleted += int(getattr(gone, "rowcount", 0) or 0)
+    return deleted
 
 
 def apply_retention(session: Session, rs: RetentionSettings, now: datetime) -> RetentionResult:
@@ -127,6 +147,7 @@ def apply_retention(session: Session, rs: RetentionSettings, now: datetime) -> R
         )
     )
     result.deleted_reports = int(getattr(old_reports, "rowcount", 0) or 0)
+    result.deleted_rollups = _delete_rollups(session, rs, now)
     session.commit()
     horizon = now - timedelta(hours=rs.downsample_after_hours)
     since = max(horizon - timedelta(days=1), cutoff)

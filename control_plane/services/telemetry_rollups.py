@@ -233,4 +233,36 @@ def _upsert_sqlite(session: Session, values: list[dict[str, Any]]) -> None:
     ), values)
 
 
-__all__ = ["DAY", "DEVICE", "GRAINS", "HOUR", "add", "bucket", "ceil", "floor", "profiles"]
+
+
+def camera_history(
+    session: Session, device_id: str, camera_id: str, since: datetime, until: datetime,
+    grain: str,
+) -> list[dict[str, Any]]:
+    """One camera's rollup rows of ``grain`` in [since, until), oldest first: per bucket,
+    condition and release, its windows, frames and class counts."""
+    r = TelemetryRollup
+    rows = session.execute(
+        sa.select(col(r.bucket), col(r.condition), col(r.release_id), col(r.windows),
+                  col(r.counts))
+        .where(col(r.device_id) == device_id, col(r.camera_id) == camera_id,
+               col(r.grain) == grain, col(r.bucket) >= since, col(r.bucket) < until)
+        .order_by(col(r.bucket), col(r.condition), col(r.release_id))
+    ).all()
+    found = profiles(session, {row[2] for row in rows})
+    out = []
+    for b, condition, release_id, windows, counts in rows:
+        profile = found.get(release_id)
+        point: dict[str, Any] = {"bucket": b, "condition": condition,
+                                 "release_id": release_id, "windows": windows,
+                                 "frames": None, "class_counts": {}}
+        if profile is not None and counts:
+            s = Summary.empty(profile)
+            s.add_counts(list(counts), windows, 0)
+            point["frames"] = s.frames
+            point["class_counts"] = dict(zip(s.labels, s.class_counts.tolist(), strict=True))
+        out.append(point)
+    return out
+
+__all__ = ["DAY", "DEVICE", "GRAINS", "HOUR", "add", "bucket", "camera_history", "ceil", "floor",
+           "profiles"]

@@ -18,11 +18,19 @@ from sqlmodel import Session, col, func, select
 from control_plane.config.retention import RetentionSettings
 from control_plane.drift import collect, oracle, synthetic
 from control_plane.drift.collect import Collected
+from control_plane.drift.summary import Summary
 from control_plane.services import telemetry_rollups
 from control_plane.services.telemetry import ingest_windows
 from control_plane.services.telemetry_retention import apply_retention
 from control_plane.store import db
-from control_plane.store.models import Device, Model, ModelVersion, Release, TelemetryRollup
+from control_plane.store.models import (
+    Device,
+    Model,
+    ModelVersion,
+    Release,
+    TelemetryRollup,
+    TelemetryWindowRecord,
+)
 from protocols import ReferenceProfile, TelemetryWindow
 
 T0 = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
@@ -211,6 +219,41 @@ def test_rollups_keep_the_totals_through_retention(session: Session) -> None:
         diff = [d for d in diff if not (d.endswith("recent windows")
                                         and (old or d.startswith("rel-b/")))]
         assert diff == [], r
-    stored = session.exec(select(TelemetryRollup).where(
-        col(TelemetryRollup.camera_id) == "door", col(TelemetryRollup.grain) == "day")).all()
-    assert {r.condition for r in stored} == {"ir"}
+    # hourly rows go after rollup_hours_keep_days; whole days still come from daily rows
+    result = apply_retention(session, RetentionSettings(
+        downsample_after_hours=24, bucket_minutes=60, delete_after_days=2,
+        rollup_hours_keep_days=1, rollup_days_keep_days=10), now)
+    assert result.deleted_rollups > 0
+    hours = session.exec(select(func.min(TelemetryRollup.bucket)).where(
+        col(TelemetryRollup.grain) == "hour")).one()
+    assert hours is not None and hours >= now - timedelta(days=1, hours=1)
+    diff = differences(collect.collect(session, *RANGES[1], None, N), before[RANGES[1]])
+    assert [d for d in diff if not d.endswith("recent windows")] == []
+
+
+def test_camera_history_adds_up_its_windows(session: Session) -> None:
+    """The daily rows of one camera hold what its stored windows hold, per condition."""
+    ingest(session, upto=60)
+    want: dict[str, list[float]] = {}
+    windows: dict[str, int] = {}
+    profile = PROFILES["rel-a"]
+    for (payload,) in session.execute(select(TelemetryWindowRecord.payload).where(
+            col(TelemetryWindowRecord.device_id) == "cam-c")):
+        if payload["release_id"] != "rel-a" or not Summary.empty(profile).fits(payload):
+            continue
+        for camera in payload["cameras"]:
+            if camera["camera_id"] == "door" and sum(camera["confidence_hist"]):
+                counts = want.setdefault(camera["condition"], [0.0] * len(synthetic.LABELS))
+                for i, label in enumerate(synthetic.LABELS):
+                    counts[i] += camera["class_counts"].get(label, 0)
+                windows[camera["condition"]] = windows.get(camera["condition"], 0) + 1
+    points = telemetry_rollups.camera_history(session, "cam-c", "door", T0 - timedelta(days=1),
+                                              T0 + timedelta(days=DAYS + 1), "day")
+    got: dict[str, list[float]] = {}
+    got_windows: dict[str, int] = {}
+    for p in points:
+        counts = got.setdefault(p["condition"], [0.0] * len(synthetic.LABELS))
+        for i, label in enumerate(synthetic.LABELS):
+            counts[i] += p["class_counts"][label]
+        got_windows[p["condition"]] = got_windows.get(p["condition"], 0) + p["windows"]
+    assert want and (got, got_windows) == (want, windows)

@@ -1,0 +1,245 @@
+"""Fleet drift report time and peak memory: rollups + the raw edges vs every raw window.
+
+    python bench/fleet_report.py [--devices 1000] [--hours 24] [--big-devices 10000 --big-days 7]
+
+Case 1, DEVICES x HOURS of 1-minute windows of one release (one camera per device),
+written as ``bench/ingest_drift.py`` seeds them: plain multi-row INSERTs plus ingest's
+own rollup code (``telemetry_rollups.add``) in the same transaction, each window
+received as it ends. Then ``drift.analyser.run_analysis`` over the whole range, ending
+one minute into a new hour (device reports with K-of-N verdicts, the fleet report,
+alerts), timed on the same data, each in a fresh process (peak RSS is that process's):
+"merge" is ``collect.collect`` alone (reading and merging: what rollups change),
+"analysis" all of ``run_analysis`` (plus per-device statistics and report writes):
+
+- rollups: what the analysis does now (whole hours and days from ``telemetry_rollup``,
+  the partial hour from its row, each device's latest windows raw);
+- raw: the same analysis with every window of the range read and parsed (the fast raw
+  path the analysis took before rollups: ``collect.plan`` forced to raw);
+- straightforward: ``drift.oracle.reports`` (every window through the ORM's types).
+
+Case 2, BIG_DEVICES x BIG_DAYS: far too many windows to write (100 M at 10,000 x 7 d),
+so the rollup rows are generated directly (one device row and one camera row per hour
+and per day, each the sum of 60 real windows' vectors), and only the last 20 minutes
+are written as raw windows through the same insert and rollup code. Only the rollup
+path is timed (the raw path would read every window: see case 1's rate).
+
+Also the camera history a dashboard page loads (``GET /api/v1/drift/history``, 30 days
+of one camera's daily rows) over case 2's store, through the API in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+import sqlalchemy as sa
+from fleet_ingest import drop_postgres_db, postgres_db
+from ingest_drift import POOL, RELEASE, START, pool, prepare, seed
+from sqlmodel import Session
+
+from control_plane.config.drift import DriftSettings
+from control_plane.drift import collect as collect_mod
+from control_plane.drift import oracle, synthetic
+from control_plane.drift.analyser import run_analysis
+from control_plane.drift.summary import Summary
+from control_plane.services import telemetry_rollups as rollups
+from control_plane.store.db import create_db_engine, session_scope
+from control_plane.store.models import TelemetryRollup, TelemetryWindowRecord
+
+ROWS_PER_INSERT = 20_000
+
+
+def _report(url: str, how: str, part: str, minutes: int, devices: int) -> tuple[float, float]:
+    """(seconds, peak RSS MB) of one report in this (fresh) process: ``part`` "merge"
+    (``collect.collect``: reading and merging) or "analysis" (all of ``run_analysis``)."""
+    engine = create_db_engine(url)
+    settings = DriftSettings(range_minutes=minutes, analysis_interval_s=0)
+    now = START + timedelta(minutes=minutes + 1)
+    if how == "raw":  # every window of the range, as the analysis read them before rollups
+        collect_mod.plan = lambda _s, start, end: collect_mod._Plan([(start, end)], [])
+    t0 = time.perf_counter()
+    with Session(engine, expire_on_commit=False) as s:
+        if how == "straightforward":
+            n = len(oracle.reports(s, settings, now=now)) - 1
+        elif part == "merge":
+            start = collect_mod.report_start(now, minutes)
+            n = len(collect_mod.collect(s, start, now, None, settings.alert_windows)
+                    .devices[RELEASE])
+        else:
+            n = run_analysis(s, settings, now=now).device_reports
+    took = time.perf_counter() - t0
+    assert n == devices, (how, n, devices)
+    engine.dispose()
+    return took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(url: str, how: str, part: str, minutes: int, devices: int) -> tuple[float, float]:
+    with mp.get_context("spawn").Pool(1) as p:
+        return p.apply(_report, (url, how, part, minutes, devices))
+
+
+def _hour_vector() -> list[float]:
+    """One device-hour: the flat vector of 60 of the pool's windows."""
+    s = Summary.empty(synthetic.profile())
+    for i, w in enumerate(pool() * 2):
+        if i < 60:
+            s.add_window(w.model_dump(mode="json", by_alias=True))
+    return s.flush().tolist()
+
+
+def generate(url: str, devices: int, days: int) -> int:
+    """Rollup rows for DEVICES x DAYS, then 20 minutes of raw windows through ingest's
+    insert and rollup code; returns the minutes the range covers."""
+    prepare(url, devices)
+    table: sa.Table = TelemetryRollup.__table__  # type: ignore[attr-defined]
+    hour = _hour_vector()
+    day = [24 * v for v in hour]
+    engine = create_db_engine(url)
+    rows: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(table), rows)
+        rows.clear()
+
+    for d in range(devices):
+        for grain, size, n, counts in (("hour", rollups.HOUR, days * 24, hour),
+                                       ("day", rollups.DAY, days, day)):
+            for i in range(n):
+                b = START + i * size
+                for camera, condition in ((rollups.DEVICE, rollups.DEVICE), ("gate", "day")):
+                    rows.append({"grain": grain, "bucket": b, "device_id": f"cam-{d}",
+                                 "release_id": RELEASE, "camera_id": camera,
+                                 "condition": condition, "windows": 60 * size // rollups.HOUR,
+                                 "mismatched": 0, "first_start": b,
+                                 "last_end": b + size, "counts": counts})
+            if len(rows) >= ROWS_PER_INSERT:
+                flush()
+    if rows:
+        flush()
+    minutes = days * 24 * 60
+    base = [w.model_dump(mode="json", by_alias=True) for w in pool()]
+    win: sa.Table = TelemetryWindowRecord.__table__  # type: ignore[attr-defined]
+    for d0 in range(0, devices, 1000):
+        raw = []
+        for d in range(d0, min(devices, d0 + 1000)):
+            for q in range(minutes, minutes + 20):
+                start, end = START + timedelta(minutes=q), START + timedelta(minutes=q + 1)
+                raw.append({"device_id": f"cam-{d}", "seq": q, "window_start": start,
+                            "window_end": end, "release_id": RELEASE, "received_at": end,
+                            "payload": {**base[(d + q) % POOL], "device_id": f"cam-{d}",
+                                        "seq": q}})
+        with session_scope(engine) as s:
+            s.execute(sa.insert(win), raw)
+            rollups.add(s, raw)
+    engine.dispose()
+    return minutes + 19  # ends one minute before the last window: the partial hour is raw
+
+
+def history(url: str, until: str) -> tuple[float, int]:
+    """(seconds, points) of the camera history route for one camera, 30 days (the
+    request through the API in-process, after a warm-up request)."""
+    from fastapi.testclient import TestClient
+
+    from control_plane.api import create_app
+    from control_plane.config import ControlPlaneSettings
+
+    settings = ControlPlaneSettings(data_dir=Path(tempfile.mkdtemp()), database_url=url)
+    with TestClient(create_app(settings, enable_mqtt=False)) as client:
+        h = {"Authorization": f"Bearer {settings.admin_token_path.read_text().strip()}"}
+        params: dict[str, Any] = {"device_id": "cam-7", "camera_id": "gate", "days": 30,
+                                  "until": until}
+        client.get("/api/v1/drift/history", params={**params, "device_id": "cam-8"}, headers=h)
+        t0 = time.perf_counter()
+        r = client.get("/api/v1/drift/history", params=params, headers=h)
+        took = time.perf_counter() - t0
+    r.raise_for_status()
+    return took, len(r.json()["points"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--devices", type=int, default=100, help="0: skip case 1")
+    ap.add_argument("--hours", type=int, default=2)
+    ap.add_argument("--big-devices", type=int, default=0, help="0: skip case 2")
+    ap.add_argument("--big-days", type=int, default=7)
+    ap.add_argument("--no-straightforward", action="store_true")
+    ap.add_argument("--sqlite-only", action="store_true")
+    args = ap.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load "
+          f"{os.getloadavg()[0]:.1f}, Python {platform.python_version()}\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        urls = {"SQLite": lambda: f"sqlite:///{Path(tmp) / uuid.uuid4().hex}.db"}
+        if not args.sqlite_only and postgres_db() is not None:
+            urls["PostgreSQL"] = lambda: postgres_db() or ""
+        print("| store | case | windows | path | report s | peak RSS MB |\n"
+              "|---|---|---|---|---|---|")
+        for name, new_url in urls.items():
+            url = new_url()
+            try:
+                if args.devices:
+                    case_one(name, url, args)
+                if args.big_devices:
+                    case_two(name, new_url(), args)
+            finally:
+                if name == "PostgreSQL":
+                    drop_postgres_db(url)
+
+
+def case_one(name: str, url: str, args: argparse.Namespace) -> None:
+    prepare(url, args.devices)
+    minutes = args.hours * 60
+    t0 = time.perf_counter()
+    seed(url, args.devices, minutes)
+    seeded = time.perf_counter() - t0
+    n = args.devices * minutes
+    label = f"{args.devices:,} x {args.hours} h"
+    got: dict[tuple[str, str], float] = {}
+    ways = [("merge", "rollups"), ("merge", "raw"), ("analysis", "rollups"),
+            ("analysis", "raw")]
+    if not args.no_straightforward:
+        ways.append(("analysis", "straightforward"))
+    for part, how in ways:
+        took, rss = timed(url, how, part, minutes, args.devices)
+        got[(part, how)] = took
+        print(f"| {name} | {label} (seeded in {seeded:.0f} s) | {n:,} | {part}: {how} | "
+              f"{took:.2f} | {rss:.0f} |")
+    for part in ("merge", "analysis"):
+        ratio = got[(part, "raw")] / got[(part, "rollups")]
+        print(f"| {name} | {label} | | {part}: raw / rollups | {ratio:.1f}x | |")
+
+
+def case_two(name: str, url: str, args: argparse.Namespace) -> None:
+    t0 = time.perf_counter()
+    minutes = generate(url, args.big_devices, args.big_days)
+    label = (f"{args.big_devices:,} x {args.big_days} d (rollup rows generated in "
+             f"{time.perf_counter() - t0:.0f} s)")
+    n = args.big_devices * args.big_days * 24 * 60
+    for part in ("merge", "analysis"):
+        took, rss = timed(url, "rollups", part, minutes, args.big_devices)
+        print(f"| {name} | {label} | {n:,} (as rollups) | {part}: rollups | {took:.2f} "
+              f"| {rss:.0f} |")
+    seconds, points = history(url, (START + timedelta(days=args.big_days)).isoformat())
+    print(f"| {name} | one camera, 30 days ({points} daily points) | | "
+          f"GET /api/v1/drift/history | {seconds:.3f} | |")
+    if name == "PostgreSQL":
+        drop_postgres_db(url)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
