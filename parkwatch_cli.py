@@ -94,25 +94,26 @@ def demo(
         0, help="Seconds to watch telemetry at the end; 0 = until Ctrl-C."
     ),
     epochs: int = typer.Option(
-        0, help="Training epochs (first model and retraining); 0: the trainer's default "
-        "(full story), 25 (basic).",
+        0, help="Training epochs (first model and retraining); 0: 25.",
     ),
     arch: str = typer.Option(
-        "", help="Trainer --arch; empty: lite0 (pretrained EfficientNet-Lite0) for the full "
-        "story, compact for basic.",
+        "", help="Trainer --arch; empty or lite0 (pretrained EfficientNet-Lite0 in regions "
+        "mode: the wide cameras need it).",
     ),
     story: str = typer.Option(
         "full",
-        help="full: first rollout, then night on two cameras, drift alert, retraining, "
-        "shadow rollout and promotion; basic: stop after the first rollout (faster).",
+        help="full: first rollout, day baselines and a simulated labeller, then rain on two "
+        "cameras, drift alert, retraining, shadow rollout and promotion; basic: stop after "
+        "the first rollout (faster).",
     ),
     photos: Path | None = typer.Option(
-        None, help="With --story basic: train on real photos from this cat/dog ImageFolder "
+        None, help="Train on real photos from this cat/dog ImageFolder "
         "(e.g. ../shared/data/cats_and_dogs) and film the cameras from held-out photos.",
     ),
 ) -> None:
     """The whole loop on embedded defaults: data, training, control plane, agents, and
-    (full story) night, drift alert, retraining, shadow rollout, promotion, dashboard."""
+    (full story) baselines, labels, rain, drift alert, retraining, shadow rollout,
+    promotion, dashboard."""
     script = Path(__file__).resolve().parent / "scripts" / "demo.py"
     if not script.exists():
         typer.echo("the demo runs from a source checkout (scripts/demo.py not found)", err=True)

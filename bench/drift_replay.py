@@ -1,292 +1,264 @@
 #!/usr/bin/env python3
-"""Replay benchmark of drift alarms: false alarms per 1,000 camera-days and, for
-injected shifts, recall and median delay in windows, for four methods side by side.
+"""Replay benchmark of drift alarms on real feature streams: false alarms per 1,000
+camera-days and, for injected shifts, recall and median delay in windows, for several
+methods side by side on the same windows.
 
-    python bench/drift_replay.py [--cameras 100] [--days 1] [--drift-cameras 20] [--seed 0]
+    python bench/drift_replay.py --model OUT [--cameras 100] [--days 1] [--drift-cameras 20]
 
-Windows are SYNTHETIC (``control_plane.drift.synthetic``'s feature model, not the
-agent's summaries of real clips): 1-minute windows of one camera each, serially
-correlated (a camera's scene drifts slowly, AR(1) over windows, and every window holds
-10 distinct frames each counted 12 times, as a slow scene gives), with a day/dusk/night
-cycle, each camera a little unlike the training data (a fixed offset per camera).
+``OUT`` is a trainer out dir of a regions-mode model (``parkwatch train --arch lite0
+--regions``). The windows are the agent's own summaries (``_drift_pool``): wide park
+clips filmed from the model's held-out test photos, one continuous clip per pool camera
+and variant, cut into 1-minute windows, computed once and cached (``--cache``).
 
-Methods, each with the same K = 3 of N = 5 rule on a camera's windows:
+A replayed camera-day is 1,440 1-minute windows: night (IR for half the cameras, which
+have an illuminator) until 06:00, dusk until 07:00, day until 18:00 (on 30 % of days with
+a rain spell of 1 to 3 hours), dusk until 19:00, night again. Each stretch is filled
+with blocks of ``--block`` consecutive windows of that pool camera's clip of that
+variant (a block bootstrap: serial correlation within blocks). The windows a baseline
+learns from (warm-up days) come from the first half of each clip, the windows scored
+from the second half, so no scored window is in its baseline. A baseline learns from
+the distinct pool windows its warm-up days drew, once each, in time order: 8 per
+condition with the default pool (16-window clips), not ``baseline_windows`` (240),
+because a window repeated inside a baseline stays in the reference when its replay
+leaves it out and makes the fitted level too calm. That is the bench's main limit: a
+level for one false alarm per 30 days is extrapolated from 8 replays.
 
-* ``baseline``: the control plane's default: per camera × condition production baseline
-  learned from the camera's first ``baseline_windows`` windows in that condition, levels
-  fitted from those windows (``drift/baseline.py``) for one false alarm per camera per
-  30 days;
-* ``training``: today's method before baselines: the training profile, per-window level
-  ``(1/n + 1/m) chi2(bins - 1)`` at alpha 0.001 and ``min_psi`` 0.02;
-* ``psi>0.1`` and ``psi>0.25``: the training profile and a fixed PSI threshold.
+Methods (every one with the default ``[drift]`` settings):
 
-Shifts are injected by day, after the baselines exist: camera moved (embedding and
-contrast move), blur (sharpness falls), IR stuck on (saturation near 0: the agent then
-tags the window ``ir``, a condition with no baseline), a new class mix, a new kind of
-animal (confidence falls, embedding spreads). A shift is detected when the method
-alarms within 60 windows of its start; the delay is counted in windows.
+* ``windows``: per camera x condition baseline, each window against its per-window
+  level, K of the latest N windows (``alert_rule = "windows"``, the default);
+* ``recent``: the latest windows of a camera x condition merged (at most N, as many as
+  the level was fitted for), against the level fitted for merged windows
+  (``alert_rule = "merged"``, ``drift.baseline.judge_recent``);
+* ``training``: today's method before baselines, the training profile and a per-window
+  level (``drift.compare.window_drifted``), K of N;
+* ``psi>0.1``, ``psi>0.25``: the training profile and a fixed PSI threshold, K of N.
+
+Shifts start by day on a scored day: the camera's windows from then on come from the
+pool's shifted clips. A shift is detected when the method alarms within 60 windows of
+its start and no alarm ran in the N windows before it; the delay counts windows, the
+first shifted window being 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _drift_methods as dm
+import _drift_pool as dp
+from region_accuracy import load_release
 
 from control_plane.config.drift import DriftSettings
-from control_plane.drift import baseline as bl
-from control_plane.drift import stats, synthetic
-from protocols.features import bin_index
 
-REF = synthetic.profile()
-DISTINCT, REPEAT = 10, 12
-K, N = 3, 5
-WINDOWS_PER_DAY = 24 * 60
+DAY = 24 * 60
 HORIZON = 60
-STATS = ["brightness", "contrast", "sharpness", "saturation"]
-MEAN = {"brightness": 130.0, "contrast": 50.0, "sharpness": 3.0, "saturation": 0.4}
-SD = {"brightness": 20.0, "contrast": 10.0, "sharpness": 0.5, "saturation": 0.08}
-# Mean shift of each input statistic (in SDs) by condition: light, not drift.
-CONDITION_SHIFT = {"day": 0.0, "dusk": 1.0, "night": 2.0}
-SHIFTS = ["moved", "blur", "ir_stuck", "class_mix", "new_object"]
+METHODS = ["recent", "windows", "training", "psi>0.1", "psi>0.25"]
 
 
-def condition_at(minute: int) -> str:
-    hour = (minute % WINDOWS_PER_DAY) / 60
-    if 7 <= hour < 18:
-        return "day"
-    if 6 <= hour < 7 or 18 <= hour < 19:
-        return "dusk"
-    return "night"
-
-
-@dataclass
-class Stream:
-    """One camera's windows: per feature a (windows x bins) count matrix; conditions."""
-
-    counts: dict[str, np.ndarray]
-    conditions: list[str]
-
-
-def _frames(rng: np.random.Generator, offset: np.ndarray, light: np.ndarray,
-            latent: np.ndarray, shift: np.ndarray, kind: str | None) -> dict[str, np.ndarray]:
-    """The DISTINCT frames of every window: (windows, DISTINCT) arrays."""
-    w, n = light.size, DISTINCT
-    col = lambda a: a[:, None]  # noqa: E731
-    v: dict[str, np.ndarray] = {}
-    for i, s in enumerate(STATS):
-        mu = MEAN[s] + SD[s] * (offset[i] - col(light) + 0.3 * col(latent))
-        v[s] = rng.normal(mu, SD[s], (w, n))
-    v["embedding.0"] = rng.normal(offset[4] + 0.3 * col(latent), 1.0, (w, n))
-    v["embedding.1"] = rng.normal(0.0, 1.0, (w, n))
-    a = np.maximum(5.0 - 1.0 * col(light), 1.0)
-    v["confidence"] = 1 / 3 + (2 / 3) * rng.beta(np.broadcast_to(a, (w, n)), 1.5)
-    v["classes"] = rng.choice(3, size=(w, n), p=[0.3, 0.4, 0.3])
-    on = col(shift)
-    if kind == "moved":
-        v["embedding.0"] = v["embedding.0"] + 1.5 * on
-        v["contrast"] = v["contrast"] - 1.0 * SD["contrast"] * on
-    elif kind == "blur":
-        v["sharpness"] = v["sharpness"] - 2.0 * SD["sharpness"] * on
-    elif kind == "ir_stuck":
-        v["saturation"] = np.where(on, rng.normal(0.05, 0.02, (w, n)), v["saturation"])
-    elif kind == "class_mix":
-        v["classes"] = np.where(on, rng.choice(3, size=(w, n), p=[0.05, 0.15, 0.8]),
-                                v["classes"])
-    elif kind == "new_object":
-        v["confidence"] = np.where(on, 1 / 3 + (2 / 3) * rng.beta(1.5, 1.5, (w, n)),
-                                   v["confidence"])
-        v["embedding.1"] = np.where(on, rng.normal(0.0, 2.0, (w, n)), v["embedding.1"])
-    return v
-
-
-def _binned(values: np.ndarray, edges: list[float]) -> np.ndarray:
-    """Per-window counts, binned as agents bin them (``protocols.features.bin_index``)."""
-    bins = len(edges) - 1
-    idx = bin_index(values.ravel(), edges).reshape(values.shape)
-    rows = np.arange(values.shape[0])[:, None] * bins
-    flat = np.bincount((rows + idx).ravel(), minlength=values.shape[0] * bins)
-    return flat.reshape(values.shape[0], bins).astype(np.float64) * REPEAT
-
-
-def stream(rng: np.random.Generator, windows: int, shift: str | None = None,
-           shift_at: int = 0) -> Stream:
-    offset = rng.normal(0.0, 0.6, 5)  # this camera unlike the training stills
-    rho = 0.95
-    noise = rng.normal(size=windows) * np.sqrt(1 - rho * rho)
-    latent = np.zeros(windows)
-    for w in range(1, windows):
-        latent[w] = rho * latent[w - 1] + noise[w]
-    conditions = [condition_at(w) for w in range(windows)]
-    light = np.array([CONDITION_SHIFT[c] for c in conditions])
-    on = np.zeros(windows, bool)
-    if shift is not None:
-        on[shift_at:] = True
-    v = _frames(rng, offset, light, latent, on, shift)
-    if shift == "ir_stuck":  # the agent's rule: saturation below 0.15 is IR
-        conditions = ["ir" if o else c for c, o in zip(conditions, on, strict=True)]
-    counts = {"confidence": _binned(v["confidence"], REF.confidence.edges)}
-    counts |= {f"input.{s}": _binned(v[s], REF.input_stats[s].edges) for s in STATS}
-    counts |= {f"embedding.{i}": _binned(v[f"embedding.{i}"], h.edges)
-               for i, h in enumerate(REF.embedding_hists)}
-    counts["classes"] = _binned(v["classes"].astype(np.float64), [0.0, 1.0, 2.0, 3.0])
-    return Stream(counts, conditions)
-
-
-def _psi_rows(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
-    """PSI of each row of ``cur`` against ``ref``, as ``stats.psi``."""
-    pc = stats.PSI_PSEUDO_COUNT
-    p = (ref + pc) / (ref.sum() + pc * ref.size)
-    q = (cur + pc) / (cur.sum(axis=1, keepdims=True) + pc * cur.shape[1])
-    return np.asarray(np.sum((q - p) * np.log(q / p), axis=1))
-
-
-def training_counts() -> dict[str, np.ndarray]:
-    out = {"confidence": np.array(REF.confidence.counts)}
-    out |= {f"input.{s}": np.array(REF.input_stats[s].counts) for s in STATS}
-    out |= {f"embedding.{i}": np.array(h.counts) for i, h in enumerate(REF.embedding_hists)}
-    out["classes"] = np.array([REF.class_counts[lb] for lb in synthetic.LABELS])
+def timeline(rng: np.random.Generator, days: int, night: str) -> list[str]:
+    """The pool variant of every minute of ``days`` days."""
+    out: list[str] = []
+    for _ in range(days):
+        day = [night] * DAY
+        day[6 * 60:7 * 60] = ["dusk"] * 60
+        day[7 * 60:18 * 60] = ["day"] * (11 * 60)
+        day[18 * 60:19 * 60] = ["dusk"] * 60
+        if rng.random() < 0.3:
+            start = int(rng.integers(8 * 60, 14 * 60))
+            length = int(rng.integers(60, 181))
+            day[start:start + length] = ["rain"] * length
+        out += day
     return out
 
 
-def exceed_training(s: Stream, fixed: float | None) -> np.ndarray:
-    ref = training_counts()
-    hit = np.zeros(len(s.conditions), bool)
-    for name, cur in s.counts.items():
-        r = ref[name]
-        psi = _psi_rows(r, cur)
-        if fixed is not None:
-            hit |= psi > fixed
-        else:
-            m, n = cur.sum(axis=1), r.sum()
-            chi2q = stats.psi_alarm_level(1.0, 1.0, r.size, 0.001) / 2.0
-            hit |= psi > np.maximum((1 / n + 1 / m) * chi2q, 0.02)
-    return hit
+class Replay:
+    """Pool windows by (pool camera, variant), split into learning and scoring halves."""
+
+    def __init__(self, pool: dp.Pool, profile: object, block: int) -> None:
+        self.block = block
+        self.raw = pool
+        self.index: dict[tuple[str, str], list[int]] = {}
+        flat: list[dict[str, object]] = []
+        for cam, variants in pool.items():
+            for variant, windows in variants.items():
+                self.index[(cam, variant)] = list(range(len(flat), len(flat) + len(windows)))
+                flat += windows
+        self.flat = flat
+        self.windows = dm.windows_of(profile, flat)  # type: ignore[arg-type]
+
+    def draw(self, rng: np.random.Generator, cam: str, variants: list[str], learning: bool
+             ) -> np.ndarray:
+        """Pool indices for a run of minutes, block by block from each variant's clip."""
+        out = np.empty(len(variants), np.intp)
+        i = 0
+        while i < len(variants):
+            v = variants[i]
+            idx = self.index[(cam, v)]
+            half = idx[: len(idx) // 2] if learning else idx[len(idx) // 2:]
+            if v in dp.SHIFTS:  # shifted clips are only ever scored: use all of them
+                half = idx
+            b = min(self.block, len(half))
+            start = int(rng.integers(0, len(half) - b + 1))
+            j = i
+            while j < len(variants) and j - i < b and variants[j] == v:
+                j += 1
+            out[i:j] = half[start:start + (j - i)]
+            i = j
+        return out
 
 
-def exceed_baseline(s: Stream, learn: int, block: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exceedances, and which windows were judged (a baseline existed)."""
-    hit = np.zeros(len(s.conditions), bool)
-    judged = np.zeros(len(s.conditions), bool)
-    conds = np.array(s.conditions)
-    for cond in sorted(set(s.conditions)):
-        idx = np.flatnonzero(conds == cond)
-        if idx.size <= learn:
+def judge(rp: Replay, picks: np.ndarray, scored_from: int, train: dict[str, np.ndarray],
+          s: DriftSettings, profile: object) -> dict[str, np.ndarray]:
+    """Every method's alarm at every scored window of one camera (picks: pool indices in
+    time order). Each condition's baseline learns from the distinct pool windows of the
+    warm-up days in that condition, once each, in time order: a pool window repeated
+    inside a baseline would stay in the reference when its replay leaves it out and
+    make the fitted level too calm."""
+    w = rp.windows.take(picks)
+    n, k = s.alert_windows, s.alert_drifted_windows
+    each = np.zeros(len(picks), bool)
+    recent = np.zeros(len(picks), bool)
+    judged = w.frames >= s.min_samples
+    scored = np.arange(len(picks)) >= scored_from
+    for cond in sorted(set(w.conditions.tolist())):
+        warm = picks[:scored_from][w.conditions[:scored_from] == cond]
+        distinct = np.array(list(dict.fromkeys(warm.tolist())), np.intp)
+        if distinct.size < 2:
+            continue  # still learning: never judged
+        base = dm.learn(profile, rp.windows.take(distinct), s)  # type: ignore[arg-type]
+        if base is None:
             continue
-        learn_idx, test_idx = idx[:learn], idx[learn:]
-        levels = _fit(s, learn_idx, block)
-        alpha = bl.window_alpha(30, 1.0, len(levels))
-        judged[test_idx] = True
-        for name, lv in levels.items():
-            ref = s.counts[name][learn_idx].sum(axis=0)
-            cur = s.counts[name][test_idx]
-            psi = _psi_rows(ref, cur)
-            m, n = cur.sum(axis=1), ref.sum()
-            one = lv.alarm(n, 1.0, alpha, 0.0) / (1 / n + 1.0)  # the level per unit size
-            level = np.maximum((1 / n + 1 / m) * one, 0.02)
-            hit[test_idx] |= psi > level
-    return hit, judged
+        mask = scored & (w.conditions == cond)
+        each |= dm.k_of_n(dm.exceed_each(base, w, s) & mask, k, n)
+        recent |= dm.exceed_recent(base, w, s, mask & judged)
+    out = {"recent": recent, "windows": each}
+    for name, verdict in train.items():
+        out[name] = dm.k_of_n(verdict[picks], k, n)
+    return {name: a[scored_from:] for name, a in out.items()}
 
 
-def _fit(s: Stream, learn_idx: np.ndarray, block: int) -> dict[str, bl.Level]:
-    """The control plane's fit, through its own code (``bl.learn``) on window JSON."""
-    cams = []
-    for w in learn_idx:
-        c = s.counts
-        cams.append({
-            "camera_id": "gate",
-            "confidence_hist": c["confidence"][w].tolist(),
-            "input_hists": {st: c[f"input.{st}"][w].tolist() for st in STATS},
-            "embedding_hists": [c["embedding.0"][w].tolist(), c["embedding.1"][w].tolist()],
-            "class_counts": dict(zip(synthetic.LABELS, c["classes"][w].tolist(), strict=True)),
-        })
-    fit = bl.learn(REF, cams, min_samples=30, block=block)
-    assert fit is not None
-    return fit.levels
-
-
-def alarms(hit: np.ndarray) -> np.ndarray:
-    """Windows where K of the last N exceed (the device-level rule)."""
-    run = np.convolve(hit.astype(int), np.ones(N, int))[: hit.size]
-    return np.asarray(run >= K)
-
-
-def episodes(alarm: np.ndarray) -> int:
-    return int(np.sum(alarm[1:] & ~alarm[:-1]) + (1 if alarm.size and alarm[0] else 0))
-
-
-METHODS = ["baseline", "training", "psi>0.1", "psi>0.25"]
-
-
-def judge_all(s: Stream, learn: int, block: int) -> dict[str, np.ndarray]:
-    base, judged = exceed_baseline(s, learn, block)
-    return {"baseline": alarms(base) & judged, "training": alarms(exceed_training(s, None)),
-            "psi>0.1": alarms(exceed_training(s, 0.1)),
-            "psi>0.25": alarms(exceed_training(s, 0.25))}
+def camera(rp: Replay, rng: np.random.Generator, i: int, warm: int, days: int,
+           shift: str | None = None) -> tuple[list[str], np.ndarray, int]:
+    """One replayed camera: its variants, pool indices, and the shift's start (or -1)."""
+    cams = sorted(rp.raw)
+    cam = cams[i % len(cams)]
+    night = "ir" if (i // len(cams)) % 2 else "night"
+    variants = timeline(rng, warm + days, night)
+    at = -1
+    if shift is not None:
+        at = warm * DAY + int(rng.integers(8 * 60, 16 * 60))
+        variants = variants[:at] + [shift] * (HORIZON + 1)
+    learn = rp.draw(rng, cam, variants[: warm * DAY], True)
+    score = rp.draw(rng, cam, variants[warm * DAY:], False)
+    return variants, np.concatenate([learn, score]), at
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, required=True, help="a regions-mode trainer out dir")
+    ap.add_argument("--photos", type=Path,
+                    default=Path(__file__).resolve().parents[2] / "shared/data/cats_and_dogs")
+    ap.add_argument("--cache", type=Path, default=Path(os.environ.get(
+        "XDG_CACHE_HOME", Path.home() / ".cache")) / "parkwatch-bench",
+        help="where the pool of windows is cached (never the repository)")
     ap.add_argument("--cameras", type=int, default=100)
-    ap.add_argument("--days", type=float, default=1.0)
+    ap.add_argument("--days", type=int, default=1, help="scored days per camera")
     ap.add_argument("--drift-cameras", type=int, default=20, help="per shift kind")
+    ap.add_argument("--pool-cameras", type=int, default=2)
+    ap.add_argument("--pool-windows", type=int, default=16, help="per pool camera and condition")
+    ap.add_argument("--pool-shift-windows", type=int, default=6)
+    ap.add_argument("--fps", type=float, default=1.0, help="frames analysed per second")
+    ap.add_argument("--block", type=int, default=4, help="block bootstrap length, windows")
     ap.add_argument("--seed", type=int, default=0)
-    defaults = DriftSettings()
-    ap.add_argument("--learn", type=int, default=defaults.baseline_windows,
-                    help="[drift] baseline_windows (default: the default setting)")
-    ap.add_argument("--block", type=int, default=defaults.baseline_block,
-                    help="[drift] baseline_block (default: the default setting)")
-    args = ap.parse_args()
-    rng = np.random.default_rng(args.seed)
+    ap.add_argument("--workers", type=int, default=2, help="processes computing the pool")
+    a = ap.parse_args()
+    try:
+        _, manifest, _ = load_release(a.model)
+    except (OSError, ValueError, KeyError) as exc:
+        sys.exit(f"error: {a.model}: {exc}; pass --model with a regions-mode trainer out dir")
+    spec = dp.PoolSpec(a.pool_cameras, a.pool_windows, a.pool_shift_windows, 60.0, a.fps,
+                       a.seed)
     t0 = time.perf_counter()
-    # Learning needs each condition's first windows: warm-up days, then the days scored.
-    warm = WINDOWS_PER_DAY * max(1, -(-args.learn // 120))  # dusk: 120 windows a day
-    windows = int(warm + args.days * WINDOWS_PER_DAY)
+    pool = dp.build(spec, a.model, a.photos, a.cache, a.workers)
+    print(f"pool: {a.pool_cameras} cameras x ({len(dp.CONDITIONS)} conditions x "
+          f"{a.pool_windows} + {len(dp.SHIFTS)} shifts x {a.pool_shift_windows}) windows of "
+          f"60 s at {a.fps:g} frames/s ({time.perf_counter() - t0:.0f} s, cache {a.cache})")
+    report(pool, manifest.reference_profile, a)
+
+
+def report(pool: dp.Pool, profile: object, a: argparse.Namespace) -> None:
+    s = DriftSettings()
+    rp = Replay(pool, profile, a.block)
+    tags = {v: _share(rp, v) for v in (*dp.CONDITIONS, *dp.SHIFTS)}
+    print("agent's condition tags per pool variant: " + "; ".join(
+        f"{v} {t}" for v, t in tags.items()))
+    train = dm.training_verdicts(profile, rp.flat, s)  # type: ignore[arg-type]
+    rng = np.random.default_rng(a.seed)
+    warm = max(2, -(-s.baseline_windows // 120))  # dusk: 120 windows a day
+    t0 = time.perf_counter()
     false = dict.fromkeys(METHODS, 0)
-    alarmed = dict.fromkeys(METHODS, 0)
-    for _ in range(args.cameras):
-        s = stream(rng, windows)
-        for name, alarm in judge_all(s, args.learn, args.block).items():
-            false[name] += episodes(alarm[warm:])
-            alarmed[name] += int(alarm[warm:].sum())
-    camera_days = args.cameras * args.days
-    print(f"no drift: {args.cameras} cameras x {args.days:g} days = {camera_days:g} "
-          f"camera-days of 1-minute windows (after {warm // WINDOWS_PER_DAY} warm-up days; "
-          f"baseline_windows {args.learn}, baseline_block {args.block})")
+    in_rain = dict.fromkeys(METHODS, 0)
+    in_alarm = dict.fromkeys(METHODS, 0)
+    for i in range(a.cameras):
+        variants, picks, _ = camera(rp, rng, i, warm, a.days)
+        rain = np.array(variants[warm * DAY:]) == "rain"
+        for name, alarm in judge(rp, picks, warm * DAY, train, s, profile).items():
+            false[name] += dm.episodes(alarm)
+            starts = alarm & ~np.concatenate([[False], alarm[:-1]])
+            in_rain[name] += int((starts & rain).sum())
+            in_alarm[name] += int(alarm.sum())
+    camera_days = a.cameras * a.days
+    print(f"\nno drift: {a.cameras} cameras x {a.days} days = {camera_days} camera-days of "
+          f"1-minute windows after {warm} warm-up days (baseline_windows "
+          f"{s.baseline_windows}, baseline_block {s.baseline_block}, K {s.alert_drifted_windows}"
+          f" of N {s.alert_windows}, false_alarm_days {s.false_alarm_days:g}; "
+          f"{time.perf_counter() - t0:.0f} s)")
     print(f"{'method':<10} {'false alarms':>13} {'per 1,000 camera-days':>22} "
-          f"{'windows in alarm':>17}")
-    scored = args.cameras * (windows - warm)
+          f"{'of them starting in rain':>25} {'windows in alarm':>17}")
     for name in METHODS:
         print(f"{name:<10} {false[name]:>13} {1000 * false[name] / camera_days:>22.1f} "
-              f"{alarmed[name] / scored:>17.1%}")
-    print()
-    print(f"injected shifts ({args.drift_cameras} cameras each, by day): recall within "
-          f"{HORIZON} windows / median delay in windows")
-    print(f"{'shift':<11}" + "".join(f"{m:>18}" for m in METHODS))
-    for shift in SHIFTS:
+              f"{in_rain[name]:>25} {in_alarm[name] / (camera_days * DAY):>17.2%}")
+    shifts(rp, rng, warm, train, s, profile, a.drift_cameras)
+
+
+def _share(rp: Replay, variant: str) -> str:
+    tags = rp.windows.conditions[[i for (_, v), idx in rp.index.items() if v == variant
+                                  for i in idx]]
+    values, counts = np.unique(tags, return_counts=True)
+    return ",".join(f"{v} {c / tags.size:.0%}" for v, c in zip(values, counts, strict=True))
+
+
+def shifts(rp: Replay, rng: np.random.Generator, warm: int, train: dict[str, np.ndarray],
+           s: DriftSettings, profile: object, per_kind: int) -> None:
+    print(f"\ninjected shifts ({per_kind} cameras each, by day): recall within {HORIZON} "
+          f"windows / median delay in windows")
+    print(f"{'shift':<11}" + "".join(f"{m:>16}" for m in METHODS))
+    n = s.alert_windows
+    for shift in dp.SHIFTS:
         found: dict[str, list[int]] = {m: [] for m in METHODS}
-        for _ in range(args.drift_cameras):
-            at = warm + int(rng.integers(8 * 60, 16 * 60))  # after warm-up, daytime
-            s = stream(rng, at + HORIZON + 1, shift, at)
-            for name, alarm in judge_all(s, args.learn, args.block).items():
-                already = alarm[at - N: at].any()  # an alarm running before the shift
-                after = np.flatnonzero(alarm[at: at + HORIZON])
+        for i in range(per_kind):
+            _, picks, at = camera(rp, rng, i, warm, 1, shift)
+            for name, alarm in judge(rp, picks, warm * DAY, train, s, profile).items():
+                rel = at - warm * DAY
+                after = np.flatnonzero(alarm[rel: rel + HORIZON])
                 # An alarm already on when the shift starts is no detection of it.
-                if after.size and not already:
+                if after.size and not alarm[max(rel - n, 0): rel].any():
                     found[name].append(int(after[0]) + 1)
         cells = []
         for name in METHODS:
             hits = found[name]
             med = f"{np.median(hits):.0f}" if hits else "-"
-            cells.append(f"{len(hits) / args.drift_cameras:>11.0%} / {med:>4}")
-        print(f"{shift:<11}" + "".join(f"{c:>18}" for c in cells))
-    print(f"\n{time.perf_counter() - t0:.0f} s")
+            cells.append(f"{len(hits) / per_kind:>8.0%} / {med:>3}")
+        print(f"{shift:<11}" + "".join(f"{c:>16}" for c in cells))
 
 
 if __name__ == "__main__":

@@ -309,6 +309,22 @@ def report(r: dict[str, Any], args: argparse.Namespace, commit: str) -> None:
           "and fleet share this machine")
 
 
+def run(args: argparse.Namespace, tmp: Path, db_url: str) -> dict[str, Any]:
+    # The broker's in-flight limit matches the workers' batch: a batch waits for no one.
+    port, broker = fleet_ingest.start_broker(tmp, inflight=100)
+    loop = Loop(tmp / "loop", mqtt_url=f"mqtt://127.0.0.1:{port}")
+    try:
+        return measure(args, loop, db_url)
+    except Exception:
+        for proc in loop.procs.values():
+            print(f"--- {proc.name}\n{proc.tail()}", file=sys.stderr)
+        raise
+    finally:
+        loop.stop_all()
+        broker.terminate()
+        broker.wait(10)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -330,21 +346,11 @@ def main() -> None:
         raise SystemExit("this benchmark needs PostgreSQL: set PARKWATCH_TEST_POSTGRES_URL")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH.parent,
                             capture_output=True, text=True).stdout.strip()
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        port, broker = fleet_ingest.start_broker(tmp)
-        loop = Loop(tmp / "loop", mqtt_url=f"mqtt://127.0.0.1:{port}")
-        try:
-            result = measure(args, loop, db_url)
-        except Exception:
-            for proc in loop.procs.values():
-                print(f"--- {proc.name}\n{proc.tail()}", file=sys.stderr)
-            raise
-        finally:
-            loop.stop_all()
-            broker.terminate()
-            broker.wait(10)
-            fleet_ingest.drop_postgres_db(db_url)
+    try:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            result = run(args, Path(tmp_name), db_url)
+    finally:
+        fleet_ingest.drop_postgres_db(db_url)
     report(result, args, commit)
 
 

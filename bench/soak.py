@@ -189,7 +189,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp_name:
         tmp = Path(tmp_name)
         broker, mqtt_port = start_broker(tmp)
-        serve, url, token = start_serve(tmp, mqtt_port, args.drift_interval)
+        try:
+            serve, url, token = start_serve(tmp, mqtt_port, args.drift_interval)
+        except BaseException:  # no broker left behind when serve does not come up
+            broker.terminate()
+            raise
         procs: list[subprocess.Popen[bytes]] = [broker, serve]
         try:
             devices = [f"soak-{i:03d}" for i in range(args.devices)]

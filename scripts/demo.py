@@ -3,10 +3,14 @@
 Makes synthetic data and camera videos, starts the control plane (SQLite,
 local artifacts, in-process MQTT broker) and the retraining worker, trains and
 registers a model, signs a release, provisions three agents and rolls the
-release out. The full story (default) then switches two cameras to night: the
-drift alert, the retraining on day + night images, the shadow rollout and the
-promotion follow (scripts/demo_story.py). `--story basic` stops after the first
-rollout. Both end with a live telemetry table; Ctrl-C stops every process the
+release out. Every camera is a wide park shot (regions mode). The full story
+(default) lets each camera learn its day baseline while a simulated labeller labels a
+few uploaded crops from the clips' ground truth. Then rain sets in on two cameras:
+against their own day baselines that is a real change (rain is no light condition of
+its own, unlike night), the drift alert opens, the retraining on day + rain images
+follows, then the shadow rollout and the promotion
+(scripts/demo_story.py). `--story basic` stops after the first rollout. Both end
+with a live telemetry table; Ctrl-C stops every process the
 demo started.
 """
 
@@ -25,15 +29,16 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.demo_story import (
+    SHIFT_SEVERITY,
     PhaseError,
     Timeline,
-    night_story,
-    open_alert,
+    day_story,
     story_config,
     story_data,
+    weather_story,
 )
+from scripts.labeller import SimulatedLabeller
 from scripts.loop import Loop, class_counts
-from scripts.make_video import make_video
 from scripts.real_video import DEFAULT_PHOTOS
 from scripts.synth_images import generate_dataset
 from trainer.synth import PhotoPool, SceneSpec, Schedule, write_clip
@@ -43,23 +48,23 @@ CAMERAS = {
     "park1-lawn": ["dog", "dog", "cat", "dog", "dog", "cat"],
     "park2-pond": ["cat", "dog", "dog", "cat", "dog", "cat"],
 }
-# The cameras that see night in the full story, with balanced night scenes.
 PHOTOS_PER_CLASS = 150  # --photos: enough for a linear probe in about a minute on 2 cores
-# The basic story's cameras are wide park shots: animals come and go among people, balls
-# and leaves, and the model (Lite0 in regions mode, with an "other" class) classifies the
-# moving regions. The full story's night shift is built on close-up scenes.
-PARK_CLIP_SECONDS = 90.0
+# The cameras are wide park shots: animals come and go among people, balls and leaves,
+# and the model (Lite0 in regions mode, with an "other" class) classifies the moving
+# regions.
+PARK_CLIP_SECONDS = 60.0
 PARK_SCHEDULE = Schedule(empty_share=0.4, animals_per_minute=4.0, distractors_per_minute=3.0,
                          max_group=3)
 REGIONS_TRAINER = 'arch = "lite0"\nregions = true\nregion_eval_seconds = 10\n'
-
-NIGHT = {"park1-lawn": ["dog", "cat"] * 3, "park2-pond": ["cat", "dog"] * 3}
+# The full story retrains too: smaller crops and no int8 gate keep it to minutes.
+FULL_TRAINER = REGIONS_TRAINER + 'input_size = 160\nshifts = ["rain"]\n'
+RAIN = ["park1-lawn", "park2-pond"]  # the cameras the weather changes on (full story)
 console = Console()
 
 
 def fleet_table(loop: Loop, release_id: str) -> Table:
-    table = Table(title=f"fleet telemetry for release {release_id} (wide cameras: animals "
-                  "that came in the last hour, one per track; close-ups: frames)")
+    table = Table(title=f"fleet telemetry for release {release_id} (animals that came in "
+                  "the last hour, one per track)")
     for col in ("device", "online", "release", "stage", "windows", "cat", "dog", "p95 ms"):
         table.add_column(col)
     park = {(c["device_id"]): c for c in loop.api("/park", hours=1)["cameras"]
@@ -93,36 +98,38 @@ def parse_args() -> argparse.Namespace:
                         "trainer's default for --arch (25), or 25 for --story basic")
     parser.add_argument("--arch", default="",
                         help="trainer --arch; empty: lite0 (pretrained EfficientNet-Lite0, "
-                        "linear probe; the basic story's wide cameras need it: regions mode)")
+                        "linear probe; the wide cameras need it: regions mode)")
     parser.add_argument("--story", choices=("full", "basic"), default="full",
-                        help="full: night, drift, retraining, shadow, promotion; basic: stop "
-                        "after the first rollout")
+                        help="full: baselines, labels, rain, drift, retraining, shadow, "
+                        "promotion; basic: stop after the first rollout")
     parser.add_argument("--photos", type=Path, default=None,
-                        help="with --story basic: train on real photos from this ImageFolder "
+                        help="train on real photos from this ImageFolder "
                         f"(e.g. {DEFAULT_PHOTOS}; {PHOTOS_PER_CLASS} per class, linear probe "
                         "of EfficientNet-Lite0) and film the wide cameras from cut-outs of "
-                        "held-out photos")
+                        "held-out photos (full story: retrain on rain-shifted copies)")
     args = parser.parse_args()
-    if args.photos is not None and args.story != "basic":
-        parser.error("--photos works with --story basic (the full story's night shift is "
-                     "built for the synthetic scenes)")
-    if args.story == "basic" and args.arch not in ("", "lite0"):
-        parser.error("the basic story's wide cameras classify regions, which needs --arch "
-                     "lite0 (a linear probe with an 'other' class); leave --arch out")
+    if args.arch not in ("", "lite0"):
+        parser.error("the wide cameras classify regions, which needs --arch lite0 (a linear "
+                     "probe with an 'other' class); leave --arch out")
     return args
 
 
-def film_park(videos: Path, photos: Path | None, workdir: Path) -> None:
-    """Wide park clips, one per camera (and a ground-truth sidecar beside each): cartoon
-    animals, or cut-outs of the photos of the trainer's test split (never trained on)."""
-    pool = PhotoPool(photos, "test") if photos is not None else None
-    for i, device_id in enumerate(CAMERAS):
+def park_spec(device_id: str, pool: PhotoPool | None, workdir: Path,
+              rain: bool = False) -> SceneSpec:
+    """A camera's wide park clip: cartoon animals, or cut-outs of the photos of the
+    trainer's test split (never trained on); ``rain``: the same scene in the rain."""
+    return SceneSpec(seconds=PARK_CLIP_SECONDS, seed=10 + list(CAMERAS).index(device_id),
+                     photos=pool, schedule=PARK_SCHEDULE, cutout_cache=workdir / "cutouts",
+                     conditions=("rain",) if rain else ("day",), severity=SHIFT_SEVERITY)
+
+
+def film_park(videos: Path, pool: PhotoPool | None, workdir: Path) -> None:
+    """One clip per camera, with its ground-truth sidecar beside it."""
+    for device_id in CAMERAS:
         video = videos / f"{device_id}.avi"
         if not video.exists():
             video.parent.mkdir(parents=True, exist_ok=True)
-            write_clip(video, SceneSpec(seconds=PARK_CLIP_SECONDS, seed=10 + i, photos=pool,
-                                        schedule=PARK_SCHEDULE,
-                                        cutout_cache=workdir / "cutouts"))
+            write_clip(video, park_spec(device_id, pool, workdir))
 
 
 def photo_subset(src: Path, dest: Path, per_class: int) -> Path:
@@ -147,15 +154,12 @@ def _stop_on_sigterm(_signum: int, _frame: object) -> None:
 
 
 def trainer_args(args: argparse.Namespace, workdir: Path) -> list[str]:
+    """Wide cameras: a model for regions (crops, and an "other" class)."""
     full = args.story == "full"
-    train_args = ["--arch", args.arch or "lite0"]
-    if not full:  # wide cameras: a model for regions (crops, and an "other" class)
-        workdir.mkdir(parents=True, exist_ok=True)
-        regions = workdir / "trainer-regions.toml"
-        regions.write_text(REGIONS_TRAINER)
-        train_args += ["--config", str(regions)]
-    if args.epochs or not full:
-        train_args += ["--epochs", str(args.epochs or 25)]
+    workdir.mkdir(parents=True, exist_ok=True)
+    regions = workdir / "trainer-regions.toml"
+    regions.write_text(FULL_TRAINER if full else REGIONS_TRAINER)
+    train_args = ["--arch", "lite0", "--config", str(regions), "--epochs", str(args.epochs or 25)]
     if full:
         train_args.append("--no-quantize")  # minutes count; the int8 gate is another story
     return train_args
@@ -163,22 +167,17 @@ def trainer_args(args: argparse.Namespace, workdir: Path) -> list[str]:
 
 def prepare_data(workdir: Path, full: bool,
                  photos: Path | None) -> tuple[Path, Path, dict[str, Path]]:
-    """The training set, the cameras' clips and (full story) the night data."""
-    # The full story retrains too, so its day set is smaller (minutes on 2 cores).
-    data = workdir / ("day-dataset" if full else "dataset")
+    """The training set, the cameras' clips and (full story) the rain data."""
+    data = workdir / "dataset"
     if photos is not None:
         data = photo_subset(photos, workdir / "photos", PHOTOS_PER_CLASS)
     elif not data.exists():
-        generate_dataset(data, n_per_class=300 if full else PHOTOS_PER_CLASS, seed=0, size=128)
-    videos = workdir / ("park-photos" if photos else "park" if not full else "videos")
-    if not full:
-        film_park(videos, photos, workdir)
-    for i, (device_id, labels) in enumerate(CAMERAS.items()):
-        video = videos / f"{device_id}.avi"
-        if full and not video.exists():
-            video.parent.mkdir(parents=True, exist_ok=True)
-            make_video(video, labels=labels, n_segments=len(labels), seed=10 + i)
-    extra = story_data(workdir, NIGHT, data) if full else {}
+        generate_dataset(data, n_per_class=PHOTOS_PER_CLASS, seed=0, size=128)
+    videos = workdir / ("park-photos" if photos else "park")
+    pool = PhotoPool(photos, "test") if photos is not None else None
+    film_park(videos, pool, workdir)
+    extra = story_data(workdir, videos, {d: park_spec(d, pool, workdir, rain=True)
+                                         for d in RAIN}, data, photos) if full else {}
     console.print(f"dataset in {data}, videos in {videos}")
     return data, videos, extra
 
@@ -196,13 +195,11 @@ def train_first(loop: Loop, data: Path, out: Path, train_args: list[str],
         loop.cli("aliases", "set", "petnet", "champion", str(version["version"]))
 
 
-def start_agents(loop: Loop, videos: Path, full: bool) -> None:
-    """One agent per camera: close-ups classified whole (full story) or wide park shots
-    in regions mode (basic story)."""
+def start_agents(loop: Loop, videos: Path) -> None:
+    """One agent per camera, a wide park shot in regions mode."""
     for device_id in CAMERAS:
-        loop.add_agent(device_id, videos / f"{device_id}.avi", sample_fps=4.0 if full else 5.0,
-                       motion_gate=False if full else None,
-                       mode="frame" if full else "regions")
+        loop.add_agent(device_id, videos / f"{device_id}.avi", sample_fps=5.0,
+                       mode="regions")
         loop.start_agent(device_id)
         console.print(f"agent {device_id}: config {loop.workdir / 'agents' / device_id}.toml")
 
@@ -218,11 +215,10 @@ def roll_out(loop: Loop) -> str:
     return release_id
 
 
-def watch(loop: Loop, release_id: str, duration: float, park: bool) -> None:
+def watch(loop: Loop, release_id: str, duration: float) -> None:
     """Where to look, then the live table until ``duration`` s pass (0: until Ctrl-C)."""
     token = (loop.cp_dir / "admin.token").read_text().strip()
-    page = "park" if park else "fleet"
-    console.print(f"dashboard: [bold]{loop.api_url}/dashboard/#/{page}?token={token}[/]")
+    console.print(f"dashboard: [bold]{loop.api_url}/dashboard/#/park?token={token}[/]")
     console.print(f"look: {loop.api_url}/api/v1/devices  ·  {loop.api_url}/docs  ·  "
                   f"token in {loop.cp_dir / 'admin.token'}  ·  logs in {loop.workdir / 'logs'}")
     end = time.monotonic() + duration if duration else float("inf")
@@ -239,19 +235,24 @@ def main() -> int:
     photos: Path | None = args.photos.resolve() if args.photos is not None else None
     workdir: Path = args.workdir.resolve()
     train_args = trainer_args(args, workdir)
-    # Full story: 10 s windows at 4 fps, so each holds 40 frames: enough for the drift
-    # statistics to tell night from day. The [drift] thresholds in story_config are tuned
-    # for that count: PSI over sparse reference bins grows with the sample count, and at
-    # 120 frames per window the day camera's brightness (synthetic frames are not the
-    # training images) crosses the alarm too.
+    # Full story: 10 s windows at 5 fps, so a window holds enough crops to be judged
+    # against its camera's baseline ([drift] min_samples).
     loop = Loop(workdir / "run", mqtt_url=None, window_seconds=10.0 if full else 5.0)
-    if full:  # three agents (and shadow models) share 2 cores: one ONNX thread each
-        loop.agent_env["PARKWATCH_AGENT_INTRA_OP_THREADS"] = "1"
+    if full:
+        loop.agent_env.update(
+            # three agents (and shadow models) share 2 cores: one ONNX thread each
+            PARKWATCH_AGENT_INTRA_OP_THREADS="1",
+            # a sample of every kind of crop, one every 2 s, for the simulated labeller
+            # (by default only low-confidence crops are sampled: biased low, docs/drift.md)
+            PARKWATCH_AGENT_UPLOAD_SAMPLES="true",
+            PARKWATCH_AGENT_SAMPLE_CONFIDENCE_BELOW="1.0",
+            PARKWATCH_AGENT_SAMPLE_MAX_PER_HOUR="1800")
         # The retraining computes backbone features only for the images it has not seen
-        # (the night ones), and the trainer's shift report covers the story's shift only.
+        # (the rain ones), and the trainer's shift report covers the story's shift only.
         loop.trainer_env["PARKWATCH_TRAINER_FEATURE_CACHE_DIR"] = str(workdir / "features")
-        loop.trainer_env["PARKWATCH_TRAINER_SHIFTS"] = '["night"]'
+        loop.trainer_env["PARKWATCH_TRAINER_SHIFTS"] = '["rain"]'
     timeline = Timeline()
+    labeller = SimulatedLabeller(loop)
     n = 12 if full else 6
     try:
         what = "real photos" if photos else "synthetic data"
@@ -260,10 +261,10 @@ def main() -> int:
 
         with timeline.phase(f"2/{n} control plane (SQLite, local artifacts, embedded MQTT)"):
             if full:
-                day_cams = [d for d in CAMERAS if d not in NIGHT]
+                day_cams = [d for d in CAMERAS if d not in RAIN]
                 loop.config = story_config(workdir / "parkwatch.toml", extra, train_args,
                                           day_cams)
-                console.print(f"settings: {loop.config} (\\[drift] and \\[worker])")
+                console.print(f"settings: {loop.config} (\\[drift] pace and \\[worker])")
             loop.start_control_plane()
             console.print(f"API {loop.api_url}  broker {loop.broker_url}  data {loop.cp_dir}")
             if full:
@@ -274,25 +275,24 @@ def main() -> int:
         with timeline.phase(f"3/{n} train, export to ONNX, register"):
             train_first(loop, data, workdir / "model", train_args, champion=full)
         with timeline.phase(f"4/{n} provision and start three edge agents"):
-            start_agents(loop, videos, full)
+            start_agents(loop, videos)
         with timeline.phase(f"5/{n} sign a release and roll it out over MQTT in waves"):
             release_id = roll_out(loop)
 
         if full:
-            with timeline.phase(f"6/{n} day-time telemetry flows back"):
-                time.sleep(20)
-                console.print(fleet_table(loop, release_id))
-                if open_alert(loop, release_id):
-                    console.print("[yellow]a drift alert is already open on day frames: the "
-                                  "story goes on, but raise [drift] min_psi in "
-                                  f"{loop.config}")
-            release_id = night_story(loop, timeline, release_id, NIGHT, workdir)
+            for device_id in CAMERAS:
+                labeller.watch(device_id, videos / f"{device_id}.avi")
+            labeller.start()
+            day_story(loop, timeline, release_id, list(CAMERAS), labeller)
+            release_id = weather_story(loop, timeline, release_id, RAIN, videos, labeller)
+            console.print(f"simulated labeller: {labeller.tally}")
 
         with timeline.phase(f"{n}/{n} telemetry flowing back (Ctrl-C to stop)"):
             print_timeline(timeline)
             timeline.save(loop.workdir / "timeline.json", story=args.story,
-                          night_cameras=sorted(NIGHT) if full else [], release_id=release_id)
-            watch(loop, release_id, args.duration, park=not full)
+                          rain_cameras=RAIN if full else [], release_id=release_id,
+                          videos=str(videos), labeller=labeller.tally)
+            watch(loop, release_id, args.duration)
         return 0
     except KeyboardInterrupt:
         console.print("stopping ...")
@@ -306,6 +306,8 @@ def main() -> int:
             console.print(f"--- {proc.name} log tail ({proc.log})\n{proc.tail(10)}")
         return 1
     finally:
+        if labeller.is_alive():
+            labeller.stop()
         loop.stop_all()
         console.print("all demo processes stopped")
 

@@ -218,14 +218,22 @@ class Loop:
         resp.raise_for_status()
         return resp.json()
 
-    def api(self, path: str, **params: Any) -> Any:
+    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         token = (self.cp_dir / "admin.token").read_text().strip()
-        resp = httpx.get(
-            f"{self.api_url}/api/v1{path}", params=params,
-            headers={"Authorization": f"Bearer {token}"}, timeout=10,
-        )
+        resp = httpx.request(method, f"{self.api_url}/api/v1{path}",
+                             headers={"Authorization": f"Bearer {token}"}, timeout=10, **kw)
         resp.raise_for_status()
-        return resp.json()
+        return resp
+
+    def api(self, path: str, **params: Any) -> Any:
+        return self._request("GET", path, params=params).json()
+
+    def get_bytes(self, path: str) -> bytes:
+        """A body as it is, e.g. a sample's JPEG (``/artifacts/<sha256>``)."""
+        return self._request("GET", path).content
+
+    def patch(self, path: str, body: dict[str, Any]) -> Any:
+        return self._request("PATCH", path, json=body).json()
 
     def train(self, data_dir: Path, out_dir: Path, *extra: str) -> None:
         self.cli("train", "--data", str(data_dir), "--out", str(out_dir), "--api-url",

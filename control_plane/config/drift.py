@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
@@ -80,6 +80,14 @@ class DriftSettings(BaseModel):
     )
     alert_drifted_windows: int = Field(
         3, ge=1, description="K: drifted windows among the latest N that make a device drifted."
+    )
+    alert_rule: Literal["windows", "merged"] = Field(
+        "windows",
+        description="When a camera x condition with a baseline is drifted: `windows`, K of "
+        "its latest N windows each exceed their own level; `merged`, its latest windows "
+        "merged (at most N) exceed the level fitted for merged windows (more power for a "
+        "lasting change, but on bench/drift_replay.py's real streams more false alarms: "
+        "see docs/drift.md).",
     )
     alert_min_devices: int = Field(
         1, ge=1, description="M: drifted devices (per release) that raise a drift alert."

@@ -14,6 +14,10 @@ and the normalized statistics ``psi / (1/n + 1/m)`` are fitted with a scaled chi
 ``c * chi2(d)`` by their mean and variance (Satterthwaite). A window's level is that
 distribution's quantile at ``alpha``, never below the independent-frames level.
 
+Each feature also gets a level for runs of the latest windows merged (``judge_recent``),
+fitted the same way on merged runs of the baseline's windows: a lasting change adds up
+over windows that one window's level would let through.
+
 ``alpha`` follows from the target run length between false alarms: one per camera per
 ``false_alarm_days`` days over all its windows and features (Bonferroni over features;
 cameras are handled by stating the target per camera, see docs/drift.md).
@@ -21,6 +25,7 @@ cameras are handled by stating the target per camera, see docs/drift.md).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,20 +65,31 @@ def feature_counts(profile: ReferenceProfile, summary: Summary) -> dict[str, Flo
 
 @dataclass(frozen=True)
 class Level:
-    """A feature's fitted null: normalized PSI ~ ``scale * chi2(dof)``."""
+    """A feature's fitted null: normalized PSI ~ ``scale * chi2(dof)`` for one window, and
+    ``recent_scale * chi2(recent_dof)`` for ``recent_windows`` consecutive windows merged
+    (None: a baseline fitted before merged windows were judged)."""
 
     scale: float
     dof: float
     bins: int
+    recent_scale: float | None = None
+    recent_dof: float | None = None
+    recent_windows: int = 0
 
-    def alarm(self, n: float, m: float, alpha: float, min_psi: float) -> float:
-        """PSI level for a window of ``m`` frames against a baseline of ``n``."""
+    def alarm(self, n: float, m: float, alpha: float, min_psi: float, *,
+              recent: bool = False) -> float:
+        """PSI level for a window (``recent``: merged latest windows) of ``m`` frames
+        against a baseline of ``n``."""
         size = 1.0 / n + 1.0 / m
-        fitted = self.scale * _chi2_isf(alpha, self.dof)
+        scale, dof = self.scale, self.dof
+        if recent and self.recent_scale is not None and self.recent_dof is not None:
+            scale, dof = self.recent_scale, self.recent_dof
+        fitted = scale * _chi2_isf(alpha, dof)
         independent = _chi2_isf(alpha, max(self.bins - 1, 1))
         return max(size * max(fitted, independent), min_psi)
 
 
+@functools.lru_cache(maxsize=4096)
 def _chi2_isf(alpha: float, dof: float) -> float:
     from scipy import stats as st
 
@@ -100,13 +116,29 @@ def window_alpha(false_alarm_days: float, window_minutes: float, features_count:
     return 1.0 / (windows * max(features_count, 1))
 
 
-def _fit_level(z: FloatArray, bins: int) -> Level:
-    """Scaled chi-square by moments; with too few or flat replays, the independent level."""
+def _fit_level(z: FloatArray, bins: int) -> tuple[float, float] | None:
+    """Scaled chi-square (scale, dof) by moments; None with too few or flat replays."""
     z = z[np.isfinite(z)]
     if z.size < 8 or float(np.var(z)) <= 0 or float(np.mean(z)) <= 0:
-        return Level(1.0, float(max(bins - 1, 1)), bins)
+        return None
     mean, var = float(np.mean(z)), float(np.var(z, ddof=1))
-    return Level(scale=var / (2.0 * mean), dof=max(2.0 * mean * mean / var, 0.5), bins=bins)
+    return var / (2.0 * mean), max(2.0 * mean * mean / var, 0.5)
+
+
+def _replays(mat: FloatArray, block: int, span: int, min_samples: int) -> FloatArray:
+    """Normalized PSI of every run of ``span`` consecutive windows, merged, against the
+    baseline without that run and ``block`` windows on each side of it."""
+    total = mat.sum(axis=0)
+    z = []
+    for i in range(max(len(mat) - span + 1, 0)):
+        lo, hi = max(0, i - block), min(len(mat), i + span + block)
+        ref = total - mat[lo:hi].sum(axis=0)
+        cur = mat[i:i + span].sum(axis=0)
+        n, m = float(ref.sum()), float(cur.sum())
+        if n <= 0 or m < min_samples:
+            continue
+        z.append(stats.psi(ref, cur) / (1.0 / n + 1.0 / m))
+    return np.array(z, np.float64)
 
 
 def learn(
@@ -115,9 +147,13 @@ def learn(
     *,
     min_samples: int,
     block: int,
+    recent: int = 1,
 ) -> Fit | None:
     """A baseline from one camera's windows in one condition (the camera dicts, each with
-    ``window_minutes``), in time order; None when fewer than two judged windows."""
+    ``window_minutes``), in time order; None when fewer than two judged windows.
+
+    Each feature gets two levels: one for a single window, one for ``recent``
+    consecutive windows merged (what ``judge_recent`` compares)."""
     rows: list[dict[str, FloatArray]] = []
     minutes: list[float] = []
     for camera in windows:
@@ -130,20 +166,19 @@ def learn(
         return None
     names = list(rows[0])
     block = min(block, max((len(rows) - 1) // 8, 0))  # leave most windows in the reference
-    total = {name: np.sum([r[name] for r in rows], axis=0) for name in names}
     levels: dict[str, Level] = {}
     for name in names:
         mat = np.array([r[name] for r in rows])
-        z = []
-        for i in range(len(rows)):
-            lo, hi = max(0, i - block), min(len(rows), i + block + 1)
-            ref = total[name] - mat[lo:hi].sum(axis=0)
-            cur = mat[i]
-            n, m = float(ref.sum()), float(cur.sum())
-            if n <= 0 or m < min_samples:
-                continue
-            z.append(stats.psi(ref, cur) / (1.0 / n + 1.0 / m))
-        levels[name] = _fit_level(np.array(z, np.float64), int(mat.shape[1]))
+        bins = int(mat.shape[1])
+        scale, dof = _fit_level(_replays(mat, block, 1, min_samples), bins) or (
+            1.0, float(max(bins - 1, 1)))
+        span = max(1, min(recent, len(rows) // 4))
+        # Too few merged runs to fit: the bound for identical windows (the statistic of
+        # ``span`` copies of a window is ``span`` times its own).
+        r_scale, r_dof = _fit_level(_replays(mat, block, span, min_samples), bins) or (
+            scale * span, dof)
+        levels[name] = Level(scale, dof, bins, r_scale, r_dof, span)
+    total = {name: np.sum([r[name] for r in rows], axis=0) for name in names}
     frames = int(total["confidence"].sum())
     return Fit(
         counts={k: v.tolist() for k, v in total.items()},
@@ -166,30 +201,25 @@ class Verdict:
     ratio: float | None
 
 
-def judge(
-    profile: ReferenceProfile,
+def _driver(
     baseline_counts: dict[str, list[float]],
     levels: dict[str, Level],
-    camera: dict[str, Any],
+    counts: dict[str, FloatArray],
     *,
     alpha: float,
     min_samples: int,
     min_psi: float,
+    recent: bool,
 ) -> Verdict | None:
-    """One camera window against its baseline (None: too few frames or other bins).
-
-    The driver is the feature with the largest statistic-to-level ratio, drifted or not, so
-    a report always names the feature closest to its alarm with that feature's own level.
-    """
-    summary = camera_summary(profile, camera)
-    if summary is None or summary.frames < min_samples:
-        return None
+    """The feature with the largest statistic-to-level ratio, drifted or not, so a report
+    always names the feature closest to its alarm with that feature's own level."""
     best: tuple[float, str, float, float] | None = None
-    for name, cur in feature_counts(profile, summary).items():
+    for name, cur in counts.items():
         ref = np.asarray(baseline_counts.get(name) or [], np.float64)
         if ref.shape != cur.shape or ref.sum() <= 0 or cur.sum() < min_samples:
             continue
-        level = levels[name].alarm(float(ref.sum()), float(cur.sum()), alpha, min_psi)
+        level = levels[name].alarm(float(ref.sum()), float(cur.sum()), alpha, min_psi,
+                                   recent=recent)
         value = stats.psi(ref, cur)
         ratio = value / level if level > 0 else math.inf
         if best is None or ratio > best[0]:
@@ -200,13 +230,73 @@ def judge(
     return Verdict(ratio > 1.0, name, value, level, ratio)
 
 
+def judge(
+    profile: ReferenceProfile,
+    baseline_counts: dict[str, list[float]],
+    levels: dict[str, Level],
+    camera: dict[str, Any],
+    *,
+    alpha: float,
+    min_samples: int,
+    min_psi: float,
+) -> Verdict | None:
+    """One camera window against its baseline (None: too few frames or other bins)."""
+    summary = camera_summary(profile, camera)
+    if summary is None or summary.frames < min_samples:
+        return None
+    return _driver(baseline_counts, levels, feature_counts(profile, summary), alpha=alpha,
+                   min_samples=min_samples, min_psi=min_psi, recent=False)
+
+
+def judge_recent(
+    profile: ReferenceProfile,
+    baseline_counts: dict[str, list[float]],
+    levels: dict[str, Level],
+    cameras: list[dict[str, Any]],
+    *,
+    alpha: float,
+    min_samples: int,
+    min_psi: float,
+) -> Verdict | None:
+    """A camera's latest windows merged (those with ``min_samples`` frames each, at most
+    as many as the level was fitted for) against its baseline, at the level fitted for
+    merged windows (None: none judged).
+
+    Why merged: a change that lasts shows in every window after it, and N windows hold N
+    times the frames, so the level (fitted on merged runs of the baseline's own windows,
+    serial correlation included) lets through smaller lasting changes than one window's."""
+    merged: dict[str, FloatArray] = {}
+    # The latest as many windows as the level was fitted for: more would be a larger
+    # statistic than the level knows of (neighbouring windows are alike).
+    span = max((lv.recent_windows for lv in levels.values()), default=0) or len(cameras)
+    summaries = [s for s in (camera_summary(profile, c) for c in cameras)
+                 if s is not None and s.frames >= min_samples][-span:]
+    for summary in summaries:
+        for name, cur in feature_counts(profile, summary).items():
+            merged[name] = merged[name] + cur if name in merged else cur
+    if not merged:
+        return None
+    return _driver(baseline_counts, levels, merged, alpha=alpha, min_samples=min_samples,
+                   min_psi=min_psi, recent=True)
+
+
 def fit_json(fit: Fit) -> dict[str, Any]:
     """The stored form of a fit's levels."""
-    return {k: {"scale": v.scale, "dof": v.dof, "bins": v.bins} for k, v in fit.levels.items()}
+    return {k: {"scale": v.scale, "dof": v.dof, "bins": v.bins, "recent_scale": v.recent_scale,
+                "recent_dof": v.recent_dof, "recent_windows": v.recent_windows}
+            for k, v in fit.levels.items()}
+
+
+def _optional(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def levels_of(stored: dict[str, Any]) -> dict[str, Level]:
-    return {k: Level(float(v["scale"]), float(v["dof"]), int(v["bins"])) for k, v in stored.items()}
+    """Levels from their stored form (a baseline stored before merged levels has none)."""
+    return {k: Level(float(v["scale"]), float(v["dof"]), int(v["bins"]),
+                     _optional(v.get("recent_scale")), _optional(v.get("recent_dof")),
+                     int(v.get("recent_windows") or 0))
+            for k, v in stored.items()}
 
 
 def window_minutes(payload: dict[str, Any]) -> float:
@@ -229,6 +319,7 @@ __all__ = [
     "feature_counts",
     "fit_json",
     "judge",
+    "judge_recent",
     "learn",
     "levels_of",
     "window_alpha",

@@ -3,7 +3,9 @@ each verdict (pure; the analysis passes the baselines it loaded).
 
 A device's latest N windows are split by camera and condition; a camera × condition
 with a baseline is drifted when K of its windows among them exceed a level of its
-baseline (``baseline.judge``); one without a baseline yet is ``learning``. A verdict
+baseline (``baseline.judge``), or, with ``alert_rule = "merged"``, when its latest
+windows merged exceed the level the baseline fitted for merged windows
+(``baseline.judge_recent``); one without a baseline yet is ``learning``. A verdict
 always names its driver: the feature with the largest statistic-to-level ratio, with
 its statistic and its own level, so a report never shows a figure from a feature that
 could not have raised it.
@@ -39,19 +41,26 @@ def _camera(
                       "driver": None}
     levels = bl.levels_of(base.levels)
     alpha = bl.window_alpha(settings.false_alarm_days, base.window_minutes, len(levels))
-    min_psi = settings.default_threshold.min_psi
-    judged = [v for v in (bl.judge(profile, base.counts, levels, c, alpha=alpha,
-                                   min_samples=settings.min_samples, min_psi=min_psi)
-                          for c in cameras) if v is not None]
+    kw: dict[str, Any] = {"alpha": alpha, "min_samples": settings.min_samples,
+          "min_psi": settings.default_threshold.min_psi}
+    judged = [v for v in (bl.judge(profile, base.counts, levels, c, **kw) for c in cameras)
+              if v is not None]
     drifted = sum(1 for v in judged if v.drifted)
-    top = max(judged, key=lambda v: v.ratio or 0.0, default=None)
+    fitted = any(lv.recent_scale is not None for lv in levels.values())
+    if settings.alert_rule == "merged" and fitted:
+        # The latest windows merged, at the level fitted for merged windows.
+        top = bl.judge_recent(profile, base.counts, levels, cameras, **kw)
+        holds = top is not None and top.drifted
+    else:  # K single windows of the latest N, each over its own level
+        holds = drifted >= settings.alert_drifted_windows
+        top = max(judged, key=lambda v: v.ratio or 0.0, default=None)
     return out | {
         "state": "active",
         "baseline_id": base.id,
         "baseline_version": base.version,
         "judged": len(judged),
         "drifted": drifted,
-        "holds": drifted >= settings.alert_drifted_windows,
+        "holds": holds,
         "alpha": alpha,
         "driver": None if top is None else {
             "feature": top.feature, "statistic": top.statistic, "level": top.level,

@@ -66,3 +66,89 @@ def test_a_large_change_exceeds_the_level_and_names_its_feature() -> None:
 def test_too_few_windows_learn_nothing() -> None:
     rng = np.random.default_rng(2)
     assert bl.learn(REF, [camera(rng)], min_samples=30, block=3) is None
+
+
+def drifting(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str, Any]]:
+    """Consecutive windows of a scene that changes slowly (AR(1) in the shift), plus
+    ``shift``: neighbouring windows are alike, as a camera's are."""
+    latent, out = 0.0, []
+    for _ in range(n):
+        latent = 0.9 * latent + float(rng.normal(0.0, 0.3))
+        out.append(camera(rng, shift + abs(latent)))
+    return out
+
+
+def test_merged_windows_get_their_own_fitted_level_and_keep_the_false_alarm_rate() -> None:
+    rng = np.random.default_rng(3)
+    fit = bl.learn(REF, drifting(rng, 200), min_samples=30, block=5, recent=5)
+    assert fit is not None
+    lv = next(iter(fit.levels.values()))
+    assert lv.recent_windows == 5 and lv.recent_scale is not None and lv.recent_dof is not None
+    alpha = 0.001
+    fresh = drifting(rng, 400)
+    runs = [fresh[i:i + 5] for i in range(0, 400, 5)]
+    plain = {k: bl.Level(v.scale, v.dof, v.bins) for k, v in fit.levels.items()}
+
+    def exceeded(levels: dict[str, bl.Level]) -> float:
+        return float(np.mean([v is not None and v.drifted for v in (
+            bl.judge_recent(REF, fit.counts, levels, run, alpha=alpha, min_samples=30,
+                            min_psi=0.0) for run in runs)]))
+
+    # One window's level applied to five merged windows fires far too often; the level
+    # fitted on merged runs of the baseline does not.
+    assert exceeded(plain) > 0.2
+    assert exceeded(fit.levels) < 0.05
+
+
+def test_a_lasting_small_change_is_seen_by_merged_windows_before_single_ones() -> None:
+    rng = np.random.default_rng(4)
+    fit = bl.learn(REF, [camera(rng) for _ in range(200)], min_samples=30, block=3, recent=5)
+    assert fit is not None
+    alpha = bl.window_alpha(30, 1.0, len(fit.levels))
+    shifted = [camera(rng, 0.8) for _ in range(5)]
+    single = [bl.judge(REF, fit.counts, fit.levels, c, alpha=alpha, min_samples=30,
+                       min_psi=0.0) for c in shifted]
+    merged = bl.judge_recent(REF, fit.counts, fit.levels, shifted, alpha=alpha,
+                             min_samples=30, min_psi=0.0)
+    assert sum(v is not None and v.drifted for v in single) < 3  # K of N would miss it
+    assert merged is not None and merged.drifted and merged.feature is not None
+    assert merged.statistic is not None and merged.level is not None
+    assert merged.statistic > merged.level
+
+
+def test_levels_stored_before_merged_windows_still_load() -> None:
+    rng = np.random.default_rng(5)
+    fit = bl.learn(REF, [camera(rng) for _ in range(60)], min_samples=30, block=3, recent=5)
+    assert fit is not None
+    stored = bl.fit_json(fit)
+    assert bl.levels_of(stored) == fit.levels
+    old = {k: {"scale": v["scale"], "dof": v["dof"], "bins": v["bins"]}
+           for k, v in stored.items()}
+    loaded = bl.levels_of(old)
+    assert all(lv.recent_scale is None for lv in loaded.values())
+    # Without a merged fit the merged level falls back to the single window's.
+    any_level = next(iter(loaded.values()))
+    assert any_level.alarm(1e4, 500, 1e-3, 0.0, recent=True) == any_level.alarm(1e4, 500, 1e-3,
+                                                                                 0.0)
+
+
+def test_the_alert_rule_chooses_k_single_windows_or_merged_windows() -> None:
+    from control_plane.config.drift import DriftSettings
+    from control_plane.drift import verdicts
+    from control_plane.store.models import DriftBaseline
+
+    rng = np.random.default_rng(6)
+    fit = bl.learn(REF, [camera(rng) for _ in range(200)], min_samples=30, block=3, recent=5)
+    assert fit is not None
+    base = DriftBaseline(id=1, device_id="d", camera_id="gate", condition="day",
+                         release_id="r", counts=fit.counts, levels=bl.fit_json(fit),
+                         learned_from=T0, learned_to=T0)
+    # A lasting change that one window at a time seldom shows (at most 1 of 5 here).
+    recent = [{"cameras": [camera(rng, 1.5)]} for _ in range(5)]
+    key = (base.camera_id, "day")
+    k_of_n = verdicts.baseline_holds(REF, recent, {key: base}, DriftSettings())
+    merged = verdicts.baseline_holds(REF, recent, {key: base},
+                                     DriftSettings(alert_rule="merged"))
+    assert not k_of_n["holds"] and merged["holds"]
+    driver = merged["cameras"][0]["driver"]
+    assert driver["exceeded"] and driver["statistic"] > driver["level"]

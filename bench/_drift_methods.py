@@ -1,0 +1,164 @@
+"""The drift methods ``drift_replay.py`` scores, side by side on the same replayed windows.
+
+Windows are the agent's own ``CameraWindow`` JSON (``_drift_pool``); each is turned once
+into per-feature counts on the release's bins (the control plane's ``feature_counts``).
+The baseline methods fit their levels through the control plane's own code
+(``drift.baseline.learn``) on the very windows a camera's baseline would be learned from,
+and judge as ``drift.baseline.judge`` and ``drift.verdicts`` do, vectorised over windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from control_plane.config.drift import DriftSettings
+from control_plane.drift import baseline as bl
+from control_plane.drift import compare, stats
+from protocols import ReferenceProfile
+
+FloatArray = np.ndarray
+
+
+@dataclass
+class Windows:
+    """Windows in time order: per feature a (windows x bins) count matrix, the agent's
+    condition of each, its frames (crops), and its JSON (what a baseline learns from)."""
+
+    counts: dict[str, FloatArray]
+    conditions: np.ndarray
+    frames: np.ndarray
+    raw: list[dict[str, Any]]
+
+    def take(self, idx: np.ndarray) -> Windows:
+        return Windows({k: v[idx] for k, v in self.counts.items()}, self.conditions[idx],
+                       self.frames[idx], [self.raw[i] for i in idx])
+
+
+def windows_of(profile: ReferenceProfile, raw: list[dict[str, Any]]) -> Windows:
+    names: list[str] | None = None
+    rows: list[dict[str, FloatArray]] = []
+    for cam in raw:
+        summary = bl.camera_summary(profile, cam)
+        if summary is None:
+            rows.append({})
+            continue
+        rows.append(bl.feature_counts(profile, summary))
+        names = names or list(rows[-1])
+    assert names is not None, "no window with frames in the pool"
+    shapes = {n: next(r[n].shape for r in rows if r) for n in names}
+    counts = {n: np.array([r.get(n, np.zeros(shapes[n])) for r in rows]) for n in names}
+    conditions = np.array([str(c.get("condition") or bl.ANY_CONDITION) for c in raw])
+    return Windows(counts, conditions, counts["confidence"].sum(axis=1), raw)
+
+
+def _psi_rows(ref: FloatArray, cur: FloatArray) -> FloatArray:
+    """PSI of each row of ``cur`` against ``ref``, as ``stats.psi``."""
+    pc = stats.PSI_PSEUDO_COUNT
+    p = (ref + pc) / (ref.sum() + pc * ref.size)
+    q = (cur + pc) / (cur.sum(axis=1, keepdims=True) + pc * cur.shape[1])
+    return np.asarray(np.sum((q - p) * np.log(q / p), axis=1))
+
+
+# -- training reference: per pool window, once -------------------------------------------------
+def training_verdicts(profile: ReferenceProfile, raw: list[dict[str, Any]],
+                      settings: DriftSettings) -> dict[str, np.ndarray]:
+    """Per window: today's per-window verdict against the training profile
+    (``compare.window_drifted``) and fixed PSI thresholds 0.1 and 0.25 (any feature)."""
+    ref = _training_counts(profile)
+    w = windows_of(profile, raw)
+    judged = w.frames >= settings.min_samples
+    today = np.array([bool(compare.window_drifted(profile, {"cameras": [c]}, settings))
+                      for c in raw])
+    worst = np.zeros(len(raw))
+    for name, cur in w.counts.items():
+        ok = cur.sum(axis=1) > 0
+        psi = np.zeros(len(raw))
+        psi[ok] = _psi_rows(ref[name], cur[ok])
+        worst = np.maximum(worst, psi)
+    return {"training": today & judged, "psi>0.1": (worst > 0.1) & judged,
+            "psi>0.25": (worst > 0.25) & judged}
+
+
+def _training_counts(profile: ReferenceProfile) -> dict[str, FloatArray]:
+    out = {"confidence": np.array(profile.confidence.counts, np.float64)}
+    out |= {f"input.{k}": np.array(h.counts, np.float64) for k, h in profile.input_stats.items()}
+    out |= {f"embedding.{i}": np.array(h.counts, np.float64)
+            for i, h in enumerate(profile.embedding_hists)}
+    out["classes"] = np.array(list(profile.class_counts.values()), np.float64)
+    return out
+
+
+# -- production baselines -----------------------------------------------------------------------
+@dataclass
+class Baseline:
+    fit: bl.Fit
+    alpha: float
+
+    def levels(self, name: str, m: FloatArray, min_psi: float, recent: bool) -> FloatArray:
+        """The PSI level of windows of ``m`` frames (vectorised ``Level.alarm``)."""
+        lv = self.fit.levels[name]
+        n = float(np.sum(self.fit.counts[name]))
+        one = lv.alarm(n, 1.0, self.alpha, 0.0, recent=recent) / (1.0 / n + 1.0)
+        return np.maximum((1.0 / n + 1.0 / np.maximum(m, 1e-9)) * one, min_psi)
+
+
+def learn(profile: ReferenceProfile, w: Windows, settings: DriftSettings) -> Baseline | None:
+    fit = bl.learn(profile, [{**c, "window_minutes": 1.0} for c in w.raw],
+                   min_samples=settings.min_samples, block=settings.baseline_block,
+                   recent=settings.alert_windows)
+    if fit is None:
+        return None
+    alpha = bl.window_alpha(settings.false_alarm_days, 1.0, len(fit.levels))
+    return Baseline(fit, alpha)
+
+
+def exceed_each(base: Baseline, w: Windows, settings: DriftSettings) -> np.ndarray:
+    """Per window: does any feature exceed its per-window level (``baseline.judge``)."""
+    hit = np.zeros(len(w.frames), bool)
+    judged = w.frames >= settings.min_samples
+    for name, cur in w.counts.items():
+        ref = np.asarray(base.fit.counts[name], np.float64)
+        m = cur.sum(axis=1)
+        ok = judged & (m >= settings.min_samples)
+        if not ok.any():
+            continue
+        psi = _psi_rows(ref, cur[ok])
+        hit[ok] |= psi > base.levels(name, m[ok], settings.default_threshold.min_psi, False)
+    return hit
+
+
+def exceed_recent(base: Baseline, w: Windows, settings: DriftSettings, mask: np.ndarray
+                  ) -> np.ndarray:
+    """Per window t: the windows among the latest N (t included) that ``mask`` keeps (this
+    camera x condition, judged), merged, against the baseline's level for N merged
+    windows (``baseline.judge_recent``)."""
+    n = max(lv.recent_windows for lv in base.fit.levels.values())
+    keep = mask.astype(np.float64)
+    hit = np.zeros(len(w.frames), bool)
+    kernel = np.ones(n)
+    for name, cur in w.counts.items():
+        ref = np.asarray(base.fit.counts[name], np.float64)
+        # Latest n windows by time, not by judged windows: close enough for a bench.
+        merged = np.stack([np.convolve(cur[:, b] * keep, kernel)[: len(keep)]
+                           for b in range(cur.shape[1])], axis=1)
+        m = merged.sum(axis=1)
+        ok = m >= settings.min_samples
+        if not ok.any():
+            continue
+        psi = _psi_rows(ref, merged[ok])
+        hit[ok] |= psi > base.levels(name, m[ok], settings.default_threshold.min_psi, True)
+    return hit
+
+
+def k_of_n(hit: np.ndarray, k: int, n: int) -> np.ndarray:
+    """Windows where K of the latest N exceed (the device-level rule)."""
+    run = np.convolve(hit.astype(int), np.ones(n, int))[: hit.size]
+    return np.asarray(run >= k)
+
+
+def episodes(alarm: np.ndarray) -> int:
+    """Separate alarms: runs of consecutive alarmed windows."""
+    return int(np.sum(alarm[1:] & ~alarm[:-1]) + (1 if alarm.size and alarm[0] else 0))

@@ -1,0 +1,164 @@
+"""Real feature streams for ``drift_replay.py``: the agent's own window summaries of wide
+park clips filmed from held-out photos, computed once and cached.
+
+A *pool camera* is one park scene (its seed: backdrop, paths, light drift, shake). For
+each pool camera and each variant the pool holds one continuous clip cut into
+consecutive windows, each summarised exactly as a camera of ``parkwatch agent run`` in
+regions mode summarises it: ``RegionAnalyzer`` (motion regions, crops, one ONNX Runtime
+run per frame, tracks) then ``WindowAccumulator.close`` (the ``CameraWindow`` the agent
+publishes, JSON). Variants:
+
+* conditions, what a camera sees in a normal day: ``day``, ``dusk``, ``night``, ``ir``
+  (the scene's infrared illuminator at night) and ``rain``;
+* shifts, made by transforming the day clip's frames (the same animals walk the same
+  paths): ``moved`` (the camera turned and zoomed: a fixed 1.35x zoom off centre),
+  ``blur`` (a dirty, misfocused lens: Gaussian blur and a grey veil), ``ir_stuck`` (the
+  IR filter stuck by day: ``trainer.synth``'s IR rendering of day frames),
+  ``class_mix`` (only cats cross), ``new_object`` (no animals; many people, balls and
+  leaves).
+
+Windows are ``window_seconds`` of frames at ``fps`` (the agent's ``sample_fps``); the
+cache key holds every parameter and the model's sha256, so a changed model or clip
+recomputes. The cache is a JSON file under the cache folder, never the repository.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge_agent.capture import CaptureCounters
+from edge_agent.config import CameraConfig
+from edge_agent.regions.analyzer import RegionAnalyzer
+from edge_agent.runtime import ModelRuntime
+from edge_agent.telemetry import WindowAccumulator
+from trainer.synth import PhotoPool, Scene, SceneSpec, Schedule, apply_shift
+
+CONDITIONS = ("day", "dusk", "night", "ir", "rain")
+SHIFTS = ("moved", "blur", "ir_stuck", "class_mix", "new_object")
+BUSY = Schedule(empty_share=0.3, animals_per_minute=4.0, distractors_per_minute=2.0)
+CROWD = Schedule(empty_share=1.0, animals_per_minute=0.0, distractors_per_minute=12.0)
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    cameras: int = 2
+    windows: int = 16  # per camera and condition
+    shift_windows: int = 6  # per camera and shift
+    window_seconds: float = 60.0
+    fps: float = 1.0
+    seed: int = 0
+
+    def key(self, model_sha: str) -> str:
+        spec = {k: v for k, v in self.__dict__.items() if k not in ('windows', 'shift_windows')}
+        text = json.dumps([spec, model_sha, 2], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+Pool = dict[str, dict[str, list[dict[str, Any]]]]  # camera -> variant -> windows in order
+
+
+def _moved(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((0.35 * w, 0.6 * h), 4.0, 1.35)
+    return np.asarray(cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REFLECT))
+
+
+def _dirty(image: np.ndarray) -> np.ndarray:
+    blurred = cv2.GaussianBlur(image, (0, 0), 3.0)
+    return np.asarray(cv2.addWeighted(blurred, 0.75, np.full_like(image, 150), 0.25, 0))
+
+
+def _frames(spec: SceneSpec, variant: str) -> Iterator[np.ndarray]:
+    s = Scene(spec)
+    for k in range(s.frame_count):
+        image = s.render(k).image
+        if variant == "moved":
+            image = _moved(image)
+        elif variant == "blur":
+            image = _dirty(image)
+        elif variant == "ir_stuck":
+            image = apply_shift(image, "ir", 0.8, np.random.default_rng([spec.seed, k]))
+        yield image
+
+
+def _scene(p: PoolSpec, camera: int, variant: str, windows: int, photos: PhotoPool,
+           cutouts: Path) -> SceneSpec:
+    condition = variant if variant in CONDITIONS else "day"
+    schedule = CROWD if variant == "new_object" else BUSY
+    labels = ("cat",) if variant == "class_mix" else ("cat", "dog")
+    # The seed fixes the scene's backdrop: one seed per pool camera, whatever the variant.
+    return SceneSpec(seconds=windows * p.window_seconds, fps=p.fps, seed=1000 * p.seed + camera,
+                     schedule=schedule, conditions=(condition,), labels=labels,
+                     photos=photos, cutout_cache=cutouts)
+
+
+def summarise(frames: Iterator[np.ndarray], runtime: ModelRuntime, camera_id: str,
+              fps: float, window_frames: int) -> list[dict[str, Any]]:
+    """Consecutive windows of one clip, as the agent publishes each camera's window."""
+    config = CameraConfig(camera_id=camera_id, source="bench", sample_fps=fps)
+    analyzer = RegionAnalyzer(config, lambda *a, **kw: None, frozenset(), 0.6)
+    manifest = runtime.manifest
+    acc = WindowAccumulator(camera_id, manifest.labels, manifest.reference_profile,
+                            mode="regions")
+    out: list[dict[str, Any]] = []
+    for k, image in enumerate(frames):
+        t0 = time.perf_counter()
+        crops = analyzer.analyse(image, k / fps, runtime)
+        acc.add_crops(crops, (time.perf_counter() - t0) * 1000.0, 0.0,
+                      analyzer.condition_index)
+        if (k + 1) % window_frames == 0:
+            window = acc.close("up", CaptureCounters(captured=window_frames), k / fps,
+                               mode="regions", regions=analyzer.close_window())
+            out.append(window.model_dump(mode="json"))
+    analyzer.stop()
+    return out
+
+
+def _clip(p: PoolSpec, cam: int, variant: str, model_dir: Path, photos_root: Path,
+          cache: Path) -> tuple[str, str, list[dict[str, Any]]]:
+    """One clip's windows, from its cache file when there, else computed and saved."""
+    from region_accuracy import load_release
+
+    path, manifest, settings = load_release(model_dir)
+    n = p.windows if variant in CONDITIONS else p.shift_windows
+    out = cache / f"drift_pool_{p.key(manifest.artifact.sha256)}_{cam}_{variant}_{n}.json"
+    if out.exists():
+        return f"cam{cam}", variant, list(json.loads(out.read_text()))
+    runtime = ModelRuntime(path, manifest, 1)
+    photos = PhotoPool(photos_root, "test", int(settings["seed"]),  # type: ignore[call-overload]
+                       float(settings["val_fraction"]),  # type: ignore[arg-type]
+                       float(settings["test_fraction"]))  # type: ignore[arg-type]
+    spec = _scene(p, cam, variant, n, photos, cache / "cutouts")
+    windows = summarise(_frames(spec, variant), runtime, f"cam{cam}", p.fps,
+                        round(p.window_seconds * p.fps))
+    out.write_text(json.dumps(windows))
+    return f"cam{cam}", variant, windows
+
+
+def build(p: PoolSpec, model_dir: Path, photos_root: Path, cache: Path, workers: int,
+          log: Any = print) -> Pool:
+    """The pool: each clip from its cache file when there (same spec, model and length),
+    else computed by ``workers`` processes and saved."""
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "cutouts").mkdir(exist_ok=True)
+    jobs = [(c, v) for c in range(p.cameras) for v in (*CONDITIONS, *SHIFTS)]
+    pool: Pool = {}
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers) as ex:
+        futures = [ex.submit(_clip, p, c, v, model_dir, photos_root, cache) for c, v in jobs]
+        for f in as_completed(futures):
+            cam, variant, windows = f.result()
+            pool.setdefault(cam, {})[variant] = windows
+            log(f"  pool {cam} {variant}: {len(windows)} windows "
+                f"({time.perf_counter() - started:.0f} s so far)")
+    return pool
