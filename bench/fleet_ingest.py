@@ -34,19 +34,22 @@ import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
 import paho.mqtt.client as paho
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
+from control_plane.drift import synthetic
 from control_plane.store.db import create_db_engine, session_scope, upgrade
-from control_plane.store.models import Device
+from control_plane.store.models import Device, Model, ModelVersion, Release
 from control_plane.testing import telemetry_window
-from protocols import encode, telemetry_topic
+from protocols import TelemetryWindow, encode, telemetry_topic
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get(
@@ -60,7 +63,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int, timeout: float = 60) -> None:
+def wait_port(port: int, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -124,10 +127,47 @@ def start_broker(tmp: Path, inflight: int) -> tuple[int, subprocess.Popen[bytes]
     return port, broker
 
 
-def fleet_payloads(devices: list[str], windows: int) -> list[tuple[str, bytes]]:
-    return [(telemetry_topic(devices[i % len(devices)]),
-             encode(telemetry_window(devices[i % len(devices)], i // len(devices))))
-            for i in range(windows)]
+@dataclass(frozen=True)
+class Load:
+    devices: list[str]
+    windows: int
+    batch_size: int
+    inflight: int
+    drift: bool  # windows with a camera's histograms of a registered release: rollups run
+
+
+RELEASE = "rel-bench"
+PROFILE = synthetic.profile(seed=0)
+
+
+def fleet_payloads(load: Load) -> list[tuple[str, bytes]]:
+    rng = np.random.default_rng(0)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    out = []
+    for i in range(load.windows):
+        device, seq = load.devices[i % len(load.devices)], i // len(load.devices)
+        window = (TelemetryWindow.model_validate(synthetic.window(
+            PROFILE, device, seq, rng=rng, frames=60, release_id=RELEASE,
+            start=start + timedelta(minutes=seq))) if load.drift
+                  else telemetry_window(device, seq))
+        out.append((telemetry_topic(device), encode(window)))
+    return out
+
+
+def register_release(engine: sa.Engine) -> None:
+    """The release the drift windows name, with the reference profile rollups bin on."""
+    with session_scope(engine) as s:
+        model = Model(name="bench")
+        s.add(model)
+        s.flush()
+        version = ModelVersion(model_id=model.id or 0, number=1, version="1",
+                               primary_sha256="0" * 64, created_by="bench",
+                               spec={"reference_profile": PROFILE.model_dump(mode="json")})
+        s.add(version)
+        s.flush()
+        s.add(Release(release_id=RELEASE, model_version_id=version.id or 0, model_name="bench",
+                      model_version="1", key_id="0" * 16, primary_sha256="0" * 64,
+                      manifest={}, created_by="bench"))
 
 
 def publisher(port: int) -> paho.Client:
@@ -138,10 +178,10 @@ def publisher(port: int) -> paho.Client:
     return client
 
 
-def broker_ceiling(devices: list[str], windows: int, tmp: Path, inflight: int) -> float:
+def broker_ceiling(load: Load, tmp: Path) -> float:
     """Messages/s the broker moves from the same publisher, with the same payloads, to a
     trivial QoS 1 subscriber (counts and acknowledges on receipt): ingest's ceiling."""
-    port, broker = start_broker(tmp, inflight)
+    port, broker = start_broker(tmp, load.inflight)
     got = 0
     done = threading.Event()
     subscribed = threading.Event()
@@ -149,7 +189,7 @@ def broker_ceiling(devices: list[str], windows: int, tmp: Path, inflight: int) -
     def on_message(_c: paho.Client, _u: object, _m: paho.MQTTMessage) -> None:
         nonlocal got
         got += 1
-        if got == windows:
+        if got == load.windows:
             done.set()
 
     sub = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"trivial-{port}",
@@ -161,7 +201,7 @@ def broker_ceiling(devices: list[str], windows: int, tmp: Path, inflight: int) -
         sub.loop_start()
         sub.subscribe("$share/ingest/parkwatch/v1/devices/+/telemetry", qos=1)
         subscribed.wait(10)
-        payloads = fleet_payloads(devices, windows)
+        payloads = fleet_payloads(load)
         client = publisher(port)
         start = time.perf_counter()
         for topic, payload in payloads:
@@ -186,16 +226,17 @@ class Case:
     ceiling: float  # the broker's ceiling measured just before
 
 
-def run_case(url: str, workers: int, devices: list[str], windows: int, tmp: Path,
-             batch_size: int, inflight: int) -> Case:
+def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
     """Ingest with ``workers`` workers, right after measuring the broker's ceiling (the load
     of a shared machine changes within a minute)."""
     upgrade(url)
     engine = create_db_engine(url)
     with session_scope(engine) as session:
-        for device_id in devices:
+        for device_id in load.devices:
             session.add(Device(device_id=device_id, labels={}))
-    port, broker = start_broker(tmp, inflight)
+    if load.drift:
+        register_release(engine)
+    port, broker = start_broker(tmp, load.inflight)
     procs: list[subprocess.Popen[bytes]] = []
     metrics_ports: list[int] = []
     try:
@@ -207,7 +248,7 @@ def run_case(url: str, workers: int, devices: list[str], windows: int, tmp: Path
                    f"mqtt://127.0.0.1:{port}", "PARKWATCH_INGEST_SHARE_GROUP": "ingest",
                    "PARKWATCH_MQTT_CLIENT_ID": f"bench-ingest-{port}-{i}",
                    "PARKWATCH_METRICS_PORT": str(metrics), "PARKWATCH_LOG_LEVEL": "WARNING",
-                   "PARKWATCH_INGEST_BATCH_SIZE": str(batch_size)}
+                   "PARKWATCH_INGEST_BATCH_SIZE": str(load.batch_size)}
             env.pop("PARKWATCH_CONFIG", None)
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "parkwatch_cli", "serve", "--role", "ingest"],
@@ -221,15 +262,15 @@ def run_case(url: str, workers: int, devices: list[str], windows: int, tmp: Path
                 raise TimeoutError("an ingest worker never connected to the broker")
             time.sleep(0.1)
         time.sleep(1.0)  # shared subscriptions in place
-        ceiling = broker_ceiling(devices, windows, tmp, inflight)  # the workers are idle
+        ceiling = broker_ceiling(load, tmp)  # the workers are idle
         idle_cpu = [worker_stats(p)[2] for p in metrics_ports]  # start-up is not ingest
-        payloads = fleet_payloads(devices, windows)
+        payloads = fleet_payloads(load)
         client = publisher(port)
         start = time.perf_counter()
         for topic, payload in payloads:
             client.publish(topic, payload, qos=1)
         deadline = time.monotonic() + 600
-        while stored(engine) < windows and time.monotonic() < deadline:
+        while stored(engine) < load.windows and time.monotonic() < deadline:
             time.sleep(0.05)
         seconds = time.perf_counter() - start
         client.disconnect()
@@ -256,26 +297,30 @@ def main() -> None:
                     help="ingest_batch_size of the workers (1: one transaction per window)")
     ap.add_argument("--inflight", type=int, default=100,
                     help="the broker's max_inflight_messages (unacknowledged per client)")
+    ap.add_argument("--drift", action="store_true",
+                    help="windows with one camera's histograms (about 1 KB) of a registered "
+                    "release, so ingest also adds them into the rollups; default: windows "
+                    "without cameras (about 250 bytes)")
     args = ap.parse_args()
-    devices = [f"cam-{i}" for i in range(args.devices)]
+    load = Load([f"cam-{i}" for i in range(args.devices)], args.windows, args.batch_size,
+                args.inflight, args.drift)
     rows: list[tuple[str, Case]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         rows.append(("SQLite (WAL), 1 worker",
-                     run_case(f"sqlite:///{tmp / 'cp.db'}", 1, devices, args.windows, tmp,
-                              args.batch_size, args.inflight)))
+                     run_case(f"sqlite:///{tmp / 'cp.db'}", 1, load, tmp)))
         for workers in (1, 2):
             url = postgres_db()
             if url is not None:
                 try:
                     rows.append((f"PostgreSQL, {workers} worker(s)",
-                                 run_case(url, workers, devices, args.windows, tmp,
-                                          args.batch_size, args.inflight)))
+                                 run_case(url, workers, load, tmp)))
                 finally:
                     drop_postgres_db(url)
+    kind = "drift windows, rollups" if args.drift else "windows without cameras"
     print(f"### Fleet ingest ({args.windows} windows from {args.devices} devices, QoS 1, "
           f"ingest_batch_size {args.batch_size}, broker max_inflight_messages "
-          f"{args.inflight})\n")
+          f"{args.inflight}, {kind})\n")
     print("| configuration | windows/s | devices at 1 window/min | windows per transaction | "
           "worker CPU per window | broker ceiling just before | ingest / ceiling |\n"
           "|---|---|---|---|---|---|---|")
@@ -288,8 +333,8 @@ def main() -> None:
     for name, c in rows:
         print(f"ratio {name} / broker ceiling: {c.rate / c.ceiling:.2f} (goal for "
               "PostgreSQL, 2 workers: 0.7)")
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    print(f"\nmachine: {os.cpu_count()} logical CPUs (load {load}), Python "
+    loadavg = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"\nmachine: {os.cpu_count()} logical CPUs (load {loadavg}), Python "
           f"{platform.python_version()}; broker, workers and fleet share this machine")
 
 

@@ -285,6 +285,7 @@ def main() -> int:
             labeller.start()
             day_story(loop, timeline, release_id, list(CAMERAS), labeller)
             release_id = weather_story(loop, timeline, release_id, RAIN, videos, labeller)
+            labeller.stop()  # its tally, saved below, is then the store's
             console.print(f"simulated labeller: {labeller.tally}")
 
         with timeline.phase(f"{n}/{n} telemetry flowing back (Ctrl-C to stop)"):

@@ -187,15 +187,21 @@ _ADD_COUNTS: sa.ColumnElement[Any] = sa.literal_column(
 
 
 def _upsert_postgres(session: Session, values: list[dict[str, Any]]) -> None:
-    stmt = postgresql.insert(_TABLE)
+    # The counts go as one array literal per row, cast by the server: psycopg dumps a
+    # Python list element by element in Python (in text format a regular expression per
+    # element), which was two thirds of ingest's CPU time with a few hundred per row.
+    stmt = postgresql.insert(_TABLE).values(counts=sa.cast(
+        sa.bindparam("counts_text", type_=sa.Text), _TABLE.c.counts.type))
     t, new = _TABLE.c, stmt.excluded
+    rows = [{**{k: v for k, v in row.items() if k != "counts"},
+             "counts_text": "{" + ",".join(map(repr, row["counts"])) + "}"} for row in values]
     session.execute(stmt.on_conflict_do_update(index_elements=list(_KEY), set_={
         "windows": t.windows + new.windows,
         "mismatched": t.mismatched + new.mismatched,
         "first_start": sa.func.least(t.first_start, new.first_start),
         "last_end": sa.func.greatest(t.last_end, new.last_end),
         "counts": _ADD_COUNTS,
-    }), values)
+    }), rows)
 
 
 def _upsert_sqlite(session: Session, values: list[dict[str, Any]]) -> None:
