@@ -67,7 +67,8 @@ def _report(url: str, how: str, part: str, minutes: int, devices: int) -> tuple[
     """(seconds, peak RSS MB) of one report in this (fresh) process: ``part`` "merge"
     (``collect.collect``: reading and merging) or "analysis" (all of ``run_analysis``)."""
     engine = create_db_engine(url)
-    settings = DriftSettings(range_minutes=minutes, analysis_interval_s=0)
+    week = 7 * 24 * 60  # the longest range a report covers
+    settings = DriftSettings(range_minutes=min(minutes, week), analysis_interval_s=0)
     now = START + timedelta(minutes=minutes + 1)
     if how == "raw":  # every window of the range, as the analysis read them before rollups
         collect_mod.plan = lambda _s, start, end: collect_mod._Plan([(start, end)], [])
@@ -76,7 +77,7 @@ def _report(url: str, how: str, part: str, minutes: int, devices: int) -> tuple[
         if how == "straightforward":
             n = len(oracle.reports(s, settings, now=now)) - 1
         elif part == "merge":
-            start = collect_mod.report_start(now, minutes)
+            start = collect_mod.report_start(now, settings.range_minutes)
             n = len(collect_mod.collect(s, start, now, None, settings.alert_windows)
                     .devices[RELEASE])
         else:
