@@ -94,6 +94,21 @@ def realized_accuracy(
     return out
 
 
+# Held-out accuracy as the trainer registers it, the most like a labelled sample first: a
+# regions model's samples are crops, scored at training on clips of held-out photos; a
+# whole-frame model's are frames, scored on test photos.
+HELD_OUT_METRICS = ("regions_clip_accuracy", "test_accuracy", "accuracy")
+
+
+def reference_accuracy(metrics: dict[str, Any]) -> float | None:
+    """The held-out accuracy among a model version's registered ``metrics`` (None: none)."""
+    for name in HELD_OUT_METRICS:
+        value = metrics.get(name)
+        if isinstance(value, int | float):
+            return float(value)
+    return None
+
+
 def held_out_accuracy(session: Session, release_id: str) -> float | None:
     """The accuracy the release's model version scored on its held-out set at training."""
     spec = session.exec(
@@ -101,8 +116,7 @@ def held_out_accuracy(session: Session, release_id: str) -> float | None:
         .join(Release, col(Release.model_version_id) == col(ModelVersion.id))
         .where(Release.release_id == release_id)
     ).first()
-    value = ((spec or {}).get("metrics") or {}).get("accuracy")
-    return float(value) if isinstance(value, int | float) else None
+    return reference_accuracy((spec or {}).get("metrics") or {})
 
 
 def accuracy_report(
@@ -120,4 +134,5 @@ def accuracy_report(
             "cameras": rows, "dropped": dropped}
 
 
-__all__ = ["Realized", "accuracy_report", "held_out_accuracy", "realized_accuracy", "wilson"]
+__all__ = ["Realized", "accuracy_report", "held_out_accuracy", "realized_accuracy",
+           "reference_accuracy", "wilson"]

@@ -24,7 +24,9 @@ class CameraAccuracy(realized.Realized):
 
 class AccuracyReport(BaseModel):
     release_id: str
-    held_out_accuracy: float | None = Field(description="The model version's test accuracy.")
+    held_out_accuracy: float | None = Field(
+        description="What the model version scored at training on held-out data like the "
+        "labelled samples: crops of composed clips for a regions model, else test photos.")
     confidence: float
     min_labels: int
     max_accuracy_drop: float
