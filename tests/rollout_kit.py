@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from control_plane.config.rollout_policy import GatePolicy, RolloutPolicy
+from control_plane.rollouts import desired
 from control_plane.rollouts import engine as rollout_engine
 from control_plane.rollouts import service as rollouts
 from control_plane.store.db import create_db_engine, upgrade
@@ -113,10 +114,9 @@ class Fleet:
 
     def tick(self, rollout_id: str) -> None:
         with Session(self.engine, expire_on_commit=False) as s:
-            states = rollout_engine.tick(s, rollout_id, self.now)
+            sent = rollout_engine.tick(s, rollout_id, self.now)
             s.commit()
-        for state in states:
-            self.out.publish_desired(state)
+            desired.publish(s, self.out, sent)
 
     def act(self, rollout_id: str, action: str, who: str = "bob") -> None:
         with Session(self.engine, expire_on_commit=False) as s:

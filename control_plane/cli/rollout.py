@@ -115,7 +115,8 @@ def rollout_start(
         return
     sizes = ", ".join(str(w["device_count"]) for w in rollout["waves"])
     typer.echo(f"rollout {rollout['rollout_id']} of {release_id} to "
-               f"{len(rollout['devices'])} device(s) in waves of {sizes}: {rollout['state']}")
+               f"{rollout.get('device_count', len(rollout['devices']))} device(s) in waves of "
+               f"{sizes}: {rollout['state']}")
     typer.echo(f"follow it with `parkwatch rollouts watch {rollout['rollout_id']}`")
 
 
@@ -150,8 +151,9 @@ def rollout_status(
 
     from .client import client_from, print_json, print_table
 
-    with client_from(config) as api:
-        rollout = api.get(f"/api/v1/rollouts/{rollout_id}")
+    with client_from(config) as api:  # the device list only when it is shown
+        rollout = api.get(f"/api/v1/rollouts/{rollout_id}",
+                          device_limit=None if devices or as_json else 0)
     if as_json:
         print_json(rollout)
         return
@@ -159,6 +161,10 @@ def rollout_status(
     if devices:
         print_table(rollout["devices"], ["device_id", "wave", "state", "revision", "detail",
                                          "updated_at"])
+        shown, total = len(rollout["devices"]), rollout.get("device_count", 0)
+        if total > shown:
+            typer.echo(f"first {shown} of {total} devices: see the rest with --json and the "
+                       "API's device_offset")
     if rollout["state"] in NEXT_STEP:
         typer.echo(NEXT_STEP[rollout["state"]].format(id=rollout_id))
 
@@ -178,14 +184,14 @@ def rollout_watch(
 
     deadline = None if timeout is None else time.monotonic() + timeout
     with client_from(config) as api:
-        rollout = api.get(f"/api/v1/rollouts/{rollout_id}")
+        rollout = api.get(f"/api/v1/rollouts/{rollout_id}", device_limit=0)
         with Live(wave_table(rollout), refresh_per_second=4) as live:
             while rollout["state"] == "in_progress":
                 if deadline is not None and time.monotonic() > deadline:
                     raise ControlPlaneError(f"still in progress after {timeout:g}s: watch again "
                                             "or see `parkwatch rollouts status`")
                 time.sleep(interval)
-                rollout = api.get(f"/api/v1/rollouts/{rollout_id}")
+                rollout = api.get(f"/api/v1/rollouts/{rollout_id}", device_limit=0)
                 live.update(wave_table(rollout))
     if rollout["state"] == "completed":
         typer.echo(f"{rollout_id} completed")

@@ -7,7 +7,8 @@ messages one by one, and acknowledges each message (manual PUBACK) only once it 
 committed, in arrival order; at most ``max_queued`` are held unacknowledged (paho's thread
 waits for room, so the broker keeps the backlog). An invalid payload is logged with its
 reason, dropped and acknowledged; a failing handler is logged; neither stops the loop.
-Out: desired states, retained, QoS 1.
+Out: desired states, retained, QoS 1; a batch returns once the broker acknowledged it
+(except where waiting could deadlock: see ``publish_desired_batch``).
 Subscriptions are made in ``on_connect``, so every reconnect resubscribes.
 """
 
@@ -60,6 +61,8 @@ from .batch import INGESTED_KINDS, Inbound, IngestPipeline, count
 log = logging.getLogger(__name__)
 INGEST_KINDS: tuple[TopicKind, ...] = ("status", "reported", "telemetry", "events")
 FLUSH_TIMEOUT_S = 5.0  # stop(): how long queued messages may take to be written and acked
+PUBACK_TIMEOUT_S = 30.0  # a batch of desired states: how long to wait for the broker
+MAX_INFLIGHT = 200  # QoS 1 messages on their way to the broker at once (paho: 20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,11 @@ class MqttAdapter:
         self.last_activity = time.monotonic()  # a message received or handled
         self._on_connected = on_connected
         self._signer = signer
+        # A publisher waits for PUBACKs under the desired-state writers' lock. On SQLite that
+        # is the database's only write lock: with ingest in this client, paho's thread may
+        # be waiting for ingest to make room, and ingest for that lock. Then it does not
+        # wait (one process runs everything on SQLite: the client's queue keeps lock order).
+        self._wait_acked = not (subscribe and engine.dialect.name == "sqlite")
         self._connected = threading.Event()
         self._stopping = False
         self._failures = RepeatFilter(log)
@@ -130,6 +138,7 @@ class MqttAdapter:
             )
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_queued_messages_set(10_000)
+        self.client.max_inflight_messages_set(MAX_INFLIGHT)
         self.client.on_connect = self._handle_connect
         self.client.on_connect_fail = self._handle_connect_fail
         self.client.on_disconnect = self._handle_disconnect
@@ -220,10 +229,17 @@ class MqttAdapter:
             "connected to broker", extra={"broker": f"{self.endpoint.host}:{self.endpoint.port}"}
         )
         if self._on_connected is not None:
-            try:
-                self._on_connected(self)
-            except Exception:
-                log.exception("on-connect hook failed")
+            # Its own thread: the hook publishes and waits for PUBACKs, which this (paho's
+            # network) thread reads.
+            threading.Thread(target=self._run_on_connected, name="mqtt-on-connect",
+                             daemon=True).start()
+
+    def _run_on_connected(self) -> None:
+        assert self._on_connected is not None
+        try:
+            self._on_connected(self)
+        except Exception:
+            log.exception("on-connect hook failed")
 
     def _handle_subscribe(self, _client: paho.Client, _userdata: Any, mid: int,
                           reasons: list[Any], _props: Any) -> None:
@@ -255,11 +271,35 @@ class MqttAdapter:
         """Publish retained, QoS 1, signed (``desired_signed``, what agents act on) and plain
         (``desired``, for agents older than signing: without the fields they would refuse).
         While disconnected paho queues both and sends them on reconnect."""
+        self._queue_desired(state)
+
+    def publish_desired_batch(self, states: Sequence[DesiredState]) -> None:
+        """Publish each state as ``publish_desired`` does, and return once the broker has
+        acknowledged every message (the caller holds the writers' lock meanwhile, so no
+        newer state of these devices can reach the broker first). Not while disconnected:
+        paho sends the queue on reconnect, and the re-publish on connect follows it."""
+        sent = [info for state in states for info in self._queue_desired(state)]
+        if not self._wait_acked:
+            return
+        deadline = time.monotonic() + PUBACK_TIMEOUT_S
+        for info in sent:
+            try:
+                while not info.is_published() and self.connected:
+                    if time.monotonic() > deadline:
+                        log.warning("the broker did not acknowledge %d desired states within "
+                                    "%g s; they stay queued", len(sent), PUBACK_TIMEOUT_S)
+                        return
+                    info.wait_for_publish(0.5)
+            except (RuntimeError, ValueError):
+                continue  # not queued (logged when published); the re-publish covers it
+
+    def _queue_desired(self, state: DesiredState) -> list[paho.MQTTMessageInfo]:
         plain = state.model_copy(update={"epoch": 0, "rollback": False})
         messages = [(desired_topic(state.device_id), encode(plain))]
         if self._signer is not None:
             signed = encode(self._signer(state))
             messages.append((signed_desired_topic(state.device_id), signed))
+        infos = []
         for topic, payload in messages:
             info = self.client.publish(topic, payload, qos=1, retain=True)
             if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
@@ -268,7 +308,9 @@ class MqttAdapter:
                     paho.error_string(info.rc),
                     extra={"device_id": state.device_id, "revision": state.revision},
                 )
+            infos.append(info)
         DESIRED_PUBLISHED.inc()
+        return infos
 
     def publish_command(self, command: DeviceCommand) -> None:
         """A one-off request (QoS 1, not retained: an offline device never gets it late)."""

@@ -1,7 +1,8 @@
 """What people do to rollouts: start, pause, resume, approve, abort, roll back.
 
 Each action locks the rollout, changes it, writes the audit entry (who, when) in the
-same transaction, and returns the desired states to publish after the commit.
+same transaction, and returns the devices whose desired states to publish after the
+commit.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
-
-from protocols import DesiredState
 
 from ..config.rollout_policy import RolloutPolicy
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
@@ -45,14 +45,16 @@ def create(
     who: str,
     supersede: bool,
     target: dict[str, Any] | None = None,
-) -> tuple[Rollout, list[DesiredState]]:
-    """Plan a rollout over ``devices`` and send the first wave (rate permitting)."""
+) -> Rollout:
+    """Plan a rollout over ``devices``: the rollout, its waves and a row per device, every
+    row ``planned``. Nothing is sent: the engine's next tick starts the first wave."""
     releases.get_release(session, release_id)
     if mode == "shadow" and policy.shadow_phase:
         raise InvalidRequestError("mode=shadow already runs every wave in shadow: drop "
                                   "shadow_phase, or use mode=active with a shadow phase")
     ids = [d.device_id for d in devices]
-    desired.lock_devices(session, ids)  # before _take_over reads who holds them
+    # Before _take_over reads who holds them: another start commits first, or waits.
+    desired.begin_write(session)
     candidates = [Candidate(d.device_id, d.online, d.labels or {}) for d in devices]
     waves = assign_waves(candidates, policy.waves, policy.spread_label)
     now = utc_now()
@@ -71,16 +73,15 @@ def create(
         session.add(RolloutWave(rollout_id=rollout.rollout_id, number=n, state=WAVE.initial,
                                 mode="shadow" if n == 0 or mode == "shadow" else "active",
                                 device_count=count))
-    for device_id in ids:
-        session.add(RolloutDevice(rollout_id=rollout.rollout_id, device_id=device_id,
-                                  wave=waves[device_id], state=DEVICE.initial, revision=0,
-                                  updated_at=now))
+    session.execute(sa.insert(RolloutDevice), [  # one statement, not an ORM object each
+        {"rollout_id": rollout.rollout_id, "device_id": device_id, "wave": waves[device_id],
+         "state": DEVICE.initial, "revision": 0, "updated_at": now} for device_id in ids])
     audit.record(session, who, "rollout.start", f"rollout:{rollout.rollout_id}",
                  release_id=release_id, mode=mode, devices=ids[:1000], device_count=len(ids),
                  targeted=target or {}, supersede=supersede,
                  policy=policy.model_dump(mode="json"))
     session.flush()
-    return rollout, tick(session, rollout.rollout_id, now)
+    return rollout
 
 
 def _take_over(
@@ -154,7 +155,7 @@ def pause(session: Session, rollout_id: str, *, who: str, reason: str | None) ->
 
 
 def resume(session: Session, rollout_id: str, *, who: str, reason: str | None
-           ) -> list[DesiredState]:
+           ) -> list[str]:
     """Go on; a failed (or rolled-back) wave starts again from the beginning."""
     rollout = _locked(session, rollout_id)
     _require(rollout, "resume", "resume")
@@ -180,7 +181,7 @@ def resume(session: Session, rollout_id: str, *, who: str, reason: str | None
 
 
 def approve(session: Session, rollout_id: str, *, who: str, reason: str | None
-            ) -> list[DesiredState]:
+            ) -> list[str]:
     """Let the rollout go beyond its approval wave; recorded with who and when."""
     rollout = _locked(session, rollout_id)
     _require(rollout, "approve", "approve")
@@ -197,7 +198,7 @@ def approve(session: Session, rollout_id: str, *, who: str, reason: str | None
 
 
 def abort(session: Session, rollout_id: str, *, who: str, reason: str | None
-          ) -> list[DesiredState]:
+          ) -> list[str]:
     """Stop here: no device that has not acknowledged the release gets it (those it was
     sent to are pointed back, so an offline one hears the revert when it reconnects);
     those that acknowledged keep it."""
@@ -221,7 +222,7 @@ def abort(session: Session, rollout_id: str, *, who: str, reason: str | None
 
 
 def rollback(session: Session, rollout_id: str, *, who: str, reason: str | None
-             ) -> list[DesiredState]:
+             ) -> list[str]:
     """Every device that got the release goes back to what it ran before."""
     rollout = _locked(session, rollout_id)
     _require(rollout, "roll_back", "roll back")

@@ -14,18 +14,25 @@ thread or process) never both read revision N and both write N + 1:
 A writer's lock lasts until its commit; a tick holds it for milliseconds, so writers in
 several processes queue rather than run side by side.
 
-Publishing follows the commit: :func:`publish` locks the devices again, reads what the
-store holds now and publishes that, so a publisher that lost a race publishes the newer
-state, never its own older one. The same holds for the re-publish on reconnect.
+Publishing follows the commit: :func:`publish` takes the writers' lock again, reads
+what the store holds now, publishes that and keeps the lock until the broker has
+acknowledged it (PUBACK: Mosquitto retains a message before it acknowledges it). So a
+publisher that lost a race publishes the newer state, never its own older one, and no
+other writer, in this process or another replica, can commit and publish a newer state
+while an older one is still on its way to the broker. Devices go out in chunks, each
+under its own lock, so ingest and other writers get turns during a large publish.
+The same holds for the re-publish on reconnect.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
+import sqlalchemy as sa
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
@@ -48,26 +55,83 @@ class DesiredStatePublisher(Protocol):
     def publish_desired(self, state: DesiredState) -> None: ...
 
 
+@runtime_checkable
+class BatchPublisher(Protocol):
+    """A publisher that sends many states at once and returns when the broker has them."""
+
+    def publish_desired_batch(self, states: Sequence[DesiredState]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What the store holds of a device's desired state (read as a plain row)."""
+
+    device_id: str
+    desired_revision: int
+    desired_release_id: str | None
+    desired_mode: str | None
+    desired_fallback_release_id: str | None
+    desired_rollout_id: str | None
+    desired_issued_at: datetime | None
+    reported: dict[str, Any] | None
+
+
+_STORED = [col(getattr(Device, f.name)) for f in fields(Stored)]
+
+
+def read_stored(session: Session, device_ids: Sequence[str]) -> list[Stored]:
+    """The devices' stored desired states, by id (one query: at most _CHUNK ids)."""
+    return [Stored(*row) for row in session.execute(
+        sa.select(*_STORED).where(col(Device.device_id).in_(list(device_ids)))
+        .order_by(col(Device.device_id))).all()]
+
+
 def desired_of(session: Session, device: Device) -> DesiredState:
     """The desired state the store holds for ``device``, as it goes on the wire."""
-    shadow = device.desired_mode == "shadow"
-    settings = AgentSettings()
-    rollout = (session.get(Rollout, device.desired_rollout_id)
-               if shadow and device.desired_rollout_id else None)
-    if rollout is not None:  # the rollout's policy says how much of the stream to mirror
-        settings = AgentSettings(shadow_fraction=policy_of(rollout).shadow_fraction)
-    return DesiredState(
-        device_id=device.device_id,
-        revision=device.desired_revision,
-        release_id=device.desired_release_id,
-        mode="shadow" if shadow else "active",
-        fallback_release_id=device.desired_fallback_release_id,
-        rollout_id=device.desired_rollout_id,
-        issued_at=device.desired_issued_at or utc_now(),
-        settings=settings,
-        epoch=store_epoch(session),
-        rollback=_is_rollback(session, device),
-    )
+    return desired_states(session, [device])[0]
+
+
+def desired_states(session: Session, devices: Sequence[Device | Stored]) -> list[DesiredState]:
+    """:func:`desired_of` for many devices: their rollouts and releases read once."""
+    rollouts = _rollouts(session, {d.desired_rollout_id for d in devices
+                                   if d.desired_rollout_id})
+    wanted: set[str] = set()
+    for d in devices:
+        wanted.update(r for r in (d.desired_release_id, _serving(d)) if r is not None)
+    created = dict(session.exec(select(Release.release_id, Release.created_at)
+                                .where(col(Release.release_id).in_(sorted(wanted)))).all())
+    epoch = store_epoch(session)
+    plain = AgentSettings()
+    shadow_settings: dict[str, AgentSettings] = {}
+    out = []
+    for device in devices:
+        shadow = device.desired_mode == "shadow"
+        rollout = rollouts.get(device.desired_rollout_id or "")
+        settings = plain
+        if shadow and rollout is not None:  # its policy says how much of the stream to mirror
+            if rollout.rollout_id not in shadow_settings:
+                shadow_settings[rollout.rollout_id] = AgentSettings(
+                    shadow_fraction=policy_of(rollout).shadow_fraction)
+            settings = shadow_settings[rollout.rollout_id]
+        out.append(DesiredState(
+            device_id=device.device_id,
+            revision=device.desired_revision,
+            release_id=device.desired_release_id,
+            mode="shadow" if shadow else "active",
+            fallback_release_id=device.desired_fallback_release_id,
+            rollout_id=device.desired_rollout_id,
+            issued_at=device.desired_issued_at or utc_now(),
+            settings=settings,
+            epoch=epoch,
+            rollback=_is_rollback(device, rollout, created),
+        ))
+    return out
+
+
+def _rollouts(session: Session, ids: set[str]) -> dict[str, Rollout]:
+    wanted = sorted(ids)  # a handful: devices in a rollout share it
+    return {r.rollout_id: r for r in session.exec(
+        select(Rollout).where(col(Rollout.rollout_id).in_(wanted))).all()}
 
 
 def store_epoch(session: Session) -> int:
@@ -75,22 +139,26 @@ def store_epoch(session: Session) -> int:
     return row.epoch if row is not None else 0
 
 
-def _is_rollback(session: Session, device: Device) -> bool:
+def _serving(device: Device | Stored) -> str | None:
+    active = (device.reported or {}).get("active") or {}
+    serving = active.get("release_id")
+    return serving if isinstance(serving, str) else None
+
+
+def _is_rollback(device: Device | Stored, rollout: Rollout | None,
+                 created: dict[str, datetime]) -> bool:
     """Whether the state allows a move to an older release (agents refuse one otherwise):
     a revert of a rollout, or a release older than the one the device reports serving."""
     wanted = device.desired_release_id
     if wanted is None:
         return False
-    rollout = (session.get(Rollout, device.desired_rollout_id)
-               if device.desired_rollout_id else None)
     if rollout is not None and rollout.release_id != wanted:
         return True  # pointed back (abort, rollback, failed gate), whatever it reported yet
-    active = (device.reported or {}).get("active") or {}
-    serving = active.get("release_id")
-    if not isinstance(serving, str) or serving == wanted:
+    serving = _serving(device)
+    if serving is None or serving == wanted:
         return False
-    old, new = session.get(Release, wanted), session.get(Release, serving)
-    return old is not None and new is not None and old.created_at < new.created_at
+    old, new = created.get(wanted), created.get(serving)
+    return old is not None and new is not None and old < new
 
 
 class Signer:
@@ -154,22 +222,49 @@ def write(
     return device.desired_revision
 
 
+def write_many(
+    session: Session, device_ids: Sequence[str], *, release_id: str | None, mode: str,
+    fallback_release_id: str | None, rollout_id: str | None, now: datetime,
+) -> None:
+    """:func:`write` for many devices in one statement (the caller holds the writers'
+    lock, :func:`begin_write`); each revision grows by one in the statement itself."""
+    revision = col(Device.desired_revision)
+    session.execute(
+        sa.update(Device).where(col(Device.device_id).in_(list(device_ids)))
+        .values(desired_revision=revision + 1, desired_release_id=release_id,
+                desired_mode=mode, desired_fallback_release_id=fallback_release_id,
+                desired_rollout_id=rollout_id, desired_issued_at=now)
+        .execution_options(synchronize_session=False))
+
+
 def publish(session: Session, publisher: DesiredStatePublisher,
             device_ids: Iterable[str]) -> int:
     """After the commit that wrote their states: publish the devices' current desired
-    states under their locks (a newer one, if another writer got there first). How many."""
-    wanted = list(device_ids)
-    if not wanted:
-        return 0
-    try:
-        devices = lock_devices(session, wanted)
-        for device_id in sorted(devices):
-            state = desired_of(session, devices[device_id])
-            with bind_context(device_id=state.device_id, release_id=state.release_id):
-                publisher.publish_desired(state)
-    finally:
-        session.commit()  # releases the locks
-    return len(devices)
+    states (a newer one, if another writer got there first), a chunk at a time, each under
+    the writers' lock until the broker has it. How many."""
+    wanted = sorted(set(device_ids))
+    sent = 0
+    # A session of its own: the caller's may hold thousands of objects that every commit
+    # here would walk through.
+    with Session(session.get_bind()) as own:
+        for start in range(0, len(wanted), _CHUNK):
+            try:
+                begin_write(own)  # the writers' lock only: device rows stay free for ingest
+                states = desired_states(own, read_stored(own, wanted[start:start + _CHUNK]))
+                _send(publisher, states)
+                sent += len(states)
+            finally:
+                own.commit()  # releases the lock
+    return sent
+
+
+def _send(publisher: DesiredStatePublisher, states: Sequence[DesiredState]) -> None:
+    if isinstance(publisher, BatchPublisher):
+        publisher.publish_desired_batch(states)
+        return
+    for state in states:
+        with bind_context(device_id=state.device_id, release_id=state.release_id):
+            publisher.publish_desired(state)
 
 
 def catch_up(session: Session, device: Device, reported: ReportedState) -> list[str]:
@@ -219,4 +314,5 @@ def republish_all(session: Session, publisher: DesiredStatePublisher) -> int:
     """Every device's current desired state again, under the locks (after a reconnect: an
     embedded broker forgets retained messages when it restarts)."""
     ids = session.exec(select(Device.device_id).where(col(Device.desired_revision) > 0)).all()
+    session.commit()  # no transaction of this session stays open beside publish's own
     return publish(session, publisher, ids)

@@ -11,8 +11,8 @@ rollout where the store says it is. Two things drive it:
 Each call locks the rollout's row (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite
 the transaction holds the database's write lock from its start), then the devices it
 writes (``desired.lock_devices``), so several API processes may tick the same rollouts.
-Functions return the desired states to publish: the caller commits first, then
-publishes (``desired.publish``).
+Functions return the devices whose desired states to publish: the caller commits first,
+then publishes (``desired.publish``, which reads what the store holds then).
 
 Every change of a rollout's, a wave's or a device row's state is a move of its table
 (``states.py``).
@@ -26,7 +26,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from protocols import DesiredState, ReportedState
+from protocols import ReportedState
 
 from ..config.rollout_policy import RolloutPolicy
 from ..services import audit
@@ -39,8 +39,8 @@ from ..store.models import (
     utc_now,
 )
 from . import desired, gates
-from .desired import desired_of
 from .policy import policy_of
+from .release import DeviceView, read_devices, release_many
 from .reported import record_reports
 from .states import (
     DEVICE,
@@ -55,14 +55,6 @@ from .waves import release_budget
 log = logging.getLogger(__name__)
 
 ENGINE = "rollout-engine"  # the "who" of automatic actions in the audit log
-
-
-def serving_release(device: Device) -> str | None:
-    """What the device runs now: it falls back to this if the new release fails."""
-    reported = device.reported or {}
-    active = reported.get("active") or {}
-    running = active.get("release_id") or device.desired_release_id
-    return running if isinstance(running, str) else None
 
 
 def lock_rollout(session: Session, rollout_id: str) -> Rollout | None:
@@ -93,27 +85,9 @@ def wave_rows(rows: Sequence[RolloutDevice], wave: RolloutWave) -> list[RolloutD
 
 
 # -- desired states --------------------------------------------------------------------------
-def release_to(
-    session: Session, rollout: Rollout, wave: RolloutWave, row: RolloutDevice, now: datetime
-) -> DesiredState:
-    """Send the rollout's release to one device in ``wave``'s mode (the caller locked it:
-    ``desired.lock_devices``)."""
-    device = session.get(Device, row.device_id)
-    assert device is not None  # a foreign key
-    if device.desired_rollout_id != rollout.rollout_id:
-        row.fallback_release_id = serving_release(device)
-    revision = desired.write(session, device, release_id=rollout.release_id, mode=wave.mode,
-                             fallback_release_id=row.fallback_release_id,
-                             rollout_id=rollout.rollout_id, now=now)
-    row.revision, row.released_at, row.acked_at = revision, now, None
-    move_device(row, "release", now, f"sent in wave {wave.number} ({wave.mode})")
-    session.add(row)
-    return desired_of(session, device)
-
-
 def revert(
     session: Session, rollout: Rollout, row: RolloutDevice, now: datetime, why: str
-) -> DesiredState | None:
+) -> str | None:
     """Point a released device back at its previous release (None: a newer rollout owns it).
     The caller locked the device (``desired.lock_devices``)."""
     device = session.get(Device, row.device_id)
@@ -128,7 +102,7 @@ def revert(
         row.detail = f"{row.detail or row.state}; {why}; back to {back}"[:1024]
         row.updated_at = now
     session.add(row)
-    return desired_of(session, device)
+    return device.device_id
 
 
 # -- reported states ---------------------------------------------------------------------------
@@ -138,13 +112,13 @@ def record_report(session: Session, device: Device, reported: ReportedState) -> 
 
 
 # -- the tick ----------------------------------------------------------------------------------
-def tick(session: Session, rollout_id: str, now: datetime | None = None) -> list[DesiredState]:
-    """Advance one rollout as far as it can go now; the desired states to publish."""
+def tick(session: Session, rollout_id: str, now: datetime | None = None) -> list[str]:
+    """Advance one rollout as far as it can go now; the devices whose states to publish."""
     now = now or utc_now()
     rollout = lock_rollout(session, rollout_id)
     if rollout is None or rollout.state != "in_progress":
         return []
-    out: list[DesiredState] = []
+    out: list[str] = []
     policy = policy_of(rollout)
     if still_waiting(session, rollout, policy, now):
         return out
@@ -174,7 +148,8 @@ def tick(session: Session, rollout_id: str, now: datetime | None = None) -> list
                 break
             move_wave(wave, "start", now)
         if wave.state == "running":
-            out += _release_due(session, rollout, policy, wave, wave_rows(rows, wave), now)
+            out += _release_due(session, rollout, policy, wave, wave_rows(rows, wave),
+                                devices, now)
             results = _evaluate(session, rollout, policy, wave, rows, devices, now)
             wave.gates = [r.as_dict() for r in results]
             verdict = gates.outcome(results)
@@ -202,12 +177,12 @@ def tick(session: Session, rollout_id: str, now: datetime | None = None) -> list
     return out
 
 
-def _devices(session: Session, rows: Sequence[RolloutDevice]) -> dict[str, Device]:
-    """The rollout's devices, locked: the tick may write their desired states."""
-    return desired.lock_devices(session, [r.device_id for r in rows])
+def _devices(session: Session, rows: Sequence[RolloutDevice]) -> dict[str, DeviceView]:
+    """The rollout's devices as plain rows; no row locks (see ``release``)."""
+    return read_devices(session, [r.device_id for r in rows])
 
 
-def _progress(row: RolloutDevice, device: Device) -> gates.DeviceProgress:
+def _progress(row: RolloutDevice, device: DeviceView) -> gates.DeviceProgress:
     since = device.status_at if device.online else None
     return gates.DeviceProgress(row.device_id, row.state, device.online, row.released_at,
                                 row.acked_at, since)
@@ -220,19 +195,19 @@ def _needs_approval(policy: RolloutPolicy, wave: RolloutWave) -> bool:
 
 def _release_due(
     session: Session, rollout: Rollout, policy: RolloutPolicy, wave: RolloutWave,
-    rows: Sequence[RolloutDevice], now: datetime,
-) -> list[DesiredState]:
+    rows: Sequence[RolloutDevice], devices: dict[str, DeviceView], now: datetime,
+) -> list[str]:
     started = wave.started_at or now
     waiting = [r for r in rows if r.state == "planned"]
     sent = sum(1 for r in rows if r.released_at is not None and r.released_at >= started)
     budget = release_budget(policy.max_devices_per_minute,
                             (now - started).total_seconds(), sent, len(waiting))
-    return [release_to(session, rollout, wave, row, now) for row in waiting[:budget]]
+    return release_many(session, rollout, wave, waiting[:budget], devices, now)
 
 
 def _evaluate(
     session: Session, rollout: Rollout, policy: RolloutPolicy, wave: RolloutWave,
-    rows: Sequence[RolloutDevice], devices: dict[str, Device], now: datetime,
+    rows: Sequence[RolloutDevice], devices: dict[str, DeviceView], now: datetime,
 ) -> list[gates.GateResult]:
     mine = [r for r in wave_rows(rows, wave) if r.state not in ("superseded", "cancelled")]
     progress = [_progress(r, devices[r.device_id]) for r in mine]
@@ -290,12 +265,14 @@ def _add_baseline(
 def _fail_wave(
     session: Session, rollout: Rollout, policy: RolloutPolicy, wave: RolloutWave,
     rows: Sequence[RolloutDevice], results: Sequence[gates.GateResult], now: datetime,
-) -> list[DesiredState]:
+) -> list[str]:
     failed = [r for r in results if r.status == "fail"]
     reason = f"wave {wave.number} failed gate {failed[0].name}: {failed[0].detail}"
     move_wave(wave, "fail", now)
-    out: list[DesiredState] = []
+    out: list[str] = []
     if policy.on_gate_failure == "rollback":
+        desired.lock_devices(session, [r.device_id for r in wave_rows(rows, wave)
+                                       if r.state in RELEASED_ROW_STATES])
         for row in wave_rows(rows, wave):
             if row.state in RELEASED_ROW_STATES:
                 state = revert(session, rollout, row, now, f"wave {wave.number} failed its gates")

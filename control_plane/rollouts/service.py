@@ -18,13 +18,14 @@ device never hears of a state the store does not hold.
 from __future__ import annotations
 
 import logging
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from protocols import DesiredState, ReportedState
+from protocols import ReportedState
 
 from ..config.rollout_policy import RolloutPolicy
 from ..errors import InvalidRequestError, NotFoundError
@@ -42,12 +43,12 @@ from .reported import record_reports
 from .states import ACTIVE_STATES
 
 __all__ = [
-    "DesiredStatePublisher", "act", "catch_up", "desired_of", "get_rollout", "list_rollouts",
-    "on_reported", "on_reported_many", "publish_current", "republish_desired", "rollout_state",
-    "start_rollout",
-    "tick_all",
+    "DesiredStatePublisher", "act", "advance", "catch_up", "desired_of", "get_rollout",
+    "list_rollouts", "on_reported", "on_reported_many", "plan_rollout", "publish_current",
+    "republish_desired", "rollout_state", "start_rollout", "tick_all",
 ]
 log = logging.getLogger(__name__)
+DEVICE_PAGE = 1000  # devices listed in a rollout's answer unless asked for another page
 Action = Literal["pause", "resume", "approve", "abort", "rollback"]
 
 
@@ -60,12 +61,6 @@ def rollout_state(device_states: Sequence[str]) -> str:
     if all(s in ("acknowledged", "superseded") for s in device_states):
         return "completed"
     return "in_progress"
-
-
-def _publish(session: Session, publisher: DesiredStatePublisher,
-             states: Sequence[DesiredState]) -> int:
-    """After the commit: publish what the store now holds for the devices of ``states``."""
-    return desired.publish(session, publisher, [s.device_id for s in states])
 
 
 def _targets(session: Session, device_ids: Sequence[str] | None) -> list[Device]:
@@ -89,6 +84,34 @@ def _targets(session: Session, device_ids: Sequence[str] | None) -> list[Device]
     return rows
 
 
+def plan_rollout(
+    session: Session,
+    release_id: str,
+    device_ids: Sequence[str] | None,
+    mode: Literal["active", "shadow"],
+    *,
+    who: str,
+    policy: RolloutPolicy | None = None,
+    shadow_phase: bool | None = None,
+    supersede: bool = False,
+    target: dict[str, Any] | None = None,
+) -> Rollout:
+    """Plan a rollout of ``release_id`` to ``device_ids`` (None: every device) and commit;
+    nothing is sent yet (``advance``, or the engine's next tick, starts the first wave).
+    ``shadow_phase`` overrides the policy's; devices already in an active rollout are
+    refused unless ``supersede``."""
+    policy = policy or RolloutPolicy()
+    if shadow_phase is not None:
+        policy = policy.model_copy(update={"shadow_phase": shadow_phase})
+    devices = _targets(session, device_ids)
+    rollout = actions.create(
+        session, release_id, devices, mode, policy, who=who, supersede=supersede, target=target
+    )
+    session.commit()
+    log.info("rollout planned", extra={"rollout_id": rollout.rollout_id, "devices": len(devices)})
+    return rollout
+
+
 def start_rollout(
     session: Session,
     publisher: DesiredStatePublisher,
@@ -102,19 +125,10 @@ def start_rollout(
     supersede: bool = False,
     target: dict[str, Any] | None = None,
 ) -> Rollout:
-    """Plan a rollout of ``release_id`` to ``device_ids`` (None: every device), commit, and
-    publish the first wave's desired states. ``shadow_phase`` overrides the policy's;
-    devices already in an active rollout are refused unless ``supersede``."""
-    policy = policy or RolloutPolicy()
-    if shadow_phase is not None:
-        policy = policy.model_copy(update={"shadow_phase": shadow_phase})
-    devices = _targets(session, device_ids)
-    rollout, states = actions.create(
-        session, release_id, devices, mode, policy, who=who, supersede=supersede, target=target
-    )
-    session.commit()
-    _publish(session, publisher, states)
-    log.info("rollout started", extra={"rollout_id": rollout.rollout_id, "devices": len(devices)})
+    """``plan_rollout``, then ``advance`` it at once (the first wave goes out now)."""
+    rollout = plan_rollout(session, release_id, device_ids, mode, who=who, policy=policy,
+                           shadow_phase=shadow_phase, supersede=supersede, target=target)
+    advance(session, publisher, rollout.rollout_id)
     return rollout
 
 
@@ -123,20 +137,33 @@ def act(
     *, who: str, reason: str | None = None,
 ) -> None:
     """Pause, resume, approve, abort or roll back a rollout (audited with who and when)."""
-    states: list[DesiredState] = []
+    sent: list[str] = []
     if action == "pause":
         actions.pause(session, rollout_id, who=who, reason=reason)
     elif action == "abort":
-        states = actions.abort(session, rollout_id, who=who, reason=reason)
+        sent = actions.abort(session, rollout_id, who=who, reason=reason)
     elif action == "resume":
-        states = actions.resume(session, rollout_id, who=who, reason=reason)
+        sent = actions.resume(session, rollout_id, who=who, reason=reason)
     elif action == "approve":
-        states = actions.approve(session, rollout_id, who=who, reason=reason)
+        sent = actions.approve(session, rollout_id, who=who, reason=reason)
     else:
-        states = actions.rollback(session, rollout_id, who=who, reason=reason)
+        sent = actions.rollback(session, rollout_id, who=who, reason=reason)
     session.commit()
-    _publish(session, publisher, states)
+    desired.publish(session, publisher, sent)
     log.info("rollout %s", action, extra={"rollout_id": rollout_id, "who": who})
+
+
+def advance(session: Session, publisher: DesiredStatePublisher, rollout_id: str) -> int:
+    """Tick one rollout now (one transaction), then publish the desired states it wrote;
+    how many went out. A failed tick is rolled back and logged; the next one retries."""
+    try:
+        sent = engine.tick(session, rollout_id)
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.exception("rollout tick failed", extra={"rollout_id": rollout_id})
+        return 0
+    return desired.publish(session, publisher, sent)
 
 
 def tick_all(session: Session, publisher: DesiredStatePublisher) -> int:
@@ -145,17 +172,7 @@ def tick_all(session: Session, publisher: DesiredStatePublisher) -> int:
         select(Rollout.rollout_id).where(Rollout.state == "in_progress")
         .order_by(col(Rollout.created_at))
     ).all()
-    sent = 0
-    for rollout_id in ids:
-        try:
-            states = engine.tick(session, rollout_id)
-            session.commit()
-        except Exception:
-            session.rollback()
-            log.exception("rollout tick failed", extra={"rollout_id": rollout_id})
-            continue
-        sent += _publish(session, publisher, states)
-    return sent
+    return sum(advance(session, publisher, rollout_id) for rollout_id in ids)
 
 
 def on_reported(session: Session, device: Device, reported: ReportedState) -> str | None:
@@ -171,12 +188,24 @@ def on_reported_many(
     return record_reports(session, reports)
 
 
-def get_rollout(session: Session, rollout_id: str) -> RolloutPublic:
+def get_rollout(session: Session, rollout_id: str, *, device_limit: int = DEVICE_PAGE,
+                device_offset: int = 0) -> RolloutPublic:
+    """A rollout, its waves with counts by state (one aggregate query) and one page of its
+    devices (by id): at 10,000 devices the answer stays small."""
     rollout = session.get(Rollout, rollout_id)
     if rollout is None:
         raise NotFoundError(f"no rollout {rollout_id!r}: see `parkwatch rollouts list`")
-    rows = engine.rows_of(session, rollout_id)
-    waves = engine.waves_of(session, rollout_id)
+    counts: dict[int, Counter[str]] = defaultdict(Counter)
+    for wave_number, state, n in session.exec(
+        select(RolloutDevice.wave, RolloutDevice.state, func.count())
+        .where(RolloutDevice.rollout_id == rollout_id)
+        .group_by(col(RolloutDevice.wave), col(RolloutDevice.state))
+    ).all():
+        counts[wave_number][state] += int(n)
+    rows = session.exec(
+        select(RolloutDevice).where(RolloutDevice.rollout_id == rollout_id)
+        .order_by(col(RolloutDevice.device_id)).offset(device_offset).limit(device_limit)
+    ).all() if device_limit > 0 else []
     return RolloutPublic(
         rollout_id=rollout.rollout_id,
         release_id=rollout.release_id,
@@ -188,7 +217,10 @@ def get_rollout(session: Session, rollout_id: str) -> RolloutPublic:
         created_at=rollout.created_at,
         updated_at=rollout.updated_at,
         policy=policy_of(rollout),
-        waves=[_wave_public(w, rows) for w in waves],
+        waves=[_wave_public(w, counts[1 if w.number == 0 else w.number])
+               for w in engine.waves_of(session, rollout_id)],
+        device_count=sum(sum(c.values()) for c in counts.values()),
+        device_states=dict(sum(counts.values(), Counter())),
         devices=[
             RolloutDevicePublic(device_id=r.device_id, state=r.state, revision=r.revision,
                                 wave=r.wave, detail=r.detail, updated_at=r.updated_at)
@@ -197,13 +229,14 @@ def get_rollout(session: Session, rollout_id: str) -> RolloutPublic:
     )
 
 
-def _wave_public(wave: RolloutWave, rows: Sequence[RolloutDevice]) -> RolloutWavePublic:
-    mine = engine.wave_rows(rows, wave)
+def _wave_public(wave: RolloutWave, states: Counter[str]) -> RolloutWavePublic:
+    """A wave and the states of its rows (the shadow phase's are wave 1's)."""
     return RolloutWavePublic(
         number=wave.number, mode=wave.mode, state=wave.state, device_count=wave.device_count,
-        acknowledged=sum(r.state == "acknowledged" for r in mine),
-        pending=sum(r.state in ("planned", "pending") for r in mine),
-        failed=sum(r.state in ("failed", "expired") for r in mine),
+        acknowledged=states["acknowledged"],
+        pending=states["planned"] + states["pending"],
+        failed=states["failed"] + states["expired"],
+        states=dict(states),
         started_at=wave.started_at, finished_at=wave.finished_at,
         approved_by=wave.approved_by, approved_at=wave.approved_at,
         gates=[GateResultPublic.model_validate(g) for g in wave.gates or []],
@@ -211,7 +244,8 @@ def _wave_public(wave: RolloutWave, rows: Sequence[RolloutDevice]) -> RolloutWav
 
 
 def list_rollouts(
-    session: Session, *, limit: int, offset: int, active: bool | None = None
+    session: Session, *, limit: int, offset: int, active: bool | None = None,
+    device_limit: int = DEVICE_PAGE,
 ) -> tuple[list[RolloutPublic], int]:
     where = []
     if active is not None:
@@ -224,7 +258,7 @@ def list_rollouts(
         .offset(offset)
         .limit(limit)
     ).all()
-    return [get_rollout(session, i) for i in ids], total
+    return [get_rollout(session, i, device_limit=device_limit) for i in ids], total
 
 
 def catch_up(session: Session, device: Device, reported: ReportedState) -> list[str]:

@@ -61,6 +61,8 @@ class RolloutWavePublic(BaseModel):
     acknowledged: int
     pending: int
     failed: int
+    states: dict[str, int] = Field(
+        default_factory=dict, description="The wave's devices by state (all of them).")
     started_at: datetime | None
     finished_at: datetime | None
     approved_by: str | None
@@ -89,4 +91,8 @@ class RolloutPublic(BaseModel):
     updated_at: datetime
     policy: RolloutPolicy
     waves: list[RolloutWavePublic]
-    devices: list[RolloutDevicePublic]
+    device_count: int = Field(0, description="Devices the rollout targets.")
+    device_states: dict[str, int] = Field(
+        default_factory=dict, description="Every targeted device by state.")
+    devices: list[RolloutDevicePublic] = Field(
+        description="One page of the devices, by id (``device_limit``, ``device_offset``).")

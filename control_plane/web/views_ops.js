@@ -92,18 +92,22 @@ function rolloutCard(r, can, rerender) {
   const waves = indices.map((i) => {
     const ds = byWave.get(i) || [];
     const info = waveInfo.get(i) || {};
+    // The API counts every device of the wave; the listed devices may be one page only.
+    const all = info.states || null;
     const counts = {};
     for (const s of DEVICE_STATE_ORDER) {
-      const n = ds.filter((d) => d.state === s).length;
+      const n = all ? all[s] || 0 : ds.filter((d) => d.state === s).length;
       if (n) counts[s] = n;
     }
-    for (const d of ds) if (!(d.state in counts)) counts[d.state] = (counts[d.state] || 0) + 1;
+    if (all) for (const [s, n] of Object.entries(all)) { if (!(s in counts) && n) counts[s] = n; }
+    else for (const d of ds) if (!(d.state in counts)) counts[d.state] = (counts[d.state] || 0) + 1;
+    const size = all ? Object.values(all).reduce((a, b) => a + b, 0) : ds.length;
     const gates = gateRows(info);
-    const total = ds.length || info.device_count || info.size || 0;
+    const total = size || info.device_count || info.size || 0;
     return h("div", { class: "wave" },
       h("div", { class: "wave-head" }, h("b", {}, `wave ${i}`),
         info.state ? stateChip(info.state) : "",
-        h("span", { class: "muted" }, `${ds.length} device${ds.length === 1 ? "" : "s"}`),
+        h("span", { class: "muted" }, `${size} device${size === 1 ? "" : "s"}`),
         Object.entries(counts).map(([s, n]) => chip(`${s.replaceAll("_", " ")} ${n}`, `state-${s}`)),
         scalarChips(info, WAVE_KNOWN),
         info.started_at ? h("span", { class: "muted" }, "started ", timeCell(info.started_at)) : "",
@@ -127,7 +131,8 @@ function rolloutCard(r, can, rerender) {
       chip(`by ${r.created_by}`), h("span", { class: "muted" }, "started ", timeCell(r.created_at),
         ", updated ", timeCell(r.updated_at)), scalarChips(r, ROLLOUT_KNOWN)),
     waves.length ? waves : h("p", { class: "empty" }, "no devices targeted"),
-    h("details", {}, h("summary", {}, `devices (${devices.length})`), table(devices, [
+    h("details", {}, h("summary", {}, (r.device_count || 0) > devices.length
+      ? `devices (first ${devices.length} of ${r.device_count})` : `devices (${devices.length})`), table(devices, [
       ["device", (d) => link(`#/device/${encodeURIComponent(d.device_id)}`, d.device_id)],
       ["wave", (d) => String(d.wave ?? "-")],
       ["state", (d) => stateChip(d.state)],

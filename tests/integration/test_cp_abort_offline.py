@@ -41,7 +41,9 @@ def test_a_device_offline_during_an_abort_never_gets_the_release(
             rollout = client.post(f"{API}/rollouts", json={
                 "release_id": new, "waves": ["100%"], "gates": {"min_windows": 0}},
                 headers=headers).json()
-            revisions = {d["device_id"]: d["revision"] for d in rollout["devices"]}
+            # The answer is the plan: the first wave goes out right after it.
+            sent = client.get(f"{API}/rollouts/{rollout['rollout_id']}", headers=headers).json()
+            revisions = {d["device_id"]: d["revision"] for d in sent["devices"]}
             # cam-1 installs it and says so; cam-2 is off before it read its desired state.
             peer.publish(reported_topic("cam-1"), encode(reported_state(
                 "cam-1", new, revision=revisions["cam-1"])), retain=True)

@@ -234,8 +234,13 @@ def test_rollout_without_mqtt_sets_desired_state(client: TestClient, admin: dict
     assert r.status_code == 201, r.text
     rollout = r.json()
     assert rollout["state"] == "in_progress"
+    # The answer is the plan; the first wave goes out right after it.
     assert [(d["device_id"], d["state"], d["revision"]) for d in rollout["devices"]] == [
+        ("cam-a", "planned", 0)]
+    sent = client.get(f"{API}/rollouts/{rollout['rollout_id']}", headers=admin).json()
+    assert [(d["device_id"], d["state"], d["revision"]) for d in sent["devices"]] == [
         ("cam-a", "pending", 1)]
+    assert sent["device_count"] == 1 and sent["device_states"] == {"pending": 1}
     # One active rollout per device: taking cam-a over must be asked for.
     refused = client.post(f"{API}/rollouts", json={"release_id": release["release_id"]},
                           headers=admin)
@@ -243,8 +248,13 @@ def test_rollout_without_mqtt_sets_desired_state(client: TestClient, admin: dict
     all_devices = client.post(f"{API}/rollouts", json={"release_id": release["release_id"],
                                                        "supersede": True, "waves": ["100%"]},
                               headers=admin).json()
+    all_devices = client.get(f"{API}/rollouts/{all_devices['rollout_id']}",
+                             headers=admin).json()
     assert {d["device_id"]: d["revision"] for d in all_devices["devices"]} == {
         "cam-a": 2, "cam-b": 1}
+    one = client.get(f"{API}/rollouts/{all_devices['rollout_id']}?device_limit=1&device_offset=1",
+                     headers=admin).json()
+    assert [d["device_id"] for d in one["devices"]] == ["cam-b"] and one["device_count"] == 2
     old = client.get(f"{API}/rollouts/{rollout['rollout_id']}", headers=admin).json()
     assert old["devices"][0]["state"] == "superseded" and old["state"] == "superseded"
     device = client.get(f"{API}/devices/cam-a", headers=admin).json()

@@ -176,7 +176,7 @@ def test_rollout_publishes_retained_desired_and_is_acknowledged(
     release_id = _release(client, headers)
     rollout = client.post(f"{API}/rollouts", json={"release_id": release_id,
                                                    "devices": ["cam-1"]}, headers=headers).json()
-    assert rollout["devices"][0]["state"] == "pending"
+    assert rollout["devices"][0]["state"] == "planned"  # the plan: the wave goes out after it
 
     late = Device(mosquitto.port, "late-subscriber")  # subscribes after the publish
     try:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, BackgroundTasks, Body, Query, status
+from sqlmodel import Session
 
 from ...errors import InvalidRequestError
 from ...rollouts import service as rollouts
@@ -13,6 +14,7 @@ from ...schemas import Page
 from ...schemas.rollouts import RolloutAction, RolloutCreate, RolloutPublic
 from ...services import devices, groups
 from ..deps import OperateDep, PageDep, ReadDep, SessionDep, StateDep
+from ..state import AppState
 
 router = APIRouter(prefix="/rollouts", tags=["rollouts"])
 ActionBody = Annotated[RolloutAction | None, Body()]
@@ -36,33 +38,51 @@ def _targets(session: SessionDep, body: RolloutCreate) -> tuple[list[str] | None
     return [d.device_id for d in members], what
 
 
+DeviceLimit = Annotated[int, Query(ge=0, le=100_000, description=(
+    "Devices listed per rollout (by id; 0: none). Waves and device_states count all."))]
+DeviceOffset = Annotated[int, Query(ge=0, description="Devices to skip in the listing.")]
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
 def start_rollout(
-    body: RolloutCreate, session: SessionDep, state: StateDep, principal: OperateDep
+    body: RolloutCreate, session: SessionDep, state: StateDep, principal: OperateDep,
+    background: BackgroundTasks,
 ) -> RolloutPublic:
+    """Plan a rollout (every device ``planned``) and answer at once; its first wave goes
+    out right after the answer, or at the engine's next tick."""
     targets, what = _targets(session, body)
-    row = rollouts.start_rollout(
-        session, state.publisher, body.release_id, targets, body.mode, who=principal.name,
+    row = rollouts.plan_rollout(
+        session, body.release_id, targets, body.mode, who=principal.name,
         policy=policy_for(state.settings.rollout_policy, body), supersede=body.supersede,
         target=what,
     )
+    background.add_task(_first_wave, state, row.rollout_id)
     return rollouts.get_rollout(session, row.rollout_id)
+
+
+def _first_wave(state: AppState, rollout_id: str) -> None:
+    with Session(state.engine, expire_on_commit=False) as session:
+        rollouts.advance(session, state.publisher, rollout_id)
 
 
 @router.get("")
 def list_rollouts(
     session: SessionDep, page: PageDep, _p: ReadDep,
     active: Annotated[bool | None, Query(description="Only active (or finished) ones.")] = None,
+    device_limit: DeviceLimit = rollouts.DEVICE_PAGE,
 ) -> Page[RolloutPublic]:
     items, total = rollouts.list_rollouts(
-        session, limit=page.limit, offset=page.offset, active=active
+        session, limit=page.limit, offset=page.offset, active=active, device_limit=device_limit
     )
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get("/{rollout_id}")
-def get_rollout(rollout_id: str, session: SessionDep, _p: ReadDep) -> RolloutPublic:
-    return rollouts.get_rollout(session, rollout_id)
+def get_rollout(rollout_id: str, session: SessionDep, _p: ReadDep,
+                device_limit: DeviceLimit = rollouts.DEVICE_PAGE,
+                device_offset: DeviceOffset = 0) -> RolloutPublic:
+    return rollouts.get_rollout(session, rollout_id, device_limit=device_limit,
+                                device_offset=device_offset)
 
 
 def _act(
