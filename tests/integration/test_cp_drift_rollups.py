@@ -29,13 +29,11 @@ from control_plane.services.telemetry_retention import apply_retention
 from control_plane.store import db
 from control_plane.store.models import (
     Device,
-    Model,
-    ModelVersion,
-    Release,
     TelemetryRollup,
     TelemetryWindowRecord,
 )
-from protocols import ReferenceProfile, TelemetryWindow
+from control_plane.testing import register_profiled_release
+from protocols import TelemetryWindow
 
 T0 = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
 DAYS = 3
@@ -54,18 +52,6 @@ RANGES = [
 ON_THE_HOUR = [(T0 + timedelta(hours=5), RANGES[0][1]), RANGES[1], RANGES[2], RANGES[5]]
 
 
-def register(s: Session, release_id: str, profile: ReferenceProfile) -> None:
-    model = Model(name=f"m-{release_id}")
-    s.add(model)
-    s.flush()
-    version = ModelVersion(model_id=model.id or 0, number=1, version="1",
-                           primary_sha256="0" * 64, created_by="test",
-                           spec={"reference_profile": profile.model_dump(mode="json")})
-    s.add(version)
-    s.flush()
-    s.add(Release(release_id=release_id, model_version_id=version.id or 0,
-                  model_name=model.name, model_version="1", key_id="0" * 16,
-                  primary_sha256="0" * 64, manifest={}, created_by="test"))
 
 
 def window(device: str, seq: int, end: datetime, release: str | None = "rel-a",
@@ -124,7 +110,7 @@ def session(database_url: str) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as s:
         s.add_all(Device(device_id=f"cam-{d}", labels={}) for d in "abcde")
         for release_id, profile in PROFILES.items():
-            register(s, release_id, profile)
+            register_profiled_release(s, release_id, profile)
         s.commit()
         yield s
     engine.dispose()
@@ -270,7 +256,7 @@ def test_history_route_serves_the_camera_rows(tmp_path: Path, database_url: str)
         engine = db.create_db_engine(settings.resolved_database_url)
         with Session(engine, expire_on_commit=False) as s:
             s.add(Device(device_id="cam-c", labels={}))
-            register(s, "rel-a", PROFILES["rel-a"])
+            register_profiled_release(s, "rel-a", PROFILES["rel-a"])
             s.commit()
             for received, batch in traffic()[:6]:
                 ingest_windows(s, [TelemetryWindow.model_validate(w) for w in batch
