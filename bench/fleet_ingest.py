@@ -47,8 +47,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from control_plane.drift import synthetic
 from control_plane.store.db import create_db_engine, session_scope, upgrade
-from control_plane.store.models import Device, Model, ModelVersion, Release
-from control_plane.testing import telemetry_window
+from control_plane.store.models import Device
+from control_plane.testing import register_profiled_release, telemetry_window
 from protocols import TelemetryWindow, encode, telemetry_topic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,17 +157,7 @@ def fleet_payloads(load: Load) -> list[tuple[str, bytes]]:
 def register_release(engine: sa.Engine) -> None:
     """The release the drift windows name, with the reference profile rollups bin on."""
     with session_scope(engine) as s:
-        model = Model(name="bench")
-        s.add(model)
-        s.flush()
-        version = ModelVersion(model_id=model.id or 0, number=1, version="1",
-                               primary_sha256="0" * 64, created_by="bench",
-                               spec={"reference_profile": PROFILE.model_dump(mode="json")})
-        s.add(version)
-        s.flush()
-        s.add(Release(release_id=RELEASE, model_version_id=version.id or 0, model_name="bench",
-                      model_version="1", key_id="0" * 16, primary_sha256="0" * 64,
-                      manifest={}, created_by="bench"))
+        register_profiled_release(s, RELEASE, PROFILE, created_by="bench")
 
 
 def publisher(port: int) -> paho.Client:

@@ -119,3 +119,22 @@ def reported_state(
     return ReportedState(
         device_id=device_id, agent_version="0.1.0", desired_revision=revision, active=active
     )
+
+
+def register_profiled_release(session: Any, release_id: str, profile: ReferenceProfile,
+                              created_by: str = "test") -> None:
+    """A model, a version carrying ``profile`` and a release of it, straight into the store
+    (``session``: a sqlmodel Session): what drift analysis and rollups bin windows on."""
+    from .store.models import Model, ModelVersion, Release  # the store only where needed
+
+    model = Model(name=f"m-{release_id}")
+    session.add(model)
+    session.flush()
+    version = ModelVersion(model_id=model.id or 0, number=1, version="1",
+                           primary_sha256="0" * 64, created_by=created_by,
+                           spec={"reference_profile": profile.model_dump(mode="json")})
+    session.add(version)
+    session.flush()
+    session.add(Release(release_id=release_id, model_version_id=version.id or 0,
+                        model_name=model.name, model_version="1", key_id="0" * 16,
+                        primary_sha256="0" * 64, manifest={}, created_by=created_by))

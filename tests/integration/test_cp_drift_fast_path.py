@@ -19,8 +19,9 @@ from control_plane.drift import collect, oracle, summary, synthetic
 from control_plane.drift.analyser import run_analysis
 from control_plane.services.telemetry import ingest_windows
 from control_plane.store import db
-from control_plane.store.models import Device, DriftReport, Model, ModelVersion, Release
-from protocols import ReferenceProfile, TelemetryWindow
+from control_plane.store.models import Device, DriftReport
+from control_plane.testing import register_profiled_release
+from protocols import TelemetryWindow
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 RANGE = 60
@@ -30,18 +31,6 @@ SETTINGS = DriftSettings(range_minutes=RANGE, analysis_interval_s=0, alert_windo
                          alert_drifted_windows=2, min_samples=30)
 
 
-def register(s: Session, release_id: str, profile: ReferenceProfile) -> None:
-    model = Model(name=f"m-{release_id}")
-    s.add(model)
-    s.flush()
-    version = ModelVersion(model_id=model.id or 0, number=1, version="1",
-                           primary_sha256="0" * 64, created_by="test",
-                           spec={"reference_profile": profile.model_dump(mode="json")})
-    s.add(version)
-    s.flush()
-    s.add(Release(release_id=release_id, model_version_id=version.id or 0,
-                  model_name=model.name, model_version="1", key_id="0" * 16,
-                  primary_sha256="0" * 64, manifest={}, created_by="test"))
 
 
 def window(device: str, seq: int, end: datetime, release: str | None = "rel-a",
@@ -84,7 +73,7 @@ def session(database_url: str) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as s:
         s.add_all(Device(device_id=d, labels={}) for d in ("cam-a", "cam-b", "cam-c", "cam-d"))
         for release_id, profile in PROFILES.items():
-            register(s, release_id, profile)
+            register_profiled_release(s, release_id, profile)
         s.commit()
         # Each received as it ends, but cam-a's seq 47: its agent time is before the range,
         # its receipt inside (the range is by receipt)

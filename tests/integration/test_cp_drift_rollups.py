@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session, col, func, select
 
+from control_plane.api import create_app
+from control_plane.config import ControlPlaneSettings
 from control_plane.config.retention import RetentionSettings
 from control_plane.drift import collect, oracle, synthetic
 from control_plane.drift.collect import Collected
@@ -25,13 +29,11 @@ from control_plane.services.telemetry_retention import apply_retention
 from control_plane.store import db
 from control_plane.store.models import (
     Device,
-    Model,
-    ModelVersion,
-    Release,
     TelemetryRollup,
     TelemetryWindowRecord,
 )
-from protocols import ReferenceProfile, TelemetryWindow
+from control_plane.testing import register_profiled_release
+from protocols import TelemetryWindow
 
 T0 = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
 DAYS = 3
@@ -50,18 +52,6 @@ RANGES = [
 ON_THE_HOUR = [(T0 + timedelta(hours=5), RANGES[0][1]), RANGES[1], RANGES[2], RANGES[5]]
 
 
-def register(s: Session, release_id: str, profile: ReferenceProfile) -> None:
-    model = Model(name=f"m-{release_id}")
-    s.add(model)
-    s.flush()
-    version = ModelVersion(model_id=model.id or 0, number=1, version="1",
-                           primary_sha256="0" * 64, created_by="test",
-                           spec={"reference_profile": profile.model_dump(mode="json")})
-    s.add(version)
-    s.flush()
-    s.add(Release(release_id=release_id, model_version_id=version.id or 0,
-                  model_name=model.name, model_version="1", key_id="0" * 16,
-                  primary_sha256="0" * 64, manifest={}, created_by="test"))
 
 
 def window(device: str, seq: int, end: datetime, release: str | None = "rel-a",
@@ -120,7 +110,7 @@ def session(database_url: str) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as s:
         s.add_all(Device(device_id=f"cam-{d}", labels={}) for d in "abcde")
         for release_id, profile in PROFILES.items():
-            register(s, release_id, profile)
+            register_profiled_release(s, release_id, profile)
         s.commit()
         yield s
     engine.dispose()
@@ -257,3 +247,30 @@ def test_camera_history_adds_up_its_windows(session: Session) -> None:
             counts[i] += p["class_counts"][label]
         got_windows[p["condition"]] = got_windows.get(p["condition"], 0) + p["windows"]
     assert want and (got, got_windows) == (want, windows)
+
+
+def test_history_route_serves_the_camera_rows(tmp_path: Path, database_url: str) -> None:
+    settings = ControlPlaneSettings(data_dir=tmp_path / "cp", database_url=database_url)
+    with TestClient(create_app(settings, enable_mqtt=False)) as client:
+        h = {"Authorization": f"Bearer {settings.admin_token_path.read_text().strip()}"}
+        engine = db.create_db_engine(settings.resolved_database_url)
+        with Session(engine, expire_on_commit=False) as s:
+            s.add(Device(device_id="cam-c", labels={}))
+            register_profiled_release(s, "rel-a", PROFILES["rel-a"])
+            s.commit()
+            for received, batch in traffic()[:6]:
+                ingest_windows(s, [TelemetryWindow.model_validate(w) for w in batch
+                                   if w["device_id"] == "cam-c"], received_at=received)
+            s.commit()
+            want = telemetry_rollups.camera_history(s, "cam-c", "door", T0, T0 + timedelta(days=1),
+                                                    "hour")
+        engine.dispose()
+        params = {"device_id": "cam-c", "camera_id": "door", "days": 1, "grain": "hour",
+                  "until": (T0 + timedelta(days=1)).isoformat()}
+        r = client.get("/api/v1/drift/history", params=params, headers=h)
+        assert r.status_code == 200, r.text
+        got = r.json()["points"]
+        assert len(got) == len(want) > 0
+        assert [p["windows"] for p in got] == [p["windows"] for p in want]
+        r = client.get("/api/v1/drift/history", params={"device_id": "cam-c"}, headers=h)
+        assert r.status_code == 422 and "camera_id" in r.text
