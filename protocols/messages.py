@@ -33,9 +33,11 @@ CameraState = Literal["up", "reconnecting", "down"]
 # How a camera's frames are looked at: motion regions classified one crop each (a wide
 # park shot), or the whole frame resized to the model's input (a close-up camera).
 AnalysisMode = Literal["regions", "frame"]
-# The light a camera sees, from its input statistics: windows and baselines are kept per
-# condition, so nightfall is a condition and not drift (docs/architecture.md, telemetry).
-Condition = Literal["day", "dusk", "night", "ir"]
+# The light (and weather) a camera sees, from its input statistics: windows and baselines
+# are kept per condition, so nightfall and rain are conditions and not drift
+# (docs/architecture.md, telemetry). A control plane that predates a value refuses a
+# window that uses it: upgrade control planes before agents.
+Condition = Literal["day", "dusk", "night", "ir", "rain"]
 EventKind = Literal[
     "detection",
     "animal_appeared",
