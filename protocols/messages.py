@@ -77,6 +77,13 @@ class WireModel(BaseModel):
     schema_: Literal["parkwatch/v1"] = Field(default=SCHEMA_VERSION, alias="schema")
 
 
+# Where an agent mined a candidate negative it uploads as a sample (``candidate`` of
+# ``POST /api/v1/samples``): a crop the model called a background label, a crop of a
+# track that never became an animal, or a crop of a frame where nothing moves.
+NegativeSource = Literal["rejected", "track", "background"]
+NEGATIVE_SOURCES: tuple[NegativeSource, ...] = ("rejected", "track", "background")
+
+
 class AgentSettings(BaseModel):
     """Agent settings the control plane may set through the desired state."""
 
