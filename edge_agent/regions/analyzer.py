@@ -73,8 +73,8 @@ class RegionAnalyzer:
         self._size = (bgr.shape[1], bgr.shape[0])
         self.frames += 1
         moving = self.motion(bgr)
-        self.condition_index = CONDITIONS.index(condition_of(*self.motion.light(),
-                                                             self.motion.streaks()))
+        streaks = self.motion.streaks() if self.camera.rain_condition else 0.0
+        self.condition_index = CONDITIONS.index(condition_of(*self.motion.light(), streaks))
         self._choose(moving)
         results = None
         if self.boxes:

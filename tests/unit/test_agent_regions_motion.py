@@ -1,5 +1,6 @@
 """Moving regions (``regions/proposals.py``) on real MJPG video: the small copy the
-background model sees, the cleanup's size, and parts of one object joined into one box."""
+background model sees, the cleanup's size, parts of one object joined into one box, and
+the light and rain streaks the condition rule reads."""
 
 from __future__ import annotations
 
@@ -10,9 +11,20 @@ import numpy as np
 import pytest
 
 from edge_agent.config import CameraConfig
-from edge_agent.regions.condition import condition_of
+from edge_agent.regions.analyzer import RegionAnalyzer
+from edge_agent.regions.condition import CONDITIONS, condition_of
 from edge_agent.regions.proposals import MotionRegions
-from tests.region_kit import RED, Thing, crossing, lawn, read_clip, write_clip
+from edge_agent.runtime import ModelRuntime
+from tests.region_kit import (
+    RED,
+    Thing,
+    build_colour_model,
+    colour_manifest,
+    crossing,
+    lawn,
+    read_clip,
+    write_clip,
+)
 from trainer.synth import Scene, SceneSpec
 
 
@@ -113,3 +125,18 @@ def test_rain_reads_as_rain_and_dry_weather_or_a_dirty_lens_does_not(
             seen[case].append(condition_of(*motion.light(), motion.streaks()))
     assert seen == {"rain": ["rain"] * 3, "dry": ["day"] * 3, "dirty lens": ["day"] * 3,
                     "dusk": ["dusk"] * 3, "night": ["night"] * 3}, seen
+
+
+@pytest.mark.parametrize(("rain_condition", "expected"), [(True, "rain"), (False, "day")])
+def test_the_analyzer_tags_rain_unless_the_camera_says_not_to(
+        tmp_path: Path, rain_condition: bool, expected: str) -> None:
+    model = tmp_path / "colour.onnx"
+    model.write_bytes(build_colour_model())
+    runtime = ModelRuntime(model, colour_manifest(build_colour_model()), 1)
+    analyzer = RegionAnalyzer(camera(rain_condition=rain_condition),
+                              lambda *a, **kw: None, frozenset(), 0.6)
+    seen = []
+    for i, image in enumerate(_park_clip(tmp_path / "rain.avi", "rain", 1)):
+        analyzer.analyse(image, float(i), runtime)
+        seen.append(CONDITIONS[analyzer.condition_index])
+    assert seen == [expected] * 3
