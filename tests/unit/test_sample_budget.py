@@ -3,6 +3,8 @@ a third for the empty scene, one token deep, and nothing unless samples are opte
 
 from __future__ import annotations
 
+import pytest
+
 from edge_agent.samples import SampleUploader, TokenBucket
 
 
@@ -34,3 +36,38 @@ def test_distractors_and_the_empty_scene_spend_their_own_tokens() -> None:
     assert not up.wants_negative(False) and up.wants_negative(True)
     up._negatives["distractor"]._refilled -= 900.0  # a quarter of an hour: one token
     assert up.wants_negative(False)
+
+
+def test_a_control_plane_older_than_negatives_stops_mining_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from edge_agent import samples
+
+    answers: list[OSError] = [OSError("POST /api/v1/samples answered 503: busy"), OSError(
+        'POST /api/v1/samples answered 422: {"detail":"invalid request: body.candidate: '
+        'Extra inputs are not permitted"}')]
+    sent: list[dict[str, object]] = []
+
+    def post(_url: str, _path: str, _token: str, body: dict[str, object], _t: float) -> None:
+        sent.append(body)
+        raise answers.pop(0)
+
+    monkeypatch.setattr(samples, "post_json", post)
+    up = uploader(6)
+    item = samples._Pending("lawn", np.zeros((8, 8, 3), np.uint8), "r1", "1", {"other": 1.0},
+                            "other", 1.0, datetime.now(UTC), "background")
+    for _ in range(2):
+        with pytest.raises(OSError):
+            up._upload(item)
+        assert up.negatives_refused == (not answers)
+    assert all(b["candidate"] == "background" for b in sent)
+    assert not up.wants_negative(True) and not up.wants_negative(False)
+    plain = samples._Pending("lawn", np.zeros((8, 8, 3), np.uint8), "r1", "1", {"cat": 0.5},
+                             "cat", 0.5, datetime.now(UTC))
+    answers.append(OSError("POST /api/v1/samples answered 500: oops"))
+    with pytest.raises(OSError):
+        up._upload(plain)
+    assert "candidate" not in sent[-1]  # off the wire for a low-confidence sample
