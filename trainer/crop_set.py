@@ -4,9 +4,11 @@ Item ``i`` is drawn from a generator seeded by the set's seed and the item's key
 same settings give the same crops on any machine and in any order: the frozen backbone's
 features of a crop can be cached under ``key`` and ``recipe`` (the crop spec, input
 spec, seed and the recipe's version). The first ``per_image x len(records)`` items are
-animal crops of the records' photos (their own label), pasted through the photos' GrabCut
-cut-outs (``CUTOUT_WORK``; cached on disk by photo sha256 beside the park clips', made
-once per photo); the rest are "other" crops.
+crops of the records: animal crops of the photos (their own label), pasted through the
+photos' GrabCut cut-outs (``CUTOUT_WORK``; cached on disk by photo sha256 beside the park
+clips', made once per photo), and, for records of the "other" label (crops an agent
+mined from its camera's background, confirmed by an operator), those crops moved and
+worn a little; the rest are "other" crops of park clips.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from torch.utils.data import Dataset
 
 from protocols import CropSpec, InputSpec
 
-from .crops import OtherSource, animal_crop
+from .crops import OtherSource, animal_crop, mined_crop
 from .data import ImageRecord
 from .errors import DatasetError
-from .preprocess import U8Image, normalize
+from .preprocess import U8Image, normalize, read_image
 from .region_eval import default_cutout_cache
 from .synth.cutout import CutoutCache
 
@@ -53,7 +55,10 @@ class CropSet(Dataset[tuple[torch.Tensor, int]]):
         self.cutouts = CutoutCache(cutouts or default_cutout_cache(), *CUTOUT_WORK)
         self.photos = list(records)
         self.per_image = per_image
-        self.records = [CropItem(f"{r.sha256}/{j}", r.label_index)
+        self.other_index = other_index
+        # A mined crop's key differs from a photo's: the same file was once cut as an animal.
+        self.records = [CropItem(f"{r.sha256}/{'mined/' if r.label_index == other_index else ''}"
+                                 f"{j}", r.label_index)
                         for j in range(per_image) for r in self.photos]
         self.records += [CropItem(f"other/{j}", other_index) for j in range(negatives)]
         self._other: OtherSource | None = None
@@ -72,6 +77,8 @@ class CropSet(Dataset[tuple[torch.Tensor, int]]):
         size = (self.spec.width, self.spec.height)
         if i < len(self.photos) * self.per_image:
             record = self.photos[i % len(self.photos)]
+            if record.label_index == self.other_index:
+                return mined_crop(read_image(record.path), size, rng)
             try:
                 cut = self.cutouts.get(record.path, record.sha256)
             except ValueError as exc:
