@@ -4,7 +4,9 @@ Item ``i`` is drawn from a generator seeded by the set's seed and the item's key
 same settings give the same crops on any machine and in any order: the frozen backbone's
 features of a crop can be cached under ``key`` and ``recipe`` (the crop spec, input
 spec, seed and the recipe's version). The first ``per_image x len(records)`` items are
-animal crops of the records' photos (their own label); the rest are "other" crops.
+crops of the records: animal crops of the photos (their own label), and, for records of
+the "other" label (crops an agent mined from its camera's background, confirmed by an
+operator), those crops moved and worn a little; the rest are "other" crops of park clips.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from torch.utils.data import Dataset
 
 from protocols import CropSpec, InputSpec
 
-from .crops import OtherSource, animal_crop
+from .crops import OtherSource, animal_crop, mined_crop
 from .data import ImageRecord
 from .preprocess import U8Image, normalize, read_image
 
@@ -42,7 +44,10 @@ class CropSet(Dataset[tuple[torch.Tensor, int]]):
         self.spec, self.crop_spec, self.seed = spec, crop_spec, seed
         self.photos = list(records)
         self.per_image = per_image
-        self.records = [CropItem(f"{r.sha256}/{j}", r.label_index)
+        self.other_index = other_index
+        # A mined crop's key differs from a photo's: the same file was once cut as an animal.
+        self.records = [CropItem(f"{r.sha256}/{'mined/' if r.label_index == other_index else ''}"
+                                 f"{j}", r.label_index)
                         for j in range(per_image) for r in self.photos]
         self.records += [CropItem(f"other/{j}", other_index) for j in range(negatives)]
         self._other: OtherSource | None = None
@@ -60,7 +65,10 @@ class CropSet(Dataset[tuple[torch.Tensor, int]]):
             item.sha256.encode()).hexdigest()[:12], 16)])
         size = (self.spec.width, self.spec.height)
         if i < len(self.photos) * self.per_image:
-            photo = read_image(self.photos[i % len(self.photos)].path)
+            record = self.photos[i % len(self.photos)]
+            photo = read_image(record.path)
+            if record.label_index == self.other_index:
+                return mined_crop(photo, size, rng)
             return animal_crop(photo, self.crop_spec, size, self.seed, rng)
         if self._other is None:  # planned once per process (DataLoader workers too)
             self._other = OtherSource(self.seed)

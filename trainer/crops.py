@@ -15,7 +15,10 @@ photo keeps its own background inside its rectangle: it is no cut-out (GrabCut o
 training photo would cost minutes); the clips that evaluate a model film cut-outs.
 A crop of the "other" class (``other_crop``) is mined from park clips without animals:
 a distractor's box (a walker, a ball, leaves, a cloud shadow) or any box of the lawn,
-the trees or the burnt-in clock, under the clip's own conditions.
+the trees or the burnt-in clock, under the clip's own conditions. A dataset may also hold
+an ``other/`` folder: crops a real camera's agent mined from its own background and an
+operator confirmed (``control_plane/services/samples.py``). They are crops already, cut
+as the agent cuts them, so ``mined_crop`` only moves, flips and degrades them a little.
 """
 
 from __future__ import annotations
@@ -154,6 +157,17 @@ def random_box(rng: np.random.Generator) -> Box:
     return x0, y0, x0 + width, y0 + height
 
 
+def mined_crop(crop: U8, size: tuple[int, int], rng: np.random.Generator) -> U8:
+    """A crop the agent uploaded (at its model's input size, with its context): a square
+    of 85 % to 100 % of it somewhere inside, at times flipped, blurred or JPEG-worn."""
+    h, w = crop.shape[:2]
+    side = min(h, w) * rng.uniform(0.85, 1.0)
+    x, y = rng.uniform(0, w - side), rng.uniform(0, h - side)
+    img = crop if rng.random() < 0.5 else np.ascontiguousarray(crop[:, ::-1])
+    out = cut_crop(img, (x, y, x + side, y + side), CropSpec(context=0.0), size)
+    return condition(out, pick_optics(rng), rng)
+
+
 class OtherSource:
     """Crops of the "other" class mined from park clips without animals (see the module doc):
     one long clip per seed, distractor-heavy, through every scene condition."""
@@ -180,4 +194,4 @@ class OtherSource:
 
 
 __all__ = ["FRAME", "OTHER", "OtherSource", "animal_crop", "backdrops",
-           "condition", "cut_crop", "jitter_box", "random_box", "square_around"]
+           "condition", "cut_crop", "jitter_box", "mined_crop", "random_box", "square_around"]

@@ -1,7 +1,7 @@
 """Production baselines: what one camera looks like in one condition, and its own alarm levels.
 
 A baseline is the merged counts of a camera's first ``baseline_windows`` windows in one
-condition (day, dusk, night, IR, or ``any`` for agents that send none) under a release,
+condition (day, dusk, night, IR, rain, or ``any`` for agents that send none) under a release,
 plus, per feature, the parameters of its alarm level. Pure: no store, no I/O.
 
 Why levels come from the baseline's own windows: frames of one camera are strongly

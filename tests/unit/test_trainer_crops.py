@@ -103,3 +103,25 @@ def test_random_boxes_fit_the_frame() -> None:
         assert 0.03 * FRAME[0] - 1e-6 <= w <= 0.5 * FRAME[0] + 1e-6
         assert 0 <= y0 < y1 <= FRAME[1] + 1e-6
         assert -0.1 * w - 1e-6 <= x0 and x1 <= FRAME[0] + 0.1 * w + 1e-6
+
+
+def test_a_datasets_mined_negatives_are_other_crops_of_themselves(tmp_path: Path) -> None:
+    """An other/ folder holds crops an agent mined: they stay themselves (no park around
+    them, as a photo of an animal gets), under keys apart from a photo's."""
+    mined = np.full((32, 32, 3), (40, 160, 60), np.uint8)  # a green crop of a lawn
+    cv2.imwrite(str(tmp_path / "sample-1.png"), mined)
+    photo = np.full((100, 120, 3), (30, 30, 220), np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), photo)
+    records = [_record(tmp_path / "a.png", "cat", 0), _record(tmp_path / "sample-1.png",
+                                                              "other", 2)]
+    crops = CropSet(records, 2, InputSpec(width=48, height=48), CropSpec(), 3, 0, seed=5)
+    keys = [r.sha256 for r in crops.records]
+    assert len(set(keys)) == 6 and sum("/mined/" in k for k in keys) == 3
+    for i, item in enumerate(crops.records):
+        img = crops.image(i).astype(int)
+        assert img.shape == (48, 48, 3)
+        if item.label_index == 2:
+            # All of it is the mined crop (green), at most worn by blur or JPEG.
+            assert abs(img[..., 1].mean() - 160) < 12 and img[..., 2].mean() < 80
+        else:
+            assert not (abs(img[..., 1].mean() - 160) < 12)
