@@ -57,8 +57,8 @@ from ingest_drift import POOL, RELEASE, START, pool, prepare, seed
 from sqlmodel import Session
 
 from control_plane.config.drift import DriftSettings
-from control_plane.drift import collect as collect_mod
 from control_plane.drift import baseline, oracle, synthetic
+from control_plane.drift import collect as collect_mod
 from control_plane.drift.analyser import run_analysis
 from control_plane.drift.summary import Summary
 from control_plane.services import telemetry_rollups as rollups
