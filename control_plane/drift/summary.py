@@ -125,6 +125,15 @@ class Summary:
         self.windows += 1
         return True
 
+    def camera_row(self, camera: dict[str, Any]) -> list[float] | None:
+        """One camera's counts as a flat row on these bins (``add_window`` of it alone
+        adds exactly this; an idle camera: zeros); None if its bins differ."""
+        conf = camera.get("confidence_hist") or []
+        if not sum(conf):
+            return [0.0] * self.flat.size
+        row: list[float] = []
+        return row if self._append(row, camera, conf) else None
+
     def fits(self, payload: dict[str, Any]) -> bool:
         """Whether ``add_window`` would add this window (its bins are the profile's)."""
         scratch: list[float] = []
