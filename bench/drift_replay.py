@@ -27,6 +27,9 @@ Methods (every one with the default ``[drift]`` settings):
 
 * ``windows``: per camera x condition baseline, each window against its per-window
   level, K of the latest N windows (``alert_rule = "windows"``, the default);
+* ``light-only``: ``windows`` on the conditions an agent without rain tagging sends
+  (rain windows tagged ``day``: rain is tested in daylight only), so rain is judged
+  against the day baseline;
 * ``recent``: the latest windows of a camera x condition merged (at most N, as many as
   the level was fitted for), against the level fitted for merged windows
   (``alert_rule = "merged"``, ``drift.baseline.judge_recent``);
@@ -61,7 +64,7 @@ from control_plane.config.drift import DriftSettings
 
 DAY = 24 * 60
 HORIZON = 60
-METHODS = ["recent", "windows", "training", "psi>0.1", "psi>0.25"]
+METHODS = ["recent", "windows", "light-only", "training", "psi>0.1", "psi>0.25"]
 
 
 def timeline(rng: np.random.Generator, days: int, night: str) -> list[str]:
@@ -124,26 +127,38 @@ def judge(rp: Replay, picks: np.ndarray, scored_from: int, train: dict[str, np.n
     inside a baseline would stay in the reference when its replay leaves it out and
     make the fitted level too calm."""
     w = rp.windows.take(picks)
+    each, recent = _baselines(rp, picks, scored_from, w, w.conditions, s, profile)
+    light = np.where(w.conditions == "rain", "day", w.conditions)
+    out = {"recent": recent, "windows": each,
+           "light-only": _baselines(rp, picks, scored_from, w, light, s, profile, False)[0]}
+    for name, verdict in train.items():
+        out[name] = dm.k_of_n(verdict[picks], s.alert_drifted_windows, s.alert_windows)
+    return {name: a[scored_from:] for name, a in out.items()}
+
+
+def _baselines(rp: Replay, picks: np.ndarray, scored_from: int, w: dm.Windows,
+               conditions: np.ndarray, s: DriftSettings, profile: object, merged: bool = True
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """K of N single windows and merged windows against each window's camera x condition
+    baseline, the conditions as given."""
     n, k = s.alert_windows, s.alert_drifted_windows
     each = np.zeros(len(picks), bool)
     recent = np.zeros(len(picks), bool)
     judged = w.frames >= s.min_samples
     scored = np.arange(len(picks)) >= scored_from
-    for cond in sorted(set(w.conditions.tolist())):
-        warm = picks[:scored_from][w.conditions[:scored_from] == cond]
+    for cond in sorted(set(conditions.tolist())):
+        warm = picks[:scored_from][conditions[:scored_from] == cond]
         distinct = np.array(list(dict.fromkeys(warm.tolist())), np.intp)
         if distinct.size < 2:
             continue  # still learning: never judged
         base = dm.learn(profile, rp.windows.take(distinct), s)  # type: ignore[arg-type]
         if base is None:
             continue
-        mask = scored & (w.conditions == cond)
+        mask = scored & (conditions == cond)
         each |= dm.k_of_n(dm.exceed_each(base, w, s) & mask, k, n)
-        recent |= dm.exceed_recent(base, w, s, mask & judged)
-    out = {"recent": recent, "windows": each}
-    for name, verdict in train.items():
-        out[name] = dm.k_of_n(verdict[picks], k, n)
-    return {name: a[scored_from:] for name, a in out.items()}
+        if merged:
+            recent |= dm.exceed_recent(base, w, s, mask & judged)
+    return each, recent
 
 
 def camera(rp: Replay, rng: np.random.Generator, i: int, warm: int, days: int,

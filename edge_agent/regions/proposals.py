@@ -36,6 +36,9 @@ U8 = npt.NDArray[np.uint8]
 _MAX_PARTS = 64  # parts merged per frame, largest first: noise beyond is dropped
 _LIGHT_CHANGE = 0.5  # a moving fraction of the picture above this is light, not objects
 _THUMB = (64, 48)  # colour thumbnail for the saturation of the frame
+# A rain streak on the small copy: narrower than 5 px and at least 5 px tall. Shorter
+# openings took in a dark frame's noise; narrower ones lost streaks the wind tilts.
+_STREAK_WIDTH, _STREAK_LENGTH = 5, 5
 # MOG2 learns at 1 / history a frame and calls a colour background once the old one's
 # weight falls below its background ratio (0.9): after ln(1 / 0.9) = 0.105 x history
 # frames. KNN, whose history counts samples, takes about as long.
@@ -56,6 +59,10 @@ class MotionRegions:
         self._lo: U8 = np.empty(_THUMB[::-1], np.uint8)
         self._sat = np.empty(_THUMB[::-1], np.float32)
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        self._thin = np.ones((1, _STREAK_WIDTH), np.uint8)
+        self._tall = np.ones((_STREAK_LENGTH, 1), np.uint8)
+        self._grey: U8 = np.empty((0, 0), np.uint8)
+        self._lines: U8 = np.empty((0, 0), np.uint8)
         self._subtractor: cv2.BackgroundSubtractor | None = None
         self.moving_fraction = 0.0
 
@@ -66,6 +73,8 @@ class MotionRegions:
         self._size = (height, width)
         self._small = np.empty((h, w, 3), np.uint8)
         self._mask = np.empty((h, w), np.uint8)
+        self._grey = np.empty((h, w), np.uint8)
+        self._lines = np.empty((h, w), np.uint8)
         # Halvings while the rest stays a whole factor: OpenCV's area resize averages
         # exact blocks only at whole factors (by 1.5 it is off by up to 12 levels).
         self._halves = []
@@ -133,3 +142,13 @@ class MotionRegions:
         cv2.divide(self._lo, self._hi, dst=self._sat, dtype=cv2.CV_32F)
         blue, green, red, _ = cv2.mean(self._small)
         return 0.299 * red + 0.587 * green + 0.114 * blue, float(cv2.mean(self._sat)[0])
+
+    def streaks(self) -> float:
+        """The last frame's rain streak energy: the mean, in grey levels, of its thin
+        bright lines (a top-hat across a few pixels) that are also tall (an opening
+        along the columns), on the small copy's grey: see ``condition``. Falling rain
+        draws such lines; a scene's edges are wider or shorter, and blur smears them."""
+        cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._grey)
+        cv2.morphologyEx(self._grey, cv2.MORPH_TOPHAT, self._thin, dst=self._lines)
+        cv2.morphologyEx(self._lines, cv2.MORPH_OPEN, self._tall, dst=self._lines)
+        return float(cv2.mean(self._lines)[0])
