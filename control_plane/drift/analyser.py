@@ -28,9 +28,10 @@ from ..store.models import DriftBaseline, utc_now
 from . import learning, metrics, realized
 from .collect import Collected, DeviceWindows, collect, reference_profile, report_start
 from .compare import accuracy, compare
-from .fleet import compare_many, windows_drifted
+from .fleet import camera_rows, compare_many, windows_drifted
+from .fleet_verdicts import baseline_holds_many
 from .summary import Summary
-from .verdicts import baseline_holds, verdict
+from .verdicts import verdict
 from .wording import driver_text
 
 log = logging.getLogger(__name__)
@@ -103,13 +104,15 @@ def release_reports(
     # Every device's statistics and every latest window's verdict in a few array
     # operations: one call per device and window was nearly all of a fleet report's time.
     skew = compare_many(profile, [dev.summary for _, dev in ordered], settings)
-    verdicts = iter(windows_drifted(profile, [w for _, dev in ordered for w in dev.recent],
-                                    settings))
-    for (device_id, dev), stats in zip(ordered, skew, strict=True):
+    latest = [w for _, dev in ordered for w in dev.recent]
+    cameras = camera_rows(profile, latest)
+    verdicts = iter(windows_drifted(profile, latest, settings, cameras))
+    held = baseline_holds_many(profile, [list(dev.recent) for _, dev in ordered],
+                               [baselines.get(d, {}) for d, _ in ordered], settings, cameras)
+    for (device_id, dev), stats, base in zip(ordered, skew, held, strict=True):
         stats["recent"] = _device_holds([next(verdicts) for _ in dev.recent], settings)
         stats["recent"]["moved_on"] = device_id in moved_on
-        stats["baseline"] = baseline_holds(profile, list(dev.recent),
-                                           baselines.get(device_id, {}), settings)
+        stats["baseline"] = base
         holds = stats["baseline"]["holds"] or (
             settings.alert_on_skew and stats["recent"]["holds"])
         stats["verdict"] = verdict(stats, holds)

@@ -80,13 +80,15 @@ class Level:
               recent: bool = False) -> float:
         """PSI level for a window (``recent``: merged latest windows) of ``m`` frames
         against a baseline of ``n``."""
-        size = 1.0 / n + 1.0 / m
+        return max((1.0 / n + 1.0 / m) * self.factor(alpha, recent=recent), min_psi)
+
+    def factor(self, alpha: float, *, recent: bool = False) -> float:
+        """The level before the sample sizes: ``alarm`` is ``factor * (1/n + 1/m)``
+        (at least ``min_psi``)."""
         scale, dof = self.scale, self.dof
         if recent and self.recent_scale is not None and self.recent_dof is not None:
             scale, dof = self.recent_scale, self.recent_dof
-        fitted = scale * _chi2_isf(alpha, dof)
-        independent = _chi2_isf(alpha, max(self.bins - 1, 1))
-        return max(size * max(fitted, independent), min_psi)
+        return max(scale * _chi2_isf(alpha, dof), _chi2_isf(alpha, max(self.bins - 1, 1)))
 
 
 @functools.lru_cache(maxsize=4096)

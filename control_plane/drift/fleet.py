@@ -38,7 +38,7 @@ class _Feature:
     ref: FloatArray
 
 
-def _layout(profile: ReferenceProfile) -> tuple[list[_Feature], _Feature]:
+def layout(profile: ReferenceProfile) -> tuple[list[_Feature], _Feature]:
     """The histogram features in ``summary.features`` order, and the classes."""
     ref: list[tuple[str, list[float]]] = [("confidence", profile.confidence.counts)]
     ref += [(f"input.{k}", h.counts) for k, h in profile.input_stats.items()]
@@ -51,18 +51,18 @@ def _layout(profile: ReferenceProfile) -> tuple[list[_Feature], _Feature]:
     return out, _Feature("classes", slice(at, at + classes.size), classes)
 
 
-def _checked(ref: FloatArray, cur: FloatArray) -> None:
+def checked(ref: FloatArray, cur: FloatArray) -> None:
     """``stats._pair``'s checks, for the rows that are compared."""
     for arr in (ref, cur):
         if not np.isfinite(arr).all() or (arr < 0).any():
             raise ValueError("counts must be finite and non-negative")
 
 
-def _psi(ref: FloatArray, cur: FloatArray) -> FloatArray:
-    """``stats.psi`` of each row of ``cur`` against ``ref``."""
-    pseudo = stats.PSI_PSEUDO_COUNT
-    p = (ref + pseudo) / (ref.sum() + pseudo * ref.size)
-    q = (cur + pseudo) / (cur.sum(axis=1, keepdims=True) + pseudo * ref.size)
+def psi_rows(ref: FloatArray, cur: FloatArray) -> FloatArray:
+    """``stats.psi`` of each row of ``cur`` against ``ref`` (one row for all, or one each)."""
+    pseudo, bins = stats.PSI_PSEUDO_COUNT, cur.shape[1]
+    p = (ref + pseudo) / (ref.sum(axis=-1, keepdims=True) + pseudo * bins)
+    q = (cur + pseudo) / (cur.sum(axis=1, keepdims=True) + pseudo * bins)
     out: FloatArray = np.sum((q - p) * np.log(q / p), axis=1)
     return out
 
@@ -107,11 +107,11 @@ def _histogram(f: _Feature, cur: FloatArray, settings: DriftSettings) -> list[di
     if not rows.size:
         return out
     c, mj = cur[rows], m[rows]
-    _checked(f.ref, c)
+    checked(f.ref, c)
     t = settings.threshold(f.name)
     bins = int(f.ref.size)
     size = 1.0 / n + 1.0 / mj
-    psi = _psi(f.ref, c)
+    psi = psi_rows(f.ref, c)
     level = size * _quantile(bins, t.alpha)
     psi_alarm = np.maximum(level, t.min_psi)
     js = jensenshannon(f.ref[None, :], c, base=2.0, axis=1)
@@ -160,7 +160,7 @@ def _accuracy(profile: ReferenceProfile, conf: FloatArray, frames: list[int],
     judged = np.array([f >= settings.min_samples for f in frames], bool) & (ref_acc is not None)
     est = np.full(len(frames), np.nan)
     if judged.any():
-        _checked(conf[judged], conf[judged])
+        checked(conf[judged], conf[judged])
         e = np.asarray(profile.confidence.edges, np.float64)
         mids = np.clip((e[:-1] + e[1:]) / 2.0, 0.0, 1.0)
         c = conf[judged]
@@ -181,7 +181,7 @@ def compare_many(profile: ReferenceProfile, summaries: Sequence[Summary],
     if not summaries:
         return []
     mat = np.stack([s.flush() for s in summaries])
-    hists, classes = _layout(profile)
+    hists, classes = layout(profile)
     per_feature = {f.name: _histogram(f, mat[:, f.cols], settings) for f in hists}
     cls = _classes(classes, summaries[0].labels, mat[:, classes.cols], settings)
     frames = [s.frames for s in summaries]
@@ -200,28 +200,59 @@ def compare_many(profile: ReferenceProfile, summaries: Sequence[Summary],
     return out
 
 
-def window_rows(profile: ReferenceProfile,
-                payloads: Sequence[dict[str, Any]]) -> tuple[FloatArray, BoolArray]:
-    """Each window's counts on the profile's bins, one row per window, and which fit them
-    (a row of a window that does not is zeros)."""
+@dataclass
+class CameraRows:
+    """Every camera of some windows as one row of counts on the profile's bins.
+
+    ``fits``: its bins are the profile's (what ``Summary.add_window`` of it alone adds is
+    its row; an idle camera fits, as zeros; one that does not fit is zeros too);
+    ``window``: the index of its window."""
+
+    mat: FloatArray
+    fits: BoolArray
+    window: np.ndarray[Any, np.dtype[np.intp]]
+    cameras: list[dict[str, Any]]
+
+
+def camera_rows(profile: ReferenceProfile, payloads: Sequence[dict[str, Any]]) -> CameraRows:
+    """Each camera of ``payloads`` on the profile's bins, binned by ``Summary``'s own code."""
     template = Summary.empty(profile)
+    cameras = [(i, c) for i, p in enumerate(payloads) for c in p.get("cameras") or []]
     size = template.flat.size
-    mat, fits = np.zeros((len(payloads), size)), np.zeros(len(payloads), bool)
-    for i, payload in enumerate(payloads):
-        s = Summary(template.labels, template.conf_bins, template.input_bins,
-                    template.emb_bins, np.zeros(size))
-        if s.add_window(payload):
-            mat[i], fits[i] = s.flush(), True
+    flat: list[float] = []
+    fits = np.ones(len(cameras), bool)
+    for k, (_, camera) in enumerate(cameras):
+        row = template.camera_row(camera)
+        if row is None:
+            fits[k] = False
+            row = [0.0] * size
+        flat += row
+    mat = np.array(flat, np.float64).reshape(len(cameras), size)
+    return CameraRows(mat, fits, np.array([i for i, _ in cameras], np.intp),
+                      [c for _, c in cameras])
+
+
+def window_rows(rows: CameraRows, windows: int) -> tuple[FloatArray, BoolArray]:
+    """Each of ``windows`` windows' counts on the profile's bins (its cameras in ``rows``
+    added up), and which fit them (a window with one camera on other bins is left out
+    whole: a row of zeros)."""
+    fits = np.ones(windows, bool)
+    fits[rows.window[~rows.fits]] = False
+    mat = np.zeros((windows, rows.mat.shape[1]))
+    keep = fits[rows.window]
+    np.add.at(mat, rows.window[keep], rows.mat[keep])
     return mat, fits
 
 
 def windows_drifted(profile: ReferenceProfile, payloads: Sequence[dict[str, Any]],
-                    settings: DriftSettings) -> list[bool | None]:
-    """``[compare.window_drifted(profile, p, settings) for p in payloads]``, at once."""
+                    settings: DriftSettings, rows: CameraRows | None = None
+                    ) -> list[bool | None]:
+    """``[compare.window_drifted(profile, p, settings) for p in payloads]``, at once
+    (``rows``: ``camera_rows`` of ``payloads``, when the caller has them)."""
     if not payloads:
         return []
-    mat, fits = window_rows(profile, payloads)
-    hists, classes = _layout(profile)
+    mat, fits = window_rows(rows or camera_rows(profile, payloads), len(payloads))
+    hists, classes = layout(profile)
     valid = fits & (mat[:, hists[0].cols].sum(axis=1) >= settings.min_samples)
     drifted = np.zeros(len(payloads), bool)
     for f in hists:
@@ -230,20 +261,21 @@ def windows_drifted(profile: ReferenceProfile, payloads: Sequence[dict[str, Any]
         use = np.flatnonzero(valid & (m >= settings.min_samples) & (n > 0))
         if not use.size:
             continue
-        _checked(f.ref, cur[use])
+        checked(f.ref, cur[use])
         t = settings.threshold(f.name)
         level = np.maximum((1.0 / n + 1.0 / m[use]) * _quantile(int(f.ref.size), t.alpha),
                            t.min_psi)
-        drifted[use] |= _psi(f.ref, cur[use]) > level
+        drifted[use] |= psi_rows(f.ref, cur[use]) > level
     cur = mat[:, classes.cols]
     use = np.flatnonzero(valid & ~drifted & (cur.sum(axis=1) >= settings.min_samples)
                          & (classes.ref.sum() > 0))
     if use.size:
-        _checked(classes.ref, cur[use])
+        checked(classes.ref, cur[use])
         t = settings.threshold("classes")
         _, p, _ = _chi_square(classes.ref, cur[use])
-        drifted[use] = (p < t.alpha) & (_psi(classes.ref, cur[use]) > t.min_psi)
+        drifted[use] = (p < t.alpha) & (psi_rows(classes.ref, cur[use]) > t.min_psi)
     return [bool(d) if v else None for d, v in zip(drifted, valid, strict=True)]
 
 
-__all__ = ["compare_many", "window_rows", "windows_drifted"]
+__all__ = ["CameraRows", "camera_rows", "checked", "compare_many", "layout", "psi_rows",
+           "window_rows", "windows_drifted"]

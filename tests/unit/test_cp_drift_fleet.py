@@ -1,5 +1,6 @@
-"""The statistics of a whole fleet at once (``drift.fleet``) are the per-summary ones
-(``compare.compare``, ``compare.window_drifted``), figure for figure, on random fleets:
+"""The statistics of a whole fleet at once (``drift.fleet``, ``drift.fleet_verdicts``) are
+the per-summary ones (``compare.compare``, ``compare.window_drifted``,
+``verdicts.baseline_holds``), figure for figure, on random fleets:
 shifted and unshifted devices, too few frames, a class never seen, windows on other
 bins, several cameras per window, per-feature thresholds (pure logic, synthetic data)."""
 
@@ -13,9 +14,13 @@ import numpy as np
 import pytest
 
 from control_plane.config.drift import DriftSettings, FeatureThreshold
+from control_plane.drift import baseline as bl
 from control_plane.drift import fleet, synthetic
 from control_plane.drift.compare import compare, window_drifted
+from control_plane.drift.fleet_verdicts import baseline_holds_many
 from control_plane.drift.summary import Summary
+from control_plane.drift.verdicts import baseline_holds
+from control_plane.store.models import DriftBaseline
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -78,3 +83,50 @@ def test_negative_counts_are_refused_as_one_at_a_time() -> None:
         compare(ref, s, DriftSettings())
     with pytest.raises(ValueError, match="non-negative"):
         fleet.compare_many(ref, [s], DriftSettings())
+
+
+def learned(ref: Any, rng: np.random.Generator, n: int, shift: float) -> bl.Fit:
+    cams = [{**synthetic.window(ref, "x", i, rng=rng, start=T0, frames=60,
+                                shift=shift)["cameras"][0], "window_minutes": 1.0}
+            for i in range(n)]
+    fit = bl.learn(ref, cams, min_samples=30, block=2, recent=3)
+    assert fit is not None
+    return fit
+
+
+@pytest.mark.parametrize(("seed", "rule"), [(0, "windows"), (1, "windows"), (2, "merged")])
+def test_fleet_baseline_verdicts_are_the_per_device_ones(seed: int, rule: str) -> None:
+    rng = np.random.default_rng(seed)
+    ref = synthetic.profile(seed=seed, bins=10)
+    settings = DriftSettings(min_samples=30, alert_windows=4, alert_drifted_windows=2,
+                             alert_rule=rule)
+    fits = [learned(ref, rng, 24, s) for s in (0.0, 1.0)]
+    recent, baselines = [], []
+    for d in range(30):
+        ws = [random_window(ref, rng, d * 10 + i) for i in range(int(rng.integers(0, 5)))]
+        for w in ws:  # cameras in two conditions, some at night
+            for cam in w["cameras"]:
+                cam["condition"] = str(rng.choice(["day", "night"]))
+        have: dict[tuple[str, str], DriftBaseline] = {}
+        for key in [("gate", "day"), ("gate", "night"), ("door", "day")]:
+            roll = rng.random()
+            if roll < 0.2:
+                continue  # still learning
+            fit = fits[int(roll * 10) % 2]
+            counts = dict(fit.counts)
+            if roll > 0.9:  # a baseline on other bins: that feature is not judged
+                counts["confidence"] = counts["confidence"][:-1]
+            have[key] = DriftBaseline(id=d * 10 + len(have), device_id=f"cam-{d}",
+                                      camera_id=key[0], condition=key[1], release_id="r",
+                                      counts=counts, levels=bl.fit_json(fit),
+                                      window_minutes=fit.window_minutes, learned_from=T0,
+                                      learned_to=T0)
+        recent.append(ws)
+        baselines.append(have)
+
+    want = [baseline_holds(ref, ws, b, settings) for ws, b in zip(recent, baselines, strict=True)]
+    got = baseline_holds_many(ref, recent, baselines, settings)
+    assert canonical(got) == canonical(want)
+    cams = [c for dev in want for c in dev["cameras"]]
+    assert {c["state"] for c in cams} == {"active", "learning"}
+    assert {c["holds"] for c in cams if c["state"] == "active"} == {True, False}
