@@ -56,11 +56,11 @@ def _groups(rows: CameraRows, device_of: list[int],
 
 def _estimates(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
                settings: DriftSettings) -> list[float | None]:
-    """``verdicts._estimate`` of each group: its added cameras merged."""
+    """``verdicts._estimate`` of each group: its cameras that fit merged."""
     conf = layout(profile)[0][0].cols
     out: list[float | None] = []
     for g in groups:
-        idx = [k for k in g.rows if rows.added[k]]
+        idx = [k for k in g.rows if rows.fits[k]]
         merged = rows.mat[idx, conf].sum(axis=0) if idx else np.zeros(conf.stop - conf.start)
         if int(merged.sum()) < settings.min_samples:
             out.append(None)
@@ -78,7 +78,7 @@ def _drivers(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
     row_group = {k: gi for gi, g in enumerate(groups) if g.base is not None for k in g.rows}
     frames = rows.mat[:, hists[0].cols].sum(axis=1)
     cand = np.array(sorted(k for k in row_group
-                           if rows.added[k] and frames[k] > 0 and int(frames[k]) >= min_samples),
+                           if rows.fits[k] and frames[k] > 0 and int(frames[k]) >= min_samples),
                     np.intp)
     if not cand.size:
         return {}
