@@ -60,7 +60,7 @@ class PoolSpec:
 
     def key(self, model_sha: str) -> str:
         spec = {k: v for k, v in self.__dict__.items() if k not in ('windows', 'shift_windows')}
-        text = json.dumps([spec, model_sha, 2], sort_keys=True)
+        text = json.dumps([spec, model_sha, 3], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -61,7 +61,7 @@ from control_plane.config.drift import DriftSettings
 
 DAY = 24 * 60
 HORIZON = 60
-METHODS = ["recent", "windows", "training", "psi>0.1", "psi>0.25"]
+METHODS = ["windows", "crops", "recent", "crops-rec", "training", "psi>0.1", "psi>0.25"]
 
 
 def timeline(rng: np.random.Generator, days: int, night: str) -> list[str]:
@@ -94,6 +94,7 @@ class Replay:
                 flat += windows
         self.flat = flat
         self.windows = dm.windows_of(profile, flat)  # type: ignore[arg-type]
+        self.crops = self.windows.crops_only()  # what the judge saw before region features
 
     def draw(self, rng: np.random.Generator, cam: str, variants: list[str], learning: bool
              ) -> np.ndarray:
@@ -116,6 +117,28 @@ class Replay:
         return out
 
 
+def _baseline_alarms(windows: dm.Windows, picks: np.ndarray, scored_from: int,
+                     s: DriftSettings, profile: object) -> tuple[np.ndarray, np.ndarray]:
+    """K-of-N and merged-window alarms against per condition baselines (see ``judge``)."""
+    w = windows.take(picks)
+    n, k = s.alert_windows, s.alert_drifted_windows
+    each = np.zeros(len(picks), bool)
+    recent = np.zeros(len(picks), bool)
+    scored = np.arange(len(picks)) >= scored_from
+    for cond in sorted(set(w.conditions.tolist())):
+        warm = picks[:scored_from][w.conditions[:scored_from] == cond]
+        distinct = np.array(list(dict.fromkeys(warm.tolist())), np.intp)
+        if distinct.size < 2:
+            continue  # still learning: never judged
+        base = dm.learn(profile, windows.take(distinct), s)  # type: ignore[arg-type]
+        if base is None:
+            continue
+        mask = scored & (w.conditions == cond)
+        each |= dm.k_of_n(dm.exceed_each(base, w, s) & mask, k, n)
+        recent |= dm.exceed_recent(base, w, s, mask)
+    return each, recent
+
+
 def judge(rp: Replay, picks: np.ndarray, scored_from: int, train: dict[str, np.ndarray],
           s: DriftSettings, profile: object) -> dict[str, np.ndarray]:
     """Every method's alarm at every scored window of one camera (picks: pool indices in
@@ -123,24 +146,12 @@ def judge(rp: Replay, picks: np.ndarray, scored_from: int, train: dict[str, np.n
     warm-up days in that condition, once each, in time order: a pool window repeated
     inside a baseline would stay in the reference when its replay leaves it out and
     make the fitted level too calm."""
-    w = rp.windows.take(picks)
+    out: dict[str, np.ndarray] = {}
+    for suffix, windows in (("", rp.windows), ("crops", rp.crops)):
+        each, recent = _baseline_alarms(windows, picks, scored_from, s, profile)
+        out[suffix or "windows"] = each
+        out[f"{suffix}-rec" if suffix else "recent"] = recent
     n, k = s.alert_windows, s.alert_drifted_windows
-    each = np.zeros(len(picks), bool)
-    recent = np.zeros(len(picks), bool)
-    judged = w.frames >= s.min_samples
-    scored = np.arange(len(picks)) >= scored_from
-    for cond in sorted(set(w.conditions.tolist())):
-        warm = picks[:scored_from][w.conditions[:scored_from] == cond]
-        distinct = np.array(list(dict.fromkeys(warm.tolist())), np.intp)
-        if distinct.size < 2:
-            continue  # still learning: never judged
-        base = dm.learn(profile, rp.windows.take(distinct), s)  # type: ignore[arg-type]
-        if base is None:
-            continue
-        mask = scored & (w.conditions == cond)
-        each |= dm.k_of_n(dm.exceed_each(base, w, s) & mask, k, n)
-        recent |= dm.exceed_recent(base, w, s, mask & judged)
-    out = {"recent": recent, "windows": each}
     for name, verdict in train.items():
         out[name] = dm.k_of_n(verdict[picks], k, n)
     return {name: a[scored_from:] for name, a in out.items()}
