@@ -81,6 +81,8 @@ def training_verdicts(profile: ReferenceProfile, raw: list[dict[str, Any]],
                       for c in raw])
     worst = np.zeros(len(raw))
     for name, cur in w.counts.items():
+        if name not in ref:
+            continue  # a region feature: training profiles hold no region telemetry
         ok = cur.sum(axis=1) > 0
         psi = np.zeros(len(raw))
         psi[ok] = _psi_rows(ref[name], cur[ok])

@@ -27,6 +27,11 @@ Methods (every one with the default ``[drift]`` settings):
 
 * ``windows``: per camera x condition baseline, each window against its per-window
   level, K of the latest N windows (``alert_rule = "windows"``, the default);
+* ``crops``: ``windows`` without the region features (the windows' region telemetry
+  removed: what drift judged before them);
+* ``light-only``: ``windows`` on the conditions an agent without rain tagging sends
+  (rain windows tagged ``day``: rain is tested in daylight only), so rain is judged
+  against the day baseline;
 * ``recent``: the latest windows of a camera x condition merged (at most N, as many as
   the level was fitted for), against the level fitted for merged windows
   (``alert_rule = "merged"``, ``drift.baseline.judge_recent``);
@@ -61,7 +66,7 @@ from control_plane.config.drift import DriftSettings
 
 DAY = 24 * 60
 HORIZON = 60
-METHODS = ["windows", "crops", "recent", "crops-rec", "training", "psi>0.1", "psi>0.25"]
+METHODS = ["windows", "crops", "recent", "light-only", "training", "psi>0.1", "psi>0.25"]
 
 
 def timeline(rng: np.random.Generator, days: int, night: str) -> list[str]:
@@ -117,28 +122,6 @@ class Replay:
         return out
 
 
-def _baseline_alarms(windows: dm.Windows, picks: np.ndarray, scored_from: int,
-                     s: DriftSettings, profile: object) -> tuple[np.ndarray, np.ndarray]:
-    """K-of-N and merged-window alarms against per condition baselines (see ``judge``)."""
-    w = windows.take(picks)
-    n, k = s.alert_windows, s.alert_drifted_windows
-    each = np.zeros(len(picks), bool)
-    recent = np.zeros(len(picks), bool)
-    scored = np.arange(len(picks)) >= scored_from
-    for cond in sorted(set(w.conditions.tolist())):
-        warm = picks[:scored_from][w.conditions[:scored_from] == cond]
-        distinct = np.array(list(dict.fromkeys(warm.tolist())), np.intp)
-        if distinct.size < 2:
-            continue  # still learning: never judged
-        base = dm.learn(profile, windows.take(distinct), s)  # type: ignore[arg-type]
-        if base is None:
-            continue
-        mask = scored & (w.conditions == cond)
-        each |= dm.k_of_n(dm.exceed_each(base, w, s) & mask, k, n)
-        recent |= dm.exceed_recent(base, w, s, mask)
-    return each, recent
-
-
 def judge(rp: Replay, picks: np.ndarray, scored_from: int, train: dict[str, np.ndarray],
           s: DriftSettings, profile: object) -> dict[str, np.ndarray]:
     """Every method's alarm at every scored window of one camera (picks: pool indices in
@@ -146,15 +129,42 @@ def judge(rp: Replay, picks: np.ndarray, scored_from: int, train: dict[str, np.n
     warm-up days in that condition, once each, in time order: a pool window repeated
     inside a baseline would stay in the reference when its replay leaves it out and
     make the fitted level too calm."""
-    out: dict[str, np.ndarray] = {}
-    for suffix, windows in (("", rp.windows), ("crops", rp.crops)):
-        each, recent = _baseline_alarms(windows, picks, scored_from, s, profile)
-        out[suffix or "windows"] = each
-        out[f"{suffix}-rec" if suffix else "recent"] = recent
-    n, k = s.alert_windows, s.alert_drifted_windows
+    w = rp.windows.take(picks)
+    each, recent = _baselines(rp.windows, picks, scored_from, w.conditions, s, profile)
+    light = np.where(w.conditions == "rain", "day", w.conditions)
+    out = {"recent": recent, "windows": each,
+           "crops": _baselines(rp.crops, picks, scored_from, w.conditions, s, profile,
+                               False)[0],
+           "light-only": _baselines(rp.windows, picks, scored_from, light, s, profile,
+                                    False)[0]}
     for name, verdict in train.items():
-        out[name] = dm.k_of_n(verdict[picks], k, n)
+        out[name] = dm.k_of_n(verdict[picks], s.alert_drifted_windows, s.alert_windows)
     return {name: a[scored_from:] for name, a in out.items()}
+
+
+def _baselines(windows: dm.Windows, picks: np.ndarray, scored_from: int,
+               conditions: np.ndarray, s: DriftSettings, profile: object, merged: bool = True
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """K of N single windows and merged windows against each window's camera x condition
+    baseline, the conditions as given (``windows``: with or without region features)."""
+    w = windows.take(picks)
+    n, k = s.alert_windows, s.alert_drifted_windows
+    each = np.zeros(len(picks), bool)
+    recent = np.zeros(len(picks), bool)
+    scored = np.arange(len(picks)) >= scored_from
+    for cond in sorted(set(conditions.tolist())):
+        warm = picks[:scored_from][conditions[:scored_from] == cond]
+        distinct = np.array(list(dict.fromkeys(warm.tolist())), np.intp)
+        if distinct.size < 2:
+            continue  # still learning: never judged
+        base = dm.learn(profile, windows.take(distinct), s)  # type: ignore[arg-type]
+        if base is None:
+            continue
+        mask = scored & (conditions == cond)
+        each |= dm.k_of_n(dm.exceed_each(base, w, s) & mask, k, n)
+        if merged:
+            recent |= dm.exceed_recent(base, w, s, mask)
+    return each, recent
 
 
 def camera(rp: Replay, rng: np.random.Generator, i: int, warm: int, days: int,

@@ -23,6 +23,11 @@ and per day, each the sum of 60 real windows' vectors), and only the last 20 min
 are written as raw windows through the same insert and rollup code. Only the rollup
 path is timed (the raw path would read every window: see case 1's rate).
 
+Every device has a production baseline for its camera (learned once from the pool's
+windows by ``drift.baseline.learn`` and stored for each device, as the analysis keeps
+them), so each report judges every camera's latest windows against its baseline as in
+a fleet that has learned them (``--no-baselines``: none, every camera still learning).
+
 Also the camera history a dashboard page loads (``GET /api/v1/drift/history``, 30 days
 of one camera's daily rows) over case 2's store, through the API in-process.
 """
@@ -52,13 +57,13 @@ from ingest_drift import POOL, RELEASE, START, pool, prepare, seed
 from sqlmodel import Session
 
 from control_plane.config.drift import DriftSettings
+from control_plane.drift import baseline, oracle, synthetic
 from control_plane.drift import collect as collect_mod
-from control_plane.drift import oracle, synthetic
 from control_plane.drift.analyser import run_analysis
 from control_plane.drift.summary import Summary
 from control_plane.services import telemetry_rollups as rollups
 from control_plane.store.db import create_db_engine, session_scope
-from control_plane.store.models import TelemetryRollup, TelemetryWindowRecord
+from control_plane.store.models import DriftBaseline, TelemetryRollup, TelemetryWindowRecord
 
 ROWS_PER_INSERT = 20_000
 
@@ -100,6 +105,27 @@ def _hour_vector() -> list[float]:
         if i < 60:
             s.add_window(w.model_dump(mode="json", by_alias=True))
     return s.flush().tolist()
+
+
+def add_baselines(url: str, devices: int) -> None:
+    """One active baseline per device for its camera, learned from the pool's windows."""
+    profile = synthetic.profile()
+    cameras = [{**c, "window_minutes": 1.0} for w in pool() * 4
+               for c in w.model_dump(mode="json", by_alias=True)["cameras"]]
+    fit = baseline.learn(profile, cameras, min_samples=DriftSettings().min_samples, block=4,
+                         recent=DriftSettings().alert_windows)
+    assert fit is not None
+    key = baseline.camera_key(cameras[0])
+    rows = [{"device_id": f"cam-{d}", "camera_id": key[0], "condition": key[1],
+             "release_id": RELEASE, "window_count": fit.windows, "sample_count": fit.frames,
+             "window_minutes": fit.window_minutes, "counts": fit.counts,
+             "levels": baseline.fit_json(fit), "learned_from": START, "learned_to": START,
+             "created_at": START} for d in range(devices)]
+    engine = create_db_engine(url)
+    with session_scope(engine) as s:
+        for i in range(0, len(rows), ROWS_PER_INSERT):
+            s.execute(sa.insert(DriftBaseline), rows[i : i + ROWS_PER_INSERT])
+    engine.dispose()
 
 
 def generate(url: str, devices: int, days: int) -> int:
@@ -182,6 +208,8 @@ def main() -> None:
     ap.add_argument("--big-merge-only", action="store_true",
                     help="Case 2: time the merge only, not the whole analysis.")
     ap.add_argument("--sqlite-only", action="store_true")
+    ap.add_argument("--no-baselines", action="store_true",
+                    help="No production baselines: every camera still learning.")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load "
           f"{os.getloadavg()[0]:.1f}, Python {platform.python_version()}\n")
@@ -208,6 +236,8 @@ def case_one(name: str, url: str, args: argparse.Namespace) -> None:
     minutes = args.hours * 60
     t0 = time.perf_counter()
     seed(url, args.devices, minutes)
+    if not args.no_baselines:
+        add_baselines(url, args.devices)
     seeded = time.perf_counter() - t0
     n = args.devices * minutes
     label = f"{args.devices:,} x {args.hours} h"
@@ -229,6 +259,8 @@ def case_one(name: str, url: str, args: argparse.Namespace) -> None:
 def case_two(name: str, url: str, args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     minutes = generate(url, args.big_devices, args.big_days)
+    if not args.no_baselines:
+        add_baselines(url, args.big_devices)
     label = (f"{args.big_devices:,} x {args.big_days} d (rollup rows generated in "
              f"{time.perf_counter() - t0:.0f} s)")
     n = args.big_devices * args.big_days * 24 * 60

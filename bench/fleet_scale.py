@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -185,8 +186,9 @@ def run_rollout(api: httpx.Client, fleet: Fleet, ids: list[str],
     out.post = time.perf_counter() - start
     rollout_id = resp.json()["rollout_id"]
 
-    def completed() -> bool:
-        return bool(api.get(f"/api/v1/rollouts/{rollout_id}").json()["state"] == "completed")
+    def completed() -> bool:  # counts by state, no device listed (as the dashboard polls)
+        return bool(api.get(f"/api/v1/rollouts/{rollout_id}", params={"device_limit": 0})
+                    .json()["state"] == "completed")
 
     wait_until(completed, 900, f"the rollout to {len(ids)} devices",
                interval=max(0.1, len(ids) / 5000))
@@ -320,6 +322,8 @@ def run(args: argparse.Namespace, tmp: Path, db_url: str) -> dict[str, Any]:
             print(f"--- {proc.name}\n{proc.tail()}", file=sys.stderr)
         raise
     finally:
+        # Cleaning up: a second Ctrl-C must not leave processes or the database behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         loop.stop_all()
         broker.terminate()
         broker.wait(10)
@@ -349,6 +353,9 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp_name:
             result = run(args, Path(tmp_name), db_url)
+    except KeyboardInterrupt:
+        raise SystemExit("interrupted: processes stopped, the benchmark's database dropped; "
+                         "nothing measured") from None
     finally:
         fleet_ingest.drop_postgres_db(db_url)
     report(result, args, commit)

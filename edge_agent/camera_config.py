@@ -69,6 +69,13 @@ class CameraConfig(BaseModel):
         "model sees (the height keeps the frame's aspect); the model's cost grows with its "
         "area (1.1 ms at 320, 0.26 ms at 160 on one core).",
     )
+    rain_condition: bool = Field(
+        default=True,
+        description="Regions: tag a daylight frame 'rain' when its rain streak energy (thin, "
+        "tall, bright lines on the small copy) reaches 1.5 grey levels: a condition with its "
+        "own drift baseline, so weather raises no drift alert. false: rain stays 'day' (a "
+        "scene whose own thin bright lines read as rain, or rain that should alarm as drift).",
+    )
     region_subtractor: Literal["mog2", "knn"] = Field(
         default="mog2",
         description="Regions: OpenCV background subtractor (shadow detection on: a moving "

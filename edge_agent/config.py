@@ -155,6 +155,14 @@ class AgentSettings(TomlSettings):
     sample_max_per_hour: Annotated[int, Field(ge=1, le=3600)] = Field(
         default=30, description="At most this many sample uploads per hour (token bucket)."
     )
+    negative_max_per_hour: Annotated[int, Field(ge=0, le=3600)] = Field(
+        default=6,
+        description="With upload_samples on, at most this many candidate negatives per hour "
+        "(regions mode): crops of the camera's own background and distractors the model "
+        "called no animal, for an operator to confirm as 'other' (0: none). Two thirds "
+        "go to distractors (rejected crops, tracks that never became animals), one third "
+        "to the empty scene.",
+    )
     sample_jpeg_quality: Annotated[int, Field(ge=30, le=100)] = Field(
         default=85, description="JPEG quality of uploaded samples."
     )

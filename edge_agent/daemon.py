@@ -52,7 +52,7 @@ class Agent:
             s.control_plane_url, s.api_token.get_secret_value(),
             confidence_below=s.sample_confidence_below, max_per_hour=s.sample_max_per_hour,
             jpeg_quality=s.sample_jpeg_quality, timeout=s.http_timeout_seconds,
-            enabled=s.upload_samples,
+            enabled=s.upload_samples, negatives_per_hour=s.negative_max_per_hour,
         )
         self.snapshots = SnapshotTaker(
             s.control_plane_url, s.api_token.get_secret_value(),

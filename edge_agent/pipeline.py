@@ -15,7 +15,8 @@ per-frame detection events.
 Around the model call: a shadow candidate run on a fraction of the same frames
 or crops (compared, never acted on), a count of consecutive model failures that
 asks the agent for a rollback, and an optional sample sink for low-confidence
-frames or crops (active learning).
+frames or crops and, in regions mode, candidate negatives of the camera's own
+background (active learning, ``regions/mining.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .events import Debouncer, EventLog
 from .motion import MotionGate
 from .outbox import Dropped, Outbox
 from .regions.analyzer import RegionAnalyzer
+from .regions.mining import NegativeMiner, NegativeSink
 from .regions.stats import RegionCounts
 from .runtime import CropResults, Inference, ModelRuntime
 from .snapshots import SnapshotTaker
@@ -48,8 +50,9 @@ WindowHandler = Callable[[TelemetryWindow], None]
 FailureHandler = Callable[[ModelRuntime, str], None]
 
 
-class SampleSink(Protocol):
-    """Takes low-confidence frames for labelling; must return at once (it copies what it keeps)."""
+class SampleSink(NegativeSink, Protocol):
+    """Takes low-confidence frames and candidate negatives for labelling; must return at
+    once (it copies what it keeps)."""
 
     def offer(self, camera_id: str, image: Image, result: Inference,
               runtime: ModelRuntime) -> None: ...
@@ -107,6 +110,7 @@ class InferenceLoop:
         self._failures = 0  # consecutive frames the active model failed on
         self._failure_reported: ModelRuntime | None = None
         self.samples = samples
+        self._miner = NegativeMiner()
         self.snapshots = snapshots
         self._runtime: ModelRuntime | None = None
         self._shadow: tuple[ModelRuntime, float] | None = None
@@ -268,6 +272,12 @@ class InferenceLoop:
                            regions.condition_index)
         if crops is not None:
             self._crops_seen(lane, crops, runtime)
+        if self.samples is not None:
+            try:
+                self._miner(self.samples, lane.source.camera_id, regions, frame.image,
+                            runtime, crops)
+            except Exception as exc:  # a background crop's own model run: not the frame's
+                log.debug("no candidate negative: %s", exc)
 
     def _crops_seen(self, lane: _Lane, crops: CropResults, runtime: ModelRuntime) -> None:
         if self._shadow is not None:

@@ -18,6 +18,7 @@ from .manifest import (
     SignedManifest,
 )
 from .messages import (
+    NEGATIVE_SOURCES,
     SCHEMA_VERSION,
     AgentSettings,
     CameraStatus,
@@ -26,6 +27,7 @@ from .messages import (
     DeviceCommand,
     DeviceEvent,
     DeviceStatus,
+    NegativeSource,
     Percentiles,
     ReleaseStatus,
     ReportedState,
@@ -68,6 +70,7 @@ from .topics import (
 __all__ = [
     "INPUT_STAT_NAMES",
     "MAX_PAYLOAD_BYTES",
+    "NEGATIVE_SOURCES",
     "SCHEMA_VERSION",
     "TOPIC_ROOT",
     "AgentSettings",
@@ -84,6 +87,7 @@ __all__ = [
     "InputSpec",
     "Lineage",
     "ModelVersionCreate",
+    "NegativeSource",
     "OutputSpec",
     "Percentiles",
     "ProtocolError",

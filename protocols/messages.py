@@ -33,9 +33,11 @@ CameraState = Literal["up", "reconnecting", "down"]
 # How a camera's frames are looked at: motion regions classified one crop each (a wide
 # park shot), or the whole frame resized to the model's input (a close-up camera).
 AnalysisMode = Literal["regions", "frame"]
-# The light a camera sees, from its input statistics: windows and baselines are kept per
-# condition, so nightfall is a condition and not drift (docs/architecture.md, telemetry).
-Condition = Literal["day", "dusk", "night", "ir"]
+# The light (and weather) a camera sees, from its input statistics: windows and baselines
+# are kept per condition, so nightfall and rain are conditions and not drift
+# (docs/architecture.md, telemetry). A control plane that predates a value refuses a
+# window that uses it: upgrade control planes before agents.
+Condition = Literal["day", "dusk", "night", "ir", "rain"]
 EventKind = Literal[
     "detection",
     "animal_appeared",
@@ -73,6 +75,13 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     schema_: Literal["parkwatch/v1"] = Field(default=SCHEMA_VERSION, alias="schema")
+
+
+# Where an agent mined a candidate negative it uploads as a sample (``candidate`` of
+# ``POST /api/v1/samples``): a crop the model called a background label, a crop of a
+# track that never became an animal, or a crop of a frame where nothing moves.
+NegativeSource = Literal["rejected", "track", "background"]
+NEGATIVE_SOURCES: tuple[NegativeSource, ...] = ("rejected", "track", "background")
 
 
 class AgentSettings(BaseModel):

@@ -7,15 +7,20 @@ same here (a test holds the two to the same pixels), and ``jitter_box`` loosens 
 tightens a box and moves it a little, as a background model's box around an animal is
 never exact.
 
-A training crop of a photo (``animal_crop``) puts the photo, shrunk to an animal's
-width on a 640 px park camera (5 % to 45 % of the frame, log-uniform), on an empty park
-backdrop, cuts it around a jittered box and applies a camera condition (dusk, night, IR,
-rain, motion blur, heavy JPEG; ``trainer/synth/shifts.py``) to the small canvas. The
-photo keeps its own background inside its rectangle: it is no cut-out (GrabCut on every
-training photo would cost minutes); the clips that evaluate a model film cut-outs.
+A training crop of a photo (``animal_crop``) pastes the animal's cut-out (its GrabCut
+matte, ``trainer.synth.cutout``, as the clips film it), shrunk to an animal's width on a
+640 px park camera (5 % to 45 % of the frame, log-uniform), onto an empty park backdrop,
+cuts it around a jittered box of its opaque pixels and puts the canvas through the
+clips' own camera (day, dusk, night, IR, rain) and, at times, motion blur or heavy JPEG.
+Without a matte the photo is pasted as a rectangle with its own background: a model
+trained so read 74 % of the clips' animal crops right (docs/performance.md), as it
+learnt the sofa around the cat along with the cat.
 A crop of the "other" class (``other_crop``) is mined from park clips without animals:
 a distractor's box (a walker, a ball, leaves, a cloud shadow) or any box of the lawn,
-the trees or the burnt-in clock, under the clip's own conditions.
+the trees or the burnt-in clock, under the clip's own conditions. A dataset may also hold
+an ``other/`` folder: crops a real camera's agent mined from its own background and an
+operator confirmed (``control_plane/services/samples.py``). They are crops already, cut
+as the agent cuts them, so ``mined_crop`` only moves, flips and degrades them a little.
 """
 
 from __future__ import annotations
@@ -33,9 +38,11 @@ from .synth.conditions import CameraLook, spans_for
 from .synth.scenes import Scene
 from .synth.shifts import apply_shift
 from .synth.spec import SceneSpec
+from .synth.sprites import OPAQUE, paste
 from .synth.timeline import Schedule
 
 U8 = npt.NDArray[np.uint8]
+F32 = npt.NDArray[np.float32]
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
 OTHER = "other"
 FRAME = (640, 480)  # the park camera a crop stands for
@@ -112,24 +119,44 @@ def backdrops(seed: int) -> tuple[U8, ...]:
     return tuple(out)
 
 
-def animal_crop(photo: U8, spec: CropSpec, size: tuple[int, int], seed: int,
-                rng: np.random.Generator) -> U8:
-    """A photo as the agent would crop it off a wide park shot (see the module doc)."""
-    fw, fh = FRAME
-    lo, hi = WIDTH_RANGE
-    width = fw * math.exp(rng.uniform(math.log(lo), math.log(hi)))
-    ph, pw = photo.shape[:2]
-    w = max(4, round(width))
-    h = max(4, min(round(w * ph / pw), fh - 2))
-    small = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
+def place_animal(canvas: U8, photo: U8, alpha: F32 | None, width: float,
+                 rng: np.random.Generator) -> Box:
+    """Paste ``photo`` (through ``alpha``) with its opaque part about ``width`` pixels wide,
+    maybe mirrored, where it fits whole on ``canvas``, in place; the box of its opaque
+    pixels there."""
+    fh, fw = canvas.shape[:2]
+    if alpha is None:
+        alpha = np.ones(photo.shape[:2], np.float32)
+    ys, xs = np.nonzero(alpha >= OPAQUE)
+    if len(xs) == 0:
+        raise ValueError("an animal's matte needs opaque pixels")
+    x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
+    photo, alpha = photo[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
+    f = min(width / (x1 - x0), (fh - 2) / (y1 - y0))
+    w, h = max(2, round((x1 - x0) * f)), max(2, round((y1 - y0) * f))
+    small = np.asarray(cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA), np.uint8)
+    matte = np.asarray(cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA), np.float32)
     if rng.random() < 0.5:
-        small = np.ascontiguousarray(small[:, ::-1])
-    canvas = backdrops(seed)[int(rng.integers(BACKDROPS))].copy()
+        small, matte = small[:, ::-1], matte[:, ::-1]
     x = int(rng.integers(0, max(1, fw - w)))
     y = int(rng.integers(0, max(1, fh - h)))
-    w, h = min(w, fw - x), min(h, fh - y)
-    canvas[y:y + h, x:x + w] = small[:h, :w]
-    box = jitter_box((x, y, x + w, y + h), rng)
+    paste(canvas, np.ascontiguousarray(small), np.ascontiguousarray(matte), x, y)
+    ys, xs = np.nonzero(matte[:fh - y, :fw - x] >= OPAQUE)
+    if len(xs) == 0:  # too thin to stay opaque once shrunk: the box where it went
+        return x, y, x + w, y + h
+    return x + int(xs.min()), y + int(ys.min()), x + int(xs.max()) + 1, y + int(ys.max()) + 1
+
+
+def animal_crop(photo: U8, spec: CropSpec, size: tuple[int, int], seed: int,
+                rng: np.random.Generator, alpha: F32 | None = None) -> U8:
+    """A photo as the agent would crop it off a wide park shot (see the module doc);
+    ``alpha``: the photo's matte (None: the whole photo is the animal)."""
+    fw, fh = FRAME
+    canvas = backdrops(seed)[int(rng.integers(BACKDROPS))].copy()
+    lo, hi = WIDTH_RANGE
+    width = fw * math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    box = place_animal(canvas, photo, alpha, width, rng)
+    box = jitter_box(box, rng)
     # The light and weather of the park clips' own camera (the same code), then, at times,
     # optics the clips do not have: motion blur, heavy JPEG (on the crop's surroundings).
     look = camera_look(seed)
@@ -152,6 +179,17 @@ def random_box(rng: np.random.Generator) -> Box:
     x0 = rng.uniform(-0.1 * width, fw - 0.9 * width)
     y0 = rng.uniform(0, fh - height)
     return x0, y0, x0 + width, y0 + height
+
+
+def mined_crop(crop: U8, size: tuple[int, int], rng: np.random.Generator) -> U8:
+    """A crop the agent uploaded (at its model's input size, with its context): a square
+    of 85 % to 100 % of it somewhere inside, at times flipped, blurred or JPEG-worn."""
+    h, w = crop.shape[:2]
+    side = min(h, w) * rng.uniform(0.85, 1.0)
+    x, y = rng.uniform(0, w - side), rng.uniform(0, h - side)
+    img = crop if rng.random() < 0.5 else np.ascontiguousarray(crop[:, ::-1])
+    out = cut_crop(img, (x, y, x + side, y + side), CropSpec(context=0.0), size)
+    return condition(out, pick_optics(rng), rng)
 
 
 class OtherSource:
@@ -180,4 +218,5 @@ class OtherSource:
 
 
 __all__ = ["FRAME", "OTHER", "OtherSource", "animal_crop", "backdrops",
-           "condition", "cut_crop", "jitter_box", "random_box", "square_around"]
+           "condition", "cut_crop", "jitter_box", "mined_crop", "place_animal", "random_box",
+           "square_around"]

@@ -27,9 +27,11 @@ from ..services import alerts
 from ..store.models import DriftBaseline, utc_now
 from . import learning, metrics, realized
 from .collect import Collected, DeviceWindows, collect, reference_profile, report_start
-from .compare import accuracy, compare, window_drifted
+from .compare import accuracy, compare
+from .fleet import camera_rows, compare_many, windows_drifted
+from .fleet_verdicts import baseline_holds_many
 from .summary import Summary
-from .verdicts import baseline_holds, verdict
+from .verdicts import verdict
 from .wording import driver_text
 
 log = logging.getLogger(__name__)
@@ -64,10 +66,8 @@ class Report:
     statistics: dict[str, Any]
 
 
-def _device_holds(
-    profile: ReferenceProfile, dev: DeviceWindows, settings: DriftSettings
-) -> dict[str, Any]:
-    verdicts = [window_drifted(profile, w, settings) for w in dev.recent]
+def _device_holds(verdicts: list[bool | None], settings: DriftSettings) -> dict[str, Any]:
+    """A device's K-of-N skew rule from its latest windows' verdicts."""
     drifted = sum(1 for v in verdicts if v)
     return {
         "windows": len(verdicts),
@@ -100,12 +100,19 @@ def release_reports(
     fleet, running = Summary.empty(profile), Summary.empty(profile)
     devices: list[Report] = []
     drifted: list[str] = []
-    for device_id, dev in sorted(per_device.items()):
-        stats = compare(profile, dev.summary, settings)
-        stats["recent"] = _device_holds(profile, dev, settings)
+    ordered = sorted(per_device.items())
+    # Every device's statistics and every latest window's verdict in a few array
+    # operations: one call per device and window was nearly all of a fleet report's time.
+    skew = compare_many(profile, [dev.summary for _, dev in ordered], settings)
+    latest = [w for _, dev in ordered for w in dev.recent]
+    cameras = camera_rows(profile, latest)
+    verdicts = iter(windows_drifted(profile, latest, settings, cameras))
+    held = baseline_holds_many(profile, [list(dev.recent) for _, dev in ordered],
+                               [baselines.get(d, {}) for d, _ in ordered], settings, cameras)
+    for (device_id, dev), stats, base in zip(ordered, skew, held, strict=True):
+        stats["recent"] = _device_holds([next(verdicts) for _ in dev.recent], settings)
         stats["recent"]["moved_on"] = device_id in moved_on
-        stats["baseline"] = baseline_holds(profile, list(dev.recent),
-                                           baselines.get(device_id, {}), settings)
+        stats["baseline"] = base
         holds = stats["baseline"]["holds"] or (
             settings.alert_on_skew and stats["recent"]["holds"])
         stats["verdict"] = verdict(stats, holds)
@@ -197,19 +204,15 @@ def analysis_reports(
     return out
 
 
+def _values(r: Report) -> dict[str, Any]:
+    return {"device_id": r.device_id, "release_id": r.release_id,
+            "window_start": r.window_start, "window_end": r.window_end,
+            "window_count": r.window_count, "sample_count": r.sample_count,
+            "drifted": r.drifted, "statistics": r.statistics}
+
+
 def _record(session: Session, r: Report) -> int:
-    row = alerts.record_drift_report(
-        session,
-        device_id=r.device_id,
-        release_id=r.release_id,
-        window_start=r.window_start,
-        window_end=r.window_end,
-        window_count=r.window_count,
-        sample_count=r.sample_count,
-        drifted=r.drifted,
-        statistics=r.statistics,
-    )
-    return row.id or 0
+    return alerts.record_drift_report(session, **_values(r)).id or 0
 
 
 def run_analysis(
@@ -233,8 +236,7 @@ def run_analysis(
     result.baselines_learned = learning.learn_missing(session, found, baselines, settings)
     for rel, device_reports, fleet in analysis_reports(found, settings, result.failed_releases,
                                                        baselines):
-        for report in device_reports:
-            _record(session, report)
+        alerts.record_drift_reports(session, [_values(r) for r in device_reports])
         result.device_reports += len(device_reports)
         stats, drifted = fleet.statistics, fleet.statistics["drifted_devices"]
         report_id = _record(session, fleet)

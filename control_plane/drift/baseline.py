@@ -1,7 +1,7 @@
 """Production baselines: what one camera looks like in one condition, and its own alarm levels.
 
 A baseline is the merged counts of a camera's first ``baseline_windows`` windows in one
-condition (day, dusk, night, IR, or ``any`` for agents that send none) under a release,
+condition (day, dusk, night, IR, rain, or ``any`` for agents that send none) under a release,
 plus, per feature, the parameters of its alarm level. Pure: no store, no I/O.
 
 Why levels come from the baseline's own windows: frames of one camera are strongly
@@ -94,13 +94,15 @@ class Level:
               recent: bool = False) -> float:
         """PSI level for a window (``recent``: merged latest windows) of ``m`` frames
         against a baseline of ``n``."""
-        size = 1.0 / n + 1.0 / m
+        return max((1.0 / n + 1.0 / m) * self.factor(alpha, recent=recent), min_psi)
+
+    def factor(self, alpha: float, *, recent: bool = False) -> float:
+        """The level before the sample sizes: ``alarm`` is ``factor * (1/n + 1/m)``
+        (at least ``min_psi``)."""
         scale, dof = self.scale, self.dof
         if recent and self.recent_scale is not None and self.recent_dof is not None:
             scale, dof = self.recent_scale, self.recent_dof
-        fitted = scale * _chi2_isf(alpha, dof)
-        independent = _chi2_isf(alpha, max(self.bins - 1, 1))
-        return max(size * max(fitted, independent), min_psi)
+        return max(scale * _chi2_isf(alpha, dof), _chi2_isf(alpha, max(self.bins - 1, 1)))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -180,7 +182,7 @@ def learn(
         return None
     # A window without a feature (too few crops; a region field its agent did not send
     # yet) adds nothing to it, and its replays skip it.
-    shapes = {name: cur.shape for r in reversed(rows) for name, cur in r.items()}
+    shapes = {name: cur.shape for r in rows for name, cur in r.items()}
     names = list(shapes)
     block = min(block, max((len(rows) - 1) // 8, 0))  # leave most windows in the reference
     levels: dict[str, Level] = {}

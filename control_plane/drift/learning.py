@@ -49,14 +49,18 @@ def active(session: Session, release_ids: list[str]) -> dict[tuple[str, str], di
     return out
 
 
-def _healthy(session: Session, device_id: str, release_id: str) -> bool:
-    reported = session.exec(select(Device.reported).where(Device.device_id == device_id)).first()
-    act = (reported or {}).get("active")
-    return (
-        isinstance(act, dict)
-        and act.get("release_id") == release_id
-        and act.get("stage") == "healthy"
-    )
+def _healthy(session: Session, device_ids: list[str], release_id: str) -> set[str]:
+    """Those of ``device_ids`` that report ``release_id`` healthy (one query per 500)."""
+    out = set()
+    for i in range(0, len(device_ids), 500):
+        rows = session.exec(select(Device.device_id, Device.reported)
+                            .where(col(Device.device_id).in_(device_ids[i : i + 500])))
+        for device_id, reported in rows:
+            act = (reported or {}).get("active")
+            if (isinstance(act, dict) and act.get("release_id") == release_id
+                    and act.get("stage") == "healthy"):
+                out.add(device_id)
+    return out
 
 
 def _resets(session: Session, device_id: str) -> dict[Key, tuple[datetime | None, int]]:
@@ -138,10 +142,15 @@ def learn_missing(
     """Learn the baselines that the range's cameras lack; adds them to ``have``. Flushes."""
     made = 0
     for rel, per_device in sorted(found.devices.items()):
+        lacking: dict[str, set[Key]] = {}
         for device_id, dev in sorted(per_device.items()):
             seen = {bl.camera_key(c) for p in dev.recent for c in p.get("cameras") or []}
             missing = seen - set(have.get((rel, device_id), {}))
-            if not missing or not _healthy(session, device_id, rel):
+            if missing:
+                lacking[device_id] = missing
+        healthy = _healthy(session, list(lacking), rel)
+        for device_id, missing in lacking.items():
+            if device_id not in healthy:
                 continue
             for row in _learn_device(session, found.profiles[rel], rel, device_id, missing,
                                      settings):

@@ -43,6 +43,9 @@ FloatArray = npt.NDArray[np.float64]
 WHERE_COLS, WHERE_ROWS = 4, 3
 # The window fields these features read: without them a window is judged on its crops only.
 FIELDS = ("region_width_hist", "regions_per_frame", "animal_heatmap", "animals", "edge_layout")
+# Feature names in the order ``region_counts`` gives them.
+REGION_FEATURES = ("regions.width", "regions.per_frame", "regions.where", "scene.edges",
+                   "regions.animals")
 # Distinct animals in a minute are a handful, never ``min_samples``: judged from this many.
 MIN_ANIMALS = 3
 
@@ -94,4 +97,5 @@ def without_regions(camera: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in camera.items() if k not in FIELDS}
 
 
-__all__ = ["FIELDS", "MIN_ANIMALS", "min_count", "region_counts", "without_regions"]
+__all__ = ["FIELDS", "MIN_ANIMALS", "REGION_FEATURES", "min_count", "region_counts",
+           "without_regions"]

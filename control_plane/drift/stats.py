@@ -118,12 +118,12 @@ def _size_factor(n: float, m: float) -> float:
 
 
 @functools.lru_cache(maxsize=1024)
-def _chi2_quantile(q: float, dof: int) -> float:
+def chi2_quantile(q: float, dof: int) -> float:
     return float(stats.chi2.ppf(q, dof))
 
 
 @functools.lru_cache(maxsize=256)
-def _ks_quantile(q: float) -> float:
+def ks_quantile(q: float) -> float:
     return float(stats.kstwobign.ppf(q))
 
 
@@ -131,7 +131,7 @@ def psi_alarm_level(n: float, m: float, bins: int, alpha: float) -> float:
     """PSI above which a window is drifted at false-alarm rate ``alpha`` (null quantile)."""
     if bins < 2:
         return math.inf
-    return _size_factor(n, m) * _chi2_quantile(1.0 - alpha, bins - 1)
+    return _size_factor(n, m) * chi2_quantile(1.0 - alpha, bins - 1)
 
 
 def js_alarm_level(n: float, m: float, bins: int, alpha: float) -> float:
@@ -141,15 +141,16 @@ def js_alarm_level(n: float, m: float, bins: int, alpha: float) -> float:
 
 def ks_alarm_level(n: float, m: float, alpha: float) -> float:
     """Asymptotic two-sample KS critical value (conservative for the binned statistic)."""
-    return _ks_quantile(1.0 - alpha) * math.sqrt(_size_factor(n, m))
+    return ks_quantile(1.0 - alpha) * math.sqrt(_size_factor(n, m))
 
 
 def chi_square_alarm_level(dof: int, alpha: float) -> float:
-    return math.inf if dof < 1 else _chi2_quantile(1.0 - alpha, dof)
+    return math.inf if dof < 1 else chi2_quantile(1.0 - alpha, dof)
 
 
 __all__ = [
     "ChiSquare",
+    "chi2_quantile",
     "chi_square",
     "chi_square_alarm_level",
     "estimated_accuracy",
@@ -158,6 +159,7 @@ __all__ = [
     "ks_alarm_level",
     "ks_bin_tolerance",
     "ks_binned",
+    "ks_quantile",
     "psi",
     "psi_alarm_level",
 ]

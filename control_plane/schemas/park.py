@@ -41,7 +41,7 @@ class ParkCamera(BaseModel):
     state: str | None  # up, reconnecting, down ... as the agent last reported it
     detail: str | None  # why the camera is not up, in the agent's words
     mode: str | None  # regions or frame
-    condition: str | None  # day, dusk, night or ir in the newest window
+    condition: str | None  # day, dusk, night, ir or rain in the newest window
     last_window_at: datetime | None
     in_view: list[AnimalInView]
     hourly: list[HourCount]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import sqlalchemy as sa
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -53,6 +54,15 @@ def record_drift_report(
     session.add(row)
     session.flush()
     return row
+
+
+def record_drift_reports(session: Session, reports: Sequence[dict[str, Any]]) -> None:
+    """Add many drift reports (``record_drift_report``'s arguments, one dict each) in one
+    bulk INSERT: a fleet report writes one per device, and a flush per row was most of
+    its time. The caller commits."""
+    if reports:
+        now = utc_now()
+        session.execute(sa.insert(DriftReport), [{"created_at": now, **r} for r in reports])
 
 
 def raise_alert(

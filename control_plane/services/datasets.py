@@ -168,6 +168,7 @@ def build_with_samples(
             "device_id": s.device_id, "camera_id": s.camera_id, "release_id": s.release_id,
             "model_version": s.model_version, "label": s.label, "labelled_by": s.updated_by,
             "image_sha256": s.image_sha256, "use": "holdout" if s.id in held_ids else "train",
+            "candidate": s.candidate,
         }
         for s in samples
     }

@@ -6,6 +6,12 @@ and a ``Sample`` row keeps its provenance (device, camera, release, model
 version, confidence). Operators label or reject samples (audited); labelled
 samples are what the next dataset version picks up (``datasets.build_with_samples``),
 after which they are frozen: changing a sample already in a dataset is refused.
+
+A sample with a ``candidate`` is a negative an agent mined from its camera's own
+background and distractors (``protocols.NegativeSource``): the agent thinks it shows no
+animal. Confirming it labels it with the background label (``other``), so the next
+dataset version trains the "other" class on what this camera really sees; an operator
+who sees an animal relabels it instead.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from protocols import NegativeSource
+
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
 from ..schemas.common import RecentUtcDatetime
 from ..store.artifacts import ContentStore
@@ -30,6 +38,7 @@ from .devices import get_device
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
 SampleStatus = Literal["new", "labelled", "rejected"]
 Label = Annotated[str, Field(min_length=1, max_length=64)]
+NEGATIVE_LABEL = "other"  # the trainer's background class (trainer.crops.OTHER)
 
 
 class SampleCreate(BaseModel):
@@ -47,6 +56,9 @@ class SampleCreate(BaseModel):
     )
     captured_at: RecentUtcDatetime
     image_jpeg_b64: str = Field(max_length=(MAX_IMAGE_BYTES * 4) // 3 + 4)
+    candidate: NegativeSource | None = Field(
+        None, description="Set when the agent mined this crop as a candidate negative "
+        "(no animal): where it came from. Absent for a low-confidence sample.")
 
 
 class SampleUpdate(BaseModel):
@@ -82,6 +94,9 @@ class SamplePublic(BaseModel):
     status: str
     label: str | None
     note: str | None
+    candidate: str | None = Field(
+        None, description="Where the agent mined this candidate negative (null: a "
+        "low-confidence sample).")
     dataset_version: str | None = Field(
         None, description="The dataset version this labelled sample went into (null: none yet)."
     )
@@ -97,6 +112,7 @@ class SampleFilter:
     release_id: str | None = None
     label: str | None = None
     max_confidence: float | None = None
+    negative: bool | None = None  # True: candidate negatives only; False: none of them
 
 
 def decode_jpeg(b64: str, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
@@ -130,6 +146,7 @@ def create_sample(
         image_sha256=sha256,
         image_size=size,
         captured_at=body.captured_at,
+        candidate=body.candidate,
     )
     session.add(row)
     session.commit()
@@ -160,6 +177,9 @@ def list_samples(
     ]
     if flt.max_confidence is not None:
         where.append(col(Sample.confidence) <= flt.max_confidence)
+    if flt.negative is not None:
+        where.append(col(Sample.candidate).is_not(None) if flt.negative
+                     else col(Sample.candidate).is_(None))
     total = session.exec(select(func.count()).select_from(Sample).where(*where)).one()
     rows = session.exec(
         select(Sample)
@@ -198,6 +218,22 @@ def update_sample(session: Session, sample_id: int, body: SampleUpdate, *, who: 
     session.commit()
     session.refresh(row)
     return row
+
+
+def confirm_negative(session: Session, sample_id: int, *, who: str,
+                     note: str | None = None) -> Sample:
+    """An operator agrees the agent's candidate negative shows no animal: it is labelled
+    with the background label (audited as any labelling)."""
+    row = get_sample(session, sample_id)
+    if row.candidate is None:
+        raise ConflictError(
+            f"sample {sample_id} is no candidate negative: label it with "
+            "`parkwatch samples label` instead"
+        )
+    return update_sample(
+        session, sample_id,
+        SampleUpdate(status="labelled", label=NEGATIVE_LABEL, note=note), who=who,
+    )
 
 
 def sample_public(row: Sample) -> SamplePublic:

@@ -1,11 +1,18 @@
-// Label what the cameras saw: new samples (low-confidence or drifted crops an agent uploaded)
-// with their image, one click per label; labelled samples join the next dataset version and
+// Label what the cameras saw: new samples (low-confidence or drifted crops an agent uploaded,
+// and candidate negatives it mined from its own background) with their image, one click per
+// label; labelled samples join the next dataset version and
 // feed the realized accuracy beside the label-free estimate.
 import { abilities, actionButton } from "./actions.js";
 import { getBlob, list, send } from "./api.js";
 import { chip, h, pct, section, stat, timeCell } from "./dom.js";
 
 const PAGE = 24;
+// Crops an agent mined from its own camera as "no animal": confirm with "other" or relabel.
+const NEGATIVE_SOURCE = {
+  rejected: "the model said no animal",
+  track: "a moving thing that never became an animal",
+  background: "the empty scene",
+};
 
 function image(sample) {
   const frame = h("div", { class: "sample-image" }, h("span", { class: "muted" }, "loading image…"));
@@ -22,6 +29,7 @@ function card(sample, labels, can, rerender) {
     image(sample),
     h("p", { class: "chips" }, chip(`${sample.device_id} · ${sample.camera_id}`),
       chip(`model says ${sample.predicted_label} ${pct(sample.confidence, 0)}`, "warn"),
+      sample.candidate ? chip(`candidate negative: ${NEGATIVE_SOURCE[sample.candidate] || sample.candidate}`) : null,
       h("span", { class: "muted" }, "captured ", timeCell(sample.captured_at))),
     h("p", { class: "muted" }, top.map(([k, v]) => `${k} ${pct(v, 0)}`).join(" · ")),
     can.can_operate

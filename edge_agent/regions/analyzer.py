@@ -46,6 +46,7 @@ class RegionAnalyzer:
         self.window = RegionWindow()
         self.counts = RegionCounts()
         self.condition_index = -1  # of the last analysed frame
+        self.frames = 0  # analysed
         self.boxes: list[Box] = []  # classified in the last frame
         self._probes: list[int | None] = []  # track id of each box cut at a resting track
         self._runtime: ModelRuntime | None = None
@@ -70,8 +71,10 @@ class RegionAnalyzer:
             self._use(runtime)
         assert self._cutter is not None
         self._size = (bgr.shape[1], bgr.shape[0])
+        self.frames += 1
         moving = self.motion(bgr)
-        self.condition_index = CONDITIONS.index(condition_of(*self.motion.light()))
+        streaks = self.motion.streaks() if self.camera.rain_condition else 0.0
+        self.condition_index = CONDITIONS.index(condition_of(*self.motion.light(), streaks))
         self._choose(moving)
         results = None
         if self.boxes:
@@ -80,6 +83,12 @@ class RegionAnalyzer:
         self._count(len(moving))
         self._announce(changes, runtime)
         return results
+
+    def cut(self, bgr: U8, boxes: Sequence[Box]) -> U8:
+        """Crops of ``boxes`` as the model takes them (into the buffer of this frame's
+        crops: use them before the next frame)."""
+        assert self._cutter is not None
+        return self._cutter.cut(bgr, boxes)
 
     def stop(self) -> None:
         """The camera stops: every track ends, an announced one with ``animal_left`` and

@@ -41,6 +41,9 @@ _THUMB = (64, 48)  # colour thumbnail for the saturation of the frame
 # Canny's gradient thresholds on the small grey copy: the scene's lasting outlines (paths,
 # fences, trees), not the lawn's texture.
 _EDGE_LOW, _EDGE_HIGH = 50, 150
+# A rain streak on the small copy: narrower than 5 px and at least 5 px tall. Shorter
+# openings took in a dark frame's noise; narrower ones lost streaks the wind tilts.
+_STREAK_WIDTH, _STREAK_LENGTH = 5, 5
 # MOG2 learns at 1 / history a frame and calls a colour background once the old one's
 # weight falls below its background ratio (0.9): after ln(1 / 0.9) = 0.105 x history
 # frames. KNN, whose history counts samples, takes about as long.
@@ -60,9 +63,12 @@ class MotionRegions:
         self._hi: U8 = np.empty(_THUMB[::-1], np.uint8)
         self._lo: U8 = np.empty(_THUMB[::-1], np.uint8)
         self._sat = np.empty(_THUMB[::-1], np.float32)
-        self._grey: U8 = np.empty((0, 0), np.uint8)
         self._edges: U8 = np.empty((0, 0), np.uint8)
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        self._thin = np.ones((1, _STREAK_WIDTH), np.uint8)
+        self._tall = np.ones((_STREAK_LENGTH, 1), np.uint8)
+        self._grey: U8 = np.empty((0, 0), np.uint8)
+        self._lines: U8 = np.empty((0, 0), np.uint8)
         self._subtractor: cv2.BackgroundSubtractor | None = None
         self.moving_fraction = 0.0
 
@@ -75,6 +81,7 @@ class MotionRegions:
         self._mask = np.empty((h, w), np.uint8)
         self._grey = np.empty((h, w), np.uint8)
         self._edges = np.empty((h, w), np.uint8)
+        self._lines = np.empty((h, w), np.uint8)
         # Halvings while the rest stays a whole factor: OpenCV's area resize averages
         # exact blocks only at whole factors (by 1.5 it is off by up to 12 levels).
         self._halves = []
@@ -161,3 +168,13 @@ class MotionRegions:
         if total <= 0:
             return [0] * (EDGE_COLS * EDGE_ROWS)
         return [round(100 * c / total) for c in cells]
+
+    def streaks(self) -> float:
+        """The last frame's rain streak energy: the mean, in grey levels, of its thin
+        bright lines (a top-hat across a few pixels) that are also tall (an opening
+        along the columns), on the small copy's grey: see ``condition``. Falling rain
+        draws such lines; a scene's edges are wider or shorter, and blur smears them."""
+        cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._grey)
+        cv2.morphologyEx(self._grey, cv2.MORPH_TOPHAT, self._thin, dst=self._lines)
+        cv2.morphologyEx(self._lines, cv2.MORPH_OPEN, self._tall, dst=self._lines)
+        return float(cv2.mean(self._lines)[0])

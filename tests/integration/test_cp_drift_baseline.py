@@ -1,5 +1,5 @@
 """Production baselines per camera × condition, on SQLite and PostgreSQL through the API: learned
-once the release is healthy, nightfall is a condition (no alert), a camera that changes
+once the release is healthy, nightfall and rain are conditions (no alert), a camera that changes
 raises the alert naming its camera, condition and feature with that feature's own level,
 skew from the training profile is shown but not alerted, and an operator reset retires a
 baseline so that the next version is learned from later windows."""
@@ -120,12 +120,15 @@ def test_baselines_per_camera_and_condition_nightfall_and_change(park: dict[str,
     assert not reports["cam-b"]["drifted"]  # ... not alerted by default
     assert reports["cam-b"]["statistics"]["verdict"]["reference"] == "baseline"
 
-    # Nightfall on cam-a: a condition with no baseline yet is learning, not drift.
-    stream(park, {"cam-a": ("night", 1.5), "cam-b": ("day", 1.0)}, 4)
+    # Nightfall on cam-a, rain on cam-b: a condition with no baseline yet is learning,
+    # not drift.
+    stream(park, {"cam-a": ("night", 1.5), "cam-b": ("rain", 1.5)}, 4)
     body = run(park)
     assert body["drifted_devices"][park["release"]] == []
-    cams = device_reports(park)["cam-a"]["statistics"]["baseline"]["cameras"]
-    assert [(c["condition"], c["state"]) for c in cams] == [("night", "learning")]
+    reports = device_reports(park)
+    for device, condition in [("cam-a", "night"), ("cam-b", "rain")]:
+        cams = reports[device]["statistics"]["baseline"]["cameras"]
+        assert [(c["condition"], c["state"]) for c in cams] == [(condition, "learning")]
 
     # cam-b's view changes a lot by day: the alert names it, its condition and a feature
     # with its statistic above that feature's own level.

@@ -42,26 +42,33 @@ def test_normalised_boxes_are_clipped_to_the_frame() -> None:
     assert normalised((-10, 20, 160, 240), 320, 240) == (0.0, 20 / 240, 0.5, 220 / 240)
 
 
-@pytest.mark.parametrize(("brightness", "saturation", "expected"), [
-    (140, 0.45, "day"), (80, 0.6, "day"), (79.9, 0.6, "dusk"), (45, 0.7, "dusk"),
-    (39, 0.9, "night"), (5, 0.99, "night"), (120, 0.06, "ir"), (30, 0.1, "ir"),
+@pytest.mark.parametrize(("brightness", "saturation", "streaks", "expected"), [
+    (140, 0.45, 0.0, "day"), (80, 0.6, 0.0, "day"), (79.9, 0.6, 0.0, "dusk"),
+    (45, 0.7, 0.0, "dusk"), (39, 0.9, 0.0, "night"), (5, 0.99, 0.0, "night"),
+    (120, 0.06, 0.0, "ir"), (30, 0.1, 0.0, "ir"),
+    (130, 0.3, 1.5, "rain"), (130, 0.3, 1.49, "day"),
+    # Only daylight is tested for rain: dark frames' noise reads as streaks.
+    (60, 0.5, 5.0, "dusk"), (30, 0.5, 5.0, "night"), (120, 0.05, 5.0, "ir"),
 ])
-def test_the_condition_rule(brightness: float, saturation: float, expected: str) -> None:
-    assert condition_of(brightness, saturation) == expected
+def test_the_condition_rule(brightness: float, saturation: float, streaks: float,
+                            expected: str) -> None:
+    assert condition_of(brightness, saturation, streaks) == expected
 
 
 def test_one_frame_s_condition_is_the_rule_the_window_counts_with() -> None:
     brightness = [0, 39.9, 40, 79.9, 80, 200, float("nan")]
     saturation = [0, 0.149, 0.15, 0.5, float("nan")]
-    pairs = [(b, s) for b in brightness for s in saturation]
-    indices = condition_index([b for b, _ in pairs], [s for _, s in pairs]).tolist()
-    assert [CONDITIONS.index(condition_of(b, s)) for b, s in pairs] == indices
+    streaks = [0.0, 1.49, 1.5, 9.0, float("nan")]
+    triples = [(b, s, r) for b in brightness for s in saturation for r in streaks]
+    indices = condition_index(*zip(*triples, strict=True)).tolist()
+    assert [CONDITIONS.index(condition_of(*t)) for t in triples] == indices
+    assert condition_index([200], [0.5]).tolist() == [0]  # no streaks measured: never rain
 
 
 def test_the_window_condition_is_the_majority_of_its_frames() -> None:
     counts = condition_counts([150, 150, 20, 30, 35, 120], [0.5, 0.5, 0.8, 0.8, 0.8, 0.05])
     assert dict(zip(CONDITIONS, counts.tolist(), strict=True)) == {
-        "day": 2, "dusk": 0, "night": 3, "ir": 1}
+        "day": 2, "dusk": 0, "night": 3, "ir": 1, "rain": 0}
     assert majority(counts) == "night"
     assert majority(np.zeros(4)) is None
 

@@ -1,5 +1,6 @@
 """Moving regions (``regions/proposals.py``) on real MJPG video: the small copy the
-background model sees, the cleanup's size, and parts of one object joined into one box."""
+background model sees, the cleanup's size, parts of one object joined into one box, and
+the light and rain streaks the condition rule reads."""
 
 from __future__ import annotations
 
@@ -10,8 +11,21 @@ import numpy as np
 import pytest
 
 from edge_agent.config import CameraConfig
+from edge_agent.regions.analyzer import RegionAnalyzer
+from edge_agent.regions.condition import CONDITIONS, condition_of
 from edge_agent.regions.proposals import MotionRegions
-from tests.region_kit import RED, Thing, crossing, lawn, read_clip, write_clip
+from edge_agent.runtime import ModelRuntime
+from tests.region_kit import (
+    RED,
+    Thing,
+    build_colour_model,
+    colour_manifest,
+    crossing,
+    lawn,
+    read_clip,
+    write_clip,
+)
+from trainer.synth import Scene, SceneSpec
 
 
 def camera(**settings: object) -> CameraConfig:
@@ -97,3 +111,51 @@ def test_the_edge_layout_is_each_cells_share_and_moves_with_the_camera() -> None
     assert motion.edge_layout()[0] == 100
     motion(np.full_like(frame, 90))
     assert motion.edge_layout() == [0] * 12  # no edges: nothing to share out
+
+
+def _park_clip(path: Path, condition: str, seed: int, lens: str = "clean") -> list[np.ndarray]:
+    """Three frames of a rendered park scene through an MJPG file, as a camera sends them;
+    a ``dirty`` lens blurs them under a grey veil, as the drift replay's dirty lens."""
+    scene = Scene(SceneSpec(seconds=3, fps=1, seed=seed, conditions=(condition,)))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 1.0, (640, 480))
+    assert writer.isOpened()
+    for frame in scene.frames():
+        image = frame.image
+        if lens == "dirty":
+            image = cv2.addWeighted(cv2.GaussianBlur(image, (0, 0), 3.0), 0.75,
+                                    np.full_like(image, 150), 0.25, 0)
+        writer.write(image)
+    writer.release()
+    return read_clip(path)
+
+
+# Seeds 1 and 8 tilt their streaks the most of the first ten.
+@pytest.mark.parametrize("seed", [1, 8])
+def test_rain_reads_as_rain_and_dry_weather_or_a_dirty_lens_does_not(
+        tmp_path: Path, seed: int) -> None:
+    seen: dict[str, list[str]] = {}
+    for case, condition, lens in [("rain", "rain", "clean"), ("dry", "day", "clean"),
+                                  ("dirty lens", "day", "dirty"),
+                                  ("dusk", "dusk", "clean"), ("night", "night", "clean")]:
+        motion = MotionRegions(camera())
+        seen[case] = []
+        for image in _park_clip(tmp_path / f"{case}.avi", condition, seed, lens):
+            motion(image)
+            seen[case].append(condition_of(*motion.light(), motion.streaks()))
+    assert seen == {"rain": ["rain"] * 3, "dry": ["day"] * 3, "dirty lens": ["day"] * 3,
+                    "dusk": ["dusk"] * 3, "night": ["night"] * 3}, seen
+
+
+@pytest.mark.parametrize(("rain_condition", "expected"), [(True, "rain"), (False, "day")])
+def test_the_analyzer_tags_rain_unless_the_camera_says_not_to(
+        tmp_path: Path, rain_condition: bool, expected: str) -> None:
+    model = tmp_path / "colour.onnx"
+    model.write_bytes(build_colour_model())
+    runtime = ModelRuntime(model, colour_manifest(build_colour_model()), 1)
+    analyzer = RegionAnalyzer(camera(rain_condition=rain_condition),
+                              lambda *a, **kw: None, frozenset(), 0.6)
+    seen = []
+    for i, image in enumerate(_park_clip(tmp_path / "rain.avi", "rain", 1)):
+        analyzer.analyse(image, float(i), runtime)
+        seen.append(CONDITIONS[analyzer.condition_index])
+    assert seen == [expected] * 3

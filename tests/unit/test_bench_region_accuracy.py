@@ -76,3 +76,30 @@ def test_intervals_say_how_much_the_tracks_and_hours_resolve() -> None:
     assert share_interval(300, 300)[0] > 0.98
     assert abs(rate_upper(0, 1.0) - 2.9957) < 1e-3  # the rule of three
     assert rate_upper(0, 4.0) < 1.0
+
+
+def test_the_oracle_reads_each_region_from_the_truth() -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+    from region_accuracy import OracleLabels
+
+    def obj(kind: str, label: str, box: tuple[float, float, float, float]) -> SimpleNamespace:
+        return SimpleNamespace(kind=kind, label=label, box=box, visible_fraction=1.0)
+
+    runtime = SimpleNamespace(manifest=SimpleNamespace(background_labels=["other"]),
+                              release_id="r", labels=["cat", "dog", "other"])
+    analyzer = SimpleNamespace(boxes=[])
+    oracle = OracleLabels(runtime, analyzer)  # type: ignore[arg-type]
+    oracle.objects = [obj("animal", "dog", (100, 100, 60, 40)),  # x, y, w, h
+                      obj("animal", "cat", (300, 100, 40, 40)),
+                      obj("distractor", "person", (500, 50, 40, 120))]
+    analyzer.boxes = [
+        (90.0, 90.0, 170.0, 150.0),  # the whole dog
+        (300.0, 100.0, 321.0, 140.0),  # a bit more than half of the cat
+        (300.0, 100.0, 310.0, 140.0),  # a quarter of it: no animal
+        (495.0, 45.0, 545.0, 175.0),  # the person
+    ]
+    result = oracle.classify_crops(np.zeros((4, 8, 8, 3), np.uint8))
+    assert result.tops == [1, 0, 2, 2]
+    assert result.probs.shape == (4, 3) and result.confidences == [1.0] * 4

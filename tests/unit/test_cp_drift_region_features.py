@@ -14,15 +14,7 @@ import numpy as np
 from control_plane.drift import baseline as bl
 from control_plane.drift import region_features as rf
 from control_plane.drift import synthetic
-from protocols.messages import (
-    EDGE_COLS,
-    EDGE_ROWS,
-    HEATMAP_COLS,
-    HEATMAP_ROWS,
-    REGION_WIDTH_EDGES,
-    REGIONS_PER_FRAME_BINS,
-    CameraWindow,
-)
+from protocols.messages import EDGE_COLS, EDGE_ROWS, HEATMAP_COLS, HEATMAP_ROWS, CameraWindow
 
 REF = synthetic.profile()
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -35,29 +27,7 @@ def camera(rng: np.random.Generator, zoom: float = 1.0) -> dict[str, Any]:
     telemetry of ``FRAMES`` frames of a scene seen at ``zoom``."""
     cam = synthetic.window(REF, "d", 1, rng=rng, frames=FRAMES, start=T0,
                            condition="day")["cameras"][0]
-    per_frame = rng.poisson(2.0, FRAMES)
-    widths = np.clip(rng.lognormal(np.log(0.12 * zoom), 0.35, int(per_frame.sum())), 0, 1)
-    inner = REGION_WIDTH_EDGES[1:-1]
-    heat = np.zeros(HEATMAP_COLS * HEATMAP_ROWS, int)
-    for _ in range(int(rng.integers(20, 40))):  # animals walk the lower half's path
-        x = float(np.clip(0.35 + (rng.random() - 0.35) * zoom, 0, 0.999))
-        y = float(np.clip(0.6 + (rng.normal(0.1, 0.08)) * zoom, 0, 0.999))
-        heat[int(y * HEATMAP_ROWS) * HEATMAP_COLS + int(x * HEATMAP_COLS)] += 1
-    # The scene's outlines: mostly along the path in the lower middle cells; zoomed in, off
-    # centre, they spread towards the right and bottom.
-    layout = np.array([2, 3, 3, 2, 8, 14, 14, 7, 10, 17, 12, 8], float)
-    if zoom != 1.0:
-        layout = np.array([1, 2, 3, 4, 4, 9, 16, 14, 5, 12, 15, 15], float)
-    edges = rng.multinomial(100 * FRAMES, layout / layout.sum())
-    return {**cam, "mode": "regions",
-            "regions_classified": int(per_frame.sum()),
-            "regions_per_frame": np.bincount(np.minimum(per_frame, REGIONS_PER_FRAME_BINS - 1),
-                                             minlength=REGIONS_PER_FRAME_BINS).tolist(),
-            "region_width_hist": np.bincount(np.searchsorted(inner, widths, side="right"),
-                                             minlength=len(inner) + 1).tolist(),
-            "animals": {"cat": int(rng.integers(1, 4)), "dog": int(rng.integers(1, 4))},
-            "animal_heatmap": heat.tolist(),
-            "edge_layout": edges.tolist()}
+    return {**cam, **synthetic.regions(rng, FRAMES, zoom)}
 
 
 def test_each_region_field_is_a_feature_on_its_own_bins() -> None:

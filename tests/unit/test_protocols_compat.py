@@ -33,30 +33,39 @@ from protocols.signing import canonical_json
 from tests.unit.test_protocols_signing import make_manifest
 
 PREVIOUS = "a84b2ae"  # the last release of protocols/v1 without regions
+BEFORE_RAIN = "a44a6a7"  # the last one whose conditions were light only (no rain)
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def previous(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
-    root = tmp_path_factory.mktemp("previous")
-    target = root / "protocols_previous"
+def _protocols_at(commit: str, package: str, root: Path) -> Iterator[ModuleType]:
+    target = root / package
     try:
-        names = subprocess.run(["git", "ls-tree", "--name-only", PREVIOUS, "protocols/"],
+        names = subprocess.run(["git", "ls-tree", "--name-only", commit, "protocols/"],
                                cwd=REPO, check=True, capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"the previous protocols are not in this checkout's git history: {exc}")
     target.mkdir()
     for name in names.split():
-        blob = subprocess.run(["git", "show", f"{PREVIOUS}:{name}"], cwd=REPO, check=True,
+        blob = subprocess.run(["git", "show", f"{commit}:{name}"], cwd=REPO, check=True,
                               capture_output=True).stdout
         (target / Path(name).name).write_bytes(blob)
     sys.path.insert(0, str(root))
     try:
-        yield importlib.import_module("protocols_previous")
+        yield importlib.import_module(package)
     finally:
         sys.path.remove(str(root))
-        for mod in [m for m in sys.modules if m.startswith("protocols_previous")]:
+        for mod in [m for m in sys.modules if m.startswith(package)]:
             del sys.modules[mod]
+
+
+@pytest.fixture(scope="module")
+def previous(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    yield from _protocols_at(PREVIOUS, "protocols_previous", tmp_path_factory.mktemp("p"))
+
+
+@pytest.fixture(scope="module")
+def before_rain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    yield from _protocols_at(BEFORE_RAIN, "protocols_before_rain", tmp_path_factory.mktemp("r"))
 
 
 def _window(**camera: object) -> TelemetryWindow:
@@ -129,3 +138,21 @@ def test_the_plain_desired_state_and_an_epoch_0_report_read_on_the_previous_vers
     old.decode(old.ReportedState, encode(report))
     previous_state = old.encode(old.DesiredState(device_id="cam-1", revision=4))
     assert DesiredState.model_validate_json(previous_state).epoch == 0
+
+
+def test_rain_is_a_new_condition_value_read_by_control_planes_that_know_it(
+        before_rain: ModuleType) -> None:
+    """A window tagged with a light condition reads on a control plane from before rain,
+    and that one's windows read here; a rain window is refused there, naming the field
+    (upgrade control planes before agents; ``previous_protocol`` sends no condition)."""
+    old = before_rain
+    for condition in ("day", "dusk", "night", "ir"):
+        window = old.decode(old.TelemetryWindow, encode(_window(mode="regions",
+                                                                condition=condition)))
+        assert window.cameras[0].condition == condition
+        raw = old.encode(old.TelemetryWindow.model_validate_json(encode(window)))
+        assert TelemetryWindow.model_validate_json(raw).cameras[0].condition == condition
+    rain = encode(_window(mode="regions", condition="rain"))
+    with pytest.raises(old.ProtocolError, match="condition"):
+        old.decode(old.TelemetryWindow, rain)
+    assert TelemetryWindow.model_validate_json(rain).cameras[0].condition == "rain"

@@ -11,7 +11,15 @@ import pytest
 from edge_agent.regions.crops import CropCutter
 from protocols import CropSpec, InputSpec
 from trainer.crop_set import CropSet
-from trainer.crops import FRAME, OTHER, animal_crop, cut_crop, jitter_box, random_box
+from trainer.crops import (
+    FRAME,
+    OTHER,
+    animal_crop,
+    cut_crop,
+    jitter_box,
+    place_animal,
+    random_box,
+)
 from trainer.data import ImageRecord
 from trainer.region_eval import calibrate
 
@@ -67,14 +75,19 @@ def test_crop_set_is_deterministic_and_labels_other(tmp_path: Path) -> None:
     photo[:, :] = (30, 30, 220)  # a red square stands for the animal
     cv2.imwrite(str(tmp_path / "a.png"), photo)
     spec = InputSpec(width=32, height=32)
-    crops = CropSet([_record(tmp_path / "a.png", "cat", 0)], 2, spec, CropSpec(), 2, 3, seed=5)
+    cutouts = tmp_path / "cutouts"
+    crops = CropSet([_record(tmp_path / "a.png", "cat", 0)], 2, spec, CropSpec(), 2, 3, seed=5,
+                    cutouts=cutouts)
     assert len(crops) == 5 and [r.label_index for r in crops.records] == [0, 0, 2, 2, 2]
-    again = CropSet([_record(tmp_path / "a.png", "cat", 0)], 2, spec, CropSpec(), 2, 3, seed=5)
+    again = CropSet([_record(tmp_path / "a.png", "cat", 0)], 2, spec, CropSpec(), 2, 3, seed=5,
+                    cutouts=cutouts)
     for i in range(len(crops)):
         x, y = crops[i]
         assert x.shape == (3, 32, 32) and y == crops.records[i].label_index
         assert np.array_equal(crops.image(i), again.image(i))
     assert OTHER == "other" and crops.recipe == again.recipe
+    # The photo was cut out once, coarser than the clips cut theirs, and stored apart.
+    assert len(list(cutouts.glob(f"{0:064x}.v1-128x2.*.png"))) == 1
     # A different crop spec is a different recipe: cached features are not shared.
     other_spec = CropSet([], 2, spec, CropSpec(context=0.3), 1, 1, seed=5)
     assert other_spec.recipe != crops.recipe
@@ -95,6 +108,31 @@ def test_animal_crop_is_a_small_animal_on_a_park() -> None:
     assert FRAME == (640, 480)
 
 
+def test_an_animal_is_pasted_through_its_matte_and_boxed_by_it() -> None:
+    # A red disc (the animal) on a blue photo background (a sofa): only the disc may
+    # reach the park, and the box is the disc's.
+    photo = np.full((200, 300, 3), (200, 40, 40), np.uint8)
+    alpha = np.zeros((200, 300), np.float32)
+    cv2.circle(photo, (150, 110), 60, (30, 30, 220), -1)
+    cv2.circle(alpha, (150, 110), 60, 1.0, -1)
+    rng = np.random.default_rng(4)
+    for width in (40.0, 120.0, 250.0):
+        canvas = np.full((480, 640, 3), (60, 140, 70), np.uint8)
+        x0, y0, x1, y1 = place_animal(canvas, photo, alpha, width, rng)
+        assert abs((x1 - x0) - width) <= 2 and abs((y1 - y0) - width) <= 2
+        red = (canvas[..., 2].astype(int) - canvas[..., 1] > 80)
+        ys, xs = np.nonzero(red)
+        assert abs(xs.min() - x0) <= 1 and abs(xs.max() + 1 - x1) <= 1
+        assert abs(ys.min() - y0) <= 1 and abs(ys.max() + 1 - y1) <= 1
+        blue = canvas[..., 0].astype(int) - canvas[..., 1] > 80
+        assert not blue.any()  # none of the photo's own background
+    # Without a matte the whole photo is the animal: its rectangle, background and all.
+    canvas = np.full((480, 640, 3), (60, 140, 70), np.uint8)
+    x0, y0, x1, y1 = place_animal(canvas, photo, None, 150.0, rng)
+    assert (x1 - x0, y1 - y0) == (150, 100)
+    assert (canvas[..., 0].astype(int) - canvas[..., 1] > 80).any()
+
+
 def test_random_boxes_fit_the_frame() -> None:
     rng = np.random.default_rng(2)
     for _ in range(5000):
@@ -103,3 +141,26 @@ def test_random_boxes_fit_the_frame() -> None:
         assert 0.03 * FRAME[0] - 1e-6 <= w <= 0.5 * FRAME[0] + 1e-6
         assert 0 <= y0 < y1 <= FRAME[1] + 1e-6
         assert -0.1 * w - 1e-6 <= x0 and x1 <= FRAME[0] + 0.1 * w + 1e-6
+
+
+def test_a_datasets_mined_negatives_are_other_crops_of_themselves(tmp_path: Path) -> None:
+    """An other/ folder holds crops an agent mined: they stay themselves (no park around
+    them, as a photo of an animal gets), under keys apart from a photo's."""
+    mined = np.full((32, 32, 3), (40, 160, 60), np.uint8)  # a green crop of a lawn
+    cv2.imwrite(str(tmp_path / "sample-1.png"), mined)
+    photo = np.full((100, 120, 3), (30, 30, 220), np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), photo)
+    records = [_record(tmp_path / "a.png", "cat", 0), _record(tmp_path / "sample-1.png",
+                                                              "other", 2)]
+    crops = CropSet(records, 2, InputSpec(width=48, height=48), CropSpec(), 3, 0, seed=5,
+                    cutouts=tmp_path / "cutouts")
+    keys = [r.sha256 for r in crops.records]
+    assert len(set(keys)) == 6 and sum("/mined/" in k for k in keys) == 3
+    for i, item in enumerate(crops.records):
+        img = crops.image(i).astype(int)
+        assert img.shape == (48, 48, 3)
+        if item.label_index == 2:
+            # All of it is the mined crop (green), at most worn by blur or JPEG.
+            assert abs(img[..., 1].mean() - 160) < 12 and img[..., 2].mean() < 80
+        else:
+            assert not (abs(img[..., 1].mean() - 160) < 12)

@@ -115,8 +115,11 @@ def region_crops(settings: TrainerSettings, labels: Sequence[str], spec: InputSp
     other = list(labels).index(OTHER)
 
     def crops(records: Sequence[ImageRecord], seed: int) -> CropSet:
+        # The share of clip-mined "other" crops is of the animal crops; a dataset's own
+        # mined negatives (an other/ folder) come on top.
+        animals = sum(r.label_index != other for r in records)
         return CropSet(records, other, spec, CropSpec(), per,
-                       round(len(records) * per * share / (1 - share)), seed)
+                       round(animals * per * share / (1 - share)), seed)
 
     return crops(train, settings.seed), crops(val, settings.seed + VAL_CROP_SEED)
 

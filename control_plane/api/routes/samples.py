@@ -1,10 +1,12 @@
-"""``/api/v1/samples``: frames agents upload for labelling; list, label, reject."""
+"""``/api/v1/samples``: frames agents upload for labelling; list, label, reject, and
+confirm the candidate negatives agents mined."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import PermissionDeniedError
 from ...schemas import ErrorBody, Page
@@ -58,6 +60,8 @@ def list_samples(
     release: Annotated[str | None, Query(max_length=64)] = None,
     label: Annotated[str | None, Query(max_length=64)] = None,
     max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    negative: Annotated[bool | None, Query(
+        description="true: only candidate negatives agents mined; false: none of them")] = None,
 ) -> Page[samples.SamplePublic]:
     flt = samples.SampleFilter(
         status=status,
@@ -65,6 +69,7 @@ def list_samples(
         release_id=release,
         label=label,
         max_confidence=max_confidence,
+        negative=negative,
     )
     rows, total = samples.list_samples(session, flt, limit=page.limit, offset=page.offset)
     items = [samples.sample_public(r) for r in rows]
@@ -81,4 +86,25 @@ def update_sample(
     sample_id: BigIntId, body: samples.SampleUpdate, session: SessionDep, principal: OperateDep
 ) -> samples.SamplePublic:
     row = samples.update_sample(session, sample_id, body, who=principal.name)
+    return samples.sample_public(row)
+
+
+class ConfirmBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(None, max_length=1024)
+
+
+@router.post(
+    "/{sample_id}/confirm",
+    summary="Confirm a candidate negative: label it 'other' (audited)",
+    responses={409: {"model": ErrorBody, "description": "Not a candidate negative, or "
+                     "already in a dataset version."}},
+)
+def confirm_negative(
+    sample_id: BigIntId, session: SessionDep, principal: OperateDep,
+    body: ConfirmBody | None = None,
+) -> samples.SamplePublic:
+    row = samples.confirm_negative(session, sample_id, who=principal.name,
+                                   note=body.note if body else None)
     return samples.sample_public(row)

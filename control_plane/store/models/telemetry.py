@@ -147,6 +147,9 @@ class Sample(SQLModel, table=True):
     status: str = Field(default="new", max_length=16)
     label: str | None = Field(default=None, max_length=64)
     note: str | None = Field(default=None, max_length=1024)
+    # Where an agent mined a candidate negative (rejected crop, non-animal track, the
+    # background); null for a low-confidence sample.
+    candidate: str | None = Field(default=None, max_length=16)
     # The dataset version a labelled sample went into (null: not used yet).
     dataset_version: str | None = Field(default=None, max_length=128, index=True)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)

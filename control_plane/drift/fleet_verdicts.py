@@ -1,0 +1,212 @@
+"""Verdicts against production baselines for every device of a release at once.
+
+``verdicts.baseline_holds`` judges one device's latest windows, camera by camera and
+window by window (``baseline.judge``: PSI of every feature against the camera's
+baseline at its own level); in a fleet report that was most of the time left after
+``fleet.compare_many``. Here every camera window of every device is one row of a
+matrix, each row beside its baseline's counts, and PSI, levels and the driving feature
+come out for all rows per feature in a few array operations, with the per-window
+functions' formulas in their order, so each verdict is the one ``baseline_holds``
+gives (tests/unit/test_cp_drift_fleet.py holds them equal). The ``merged`` rule
+(``baseline.judge_recent``, not the default) still runs per camera.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from protocols import ReferenceProfile
+
+from ..config.drift import DriftSettings
+from ..store.models import DriftBaseline
+from . import baseline as bl
+from .fleet import BoolArray, CameraRows, camera_rows, checked, layout, psi_rows
+from .region_features import REGION_FEATURES, min_count, region_counts
+from .stats import FloatArray, estimated_accuracy
+
+Key = tuple[str, str]
+
+
+@dataclass
+class _Group:
+    """One camera × condition of one device: its rows and its baseline."""
+
+    device: int
+    key: Key
+    rows: list[int]
+    base: DriftBaseline | None
+    levels: dict[str, bl.Level] | None = None
+    alpha: float = 0.0
+
+
+def _groups(rows: CameraRows, device_of: list[int],
+            baselines: Sequence[dict[Key, DriftBaseline]]) -> list[_Group]:
+    """Per device (in order), its camera × condition keys, sorted, with their rows."""
+    per: dict[tuple[int, Key], list[int]] = defaultdict(list)
+    for k, camera in enumerate(rows.cameras):
+        per[(device_of[int(rows.window[k])], bl.camera_key(camera))].append(k)
+    return [_Group(d, key, idx, baselines[d].get(key))
+            for (d, key), idx in sorted(per.items())]
+
+
+def _estimates(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
+               settings: DriftSettings) -> list[float | None]:
+    """``verdicts._estimate`` of each group: its added cameras merged."""
+    conf = layout(profile)[0][0].cols
+    out: list[float | None] = []
+    for g in groups:
+        idx = [k for k in g.rows if rows.added[k]]
+        merged = rows.mat[idx, conf].sum(axis=0) if idx else np.zeros(conf.stop - conf.start)
+        if int(merged.sum()) < settings.min_samples:
+            out.append(None)
+        else:
+            out.append(estimated_accuracy(merged, profile.confidence.edges))
+    return out
+
+
+def _drivers(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
+             settings: DriftSettings) -> dict[int, bl.Verdict]:
+    """``baseline.judge`` of every row of a group with a baseline, by row index
+    (rows it leaves unjudged are absent)."""
+    hists, classes = layout(profile)
+    min_samples, min_psi = settings.min_samples, settings.default_threshold.min_psi
+    row_group = {k: gi for gi, g in enumerate(groups) if g.base is not None for k in g.rows}
+    frames = rows.mat[:, hists[0].cols].sum(axis=1)
+    labels = list(profile.class_counts)
+    regions = {k: region_counts(rows.cameras[k], labels) for k in row_group}
+    crops = np.array([bool(rows.added[k] and frames[k] > 0 and int(frames[k]) >= min_samples)
+                      for k in range(len(rows.cameras))], bool)
+    cand = np.array(sorted(k for k in row_group if crops[k] or regions[k]), np.intp)
+    if not cand.size:
+        return {}
+    # ``baseline.camera_counts``'s order: crop features, classes, then region features.
+    columns = [(f.name, rows.mat[cand][:, f.cols], crops[cand]) for f in [*hists, classes]]
+    columns += _region_columns([regions[k] for k in cand.tolist()])
+    names = [name for name, _, _ in columns]
+    ratio = np.full((cand.size, len(names)), -np.inf)
+    value, level = np.zeros_like(ratio), np.zeros_like(ratio)
+    with_base = sorted({row_group[k] for k in cand.tolist()})
+    at = {gi: i for i, gi in enumerate(with_base)}
+    group_of = np.array([at[row_group[k]] for k in cand.tolist()], np.intp)
+    for j, (name, cur, present) in enumerate(columns):
+        bins = cur.shape[1]
+        # Per baseline: its counts of this feature and its level before sample sizes.
+        ref, factor = np.zeros((len(with_base), bins)), np.zeros(len(with_base))
+        usable = np.zeros(len(with_base), bool)
+        for i, gi in enumerate(with_base):
+            g = groups[gi]
+            assert g.base is not None and g.levels is not None
+            counts = g.base.counts.get(name) or []
+            if len(counts) != bins or sum(counts) <= 0 or name not in g.levels:
+                continue
+            ref[i], usable[i] = counts, True
+            factor[i] = g.levels[name].factor(g.alpha)
+        ok = usable[group_of] & present & (cur.sum(axis=1) >= min_count(name, min_samples))
+        if not ok.any():
+            continue
+        r, c = ref[group_of[ok]], cur[ok]
+        checked(r, c)
+        lv = np.maximum((1.0 / r.sum(axis=1) + 1.0 / c.sum(axis=1)) * factor[group_of[ok]],
+                        min_psi)
+        v = psi_rows(r, c)
+        with np.errstate(divide="ignore"):
+            ratio[ok, j] = np.where(lv > 0, v / lv, math.inf)
+        value[ok, j], level[ok, j] = v, lv
+    best = np.argmax(ratio, axis=1)  # the first of equal ratios, as ``_driver`` keeps
+    out = {}
+    for i, k in enumerate(cand.tolist()):
+        j = int(best[i])
+        if ratio[i, j] == -np.inf:
+            continue  # no feature judged
+        rt = float(ratio[i, j])
+        out[k] = bl.Verdict(rt > 1.0, names[j], float(value[i, j]), float(level[i, j]), rt)
+    return out
+
+
+def _region_columns(regions: list[dict[str, FloatArray]]
+                    ) -> list[tuple[str, FloatArray, BoolArray]]:
+    """Each region feature as a column of the candidate rows: its counts (zeros where a
+    row lacks it) and which rows have it."""
+    out = []
+    for name in REGION_FEATURES:
+        have = [r[name] for r in regions if name in r]
+        if not have:
+            continue
+        bins = have[0].size
+        present = np.array([name in r and r[name].size == bins for r in regions], bool)
+        cur = np.zeros((len(regions), bins))
+        for i, r in enumerate(regions):
+            if present[i]:
+                cur[i] = r[name]
+        out.append((name, cur, present))
+    return out
+
+
+def _camera(g: _Group, rows: CameraRows, estimate: float | None,
+            verdicts: dict[int, bl.Verdict], profile: ReferenceProfile,
+            settings: DriftSettings) -> dict[str, Any]:
+    """``verdicts._camera`` of one group, from the rows' verdicts."""
+    out: dict[str, Any] = {"camera_id": g.key[0], "condition": g.key[1],
+                           "windows": len(g.rows), "estimated_accuracy": estimate}
+    if g.base is None or g.levels is None:
+        return out | {"state": "learning", "holds": False, "drifted": 0, "judged": 0,
+                      "driver": None}
+    judged = [verdicts[k] for k in g.rows if k in verdicts]
+    drifted = sum(1 for v in judged if v.drifted)
+    fitted = any(lv.recent_scale is not None for lv in g.levels.values())
+    top: bl.Verdict | None
+    if settings.alert_rule == "merged" and fitted:
+        top = bl.judge_recent(profile, g.base.counts, g.levels,
+                              [rows.cameras[k] for k in g.rows], alpha=g.alpha,
+                              min_samples=settings.min_samples,
+                              min_psi=settings.default_threshold.min_psi)
+        holds = top is not None and top.drifted
+    else:
+        holds = drifted >= settings.alert_drifted_windows
+        top = max(judged, key=lambda v: v.ratio or 0.0, default=None)
+    return out | {
+        "state": "active", "baseline_id": g.base.id, "baseline_version": g.base.version,
+        "judged": len(judged), "drifted": drifted, "holds": holds, "alpha": g.alpha,
+        "driver": None if top is None else {
+            "feature": top.feature, "statistic": top.statistic, "level": top.level,
+            "exceeded": top.drifted},
+    }
+
+
+def baseline_holds_many(
+    profile: ReferenceProfile,
+    recent: Sequence[Sequence[dict[str, Any]]],
+    baselines: Sequence[dict[Key, DriftBaseline]],
+    settings: DriftSettings,
+    rows: CameraRows | None = None,
+) -> list[dict[str, Any]]:
+    """``[verdicts.baseline_holds(profile, list(r), b, settings) for r, b in zip(recent,
+    baselines)]``, computed at once (``rows``: ``fleet.camera_rows`` of the windows of
+    ``recent`` in order, when the caller has them)."""
+    device_of = [d for d, ws in enumerate(recent) for _ in ws]
+    if rows is None:
+        rows = camera_rows(profile, [p for ws in recent for p in ws])
+    groups = _groups(rows, device_of, baselines)
+    for g in groups:
+        if g.base is not None:
+            g.levels = bl.levels_of(g.base.levels)
+            g.alpha = bl.window_alpha(settings.false_alarm_days, g.base.window_minutes,
+                                      len(g.levels))
+    estimates = _estimates(profile, rows, groups, settings)
+    verdicts = _drivers(profile, rows, groups, settings)
+    cameras: list[list[dict[str, Any]]] = [[] for _ in recent]
+    for g, est in zip(groups, estimates, strict=True):
+        cameras[g.device].append(_camera(g, rows, est, verdicts, profile, settings))
+    return [{"cameras": cams, "holds": any(c["holds"] for c in cams),
+             "k": settings.alert_drifted_windows, "n": settings.alert_windows}
+            for cams in cameras]
+
+
+__all__ = ["baseline_holds_many"]
+
