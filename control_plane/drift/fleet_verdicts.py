@@ -57,11 +57,11 @@ def _groups(rows: CameraRows, device_of: list[int],
 
 def _estimates(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
                settings: DriftSettings) -> list[float | None]:
-    """``verdicts._estimate`` of each group: its added cameras merged."""
+    """``verdicts._estimate`` of each group: its cameras that fit merged."""
     conf = layout(profile)[0][0].cols
     out: list[float | None] = []
     for g in groups:
-        idx = [k for k in g.rows if rows.added[k]]
+        idx = [k for k in g.rows if rows.fits[k]]
         merged = rows.mat[idx, conf].sum(axis=0) if idx else np.zeros(conf.stop - conf.start)
         if int(merged.sum()) < settings.min_samples:
             out.append(None)
@@ -80,7 +80,7 @@ def _drivers(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
     frames = rows.mat[:, hists[0].cols].sum(axis=1)
     labels = list(profile.class_counts)
     regions = {k: region_counts(rows.cameras[k], labels) for k in row_group}
-    crops = np.array([bool(rows.added[k] and frames[k] > 0 and int(frames[k]) >= min_samples)
+    crops = np.array([bool(rows.fits[k] and frames[k] > 0 and int(frames[k]) >= min_samples)
                       for k in range(len(rows.cameras))], bool)
     cand = np.array(sorted(k for k in row_group if crops[k] or regions[k]), np.intp)
     if not cand.size:
