@@ -51,7 +51,7 @@ from .states import (
     move_rollout,
     move_wave,
 )
-from .waiting import still_waiting
+from .waiting import still_waiting, waiting_gate
 from .waves import release_budget
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,32 @@ def record_report(session: Session, device: Device, reported: ReportedState) -> 
 
 
 # -- the tick ----------------------------------------------------------------------------------
+def tick_if_waiting(session: Session, rollout_id: str, now: datetime | None = None) -> bool:
+    """The periodic tick's first look, before any lock: True when the rollout only waits
+    for its devices to report (the wave's ack gate is then written and committed, under
+    the writers' lock for just that); False: run :func:`tick`. Ends the session's
+    transaction either way."""
+    now = now or utc_now()
+    rollout = session.get(Rollout, rollout_id, populate_existing=True)
+    found = (waiting_gate(session, rollout, policy_of(rollout), now)
+             if rollout is not None and rollout.state == "in_progress" else None)
+    session.rollback()  # the read ends here; what it saw is checked again under the lock
+    if found is None:
+        return False
+    number, result = found[0].number, found[1].as_dict()
+    rollout = lock_rollout(session, rollout_id)
+    wave = session.exec(select(RolloutWave).where(
+        RolloutWave.rollout_id == rollout_id, RolloutWave.number == number)).first()
+    if (rollout is None or rollout.state != "in_progress" or rollout.current_wave != number
+            or wave is None or wave.state != "running"):
+        session.rollback()  # another tick moved it meanwhile: the full tick looks again
+        return False
+    wave.gates = [result]
+    session.add(wave)
+    session.commit()
+    return True
+
+
 def tick(session: Session, rollout_id: str, now: datetime | None = None) -> list[str]:
     """Advance one rollout as far as it can go now; the devices whose states to publish."""
     now = now or utc_now()

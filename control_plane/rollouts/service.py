@@ -166,9 +166,12 @@ def decide(
 
 
 def advance(session: Session, publisher: DesiredStatePublisher, rollout_id: str) -> int:
-    """Tick one rollout now (one transaction), then publish the desired states it wrote;
-    how many went out. A failed tick is rolled back and logged; the next one retries."""
+    """Tick one rollout now (one transaction; a rollout that only waits for reports is
+    looked at before any lock), then publish the desired states it wrote; how many went
+    out. A failed tick is rolled back and logged; the next one retries."""
     try:
+        if engine.tick_if_waiting(session, rollout_id):
+            return 0
         sent = engine.tick(session, rollout_id)
         session.commit()
     except Exception:
