@@ -7,8 +7,10 @@ The broker here allows ``--inflight`` (100) unacknowledged messages in flight pe
 so batches hold at most that many (Mosquitto's default is 20). Measured in one run, each
 configuration right after its own ceiling (a shared machine's load changes by the minute):
 
-- Mosquitto alone: the same publisher and payloads to a trivial QoS 1 subscriber (counts
-  and acknowledges on receipt), the ceiling ingest is reported against;
+- Mosquitto alone: the same publisher and payloads to a trivial QoS 1 subscriber, the
+  ceiling ingest is reported against: a paho client that counts and acknowledges on
+  receipt (Python, like the workers), ``mosquitto_sub -q 1`` (C, not bound by Python),
+  and ``mosquitto_pub -l`` to ``mosquitto_sub`` (no Python at either end);
 - SQLite (WAL), 1 worker;
 - PostgreSQL, 1 worker and 2 workers in a shared subscription (when a server answers
   at PARKWATCH_TEST_POSTGRES_URL, default postgresql+psycopg://postgres@127.0.0.1/test).
@@ -208,12 +210,68 @@ def broker_ceiling(load: Load, tmp: Path) -> float:
         broker.wait(10)
 
 
+def native_ceiling(load: Load, tmp: Path) -> float:
+    """Messages/s the broker moves from the same publisher, with the same payloads, to
+    ``mosquitto_sub -q 1`` (C, payloads to /dev/null): the broker's ceiling where the
+    subscriber is not bound by Python. Its persistent session is made first (``-E``
+    exits at the SUBACK), so nothing published before it reconnects is lost."""
+    port, broker = start_broker(tmp, load.inflight)
+    sub = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-c",
+           "-i", f"native-{port}", "-t", "$share/ingest/parkwatch/v1/devices/+/telemetry"]
+    try:
+        subprocess.run([*sub, "-E"], check=True, timeout=30, stdout=subprocess.DEVNULL)
+        payloads = fleet_payloads(load)
+        counter = subprocess.Popen([*sub, "-C", str(load.windows)],
+                                   stdout=subprocess.DEVNULL)
+        client = publisher(port)
+        start = time.perf_counter()
+        for topic, payload in payloads:
+            client.publish(topic, payload, qos=1)
+        counter.wait(600)
+        seconds = time.perf_counter() - start
+        client.disconnect()
+        client.loop_stop()
+        return load.windows / seconds
+    finally:
+        broker.terminate()
+        broker.wait(10)
+
+
+def broker_alone(load: Load, tmp: Path) -> float:
+    """Messages/s with neither end in Python: ``mosquitto_pub -l -q 1`` sends the same
+    payloads (one topic, as many in flight as the fleet publisher) to ``mosquitto_sub``."""
+    port, broker = start_broker(tmp, load.inflight)
+    sub = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-c",
+           "-i", f"alone-{port}", "-t", "parkwatch/v1/devices/+/telemetry"]
+    lines = tmp / f"payloads-{port}.txt"
+    payloads = [payload for _, payload in fleet_payloads(load)]
+    if any(b"\n" in p for p in payloads):
+        raise SystemExit("a payload spans lines; mosquitto_pub -l sends one per line")
+    lines.write_bytes(b"\n".join(payloads) + b"\n")
+    try:
+        subprocess.run([*sub, "-E"], check=True, timeout=30, stdout=subprocess.DEVNULL)
+        counter = subprocess.Popen([*sub, "-C", str(load.windows)],
+                                   stdout=subprocess.DEVNULL)
+        start = time.perf_counter()
+        with lines.open("rb") as stdin:
+            subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
+                            "-M", "100", "-l", "-t", telemetry_topic(load.devices[0])],
+                           stdin=stdin, check=True, timeout=600)
+        counter.wait(600)
+        return load.windows / (time.perf_counter() - start)
+    finally:
+        broker.terminate()
+        broker.wait(10)
+
+
 @dataclass(frozen=True)
 class Case:
     rate: float  # windows/s stored
     batched: float  # mean windows per transaction
     cpu_us: float  # the workers' CPU time per window stored, microseconds
-    ceiling: float  # the broker's ceiling measured just before
+    ceiling: float  # the broker's ceiling measured just before (Python subscriber)
+    native: float  # the same with mosquitto_sub as the subscriber
+    alone: float  # mosquitto_pub to mosquitto_sub: the broker with no Python at either end
 
 
 def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
@@ -253,6 +311,8 @@ def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
             time.sleep(0.1)
         time.sleep(1.0)  # shared subscriptions in place
         ceiling = broker_ceiling(load, tmp)  # the workers are idle
+        native = native_ceiling(load, tmp)
+        alone = broker_alone(load, tmp)
         idle_cpu = [worker_stats(p)[2] for p in metrics_ports]  # start-up is not ingest
         payloads = fleet_payloads(load)
         client = publisher(port)
@@ -269,7 +329,7 @@ def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
         total = stored(engine)
         batched = sum(s[0] for s in stats) / max(sum(s[1] for s in stats), 1.0)
         cpu = sum(s[2] for s in stats) - sum(idle_cpu)
-        return Case(total / seconds, batched, cpu / max(total, 1) * 1e6, ceiling)
+        return Case(total / seconds, batched, cpu / max(total, 1) * 1e6, ceiling, native, alone)
     finally:
         for proc in procs:
             proc.terminate()
@@ -312,17 +372,22 @@ def main() -> None:
           f"ingest_batch_size {args.batch_size}, broker max_inflight_messages "
           f"{args.inflight}, {kind})\n")
     print("| configuration | windows/s | devices at 1 window/min | windows per transaction | "
-          "worker CPU per window | broker ceiling just before | ingest / ceiling |\n"
-          "|---|---|---|---|---|---|---|")
+          "worker CPU per window | ceilings: paho sub / mosquitto_sub / C pub + sub | "
+          "ingest / each ceiling |\n|---|---|---|---|---|---|---|")
     for name, c in rows:
         print(f"| {name} | {c.rate:,.0f} | {c.rate * 60:,.0f} | {c.batched:.1f} | "
-              f"{c.cpu_us:,.0f} us | {c.ceiling:,.0f}/s | {c.rate / c.ceiling:.2f} |")
-    print("\nThe ceiling: Mosquitto moving the same payloads from the same publisher to a "
-          "trivial QoS 1 subscriber (counts and acknowledges on receipt), measured right "
-          "before each configuration.\n")
+              f"{c.cpu_us:,.0f} us | {c.ceiling:,.0f} / {c.native:,.0f} / {c.alone:,.0f} | "
+              f"{c.rate / c.ceiling:.2f} / {c.rate / c.native:.2f} / "
+              f"{c.rate / c.alone:.2f} |")
+    print("\nThe ceilings, each measured right before its configuration with the same "
+          "payloads: the fleet's (Python) publisher to a paho subscriber that counts and "
+          "acknowledges on receipt, the same publisher to mosquitto_sub -q 1 (C, to "
+          "/dev/null), and mosquitto_pub -l -q 1 to mosquitto_sub (no Python at either "
+          "end).\n")
     for name, c in rows:
-        print(f"ratio {name} / broker ceiling: {c.rate / c.ceiling:.2f} (goal for "
-              "PostgreSQL, 2 workers: 0.7)")
+        print(f"ratio {name} / broker ceiling: {c.rate / c.ceiling:.2f} (paho subscriber), "
+              f"{c.rate / c.native:.2f} (mosquitto_sub), {c.rate / c.alone:.2f} (C at both "
+              "ends); goal for PostgreSQL, 2 workers: 0.7")
     loadavg = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"\nmachine: {os.cpu_count()} logical CPUs (load {loadavg}), Python "
           f"{platform.python_version()}; broker, workers and fleet share this machine")

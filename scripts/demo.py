@@ -198,8 +198,11 @@ def train_first(loop: Loop, data: Path, out: Path, train_args: list[str],
 def start_agents(loop: Loop, videos: Path) -> None:
     """One agent per camera, a wide park shot in regions mode."""
     for device_id in CAMERAS:
+        # On the rain cameras the operator wants rain to alarm as drift (the model has never
+        # seen rain and must learn it), not to be a condition with a baseline of its own.
+        camera = {"rain_condition": False} if device_id in RAIN else None
         loop.add_agent(device_id, videos / f"{device_id}.avi", sample_fps=5.0,
-                       mode="regions")
+                       mode="regions", camera=camera)
         loop.start_agent(device_id)
         console.print(f"agent {device_id}: config {loop.workdir / 'agents' / device_id}.toml")
 

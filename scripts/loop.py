@@ -242,20 +242,24 @@ class Loop:
     def add_agent(
         self, device_id: str, video: Path, sample_fps: float = 5.0,
         motion_gate: bool | None = None, mode: str = "frame",
+        camera: dict[str, bool] | None = None,
     ) -> Path:
         """Provision a device and write its config with one camera looping a copy of
-        ``video`` (``motion_gate=False``: classify every sampled frame, even a still scene)."""
+        ``video`` (``motion_gate=False``: classify every sampled frame, even a still scene;
+        ``camera``: more keys of its camera table)."""
         config = self.workdir / "agents" / f"{device_id}.toml"
         config.parent.mkdir(exist_ok=True)
         self.cli("devices", "create", device_id, "--out", str(config))
         text = config.read_text()
         config.write_text(_set_toml_key(text, "data_dir", str(self.workdir / "agents" / device_id)))
         # mode "frame": a close-up camera (one animal fills the clip); "regions": a wide one.
-        return self.set_camera(device_id, video, sample_fps, motion_gate, mode=mode)
+        return self.set_camera(device_id, video, sample_fps, motion_gate, mode=mode,
+                               camera=camera)
 
     def set_camera(
         self, device_id: str, video: Path, sample_fps: float = 5.0,
         motion_gate: bool | None = None, mode: str = "regions", loop: bool = True,
+        camera: dict[str, bool] | None = None,
     ) -> Path:
         """(Re)write the device's one camera: a copy of ``video``, in ``mode``; a running
         agent reads it at its next start. ``loop=False`` plays the clip once."""
@@ -270,6 +274,8 @@ class Loop:
         )
         if motion_gate is not None:
             text += f"motion_gate = {str(motion_gate).lower()}\n"
+        for key, value in (camera or {}).items():
+            text += f"{key} = {str(value).lower()}\n"
         config.write_text(text)
         return config
 

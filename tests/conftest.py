@@ -44,6 +44,18 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+@pytest.fixture(autouse=True)
+def _restore_environ() -> Iterator[None]:
+    """Give every test the environment it started with. The CLI's root callback writes
+    ``--timeout`` into ``os.environ`` (one process per command in real use); run in-process
+    by a test, that would leak into whichever test the same pytest process runs next."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A store URL: a SQLite file, then a fresh PostgreSQL database (skipped without one)."""

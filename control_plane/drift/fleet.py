@@ -204,12 +204,11 @@ def compare_many(profile: ReferenceProfile, summaries: Sequence[Summary],
 class CameraRows:
     """Every camera of some windows as one row of counts on the profile's bins.
 
-    ``added``: the camera's counts were added (``Summary.add_window`` of it alone; an idle
-    camera adds zeros); ``fits``: its bins are the profile's (an idle camera fits);
+    ``fits``: its bins are the profile's (what ``Summary.add_window`` of it alone adds is
+    its row; an idle camera fits, as zeros; one that does not fit is zeros too);
     ``window``: the index of its window."""
 
     mat: FloatArray
-    added: BoolArray
     fits: BoolArray
     window: np.ndarray[Any, np.dtype[np.intp]]
     cameras: list[dict[str, Any]]
@@ -220,16 +219,16 @@ def camera_rows(profile: ReferenceProfile, payloads: Sequence[dict[str, Any]]) -
     template = Summary.empty(profile)
     cameras = [(i, c) for i, p in enumerate(payloads) for c in p.get("cameras") or []]
     size = template.flat.size
-    mat = np.zeros((len(cameras), size))
-    added, fits = np.zeros(len(cameras), bool), np.ones(len(cameras), bool)
+    flat: list[float] = []
+    fits = np.ones(len(cameras), bool)
     for k, (_, camera) in enumerate(cameras):
-        s = Summary(template.labels, template.conf_bins, template.input_bins,
-                    template.emb_bins, np.zeros(size))
-        if s.add_window({"cameras": [camera]}):
-            mat[k], added[k] = s.flush(), True
-        else:
+        row = template.camera_row(camera)
+        if row is None:
             fits[k] = False
-    return CameraRows(mat, added, fits, np.array([i for i, _ in cameras], np.intp),
+            row = [0.0] * size
+        flat += row
+    mat = np.array(flat, np.float64).reshape(len(cameras), size)
+    return CameraRows(mat, fits, np.array([i for i, _ in cameras], np.intp),
                       [c for _, c in cameras])
 
 

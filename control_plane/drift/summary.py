@@ -23,6 +23,7 @@ from protocols import ReferenceProfile
 
 FloatArray = npt.NDArray[np.float64]
 FLUSH_ROWS = 4096
+CameraRow = tuple[dict[str, Any], list[float]]  # a window's camera JSON and its flat counts
 
 
 @dataclass
@@ -46,6 +47,12 @@ class Summary:
                 + len(profile.class_counts))
         return cls(labels=list(profile.class_counts), conf_bins=len(profile.confidence.counts),
                    input_bins=input_bins, emb_bins=emb_bins, flat=np.zeros(size))
+
+    def empty_like(self) -> Summary:
+        """An empty summary on the same bins (cheaper than ``empty`` for many of them)."""
+        return Summary(labels=self.labels, conf_bins=self.conf_bins,
+                       input_bins=self.input_bins, emb_bins=self.emb_bins,
+                       flat=np.zeros(self.flat.size))
 
     def flush(self) -> FloatArray:
         """Add the buffered rows into ``flat``; returns it."""
@@ -107,32 +114,50 @@ class Summary:
         pending += [counts.get(label, 0) for label in self.labels]
         return True
 
-    def add_window(self, payload: dict[str, Any]) -> bool:
-        """Add one ``TelemetryWindow`` JSON; False (and counted as mismatched) if its bins
-        differ from the profile's. Cameras with no inferred frames add nothing."""
-        pending = self._pending
-        mark = len(pending)
+    def camera_rows(self, payload: dict[str, Any]) -> list[CameraRow] | None:
+        """Each camera of a ``TelemetryWindow`` JSON that inferred frames, with its counts as
+        one flat row; None if the window's bins differ from the profile's."""
+        out: list[CameraRow] = []
         for camera in payload.get("cameras") or []:
             conf = camera.get("confidence_hist") or []
             if not sum(conf):
                 continue
-            if not self._append(pending, camera, conf):
-                del pending[mark:]
-                self.mismatched += 1
-                return False
+            row: list[float] = []
+            if not self._append(row, camera, conf):
+                return None
+            out.append((camera, row))
+        return out
+
+    def add_rows(self, rows: list[list[float]]) -> None:
+        """Add one window given as its cameras' flat rows (``camera_rows``)."""
+        pending = self._pending
+        for row in rows:
+            pending += row
         if len(pending) >= FLUSH_ROWS * self.flat.size:
             self.flush()
         self.windows += 1
+
+    def add_window(self, payload: dict[str, Any]) -> bool:
+        """Add one ``TelemetryWindow`` JSON; False (and counted as mismatched) if its bins
+        differ from the profile's. Cameras with no inferred frames add nothing."""
+        rows = self.camera_rows(payload)
+        if rows is None:
+            self.mismatched += 1
+            return False
+        self.add_rows([row for _, row in rows])
         return True
+
+    def camera_row(self, camera: dict[str, Any]) -> list[float] | None:
+        """One camera's counts as a flat row on these bins (``add_window`` of it alone
+        adds exactly this; an idle camera: zeros); None if its bins differ."""
+        rows = self.camera_rows({"cameras": [camera]})
+        if rows is None:
+            return None
+        return rows[0][1] if rows else [0.0] * self.flat.size
 
     def fits(self, payload: dict[str, Any]) -> bool:
         """Whether ``add_window`` would add this window (its bins are the profile's)."""
-        scratch: list[float] = []
-        for camera in payload.get("cameras") or []:
-            conf = camera.get("confidence_hist") or []
-            if sum(conf) and not self._append(scratch, camera, conf):
-                return False
-        return True
+        return self.camera_rows(payload) is not None
 
     def add_counts(self, flat: list[float], windows: int, mismatched: int) -> None:
         """Add a rolled-up flat vector (``windows`` merged, ``mismatched`` left out)."""

@@ -19,7 +19,8 @@ from ..errors import ConflictError, InvalidRequestError, NotFoundError
 from ..services import audit, releases
 from ..store.models import Device, Rollout, RolloutDevice, RolloutWave, utc_now
 from . import desired
-from .engine import lock_rollout, revert, rows_of, tick, waves_of
+from .engine import lock_rollout, revert_many, rows_of, tick, waves_of
+from .release import move_rows
 from .states import (
     ACTIVE_STATES,
     DEVICE,
@@ -164,11 +165,10 @@ def resume(session: Session, rollout_id: str, *, who: str, reason: str | None
     retried = WAVE.allows(wave.state, "retry")
     if retried:
         number = 1 if wave.number == 0 else wave.number
-        for row in rows_of(session, rollout_id):
-            if row.wave == number and DEVICE.allows(row.state, "retry"):
-                move_device(row, "retry", now, f"wave {wave.number} retried by {who}")
-                row.released_at = row.acked_at = None
-                session.add(row)
+        again = [r for r in rows_of(session, rollout_id)
+                 if r.wave == number and DEVICE.allows(r.state, "retry")]
+        move_rows(session, again, "retry", now, f"wave {wave.number} retried by {who}",
+                  released_at=None, acked_at=None)
         move_wave(wave, "retry", now)
         wave.gates = None
         session.add(wave)
@@ -206,14 +206,10 @@ def abort(session: Session, rollout_id: str, *, who: str, reason: str | None
     _require(rollout, "abort", "abort")
     now = utc_now()
     rows = rows_of(session, rollout_id)
-    desired.lock_devices(session, [r.device_id for r in rows])
-    out = []
-    for row in rows:
-        if row.state in RELEASED_ROW_STATES and row.state != "acknowledged":
-            state = revert(session, rollout, row, now, f"aborted by {who} before it acknowledged")
-            if state is not None:
-                out.append(state)
-    _cancel_rest(session, rollout_id, f"aborted by {who}", now)
+    out = revert_many(session, rollout, [r for r in rows if r.state in RELEASED_ROW_STATES
+                                         and r.state != "acknowledged"],
+                      now, f"aborted by {who} before it acknowledged")
+    _cancel_rest(session, rollout_id, rows, f"aborted by {who}", now)
     move_rollout(rollout, "abort", now, f"aborted by {who}" + (f": {reason}" if reason else ""))
     session.add(rollout)
     audit.record(session, who, "rollout.abort", f"rollout:{rollout_id}", reason=reason,
@@ -227,15 +223,10 @@ def rollback(session: Session, rollout_id: str, *, who: str, reason: str | None
     rollout = _locked(session, rollout_id)
     _require(rollout, "roll_back", "roll back")
     now = utc_now()
-    out = []
     rows = rows_of(session, rollout_id)
-    desired.lock_devices(session, [r.device_id for r in rows])
-    for row in rows:
-        if row.state in RELEASED_ROW_STATES:
-            state = revert(session, rollout, row, now, f"rolled back by {who}")
-            if state is not None:
-                out.append(state)
-    _cancel_rest(session, rollout_id, f"rolled back by {who}", now)
+    out = revert_many(session, rollout, [r for r in rows if r.state in RELEASED_ROW_STATES],
+                      now, f"rolled back by {who}")
+    _cancel_rest(session, rollout_id, rows, f"rolled back by {who}", now)
     move_rollout(rollout, "roll_back", now, reason)
     session.add(rollout)
     audit.record(session, who, "rollout.rollback", f"rollout:{rollout_id}",
@@ -243,11 +234,10 @@ def rollback(session: Session, rollout_id: str, *, who: str, reason: str | None
     return out
 
 
-def _cancel_rest(session: Session, rollout_id: str, why: str, now: Any) -> None:
-    for row in rows_of(session, rollout_id):
-        if DEVICE.allows(row.state, "cancel"):
-            move_device(row, "cancel", now, why)
-            session.add(row)
+def _cancel_rest(session: Session, rollout_id: str, rows: Sequence[RolloutDevice], why: str,
+                 now: Any) -> None:
+    """Rows not yet sent the release will not be; the waves not yet finished end."""
+    move_rows(session, [r for r in rows if DEVICE.allows(r.state, "cancel")], "cancel", now, why)
     for wave in waves_of(session, rollout_id):
         if WAVE.allows(wave.state, "cancel"):
             move_wave(wave, "cancel", now)

@@ -8,9 +8,10 @@ rollout where the store says it is. Two things drive it:
 - ``tick`` (a periodic runner, and every operator action): deadlines, wave starts,
   rate-limited releases, gate evaluation, promotion, automatic rollback.
 
-Each call locks the rollout's row (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite
-the transaction holds the database's write lock from its start), then the devices it
-writes (``desired.lock_devices``), so several API processes may tick the same rollouts.
+Each call takes the desired-state writers' lock (``desired.begin_write``) and locks the
+rollout's row (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the transaction holds
+the database's write lock from its start), so several API processes may tick the same
+rollouts; devices and rows are written in set-based statements (``release.py``).
 Functions return the devices whose desired states to publish: the caller commits first,
 then publishes (``desired.publish``, which reads what the store holds then).
 
@@ -21,6 +22,7 @@ Every change of a rollout's, a wave's or a device row's state is a move of its t
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -40,7 +42,7 @@ from ..store.models import (
 )
 from . import desired, gates
 from .policy import policy_of
-from .release import DeviceView, read_devices, release_many
+from .release import DeviceView, move_rows, read_devices, release_many, update_rows
 from .reported import record_reports
 from .states import (
     DEVICE,
@@ -49,12 +51,13 @@ from .states import (
     move_rollout,
     move_wave,
 )
-from .waiting import still_waiting
+from .waiting import still_waiting, waiting_gate
 from .waves import release_budget
 
 log = logging.getLogger(__name__)
 
 ENGINE = "rollout-engine"  # the "who" of automatic actions in the audit log
+_CHUNK = 500  # ids per IN (...) list
 
 
 def lock_rollout(session: Session, rollout_id: str) -> Rollout | None:
@@ -85,24 +88,39 @@ def wave_rows(rows: Sequence[RolloutDevice], wave: RolloutWave) -> list[RolloutD
 
 
 # -- desired states --------------------------------------------------------------------------
-def revert(
-    session: Session, rollout: Rollout, row: RolloutDevice, now: datetime, why: str
-) -> str | None:
-    """Point a released device back at its previous release (None: a newer rollout owns it).
-    The caller locked the device (``desired.lock_devices``)."""
-    device = session.get(Device, row.device_id)
-    if device is None or device.desired_rollout_id != rollout.rollout_id:
-        return None
-    desired.write(session, device, release_id=row.fallback_release_id, mode="active",
-                  fallback_release_id=None, rollout_id=rollout.rollout_id, now=now)
-    back = row.fallback_release_id or "nothing (no previous release; it keeps what it runs)"
-    if DEVICE.allows(row.state, "roll_back"):
-        move_device(row, "roll_back", now, f"{why}; back to {back}")
-    else:
-        row.detail = f"{row.detail or row.state}; {why}; back to {back}"[:1024]
-        row.updated_at = now
-    session.add(row)
-    return device.device_id
+def revert_many(
+    session: Session, rollout: Rollout, rows: Sequence[RolloutDevice], now: datetime, why: str
+) -> list[str]:
+    """Point released devices back at their previous releases, in one UPDATE of devices
+    and one of rows per chunk and fallback (the caller holds the writers' lock,
+    ``desired.begin_write``); the devices pointed back. A device a newer rollout owns
+    keeps its state."""
+    owned: set[str] = set()
+    ids = sorted(r.device_id for r in rows)
+    for start in range(0, len(ids), _CHUNK):
+        owned.update(session.exec(select(Device.device_id).where(
+            col(Device.device_id).in_(ids[start:start + _CHUNK]),
+            Device.desired_rollout_id == rollout.rollout_id)).all())
+    mine = [r for r in rows if r.device_id in owned]
+    by_fallback: dict[str | None, list[RolloutDevice]] = defaultdict(list)
+    for row in mine:
+        by_fallback[row.fallback_release_id].append(row)
+    for fallback, group in by_fallback.items():
+        ids = [r.device_id for r in group]
+        for start in range(0, len(ids), _CHUNK):
+            desired.write_many(session, ids[start:start + _CHUNK],
+                               release_id=fallback, mode="active", fallback_release_id=None,
+                               rollout_id=rollout.rollout_id, now=now)
+        back = fallback or "nothing (no previous release; it keeps what it runs)"
+        move_rows(session, [r for r in group if DEVICE.allows(r.state, "roll_back")],
+                  "roll_back", now, f"{why}; back to {back}")
+        stay: dict[str, list[RolloutDevice]] = defaultdict(list)  # failed or expired rows
+        for row in group:
+            if not DEVICE.allows(row.state, "roll_back"):
+                stay[f"{row.detail or row.state}; {why}; back to {back}"[:1024]].append(row)
+        for detail, same in stay.items():
+            update_rows(session, same, {"detail": detail, "updated_at": now})
+    return [r.device_id for r in mine]
 
 
 # -- reported states ---------------------------------------------------------------------------
@@ -112,6 +130,32 @@ def record_report(session: Session, device: Device, reported: ReportedState) -> 
 
 
 # -- the tick ----------------------------------------------------------------------------------
+def tick_if_waiting(session: Session, rollout_id: str, now: datetime | None = None) -> bool:
+    """The periodic tick's first look, before any lock: True when the rollout only waits
+    for its devices to report (the wave's ack gate is then written and committed, under
+    the writers' lock for just that); False: run :func:`tick`. Ends the session's
+    transaction either way."""
+    now = now or utc_now()
+    rollout = session.get(Rollout, rollout_id, populate_existing=True)
+    found = (waiting_gate(session, rollout, policy_of(rollout), now)
+             if rollout is not None and rollout.state == "in_progress" else None)
+    session.rollback()  # the read ends here; what it saw is checked again under the lock
+    if found is None:
+        return False
+    number, result = found[0].number, found[1].as_dict()
+    rollout = lock_rollout(session, rollout_id)
+    wave = session.exec(select(RolloutWave).where(
+        RolloutWave.rollout_id == rollout_id, RolloutWave.number == number)).first()
+    if (rollout is None or rollout.state != "in_progress" or rollout.current_wave != number
+            or wave is None or wave.state != "running"):
+        session.rollback()  # another tick moved it meanwhile: the full tick looks again
+        return False
+    wave.gates = [result]
+    session.add(wave)
+    session.commit()
+    return True
+
+
 def tick(session: Session, rollout_id: str, now: datetime | None = None) -> list[str]:
     """Advance one rollout as far as it can go now; the devices whose states to publish."""
     now = now or utc_now()
@@ -271,13 +315,8 @@ def _fail_wave(
     move_wave(wave, "fail", now)
     out: list[str] = []
     if policy.on_gate_failure == "rollback":
-        desired.lock_devices(session, [r.device_id for r in wave_rows(rows, wave)
-                                       if r.state in RELEASED_ROW_STATES])
-        for row in wave_rows(rows, wave):
-            if row.state in RELEASED_ROW_STATES:
-                state = revert(session, rollout, row, now, f"wave {wave.number} failed its gates")
-                if state is not None:
-                    out.append(state)
+        released = [r for r in wave_rows(rows, wave) if r.state in RELEASED_ROW_STATES]
+        out = revert_many(session, rollout, released, now, f"wave {wave.number} failed its gates")
         move_wave(wave, "roll_back", now)
         reason += "; the wave was rolled back"
     move_rollout(rollout, "fail_gate", now, reason)

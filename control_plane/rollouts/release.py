@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from ..store.models import Device, Rollout, RolloutDevice, RolloutWave
 from . import desired
-from .states import DEVICE
+from .states import DEVICE, DeviceEvent
 
 _CHUNK = 500  # ids per IN (...) list
 
@@ -92,18 +92,44 @@ def release_many(
                       "acked_at": None, "fallback_release_id": fallback}
             session.execute(sa.update(table).where(table.c.id.in_([r.id for r in chunk]))
                             .values(revision=revision_now, **values))
-            _mirror(session, chunk, values)
+            revisions = dict(session.exec(
+                select(Device.device_id, Device.desired_revision)
+                .where(col(Device.device_id).in_([r.device_id for r in chunk]))).all())
+            for row in chunk:
+                mirror(row, {**values, "revision": revisions[row.device_id]})
     return [r.device_id for group in groups.values() for r in group]
 
 
-def _mirror(session: Session, rows: Sequence[RolloutDevice], values: dict[str, object]) -> None:
-    """The rows in memory take what the UPDATE wrote, as if loaded (nothing to flush)."""
-    revisions = dict(session.exec(
-        select(Device.device_id, Device.desired_revision)
-        .where(col(Device.device_id).in_([r.device_id for r in rows]))).all())
+def move_rows(session: Session, rows: Sequence[RolloutDevice], event: DeviceEvent,
+              now: datetime, detail: str, **values: object) -> None:
+    """``states.move_device`` for many rows in one UPDATE per chunk and target state (the
+    table decides each row's move); ``values``: other columns to write with it."""
+    groups: dict[str, list[RolloutDevice]] = defaultdict(list)
     for row in rows:
-        for name, value in (*values.items(), ("revision", revisions[row.device_id])):
-            set_committed_value(row, name, value)
+        groups[DEVICE.next(row.state, event)].append(row)
+    for state, group in groups.items():
+        update_rows(session, group, {"state": state, "detail": detail[:1024],
+                                     "updated_at": now, **values})
 
 
-__all__ = ["DeviceView", "read_devices", "release_many", "serving_release"]
+def update_rows(session: Session, rows: Sequence[RolloutDevice],
+                values: dict[str, object]) -> None:
+    """Write ``values`` to every row of ``rows`` in one UPDATE per chunk, and the rows in
+    memory take them as if loaded (nothing left to flush one by one)."""
+    table = RolloutDevice.__table__  # type: ignore[attr-defined]
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start:start + _CHUNK]
+        session.execute(sa.update(table).where(table.c.id.in_([r.id for r in chunk]))
+                        .values(**values))
+        for row in chunk:
+            mirror(row, values)
+
+
+def mirror(row: RolloutDevice, values: dict[str, object]) -> None:
+    """The row in memory takes what an UPDATE wrote, as if loaded (nothing to flush)."""
+    for name, value in values.items():
+        set_committed_value(row, name, value)
+
+
+__all__ = ["DeviceView", "mirror", "move_rows", "read_devices", "release_many", "serving_release",
+           "update_rows"]

@@ -43,7 +43,8 @@ from .reported import record_reports
 from .states import ACTIVE_STATES
 
 __all__ = [
-    "DesiredStatePublisher", "act", "advance", "catch_up", "desired_of", "get_rollout",
+    "DesiredStatePublisher", "act", "advance", "catch_up", "decide", "desired_of",
+    "get_rollout",
     "list_rollouts", "on_reported", "on_reported_many", "plan_rollout", "publish_current",
     "republish_desired", "rollout_state", "start_rollout", "tick_all",
 ]
@@ -136,7 +137,17 @@ def act(
     session: Session, publisher: DesiredStatePublisher, rollout_id: str, action: Action,
     *, who: str, reason: str | None = None,
 ) -> None:
-    """Pause, resume, approve, abort or roll back a rollout (audited with who and when)."""
+    """Pause, resume, approve, abort or roll back a rollout (audited with who and when),
+    then publish the desired states it wrote."""
+    desired.publish(session, publisher, decide(session, rollout_id, action, who=who,
+                                               reason=reason))
+
+
+def decide(
+    session: Session, rollout_id: str, action: Action, *, who: str, reason: str | None = None,
+) -> list[str]:
+    """``act`` up to its commit: the devices whose desired states to publish next
+    (``publish_current``; the API answers first, then publishes)."""
     sent: list[str] = []
     if action == "pause":
         actions.pause(session, rollout_id, who=who, reason=reason)
@@ -149,14 +160,18 @@ def act(
     else:
         sent = actions.rollback(session, rollout_id, who=who, reason=reason)
     session.commit()
-    desired.publish(session, publisher, sent)
-    log.info("rollout %s", action, extra={"rollout_id": rollout_id, "who": who})
+    log.info("rollout %s", action, extra={"rollout_id": rollout_id, "who": who,
+                                          "devices": len(sent)})
+    return sent
 
 
 def advance(session: Session, publisher: DesiredStatePublisher, rollout_id: str) -> int:
-    """Tick one rollout now (one transaction), then publish the desired states it wrote;
-    how many went out. A failed tick is rolled back and logged; the next one retries."""
+    """Tick one rollout now (one transaction; a rollout that only waits for reports is
+    looked at before any lock), then publish the desired states it wrote; how many went
+    out. A failed tick is rolled back and logged; the next one retries."""
     try:
+        if engine.tick_if_waiting(session, rollout_id):
+            return 0
         sent = engine.tick(session, rollout_id)
         session.commit()
     except Exception:

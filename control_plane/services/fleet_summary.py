@@ -1,14 +1,15 @@
 """The fleet page's figures, counted by the store: its answer does not grow with the fleet.
 
 Listing every device to count them in the browser cost the dashboard seconds at 10,000
-devices (bench/fleet_scale.py); here each figure is one aggregate query over columns that
-ingest writes beside each reported state (``reported_columns``), and the charts get the
-newest windows reduced by the database to the two numbers they draw.
+devices (bench/fleet_scale.py); here the figures come from one aggregate query over
+columns that ingest writes beside each reported state (``reported_columns``), and the
+charts get the newest windows reduced by the database to the two numbers they draw.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,23 +49,6 @@ def reported_columns(reported: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _running(session: Session, release: Any, stage: Any) -> list[ReleaseCount]:
-    """Devices per release in column ``release``, and how many report ``stage`` healthy."""
-    healthy = func.sum(sa.case((stage == "healthy", 1), else_=0))
-    rows = session.execute(
-        select(release, func.count(), healthy).where(release.is_not(None)).group_by(release)
-    ).all()
-    return [ReleaseCount(release_id=r, devices=n, healthy=int(h or 0)) for r, n, h in rows]
-
-
-def _desired(session: Session) -> dict[str, int]:
-    release = col(Device.desired_release_id)
-    rows = session.execute(
-        select(release, func.count()).where(release.is_not(None)).group_by(release)
-    ).all()
-    return {str(r): int(n) for r, n in rows}
-
-
 def newest_points(session: Session, limit: int) -> list[WindowPoint]:
     """The newest ``limit`` windows by receipt (indexed), as chart points."""
     w = TelemetryWindowRecord
@@ -85,17 +69,36 @@ def newest_points(session: Session, limit: int) -> list[WindowPoint]:
 
 
 def fleet_summary(session: Session, *, windows: int) -> FleetSummary:
-    total, online, up, not_up = session.execute(
-        select(func.count(), func.sum(sa.case((col(Device.online).is_(True), 1), else_=0)),
-               func.sum(Device.cameras_up), func.sum(Device.cameras_not_up))
-    ).one()
-    desired = _desired(session)
-    releases = _running(session, col(Device.active_release_id), col(Device.active_stage))
-    for r in releases:
-        r.desired_by = desired.get(r.release_id, 0)
-    shadows = _running(session, col(Device.shadow_release_id), col(Device.shadow_stage))
+    d = Device
+    keys = (col(d.active_release_id), col(d.active_stage), col(d.shadow_release_id),
+            col(d.shadow_stage), col(d.desired_release_id))
+    # One pass over the device table: a row per combination of releases and stages (a
+    # handful however large the fleet), added up here; five aggregate queries scanned it
+    # five times.
+    groups = session.execute(
+        sa.select(*keys, func.count(), func.sum(sa.case((col(d.online).is_(True), 1), else_=0)),
+                  func.sum(d.cameras_up), func.sum(d.cameras_not_up)).group_by(*keys)
+    ).all()
+    total = online = up = not_up = 0
+    running: dict[str, ReleaseCount] = {}
+    shadowing: dict[str, ReleaseCount] = {}
+    desired: Counter[str] = Counter()
+    for active, stage, shadow, shadow_stage, wanted, n, on, cams_up, cams_not_up in groups:
+        total, online = total + n, online + int(on or 0)
+        up, not_up = up + int(cams_up or 0), not_up + int(cams_not_up or 0)
+        for counts, release, release_stage in ((running, active, stage),
+                                               (shadowing, shadow, shadow_stage)):
+            if release is not None:
+                count = counts.setdefault(release, ReleaseCount(release_id=release, devices=0,
+                                                                healthy=0))
+                count.devices += n
+                count.healthy += n if release_stage == "healthy" else 0
+        if wanted is not None:
+            desired[wanted] += n
+    for r in running.values():
+        r.desired_by = desired[r.release_id]
     order = lambda r: (-r.devices, r.release_id)  # noqa: E731 - most devices first
-    return FleetSummary(devices=int(total), online=int(online or 0), cameras_up=int(up or 0),
-                        cameras_not_up=int(not_up or 0), releases=sorted(releases, key=order),
-                        shadows=sorted(shadows, key=order),
+    return FleetSummary(devices=total, online=online, cameras_up=up, cameras_not_up=not_up,
+                        releases=sorted(running.values(), key=order),
+                        shadows=sorted(shadowing.values(), key=order),
                         windows=newest_points(session, windows))

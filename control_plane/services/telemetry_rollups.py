@@ -29,7 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, col
 
 from protocols import ReferenceProfile
@@ -92,13 +92,20 @@ class _Row:
 class _Batch:
     profiles: dict[str, ReferenceProfile | None]
     rows: dict[Key, _Row] = field(default_factory=dict)
+    _empty: dict[str, Summary | None] = field(default_factory=dict)  # one per release
+
+    def summary(self, release_id: str) -> Summary | None:
+        """An empty summary on the release's bins (None: no profile)."""
+        if release_id not in self._empty:
+            profile = self.profiles.get(release_id)
+            self._empty[release_id] = None if profile is None else Summary.empty(profile)
+        empty = self._empty[release_id]
+        return None if empty is None else empty.empty_like()
 
     def row(self, key: Key, start: datetime, end: datetime) -> _Row:
         row = self.rows.get(key)
         if row is None:
-            profile = self.profiles.get(key[3])
-            row = self.rows[key] = _Row(None if profile is None else Summary.empty(profile),
-                                        start, end)
+            row = self.rows[key] = _Row(self.summary(key[3]), start, end)
         row.span(start, end)
         return row
 
@@ -111,16 +118,18 @@ class _Batch:
         if device.summary is None:
             device.windows += 1
             return
-        if not device.summary.add_window(payload):
+        rows = device.summary.camera_rows(payload)
+        if rows is None:
+            device.summary.mismatched += 1
             return
-        for camera in payload.get("cameras") or []:
-            if not sum(camera.get("confidence_hist") or []):
-                continue  # a camera with no inferred frames adds nothing (as in the merge)
+        # each camera's row is built once and added into the device's row and its own
+        device.summary.add_rows([row for _, row in rows])
+        for camera, flat in rows:
             cam, condition = camera_key(camera)
             row = self.row(("hour", b, w["device_id"], w["release_id"], cam, condition),
                            start, end)
             assert row.summary is not None
-            row.summary.add_window({"cameras": [camera]})
+            row.summary.add_rows([flat])
 
     def with_days(self) -> dict[Key, _Row]:
         days: dict[Key, _Row] = {}
@@ -128,9 +137,8 @@ class _Batch:
             day_key = ("day", floor(key[1], DAY), *key[2:])
             day = days.get(day_key)
             if day is None:
-                profile = self.profiles.get(key[3])
-                day = days[day_key] = _Row(None if profile is None else Summary.empty(profile),
-                                           row.first_start, row.last_end)
+                day = days[day_key] = _Row(self.summary(key[3]), row.first_start,
+                                           row.last_end)
             day.add(row)
         return {**self.rows, **days}
 
@@ -179,29 +187,35 @@ def add(session: Session, windows: Sequence[dict[str, Any]]) -> int:
 
 _TABLE: sa.Table = TelemetryRollup.__table__  # type: ignore[attr-defined]
 _KEY = ("grain", "bucket", "device_id", "release_id", "camera_id", "condition")
-# Element-wise sum of the stored and the new counts (an empty array stays empty).
-_ADD_COUNTS: sa.ColumnElement[Any] = sa.literal_column(
-    "coalesce((SELECT array_agg(u.a + u.b ORDER BY u.i) FROM unnest(telemetry_rollup.counts, "
-    "excluded.counts) WITH ORDINALITY AS u(a, b, i)), '{}'::double precision[])"
-)
+_VALUES = ("windows", "mismatched", "first_start", "last_end", "counts")
+_KEY_SQL = ", ".join(_KEY)
+_COLUMNS_SQL = ", ".join(_KEY + _VALUES)
+# The batch's rows go as one JSON text parameter, typed by the table's own row type, in
+# key order, so two workers adding into the same rows lock them in the same order.
+# unnest reads arrays out in storage order, so the element-wise sum needs no ORDER BY (the
+# sort made the sum cost twice as much), and two empty counts (no profile) add up to empty.
+_UPSERT = f"""
+INSERT INTO telemetry_rollup ({_COLUMNS_SQL})
+SELECT {_COLUMNS_SQL}
+FROM json_populate_recordset(NULL::telemetry_rollup, %(rows)s::json)
+ORDER BY {_KEY_SQL}
+ON CONFLICT ({_KEY_SQL}) DO UPDATE SET
+    windows = telemetry_rollup.windows + excluded.windows,
+    mismatched = telemetry_rollup.mismatched + excluded.mismatched,
+    first_start = least(telemetry_rollup.first_start, excluded.first_start),
+    last_end = greatest(telemetry_rollup.last_end, excluded.last_end),
+    counts = ARRAY(SELECT u.a + u.b
+                   FROM unnest(telemetry_rollup.counts, excluded.counts) AS u(a, b))
+"""
 
 
 def _upsert_postgres(session: Session, values: list[dict[str, Any]]) -> None:
-    # The counts go as one array literal per row, cast by the server: psycopg dumps a
-    # Python list element by element in Python (in text format a regular expression per
-    # element), which was two thirds of ingest's CPU time with a few hundred per row.
-    stmt = postgresql.insert(_TABLE).values(counts=sa.cast(
-        sa.bindparam("counts_text", type_=sa.Text), _TABLE.c.counts.type))
-    t, new = _TABLE.c, stmt.excluded
-    rows = [{**{k: v for k, v in row.items() if k != "counts"},
-             "counts_text": "{" + ",".join(map(repr, row["counts"])) + "}"} for row in values]
-    session.execute(stmt.on_conflict_do_update(index_elements=list(_KEY), set_={
-        "windows": t.windows + new.windows,
-        "mismatched": t.mismatched + new.mismatched,
-        "first_start": sa.func.least(t.first_start, new.first_start),
-        "last_end": sa.func.greatest(t.last_end, new.last_end),
-        "counts": _ADD_COUNTS,
-    }), rows)
+    # One statement for the batch, whatever its size: as an executemany of one row each
+    # (a pipeline of hundreds of statements), the statements cost the server and psycopg
+    # more than the rows. The standard library's C encoder dumps the batch.
+    rows = json.dumps([{k: x.isoformat() if isinstance(x, datetime) else x
+                        for k, x in v.items()} for v in values])
+    session.connection().exec_driver_sql(_UPSERT, {"rows": rows})
 
 
 def _upsert_sqlite(session: Session, values: list[dict[str, Any]]) -> None:
@@ -210,8 +224,7 @@ def _upsert_sqlite(session: Session, values: list[dict[str, Any]]) -> None:
     stored = {
         tuple(r[:6]): r[6:]
         for r in session.execute(
-            sa.select(*(t[k] for k in _KEY), t.windows, t.mismatched, t.first_start,
-                      t.last_end, t.counts)
+            sa.select(*(t[k] for k in _KEY + _VALUES))
             .where(sa.tuple_(*(t[k] for k in _KEY)).in_(keys))
         )
     }
@@ -222,17 +235,13 @@ def _upsert_sqlite(session: Session, values: list[dict[str, Any]]) -> None:
         windows, mismatched, first_start, last_end, counts = old
         v["windows"] += windows
         v["mismatched"] += mismatched
-        v["first_start"], v["last_end"] = min(first_start, v["first_start"]), max(
-            last_end, v["last_end"])
+        v["first_start"] = min(first_start, v["first_start"])
+        v["last_end"] = max(last_end, v["last_end"])
         v["counts"] = [a + b for a, b in zip(counts, v["counts"], strict=True)]
     stmt = sqlite.insert(_TABLE)
     session.execute(stmt.on_conflict_do_update(
-        index_elements=list(_KEY),
-        set_={c: stmt.excluded[c] for c in ("windows", "mismatched", "first_start",
-                                             "last_end", "counts")},
+        index_elements=list(_KEY), set_={c: stmt.excluded[c] for c in _VALUES},
     ), values)
-
-
 
 
 def camera_history(

@@ -55,7 +55,8 @@ function formatValue(v, digits) {
  * Draw a line chart into ``container``.
  * opts: {title, series: [{name, points: [[ms, y], ...], color?, dashed?}], yLabel,
  *        yMin?, yMax?, digits?, thresholds?: [{y, label}], empty?: text,
- *        step?: draw steps (counts), xTick?: n => label with integer x (versions) instead of time}
+ *        step?: draw steps (counts), xTick?: n => label with integer x (versions) instead of time,
+ *        xRange?: [ms, ms] the time axis's span (default: the points')}
  * Returns true when there was data to draw.
  */
 export function lineChart(container, opts) {
@@ -81,10 +82,10 @@ export function lineChart(container, opts) {
     return false;
   }
   const all = series.flatMap((s) => s.points);
-  let x0 = Math.min(...all.map((p) => p[0]));
-  let x1 = Math.max(...all.map((p) => p[0]));
+  let x0 = opts.xRange ? opts.xRange[0] : Math.min(...all.map((p) => p[0]));
+  let x1 = opts.xRange ? opts.xRange[1] : Math.max(...all.map((p) => p[0]));
   const pad0 = opts.xTick ? 0.5 : 30000;
-  if (x1 === x0 || opts.xTick) { x0 -= pad0; x1 += pad0; }
+  if (!opts.xRange && (x1 === x0 || opts.xTick)) { x0 -= pad0; x1 += pad0; }
   const ys = all.map((p) => p[1]).concat((opts.thresholds || []).map((t) => t.y));
   let y0 = opts.yMin ?? Math.min(...ys);
   let y1 = opts.yMax ?? Math.max(...ys);

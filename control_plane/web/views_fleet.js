@@ -1,7 +1,7 @@
 // Fleet overview and one device: liveness, releases, cameras, telemetry and drift charts.
 import { abilities, actionButton } from "./actions.js";
 import { ApiError, get, list, optionalList, parseTime, send } from "./api.js";
-import { lineChart } from "./charts.js";
+import { PALETTE, lineChart } from "./charts.js";
 import { chip, h, link, section, stat, stateChip, table, timeCell } from "./dom.js";
 import {
   byKey, classCounts, driftAlarm, driftScore, estimatedAccuracy, fleetSeries, latencyP95,
@@ -196,6 +196,53 @@ function baselinesSection(deviceId, baselines, can, rerender) {
   ], "no baseline yet: one is learned once a release runs healthy here for a while"));
 }
 
+const HISTORY_DAYS = 30;
+
+/** One camera's daily rollups (``/drift/history``); null where this control plane has none. */
+async function cameraHistory(deviceId, cameraId) {
+  try {
+    return await get("/drift/history", { device_id: deviceId, camera_id: cameraId, days: HISTORY_DAYS });
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) return null;
+    throw e;
+  }
+}
+
+/** A chart per camera of its last 30 days: each class's share of the day's predictions per
+ * condition (what its production baselines compare; a class keeps its colour, conditions
+ * after the first are dashed), and how many windows are behind it. */
+async function historySection(deviceId, d, baselines) {
+  const ids = [...new Set([...(reported(d).cameras || []).map((c) => c.camera_id),
+    ...(baselines || []).map((b) => b.camera_id)])].sort();
+  const histories = (await Promise.all(ids.map((id) => cameraHistory(deviceId, id))))
+    .filter((x) => x !== null);
+  if (!histories.length) return "";
+  const charts = h("div", { class: "charts camera-history" });
+  const since = Date.now() - HISTORY_DAYS * 86400000;
+  for (const hist of histories) {
+    const series = [];
+    const conditions = [...new Set(hist.points.map((p) => p.condition))].sort();
+    const labels = [...new Set(hist.points.flatMap((p) => Object.keys(p.class_counts)))].sort();
+    for (const condition of conditions) {
+      const days = hist.points.filter((p) => p.condition === condition);
+      const total = (p) => Object.values(p.class_counts).reduce((a, b) => a + b, 0);
+      for (const [i, label] of labels.entries()) {
+        series.push({ name: `${label} · ${condition}`, color: PALETTE[i % PALETTE.length],
+          dashed: condition !== conditions[0],
+          points: days.filter((p) => total(p) > 0).map((p) => [parseTime(p.bucket),
+            (p.class_counts[label] || 0) / total(p)]) });
+      }
+    }
+    const windows = hist.points.reduce((a, p) => a + p.windows, 0);
+    lineChart(charts, {
+      title: `Camera ${hist.camera_id}: class share per day and condition, last ${HISTORY_DAYS} days (${windows} windows)`,
+      yLabel: "share", yMin: 0, yMax: 1, digits: 2, series, xRange: [since, Date.now()],
+      empty: `no windows from camera ${hist.camera_id} in the last ${HISTORY_DAYS} days`,
+    });
+  }
+  return section("Camera history (daily rollups)", charts);
+}
+
 export async function deviceView(main, deviceId, rerender) {
   const [d, windows, reports, events, baselines, can] = await Promise.all([
     get(`/devices/${encodeURIComponent(deviceId)}`),
@@ -254,6 +301,7 @@ export async function deviceView(main, deviceId, rerender) {
       name: label, points: windows.map((w) => [windowTime(w), share(w, label)]),
     })),
   });
+  main.append(await historySection(deviceId, d, baselines));
   main.append(baselinesSection(deviceId, baselines, can, rerender));
   main.append(section("Recent events", table(events || [], [
     ["at", (e) => timeCell(e.at)],

@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from control_plane.broker.embedded import EmbeddedBroker
 from control_plane.config import ControlPlaneSettings
 from control_plane.errors import ConfigError
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -131,6 +131,11 @@ def test_a_reconnecting_session_gets_only_its_own_retained_messages(
         agent.publish(f"{device}/{kind}", kind.encode(), qos=1, retain=True).wait_for_publish(30)
     agent.disconnect()
     agent.loop_stop()
+    # Reconnect only once the broker has closed the old connection: on a loaded machine
+    # amqtt may still hold it, and its take-over path then loses the session's delivery.
+    sessions = broker._broker._sessions  # amqtt exposes no public view of its sessions
+    wait_for(lambda: sessions["t-agent"][0].transitions.is_disconnected(), 30,
+             "the broker to close the agent's first connection")
 
     received.clear()
     connected.clear()

@@ -130,3 +130,25 @@ def test_migration_fills_the_columns_from_stored_reported_states(database_url: s
         engine.dispose()
     assert (summary.devices, summary.cameras_up, summary.cameras_not_up) == (2, 1, 1)
     assert [(r.release_id, r.devices, r.healthy) for r in summary.releases] == [("r9", 1, 1)]
+
+
+def test_summary_reads_the_device_table_once(client: TestClient, database_url: str) -> None:
+    """Counts, releases, shadows and desired releases come from one aggregate query, not a
+    scan of the device table each (five at 10,000 devices: most of the call's time)."""
+    engine = create_db_engine(database_url)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with session_scope(engine) as s:
+            summary = fleet_summary.fleet_summary(s, windows=2)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+        engine.dispose()
+    assert (summary.devices, summary.online) == (6, 1)
+    assert {r.release_id: r.desired_by for r in summary.releases} == {"r1": 0, "r2": 2}
+    scans = [s for s in statements if "from device" in s]
+    assert len(scans) == 1, scans

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from control_plane.drift import synthetic
+from control_plane.drift.summary import Summary
 from control_plane.services.telemetry import ingest_windows
 from control_plane.store import db
-from control_plane.store.models import Device, TelemetryWindowRecord
-from control_plane.testing import telemetry_window
+from control_plane.store.models import Device, TelemetryRollup, TelemetryWindowRecord
+from control_plane.testing import register_profiled_release, telemetry_window
+from protocols import TelemetryWindow
 
 pytestmark = pytest.mark.postgres
 
@@ -46,3 +51,51 @@ def test_a_batch_does_not_wait_for_a_device_row_another_worker_holds(engine: Eng
         seen = {d.device_id: d.last_seen for d in s.exec(select(Device)).all()}
     assert seen["cam-a"] is None  # held elsewhere: left to its holder and the next batch
     assert seen["cam-b"] is not None and abs(seen["cam-b"] - now) < timedelta(seconds=1)
+
+
+def test_two_workers_adding_into_the_same_rollup_rows_lose_nothing(postgres_url: str) -> None:
+    """Two workers' batches of the same devices add into the same hour and day rows at
+    once: each row then holds exactly the sum of the windows stored (no addition lost to
+    the other's, no deadlock between their upserts)."""
+    db.upgrade(postgres_url)
+    engine = db.create_db_engine(postgres_url)
+    profile = synthetic.profile(seed=0)
+    devices = [f"cam-{i}" for i in range(6)]
+    with Session(engine) as s:
+        s.add_all([Device(device_id=d, labels={}) for d in devices])
+        register_profiled_release(s, "rel-a", profile)
+        s.commit()
+    now = datetime(2026, 6, 1, 10, 30, tzinfo=UTC)
+    rng = np.random.default_rng(0)
+    windows = [TelemetryWindow.model_validate(synthetic.window(
+        profile, d, seq, rng=rng, frames=30, release_id="rel-a",
+        start=now - timedelta(minutes=30 - seq))) for seq in range(24) for d in devices]
+    start = threading.Barrier(2)
+
+    def worker(part: int) -> None:
+        mine = [w for w in windows if w.seq % 2 == part]
+        start.wait()
+        for i in range(0, len(mine), 6):
+            with Session(engine) as s:
+                ingest_windows(s, mine[i:i + 6], received_at=now)
+                s.commit()
+
+    threads = [threading.Thread(target=worker, args=(part,)) for part in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        with Session(engine) as s:
+            rows = s.exec(select(TelemetryRollup).where(TelemetryRollup.camera_id == "")).all()
+        assert sorted((r.grain, r.device_id) for r in rows) == sorted(
+            (g, d) for g in ("hour", "day") for d in devices)
+        for r in rows:
+            expected = Summary.empty(profile)
+            for w in windows:
+                if w.device_id == r.device_id:
+                    expected.add_window(w.model_dump(mode="json"))
+            assert r.windows == expected.windows == 24
+            assert r.counts == expected.flush().tolist()
+    finally:
+        engine.dispose()

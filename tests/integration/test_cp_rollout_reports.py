@@ -140,3 +140,35 @@ def test_a_tick_while_the_wave_waits_reads_no_rows_and_locks_no_device(store: En
     ingest(store, [reported_state(d, "r2", revision=revision(store, d)) for d in rest])
     fleet.tick(ro)
     assert fleet.get(ro).state == "completed"
+
+
+def test_the_periodic_tick_counts_before_it_takes_the_writers_lock(store: Engine) -> None:
+    """On SQLite the writers' lock is the database's one write lock, which ingest needs for
+    each run of reported states: a periodic tick that finds the wave waiting runs its
+    aggregates first and takes the lock only to write the gate's counts."""
+    fleet, ro = started(store)
+    first, rest = fleet.ids[:N // 3], fleet.ids[N // 3:]
+    ingest(store, [reported_state(d, "r2", revision=revision(store, d)) for d in first])
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    sa.event.listen(store, "before_cursor_execute", seen)
+    try:
+        with Session(store, expire_on_commit=False) as s:
+            assert rollouts.advance(s, fleet.out, ro) == 0
+    finally:
+        sa.event.remove(store, "before_cursor_execute", seen)
+    locked = [i for i, s in enumerate(statements)
+              if s == "begin immediate" or "pg_advisory_xact_lock" in s]
+    counted = [i for i, s in enumerate(statements) if "count(" in s]
+    assert locked and counted and locked[0] > max(counted), statements
+    assert len(statements) - locked[0] <= 4, statements[locked[0]:]  # lock, rollout, wave, gate
+    gate = fleet.get(ro).waves[0].gates[0]
+    assert (gate.name, gate.status) == ("ack", "wait")
+    assert gate.detail.startswith(f"{N // 3}/{N} acknowledged")
+    ingest(store, [reported_state(d, "r2", revision=revision(store, d)) for d in rest])
+    with Session(store, expire_on_commit=False) as s:
+        rollouts.advance(s, fleet.out, ro)  # every device reported: the full tick completes it
+    assert fleet.get(ro).state == "completed"

@@ -55,7 +55,7 @@ SIM = SimConfig(
 # view -> charts it must draw with this data (an empty chart says "no data" and does not count)
 VIEWS = {
     "fleet": 2,
-    "device/{canary}": 4,  # the device that refused the bad release
+    "device/{canary}": 6,  # the device that refused the bad release; a history per camera
     "park": 2,  # the two cameras with tracked animals draw visits per hour
     "rollouts": 0,
     "drift": 3,

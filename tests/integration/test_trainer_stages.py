@@ -97,6 +97,23 @@ def test_scan_then_split_alone_on_a_tiny_folder(data: Path, tmp_path: Path) -> N
     assert "1 file(s) rejected and excluded" in str(splits.figures()["validation"])
 
 
+def test_a_few_mined_negatives_are_enough_for_a_regions_model(tmp_path: Path) -> None:
+    """An other/ folder of a few confirmed negatives adds to the clips' "other" class: a
+    regions split takes it however few; a whole-frame model still needs its minimum."""
+    data = _tiny_folder(tmp_path / "data")
+    (data / "other").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(data / "other" / f"sample-{i}.jpg"), np.full((32, 32, 3), 90 + i,
+                                                                     np.uint8))
+    regions = _settings(data, tmp_path / "out", arch="lite0", regions=True, finetune="none")
+    splits = split_stage(_alone(regions, scan_stage(_alone(regions))))
+    assert sorted(splits.labels) == ["disc", "other", "square"]
+    assert sum(r.label == "other" for r in splits.train + splits.val + splits.test) == 3
+    whole = _settings(data, tmp_path / "out2")
+    with pytest.raises(TrainerError, match="too few images"):
+        split_stage(_alone(whole, scan_stage(_alone(whole))))
+
+
 def test_split_without_a_scan_says_what_it_needs(data: Path, tmp_path: Path) -> None:
     with pytest.raises(TrainerError, match="needs Scanned"):
         split_stage(_alone(_settings(data, tmp_path)))

@@ -87,43 +87,56 @@ def get_rollout(rollout_id: str, session: SessionDep, _p: ReadDep,
 
 def _act(
     action: rollouts.Action, rollout_id: str, body: RolloutAction | None, session: SessionDep,
-    state: StateDep, who: str,
+    state: StateDep, who: str, background: BackgroundTasks,
 ) -> RolloutPublic:
+    """Commit the action and answer; its desired states are published right after."""
     reason = body.reason if body is not None else None
-    rollouts.act(session, state.publisher, rollout_id, action, who=who, reason=reason)
+    sent = rollouts.decide(session, rollout_id, action, who=who, reason=reason)
+    if sent:
+        background.add_task(_publish, state, sent)
     return rollouts.get_rollout(session, rollout_id)
+
+
+def _publish(state: AppState, device_ids: list[str]) -> None:
+    with Session(state.engine, expire_on_commit=False) as session:
+        rollouts.publish_current(session, state.publisher, device_ids)
 
 
 @router.post("/{rollout_id}/pause")
 def pause_rollout(rollout_id: str, session: SessionDep, state: StateDep,
-                  principal: OperateDep, body: ActionBody = None) -> RolloutPublic:
+                  principal: OperateDep, background: BackgroundTasks,
+                  body: ActionBody = None) -> RolloutPublic:
     """Stop promoting; devices keep what they have."""
-    return _act("pause", rollout_id, body, session, state, principal.name)
+    return _act("pause", rollout_id, body, session, state, principal.name, background)
 
 
 @router.post("/{rollout_id}/resume")
 def resume_rollout(rollout_id: str, session: SessionDep, state: StateDep,
-                   principal: OperateDep, body: ActionBody = None) -> RolloutPublic:
+                   principal: OperateDep, background: BackgroundTasks,
+                   body: ActionBody = None) -> RolloutPublic:
     """Go on; a failed wave starts again."""
-    return _act("resume", rollout_id, body, session, state, principal.name)
+    return _act("resume", rollout_id, body, session, state, principal.name, background)
 
 
 @router.post("/{rollout_id}/approve")
 def approve_rollout(rollout_id: str, session: SessionDep, state: StateDep,
-                    principal: OperateDep, body: ActionBody = None) -> RolloutPublic:
+                    principal: OperateDep, background: BackgroundTasks,
+                    body: ActionBody = None) -> RolloutPublic:
     """Let the rollout go beyond its approval wave (audited with who and when)."""
-    return _act("approve", rollout_id, body, session, state, principal.name)
+    return _act("approve", rollout_id, body, session, state, principal.name, background)
 
 
 @router.post("/{rollout_id}/abort")
 def abort_rollout(rollout_id: str, session: SessionDep, state: StateDep,
-                  principal: OperateDep, body: ActionBody = None) -> RolloutPublic:
+                  principal: OperateDep, background: BackgroundTasks,
+                  body: ActionBody = None) -> RolloutPublic:
     """Stop for good; no further device gets the release."""
-    return _act("abort", rollout_id, body, session, state, principal.name)
+    return _act("abort", rollout_id, body, session, state, principal.name, background)
 
 
 @router.post("/{rollout_id}/rollback")
 def rollback_rollout(rollout_id: str, session: SessionDep, state: StateDep,
-                     principal: OperateDep, body: ActionBody = None) -> RolloutPublic:
+                     principal: OperateDep, background: BackgroundTasks,
+                     body: ActionBody = None) -> RolloutPublic:
     """Every device that got the release goes back to its previous one."""
-    return _act("rollback", rollout_id, body, session, state, principal.name)
+    return _act("rollback", rollout_id, body, session, state, principal.name, background)
