@@ -237,9 +237,13 @@ def report(pool: dp.Pool, profile: object, a: argparse.Namespace) -> None:
     false = dict.fromkeys(METHODS, 0)
     in_rain = dict.fromkeys(METHODS, 0)
     in_alarm = dict.fromkeys(METHODS, 0)
+    rain_scored = rain_judged = 0
     for i in range(a.cameras):
         variants, picks, _ = camera(rp, rng, i, warm, a.days)
         rain = np.array(variants[warm * DAY:]) == "rain"
+        rain_scored += int(rain.sum())
+        if variants[: warm * DAY].count("rain") >= s.baseline_windows:
+            rain_judged += int(rain.sum())
         for name, alarm in judge(rp, picks, warm * DAY, train, s, profile).items():
             false[name] += dm.episodes(alarm)
             starts = alarm & ~np.concatenate([[False], alarm[:-1]])
@@ -251,6 +255,8 @@ def report(pool: dp.Pool, profile: object, a: argparse.Namespace) -> None:
           f"{s.baseline_windows}, baseline_block {s.baseline_block}, K {s.alert_drifted_windows}"
           f" of N {s.alert_windows}, false_alarm_days {s.false_alarm_days:g}; "
           f"{time.perf_counter() - t0:.0f} s)")
+    print(f"rain: {rain_scored} scored windows, {rain_judged} of them on cameras with a rain "
+          "baseline (the others: learning)")
     print(f"{'method':<10} {'false alarms':>13} {'per 1,000 camera-days':>22} "
           f"{'of them starting in rain':>25} {'windows in alarm':>17}")
     for name in METHODS:
