@@ -10,12 +10,14 @@ windows like every other feature (``baseline.learn``):
 * ``regions.width``: classified regions by width (``REGION_WIDTH_EDGES``): a zoom makes
   every animal wider;
 * ``regions.per_frame``: frames by their number of regions: a wider view holds more;
-* ``regions.where``: where confirmed animals were (``animal_heatmap``) on a 4 x 3 grid
-  (its 16 x 12 cells summed in blocks: a window holds tens of animal-frames, too few to
-  spread over 192 cells);
 * ``regions.animals``: distinct animals by voted label (the mix of animals, not crops);
 * ``scene.edges``: where the picture's edges lie (``edge_layout``, whole frames): a camera
   turned or zoomed moves the scene's outlines even when no animal passes.
+
+Not a feature: ``animal_heatmap`` (where animals were). A minute holds one to a few
+animals, each over many frames, so the map is one or two paths, different every window:
+on ``bench/drift_replay.py``'s real streams it raised 1,334 false alarms in 24
+camera-days (on a 4 x 3 grid) where the crop features raised 5, and found no more shifts.
 
 Windows without a field (whole-frame agents, agents older than the field) simply lack
 that feature, and a baseline learned before it existed is judged without it.
@@ -30,22 +32,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from protocols.messages import (
-    EDGE_COLS,
-    EDGE_ROWS,
-    HEATMAP_COLS,
-    HEATMAP_ROWS,
-    REGION_WIDTH_EDGES,
-    REGIONS_PER_FRAME_BINS,
-)
+from protocols.messages import EDGE_COLS, EDGE_ROWS, REGION_WIDTH_EDGES, REGIONS_PER_FRAME_BINS
 
 FloatArray = npt.NDArray[np.float64]
-WHERE_COLS, WHERE_ROWS = 4, 3
 # The window fields these features read: without them a window is judged on its crops only.
-FIELDS = ("region_width_hist", "regions_per_frame", "animal_heatmap", "animals", "edge_layout")
+FIELDS = ("region_width_hist", "regions_per_frame", "animals", "edge_layout")
 # Feature names in the order ``region_counts`` gives them.
-REGION_FEATURES = ("regions.width", "regions.per_frame", "regions.where", "scene.edges",
-                   "regions.animals")
+REGION_FEATURES = ("regions.width", "regions.per_frame", "scene.edges", "regions.animals")
 # Distinct animals in a minute are a handful, never ``min_samples``: judged from this many.
 MIN_ANIMALS = 3
 
@@ -57,15 +50,6 @@ def _hist(camera: dict[str, Any], field: str, bins: int) -> FloatArray | None:
     return np.asarray(values, np.float64)
 
 
-def _where(camera: dict[str, Any]) -> FloatArray | None:
-    grid = _hist(camera, "animal_heatmap", HEATMAP_COLS * HEATMAP_ROWS)
-    if grid is None:
-        return None
-    rows, cols = HEATMAP_ROWS // WHERE_ROWS, HEATMAP_COLS // WHERE_COLS
-    blocks = grid.reshape(WHERE_ROWS, rows, WHERE_COLS, cols).sum(axis=(1, 3))
-    return np.asarray(blocks.ravel(), np.float64)
-
-
 def region_counts(camera: dict[str, Any], labels: list[str]) -> dict[str, FloatArray]:
     """The region features one camera window carries, by feature name (``labels``: the
     release's labels, the bins of ``regions.animals``)."""
@@ -73,7 +57,6 @@ def region_counts(camera: dict[str, Any], labels: list[str]) -> dict[str, FloatA
     found = {
         "regions.width": _hist(camera, "region_width_hist", len(REGION_WIDTH_EDGES) - 1),
         "regions.per_frame": _hist(camera, "regions_per_frame", REGIONS_PER_FRAME_BINS),
-        "regions.where": _where(camera),
         "scene.edges": _hist(camera, "edge_layout", EDGE_COLS * EDGE_ROWS),
     }
     for name, counts in found.items():

@@ -14,7 +14,7 @@ import numpy as np
 from control_plane.drift import baseline as bl
 from control_plane.drift import region_features as rf
 from control_plane.drift import synthetic
-from protocols.messages import EDGE_COLS, EDGE_ROWS, HEATMAP_COLS, HEATMAP_ROWS, CameraWindow
+from protocols.messages import EDGE_COLS, EDGE_ROWS, CameraWindow
 
 REF = synthetic.profile()
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -34,17 +34,12 @@ def test_each_region_field_is_a_feature_on_its_own_bins() -> None:
     cam = camera(np.random.default_rng(0))
     CameraWindow.model_validate(cam)  # the wire's shape
     counts = rf.region_counts(cam, ["cat", "dog", "empty"])
-    assert sorted(counts) == ["regions.animals", "regions.per_frame", "regions.where",
-                              "regions.width", "scene.edges"]
+    assert sorted(counts) == ["regions.animals", "regions.per_frame", "regions.width",
+                              "scene.edges"]
     assert counts["regions.width"].tolist() == cam["region_width_hist"]
     assert counts["regions.animals"].tolist() == [cam["animals"]["cat"],
                                                   cam["animals"]["dog"], 0]
     assert counts["scene.edges"].size == EDGE_COLS * EDGE_ROWS
-    # The heat map's 16 x 12 cells summed in 4 x 4 blocks: every animal-frame kept.
-    where = counts["regions.where"]
-    assert where.size == 12 and where.sum() == sum(cam["animal_heatmap"])
-    grid = np.array(cam["animal_heatmap"]).reshape(HEATMAP_ROWS, HEATMAP_COLS)
-    assert where[0] == grid[:4, :4].sum() and where[11] == grid[8:, 12:].sum()
 
 
 def test_windows_without_region_telemetry_have_crop_features_only() -> None:
@@ -71,13 +66,11 @@ def baseline(rng: np.random.Generator, windows: list[dict[str, Any]] | None = No
 def test_a_zoomed_camera_is_drifted_on_a_region_feature_where_crops_see_nothing() -> None:
     rng = np.random.default_rng(2)
     fit, alpha = baseline(rng)
-    assert {"regions.width", "regions.where", "scene.edges", "regions.animals"} <= set(
-        fit.levels)
+    assert {"regions.width", "scene.edges", "regions.animals"} <= set(fit.levels)
     zoomed = [camera(rng, zoom=1.35) for _ in range(10)]
     verdicts = [bl.judge(REF, fit.counts, fit.levels, c, alpha=alpha, **KW) for c in zoomed]
     assert all(v is not None and v.drifted for v in verdicts)
-    assert {v.feature for v in verdicts if v is not None} <= {
-        "regions.width", "regions.where", "scene.edges"}
+    assert {v.feature for v in verdicts if v is not None} <= {"regions.width", "scene.edges"}
     # The crops alone (what drift judged before) see no change in the same windows.
     crops_fit, crops_alpha = baseline(rng, [rf.without_regions(c) for c in
                                             (camera(rng) for _ in range(60))])
