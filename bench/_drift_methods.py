@@ -17,6 +17,7 @@ import numpy as np
 from control_plane.config.drift import DriftSettings
 from control_plane.drift import baseline as bl
 from control_plane.drift import compare, stats
+from control_plane.drift.region_features import min_count, without_regions
 from protocols import ReferenceProfile
 
 FloatArray = np.ndarray
@@ -36,19 +37,25 @@ class Windows:
         return Windows({k: v[idx] for k, v in self.counts.items()}, self.conditions[idx],
                        self.frames[idx], [self.raw[i] for i in idx])
 
+    def crops_only(self) -> Windows:
+        """The same windows as a judge without region features sees them (before)."""
+        keep = {k: v for k, v in self.counts.items() if not k.startswith(REGION_PREFIXES)}
+        return Windows(keep, self.conditions, self.frames, [without_regions(c) for c in self.raw])
+
+
+REGION_PREFIXES = ("regions.", "scene.")
+
 
 def windows_of(profile: ReferenceProfile, raw: list[dict[str, Any]]) -> Windows:
     names: list[str] | None = None
     rows: list[dict[str, FloatArray]] = []
     for cam in raw:
-        summary = bl.camera_summary(profile, cam)
-        if summary is None:
-            rows.append({})
-            continue
-        rows.append(bl.feature_counts(profile, summary))
-        names = names or list(rows[-1])
+        counts = bl.camera_counts(profile, cam, 1)
+        rows.append(counts or {})
+        if counts and (names is None or len(counts) > len(names)):
+            names = list(counts)
     assert names is not None, "no window with frames in the pool"
-    shapes = {n: next(r[n].shape for r in rows if r) for n in names}
+    shapes = {n: next(r[n].shape for r in rows if n in r) for n in names}
     counts = {n: np.array([r.get(n, np.zeros(shapes[n])) for r in rows]) for n in names}
     conditions = np.array([str(c.get("condition") or bl.ANY_CONDITION) for c in raw])
     return Windows(counts, conditions, counts["confidence"].sum(axis=1), raw)
@@ -74,6 +81,8 @@ def training_verdicts(profile: ReferenceProfile, raw: list[dict[str, Any]],
                       for c in raw])
     worst = np.zeros(len(raw))
     for name, cur in w.counts.items():
+        if name not in ref:
+            continue  # a region feature: training profiles hold no region telemetry
         ok = cur.sum(axis=1) > 0
         psi = np.zeros(len(raw))
         psi[ok] = _psi_rows(ref[name], cur[ok])
@@ -118,11 +127,12 @@ def learn(profile: ReferenceProfile, w: Windows, settings: DriftSettings) -> Bas
 def exceed_each(base: Baseline, w: Windows, settings: DriftSettings) -> np.ndarray:
     """Per window: does any feature exceed its per-window level (``baseline.judge``)."""
     hit = np.zeros(len(w.frames), bool)
-    judged = w.frames >= settings.min_samples
     for name, cur in w.counts.items():
+        if name not in base.fit.levels:
+            continue
         ref = np.asarray(base.fit.counts[name], np.float64)
         m = cur.sum(axis=1)
-        ok = judged & (m >= settings.min_samples)
+        ok = m >= min_count(name, settings.min_samples)
         if not ok.any():
             continue
         psi = _psi_rows(ref, cur[ok])
@@ -140,12 +150,14 @@ def exceed_recent(base: Baseline, w: Windows, settings: DriftSettings, mask: np.
     hit = np.zeros(len(w.frames), bool)
     kernel = np.ones(n)
     for name, cur in w.counts.items():
+        if name not in base.fit.levels:
+            continue
         ref = np.asarray(base.fit.counts[name], np.float64)
         # Latest n windows by time, not by judged windows: close enough for a bench.
         merged = np.stack([np.convolve(cur[:, b] * keep, kernel)[: len(keep)]
                            for b in range(cur.shape[1])], axis=1)
         m = merged.sum(axis=1)
-        ok = m >= settings.min_samples
+        ok = m >= min_count(name, settings.min_samples)
         if not ok.any():
             continue
         psi = _psi_rows(ref, merged[ok])

@@ -30,6 +30,8 @@ Methods (every one with the default ``[drift]`` settings):
 
 * ``windows``: per camera x condition baseline, each window against its per-window
   level, K of the latest N windows (``alert_rule = "windows"``, the default);
+* ``crops``: ``windows`` without the region features (the windows' region telemetry
+  removed: what drift judged before them);
 * ``light-only``: ``windows`` on the conditions an agent without rain tagging sends
   (rain windows tagged ``day``: rain is tested in daylight only), so rain is judged
   against the day baseline;
@@ -67,7 +69,7 @@ from control_plane.config.drift import DriftSettings
 
 DAY = 24 * 60
 HORIZON = 60
-METHODS = ["recent", "windows", "light-only", "training", "psi>0.1", "psi>0.25"]
+METHODS = ["windows", "crops", "recent", "light-only", "training", "psi>0.1", "psi>0.25"]
 
 
 def timeline(rng: np.random.Generator, days: int, night: str) -> list[str]:
@@ -100,6 +102,7 @@ class Replay:
                 flat += windows
         self.flat = flat
         self.windows = dm.windows_of(profile, flat)  # type: ignore[arg-type]
+        self.crops = self.windows.crops_only()  # what the judge saw before region features
 
     def draw(self, rng: np.random.Generator, cam: str, variants: list[str], learning: bool
              ) -> np.ndarray:
@@ -130,39 +133,43 @@ def judge(rp: Replay, picks: np.ndarray, scored_from: int, train: dict[str, np.n
     inside a baseline would stay in the reference when its replay leaves it out and
     make the fitted level too calm."""
     w = rp.windows.take(picks)
-    each, recent = _baselines(rp, picks, scored_from, w, w.conditions, s, profile)
+    each, recent = _baselines(rp.windows, picks, scored_from, w.conditions, s, profile)
     light = np.where(w.conditions == "rain", "day", w.conditions)
     out = {"recent": recent, "windows": each,
-           "light-only": _baselines(rp, picks, scored_from, w, light, s, profile, False)[0]}
+           "crops": _baselines(rp.crops, picks, scored_from, w.conditions, s, profile,
+                               False)[0],
+           "light-only": _baselines(rp.windows, picks, scored_from, light, s, profile,
+                                    False)[0]}
     for name, verdict in train.items():
         out[name] = dm.k_of_n(verdict[picks], s.alert_drifted_windows, s.alert_windows)
     return {name: a[scored_from:] for name, a in out.items()}
 
 
-def _baselines(rp: Replay, picks: np.ndarray, scored_from: int, w: dm.Windows,
+def _baselines(windows: dm.Windows, picks: np.ndarray, scored_from: int,
                conditions: np.ndarray, s: DriftSettings, profile: object, merged: bool = True
                ) -> tuple[np.ndarray, np.ndarray]:
     """K of N single windows and merged windows against each window's camera x condition
-    baseline, the conditions as given. As in the control plane, a condition has a
-    baseline once ``baseline_windows`` windows of it arrived (in the warm-up days): rain,
-    a few hours on some days, often has none, and its windows are then never judged."""
+    baseline, the conditions as given (``windows``: with or without region features). As
+    in the control plane, a condition has a baseline once ``baseline_windows`` windows of
+    it arrived (in the warm-up days): rain, a few hours on some days, often has none, and
+    its windows are then never judged."""
+    w = windows.take(picks)
     n, k = s.alert_windows, s.alert_drifted_windows
     each = np.zeros(len(picks), bool)
     recent = np.zeros(len(picks), bool)
-    judged = w.frames >= s.min_samples
     scored = np.arange(len(picks)) >= scored_from
     for cond in sorted(set(conditions.tolist())):
         warm = picks[:scored_from][conditions[:scored_from] == cond]
         if warm.size < s.baseline_windows:
             continue  # still learning, as the control plane: never judged
         distinct = np.array(list(dict.fromkeys(warm.tolist())), np.intp)
-        base = dm.learn(profile, rp.windows.take(distinct), s)  # type: ignore[arg-type]
+        base = dm.learn(profile, windows.take(distinct), s)  # type: ignore[arg-type]
         if base is None:
             continue
         mask = scored & (conditions == cond)
         each |= dm.k_of_n(dm.exceed_each(base, w, s) & mask, k, n)
         if merged:
-            recent |= dm.exceed_recent(base, w, s, mask & judged)
+            recent |= dm.exceed_recent(base, w, s, mask)
     return each, recent
 
 
@@ -230,9 +237,13 @@ def report(pool: dp.Pool, profile: object, a: argparse.Namespace) -> None:
     false = dict.fromkeys(METHODS, 0)
     in_rain = dict.fromkeys(METHODS, 0)
     in_alarm = dict.fromkeys(METHODS, 0)
+    rain_scored = rain_judged = 0
     for i in range(a.cameras):
         variants, picks, _ = camera(rp, rng, i, warm, a.days)
         rain = np.array(variants[warm * DAY:]) == "rain"
+        rain_scored += int(rain.sum())
+        if variants[: warm * DAY].count("rain") >= s.baseline_windows:
+            rain_judged += int(rain.sum())
         for name, alarm in judge(rp, picks, warm * DAY, train, s, profile).items():
             false[name] += dm.episodes(alarm)
             starts = alarm & ~np.concatenate([[False], alarm[:-1]])
@@ -244,6 +255,8 @@ def report(pool: dp.Pool, profile: object, a: argparse.Namespace) -> None:
           f"{s.baseline_windows}, baseline_block {s.baseline_block}, K {s.alert_drifted_windows}"
           f" of N {s.alert_windows}, false_alarm_days {s.false_alarm_days:g}; "
           f"{time.perf_counter() - t0:.0f} s)")
+    print(f"rain: {rain_scored} scored windows, {rain_judged} of them on cameras with a rain "
+          "baseline (the others: learning)")
     print(f"{'method':<10} {'false alarms':>13} {'per 1,000 camera-days':>22} "
           f"{'of them starting in rain':>25} {'windows in alarm':>17}")
     for name in METHODS:

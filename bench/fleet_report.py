@@ -28,6 +28,11 @@ windows by ``drift.baseline.learn`` and stored for each device, as the analysis 
 them), so each report judges every camera's latest windows against its baseline as in
 a fleet that has learned them (``--no-baselines``: none, every camera still learning).
 
+With ``--before DIR`` (a checkout of other code, e.g. ``git worktree add DIR COMMIT``),
+each case's whole analysis is also timed by that code on the same store, alternately
+with this one's, ``--repeat`` times each, and the ratio of the best of each printed:
+a change measured side by side on the same data and load.
+
 Also the camera history a dashboard page loads (``GET /api/v1/drift/history``, 30 days
 of one camera's daily rows) over case 2's store, through the API in-process.
 """
@@ -35,10 +40,12 @@ of one camera's daily rows) over case 2's store, through the API in-process.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -96,6 +103,34 @@ def _report(url: str, how: str, part: str, minutes: int, devices: int) -> tuple[
 def timed(url: str, how: str, part: str, minutes: int, devices: int) -> tuple[float, float]:
     with mp.get_context("spawn").Pool(1) as p:
         return p.apply(_report, (url, how, part, minutes, devices))
+
+
+def timed_by(tree: Path, url: str, part: str, minutes: int, devices: int) -> tuple[float, float]:
+    """``timed`` of the rollups path by the code of another checkout (``--before``: its
+    own ``bench/fleet_report.py`` and ``control_plane``), on the same store."""
+    code = ("import json, sys; sys.path.insert(0, 'bench'); import numpy as np; "
+            "np.seterr(all='ignore'); import fleet_report as f; "
+            f"print(json.dumps(f.timed({url!r}, 'rollups', {part!r}, {minutes}, {devices})))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tree, capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(tree)})
+    took, rss = json.loads(out.stdout.strip().splitlines()[-1])
+    return float(took), float(rss)
+
+
+def before_after(name: str, label: str, url: str, args: argparse.Namespace, minutes: int,
+                 devices: int) -> None:
+    """The analysis by ``--before``'s code and by this one, alternately, ``--repeat``
+    times each on the same store; the ratio of the best of each."""
+    got: dict[str, list[float]] = {"before": [], "now": []}
+    for _ in range(args.repeat):
+        for who in got:
+            took, rss = (timed_by(args.before, url, "analysis", minutes, devices)
+                         if who == "before" else
+                         timed(url, "rollups", "analysis", minutes, devices))
+            got[who].append(took)
+            print(f"| {name} | {label} | | analysis: {who} | {took:.2f} | {rss:.0f} |")
+    print(f"| {name} | {label} | | analysis: before / now (best of {args.repeat}) | "
+          f"{min(got['before']) / min(got['now']):.1f}x | |")
 
 
 def _hour_vector() -> list[float]:
@@ -210,6 +245,11 @@ def main() -> None:
     ap.add_argument("--sqlite-only", action="store_true")
     ap.add_argument("--no-baselines", action="store_true",
                     help="No production baselines: every camera still learning.")
+    ap.add_argument("--before", type=Path, default=None,
+                    help="A checkout of other (older) code: its analysis is timed on the same "
+                    "stores beside this one's, alternately (e.g. a `git worktree add` of the "
+                    "commit before a change).")
+    ap.add_argument("--repeat", type=int, default=2, help="Timings each with --before.")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load "
           f"{os.getloadavg()[0]:.1f}, Python {platform.python_version()}\n")
@@ -254,6 +294,8 @@ def case_one(name: str, url: str, args: argparse.Namespace) -> None:
     for part in ("merge", "analysis"):
         ratio = got[(part, "raw")] / got[(part, "rollups")]
         print(f"| {name} | {label} | | {part}: raw / rollups | {ratio:.1f}x | |")
+    if args.before:
+        before_after(name, label, url, args, minutes, args.devices)
 
 
 def case_two(name: str, url: str, args: argparse.Namespace) -> None:
@@ -268,6 +310,8 @@ def case_two(name: str, url: str, args: argparse.Namespace) -> None:
         took, rss = timed(url, "rollups", part, minutes, args.big_devices)
         print(f"| {name} | {label} | {n:,} (as rollups) | {part}: rollups | {took:.2f} "
               f"| {rss:.0f} |")
+    if args.before:
+        before_after(name, label, url, args, minutes, args.big_devices)
     seconds, points = history(url, (START + timedelta(days=args.big_days)).isoformat())
     print(f"| {name} | one camera, 30 days ({points} daily points) | | "
           f"GET /api/v1/drift/history | {seconds:.3f} | |")

@@ -51,10 +51,11 @@ import sqlalchemy as sa  # noqa: E402
 from control_plane.store.db import create_db_engine, session_scope, upgrade  # noqa: E402
 from control_plane.store.models import Device  # noqa: E402
 from scripts.fleet_agents import Fleet, ManifestCache  # noqa: E402
+from scripts.fleet_shards import ShardedFleet  # noqa: E402
 from scripts.fleet_synth import SimConfig, device_ids, device_labels  # noqa: E402
 from scripts.loop import Loop, wait_until  # noqa: E402
 
-SIM_MINUTES = 60  # one window per device per simulated minute
+# One window per device per simulated minute.
 TELEMETRY_TABLES = ("telemetry_window", "telemetry_watermark", "telemetry_rollup")
 
 
@@ -166,7 +167,7 @@ class RolloutTimes:
     completed: float = float("nan")  # the API says completed
 
 
-def run_rollout(api: httpx.Client, fleet: Fleet, ids: list[str],
+def run_rollout(api: httpx.Client, fleet: Fleet | ShardedFleet, ids: list[str],
                 stop: threading.Event) -> RolloutTimes:
     out = RolloutTimes()
     rel = rollout_fleet.release(api)
@@ -214,7 +215,7 @@ def lag_and_size(engine: sa.Engine, since: float) -> dict[str, float]:
             "per_device_day": size / device_days if device_days else float("nan")}
 
 
-def drain(engine: sa.Engine, fleet: Fleet, timeout: float) -> None:
+def drain(engine: sa.Engine, fleet: Fleet | ShardedFleet, timeout: float) -> None:
     """Wait until ingest stored what the broker acknowledged to the fleet (QoS 1)."""
     def caught_up() -> bool:
         return fleet_ingest.stored(engine) >= fleet.stats.windows_acked
@@ -225,7 +226,7 @@ def drain(engine: sa.Engine, fleet: Fleet, timeout: float) -> None:
 def measure(args: argparse.Namespace, loop: Loop, db_url: str) -> dict[str, Any]:
     n = args.live or args.devices  # the simulated agents: the first n devices of the store
     config = SimConfig(devices=n, prefix=f"s{args.devices}",
-                       interval=args.seconds / SIM_MINUTES, windows=0, seed=1)
+                       interval=args.seconds / args.minutes, windows=0, seed=1)
     engine = create_db_engine(db_url)
     upgrade(db_url)
     add_devices(engine, dataclasses.replace(config, devices=args.devices))
@@ -233,7 +234,9 @@ def measure(args: argparse.Namespace, loop: Loop, db_url: str) -> dict[str, Any]
     token = (loop.cp_dir / "admin.token").read_text().strip()
     api = httpx.Client(base_url=loop.api_url, timeout=120,
                        headers={"Authorization": f"Bearer {token}"})
-    fleet = Fleet(config, loop.broker_url, ManifestCache(api))
+    fleet: Fleet | ShardedFleet = (
+        Fleet(config, loop.broker_url, ManifestCache(api)) if args.processes == 1
+        else ShardedFleet(config, loop.broker_url, args.processes, loop.api_url, token))
     stop = threading.Event()
     runner = threading.Thread(target=fleet.run, args=(stop,), daemon=True)
     runner.start()
@@ -281,13 +284,13 @@ def report(r: dict[str, Any], args: argparse.Namespace, commit: str) -> None:
     ro: RolloutTimes = r["rollout"]
     pages: PageTimes = r["pages"]
     n = r["live"]
-    print(f"### Fleet at scale: {r['devices']:,} devices ({n:,} simulated live), one "
-          f"simulated hour in {args.seconds:g} s, {args.workers} ingest workers, PostgreSQL "
-          f"(commit {commit})\n")
+    print(f"### Fleet at scale: {r['devices']:,} devices ({n:,} simulated live), "
+          f"{args.minutes:g} simulated minutes in {args.seconds:g} s, {args.workers} ingest "
+          f"workers, {args.processes} simulator process(es), PostgreSQL (commit {commit})\n")
     print("| figure | value | goal |\n|---|---:|---|")
     print(f"| windows sent / acknowledged by the broker / stored | {r['sent'][0]:,} / "
           f"{r['sent'][1]:,} / {r['stored']:,.0f} | every acknowledged one stored |")
-    print(f"| telemetry rate offered | {n / (args.seconds / SIM_MINUTES):,.0f} windows/s | - |")
+    print(f"| telemetry rate offered | {n / (args.seconds / args.minutes):,.0f} windows/s | - |")
     print(f"| ingest lag p50 / p99 (s) | {r['lag_p50']:.2f} / {r['lag_p99']:.2f} | - |")
     print(f"| rollout: POST answered (s) | {ro.post:.1f} | - |")
     print(f"| rollout: every live device had it (s) | {ro.delivered:.1f} | - |")
@@ -334,7 +337,13 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=300.0,
-                    help="real seconds the simulated hour takes (60 windows per device)")
+                    help="real seconds the simulated minutes take (one window per device "
+                    "and simulated minute)")
+    ap.add_argument("--minutes", type=float, default=60.0,
+                    help="simulated minutes (default an hour)")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="simulator processes sharing the live devices (one Python thread "
+                    "keeps about 8,000 clients alive on a loaded 2-core machine)")
     ap.add_argument("--live", type=int, default=0,
                     help="simulate only the first LIVE devices (0: all); the others stay "
                     "in the store, offline, for the fleet page to count and list")

@@ -214,6 +214,9 @@ REGION_WIDTH_EDGES: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 1.0
 REGIONS_PER_FRAME_BINS = 9
 # Where animals were: track centres per classified frame on a coarse grid, row-major.
 HEATMAP_COLS, HEATMAP_ROWS = 16, 12
+# Where the picture's edges lie: per cell of a coarse grid (row-major), each frame's share
+# of its edge pixels in hundredths, summed over the window's frames.
+EDGE_COLS, EDGE_ROWS = 4, 3
 
 # A box in a frame: x, y, width, height as fractions of the frame's width and height.
 Box = tuple[
@@ -262,6 +265,8 @@ class CameraWindow(BaseModel):
     # Distinct animals (confirmed tracks) seen in the window, by their voted label.
     animals: dict[Label, NonNegativeInt] = added({}, max_length=256)
     animal_heatmap: list[NonNegativeInt] = added([], max_length=HEATMAP_COLS * HEATMAP_ROWS)
+    # The scene's layout (EDGE_COLS x EDGE_ROWS): a camera turned or zoomed moves it.
+    edge_layout: list[NonNegativeInt] = added([], max_length=EDGE_COLS * EDGE_ROWS)
 
 
 class TelemetryWindow(WireModel):

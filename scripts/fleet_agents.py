@@ -104,13 +104,18 @@ class ManifestCache:
 class Fleet:
     """Drives every simulated device's MQTT client from one selector loop."""
 
-    def __init__(self, config: SimConfig, mqtt_url: str, manifests: ManifestCache) -> None:
+    def __init__(self, config: SimConfig, mqtt_url: str, manifests: ManifestCache,
+                 shard: range | None = None) -> None:
+        """``shard``: the indices of the fleet's devices this one drives (default all; one
+        thread serves about 8,000 clients, ``fleet_shards`` runs several processes)."""
         self.config = config
         self.endpoint = parse_mqtt_url(mqtt_url)
         self.manifests = manifests
         self.stats = FleetStats()
         self.selector = selectors.DefaultSelector()
-        self.rng = np.random.default_rng(config.seed)
+        shard = range(config.devices) if shard is None else shard
+        self.rng = np.random.default_rng(
+            config.seed if shard.start == 0 else [config.seed, shard.start])
         self.seq_base = int(time.time()) * 1000  # unique across runs: ingest dedups by seq
         jitter = random.Random(config.seed)
         n_faulty = round(config.camera_faults * config.devices)
@@ -122,6 +127,7 @@ class Fleet:
                 due=jitter.uniform(0, config.interval),
             )
             for i, device_id in enumerate(device_ids(config.prefix, config.devices))
+            if i in shard
         ]
 
     def _device(self, device_id: str, index: int, faulty: bool, due: float) -> SimDevice:

@@ -36,6 +36,7 @@ import numpy as np
 from protocols import ReferenceProfile
 
 from . import stats
+from .region_features import min_count, region_counts
 from .summary import FloatArray, Summary, features
 
 ANY_CONDITION = "any"  # windows of agents that send no condition
@@ -61,6 +62,19 @@ def feature_counts(profile: ReferenceProfile, summary: Summary) -> dict[str, Flo
     out = {name: np.asarray(cur, np.float64) for name, (_, cur) in pairs}
     out["classes"] = np.asarray(summary.class_counts, np.float64)
     return out
+
+
+def camera_counts(profile: ReferenceProfile, camera: dict[str, Any], min_samples: int
+                  ) -> dict[str, FloatArray] | None:
+    """Every drift feature of one camera window against a baseline: the crop features when
+    it has ``min_samples`` crops on the profile's bins, and the region telemetry's
+    (``region_features``) whatever its crops: a camera turned away from the animals'
+    paths classifies few crops, and its scene's edges still say so. None: neither."""
+    summary = camera_summary(profile, camera)
+    out = {} if summary is None or summary.frames < min_samples else feature_counts(
+        profile, summary)
+    out |= region_counts(camera, list(profile.class_counts))
+    return out or None
 
 
 @dataclass(frozen=True)
@@ -159,28 +173,35 @@ def learn(
     rows: list[dict[str, FloatArray]] = []
     minutes: list[float] = []
     for camera in windows:
-        summary = camera_summary(profile, camera)
-        if summary is None or summary.frames < min_samples:
+        counts = camera_counts(profile, camera, min_samples)
+        if counts is None:
             continue
-        rows.append(feature_counts(profile, summary))
+        rows.append(counts)
         minutes.append(float(camera.get("window_minutes") or 1.0))
     if len(rows) < 2:
         return None
-    names = list(rows[0])
+    # A window without a feature (too few crops; a region field its agent did not send
+    # yet) adds nothing to it, and its replays skip it.
+    shapes = {name: cur.shape for r in rows for name, cur in r.items()}
+    names = list(shapes)
     block = min(block, max((len(rows) - 1) // 8, 0))  # leave most windows in the reference
     levels: dict[str, Level] = {}
     for name in names:
-        mat = np.array([r[name] for r in rows])
-        bins = int(mat.shape[1])
-        scale, dof = _fit_level(_replays(mat, block, 1, min_samples), bins) or (
+        mat = np.array([r.get(name, np.zeros(shapes[name])) for r in rows])
+        if mat.sum() <= 0:
+            continue  # never seen (no animal came by): nothing to compare with
+        bins, least = int(mat.shape[1]), min_count(name, min_samples)
+        scale, dof = _fit_level(_replays(mat, block, 1, least), bins) or (
             1.0, float(max(bins - 1, 1)))
         span = max(1, min(recent, len(rows) // 4))
         # Too few merged runs to fit: the bound for identical windows (the statistic of
         # ``span`` copies of a window is ``span`` times its own).
-        r_scale, r_dof = _fit_level(_replays(mat, block, span, min_samples), bins) or (
+        r_scale, r_dof = _fit_level(_replays(mat, block, span, least), bins) or (
             scale * span, dof)
         levels[name] = Level(scale, dof, bins, r_scale, r_dof, span)
-    total = {name: np.sum([r[name] for r in rows], axis=0) for name in names}
+    total = {name: np.sum([r[name] for r in rows if name in r], axis=0) for name in levels}
+    if "confidence" not in total:
+        return None  # no window with enough crops: nothing the model saw to compare with
     frames = int(total["confidence"].sum())
     return Fit(
         counts={k: v.tolist() for k, v in total.items()},
@@ -218,7 +239,8 @@ def _driver(
     best: tuple[float, str, float, float] | None = None
     for name, cur in counts.items():
         ref = np.asarray(baseline_counts.get(name) or [], np.float64)
-        if ref.shape != cur.shape or ref.sum() <= 0 or cur.sum() < min_samples:
+        if (name not in levels or ref.shape != cur.shape or ref.sum() <= 0
+                or cur.sum() < min_count(name, min_samples)):
             continue
         level = levels[name].alarm(float(ref.sum()), float(cur.sum()), alpha, min_psi,
                                    recent=recent)
@@ -243,11 +265,11 @@ def judge(
     min_psi: float,
 ) -> Verdict | None:
     """One camera window against its baseline (None: too few frames or other bins)."""
-    summary = camera_summary(profile, camera)
-    if summary is None or summary.frames < min_samples:
+    counts = camera_counts(profile, camera, min_samples)
+    if counts is None:
         return None
-    return _driver(baseline_counts, levels, feature_counts(profile, summary), alpha=alpha,
-                   min_samples=min_samples, min_psi=min_psi, recent=False)
+    return _driver(baseline_counts, levels, counts, alpha=alpha, min_samples=min_samples,
+                   min_psi=min_psi, recent=False)
 
 
 def judge_recent(
@@ -271,10 +293,10 @@ def judge_recent(
     # The latest as many windows as the level was fitted for: more would be a larger
     # statistic than the level knows of (neighbouring windows are alike).
     span = max((lv.recent_windows for lv in levels.values()), default=0) or len(cameras)
-    summaries = [s for s in (camera_summary(profile, c) for c in cameras)
-                 if s is not None and s.frames >= min_samples][-span:]
-    for summary in summaries:
-        for name, cur in feature_counts(profile, summary).items():
+    rows = [r for r in (camera_counts(profile, c, min_samples) for c in cameras)
+            if r is not None][-span:]
+    for row in rows:
+        for name, cur in row.items():
             merged[name] = merged[name] + cur if name in merged else cur
     if not merged:
         return None
@@ -316,6 +338,7 @@ __all__ = [
     "Fit",
     "Level",
     "Verdict",
+    "camera_counts",
     "camera_key",
     "camera_summary",
     "feature_counts",

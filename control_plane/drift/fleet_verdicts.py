@@ -26,8 +26,9 @@ from protocols import ReferenceProfile
 from ..config.drift import DriftSettings
 from ..store.models import DriftBaseline
 from . import baseline as bl
-from .fleet import CameraRows, camera_rows, checked, layout, psi_rows
-from .stats import estimated_accuracy
+from .fleet import BoolArray, CameraRows, camera_rows, checked, layout, psi_rows
+from .region_features import REGION_FEATURES, min_count, region_counts
+from .stats import FloatArray, estimated_accuracy
 
 Key = tuple[str, str]
 
@@ -77,19 +78,24 @@ def _drivers(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
     min_samples, min_psi = settings.min_samples, settings.default_threshold.min_psi
     row_group = {k: gi for gi, g in enumerate(groups) if g.base is not None for k in g.rows}
     frames = rows.mat[:, hists[0].cols].sum(axis=1)
-    cand = np.array(sorted(k for k in row_group
-                           if rows.fits[k] and frames[k] > 0 and int(frames[k]) >= min_samples),
-                    np.intp)
+    labels = list(profile.class_counts)
+    regions = {k: region_counts(rows.cameras[k], labels) for k in row_group}
+    crops = np.array([bool(rows.fits[k] and frames[k] > 0 and int(frames[k]) >= min_samples)
+                      for k in range(len(rows.cameras))], bool)
+    cand = np.array(sorted(k for k in row_group if crops[k] or regions[k]), np.intp)
     if not cand.size:
         return {}
-    names = [f.name for f in [*hists, classes]]
+    # ``baseline.camera_counts``'s order: crop features, classes, then region features.
+    sub = rows.mat[cand]  # one copy: each column below is a view of it
+    columns = [(f.name, sub[:, f.cols], crops[cand]) for f in [*hists, classes]]
+    columns += _region_columns([regions[k] for k in cand.tolist()])
+    names = [name for name, _, _ in columns]
     ratio = np.full((cand.size, len(names)), -np.inf)
     value, level = np.zeros_like(ratio), np.zeros_like(ratio)
     with_base = sorted({row_group[k] for k in cand.tolist()})
     at = {gi: i for i, gi in enumerate(with_base)}
     group_of = np.array([at[row_group[k]] for k in cand.tolist()], np.intp)
-    for j, f in enumerate([*hists, classes]):
-        cur = rows.mat[cand][:, f.cols]
+    for j, (name, cur, present) in enumerate(columns):
         bins = cur.shape[1]
         # Per baseline: its counts of this feature and its level before sample sizes.
         ref, factor = np.zeros((len(with_base), bins)), np.zeros(len(with_base))
@@ -97,12 +103,12 @@ def _drivers(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
         for i, gi in enumerate(with_base):
             g = groups[gi]
             assert g.base is not None and g.levels is not None
-            counts = g.base.counts.get(f.name) or []
-            if len(counts) != bins or sum(counts) <= 0:
+            counts = g.base.counts.get(name) or []
+            if len(counts) != bins or sum(counts) <= 0 or name not in g.levels:
                 continue
             ref[i], usable[i] = counts, True
-            factor[i] = g.levels[f.name].factor(g.alpha)
-        ok = usable[group_of] & (cur.sum(axis=1) >= min_samples)
+            factor[i] = g.levels[name].factor(g.alpha)
+        ok = usable[group_of] & present & (cur.sum(axis=1) >= min_count(name, min_samples))
         if not ok.any():
             continue
         r, c = ref[group_of[ok]], cur[ok]
@@ -121,6 +127,25 @@ def _drivers(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
             continue  # no feature judged
         rt = float(ratio[i, j])
         out[k] = bl.Verdict(rt > 1.0, names[j], float(value[i, j]), float(level[i, j]), rt)
+    return out
+
+
+def _region_columns(regions: list[dict[str, FloatArray]]
+                    ) -> list[tuple[str, FloatArray, BoolArray]]:
+    """Each region feature as a column of the candidate rows: its counts (zeros where a
+    row lacks it) and which rows have it."""
+    out = []
+    for name in REGION_FEATURES:
+        have = [r[name] for r in regions if name in r]
+        if not have:
+            continue
+        bins = have[0].size
+        present = np.array([name in r and r[name].size == bins for r in regions], bool)
+        cur = np.zeros((len(regions), bins))
+        for i, r in enumerate(regions):
+            if present[i]:
+                cur[i] = r[name]
+        out.append((name, cur, present))
     return out
 
 

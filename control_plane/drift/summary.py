@@ -150,11 +150,10 @@ class Summary:
     def camera_row(self, camera: dict[str, Any]) -> list[float] | None:
         """One camera's counts as a flat row on these bins (``add_window`` of it alone
         adds exactly this; an idle camera: zeros); None if its bins differ."""
-        conf = camera.get("confidence_hist") or []
-        if not sum(conf):
-            return [0.0] * self.flat.size
-        row: list[float] = []
-        return row if self._append(row, camera, conf) else None
+        rows = self.camera_rows({"cameras": [camera]})
+        if rows is None:
+            return None
+        return rows[0][1] if rows else [0.0] * self.flat.size
 
     def fits(self, payload: dict[str, Any]) -> bool:
         """Whether ``add_window`` would add this window (its bins are the profile's)."""

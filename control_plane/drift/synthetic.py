@@ -14,6 +14,12 @@ import numpy as np
 
 from protocols import INPUT_STAT_NAMES, Histogram, ReferenceProfile
 from protocols.features import bin_counts
+from protocols.messages import (
+    HEATMAP_COLS,
+    HEATMAP_ROWS,
+    REGION_WIDTH_EDGES,
+    REGIONS_PER_FRAME_BINS,
+)
 
 LABELS = ["cat", "dog", "empty"]
 # Day-time means and spreads of the input statistics (brightness, contrast, sharpness, sat.).
@@ -110,4 +116,29 @@ def window(
     }
 
 
-__all__ = ["LABELS", "draw", "profile", "window"]
+def regions(rng: np.random.Generator, frames: int, zoom: float = 1.0) -> dict[str, Any]:
+    """A regions-mode camera window's region telemetry over ``frames`` frames of a park
+    scene seen at ``zoom`` (1.35: the camera zoomed in off centre, so animals are wider,
+    walk elsewhere in the picture, and the scene's outlines spread out)."""
+    per_frame = rng.poisson(2.0, frames)
+    widths = np.clip(rng.lognormal(np.log(0.12 * zoom), 0.35, int(per_frame.sum())), 0, 1)
+    inner = REGION_WIDTH_EDGES[1:-1]
+    heat = np.zeros(HEATMAP_COLS * HEATMAP_ROWS, int)
+    for _ in range(int(rng.integers(20, 40))):  # animal-frames along the lower half's path
+        x = float(np.clip(0.35 + (rng.random() - 0.35) * zoom, 0, 0.999))
+        y = float(np.clip(0.6 + rng.normal(0.1, 0.08) * zoom, 0, 0.999))
+        heat[int(y * HEATMAP_ROWS) * HEATMAP_COLS + int(x * HEATMAP_COLS)] += 1
+    layout = np.array([2, 3, 3, 2, 8, 14, 14, 7, 10, 17, 12, 8], float)
+    if zoom != 1.0:
+        layout = np.array([1, 2, 3, 4, 4, 9, 16, 14, 5, 12, 15, 15], float)
+    return {"mode": "regions", "regions_classified": int(per_frame.sum()),
+            "regions_per_frame": np.bincount(np.minimum(per_frame, REGIONS_PER_FRAME_BINS - 1),
+                                             minlength=REGIONS_PER_FRAME_BINS).tolist(),
+            "region_width_hist": np.bincount(np.searchsorted(inner, widths, side="right"),
+                                             minlength=len(inner) + 1).tolist(),
+            "animals": {"cat": int(rng.integers(1, 4)), "dog": int(rng.integers(1, 4))},
+            "animal_heatmap": heat.tolist(),
+            "edge_layout": rng.multinomial(100 * frames, layout / layout.sum()).tolist()}
+
+
+__all__ = ["LABELS", "draw", "profile", "regions", "window"]

@@ -139,7 +139,8 @@ class RegionAnalyzer:
             else:
                 self.window.relabel(t.track_id, None)
         counts.live_animals = len(animals)
-        self.window.add_frame([(b[2] - b[0]) / width for b in self.boxes], animals)
+        self.window.add_frame([(b[2] - b[0]) / width for b in self.boxes], animals,
+                              self.motion.edge_layout())
 
     def _announce(self, changes: Changes, runtime: ModelRuntime) -> None:
         for t in changes.appeared:

@@ -29,6 +29,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from protocols.messages import EDGE_COLS, EDGE_ROWS
+
 from ..camera_config import CameraConfig
 from .boxes import Box, area, merge_near
 
@@ -36,6 +38,9 @@ U8 = npt.NDArray[np.uint8]
 _MAX_PARTS = 64  # parts merged per frame, largest first: noise beyond is dropped
 _LIGHT_CHANGE = 0.5  # a moving fraction of the picture above this is light, not objects
 _THUMB = (64, 48)  # colour thumbnail for the saturation of the frame
+# Canny's gradient thresholds on the small grey copy: the scene's lasting outlines (paths,
+# fences, trees), not the lawn's texture.
+_EDGE_LOW, _EDGE_HIGH = 50, 150
 # A rain streak on the small copy: narrower than 5 px and at least 5 px tall. Shorter
 # openings took in a dark frame's noise; narrower ones lost streaks the wind tilts.
 _STREAK_WIDTH, _STREAK_LENGTH = 5, 5
@@ -58,6 +63,7 @@ class MotionRegions:
         self._hi: U8 = np.empty(_THUMB[::-1], np.uint8)
         self._lo: U8 = np.empty(_THUMB[::-1], np.uint8)
         self._sat = np.empty(_THUMB[::-1], np.float32)
+        self._edges: U8 = np.empty((0, 0), np.uint8)
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self._thin = np.ones((1, _STREAK_WIDTH), np.uint8)
         self._tall = np.ones((_STREAK_LENGTH, 1), np.uint8)
@@ -74,6 +80,7 @@ class MotionRegions:
         self._small = np.empty((h, w, 3), np.uint8)
         self._mask = np.empty((h, w), np.uint8)
         self._grey = np.empty((h, w), np.uint8)
+        self._edges = np.empty((h, w), np.uint8)
         self._lines = np.empty((h, w), np.uint8)
         # Halvings while the rest stays a whole factor: OpenCV's area resize averages
         # exact blocks only at whole factors (by 1.5 it is off by up to 12 levels).
@@ -142,6 +149,25 @@ class MotionRegions:
         cv2.divide(self._lo, self._hi, dst=self._sat, dtype=cv2.CV_32F)
         blue, green, red, _ = cv2.mean(self._small)
         return 0.299 * red + 0.587 * green + 0.114 * blue, float(cv2.mean(self._sat)[0])
+
+    def edge_layout(self) -> list[int]:
+        """Where the last frame's edges lie: per cell of the ``EDGE_COLS`` x ``EDGE_ROWS``
+        grid, its share of the edge pixels in hundredths (all 0 in a frame with none).
+        Shares, not counts, so light that dims every edge (dusk, haze) leaves the layout as
+        it is, while a camera turned or zoomed moves it. About 0.1 ms at 160 px."""
+        if self._small.size == 0:
+            return [0] * (EDGE_COLS * EDGE_ROWS)
+        cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._grey)
+        cv2.Canny(self._grey, _EDGE_LOW, _EDGE_HIGH, edges=self._edges)
+        edges, (h, w) = self._edges, self._edges.shape
+        ys = [r * h // EDGE_ROWS for r in range(EDGE_ROWS + 1)]
+        xs = [c * w // EDGE_COLS for c in range(EDGE_COLS + 1)]
+        cells = [cv2.countNonZero(edges[ys[r]:ys[r + 1], xs[c]:xs[c + 1]])
+                 for r in range(EDGE_ROWS) for c in range(EDGE_COLS)]
+        total = sum(cells)
+        if total <= 0:
+            return [0] * (EDGE_COLS * EDGE_ROWS)
+        return [round(100 * c / total) for c in cells]
 
     def streaks(self) -> float:
         """The last frame's rain streak energy: the mean, in grey levels, of its thin

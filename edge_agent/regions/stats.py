@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from protocols.messages import (
+    EDGE_COLS,
+    EDGE_ROWS,
     HEATMAP_COLS,
     HEATMAP_ROWS,
     REGION_WIDTH_EDGES,
@@ -46,13 +48,17 @@ class RegionWindow:
         self.widths = [0] * (len(REGION_WIDTH_EDGES) - 1)
         self.frames_without_animal = 0
         self.heatmap = [0] * (HEATMAP_COLS * HEATMAP_ROWS)
+        self.edges = [0] * (EDGE_COLS * EDGE_ROWS)
         self._animals: dict[int, str] = {}  # track id -> its label when last seen
 
     def add_frame(self, widths: Sequence[float],
-                  animals: Iterable[tuple[int, str, float, float]]) -> None:
+                  animals: Iterable[tuple[int, str, float, float]],
+                  edges: Sequence[int] = ()) -> None:
         """One analysed frame: the classified regions' widths (fractions of the frame's
-        width) and the confirmed animals present (track id, voted label, centre x, y as
-        fractions)."""
+        width), the confirmed animals present (track id, voted label, centre x, y as
+        fractions) and the frame's edge layout (``MotionRegions.edge_layout``)."""
+        for i, share in enumerate(edges):
+            self.edges[i] += share
         self.regions += len(widths)
         self.per_frame[min(len(widths), REGIONS_PER_FRAME_BINS - 1)] += 1
         for w in widths:
@@ -84,4 +90,5 @@ class RegionWindow:
             "frames_without_animal": self.frames_without_animal,
             "animals": dict(Counter(self._animals.values())),
             "animal_heatmap": list(self.heatmap),
+            "edge_layout": list(self.edges),
         }

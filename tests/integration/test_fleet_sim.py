@@ -79,3 +79,47 @@ def test_devices_reconnect_after_a_broker_restart(
             stop.set()
             thread.join(timeout=15)
         assert not thread.is_alive()
+
+
+@pytest.mark.slow
+def test_a_fleet_split_across_processes_sends_every_device_s_windows(
+    mosquitto: Mosquitto,
+) -> None:
+    """Two simulator processes share six devices: each device's windows reach the broker
+    once, and the parent's counters add up both processes'."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from protocols import TelemetryWindow, decode
+    from scripts.fleet_shards import ShardedFleet
+
+    seen: dict[str, set[int]] = {}
+    subscribed = threading.Event()
+    sub = paho.Client(CallbackAPIVersion.VERSION2, client_id="shard-watch")
+
+    def on_message(_c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+        window = decode(TelemetryWindow, msg.payload)
+        seen.setdefault(window.device_id, set()).add(window.seq)
+
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *_a: subscribed.set()
+    sub.connect("127.0.0.1", mosquitto.port)
+    sub.loop_start()
+    sub.subscribe("parkwatch/v1/devices/+/telemetry", qos=1)
+    assert subscribed.wait(10)
+    config = SimConfig(devices=6, windows=2, backfill=2, cameras=1, fps=2.0, seed=5)
+    fleet = ShardedFleet(config, mosquitto.url, processes=2)
+    stop = threading.Event()
+    runner = threading.Thread(target=fleet.run, args=(stop,))
+    runner.start()
+    try:
+        wait_for(lambda: fleet.stats.windows_acked >= 12, 60, "12 acknowledged windows")
+        wait_for(lambda: sum(map(len, seen.values())) >= 12, 20, "12 windows received")
+    finally:
+        stop.set()
+        runner.join(60)
+        sub.disconnect()
+        sub.loop_stop()
+    assert sorted(seen) == [f"sim-{i:04d}" for i in range(6)]
+    assert all(len(seqs) == 2 for seqs in seen.values())
+    assert (fleet.stats.windows_sent, fleet.stats.windows_acked) == (12, 12)

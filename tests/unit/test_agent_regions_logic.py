@@ -78,7 +78,7 @@ def test_region_window_counts_and_bins_fit_the_wire() -> None:
     w.add_frame([], [])
     w.add_frame([0.04, 0.12, 0.5], [(7, "dog", 0.99, 0.01), (9, "cat", 0.5, 0.5)])
     w.add_frame([0.12] * 12, [(7, "dog", 0.5, 0.5)])
-    w.add_frame([0.3], [(9, "dog", 0.5, 0.5)])  # track 9's vote changed
+    w.add_frame([0.3], [(9, "dog", 0.5, 0.5)], [50, 50] + [0] * 10)  # track 9's vote changed
     w.relabel(11, None)  # unknown tracks are ignored
     f = w.fields()
     assert f["regions_classified"] == 16
@@ -90,6 +90,7 @@ def test_region_window_counts_and_bins_fit_the_wire() -> None:
     assert f["animals"] == {"dog": 2}  # distinct tracks, by their latest label
     heat = f["animal_heatmap"]
     assert heat[HEATMAP_COLS - 1] == 1 and heat[6 * HEATMAP_COLS + 8] == 3  # type: ignore[index]
+    assert f["edge_layout"] == [50, 50] + [0] * 10  # summed over the frames that had one
     CameraWindow(camera_id="c", state="up", mode="regions", condition="day", **f)  # type: ignore[arg-type]
     w.relabel(9, None)
     assert w.fields()["animals"] == {"dog": 1}

@@ -94,6 +94,25 @@ def test_the_light_is_the_condition_rule_s_brightness_and_saturation() -> None:
     assert saturation == pytest.approx(((hi - lo) / np.maximum(hi, 1)).mean(), abs=1e-6)
 
 
+def test_the_edge_layout_is_each_cells_share_and_moves_with_the_camera() -> None:
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    cv2.rectangle(frame, (20, 20), (140, 140), (250, 250, 250), 4)  # top left cell only
+    motion = MotionRegions(camera())
+    assert motion.edge_layout() == [0] * 12  # no frame yet
+    motion(frame)
+    layout = motion.edge_layout()
+    assert layout[0] == 100 and sum(layout) == 100
+    # The same outline where a camera turned to the left sees it: two cells to the right.
+    moved = np.roll(frame, 320, axis=1)
+    motion(moved)
+    assert motion.edge_layout()[2] == 100
+    dark = (frame // 3).astype(np.uint8)  # dusk: weaker edges, the same layout
+    motion(dark)
+    assert motion.edge_layout()[0] == 100
+    motion(np.full_like(frame, 90))
+    assert motion.edge_layout() == [0] * 12  # no edges: nothing to share out
+
+
 def _park_clip(path: Path, condition: str, seed: int, lens: str = "clean") -> list[np.ndarray]:
     """Three frames of a rendered park scene through an MJPG file, as a camera sends them;
     a ``dirty`` lens blurs them under a grey veil, as the drift replay's dirty lens."""

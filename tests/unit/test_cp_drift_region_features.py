@@ -1,0 +1,104 @@
+"""Region telemetry as drift features (pure logic, synthetic windows).
+
+A zoomed camera shows the same crops (each is resized to the model's input), so its crop
+features stay where they were; its regions are wider and its scene's edges lie elsewhere.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from control_plane.drift import baseline as bl
+from control_plane.drift import region_features as rf
+from control_plane.drift import synthetic
+from protocols.messages import EDGE_COLS, EDGE_ROWS, CameraWindow
+
+REF = synthetic.profile()
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+FRAMES = 60
+KW: dict[str, Any] = {"min_samples": 30, "min_psi": 0.0}
+
+
+def camera(rng: np.random.Generator, zoom: float = 1.0) -> dict[str, Any]:
+    """One regions-mode camera window: crops as ``synthetic.window``'s, and the region
+    telemetry of ``FRAMES`` frames of a scene seen at ``zoom``."""
+    cam = synthetic.window(REF, "d", 1, rng=rng, frames=FRAMES, start=T0,
+                           condition="day")["cameras"][0]
+    return {**cam, **synthetic.regions(rng, FRAMES, zoom)}
+
+
+def test_each_region_field_is_a_feature_on_its_own_bins() -> None:
+    cam = camera(np.random.default_rng(0))
+    CameraWindow.model_validate(cam)  # the wire's shape
+    counts = rf.region_counts(cam, ["cat", "dog", "empty"])
+    assert sorted(counts) == ["regions.animals", "regions.per_frame", "regions.width",
+                              "scene.edges"]
+    assert counts["regions.width"].tolist() == cam["region_width_hist"]
+    assert counts["regions.animals"].tolist() == [cam["animals"]["cat"],
+                                                  cam["animals"]["dog"], 0]
+    assert counts["scene.edges"].size == EDGE_COLS * EDGE_ROWS
+
+
+def test_windows_without_region_telemetry_have_crop_features_only() -> None:
+    cam = camera(np.random.default_rng(1))
+    assert rf.region_counts(rf.without_regions(cam), ["cat"]) == {}
+    assert set(rf.without_regions(cam)) == set(cam) - set(rf.FIELDS)
+    bad = {**cam, "region_width_hist": [1, 2]}  # other bins: that feature is left out
+    assert "regions.width" not in rf.region_counts(bad, ["cat"])
+    counts = bl.camera_counts(REF, cam, 30)
+    assert counts is not None and "regions.width" in counts and "confidence" in counts
+    # Too few crops to judge the crop features: the region features are judged alone.
+    few = bl.camera_counts(REF, cam, 10_000)
+    assert few is not None and "confidence" not in few and "scene.edges" in few
+    assert bl.camera_counts(REF, rf.without_regions(cam), 10_000) is None
+
+
+def baseline(rng: np.random.Generator, windows: list[dict[str, Any]] | None = None
+             ) -> tuple[bl.Fit, float]:
+    fit = bl.learn(REF, windows or [camera(rng) for _ in range(60)], min_samples=30, block=2)
+    assert fit is not None
+    return fit, bl.window_alpha(30, 1.0, len(fit.levels))
+
+
+def test_a_zoomed_camera_is_drifted_on_a_region_feature_where_crops_see_nothing() -> None:
+    rng = np.random.default_rng(2)
+    fit, alpha = baseline(rng)
+    assert {"regions.width", "scene.edges", "regions.animals"} <= set(fit.levels)
+    zoomed = [camera(rng, zoom=1.35) for _ in range(10)]
+    verdicts = [bl.judge(REF, fit.counts, fit.levels, c, alpha=alpha, **KW) for c in zoomed]
+    assert all(v is not None and v.drifted for v in verdicts)
+    assert {v.feature for v in verdicts if v is not None} <= {"regions.width", "scene.edges"}
+    # The crops alone (what drift judged before) see no change in the same windows.
+    crops_fit, crops_alpha = baseline(rng, [rf.without_regions(c) for c in
+                                            (camera(rng) for _ in range(60))])
+    crops = [bl.judge(REF, crops_fit.counts, crops_fit.levels, rf.without_regions(c),
+                      alpha=crops_alpha, **KW) for c in zoomed]
+    assert sum(v is not None and v.drifted for v in crops) <= 1
+
+
+def test_unchanged_windows_stay_under_the_region_levels() -> None:
+    rng = np.random.default_rng(3)
+    fit, alpha = baseline(rng)
+    verdicts = [bl.judge(REF, fit.counts, fit.levels, camera(rng), alpha=alpha, **KW)
+                for _ in range(100)]
+    assert sum(v is not None and v.drifted for v in verdicts) <= 1
+
+
+def test_a_baseline_learned_before_region_features_judges_crops_only() -> None:
+    rng = np.random.default_rng(4)
+    old, alpha = baseline(rng, [rf.without_regions(camera(rng)) for _ in range(40)])
+    assert not any(name.startswith(("regions.", "scene.")) for name in old.levels)
+    v = bl.judge(REF, old.counts, old.levels, camera(rng, zoom=1.35), alpha=alpha, **KW)
+    assert v is not None and not v.feature.startswith(("regions.", "scene."))  # type: ignore[union-attr]
+    merged = bl.judge_recent(REF, old.counts, old.levels, [camera(rng) for _ in range(3)],
+                             alpha=alpha, **KW)
+    assert merged is not None
+
+
+def test_distinct_animals_are_judged_from_a_handful() -> None:
+    assert rf.min_count("regions.animals", 30) == rf.MIN_ANIMALS
+    assert rf.min_count("regions.width", 30) == 30
+    assert rf.min_count("regions.animals", 2) == 2
