@@ -42,7 +42,8 @@ class RegionAnalyzer:
         self._previous_protocol = previous_protocol
         self.motion = MotionRegions(camera)
         self.tracker = Tracker(ignore_labels, camera.track_confirm_frames,
-                               camera.track_coast_seconds, path_limit=PATH_POINTS)
+                               camera.track_coast_seconds, path_limit=PATH_POINTS,
+                               reid_seconds=camera.track_reid_seconds)
         self.window = RegionWindow()
         self.counts = RegionCounts()
         self.condition_index = -1  # of the last analysed frame
