@@ -34,7 +34,9 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -291,17 +293,85 @@ VARIANTS: dict[str, tuple[str, str, str | None]] = {  # key: name, scene conditi
 DEFAULT_VARIANTS = ["clean", "night", "ir", "rain", "blur", "jpeg"]
 
 
-def animal_table(a: argparse.Namespace, runtime: ModelRuntime, settings: dict[str, object],
-                 window: int) -> dict[str, list[Run]]:
-    """Every variant of every seed's animal clip through the agent; the table."""
-    rows: dict[str, list[Run]] = {}
+@dataclass(frozen=True)
+class Job:
+    """One clip through the agent: a process of its own with ``--jobs`` above 1."""
+
+    seed: int
+    seconds: float
+    condition: str
+    animals: bool = True
+    post: str | None = None
+    whole_frame: bool = False
+    oracle: bool = False
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every job needs: the model to load and the clips' settings."""
+
+    model: Path
+    manifest: ReleaseManifest
+    threads: int
+    photos: Path
+    settings: dict[str, object]
+    cutout_cache: Path | None
+    window: int
+
+
+_worker: tuple[Context, ModelRuntime] | None = None
+
+
+def _start(ctx: Context) -> None:
+    global _worker
+    _worker = (ctx, ModelRuntime(ctx.model, ctx.manifest, ctx.threads))
+
+
+def _run(job: Job) -> Run:
+    assert _worker is not None
+    ctx, runtime = _worker
+    s = scene(ctx.photos, ctx.settings, job.seconds, job.seed, job.condition, job.animals,
+              ctx.cutout_cache)
+    return run_clip(frames_of(s, job.post, job.seed), runtime, ctx.window, job.whole_frame,
+                    job.oracle)
+
+
+def run_jobs(ctx: Context, jobs: list[Job], processes: int) -> list[Run]:
+    """Every job's run, in order; clips are independent, so up to ``processes`` at once
+    (each its own ONNX Runtime session with ``threads``)."""
+    if processes <= 1:
+        _start(ctx)
+        return [_run(j) for j in jobs]
+    with ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=_start,
+                             initargs=(ctx,)) as pool:
+        return list(pool.map(_run, jobs))
+
+
+def animal_jobs(a: argparse.Namespace) -> list[tuple[str, Job]]:
+    """Every variant of every seed's animal clip."""
+    out = []
     for key in a.variants:
         name, condition, post = VARIANTS[key]
-        for seed in a.seeds:
-            s = scene(a.photos, settings, a.seconds, seed, condition, True, a.cutout_cache)
-            rows.setdefault(name, []).append(
-                run_clip(frames_of(s, post, seed), runtime, window, whole_frame=key == "clean",
-                         oracle=key == "oracle"))
+        out += [(name, Job(seed, a.seconds, condition, True, post, key == "clean",
+                           key == "oracle")) for seed in a.seeds]
+    return out
+
+
+EMPTY_CONDITIONS = ("day", "dusk", "night", "ir", "rain")
+
+
+def empty_jobs(a: argparse.Namespace) -> list[tuple[str, Job]]:
+    """Clips without animals, the empty seconds split over five conditions."""
+    per = a.empty_seconds / len(EMPTY_CONDITIONS)
+    return [(c, Job(a.seeds[0] + 100 + i, per, c, animals=False))
+            for i, c in enumerate(EMPTY_CONDITIONS)] if a.empty_seconds > 0 else []
+
+
+def animal_table(a: argparse.Namespace, done: list[tuple[str, Run]]) -> dict[str, list[Run]]:
+    """The animal clips' table: a row per variant, its seeds pooled."""
+    rows: dict[str, list[Run]] = {}
+    for name, run in done:
+        rows.setdefault(name, []).append(run)
     print(f"| clip ({len(a.seeds)} x {a.seconds:g} s, 10 fps) | animals >= {MIN_WIDTH:.0%} "
           "wide | found | per-track accuracy (found) [95 % interval] | (all) | vs first, "
           "points | count error per window (mean) | windows within 10 % | pooled count "
@@ -351,19 +421,13 @@ def summary(rows: dict[str, list[Run]]) -> None:
               f"({sc.right} of {sc.tracks})")
 
 
-def false_animals(a: argparse.Namespace, runtime: ModelRuntime, settings: dict[str, object],
-                  window: int) -> None:
-    conditions = ("day", "dusk", "night", "ir", "rain")
-    per = a.empty_seconds / len(conditions)
+def false_animals(a: argparse.Namespace, done: list[tuple[str, Run]]) -> None:
     false_total, hours = 0, 0.0
     parts = []
-    for i, condition in enumerate(conditions):
-        s = scene(a.photos, settings, per, a.seeds[0] + 100 + i, condition, False,
-                  a.cutout_cache)
-        run = run_clip(frames_of(s), runtime, window)
+    for condition, run in done:
         false = len(match(run)[1])
         false_total += false
-        hours += per / 3600
+        hours += run.frames / FPS / 3600
         parts.append(f"{condition} {false}")
     print(f"\nfalse animals on {a.empty_seconds:g} s without animals (distractors: walkers, "
           f"balls, leaves, cloud shadows; {', '.join(parts)}): {false_total}, "
@@ -389,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="conditions to film the animal clips in (the first is the reference)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cutout-cache", type=Path, default=None)
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="clips run at once, each in a process of its own")
     a = ap.parse_args(argv)
     a.seeds = a.seeds or [a.seed]
     try:
@@ -396,15 +462,19 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {a.model}: {exc}; pass --model with a trainer out dir", file=sys.stderr)
         return 2
-    runtime = ModelRuntime(path, manifest, a.threads)
     window = max(1, round(a.window * FPS))
     print(f"model {a.model} ({manifest.artifact.precision}, labels {manifest.labels}, "
           f"background {manifest.background_labels}, animal_min_confidence "
           f"{manifest.animal_min_confidence:.3f}); clips of the test photos, seeds "
-          f"{' '.join(map(str, a.seeds))}\n")
-    summary(animal_table(a, runtime, settings, window))
-    if a.empty_seconds > 0:
-        false_animals(a, runtime, settings, window)
+          f"{' '.join(map(str, a.seeds))}; {a.jobs} clip(s) at once, {a.threads} ORT "
+          "thread(s) each\n")
+    ctx = Context(path, manifest, a.threads, a.photos, settings, a.cutout_cache, window)
+    animals, empty = animal_jobs(a), empty_jobs(a)
+    runs = run_jobs(ctx, [j for _, j in animals + empty], a.jobs)
+    summary(animal_table(a, [(n, r) for (n, _), r in zip(animals, runs, strict=False)]))
+    if empty:
+        false_animals(a, [(c, r) for (c, _), r in zip(empty, runs[len(animals):],
+                                                       strict=True)])
     return 0
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -79,6 +79,34 @@ def _device_holds(verdicts: list[bool | None], settings: DriftSettings) -> dict[
     }
 
 
+# Devices whose statistics are computed together: large enough that numpy's per-call
+# cost vanishes, small enough that the matrices (rows of every camera window) stay tens
+# of MB at any fleet size.
+CHUNK_DEVICES = 1000
+
+
+def _device_statistics(
+    profile: ReferenceProfile, per_device: dict[str, DeviceWindows], settings: DriftSettings,
+    baselines: Baselines,
+) -> Iterator[tuple[tuple[str, DeviceWindows], dict[str, Any], dict[str, Any]]]:
+    """Each device (in id order) with its statistics against the training profile (its
+    latest windows' K-of-N in ``recent``) and its baseline verdicts, computed in array
+    operations a chunk of devices at a time: one call per device and window was nearly
+    all of a fleet report's time."""
+    ordered = sorted(per_device.items())
+    for at in range(0, len(ordered), CHUNK_DEVICES):
+        chunk = ordered[at : at + CHUNK_DEVICES]
+        skew = compare_many(profile, [dev.summary for _, dev in chunk], settings)
+        latest = [w for _, dev in chunk for w in dev.recent]
+        cameras = camera_rows(profile, latest)
+        verdicts = iter(windows_drifted(profile, latest, settings, cameras))
+        held = baseline_holds_many(profile, [list(dev.recent) for _, dev in chunk],
+                                   [baselines.get(d, {}) for d, _ in chunk], settings, cameras)
+        for item, stats, base in zip(chunk, skew, held, strict=True):
+            stats["recent"] = _device_holds([next(verdicts) for _ in item[1].recent], settings)
+            yield item, stats, base
+
+
 def release_reports(
     release_id: str,
     profile: ReferenceProfile,
@@ -100,17 +128,8 @@ def release_reports(
     fleet, running = Summary.empty(profile), Summary.empty(profile)
     devices: list[Report] = []
     drifted: list[str] = []
-    ordered = sorted(per_device.items())
-    # Every device's statistics and every latest window's verdict in a few array
-    # operations: one call per device and window was nearly all of a fleet report's time.
-    skew = compare_many(profile, [dev.summary for _, dev in ordered], settings)
-    latest = [w for _, dev in ordered for w in dev.recent]
-    cameras = camera_rows(profile, latest)
-    verdicts = iter(windows_drifted(profile, latest, settings, cameras))
-    held = baseline_holds_many(profile, [list(dev.recent) for _, dev in ordered],
-                               [baselines.get(d, {}) for d, _ in ordered], settings, cameras)
-    for (device_id, dev), stats, base in zip(ordered, skew, held, strict=True):
-        stats["recent"] = _device_holds([next(verdicts) for _ in dev.recent], settings)
+    for (device_id, dev), stats, base in _device_statistics(profile, per_device, settings,
+                                                            baselines):
         stats["recent"]["moved_on"] = device_id in moved_on
         stats["baseline"] = base
         holds = stats["baseline"]["holds"] or (

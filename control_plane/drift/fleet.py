@@ -219,15 +219,13 @@ def camera_rows(profile: ReferenceProfile, payloads: Sequence[dict[str, Any]]) -
     template = Summary.empty(profile)
     cameras = [(i, c) for i, p in enumerate(payloads) for c in p.get("cameras") or []]
     size = template.flat.size
-    flat: list[float] = []
-    fits = np.ones(len(cameras), bool)
+    mat, fits = np.zeros((len(cameras), size)), np.ones(len(cameras), bool)
     for k, (_, camera) in enumerate(cameras):
         row = template.camera_row(camera)
         if row is None:
             fits[k] = False
-            row = [0.0] * size
-        flat += row
-    mat = np.array(flat, np.float64).reshape(len(cameras), size)
+        else:
+            mat[k] = row
     return CameraRows(mat, fits, np.array([i for i, _ in cameras], np.intp),
                       [c for _, c in cameras])
 

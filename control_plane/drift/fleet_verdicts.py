@@ -86,7 +86,8 @@ def _drivers(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
     if not cand.size:
         return {}
     # ``baseline.camera_counts``'s order: crop features, classes, then region features.
-    columns = [(f.name, rows.mat[cand][:, f.cols], crops[cand]) for f in [*hists, classes]]
+    sub = rows.mat[cand]  # one copy: each column below is a view of it
+    columns = [(f.name, sub[:, f.cols], crops[cand]) for f in [*hists, classes]]
     columns += _region_columns([regions[k] for k in cand.tolist()])
     names = [name for name, _, _ in columns]
     ratio = np.full((cand.size, len(names)), -np.inf)
