@@ -158,6 +158,12 @@ class Tracker:
         label = track.label
         return label is not None and label not in self.background
 
+    def in_view(self, now: float) -> list[Track]:
+        """Confirmed animals seen in the frame at ``now`` (matched, probed or covered): a
+        coasting track is not, so one that ends after a window starts is not counted in it."""
+        return [t for t in self.tracks
+                if t.confirmed and t.last_seen == now and self.is_animal(t)]
+
     def resting(self) -> list[Track]:
         """Tracks that voted animal: a crop at their last box asks whether they are still there."""
         return [t for t in self.tracks if self.is_animal(t)]

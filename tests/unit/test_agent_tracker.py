@@ -196,3 +196,14 @@ def test_a_lost_animal_not_found_again_leaves_after_the_coast_and_reid_time() ->
     assert 4.3 < 0.5 + 0.1 * when < 4.6
     assert ended[when][0].dwell_seconds == 0.4 and t.tracks == [] and t.lost == []
 
+
+
+def test_a_coasting_animal_is_not_in_view() -> None:
+    """A window counts the animals in view: a track that coasts into the next window (its
+    animal has left) must not count there."""
+    t = Tracker(BG, confirm_hits=3, coast_seconds=2.0)
+    for i in range(4):
+        t.update([obs(10 + 5 * i), obs(300, "other")], i * 0.25)
+    assert [tr.track_id for tr in t.in_view(0.75)] == [1]
+    t.update([obs(300, "other")], 1.0)
+    assert t.in_view(1.0) == [] and [tr.track_id for tr in t.resting()] == [1]
