@@ -234,23 +234,31 @@ class Tracker:
             return True
         return (obs.label in self.background) == (track.label in self.background)
 
+    def _disagree(self, track: Track, obs: Observation) -> bool:
+        """The crop votes another label than the track's."""
+        return obs.votes and track.label is not None and obs.label != track.label
+
     def _match(self, tracks: list[Track], obs: list[Observation], now: float
                ) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []
         boxes = [t.predicted(now) for t in tracks]
-        _take(sorted((-iou(b, o.box), ti, oi) for ti, b in enumerate(boxes)
-                     for oi, o in enumerate(obs)
-                     if iou(b, o.box) >= self.iou_min and self._fits(tracks[ti], o)), out)
+        # Pairs whose labels agree go first: where a cat and a dog cross, each track
+        # keeps its own animal rather than the one whose box now overlaps it more.
+        _take([(o, ti, oi) for _, o, ti, oi in sorted(
+            (self._disagree(tracks[ti], o), -iou(b, o.box), ti, oi)
+            for ti, b in enumerate(boxes) for oi, o in enumerate(obs)
+            if iou(b, o.box) >= self.iou_min and self._fits(tracks[ti], o))], out)
         taken_t, taken_o = {ti for ti, _ in out}, {oi for _, oi in out}
-        near = []
+        near: list[tuple[bool, float, int, int]] = []
         for ti, t in enumerate(tracks):
             if ti in taken_t:
                 continue
             b = boxes[ti]
             gate = self.centre_gate * max(b[2] - b[0], b[3] - b[1])
-            near += [(d, ti, oi) for oi, o in enumerate(obs) if oi not in taken_o
-                     and (d := centre_distance(b, o.box)) <= gate and self._fits(t, o)]
-        _take(sorted(near), out)
+            near += [(self._disagree(t, o), d, ti, oi) for oi, o in enumerate(obs)
+                     if oi not in taken_o and (d := centre_distance(b, o.box)) <= gate
+                     and self._fits(t, o)]
+        _take([(d, ti, oi) for _, d, ti, oi in sorted(near)], out)
         return out
 
     def _advance(self, seen: set[int], now: float) -> Changes:

@@ -207,3 +207,15 @@ def test_a_coasting_animal_is_not_in_view() -> None:
     assert [tr.track_id for tr in t.in_view(0.75)] == [1]
     t.update([obs(300, "other")], 1.0)
     assert t.in_view(1.0) == [] and [tr.track_id for tr in t.resting()] == [1]
+
+
+def test_a_cat_and_a_dog_that_pass_each_other_keep_their_tracks() -> None:
+    """Side by side, they step past each other: each box now overlaps the other's track
+    more than its own, yet each track follows the animal its crops say it is."""
+    t = Tracker(BG, confirm_hits=3)
+    for i in range(5):
+        t.update([obs(100, "cat"), obs(130, "dog")], i * 0.1)
+    for i in range(5, 8):
+        t.update([obs(118, "cat"), obs(112, "dog")], i * 0.1)
+        assert {tr.track_id: (tr.label, tr.box[0]) for tr in t.tracks} == {
+            1: ("cat", 118), 2: ("dog", 112)}
