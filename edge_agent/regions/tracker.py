@@ -8,7 +8,8 @@ never becomes an animal, and one wrong crop does not flip a dog into a cat.
 
 Matching is greedy: pairs by IoU (at least ``iou_min``) best first, then, for small or
 fast boxes that no longer overlap, by centre distance within ``centre_gate`` times the
-track's longer side; an animal's track never takes a crop that votes "no animal". Both
+track's longer side; an animal's track never takes a crop that votes "no animal", and
+in both stages the pairs whose labels agree go first. Both
 compare the crop with where the track should be now: its last box moved on at its
 velocity (a smoothed centre speed), so an animal that was out of sight for a while is
 found again where it went, not where it was. A crop left over that lies mostly inside a
