@@ -421,6 +421,25 @@ def summary(rows: dict[str, list[Run]]) -> None:
               f"({sc.right} of {sc.tracks})")
 
 
+def fragments(done: list[tuple[str, Run]]) -> None:
+    """Per clip, each agent animal track and the truth tracks it overlaps (IoU >=
+    MATCH_IOU in some frame), with its first and last frame: a truth id under several
+    agent tracks is one animal split; an agent track over several truth ids carried one
+    animal's id onto another."""
+    for name, run in done:
+        print(f"\n{name}: agent track [frames] label -> truth ids (label, frames overlapped)")
+        for aid, a in sorted(run.agent.items()):
+            if not a.boxes:
+                continue
+            hits: Counter[int] = Counter()
+            for tid, t in run.truth.items():
+                hits[tid] = sum(1 for k, b in a.boxes.items()
+                                if k in t.boxes and iou(b, t.boxes[k]) >= MATCH_IOU)
+            cover = ", ".join(f"{tid} ({run.truth[tid].label}, {n})"
+                              for tid, n in hits.most_common() if n)
+            print(f"  {aid} [{min(a.boxes)}-{max(a.boxes)}] {a.label} -> {cover or 'none'}")
+
+
 def false_animals(a: argparse.Namespace, done: list[tuple[str, Run]]) -> None:
     false_total, hours = 0, 0.0
     parts = []
@@ -453,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="conditions to film the animal clips in (the first is the reference)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cutout-cache", type=Path, default=None)
+    ap.add_argument("--fragments", action="store_true",
+                    help="print the truth tracks each agent track overlaps (splits, swaps)")
     ap.add_argument("--jobs", type=int, default=1,
                     help="clips run at once, each in a process of its own")
     a = ap.parse_args(argv)
@@ -471,7 +492,10 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(path, manifest, a.threads, a.photos, settings, a.cutout_cache, window)
     animals, empty = animal_jobs(a), empty_jobs(a)
     runs = run_jobs(ctx, [j for _, j in animals + empty], a.jobs)
-    summary(animal_table(a, [(n, r) for (n, _), r in zip(animals, runs, strict=False)]))
+    done = [(n, r) for (n, _), r in zip(animals, runs, strict=False)]
+    summary(animal_table(a, done))
+    if a.fragments:
+        fragments(done)
     if empty:
         false_animals(a, [(c, r) for (c, _), r in zip(empty, runs[len(animals):],
                                                        strict=True)])

@@ -122,6 +122,12 @@ class CameraConfig(BaseModel):
         default=2.0,
         description="Regions: a track not seen for longer than this has left (animal_left).",
     )
+    track_reid_seconds: Annotated[float, Field(ge=0, le=600)] = Field(
+        default=8.0,
+        description="Regions: after the coast, an animal's track waits this much longer to "
+        "be found again by a new track that starts near where it went (one animal, one "
+        "count); animal_left goes out when it is not.",
+    )
 
     @model_validator(mode="after")
     def _region_sizes(self) -> CameraConfig:

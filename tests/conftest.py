@@ -44,6 +44,13 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end files first (a stable sort keeps the rest in order): scripts/test runs
+    with pytest-xdist, which hands files out in collection order, so each of these
+    minutes-long files starts at once on a worker of its own instead of last."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 @pytest.fixture(autouse=True)
 def _restore_environ() -> Iterator[None]:
     """Give every test the environment it started with. The CLI's root callback writes

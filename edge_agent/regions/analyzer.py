@@ -42,7 +42,8 @@ class RegionAnalyzer:
         self._previous_protocol = previous_protocol
         self.motion = MotionRegions(camera)
         self.tracker = Tracker(ignore_labels, camera.track_confirm_frames,
-                               camera.track_coast_seconds, path_limit=PATH_POINTS)
+                               camera.track_coast_seconds, path_limit=PATH_POINTS,
+                               reid_seconds=camera.track_reid_seconds)
         self.window = RegionWindow()
         self.counts = RegionCounts()
         self.condition_index = -1  # of the last analysed frame
@@ -80,7 +81,7 @@ class RegionAnalyzer:
         if self.boxes:
             results = runtime.classify_crops(self._cutter.cut(bgr, self.boxes))
         changes = self.tracker.update(self._observations(runtime, results), now)
-        self._count(len(moving))
+        self._count(len(moving), now)
         self._announce(changes, runtime)
         return results
 
@@ -123,21 +124,19 @@ class RegionAnalyzer:
             out.append(Observation(box, label, conf, rejected or conf >= least, probe))
         return out
 
-    def _count(self, proposed: int) -> None:
+    def _count(self, proposed: int, now: float) -> None:
         counts = self.counts
         counts.proposed += proposed
         counts.classified += len(self.boxes)
         counts.live_tracks = len(self.tracker.tracks)
         width, height = self._size
-        animals = []
         for t in self.tracker.tracks:
-            if not t.confirmed:
-                continue
-            if self.tracker.is_animal(t):
-                cx, cy = centre(t.box)
-                animals.append((t.track_id, t.label or "", cx / width, cy / height))
-            else:
+            if t.confirmed and not self.tracker.is_animal(t):
                 self.window.relabel(t.track_id, None)
+        animals = []
+        for t in self.tracker.in_view(now):
+            cx, cy = centre(t.box)
+            animals.append((t.track_id, t.label or "", cx / width, cy / height))
         counts.live_animals = len(animals)
         self.window.add_frame([(b[2] - b[0]) / width for b in self.boxes], animals,
                               self.motion.edge_layout())

@@ -8,7 +8,8 @@ never becomes an animal, and one wrong crop does not flip a dog into a cat.
 
 Matching is greedy: pairs by IoU (at least ``iou_min``) best first, then, for small or
 fast boxes that no longer overlap, by centre distance within ``centre_gate`` times the
-track's longer side; an animal's track never takes a crop that votes "no animal". Both
+track's longer side; an animal's track never takes a crop that votes "no animal", and
+in both stages the pairs whose labels agree go first. Both
 compare the crop with where the track should be now: its last box moved on at its
 velocity (a smoothed centre speed), so an animal that was out of sight for a while is
 found again where it went, not where it was. A crop left over that lies mostly inside a
@@ -24,7 +25,18 @@ another: one animal counted twice.
 
 A new track is tentative; it is confirmed after ``confirm_hits`` frames with a match and
 ends at its first miss until then. A confirmed track coasts
-(keeps its id without a match) for ``coast_seconds``, then ends. A resting animal's
+(keeps its id without a match) for ``coast_seconds``, then ends.
+
+An animal is often lost for longer than that, or found again by a region that neither
+overlaps nor lies near the box it was last seen in (it hid behind a bush, stopped and
+faded into the background model, or its region shrank to a part and grew back): without
+more, one animal became two tracks and was counted twice. So a confirmed animal's track
+that stops being seen is *lost*, not ended, for another ``reid_seconds``; and a new track,
+when it is confirmed, is the lost (or coasting) animal it starts near instead: within
+``centre_gate`` box sizes of the line from where that animal was last seen to where it
+would be now, with no vote against its label. It takes the old id, votes and path, so it
+is counted and announced once; a lost track not found again ends when its time is up
+(with the dwell it had when last seen). A resting animal's
 track is kept alive by probes: the analyzer classifies a crop at its last box, and a
 probe that still sees an animal counts as a match.
 """
@@ -129,7 +141,8 @@ class Changes:
 class Tracker:
     def __init__(self, background: frozenset[str], confirm_hits: int = 3,
                  coast_seconds: float = 2.0, iou_min: float = 0.2, centre_gate: float = 1.5,
-                 path_limit: int = 32, cover_seconds: float = 10.0) -> None:
+                 path_limit: int = 32, cover_seconds: float = 10.0,
+                 reid_seconds: float = 8.0) -> None:
         self.background = background
         self.confirm_hits = confirm_hits
         self.coast_seconds = coast_seconds
@@ -137,12 +150,20 @@ class Tracker:
         self.centre_gate = centre_gate
         self.path_limit = path_limit
         self.cover_seconds = cover_seconds
+        self.reid_seconds = reid_seconds
         self.tracks: list[Track] = []
+        self.lost: list[Track] = []  # confirmed animals out of sight, not yet ended
         self._next_id = 1
 
     def is_animal(self, track: Track) -> bool:
         label = track.label
         return label is not None and label not in self.background
+
+    def in_view(self, now: float) -> list[Track]:
+        """Confirmed animals seen in the frame at ``now`` (matched, probed or covered): a
+        coasting track is not, so one that ends after a window starts is not counted in it."""
+        return [t for t in self.tracks
+                if t.confirmed and t.last_seen == now and self.is_animal(t)]
 
     def resting(self) -> list[Track]:
         """Tracks that voted animal: a crop at their last box asks whether they are still there."""
@@ -201,7 +222,7 @@ class Tracker:
     def end_all(self) -> Changes:
         """End every track now (the camera stops): announced ones leave with their dwell
         so far."""
-        ended, self.tracks = self.tracks, []
+        ended, self.tracks, self.lost = self.tracks + self.lost, [], []
         return Changes([], ended)
 
     def _fits(self, track: Track, obs: Observation) -> bool:
@@ -214,23 +235,31 @@ class Tracker:
             return True
         return (obs.label in self.background) == (track.label in self.background)
 
+    def _disagree(self, track: Track, obs: Observation) -> bool:
+        """The crop votes another label than the track's."""
+        return obs.votes and track.label is not None and obs.label != track.label
+
     def _match(self, tracks: list[Track], obs: list[Observation], now: float
                ) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []
         boxes = [t.predicted(now) for t in tracks]
-        _take(sorted((-iou(b, o.box), ti, oi) for ti, b in enumerate(boxes)
-                     for oi, o in enumerate(obs)
-                     if iou(b, o.box) >= self.iou_min and self._fits(tracks[ti], o)), out)
+        # Pairs whose labels agree go first: where a cat and a dog cross, each track
+        # keeps its own animal rather than the one whose box now overlaps it more.
+        _take([(o, ti, oi) for _, o, ti, oi in sorted(
+            (self._disagree(tracks[ti], o), -iou(b, o.box), ti, oi)
+            for ti, b in enumerate(boxes) for oi, o in enumerate(obs)
+            if iou(b, o.box) >= self.iou_min and self._fits(tracks[ti], o))], out)
         taken_t, taken_o = {ti for ti, _ in out}, {oi for _, oi in out}
-        near = []
+        near: list[tuple[bool, float, int, int]] = []
         for ti, t in enumerate(tracks):
             if ti in taken_t:
                 continue
             b = boxes[ti]
             gate = self.centre_gate * max(b[2] - b[0], b[3] - b[1])
-            near += [(d, ti, oi) for oi, o in enumerate(obs) if oi not in taken_o
-                     and (d := centre_distance(b, o.box)) <= gate and self._fits(t, o)]
-        _take(sorted(near), out)
+            near += [(self._disagree(t, o), d, ti, oi) for oi, o in enumerate(obs)
+                     if oi not in taken_o and (d := centre_distance(b, o.box)) <= gate
+                     and self._fits(t, o)]
+        _take([(d, ti, oi) for _, d, ti, oi in sorted(near)], out)
         return out
 
     def _advance(self, seen: set[int], now: float) -> Changes:
@@ -240,16 +269,61 @@ class Tracker:
         for t in self.tracks:
             if t.track_id not in seen and (not t.confirmed
                                            or now - t.last_seen > self.coast_seconds):
-                ended.append(t)
+                if t.confirmed and self.is_animal(t) and self.reid_seconds > 0:
+                    self.lost.append(t)
+                else:
+                    ended.append(t)
                 continue
             alive.append(t)
-            if t.hits >= self.confirm_hits:
+        self.tracks = alive
+        for t in alive:
+            if t.hits >= self.confirm_hits and not t.confirmed:
                 t.confirmed = True
+                old = self._found_again(t, seen, now)
+                if old is not None:  # the old id goes on where the new track was
+                    self.tracks = [old if x is t else x for x in self.tracks if x is not old]
+                    t = old
             if t.confirmed and not t.announced and self.is_animal(t):
                 t.announced = True
                 appeared.append(t)
-        self.tracks = alive
+        out = now - self.coast_seconds - self.reid_seconds
+        ended += [t for t in self.lost if t.last_seen < out]
+        self.lost = [t for t in self.lost if t.last_seen >= out]
         return Changes(appeared, ended)
+
+    def _found_again(self, new: Track, seen: set[int], now: float) -> Track | None:
+        """The lost or coasting animal that ``new`` (just confirmed) is, which then takes
+        over ``new``'s state; None when it is another animal."""
+        if new.label is not None and new.label in self.background:
+            return None
+        start = new.path[0] if new.path else centre(new.box)
+        best: tuple[float, Track] | None = None
+        for old in self.lost + [t for t in self.tracks if t.track_id not in seen]:
+            if old is new or not old.confirmed or not self.is_animal(old):
+                continue
+            if new.label is not None and new.label != old.label:
+                continue
+            size = max(old.box[2] - old.box[0], old.box[3] - old.box[1])
+            d = _segment_distance(start, centre(old.box),
+                                  centre(old.predicted(new.first_seen)))
+            if d <= self.centre_gate * size and (best is None or d < best[0]):
+                best = (d, old)
+        if best is None:
+            return None
+        old = best[1]
+        self.lost = [t for t in self.lost if t is not old]
+        old.box, old.last_seen, old.velocity = new.box, new.last_seen, new.velocity
+        old.covered_since = None
+        old.hits += new.hits
+        old.voters += new.voters
+        for label, weight in new.votes.items():
+            old.votes[label] = old.votes.get(label, 0.0) + weight
+        for point in new.path:
+            if len(old.path) >= self.path_limit:
+                del old.path[1::2]
+                old._stride *= 2
+            old.path.append(point)
+        return old
 
 
 def _within(b: Box, region: Box) -> Box:
@@ -257,6 +331,15 @@ def _within(b: Box, region: Box) -> Box:
     dx = max(region[0] - b[0], 0.0) + min(region[2] - b[2], 0.0)
     dy = max(region[1] - b[1], 0.0) + min(region[3] - b[3], 0.0)
     return (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy)
+
+
+def _segment_distance(p: Point, a: Point, b: Point) -> float:
+    """Distance from ``p`` to the segment from ``a`` to ``b``."""
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    length = dx * dx + dy * dy
+    t = 0.0 if length == 0 else min(max(((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / length,
+                                        0.0), 1.0)
+    return float(((p[0] - a[0] - t * dx) ** 2 + (p[1] - a[1] - t * dy) ** 2) ** 0.5)
 
 
 def _take(pairs: list[tuple[float, int, int]], out: list[tuple[int, int]]) -> None:

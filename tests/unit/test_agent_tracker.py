@@ -22,7 +22,7 @@ def test_one_id_per_object_across_frames_and_two_objects_keep_theirs() -> None:
 
 
 def test_a_track_is_announced_once_when_confirmed_and_ends_after_coasting() -> None:
-    t = Tracker(BG, confirm_hits=3, coast_seconds=1.0)
+    t = Tracker(BG, confirm_hits=3, coast_seconds=1.0, reid_seconds=0.0)
     appeared = [len(t.update([obs(10 + 5 * i)], now=i * 0.2).appeared) for i in range(5)]
     assert appeared == [0, 0, 1, 0, 0]  # tentative tracks never count
     ended = [t.update([], now=1.0 + 0.2 * k).ended for k in range(7)]
@@ -74,7 +74,7 @@ def test_small_fast_boxes_match_by_centre_distance() -> None:
 
 
 def test_a_resting_animal_is_kept_by_probes_and_leaves_when_a_probe_sees_none() -> None:
-    t = Tracker(BG, confirm_hits=2, coast_seconds=0.5)
+    t = Tracker(BG, confirm_hits=2, coast_seconds=0.5, reid_seconds=0.0)
     t.update([obs(10)], 0.0)
     t.update([obs(12)], 0.1)
     (resting,) = t.resting()
@@ -157,3 +157,65 @@ def test_an_animal_coming_in_where_a_person_left_gets_its_own_track() -> None:
         t.update([obs(5 + 3 * (i - 40), "cat", 0.9, size=60)], i * 0.1)
     cats = [tr for tr in t.tracks if t.is_animal(tr)]
     assert len(cats) == 1 and cats[0].confirmed and cats[0].label == "cat"
+
+
+def _hide_and_return(t: Tracker, back: list[Observation]) -> list[int]:
+    """A dog walks right for 1 s, is out of sight 4 s (twice the coast), then ``back``
+    is seen for 1 s; the ids announced, in order."""
+    announced = []
+    frames = [[obs(100 + 10 * i, size=50)] for i in range(10)]
+    frames += [[] for _ in range(40)] + [back] * 10
+    for k, observations in enumerate(frames):
+        announced += [tr.track_id for tr in t.update(observations, k * 0.1).appeared]
+    return announced
+
+
+def test_an_animal_lost_longer_than_the_coast_is_found_again_near_where_it_went() -> None:
+    """It stopped behind a bush: its region comes back a box width from where it was
+    last seen (not where its speed would have taken it in 4 s), larger (seen whole)."""
+    t = Tracker(BG, confirm_hits=3, coast_seconds=2.0)
+    assert _hide_and_return(t, [obs(220, size=70)]) == [1]
+    (dog,) = t.tracks
+    assert dog.track_id == 1 and dog.hits == 20 and dog.box == (220, 100, 290, 170)
+    assert dog.first_seen == 0.0 and dog.label == "dog"
+
+
+def test_another_animal_far_away_or_of_another_label_is_a_new_track() -> None:
+    far = Tracker(BG, confirm_hits=3, coast_seconds=2.0)
+    assert _hide_and_return(far, [obs(900, size=50)]) == [1, 2]
+    cat = Tracker(BG, confirm_hits=3, coast_seconds=2.0)
+    assert _hide_and_return(cat, [obs(200, "cat", size=50)]) == [1, 2]
+
+
+def test_a_lost_animal_not_found_again_leaves_after_the_coast_and_reid_time() -> None:
+    t = Tracker(BG, confirm_hits=3, coast_seconds=1.0, reid_seconds=3.0)
+    for i in range(5):
+        t.update([obs(10 + 5 * i)], i * 0.1)
+    ended = {k: t.update([], 0.5 + 0.1 * k).ended for k in range(45)}
+    (when,) = [k for k, e in ended.items() if e]  # last seen 0.4 s: gone at 0.4 + 4 s
+    assert 4.3 < 0.5 + 0.1 * when < 4.6
+    assert ended[when][0].dwell_seconds == 0.4 and t.tracks == [] and t.lost == []
+
+
+
+def test_a_coasting_animal_is_not_in_view() -> None:
+    """A window counts the animals in view: a track that coasts into the next window (its
+    animal has left) must not count there."""
+    t = Tracker(BG, confirm_hits=3, coast_seconds=2.0)
+    for i in range(4):
+        t.update([obs(10 + 5 * i), obs(300, "other")], i * 0.25)
+    assert [tr.track_id for tr in t.in_view(0.75)] == [1]
+    t.update([obs(300, "other")], 1.0)
+    assert t.in_view(1.0) == [] and [tr.track_id for tr in t.resting()] == [1]
+
+
+def test_a_cat_and_a_dog_that_pass_each_other_keep_their_tracks() -> None:
+    """Side by side, they step past each other: each box now overlaps the other's track
+    more than its own, yet each track follows the animal its crops say it is."""
+    t = Tracker(BG, confirm_hits=3)
+    for i in range(5):
+        t.update([obs(100, "cat"), obs(130, "dog")], i * 0.1)
+    for i in range(5, 8):
+        t.update([obs(118, "cat"), obs(112, "dog")], i * 0.1)
+        assert {tr.track_id: (tr.label, tr.box[0]) for tr in t.tracks} == {
+            1: ("cat", 118), 2: ("dog", 112)}
