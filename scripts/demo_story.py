@@ -186,6 +186,8 @@ sample_uploads_per_hour = 3600  # the demo's agents upload one sample every 2 s
 
 [rollout_policy]
 shadow_fraction = 1.0  # the shadow gates get their frames 4x sooner than at 0.25
+
+[rollout_policy.gates]
 # A wave is judged on a whole loop of its camera's 60 s clip: animals come and go, so the
 # class mix of two 10 s windows is not the clip's (a canary failed its class-shift gate
 # on 78 crops of one stretch against 518 of whole loops).
