@@ -9,16 +9,18 @@ every wave, gate, deadline and operator action is checked without waiting on a c
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from control_plane.config.rollout_policy import RolloutPolicy
 from control_plane.errors import ConflictError
 from control_plane.rollouts import service as rollouts
 from control_plane.store.models import (
     Rollout,
+    RolloutDevice,
 )
 from control_plane.testing import reported_state
 from protocols import Percentiles, ReleaseStatus, ShadowSummary
@@ -111,6 +113,19 @@ def test_offline_device_is_pending_then_catches_up(fleet: Fleet) -> None:
     fleet.ack("cam-03")
     fleet.tick(ro)
     assert fleet.get(ro).state == "completed"
+
+
+def test_acknowledgements_are_stamped_with_the_fleets_clock(fleet: Fleet) -> None:
+    """The kit's clock is simulated: the windows and the acknowledgements that the gates
+    compare must both follow it, however far the wall clock has moved."""
+    ro = fleet.start(waves=["100%"])
+    fleet.step(3600)
+    fleet.ack("cam-00")
+    with Session(fleet.engine) as s:
+        row = s.exec(select(RolloutDevice).where(RolloutDevice.rollout_id == ro,
+                                                 RolloutDevice.device_id == "cam-00")).one()
+    assert row.acked_at is not None
+    assert row.acked_at.replace(tzinfo=UTC) == fleet.now
 
 
 def test_offline_device_expires_at_the_deadline(fleet: Fleet) -> None:
