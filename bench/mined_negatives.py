@@ -44,16 +44,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _machine import cpu_name  # bench/ is on sys.path: scripts run from it
-from region_accuracy import (
-    FPS,
-    frames_of,
-    load_release,
-    rate_upper,
-    run_clip,
-    scene,
-    score_tracks,
-    share_interval,
-)
+from _track_score import rate_upper, score_tracks, share_interval
+from region_accuracy import FPS, frames_of, load_release, run_clip, scene
 
 from edge_agent.config import CameraConfig
 from edge_agent.regions.analyzer import RegionAnalyzer

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from region_accuracy import (
+from _track_score import (
     AgentTrack,
     Run,
     Truth,
