@@ -126,18 +126,7 @@ def learn(profile: ReferenceProfile, w: Windows, settings: DriftSettings) -> Bas
 
 def exceed_each(base: Baseline, w: Windows, settings: DriftSettings) -> np.ndarray:
     """Per window: does any feature exceed its per-window level (``baseline.judge``)."""
-    hit = np.zeros(len(w.frames), bool)
-    for name, cur in w.counts.items():
-        if name not in base.fit.levels:
-            continue
-        ref = np.asarray(base.fit.counts[name], np.float64)
-        m = cur.sum(axis=1)
-        ok = m >= min_count(name, settings.min_samples)
-        if not ok.any():
-            continue
-        psi = _psi_rows(ref, cur[ok])
-        hit[ok] |= psi > base.levels(name, m[ok], settings.default_threshold.min_psi, False)
-    return hit
+    return _exceed(base, w.counts, len(w.frames), settings, merged=False)
 
 
 def exceed_recent(base: Baseline, w: Windows, settings: DriftSettings, mask: np.ndarray
@@ -147,21 +136,28 @@ def exceed_recent(base: Baseline, w: Windows, settings: DriftSettings, mask: np.
     windows (``baseline.judge_recent``)."""
     n = max(lv.recent_windows for lv in base.fit.levels.values())
     keep = mask.astype(np.float64)
-    hit = np.zeros(len(w.frames), bool)
     kernel = np.ones(n)
-    for name, cur in w.counts.items():
+    # Latest n windows by time, not by judged windows: close enough for a bench.
+    merged = {name: np.stack([np.convolve(cur[:, b] * keep, kernel)[: len(keep)]
+                              for b in range(cur.shape[1])], axis=1)
+              for name, cur in w.counts.items() if name in base.fit.levels}
+    return _exceed(base, merged, len(w.frames), settings, merged=True)
+
+
+def _exceed(base: Baseline, counts: dict[str, FloatArray], rows: int,
+            settings: DriftSettings, merged: bool) -> np.ndarray:
+    """Per row of ``counts`` (windows, or merged windows): any feature past its level."""
+    hit = np.zeros(rows, bool)
+    for name, cur in counts.items():
         if name not in base.fit.levels:
             continue
         ref = np.asarray(base.fit.counts[name], np.float64)
-        # Latest n windows by time, not by judged windows: close enough for a bench.
-        merged = np.stack([np.convolve(cur[:, b] * keep, kernel)[: len(keep)]
-                           for b in range(cur.shape[1])], axis=1)
-        m = merged.sum(axis=1)
+        m = cur.sum(axis=1)
         ok = m >= min_count(name, settings.min_samples)
         if not ok.any():
             continue
-        psi = _psi_rows(ref, merged[ok])
-        hit[ok] |= psi > base.levels(name, m[ok], settings.default_threshold.min_psi, True)
+        psi = _psi_rows(ref, cur[ok])
+        hit[ok] |= psi > base.levels(name, m[ok], settings.default_threshold.min_psi, merged)
     return hit
 
 
