@@ -195,8 +195,8 @@ def test_chart_points_are_written_at_ingest_and_read_without_payloads(
 
 
 def test_migration_fills_the_chart_columns_from_stored_windows(database_url: str) -> None:
-    """Windows stored before 0016 are charted from their JSON at once."""
-    upgrade(database_url, "0015")
+    """Windows stored before 0017 are charted from their JSON at once."""
+    upgrade(database_url, "0016")
     engine = create_db_engine(database_url)
     try:
         with engine.begin() as conn:
