@@ -39,6 +39,7 @@ from protocols import DeviceEvent, TelemetryWindow
 from ..store.db import insert_ignore
 from ..store.models import Device, EventRecord, TelemetryWindowRecord, utc_now
 from . import device_messages, devices, telemetry_pg, telemetry_rollups
+from .fleet_summary import chart_figures
 from .telemetry_pg import Key, KeyState
 from .telemetry_retention import watermarks
 
@@ -65,6 +66,7 @@ ARRIVALS = MetricCounter(
 
 
 def _row(window: TelemetryWindow, now: datetime) -> dict[str, Any]:
+    payload = window.model_dump(mode="json", by_alias=True)
     return {
         "device_id": window.device_id,
         "instance": window.instance or "",
@@ -73,7 +75,8 @@ def _row(window: TelemetryWindow, now: datetime) -> dict[str, Any]:
         "window_end": window.window_end,
         "release_id": window.release_id,
         "received_at": now,
-        "payload": window.model_dump(mode="json", by_alias=True),
+        "payload": payload,
+        **chart_figures(payload),
     }
 
 
