@@ -2,11 +2,12 @@
 
 In: status, reported, telemetry and events of every device, decoded with
 ``protocols.decode_for_topic`` in paho's thread and queued to the ingest pipeline
-(``batch``): one writer stores telemetry windows, reported states and events in runs, status
-messages one by one, and acknowledges each message (manual PUBACK) only once it is
-committed, in arrival order; at most ``max_queued`` are held unacknowledged (paho's thread
-waits for room, so the broker keeps the backlog). An invalid payload is logged with its
-reason, dropped and acknowledged; a failing handler is logged; neither stops the loop.
+(``batch``): one writer stores runs of telemetry windows and runs of device messages
+(statuses, reported states, events) in a transaction each (``store``), and acknowledges
+each message (manual PUBACK) only once it is committed, in arrival order; at most
+``max_queued`` are held unacknowledged (paho's thread waits for room, so the broker keeps
+the backlog). An invalid payload is logged with its reason, dropped and acknowledged; a
+failing write is logged; neither stops the loop.
 Out: desired states, retained, QoS 1; a batch returns once the broker acknowledged it
 (except where waiting could deadlock: see ``publish_desired_batch``).
 Subscriptions are made in ``on_connect``, so every reconnect resubscribes.
@@ -21,7 +22,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -31,10 +31,8 @@ from sqlalchemy.engine import Engine
 from protocols import (
     DesiredState,
     DeviceCommand,
-    DeviceEvent,
     DeviceStatus,
     ProtocolError,
-    ReportedState,
     SignedDesiredState,
     TelemetryWindow,
     commands_topic,
@@ -54,24 +52,16 @@ from ..errors import ConfigError
 from ..lifecycle import Health
 from ..metrics import DESIRED_PUBLISHED, INGEST_RECEIVED, MQTT_CONNECTED, MQTT_RECONNECTS
 from ..rollouts import service as rollouts
-from ..services import devices, telemetry
+from ..services.device_messages import DeviceMessage, StatusReceipt
 from ..store.db import session_scope
 from .batch import INGESTED_KINDS, Inbound, IngestPipeline, count
+from .store import IngestStore
 
 log = logging.getLogger(__name__)
 INGEST_KINDS: tuple[TopicKind, ...] = ("status", "reported", "telemetry", "events")
 FLUSH_TIMEOUT_S = 5.0  # stop(): how long queued messages may take to be written and acked
 PUBACK_TIMEOUT_S = 30.0  # a batch of desired states: how long to wait for the broker
 MAX_INFLIGHT = 200  # QoS 1 messages on their way to the broker at once (paho: 20)
-
-
-@dataclass(frozen=True, slots=True)
-class StatusReceipt:
-    """A status as received: a retained copy (replayed when we subscribe) is old news, so
-    its ``at`` says nothing about the device's clock now."""
-
-    status: DeviceStatus
-    retained: bool
 
 
 class MqttAdapter:
@@ -145,8 +135,7 @@ class MqttAdapter:
         self.client.on_message = self._handle_message
         self.client.on_subscribe = self._handle_subscribe
         self._subscribe_mid: int | None = None
-        # Windows, reported states and events are written in runs (_write_*); status one by one.
-        self._handlers: dict[str, Callable[[Any], str]] = {"status": self._on_status}
+        self.store = IngestStore(engine, self)
         # Bumped on every connect and disconnect: a PUBACK goes back only on the connection
         # its PUBLISH came on (after a reconnect the broker resends, maybe reusing the mid).
         self._connection = 0
@@ -154,8 +143,7 @@ class MqttAdapter:
         self.pipeline = IngestPipeline(
             self._write_windows, self._handle, self._acknowledge,
             batch_size=batch_size, linger_s=linger_s, max_queued=max_queued,
-            write_reported=self._write_reported,
-            write_events=self._write_events,
+            write_device=self._write_device,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -366,42 +354,17 @@ class MqttAdapter:
             if item.qos > 0 and item.connection == self._connection:
                 self.client.ack(item.mid, item.qos)
 
+    # The store's side, here so that a test can slow it down.
     def _write_windows(self, windows: Sequence[TelemetryWindow]) -> Counter[str]:
-        with session_scope(self.engine) as session:
-            return telemetry.ingest_windows(session, windows)
+        return self.store.write_windows(windows)
 
-    def _handle(self, kind: str, message: Any) -> str:
-        return self._handlers[kind](message)
+    def _write_device(self, messages: Sequence[DeviceMessage]) -> Counter[tuple[str, str]]:
+        return self.store.write_device(messages)
 
-    def _on_status(self, receipt: StatusReceipt) -> str:
-        with session_scope(self.engine) as session:
-            device = devices.apply_status(session, receipt.status,
-                                          measure_skew=not receipt.retained)
-        return "applied" if device is not None else self._unknown()
-
-    def _write_reported(self, reports: Sequence[ReportedState]) -> Counter[str]:
-        """A run of reported states: stored, then their rollout rows moved, in one
-        transaction (a few statements whatever their number)."""
-        with session_scope(self.engine) as session:
-            applied, outcomes = devices.apply_reported_many(session, reports)
-            rollouts.on_reported_many(session, applied)
-            behind = sorted({d for device, reported in applied
-                             for d in rollouts.catch_up(session, device, reported)})
-        if behind:  # the store went back in time: its states go out again, newer
-            with session_scope(self.engine) as session:
-                rollouts.publish_current(session, self, behind)
-        if outcomes["unknown_device"]:
-            self._unknown()
-        return outcomes
-
-    def _write_events(self, events: Sequence[DeviceEvent]) -> Counter[str]:
-        with session_scope(self.engine) as session:
-            return telemetry.ingest_events(session, events)
-
-    @staticmethod
-    def _unknown() -> str:
-        log.warning("message from unknown device dropped")
-        return "unknown_device"
+    def _handle(self, kind: str, message: DeviceMessage) -> str:
+        """A device message alone (every kind the adapter receives is written in runs)."""
+        outcomes = self._write_device([message])
+        return next(iter(outcomes))[1] if outcomes else "error"
 
 
 def republish_desired(adapter: MqttAdapter) -> None:

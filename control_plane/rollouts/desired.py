@@ -267,6 +267,17 @@ def _send(publisher: DesiredStatePublisher, states: Sequence[DesiredState]) -> N
             publisher.publish_desired(state)
 
 
+def is_ahead(reported: ReportedState, epoch: int, revision: int) -> bool:
+    """Whether the device has handled a newer desired state than the store's newest for
+    it (``revision`` of the store's ``epoch``)."""
+    seen = reported.desired_revision
+    if seen is None:
+        return False
+    if reported.desired_epoch is None:  # an agent before epochs (or still in epoch 0)
+        return seen > revision
+    return (reported.desired_epoch, seen) > (epoch, revision)
+
+
 def catch_up(session: Session, device: Device, reported: ReportedState) -> list[str]:
     """The devices whose desired states must go out again because ``device`` has handled a
     desired state newer than any the store holds: the store went back in time (restored
@@ -277,11 +288,7 @@ def catch_up(session: Session, device: Device, reported: ReportedState) -> list[
     if seen is None:
         return []
     epoch = store_epoch(session)
-    if reported.desired_epoch is None:  # an agent before epochs (or still in epoch 0)
-        ahead = seen > device.desired_revision
-    else:
-        ahead = (reported.desired_epoch, seen) > (epoch, device.desired_revision)
-    if not ahead:
+    if not is_ahead(reported, epoch, device.desired_revision):
         return []
     device = lock_devices(session, [device.device_id])[device.device_id]
     why = (f"device {device.device_id} has handled desired revision {seen} of epoch "
