@@ -20,7 +20,7 @@ import ssl
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -64,6 +64,14 @@ PUBACK_TIMEOUT_S = 30.0  # a batch of desired states: how long to wait for the b
 MAX_INFLIGHT = 200  # QoS 1 messages on their way to the broker at once (paho: 20)
 
 
+def _done(info: paho.MQTTMessageInfo) -> bool:
+    """Acknowledged by the broker, or never queued."""
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):
+        return True
+
+
 class MqttAdapter:
     """Connects in the background, retries forever, and never lets a message crash it."""
 
@@ -85,6 +93,7 @@ class MqttAdapter:
         max_queued: int = 1000,
         retire: bool = False,
         signer: Callable[[DesiredState], SignedDesiredState] | None = None,
+        max_queued_messages: int = 10_000,
     ) -> None:
         try:
             self.endpoint = parse_mqtt_url(url)
@@ -127,7 +136,12 @@ class MqttAdapter:
                 cert_reqs=ssl.CERT_REQUIRED,
             )
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self.client.max_queued_messages_set(10_000)
+        # paho refuses a publish beyond it (a desired state then waits: publish_desired_batch)
+        self.client.max_queued_messages_set(max_queued_messages)
+        self._max_queued_messages = max_queued_messages
+        # Desired-state messages queued and not yet acknowledged, oldest first (wait_for_room).
+        self._outgoing: deque[paho.MQTTMessageInfo] = deque()
+        self._outgoing_lock = threading.Lock()
         self.client.max_inflight_messages_set(MAX_INFLIGHT)
         self.client.on_connect = self._handle_connect
         self.client.on_connect_fail = self._handle_connect_fail
@@ -258,17 +272,34 @@ class MqttAdapter:
     def publish_desired(self, state: DesiredState) -> None:
         """Publish retained, QoS 1, signed (``desired_signed``, what agents act on) and plain
         (``desired``, for agents older than signing: without the fields they would refuse).
-        While disconnected paho queues both and sends them on reconnect."""
-        self._queue_desired(state)
+        While disconnected paho queues both and sends them on reconnect. The rollouts
+        publish through ``publish_desired_batch``, which waits for room in a full queue."""
+        if any(i.rc == paho.MQTT_ERR_QUEUE_SIZE for i in self._queue_desired(state)):
+            log.error("desired state not queued: the client's outgoing queue is full "
+                      "(mqtt_max_queued_messages); it goes out with the re-publish on connect",
+                      extra={"device_id": state.device_id, "revision": state.revision})
 
-    def publish_desired_batch(self, states: Sequence[DesiredState]) -> None:
-        """Publish each state as ``publish_desired`` does, and return once the broker has
-        acknowledged every message (the caller holds the writers' lock meanwhile, so no
-        newer state of these devices can reach the broker first). Not while disconnected:
-        paho sends the queue on reconnect, and the re-publish on connect follows it."""
-        sent = [info for state in states for info in self._queue_desired(state)]
-        if not self._wait_acked:
-            return
+    def publish_desired_batch(self, states: Sequence[DesiredState]) -> list[str]:
+        """Publish each state as ``publish_desired`` does, in order, until paho's outgoing
+        queue is full; return the ids of the devices not queued (send them again after
+        ``wait_for_room``). Returns once the broker has acknowledged every message queued
+        (the caller holds the writers' lock meanwhile, so no newer state of these devices
+        can reach the broker first). Not while disconnected: paho sends the queue on
+        reconnect, and the re-publish on connect follows it."""
+        sent: list[paho.MQTTMessageInfo] = []
+        for i, state in enumerate(states):
+            infos = self._queue_desired(state)
+            sent += infos
+            if any(info.rc == paho.MQTT_ERR_QUEUE_SIZE for info in infos):
+                left = [s.device_id for s in states[i:]]
+                break
+        else:
+            left = []
+        if self._wait_acked:
+            self._wait_published(sent)
+        return left
+
+    def _wait_published(self, sent: Sequence[paho.MQTTMessageInfo]) -> None:
         deadline = time.monotonic() + PUBACK_TIMEOUT_S
         for info in sent:
             try:
@@ -279,7 +310,26 @@ class MqttAdapter:
                         return
                     info.wait_for_publish(0.5)
             except (RuntimeError, ValueError):
-                continue  # not queued (logged when published); the re-publish covers it
+                continue  # not queued: the caller sends it again
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """Wait until at most half of paho's outgoing queue holds desired states not yet
+        acknowledged. False when disconnected (paho sends its queue on reconnect, and the
+        re-publish on connect sends every device's state) or when the broker acknowledged
+        nothing for ``timeout`` seconds (a dead link: the keepalive reconnects)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._outgoing_lock:
+                while self._outgoing and _done(self._outgoing[0]):
+                    self._outgoing.popleft()
+                    deadline = time.monotonic() + timeout  # progress
+                oldest = self._outgoing[0] if self._outgoing else None
+                waiting = len(self._outgoing)
+            if waiting <= self._max_queued_messages // 2 or oldest is None:
+                return True
+            if not self.connected or time.monotonic() > deadline:
+                return False
+            oldest.wait_for_publish(0.2)
 
     def _queue_desired(self, state: DesiredState) -> list[paho.MQTTMessageInfo]:
         plain = state.model_copy(update={"epoch": 0, "rollback": False})
@@ -290,14 +340,20 @@ class MqttAdapter:
         infos = []
         for topic, payload in messages:
             info = self.client.publish(topic, payload, qos=1, retain=True)
+            infos.append(info)
+            if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
+                break  # the queue is full: the caller sends the device again
             if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
                 log.error(
                     "desired state not queued: %s",
                     paho.error_string(info.rc),
                     extra={"device_id": state.device_id, "revision": state.revision},
                 )
-            infos.append(info)
-        DESIRED_PUBLISHED.inc()
+                continue
+            with self._outgoing_lock:
+                self._outgoing.append(info)
+        else:
+            DESIRED_PUBLISHED.inc()
         return infos
 
     def publish_command(self, command: DeviceCommand) -> None:
