@@ -38,6 +38,7 @@ from ..store.models import (
     TelemetryWatermark,
     TelemetryWindowRecord,
 )
+from .fleet_summary import chart_figures
 from .telemetry_rollup_fold import fold
 from .telemetry_rollups import DAY, floor
 
@@ -203,6 +204,9 @@ def _merge_groups(
             continue
         keep = members[0]
         keep.payload = merged
+        figures = chart_figures(merged)
+        keep.inference_fps, keep.latency_p95_ms = (figures["inference_fps"],
+                                                   figures["latency_p95_ms"])
         keep.window_start = min(m.window_start for m in members)
         keep.window_end = max(m.window_end for m in members)
         keep.received_at = max(m.received_at for m in members)

@@ -39,6 +39,10 @@ class TelemetryWindowRecord(SQLModel, table=True):
     release_id: str | None = Field(default=None, max_length=64)
     received_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     payload: dict[str, Any] = _json()
+    # What the fleet page charts, written beside the payload (``chart_figures``): frames
+    # inferred per second over the window's cameras, the worst camera's p95 latency.
+    inference_fps: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
+    latency_p95_ms: float | None = None
 
 
 class TelemetryWatermark(SQLModel, table=True):
