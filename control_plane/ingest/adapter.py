@@ -20,7 +20,7 @@ import ssl
 import sys
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -55,6 +55,7 @@ from ..rollouts import service as rollouts
 from ..services.device_messages import DeviceMessage, StatusReceipt
 from ..store.db import session_scope
 from .batch import INGESTED_KINDS, Inbound, IngestPipeline, count
+from .outgoing import Outgoing, wait_published
 from .store import IngestStore
 
 log = logging.getLogger(__name__)
@@ -62,14 +63,6 @@ INGEST_KINDS: tuple[TopicKind, ...] = ("status", "reported", "telemetry", "event
 FLUSH_TIMEOUT_S = 5.0  # stop(): how long queued messages may take to be written and acked
 PUBACK_TIMEOUT_S = 30.0  # a batch of desired states: how long to wait for the broker
 MAX_INFLIGHT = 200  # QoS 1 messages on their way to the broker at once (paho: 20)
-
-
-def _done(info: paho.MQTTMessageInfo) -> bool:
-    """Acknowledged by the broker, or never queued."""
-    try:
-        return info.is_published()
-    except (RuntimeError, ValueError):
-        return True
 
 
 class MqttAdapter:
@@ -138,10 +131,7 @@ class MqttAdapter:
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         # paho refuses a publish beyond it (a desired state then waits: publish_desired_batch)
         self.client.max_queued_messages_set(max_queued_messages)
-        self._max_queued_messages = max_queued_messages
-        # Desired-state messages queued and not yet acknowledged, oldest first (wait_for_room).
-        self._outgoing: deque[paho.MQTTMessageInfo] = deque()
-        self._outgoing_lock = threading.Lock()
+        self._outgoing = Outgoing(max_queued_messages)
         self.client.max_inflight_messages_set(MAX_INFLIGHT)
         self.client.on_connect = self._handle_connect
         self.client.on_connect_fail = self._handle_connect_fail
@@ -296,40 +286,15 @@ class MqttAdapter:
         else:
             left = []
         if self._wait_acked:
-            self._wait_published(sent)
+            wait_published(sent, lambda: self.connected, PUBACK_TIMEOUT_S)
         return left
-
-    def _wait_published(self, sent: Sequence[paho.MQTTMessageInfo]) -> None:
-        deadline = time.monotonic() + PUBACK_TIMEOUT_S
-        for info in sent:
-            try:
-                while not info.is_published() and self.connected:
-                    if time.monotonic() > deadline:
-                        log.warning("the broker did not acknowledge %d desired states within "
-                                    "%g s; they stay queued", len(sent), PUBACK_TIMEOUT_S)
-                        return
-                    info.wait_for_publish(0.5)
-            except (RuntimeError, ValueError):
-                continue  # not queued: the caller sends it again
 
     def wait_for_room(self, timeout: float) -> bool:
         """Wait until at most half of paho's outgoing queue holds desired states not yet
         acknowledged. False when disconnected (paho sends its queue on reconnect, and the
         re-publish on connect sends every device's state) or when the broker acknowledged
         nothing for ``timeout`` seconds (a dead link: the keepalive reconnects)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._outgoing_lock:
-                while self._outgoing and _done(self._outgoing[0]):
-                    self._outgoing.popleft()
-                    deadline = time.monotonic() + timeout  # progress
-                oldest = self._outgoing[0] if self._outgoing else None
-                waiting = len(self._outgoing)
-            if waiting <= self._max_queued_messages // 2 or oldest is None:
-                return True
-            if not self.connected or time.monotonic() > deadline:
-                return False
-            oldest.wait_for_publish(0.2)
+        return self._outgoing.wait_for_room(lambda: self.connected, timeout)
 
     def _queue_desired(self, state: DesiredState) -> list[paho.MQTTMessageInfo]:
         plain = state.model_copy(update={"epoch": 0, "rollback": False})
@@ -350,8 +315,7 @@ class MqttAdapter:
                     extra={"device_id": state.device_id, "revision": state.revision},
                 )
                 continue
-            with self._outgoing_lock:
-                self._outgoing.append(info)
+            self._outgoing.add(info)
         else:
             DESIRED_PUBLISHED.inc()
         return infos
