@@ -55,6 +55,7 @@ from ..rollouts import service as rollouts
 from ..services.device_messages import DeviceMessage, StatusReceipt
 from ..store.db import session_scope
 from .batch import INGESTED_KINDS, Inbound, IngestPipeline, count
+from .outgoing import Outgoing, wait_published
 from .store import IngestStore
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class MqttAdapter:
         max_queued: int = 1000,
         retire: bool = False,
         signer: Callable[[DesiredState], SignedDesiredState] | None = None,
+        max_queued_messages: int = 10_000,
     ) -> None:
         try:
             self.endpoint = parse_mqtt_url(url)
@@ -127,7 +129,9 @@ class MqttAdapter:
                 cert_reqs=ssl.CERT_REQUIRED,
             )
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self.client.max_queued_messages_set(10_000)
+        # paho refuses a publish beyond it (a desired state then waits: publish_desired_batch)
+        self.client.max_queued_messages_set(max_queued_messages)
+        self._outgoing = Outgoing(max_queued_messages)
         self.client.max_inflight_messages_set(MAX_INFLIGHT)
         self.client.on_connect = self._handle_connect
         self.client.on_connect_fail = self._handle_connect_fail
@@ -258,28 +262,39 @@ class MqttAdapter:
     def publish_desired(self, state: DesiredState) -> None:
         """Publish retained, QoS 1, signed (``desired_signed``, what agents act on) and plain
         (``desired``, for agents older than signing: without the fields they would refuse).
-        While disconnected paho queues both and sends them on reconnect."""
-        self._queue_desired(state)
+        While disconnected paho queues both and sends them on reconnect. The rollouts
+        publish through ``publish_desired_batch``, which waits for room in a full queue."""
+        if any(i.rc == paho.MQTT_ERR_QUEUE_SIZE for i in self._queue_desired(state)):
+            log.error("desired state not queued: the client's outgoing queue is full "
+                      "(mqtt_max_queued_messages); it goes out with the re-publish on connect",
+                      extra={"device_id": state.device_id, "revision": state.revision})
 
-    def publish_desired_batch(self, states: Sequence[DesiredState]) -> None:
-        """Publish each state as ``publish_desired`` does, and return once the broker has
-        acknowledged every message (the caller holds the writers' lock meanwhile, so no
-        newer state of these devices can reach the broker first). Not while disconnected:
-        paho sends the queue on reconnect, and the re-publish on connect follows it."""
-        sent = [info for state in states for info in self._queue_desired(state)]
-        if not self._wait_acked:
-            return
-        deadline = time.monotonic() + PUBACK_TIMEOUT_S
-        for info in sent:
-            try:
-                while not info.is_published() and self.connected:
-                    if time.monotonic() > deadline:
-                        log.warning("the broker did not acknowledge %d desired states within "
-                                    "%g s; they stay queued", len(sent), PUBACK_TIMEOUT_S)
-                        return
-                    info.wait_for_publish(0.5)
-            except (RuntimeError, ValueError):
-                continue  # not queued (logged when published); the re-publish covers it
+    def publish_desired_batch(self, states: Sequence[DesiredState]) -> list[str]:
+        """Publish each state as ``publish_desired`` does, in order, until paho's outgoing
+        queue is full; return the ids of the devices not queued (send them again after
+        ``wait_for_room``). Returns once the broker has acknowledged every message queued
+        (the caller holds the writers' lock meanwhile, so no newer state of these devices
+        can reach the broker first). Not while disconnected: paho sends the queue on
+        reconnect, and the re-publish on connect follows it."""
+        sent: list[paho.MQTTMessageInfo] = []
+        for i, state in enumerate(states):
+            infos = self._queue_desired(state)
+            sent += infos
+            if any(info.rc == paho.MQTT_ERR_QUEUE_SIZE for info in infos):
+                left = [s.device_id for s in states[i:]]
+                break
+        else:
+            left = []
+        if self._wait_acked:
+            wait_published(sent, lambda: self.connected, PUBACK_TIMEOUT_S)
+        return left
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """Wait until at most half of paho's outgoing queue holds desired states not yet
+        acknowledged. False when disconnected (paho sends its queue on reconnect, and the
+        re-publish on connect sends every device's state) or when the broker acknowledged
+        nothing for ``timeout`` seconds (a dead link: the keepalive reconnects)."""
+        return self._outgoing.wait_for_room(lambda: self.connected, timeout)
 
     def _queue_desired(self, state: DesiredState) -> list[paho.MQTTMessageInfo]:
         plain = state.model_copy(update={"epoch": 0, "rollback": False})
@@ -290,14 +305,19 @@ class MqttAdapter:
         infos = []
         for topic, payload in messages:
             info = self.client.publish(topic, payload, qos=1, retain=True)
+            infos.append(info)
+            if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
+                break  # the queue is full: the caller sends the device again
             if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
                 log.error(
                     "desired state not queued: %s",
                     paho.error_string(info.rc),
                     extra={"device_id": state.device_id, "revision": state.revision},
                 )
-            infos.append(info)
-        DESIRED_PUBLISHED.inc()
+                continue
+            self._outgoing.add(info)
+        else:
+            DESIRED_PUBLISHED.inc()
         return infos
 
     def publish_command(self, command: DeviceCommand) -> None:
