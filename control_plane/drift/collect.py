@@ -37,10 +37,10 @@ from protocols import ReferenceProfile
 
 from ..services import telemetry_rollups as rollups
 from ..store.models import ModelVersion, Release, TelemetryRollup, TelemetryWindowRecord
-from .stats import FloatArray
 from .summary import Summary
 
 STREAM_ROWS = 5000  # rows fetched per round trip (a server-side cursor on PostgreSQL)
+Rows = np.ndarray[Any, np.dtype[np.float32]]  # a window's cameras on a profile's bins
 START_UNSET = datetime.min.replace(tzinfo=UTC)  # replaced by the device's span at the end
 
 
@@ -56,9 +56,9 @@ class DeviceWindows:
     recent: deque[dict[str, Any]]
     start: datetime
     end: datetime
-    recent_rows: list[FloatArray] = field(default_factory=list)
+    recent_rows: list[Rows] = field(default_factory=list)
 
-    def binned(self) -> list[FloatArray | None]:
+    def binned(self) -> list[Rows | None]:
         """``recent_rows`` beside ``recent`` (None where a window is not binned yet)."""
         if len(self.recent_rows) == len(self.recent):
             return list(self.recent_rows)
@@ -231,7 +231,7 @@ def _rolled_up(merge: _Merge, buckets: list[tuple[str, datetime, datetime]],
     merge.done()
 
 
-def binned(summary: Summary, payload: dict[str, Any]) -> FloatArray | None:
+def binned(summary: Summary, payload: dict[str, Any]) -> Rows | None:
     """Each camera of a window on the summary's bins, one row each (an idle camera:
     zeros); None if the window does not fit them (``Summary.fits``)."""
     rows = []
@@ -240,7 +240,9 @@ def binned(summary: Summary, payload: dict[str, Any]) -> FloatArray | None:
         if row is None:
             return None
         rows.append(row)
-    return np.array(rows, np.float64).reshape(len(rows), summary.flat.size)
+    # Single precision: a window's counts are integers far below 2**24, so exact, and a
+    # fleet's latest windows take half the memory.
+    return np.array(rows, np.float32).reshape(len(rows), summary.flat.size)
 
 
 def _recent(session: Session, found: Collected, start: datetime, end: datetime,
@@ -248,7 +250,7 @@ def _recent(session: Session, found: Collected, start: datetime, end: datetime,
     """Each device's latest ``n`` windows that fit its release's bins, oldest first, and
     their rows: read newest first in slices of receipt time, each four times the last,
     for the devices that still lack some."""
-    got: dict[tuple[str, str], list[tuple[dict[str, Any], FloatArray]]] = {
+    got: dict[tuple[str, str], list[tuple[dict[str, Any], Rows]]] = {
         (rel, d): [] for rel, per_device in found.devices.items() for d in per_device}
     t, hi, step = TelemetryWindowRecord, end, timedelta(minutes=10)
     while got and hi > start:

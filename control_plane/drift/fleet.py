@@ -215,7 +215,7 @@ class CameraRows:
 
 
 def camera_rows(profile: ReferenceProfile, payloads: Sequence[dict[str, Any]],
-                binned: Sequence[FloatArray | None] | None = None) -> CameraRows:
+                binned: Sequence[np.ndarray[Any, Any] | None] | None = None) -> CameraRows:
     """Each camera of ``payloads`` on the profile's bins, binned by ``Summary``'s own code
     (``binned``: beside each payload, its cameras' rows when the caller has them, as
     ``collect.binned`` gives them; None where not)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from array import array
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,8 +44,14 @@ class ActiveBaseline:
     id: int
     version: int
     window_minutes: float
-    counts: dict[str, list[float]]
+    counts: dict[str, array[float]]
     levels: dict[str, Any]
+
+
+def _packed(counts: dict[str, list[float]]) -> dict[str, array[float]]:
+    # A fleet's baselines stay in memory through its analysis: 8 bytes a count, where a
+    # list of Python floats takes 32.
+    return {name: array("d", values) for name, values in counts.items()}
 
 
 def active(session: Session, release_ids: list[str]) -> dict[tuple[str, str], dict[Key, Any]]:
@@ -66,7 +73,7 @@ def active(session: Session, release_ids: list[str]) -> dict[tuple[str, str], di
     )
     for rel, device_id, camera_id, condition, id_, version, minutes, counts, levels in rows:
         out[(rel, device_id)][(camera_id, condition)] = ActiveBaseline(
-            id_, version, minutes, from_json(counts), from_json(levels))
+            id_, version, minutes, _packed(from_json(counts)), from_json(levels))
     return out
 
 
