@@ -9,14 +9,16 @@ and judge as ``drift.baseline.judge`` and ``drift.verdicts`` do, vectorised over
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from control_plane.config.drift import DriftSettings
 from control_plane.drift import baseline as bl
-from control_plane.drift import compare, stats
+from control_plane.drift import compare, hours, stats
 from control_plane.drift.region_features import min_count, without_regions
 from protocols import ReferenceProfile
 
@@ -170,3 +172,35 @@ def k_of_n(hit: np.ndarray, k: int, n: int) -> np.ndarray:
 def episodes(alarm: np.ndarray) -> int:
     """Separate alarms: runs of consecutive alarmed windows."""
     return int(np.sum(alarm[1:] & ~alarm[:-1]) + (1 if alarm.size and alarm[0] else 0))
+
+
+# -- the hour check: a light never shown at this hour -------------------------------------------
+MINUTES_A_DAY = 24 * 60
+_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def hour_alarms(conditions: np.ndarray, scored_from: int, learning: set[str],
+                settings: DriftSettings) -> np.ndarray:
+    """Per window (one a minute, from midnight of day 0): the hour check's verdict
+    (``drift.hour_history.apply``) for windows of a condition without a baseline. Each
+    scored day's history is the ``hour_history_days`` days before it, as in the control
+    plane; a window counts when its light is new at its hour, and the camera is drifted
+    when more of its latest N windows count than the history's level."""
+    n, k = settings.alert_windows, settings.alert_drifted_windows
+    new = np.zeros(len(conditions), bool)
+    levels = np.full(len(conditions), n, float)
+    for day in range(scored_from // MINUTES_A_DAY, -(-len(conditions) // MINUTES_A_DAY)):
+        lo = max(0, day - settings.hour_history_days) * MINUTES_A_DAY
+        hi = day * MINUTES_A_DAY
+        cells = Counter(zip(np.arange(lo, hi) // 60, conditions[lo:hi].tolist(), strict=True))
+        history = hours.History.of(
+            (_EPOCH + timedelta(hours=int(h)), str(c), w) for (h, c), w in cells.items())
+        level = hours.level(history, n, k, settings.hour_min_days)
+        for t in range(max(hi, scored_from), min(hi + MINUTES_A_DAY, len(conditions))):
+            cond = str(conditions[t])
+            hour = (t % MINUTES_A_DAY) // 60
+            if cond in learning and history.days_at(hour) >= settings.hour_min_days:
+                new[t] = history.novel(hour, hours.light(cond))
+            levels[t] = level
+    run = np.convolve(new.astype(int), np.ones(n, int))[: new.size]
+    return np.asarray(run > levels)

@@ -30,7 +30,11 @@ Methods (every one with the default ``[drift]`` settings):
 
 * ``windows``: per camera x condition baseline, each window against its per-window
   level, K of the latest N windows (``alert_rule = "windows"``, the default);
-* ``crops``: ``windows`` without the region features (the windows' region telemetry
+* ``windows`` also runs the hour check (``drift.hours``) on every condition without a
+  baseline, its history the ``hour_history_days`` days before each scored day;
+* ``before``: ``windows`` as it was before the hour check (conditions without a baseline
+  never judged);
+* ``crops``: ``before`` without the region features (the windows' region telemetry
   removed: what drift judged before them);
 * ``light-only``: ``windows`` on the conditions an agent without rain tagging sends
   (rain windows tagged ``day``: rain is tested in daylight only), so rain is judged
@@ -69,7 +73,8 @@ from control_plane.config.drift import DriftSettings
 
 DAY = 24 * 60
 HORIZON = 60
-METHODS = ["windows", "crops", "recent", "light-only", "training", "psi>0.1", "psi>0.25"]
+METHODS = ["windows", "before", "crops", "recent", "light-only", "training", "psi>0.1",
+           "psi>0.25"]
 
 
 def timeline(rng: np.random.Generator, days: int, night: str) -> list[str]:
@@ -103,6 +108,7 @@ class Replay:
         self.flat = flat
         self.windows = dm.windows_of(profile, flat)  # type: ignore[arg-type]
         self.crops = self.windows.crops_only()  # what the judge saw before region features
+        self.before = self.windows  # what it saw before the hour check
 
     def draw(self, rng: np.random.Generator, cam: str, variants: list[str], learning: bool
              ) -> np.ndarray:
@@ -136,8 +142,10 @@ def judge(rp: Replay, picks: np.ndarray, scored_from: int, train: dict[str, np.n
     each, recent = _baselines(rp.windows, picks, scored_from, w.conditions, s, profile)
     light = np.where(w.conditions == "rain", "day", w.conditions)
     out = {"recent": recent, "windows": each,
+           "before": _baselines(rp.before, picks, scored_from, w.conditions, s, profile,
+                                False, False)[0],
            "crops": _baselines(rp.crops, picks, scored_from, w.conditions, s, profile,
-                               False)[0],
+                               False, False)[0],
            "light-only": _baselines(rp.windows, picks, scored_from, light, s, profile,
                                     False)[0]}
     for name, verdict in train.items():
@@ -146,8 +154,8 @@ def judge(rp: Replay, picks: np.ndarray, scored_from: int, train: dict[str, np.n
 
 
 def _baselines(windows: dm.Windows, picks: np.ndarray, scored_from: int,
-               conditions: np.ndarray, s: DriftSettings, profile: object, merged: bool = True
-               ) -> tuple[np.ndarray, np.ndarray]:
+               conditions: np.ndarray, s: DriftSettings, profile: object, merged: bool = True,
+               hour: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """K of N single windows and merged windows against each window's camera x condition
     baseline, the conditions as given (``windows``: with or without region features). As
     in the control plane, a condition has a baseline once ``baseline_windows`` windows of
@@ -158,10 +166,12 @@ def _baselines(windows: dm.Windows, picks: np.ndarray, scored_from: int,
     each = np.zeros(len(picks), bool)
     recent = np.zeros(len(picks), bool)
     scored = np.arange(len(picks)) >= scored_from
+    learning: set[str] = set()
     for cond in sorted(set(conditions.tolist())):
         warm = picks[:scored_from][conditions[:scored_from] == cond]
         if warm.size < s.baseline_windows:
-            continue  # still learning, as the control plane: never judged
+            learning.add(cond)  # still learning, as the control plane: the hour check only
+            continue
         distinct = np.array(list(dict.fromkeys(warm.tolist())), np.intp)
         base = dm.learn(profile, windows.take(distinct), s)  # type: ignore[arg-type]
         if base is None:
@@ -170,6 +180,10 @@ def _baselines(windows: dm.Windows, picks: np.ndarray, scored_from: int,
         each |= dm.k_of_n(dm.exceed_each(base, w, s) & mask, k, n)
         if merged:
             recent |= dm.exceed_recent(base, w, s, mask)
+    if hour:
+        alarms = dm.hour_alarms(conditions, scored_from, learning, s)
+        each |= alarms
+        recent |= alarms
     return each, recent
 
 
@@ -232,7 +246,8 @@ def report(pool: dp.Pool, profile: object, a: argparse.Namespace) -> None:
         f"{v} {t}" for v, t in tags.items()))
     train = dm.training_verdicts(profile, rp.flat, s)  # type: ignore[arg-type]
     rng = np.random.default_rng(a.seed)
-    warm = a.warm_days or max(2, -(-s.baseline_windows // 120))  # dusk: 120 windows a day
+    # dusk: 120 windows a day; the hour check: hour_min_days days of history
+    warm = a.warm_days or max(s.hour_min_days, -(-s.baseline_windows // 120))
     t0 = time.perf_counter()
     false = dict.fromkeys(METHODS, 0)
     in_rain = dict.fromkeys(METHODS, 0)

@@ -102,6 +102,26 @@ def stored(engine: sa.Engine) -> int:
         return int(conn.execute(sa.text("SELECT count(*) FROM telemetry_window")).scalar_one())
 
 
+def backend_cpu(engine: sa.Engine) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving this database but the bench's
+    own (the server is local: its processes' /proc/PID/stat); {} on SQLite, whose work is
+    in the worker's own CPU time."""
+    if engine.dialect.name != "postgresql":
+        return {}
+    with engine.connect() as conn:
+        pids = conn.execute(sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()")).scalars().all()
+    out = {}
+    for pid in pids:
+        try:  # utime and stime: fields 14 and 15, after the command name in parentheses
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone, or not readable here
+            continue
+        out[int(pid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def connected(port: int) -> bool:
     """Whether the worker behind metrics ``port`` is connected (it subscribes first)."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
@@ -272,6 +292,7 @@ class Case:
     ceiling: float  # the broker's ceiling measured just before (Python subscriber)
     native: float  # the same with mosquitto_sub as the subscriber
     alone: float  # mosquitto_pub to mosquitto_sub: the broker with no Python at either end
+    backend_us: float | None  # PostgreSQL backends' CPU time per window stored (None: SQLite)
 
 
 def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
@@ -314,6 +335,7 @@ def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
         native = native_ceiling(load, tmp)
         alone = broker_alone(load, tmp)
         idle_cpu = [worker_stats(p)[2] for p in metrics_ports]  # start-up is not ingest
+        idle_backends = backend_cpu(engine)
         payloads = fleet_payloads(load)
         client = publisher(port)
         start = time.perf_counter()
@@ -326,14 +348,23 @@ def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
         client.disconnect()
         client.loop_stop()
         stats = [worker_stats(p) for p in metrics_ports]
+        backends = backend_cpu(engine)
         total = stored(engine)
         batched = sum(s[0] for s in stats) / max(sum(s[1] for s in stats), 1.0)
         cpu = sum(s[2] for s in stats) - sum(idle_cpu)
-        return Case(total / seconds, batched, cpu / max(total, 1) * 1e6, ceiling, native, alone)
+        backend = (sum(v - idle_backends.get(pid, 0.0) for pid, v in backends.items())
+                   / max(total, 1) * 1e6 if backends else None)
+        return Case(total / seconds, batched, cpu / max(total, 1) * 1e6, ceiling, native, alone,
+                    backend)
     finally:
         for proc in procs:
             proc.terminate()
-            proc.wait(15)
+        for proc in procs:
+            try:  # a loaded machine can take long to stop a worker: never leave one behind
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         broker.terminate()
         broker.wait(10)
         engine.dispose()
@@ -372,11 +403,14 @@ def main() -> None:
           f"ingest_batch_size {args.batch_size}, broker max_inflight_messages "
           f"{args.inflight}, {kind})\n")
     print("| configuration | windows/s | devices at 1 window/min | windows per transaction | "
-          "worker CPU per window | ceilings: paho sub / mosquitto_sub / C pub + sub | "
-          "ingest / each ceiling |\n|---|---|---|---|---|---|---|")
+          "worker CPU per window | PostgreSQL backend CPU per window | "
+          "ceilings: paho sub / mosquitto_sub / C pub + sub | "
+          "ingest / each ceiling |\n|---|---|---|---|---|---|---|---|")
     for name, c in rows:
+        backend = "-" if c.backend_us is None else f"{c.backend_us:,.0f} us"
         print(f"| {name} | {c.rate:,.0f} | {c.rate * 60:,.0f} | {c.batched:.1f} | "
-              f"{c.cpu_us:,.0f} us | {c.ceiling:,.0f} / {c.native:,.0f} / {c.alone:,.0f} | "
+              f"{c.cpu_us:,.0f} us | {backend} | "
+              f"{c.ceiling:,.0f} / {c.native:,.0f} / {c.alone:,.0f} | "
               f"{c.rate / c.ceiling:.2f} / {c.rate / c.native:.2f} / "
               f"{c.rate / c.alone:.2f} |")
     print("\nThe ceilings, each measured right before its configuration with the same "

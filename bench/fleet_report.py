@@ -188,7 +188,7 @@ def generate(url: str, devices: int, days: int) -> int:
                                  "release_id": RELEASE, "camera_id": camera,
                                  "condition": condition, "windows": 60 * size // rollups.HOUR,
                                  "mismatched": 0, "first_start": b,
-                                 "last_end": b + size, "counts": counts})
+                                 "last_end": b + size, "counts": counts, "folded": True})
             if len(rows) >= ROWS_PER_INSERT:
                 flush()
     if rows:

@@ -43,15 +43,13 @@ from .events import EventLog
 from .metrics import AgentMetrics
 from .pipeline import InferenceLoop
 from .release_install import check_agent_version, install_with_retries
+from .release_shadow import CANCELLED, ShadowSlot
 from .release_states import RELEASE, ReleaseEvent, advance, begin
 from .releases import InstalledRelease, ReleaseStore, crash_point, write_atomic
 from .runtime import ModelRuntime
 from .samples import SampleUploader
 
 log = logging.getLogger(__name__)
-
-CANCELLED = "cancelled: a newer desired state arrived"
-
 
 def _transition(from_id: str | None, to_id: str | None, reason: str,
                 ok: bool = False) -> Transition:
@@ -81,13 +79,12 @@ class ReleaseWorker:
         # The last desired state handled: (epoch, revision) only grows, across restarts.
         self._epoch, self._revision = self._read_handled()
         self.refused: Counter[str] = Counter()  # desired states refused, by reason
-        self._shadow: ReleaseStatus | None = None
-        self._shadow_fraction = DesiredSettings().shadow_fraction
         self._rollback: tuple[str, str] | None = None  # (bad release id, why)
         self._pending: DesiredState | None = None
         self._pending_ready = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._work, name="releases", daemon=True)
+        self.shadow = ShadowSlot(store, loop, self._warm, self._superseded, self._stopping)
 
     def start(self) -> None:
         self._thread.start()
@@ -177,7 +174,7 @@ class ReleaseWorker:
                 newest = None
             got = (desired.epoch, desired.revision)
             resume_shadow = (desired.mode == "shadow" and self._pending is None
-                             and got == newest and self._shadow is None)
+                             and got == newest and self.shadow.status is None)
             if newest is not None and got <= newest and not resume_shadow:
                 if got == newest:
                     self._apply_settings(desired.settings)
@@ -208,7 +205,7 @@ class ReleaseWorker:
             self.loop.window_seconds = settings.window_seconds
         if "upload_samples" not in local:
             self.samples.enabled = settings.upload_samples
-        self._shadow_fraction = settings.shadow_fraction
+        self.shadow.fraction = settings.shadow_fraction
 
     def _work(self) -> None:
         while not self._stopping.is_set():
@@ -245,10 +242,10 @@ class ReleaseWorker:
             error = self._activate(target, desired)
             refused = target if error else refused
         if error is None and candidate is not None and candidate != self._active_id():
-            error = self._start_shadow(candidate, desired.revision)
+            error = self.shadow.start(candidate)
             refused = candidate
         elif error is None:
-            self._stop_shadow()
+            self.shadow.stop()
         if error == CANCELLED:
             return  # a newer desired state waits; it is handled next
         with self._lock:
@@ -314,42 +311,6 @@ class ReleaseWorker:
                 f"release {release.release_id} is older than {current}, which serves, and "
                 f"desired revision {desired.revision} is not a signed rollback")
 
-    # -- shadow mode -------------------------------------------------------------------------
-    def _start_shadow(self, candidate: str, revision: int) -> str | None:
-        """Install, verify and smoke-test ``candidate``; mirror frames to it. Why not, or None."""
-        running = self.loop.shadow
-        if running is not None and running.release_id == candidate:
-            self.loop.set_shadow(running, self._shadow_fraction)
-            return None
-        self._stop_shadow()
-        try:
-            release = install_with_retries(self.store, candidate, self._superseded,
-                                           self._stopping)
-            check_agent_version(release)
-            self.store.pinned = {candidate}
-            runtime = self._warm(release)
-        except DownloadCancelled:
-            self.store.pinned = set()
-            return CANCELLED
-        except (AgentError, ProtocolError, OSError) as exc:
-            log.error("shadow candidate %s refused: %s", candidate, exc,
-                      extra={"release_id": candidate})
-            self.store.pinned = set()
-            with self._lock:
-                self._shadow = begin(candidate, "unknown", "fail")
-            return f"shadow candidate refused: {exc}"
-        self.loop.set_shadow(runtime, self._shadow_fraction)
-        with self._lock:
-            self._shadow = begin(candidate, release.manifest.model_version, "load", "warm")
-        log.info("shadowing", extra={"release_id": candidate, "fraction": self._shadow_fraction})
-        return None
-
-    def _stop_shadow(self) -> None:
-        self.loop.set_shadow(None)
-        self.store.pinned = set()
-        with self._lock:
-            self._shadow = None
-
     # -- automatic rollback ------------------------------------------------------------------
     def runtime_failed(self, runtime: ModelRuntime, detail: str) -> None:
         """Called on the inference thread: the worker rolls the release back."""
@@ -414,6 +375,7 @@ class ReleaseWorker:
         self._publish_reported()
 
     def reported_state(self, cameras: list[CameraStatus]) -> ReportedState:
+        shadow = self.shadow.status
         with self._lock:
             return ReportedState(
                 device_id=self.settings.device_id,
@@ -423,16 +385,16 @@ class ReleaseWorker:
                 desired_epoch=self._epoch or None,
                 active=self._active,
                 previous_release_id=self._previous,
-                shadow=self._shadow,
+                shadow=shadow,
                 last_transition=self._transition,
                 cameras=cameras,
             )
 
     def window_closed(self, window: TelemetryWindow) -> None:
         """A clean window from a warmed model (or shadow candidate) makes it healthy."""
-        changed = False
+        changed = self.shadow.pass_window(window.shadow)
         with self._lock:
-            active, shadow = self._active, self._shadow
+            active = self._active
             if active is not None and RELEASE.allows(active.stage, "pass_window") \
                     and window.release_id == active.release_id:
                 inferred = sum(c.frames_inferred for c in window.cameras)
@@ -440,11 +402,5 @@ class ReleaseWorker:
                 if errors == 0 and (inferred > 0 or not window.cameras):
                     self._active = advance(active, "pass_window")
                     changed = True
-            summary = window.shadow
-            if shadow is not None and shadow.stage == "warmed" and summary is not None \
-                    and summary.release_id == shadow.release_id \
-                    and summary.frames_compared > 0 and summary.errors == 0:
-                self._shadow = advance(shadow, "pass_window")
-                changed = True
         if changed:
             self._publish_reported()

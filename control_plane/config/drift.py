@@ -115,6 +115,22 @@ class DriftSettings(BaseModel):
         description="Target run length between false drift alarms, per camera: one window "
         "exceeding a baseline level by chance every this many days (over all features).",
     )
+    hour_history_days: int = Field(
+        14,
+        ge=1,
+        le=30,
+        description="Days of a camera's history (hourly rollups, before today, UTC) that "
+        "the hour check reads: a camera x condition without a baseline is drifted when its "
+        "latest windows show a light (rain counts as day) the camera never showed at this "
+        "hour of the day, one hour either side (an IR filter stuck by day).",
+    )
+    hour_min_days: int = Field(
+        3,
+        ge=2,
+        le=30,
+        description="Days of history with windows at an hour (one hour either side) before "
+        "the hour check judges a window at that hour.",
+    )
     alert_on_skew: bool = Field(
         False,
         description="Also count a device as drifted when its windows differ from the training "

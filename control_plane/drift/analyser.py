@@ -25,7 +25,7 @@ from protocols import ReferenceProfile
 from ..config.drift import DriftSettings
 from ..services import alerts
 from ..store.models import DriftBaseline, utc_now
-from . import learning, metrics, realized
+from . import hour_history, hours, learning, metrics, realized
 from .collect import Collected, DeviceWindows, collect, reference_profile, report_start
 from .compare import accuracy, compare
 from .fleet import camera_rows, compare_many, windows_drifted
@@ -37,6 +37,15 @@ from .wording import driver_text
 log = logging.getLogger(__name__)
 # Active production baselines of one release: by device, then (camera, condition).
 Baselines = dict[str, dict[tuple[str, str], DriftBaseline]]
+
+
+@dataclass(frozen=True)
+class Hours:
+    """What the hour check needs: the analysis's hour of the day (UTC) and the light
+    history of the cameras it checks, by (device, camera)."""
+
+    hour: int
+    histories: dict[tuple[str, str], hours.History]
 
 
 @dataclass
@@ -114,6 +123,7 @@ def release_reports(
     settings: DriftSettings,
     moved_on: Collection[str] = (),
     baselines: Baselines | None = None,
+    hour: Hours | None = None,
 ) -> tuple[list[Report], Report]:
     """A release's device reports (by device id) and fleet report, from merged windows.
 
@@ -131,6 +141,8 @@ def release_reports(
     for (device_id, dev), stats, base in _device_statistics(profile, per_device, settings,
                                                             baselines):
         stats["recent"]["moved_on"] = device_id in moved_on
+        if hour is not None:
+            hour_history.apply(device_id, base, hour.histories, hour.hour, settings)
         stats["baseline"] = base
         holds = stats["baseline"]["holds"] or (
             settings.alert_on_skew and stats["recent"]["holds"])
@@ -198,6 +210,7 @@ def analysis_reports(
     settings: DriftSettings,
     failed: dict[str, str] | None = None,
     baselines: dict[tuple[str, str], dict[tuple[str, str], DriftBaseline]] | None = None,
+    hour: Hours | None = None,
 ) -> list[tuple[str, list[Report], Report]]:
     """Per release (sorted): its device reports and its fleet report (pure; what
     ``run_analysis`` writes, and what ``oracle.reports`` recomputes the slow way).
@@ -212,7 +225,7 @@ def analysis_reports(
         try:
             mine = {d: (baselines or {}).get((rel, d), {}) for d in per_device}
             device_reports, fleet = release_reports(rel, found.profiles[rel], per_device,
-                                                    settings, moved_on, mine)
+                                                    settings, moved_on, mine, hour)
         except Exception as exc:  # whatever it is, the other releases go on
             log.exception("drift analysis of a release failed", extra={"release_id": rel})
             if failed is None:
@@ -253,8 +266,10 @@ def run_analysis(
     result = AnalysisResult(skipped_releases=found.unknown)
     baselines = learning.active(session, sorted(found.devices))
     result.baselines_learned = learning.learn_missing(session, found, baselines, settings)
+    checked = hour_history.learning_cameras(found, baselines)
+    hour = Hours(end.hour, hour_history.load(session, checked, end, settings))
     for rel, device_reports, fleet in analysis_reports(found, settings, result.failed_releases,
-                                                       baselines):
+                                                       baselines, hour):
         alerts.record_drift_reports(session, [_values(r) for r in device_reports])
         result.device_reports += len(device_reports)
         stats, drifted = fleet.statistics, fleet.statistics["drifted_devices"]

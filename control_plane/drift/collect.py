@@ -1,8 +1,9 @@
 """Loading a range's telemetry from the store, merged per release and device.
 
 A fleet report over a week of a 10,000-device fleet covers 100 M windows, so whole
-hours and days come from the rollups that ingest writes (``services.telemetry_rollups``):
-one row per device and hour or day, a flat vector on the release's profile bins. Only
+hours and days come from the rollups (``services.telemetry_rollups``): one row per device
+and hour or day, a flat vector on the release's profile bins (a day not folded yet from
+its hours). Only
 the edges that are not whole buckets come from the raw windows: the part of the first
 hour after ``start`` (none when ``start`` is on the hour, as ``report_start`` makes it)
 and the current partial hour (its rollup row when no window arrived after ``end``, as is
@@ -114,8 +115,8 @@ def plan(session: Session, start: datetime, end: datetime) -> _Plan:
         return _Plan([(start, end)], [])
     out = _Plan([(start, h1)] if start < h1 else [], [])
     d1, d2 = rollups.ceil(h1, rollups.DAY), rollups.floor(h2, rollups.DAY)
-    spans = ([("hour", h1, d1), ("day", d1, d2), ("hour", d2, h2)] if d1 < d2
-             else [("hour", h1, h2)])
+    spans = ([("hour", h1, d1), *rollups.day_spans(session, d1, d2), ("hour", d2, h2)]
+             if d1 < d2 else [("hour", h1, h2)])
     out.buckets = [s for s in spans if s[1] < s[2]]
     if h2 < end:
         t = TelemetryWindowRecord

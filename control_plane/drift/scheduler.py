@@ -1,5 +1,6 @@
-"""The periodic work of ``parkwatch serve``: drift analysis, and retention of telemetry and
-snapshots (at its own, longer interval), in one periodic task.
+"""The periodic work of ``parkwatch serve``: folding past days' rollup hours into day rows,
+drift analysis, and retention of telemetry and snapshots (at its own, longer interval),
+in one periodic task.
 
 A failed run (store down, a bad profile) is logged and retried at the next tick; it
 never stops the server, and a failed analysis does not hold retention back. On
@@ -18,7 +19,7 @@ from sqlmodel import Session
 from ..config.drift import DriftSettings
 from ..config.retention import RetentionSettings
 from ..lifecycle import Lease, PeriodicTask
-from ..services import snapshots
+from ..services import snapshots, telemetry_rollup_fold
 from ..services.clocks import reconcile_skew_alerts
 from ..services.telemetry_retention import apply_retention
 from ..store.artifacts import ContentStore
@@ -60,8 +61,16 @@ def drift_task(engine: Engine, settings: DriftSettings,
         except Exception:
             log.exception("clock skew alerts failed; retrying at the next interval")
 
+    def fold() -> None:
+        try:
+            with Session(engine, expire_on_commit=False) as session:
+                telemetry_rollup_fold.fold(session, utc_now())
+        except Exception:  # readers take unfolded days from their hours meanwhile
+            log.exception("folding rollup days failed; retrying at the next interval")
+
     def analyse() -> None:
         try:
+            fold()
             with Session(engine, expire_on_commit=False) as session:
                 run_analysis(session, settings)
         finally:

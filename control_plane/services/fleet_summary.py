@@ -3,12 +3,12 @@
 Listing every device to count them in the browser cost the dashboard seconds at 10,000
 devices (bench/fleet_scale.py); here the figures come from one aggregate query over
 columns that ingest writes beside each reported state (``reported_columns``), and the
-charts get the newest windows reduced by the database to the two numbers they draw.
+charts read the two numbers they draw from columns ingest writes beside each window
+(``chart_figures``): reading them out of the windows' JSON was most of the call.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
@@ -18,22 +18,6 @@ from sqlmodel import Session, col, select
 
 from ..schemas import FleetSummary, ReleaseCount, WindowPoint
 from ..store.models import Device, TelemetryWindowRecord
-
-# Per window id: frames inferred per second over its cameras and the worst camera's p95,
-# read by the database from the stored JSON (the payloads never leave it).
-_POINT_FIGURES = {
-    "postgresql": sa.text(
-        "SELECT w.id, sum((c->>'inference_fps')::float), max((c->'inference_ms'->>'p95')::float)"
-        " FROM telemetry_window AS w LEFT JOIN LATERAL json_array_elements(CASE WHEN "
-        "json_typeof(w.payload->'cameras') = 'array' THEN w.payload->'cameras' END) AS c "
-        "ON true WHERE w.id = ANY(:ids) GROUP BY w.id"),
-    "sqlite": sa.text(
-        "SELECT w.id, total(json_extract(c.value, '$.inference_fps')), "
-        "max(json_extract(c.value, '$.inference_ms.p95')) FROM telemetry_window AS w "
-        "LEFT JOIN json_each(CASE WHEN json_type(w.payload, '$.cameras') = 'array' "
-        "THEN w.payload END, '$.cameras') AS c WHERE w.id IN "
-        "(SELECT value FROM json_each(:ids)) GROUP BY w.id"),
-}
 
 
 def reported_columns(reported: dict[str, Any]) -> dict[str, Any]:
@@ -49,23 +33,28 @@ def reported_columns(reported: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def chart_figures(payload: dict[str, Any]) -> dict[str, Any]:
+    """A window's ``TelemetryWindowRecord`` chart columns, from its JSON form: frames
+    inferred per second summed over its cameras, and the worst camera's p95 latency."""
+    cams = payload.get("cameras")
+    cams = [c for c in cams if isinstance(c, dict)] if isinstance(cams, list) else []
+    p95s = [float(c["inference_ms"]["p95"]) for c in cams
+            if isinstance(c.get("inference_ms"), dict)
+            and c["inference_ms"].get("p95") is not None]
+    return {"inference_fps": float(sum(float(c.get("inference_fps") or 0.0) for c in cams)),
+            "latency_p95_ms": max(p95s) if p95s else None}
+
+
 def newest_points(session: Session, limit: int) -> list[WindowPoint]:
-    """The newest ``limit`` windows by receipt (indexed), as chart points."""
+    """The newest ``limit`` windows by receipt (indexed), as chart points: columns written
+    at ingest, so no payload is read."""
     w = TelemetryWindowRecord
     rows = session.execute(
-        select(w.id, w.device_id, w.window_end)
+        select(w.device_id, w.window_end, w.inference_fps, w.latency_p95_ms)
         .order_by(col(w.received_at).desc(), col(w.id).desc()).limit(limit)
     ).all()
-    if not rows:
-        return []
-    ids = [r[0] for r in rows]
-    dialect = session.get_bind().dialect.name
-    param = ids if dialect == "postgresql" else json.dumps(ids)
-    figures = {i: (fps, p95) for i, fps, p95 in
-               session.execute(_POINT_FIGURES[dialect], {"ids": param}).all()}
-    return [WindowPoint(device_id=d, window_end=end, inference_fps=float(figures[i][0] or 0.0),
-                        latency_p95_ms=None if figures[i][1] is None else float(figures[i][1]))
-            for i, d, end in rows]
+    return [WindowPoint(device_id=d, window_end=end, inference_fps=fps, latency_p95_ms=p95)
+            for d, end, fps, p95 in rows]
 
 
 def fleet_summary(session: Session, *, windows: int) -> FleetSummary:

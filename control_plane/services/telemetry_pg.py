@@ -10,7 +10,8 @@ to be scheduled. Here:
   unique key, not a scan of the device's windows);
 - ``insert``: one INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING over the batch
   sent as one JSON array of the windows' payloads (each carries its own key and times),
-  which also touches the devices' ``last_seen``.
+  which also touches the devices' ``last_seen`` and reads the fleet page's two chart
+  figures out of the cameras (as ``fleet_summary.chart_figures`` does on SQLite).
 
 Both are constant texts, so psycopg parses them once and prepares them on the server
 after a few batches. The batch is one text parameter: as arrays (one per column) psycopg
@@ -66,10 +67,15 @@ WITH batch AS (
         FOR UPDATE SKIP LOCKED)
 )
 INSERT INTO telemetry_window
-    (device_id, instance, seq, window_start, window_end, release_id, received_at, payload)
+    (device_id, instance, seq, window_start, window_end, release_id, received_at, payload,
+     inference_fps, latency_p95_ms)
 SELECT p->>'device_id', coalesce(p->>'instance', ''), (p->>'seq')::bigint,
        (p->>'window_start')::timestamptz, (p->>'window_end')::timestamptz,
-       p->>'release_id', %(now)s, p
+       p->>'release_id', %(now)s, p,
+       coalesce((SELECT sum((c->>'inference_fps')::float)
+                 FROM json_array_elements(p->'cameras') AS c), 0),
+       (SELECT max((c->'inference_ms'->>'p95')::float)
+        FROM json_array_elements(p->'cameras') AS c)
 FROM batch
 ON CONFLICT DO NOTHING
 RETURNING device_id, instance, seq

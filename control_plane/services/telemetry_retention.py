@@ -1,6 +1,7 @@
 """Telemetry retention: merge old windows into coarser ones, delete very old ones (and
 old drift reports that no alert points at, and old rollup rows: hourly after
-``rollup_hours_keep_days``, daily after ``rollup_days_keep_days``).
+``rollup_hours_keep_days`` once folded into their days, daily after
+``rollup_days_keep_days``).
 
 Windows are aged by ``received_at`` (the control plane's clock; an agent's clock may be
 far off). Windows are mergeable summaries, so an agent instance's windows of one release
@@ -37,6 +38,9 @@ from ..store.models import (
     TelemetryWatermark,
     TelemetryWindowRecord,
 )
+from .fleet_summary import chart_figures
+from .telemetry_rollup_fold import fold
+from .telemetry_rollups import DAY, floor
 
 log = logging.getLogger(__name__)
 _SUMS = ("frames_captured", "frames_inferred", "frames_skipped", "frames_lost", "errors",
@@ -121,19 +125,24 @@ class RetentionResult:
 
 def _delete_rollups(session: Session, rs: RetentionSettings, now: datetime) -> int:
     """Old rollup rows: hourly ones first, daily ones much later. Raw windows are never
-    their source once stored, so deleting or merging windows leaves them as they are."""
+    their source once stored, so deleting or merging windows leaves them as they are.
+    Hours go only once folded into their day (``apply_retention`` folds first), and by
+    whole days: a day read from its hours (one stored into after its fold) must have all
+    of them."""
     r = TelemetryRollup
-    deleted = 0
-    for grain, days in (("hour", rs.rollup_hours_keep_days), ("day", rs.rollup_days_keep_days)):
-        gone = session.execute(delete(r).where(
-            col(r.grain) == grain, col(r.bucket) < now - timedelta(days=days)))
-        deleted += int(getattr(gone, "rowcount", 0) or 0)
-    return deleted
+    hours_before = floor(now - timedelta(days=rs.rollup_hours_keep_days), DAY)
+    gone = session.execute(delete(r).where(
+        col(r.grain) == "hour", col(r.folded), col(r.bucket) < hours_before))
+    deleted = int(getattr(gone, "rowcount", 0) or 0)
+    gone = session.execute(delete(r).where(
+        col(r.grain) == "day", col(r.bucket) < now - timedelta(days=rs.rollup_days_keep_days)))
+    return deleted + int(getattr(gone, "rowcount", 0) or 0)
 
 
 def apply_retention(session: Session, rs: RetentionSettings, now: datetime) -> RetentionResult:
     """Delete windows past ``delete_after_days``; merge those past ``downsample_after_hours``
     (looking back one day past the horizon each run). Commits."""
+    fold(session, now)  # no hour row is deleted before its day holds it
     result = RetentionResult()
     table = TelemetryWindowRecord
     cutoff = now - timedelta(days=rs.delete_after_days)
@@ -195,6 +204,9 @@ def _merge_groups(
             continue
         keep = members[0]
         keep.payload = merged
+        figures = chart_figures(merged)
+        keep.inference_fps, keep.latency_p95_ms = (figures["inference_fps"],
+                                                   figures["latency_p95_ms"])
         keep.window_start = min(m.window_start for m in members)
         keep.window_end = max(m.window_end for m in members)
         keep.received_at = max(m.received_at for m in members)

@@ -1,13 +1,21 @@
-"""Rollups of telemetry windows: each stored window added into its receipt hour and day.
+"""Rollups of telemetry windows: each stored window added into its receipt hour; past
+days' hours folded into day rows later.
 
 Ingest calls ``add`` in the transaction that stores the windows, with only the windows
 it stored (a duplicate, an expired or an implausible window adds nothing), so a rollup
 holds exactly the windows stored. Histograms and counts are additive: a batch is first
-added up in Python per (grain, bucket, device, release, camera, condition), then written
-with one upsert that adds it into the stored row. On PostgreSQL the addition happens in
-the upsert (ingest workers sharing the fleet may add into one row at once; rows go in
-key order so that two batches lock them in the same order); SQLite has one writer, so
-the stored rows are read and added to in Python first.
+added up in Python per (bucket, device, release, camera, condition), then written with
+one upsert that adds it into the stored hour row and marks it not ``folded``. On
+PostgreSQL the addition happens in the upsert (ingest workers sharing the fleet may add
+into one row at once; rows go in key order so that two batches lock them in the same
+order); SQLite has one writer, so the stored rows are read and added to in Python first.
+
+Ingest writes hour rows only: each row version of about 1 KB (plus its index entries and
+WAL) was most of a window's cost in PostgreSQL, and the day rows were half of them. A
+leased job (``telemetry_rollup_fold``) adds a past day's hours into its day rows and
+marks them folded. Readers take a day from its day rows only when none of its hours is
+unfolded (``day_spans``); otherwise (the job has not run yet, or a window was stored into
+an hour after its day was folded) from its hours, which always hold every window.
 
 A bucket ``b`` holds the windows received in (b, b + grain]: the control plane's clock,
 as analysis and retention use, and a range (start, end] whose ends are on the hour is
@@ -70,12 +78,6 @@ class _Row:
     def span(self, start: datetime, end: datetime) -> None:
         self.first_start, self.last_end = min(self.first_start, start), max(self.last_end, end)
 
-    def add(self, other: _Row) -> None:
-        self.span(other.first_start, other.last_end)
-        self.windows += other.windows
-        if self.summary is not None and other.summary is not None:
-            self.summary.merge(other.summary)
-
     def values(self, key: Key) -> dict[str, Any]:
         s = self.summary
         return {
@@ -84,7 +86,7 @@ class _Row:
             "windows": self.windows if s is None else s.windows,
             "mismatched": 0 if s is None else s.mismatched,
             "first_start": self.first_start, "last_end": self.last_end,
-            "counts": [] if s is None else s.flush().tolist(),
+            "counts": [] if s is None else s.flush().tolist(), "folded": False,
         }
 
 
@@ -110,7 +112,7 @@ class _Batch:
         return row
 
     def add_window(self, w: dict[str, Any]) -> None:
-        """One stored window into its hour (the days are added up from the hours)."""
+        """One stored window into its hour."""
         b = bucket(w["received_at"], HOUR)
         start, end, payload = w["window_start"], w["window_end"], w["payload"]
         device = self.row(("hour", b, w["device_id"], w["release_id"], DEVICE, DEVICE),
@@ -130,17 +132,6 @@ class _Batch:
                            start, end)
             assert row.summary is not None
             row.summary.add_rows([flat])
-
-    def with_days(self) -> dict[Key, _Row]:
-        days: dict[Key, _Row] = {}
-        for key, row in self.rows.items():
-            day_key = ("day", floor(key[1], DAY), *key[2:])
-            day = days.get(day_key)
-            if day is None:
-                day = days[day_key] = _Row(self.summary(key[3]), row.first_start,
-                                           row.last_end)
-            day.add(row)
-        return {**self.rows, **days}
 
 
 @lru_cache(maxsize=64)
@@ -169,14 +160,14 @@ def profiles(session: Session, release_ids: Iterable[str]) -> dict[str, Referenc
 
 def add(session: Session, windows: Sequence[dict[str, Any]]) -> int:
     """Add stored windows (``telemetry_window`` rows as dicts, payload as a dict) into
-    their hour and day rows; returns how many rows were written. The caller commits."""
+    their hour rows; returns how many rows were written. The caller commits."""
     windows = [w for w in windows if w["release_id"] is not None]
     if not windows:
         return 0
     batch = _Batch(profiles(session, {w["release_id"] for w in windows}))
     for w in windows:
         batch.add_window(w)
-    rows = batch.with_days()
+    rows = batch.rows
     values = [rows[k].values(k) for k in sorted(rows)]
     if session.get_bind().dialect.name == "postgresql":
         _upsert_postgres(session, values)
@@ -187,7 +178,7 @@ def add(session: Session, windows: Sequence[dict[str, Any]]) -> int:
 
 _TABLE: sa.Table = TelemetryRollup.__table__  # type: ignore[attr-defined]
 _KEY = ("grain", "bucket", "device_id", "release_id", "camera_id", "condition")
-_VALUES = ("windows", "mismatched", "first_start", "last_end", "counts")
+_VALUES = ("windows", "mismatched", "first_start", "last_end", "counts", "folded")
 _KEY_SQL = ", ".join(_KEY)
 _COLUMNS_SQL = ", ".join(_KEY + _VALUES)
 # The batch's rows go as one JSON text parameter, typed by the table's own row type, in
@@ -205,7 +196,8 @@ ON CONFLICT ({_KEY_SQL}) DO UPDATE SET
     first_start = least(telemetry_rollup.first_start, excluded.first_start),
     last_end = greatest(telemetry_rollup.last_end, excluded.last_end),
     counts = ARRAY(SELECT u.a + u.b
-                   FROM unnest(telemetry_rollup.counts, excluded.counts) AS u(a, b))
+                   FROM unnest(telemetry_rollup.counts, excluded.counts) AS u(a, b)),
+    folded = false
 """
 
 
@@ -232,7 +224,7 @@ def _upsert_sqlite(session: Session, values: list[dict[str, Any]]) -> None:
         old = stored.get(key)
         if old is None:
             continue
-        windows, mismatched, first_start, last_end, counts = old
+        windows, mismatched, first_start, last_end, counts, _ = old
         v["windows"] += windows
         v["mismatched"] += mismatched
         v["first_start"] = min(first_start, v["first_start"])
@@ -244,34 +236,78 @@ def _upsert_sqlite(session: Session, values: list[dict[str, Any]]) -> None:
     ), values)
 
 
+def unfolded_days(session: Session, since: datetime, until: datetime) -> set[datetime]:
+    """The days (their starts) in [since, until) with an hour row not folded into them:
+    one probe of the partial index per such day, plus one."""
+    r, out, at = TelemetryRollup, set(), since
+    while at < until:
+        found = session.execute(sa.select(sa.func.min(col(r.bucket))).where(
+            sa.not_(col(r.folded)), col(r.grain) == "hour", col(r.bucket) >= at,
+            col(r.bucket) < until)).scalar()
+        if found is None:
+            break
+        day = floor(found, DAY)
+        out.add(day)
+        at = day + DAY
+    return out
+
+
+Span = tuple[str, datetime, datetime]  # grain, and buckets [lo, hi) of it
+
+
+def day_spans(session: Session, since: datetime, until: datetime) -> list[Span]:
+    """The days whose buckets are in [since, until) (``since`` on a day) as the rows to
+    read: each folded day's day rows, each other day's hour rows."""
+    unfolded = unfolded_days(session, since, until)
+    spans: list[Span] = []
+    day = since
+    while day < until:
+        grain = "hour" if day in unfolded else "day"
+        if spans and spans[-1][0] == grain and spans[-1][2] == day:
+            spans[-1] = (grain, spans[-1][1], day + DAY)
+        else:
+            spans.append((grain, day, day + DAY))
+        day += DAY
+    return spans
+
+
 def camera_history(
     session: Session, device_id: str, camera_id: str, since: datetime, until: datetime,
     grain: str,
 ) -> list[dict[str, Any]]:
-    """One camera's rollup rows of ``grain`` in [since, until), oldest first: per bucket,
-    condition and release, its windows, frames and class counts."""
+    """One camera's points of ``grain`` in [since, until), oldest first: per bucket,
+    condition and release, its windows, frames and class counts. Days not folded yet are
+    added up from their hours."""
     r = TelemetryRollup
-    rows = session.execute(
-        sa.select(col(r.bucket), col(r.condition), col(r.release_id), col(r.windows),
-                  col(r.counts))
-        .where(col(r.device_id) == device_id, col(r.camera_id) == camera_id,
-               col(r.grain) == grain, col(r.bucket) >= since, col(r.bucket) < until)
-        .order_by(col(r.bucket), col(r.condition), col(r.release_id))
-    ).all()
-    found = profiles(session, {row[2] for row in rows})
+    spans = ([("hour", since, until)] if grain == "hour"
+             else day_spans(session, floor(since, DAY), until))
+    buckets: dict[tuple[datetime, str, str], tuple[int, list[float]]] = {}
+    for g, lo, hi in spans:
+        for b, condition, release_id, windows, counts in session.execute(
+            sa.select(col(r.bucket), col(r.condition), col(r.release_id), col(r.windows),
+                      col(r.counts))
+            .where(col(r.device_id) == device_id, col(r.camera_id) == camera_id,
+                   col(r.grain) == g, col(r.bucket) >= lo, col(r.bucket) < hi)
+        ):
+            key = (b if grain == "hour" else floor(b, DAY), condition, release_id)
+            had = buckets.get(key)
+            buckets[key] = ((windows, list(counts)) if had is None else
+                            (had[0] + windows, [x + y for x, y in zip(had[1], counts,
+                                                                      strict=True)]))
+    found = profiles(session, {k[2] for k in buckets})
     out = []
-    for b, condition, release_id, windows, counts in rows:
+    for (b, condition, release_id), (windows, counts) in sorted(buckets.items()):
         profile = found.get(release_id)
         point: dict[str, Any] = {"bucket": b, "condition": condition,
                                  "release_id": release_id, "windows": windows,
                                  "frames": None, "class_counts": {}}
         if profile is not None and counts:
             s = Summary.empty(profile)
-            s.add_counts(list(counts), windows, 0)
+            s.add_counts(counts, windows, 0)
             point["frames"] = s.frames
             point["class_counts"] = dict(zip(s.labels, s.class_counts.tolist(), strict=True))
         out.append(point)
     return out
 
-__all__ = ["DAY", "DEVICE", "GRAINS", "HOUR", "add", "bucket", "camera_history", "ceil", "floor",
-           "profiles"]
+__all__ = ["DAY", "DEVICE", "GRAINS", "HOUR", "Span", "add", "bucket", "camera_history", "ceil",
+           "day_spans", "floor", "profiles", "unfolded_days"]

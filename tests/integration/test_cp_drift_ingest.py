@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from control_plane.config.retention import RetentionSettings
 from control_plane.drift import synthetic
 from control_plane.drift.summary import Summary
+from control_plane.services.fleet_summary import chart_figures
 from control_plane.services.telemetry import ingest_window, ingest_windows
 from control_plane.services.telemetry_retention import apply_retention, merge_windows
 from control_plane.store import db
@@ -134,6 +135,10 @@ def test_downsampling_merges_old_windows_exactly_and_deletes_expired(session: Se
     merged = Summary.empty(ref)
     for row in rows:
         assert merged.add_window(row.payload)
+        # the fleet page charts what the merged window says, not its first member
+        figures = chart_figures(row.payload)
+        assert (row.inference_fps, row.latency_p95_ms) == (
+            figures["inference_fps"], figures["latency_p95_ms"])
     assert merged.frames == expected.frames == 120 * 60
     np.testing.assert_array_equal(merged.confidence, expected.confidence)
     np.testing.assert_array_equal(merged.inputs["brightness"], expected.inputs["brightness"])

@@ -2,11 +2,15 @@
 from ``telemetry_rollup``, the edges raw) gives exactly what merging every raw window
 gives (``drift.oracle``), in a real store (SQLite file and PostgreSQL), with late,
 duplicate, mismatched and unknown-release windows, several cameras and conditions,
-receipts exactly on the hour, and after a retention pass (merged and deleted windows:
-the rollups keep the totals). Expected values come from the oracle, never hard-coded."""
+receipts exactly on the hour, days folded from their hours by the job and days not
+folded yet, a window stored into a day after its fold, and after a retention pass
+(merged and deleted windows: the rollups keep the totals). Expected values come from the
+oracle, never hard-coded."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, func, select
 
@@ -23,7 +28,7 @@ from control_plane.config.retention import RetentionSettings
 from control_plane.drift import collect, oracle, synthetic
 from control_plane.drift.collect import Collected
 from control_plane.drift.summary import Summary
-from control_plane.services import telemetry_rollups
+from control_plane.services import telemetry_rollup_fold, telemetry_rollups
 from control_plane.services.telemetry import ingest_windows
 from control_plane.services.telemetry_retention import apply_retention
 from control_plane.store import db
@@ -118,8 +123,10 @@ def session(database_url: str) -> Iterator[Session]:
 
 def ingest(s: Session, skip_batch: int | None = None,
            monkeypatch: pytest.MonkeyPatch | None = None, upto: int | None = None) -> None:
+    """The traffic through ingest, with the fold job run before each batch."""
     stored = duplicates = 0
     for i, (received, batch) in enumerate(traffic()[:upto]):
+        telemetry_rollup_fold.fold(s, received)
         if i == skip_batch and monkeypatch is not None:
             with monkeypatch.context() as m:
                 m.setattr(telemetry_rollups, "add", lambda *_: 0)
@@ -274,3 +281,139 @@ def test_history_route_serves_the_camera_rows(tmp_path: Path, database_url: str)
         assert [p["windows"] for p in got] == [p["windows"] for p in want]
         r = client.get("/api/v1/drift/history", params={"device_id": "cam-c"}, headers=h)
         assert r.status_code == 422 and "camera_id" in r.text
+
+
+def late_commit(s: Session, seq: int, received: datetime) -> None:
+    """A batch whose transaction took the receipt time ``received`` but committed after
+    the fold of its day (a worker stalled mid-batch): cam-a and cam-c, two cameras."""
+    batch = [window("cam-a", seq, received), window("cam-c", seq, received)]
+    outcome = ingest_windows(s, [TelemetryWindow.model_validate(w) for w in batch],
+                             received_at=received)
+    s.commit()
+    assert outcome["stored"] == 2
+
+
+def day_points(points: list[dict[str, Any]]) -> dict[tuple[datetime, str], tuple[int, Any]]:
+    """Camera history points added up per day and condition."""
+    out: dict[tuple[datetime, str], tuple[int, Any]] = {}
+    for p in points:
+        key = (telemetry_rollups.floor(p["bucket"], telemetry_rollups.DAY), p["condition"])
+        windows, counts = out.get(key, (0, {}))
+        out[key] = (windows + p["windows"], {k: counts.get(k, 0) + v
+                                              for k, v in p["class_counts"].items()})
+    return out
+
+
+def test_a_window_stored_into_a_folded_day_is_counted(session: Session) -> None:
+    """Days before yesterday are folded as ingest goes; a batch committed into day 0 after
+    its fold makes readers take day 0 from its hours (the day rows miss it) until the job
+    folds it again; every step gives the raw path's result, devices and cameras."""
+    ingest(session)
+    whole = (T0, T0 + timedelta(days=2))
+    assert ("day", T0, T0 + timedelta(days=2)) in collect.plan(session, *whole).buckets
+    late_commit(session, 50_000, T0 + timedelta(hours=10, seconds=30))
+    assert telemetry_rollups.unfolded_days(session, T0, T0 + timedelta(days=2)) == {T0}
+    where = collect.plan(session, *whole)
+    assert where.buckets[:2] == [("hour", T0, T0 + timedelta(days=1)),
+                                 ("day", T0 + timedelta(days=1), T0 + timedelta(days=2))]
+    assert differences(*both(session, *whole)) == []
+    assert differences(*both(session, *RANGES[0])) == []
+    stale = session.exec(select(TelemetryRollup).where(
+        TelemetryRollup.grain == "day", TelemetryRollup.bucket == T0,
+        TelemetryRollup.device_id == "cam-a", TelemetryRollup.camera_id == "")).one()
+    hours = sum(session.exec(select(TelemetryRollup.windows).where(
+        TelemetryRollup.grain == "hour", TelemetryRollup.device_id == "cam-a",
+        TelemetryRollup.camera_id == "", col(TelemetryRollup.bucket) >= T0,
+        col(TelemetryRollup.bucket) < T0 + timedelta(days=1))).all())
+    assert stale.windows == hours - 1  # the day row misses the late window ...
+    history = telemetry_rollups.camera_history(session, "cam-c", "door", T0,
+                                               T0 + timedelta(days=DAYS), "day")
+    by_hours = day_points(telemetry_rollups.camera_history(
+        session, "cam-c", "door", T0, T0 + timedelta(days=DAYS), "hour"))
+    assert day_points(history) == by_hours  # ... which readers do not
+    assert telemetry_rollup_fold.fold(session, T0 + timedelta(days=DAYS, hours=2)) > 0
+    assert telemetry_rollups.unfolded_days(session, T0, T0 + timedelta(days=DAYS)) == set()
+    assert collect.plan(session, *whole).buckets[0] == ("day", T0, T0 + timedelta(days=2))
+    assert differences(*both(session, *whole)) == []
+    assert differences(*both(session, *RANGES[4])) == []
+    history = telemetry_rollups.camera_history(session, "cam-c", "door", T0,
+                                               T0 + timedelta(days=DAYS), "day")
+    assert day_points(history) == by_hours
+    assert telemetry_rollup_fold.fold(session, T0 + timedelta(days=DAYS, hours=2)) == 0
+
+
+@pytest.mark.postgres
+def test_a_fold_waits_for_an_ingest_into_its_day(postgres_url: str) -> None:
+    """The fold marks and reads an hour row in one statement, so an ingest transaction
+    adding into it (still open) holds the fold until it commits; the day row then counts
+    what that transaction added, and no hour is left both changed and marked folded."""
+    db.upgrade(postgres_url)
+    engine = db.create_db_engine(postgres_url)
+    with Session(engine, expire_on_commit=False) as s:
+        s.add_all(Device(device_id=f"cam-{d}", labels={}) for d in "ac")
+        register_profiled_release(s, "rel-a", PROFILES["rel-a"])
+        s.commit()
+        for q in range(6):
+            late_commit(s, q, T0 + timedelta(hours=10 + q % 2, minutes=q))
+    writer = Session(engine)
+    late = window("cam-a", 100, T0 + timedelta(hours=10, minutes=30))
+    ingest_windows(writer, [TelemetryWindow.model_validate(late)],
+                   received_at=T0 + timedelta(hours=10, minutes=30))
+    folded: list[int] = []
+
+    def fold() -> None:
+        with Session(engine) as s:
+            folded.append(telemetry_rollup_fold.fold(s, T0 + timedelta(days=1, hours=2)))
+
+    folder = threading.Thread(target=fold)
+    folder.start()
+    try:
+        with engine.connect() as conn:  # the fold waits for the writer's row lock
+            deadline = time.monotonic() + 30
+            while not conn.execute(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'")).scalar():
+                assert time.monotonic() < deadline, "the fold never waited for the writer"
+                time.sleep(0.05)
+        writer.commit()
+    finally:
+        writer.close()
+        folder.join(60)
+    try:
+        assert folded and folded[0] > 0
+        with Session(engine) as s:
+            assert telemetry_rollups.unfolded_days(s, T0, T0 + timedelta(days=1)) == set()
+            whole = (T0, T0 + timedelta(days=1))
+            assert collect.plan(s, *whole).buckets == [("day", *whole)]
+            assert differences(*both(s, *whole)) == []
+    finally:
+        engine.dispose()
+
+
+def test_rows_stored_before_the_fold_existed_start_folded(database_url: str) -> None:
+    """Before migration 0016 ingest wrote each window into its hour and its day at once,
+    so the stored hours are already in their days: none is read as unfolded."""
+    db.upgrade(database_url, "0015")
+    engine = db.create_db_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            for grain in ("hour", "day"):
+                conn.execute(sa.text(
+                    "INSERT INTO telemetry_rollup (grain, bucket, device_id, release_id, "
+                    "camera_id, condition, windows, mismatched, first_start, last_end, counts)"
+                    " VALUES (:g, :b, 'cam-a', 'rel-a', '', '', 1, 0, :b, :b, :c)"),
+                    {"g": grain, "b": T0, "c": [] if engine.dialect.name == "postgresql"
+                     else "[]"})
+        db.upgrade(database_url)
+        with Session(engine) as s:
+            assert telemetry_rollups.unfolded_days(s, T0, T0 + timedelta(days=1)) == set()
+            assert telemetry_rollups.day_spans(s, T0, T0 + timedelta(days=1)) == [
+                ("day", T0, T0 + timedelta(days=1))]
+            s.add(TelemetryRollup(grain="hour", bucket=T0 + timedelta(hours=1),
+                                  device_id="cam-a", release_id="rel-a", camera_id="",
+                                  condition="", windows=1, mismatched=0, first_start=T0,
+                                  last_end=T0, counts=[]))
+            s.commit()  # a row written since starts unfolded
+            assert telemetry_rollups.unfolded_days(s, T0, T0 + timedelta(days=1)) == {T0}
+    finally:
+        engine.dispose()

@@ -22,7 +22,7 @@ from control_plane.services import devices, fleet_summary, telemetry
 from control_plane.store.db import create_db_engine, session_scope, upgrade
 from control_plane.store.models import Device
 from control_plane.testing import reported_state, telemetry_window
-from protocols import CameraStatus, ReleaseStatus
+from protocols import CameraStatus, CameraWindow, Percentiles, ReleaseStatus
 
 API = "/api/v1"
 
@@ -152,3 +152,69 @@ def test_summary_reads_the_device_table_once(client: TestClient, database_url: s
     assert {r.release_id: r.desired_by for r in summary.releases} == {"r1": 0, "r2": 2}
     scans = [s for s in statements if "from device" in s]
     assert len(scans) == 1, scans
+
+
+def _cameras(*figures: tuple[float, float | None]) -> list[CameraWindow]:
+    return [CameraWindow(camera_id=f"c{i}", state="up", inference_fps=fps,
+                         inference_ms=None if p95 is None else Percentiles(
+                             p50=p95 / 2, p95=p95, p99=p95))
+            for i, (fps, p95) in enumerate(figures)]
+
+
+CHARTED = [_cameras((2.5, 12.0), (4.0, 30.0)), _cameras((1.5, None)), []]
+
+
+def test_chart_points_are_written_at_ingest_and_read_without_payloads(
+        client: TestClient, database_url: str) -> None:
+    """Several cameras add their frame rates, the worst p95 is charted, a window without
+    latency or cameras charts none; the page reads those columns, never a payload."""
+    now = datetime.now(UTC) + timedelta(minutes=1)  # newer than the seeded windows
+    engine = create_db_engine(database_url)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    try:
+        with session_scope(engine) as s:
+            telemetry.ingest_windows(s, [
+                telemetry_window("d1", seq, "r1").model_copy(update={
+                    "cameras": cams, "window_start": now + timedelta(minutes=seq),
+                    "window_end": now + timedelta(minutes=seq + 1)})
+                for seq, cams in enumerate(CHARTED)])
+        sa.event.listen(engine, "before_cursor_execute", seen)
+        with session_scope(engine) as s:
+            points = fleet_summary.newest_points(s, 3)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+        engine.dispose()
+    by_end = sorted(points, key=lambda p: p.window_end)
+    assert [(p.device_id, p.inference_fps, p.latency_p95_ms) for p in by_end] == [
+        ("d1", 6.5, 30.0), ("d1", 1.5, None), ("d1", 0.0, None)]
+    assert not [s for s in statements if "payload" in s], statements
+
+
+def test_migration_fills_the_chart_columns_from_stored_windows(database_url: str) -> None:
+    """Windows stored before 0017 are charted from their JSON at once."""
+    upgrade(database_url, "0016")
+    engine = create_db_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO device (device_id, labels, online, desired_revision, created_at) "
+                "VALUES ('old', '{}', false, 0, CURRENT_TIMESTAMP)"))
+            for seq, cams in enumerate(CHARTED):
+                w = telemetry_window("old", seq, "r1").model_copy(update={"cameras": cams})
+                conn.execute(sa.text(
+                    "INSERT INTO telemetry_window (device_id, instance, seq, window_start, "
+                    "window_end, release_id, received_at, payload) VALUES ('old', '', :seq, "
+                    ":start, :end, 'r1', :end, :payload)"),
+                    {"seq": seq, "start": w.window_start, "end": w.window_end,
+                     "payload": w.model_dump_json(by_alias=True)})
+        upgrade(database_url)
+        with session_scope(engine) as s:
+            points = fleet_summary.newest_points(s, 3)
+    finally:
+        engine.dispose()
+    assert [(p.inference_fps, p.latency_p95_ms) for p in points] == [
+        (0.0, None), (1.5, None), (6.5, 30.0)]

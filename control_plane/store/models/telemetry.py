@@ -39,6 +39,10 @@ class TelemetryWindowRecord(SQLModel, table=True):
     release_id: str | None = Field(default=None, max_length=64)
     received_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     payload: dict[str, Any] = _json()
+    # What the fleet page charts, written beside the payload (``chart_figures``): frames
+    # inferred per second over the window's cameras, the worst camera's p95 latency.
+    inference_fps: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
+    latency_p95_ms: float | None = None
 
 
 class TelemetryWatermark(SQLModel, table=True):
@@ -65,11 +69,16 @@ class TelemetryRollup(SQLModel, table=True):
     condition. ``counts``: the flat vector of ``drift.summary.Summary`` on the release's
     profile bins ([] for a release with no profile); ``windows`` counted in it,
     ``mismatched`` windows left out (other bins); ``first_start``/``last_end``: the span
-    of every window received in the bucket."""
+    of every window received in the bucket. Ingest writes hour rows only (``folded``
+    false); a job folds a past day's hours into its day rows and marks them ``folded``
+    (``services.telemetry_rollup_fold``); ingest adding into an hour clears it again."""
 
     __tablename__ = "telemetry_rollup"
     __table_args__ = (
         sa.Index("ix_rollup_camera", "device_id", "camera_id", "grain", "bucket"),
+        # hours not folded yet: a handful of probes tell readers which days to read as hours
+        sa.Index("ix_rollup_unfolded", "bucket", postgresql_where=sa.text("NOT folded"),
+                 sqlite_where=sa.text("folded = 0")),
     )
 
     grain: str = Field(primary_key=True, max_length=4)
@@ -83,6 +92,7 @@ class TelemetryRollup(SQLModel, table=True):
     first_start: datetime = Field(sa_type=UTCDateTime)
     last_end: datetime = Field(sa_type=UTCDateTime)
     counts: list[float] = Field(sa_column=sa.Column(RollupCounts, nullable=False))
+    folded: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class EventRecord(SQLModel, table=True):
