@@ -229,17 +229,14 @@ def store_events(session: Session, events: Sequence[DeviceEvent]) -> Counter[str
     now = utc_now()
     # one row per key, as the unique index wants
     unique = {(e.device_id, e.instance or "", e.seq): e for e in events}
-    stmt = (
-        insert(table)
-        .values([{"device_id": e.device_id, "instance": e.instance or "", "seq": e.seq,
-                  "kind": e.kind, "at": e.at,
-                  "release_id": e.release_id, "received_at": now,
-                  "payload": e.model_dump(mode="json", by_alias=True)}
-                 for e in unique.values()])
-        .on_conflict_do_nothing()
-        .returning(table.c.id)
-    )
-    stored = len(session.execute(stmt).all())
+    rows = [{"device_id": e.device_id, "instance": e.instance or "", "seq": e.seq,
+             "kind": e.kind, "at": e.at, "release_id": e.release_id, "received_at": now,
+             "payload": e.model_dump(mode="json", by_alias=True)} for e in unique.values()]
+    # A list of rows, not .values(rows): SQLAlchemy's "insertmanyvalues" sends multi-row
+    # VALUES from one cached compilation (a statement built with the rows in it is
+    # compiled afresh for every run).
+    stmt = insert(table).on_conflict_do_nothing().returning(table.c.id)
+    stored = len(session.execute(stmt, rows).all())
     return +Counter(stored=stored, duplicate=len(events) - stored)
 
 
