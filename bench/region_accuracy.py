@@ -324,6 +324,12 @@ def animal_table(a: argparse.Namespace, done: list[tuple[str, Run]]) -> dict[str
               f"{high:.1%}] | {sc.strict:.1%} | {(sc.accuracy - first.accuracy) * 100:+.1f} | "
               f"{err:.1%} | {within:.0%} of {n} | {pooled_err:.1%} | {bias:+.1%} | {false} | "
               f"{sum(r.seconds for r in runs):.0f} |")
+    if len(a.seeds) > 1:
+        print()
+        for name, runs in rows.items():
+            clips = ", ".join(f"seed {seed} {pooled_count_error([r])[0]:.1%}"
+                              for seed, r in zip(a.seeds, runs, strict=True))
+            print(f"- {name}: pooled count error per clip: {clips}")
     return rows
 
 

@@ -28,6 +28,7 @@ U8 = npt.NDArray[np.uint8]
 SmallBox = tuple[int, int, int, int]  # x0, y0, x1, y1 on the small copy, x1/y1 exclusive
 _LEVELS = 8  # thresholds of the distance, each _STEP of the one above
 _STEP = 0.8
+_NEIGHBOURS = np.ones((3, 3), np.uint8)
 
 
 def split_blob(mask: U8, box: SmallBox, min_radius: float, neck: float) -> list[SmallBox]:
@@ -40,6 +41,11 @@ def split_blob(mask: U8, box: SmallBox, min_radius: float, neck: float) -> list[
     # A still rim round the region: the distance is to the region's own edge there too.
     roi = cv2.copyMakeBorder(mask[y0:y1, x0:x1], 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     dist = np.asarray(cv2.distanceTransform(roi, cv2.DIST_L2, 3), np.float32)
+    # Every body's peak is a local maximum of the distance: with one group of those (most
+    # regions, one animal each) there is nothing to split, and the levels are not needed.
+    tops = ((dist >= min_radius) & (dist >= cv2.dilate(dist, _NEIGHBOURS))).astype(np.uint8)
+    if cv2.connectedComponents(tops, connectivity=8)[0] <= 2:
+        return [box]
     bodies = _bodies(dist, min_radius, neck)
     if len(bodies) < 2:
         return [box]
