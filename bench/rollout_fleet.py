@@ -8,6 +8,12 @@ so the figure is the plumbing: engine tick -> N retained desired states -> N rep
 states -> ingest -> completion seen by the API.
 
     python bench/rollout_fleet.py [--sizes 1000 5000 10000] [--tick 0.5]
+    python bench/rollout_fleet.py --postgres --ingest-workers 2   # the production topology
+
+``--ingest-workers N``: `serve --role api` (HTTP API and rollout engine) and N `serve
+--role ingest` workers in one shared subscription (batch 100, broker in-flight 100), on
+SQLite (one file) or, with ``--postgres``, on a fresh PostgreSQL database
+(``PARKWATCH_TEST_POSTGRES_URL``'s server). Without it one `serve` does everything.
 
 Prints, per N: seconds until ``POST /rollouts`` answered, until every device had its
 desired state and reported, until the API showed the rollout complete, their ratio
@@ -28,24 +34,29 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
-import httpx
+import fleet_ingest  # noqa: E402 - bench/ helpers: PostgreSQL database, metrics
+import httpx  # noqa: E402
 
-from control_plane.testing import registration
-from scripts.fleet_agents import Fleet, ManifestCache
-from scripts.fleet_sim import provision
-from scripts.fleet_synth import SimConfig
-from scripts.loop import Loop, free_port, wait_until
+from control_plane.testing import registration  # noqa: E402
+from scripts.fleet_agents import Fleet, ManifestCache  # noqa: E402
+from scripts.fleet_sim import provision  # noqa: E402
+from scripts.fleet_synth import SimConfig  # noqa: E402
+from scripts.loop import Loop, free_port, wait_until  # noqa: E402
+
+WORKER_BATCH = 100  # ingest workers' batch, and the broker's in-flight limit with them
 
 
-def start_mosquitto(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_mosquitto(tmp: Path, inflight: int = 20) -> tuple[subprocess.Popen[bytes], str]:
     if shutil.which("mosquitto") is None:
         raise SystemExit("mosquitto is not installed: apt-get install -y mosquitto")
     port = free_port()
     conf = tmp / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "max_queued_messages 100000\nmax_connections -1\n")
+                    "max_queued_messages 100000\nmax_connections -1\n"
+                    f"max_inflight_messages {inflight}\n")
     proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     time.sleep(0.5)
@@ -114,34 +125,75 @@ def _row(r: dict[str, float]) -> str:
             f"{r['messages_per_device']:.1f} |")
 
 
+def start_control_plane(loop: Loop, args: argparse.Namespace, db_url: str | None) -> None:
+    """One `serve` doing everything, or an API process and ``--ingest-workers`` workers."""
+    common = {"PARKWATCH_LOG_LEVEL": "WARNING"}
+    if db_url is not None:
+        common["PARKWATCH_DATABASE_URL"] = db_url
+    role = ["--role", "api"] if args.ingest_workers else []
+    loop.spawn("control-plane", "serve", *role, PARKWATCH_ROLLOUT_TICK_SECONDS=str(args.tick),
+               **common)
+    wait_until(lambda: httpx.get(f"{loop.api_url}/healthz", timeout=2).status_code
+               == 200, 60, "the control plane")
+    ports = []
+    for i in range(args.ingest_workers):
+        port = fleet_ingest.free_port()
+        ports.append(port)
+        loop.spawn(f"ingest-{i}", "serve", "--role", "ingest",
+                   PARKWATCH_DATA_DIR=str(loop.workdir / f"ingest-{i}"),
+                   PARKWATCH_METRICS_PORT=str(port), PARKWATCH_INGEST_SHARE_GROUP="ingest",
+                   PARKWATCH_MQTT_CLIENT_ID=f"rollout-ingest-{i}",
+                   PARKWATCH_INGEST_BATCH_SIZE=str(WORKER_BATCH), **common)
+    for port in ports:
+        fleet_ingest.wait_port(port)
+        wait_until(lambda p=port: fleet_ingest.connected(p), 120,  # type: ignore[misc]
+                   "an ingest worker")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 10000])
     parser.add_argument("--tick", type=float, default=0.5, help="engine tick, seconds")
+    parser.add_argument("--postgres", action="store_true",
+                        help="a fresh PostgreSQL database instead of SQLite")
+    parser.add_argument("--ingest-workers", type=int, default=0,
+                        help="ingest in this many `serve --role ingest` workers (0: in the "
+                        "one `serve`)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp_dir:
-        tmp = Path(tmp_dir)
-        broker, mqtt_url = start_mosquitto(tmp)
-        loop = Loop(tmp / "loop", mqtt_url=mqtt_url)
-        try:
-            loop.spawn("control-plane", "serve", PARKWATCH_ROLLOUT_TICK_SECONDS=str(args.tick),
-                       PARKWATCH_LOG_LEVEL="WARNING")
-            wait_until(lambda: httpx.get(f"{loop.api_url}/healthz", timeout=2).status_code
-                       == 200, 60, "the control plane")
-            token = (loop.cp_dir / "admin.token").read_text().strip()
-            with httpx.Client(base_url=loop.api_url, timeout=60,
-                              headers={"Authorization": f"Bearer {token}"}) as api:
-                rows = []
-                for n in args.sizes:  # each row as soon as it is measured
-                    rows.append(measure(api, mqtt_url, n))
-                    print(_row(rows[-1]), flush=True)
-        finally:
-            loop.stop_all()
-            broker.terminate()
-            broker.wait()
+    db_url = fleet_ingest.postgres_db() if args.postgres else None
+    if args.postgres and db_url is None:
+        raise SystemExit("--postgres needs a server: set PARKWATCH_TEST_POSTGRES_URL")
+    try:
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            tmp = Path(tmp_dir)
+            broker, mqtt_url = start_mosquitto(
+                tmp, WORKER_BATCH if args.ingest_workers else 20)
+            loop = Loop(tmp / "loop", mqtt_url=mqtt_url)
+            if db_url is None and args.ingest_workers:  # the workers share the API's file
+                db_url = f"sqlite:///{(loop.cp_dir / 'parkwatch.db').resolve()}"
+            try:
+                start_control_plane(loop, args, db_url)
+                token = (loop.cp_dir / "admin.token").read_text().strip()
+                with httpx.Client(base_url=loop.api_url, timeout=60,
+                                  headers={"Authorization": f"Bearer {token}"}) as api:
+                    rows = []
+                    for n in args.sizes:  # each row as soon as it is measured
+                        rows.append(measure(api, mqtt_url, n))
+                        print(_row(rows[-1]), flush=True)
+            finally:
+                loop.stop_all()
+                broker.terminate()
+                broker.wait()
+    finally:
+        if args.postgres and db_url is not None:
+            fleet_ingest.drop_postgres_db(db_url)
+    store = "PostgreSQL" if args.postgres else "SQLite"
+    topology = (f"API + {args.ingest_workers} ingest workers (batch {WORKER_BATCH})"
+                if args.ingest_workers else "one serve")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
-          f"{platform.python_version()}; SQLite store, engine tick {args.tick:g} s\n")
+          f"{platform.python_version()}; {store} store, {topology}, engine tick "
+          f"{args.tick:g} s\n")
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}\n")
     print("| devices | s until POST /rollouts answered | s until every device had it and "
           "reported | s until the rollout completed | completed / reported (goal <= 1.5) | "

@@ -137,6 +137,7 @@ def _start_services(state: AppState, enable_mqtt: bool) -> None:
             batch_size=settings.ingest_batch_size,
             linger_s=settings.ingest_linger_seconds,
             max_queued=settings.ingest_max_queued,
+            max_queued_messages=settings.mqtt_max_queued_messages,
             signer=signer_for(state.keyring),
         ))
         state.publisher = state.mqtt

@@ -132,7 +132,9 @@ def drift_accuracy(
         flag = "  DROPPED" if (r["device_id"], r["camera_id"], r["condition"]) in dropped else ""
         typer.echo(f"  {r['device_id']}/{r['camera_id']} {r['condition']}: "
                    f"{r['accuracy']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] "
-                   f"from {r['labelled']} labels; estimate {_fmt(r['estimated_accuracy'])}{flag}")
+                   f"from {r['labelled']} labels (their confidence expected "
+                   f"{_fmt(r.get('expected'))}); estimate over all crops "
+                   f"{_fmt(r['estimated_accuracy'])}{flag}")
     if not report["cameras"]:
         typer.echo("  no labelled samples: `parkwatch samples label ID LABEL`")
 

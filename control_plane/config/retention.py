@@ -36,8 +36,9 @@ class RetentionSettings(BaseModel):
     rollup_hours_keep_days: float = Field(
         35.0,
         gt=0,
-        description="Hourly rollup rows received longer ago are deleted; daily rows stay "
-        "(reports and camera history over older days read those).",
+        description="Hourly rollup rows received longer ago are deleted (whole days, once "
+        "folded into their daily rows); daily rows stay (reports and camera history over "
+        "older days read those).",
     )
     rollup_days_keep_days: float = Field(
         800.0, gt=0, description="Daily rollup rows older than this are deleted."

@@ -178,6 +178,14 @@ class ControlPlaneSettings(TomlSettings):
         "broker, which keeps the backlog (its max_queued_messages). At least "
         "ingest_batch_size.",
     )
+    mqtt_max_queued_messages: int = Field(
+        10_000,
+        ge=10,
+        le=1_000_000,
+        description="Most QoS 1 messages this process's MQTT client holds on their way to "
+        "the broker (in flight included). A desired state takes two (signed and plain): a "
+        "larger wave waits for room and is sent in turn, never dropped.",
+    )
     role: Role = Field(
         "all",
         description="What this process does: all (HTTP API + MQTT ingest, one process), api "

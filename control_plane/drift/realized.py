@@ -8,7 +8,10 @@ other); a sample no window covers counts under ``any``.
 Samples are uploaded by active learning, which picks low-confidence frames, so the
 realized accuracy of those samples is biased low against all frames: compare it across
 cameras, conditions and releases (same selection), and with the held-out accuracy
-knowing that (docs/drift.md).
+knowing that (docs/drift.md). Each row also carries what the model's own confidence
+expected of those same samples (``expected``), the like-for-like partner of the realized
+figure: the label-free estimate of a report covers every crop, the easy "no animal" ones
+included, and so cannot be compared with labels of animals.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ class Realized(BaseModel):
     labelled: int
     correct: int
     accuracy: float = Field(description="Realized: correct / labelled.")
+    expected: float = Field(description="The mean top-class confidence of the same labelled "
+                            "samples: what a calibrated model expected of them. Realized "
+                            "below it means the model is sure of its mistakes.")
     ci_low: float
     ci_high: float
 
@@ -80,17 +86,19 @@ def realized_accuracy(
         query = query.where(col(Sample.release_id) == release_id)
     if device_id is not None:
         query = query.where(col(Sample.device_id) == device_id)
-    tally: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    tally: dict[tuple[str, str, str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0])
     for sample in session.exec(query):
         key = (str(sample.release_id), sample.device_id, sample.camera_id,
                _condition(session, sample))
         tally[key][0] += 1
         tally[key][1] += int(sample.label == sample.predicted_label)
+        tally[key][2] += sample.confidence
     out = []
-    for (rel, dev, cam, cond), (n, k) in sorted(tally.items()):
-        low, high = wilson(k, n, confidence)
+    for (rel, dev, cam, cond), (n, k, sure) in sorted(tally.items()):
+        low, high = wilson(int(k), int(n), confidence)
         out.append(Realized(release_id=rel, device_id=dev, camera_id=cam, condition=cond,
-                            labelled=n, correct=k, accuracy=k / n, ci_low=low, ci_high=high))
+                            labelled=int(n), correct=int(k), accuracy=k / n,
+                            expected=sure / n, ci_low=low, ci_high=high))
     return out
 
 

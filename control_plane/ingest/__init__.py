@@ -4,6 +4,7 @@
   state, telemetry and events, and publishes desired states (retained, QoS 1);
 - ``batch``: the ingest pipeline behind it: telemetry windows written in batches and
   each message acknowledged to the broker only once committed;
+- ``store``: what the pipeline's writer stores, a run of messages per transaction;
 - ``identity``: stable client ids for ingest workers (slots), and retiring the session
   of a worker removed for good.
 

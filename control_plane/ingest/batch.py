@@ -2,19 +2,20 @@
 
 paho's network thread decodes and validates each message and queues it (``submit``); one
 writer thread takes up to ``batch_size`` queued messages (waiting at most ``linger_s`` for
-the batch to fill), writes each run of consecutive telemetry windows (and of reported states, and
-of events) in one transaction, hands every other message to its
-handler one by one, and only then acknowledges them, in
-the order they arrived (MQTT 3.1.1 section 4.6). A message acknowledged is committed.
+the batch to fill), writes each run of consecutive telemetry windows, and each run of
+consecutive device messages (status, reported state, events), in one transaction, hands
+any other message to its handler one by one, and only then acknowledges them, in the
+order they arrived (MQTT 3.1.1 section 4.6). A message acknowledged is committed.
 
 A transient store error (sqlalchemy ``OperationalError``: SQLite busy, PostgreSQL down,
 deadlock) is retried with backoff for as long as it lasts. Nothing is acknowledged
 meanwhile, so the broker stops sending once this client's in-flight window is full: that
-is the back-pressure. Any other error in a batch of windows writes them again one by one,
-so one bad window cannot take the others with it; a message that still fails is logged,
-counted as ``error`` and acknowledged (a retry would fail the same way). A message that
-came on a connection since lost is still written but not acknowledged (its packet id may
-name another message now); the broker resends it and it counts as a duplicate.
+is the back-pressure. Any other error in a run writes its windows (or device messages)
+again one by one, so one bad message cannot take the others with it; a message that still
+fails is logged, counted as ``error`` and acknowledged (a retry would fail the same way).
+A message that came on a connection since lost is still written but not acknowledged (its
+packet id may name another message now); the broker resends it and it counts as a
+duplicate.
 
 Batch size and the broker's in-flight limit: the broker sends at most
 ``max_inflight_messages`` unacknowledged QoS 1 messages per client (Mosquitto's default
@@ -63,10 +64,12 @@ from ..metrics import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 INGESTED_KINDS = frozenset({"telemetry", "events"})  # counted in parkwatch_cp_ingest_total
+DEVICE_KINDS = frozenset({"status", "reported", "events"})  # written together, a run at once
 MAX_BACKOFF_S = 5.0
 
 WriteWindows = Callable[[Sequence[TelemetryWindow]], Counter[str]]
-WriteMany = Callable[[Sequence[Any]], Counter[str]]
+# A run of device messages -> how many had each (kind, outcome)
+WriteDevice = Callable[[Sequence[Any]], Counter[tuple[str, str]]]
 HandleMessage = Callable[[str, Any], str]
 Acknowledge = Callable[["Inbound"], None]
 
@@ -113,19 +116,13 @@ class IngestPipeline:
         batch_size: int = 20,
         linger_s: float = 0.02,
         max_queued: int = 1000,
-        write_reported: WriteMany | None = None,
-        write_events: WriteMany | None = None,
+        write_device: WriteDevice | None = None,
     ) -> None:
         if batch_size < 1 or linger_s < 0 or max_queued < batch_size:
             raise ValueError("batch_size must be >= 1, linger_s >= 0 and max_queued >= "
                              "batch_size")
         self._write_windows = write_windows
-        # The kinds written a run at a time, each by its own function.
-        self._write_runs: dict[str, WriteMany] = {"telemetry": write_windows}
-        if write_reported is not None:
-            self._write_runs["reported"] = write_reported
-        if write_events is not None:
-            self._write_runs["events"] = write_events
+        self._write_device = write_device
         self._handle = handle
         self._acknowledge = acknowledge
         self.batch_size = batch_size
@@ -247,7 +244,7 @@ class IngestPipeline:
             started = time.perf_counter()
             try:
                 if run is not None:
-                    self._store_run(run, [item.message for item in batch[i:j]])
+                    self._store_run(run, batch[i:j])
                 elif batch[i].message is not None:
                     self._store_one(batch[i])
             except _Abandoned:
@@ -261,34 +258,44 @@ class IngestPipeline:
         return True
 
     def _run_kind(self, item: Inbound) -> str | None:
-        """The kind of a message written in runs (None: one by one, or nothing to write)."""
-        if item.message is not None and item.kind in self._write_runs:
-            return item.kind
+        """Which run a message is written in (None: one by one, or nothing to write)."""
+        if item.message is None:
+            return None
+        if item.kind == "telemetry":
+            return "telemetry"
+        if self._write_device is not None and item.kind in DEVICE_KINDS:
+            return "device"
         return None
 
-    def _store_run(self, kind: str, messages: list[Any]) -> None:
-        write = self._write_runs[kind]
-        if kind == "telemetry":
-            INGEST_BATCH_WINDOWS.observe(len(messages))
+    def _write_run(self, run: str, messages: Sequence[Any]) -> Counter[tuple[str, str]]:
+        if run == "device":
+            assert self._write_device is not None
+            return self._write_device(messages)
+        return Counter({("telemetry", outcome): n
+                        for outcome, n in self._write_windows(messages).items()})
+
+    def _store_run(self, run: str, items: list[Inbound]) -> None:
+        if run == "telemetry":
+            INGEST_BATCH_WINDOWS.observe(len(items))
         try:
-            outcomes = self._retrying(lambda: write(messages))
+            outcomes = self._retrying(lambda: self._write_run(run, [i.message for i in items]))
         except _Abandoned:
             raise
         except Exception:
-            log.exception("batch of %s messages failed; writing them one by one", kind,
-                          extra={"count": len(messages)})
+            log.exception("batch of %s messages failed; writing them one by one", run,
+                          extra={"count": len(items)})
             outcomes = Counter()
-            for message in messages:
+            for item in items:
                 try:
-                    outcomes.update(self._retrying(partial(write, [message])))
+                    outcomes.update(self._retrying(partial(self._write_run, run, [item.message])))
                 except _Abandoned:
                     raise
                 except Exception:
-                    log.exception("%s message failed", kind,
-                                  extra={"device_id": message.device_id,
-                                         "seq": getattr(message, "seq", None)})
-                    outcomes["error"] += 1
-        for outcome, n in outcomes.items():
+                    log.exception("%s message failed", item.kind,
+                                  extra={"device_id": item.device_id,
+                                         "seq": getattr(item.message, "seq", None)})
+                    outcomes[item.kind, "error"] += 1
+        for (kind, outcome), n in outcomes.items():
             count(kind, outcome, n)
 
     def _store_one(self, item: Inbound) -> None:

@@ -27,6 +27,7 @@ The same holds for the re-publish on reconnect.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -46,6 +47,8 @@ from .policy import policy_of
 
 log = logging.getLogger(__name__)
 _CHUNK = 500  # ids per IN (...) list
+# How long a publish waits for the MQTT client to drain with no acknowledgement at all.
+ROOM_TIMEOUT_S = 30.0
 _WRITER_LOCK = 0x70776473  # pg advisory lock key of the desired-state writers ("pwds")
 
 
@@ -59,7 +62,15 @@ class DesiredStatePublisher(Protocol):
 class BatchPublisher(Protocol):
     """A publisher that sends many states at once and returns when the broker has them."""
 
-    def publish_desired_batch(self, states: Sequence[DesiredState]) -> None: ...
+    def publish_desired_batch(self, states: Sequence[DesiredState]) -> Sequence[str]:
+        """Send ``states`` in order until the client's queue is full; the device ids of
+        those not sent."""
+        ...
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """Wait for room in the client's queue; False if none will come soon (the client
+        is disconnected or the broker stopped acknowledging)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,30 +252,60 @@ def publish(session: Session, publisher: DesiredStatePublisher,
             device_ids: Iterable[str]) -> int:
     """After the commit that wrote their states: publish the devices' current desired
     states (a newer one, if another writer got there first), a chunk at a time, each under
-    the writers' lock until the broker has it. How many."""
+    the writers' lock until the broker has it. How many.
+
+    A wave can hold more messages than the MQTT client queues (two per device): the
+    devices it could not queue are sent again once it has room, read afresh under the
+    lock. It waits for that room outside the lock: on SQLite the client's network thread
+    may be waiting for ingest, and ingest for the lock. Only a client that will not
+    drain soon (disconnected, or a broker that stopped acknowledging) leaves the rest to
+    the re-publish of every device when it connects again."""
     wanted = sorted(set(device_ids))
     sent = 0
     # A session of its own: the caller's may hold thousands of objects that every commit
     # here would walk through.
     with Session(session.get_bind()) as own:
-        for start in range(0, len(wanted), _CHUNK):
+        while wanted:
+            chunk, wanted = wanted[:_CHUNK], wanted[_CHUNK:]
             try:
                 begin_write(own)  # the writers' lock only: device rows stay free for ingest
-                states = desired_states(own, read_stored(own, wanted[start:start + _CHUNK]))
-                _send(publisher, states)
-                sent += len(states)
+                states = desired_states(own, read_stored(own, chunk))
+                left = _send(publisher, states)
             finally:
                 own.commit()  # releases the lock
+            sent += len(states) - len(left)
+            if not left:
+                continue
+            assert isinstance(publisher, BatchPublisher)  # only it leaves states unsent
+            if len(left) == len(states):
+                time.sleep(0.05)  # other messages fill the queue: no busy loop meanwhile
+            if not publisher.wait_for_room(ROOM_TIMEOUT_S):
+                log.warning("%d desired states wait for the MQTT client to reconnect: they "
+                            "go out with the re-publish of every device on connect",
+                            len(left) + len(wanted))
+                return sent
+            wanted = [*left, *wanted]
     return sent
 
 
-def _send(publisher: DesiredStatePublisher, states: Sequence[DesiredState]) -> None:
+def _send(publisher: DesiredStatePublisher, states: Sequence[DesiredState]) -> Sequence[str]:
     if isinstance(publisher, BatchPublisher):
-        publisher.publish_desired_batch(states)
-        return
+        return publisher.publish_desired_batch(states)
     for state in states:
         with bind_context(device_id=state.device_id, release_id=state.release_id):
             publisher.publish_desired(state)
+    return []
+
+
+def is_ahead(reported: ReportedState, epoch: int, revision: int) -> bool:
+    """Whether the device has handled a newer desired state than the store's newest for
+    it (``revision`` of the store's ``epoch``)."""
+    seen = reported.desired_revision
+    if seen is None:
+        return False
+    if reported.desired_epoch is None:  # an agent before epochs (or still in epoch 0)
+        return seen > revision
+    return (reported.desired_epoch, seen) > (epoch, revision)
 
 
 def catch_up(session: Session, device: Device, reported: ReportedState) -> list[str]:
@@ -277,11 +318,7 @@ def catch_up(session: Session, device: Device, reported: ReportedState) -> list[
     if seen is None:
         return []
     epoch = store_epoch(session)
-    if reported.desired_epoch is None:  # an agent before epochs (or still in epoch 0)
-        ahead = seen > device.desired_revision
-    else:
-        ahead = (reported.desired_epoch, seen) > (epoch, device.desired_revision)
-    if not ahead:
+    if not is_ahead(reported, epoch, device.desired_revision):
         return []
     device = lock_devices(session, [device.device_id])[device.device_id]
     why = (f"device {device.device_id} has handled desired revision {seen} of epoch "

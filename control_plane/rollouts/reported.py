@@ -16,24 +16,40 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from protocols import ReportedState
 
-from ..store.models import Device, Rollout, RolloutDevice, utc_now
+from ..store.models import Rollout, RolloutDevice, utc_now
 from .report import judge_report
 from .states import DEVICE, move_device
 
 log = logging.getLogger(__name__)
+
+class Reporter(Protocol):
+    """What the engine reads of a device that reported: a ``Device``, or the plain row
+    ingest read it as."""
+
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def desired_rollout_id(self) -> str | None: ...
+    @property
+    def desired_mode(self) -> str | None: ...
+    @property
+    def desired_revision(self) -> int: ...
+
 
 # (state it moves from, state it moves to, detail, revision): one UPDATE per key
 _Move = tuple[str, str, str, int]
 
 
 def record_reports(
-    session: Session, reports: Sequence[tuple[Device, ReportedState]], now: datetime | None = None
+    session: Session, reports: Sequence[tuple[Reporter, ReportedState]],
+    now: datetime | None = None,
 ) -> dict[str, str]:
     """Move the rows of the devices' current rollouts from their reported states, in
     arrival order (a later report of the same device sees the earlier one's move).
@@ -118,4 +134,4 @@ def _write(
     return moved
 
 
-__all__ = ["record_reports"]
+__all__ = ["Reporter", "record_reports"]

@@ -39,11 +39,12 @@ from ..store.models import Device, Rollout, RolloutDevice, RolloutWave
 from . import actions, desired, engine
 from .desired import DesiredStatePublisher, desired_of
 from .policy import policy_of
-from .reported import record_reports
+from .reported import Reporter, record_reports
 from .states import ACTIVE_STATES
 
 __all__ = [
-    "DesiredStatePublisher", "act", "advance", "catch_up", "decide", "desired_of",
+    "DesiredStatePublisher", "act", "advance", "catch_up", "catch_up_many", "decide",
+    "desired_of",
     "get_rollout",
     "list_rollouts", "on_reported", "on_reported_many", "plan_rollout", "publish_current",
     "republish_desired", "rollout_state", "start_rollout", "tick_all",
@@ -197,7 +198,7 @@ def on_reported(session: Session, device: Device, reported: ReportedState) -> st
 
 
 def on_reported_many(
-    session: Session, reports: Sequence[tuple[Device, ReportedState]]
+    session: Session, reports: Sequence[tuple[Reporter, ReportedState]]
 ) -> dict[str, str]:
     """``on_reported`` for a batch, in a few statements; the new states by device id."""
     return record_reports(session, reports)
@@ -280,6 +281,25 @@ def catch_up(session: Session, device: Device, reported: ReportedState) -> list[
     """After a device showed the store went back in time: the devices to publish again
     (``publish_current``, after the commit); see ``desired.catch_up``."""
     return desired.catch_up(session, device, reported)
+
+
+def catch_up_many(session: Session, reports: Sequence[tuple[Reporter, ReportedState]]
+                  ) -> list[str]:
+    """``catch_up`` for a batch: the store's epoch is read once (a batch is one
+    transaction, so the answer holds for all of it, "no epoch row" included), and only a
+    device ahead of the store is read and written."""
+    if all(r.desired_revision is None for _d, r in reports):
+        return []
+    epoch = desired.store_epoch(session)
+    behind: set[str] = set()
+    for device, reported in reports:
+        # An epoch or revision that grows below only makes fewer devices ahead; catch_up
+        # checks again on what the store holds now.
+        if desired.is_ahead(reported, epoch, device.desired_revision):
+            stored = session.get(Device, device.device_id, populate_existing=True)
+            if stored is not None:
+                behind.update(desired.catch_up(session, stored, reported))
+    return sorted(behind)
 
 
 def publish_current(session: Session, publisher: DesiredStatePublisher,

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
@@ -19,8 +18,8 @@ from protocols import DeviceStatus, ReportedState, check_device_id
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
 from ..schemas import CameraConfig, DeviceCreate, DevicePublic
 from ..store.models import Device, utc_now
-from . import audit, auth
-from .fleet_summary import reported_columns
+from . import audit, auth, device_messages
+from .device_messages import DeviceRow, StatusReceipt
 
 log = logging.getLogger(__name__)
 
@@ -236,100 +235,33 @@ def apply_status(
 
     An ``online`` sent just now (``measure_skew``: not a retained copy replayed on our
     subscribe) measures the device's clock skew: its ``at`` minus our receipt.
+    Ingest stores whole runs of messages with ``device_messages.store_run``.
     """
-    device = session.get(Device, status.device_id)
-    if device is None:
+    session.flush()
+    run = device_messages.store_run(session, [StatusReceipt(status, retained=not measure_skew)])
+    if run.outcomes["status", "unknown_device"]:
         return None
-    if not status_supersedes(status, device.online, device.status_session):
-        log.info("status of an earlier connection ignored",
-                 extra={"state": status.state, "session": status.session})
-        return device
-    device.online = status.state == "online"
-    device.status_at = utc_now()
-    if measure_skew and status.state == "online":
-        device.clock_skew_s = round((status.at - device.status_at).total_seconds(), 3)
-    device.status_session = status.session
-    if status.agent_version:
-        device.agent_version = status.agent_version
-    _seen(device, utc_now())
-    session.add(device)
-    return device
-
-
-def status_supersedes(status: DeviceStatus, online: bool, stored: str | None) -> bool:
-    """Does ``status`` replace the stored state (``online``, from session ``stored``)?
-
-    Same agent process: a later connection wins, and a connection's end (its Will, or
-    the offline of a clean stop) is final over its own start. Another process: its
-    ``online`` wins (a restart), and an old process's Will cannot end the new one.
-    Without sessions on either side (an older agent): arrival order.
-    """
-    if status.session is None or stored is None:
-        return True
-    process, _, n = status.session.rpartition("-")
-    stored_process, _, stored_n = stored.rpartition("-")
-    if process != stored_process:
-        return status.state == "online"
-    if int(n) != int(stored_n):
-        return int(n) > int(stored_n)
-    return status.state == "offline" or online
+    return session.get(Device, status.device_id, populate_existing=True)
 
 
 def apply_reported(session: Session, reported: ReportedState) -> Device | None:
     """Store the device's reported state. None for an unknown device."""
-    applied, outcomes = apply_reported_many(session, [reported])
-    if applied:
-        return applied[0][0]
-    return None if outcomes["unknown_device"] else session.get(Device, reported.device_id)
+    _applied, outcomes = apply_reported_many(session, [reported])
+    if outcomes["unknown_device"]:
+        return None
+    return session.get(Device, reported.device_id, populate_existing=True)
 
 
 def apply_reported_many(
     session: Session, reports: Sequence[ReportedState]
-) -> tuple[list[tuple[Device, ReportedState]], Counter[str]]:
-    """Store reported states in the order they arrive here (one query for their devices);
-    the ones applied, for the rollout engine, and the outcome of each.
-
-    The device's ``updated_at`` is never compared: after a backward clock step every
-    report would look stale. A report about an older desired revision than the stored one
-    is stale (a redelivery that overtook nothing) and is neither stored nor passed on.
-    """
-    outcomes: Counter[str] = Counter()
-    ids = sorted({r.device_id for r in reports})
-    found = {d.device_id: d for d in
-             session.exec(select(Device).where(col(Device.device_id).in_(ids))).all()}
-    applied: list[tuple[Device, ReportedState]] = []
-    now = utc_now()
-    for reported in reports:
-        device = found.get(reported.device_id)
-        if device is None:
-            outcomes["unknown_device"] += 1
-            continue
-        if _older_revision(reported, device.reported):
-            log.info("stale reported state ignored",
-                     extra={"device_id": device.device_id,
-                            "revision": reported.desired_revision})
-            outcomes["stale"] += 1
-            continue
-        device.reported = reported.model_dump(mode="json", by_alias=True)
-        device.sqlmodel_update(reported_columns(device.reported))
-        device.reported_at = now  # our receipt time; the agent's stays in ``reported``
-        device.agent_version = reported.agent_version
-        _seen(device, now)
-        session.add(device)
-        applied.append((device, reported))
-        outcomes["applied"] += 1
-    return applied, outcomes
-
-
-def _older_revision(reported: ReportedState, stored: dict[str, Any] | None) -> bool:
-    """Whether ``reported`` is about an older desired state than the stored report, in
-    (epoch, revision) order: after a store's epoch grows, revisions count afresh."""
-    before = (stored or {}).get("desired_revision")
-    if reported.desired_revision is None or not isinstance(before, int):
-        return False
-    epoch = (stored or {}).get("desired_epoch")
-    return ((reported.desired_epoch or 0, reported.desired_revision)
-            < (epoch if isinstance(epoch, int) else 0, before))
+) -> tuple[list[tuple[DeviceRow, ReportedState]], Counter[str]]:
+    """Store reported states in the order they arrive here (a few statements whatever
+    their number); the ones applied with their devices, for the rollout engine, and the
+    outcome of each (``applied``, ``stale``: about an older desired revision than the
+    stored one, ``unknown_device``)."""
+    session.flush()
+    run = device_messages.store_run(session, reports)
+    return run.reports, Counter({o: n for (_k, o), n in run.outcomes.items()})
 
 
 def touch_many(session: Session, device_ids: Collection[str]) -> set[str]:
@@ -339,16 +271,7 @@ def touch_many(session: Session, device_ids: Collection[str]) -> set[str]:
     if not ids:
         return set()
     known = set(session.exec(select(Device.device_id).where(col(Device.device_id).in_(ids))))
-    if known:
-        now = utc_now()
-        last_seen = col(Device.last_seen)
-        session.execute(
-            sa.update(Device)
-            .where(col(Device.device_id).in_(sorted(known)),
-                   or_(last_seen.is_(None), last_seen < now))
-            .values(last_seen=now)
-            .execution_options(synchronize_session=False)
-        )
+    device_messages.touch(session, known)
     return known
 
 

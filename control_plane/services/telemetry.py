@@ -31,14 +31,14 @@ import sqlalchemy as sa
 from prometheus_client import Counter as MetricCounter
 from prometheus_client import Histogram as MetricHistogram
 from sqlalchemy import func
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, col, select
 
 from protocols import DeviceEvent, TelemetryWindow
 
 from ..store.db import insert_ignore
 from ..store.models import Device, EventRecord, TelemetryWindowRecord, utc_now
-from . import devices, telemetry_pg, telemetry_rollups
+from . import device_messages, devices, telemetry_pg, telemetry_rollups
 from .fleet_summary import chart_figures
 from .telemetry_pg import Key, KeyState
 from .telemetry_retention import watermarks
@@ -242,29 +242,10 @@ def ingest_event(session: Session, event: DeviceEvent) -> IngestOutcome:
 def ingest_events(session: Session, events: Sequence[DeviceEvent]) -> Counter[str]:
     """Store a run of events with one multi-row INSERT ... ON CONFLICT DO NOTHING (the
     caller commits); how many had each ``IngestOutcome``."""
-    outcomes: Counter[str] = Counter()
     known = devices.touch_many(session, {e.device_id for e in events})
     accepted = [e for e in events if e.device_id in known]
+    outcomes = device_messages.store_events(session, accepted)
     outcomes["unknown_device"] = len(events) - len(accepted)
-    if not accepted:
-        return +outcomes
-    now = utc_now()
-    table: sa.Table = EventRecord.__table__  # type: ignore[attr-defined]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    # one row per key, as the unique index wants
-    unique = {(e.device_id, e.instance or "", e.seq): e for e in accepted}
-    stmt = (
-        insert(table)
-        .values([{"device_id": e.device_id, "instance": e.instance or "", "seq": e.seq,
-                  "kind": e.kind, "at": e.at,
-                  "release_id": e.release_id, "received_at": now,
-                  "payload": e.model_dump(mode="json", by_alias=True)}
-                 for e in unique.values()])
-        .on_conflict_do_nothing()
-        .returning(table.c.id)
-    )
-    outcomes["stored"] = len(session.execute(stmt).all())
-    outcomes["duplicate"] = len(accepted) - outcomes["stored"]
     return +outcomes
 
 

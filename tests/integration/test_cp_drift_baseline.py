@@ -207,6 +207,7 @@ def test_realized_accuracy_per_camera_and_condition_raises_the_accuracy_alert(
     assert set(rows) == {("cam-a", "night"), ("cam-b", "day")}
     night = rows[("cam-a", "night")]
     assert (night["labelled"], night["correct"]) == (30, 18) and night["accuracy"] == 0.6
+    assert night["expected"] == 0.5  # the samples' own confidence, beside what labels found
     assert night["ci_low"] < 0.6 < night["ci_high"] < 0.93 - 0.05
     assert night["estimated_accuracy"] is not None  # beside it: the estimate, from telemetry
     assert rows[("cam-b", "day")]["ci_high"] > 0.93 - 0.05

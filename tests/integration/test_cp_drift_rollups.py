@@ -388,3 +388,32 @@ def test_a_fold_waits_for_an_ingest_into_its_day(postgres_url: str) -> None:
             assert differences(*both(s, *whole)) == []
     finally:
         engine.dispose()
+
+
+def test_rows_stored_before_the_fold_existed_start_folded(database_url: str) -> None:
+    """Before migration 0016 ingest wrote each window into its hour and its day at once,
+    so the stored hours are already in their days: none is read as unfolded."""
+    db.upgrade(database_url, "0015")
+    engine = db.create_db_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            for grain in ("hour", "day"):
+                conn.execute(sa.text(
+                    "INSERT INTO telemetry_rollup (grain, bucket, device_id, release_id, "
+                    "camera_id, condition, windows, mismatched, first_start, last_end, counts)"
+                    " VALUES (:g, :b, 'cam-a', 'rel-a', '', '', 1, 0, :b, :b, :c)"),
+                    {"g": grain, "b": T0, "c": [] if engine.dialect.name == "postgresql"
+                     else "[]"})
+        db.upgrade(database_url)
+        with Session(engine) as s:
+            assert telemetry_rollups.unfolded_days(s, T0, T0 + timedelta(days=1)) == set()
+            assert telemetry_rollups.day_spans(s, T0, T0 + timedelta(days=1)) == [
+                ("day", T0, T0 + timedelta(days=1))]
+            s.add(TelemetryRollup(grain="hour", bucket=T0 + timedelta(hours=1),
+                                  device_id="cam-a", release_id="rel-a", camera_id="",
+                                  condition="", windows=1, mismatched=0, first_start=T0,
+                                  last_end=T0, counts=[]))
+            s.commit()  # a row written since starts unfolded
+            assert telemetry_rollups.unfolded_days(s, T0, T0 + timedelta(days=1)) == {T0}
+    finally:
+        engine.dispose()

@@ -103,3 +103,30 @@ def test_the_oracle_reads_each_region_from_the_truth() -> None:
     result = oracle.classify_crops(np.zeros((4, 8, 8, 3), np.uint8))
     assert result.tops == [1, 0, 2, 2]
     assert result.probs.shape == (4, 3) and result.confidences == [1.0] * 4
+
+
+def test_the_track_set_counts_what_per_track_accuracy_scores() -> None:
+    """``--tracks`` plans clips from the sidecar alone: its count of scored animals is
+    the one ``score_tracks`` finds in the rendered frames' truth."""
+    from dataclasses import replace
+
+    from region_accuracy import scored_tracks
+
+    from trainer.synth import Scene, SceneSpec, Schedule
+
+    spec = SceneSpec(width=320, height=240, seconds=24, fps=5, seed=3, noise=False,
+                     schedule=Schedule(empty_share=0.1, animals_per_minute=12))
+    s = Scene(spec)
+    run = Run()
+    for k in range(s.frame_count):
+        for o in s.render(k).objects:
+            if o.kind == "animal":
+                x, y, w, h = o.box
+                truth = run.truth.setdefault(o.track_id, Truth(o.label))
+                truth.boxes[k] = (x, y, x + w, y + h)
+                truth.widths.append(w / spec.width)
+    planned = scored_tracks(s)
+    assert planned == score_tracks(run).tracks
+    assert planned >= 1 and len(run.truth) > 1
+    empty = Scene(replace(spec, schedule=Schedule(empty_share=1.0, animals_per_minute=0)))
+    assert scored_tracks(empty) == 0

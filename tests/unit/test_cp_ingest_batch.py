@@ -109,3 +109,56 @@ def test_rejects_a_batch_size_below_one() -> None:
     with pytest.raises(ValueError):
         IngestPipeline(FakeStore().write_windows, FakeStore().handle, FakeStore().ack,
                        batch_size=0)
+
+
+class DeviceStore(FakeStore):
+    """Also takes runs of device messages (strings here): ``busy`` transient failures
+    first, then refuses the message "poison"."""
+
+    def __init__(self, busy: int = 0) -> None:
+        super().__init__()
+        self.device_busy = busy
+        self.device_runs: list[list[str]] = []
+        self.acked_at_write: list[list[int]] = []
+
+    def write_device(self, messages: Sequence[Any]) -> Counter[tuple[str, str]]:
+        self.acked_at_write.append(list(self.acked))
+        if self.device_busy:
+            self.device_busy -= 1
+            raise OperationalError("UPDATE", {}, Exception("database is locked"))
+        if "poison" in messages:
+            raise IntegrityError("UPDATE", {}, Exception("poisoned"))
+        self.device_runs.append(list(messages))
+        return Counter({("status", "applied"): len(messages)})
+
+
+def device(kind: str, mid: int, message: str = "m") -> Inbound:
+    return Inbound(kind, "cam-1", message, mid, 1, 0)
+
+
+def test_device_messages_of_every_kind_share_a_write_acknowledged_after_it() -> None:
+    store = DeviceStore(busy=2)
+    p = IngestPipeline(store.write_windows, store.handle, store.ack, batch_size=20,
+                       linger_s=0, write_device=store.write_device)
+    for item in [window(1), device("status", 2, "s"), device("reported", 3, "r"),
+                 device("events", 4, "e"), invalid(5), device("reported", 6, "r2"),
+                 window(7), device("events", 8, "e2")]:
+        p.submit(item)
+    p.drain()
+    assert store.batches == [[1], [7]]
+    assert store.device_runs == [["s", "r", "e"], ["r2"], ["e2"]]  # an invalid one cuts a run
+    assert store.messages == []  # nothing went one by one
+    # two busy tries and the write: none of the run's messages acknowledged before it
+    assert store.acked_at_write[:3] == [[1], [1], [1]]
+    assert store.acked == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+def test_a_poisoned_device_message_is_written_alone_and_the_rest_stored() -> None:
+    store = DeviceStore()
+    p = IngestPipeline(store.write_windows, store.handle, store.ack, batch_size=20,
+                       linger_s=0, write_device=store.write_device)
+    for mid, text in enumerate(["a", "poison", "b"], start=1):
+        p.submit(device("reported", mid, text))
+    p.drain()
+    assert store.device_runs == [["a"], ["b"]]
+    assert store.acked == [1, 2, 3]
