@@ -116,10 +116,13 @@ class OracleLabels:
 
 
 def run_clip(frames: Iterator[tuple[np.ndarray, list]], runtime: ModelRuntime,
-             window_frames: int, whole_frame: bool = False, oracle: bool = False) -> Run:
+             window_frames: int, whole_frame: bool = False, oracle: bool = False,
+             split: bool = True) -> Run:
     """Feed frames (image, truth objects) to a fresh analyzer; record what it tracked.
-    ``oracle``: crops are labelled from the truth (``OracleLabels``), not by the model."""
-    camera = CameraConfig(camera_id="bench", source="bench", sample_fps=FPS)
+    ``oracle``: crops are labelled from the truth (``OracleLabels``), not by the model;
+    ``split=False``: regions holding several animals are not split (as before)."""
+    camera = CameraConfig(camera_id="bench", source="bench", sample_fps=FPS,
+                          **({} if split else {"region_split_neck": 0.0}))
     analyzer = RegionAnalyzer(camera, lambda *a, **kw: None, frozenset(), 0.6)
     labeller = OracleLabels(runtime, analyzer) if oracle else runtime
     out = Run()
@@ -229,6 +232,7 @@ class Job:
     post: str | None = None
     whole_frame: bool = False
     oracle: bool = False
+    split: bool = True
 
 
 @dataclass(frozen=True)
@@ -258,7 +262,7 @@ def _run(job: Job) -> Run:
     s = scene(ctx.photos, ctx.settings, job.seconds, job.seed, job.condition, job.animals,
               ctx.cutout_cache)
     return run_clip(frames_of(s, job.post, job.seed), runtime, ctx.window, job.whole_frame,
-                    job.oracle)
+                    job.oracle, job.split)
 
 
 def run_jobs(ctx: Context, jobs: list[Job], processes: int) -> list[Run]:
@@ -273,12 +277,15 @@ def run_jobs(ctx: Context, jobs: list[Job], processes: int) -> list[Run]:
 
 
 def animal_jobs(a: argparse.Namespace) -> list[tuple[str, Job]]:
-    """Every variant of every seed's animal clip."""
+    """Every variant of every seed's animal clip; with ``--split-beside`` each again
+    with regions not split, in the row after it."""
     out = []
     for key in a.variants:
         name, condition, post = VARIANTS[key]
-        out += [(name, Job(seed, a.seconds, condition, True, post, key == "clean",
-                           key == "oracle")) for seed in a.seeds]
+        for split in (True, False) if a.split_beside else (True,):
+            out += [(name if split else f"{name}, regions not split",
+                     Job(seed, a.seconds, condition, True, post, key == "clean" and split,
+                         key == "oracle", split)) for seed in a.seeds]
     return out
 
 
@@ -286,9 +293,12 @@ EMPTY_CONDITIONS = ("day", "dusk", "night", "ir", "rain")
 
 
 def empty_jobs(a: argparse.Namespace) -> list[tuple[str, Job]]:
-    """Clips without animals, the empty seconds split over five conditions."""
+    """Clips without animals, the empty seconds split over five conditions (with
+    ``--split-beside`` each again with regions not split)."""
     per = a.empty_seconds / len(EMPTY_CONDITIONS)
-    return [(c, Job(a.seeds[0] + 100 + i, per, c, animals=False))
+    return [(c if split else f"{c}, not split",
+             Job(a.seeds[0] + 100 + i, per, c, animals=False, split=split))
+            for split in ((True, False) if a.split_beside else (True,))
             for i, c in enumerate(EMPTY_CONDITIONS)] if a.empty_seconds > 0 else []
 
 
@@ -314,6 +324,12 @@ def animal_table(a: argparse.Namespace, done: list[tuple[str, Run]]) -> dict[str
               f"{high:.1%}] | {sc.strict:.1%} | {(sc.accuracy - first.accuracy) * 100:+.1f} | "
               f"{err:.1%} | {within:.0%} of {n} | {pooled_err:.1%} | {bias:+.1%} | {false} | "
               f"{sum(r.seconds for r in runs):.0f} |")
+    if len(a.seeds) > 1:
+        print()
+        for name, runs in rows.items():
+            clips = ", ".join(f"seed {seed} {pooled_count_error([r])[0]:.1%}"
+                              for seed, r in zip(a.seeds, runs, strict=True))
+            print(f"- {name}: pooled count error per clip: {clips}")
     return rows
 
 
@@ -405,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="print the truth tracks each agent track overlaps (splits, swaps)")
     ap.add_argument("--jobs", type=int, default=1,
                     help="clips run at once, each in a process of its own")
+    ap.add_argument("--split-beside", action="store_true",
+                    help="every clip also with regions holding several animals not split "
+                    "(region_split_neck 0): before and after in one run")
     a = ap.parse_args(argv)
     a.seeds = a.seeds or [a.seed]
     try:
@@ -431,9 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     summary(animal_table(a, done))
     if a.fragments:
         fragments(done)
-    if empty:
-        false_animals(a, [(c, r) for (c, _), r in zip(empty, runs[len(animals):],
-                                                       strict=True)])
+    for split in (True, False) if empty else ():
+        rows = [(c, r) for (c, j), r in zip(empty, runs[len(animals):], strict=True)
+                if j.split == split]
+        if rows:
+            false_animals(a, rows)
     return 0
 
 

@@ -108,6 +108,13 @@ class CameraConfig(BaseModel):
         description="Regions: moving parts closer than this (fraction of the frame's width) "
         "are one region.",
     )
+    region_split_neck: Annotated[float, Field(ge=0, lt=1)] = Field(
+        default=0.6,
+        description="Regions: a moving region is split into animals of their own where a "
+        "part joins the rest through a waist narrower than this share of the part's "
+        "half-width (two animals side by side are one moving blob); higher splits more, "
+        "0 never splits.",
+    )
     region_max_per_frame: Annotated[int, Field(ge=1, le=32)] = Field(
         default=6,
         description="Regions: at most this many crops classified per frame (resting tracks "

@@ -107,7 +107,7 @@ def _device_statistics(
         chunk = ordered[at : at + CHUNK_DEVICES]
         skew = compare_many(profile, [dev.summary for _, dev in chunk], settings)
         latest = [w for _, dev in chunk for w in dev.recent]
-        cameras = camera_rows(profile, latest)
+        cameras = camera_rows(profile, latest, [r for _, dev in chunk for r in dev.binned()])
         verdicts = iter(windows_drifted(profile, latest, settings, cameras))
         held = baseline_holds_many(profile, [list(dev.recent) for _, dev in chunk],
                                    [baselines.get(d, {}) for d, _ in chunk], settings, cameras)

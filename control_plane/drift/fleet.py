@@ -214,18 +214,29 @@ class CameraRows:
     cameras: list[dict[str, Any]]
 
 
-def camera_rows(profile: ReferenceProfile, payloads: Sequence[dict[str, Any]]) -> CameraRows:
-    """Each camera of ``payloads`` on the profile's bins, binned by ``Summary``'s own code."""
+def camera_rows(profile: ReferenceProfile, payloads: Sequence[dict[str, Any]],
+                binned: Sequence[np.ndarray[Any, Any] | None] | None = None) -> CameraRows:
+    """Each camera of ``payloads`` on the profile's bins, binned by ``Summary``'s own code
+    (``binned``: beside each payload, its cameras' rows when the caller has them, as
+    ``collect.binned`` gives them; None where not)."""
     template = Summary.empty(profile)
-    cameras = [(i, c) for i, p in enumerate(payloads) for c in p.get("cameras") or []]
     size = template.flat.size
+    known = list(binned) if binned is not None else [None] * len(payloads)
+    cameras = [(i, c) for i, p in enumerate(payloads) for c in p.get("cameras") or []]
     mat, fits = np.zeros((len(cameras), size)), np.ones(len(cameras), bool)
-    for k, (_, camera) in enumerate(cameras):
-        row = template.camera_row(camera)
-        if row is None:
-            fits[k] = False
+    k = 0
+    for p, rows in zip(payloads, known, strict=True):
+        count = len(p.get("cameras") or [])
+        if rows is not None and rows.shape == (count, size):
+            mat[k : k + count] = rows
         else:
-            mat[k] = row
+            for j, camera in enumerate(p.get("cameras") or []):
+                row = template.camera_row(camera)
+                if row is None:
+                    fits[k + j] = False
+                else:
+                    mat[k + j] = row
+        k += count
     return CameraRows(mat, fits, np.array([i for i, _ in cameras], np.intp),
                       [c for _, c in cameras])
 

@@ -54,7 +54,16 @@ class Outgoing:
 
     def add(self, info: paho.MQTTMessageInfo) -> None:
         with self._lock:
+            # Acknowledged ones go as new ones come (not only when the queue is full), and
+            # behind one stuck message the list is swept: it holds about the unacknowledged.
+            while self._infos and done(self._infos[0]):
+                self._infos.popleft()
+            if len(self._infos) > 2 * self.limit:
+                self._infos = deque(i for i in self._infos if not done(i))
             self._infos.append(info)
+
+    def __len__(self) -> int:
+        return len(self._infos)
 
     def wait_for_room(self, connected: Callable[[], bool], timeout: float) -> bool:
         """Until at most half the limit is waiting for PUBACKs. False when disconnected or

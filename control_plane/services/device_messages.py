@@ -195,7 +195,8 @@ def _reported(row: DeviceRow, reported: ReportedState, now: datetime) -> dict[st
 
 def _write(session: Session, statuses: dict[str, dict[str, Any]],
            reports: dict[str, dict[str, Any]], versions: dict[str, str]) -> None:
-    """One executemany UPDATE per kind, each device's last values of the run."""
+    """One executemany UPDATE per kind, each device's last values of the run, in device
+    order (two ingest workers lock rows in the same order, as the ORM's flush did)."""
     t = _TABLE
     # Both statements write the agent version the device told last, by arrival.
     version = sa.func.coalesce(sa.bindparam("b_version", type_=sa.String), t.c.agent_version)
@@ -208,14 +209,14 @@ def _write(session: Session, statuses: dict[str, dict[str, Any]],
             clock_skew_s=sa.func.coalesce(sa.bindparam("b_skew", type_=sa.Float),
                                           t.c.clock_skew_s),
             agent_version=version,
-        ), [{**v, "b_version": versions.get(d)} for d, v in statuses.items()])
+        ), [{**statuses[d], "b_version": versions.get(d)} for d in sorted(statuses)])
     if reports:
         columns = {k: sa.bindparam(f"b_{k}", type_=t.c[k].type) for k in reported_columns({})}
         session.execute(sa.update(t).where(where).values(
             reported=sa.bindparam("b_reported", type_=t.c.reported.type),
             reported_at=sa.bindparam("b_at", type_=t.c.reported_at.type),
             agent_version=version, **columns,
-        ), [{**v, "b_version": versions.get(d)} for d, v in reports.items()])
+        ), [{**reports[d], "b_version": versions.get(d)} for d in sorted(reports)])
 
 
 def store_events(session: Session, events: Sequence[DeviceEvent]) -> Counter[str]:

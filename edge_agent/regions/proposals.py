@@ -5,8 +5,9 @@ each halving is OpenCV's fast 2x area average, where one area resize of a 640x48
 frame to a quarter cost twice as long), the background subtractor (OpenCV MOG2
 or KNN, with shadow detection: shadow pixels are marked 127 and dropped by the
 threshold), a morphological open (speckle) and a dilation (join an animal's parts), the
-outer contours' bounding boxes, then boxes merged within ``region_merge_distance`` and
-kept within ``region_min_size``..``region_max_size``. More than half the picture moving
+outer contours' bounding boxes, then boxes merged within ``region_merge_distance``, a
+region that holds several animals' bodies split into one per body (``split``), and
+boxes kept within ``region_min_size``..``region_max_size``. More than half the picture moving
 at once is a change of light (a cloud, the IR lamp): no regions until the model has
 learnt it. Every image buffer is kept between frames.
 
@@ -33,6 +34,7 @@ from protocols.messages import EDGE_COLS, EDGE_ROWS
 
 from ..camera_config import CameraConfig
 from .boxes import Box, area, merge_near
+from .split import split_blob
 
 U8 = npt.NDArray[np.uint8]
 _MAX_PARTS = 64  # parts merged per frame, largest first: noise beyond is dropped
@@ -48,6 +50,7 @@ _STREAK_WIDTH, _STREAK_LENGTH = 5, 5
 # weight falls below its background ratio (0.9): after ln(1 / 0.9) = 0.105 x history
 # frames. KNN, whose history counts samples, takes about as long.
 _ABSORB_SHARE = 0.105
+_DILATIONS = 2  # 3x3 dilations that join an animal's parts before the contours
 
 
 class MotionRegions:
@@ -117,7 +120,7 @@ class MotionRegions:
         self.moving_fraction = cv2.countNonZero(mask) / mask.size
         if self.moving_fraction > _LIGHT_CHANGE or self.moving_fraction == 0.0:
             return []
-        cv2.dilate(mask, self._kernel, dst=mask, iterations=2)
+        cv2.dilate(mask, self._kernel, dst=mask, iterations=_DILATIONS)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         parts = [cv2.boundingRect(c) for c in contours]
         return self._boxes(parts, width / small.shape[1], height / small.shape[0])
@@ -126,12 +129,18 @@ class MotionRegions:
         cam, (height, width) = self.camera, self._size
         parts.sort(key=lambda r: r[2] * r[3], reverse=True)
         merge = cam.region_merge_distance * width
-        boxes = merge_near([(x * sx, y * sy, (x + w) * sx, (y + h) * sy)
-                            for x, y, w, h in parts[:_MAX_PARTS]], merge)
-        low, high_w, high_h = (cam.region_min_size * width, cam.region_max_size * width,
-                               cam.region_max_size * height)
-        kept = [b for b in boxes if max(b[2] - b[0], b[3] - b[1]) >= low
-                and b[2] - b[0] <= high_w and b[3] - b[1] <= high_h]
+        merged = merge_near([(x * sx, y * sy, (x + w) * sx, (y + h) * sy)
+                             for x, y, w, h in parts[:_MAX_PARTS]], merge)
+        high_w, high_h = cam.region_max_size * width, cam.region_max_size * height
+        # The smallest animal (region_min_size) as a half-width on the dilated mask.
+        radius = cam.region_min_size * self._mask.shape[1] / 2 + _DILATIONS
+        boxes = [(x0 * sx, y0 * sy, x1 * sx, y1 * sy) for b in merged
+                 if b[2] - b[0] <= high_w and b[3] - b[1] <= high_h
+                 for x0, y0, x1, y1 in split_blob(
+                     self._mask, (round(b[0] / sx), round(b[1] / sy), round(b[2] / sx),
+                                  round(b[3] / sy)), radius, cam.region_split_neck)]
+        low = cam.region_min_size * width
+        kept = [b for b in boxes if max(b[2] - b[0], b[3] - b[1]) >= low]
         kept.sort(key=area, reverse=True)
         return kept
 

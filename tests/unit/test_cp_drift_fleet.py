@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from control_plane.config.drift import DriftSettings, FeatureThreshold
-from control_plane.drift import analyser, fleet, synthetic
+from control_plane.drift import analyser, collect, fleet, synthetic
 from control_plane.drift import baseline as bl
 from control_plane.drift.collect import DeviceWindows
 from control_plane.drift.compare import compare, window_drifted
@@ -171,3 +171,47 @@ def test_a_release_in_chunks_is_the_release_at_once(monkeypatch: pytest.MonkeyPa
     at_once = reports()
     monkeypatch.setattr(analyser, "CHUNK_DEVICES", 4)
     assert reports() == at_once
+
+
+def test_windows_binned_as_read_give_the_reports_binned_in_the_analysis() -> None:
+    """``collect`` bins each latest window as it reads it (single precision, an idle
+    camera as zeros, a window on other bins not at all: it is left out); the analysis
+    given those rows reports what it reports binning the windows itself."""
+    rng = np.random.default_rng(11)
+    ref = synthetic.profile()
+    settings = DriftSettings(min_samples=30, alert_windows=3, alert_drifted_windows=2)
+    template = Summary.empty(ref)
+    windows = [random_window(ref, rng, i) for i in range(80)]
+    rows = [collect.binned(template, w) for w in windows]
+    assert [r is not None for r in rows] == [template.fits(w) for w in windows]
+    assert any(r is None for r in rows)
+    kept = [(w, r) for w, r in zip(windows, rows, strict=True) if r is not None]
+    got = fleet.camera_rows(ref, [w for w, _ in kept], [r for _, r in kept])
+    want = fleet.camera_rows(ref, [w for w, _ in kept])
+    assert np.array_equal(got.mat, want.mat) and np.array_equal(got.window, want.window)
+    assert got.fits.all() and want.fits.all()
+
+    fit = learned(ref, rng, 24, 0.0)
+    per_device, baselines = {}, {}
+    for d in range(9):
+        dev = DeviceWindows(Summary.empty(ref), deque(maxlen=3), T0, T0)
+        for w, r in kept[d * 3 : d * 3 + 3]:
+            dev.summary.add_window(w)
+            dev.recent.append(w)
+            dev.recent_rows.append(r)
+        per_device[f"cam-{d}"] = dev
+        baselines[f"cam-{d}"] = {("gate", "any"): DriftBaseline(
+            id=d, device_id=f"cam-{d}", camera_id="gate", condition="any", release_id="r",
+            counts=fit.counts, levels=bl.fit_json(fit), window_minutes=fit.window_minutes,
+            learned_from=T0, learned_to=T0)}
+
+    def reports() -> str:
+        devices, fleet_report = analyser.release_reports("r", ref, per_device, settings,
+                                                         (), baselines)
+        return canonical([[r.device_id, r.drifted, r.statistics] for r in
+                          [*devices, fleet_report]])
+
+    as_read = reports()
+    for dev in per_device.values():
+        dev.recent_rows = []
+    assert reports() == as_read

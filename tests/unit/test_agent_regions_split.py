@@ -1,0 +1,58 @@
+"""Splitting a moving region that holds several animals (``regions/split.py``), on masks
+drawn as the motion mask would hold them."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge_agent.regions.split import split_blob
+
+RADIUS = 4.4  # the default's smallest animal on the 160 px copy (3 % wide, dilated)
+NECK = 0.6
+
+
+def blob(*shapes: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
+    """A 160x120 mask with filled ellipses (centre, half-axes)."""
+    mask = np.zeros((120, 160), np.uint8)
+    for centre, axes in shapes:
+        cv2.ellipse(mask, centre, axes, 0, 0, 360, 255, -1)
+    return mask
+
+
+def box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
+    x, y, w, h = cv2.boundingRect(mask)
+    return x, y, x + w, y + h
+
+
+def test_two_touching_animals_are_two_boxes_one_round_each() -> None:
+    left, right = ((50, 60), (16, 12)), ((80, 62), (13, 10))
+    mask = blob(left, right)
+    assert cv2.connectedComponents(mask)[0] == 2, "one blob: background and the pair"
+    parts = sorted(split_blob(mask, box_of(mask), RADIUS, NECK))
+    assert len(parts) == 2, parts
+    for part, shape in zip(parts, (left, right), strict=True):
+        expect = box_of(blob(shape))
+        assert max(abs(a - b) for a, b in zip(part, expect, strict=True)) <= 3, (part, expect)
+
+
+def test_one_animal_is_one_box_head_legs_and_all() -> None:
+    body, head = ((70, 60), (24, 12)), ((98, 50), (9, 8))
+    legs = [((x, 74), (3, 7)) for x in (54, 62, 78, 86)]
+    tail = ((44, 52), (8, 3))
+    for shapes in ([body], [body, head], [body, head, *legs, tail]):
+        mask = cv2.dilate(blob(*shapes), np.ones((3, 3), np.uint8), iterations=2)
+        box = box_of(mask)
+        assert split_blob(mask, box, RADIUS, NECK) == [box], shapes
+
+
+def test_a_speck_beside_an_animal_is_not_an_animal_of_its_own() -> None:
+    mask = blob(((60, 60), (18, 14)), ((82, 60), (4, 3)))
+    box = box_of(mask)
+    assert split_blob(mask, box, RADIUS, NECK) == [box]
+
+
+def test_a_region_too_thin_for_two_animals_is_not_looked_into() -> None:
+    mask = blob(((60, 60), (30, 3)))
+    box = box_of(mask)
+    assert split_blob(mask, box, RADIUS, NECK) == [box]
