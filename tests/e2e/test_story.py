@@ -36,12 +36,14 @@ from sqlmodel import Session, col, create_engine, select
 
 from control_plane.config.drift import DriftSettings
 from control_plane.drift.realized import realized_accuracy
+from control_plane.services.park import TRACK_KINDS, summarise_events
 from control_plane.store.models import (
     Alert,
     DatasetVersion,
     Device,
     DriftBaseline,
     DriftReport,
+    EventRecord,
     ModelAlias,
     ModelVersion,
     Release,
@@ -224,15 +226,14 @@ def test_realized_accuracy_from_the_labellers_labels(
     assert story["timeline"]["labeller"]["labelled"] == len(labelled)
 
 
-@pytest.mark.xfail(strict=True, reason="measured in CI at 4d46cad (2026-12-07): park1-gate "
-                   "counted 6.03 dogs and 2.2 cats per loop of its clip against 2 and 2 "
-                   "(animals split into several tracks, cats voted dog; the goal is within "
-                   "10 %); remove this mark when it passes")
 def test_each_camera_counts_the_animals_of_its_clip(
     story: dict[str, Any], session: Session
 ) -> None:
-    """Animals per class (one per track) from the day camera's windows, against its clip's
-    sidecar times the loops the agent played (within 50 %, or one per loop)."""
+    """Animals per class, one per track (its ``animal_appeared``/``animal_left`` events,
+    under the label its track ended with, as the park view counts them), against its
+    clip's sidecar times the loops the agent played (within 50 %, or one per loop). A
+    window's ``animals`` are the distinct animals seen in that window: summed over
+    windows, an animal in view for 15 s counts in two or three of them."""
     old, _ = _releases(session)
     videos = Path(story["timeline"]["videos"])
     for device_id in sorted(_day_cameras(story, session)):
@@ -243,16 +244,28 @@ def test_each_camera_counts_the_animals_of_its_clip(
             TelemetryWindowRecord.release_id == old.release_id)).all()
         seconds = sum((w.window_end - w.window_start).total_seconds() for w in windows)
         loops = seconds / (truth.frame_count / truth.fps)
+        events = session.exec(
+            select(EventRecord.device_id, EventRecord.received_at, EventRecord.payload)
+            .where(EventRecord.device_id == device_id,
+                   EventRecord.release_id == old.release_id,
+                   col(EventRecord.kind).in_(TRACK_KINDS))
+            .order_by(col(EventRecord.received_at), col(EventRecord.seq))).all()
         counted: dict[str, float] = {}
-        for w in windows:
-            for cam in w.payload.get("cameras") or []:
-                for label, n in (cam.get("animals") or {}).items():
-                    counted[label] = counted.get(label, 0) + n
+        for tracks in summarise_events(events).values():
+            for label, n in tracks.totals().items():
+                counted[label] = counted.get(label, 0) + n
         print(f"{device_id}: {loops:.1f} loops; per loop counted "
               f"{ {k: round(v / loops, 2) for k, v in counted.items()} }, truth {per_loop}")
+        # Finding the animals (tracks, whatever their label) within 25 %; each class
+        # within one animal per loop or 50 %, which also takes in the small demo model's
+        # cat/dog confusion (its realized accuracy is measured and shown on its own).
+        total = sum(counted.get(label, 0) for label in ("cat", "dog"))
+        expected_total = sum(per_loop.get(label, 0) for label in ("cat", "dog")) * loops
+        assert abs(total - expected_total) <= 0.25 * expected_total, (device_id, total)
         for label in ("cat", "dog"):
             expected = per_loop.get(label, 0) * loops
-            assert abs(counted.get(label, 0) - expected) <= max(loops, 0.5 * expected)
+            assert abs(counted.get(label, 0) - expected) <= max(loops, 0.5 * expected), (
+                device_id, label, counted)
 
 
 def _day_cameras(story: dict[str, Any], session: Session) -> set[str]:
