@@ -45,6 +45,12 @@ class Windows:
         return Windows(keep, self.conditions, self.frames, [without_regions(c) for c in self.raw])
 
 
+    def without(self, name: str) -> Windows:
+        """The same windows without one feature (its baselines learn without it too)."""
+        keep = {k: v for k, v in self.counts.items() if k != name}
+        return Windows(keep, self.conditions, self.frames, self.raw)
+
+
 REGION_PREFIXES = ("regions.", "scene.")
 
 
@@ -122,6 +128,8 @@ def learn(profile: ReferenceProfile, w: Windows, settings: DriftSettings) -> Bas
                    recent=settings.alert_windows)
     if fit is None:
         return None
+    # A feature the windows were stripped of is not one the judge knows of (Bonferroni).
+    fit.levels = {k: v for k, v in fit.levels.items() if k in w.counts}
     alpha = bl.window_alpha(settings.false_alarm_days, 1.0, len(fit.levels))
     return Baseline(fit, alpha)
 
@@ -204,3 +212,21 @@ def hour_alarms(conditions: np.ndarray, scored_from: int, learning: set[str],
             levels[t] = level
     run = np.convolve(new.astype(int), np.ones(n, int))[: new.size]
     return np.asarray(run > levels)
+
+
+def feature_ratios(base: Baseline, w: Windows, settings: DriftSettings) -> dict[str, FloatArray]:
+    """Per feature and window: PSI over its per-window level (NaN: not judged), what
+    ``baseline.judge`` ranks drivers by: how near each feature came to alarming."""
+    out: dict[str, FloatArray] = {}
+    for name, cur in w.counts.items():
+        if name not in base.fit.levels:
+            continue
+        ref = np.asarray(base.fit.counts[name], np.float64)
+        m = cur.sum(axis=1)
+        ok = m >= min_count(name, settings.min_samples)
+        ratio = np.full(len(m), np.nan)
+        if ok.any():
+            level = base.levels(name, m[ok], settings.default_threshold.min_psi, False)
+            ratio[ok] = _psi_rows(ref, cur[ok]) / level
+        out[name] = ratio
+    return out

@@ -33,7 +33,7 @@ Methods (every one with the default ``[drift]`` settings):
 * ``windows`` also runs the hour check (``drift.hours``) on every condition without a
   baseline, its history the ``hour_history_days`` days before each scored day;
 * ``before``: ``windows`` as it was before the hour check (conditions without a baseline
-  never judged);
+  never judged) and the ``regions.other`` feature;
 * ``crops``: ``before`` without the region features (the windows' region telemetry
   removed: what drift judged before them);
 * ``light-only``: ``windows`` on the conditions an agent without rain tagging sends
@@ -108,7 +108,8 @@ class Replay:
         self.flat = flat
         self.windows = dm.windows_of(profile, flat)  # type: ignore[arg-type]
         self.crops = self.windows.crops_only()  # what the judge saw before region features
-        self.before = self.windows  # what it saw before the hour check
+        # What it saw before the hour check and ``regions.other``.
+        self.before = self.windows.without("regions.other")
 
     def draw(self, rng: np.random.Generator, cam: str, variants: list[str], learning: bool
              ) -> np.ndarray:
@@ -293,6 +294,7 @@ def shifts(rp: Replay, rng: np.random.Generator, warm: int, train: dict[str, np.
           f"windows / median delay in windows")
     print(f"{'shift':<11}" + "".join(f"{m:>16}" for m in METHODS))
     n = s.alert_windows
+    near: list[tuple[str, str]] = []
     for shift in dp.SHIFTS:
         found: dict[str, list[int]] = {m: [] for m in METHODS}
         for i in range(per_kind):
@@ -303,12 +305,46 @@ def shifts(rp: Replay, rng: np.random.Generator, warm: int, train: dict[str, np.
                 # An alarm already on when the shift starts is no detection of it.
                 if after.size and not alarm[max(rel - n, 0): rel].any():
                     found[name].append(int(after[0]) + 1)
+        # Its own generator: the methods' cameras stay those of runs without it.
+        near.append((shift, _nearest(rp, np.random.default_rng(len(near)), warm, s, profile,
+                                     per_kind, shift)))
         cells = []
         for name in METHODS:
             hits = found[name]
             med = f"{np.median(hits):.0f}" if hits else "-"
             cells.append(f"{len(hits) / per_kind:>8.0%} / {med:>3}")
         print(f"{shift:<11}" + "".join(f"{c:>16}" for c in cells))
+    print("\nfeatures nearest their level, shifted windows against the camera's day baseline "
+          "(median PSI / per-window level; share of windows over it):")
+    for shift, text in near:
+        print(f"  {shift:<11} {text}")
+
+
+def _nearest(rp: Replay, rng: np.random.Generator, warm: int, s: DriftSettings,
+             profile: object, cameras: int, shift: str) -> str:
+    """The three features that come nearest their per-window level on the shifted windows,
+    judged against each camera's day baseline (the shifts start by day): why a shift is
+    or is not seen."""
+    ratios: dict[str, list[np.ndarray]] = {}
+    for i in range(min(cameras, 4)):
+        _, picks, at = camera(rp, rng, i, warm, 1, shift)
+        conditions = rp.windows.conditions[picks]
+        day = picks[: warm * DAY][conditions[: warm * DAY] == "day"]
+        distinct = np.array(list(dict.fromkeys(day.tolist())), np.intp)
+        base = dm.learn(profile, rp.windows.take(distinct), s)  # type: ignore[arg-type]
+        if base is None:
+            continue
+        moved = rp.windows.take(picks[at: at + HORIZON])
+        for name, r in dm.feature_ratios(base, moved, s).items():
+            ratios.setdefault(name, []).append(r)
+    ranked = []
+    for name, rs in ratios.items():
+        r = np.concatenate(rs)
+        r = r[np.isfinite(r)]
+        if r.size:
+            ranked.append((float(np.median(r)), float(np.mean(r > 1)), name))
+    ranked.sort(reverse=True)
+    return "; ".join(f"{name} {med:.2f} ({share:.0%})" for med, share, name in ranked[:3])
 
 
 if __name__ == "__main__":

@@ -12,7 +12,14 @@ windows like every other feature (``baseline.learn``):
 * ``regions.per_frame``: frames by their number of regions: a wider view holds more;
 * ``regions.animals``: distinct animals by voted label (the mix of animals, not crops);
 * ``scene.edges``: where the picture's edges lie (``edge_layout``, whole frames): a camera
-  turned or zoomed moves the scene's outlines even when no animal passes.
+  turned or zoomed moves the scene's outlines even when no animal passes;
+* ``regions.other``: classified regions that are an animal against those the model calls
+  ``other`` (two bins, from the window's class counts): a new kind of object in view
+  (people, balls, leaves) fills the window with ``other``. The three-class ``classes``
+  feature sees it too, but its level also has to let through the baseline's own swings
+  between cats and dogs (a minute holds a handful of animals), which on the replay
+  benchmark's real streams hid an all-``other`` window; two bins keep only the
+  animal-or-not question.
 
 Not a feature: ``animal_heatmap`` (where animals were). A minute holds one to a few
 animals, each over many frames, so the map is one or two paths, different every window:
@@ -38,7 +45,9 @@ FloatArray = npt.NDArray[np.float64]
 # The window fields these features read: without them a window is judged on its crops only.
 FIELDS = ("region_width_hist", "regions_per_frame", "animals", "edge_layout")
 # Feature names in the order ``region_counts`` gives them.
-REGION_FEATURES = ("regions.width", "regions.per_frame", "scene.edges", "regions.animals")
+REGION_FEATURES = ("regions.width", "regions.per_frame", "scene.edges", "regions.animals",
+                   "regions.other")
+OTHER = "other"  # the regions model's label for what is no animal
 # Distinct animals in a minute are a handful, never ``min_samples``: judged from this many.
 MIN_ANIMALS = 3
 
@@ -67,6 +76,11 @@ def region_counts(camera: dict[str, Any], labels: list[str]) -> dict[str, FloatA
     if "regions.width" in out:
         animals = camera.get("animals") or {}
         out["regions.animals"] = np.array([float(animals.get(k, 0)) for k in labels])
+        classes = camera.get("class_counts") or {}
+        if OTHER in labels:
+            other = float(classes.get(OTHER, 0))
+            animal = float(sum(classes.get(k, 0) for k in labels if k != OTHER))
+            out["regions.other"] = np.array([animal, other])
     return out
 
 
@@ -80,5 +94,5 @@ def without_regions(camera: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in camera.items() if k not in FIELDS}
 
 
-__all__ = ["FIELDS", "MIN_ANIMALS", "REGION_FEATURES", "min_count", "region_counts",
+__all__ = ["FIELDS", "MIN_ANIMALS", "OTHER", "REGION_FEATURES", "min_count", "region_counts",
            "without_regions"]

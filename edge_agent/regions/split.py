@@ -43,7 +43,10 @@ def split_blob(mask: U8, box: SmallBox, min_radius: float, neck: float) -> list[
     dist = np.asarray(cv2.distanceTransform(roi, cv2.DIST_L2, 3), np.float32)
     # Every body's peak is a local maximum of the distance: with one group of those (most
     # regions, one animal each) there is nothing to split, and the levels are not needed.
+    # Maxima a few pixels apart are one group: the discrete distance ripples along a
+    # body's ridge, while two bodies' peaks lie at least two smallest radii apart.
     tops = ((dist >= min_radius) & (dist >= cv2.dilate(dist, _NEIGHBOURS))).astype(np.uint8)
+    cv2.dilate(tops, _NEIGHBOURS, dst=tops, iterations=2)
     if cv2.connectedComponents(tops, connectivity=8)[0] <= 2:
         return [box]
     bodies = _bodies(dist, min_radius, neck)

@@ -13,7 +13,7 @@ import numpy as np
 
 from control_plane.drift import baseline as bl
 from control_plane.drift import region_features as rf
-from control_plane.drift import synthetic
+from control_plane.drift import stats, synthetic
 from protocols.messages import EDGE_COLS, EDGE_ROWS, CameraWindow
 
 REF = synthetic.profile()
@@ -102,3 +102,50 @@ def test_distinct_animals_are_judged_from_a_handful() -> None:
     assert rf.min_count("regions.animals", 30) == rf.MIN_ANIMALS
     assert rf.min_count("regions.width", 30) == 30
     assert rf.min_count("regions.animals", 2) == 2
+
+
+# A regions-mode model's labels: the animals and 'other' (what is no animal).
+OTHERS = REF.model_copy(update={"class_counts": {"cat": 100.0, "dog": 100.0, rf.OTHER: 100.0}})
+
+
+def busy(rng: np.random.Generator, other: int | None = None) -> dict[str, Any]:
+    """A regions-mode window of a busy park: a handful of animals, each classified in a
+    dozen frames and all of one label (so the cat/dog share swings from minute to minute),
+    and ``other`` regions (people, leaves) beside them; ``other`` given: only those."""
+    cam = camera(rng)
+    labels = list(OTHERS.class_counts)
+    counts = dict.fromkeys(labels, 0)
+    if other is None:
+        for _ in range(int(rng.integers(1, 5))):
+            counts[str(rng.choice([lb for lb in labels if lb != rf.OTHER]))] += int(
+                rng.integers(6, 18))
+        counts[rf.OTHER] += int(rng.poisson(30))
+    else:
+        counts[rf.OTHER] = other
+    return {**cam, "class_counts": counts}
+
+
+def test_a_window_of_only_other_regions_is_drifted_on_regions_other() -> None:
+    # The level of regions.other is fitted from the baseline's own windows, so a new kind of
+    # object (every region 'other') exceeds it, and a busy minute of the same park does not.
+    rng = np.random.default_rng(6)
+    fit = bl.learn(OTHERS, [busy(rng) for _ in range(60)], min_samples=30, block=2)
+    assert fit is not None
+    alpha = bl.window_alpha(30, 1.0, len(fit.levels))
+    assert "regions.other" in fit.levels
+    counts = bl.camera_counts(OTHERS, busy(rng, other=60), 30)
+    assert counts is not None and counts["regions.other"].tolist() == [0.0, 60.0]
+    level = fit.levels["regions.other"].alarm(sum(fit.counts["regions.other"]), 60.0, alpha,
+                                             0.0)
+    assert stats.psi(np.array(fit.counts["regions.other"]), counts["regions.other"]) > level
+    calm = [bl.judge(OTHERS, fit.counts, fit.levels, busy(rng), alpha=alpha, **KW)
+            for _ in range(100)]
+    assert sum(v is not None and v.drifted for v in calm) <= 1
+
+
+def test_regions_other_needs_the_other_label_and_region_telemetry() -> None:
+    rng = np.random.default_rng(7)
+    cam = busy(rng)
+    assert "regions.other" in rf.region_counts(cam, list(OTHERS.class_counts))
+    assert "regions.other" not in rf.region_counts(cam, ["cat", "dog"])
+    assert rf.region_counts(rf.without_regions(cam), list(OTHERS.class_counts)) == {}
