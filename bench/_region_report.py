@@ -1,0 +1,120 @@
+"""The region accuracy benchmark's report: the animal clips' table, the goals' lines,
+the fragments of each agent track and the false animals on clips without animals, printed
+as Markdown from the ``Run`` of each clip (``region_accuracy.py`` runs the clips, and
+``_track_score.py`` does the arithmetic)."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+from _track_score import (  # bench/ is on sys.path: scripts run from it
+    MATCH_IOU,
+    MIN_WIDTH,
+    Run,
+    count_error,
+    match,
+    pooled,
+    pooled_count_error,
+    rate_upper,
+    share_interval,
+)
+
+from edge_agent.regions.boxes import iou
+
+
+def animal_table(a: argparse.Namespace, done: list[tuple[str, Run]]) -> dict[str, list[Run]]:
+    """The animal clips' table: a row per variant, its seeds pooled."""
+    rows: dict[str, list[Run]] = {}
+    for name, run in done:
+        rows.setdefault(name, []).append(run)
+    print(f"| clip ({len(a.seeds)} x {a.seconds:g} s, 10 fps) | animals >= {MIN_WIDTH:.0%} "
+          "wide | found | per-track accuracy (found) [95 % interval] | (all) | vs first, "
+          "points | count error per window (mean) | windows within 10 % | pooled count "
+          "error | agent - truth | false animals | s to run |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    first = pooled(next(iter(rows.values())))
+    for name, runs in rows.items():
+        sc = pooled(runs)
+        low, high = share_interval(sc.right, sc.found)
+        windows = Run(windows=[w for r in runs for w in r.windows])
+        err, within, n = count_error(windows)
+        pooled_err, bias = pooled_count_error(runs)
+        false = sum(len(match(r)[1]) for r in runs)
+        print(f"| {name} | {sc.tracks} | {sc.found} | {sc.accuracy:.1%} [{low:.1%}, "
+              f"{high:.1%}] | {sc.strict:.1%} | {(sc.accuracy - first.accuracy) * 100:+.1f} | "
+              f"{err:.1%} | {within:.0%} of {n} | {pooled_err:.1%} | {bias:+.1%} | {false} | "
+              f"{sum(r.seconds for r in runs):.0f} |")
+    if len(a.seeds) > 1:
+        print()
+        for name, runs in rows.items():
+            clips = ", ".join(f"seed {seed} {pooled_count_error([r])[0]:.1%}"
+                              for seed, r in zip(a.seeds, runs, strict=True))
+            print(f"- {name}: pooled count error per clip: {clips}")
+    return rows
+
+
+def summary(rows: dict[str, list[Run]], oracle_name: str) -> None:
+    """The goals' lines for the first variant; the oracle row (``oracle_name``), if run,
+    splits the count error between the tracker and the model."""
+    name, runs = next(iter(rows.items()))
+    sc = pooled(runs)
+    low, _ = share_interval(sc.right, sc.found)
+    err, within, n = count_error(Run(windows=[w for r in runs for w in r.windows]))
+    pooled_err, _ = pooled_count_error(runs)
+    print(f"\n- goal per-track accuracy, animals >= 10 % wide, >= 97 %: {name} "
+          f"{sc.accuracy:.1%} of the tracks found ({sc.right} of {sc.found}; 95 % lower bound "
+          f"{low:.1%}; found {sc.found} of {sc.tracks}), {sc.strict:.1%} of all")
+    print(f"- goal counts per window within 10 %: {name} mean error {err:.1%}, {within:.0%} "
+          f"of {n} windows within 10 %; pooled over windows {pooled_err:.1%}")
+    oracle = rows.get(oracle_name)
+    conditions = [r for r in rows.values() if r is not oracle]
+    if len(conditions) > 1:
+        worst = max(abs(pooled(r).accuracy - sc.accuracy) for r in conditions) * 100
+        print(f"- goal conditions within 2 points of {name}: worst {worst:.1f} points")
+    if oracle is not None and oracle is not runs:
+        tracker_err, tracker_bias = pooled_count_error(oracle)
+        print(f"- where the count error comes from (pooled over windows): with every crop "
+              f"read right (oracle) {tracker_err:.1%} ({tracker_bias:+.1%} agent - truth): "
+              f"regions and tracker; the model's misread crops add the rest, "
+              f"{pooled_err - tracker_err:+.1%} points")
+    if any(r.whole for r in runs):
+        print(f"\nwhole-frame classification of the same {name} clips, per track (vote of "
+              f"the frames it was in view): {sc.whole_right / max(sc.tracks, 1):.1%} "
+              f"({sc.whole_right} of {sc.tracks}) against regions {sc.strict:.1%} "
+              f"({sc.right} of {sc.tracks})")
+
+
+def fragments(done: list[tuple[str, Run]]) -> None:
+    """Per clip, each agent animal track and the truth tracks it overlaps (IoU >=
+    MATCH_IOU in some frame), with its first and last frame: a truth id under several
+    agent tracks is one animal split; an agent track over several truth ids carried one
+    animal's id onto another."""
+    for name, run in done:
+        print(f"\n{name}: agent track [frames] label -> truth ids (label, frames overlapped)")
+        for aid, a in sorted(run.agent.items()):
+            if not a.boxes:
+                continue
+            hits: Counter[int] = Counter()
+            for tid, t in run.truth.items():
+                hits[tid] = sum(1 for k, b in a.boxes.items()
+                                if k in t.boxes and iou(b, t.boxes[k]) >= MATCH_IOU)
+            cover = ", ".join(f"{tid} ({run.truth[tid].label}, {n})"
+                              for tid, n in hits.most_common() if n)
+            print(f"  {aid} [{min(a.boxes)}-{max(a.boxes)}] {a.label} -> {cover or 'none'}")
+
+
+def false_animals(a: argparse.Namespace, done: list[tuple[str, Run]], fps: float) -> None:
+    """False animals on the clips without animals, per condition and per camera-hour."""
+    false_total, hours = 0, 0.0
+    parts = []
+    for condition, run in done:
+        false = len(match(run)[1])
+        false_total += false
+        hours += run.frames / fps / 3600
+        parts.append(f"{condition} {false}")
+    print(f"\nfalse animals on {a.empty_seconds:g} s without animals (distractors: walkers, "
+          f"balls, leaves, cloud shadows; {', '.join(parts)}): {false_total}, "
+          f"{false_total / hours:.1f} per camera-hour, 95 % upper bound "
+          f"{rate_upper(false_total, hours):.1f} (goal <= 1: shown once the bound is; with "
+          f"none seen that takes {rate_upper(0, 1.0):.1f} camera-hours)")
