@@ -29,24 +29,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from protocols import TelemetryWindow, encode, telemetry_topic
+from protocols import TelemetryWindow
 from protocols.logs import set_static_context
 from protocols.messages import EventKind
 
 from .capture import CameraSource, CaptureCounters, Frame, Image
 from .events import Debouncer, EventLog
 from .motion import MotionGate
-from .outbox import Dropped, Outbox
+from .outbox import Outbox
 from .regions.analyzer import RegionAnalyzer
 from .regions.mining import NegativeMiner, NegativeSink
 from .regions.stats import RegionCounts
 from .runtime import CropResults, Inference, ModelRuntime
 from .snapshots import SnapshotTaker
 from .telemetry import ProcessSampler, ShadowAccumulator, WindowAccumulator
+from .window_sender import WindowHandler, WindowSender
 
 log = logging.getLogger(__name__)
 
-WindowHandler = Callable[[TelemetryWindow], None]
 FailureHandler = Callable[[ModelRuntime, str], None]
 
 
@@ -99,11 +99,9 @@ class InferenceLoop:
     ) -> None:
         self.device_id = device_id
         self.previous_protocol = previous_protocol
-        self._outbox = outbox
         self._events = events
-        self._topic = telemetry_topic(device_id)
+        self._sender = WindowSender(device_id, outbox, events, on_window, previous_protocol)
         self.window_seconds = window_seconds
-        self._on_window = on_window
         self._wake = wake
         self._on_failure = on_failure
         self.failures_before_rollback = failures_before_rollback
@@ -123,8 +121,6 @@ class InferenceLoop:
         self._lanes = [self._lane(s, detection) for s in sources]
         self._window_started = datetime.now(UTC)
         self._window_end = 0.0
-        self.windows_closed = 0  # stored or dropped: every one is delivered or counted
-        self._last_seq = 0  # of the last stored window (local metrics of an unstored one)
 
     def _lane(self, source: CameraSource, detection: DetectionPolicy) -> _Lane:
         cam = source.config
@@ -141,6 +137,11 @@ class InferenceLoop:
         elif cam.motion_gate:
             lane.gate = MotionGate(cam.motion_threshold, cam.motion_max_skip_seconds)
         return lane
+
+    @property
+    def windows_closed(self) -> int:
+        """Windows closed so far, stored or dropped: every one is delivered or counted."""
+        return self._sender.windows_closed
 
     def region_counts(self) -> dict[str, RegionCounts]:
         """Each regions-mode camera's running region and track counts (for /metrics)."""
@@ -378,35 +379,8 @@ class InferenceLoop:
             log.exception("could not close the telemetry window")
 
     def _close_window(self, runtime: ModelRuntime | None) -> None:
-        """Queue the window, numbered and carrying the drop counts as the outbox stores it;
-        local metrics and release health see it whether or not it could be stored."""
-        body = self._window_body(runtime)
-        window = body
-
-        def stamp(seq: int, dropped: Dropped) -> bytes:
-            nonlocal window
-            window = body.model_copy(update={
-                "seq": seq, "dropped_windows": dropped.windows,
-                # the previous protocol has no field for them: the event below names them
-                "dropped_events": 0 if self.previous_protocol else dropped.events,
-                "instance": None if self.previous_protocol else self._outbox.instance})
-            return encode(window)
-
-        self.windows_closed += 1
-        if self._outbox.put_stamped("telemetry", self._topic, stamp):
-            self._last_seq = window.seq
-            lost = Dropped(window.dropped_windows, window.dropped_events)
-        else:  # dropped and counted: the next stored window reports it
-            window, lost = body.model_copy(update={"seq": self._last_seq}), Dropped()
-        if lost != Dropped():
-            self._events.emit("telemetry_dropped", detail=(
-                f"{lost.windows} telemetry windows and {lost.events} events were dropped "
-                "(outbox bound or full disk)"))
-        if self._on_window is not None:
-            try:
-                self._on_window(window)
-            except Exception:
-                log.exception("window handler failed")
+        """Queue the window, numbered and carrying the drop counts as the outbox stores it."""
+        self._sender.send(self._window_body(runtime))
 
     def _window_body(self, runtime: ModelRuntime | None) -> TelemetryWindow:
         """The closing window without its seq and drop counts (the outbox adds them)."""

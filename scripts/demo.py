@@ -28,18 +28,12 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.demo_story import (
-    SHIFT_SEVERITY,
-    PhaseError,
-    Timeline,
-    day_story,
-    story_config,
-    story_data,
-    weather_story,
-)
+from scripts.demo_story import day_story, story_config, weather_story
 from scripts.labeller import SimulatedLabeller
 from scripts.loop import Loop, class_counts
+from scripts.phases import PhaseError, Timeline
 from scripts.real_video import DEFAULT_PHOTOS
+from scripts.story_data import SHIFT_SEVERITY, story_data
 from scripts.synth_images import generate_dataset
 from trainer.synth import PhotoPool, SceneSpec, Schedule, write_clip
 

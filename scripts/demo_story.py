@@ -17,155 +17,20 @@ file tells why.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import cv2
-import numpy as np
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from scripts.labeller import SimulatedLabeller
-from scripts.loop import Loop, wait_until
-from scripts.synth_images import generate_dataset
-from trainer.synth import SceneSpec, write_clip
-from trainer.synth.photos import held_out_photos
-from trainer.synth.shifts import apply_shift
+from scripts.loop import Loop
+from scripts.phases import PhaseError, Timeline, console, wait_for
+from scripts.story_data import rain_clip
 
-T = TypeVar("T")
-SHIFT_SEVERITY = 0.9
-WEATHER = "rain"  # what changes on some cameras: the light stays day, the scene not
 BASELINE_WINDOWS = 24  # 4 minutes of 10 s windows: four loops of each camera's 60 s clip
-console = Console()
-
-
-class PhaseError(RuntimeError):
-    """A phase did not reach what it waits for; the message names the log to read."""
-
-
-@dataclass
-class Timeline:
-    """When each phase began and how long it took: the summary at the end, and
-    ``timeline.json`` (``save``) for whoever checks the story against the store."""
-
-    phases: list[tuple[str, float]] = field(default_factory=list)
-    started: dict[str, datetime] = field(default_factory=dict)
-
-    @contextmanager
-    def phase(self, title: str) -> Iterator[None]:
-        console.rule(f"[bold cyan]{title}")
-        start = time.monotonic()
-        self.started[title] = datetime.now(UTC)
-        try:
-            yield
-        finally:
-            self.phases.append((title, time.monotonic() - start))
-            console.print(f"[dim]({time.monotonic() - start:.0f} s)")
-
-    def save(self, path: Path, **facts: Any) -> None:
-        path.write_text(json.dumps({
-            "phases": [{"title": t, "started_at": self.started[t].isoformat(), "seconds": s}
-                       for t, s in self.phases],
-            **facts,
-        }, indent=2))
-
-
-def wait_for(
-    check: Callable[[], T | None], timeout: float, expected: str, log: Path, status: str
-) -> T:
-    """Poll ``check`` under a spinner; on timeout raise naming what and where to look."""
-    with console.status(status) as spinner:
-        try:
-            return wait_until(check, timeout, expected, interval=2, on_wait=lambda left: (
-                spinner.update(f"{status} [dim](up to {left:.0f} s more)")))
-        except TimeoutError as exc:
-            raise PhaseError(f"expected {expected}, but it did not happen: {exc}; "
-                             f"look at {log}") from None
-
-
-def story_data(
-    workdir: Path, videos: Path, rain_clips: dict[str, SceneSpec], day: Path,
-    photos: Path | None = None,
-) -> dict[str, Path]:
-    """Rain images for retraining, a held-out set (day + rain) and the rain clips: the
-    same park scene as each camera's day clip (``rain_clips``: its spec, in the rain).
-    With ``photos``, the rain images are rain-shifted copies of the day photos and the
-    held-out set is the photos of the trainer's test split (and their rain copies)."""
-    out = {"retrain": workdir / "retrain", "holdout": workdir / "holdout"}
-    rain, held_day, held_rain = (workdir / n for n in ("rain-train", "holdout-day",
-                                                        "holdout-rain"))
-    jobs: list[tuple[str, Callable[[], object]]] = []
-    if not out["retrain"].exists():
-        jobs.append(("rain training images", partial(shifted_copy, day, rain) if photos
-                     else partial(generate_dataset, rain, n_per_class=150, seed=3, size=128,
-                                  shift=WEATHER, severity=SHIFT_SEVERITY)))
-        jobs.append(("retraining set = day + rain", partial(_merge, [day, rain],
-                                                             out["retrain"])))
-    if not out["holdout"].exists():
-        jobs.append(("held-out day images", partial(held_out_copy, photos, held_day) if photos
-                     else partial(generate_dataset, held_day, n_per_class=60, seed=7, size=128)))
-        jobs.append(("held-out rain images", partial(shifted_copy, held_day, held_rain)))
-        jobs.append(("held-out set = day + rain", partial(_merge, [held_day, held_rain],
-                                                           out["holdout"])))
-    for device_id, spec in rain_clips.items():
-        video = rain_clip(videos, device_id)
-        if not video.exists():
-            jobs.append((f"rain clip {video.name}", partial(write_clip, video, spec)))
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=console) as progress:
-        task = progress.add_task("rain data", total=len(jobs))
-        for what, job in jobs:
-            progress.update(task, description=what)
-            job()
-            progress.advance(task)
-    return out
-
-
-def rain_clip(videos: Path, device_id: str) -> Path:
-    return videos / f"{device_id}-rain.avi"
-
-
-def shifted_copy(src: Path, dest: Path, shift: str = "rain") -> None:
-    """``src`` (an ImageFolder) as the camera sees it in the rain."""
-    for image in sorted(src.glob("*/*.jpg")):
-        out = dest / image.parent.name / image.name
-        out.parent.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng(int(hashlib.sha256(image.name.encode()).hexdigest()[:8], 16))
-        pixels = cv2.imread(str(image))
-        if pixels is None:
-            raise PhaseError(f"cannot read {image}: replace or remove it")
-        cv2.imwrite(str(out), apply_shift(pixels, shift, SHIFT_SEVERITY, rng))
-
-
-def held_out_copy(photos: Path, dest: Path, per_class: int = 60) -> None:
-    """Photos of the trainer's test split (never trained on), ``per_class`` of each."""
-    for label in ("cat", "dog"):
-        (dest / label).mkdir(parents=True, exist_ok=True)
-        for photo in held_out_photos(photos, label)[:per_class]:
-            shutil.copyfile(photo, dest / label / f"{photo.stem}.jpg")
-
-
-def _merge(sources: list[Path], dest: Path) -> None:
-    """One ImageFolder from several (files prefixed with their source folder's name)."""
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for src in sources:
-        for image in src.glob("*/*.jpg"):
-            (tmp / image.parent.name).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(image, tmp / image.parent.name / f"{src.name}-{image.name}")
-    tmp.rename(dest)
-
-
 def story_config(
     path: Path, data: dict[str, Path], trainer_args: list[str], canary: list[str]
 ) -> Path:
@@ -231,19 +96,22 @@ def open_alerts(loop: Loop, release_id: str) -> list[str]:
 
 
 def print_accuracy(loop: Loop, release_id: str) -> dict[str, Any]:
-    """Realized accuracy (the labeller's labels) beside the label-free estimate."""
+    """Realized accuracy (the labeller's labels) beside the label-free estimate over all
+    crops and what the model's confidence expected of the same labelled crops."""
     report: dict[str, Any] = loop.api("/drift/accuracy", release=release_id)
     held = report["held_out_accuracy"]
     table = Table(title=f"accuracy of {release_id} per camera x condition (held-out "
                   f"{'unknown' if held is None else f'{held:.3f}'}; alert when the whole "
                   f"interval is {report['max_accuracy_drop']} below it, "
                   f">= {report['min_labels']} labels)")
-    for col in ("device", "condition", "labelled", "realized", "95% interval", "estimated"):
+    for col in ("device", "condition", "labelled", "realized", "95% interval", "expected",
+                "estimated"):
         table.add_column(col)
     for r in report["cameras"]:
-        est = r["estimated_accuracy"]
+        est, expected = r["estimated_accuracy"], r.get("expected")
         table.add_row(r["device_id"], r["condition"], str(r["labelled"]),
                       f"{r['accuracy']:.2f}", f"{r['ci_low']:.2f}-{r['ci_high']:.2f}",
+                      "-" if expected is None else f"{expected:.2f}",
                       "-" if est is None else f"{est:.2f}")
     console.print(table)
     return report

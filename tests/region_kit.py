@@ -28,7 +28,8 @@ from protocols import (
     ReleaseManifest,
     sign_manifest,
 )
-from tests.agent_kit import Release, profile, reference_preprocess
+from tests.agent_kit import Release
+from tests.agent_models import profile, reference_preprocess
 
 COLOUR_LABELS = ["cat", "dog", "other"]
 COLOUR_SPEC = InputSpec(width=32, height=32)

@@ -18,7 +18,6 @@ from protocols import generate_signing_key
 from tests.agent_kit import (
     Observer,
     Rig,
-    build_model,
     looping_camera,
     make_release,
     make_rig,
@@ -27,6 +26,7 @@ from tests.agent_kit import (
     wait_until,
     write_video,
 )
+from tests.agent_models import build_model
 from tests.conftest import REPO_ROOT, Mosquitto, start_mosquitto
 
 pytestmark = pytest.mark.timeout(120)

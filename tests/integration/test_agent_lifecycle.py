@@ -18,12 +18,12 @@ import pytest
 from tests.agent_kit import (
     Rig,
     agent_log_lines,
-    build_model,
     looping_camera,
     make_release,
     running_rig,
     wait_until,
 )
+from tests.agent_models import build_model
 from tests.conftest import Mosquitto, free_port
 
 pytestmark = pytest.mark.timeout(120)

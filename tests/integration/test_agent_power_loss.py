@@ -22,14 +22,8 @@ from typing import Any
 import pytest
 
 from edge_agent.releases import CRASH_ENV, CRASH_POINTS
-from tests.agent_kit import (
-    Rig,
-    build_model,
-    looping_camera,
-    make_release,
-    running_rig,
-    wait_until,
-)
+from tests.agent_kit import Rig, looping_camera, make_release, running_rig, wait_until
+from tests.agent_models import build_model
 from tests.conftest import REPO_ROOT, Mosquitto
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.fault]

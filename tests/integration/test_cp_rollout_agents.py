@@ -20,7 +20,8 @@ from control_plane.testing import registration
 from edge_agent import Agent, load_settings
 from protocols import OutputSpec, generate_signing_key
 from scripts.loop import Loop, wait_until
-from tests.agent_kit import LABELS, SPEC, Observer, build_model, make_release, profile, write_video
+from tests.agent_kit import Observer, make_release, write_video
+from tests.agent_models import LABELS, SPEC, build_model, profile
 from tests.conftest import Mosquitto
 from tests.integration.test_cp_rollout_mqtt import ControlPlane
 

@@ -21,7 +21,8 @@ from control_plane.config import ControlPlaneSettings
 from control_plane.store.keys import Keyring
 from control_plane.testing import registration
 from edge_agent import Agent, load_settings
-from tests.agent_kit import LABELS, Observer, build_model, make_release, wait_until
+from tests.agent_kit import Observer, make_release, wait_until
+from tests.agent_models import LABELS, build_model
 from tests.conftest import Mosquitto, free_port, serving
 
 pytestmark = pytest.mark.timeout(120)

@@ -31,7 +31,8 @@ from typer.testing import CliRunner
 from control_plane.testing import registration
 from parkwatch_cli import app as root_app
 from protocols import OutputSpec, generate_signing_key
-from tests.agent_kit import LABELS, SPEC, build_model, make_release, profile, write_video
+from tests.agent_kit import make_release, write_video
+from tests.agent_models import LABELS, SPEC, build_model, profile
 from tests.conftest import REPO_ROOT, Mosquitto, _postgres_admin_url, free_port, wait_for
 
 pytestmark = pytest.mark.postgres

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tests.agent_kit import SPEC, build_model, profile
+from tests.agent_models import SPEC, build_model, profile
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""The agent test kit's own checks (the kit is ``tests/agent_kit.py``)."""
+"""The agent test kit's own checks (``tests/agent_kit.py``, ``tests/agent_models.py``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.agent_kit import build_model, golden_images, make_release, run_model
+from tests.agent_kit import make_release
+from tests.agent_models import build_model, golden_images, run_model
 
 
 def test_model_scores_bright_frames_as_dog() -> None:

@@ -14,7 +14,8 @@ from edge_agent.errors import DownloadError, ReleaseError, VerificationError
 from edge_agent.releases import ReleaseStore
 from protocols import generate_signing_key
 from protocols.signing import key_id_of
-from tests.agent_kit import TOKEN, ReleaseServer, build_model, make_release, release_server
+from tests.agent_kit import TOKEN, ReleaseServer, make_release, release_server
+from tests.agent_models import build_model
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import pytest
 from edge_agent.errors import ModelError
 from edge_agent.runtime import ModelRuntime
 from protocols import InputSpec, generate_signing_key
-from tests.agent_kit import build_model, make_release, reference_preprocess
+from tests.agent_kit import make_release
+from tests.agent_models import build_model, reference_preprocess
 
 
 def runtime_for(tmp_path: Path, model: bytes | None = None, golden: bytes | None = None,

@@ -10,7 +10,7 @@ from edge_agent.capture import CaptureCounters
 from edge_agent.runtime import CropResults, Inference
 from edge_agent.telemetry import LatencySamples, WindowAccumulator
 from protocols.features import bin_counts, input_stats
-from tests.agent_kit import LABELS, profile
+from tests.agent_models import LABELS, profile
 
 
 def inference(top: int, confidence: float, embedding: list[float], level: int,
