@@ -27,14 +27,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,8 +41,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import paho.mqtt.client as paho
 import sqlalchemy as sa
+from _fleet_rig import (  # bench/ is on sys.path: scripts run from it
+    backend_cpu,
+    connected,
+    drop_postgres_db,
+    free_port,
+    postgres_db,
+    start_broker,
+    stored,
+    wait_port,
+    worker_stats,
+)
 from paho.mqtt.enums import CallbackAPIVersion
-from prometheus_client.parser import text_string_to_metric_families
 
 from control_plane.drift import synthetic
 from control_plane.store.db import create_db_engine, session_scope, upgrade
@@ -54,100 +61,6 @@ from control_plane.testing import register_profiled_release, telemetry_window
 from protocols import TelemetryWindow, encode, telemetry_topic
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN = os.environ.get(
-    "PARKWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def postgres_db() -> str | None:
-    try:
-        import psycopg
-
-        dsn = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
-        name = f"pw_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except Exception as exc:  # no server: the PostgreSQL rows are skipped
-        print(f"PostgreSQL not used: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return None
-    return f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-
-
-def drop_postgres_db(url: str) -> None:
-    import psycopg
-
-    dsn = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-
-
-def stored(engine: sa.Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(sa.text("SELECT count(*) FROM telemetry_window")).scalar_one())
-
-
-def backend_cpu(engine: sa.Engine) -> dict[int, float]:
-    """CPU seconds so far of each PostgreSQL backend serving this database but the bench's
-    own (the server is local: its processes' /proc/PID/stat); {} on SQLite, whose work is
-    in the worker's own CPU time."""
-    if engine.dialect.name != "postgresql":
-        return {}
-    with engine.connect() as conn:
-        pids = conn.execute(sa.text(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()")).scalars().all()
-    out = {}
-    for pid in pids:
-        try:  # utime and stime: fields 14 and 15, after the command name in parentheses
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone, or not readable here
-            continue
-        out[int(pid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return out
-
-
-def connected(port: int) -> bool:
-    """Whether the worker behind metrics ``port`` is connected (it subscribes first)."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return any(s.name == "parkwatch_cp_mqtt_connected" and s.value == 1
-               for f in text_string_to_metric_families(text) for s in f.samples)
-
-
-def worker_stats(port: int) -> tuple[float, float, float]:
-    """(windows, transactions, CPU seconds) of the worker behind metrics ``port``."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
-    return (values.get("parkwatch_cp_ingest_batch_windows_sum", 0.0),
-            values.get("parkwatch_cp_ingest_batch_windows_count", 0.0),
-            values.get("process_cpu_seconds_total", 0.0))
-
-
-def start_broker(tmp: Path, inflight: int) -> tuple[int, subprocess.Popen[bytes]]:
-    port = free_port()
-    conf = tmp / f"mosquitto-{port}.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    f"max_queued_messages 100000\nmax_inflight_messages {inflight}\n")
-    broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    wait_port(port)
-    return port, broker
-
 
 @dataclass(frozen=True)
 class Load:

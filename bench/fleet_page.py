@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import fleet_ingest
+import _fleet_rig
 import numpy as np
 import sqlalchemy as sa
 from _machine import cpu_name
@@ -92,7 +92,7 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=3_000)
     ap.add_argument("--rounds", type=int, default=15)
     args = ap.parse_args()
-    url = fleet_ingest.postgres_db()
+    url = _fleet_rig.postgres_db()
     if url is None:
         raise SystemExit("this benchmark needs PostgreSQL (PARKWATCH_TEST_POSTGRES_URL)")
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -127,7 +127,7 @@ def main() -> None:
                 report(rows, args)
     finally:
         engine.dispose()
-        fleet_ingest.drop_postgres_db(url)
+        _fleet_rig.drop_postgres_db(url)
 
 
 def report(rows: dict[str, Callable[[], None]], args: argparse.Namespace) -> None:

@@ -42,7 +42,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
-import fleet_ingest  # noqa: E402 - bench/ helpers: PostgreSQL database, broker, metrics
+import _fleet_rig  # noqa: E402 - bench/ helpers: PostgreSQL database, broker, metrics
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import rollout_fleet  # noqa: E402 - the rollout's release and body
@@ -139,7 +139,7 @@ def start_processes(loop: Loop, db_url: str, workers: int, tick: float) -> None:
                .status_code == 200, 120, "the API")
     ports = []
     for i in range(workers):
-        port = fleet_ingest.free_port()
+        port = _fleet_rig.free_port()
         ports.append(port)
         loop.spawn(f"ingest-{i}", "serve", "--role", "ingest",
                    PARKWATCH_DATA_DIR=str(loop.workdir / f"ingest-{i}"),
@@ -147,8 +147,8 @@ def start_processes(loop: Loop, db_url: str, workers: int, tick: float) -> None:
                    PARKWATCH_MQTT_CLIENT_ID=f"scale-ingest-{i}",
                    PARKWATCH_INGEST_BATCH_SIZE="100", **common)
     for port in ports:
-        fleet_ingest.wait_port(port)
-        wait_until(lambda p=port: fleet_ingest.connected(p), 120, "an ingest worker")  # type: ignore[misc]
+        _fleet_rig.wait_port(port)
+        wait_until(lambda p=port: _fleet_rig.connected(p), 120, "an ingest worker")  # type: ignore[misc]
     time.sleep(1.0)  # shared subscriptions in place before the first window
 
 
@@ -218,7 +218,7 @@ def lag_and_size(engine: sa.Engine, since: float) -> dict[str, float]:
 def drain(engine: sa.Engine, fleet: Fleet | ShardedFleet, timeout: float) -> None:
     """Wait until ingest stored what the broker acknowledged to the fleet (QoS 1)."""
     def caught_up() -> bool:
-        return fleet_ingest.stored(engine) >= fleet.stats.windows_acked
+        return _fleet_rig.stored(engine) >= fleet.stats.windows_acked
 
     wait_until(caught_up, timeout, "ingest to store every acknowledged window", interval=1)
 
@@ -316,7 +316,7 @@ def report(r: dict[str, Any], args: argparse.Namespace, commit: str) -> None:
 
 def run(args: argparse.Namespace, tmp: Path, db_url: str) -> dict[str, Any]:
     # The broker's in-flight limit matches the workers' batch: a batch waits for no one.
-    port, broker = fleet_ingest.start_broker(tmp, inflight=100)
+    port, broker = _fleet_rig.start_broker(tmp, inflight=100)
     loop = Loop(tmp / "loop", mqtt_url=f"mqtt://127.0.0.1:{port}")
     try:
         return measure(args, loop, db_url)
@@ -354,7 +354,7 @@ def main() -> None:
     ap.add_argument("--pages", nargs="+", choices=sorted(FLEET_PAGES), default=["new"],
                     help="fleet page versions to load in turn (old: before GET /fleet)")
     args = ap.parse_args()
-    db_url = fleet_ingest.postgres_db()
+    db_url = _fleet_rig.postgres_db()
     if db_url is None:
         raise SystemExit("this benchmark needs PostgreSQL: set PARKWATCH_TEST_POSTGRES_URL")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH.parent,
@@ -366,7 +366,7 @@ def main() -> None:
         raise SystemExit("interrupted: processes stopped, the benchmark's database dropped; "
                          "nothing measured") from None
     finally:
-        fleet_ingest.drop_postgres_db(db_url)
+        _fleet_rig.drop_postgres_db(db_url)
     report(result, args, commit)
 
 

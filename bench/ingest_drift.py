@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import sqlalchemy as sa
-from fleet_ingest import drop_postgres_db, postgres_db  # fresh PostgreSQL databases
+from _fleet_rig import drop_postgres_db, postgres_db  # fresh PostgreSQL databases
 from sqlmodel import Session
 
 from control_plane.config.drift import DriftSettings
