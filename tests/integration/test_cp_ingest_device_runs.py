@@ -5,7 +5,6 @@ the same effect as storing the messages one by one in arrival order."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -15,7 +14,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from control_plane.ingest.adapter import MqttAdapter
-from control_plane.store.db import create_db_engine, upgrade
 from control_plane.store.models import Device, EventRecord, RolloutDevice
 from control_plane.testing import reported_state
 from protocols import (
@@ -27,16 +25,6 @@ from protocols import (
     status_topic,
 )
 from tests.rollout_kit import GATES, Fleet
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = create_db_engine(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def message(topic: str, payload: bytes) -> paho.MQTTMessage:

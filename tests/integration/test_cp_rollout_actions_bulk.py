@@ -8,26 +8,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from control_plane.store.db import create_db_engine, upgrade
 from control_plane.store.models import Device
 from tests.rollout_kit import GARBAGE, Fleet, run_healthy
 
 N = 60
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = create_db_engine(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 @contextmanager

@@ -4,7 +4,6 @@ receipt, never by the agent's clock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,23 +14,13 @@ from sqlmodel import Session, select
 
 from control_plane.rollouts import service as rollouts
 from control_plane.services import devices
-from control_plane.store.db import create_db_engine, session_scope, upgrade
+from control_plane.store.db import session_scope
 from control_plane.store.models import Device, RolloutDevice
 from control_plane.testing import reported_state
 from protocols import ReportedState
 from tests.rollout_kit import GATES, Fleet
 
 N = 60
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Engine]:
-    upgrade(database_url)
-    engine = create_db_engine(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def started(engine: Engine) -> tuple[Fleet, str]:
