@@ -10,7 +10,6 @@ Reports and alert changes are committed together; webhooks fire after the commit
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Collection, Iterator
@@ -25,14 +24,13 @@ from protocols import ReferenceProfile
 from ..config.drift import DriftSettings
 from ..services import alerts
 from ..store.models import DriftBaseline, utc_now
-from . import hour_history, hours, learning, metrics, realized
+from . import hour_history, hours, learning, metrics, release_alerts
 from .collect import Collected, DeviceWindows, collect, reference_profile, report_start
 from .compare import accuracy, compare
 from .fleet import camera_rows, compare_many, windows_drifted
 from .fleet_verdicts import baseline_holds_many
 from .summary import Summary
 from .verdicts import verdict
-from .wording import driver_text
 
 log = logging.getLogger(__name__)
 # Active production baselines of one release: by device, then (camera, condition).
@@ -276,8 +274,9 @@ def run_analysis(
         report_id = _record(session, fleet)
         result.fleet_reports[rel] = report_id
         result.drifted_devices[rel] = drifted
-        result.changes.extend(_reconcile(session, settings, rel, report_id, stats, drifted))
-        _export_metrics(rel, stats, len(drifted))
+        result.changes.extend(
+            release_alerts.reconcile(session, settings, rel, report_id, stats, drifted))
+        release_alerts.export_metrics(rel, stats, len(drifted))
     session.commit()
     alerts.notify_webhook(
         str(settings.webhook_url) if settings.webhook_url else None,
@@ -294,113 +293,6 @@ def run_analysis(
         },
     )
     return result
-
-
-def _reconcile(
-    session: Session,
-    settings: DriftSettings,
-    release_id: str,
-    report_id: int | None,
-    stats: dict[str, Any],
-    drifted: list[str],
-) -> list[alerts.AlertChange]:
-    m = settings.alert_min_devices
-    holds = len(drifted) >= m
-    drift_msg = (
-        f"drift on {len(drifted)} device(s) of release {release_id} "
-        f"(K={settings.alert_drifted_windows} of N={settings.alert_windows} windows, M={m}): "
-        f"{', '.join(drifted[:10])}; {driver_text(stats['verdict'])}"
-        if holds
-        else f"drift subsided: {len(drifted)} device(s) drifted, fewer than M={m}"
-    )
-    changes = [
-        alerts.reconcile_alert(
-            session,
-            "drift",
-            release_id,
-            firing=holds,
-            severity="warning",
-            message=drift_msg,
-            detail={"devices": drifted, "features": stats["drifted_features"],
-                    "verdict": stats["verdict"]},
-            drift_report_id=report_id,
-        )
-    ]
-    if stats["moved_on"]:
-        changes.append(
-            alerts.reconcile_alert(
-                session,
-                "accuracy",
-                release_id,
-                firing=False,
-                severity="warning",
-                message=f"every device moved on from release {release_id}: no accuracy to "
-                "estimate",
-                detail={"moved_on": True},
-                drift_report_id=report_id,
-            )
-        )
-    else:
-        changes.append(_reconcile_accuracy(session, settings, release_id, report_id, stats))
-    return [c for c in changes if c is not None]
-
-
-def _reconcile_accuracy(
-    session: Session,
-    settings: DriftSettings,
-    release_id: str,
-    report_id: int | None,
-    stats: dict[str, Any],
-) -> alerts.AlertChange | None:
-    """The accuracy alert from the label-free estimate and, with ``accuracy_from_labels``,
-    from realized accuracy: a camera × condition whose whole confidence interval lies more
-    than ``max_accuracy_drop`` below the held-out accuracy."""
-    est, drop = stats["estimated_accuracy"], stats["accuracy_drop"]
-    labels = (realized.accuracy_report(session, release_id, settings.max_accuracy_drop,
-                                       settings.min_labels, settings.accuracy_confidence)
-              if settings.accuracy_from_labels else None)
-    measured = bool(labels and labels["dropped"])
-    if est is None and not measured:
-        return None  # too few frames and no measured drop: leave the alert as it is
-    low = bool(stats["accuracy_dropped"]) or measured
-    parts = []
-    if est is not None:
-        parts.append(f"estimated accuracy of release {release_id} is {est:.3f}, "
-                     f"{drop:.3f} below the reference {stats['reference_accuracy']:.3f}")
-    if labels is not None and labels["dropped"]:
-        worst = min(labels["dropped"], key=lambda r: r["ci_high"])
-        parts.append(
-            f"realized accuracy on {worst['device_id']}/{worst['camera_id']} "
-            f"({worst['condition']}) is {worst['accuracy']:.3f} "
-            f"[{worst['ci_low']:.3f}, {worst['ci_high']:.3f}] from {worst['labelled']} labels, "
-            f"below the held-out {labels['held_out_accuracy']:.3f} - "
-            f"{settings.max_accuracy_drop:.3f}")
-    msg = "; ".join(parts) or f"no accuracy drop on release {release_id}"
-    return alerts.reconcile_alert(
-        session,
-        "accuracy",
-        release_id,
-        firing=low,
-        severity="warning",
-        message=msg if low else f"accuracy recovered: {msg}",
-        detail={"estimated_accuracy": est, "drop": drop,
-                "realized": None if labels is None else labels["dropped"]},
-        drift_report_id=report_id,
-    )
-
-
-def _export_metrics(release_id: str, stats: dict[str, Any], drifted: int) -> None:
-    metrics.DRIFTED_DEVICES.labels(release_id).set(drifted)
-    if stats["estimated_accuracy"] is not None:
-        metrics.ESTIMATED_ACCURACY.labels(release_id).set(stats["estimated_accuracy"])
-    elif stats["moved_on"]:
-        # A frozen gauge would keep stating an estimate nobody runs any more.
-        with contextlib.suppress(KeyError):
-            metrics.ESTIMATED_ACCURACY.remove(release_id)
-    for feature, f in [*stats["features"].items(), ("classes", stats["classes"])]:
-        if f.get("judged"):
-            metrics.FLEET_PSI.labels(release_id, feature).set(f["psi"])
-            metrics.FLEET_PSI_ALARM.labels(release_id, feature).set(f["psi_alarm"])
 
 
 __all__ = [
