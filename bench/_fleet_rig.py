@@ -2,8 +2,8 @@
 (dropped after), and what an ingest worker's metrics and the store say (connected,
 windows stored, CPU seconds of the worker and of PostgreSQL's backends).
 
-Shared by ``fleet_ingest.py``, ``fleet_scale.py``, ``fleet_page.py``, ``ingest_drift.py``;
-``rollout_fleet.py`` and ``fleet_report.py`` reach it through ``fleet_ingest``.
+Shared by ``fleet_ingest.py``, ``fleet_scale.py``, ``fleet_page.py``, ``ingest_drift.py``
+and ``rollout_fleet.py``; ``fleet_report.py`` reaches it through ``fleet_ingest``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
+
+from scripts.loop import Loop, wait_until
 
 PG_ADMIN = os.environ.get(
     "PARKWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -93,6 +95,24 @@ def connected(port: int) -> bool:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     return any(s.name == "parkwatch_cp_mqtt_connected" and s.value == 1
                for f in text_string_to_metric_families(text) for s in f.samples)
+
+
+def spawn_ingest_workers(loop: Loop, workers: int, client_prefix: str, batch: int,
+                         env: dict[str, str]) -> None:
+    """``workers`` `serve --role ingest` processes in one shared subscription, each with
+    its own metrics port; returns once every one is connected."""
+    ports = []
+    for i in range(workers):
+        port = free_port()
+        ports.append(port)
+        loop.spawn(f"ingest-{i}", "serve", "--role", "ingest",
+                   PARKWATCH_DATA_DIR=str(loop.workdir / f"ingest-{i}"),
+                   PARKWATCH_METRICS_PORT=str(port), PARKWATCH_INGEST_SHARE_GROUP="ingest",
+                   PARKWATCH_MQTT_CLIENT_ID=f"{client_prefix}-{i}",
+                   PARKWATCH_INGEST_BATCH_SIZE=str(batch), **env)
+    for port in ports:
+        wait_port(port)
+        wait_until(lambda p=port: connected(p), 120, "an ingest worker")  # type: ignore[misc]
 
 
 def worker_stats(port: int) -> tuple[float, float, float]:

@@ -137,18 +137,7 @@ def start_processes(loop: Loop, db_url: str, workers: int, tick: float) -> None:
                      PARKWATCH_ROLLOUT_TICK_SECONDS=str(tick), **common)
     wait_until(lambda: api.alive() and httpx.get(f"{loop.api_url}/healthz", timeout=5)
                .status_code == 200, 120, "the API")
-    ports = []
-    for i in range(workers):
-        port = _fleet_rig.free_port()
-        ports.append(port)
-        loop.spawn(f"ingest-{i}", "serve", "--role", "ingest",
-                   PARKWATCH_DATA_DIR=str(loop.workdir / f"ingest-{i}"),
-                   PARKWATCH_METRICS_PORT=str(port), PARKWATCH_INGEST_SHARE_GROUP="ingest",
-                   PARKWATCH_MQTT_CLIENT_ID=f"scale-ingest-{i}",
-                   PARKWATCH_INGEST_BATCH_SIZE="100", **common)
-    for port in ports:
-        _fleet_rig.wait_port(port)
-        wait_until(lambda p=port: _fleet_rig.connected(p), 120, "an ingest worker")  # type: ignore[misc]
+    _fleet_rig.spawn_ingest_workers(loop, workers, "scale-ingest", 100, common)
     time.sleep(1.0)  # shared subscriptions in place before the first window
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
-import fleet_ingest  # noqa: E402 - bench/ helpers: PostgreSQL database, metrics
+import _fleet_rig  # noqa: E402 - bench/ helpers: PostgreSQL database, ingest workers
 import httpx  # noqa: E402
 
 from control_plane.testing import registration  # noqa: E402
@@ -135,19 +135,8 @@ def start_control_plane(loop: Loop, args: argparse.Namespace, db_url: str | None
                **common)
     wait_until(lambda: httpx.get(f"{loop.api_url}/healthz", timeout=2).status_code
                == 200, 60, "the control plane")
-    ports = []
-    for i in range(args.ingest_workers):
-        port = fleet_ingest.free_port()
-        ports.append(port)
-        loop.spawn(f"ingest-{i}", "serve", "--role", "ingest",
-                   PARKWATCH_DATA_DIR=str(loop.workdir / f"ingest-{i}"),
-                   PARKWATCH_METRICS_PORT=str(port), PARKWATCH_INGEST_SHARE_GROUP="ingest",
-                   PARKWATCH_MQTT_CLIENT_ID=f"rollout-ingest-{i}",
-                   PARKWATCH_INGEST_BATCH_SIZE=str(WORKER_BATCH), **common)
-    for port in ports:
-        fleet_ingest.wait_port(port)
-        wait_until(lambda p=port: fleet_ingest.connected(p), 120,  # type: ignore[misc]
-                   "an ingest worker")
+    _fleet_rig.spawn_ingest_workers(loop, args.ingest_workers, "rollout-ingest",
+                                    WORKER_BATCH, common)
 
 
 def main() -> None:
@@ -161,7 +150,7 @@ def main() -> None:
                         help="ingest in this many `serve --role ingest` workers (0: in the "
                         "one `serve`)")
     args = parser.parse_args()
-    db_url = fleet_ingest.postgres_db() if args.postgres else None
+    db_url = _fleet_rig.postgres_db() if args.postgres else None
     if args.postgres and db_url is None:
         raise SystemExit("--postgres needs a server: set PARKWATCH_TEST_POSTGRES_URL")
     try:
@@ -187,7 +176,7 @@ def main() -> None:
                 broker.wait()
     finally:
         if args.postgres and db_url is not None:
-            fleet_ingest.drop_postgres_db(db_url)
+            _fleet_rig.drop_postgres_db(db_url)
     store = "PostgreSQL" if args.postgres else "SQLite"
     topology = (f"API + {args.ingest_workers} ingest workers (batch {WORKER_BATCH})"
                 if args.ingest_workers else "one serve")
