@@ -20,17 +20,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from scripts.loop import Loop, wait_until
+from scripts.loop import Loop, free_port, wait_until
 
 PG_ADMIN = os.environ.get(
     "PARKWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 180) -> None:

@@ -52,6 +52,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_agent.mqtt import MqttLink
 from edge_agent.outbox import Outbox
 from protocols.urls import parse_mqtt_url
+from scripts.loop import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPIC = "parkwatch/v1/devices/bench-1/telemetry"
@@ -70,12 +71,6 @@ VARIANTS: dict[str, list[str]] = {
     "on changes (autosave_on_changes, 1)": ["persistence true", "autosave_on_changes true",
                                             "autosave_interval 1"],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Broker:

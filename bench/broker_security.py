@@ -40,15 +40,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from control_plane.broker import acl as mqtt_acl
 from control_plane.broker.devcerts import make_dev_certs
+from scripts.loop import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = b"x" * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_broker(conf: Path, port: int) -> subprocess.Popen[bytes]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,8 +29,32 @@ CLI = [sys.executable, "-m", "parkwatch_cli"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port nothing is bound to, for a server this process or its children start.
+
+    Picked below the kernel's ephemeral range: a port the kernel handed out from that
+    range can become the local end of any outgoing connection between the pick and the
+    server's bind (a control plane failed to start with "address already in use" while
+    nothing listened there).
+    """
+    high = _ephemeral_low() - 1
+    low = max(1024, high - 12000)
+    for _ in range(500):
+        port = random.randint(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # that range is full: let the kernel pick
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

@@ -21,13 +21,11 @@ from typing import Any
 
 import pytest
 
+from scripts.loop import free_port
+
+__all__ = ["free_port"]  # tests import it from here; the demo and benches use the same
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(
