@@ -153,30 +153,3 @@ def test_the_crop_recipe_shoots_crops_under_every_condition(tmp_path: Path) -> N
            for scene in ("day", "ir")}
     assert sat["ir"] and sat["day"]
     assert max(sat["ir"]) < 0.03 < 0.06 < min(sat["day"])
-
-
-def test_the_report_puts_blur_and_jpeg_beside_day_and_only_there() -> None:
-    """Blurred and compressed copies of day's animals get rows of their own, with their
-    gap to day in points, and leave the overall and per-width figures alone."""
-    from trainer.region_eval import ClipCrops, clip_report
-
-    crops = ClipCrops([], [], [], [], [])
-    img = np.zeros((8, 8, 3), np.uint8)
-    # Day: 4 cats, 3 read right; blur: the same 4, 1 right; JPEG: 4, 2 right; night: 2, 2.
-    truth = ([("day", 0)] * 3 + [("day", 1)] + [("blur", 0)] + [("blur", 1)] * 3
-             + [("jpeg", 0)] * 2 + [("jpeg", 1)] * 2 + [("night", 0)] * 2)
-    for condition, _ in truth:
-        crops.add(img, "cat", True, 0.15, condition)
-    crops.add(img, "lawn", False, 0.2, "day")
-    logits = np.array([[5.0, 0.0, 0.0] if said == 0 else [0.0, 5.0, 0.0]
-                       for _, said in truth] + [[0.0, 0.0, 5.0]], np.float32)
-    report = clip_report(crops, logits, ["cat", "dog", "other"], ["other"], 1.0, 0.5)
-    rows = report["by_condition"]
-    assert list(rows) == ["day", "night", "blur", "jpeg"]
-    assert rows["day"]["accuracy"] == 0.75 and rows["day"]["vs_day_points"] == 0.0
-    assert rows["blur"] == {"accuracy": 0.25, "samples": 4, "vs_day_points": -50.0}
-    assert rows["jpeg"]["vs_day_points"] == -25.0 and rows["night"]["vs_day_points"] == 25.0
-    # Overall and by width: the camera's own frames only (day and night: 5 of 6).
-    assert report["animal_crops"] == 6 and report["accuracy"] == pytest.approx(5 / 6)
-    assert sum(b["samples"] for b in report["by_width"].values()) == 6
-    assert report["false_animal_rate"] == 0.0 and report["other_crops"] == 1
