@@ -26,7 +26,6 @@ from torch.utils.data import Dataset
 
 from protocols import CropSpec, InputSpec
 
-from .crop_conditions import Look, draw_look
 from .crops import OtherSource, animal_crop, mined_crop
 from .data import ImageRecord
 from .errors import DatasetError
@@ -34,10 +33,7 @@ from .preprocess import U8Image, normalize, read_image
 from .region_eval import default_cutout_cache
 from .synth.cutout import CutoutCache
 
-# 3: animals pasted as cut-outs, not rectangles; 4: camera conditions drawn from
-# trainer.crop_conditions' mix (more night and rain, JPEG at quality 10-30, blur in
-# frame pixels), the same mix for "other" crops.
-RECIPE_VERSION = 4
+RECIPE_VERSION = 3  # 3: animals pasted as cut-outs, not rectangles
 # GrabCut at 128 px, 2 iterations: a tenth of the clips' cut-out cost (every training
 # photo is cut out once), a coarser matte (crops are 5-45 % of a 640 px frame anyway).
 CUTOUT_WORK = (128, 2)
@@ -73,22 +69,11 @@ class CropSet(Dataset[tuple[torch.Tensor, int]]):
     def __len__(self) -> int:
         return len(self.records)
 
-    def _rng(self, i: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, int(hashlib.sha256(
-            self.records[i].sha256.encode()).hexdigest()[:12], 16)])
-
-    def _is_mined(self, i: int) -> bool:
-        return (i < len(self.photos) * self.per_image
-                and self.photos[i % len(self.photos)].label_index == self.other_index)
-
-    def look(self, i: int) -> Look | None:
-        """The camera conditions item ``i`` is shot under (None: a mined crop, which is
-        a camera's crop already)."""
-        return None if self._is_mined(i) else draw_look(self._rng(i))
-
     def image(self, i: int) -> U8Image:
         """Item ``i``'s crop, BGR at the input size."""
-        rng = self._rng(i)
+        item = self.records[i]
+        rng = np.random.default_rng([self.seed, int(hashlib.sha256(
+            item.sha256.encode()).hexdigest()[:12], 16)])
         size = (self.spec.width, self.spec.height)
         if i < len(self.photos) * self.per_image:
             record = self.photos[i % len(self.photos)]

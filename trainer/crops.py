@@ -11,8 +11,7 @@ A training crop of a photo (``animal_crop``) pastes the animal's cut-out (its Gr
 matte, ``trainer.synth.cutout``, as the clips film it), shrunk to an animal's width on a
 640 px park camera (5 % to 45 % of the frame, log-uniform), onto an empty park backdrop,
 cuts it around a jittered box of its opaque pixels and puts the canvas through the
-clips' own camera (day, dusk, night, IR, rain) and, at times, motion blur or heavy JPEG,
-each at its share of ``trainer.crop_conditions``' mix.
+clips' own camera (day, dusk, night, IR, rain) and, at times, motion blur or heavy JPEG.
 Without a matte the photo is pasted as a rectangle with its own background: a model
 trained so read 74 % of the clips' animal crops right (docs/performance.md), as it
 learnt the sofa around the cat along with the cat.
@@ -35,9 +34,9 @@ import numpy.typing as npt
 
 from protocols import CropSpec
 
-from .crop_conditions import Look, apply_optics, draw_look, frame_in, pick_optics
 from .synth.conditions import CameraLook, spans_for
 from .synth.scenes import Scene
+from .synth.shifts import apply_shift
 from .synth.spec import SceneSpec
 from .synth.sprites import OPAQUE, paste
 from .synth.timeline import Schedule
@@ -83,6 +82,18 @@ def jitter_box(box: Box, rng: np.random.Generator, scale: float = 0.2,
     dx, dy = rng.uniform(-shift, shift, 2)
     cx, cy = (box[0] + box[2]) / 2 + dx * w, (box[1] + box[3]) / 2 + dy * h
     return cx - w * sw / 2, cy - h * sh / 2, cx + w * sw / 2, cy + h * sh / 2
+
+
+def condition(img: U8, name: str, rng: np.random.Generator) -> U8:
+    """``img`` under a camera condition at a random severity (``clean``: unchanged)."""
+    if name == "clean":
+        return img
+    return np.asarray(apply_shift(img, name, float(rng.uniform(0.4, 0.9)), rng), np.uint8)
+
+
+def pick_optics(rng: np.random.Generator) -> str:
+    """Optics the clips' camera does not have, at times: motion blur, heavy JPEG."""
+    return str(rng.choice(("clean", "blur", "jpeg"), p=(0.7, 0.15, 0.15)))
 
 
 LOOK_FRAMES = 500  # frames of the camera look's timeline, split over SCENE_CONDITIONS
@@ -136,27 +147,11 @@ def place_animal(canvas: U8, photo: U8, alpha: F32 | None, width: float,
     return x + int(xs.min()), y + int(ys.min()), x + int(xs.max()) + 1, y + int(ys.max()) + 1
 
 
-def optics_around(canvas: U8, box: Box, spec: CropSpec, optics: str,
-                  rng: np.random.Generator) -> None:
-    """``optics`` on the part of ``canvas`` around ``box`` the crop will show, in place
-    (cheaper than the whole frame; a margin keeps the blur's edge out of the crop)."""
-    if optics == "clean":
-        return
-    fw, fh = canvas.shape[1], canvas.shape[0]
-    x0, y0, x1, y1 = (int(v) for v in square_around(box, spec.context + 0.1))
-    x0, y0 = max(x0, 0), max(y0, 0)
-    x1, y1 = min(max(x1, x0 + 8), fw), min(max(y1, y0 + 8), fh)
-    canvas[y0:y1, x0:x1] = apply_optics(canvas[y0:y1, x0:x1], optics, rng)
-
-
 def animal_crop(photo: U8, spec: CropSpec, size: tuple[int, int], seed: int,
-                rng: np.random.Generator, alpha: F32 | None = None,
-                look: Look | None = None) -> U8:
+                rng: np.random.Generator, alpha: F32 | None = None) -> U8:
     """A photo as the agent would crop it off a wide park shot (see the module doc);
-    ``alpha``: the photo's matte (None: the whole photo is the animal); ``look``: the
-    conditions to shoot it under (None: ``rng``'s first draw)."""
-    look = look or draw_look(rng)
-    fw = FRAME[0]
+    ``alpha``: the photo's matte (None: the whole photo is the animal)."""
+    fw, fh = FRAME
     canvas = backdrops(seed)[int(rng.integers(BACKDROPS))].copy()
     lo, hi = WIDTH_RANGE
     width = fw * math.exp(rng.uniform(math.log(lo), math.log(hi)))
@@ -164,9 +159,14 @@ def animal_crop(photo: U8, spec: CropSpec, size: tuple[int, int], seed: int,
     box = jitter_box(box, rng)
     # The light and weather of the park clips' own camera (the same code), then, at times,
     # optics the clips do not have: motion blur, heavy JPEG (on the crop's surroundings).
-    camera = camera_look(seed)
-    canvas = camera.apply(canvas, frame_in(camera, look.scene, rng), rng)
-    optics_around(canvas, box, spec, look.optics, rng)
+    look = camera_look(seed)
+    canvas = look.apply(canvas, int(rng.integers(LOOK_FRAMES)), rng)
+    optics = pick_optics(rng)
+    if optics != "clean":
+        x0, y0, x1, y1 = (int(v) for v in square_around(box, spec.context + 0.1))
+        x0, y0 = max(x0, 0), max(y0, 0)
+        x1, y1 = min(max(x1, x0 + 8), fw), min(max(y1, y0 + 8), fh)
+        canvas[y0:y1, x0:x1] = condition(canvas[y0:y1, x0:x1], optics, rng)
     return cut_crop(canvas, box, spec, size)
 
 
@@ -189,7 +189,7 @@ def mined_crop(crop: U8, size: tuple[int, int], rng: np.random.Generator) -> U8:
     x, y = rng.uniform(0, w - side), rng.uniform(0, h - side)
     img = crop if rng.random() < 0.5 else np.ascontiguousarray(crop[:, ::-1])
     out = cut_crop(img, (x, y, x + side, y + side), CropSpec(context=0.0), size)
-    return apply_optics(out, pick_optics(rng), rng)
+    return condition(out, pick_optics(rng), rng)
 
 
 class OtherSource:
@@ -202,22 +202,21 @@ class OtherSource:
                                      fps=5.0, seed=seed, schedule=schedule,
                                      conditions=SCENE_CONDITIONS))
 
-    def crop(self, spec: CropSpec, size: tuple[int, int], rng: np.random.Generator,
-             look: Look | None = None) -> U8:
-        """A crop of a frame under ``look`` (None: ``rng``'s first draw), as animals get."""
-        look = look or draw_look(rng)
-        frame = self.scene.render(frame_in(self.scene.look, look.scene, rng))
+    def crop(self, spec: CropSpec, size: tuple[int, int], rng: np.random.Generator) -> U8:
+        frame = self.scene.render(int(rng.integers(self.scene.frame_count)))
         seen = [o.box for o in frame.objects if o.visible_fraction >= 0.3]
         if seen and rng.random() < 0.6:
             x, y, w, h = seen[int(rng.integers(len(seen)))]
             box: Box = jitter_box((x, y, x + w, y + h), rng)
         else:
             box = random_box(rng)
-        # The clip has its light and weather already; optics on the box's surroundings.
-        img = frame.image if look.optics == "clean" else frame.image.copy()
-        optics_around(img, box, spec, look.optics, rng)
+        img = frame.image
+        optics = pick_optics(rng)
+        if optics != "clean":  # the clip has its light and weather already
+            img = condition(img, optics, rng)
         return cut_crop(img, box, spec, size)
 
 
-__all__ = ["FRAME", "OTHER", "OtherSource", "animal_crop", "backdrops", "cut_crop", "jitter_box",
-           "mined_crop", "optics_around", "place_animal", "random_box", "square_around"]
+__all__ = ["FRAME", "OTHER", "OtherSource", "animal_crop", "backdrops",
+           "condition", "cut_crop", "jitter_box", "mined_crop", "place_animal", "random_box",
+           "square_around"]

@@ -9,12 +9,6 @@ at its true box the way the agent cuts a region, plus one box of the empty park 
 sampled frame; ``clip_report`` scores them: accuracy by animal width (the fleet's region
 width bins) and per condition, animals kept at the calibrated confidence, and the share
 of non-animal crops that would count as an animal.
-
-Motion blur and heavy JPEG are not in the clips' camera: the animals of the day frames are
-cut again from the frame blurred or compressed whole, as ``bench/region_accuracy.py`` does
-(``OPTICS_SEVERITY``), and reported as conditions of their own beside day, each with its
-gap to day in points. Those extra crops count only in the per-condition table, so the
-overall and per-width figures stay those of the camera's own frames.
 """
 
 from __future__ import annotations
@@ -37,16 +31,13 @@ from .calibrate import softmax
 from .crops import FRAME, SCENE_CONDITIONS, cut_crop, square_around
 from .inference import OnnxModel
 from .preprocess import normalize
-from .synth import PhotoPool, Scene, SceneSpec, Schedule, apply_shift
+from .synth import PhotoPool, Scene, SceneSpec, Schedule
 
 F32 = npt.NDArray[np.float32]
 Probs = npt.NDArray[np.floating[Any]]
 Flags = npt.NDArray[np.bool_]
 SAMPLE_SECONDS = 1.0  # one analysed frame per second of clip: neighbours look alike
 MIN_VISIBLE = 0.5
-OPTICS = ("blur", "jpeg")
-OPTICS_SEVERITY = 0.7  # as bench/region_accuracy.py: JPEG quality 24, a 41 px streak
-CONDITIONS = (*SCENE_CONDITIONS, *OPTICS)
 
 
 def default_cutout_cache() -> Path:
@@ -91,15 +82,7 @@ class ClipCrops:
     labels: list[str]  # "cat", "dog"... or a distractor kind, or "lawn"
     animal: list[bool]
     widths: list[float]  # the true box's width as a share of the frame's
-    conditions: list[str]  # a scene condition or, for day frames worn again, an optics
-
-    def add(self, image: npt.NDArray[np.uint8], label: str, animal: bool, width: float,
-            condition: str) -> None:
-        self.images.append(image)
-        self.labels.append(label)
-        self.animal.append(animal)
-        self.widths.append(width)
-        self.conditions.append(condition)
+    conditions: list[str]
 
 
 def clip_crops(photos_root: Path, spec: InputSpec, crop_spec: CropSpec, seconds: float,
@@ -129,17 +112,11 @@ def clip_crops(photos_root: Path, spec: InputSpec, crop_spec: CropSpec, seconds:
             # a cloud shadow over it) is neither: left out.
             if not animal and any(_shows(crop_spec, (bx, by, bw, bh), a) for a in animals):
                 continue
-            out.add(cut_crop(frame.image, (bx, by, bx + bw, by + bh), crop_spec, size),
-                    label, animal, bw / FRAME[0], frame.condition)
-        if frame.condition != "day" or not animals:
-            continue
-        for optics in OPTICS:
-            worn = apply_shift(frame.image, optics, OPTICS_SEVERITY,
-                               np.random.default_rng([seed, k, OPTICS.index(optics)]))
-            for label, animal, (bx, by, bw, bh) in boxes:
-                if animal:
-                    out.add(cut_crop(worn, (bx, by, bx + bw, by + bh), crop_spec, size),
-                            label, animal, bw / FRAME[0], optics)
+            out.images.append(cut_crop(frame.image, (bx, by, bx + bw, by + bh), crop_spec, size))
+            out.labels.append(label)
+            out.animal.append(animal)
+            out.widths.append(bw / FRAME[0])
+            out.conditions.append(frame.condition)
     return out
 
 
@@ -175,21 +152,6 @@ def _bucket(width: float) -> str:
     return f"{REGION_WIDTH_EDGES[-2]:.2f}-1.00"
 
 
-def by_condition_report(by_condition: dict[str, list[bool]]) -> dict[str, dict[str, float]]:
-    """Accuracy and crops per condition, and each condition's gap to day in points
-    (negative: worse than day)."""
-    out: dict[str, dict[str, float]] = {}
-    day = by_condition.get("day")
-    for c in CONDITIONS:
-        xs = by_condition.get(c)
-        if not xs:
-            continue
-        out[c] = {"accuracy": float(np.mean(xs)), "samples": len(xs)}
-        if day:
-            out[c]["vs_day_points"] = round(100 * (float(np.mean(xs)) - float(np.mean(day))), 2)
-    return out
-
-
 def clip_report(crops: ClipCrops, logits: F32, labels: Sequence[str], background: Sequence[str],
                 temperature: float, min_confidence: float) -> dict[str, Any]:
     """Accuracy by animal width and condition, and the false-animal rate per crop."""
@@ -205,10 +167,8 @@ def clip_report(crops: ClipCrops, logits: F32, labels: Sequence[str], background
     for i, animal in enumerate(crops.animal):
         if animal:
             right = predicted[i] == crops.labels[i]
-            by_condition[crops.conditions[i]].append(right)
-            if crops.conditions[i] in OPTICS:
-                continue
             by_size[_bucket(crops.widths[i])].append(right)
+            by_condition[crops.conditions[i]].append(right)
             kept.append(bool(counted[i]) and right)
         else:
             false_by_kind[crops.labels[i]].append(bool(counted[i]))
@@ -223,13 +183,13 @@ def clip_report(crops: ClipCrops, logits: F32, labels: Sequence[str], background
         "accuracy": float(np.mean([v for xs in by_size.values() for v in xs])) if kept else 0.0,
         "counted_right": float(np.mean(kept)) if kept else 0.0,
         "by_width": {k: share(v) for k, v in sorted(by_size.items())},
-        "by_condition": by_condition_report(by_condition),
+        "by_condition": {c: share(by_condition[c]) for c in SCENE_CONDITIONS
+                         if c in by_condition},
         "false_animal_rate": float(np.mean(negatives)) if negatives else 0.0,
         "false_animal_by_kind": {k: {"rate": float(np.mean(v)), "samples": len(v)}
                                  for k, v in sorted(false_by_kind.items())},
     }
 
 
-__all__ = ["CONDITIONS", "ClipCrops", "animal_votes", "by_condition_report", "calibrate",
-           "clip_crops", "clip_report",
+__all__ = ["ClipCrops", "animal_votes", "calibrate", "clip_crops", "clip_report",
            "default_cutout_cache", "predict_crops"]
