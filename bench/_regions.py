@@ -31,6 +31,7 @@ from edge_agent.runtime import ModelRuntime
 from edge_agent.telemetry import WindowAccumulator
 
 FPS = 10.0
+SPLIT_NECK = 0.6  # the motion stage timed with regions split into bodies (default 0)
 REGIONS = "regions pipeline (640x480 frames)"
 BARE_BATCHED = "bare ORT, one batched run of the frame's crops"
 BARE_PER_CROP = "bare ORT, one run per crop"
@@ -129,7 +130,7 @@ def regions_variants(runtime: ModelRuntime, session: ort.InferenceSession,
         for tensor in tensors:
             session.run(None, {"input": tensor})
 
-    motion = MotionRegions(camera)
+    motion = MotionRegions(camera.model_copy(update={"region_split_neck": SPLIT_NECK}))
     unsplit = MotionRegions(camera.model_copy(update={"region_split_neck": 0.0}))
     whole = WindowAccumulator("bench", manifest.labels, manifest.reference_profile)
     whole_tensors = [runtime.preprocess(f).copy() for f in frames]

@@ -62,6 +62,7 @@ from protocols import ModelVersionCreate, ReleaseManifest
 from trainer.synth import PhotoPool, Scene, SceneSpec, Schedule, apply_shift
 
 FPS = 10.0
+SPLIT_NECK = 0.6  # when regions are split into bodies (cameras default to 0: never)
 
 
 def load_release(model_dir: Path) -> tuple[Path, ReleaseManifest, dict[str, object]]:
@@ -117,7 +118,7 @@ def run_clip(frames: Iterator[tuple[np.ndarray, list]], runtime: ModelRuntime,
     ``oracle``: crops are labelled from the truth (``OracleLabels``), not by the model;
     ``split=False``: regions holding several animals are not split (as before)."""
     camera = CameraConfig(camera_id="bench", source="bench", sample_fps=FPS,
-                          **({} if split else {"region_split_neck": 0.0}))
+                          region_split_neck=SPLIT_NECK if split else 0.0)
     analyzer = RegionAnalyzer(camera, lambda *a, **kw: None, frozenset(), 0.6)
     labeller = OracleLabels(runtime, analyzer) if oracle else runtime
     out = Run()

@@ -108,12 +108,15 @@ class CameraConfig(BaseModel):
         description="Regions: moving parts closer than this (fraction of the frame's width) "
         "are one region.",
     )
+    # Off by default: with a trained model, splitting at 0.6 broke single animals into
+    # parts on the end-to-end park clips (a cat counted three times) more often than it
+    # parted animals walking side by side (docs/performance.md).
     region_split_neck: Annotated[float, Field(ge=0, lt=1)] = Field(
-        default=0.6,
+        default=0.0,
         description="Regions: a moving region is split into animals of their own where a "
         "part joins the rest through a waist narrower than this share of the part's "
-        "half-width (two animals side by side are one moving blob); higher splits more, "
-        "0 never splits.",
+        "half-width (two animals side by side are one moving blob; 0.6 parts them); "
+        "higher splits more, 0 (the default) never splits.",
     )
     region_max_per_frame: Annotated[int, Field(ge=1, le=32)] = Field(
         default=6,
