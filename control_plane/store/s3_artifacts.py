@@ -17,12 +17,20 @@ import base64
 import hashlib
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import ConfigError, NotFoundError, StorageError
-from .artifacts import BlobWriter, LocalContentStore, check_sha256, is_sha256, write_all
+from .artifacts import (
+    BlobWriter,
+    LocalContentStore,
+    check_sha256,
+    is_sha256,
+    read_file_range,
+    write_all,
+)
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -141,7 +149,8 @@ class S3ArtifactStore:
         limit = MAX_OBJECT_BYTES if max_bytes is None else min(max_bytes, MAX_OBJECT_BYTES)
         return _S3Writer(self, self.cache.begin(limit))
 
-    def put(self, chunks: Any, expected_sha256: str | None = None) -> tuple[str, int]:
+    def put(self, chunks: Iterable[bytes], expected_sha256: str | None = None
+            ) -> tuple[str, int]:
         return write_all(self.begin(), chunks, expected_sha256)
 
     def upload_cached(self, sha256: str, size: int) -> None:
@@ -215,10 +224,7 @@ class S3ArtifactStore:
         return self.path(sha256).open("rb")
 
     def read_range(self, sha256: str, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of an artifact."""
-        with self.open(sha256) as fh:
-            fh.seek(start)
-            return fh.read(max(0, end - start))
+        return read_file_range(self.path(sha256), start, end)
 
     def _download(self, sha256: str) -> None:
         writer = self.cache.begin(MAX_OBJECT_BYTES)
