@@ -20,6 +20,7 @@ from _track_score import (  # bench/ is on sys.path: scripts run from it
     rate_upper,
     share_interval,
     track_outcomes,
+    tracks_per_animal,
 )
 
 from edge_agent.regions.boxes import iou
@@ -33,8 +34,8 @@ def animal_table(a: argparse.Namespace, done: list[tuple[str, Run]]) -> dict[str
     print(f"| clip ({len(a.seeds)} x {a.seconds:g} s, 10 fps) | animals >= {MIN_WIDTH:.0%} "
           "wide | found | per-track accuracy (found) [95 % interval] | (all) | vs first, "
           "points | count error per window (mean) | windows within 10 % | pooled count "
-          "error | agent - truth | false animals | s to run |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "error | agent - truth | tracks per animal | false animals | s to run |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     first = pooled(next(iter(rows.values())))
     for name, runs in rows.items():
         sc = pooled(runs)
@@ -43,9 +44,12 @@ def animal_table(a: argparse.Namespace, done: list[tuple[str, Run]]) -> dict[str
         err, within, n = count_error(windows)
         pooled_err, bias = pooled_count_error(runs)
         false = sum(len(match(r)[1]) for r in runs)
+        per_animal = [tracks_per_animal(r) for r in runs]
+        animals, tracks = sum(p[0] for p in per_animal), sum(p[1] for p in per_animal)
         print(f"| {name} | {sc.tracks} | {sc.found} | {sc.accuracy:.1%} [{low:.1%}, "
               f"{high:.1%}] | {sc.strict:.1%} | {(sc.accuracy - first.accuracy) * 100:+.1f} | "
-              f"{err:.1%} | {within:.0%} of {n} | {pooled_err:.1%} | {bias:+.1%} | {false} | "
+              f"{err:.1%} | {within:.0%} of {n} | {pooled_err:.1%} | {bias:+.1%} | "
+              f"{tracks / max(animals, 1):.2f} ({tracks} on {animals}) | {false} | "
               f"{sum(r.seconds for r in runs):.0f} |")
     if len(a.seeds) > 1:
         print()

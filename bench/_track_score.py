@@ -89,6 +89,24 @@ def score_tracks(run: Run) -> TrackScore:
     return TrackScore(tracks, found, right, whole)
 
 
+def tracks_per_animal(run: Run) -> tuple[int, int]:
+    """Scored animals found, and the agent's animal tracks among them: each agent track
+    goes to the truth animal it overlaps in most frames (IoU >= MATCH_IOU), so an animal
+    broken into pieces (lost and started again, or a part of it tracked on its own) has
+    several. Equal numbers: one track per animal."""
+    scored = {tid for tid, t in run.truth.items()
+              if float(np.median(t.widths)) >= MIN_WIDTH and len(t.boxes) >= 5}
+    owner: Counter[int] = Counter()
+    for a in run.agent.values():
+        overlap = Counter({tid: sum(1 for k, b in a.boxes.items()
+                                    if k in t.boxes and iou(b, t.boxes[k]) >= MATCH_IOU)
+                           for tid, t in run.truth.items()})
+        best = overlap.most_common(1)
+        if best and best[0][1] and best[0][0] in scored:
+            owner[best[0][0]] += 1
+    return len(owner), sum(owner.values())
+
+
 def count_error(run: Run) -> tuple[float, float, int]:
     """Mean |agent - truth| / truth of animals per window (windows with an animal), the
     share of those windows within 10 %, and how many there were."""

@@ -136,6 +136,17 @@ def test_the_track_set_counts_what_per_track_accuracy_scores() -> None:
     assert scored_tracks(empty) == 0
 
 
+def test_tracks_per_animal_counts_each_agent_track_on_the_animal_it_follows_most() -> None:
+    from _track_score import tracks_per_animal
+
+    run = _run()
+    assert tracks_per_animal(run) == (1, 1)  # the dog, one track (the cat is too small)
+    # The dog lost and found again under a new id: two tracks on one animal.
+    run.agent[10] = AgentTrack("dog", {k: (100.0 + k, 100.0, 200.0 + k, 160.0)
+                                       for k in range(0, 2)})
+    assert tracks_per_animal(run) == (1, 2)
+
+
 def test_paired_difference_pairs_each_animal_with_itself() -> None:
     clean = {(0, 1): True, (0, 2): True, (1, 1): False, (1, 5): True}
     night = {(1, 5): False, (0, 2): True, (0, 1): False, (1, 1): True}  # another order
