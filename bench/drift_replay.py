@@ -33,7 +33,8 @@ Methods (every one with the default ``[drift]`` settings):
 * ``windows`` also runs the hour check (``drift.hours``) on every condition without a
   baseline, its history the ``hour_history_days`` days before each scored day;
 * ``before``: ``windows`` without the ``scene.background`` feature (the edges of each
-  window's mean frame): what drift judged before it;
+  window's mean frame) and with ``regions.other`` judged from ``min_samples`` regions,
+  not ``MIN_REGIONS_OTHER``: what drift judged before them;
 * ``crops``: ``before`` without the region features and the hour check (the windows'
   region telemetry removed: what drift judged before them);
 * ``light-only``: ``windows`` on the conditions an agent without rain tagging sends
@@ -108,8 +109,10 @@ class Replay:
         self.flat = flat
         self.windows = dm.windows_of(profile, flat)  # type: ignore[arg-type]
         self.crops = self.windows.crops_only()  # what the judge saw before region features
-        # What it saw before the edges of the window's mean frame.
-        self.before = self.windows.without("scene.background")
+        # What it saw before the edges of the window's mean frame, and before
+        # ``regions.other`` was judged from fewer regions than ``min_samples``.
+        self.before = self.windows.without("scene.background").judged_from(
+            "regions.other", DriftSettings().min_samples)
 
     def draw(self, rng: np.random.Generator, cam: str, variants: list[str], learning: bool
              ) -> np.ndarray:

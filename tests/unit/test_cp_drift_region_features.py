@@ -186,3 +186,32 @@ def test_an_older_agents_windows_are_judged_against_a_newer_baseline_and_back() 
     assert "scene.background" not in older_fit.levels
     v = bl.judge(REF, older_fit.counts, older_fit.levels, camera(rng), alpha=older_alpha, **KW)
     assert v is not None and v.feature != "scene.background"
+
+
+def test_a_quiet_minute_of_new_objects_is_judged_on_regions_other() -> None:
+    # A minute with fewer regions than min_samples (20 here, all 'other'): too few for the
+    # crop features, enough for an animal-or-not question; its level grows with 1 / m, so
+    # it takes a clearer change than a busy minute (here: 60 regions exceed, 20 do not).
+    assert rf.min_count("regions.other", 30) == rf.MIN_REGIONS_OTHER < 30
+    rng = np.random.default_rng(10)
+    fit = bl.learn(OTHERS, [busy(rng) for _ in range(60)], min_samples=30, block=2)
+    assert fit is not None
+    alpha = bl.window_alpha(30, 1.0, len(fit.levels))
+    quiet = {**busy(rng, other=20), "confidence_hist": [], "input_hists": {},
+             "embedding_hists": []}
+    v = bl.judge(OTHERS, fit.counts, fit.levels, quiet, alpha=alpha, **KW)
+    assert v is not None and v.feature == "regions.other" and v.level is not None, v
+    busier = bl.judge(OTHERS, fit.counts, fit.levels, {**quiet, **busy(rng, other=60)},
+                      alpha=alpha, **KW)
+    assert busier is not None and busier.drifted and v.level > busier.level > 0
+    # As few regions of the park as it was stay under the level.
+    calm = [bl.judge(OTHERS, fit.counts, fit.levels, few, alpha=alpha, **KW)
+            for few in (_few(busy(rng)) for _ in range(100))]
+    assert sum(v is not None and v.drifted and v.feature == "regions.other"
+               for v in calm) <= 1
+
+
+def _few(cam: dict[str, Any]) -> dict[str, Any]:
+    """A quiet minute of the same park: about a third of its regions."""
+    counts = {k: v // 3 for k, v in cam["class_counts"].items()}
+    return {**cam, "class_counts": counts}
