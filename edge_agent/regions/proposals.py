@@ -175,11 +175,7 @@ class MotionRegions:
             return [0] * (EDGE_COLS * EDGE_ROWS)
         cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._grey)
         cv2.Canny(self._grey, _EDGE_LOW, _EDGE_HIGH, edges=self._edges)
-        edges, (h, w) = self._edges, self._edges.shape
-        ys = [r * h // EDGE_ROWS for r in range(EDGE_ROWS + 1)]
-        xs = [c * w // EDGE_COLS for c in range(EDGE_COLS + 1)]
-        cells = [cv2.countNonZero(edges[ys[r]:ys[r + 1], xs[c]:xs[c + 1]])
-                 for r in range(EDGE_ROWS) for c in range(EDGE_COLS)]
+        cells = _cell_counts(self._edges, EDGE_COLS, EDGE_ROWS)
         total = sum(cells)
         if total <= 0:
             return [0] * (EDGE_COLS * EDGE_ROWS)
@@ -203,11 +199,7 @@ class MotionRegions:
         self._sum.fill(0.0)
         self._summed = 0
         cv2.Canny(self._grey, _EDGE_LOW, _EDGE_HIGH, edges=self._edges)
-        edges, (h, w) = self._edges, self._edges.shape
-        ys = [r * h // BACKGROUND_ROWS for r in range(BACKGROUND_ROWS + 1)]
-        xs = [c * w // BACKGROUND_COLS for c in range(BACKGROUND_COLS + 1)]
-        return [cv2.countNonZero(edges[ys[r]:ys[r + 1], xs[c]:xs[c + 1]])
-                for r in range(BACKGROUND_ROWS) for c in range(BACKGROUND_COLS)]
+        return _cell_counts(self._edges, BACKGROUND_COLS, BACKGROUND_ROWS)
 
     def streaks(self) -> float:
         """The last frame's rain streak energy: the mean, in grey levels, of its thin
@@ -218,3 +210,12 @@ class MotionRegions:
         cv2.morphologyEx(self._grey, cv2.MORPH_TOPHAT, self._thin, dst=self._lines)
         cv2.morphologyEx(self._lines, cv2.MORPH_OPEN, self._tall, dst=self._lines)
         return float(cv2.mean(self._lines)[0])
+
+
+def _cell_counts(mask: U8, cols: int, rows: int) -> list[int]:
+    """Non-zero pixels per cell of a ``cols`` x ``rows`` grid over ``mask``, row-major."""
+    h, w = mask.shape
+    ys = [r * h // rows for r in range(rows + 1)]
+    xs = [c * w // cols for c in range(cols + 1)]
+    return [cv2.countNonZero(mask[ys[r]:ys[r + 1], xs[c]:xs[c + 1]])
+            for r in range(rows) for c in range(cols)]
