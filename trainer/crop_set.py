@@ -26,14 +26,16 @@ from torch.utils.data import Dataset
 
 from protocols import CropSpec, InputSpec
 
-from .crops import OtherSource, animal_crop, mined_crop
+from .crops import NEIGHBOUR_SHARE, OtherSource, animal_crop, mined_crop
 from .data import ImageRecord
 from .errors import DatasetError
 from .preprocess import U8Image, normalize, read_image
 from .region_eval import default_cutout_cache
-from .synth.cutout import CutoutCache
+from .synth.cutout import Cutout, CutoutCache
 
-RECIPE_VERSION = 3  # 3: animals pasted as cut-outs, not rectangles
+# 3: animals pasted as cut-outs, not rectangles; 5: some beside a second animal (4 was a
+# condition mix, reverted: docs/performance.md)
+RECIPE_VERSION = 5
 # GrabCut at 128 px, 2 iterations: a tenth of the clips' cut-out cost (every training
 # photo is cut out once), a coarser matte (crops are 5-45 % of a 640 px frame anyway).
 CUTOUT_WORK = (128, 2)
@@ -54,6 +56,7 @@ class CropSet(Dataset[tuple[torch.Tensor, int]]):
         self.spec, self.crop_spec, self.seed = spec, crop_spec, seed
         self.cutouts = CutoutCache(cutouts or default_cutout_cache(), *CUTOUT_WORK)
         self.photos = list(records)
+        self.animals = [r for r in self.photos if r.label_index != other_index]
         self.per_image = per_image
         self.other_index = other_index
         # A mined crop's key differs from a photo's: the same file was once cut as an animal.
@@ -79,14 +82,23 @@ class CropSet(Dataset[tuple[torch.Tensor, int]]):
             record = self.photos[i % len(self.photos)]
             if record.label_index == self.other_index:
                 return mined_crop(read_image(record.path), size, rng)
-            try:
-                cut = self.cutouts.get(record.path, record.sha256)
-            except ValueError as exc:
-                raise DatasetError(f"{exc} (changed since the dataset scan?)") from None
-            return animal_crop(cut.bgr, self.crop_spec, size, self.seed, rng, cut.alpha)
+            cut = self._cutout(record)
+            beside = None
+            if rng.random() < NEIGHBOUR_SHARE:  # any other animal photo, of either label
+                others = [r for r in self.animals if r is not record] or self.animals
+                near = self._cutout(others[int(rng.integers(len(others)))])
+                beside = (near.bgr, near.alpha)
+            return animal_crop(cut.bgr, self.crop_spec, size, self.seed, rng, cut.alpha,
+                               beside)
         if self._other is None:  # planned once per process (DataLoader workers too)
             self._other = OtherSource(self.seed)
         return self._other.crop(self.crop_spec, size, rng)
+
+    def _cutout(self, record: ImageRecord) -> Cutout:
+        try:
+            return self.cutouts.get(record.path, record.sha256)
+        except ValueError as exc:
+            raise DatasetError(f"{exc} (changed since the dataset scan?)") from None
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         img = self.image(i)
