@@ -14,10 +14,13 @@ from _track_score import (  # bench/ is on sys.path: scripts run from it
     Run,
     count_error,
     match,
+    paired_difference,
     pooled,
     pooled_count_error,
     rate_upper,
     share_interval,
+    track_outcomes,
+    tracks_per_animal,
 )
 
 from edge_agent.regions.boxes import iou
@@ -31,8 +34,8 @@ def animal_table(a: argparse.Namespace, done: list[tuple[str, Run]]) -> dict[str
     print(f"| clip ({len(a.seeds)} x {a.seconds:g} s, 10 fps) | animals >= {MIN_WIDTH:.0%} "
           "wide | found | per-track accuracy (found) [95 % interval] | (all) | vs first, "
           "points | count error per window (mean) | windows within 10 % | pooled count "
-          "error | agent - truth | false animals | s to run |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "error | agent - truth | tracks per animal | false animals | s to run |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     first = pooled(next(iter(rows.values())))
     for name, runs in rows.items():
         sc = pooled(runs)
@@ -41,9 +44,12 @@ def animal_table(a: argparse.Namespace, done: list[tuple[str, Run]]) -> dict[str
         err, within, n = count_error(windows)
         pooled_err, bias = pooled_count_error(runs)
         false = sum(len(match(r)[1]) for r in runs)
+        per_animal = [tracks_per_animal(r) for r in runs]
+        animals, tracks = sum(p[0] for p in per_animal), sum(p[1] for p in per_animal)
         print(f"| {name} | {sc.tracks} | {sc.found} | {sc.accuracy:.1%} [{low:.1%}, "
               f"{high:.1%}] | {sc.strict:.1%} | {(sc.accuracy - first.accuracy) * 100:+.1f} | "
-              f"{err:.1%} | {within:.0%} of {n} | {pooled_err:.1%} | {bias:+.1%} | {false} | "
+              f"{err:.1%} | {within:.0%} of {n} | {pooled_err:.1%} | {bias:+.1%} | "
+              f"{tracks / max(animals, 1):.2f} ({tracks} on {animals}) | {false} | "
               f"{sum(r.seconds for r in runs):.0f} |")
     if len(a.seeds) > 1:
         print()
@@ -85,6 +91,29 @@ def summary(rows: dict[str, list[Run]], oracle_name: str) -> None:
               f"({sc.right} of {sc.tracks})")
 
 
+def paired(rows: dict[str, list[Run]], oracle_name: str, goal_points: float = 2.0) -> None:
+    """Each condition against the first row on the same animals: every variant films the
+    same seeds, so the same animals walk the same paths with the same boxes, and a track
+    is right or wrong in both. Per-track accuracy over every scored animal (not found is
+    wrong), the pairs that disagree, the difference with its 95 % interval, and whether
+    the interval shows the goal (within ``goal_points`` of the first row) or its miss."""
+    (name, first), *rest = rows.items()
+    reference = track_outcomes(first)
+    print(f"\n| paired against {name}: the same animals | tracks | right: {name} / this | "
+          f"right in {name} only | right here only | difference, points [95 %] | within "
+          f"{goal_points:g} points |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for other, runs in rest:
+        if other == oracle_name:
+            continue
+        d = paired_difference(reference, track_outcomes(runs))
+        verdict = ("shown" if d.low * 100 >= -goal_points else
+                   "missed" if d.high * 100 < -goal_points else "not resolved")
+        print(f"| {other} | {d.tracks} | {d.reference_right} / {d.right} | {d.lost} | "
+              f"{d.gained} | {d.difference * 100:+.1f} [{d.low * 100:+.1f}, "
+              f"{d.high * 100:+.1f}] | {verdict} |")
+
+
 def fragments(done: list[tuple[str, Run]]) -> None:
     """Per clip, each agent animal track and the truth tracks it overlaps (IoU >=
     MATCH_IOU in some frame), with its first and last frame: a truth id under several
@@ -106,15 +135,16 @@ def fragments(done: list[tuple[str, Run]]) -> None:
 
 def false_animals(a: argparse.Namespace, done: list[tuple[str, Run]], fps: float) -> None:
     """False animals on the clips without animals, per condition and per camera-hour."""
-    false_total, hours = 0, 0.0
-    parts = []
+    per: Counter[str] = Counter()
+    hours = 0.0
     for condition, run in done:
-        false = len(match(run)[1])
-        false_total += false
+        per[condition] += len(match(run)[1])
         hours += run.frames / fps / 3600
-        parts.append(f"{condition} {false}")
-    print(f"\nfalse animals on {a.empty_seconds:g} s without animals (distractors: walkers, "
-          f"balls, leaves, cloud shadows; {', '.join(parts)}): {false_total}, "
+    false_total = sum(per.values())
+    parts = ", ".join(f"{condition} {false}" for condition, false in per.items())
+    print(f"\nfalse animals on {a.empty_seconds:g} s ({hours:.2f} camera-hours, {len(done)} "
+          f"clips) without animals (distractors: walkers, balls, leaves, cloud shadows; "
+          f"{parts}): {false_total}, "
           f"{false_total / hours:.1f} per camera-hour, 95 % upper bound "
           f"{rate_upper(false_total, hours):.1f} (goal <= 1: shown once the bound is; with "
           f"none seen that takes {rate_upper(0, 1.0):.1f} camera-hours)")

@@ -18,8 +18,12 @@ Poisson bound for false animals per camera-hour.
 
 The clips (``trainer.synth``) film cut-outs of the model's **test** photos only (the split
 parameters come from the model's report.json). Every variant of the animal clip has the
-same seed, so the same animals walk the same paths; "clean" is day light, and the others
-are the scene's night, IR and rain, or the clean frames with motion blur or heavy JPEG.
+same seed, so the same animals walk the same paths with the same boxes; "clean" is day
+light, and the others are the scene's night, IR and rain, or the clean frames with motion
+blur or heavy JPEG. A paired table compares each condition with clean animal by animal
+(the difference in per-track accuracy with Newcombe's interval for paired shares).
+Cameras split no region into bodies by default, and neither does the bench (``--split``
+does, ``--split-beside`` runs both).
 Frames go to the agent's own ``RegionAnalyzer`` (motion regions, crops, one ONNX Runtime
 run, tracks) as a camera would deliver them, at the clip's 10 frames/s. The "oracle"
 variant (``--variants clean oracle``) films the clean clip again with the model replaced
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections import Counter
@@ -50,6 +55,7 @@ from _region_report import (  # bench/ is on sys.path: scripts run from it
     animal_table,
     false_animals,
     fragments,
+    paired,
     summary,
 )
 from _track_score import MIN_WIDTH, Run, Truth
@@ -62,7 +68,7 @@ from protocols import ModelVersionCreate, ReleaseManifest
 from trainer.synth import PhotoPool, Scene, SceneSpec, Schedule, apply_shift
 
 FPS = 10.0
-SPLIT_NECK = 0.6  # when regions are split into bodies (cameras default to 0: never)
+SPLIT_NECK = 0.6  # with --split: regions split into bodies (a camera's opt-in; default 0)
 
 
 def load_release(model_dir: Path) -> tuple[Path, ReleaseManifest, dict[str, object]]:
@@ -113,12 +119,14 @@ class OracleLabels:
 
 def run_clip(frames: Iterator[tuple[np.ndarray, list]], runtime: ModelRuntime,
              window_frames: int, whole_frame: bool = False, oracle: bool = False,
-             split: bool = True) -> Run:
+             split: bool = False) -> Run:
     """Feed frames (image, truth objects) to a fresh analyzer; record what it tracked.
     ``oracle``: crops are labelled from the truth (``OracleLabels``), not by the model;
-    ``split=False``: regions holding several animals are not split (as before)."""
-    camera = CameraConfig(camera_id="bench", source="bench", sample_fps=FPS,
-                          region_split_neck=SPLIT_NECK if split else 0.0)
+    ``split``: regions holding several animals are split into bodies at ``SPLIT_NECK``
+    (else the camera's default, never)."""
+    camera = CameraConfig(camera_id="bench", source="bench", sample_fps=FPS)
+    if split:
+        camera = camera.model_copy(update={"region_split_neck": SPLIT_NECK})
     analyzer = RegionAnalyzer(camera, lambda *a, **kw: None, frozenset(), 0.6)
     labeller = OracleLabels(runtime, analyzer) if oracle else runtime
     out = Run()
@@ -228,7 +236,7 @@ class Job:
     post: str | None = None
     whole_frame: bool = False
     oracle: bool = False
-    split: bool = True
+    split: bool = False
 
 
 @dataclass(frozen=True)
@@ -274,28 +282,44 @@ def run_jobs(ctx: Context, jobs: list[Job], processes: int) -> list[Run]:
 
 def animal_jobs(a: argparse.Namespace) -> list[tuple[str, Job]]:
     """Every variant of every seed's animal clip; with ``--split-beside`` each again
-    with regions not split, in the row after it."""
+    with the other region split setting, in the row after it."""
     out = []
     for key in a.variants:
         name, condition, post = VARIANTS[key]
-        for split in (True, False) if a.split_beside else (True,):
-            out += [(name if split else f"{name}, regions not split",
-                     Job(seed, a.seconds, condition, True, post, key == "clean" and split,
-                         key == "oracle", split)) for seed in a.seeds]
+        for split in split_settings(a):
+            out += [(name if split == a.split else f"{name}, {SPLIT_NAMES[split]}",
+                     Job(seed, a.seconds, condition, True, post,
+                         key == "clean" and split == a.split, key == "oracle", split))
+                    for seed in a.seeds]
     return out
 
 
+SPLIT_NAMES = {True: "regions split", False: "regions not split"}
+
+
+def split_settings(a: argparse.Namespace) -> tuple[bool, ...]:
+    """The region split settings to run: ``--split``'s, then with ``--split-beside``
+    the other one."""
+    return (a.split, not a.split) if a.split_beside else (a.split,)
+
+
 EMPTY_CONDITIONS = ("day", "dusk", "night", "ir", "rain")
+EMPTY_CLIP_SECONDS = 600.0
 
 
 def empty_jobs(a: argparse.Namespace) -> list[tuple[str, Job]]:
     """Clips without animals, the empty seconds split over five conditions (with
-    ``--split-beside`` each again with regions not split)."""
+    ``--split-beside`` each again with the other region split setting)."""
     per = a.empty_seconds / len(EMPTY_CONDITIONS)
-    return [(c if split else f"{c}, not split",
-             Job(a.seeds[0] + 100 + i, per, c, animals=False, split=split))
-            for split in ((True, False) if a.split_beside else (True,))
-            for i, c in enumerate(EMPTY_CONDITIONS)] if a.empty_seconds > 0 else []
+    # Hours of footage as clips of at most EMPTY_CLIP_SECONDS, each its own park (seed):
+    # more backdrops and distractor paths than one long clip, and clips for --jobs to share.
+    chunks = max(1, math.ceil(per / EMPTY_CLIP_SECONDS))
+    n = len(EMPTY_CONDITIONS)
+    return [(c if split == a.split else f"{c}, {SPLIT_NAMES[split]}",
+             Job(a.seeds[0] + 100 + n * j + i, per / chunks, c, animals=False, split=split))
+            for split in split_settings(a)
+            for i, c in enumerate(EMPTY_CONDITIONS)
+            for j in range(chunks)] if a.empty_seconds > 0 else []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,9 +347,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="print the truth tracks each agent track overlaps (splits, swaps)")
     ap.add_argument("--jobs", type=int, default=1,
                     help="clips run at once, each in a process of its own")
+    ap.add_argument("--animal-min-confidence", type=float, default=None,
+                    help="replace the model's calibrated animal confidence (the trade "
+                    "between false animals and animals kept, without retraining)")
+    ap.add_argument("--split", action="store_true",
+                    help=f"regions holding several animals split into bodies "
+                    f"(region_split_neck {SPLIT_NECK}; cameras default to 0: never)")
     ap.add_argument("--split-beside", action="store_true",
-                    help="every clip also with regions holding several animals not split "
-                    "(region_split_neck 0): before and after in one run")
+                    help="every clip also with the other region split setting: both in "
+                    "one run")
     a = ap.parse_args(argv)
     a.seeds = a.seeds or [a.seed]
     try:
@@ -333,6 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {a.model}: {exc}; pass --model with a trainer out dir", file=sys.stderr)
         return 2
+    if a.animal_min_confidence is not None:
+        if not 0 <= a.animal_min_confidence < 1:
+            print(f"error: --animal-min-confidence {a.animal_min_confidence}: give a "
+                  "confidence in [0, 1)", file=sys.stderr)
+            return 2
+        manifest = manifest.model_copy(
+            update={"animal_min_confidence": a.animal_min_confidence})
     if a.tracks > 0:
         a.seeds, total = seeds_for_tracks(a, settings)
         print(f"--tracks {a.tracks}: seeds {a.seeds[0]}-{a.seeds[-1]} ({len(a.seeds)} clips "
@@ -349,10 +386,13 @@ def main(argv: list[str] | None = None) -> int:
     animals, empty = animal_jobs(a), empty_jobs(a)
     runs = run_jobs(ctx, [j for _, j in animals + empty], a.jobs)
     done = [(n, r) for (n, _), r in zip(animals, runs, strict=False)]
-    summary(animal_table(a, done), oracle_name=VARIANTS["oracle"][0])
+    table = animal_table(a, done)
+    summary(table, oracle_name=VARIANTS["oracle"][0])
+    if len(table) > 1:
+        paired(table, oracle_name=VARIANTS["oracle"][0])
     if a.fragments:
         fragments(done)
-    for split in (True, False) if empty else ():
+    for split in split_settings(a) if empty else ():
         rows = [(c, r) for (c, j), r in zip(empty, runs[len(animals):], strict=True)
                 if j.split == split]
         if rows:

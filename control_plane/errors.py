@@ -27,6 +27,11 @@ class InvalidRequestError(ControlPlaneError):
     """A well-formed request that cannot be honoured as asked (422)."""
 
 
+class StorageError(ControlPlaneError):
+    """The artifact store cannot serve a request now: unreachable, refusing, or holding an
+    object whose bytes do not match its name (503; nothing is half-stored)."""
+
+
 class AuthError(ControlPlaneError):
     """No credential or an unknown/revoked one (401)."""
 

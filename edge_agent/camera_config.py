@@ -116,7 +116,8 @@ class CameraConfig(BaseModel):
         description="Regions: a moving region is split into animals of their own where a "
         "part joins the rest through a waist narrower than this share of the part's "
         "half-width (two animals side by side are one moving blob; 0.6 parts them); "
-        "higher splits more, 0 (the default) never splits.",
+        "higher splits more, 0 (the default) never splits. Parts that lie in one tracked "
+        "animal's box stay that animal.",
     )
     region_max_per_frame: Annotated[int, Field(ge=1, le=32)] = Field(
         default=6,

@@ -31,6 +31,7 @@ from ..errors import (
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
+    StorageError,
 )
 from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
 from ..schemas import ErrorBody
@@ -89,6 +90,7 @@ _STATUS: dict[type[ControlPlaneError], int] = {
     AuthError: 401,
     PermissionDeniedError: 403,
     ConfigError: 503,
+    StorageError: 503,
 }
 
 

@@ -23,10 +23,11 @@ from ..rollouts.service import DesiredStatePublisher
 from ..services import auth
 from ..services.devices import AgentEndpoints
 from ..store import db
-from ..store.artifacts import ContentStore, LocalContentStore
+from ..store.artifacts import ArtifactStore
 from ..store.gauges import StoreGauges
 from ..store.keys import Keyring
 from ..store.leases import lease_for
+from ..store.open_artifacts import open_artifact_store
 from .ratelimit import AuthFailureLimiter, TokenBuckets
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class AppState:
 
     settings: ControlPlaneSettings
     engine: Engine
-    store: ContentStore
+    store: ArtifactStore
     keyring: Keyring
     gauges: StoreGauges
     auth_limiter: AuthFailureLimiter
@@ -95,7 +96,7 @@ def open_state(settings: ControlPlaneSettings, enable_mqtt: bool, migrate: bool)
     state = AppState(
         settings=settings,
         engine=engine,
-        store=LocalContentStore(settings.resolved_artifact_dir),
+        store=open_artifact_store(settings),
         keyring=keyring,
         gauges=StoreGauges(engine),
         auth_limiter=AuthFailureLimiter(

@@ -19,6 +19,7 @@ from pydantic_settings import (
 from protocols.urls import parse_mqtt_url
 
 from ..errors import ConfigError
+from .artifact_store import ArtifactStoreKeys
 from .drift import DriftSettings
 from .loader import TomlSettings
 from .release_gate import ReleaseGateSettings
@@ -45,8 +46,9 @@ class MqttSecurity:
     client_key: Path | None = None
 
 
-class ControlPlaneSettings(TomlSettings):
-    """Everything ``parkwatch serve`` needs; one object, validated once at start-up."""
+class ControlPlaneSettings(TomlSettings, ArtifactStoreKeys):
+    """Everything ``parkwatch serve`` needs; one object, validated once at start-up (the
+    artifact store's keys come from ``ArtifactStoreKeys``)."""
 
     model_config = SettingsConfigDict(env_prefix="PARKWATCH_", extra="forbid")
     settings_name: ClassVar[str] = "control-plane settings"
@@ -113,7 +115,8 @@ class ControlPlaneSettings(TomlSettings):
         description="URL agents download manifests and artifacts from; unset: http://host:port.",
     )
     artifact_dir: Path | None = Field(
-        None, description="Content-addressed artifact folder; unset: <data_dir>/artifacts."
+        None, description="Content-addressed artifact folder of artifact_store = folder; unset: "
+        "<data_dir>/artifacts."
     )
     max_artifact_bytes: int = Field(
         2 * 1024**3, gt=0, description="Largest artifact upload accepted, in bytes."

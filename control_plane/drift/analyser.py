@@ -15,7 +15,7 @@ import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session
 
@@ -25,7 +25,14 @@ from ..config.drift import DriftSettings
 from ..services import alerts
 from ..store.models import DriftBaseline, utc_now
 from . import hour_history, hours, learning, metrics, release_alerts
-from .collect import Collected, DeviceWindows, collect, reference_profile, report_start
+from .collect import (
+    Collected,
+    DeviceWindows,
+    collect,
+    read_recent,
+    reference_profile,
+    report_start,
+)
 from .compare import accuracy, compare
 from .fleet import camera_rows, compare_many, windows_drifted
 from .fleet_verdicts import baseline_holds_many
@@ -92,26 +99,36 @@ def _device_holds(verdicts: list[bool | None], settings: DriftSettings) -> dict[
 CHUNK_DEVICES = 1000
 
 
-def _device_statistics(
-    profile: ReferenceProfile, per_device: dict[str, DeviceWindows], settings: DriftSettings,
+def _chunk_statistics(
+    profile: ReferenceProfile, chunk: list[tuple[str, DeviceWindows]], settings: DriftSettings,
     baselines: Baselines,
-) -> Iterator[tuple[tuple[str, DeviceWindows], dict[str, Any], dict[str, Any]]]:
-    """Each device (in id order) with its statistics against the training profile (its
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each device of a chunk with its statistics against the training profile (its
     latest windows' K-of-N in ``recent``) and its baseline verdicts, computed in array
-    operations a chunk of devices at a time: one call per device and window was nearly
-    all of a fleet report's time."""
-    ordered = sorted(per_device.items())
-    for at in range(0, len(ordered), CHUNK_DEVICES):
-        chunk = ordered[at : at + CHUNK_DEVICES]
-        skew = compare_many(profile, [dev.summary for _, dev in chunk], settings)
-        latest = [w for _, dev in chunk for w in dev.recent]
-        cameras = camera_rows(profile, latest, [r for _, dev in chunk for r in dev.binned()])
-        verdicts = iter(windows_drifted(profile, latest, settings, cameras))
-        held = baseline_holds_many(profile, [list(dev.recent) for _, dev in chunk],
-                                   [baselines.get(d, {}) for d, _ in chunk], settings, cameras)
-        for item, stats, base in zip(chunk, skew, held, strict=True):
-            stats["recent"] = _device_holds([next(verdicts) for _ in item[1].recent], settings)
-            yield item, stats, base
+    operations for the whole chunk: one call per device and window was nearly all of a
+    fleet report's time."""
+    skew = compare_many(profile, [dev.summary for _, dev in chunk], settings)
+    latest = [w for _, dev in chunk for w in dev.recent]
+    cameras = camera_rows(profile, latest, [r for _, dev in chunk for r in dev.binned()])
+    verdicts = iter(windows_drifted(profile, latest, settings, cameras))
+    held = baseline_holds_many(profile, [list(dev.recent) for _, dev in chunk],
+                               [baselines.get(d, {}) for d, _ in chunk], settings, cameras)
+    for (_, dev), stats, base in zip(chunk, skew, held, strict=True):
+        stats["recent"] = _device_holds([next(verdicts) for _ in dev.recent], settings)
+        yield stats, base
+
+
+Chunk = list[tuple[str, DeviceWindows]]  # devices of one release, in id order
+
+
+class ChunkReader(Protocol):
+    """What an analysis over the store reads for each chunk of a release's devices before
+    judging it (their latest windows, baselines and light histories), and drops after:
+    a fleet's latest windows at once were most of a 10,000-device report's memory."""
+
+    def read(self, release_id: str, chunk: Chunk) -> tuple[Baselines, Hours | None]: ...
+
+    def drop(self, chunk: Chunk) -> None: ...
 
 
 def release_reports(
@@ -122,6 +139,7 @@ def release_reports(
     moved_on: Collection[str] = (),
     baselines: Baselines | None = None,
     hour: Hours | None = None,
+    reader: ChunkReader | None = None,
 ) -> tuple[list[Report], Report]:
     """A release's device reports (by device id) and fleet report, from merged windows.
 
@@ -131,61 +149,94 @@ def release_reports(
     A device in ``moved_on`` sends windows of a newer release now: its report stays, but
     it no longer counts towards this release's alert (its old windows say nothing about
     how this release does today), so a rollout away from a drifting release resolves it.
+    Devices are judged ``CHUNK_DEVICES`` at a time; with a ``reader``, each chunk's
+    latest windows, baselines and hour histories come from it instead of the arguments.
     """
-    baselines = baselines or {}
-    fleet, running = Summary.empty(profile), Summary.empty(profile)
+    fleet = _FleetReport(release_id, profile, settings, moved_on, len(per_device))
+    ordered = sorted(per_device.items())
     devices: list[Report] = []
-    drifted: list[str] = []
-    for (device_id, dev), stats, base in _device_statistics(profile, per_device, settings,
-                                                            baselines):
-        stats["recent"]["moved_on"] = device_id in moved_on
-        if hour is not None:
-            hour_history.apply(device_id, base, hour.histories, hour.hour, settings)
-        stats["baseline"] = base
-        holds = stats["baseline"]["holds"] or (
-            settings.alert_on_skew and stats["recent"]["holds"])
-        stats["verdict"] = verdict(stats, holds)
-        if holds and device_id not in moved_on:
-            drifted.append(device_id)
-        devices.append(Report(release_id, device_id, dev.start, dev.end, dev.summary.windows,
-                              dev.summary.frames, holds, stats))
-        fleet.merge(dev.summary)
-        if device_id not in moved_on:
-            running.merge(dev.summary)
-    stats = compare(profile, fleet, settings)
-    # The accuracy alert, like the drift alert, is about the devices that still run the
-    # release: when every device moved on, there is nothing left to estimate.
-    stats |= accuracy(profile, running, settings)
-    stats["moved_on"] = len(moved_on) == len(per_device)
-    stats["devices"] = len(per_device)
-    stats["drifted_devices"] = drifted
-    stats["min_devices"] = settings.alert_min_devices
-    stats["verdict"] = _fleet_verdict(devices, drifted, settings)
-    return devices, Report(
-        release_id,
-        None,
-        min(d.start for d in per_device.values()),
-        max(d.end for d in per_device.values()),
-        fleet.windows,
-        fleet.frames,
-        len(drifted) >= settings.alert_min_devices,
-        stats,
-    )
+    for at in range(0, len(ordered), CHUNK_DEVICES):
+        chunk = ordered[at : at + CHUNK_DEVICES]
+        mine, mine_hour = (baselines or {}, hour) if reader is None else reader.read(
+            release_id, chunk)
+        for (device_id, dev), (stats, base) in zip(
+                chunk, _chunk_statistics(profile, chunk, settings, mine), strict=True):
+            stats["recent"]["moved_on"] = device_id in moved_on
+            if mine_hour is not None:
+                hour_history.apply(device_id, base, mine_hour.histories, mine_hour.hour,
+                                   settings)
+            stats["baseline"] = base
+            holds = stats["baseline"]["holds"] or (
+                settings.alert_on_skew and stats["recent"]["holds"])
+            stats["verdict"] = verdict(stats, holds)
+            devices.append(fleet.add(Report(release_id, device_id, dev.start, dev.end,
+                                            dev.summary.windows, dev.summary.frames, holds,
+                                            stats), dev))
+        if reader is not None:
+            reader.drop(chunk)
+    return devices, fleet.report()
 
 
-def _fleet_verdict(
-    devices: list[Report], drifted: list[str], settings: DriftSettings
-) -> dict[str, Any]:
-    """The fleet's headline: the driver of its most drifted device (of one counted, else
-    of any), so the fleet page names a feature that can raise the alert."""
-    counted = [r for r in devices if r.device_id in drifted] or devices
-    top = max(counted, key=lambda r: _ratio(r.statistics["verdict"]), default=None)
-    out: dict[str, Any] = {"drifted": len(drifted) >= settings.alert_min_devices,
-                           "device_id": None}
-    if top is not None:
-        out |= {**top.statistics["verdict"], "drifted": out["drifted"],
-                "device_id": top.device_id}
-    return out
+class _FleetReport:
+    """A release's fleet report, added up from its device reports in device order."""
+
+    def __init__(self, release_id: str, profile: ReferenceProfile, settings: DriftSettings,
+                 moved_on: Collection[str], devices: int) -> None:
+        self.release_id, self.profile, self.settings = release_id, profile, settings
+        self.moved_on, self.devices = moved_on, devices
+        self.fleet, self.running = Summary.empty(profile), Summary.empty(profile)
+        self.drifted: list[str] = []
+        # The headline's candidates: the first device of the highest ratio, of those
+        # counted and of all (``_fleet_verdict``).
+        self.top_counted: Report | None = None
+        self.top_any: Report | None = None
+        self.start: datetime | None = None
+        self.end: datetime | None = None
+
+    def add(self, r: Report, dev: DeviceWindows) -> Report:
+        counted = r.device_id not in self.moved_on
+        if r.drifted and counted:
+            self.drifted.append(r.device_id or "")
+            if self.top_counted is None or _ratio(r.statistics["verdict"]) > _ratio(
+                    self.top_counted.statistics["verdict"]):
+                self.top_counted = r
+        if self.top_any is None or _ratio(r.statistics["verdict"]) > _ratio(
+                self.top_any.statistics["verdict"]):
+            self.top_any = r
+        self.fleet.merge(dev.summary)
+        if counted:
+            self.running.merge(dev.summary)
+        self.start = dev.start if self.start is None else min(self.start, dev.start)
+        self.end = dev.end if self.end is None else max(self.end, dev.end)
+        return r
+
+    def report(self) -> Report:
+        settings = self.settings
+        stats = compare(self.profile, self.fleet, settings)
+        # The accuracy alert, like the drift alert, is about the devices that still run
+        # the release: when every device moved on, there is nothing left to estimate.
+        stats |= accuracy(self.profile, self.running, settings)
+        stats["moved_on"] = len(self.moved_on) == self.devices
+        stats["devices"] = self.devices
+        stats["drifted_devices"] = self.drifted
+        stats["min_devices"] = settings.alert_min_devices
+        stats["verdict"] = self._verdict()
+        if self.start is None or self.end is None:
+            raise ValueError(f"release {self.release_id} has no devices to report")
+        return Report(self.release_id, None, self.start, self.end, self.fleet.windows,
+                      self.fleet.frames, len(self.drifted) >= settings.alert_min_devices,
+                      stats)
+
+    def _verdict(self) -> dict[str, Any]:
+        """The fleet's headline: the driver of its most drifted device (of one counted,
+        else of any), so the fleet page names a feature that can raise the alert."""
+        drifted = len(self.drifted) >= self.settings.alert_min_devices
+        top = self.top_counted or self.top_any
+        out: dict[str, Any] = {"drifted": drifted, "device_id": None}
+        if top is not None:
+            out |= {**top.statistics["verdict"], "drifted": drifted,
+                    "device_id": top.device_id}
+        return out
 
 
 def _ratio(v: dict[str, Any]) -> float:
@@ -209,9 +260,11 @@ def analysis_reports(
     failed: dict[str, str] | None = None,
     baselines: dict[tuple[str, str], dict[tuple[str, str], DriftBaseline]] | None = None,
     hour: Hours | None = None,
+    reader: ChunkReader | None = None,
 ) -> list[tuple[str, list[Report], Report]]:
-    """Per release (sorted): its device reports and its fleet report (pure; what
-    ``run_analysis`` writes, and what ``oracle.reports`` recomputes the slow way).
+    """Per release (sorted): its device reports and its fleet report (pure with no
+    ``reader``; what ``run_analysis`` writes, and what ``oracle.reports`` recomputes the
+    slow way).
 
     A release whose analysis raises (a degenerate reference profile, say) is left out and
     named in ``failed`` with the reason: one bad release never stops the others.
@@ -223,7 +276,7 @@ def analysis_reports(
         try:
             mine = {d: (baselines or {}).get((rel, d), {}) for d in per_device}
             device_reports, fleet = release_reports(rel, found.profiles[rel], per_device,
-                                                    settings, moved_on, mine, hour)
+                                                    settings, moved_on, mine, hour, reader)
         except Exception as exc:  # whatever it is, the other releases go on
             log.exception("drift analysis of a release failed", extra={"release_id": rel})
             if failed is None:
@@ -232,6 +285,35 @@ def analysis_reports(
             continue
         out.append((rel, device_reports, fleet))
     return out
+
+
+class _StoreReader:
+    """``ChunkReader`` over the store: a chunk's latest windows (``collect.read_recent``),
+    its active baselines, those it lacks learned (``learning.learn_missing``), and the
+    light histories of its cameras still learning (``hour_history``)."""
+
+    def __init__(self, session: Session, found: Collected, settings: DriftSettings,
+                 span: tuple[datetime, datetime, str | None]) -> None:
+        self.session, self.found, self.settings, self.span = session, found, settings, span
+        self.learned = 0
+
+    def read(self, release_id: str, chunk: Chunk) -> tuple[Baselines, Hours | None]:
+        start, end, only = self.span
+        read_recent(self.session, {(release_id, d): dev for d, dev in chunk}, start, end, only,
+                    self.settings.alert_windows)
+        ids = [d for d, _ in chunk]
+        have = learning.active(self.session, [release_id], ids)
+        part = Collected(profiles={release_id: self.found.profiles[release_id]},
+                         devices={release_id: dict(chunk)})
+        self.learned += learning.learn_missing(self.session, part, have, self.settings)
+        checked = hour_history.learning_cameras(part, have)
+        hour = Hours(end.hour, hour_history.load(self.session, checked, end, self.settings))
+        return {d: have.get((release_id, d), {}) for d in ids}, hour
+
+    def drop(self, chunk: Chunk) -> None:
+        for _, dev in chunk:
+            dev.recent.clear()
+            dev.recent_rows = []
 
 
 def _values(r: Report) -> dict[str, Any]:
@@ -260,14 +342,11 @@ def run_analysis(
     t0 = time.perf_counter()
     end = now or utc_now()
     start = report_start(end, range_minutes or settings.range_minutes)
-    found = collect(session, start, end, release_id, settings.alert_windows)
+    found = collect(session, start, end, release_id, settings.alert_windows, recent=False)
     result = AnalysisResult(skipped_releases=found.unknown)
-    baselines = learning.active(session, sorted(found.devices))
-    result.baselines_learned = learning.learn_missing(session, found, baselines, settings)
-    checked = hour_history.learning_cameras(found, baselines)
-    hour = Hours(end.hour, hour_history.load(session, checked, end, settings))
+    reader = _StoreReader(session, found, settings, (start, end, release_id))
     for rel, device_reports, fleet in analysis_reports(found, settings, result.failed_releases,
-                                                       baselines, hour):
+                                                       reader=reader):
         alerts.record_drift_reports(session, [_values(r) for r in device_reports])
         result.device_reports += len(device_reports)
         stats, drifted = fleet.statistics, fleet.statistics["drifted_devices"]
@@ -277,6 +356,7 @@ def run_analysis(
         result.changes.extend(
             release_alerts.reconcile(session, settings, rel, report_id, stats, drifted))
         release_alerts.export_metrics(rel, stats, len(drifted))
+    result.baselines_learned = reader.learned
     session.commit()
     alerts.notify_webhook(
         str(settings.webhook_url) if settings.webhook_url else None,

@@ -246,13 +246,14 @@ def binned(summary: Summary, payload: dict[str, Any]) -> Rows | None:
     return np.array(rows, np.float32).reshape(len(rows), summary.flat.size)
 
 
-def _recent(session: Session, found: Collected, start: datetime, end: datetime,
-            release_id: str | None, n: int) -> None:
-    """Each device's latest ``n`` windows that fit its release's bins, oldest first, and
-    their rows: read newest first in slices of receipt time, each four times the last,
-    for the devices that still lack some."""
-    got: dict[tuple[str, str], list[tuple[dict[str, Any], Rows]]] = {
-        (rel, d): [] for rel, per_device in found.devices.items() for d in per_device}
+def read_recent(session: Session, devices: dict[tuple[str, str], DeviceWindows],
+                start: datetime, end: datetime, release_id: str | None, n: int) -> None:
+    """Fill ``recent`` and ``recent_rows`` of these (release, device)s: each one's latest
+    ``n`` windows in (start, end] that fit its release's bins, oldest first, read newest
+    first in slices of receipt time, each four times the last, for the devices that still
+    lack some. What one device gets does not depend on which others are read with it, so
+    an analysis reads them a chunk of devices at a time."""
+    got: dict[tuple[str, str], list[tuple[dict[str, Any], Rows]]] = {k: [] for k in devices}
     t, hi, step = TelemetryWindowRecord, end, timedelta(minutes=10)
     while got and hi > start:
         lo = max(start, hi - step)
@@ -271,14 +272,15 @@ def _recent(session: Session, found: Collected, start: datetime, end: datetime,
                 if ws is None or len(ws) >= n:
                     continue
                 payload = from_json(text)
-                rows = binned(found.devices[rel][device_id].summary, payload)
+                rows = binned(devices[(rel, device_id)].summary, payload)
                 if rows is not None:
                     ws.append((payload, rows))
         hi, step = lo, step * 4
         if all(len(ws) >= n for ws in got.values()):
             break
-    for (rel, device_id), ws in got.items():
-        dev = found.devices[rel][device_id]
+    for key, ws in got.items():
+        dev = devices[key]
+        dev.recent.clear()
         dev.recent.extend(payload for payload, _ in reversed(ws))
         dev.recent_rows = [rows for _, rows in reversed(ws)]
 
@@ -289,9 +291,12 @@ def collect(
     end: datetime,
     release_id: str | None,
     recent_windows: int,
+    *,
+    recent: bool = True,
 ) -> Collected:
     """Every (release, device) with windows in (start, end], merged; releases with no
-    reference profile are listed in ``unknown`` and their windows skipped."""
+    reference profile are listed in ``unknown`` and their windows skipped. ``recent``
+    False: each device's latest windows are left for the caller (``read_recent``)."""
     where = plan(session, start, end)
     merge = _Merge(session, recent_windows)
     if where.buckets:
@@ -299,9 +304,12 @@ def collect(
     if where.raw:
         _raw_windows(merge, where.raw, release_id)
     found = merge.result()
-    _recent(session, found, start, end, release_id, recent_windows)
+    if recent:
+        read_recent(session, {(rel, d): dev for rel, per_device in found.devices.items()
+                              for d, dev in per_device.items()},
+                    start, end, release_id, recent_windows)
     return found
 
 
-__all__ = ["Collected", "DeviceWindows", "binned", "collect", "plan", "reference_profile",
-           "report_start"]
+__all__ = ["Collected", "DeviceWindows", "binned", "collect", "plan", "read_recent",
+           "reference_profile", "report_start"]

@@ -54,8 +54,10 @@ def _packed(counts: dict[str, list[float]]) -> dict[str, array[float]]:
     return {name: array("d", values) for name, values in counts.items()}
 
 
-def active(session: Session, release_ids: list[str]) -> dict[tuple[str, str], dict[Key, Any]]:
-    """Active baselines of these releases: {(release, device): {(camera, condition): row}}.
+def active(session: Session, release_ids: list[str], device_ids: list[str] | None = None
+           ) -> dict[tuple[str, str], dict[Key, Any]]:
+    """Active baselines of these releases (of these devices only, if given):
+    {(release, device): {(camera, condition): row}}.
 
     A fleet has one per camera and condition: read as plain columns, the JSON parsed by
     pydantic-core, not as ORM objects (their per-row type processing and identity map
@@ -64,16 +66,20 @@ def active(session: Session, release_ids: list[str]) -> dict[tuple[str, str], di
     if not release_ids:
         return out
     b = DriftBaseline
-    rows = session.execute(
+    query = (
         sa.select(col(b.release_id), col(b.device_id), col(b.camera_id), col(b.condition),
                   col(b.id), col(b.version), col(b.window_minutes),
                   sa.cast(col(b.counts), sa.Text), sa.cast(col(b.levels), sa.Text))
         .where(col(b.release_id).in_(release_ids), col(b.retired_at).is_(None))
-        .execution_options(yield_per=STREAM_ROWS)
     )
-    for rel, device_id, camera_id, condition, id_, version, minutes, counts, levels in rows:
-        out[(rel, device_id)][(camera_id, condition)] = ActiveBaseline(
-            id_, version, minutes, _packed(from_json(counts)), from_json(levels))
+    batches = ([query] if device_ids is None else
+               [query.where(col(b.device_id).in_(device_ids[i : i + 500]))
+                for i in range(0, len(device_ids), 500)])
+    for batch in batches:
+        rows = session.execute(batch.execution_options(yield_per=STREAM_ROWS))
+        for rel, device_id, camera_id, condition, id_, version, minutes, counts, levels in rows:
+            out[(rel, device_id)][(camera_id, condition)] = ActiveBaseline(
+                id_, version, minutes, _packed(from_json(counts)), from_json(levels))
     return out
 
 

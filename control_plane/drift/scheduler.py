@@ -22,7 +22,7 @@ from ..lifecycle import Lease, PeriodicTask
 from ..services import snapshots, telemetry_rollup_fold
 from ..services.clocks import reconcile_skew_alerts
 from ..services.telemetry_retention import apply_retention
-from ..store.artifacts import ContentStore
+from ..store.artifacts import ArtifactStore
 from ..store.models import utc_now
 from .analyser import run_analysis
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def drift_task(engine: Engine, settings: DriftSettings,
                retention: RetentionSettings | None = None, *,
                lease: Lease | None = None, clock_skew_alert_s: float = 0.0,
-               artifacts: ContentStore | None = None) -> PeriodicTask:
+               artifacts: ArtifactStore | None = None) -> PeriodicTask:
     """``run_analysis`` every ``settings.analysis_interval_s``, and retention after it once
     ``retention.interval_s`` has passed since the last retention."""
     last_retention = float("-inf")

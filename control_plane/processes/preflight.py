@@ -1,6 +1,7 @@
 """What ``serve`` checks before it starts anything, so that a fault is one line naming the
 fix instead of tracebacks from inside uvicorn's lifespan: the data folder, the store (it
-migrates it), the ports it would bind, and the broker it would connect to.
+migrates it), the artifact store (a bucket must answer), the ports it would bind, and the
+broker it would connect to.
 
 A broker that does not answer is not fatal (the control plane retries and /healthz says
 503 meanwhile): it is logged at once, with the fix.
@@ -20,6 +21,7 @@ from protocols.urls import parse_mqtt_url
 from ..config import ControlPlaneSettings
 from ..errors import ConfigError
 from ..store import db
+from ..store.open_artifacts import open_artifact_store
 
 log = logging.getLogger(__name__)
 BROKER_PROBE_S = 3.0
@@ -30,6 +32,7 @@ def preflight(settings: ControlPlaneSettings) -> None:
     writable(settings.data_dir, "data_dir (PARKWATCH_DATA_DIR)")
     db.upgrade(settings.resolved_database_url)
     if settings.role != "ingest":
+        open_artifact_store(settings)
         port_free(settings.host, settings.port, "the HTTP API",
                   "stop what holds it or set port (PARKWATCH_PORT)")
     if settings.mqtt_url is None:

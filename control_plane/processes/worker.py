@@ -19,9 +19,9 @@ from ..lifecycle import PeriodicTask, Services, run_until_signalled
 from ..retraining.jobs import WorkerContext, fail_stale_jobs, run_round
 from ..rollouts.service import DesiredStatePublisher
 from ..store import db
-from ..store.artifacts import LocalContentStore
 from ..store.keys import Keyring
 from ..store.leases import lease_for
+from ..store.open_artifacts import open_artifact_store
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def worker_context(settings: ControlPlaneSettings, engine: Engine,
     keyring = Keyring(settings.keys_dir)
     keyring.init()
     token = os.environ.get("PARKWATCH_API_TOKEN") or _admin_token(settings)
-    return WorkerContext(settings, engine, LocalContentStore(settings.resolved_artifact_dir),
+    return WorkerContext(settings, engine, open_artifact_store(settings),
                          keyring, publisher, token)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from protocols import InputSpec
 
 from ..errors import InvalidRequestError
-from ..store.artifacts import ContentStore
+from ..store.artifacts import ArtifactStore
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 
@@ -57,7 +57,7 @@ def _tensor(data: bytes, spec: InputSpec) -> Any:
 
 
 def accuracy(
-    store: ContentStore, version_spec: dict[str, Any], images: Sequence[LabelledImage]
+    store: ArtifactStore, version_spec: dict[str, Any], images: Sequence[LabelledImage]
 ) -> float:
     """Share of ``images`` the version's primary artifact classifies right (undecodable
     images and labels the model does not know count as wrong)."""

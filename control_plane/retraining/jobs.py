@@ -35,7 +35,7 @@ from ..rollouts import service as rollouts
 from ..rollouts.service import DesiredStatePublisher
 from ..schemas import JobUpdate
 from ..services import aliases, audit, datasets, jobs, registry, releases
-from ..store.artifacts import ContentStore
+from ..store.artifacts import ArtifactStore
 from ..store.keys import Keyring
 from ..store.models import ModelVersion, TrainingJob, utc_now
 from . import evaluation
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 class WorkerContext:
     settings: ControlPlaneSettings
     engine: Engine
-    store: ContentStore
+    store: ArtifactStore
     keyring: Keyring
     publisher: DesiredStatePublisher
     token: str
@@ -199,7 +199,8 @@ def _compare(
         out["summary"] = f"challenger v{challenger} lost ({vs}, margin {ws.win_margin})"
         return out
     aliases.set_alias(session, job.model_name, "challenger", challenger, who=WHO)
-    release = releases.create_release(session, ctx.keyring, job.model_name, challenger, who=WHO)
+    release = releases.create_release(session, ctx.keyring, job.model_name, challenger, who=WHO,
+                                      store=ctx.store)
     out["release_id"] = release.release_id
     try:
         # The configured [rollout_policy] (waves, gates), shadow first (wave 0), then canary

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
 from ..schemas import DatasetVersionCreate, DatasetVersionPublic
-from ..store.artifacts import ContentStore
+from ..store.artifacts import ArtifactStore
 from ..store.models import DatasetVersion, Sample, utc_now
 from . import audit
 
@@ -122,7 +122,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 def build_with_samples(
     session: Session,
-    store: ContentStore,
+    store: ArtifactStore,
     *,
     name: str,
     version: str,

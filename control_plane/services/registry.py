@@ -12,7 +12,7 @@ from protocols import ModelVersionCreate
 
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
 from ..schemas import ArtifactPublic, ModelPublic, ModelVersionPublic
-from ..store.artifacts import ContentStore
+from ..store.artifacts import ArtifactStore
 from ..store.db import insert_ignore
 from ..store.models import Artifact, Model, ModelAlias, ModelVersion, utc_now
 from . import audit
@@ -32,14 +32,14 @@ def record_artifact(session: Session, sha256: str, size_bytes: int, *, who: str)
     return created
 
 
-def get_artifact(session: Session, store: ContentStore, sha256: str) -> Artifact:
+def get_artifact(session: Session, store: ArtifactStore, sha256: str) -> Artifact:
     row = session.get(Artifact, sha256) if store.exists(sha256) else None
     if row is None:
         raise NotFoundError(f"no artifact {sha256[:80]}: upload it with POST /api/v1/artifacts")
     return row
 
 
-def _check_artifacts(session: Session, store: ContentStore, spec: ModelVersionCreate) -> None:
+def _check_artifacts(session: Session, store: ArtifactStore, spec: ModelVersionCreate) -> None:
     shas = {a.sha256 for a in spec.artifacts}
     if spec.primary_sha256 not in shas:
         raise InvalidRequestError(
@@ -67,7 +67,7 @@ def _model(session: Session, name: str) -> Model:
 
 
 def register_version(
-    session: Session, store: ContentStore, spec: ModelVersionCreate, *, who: str
+    session: Session, store: ArtifactStore, spec: ModelVersionCreate, *, who: str
 ) -> ModelVersion:
     """Register a trained model; its artifacts must already be uploaded.
 

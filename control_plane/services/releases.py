@@ -13,8 +13,9 @@ from protocols import ModelVersionCreate, ReleaseManifest, SignedManifest, sign_
 from protocols.logs import bind_context
 
 from ..config import ReleaseGateSettings
-from ..errors import NotFoundError
+from ..errors import InvalidRequestError, NotFoundError
 from ..schemas import ReleasePublic
+from ..store.artifacts import ArtifactStore
 from ..store.keys import Keyring
 from ..store.models import ModelVersion, Release
 from . import audit, registry, release_gate
@@ -74,19 +75,35 @@ def pick_version(session: Session, model_name: str, version: str | None) -> Mode
         return registry.get_version(session, model_name, None)
 
 
+def _check_stored(store: ArtifactStore, manifest: ReleaseManifest) -> None:
+    """Refuse to sign a manifest whose artifacts the store does not hold now: agents
+    would be sent a release they cannot download (a store switched or restored since the
+    version was registered, a replica configured with another store)."""
+    for art in (manifest.artifact, manifest.fallback_artifact):
+        if art is not None and not store.exists(art.sha256):
+            raise InvalidRequestError(
+                f"artifact {art.sha256} of {manifest.model_name} version "
+                f"{manifest.model_version} is not in this control plane's artifact store: "
+                "upload it again (POST /api/v1/artifacts) or check artifact_store and "
+                "s3_bucket / artifact_dir, then release")
+
+
 def create_release(
     session: Session, keyring: Keyring, model_name: str, version: str | None, *, who: str,
-    gate: ReleaseGateSettings | None = None, override_reason: str | None = None,
+    store: ArtifactStore, gate: ReleaseGateSettings | None = None,
+    override_reason: str | None = None,
 ) -> Release:
     """Sign the manifest of ``model_name`` at ``version`` (see ``pick_version``) and store
-    it. With a ``gate``, a version whose evaluation falls short is refused unless
-    ``override_reason`` is given; the override and its reason go to the audit log."""
+    it, once ``store`` holds its artifacts. With a ``gate``, a version whose evaluation
+    falls short is refused unless ``override_reason`` is given; the override and its
+    reason go to the audit log."""
     row = pick_version(session, model_name, version)
     overridden = (release_gate.check(row, model_name, gate, override_reason)
                   if gate is not None else [])
     release_id = new_release_id(model_name, row.version)
     with bind_context(release_id=release_id):
         manifest = build_manifest(release_id, model_name, row)
+        _check_stored(store, manifest)
         key_id, key = keyring.signing_key()
         signed = sign_manifest(manifest, key)
         release = Release(

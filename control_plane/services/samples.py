@@ -30,7 +30,7 @@ from protocols import NegativeSource
 
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
 from ..schemas.common import RecentUtcDatetime
-from ..store.artifacts import ContentStore
+from ..store.artifacts import ArtifactStore
 from ..store.models import Sample, utc_now
 from . import audit
 from .devices import get_device
@@ -129,7 +129,7 @@ def decode_jpeg(b64: str, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
 
 
 def create_sample(
-    session: Session, store: ContentStore, device_id: str, body: SampleCreate
+    session: Session, store: ArtifactStore, device_id: str, body: SampleCreate
 ) -> Sample:
     """Store the JPEG and record the sample for ``device_id`` (from the caller's token)."""
     get_device(session, device_id)

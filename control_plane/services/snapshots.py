@@ -20,7 +20,7 @@ from protocols import DeviceCommand, Snapshot
 
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
 from ..schemas import SnapshotInfo
-from ..store.artifacts import ContentStore
+from ..store.artifacts import ArtifactStore
 from ..store.models import CameraSnapshot, Sample, utc_now
 from . import audit
 from .devices import get_device
@@ -62,7 +62,7 @@ def request(
 
 
 def accept(
-    session: Session, store: ContentStore, device_id: str, body: Snapshot
+    session: Session, store: ArtifactStore, device_id: str, body: Snapshot
 ) -> CameraSnapshot:
     """A device's answer; refused unless it answers a live command sent to it, once."""
     row = session.get(CameraSnapshot, body.command_id)
@@ -111,7 +111,7 @@ def latest_by_camera(
     return out
 
 
-def prune(session: Session, store: ContentStore, keep_days: float, now: datetime) -> int:
+def prune(session: Session, store: ArtifactStore, keep_days: float, now: datetime) -> int:
     """Delete snapshots requested more than ``keep_days`` ago, and their JPEGs where no
     other snapshot or sample uses them; each camera's newest answered one stays.
     Returns how many rows went."""

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from ..store.models import TelemetryRollup
-from .telemetry_rollups import DAY, HOUR, floor
+from .telemetry_rollups import DAY, HOUR, floor, unfolded_hours
 
 log = logging.getLogger(__name__)
 DEVICES_PER_PASS = 200  # devices whose hours of one day one transaction folds
@@ -62,8 +62,7 @@ def _next_day(session: Session, since: datetime, before: datetime) -> datetime |
     """The earliest day in [since, before) with an hour not folded into it."""
     r = TelemetryRollup
     found = session.execute(sa.select(sa.func.min(col(r.bucket))).where(
-        sa.not_(col(r.folded)), col(r.grain) == "hour", col(r.bucket) >= since,
-        col(r.bucket) < before)).scalar()
+        unfolded_hours(since, before))).scalar()
     return None if found is None else floor(found, DAY)
 
 
@@ -113,9 +112,7 @@ def fold(session: Session, now: datetime) -> int:
     day = _next_day(session, datetime.min.replace(tzinfo=UTC), today)
     while day is not None:
         device_ids = sorted(session.execute(sa.select(col(r.device_id)).where(
-            sa.not_(col(r.folded)), col(r.grain) == "hour", col(r.bucket) >= day,
-            col(r.bucket) < day + DAY,
-        ).distinct()).scalars())
+            unfolded_hours(day, day + DAY)).distinct()).scalars())
         for i in range(0, len(device_ids), DEVICES_PER_PASS):
             written += _fold_devices(session, day, device_ids[i : i + DEVICES_PER_PASS])
             session.commit()

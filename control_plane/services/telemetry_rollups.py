@@ -236,14 +236,24 @@ def _upsert_sqlite(session: Session, values: list[dict[str, Any]]) -> None:
     ), values)
 
 
+def unfolded_hours(since: datetime, until: datetime) -> sa.ColumnElement[bool]:
+    """Hour rows not folded yet with buckets in [since, until), as a WHERE clause that
+    the partial index ``ix_rollup_unfolded`` serves. ``grain`` is compared as an
+    expression (``grain || ''``), not as the column: given ``grain = ?`` and a bucket
+    range, SQLite's planner took the primary key (grain, bucket, ...) and read every hour
+    row of the range (3.4 M in a week of 10,000 devices) to find the few unfolded."""
+    r = TelemetryRollup
+    return sa.and_(sa.not_(col(r.folded)), col(r.grain).op("||")("") == "hour",
+                   col(r.bucket) >= since, col(r.bucket) < until)
+
+
 def unfolded_days(session: Session, since: datetime, until: datetime) -> set[datetime]:
     """The days (their starts) in [since, until) with an hour row not folded into them:
     one probe of the partial index per such day, plus one."""
     r, out, at = TelemetryRollup, set(), since
     while at < until:
         found = session.execute(sa.select(sa.func.min(col(r.bucket))).where(
-            sa.not_(col(r.folded)), col(r.grain) == "hour", col(r.bucket) >= at,
-            col(r.bucket) < until)).scalar()
+            unfolded_hours(at, until))).scalar()
         if found is None:
             break
         day = floor(found, DAY)
@@ -310,4 +320,4 @@ def camera_history(
     return out
 
 __all__ = ["DAY", "DEVICE", "GRAINS", "HOUR", "Span", "add", "bucket", "camera_history", "ceil",
-           "day_spans", "floor", "profiles", "unfolded_days"]
+           "day_spans", "floor", "profiles", "unfolded_days", "unfolded_hours"]

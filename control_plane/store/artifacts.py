@@ -1,4 +1,5 @@
-"""Content-addressed artifact storage: files named by their sha256.
+"""Content-addressed artifact storage: the ``ArtifactStore`` interface, and its folder
+implementation (files named by their sha256; ``s3_artifacts`` is the bucket one).
 
 A hash is validated (64 lowercase hex) before any filesystem access, so a
 malformed or hostile name (``../``, ``%2e%2e``) can only ever be "not found".
@@ -40,8 +41,13 @@ class BlobWriter(Protocol):
     def abort(self) -> None: ...
 
 
-class ContentStore(Protocol):
-    """Where artifacts live; a local folder today, object storage later."""
+class ArtifactStore(Protocol):
+    """Where artifacts live: a (shared) folder, or an S3-compatible bucket.
+
+    ``commit`` returns only once the artifact is durably stored, so what the registry
+    records afterwards is always there; ``path`` gives a local file of an artifact's
+    bytes (the bucket store's is a copy it verified against the name).
+    """
 
     def begin(self, max_bytes: int | None = None) -> BlobWriter: ...
     def put(
@@ -110,6 +116,26 @@ class _LocalWriter:
         self._tmp.unlink(missing_ok=True)
 
 
+def write_all(
+    writer: BlobWriter, chunks: Iterable[bytes], expected_sha256: str | None
+) -> tuple[str, int]:
+    """Write ``chunks`` and commit; nothing stays behind when a chunk fails."""
+    try:
+        for chunk in chunks:
+            writer.write(chunk)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.commit(expected_sha256)
+
+
+def read_file_range(path: Path, start: int, end: int) -> bytes:
+    """Bytes ``[start, end)`` of a file."""
+    with path.open("rb") as fh:
+        fh.seek(start)
+        return fh.read(max(0, end - start))
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -129,14 +155,7 @@ class LocalContentStore:
         return _LocalWriter(self.root, max_bytes)
 
     def put(self, chunks: Iterable[bytes], expected_sha256: str | None = None) -> tuple[str, int]:
-        writer = self.begin()
-        try:
-            for chunk in chunks:
-                writer.write(chunk)
-        except BaseException:
-            writer.abort()
-            raise
-        return writer.commit(expected_sha256)
+        return write_all(self.begin(), chunks, expected_sha256)
 
     def path(self, sha256: str) -> Path:
         """The file of an existing artifact; NotFoundError for a bad or unknown hash."""
@@ -160,7 +179,4 @@ class LocalContentStore:
         return self.path(sha256).open("rb")
 
     def read_range(self, sha256: str, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of an artifact."""
-        with self.open(sha256) as fh:
-            fh.seek(start)
-            return fh.read(max(0, end - start))
+        return read_file_range(self.path(sha256), start, end)

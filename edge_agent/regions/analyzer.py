@@ -73,7 +73,9 @@ class RegionAnalyzer:
         assert self._cutter is not None
         self._size = (bgr.shape[1], bgr.shape[0])
         self.frames += 1
-        moving = self.motion(bgr)
+        # Where each animal tracked so far should be now: a moving region split into
+        # bodies keeps one animal's parts together (its head is not a second animal).
+        moving = self.motion(bgr, [t.predicted(now) for t in self.tracker.resting()])
         streaks = self.motion.streaks() if self.camera.rain_condition else 0.0
         self.condition_index = CONDITIONS.index(condition_of(*self.motion.light(), streaks))
         self._choose(moving)

@@ -6,7 +6,8 @@ frame to a quarter cost twice as long), the background subtractor (OpenCV MOG2
 or KNN, with shadow detection: shadow pixels are marked 127 and dropped by the
 threshold), a morphological open (speckle) and a dilation (join an animal's parts), the
 outer contours' bounding boxes, then boxes merged within ``region_merge_distance``, a
-region that holds several animals' bodies split into one per body (``split``), and
+region that holds several animals' bodies split into one per body (``split``; parts of
+one animal already tracked joined again), and
 boxes kept within ``region_min_size``..``region_max_size``. More than half the picture moving
 at once is a change of light (a cloud, the IR lamp): no regions until the model has
 learnt it. Every image buffer is kept between frames.
@@ -34,7 +35,7 @@ from protocols.messages import EDGE_COLS, EDGE_ROWS
 
 from ..camera_config import CameraConfig
 from .boxes import Box, area, merge_near
-from .split import split_blob
+from .split import rejoin, split_blob
 
 U8 = npt.NDArray[np.uint8]
 _MAX_PARTS = 64  # parts merged per frame, largest first: noise beyond is dropped
@@ -103,8 +104,10 @@ class MotionRegions:
             self._subtractor = cv2.createBackgroundSubtractorMOG2(
                 history, cam.region_sensitivity, detectShadows=True)
 
-    def __call__(self, bgr: U8) -> list[Box]:
-        """The moving regions of ``bgr`` (boxes in its pixels), largest first."""
+    def __call__(self, bgr: U8, known: Sequence[Box] = ()) -> list[Box]:
+        """The moving regions of ``bgr`` (boxes in its pixels), largest first; ``known``:
+        where the animals already tracked should be in this frame (a region split into
+        bodies keeps the parts of one of them together)."""
         height, width = bgr.shape[:2]
         if self._size != (height, width):
             self._allocate(height, width)  # a new picture size: a new background model
@@ -123,9 +126,10 @@ class MotionRegions:
         cv2.dilate(mask, self._kernel, dst=mask, iterations=_DILATIONS)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         parts = [cv2.boundingRect(c) for c in contours]
-        return self._boxes(parts, width / small.shape[1], height / small.shape[0])
+        return self._boxes(parts, width / small.shape[1], height / small.shape[0], known)
 
-    def _boxes(self, parts: list[Sequence[int]], sx: float, sy: float) -> list[Box]:
+    def _boxes(self, parts: list[Sequence[int]], sx: float, sy: float,
+               known: Sequence[Box]) -> list[Box]:
         cam, (height, width) = self.camera, self._size
         parts.sort(key=lambda r: r[2] * r[3], reverse=True)
         merge = cam.region_merge_distance * width
@@ -134,11 +138,14 @@ class MotionRegions:
         high_w, high_h = cam.region_max_size * width, cam.region_max_size * height
         # The smallest animal (region_min_size) as a half-width on the dilated mask.
         radius = cam.region_min_size * self._mask.shape[1] / 2 + _DILATIONS
-        boxes = [(x0 * sx, y0 * sy, x1 * sx, y1 * sy) for b in merged
-                 if b[2] - b[0] <= high_w and b[3] - b[1] <= high_h
-                 for x0, y0, x1, y1 in split_blob(
-                     self._mask, (round(b[0] / sx), round(b[1] / sy), round(b[2] / sx),
-                                  round(b[3] / sy)), radius, cam.region_split_neck)]
+        boxes: list[Box] = []
+        for b in merged:
+            if b[2] - b[0] > high_w or b[3] - b[1] > high_h:
+                continue
+            split = [(x0 * sx, y0 * sy, x1 * sx, y1 * sy) for x0, y0, x1, y1 in split_blob(
+                self._mask, (round(b[0] / sx), round(b[1] / sy), round(b[2] / sx),
+                             round(b[3] / sy)), radius, cam.region_split_neck)]
+            boxes += rejoin(split, known, width, height) if len(split) > 1 else split
         low = cam.region_min_size * width
         kept = [b for b in boxes if max(b[2] - b[0], b[3] - b[1]) >= low]
         kept.sort(key=area, reverse=True)

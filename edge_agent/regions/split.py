@@ -13,22 +13,33 @@ marker-based watershed), and each part's box is a region of its own.
 
 Everything here runs on the small copy of the frame (a few thousand pixels a region),
 and only on regions wide enough to hold two animals of the smallest size.
+
+A waist is not always between two animals: with a trained model a big animal's head or
+hindquarters split off its body, and the model read the piece as another animal (one
+dog counted as a dog and a cat). The shape alone cannot tell (a piece of one animal is
+as large a share of its region as each of two animals side by side), but the tracks can:
+``rejoin`` puts back together the parts that lie in the box where one animal already
+tracked is now, so a split only parts what was seen apart before, or is new.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .boxes import Box, inside, iou, union
+
 U8 = npt.NDArray[np.uint8]
 SmallBox = tuple[int, int, int, int]  # x0, y0, x1, y1 on the small copy, x1/y1 exclusive
 _LEVELS = 8  # thresholds of the distance, each _STEP of the one above
 _STEP = 0.8
 _NEIGHBOURS = np.ones((3, 3), np.uint8)
+_EDGE = 0.01  # a box this share of the frame's width from its edge touches it
 
 
 def split_blob(mask: U8, box: SmallBox, min_radius: float, neck: float) -> list[SmallBox]:
@@ -59,6 +70,37 @@ def split_blob(mask: U8, box: SmallBox, min_radius: float, neck: float) -> list[
         parts.append((max(x0, x0 + b.core[0] - 1 - grow), max(y0, y0 + b.core[1] - 1 - grow),
                       min(x1, x0 + b.core[2] - 1 + grow), min(y1, y0 + b.core[3] - 1 + grow)))
     return parts
+
+
+def rejoin(parts: list[Box], known: Sequence[Box], width: int, height: int) -> list[Box]:
+    """The parts of one split region, with those that belong to the same known animal
+    joined into one box. A part belongs to the animal box of ``known`` (where each
+    tracked animal should be now) that holds at least half of it and overlaps it most;
+    a part no known box holds is an animal not seen before and stays on its own. A known
+    animal at the edge of the ``width`` x ``height`` frame is still coming in (or going
+    out): how far it reaches is not known, so the whole region is that animal."""
+    region = parts[0]
+    for part in parts[1:]:
+        region = union(region, part)
+    margin = _EDGE * width
+    for k in known:
+        if inside(k, region) >= 0.5 and (min(k[0], k[1]) <= margin or k[2] >= width - margin
+                                         or k[3] >= height - margin):
+            return [region]
+    owner: dict[int, list[Box]] = {}
+    out: list[Box] = []
+    for part in parts:
+        holders = [(iou(part, k), i) for i, k in enumerate(known) if inside(part, k) >= 0.5]
+        if not holders:
+            out.append(part)
+            continue
+        owner.setdefault(max(holders)[1], []).append(part)
+    for pieces in owner.values():
+        joined = pieces[0]
+        for piece in pieces[1:]:
+            joined = union(joined, piece)
+        out.append(joined)
+    return out
 
 
 @dataclass

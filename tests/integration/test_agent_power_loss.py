@@ -50,6 +50,25 @@ def reports_since(rig: Rig, mark: int) -> list[dict[str, Any]]:
         return [m for k, m in rig.observer.messages[mark:] if k == "reported"]
 
 
+def after_last_will(rig: Rig, since: int) -> int:
+    """The observer's mark once the Last Will of the agent started after ``since`` has
+    arrived (it was killed).
+
+    The broker forwards what the process published before it died ahead of the Will it
+    sends when the socket closes; a mark taken as soon as the process is reaped can fall
+    before those last reports, which would then pass for the restarted agent's first.
+    """
+    def will() -> bool:
+        with rig.observer._lock:
+            statuses = [m for k, m in rig.observer.messages[since:] if k == "status"]
+        sessions = {m.get("session") for m in statuses if m.get("state") == "online"}
+        return any(m.get("state") == "offline" and m.get("session") in sessions
+                   for m in statuses)
+    wait_until(will, 30, "the killed agent's Last Will")
+    with rig.observer._lock:
+        return len(rig.observer.messages)
+
+
 def verified_on_disk(data: Path, shas: dict[str, str]) -> str:
     """The pointer parses and names an installed release whose model hashes right."""
     pointer = json.loads((data / "releases" / "active.json").read_text())
@@ -86,6 +105,7 @@ def test_sigkill_at_every_point_of_a_swap_restarts_on_a_verified_model(
         for revision, point in enumerate(CRASH_POINTS, start=1):
             old, new = f"r{revision - 1}", f"r{revision}"
             rig.observer.desire(revision, new)
+            started = len(rig.observer.messages)
             proc = start_agent(config, log, point)
             try:
                 proc.wait(60)
@@ -96,7 +116,7 @@ def test_sigkill_at_every_point_of_a_swap_restarts_on_a_verified_model(
 
             on_disk = verified_on_disk(data, shas)
             assert on_disk in (old, new), (point, on_disk)
-            mark = len(rig.observer.messages)
+            mark = after_last_will(rig, started)
             proc = start_agent(config, log, None)
             try:
                 boot = wait_until(lambda m=mark: reports_since(rig, m), 30, "first report")[0]

@@ -164,3 +164,21 @@ def test_a_cat_and_a_dog_walking_in_together_are_counted_as_two(tmp_path: Path,
     assert sum(n >= 2 for n in together) >= 30, together
     assert run.window["animals"] == {"cat": 1, "dog": 1}
     assert sorted(e["label"] for e in run.of("animal_appeared")) == ["cat", "dog"]
+
+
+def test_an_animal_whose_outline_grows_a_second_bulge_is_still_one_animal(
+        tmp_path: Path) -> None:
+    # A dog walks alone; halfway across its head comes up in front of its body, joined by
+    # a narrow neck: to the split, the same waist as two animals side by side. It was
+    # tracked as one animal before, so the parts stay one region, one track, one count.
+    body = crossing(10, 70, 20, 260, 130)
+
+    def head(i: int) -> tuple[float, float] | None:
+        at = body(i)
+        return None if at is None or i < 35 else (at[0] + 58, at[1] - 4)
+
+    dog = [Thing(BLUE, (64, 48), body), Thing(BLUE, (52, 40), head)]
+    run = analyse(tmp_path, dog, 80, region_split_neck=0.6)
+    assert all(run.boxes[i] for i in range(35, 65)), "the dog is in view"
+    assert run.window["animals"] == {"dog": 1}, run.tracks[35:70]
+    assert [e["label"] for e in run.of("animal_appeared")] == ["dog"]

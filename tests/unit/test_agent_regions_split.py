@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge_agent.regions.split import split_blob
+from edge_agent.regions.split import rejoin, split_blob
 
 RADIUS = 4.4  # the default's smallest animal on the 160 px copy (3 % wide, dilated)
 NECK = 0.6
@@ -56,3 +56,38 @@ def test_a_region_too_thin_for_two_animals_is_not_looked_into() -> None:
     mask = blob(((60, 60), (30, 3)))
     box = box_of(mask)
     assert split_blob(mask, box, RADIUS, NECK) == [box]
+
+
+# Boxes in frame pixels: a dog's body and its head, split apart at the neck.
+BODY, HEAD = (100.0, 100.0, 180.0, 150.0), (176.0, 90.0, 210.0, 124.0)
+FRAME = (640, 480)
+
+
+def test_parts_inside_one_tracked_animal_are_joined_back_into_it() -> None:
+    dog = (98.0, 88.0, 212.0, 152.0)  # where the dog's track says it is now
+    assert rejoin([BODY, HEAD], [dog], *FRAME) == [(100.0, 90.0, 210.0, 150.0)]
+
+
+def test_parts_of_two_tracked_animals_stay_apart_even_in_one_merged_box() -> None:
+    # The dog's track took the merged region the frame before (its box holds both
+    # parts); the cat it met is covered, its box moved into that region.
+    cat_part = (180.0, 100.0, 230.0, 140.0)
+    merged, cat = (100.0, 95.0, 232.0, 152.0), (178.0, 98.0, 228.0, 142.0)
+    assert sorted(rejoin([BODY, cat_part], [merged, cat], *FRAME)) == [BODY, cat_part]
+
+
+def test_parts_no_tracked_animal_holds_are_animals_of_their_own() -> None:
+    assert rejoin([BODY, HEAD], [], *FRAME) == [BODY, HEAD]
+    # A cat walking in beside a tracked dog: the dog keeps its part, the cat has its own.
+    dog = (96.0, 96.0, 184.0, 154.0)
+    assert sorted(rejoin([BODY, HEAD], [dog], *FRAME)) == [BODY, HEAD]
+
+
+def test_a_tracked_animal_still_coming_in_at_the_edge_takes_its_whole_region() -> None:
+    # A dog walking up from the bottom edge, seen to its shoulders so far: the part of it
+    # that just came into view is beyond its last box, and is not a second animal.
+    coming = (300.0, 420.0, 380.0, 480.0)  # its predicted box, on the bottom edge
+    body, rest = (300.0, 430.0, 380.0, 480.0), (330.0, 380.0, 400.0, 432.0)
+    assert rejoin([body, rest], [coming], *FRAME) == [(300.0, 380.0, 400.0, 480.0)]
+    # The same parts in the middle of the frame: the new part is an animal of its own.
+    assert len(rejoin([body, rest], [(300.0, 420.0, 380.0, 470.0)], 640, 640)) == 2

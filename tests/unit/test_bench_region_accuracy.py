@@ -6,6 +6,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from _track_score import (
@@ -14,11 +16,13 @@ from _track_score import (
     Truth,
     count_error,
     match,
+    paired_difference,
     pooled,
     pooled_count_error,
     rate_upper,
     score_tracks,
     share_interval,
+    track_outcomes,
 )
 
 
@@ -130,3 +134,80 @@ def test_the_track_set_counts_what_per_track_accuracy_scores() -> None:
     assert planned >= 1 and len(run.truth) > 1
     empty = Scene(replace(spec, schedule=Schedule(empty_share=1.0, animals_per_minute=0)))
     assert scored_tracks(empty) == 0
+
+
+def test_tracks_per_animal_counts_each_agent_track_on_the_animal_it_follows_most() -> None:
+    from _track_score import tracks_per_animal
+
+    run = _run()
+    assert tracks_per_animal(run) == (1, 1)  # the dog, one track (the cat is too small)
+    # The dog lost and found again under a new id: two tracks on one animal.
+    run.agent[10] = AgentTrack("dog", {k: (100.0 + k, 100.0, 200.0 + k, 160.0)
+                                       for k in range(0, 2)})
+    assert tracks_per_animal(run) == (1, 2)
+
+
+def test_paired_difference_pairs_each_animal_with_itself() -> None:
+    clean = {(0, 1): True, (0, 2): True, (1, 1): False, (1, 5): True}
+    night = {(1, 5): False, (0, 2): True, (0, 1): False, (1, 1): True}  # another order
+    d = paired_difference(clean, night)
+    assert (d.tracks, d.reference_right, d.right, d.lost, d.gained) == (4, 3, 2, 2, 1)
+    assert abs(d.difference + 0.25) < 1e-9 and d.low < -0.25 < d.high
+    assert d.low >= -1.0 and d.high <= 1.0
+
+
+def test_paired_interval_keeps_its_width_when_no_pair_disagrees() -> None:
+    same = {(0, k): True for k in range(120)}
+    d = paired_difference(same, dict(same))
+    # 120 of 120 right under both: the difference is 0, but only shown within 3.1 points.
+    assert d.difference == 0.0 and -0.032 < d.low < -0.030 and 0.030 < d.high < 0.032
+    worse = {(0, k): k >= 30 for k in range(120)}  # 30 animals lost, none gained
+    d = paired_difference(same, worse)
+    assert abs(d.difference + 0.25) < 1e-9 and d.high < -0.02  # a miss the interval shows
+
+
+def test_paired_difference_refuses_other_animals() -> None:
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_difference({(0, 1): True}, {(0, 2): True})
+
+
+def test_track_outcomes_count_an_animal_not_found_as_wrong() -> None:
+    found, missed = _run(), _run()
+    del missed.agent[7]
+    assert track_outcomes([found, missed]) == {(0, 1): True, (1, 1): False}
+
+
+def test_conditions_film_the_same_animals_on_the_same_paths() -> None:
+    """What the paired table rests on: every variant of a seed's clip is the same cast,
+    boxes and visibility frame by frame, whatever the light or weather."""
+    import argparse
+
+    from region_accuracy import animal_jobs
+
+    from trainer.synth import Scene, SceneSpec, Schedule
+
+    a = argparse.Namespace(variants=["clean", "night", "ir", "rain", "blur", "jpeg"],
+                           seeds=[3, 4], seconds=20.0, split=False, split_beside=False)
+    jobs = [j for _, j in animal_jobs(a)]
+    assert {(j.seed, j.seconds) for j in jobs} == {(3, 20.0), (4, 20.0)}
+    rows = []
+    for condition in ("day", "night", "ir", "rain"):
+        s = Scene(SceneSpec(width=320, height=240, seconds=20, fps=5, seed=3,
+                            conditions=(condition,),
+                            schedule=Schedule(empty_share=0.1, animals_per_minute=12)))
+        rows.append([s.rows(k) for k in range(s.frame_count)])
+    assert any(r for r in rows[0]) and all(r == rows[0] for r in rows[1:])
+
+
+def test_hours_without_animals_are_clips_of_their_own_parks() -> None:
+    import argparse
+
+    from region_accuracy import EMPTY_CLIP_SECONDS, empty_jobs
+
+    a = argparse.Namespace(empty_seconds=5 * 2.5 * EMPTY_CLIP_SECONDS, seeds=[20],
+                           split=False, split_beside=False)
+    jobs = empty_jobs(a)
+    assert len(jobs) == 15 and len({j.seed for _, j in jobs}) == 15
+    assert abs(sum(j.seconds for _, j in jobs) - a.empty_seconds) < 1e-6
+    assert max(j.seconds for _, j in jobs) <= EMPTY_CLIP_SECONDS
+    assert {c for c, _ in jobs} == {"day", "dusk", "night", "ir", "rain"}

@@ -19,7 +19,8 @@ def create_release(
 ) -> ReleasePublic:
     row = releases.create_release(
         session, state.keyring, body.model_name, body.version, who=principal.name,
-        gate=state.settings.release_gate, override_reason=body.override_gate_reason,
+        store=state.store, gate=state.settings.release_gate,
+        override_reason=body.override_gate_reason,
     )
     return releases.release_public(row)
 

@@ -1,0 +1,124 @@
+"""A fleet analysed a chunk of devices at a time, in a real store (SQLite file and
+PostgreSQL): each chunk's latest windows, baselines and learning are read for that chunk
+only (a fleet's latest windows at once were most of a 10,000-device report's memory), and
+the reports it writes are the ones the straightforward computation (``drift.oracle``:
+every window through the ORM's types, the whole release at once) gives. Expected values
+come from the oracle, never hard-coded."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlmodel import Session, col, select
+
+from control_plane.config.drift import DriftSettings
+from control_plane.drift import analyser, oracle, synthetic
+from control_plane.drift.collect import Collected
+from control_plane.services.telemetry import ingest_windows
+from control_plane.store import db
+from control_plane.store.models import Device, DriftBaseline, DriftReport
+from control_plane.testing import register_profiled_release
+from protocols import TelemetryWindow
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+RANGE = 120
+PROFILES = {"rel-a": synthetic.profile(seed=0), "rel-b": synthetic.profile(seed=1, bins=12)}
+DEVICES = [f"cam-{d}" for d in range(8)]
+CHUNK = 3
+SETTINGS = DriftSettings(range_minutes=RANGE, analysis_interval_s=0, alert_windows=4,
+                         alert_drifted_windows=2, min_samples=30, baseline_windows=40,
+                         baseline_block=2)
+
+
+def windows(d: int, device: str) -> list[dict[str, Any]]:
+    """A device's windows, one a minute: cam-6 and cam-7 move to rel-b halfway, cam-2 and
+    cam-5 change in their last minutes (after their baselines are learned)."""
+    out = []
+    for seq in range(RANGE - 5):
+        rel = "rel-b" if d >= 6 and seq >= RANGE // 2 else "rel-a"
+        shift = 2.0 if d in (2, 5) and seq >= RANGE - 12 else 0.0
+        rng = np.random.default_rng(1000 * d + seq)
+        out.append(synthetic.window(
+            PROFILES[rel], device, seq, rng=rng, release_id=rel, shift=shift, frames=60,
+            start=NOW - timedelta(minutes=RANGE - 4 - seq),
+            condition="night" if d == 4 else None))
+    return out
+
+
+@pytest.fixture
+def session(database_url: str) -> Iterator[Session]:
+    db.upgrade(database_url)
+    engine = db.create_db_engine(database_url)
+    with Session(engine, expire_on_commit=False) as s:
+        for d, device in enumerate(DEVICES):  # all but cam-3 healthy: they learn baselines
+            rel = "rel-b" if d >= 6 else "rel-a"
+            stage = "activating" if d == 3 else "healthy"
+            s.add(Device(device_id=device, labels={},
+                         reported={"active": {"release_id": rel, "stage": stage}}))
+        for release_id, profile in PROFILES.items():
+            register_profiled_release(s, release_id, profile)
+        s.commit()
+        fleet = [windows(d, device) for d, device in enumerate(DEVICES)]
+        for minute in zip(*fleet, strict=True):  # each minute's windows received as it ends
+            batch = [TelemetryWindow.model_validate(w) for w in minute]
+            ingest_windows(s, batch, received_at=batch[0].window_end)
+        s.commit()
+        yield s
+    engine.dispose()
+
+
+def written(session: Session, after: int) -> list[DriftReport]:
+    return list(session.exec(select(DriftReport).where(col(DriftReport.id) > after)
+                             .order_by(col(DriftReport.id))).all())
+
+
+def test_a_fleet_in_chunks_writes_the_straightforward_reports(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analyser, "CHUNK_DEVICES", CHUNK)
+    found: list[Collected] = []
+    holding: list[int] = []
+    real_collect, real_compare = analyser.collect, analyser.compare_many
+
+    def spy_collect(*args: Any, **kwargs: Any) -> Collected:
+        found.append(real_collect(*args, **kwargs))
+        return found[-1]
+
+    def spy_compare(*args: Any, **kwargs: Any) -> Any:
+        holding.append(sum(1 for per_device in found[-1].devices.values()
+                           for dev in per_device.values() if dev.recent))
+        return real_compare(*args, **kwargs)
+
+    monkeypatch.setattr(analyser, "collect", spy_collect)
+    monkeypatch.setattr(analyser, "compare_many", spy_compare)
+    first = analyser.run_analysis(session, SETTINGS, now=NOW)
+    # Every healthy device learned its camera's baseline; cam-3 is not healthy yet.
+    learned = session.exec(select(DriftBaseline.device_id)).all()
+    assert first.baselines_learned == len(learned) == 7 and "cam-3" not in learned
+    # rel-a's 8 devices in chunks of 3, rel-b's 2 in one: never more than a chunk's
+    # latest windows held at once.
+    assert holding == [3, 3, 2, 2] and max(holding) <= CHUNK
+
+    expected = oracle.reports(session, SETTINGS, now=NOW)
+    assert {r.release_id for r in expected} == {"rel-a", "rel-b"}
+    states = {c["state"] for r in expected if r.device_id
+              for c in r.statistics["baseline"]["cameras"]}
+    assert states == {"active", "learning"}
+    assert any(r.drifted for r in expected if r.device_id)  # cam-2 and cam-5 changed
+    last = max(r.id or 0 for r in written(session, 0))
+    second = analyser.run_analysis(session, SETTINGS, now=NOW)
+    assert second.baselines_learned == 0
+    rows = written(session, last)
+    assert len(rows) == len(expected)
+    for row, want in zip(rows, expected, strict=True):
+        assert (row.release_id, row.device_id, row.window_count, row.sample_count,
+                row.drifted) == (want.release_id, want.device_id, want.window_count,
+                                 want.sample_count, want.drifted)
+        assert (row.window_start, row.window_end) == (want.window_start, want.window_end)
+        assert json.dumps(row.statistics, sort_keys=True) == json.dumps(
+            want.statistics, sort_keys=True)
