@@ -6,9 +6,10 @@ features of a crop can be cached under ``key`` and ``recipe`` (the crop spec, in
 spec, seed and the recipe's version). The first ``per_image x len(records)`` items are
 crops of the records: animal crops of the photos (their own label), pasted through the
 photos' GrabCut cut-outs (``CUTOUT_WORK``; cached on disk by photo sha256 beside the park
-clips', made once per photo), and, for records of the "other" label (crops an agent
-mined from its camera's background, confirmed by an operator), those crops moved and
-worn a little; the rest are "other" crops of park clips.
+clips', made once per photo), some with another photo of the set walking beside (a
+validation crop's neighbour is a validation photo), and, for records of the "other"
+label (crops an agent mined from its camera's background, confirmed by an operator),
+those crops moved and worn a little; the rest are "other" crops of park clips.
 """
 
 from __future__ import annotations
