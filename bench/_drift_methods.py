@@ -50,6 +50,16 @@ class Windows:
         keep = {k: v for k, v in self.counts.items() if k != name}
         return Windows(keep, self.conditions, self.frames, self.raw)
 
+    def judged_from(self, name: str, least: int) -> Windows:
+        """The same windows with one feature judged only from ``least`` counts (a window
+        with fewer is not judged on it; baselines learn as before)."""
+        counts = dict(self.counts)
+        if name in counts:
+            cur = counts[name].copy()
+            cur[cur.sum(axis=1) < least] = 0.0
+            counts[name] = cur
+        return Windows(counts, self.conditions, self.frames, self.raw)
+
 
 REGION_PREFIXES = ("regions.", "scene.")
 

@@ -60,8 +60,8 @@ class PoolSpec:
 
     def key(self, model_sha: str) -> str:
         spec = {k: v for k, v in self.__dict__.items() if k not in ('windows', 'shift_windows')}
-        # 3: rain is a condition; 4: windows carry the edge layout
-        text = json.dumps([spec, model_sha, 4], sort_keys=True)
+        # 3: rain is a condition; 4: windows carry the edge layout; 5: and the background's
+        text = json.dumps([spec, model_sha, 5], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

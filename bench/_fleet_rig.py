@@ -20,11 +20,23 @@ from pathlib import Path
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
+from control_plane.store.db import session_scope
+from control_plane.store.models import Device
+from scripts.fleet_synth import SimConfig, device_ids, device_labels
 from scripts.loop import Loop, free_port, wait_until
 
 PG_ADMIN = os.environ.get(
     "PARKWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+
+def add_devices(engine: sa.Engine, config: SimConfig) -> None:
+    """The fleet's rows, written straight to the store: provisioning one by one over HTTP
+    (about 15 devices/s on this loaded machine) is not what is measured, and the benches'
+    brokers take anonymous clients, so the simulated devices need no credentials."""
+    with session_scope(engine) as session:
+        for i, device_id in enumerate(device_ids(config.prefix, config.devices)):
+            session.add(Device(device_id=device_id, labels=device_labels(config, i)))
 
 
 def wait_port(port: int, timeout: float = 180) -> None:
@@ -76,12 +88,18 @@ def backend_cpu(engine: sa.Engine) -> dict[int, float]:
             "AND pid <> pg_backend_pid()")).scalars().all()
     out = {}
     for pid in pids:
-        try:  # utime and stime: fields 14 and 15, after the command name in parentheses
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        try:
+            out[int(pid)] = process_cpu(int(pid))
         except OSError:  # gone, or not readable here
             continue
-        out[int(pid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return out
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds so far (user and system) of local process ``pid``."""
+    # utime and stime: fields 14 and 15, after the command name in parentheses
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def connected(port: int) -> bool:

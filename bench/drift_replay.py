@@ -32,10 +32,11 @@ Methods (every one with the default ``[drift]`` settings):
   level, K of the latest N windows (``alert_rule = "windows"``, the default);
 * ``windows`` also runs the hour check (``drift.hours``) on every condition without a
   baseline, its history the ``hour_history_days`` days before each scored day;
-* ``before``: ``windows`` as it was before the hour check (conditions without a baseline
-  never judged) and the ``regions.other`` feature;
-* ``crops``: ``before`` without the region features (the windows' region telemetry
-  removed: what drift judged before them);
+* ``before``: ``windows`` without the ``scene.background`` feature (the edges of each
+  window's mean frame) and with ``regions.other`` judged from ``min_samples`` regions,
+  not ``MIN_REGIONS_OTHER``: what drift judged before them;
+* ``crops``: ``before`` without the region features and the hour check (the windows'
+  region telemetry removed: what drift judged before them);
 * ``light-only``: ``windows`` on the conditions an agent without rain tagging sends
   (rain windows tagged ``day``: rain is tested in daylight only), so rain is judged
   against the day baseline;
@@ -108,8 +109,10 @@ class Replay:
         self.flat = flat
         self.windows = dm.windows_of(profile, flat)  # type: ignore[arg-type]
         self.crops = self.windows.crops_only()  # what the judge saw before region features
-        # What it saw before the hour check and ``regions.other``.
-        self.before = self.windows.without("regions.other")
+        # What it saw before the edges of the window's mean frame, and before
+        # ``regions.other`` was judged from fewer regions than ``min_samples``.
+        self.before = self.windows.without("scene.background").judged_from(
+            "regions.other", DriftSettings().min_samples)
 
     def draw(self, rng: np.random.Generator, cam: str, variants: list[str], learning: bool
              ) -> np.ndarray:
@@ -133,7 +136,7 @@ class Replay:
 
 
 def judge(rp: Replay, picks: np.ndarray, scored_from: int, train: dict[str, np.ndarray],
-          s: DriftSettings, profile: object) -> dict[str, np.ndarray]:
+          s: DriftSettings, profile: object, methods: list[str]) -> dict[str, np.ndarray]:
     """Every method's alarm at every scored window of one camera (picks: pool indices in
     time order). Each condition's baseline learns from the distinct pool windows of the
     warm-up days in that condition, once each, in time order: a pool window repeated
@@ -142,16 +145,19 @@ def judge(rp: Replay, picks: np.ndarray, scored_from: int, train: dict[str, np.n
     w = rp.windows.take(picks)
     each, recent = _baselines(rp.windows, picks, scored_from, w.conditions, s, profile)
     light = np.where(w.conditions == "rain", "day", w.conditions)
-    out = {"recent": recent, "windows": each,
-           "before": _baselines(rp.before, picks, scored_from, w.conditions, s, profile,
-                                False, False)[0],
-           "crops": _baselines(rp.crops, picks, scored_from, w.conditions, s, profile,
-                               False, False)[0],
-           "light-only": _baselines(rp.windows, picks, scored_from, light, s, profile,
-                                    False)[0]}
+    out = {"recent": recent, "windows": each}
+    if "before" in methods:
+        out["before"] = _baselines(rp.before, picks, scored_from, w.conditions, s, profile,
+                                   False)[0]
+    if "crops" in methods:
+        out["crops"] = _baselines(rp.crops, picks, scored_from, w.conditions, s, profile,
+                                  False, False)[0]
+    if "light-only" in methods:
+        out["light-only"] = _baselines(rp.windows, picks, scored_from, light, s, profile,
+                                       False)[0]
     for name, verdict in train.items():
         out[name] = dm.k_of_n(verdict[picks], s.alert_drifted_windows, s.alert_windows)
-    return {name: a[scored_from:] for name, a in out.items()}
+    return {name: a[scored_from:] for name, a in out.items() if name in methods}
 
 
 def _baselines(windows: dm.Windows, picks: np.ndarray, scored_from: int,
@@ -224,6 +230,8 @@ def main() -> None:
     ap.add_argument("--block", type=int, default=4, help="block bootstrap length, windows")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2, help="processes computing the pool")
+    ap.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS,
+                    help="the methods to score (default: all)")
     a = ap.parse_args()
     try:
         _, manifest, _ = load_release(a.model)
@@ -260,7 +268,8 @@ def report(pool: dp.Pool, profile: object, a: argparse.Namespace) -> None:
         rain_scored += int(rain.sum())
         if variants[: warm * DAY].count("rain") >= s.baseline_windows:
             rain_judged += int(rain.sum())
-        for name, alarm in judge(rp, picks, warm * DAY, train, s, profile).items():
+        for name, alarm in judge(rp, picks, warm * DAY, train, s, profile,
+                                 a.methods).items():
             false[name] += dm.episodes(alarm)
             starts = alarm & ~np.concatenate([[False], alarm[:-1]])
             in_rain[name] += int((starts & rain).sum())
@@ -275,10 +284,10 @@ def report(pool: dp.Pool, profile: object, a: argparse.Namespace) -> None:
           "baseline (the others: learning)")
     print(f"{'method':<10} {'false alarms':>13} {'per 1,000 camera-days':>22} "
           f"{'of them starting in rain':>25} {'windows in alarm':>17}")
-    for name in METHODS:
+    for name in a.methods:
         print(f"{name:<10} {false[name]:>13} {1000 * false[name] / camera_days:>22.1f} "
               f"{in_rain[name]:>25} {in_alarm[name] / (camera_days * DAY):>17.2%}")
-    shifts(rp, rng, warm, train, s, profile, a.drift_cameras)
+    shifts(rp, rng, warm, train, s, profile, a.drift_cameras, a.methods)
 
 
 def _share(rp: Replay, variant: str) -> str:
@@ -289,17 +298,18 @@ def _share(rp: Replay, variant: str) -> str:
 
 
 def shifts(rp: Replay, rng: np.random.Generator, warm: int, train: dict[str, np.ndarray],
-           s: DriftSettings, profile: object, per_kind: int) -> None:
+           s: DriftSettings, profile: object, per_kind: int, methods: list[str]) -> None:
     print(f"\ninjected shifts ({per_kind} cameras each, by day): recall within {HORIZON} "
           f"windows / median delay in windows")
-    print(f"{'shift':<11}" + "".join(f"{m:>16}" for m in METHODS))
+    print(f"{'shift':<11}" + "".join(f"{m:>16}" for m in methods))
     n = s.alert_windows
     near: list[tuple[str, str]] = []
     for shift in dp.SHIFTS:
-        found: dict[str, list[int]] = {m: [] for m in METHODS}
+        found: dict[str, list[int]] = {m: [] for m in methods}
         for i in range(per_kind):
             _, picks, at = camera(rp, rng, i, warm, 1, shift)
-            for name, alarm in judge(rp, picks, warm * DAY, train, s, profile).items():
+            for name, alarm in judge(rp, picks, warm * DAY, train, s, profile,
+                                     methods).items():
                 rel = at - warm * DAY
                 after = np.flatnonzero(alarm[rel: rel + HORIZON])
                 # An alarm already on when the shift starts is no detection of it.
@@ -309,7 +319,7 @@ def shifts(rp: Replay, rng: np.random.Generator, warm: int, train: dict[str, np.
         near.append((shift, _nearest(rp, np.random.default_rng(len(near)), warm, s, profile,
                                      per_kind, shift)))
         cells = []
-        for name in METHODS:
+        for name in methods:
             hits = found[name]
             med = f"{np.median(hits):.0f}" if hits else "-"
             cells.append(f"{len(hits) / per_kind:>8.0%} / {med:>3}")

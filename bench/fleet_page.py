@@ -5,7 +5,9 @@ A fresh PostgreSQL database gets ``--devices`` devices (two cameras each, report
 MQTT) then answers the three calls ``control_plane/web/views_fleet.js`` makes, in turns
 of one call each, ``--rounds`` times, beside the chart points read the way they were
 before migration 0017 (the cameras of the newest windows' JSON, read by the database)
-and the way they are now (two columns written at ingest):
+and the way they are now (two columns written at ingest), and ``GET /fleet`` from an app
+that counts the device figures at every request (``fleet_counts_max_age_seconds`` 0, as
+before) beside the app that keeps them a few seconds (the default):
 
     python bench/fleet_page.py [--devices 10000] [--windows 3000] [--rounds 15]
 
@@ -107,20 +109,29 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             settings = ControlPlaneSettings(data_dir=Path(tmp), database_url=url,
                                             rollout_tick_seconds=0)
-            with TestClient(create_app(settings, enable_mqtt=False)) as client:
+            # The same app counting the device figures at every request, as it did
+            # before they were kept (fleet_counts_max_age_seconds 0).
+            counting = settings.model_copy(update={"fleet_counts_max_age_seconds": 0.0})
+            with TestClient(create_app(settings, enable_mqtt=False)) as client, \
+                    TestClient(create_app(counting, enable_mqtt=False)) as counting_client:
                 token = settings.admin_token_path.read_text().strip()
-                client.headers["Authorization"] = f"Bearer {token}"
+                for c in (client, counting_client):
+                    c.headers["Authorization"] = f"Bearer {token}"
 
-                def call(path: str, **params: int | str) -> Callable[[], None]:
+                def call(path: str, via: TestClient = client,
+                         **params: int | str) -> Callable[[], None]:
                     def run() -> None:
-                        r = client.get(f"/api/v1{path}", params=params)
+                        r = via.get(f"/api/v1{path}", params=params)
                         assert r.status_code == 200, r.text
                     return run
 
                 rows: dict[str, Callable[[], None]] = {
                     "chart points: JSON read (before 0017)": lambda: json_points(engine),
                     "chart points: columns (now)": lambda: column_points(engine),
-                    "GET /fleet?windows=300": call("/fleet", windows=POINTS),
+                    "GET /fleet?windows=300, counted at each request (max age 0)": call(
+                        "/fleet", counting_client, windows=POINTS),
+                    "GET /fleet?windows=300, figures kept (max age 5 s, now)": call(
+                        "/fleet", windows=POINTS),
                     "GET /devices?limit=100": call("/devices", limit=100),
                     "GET /alerts?state=open&limit=1": call("/alerts", state="open", limit=1),
                 }
@@ -134,22 +145,27 @@ def report(rows: dict[str, Callable[[], None]], args: argparse.Namespace) -> Non
     for run in rows.values():
         run()  # warm: caches, prepared statements
     times: dict[str, list[float]] = {name: [] for name in rows}
+    cpu: dict[str, list[float]] = {name: [] for name in rows}  # this process's, not the database's
     load_before = os.getloadavg()
     for _ in range(args.rounds):
         for name, run in rows.items():  # one turn each, so a busy neighbour slows them alike
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             run()
             times[name].append((time.perf_counter() - t) * 1000)
+            cpu[name].append((time.process_time() - c) * 1000)
     load_after = os.getloadavg()
     print(f"## Fleet page calls ({args.devices} devices, {args.windows} windows, "
           f"{args.rounds} rounds; {cpu_name()}, {os.cpu_count()} cores)")
     print(f"load average before / after: {load_before[0]:.1f} / {load_after[0]:.1f}\n")
-    print("| call | median ms | p95 ms |\n|---|---:|---:|")
+    print("| call | median ms | p95 ms | median CPU ms (bench process) |\n|---|---:|---:|---:|")
     for name, ts in times.items():
         p95 = float(np.percentile(ts, 95))
-        print(f"| {name} | {statistics.median(ts):.1f} | {p95:.1f} |")
+        print(f"| {name} | {statistics.median(ts):.1f} | {p95:.1f} | "
+              f"{statistics.median(cpu[name]):.1f} |")
     old, new = (statistics.median(times[k]) for k in list(rows)[:2])
     print(f"\nchart points, columns / JSON read (medians): {new / old:.2f}")
+    old, new = (statistics.median(times[k]) for k in list(rows)[2:4])
+    print(f"GET /fleet, figures kept / counted at each request (medians): {new / old:.2f}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
@@ -75,16 +76,19 @@ from control_plane.store.models import DriftBaseline, TelemetryRollup, Telemetry
 ROWS_PER_INSERT = 20_000
 
 
-def _report(url: str, how: str, part: str, minutes: int, devices: int) -> tuple[float, float]:
-    """(seconds, peak RSS MB) of one report in this (fresh) process: ``part`` "merge"
-    (``collect.collect``: reading and merging) or "analysis" (all of ``run_analysis``)."""
+def _report(url: str, how: str, part: str, minutes: int, devices: int
+            ) -> tuple[float, float, float]:
+    """(seconds, peak RSS MB, CPU seconds) of one report in this (fresh) process: ``part``
+    "merge" (``collect.collect``: reading and merging) or "analysis" (all of
+    ``run_analysis``). CPU seconds are this process's (not the database server's): on a
+    loaded machine the wall clock is mostly waiting for a core."""
     engine = create_db_engine(url)
     week = 7 * 24 * 60  # the longest range a report covers
     settings = DriftSettings(range_minutes=min(minutes, week), analysis_interval_s=0)
     now = START + timedelta(minutes=minutes + 1)
     if how == "raw":  # every window of the range, as the analysis read them before rollups
         collect_mod.plan = lambda _s, start, end: collect_mod._Plan([(start, end)], [])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with Session(engine, expire_on_commit=False) as s:
         if how == "straightforward":
             n = len(oracle.reports(s, settings, now=now)) - 1
@@ -94,43 +98,49 @@ def _report(url: str, how: str, part: str, minutes: int, devices: int) -> tuple[
                     .devices[RELEASE])
         else:
             n = run_analysis(s, settings, now=now).device_reports
-    took = time.perf_counter() - t0
+    took, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert n == devices, (how, n, devices)
     engine.dispose()
-    return took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, cpu
 
 
-def timed(url: str, how: str, part: str, minutes: int, devices: int) -> tuple[float, float]:
+def timed(url: str, how: str, part: str, minutes: int, devices: int
+          ) -> tuple[float, float, float]:
     with mp.get_context("spawn").Pool(1) as p:
         return p.apply(_report, (url, how, part, minutes, devices))
 
 
-def timed_by(tree: Path, url: str, part: str, minutes: int, devices: int) -> tuple[float, float]:
+def timed_by(tree: Path, url: str, part: str, minutes: int, devices: int
+             ) -> tuple[float, float, float]:
     """``timed`` of the rollups path by the code of another checkout (``--before``: its
-    own ``bench/fleet_report.py`` and ``control_plane``), on the same store."""
+    own ``bench/fleet_report.py`` and ``control_plane``), on the same store (CPU seconds
+    nan where its bench does not measure them)."""
     code = ("import json, sys; sys.path.insert(0, 'bench'); import numpy as np; "
             "np.seterr(all='ignore'); import fleet_report as f; "
             f"print(json.dumps(f.timed({url!r}, 'rollups', {part!r}, {minutes}, {devices})))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tree, capture_output=True,
                          text=True, check=True, env={**os.environ, "PYTHONPATH": str(tree)})
-    took, rss = json.loads(out.stdout.strip().splitlines()[-1])
-    return float(took), float(rss)
+    took, rss, *cpu = json.loads(out.stdout.strip().splitlines()[-1])
+    return float(took), float(rss), float(cpu[0]) if cpu else math.nan
 
 
 def before_after(name: str, label: str, url: str, args: argparse.Namespace, minutes: int,
                  devices: int) -> None:
     """The analysis by ``--before``'s code and by this one, alternately, ``--repeat``
-    times each on the same store; the ratio of the best of each."""
-    got: dict[str, list[float]] = {"before": [], "now": []}
+    times each on the same store; the ratio of the best of each (wall and CPU)."""
+    got: dict[str, list[tuple[float, float]]] = {"before": [], "now": []}
     for _ in range(args.repeat):
         for who in got:
-            took, rss = (timed_by(args.before, url, "analysis", minutes, devices)
-                         if who == "before" else
-                         timed(url, "rollups", "analysis", minutes, devices))
-            got[who].append(took)
-            print(f"| {name} | {label} | | analysis: {who} | {took:.2f} | {rss:.0f} |")
+            took, rss, cpu = (timed_by(args.before, url, "analysis", minutes, devices)
+                              if who == "before" else
+                              timed(url, "rollups", "analysis", minutes, devices))
+            got[who].append((took, cpu))
+            print(f"| {name} | {label} | | analysis: {who} | {took:.2f} | {cpu:.2f} | "
+                  f"{rss:.0f} | {os.getloadavg()[0]:.1f} |")
+    best = {who: [min(t[i] for t in got[who]) for i in (0, 1)] for who in got}
     print(f"| {name} | {label} | | analysis: before / now (best of {args.repeat}) | "
-          f"{min(got['before']) / min(got['now']):.1f}x | |")
+          f"{best['before'][0] / best['now'][0]:.1f}x | "
+          f"{best['before'][1] / best['now'][1]:.1f}x | | |")
 
 
 def _hour_vector() -> list[float]:
@@ -257,8 +267,8 @@ def main() -> None:
         urls = {"SQLite": lambda: f"sqlite:///{Path(tmp) / uuid.uuid4().hex}.db"}
         if not args.sqlite_only and postgres_db() is not None:
             urls["PostgreSQL"] = lambda: postgres_db() or ""
-        print("| store | case | windows | path | report s | peak RSS MB |\n"
-              "|---|---|---|---|---|---|")
+        print("| store | case | windows | path | report s | CPU s | peak RSS MB | load |\n"
+              "|---|---|---|---|---|---|---|---|")
         for name, new_url in urls.items():
             url = new_url()
             try:
@@ -287,13 +297,13 @@ def case_one(name: str, url: str, args: argparse.Namespace) -> None:
     if not args.no_straightforward:
         ways.append(("analysis", "straightforward"))
     for part, how in ways:
-        took, rss = timed(url, how, part, minutes, args.devices)
+        took, rss, cpu = timed(url, how, part, minutes, args.devices)
         got[(part, how)] = took
         print(f"| {name} | {label} (seeded in {seeded:.0f} s) | {n:,} | {part}: {how} | "
-              f"{took:.2f} | {rss:.0f} |")
+              f"{took:.2f} | {cpu:.2f} | {rss:.0f} | {os.getloadavg()[0]:.1f} |")
     for part in ("merge", "analysis"):
         ratio = got[(part, "raw")] / got[(part, "rollups")]
-        print(f"| {name} | {label} | | {part}: raw / rollups | {ratio:.1f}x | |")
+        print(f"| {name} | {label} | | {part}: raw / rollups | {ratio:.1f}x | | | |")
     if args.before:
         before_after(name, label, url, args, minutes, args.devices)
 
@@ -307,14 +317,14 @@ def case_two(name: str, url: str, args: argparse.Namespace) -> None:
              f"{time.perf_counter() - t0:.0f} s)")
     n = args.big_devices * args.big_days * 24 * 60
     for part in ("merge",) if args.big_merge_only else ("merge", "analysis"):
-        took, rss = timed(url, "rollups", part, minutes, args.big_devices)
+        took, rss, cpu = timed(url, "rollups", part, minutes, args.big_devices)
         print(f"| {name} | {label} | {n:,} (as rollups) | {part}: rollups | {took:.2f} "
-              f"| {rss:.0f} |")
+              f"| {cpu:.2f} | {rss:.0f} | {os.getloadavg()[0]:.1f} |")
     if args.before:
         before_after(name, label, url, args, minutes, args.big_devices)
     seconds, points = history(url, (START + timedelta(days=args.big_days)).isoformat())
     print(f"| {name} | one camera, 30 days ({points} daily points) | | "
-          f"GET /api/v1/drift/history | {seconds:.3f} | |")
+          f"GET /api/v1/drift/history | {seconds:.3f} | | | {os.getloadavg()[0]:.1f} |")
     if name == "PostgreSQL":
         drop_postgres_db(url)
 

@@ -48,11 +48,10 @@ import numpy as np  # noqa: E402
 import rollout_fleet  # noqa: E402 - the rollout's release and body
 import sqlalchemy as sa  # noqa: E402
 
-from control_plane.store.db import create_db_engine, session_scope, upgrade  # noqa: E402
-from control_plane.store.models import Device  # noqa: E402
+from control_plane.store.db import create_db_engine, upgrade  # noqa: E402
 from scripts.fleet_agents import Fleet, ManifestCache  # noqa: E402
 from scripts.fleet_shards import ShardedFleet  # noqa: E402
-from scripts.fleet_synth import SimConfig, device_ids, device_labels  # noqa: E402
+from scripts.fleet_synth import SimConfig, device_ids  # noqa: E402
 from scripts.loop import Loop, wait_until  # noqa: E402
 
 # One window per device per simulated minute.
@@ -130,23 +129,17 @@ def page_reader(api: httpx.Client, stop: threading.Event, pause: float,
     return times
 
 
-def start_processes(loop: Loop, db_url: str, workers: int, tick: float) -> None:
+def start_processes(loop: Loop, db_url: str, workers: int, tick: float,
+                    counts_max_age: float) -> None:
     """`serve --role api` (engine on) and ``workers`` ingest workers, all connected."""
     common = {"PARKWATCH_DATABASE_URL": db_url, "PARKWATCH_LOG_LEVEL": "WARNING"}
     api = loop.spawn("api", "serve", "--role", "api",
-                     PARKWATCH_ROLLOUT_TICK_SECONDS=str(tick), **common)
+                     PARKWATCH_ROLLOUT_TICK_SECONDS=str(tick),
+                     PARKWATCH_FLEET_COUNTS_MAX_AGE_SECONDS=str(counts_max_age), **common)
     wait_until(lambda: api.alive() and httpx.get(f"{loop.api_url}/healthz", timeout=5)
                .status_code == 200, 120, "the API")
     _fleet_rig.spawn_ingest_workers(loop, workers, "scale-ingest", 100, common)
     time.sleep(1.0)  # shared subscriptions in place before the first window
-
-
-def add_devices(engine: sa.Engine, config: SimConfig) -> None:
-    """The fleet's rows, written straight to the store: provisioning one by one over HTTP
-    is not what is measured (the broker here takes anonymous clients)."""
-    with session_scope(engine) as session:
-        for i, device_id in enumerate(device_ids(config.prefix, config.devices)):
-            session.add(Device(device_id=device_id, labels=device_labels(config, i)))
 
 
 @dataclass
@@ -218,8 +211,8 @@ def measure(args: argparse.Namespace, loop: Loop, db_url: str) -> dict[str, Any]
                        interval=args.seconds / args.minutes, windows=0, seed=1)
     engine = create_db_engine(db_url)
     upgrade(db_url)
-    add_devices(engine, dataclasses.replace(config, devices=args.devices))
-    start_processes(loop, db_url, args.workers, args.tick)
+    _fleet_rig.add_devices(engine, dataclasses.replace(config, devices=args.devices))
+    start_processes(loop, db_url, args.workers, args.tick, args.fleet_counts_max_age)
     token = (loop.cp_dir / "admin.token").read_text().strip()
     api = httpx.Client(base_url=loop.api_url, timeout=120,
                        headers={"Authorization": f"Bearer {token}"})
@@ -233,6 +226,7 @@ def measure(args: argparse.Namespace, loop: Loop, db_url: str) -> dict[str, Any]
         wait_until(lambda: api.get("/api/v1/devices", params={"online": "true", "limit": 1})
                    .json()["total"] >= n, 120 + n / 20, f"{n} devices online", interval=1)
         began = time.time()
+        api_cpu = _fleet_rig.process_cpu(loop.procs["api"].popen.pid)
         reader_stop = threading.Event()
         reader = _thread(lambda: page_reader(api, reader_stop, args.page_pause, args.pages))
         time.sleep(args.seconds / 3)
@@ -240,6 +234,7 @@ def measure(args: argparse.Namespace, loop: Loop, db_url: str) -> dict[str, Any]
         time.sleep(max(0.0, began + args.seconds - time.time()))
         reader_stop.set()
         pages: PageTimes = reader()
+        api_cpu = _fleet_rig.process_cpu(loop.procs["api"].popen.pid) - api_cpu
     finally:
         stop.set()
         runner.join(60)
@@ -249,7 +244,7 @@ def measure(args: argparse.Namespace, loop: Loop, db_url: str) -> dict[str, Any]
     api.close()
     engine.dispose()
     return {"devices": args.devices, "live": n, "rollout": rollout, "pages": pages,
-            "sent": sent, **figures}
+            "sent": sent, "api_cpu": api_cpu, **figures}
 
 
 def _thread(fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -294,6 +289,7 @@ def report(r: dict[str, Any], args: argparse.Namespace, commit: str) -> None:
     for name, values in sorted(pages.calls.items()):
         print(f"| {name} p50 / p95 (ms, {len(values)} calls) | {q(values, 0.5):,.0f} / "
               f"{q(values, 0.95):,.0f} | - |")
+    print(f"| API process CPU while the page was read (s) | {r['api_cpu']:.1f} | - |")
     if len(pages.pages) == 2 and all(pages.pages.values()):
         print(f"\nratio fleet page p95 new / old (same run): "
               f"{q(pages.pages['new'], 0.95) / q(pages.pages['old'], 0.95):.2f}")
@@ -338,6 +334,9 @@ def main() -> None:
                     "in the store, offline, for the fleet page to count and list")
     ap.add_argument("--workers", type=int, default=2, help="ingest workers")
     ap.add_argument("--tick", type=float, default=0.5, help="rollout engine tick, seconds")
+    ap.add_argument("--fleet-counts-max-age", type=float, default=5.0,
+                    help="the API's fleet_counts_max_age_seconds (0: GET /fleet counts the "
+                    "device table at every request, as before the figures were kept)")
     ap.add_argument("--page-pause", type=float, default=1.0,
                     help="seconds between two loads of the fleet page")
     ap.add_argument("--pages", nargs="+", choices=sorted(FLEET_PAGES), default=["new"],

@@ -2,10 +2,12 @@
 
 A real `parkwatch serve` (SQLite; the rollout engine ticks every ``--tick`` s) and a private
 Mosquitto; N simulated agents (``scripts/fleet_agents.py``: one real MQTT connection
-each, all driven by one selector thread) that act on their desired state like a
-healthy agent. One wave of every device, no rate limit, acknowledgement-only gates,
-so the figure is the plumbing: engine tick -> N retained desired states -> N reported
-states -> ingest -> completion seen by the API.
+each, driven by one selector thread per ``--processes`` simulator process, default one
+per 4,000 devices; ``scripts/fleet_shards.py``) that act on their desired state like a
+healthy agent. The devices' rows are written straight to the store (provisioning over
+HTTP, one device at a time, took longer than the rollout). One wave of every device, no
+rate limit, acknowledgement-only gates, so the figure is the plumbing: engine tick -> N
+retained desired states -> N reported states -> ingest -> completion seen by the API.
 
     python bench/rollout_fleet.py [--sizes 1000 5000 10000] [--tick 0.5]
     python bench/rollout_fleet.py --postgres --ingest-workers 2   # the production topology
@@ -40,12 +42,14 @@ sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 import _fleet_rig  # noqa: E402 - bench/ helpers: PostgreSQL database, ingest workers
 import httpx  # noqa: E402
 
+from control_plane.store.db import create_db_engine  # noqa: E402
 from control_plane.testing import registration  # noqa: E402
 from scripts.fleet_agents import Fleet, ManifestCache  # noqa: E402
-from scripts.fleet_sim import provision  # noqa: E402
+from scripts.fleet_shards import ShardedFleet  # noqa: E402
 from scripts.fleet_synth import SimConfig  # noqa: E402
 from scripts.loop import Loop, free_port, wait_until  # noqa: E402
 
+DEVICES_PER_PROCESS = 4000  # simulated devices one selector thread serves here
 WORKER_BATCH = 100  # ingest workers' batch, and the broker's in-flight limit with them
 
 
@@ -71,10 +75,18 @@ def release(api: httpx.Client) -> str:
     return str(api.post("/api/v1/releases", json={"model_name": "petnet"}).json()["release_id"])
 
 
-def measure(api: httpx.Client, mqtt_url: str, n: int) -> dict[str, float]:
+def measure(api: httpx.Client, mqtt_url: str, db_url: str, n: int,
+            processes: int) -> dict[str, float]:
     config = SimConfig(devices=n, prefix=f"b{n}", interval=3600.0, windows=0)
-    provision(api, config)
-    fleet = Fleet(config, mqtt_url, ManifestCache(api))
+    engine = create_db_engine(db_url)
+    try:
+        _fleet_rig.add_devices(engine, config)
+    finally:
+        engine.dispose()
+    token = api.headers["Authorization"].removeprefix("Bearer ")
+    fleet: Fleet | ShardedFleet = (
+        Fleet(config, mqtt_url, ManifestCache(api)) if processes == 1
+        else ShardedFleet(config, mqtt_url, processes, str(api.base_url).rstrip("/"), token))
     stop = threading.Event()
     runner = threading.Thread(target=fleet.run, args=(stop,), daemon=True)
     runner.start()
@@ -144,6 +156,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 10000])
     parser.add_argument("--tick", type=float, default=0.5, help="engine tick, seconds")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="simulator processes (0: one per 4,000 devices; one thread lost "
+                        "keepalives past about 8,000 clients on this loaded machine)")
     parser.add_argument("--postgres", action="store_true",
                         help="a fresh PostgreSQL database instead of SQLite")
     parser.add_argument("--ingest-workers", type=int, default=0,
@@ -159,7 +174,7 @@ def main() -> None:
             broker, mqtt_url = start_mosquitto(
                 tmp, WORKER_BATCH if args.ingest_workers else 20)
             loop = Loop(tmp / "loop", mqtt_url=mqtt_url)
-            if db_url is None and args.ingest_workers:  # the workers share the API's file
+            if db_url is None:  # the bench and any workers share the API's file
                 db_url = f"sqlite:///{(loop.cp_dir / 'parkwatch.db').resolve()}"
             try:
                 start_control_plane(loop, args, db_url)
@@ -168,7 +183,8 @@ def main() -> None:
                                   headers={"Authorization": f"Bearer {token}"}) as api:
                     rows = []
                     for n in args.sizes:  # each row as soon as it is measured
-                        rows.append(measure(api, mqtt_url, n))
+                        processes = args.processes or -(-n // DEVICES_PER_PROCESS)
+                        rows.append(measure(api, mqtt_url, db_url, n, processes))
                         print(_row(rows[-1]), flush=True)
             finally:
                 loop.stop_all()

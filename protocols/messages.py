@@ -217,6 +217,9 @@ HEATMAP_COLS, HEATMAP_ROWS = 16, 12
 # Where the picture's edges lie: per cell of a coarse grid (row-major), each frame's share
 # of its edge pixels in hundredths, summed over the window's frames.
 EDGE_COLS, EDGE_ROWS = 4, 3
+# Where the background model's edges lie at the window's end: edge pixels per cell of a
+# finer grid (row-major). Animals passing are not in the background; the view is.
+BACKGROUND_COLS, BACKGROUND_ROWS = 8, 6
 
 # A box in a frame: x, y, width, height as fractions of the frame's width and height.
 Box = tuple[
@@ -267,6 +270,9 @@ class CameraWindow(BaseModel):
     animal_heatmap: list[NonNegativeInt] = added([], max_length=HEATMAP_COLS * HEATMAP_ROWS)
     # The scene's layout (EDGE_COLS x EDGE_ROWS): a camera turned or zoomed moves it.
     edge_layout: list[NonNegativeInt] = added([], max_length=EDGE_COLS * EDGE_ROWS)
+    # The background's outlines (BACKGROUND_COLS x BACKGROUND_ROWS) when the window closed.
+    background_edges: list[NonNegativeInt] = added(
+        [], max_length=BACKGROUND_COLS * BACKGROUND_ROWS)
 
 
 class TelemetryWindow(WireModel):

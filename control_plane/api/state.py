@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from protocols import DesiredState
 
@@ -20,7 +21,7 @@ from ..config import ControlPlaneSettings
 from ..errors import ConfigError
 from ..lifecycle import Services
 from ..rollouts.service import DesiredStatePublisher
-from ..services import auth
+from ..services import auth, fleet_summary
 from ..services.devices import AgentEndpoints
 from ..store import db
 from ..store.artifacts import ArtifactStore
@@ -28,6 +29,7 @@ from ..store.gauges import StoreGauges
 from ..store.keys import Keyring
 from ..store.leases import lease_for
 from ..store.open_artifacts import open_artifact_store
+from .fleet_counts import FleetCountsCache
 from .ratelimit import AuthFailureLimiter, TokenBuckets
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ class AppState:
     gauges: StoreGauges
     auth_limiter: AuthFailureLimiter
     sample_buckets: TokenBuckets
+    fleet_counts: FleetCountsCache
     publisher: DesiredStatePublisher = field(default_factory=UnpublishedDesired)
     services: Services = field(default_factory=Services)
     mqtt: MqttAdapter | None = None  # when MQTT is enabled
@@ -105,6 +108,8 @@ def open_state(settings: ControlPlaneSettings, enable_mqtt: bool, migrate: bool)
         sample_buckets=TokenBuckets(
             settings.sample_uploads_per_hour, max(5, settings.sample_uploads_per_hour // 10)
         ),
+        fleet_counts=FleetCountsCache(lambda: _count_fleet(engine),
+                                      settings.fleet_counts_max_age_seconds),
     )
     try:
         _start_services(state, enable_mqtt)
@@ -112,6 +117,11 @@ def open_state(settings: ControlPlaneSettings, enable_mqtt: bool, migrate: bool)
         close_state(state)
         raise
     return state
+
+
+def _count_fleet(engine: Engine) -> fleet_summary.FleetCounts:
+    with Session(engine) as session:
+        return fleet_summary.fleet_counts(session)
 
 
 def _start_services(state: AppState, enable_mqtt: bool) -> None:

@@ -230,6 +230,14 @@ class ControlPlaneSettings(TomlSettings, ArtifactStoreKeys):
         description="How often the rollout engine advances rollouts in progress (deadlines, "
         "waves, gates), in seconds; 0: no engine in this process (roles all and api run it).",
     )
+    fleet_counts_max_age_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="How long the dashboard's fleet figures (devices, online, cameras, "
+        "releases: one pass over the device table) are reused before they are counted again, "
+        "in seconds; the page shows their age, at most twice this. 0: count at every request.",
+    )
     clock_skew_alert_seconds: float = Field(
         120.0,
         ge=0,

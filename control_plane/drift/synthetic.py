@@ -15,6 +15,8 @@ import numpy as np
 from protocols import INPUT_STAT_NAMES, Histogram, ReferenceProfile
 from protocols.features import bin_counts
 from protocols.messages import (
+    BACKGROUND_COLS,
+    BACKGROUND_ROWS,
     HEATMAP_COLS,
     HEATMAP_ROWS,
     REGION_WIDTH_EDGES,
@@ -131,6 +133,11 @@ def regions(rng: np.random.Generator, frames: int, zoom: float = 1.0) -> dict[st
     layout = np.array([2, 3, 3, 2, 8, 14, 14, 7, 10, 17, 12, 8], float)
     if zoom != 1.0:
         layout = np.array([1, 2, 3, 4, 4, 9, 16, 14, 5, 12, 15, 15], float)
+    # The background's outlines: a fixed view (a path, a fence) seen through the zoom.
+    ys, xs = np.mgrid[0:BACKGROUND_ROWS, 0:BACKGROUND_COLS] + 0.5
+    ys = 0.6 * BACKGROUND_ROWS + (ys - 0.6 * BACKGROUND_ROWS) / zoom
+    xs = 0.35 * BACKGROUND_COLS + (xs - 0.35 * BACKGROUND_COLS) / zoom
+    view = 5.0 + 40.0 * np.exp(-((ys - 0.5 * xs - 1.0) ** 2)) + 20.0 * (np.abs(xs - 5.0) < 0.6)
     return {"mode": "regions", "regions_classified": int(per_frame.sum()),
             "regions_per_frame": np.bincount(np.minimum(per_frame, REGIONS_PER_FRAME_BINS - 1),
                                              minlength=REGIONS_PER_FRAME_BINS).tolist(),
@@ -138,7 +145,8 @@ def regions(rng: np.random.Generator, frames: int, zoom: float = 1.0) -> dict[st
                                              minlength=len(inner) + 1).tolist(),
             "animals": {"cat": int(rng.integers(1, 4)), "dog": int(rng.integers(1, 4))},
             "animal_heatmap": heat.tolist(),
-            "edge_layout": rng.multinomial(100 * frames, layout / layout.sum()).tolist()}
+            "edge_layout": rng.multinomial(100 * frames, layout / layout.sum()).tolist(),
+            "background_edges": rng.poisson(view.ravel()).tolist()}
 
 
 __all__ = ["LABELS", "draw", "profile", "regions", "window"]

@@ -3,8 +3,9 @@
 At start, the API roles write ``<data_dir>/serve.json``: the broker and the store they
 use. ``parkwatch worker`` shares that data folder (signing keys, artifacts), reads the
 record, and refuses to publish desired states to another broker or to write another
-store than the one serve uses, so a worker started with other settings says so at once
-instead of silently talking to a broker no agent listens on.
+store (or read another artifact store) than the one serve uses, so a worker started with
+other settings says so at once instead of silently talking to a broker no agent listens
+on.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ def _broker(url: str) -> tuple[str, int, bool]:
     return parsed.host, parsed.port, parsed.tls
 
 
+def describe_artifacts(settings: ControlPlaneSettings) -> str:
+    """The artifact store, as the record and messages name it (no credentials)."""
+    if settings.artifact_store == "s3":
+        return (f"s3://{settings.s3_bucket}/{settings.s3_prefix} at "
+                f"{settings.s3_endpoint_url or 'AWS S3'}")
+    return f"folder {settings.resolved_artifact_dir.resolve()}"
+
+
 def write_record(settings: ControlPlaneSettings) -> Path:
     """Record the broker and store this serve process uses (no passwords)."""
     path = record_path(settings)
@@ -44,6 +53,7 @@ def write_record(settings: ControlPlaneSettings) -> Path:
     record = {
         "broker": redact_url(settings.broker_url),
         "store": describe_store(settings.resolved_database_url),
+        "artifacts": describe_artifacts(settings),
         "role": settings.role,
         "pid": os.getpid(),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -85,7 +95,12 @@ def check_beside_serve(settings: ControlPlaneSettings) -> None:
     if record.get("store") != store:
         raise ConfigError(f"the worker would use store {store}, but {seen} uses "
                           f"{record.get('store')}: {SETTINGS_FIX}")
-    log.info("worker beside serve: broker %s, store %s", broker, store)
+    artifacts = describe_artifacts(settings)
+    if record.get("artifacts", artifacts) != artifacts:  # a record from before has none
+        raise ConfigError(f"the worker would use artifacts in {artifacts}, but {seen} uses "
+                          f"{record.get('artifacts')}: {SETTINGS_FIX}")
+    log.info("worker beside serve: broker %s, store %s, artifacts in %s", broker, store,
+             artifacts)
 
 
 __all__ = ["RECORD_FILE", "check_beside_serve", "read_record", "write_record"]

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from ..config.rollout_policy import RolloutPolicy
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
 from ..services import audit, releases
-from ..store.models import Device, Rollout, RolloutDevice, RolloutWave, utc_now
+from ..store.models import Rollout, RolloutDevice, RolloutWave, utc_now
 from . import desired
 from .engine import lock_rollout, revert_many, rows_of, tick, waves_of
 from .release import move_rows
@@ -39,7 +39,7 @@ from .waves import Candidate, assign_waves
 def create(
     session: Session,
     release_id: str,
-    devices: Sequence[Device],
+    devices: Sequence[Candidate],
     mode: str,
     policy: RolloutPolicy,
     *,
@@ -56,8 +56,7 @@ def create(
     ids = [d.device_id for d in devices]
     # Before _take_over reads who holds them: another start commits first, or waits.
     desired.begin_write(session)
-    candidates = [Candidate(d.device_id, d.online, d.labels or {}) for d in devices]
-    waves = assign_waves(candidates, policy.waves, policy.spread_label)
+    waves = assign_waves(devices, policy.waves, policy.spread_label)
     now = utc_now()
     rollout = Rollout(rollout_id=f"ro-{secrets.token_hex(6)}", release_id=release_id,
                       mode=mode, state=ROLLOUT.initial, created_by=who,

@@ -126,3 +126,8 @@ class FleetSummary(BaseModel):
     shadows: list[ReleaseCount] = Field(description="Releases in shadow mode.")
     windows: list[WindowPoint] = Field(description="The newest windows received, newest "
                                        "first (at most `windows` of the query).")
+    counted_at: datetime = Field(
+        description="When the device figures above were counted: they are kept for "
+        "fleet_counts_max_age_seconds, so a page load does not scan the device table.")
+    counts_age_s: float = Field(description="How old those figures were when this answer "
+                                "was made, in seconds (the windows are read each time).")

@@ -5,11 +5,15 @@ devices (bench/fleet_scale.py); here the figures come from one aggregate query o
 columns that ingest writes beside each reported state (``reported_columns``), and the
 charts read the two numbers they draw from columns ingest writes beside each window
 (``chart_figures``): reading them out of the windows' JSON was most of the call.
+The API keeps the device figures for a few seconds (``api/fleet_counts.py``); the
+windows are read at each request.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,13 +61,27 @@ def newest_points(session: Session, limit: int) -> list[WindowPoint]:
             for d, end, fps, p95 in rows]
 
 
-def fleet_summary(session: Session, *, windows: int) -> FleetSummary:
+@dataclass(frozen=True)
+class FleetCounts:
+    """The device figures of the fleet page, as counted at ``counted_at``."""
+
+    devices: int
+    online: int
+    cameras_up: int
+    cameras_not_up: int
+    releases: tuple[ReleaseCount, ...]
+    shadows: tuple[ReleaseCount, ...]
+    counted_at: datetime
+
+
+def fleet_counts(session: Session) -> FleetCounts:
+    """Count the fleet now: one pass over the device table."""
     d = Device
     keys = (col(d.active_release_id), col(d.active_stage), col(d.shadow_release_id),
             col(d.shadow_stage), col(d.desired_release_id))
-    # One pass over the device table: a row per combination of releases and stages (a
-    # handful however large the fleet), added up here; five aggregate queries scanned it
-    # five times.
+    counted_at = datetime.now(UTC)
+    # A row per combination of releases and stages (a handful however large the fleet),
+    # added up here; five aggregate queries scanned the table five times.
     groups = session.execute(
         sa.select(*keys, func.count(), func.sum(sa.case((col(d.online).is_(True), 1), else_=0)),
                   func.sum(d.cameras_up), func.sum(d.cameras_not_up)).group_by(*keys)
@@ -87,7 +105,20 @@ def fleet_summary(session: Session, *, windows: int) -> FleetSummary:
     for r in running.values():
         r.desired_by = desired[r.release_id]
     order = lambda r: (-r.devices, r.release_id)  # noqa: E731 - most devices first
-    return FleetSummary(devices=total, online=online, cameras_up=up, cameras_not_up=not_up,
-                        releases=sorted(running.values(), key=order),
-                        shadows=sorted(shadowing.values(), key=order),
-                        windows=newest_points(session, windows))
+    return FleetCounts(devices=total, online=online, cameras_up=up, cameras_not_up=not_up,
+                       releases=tuple(sorted(running.values(), key=order)),
+                       shadows=tuple(sorted(shadowing.values(), key=order)),
+                       counted_at=counted_at)
+
+
+def fleet_summary(session: Session, *, windows: int,
+                  counts: FleetCounts | None = None) -> FleetSummary:
+    """The fleet page: ``counts`` (counted now when None) and the newest ``windows``."""
+    counts = fleet_counts(session) if counts is None else counts
+    age = max(0.0, (datetime.now(UTC) - counts.counted_at).total_seconds())
+    return FleetSummary(devices=counts.devices, online=counts.online,
+                        cameras_up=counts.cameras_up, cameras_not_up=counts.cameras_not_up,
+                        releases=[r.model_copy() for r in counts.releases],
+                        shadows=[r.model_copy() for r in counts.shadows],
+                        windows=newest_points(session, windows),
+                        counted_at=counts.counted_at, counts_age_s=round(age, 3))

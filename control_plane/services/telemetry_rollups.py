@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
@@ -70,23 +71,37 @@ def bucket(received_at: datetime, grain: timedelta) -> datetime:
 
 @dataclass
 class _Row:
-    summary: Summary | None  # None: a release with no profile (only windows are counted)
+    """One rollup row of a batch, its counts a plain list: most rows of a batch hold one
+    window, for which a numpy array (build, sum, convert back) cost more than the rest of
+    the row. A window's counts are ints on the wire and stay ints here: they dump to JSON,
+    and parse on the server, for less than floats."""
+
+    counts: list[float] | None  # None: a release with no profile (only windows are counted)
     first_start: datetime
     last_end: datetime
     windows: int = 0
+    mismatched: int = 0
+    added: bool = False  # counts hold a window's rows (until then: the zeros)
 
     def span(self, start: datetime, end: datetime) -> None:
         self.first_start, self.last_end = min(self.first_start, start), max(self.last_end, end)
 
+    def add(self, rows: Sequence[list[float]]) -> None:
+        """One window given as its cameras' flat rows. A row list is shared with the other
+        rows it goes into, so it is never changed in place."""
+        assert self.counts is not None
+        for flat in rows:
+            self.counts = (flat if not self.added
+                           else [a + b for a, b in zip(self.counts, flat, strict=True)])
+            self.added = True
+        self.windows += 1
+
     def values(self, key: Key) -> dict[str, Any]:
-        s = self.summary
         return {
             "grain": key[0], "bucket": key[1], "device_id": key[2], "release_id": key[3],
-            "camera_id": key[4], "condition": key[5],
-            "windows": self.windows if s is None else s.windows,
-            "mismatched": 0 if s is None else s.mismatched,
-            "first_start": self.first_start, "last_end": self.last_end,
-            "counts": [] if s is None else s.flush().tolist(), "folded": False,
+            "camera_id": key[4], "condition": key[5], "windows": self.windows,
+            "mismatched": self.mismatched, "first_start": self.first_start,
+            "last_end": self.last_end, "counts": self.counts or [], "folded": False,
         }
 
 
@@ -94,20 +109,22 @@ class _Row:
 class _Batch:
     profiles: dict[str, ReferenceProfile | None]
     rows: dict[Key, _Row] = field(default_factory=dict)
-    _empty: dict[str, Summary | None] = field(default_factory=dict)  # one per release
+    _bins: dict[str, Summary | None] = field(default_factory=dict)  # one per release
 
-    def summary(self, release_id: str) -> Summary | None:
-        """An empty summary on the release's bins (None: no profile)."""
-        if release_id not in self._empty:
+    def bins(self, release_id: str) -> Summary | None:
+        """An empty summary on the release's bins, which judges a window's cameras (None:
+        no profile)."""
+        if release_id not in self._bins:
             profile = self.profiles.get(release_id)
-            self._empty[release_id] = None if profile is None else Summary.empty(profile)
-        empty = self._empty[release_id]
-        return None if empty is None else empty.empty_like()
+            self._bins[release_id] = None if profile is None else Summary.empty(profile)
+        return self._bins[release_id]
 
     def row(self, key: Key, start: datetime, end: datetime) -> _Row:
         row = self.rows.get(key)
         if row is None:
-            row = self.rows[key] = _Row(self.summary(key[3]), start, end)
+            bins = self.bins(key[3])
+            row = self.rows[key] = _Row(None if bins is None else [0] * bins.flat.size,
+                                        start, end)
         row.span(start, end)
         return row
 
@@ -117,21 +134,20 @@ class _Batch:
         start, end, payload = w["window_start"], w["window_end"], w["payload"]
         device = self.row(("hour", b, w["device_id"], w["release_id"], DEVICE, DEVICE),
                           start, end)
-        if device.summary is None:
+        bins = self.bins(w["release_id"])
+        if bins is None:
             device.windows += 1
             return
-        rows = device.summary.camera_rows(payload)
+        rows = bins.camera_rows(payload)
         if rows is None:
-            device.summary.mismatched += 1
+            device.mismatched += 1
             return
         # each camera's row is built once and added into the device's row and its own
-        device.summary.add_rows([row for _, row in rows])
+        device.add([flat for _, flat in rows])
         for camera, flat in rows:
             cam, condition = camera_key(camera)
-            row = self.row(("hour", b, w["device_id"], w["release_id"], cam, condition),
-                           start, end)
-            assert row.summary is not None
-            row.summary.add_rows([flat])
+            self.row(("hour", b, w["device_id"], w["release_id"], cam, condition),
+                     start, end).add([flat])
 
 
 @lru_cache(maxsize=64)
@@ -141,13 +157,34 @@ def _profile(spec_text: str) -> ReferenceProfile | None:
     return None if found is None else ReferenceProfile.model_validate(found)
 
 
+# Profiles found, per engine (its database): a release's profile never changes (it is in
+# the release's signed manifest), so ingest reads it once per process, not once a batch.
+_FOUND: WeakKeyDictionary[sa.Engine, dict[str, ReferenceProfile]] = WeakKeyDictionary()
+_FOUND_MAX = 256  # releases per database held at once (then the cache starts again)
+
+
 def profiles(session: Session, release_ids: Iterable[str]) -> dict[str, ReferenceProfile | None]:
     """Each release's reference profile (None: unknown release, or no profile); parsed
-    once per distinct model version spec (a release's profile never changes)."""
+    once per distinct model version spec, and read once per process for a release that
+    has one (an unknown release is asked for again: it may be registered meanwhile)."""
     wanted = sorted(set(release_ids))
-    out: dict[str, ReferenceProfile | None] = dict.fromkeys(wanted)
-    if not wanted:
+    found = _FOUND.setdefault(session.get_bind().engine, {})
+    out: dict[str, ReferenceProfile | None] = {r: found.get(r) for r in wanted}
+    missing = [r for r in wanted if out[r] is None]
+    if not missing:
         return out
+    rows = session.execute(
+        sa.select(col(Release.release_id), sa.cast(col(ModelVersion.spec), sa.Text))
+        .join(ModelVersion, col(Release.model_version_id) == col(ModelVersion.id))
+        .where(col(Release.release_id).in_(missing))
+    )
+    if len(found) > _FOUND_MAX:
+        found.clear()
+    for release_id, text in rows:
+        profile = out[release_id] = _profile(text)
+        if profile is not None:
+            found[release_id] = profile
+    return out
     rows = session.execute(
         sa.select(col(Release.release_id), sa.cast(col(ModelVersion.spec), sa.Text))
         .join(ModelVersion, col(Release.model_version_id) == col(ModelVersion.id))
@@ -183,8 +220,10 @@ _KEY_SQL = ", ".join(_KEY)
 _COLUMNS_SQL = ", ".join(_KEY + _VALUES)
 # The batch's rows go as one JSON text parameter, typed by the table's own row type, in
 # key order, so two workers adding into the same rows lock them in the same order.
-# unnest reads arrays out in storage order, so the element-wise sum needs no ORDER BY (the
-# sort made the sum cost twice as much), and two empty counts (no profile) add up to empty.
+# The element-wise sum: two set-returning functions in one select list step in lock-step,
+# in storage order (no ORDER BY: the sort made the sum cost twice as much), without the
+# materialisation ``FROM unnest(a, b)`` costs; two empty counts (no profile) add up to
+# empty.
 _UPSERT = f"""
 INSERT INTO telemetry_rollup ({_COLUMNS_SQL})
 SELECT {_COLUMNS_SQL}
@@ -195,8 +234,7 @@ ON CONFLICT ({_KEY_SQL}) DO UPDATE SET
     mismatched = telemetry_rollup.mismatched + excluded.mismatched,
     first_start = least(telemetry_rollup.first_start, excluded.first_start),
     last_end = greatest(telemetry_rollup.last_end, excluded.last_end),
-    counts = ARRAY(SELECT u.a + u.b
-                   FROM unnest(telemetry_rollup.counts, excluded.counts) AS u(a, b)),
+    counts = ARRAY(SELECT unnest(telemetry_rollup.counts) + unnest(excluded.counts)),
     folded = false
 """
 
@@ -205,8 +243,9 @@ def _upsert_postgres(session: Session, values: list[dict[str, Any]]) -> None:
     # One statement for the batch, whatever its size: as an executemany of one row each
     # (a pipeline of hundreds of statements), the statements cost the server and psycopg
     # more than the rows. The standard library's C encoder dumps the batch.
-    rows = json.dumps([{k: x.isoformat() if isinstance(x, datetime) else x
-                        for k, x in v.items()} for v in values])
+    rows = json.dumps([{**v, "bucket": v["bucket"].isoformat(),
+                         "first_start": v["first_start"].isoformat(),
+                         "last_end": v["last_end"].isoformat()} for v in values])
     session.connection().exec_driver_sql(_UPSERT, {"rows": rows})
 
 

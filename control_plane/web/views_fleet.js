@@ -147,6 +147,9 @@ export async function fleetView(main) {
     stat("cameras not up", fleet.cameras_not_up, fleet.cameras_not_up ? "warn" : ""),
     stat("open alerts", alerts === null ? "-" : alerts, alerts ? "bad" : ""),
   ));
+  // The device figures are counted at most every few seconds, not at each load: say how old.
+  main.append(h("p", { class: "muted" },
+    `Device figures counted ${Math.round(fleet.counts_age_s)} s ago.`));
   const charts = h("div", { class: "charts" });
   main.append(section(`Fleet telemetry (newest ${fleet.windows.length} windows)`, charts));
   lineChart(charts, {

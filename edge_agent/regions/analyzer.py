@@ -170,7 +170,7 @@ class RegionAnalyzer:
 
     def close_window(self) -> dict[str, object]:
         """This window's region fields; the counts start again."""
-        fields = self.window.fields()
+        fields = self.window.fields() | {"background_edges": self.motion.background_edges()}
         self.window.reset()
         return fields
 

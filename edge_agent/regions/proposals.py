@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from protocols.messages import EDGE_COLS, EDGE_ROWS
+from protocols.messages import BACKGROUND_COLS, BACKGROUND_ROWS, EDGE_COLS, EDGE_ROWS
 
 from ..camera_config import CameraConfig
 from .boxes import Box, area, merge_near
@@ -74,6 +74,8 @@ class MotionRegions:
         self._grey: U8 = np.empty((0, 0), np.uint8)
         self._lines: U8 = np.empty((0, 0), np.uint8)
         self._subtractor: cv2.BackgroundSubtractor | None = None
+        self._sum = np.empty((0, 0), np.float32)  # the grey frames since background_edges
+        self._summed = 0
         self.moving_fraction = 0.0
 
     def _allocate(self, height: int, width: int) -> None:
@@ -86,6 +88,8 @@ class MotionRegions:
         self._grey = np.empty((h, w), np.uint8)
         self._edges = np.empty((h, w), np.uint8)
         self._lines = np.empty((h, w), np.uint8)
+        self._sum = np.zeros((h, w), np.float32)
+        self._summed = 0
         # Halvings while the rest stays a whole factor: OpenCV's area resize averages
         # exact blocks only at whole factors (by 1.5 it is off by up to 12 levels).
         self._halves = []
@@ -118,6 +122,9 @@ class MotionRegions:
             bgr = half
         cv2.resize(bgr, mask.shape[::-1], dst=small, interpolation=cv2.INTER_AREA)
         self._subtractor.apply(small, mask)
+        cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._grey)
+        cv2.accumulate(self._grey, self._sum)
+        self._summed += 1
         cv2.threshold(mask, 200, 255, cv2.THRESH_BINARY, dst=mask)  # shadows (127) out
         cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel, dst=mask, iterations=self._opens)
         self.moving_fraction = cv2.countNonZero(mask) / mask.size
@@ -175,15 +182,31 @@ class MotionRegions:
             return [0] * (EDGE_COLS * EDGE_ROWS)
         cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._grey)
         cv2.Canny(self._grey, _EDGE_LOW, _EDGE_HIGH, edges=self._edges)
-        edges, (h, w) = self._edges, self._edges.shape
-        ys = [r * h // EDGE_ROWS for r in range(EDGE_ROWS + 1)]
-        xs = [c * w // EDGE_COLS for c in range(EDGE_COLS + 1)]
-        cells = [cv2.countNonZero(edges[ys[r]:ys[r + 1], xs[c]:xs[c + 1]])
-                 for r in range(EDGE_ROWS) for c in range(EDGE_COLS)]
+        cells = _cell_counts(self._edges, EDGE_COLS, EDGE_ROWS)
         total = sum(cells)
         if total <= 0:
             return [0] * (EDGE_COLS * EDGE_ROWS)
         return [round(100 * c / total) for c in cells]
+
+    def background_edges(self) -> list[int]:
+        """Where the edges of the mean of the frames since the last call lie: edge pixels
+        per cell of the ``BACKGROUND_COLS`` x ``BACKGROUND_ROWS`` grid (all 0 with no frame
+        in between); the mean starts again. Called once a window.
+
+        The frame's own edges (``edge_layout``) include the animals passing, which move
+        them from minute to minute about as much as a turned camera does. In a minute's
+        mean an animal walking by is a faint smear and the scene's outlines stay sharp, so
+        a moved or zoomed view changes these cells and a busy minute does not. The mean,
+        not the background model's image: that one blends the old view into the new for
+        over a minute after a move (MOG2 learns at 1 / history a frame)."""
+        cells = BACKGROUND_COLS * BACKGROUND_ROWS
+        if self._summed == 0:
+            return [0] * cells
+        cv2.convertScaleAbs(self._sum, self._grey, 1.0 / self._summed)
+        self._sum.fill(0.0)
+        self._summed = 0
+        cv2.Canny(self._grey, _EDGE_LOW, _EDGE_HIGH, edges=self._edges)
+        return _cell_counts(self._edges, BACKGROUND_COLS, BACKGROUND_ROWS)
 
     def streaks(self) -> float:
         """The last frame's rain streak energy: the mean, in grey levels, of its thin
@@ -194,3 +217,12 @@ class MotionRegions:
         cv2.morphologyEx(self._grey, cv2.MORPH_TOPHAT, self._thin, dst=self._lines)
         cv2.morphologyEx(self._lines, cv2.MORPH_OPEN, self._tall, dst=self._lines)
         return float(cv2.mean(self._lines)[0])
+
+
+def _cell_counts(mask: U8, cols: int, rows: int) -> list[int]:
+    """Non-zero pixels per cell of a ``cols`` x ``rows`` grid over ``mask``, row-major."""
+    h, w = mask.shape
+    ys = [r * h // rows for r in range(rows + 1)]
+    xs = [c * w // cols for c in range(cols + 1)]
+    return [cv2.countNonZero(mask[ys[r]:ys[r + 1], xs[c]:xs[c + 1]])
+            for r in range(rows) for c in range(cols)]

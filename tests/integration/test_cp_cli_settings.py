@@ -98,6 +98,17 @@ def test_worker_refuses_a_store_other_than_serves(tmp_path: Path) -> None:
     assert code == 1 and "no parkwatch store at" in text and not other.exists()
 
 
+def test_worker_refuses_an_artifact_store_other_than_serves(tmp_path: Path) -> None:
+    config = _site(tmp_path, f"mqtt://127.0.0.1:{free_port()}")
+    other = tmp_path / "elsewhere"
+    code, text = cli(["worker", "--once", "--config", str(config)],
+                     {"PARKWATCH_ARTIFACT_DIR": str(other)})
+    line = text.strip().splitlines()[-1]
+    assert code == 1 and line.startswith(f"error: the worker would use artifacts in folder "
+                                         f"{other.resolve()}, but `parkwatch serve`"), text
+    assert str((tmp_path / "data" / "artifacts").resolve()) in line
+
+
 def test_worker_with_serves_settings_passes_the_check(tmp_path: Path) -> None:
     config = _site(tmp_path, "mqtt://svc:secret@127.0.0.1:1999")
     record = json.loads((tmp_path / "data" / "serve.json").read_text())

@@ -19,6 +19,9 @@ from fastapi.testclient import TestClient
 
 from control_plane.api import create_app
 from control_plane.config import ControlPlaneSettings
+from control_plane.config.drift import DriftSettings
+from control_plane.drift import baseline as bl
+from control_plane.drift import stats
 from control_plane.services.devices import apply_reported
 from control_plane.services.telemetry import ingest_window
 from control_plane.store.db import create_db_engine, session_scope
@@ -97,6 +100,13 @@ def zoomed(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     return agent_windows(tmp_path_factory.mktemp("clip"), BASELINE + 4, zoomed_from=BASELINE)
 
 
+@pytest.fixture(scope="module")
+def unchanged(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """The same camera's windows with no zoom at all."""
+    return agent_windows(tmp_path_factory.mktemp("still"), BASELINE + 4,
+                         zoomed_from=BASELINE + 4)
+
+
 @pytest.fixture
 def control_plane(tmp_path: Path, database_url: str) -> Iterator[dict[str, Any]]:
     drift = {"analysis_interval_s": 0, "range_minutes": 600, "alert_windows": 4,
@@ -108,24 +118,28 @@ def control_plane(tmp_path: Path, database_url: str) -> Iterator[dict[str, Any]]
         h = {"Authorization": f"Bearer {settings.admin_token_path.read_text().strip()}"}
         engine = create_db_engine(settings.resolved_database_url)
         profile = colour_manifest(build_colour_model()).reference_profile
-        r = client.post(f"{API}/devices", json={"device_id": "cam-z", "labels": {}}, headers=h)
-        assert r.status_code == 201, r.text
+        for device in ("cam-z", "cam-u"):
+            r = client.post(f"{API}/devices", json={"device_id": device, "labels": {}},
+                            headers=h)
+            assert r.status_code == 201, r.text
         with session_scope(engine) as session:
             register_profiled_release(session, RELEASE, profile)
-            apply_reported(session, ReportedState.model_validate({
-                "device_id": "cam-z", "agent_version": "1.0",
-                "active": {"release_id": RELEASE, "model_version": "1", "stage": "healthy",
-                           "since": datetime.now(UTC).isoformat()}}))
+            for device in ("cam-z", "cam-u"):
+                apply_reported(session, ReportedState.model_validate({
+                    "device_id": device, "agent_version": "1.0",
+                    "active": {"release_id": RELEASE, "model_version": "1",
+                               "stage": "healthy", "since": datetime.now(UTC).isoformat()}}))
         yield {"client": client, "h": h, "engine": engine}
         engine.dispose()
 
 
-def send(cp: dict[str, Any], cameras: list[dict[str, Any]], seq: int, t: datetime) -> None:
+def send(cp: dict[str, Any], cameras: list[dict[str, Any]], seq: int, t: datetime,
+         device: str = "cam-z") -> None:
     with session_scope(cp["engine"]) as session:
         for i, cam in enumerate(cameras):
             start = t + timedelta(minutes=seq + i)
             window = TelemetryWindow.model_validate({
-                "device_id": "cam-z", "seq": seq + i, "release_id": RELEASE,
+                "device_id": device, "seq": seq + i, "release_id": RELEASE,
                 "window_start": start.isoformat(),
                 "window_end": (start + timedelta(minutes=1)).isoformat(),
                 "cameras": [cam]})
@@ -169,3 +183,79 @@ def test_a_zoomed_camera_raises_drift_on_its_region_features(
                                     headers=control_plane["h"])
     [alert] = [a for a in r.json()["items"] if a["state"] != "resolved"]
     assert verdict["feature"] in alert["message"]
+
+
+def _device_camera(cp: dict[str, Any], device: str) -> dict[str, Any]:
+    """The camera's verdict against its baseline in the device's latest report."""
+    r = cp["client"].get(f"{API}/drift", params={"device": device}, headers=cp["h"])
+    latest = r.json()["items"][0]["id"]
+    report = cp["client"].get(f"{API}/drift/{latest}", headers=cp["h"]).json()
+    [camera] = report["statistics"]["baseline"]["cameras"]
+    return dict(camera)
+
+
+def test_a_moved_view_alarms_on_its_background_and_an_unchanged_one_does_not(
+        zoomed: list[dict[str, Any]], unchanged: list[dict[str, Any]],
+        control_plane: dict[str, Any]) -> None:
+    # Both cameras learn their day baseline from the same view (the zoomed clip's first
+    # windows are the unchanged clip's); then one camera's view is zoomed and turned.
+    assert all(sum(c["background_edges"]) > 0 for c in zoomed + unchanged)
+    t = datetime.now(UTC) - timedelta(hours=1)
+    send(control_plane, zoomed[:BASELINE], 0, t, "cam-z")
+    send(control_plane, unchanged[:BASELINE], 0, t, "cam-u")
+    assert analyse(control_plane)["drifted_devices"][RELEASE] == []
+    r = control_plane["client"].get(f"{API}/drift/baselines", params={"active": True},
+                                    headers=control_plane["h"])
+    stored = {}
+    for base in r.json()["items"]:
+        one = control_plane["client"].get(f"{API}/drift/baselines/{base['id']}",
+                                          headers=control_plane["h"]).json()
+        assert "scene.background" in one["levels"]
+        stored[base["device_id"]] = one
+    send(control_plane, zoomed[BASELINE:], BASELINE, t, "cam-z")
+    send(control_plane, unchanged[BASELINE:], BASELINE, t, "cam-u")
+    body = analyse(control_plane)
+    assert body["drifted_devices"][RELEASE] == ["cam-z"]
+    moved, still = _device_camera(control_plane, "cam-z"), _device_camera(control_plane, "cam-u")
+    assert moved["holds"] and moved["driver"]["statistic"] > moved["driver"]["level"] > 0
+    assert not still["holds"] and still["drifted"] == 0, still
+    # The background alone sees the move in every zoomed window (the driver is whichever
+    # feature is furthest past its level), and none in the unchanged camera's.
+    for device, cams, exceeded in (("cam-z", zoomed, True), ("cam-u", unchanged, False)):
+        ratios = _background_ratios(stored[device], cams[BASELINE:], moved["alpha"])
+        assert all((r > 1.0) is exceeded for r in ratios), (device, ratios)
+
+
+def _background_ratios(baseline: dict[str, Any], cams: list[dict[str, Any]], alpha: float
+                       ) -> list[float]:
+    """``scene.background``'s PSI over its level for each window, against a stored
+    baseline (its counts and fitted level, as the API gives them)."""
+    ref = np.asarray(baseline["counts"]["scene.background"], np.float64)
+    [level] = bl.levels_of({"b": baseline["levels"]["scene.background"]}).values()
+    out = []
+    for cam in cams:
+        cur = np.asarray(cam["background_edges"], np.float64)
+        limit = level.alarm(float(ref.sum()), float(cur.sum()), alpha,
+                            DriftSettings().default_threshold.min_psi)
+        out.append(stats.psi(ref, cur) / limit)
+    return out
+
+
+def test_an_older_agent_without_background_edges_is_judged_on_the_other_features(
+        zoomed: list[dict[str, Any]], control_plane: dict[str, Any]) -> None:
+    # Windows as an agent older than ``background_edges`` sends them: stored, a baseline
+    # learned without that feature, and the zoom still seen on the scene's other edges.
+    older = [{k: v for k, v in c.items() if k != "background_edges"} for c in zoomed]
+    t = datetime.now(UTC) - timedelta(hours=1)
+    send(control_plane, older[:BASELINE], 0, t)
+    analyse(control_plane)
+    r = control_plane["client"].get(f"{API}/drift/baselines", params={"active": True},
+                                    headers=control_plane["h"])
+    [base] = r.json()["items"]
+    one = control_plane["client"].get(f"{API}/drift/baselines/{base['id']}",
+                                      headers=control_plane["h"]).json()
+    assert "scene.background" not in one["levels"] and "scene.edges" in one["levels"]
+    send(control_plane, older[BASELINE:], BASELINE, t)
+    body = analyse(control_plane)
+    assert body["drifted_devices"][RELEASE] == ["cam-z"]
+    assert _device_camera(control_plane, "cam-z")["driver"]["feature"] != "scene.background"

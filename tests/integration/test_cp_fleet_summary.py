@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -218,3 +219,77 @@ def test_migration_fills_the_chart_columns_from_stored_windows(database_url: str
         engine.dispose()
     assert [(p.inference_fps, p.latency_p95_ms) for p in points] == [
         (0.0, None), (1.5, None), (6.5, 30.0)]
+
+
+@contextmanager
+def _app(database_url: str, data_dir: Path, max_age_s: float) -> Iterator[TestClient]:
+    settings = ControlPlaneSettings(data_dir=data_dir, database_url=database_url,
+                                    fleet_counts_max_age_seconds=max_age_s)
+    with TestClient(create_app(settings, enable_mqtt=False)) as c:
+        c.headers["Authorization"] = f"Bearer {settings.admin_token_path.read_text().strip()}"
+        yield c
+
+
+def _figures(got: dict[str, Any]) -> tuple[Any, ...]:
+    return (got["devices"], got["online"], got["cameras_up"], got["cameras_not_up"],
+            [(r["release_id"], r["devices"], r["healthy"], r["desired_by"])
+             for r in got["releases"]],
+            [(r["release_id"], r["devices"], r["healthy"]) for r in got["shadows"]])
+
+
+def _counted_now(database_url: str) -> tuple[Any, ...]:
+    """The oracle: the device table counted afresh, as every request did before."""
+    engine = create_db_engine(database_url)
+    try:
+        with session_scope(engine) as s:
+            c = fleet_summary.fleet_counts(s)
+    finally:
+        engine.dispose()
+    return _figures({"devices": c.devices, "online": c.online, "cameras_up": c.cameras_up,
+                     "cameras_not_up": c.cameras_not_up,
+                     "releases": [r.model_dump() for r in c.releases],
+                     "shadows": [r.model_dump() for r in c.shadows]})
+
+
+def change_states(url: str) -> None:
+    """Devices move: d2 goes healthy on r2 with both cameras up, d0 goes offline, d4 comes
+    online, d5 is told to run r1, a seventh device arrives and reports r3."""
+    engine = create_db_engine(url)
+    with session_scope(engine) as s:
+        up = [CameraStatus(camera_id=c, state="up") for c in ("a", "b")]
+        devices.apply_reported(s, reported_state("d2", "r2", "healthy").model_copy(
+            update={"cameras": up}))
+        s.get(Device, "d0").online = False  # type: ignore[union-attr]
+        s.get(Device, "d4").online = True  # type: ignore[union-attr]
+        s.get(Device, "d5").desired_release_id = "r1"  # type: ignore[union-attr]
+        s.add(Device(device_id="d6", labels={}, online=True))
+        s.flush()
+        devices.apply_reported(s, reported_state("d6", "r3", "warmed"))
+    engine.dispose()
+
+
+def test_kept_figures_are_the_counts_of_their_time(database_url: str, tmp_path: Path) -> None:
+    """Within their age the page gets the figures as counted, saying when; once they are
+    too old it gets the device table counted again, equal to a fresh count (and to what the
+    listing shows) after devices changed state."""
+    with _app(database_url, tmp_path / "data", max_age_s=3600) as c:
+        seed(database_url)
+        first = c.get(f"{API}/fleet").json()
+        assert _figures(first) == _counted_now(database_url)
+        change_states(database_url)
+        kept = c.get(f"{API}/fleet").json()
+        assert _figures(kept) == _figures(first) != _counted_now(database_url)
+        assert kept["counted_at"] == first["counted_at"]
+        assert kept["counts_age_s"] >= first["counts_age_s"] >= 0
+    with _app(database_url, tmp_path / "data", max_age_s=0) as c:
+        fresh = c.get(f"{API}/fleet").json()
+        assert _figures(fresh) == _counted_now(database_url) != _figures(first)
+        listing = c.get(f"{API}/devices", params={"limit": 1000}).json()["items"]
+        expected = from_listing(listing)
+        assert (fresh["devices"], fresh["online"], fresh["cameras_up"],
+                fresh["cameras_not_up"]) == tuple(
+            expected[k] for k in ("devices", "online", "cameras_up", "cameras_not_up"))
+        assert {r["release_id"]: (r["devices"], r["healthy"], r["desired_by"])
+                for r in fresh["releases"]} == expected["releases"]
+        assert (fresh["devices"], fresh["online"]) == (7, 2)
+        assert fresh["counted_at"] > first["counted_at"]

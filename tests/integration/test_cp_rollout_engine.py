@@ -229,3 +229,26 @@ def test_rows_from_before_waves_still_read(fleet: Fleet) -> None:
         s.add(row)
         s.commit()
     assert fleet.get(ro).policy.gates.min_windows == 0
+
+
+def test_planning_reads_three_columns_of_each_device(fleet: Fleet) -> None:
+    """Planning needs a device's id, whether it is online and its labels: its reported
+    state (about a kilobyte of JSON a device) is not read, nor are whole devices loaded."""
+    import sqlalchemy as sa
+
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    sa.event.listen(fleet.engine, "before_cursor_execute", seen)
+    try:
+        with Session(fleet.engine, expire_on_commit=False) as s:
+            ro = rollouts.plan_rollout(s, "r2", None, "active", who="bob",
+                                       policy=RolloutPolicy(gates=GATES))
+    finally:
+        sa.event.remove(fleet.engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if s.startswith("select") and "from device " in s + " "]
+    assert reads and not [s for s in reads if "device.reported" in s], reads
+    view = fleet.get(ro.rollout_id)
+    assert sum(w.device_count for w in view.waves) == 10

@@ -34,7 +34,7 @@ from tests.s3_kit import (
     READER_SECRET,
     SECRET_KEY,
     S3Server,
-    start_s3_server,
+    s3_server_or_skip,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -44,7 +44,7 @@ BLOB = os.urandom(3 * 1024 * 1024 + 17)  # several of the store's 1 MiB chunks
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = start_s3_server(tmp_path_factory.mktemp("seaweedfs"))
+    server = s3_server_or_skip(tmp_path_factory.mktemp("seaweedfs"))
     try:
         yield server
     finally:

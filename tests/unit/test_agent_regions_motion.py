@@ -15,6 +15,7 @@ from edge_agent.regions.analyzer import RegionAnalyzer
 from edge_agent.regions.condition import CONDITIONS, condition_of
 from edge_agent.regions.proposals import MotionRegions
 from edge_agent.runtime import ModelRuntime
+from protocols.messages import BACKGROUND_COLS, BACKGROUND_ROWS
 from tests.region_kit import (
     RED,
     Thing,
@@ -111,6 +112,37 @@ def test_the_edge_layout_is_each_cells_share_and_moves_with_the_camera() -> None
     assert motion.edge_layout()[0] == 100
     motion(np.full_like(frame, 90))
     assert motion.edge_layout() == [0] * 12  # no edges: nothing to share out
+
+
+
+def test_the_background_edges_hold_the_view_not_the_animals_passing() -> None:
+    # A fence and a path as outlines, an animal crossing in front of them: each frame's
+    # edges follow the animal, the window's mean frame keeps the view, until it turns.
+    scene = np.full((480, 640, 3), 90, np.uint8)
+    cv2.rectangle(scene, (40, 300), (600, 330), (230, 230, 230), 3)
+    cv2.line(scene, (100, 40), (300, 250), (20, 20, 20), 4)
+    motion = MotionRegions(camera())
+    assert motion.background_edges() == [0] * (BACKGROUND_COLS * BACKGROUND_ROWS)
+    for _ in range(10):
+        motion(scene)
+    still = motion.background_edges()
+    assert len(still) == BACKGROUND_COLS * BACKGROUND_ROWS and sum(still) > 0
+    layouts = []
+    for x in range(40, 560, 40):  # one animal, a frame at each place along its path
+        frame = scene.copy()
+        cv2.rectangle(frame, (x, 180), (x + 60, 230), (40, 40, 220), -1)
+        motion(frame)
+        layouts.append(tuple(motion.edge_layout()))
+    assert len(set(layouts)) > 1  # the frame's edges moved with it
+    passed = np.asarray(motion.background_edges())  # the window's mean did not, within
+    assert np.abs(passed - still).sum() <= 0.02 * sum(still)  # a pixel of smear here and there
+    turned = np.roll(scene, 160, axis=1)  # the camera turned: the view two cells right
+    for _ in range(10):
+        motion(turned)
+    moved = np.reshape(motion.background_edges(), (BACKGROUND_ROWS, -1))
+    was = np.reshape(still, (BACKGROUND_ROWS, -1))
+    assert moved[:, 2:].tolist() == was[:, :-2].tolist() and moved.tolist() != was.tolist()
+    assert motion.background_edges() == [0] * (BACKGROUND_COLS * BACKGROUND_ROWS)
 
 
 def _park_clip(path: Path, condition: str, seed: int, lens: str = "clean") -> list[np.ndarray]:

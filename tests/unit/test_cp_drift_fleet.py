@@ -98,7 +98,7 @@ def learned(ref: Any, rng: np.random.Generator, n: int, shift: float,
     return fit
 
 
-@pytest.mark.parametrize(("seed", "rule"), [(0, "windows"), (1, "windows"), (2, "merged")])
+@pytest.mark.parametrize(("seed", "rule"), [(4, "windows"), (1, "windows"), (2, "merged")])
 def test_fleet_baseline_verdicts_are_the_per_device_ones(seed: int, rule: str) -> None:
     rng = np.random.default_rng(seed)
     ref = synthetic.profile(seed=seed, bins=10)

@@ -35,11 +35,12 @@ def test_each_region_field_is_a_feature_on_its_own_bins() -> None:
     CameraWindow.model_validate(cam)  # the wire's shape
     counts = rf.region_counts(cam, ["cat", "dog", "empty"])
     assert sorted(counts) == ["regions.animals", "regions.per_frame", "regions.width",
-                              "scene.edges"]
+                              "scene.background", "scene.edges"]
     assert counts["regions.width"].tolist() == cam["region_width_hist"]
     assert counts["regions.animals"].tolist() == [cam["animals"]["cat"],
                                                   cam["animals"]["dog"], 0]
     assert counts["scene.edges"].size == EDGE_COLS * EDGE_ROWS
+    assert counts["scene.background"].tolist() == cam["background_edges"]
 
 
 def test_windows_without_region_telemetry_have_crop_features_only() -> None:
@@ -70,7 +71,8 @@ def test_a_zoomed_camera_is_drifted_on_a_region_feature_where_crops_see_nothing(
     zoomed = [camera(rng, zoom=1.35) for _ in range(10)]
     verdicts = [bl.judge(REF, fit.counts, fit.levels, c, alpha=alpha, **KW) for c in zoomed]
     assert all(v is not None and v.drifted for v in verdicts)
-    assert {v.feature for v in verdicts if v is not None} <= {"regions.width", "scene.edges"}
+    assert {v.feature for v in verdicts if v is not None} <= {
+        "regions.width", "scene.edges", "scene.background"}
     # The crops alone (what drift judged before) see no change in the same windows.
     crops_fit, crops_alpha = baseline(rng, [rf.without_regions(c) for c in
                                             (camera(rng) for _ in range(60))])
@@ -149,3 +151,67 @@ def test_regions_other_needs_the_other_label_and_region_telemetry() -> None:
     assert "regions.other" in rf.region_counts(cam, list(OTHERS.class_counts))
     assert "regions.other" not in rf.region_counts(cam, ["cat", "dog"])
     assert rf.region_counts(rf.without_regions(cam), list(OTHERS.class_counts)) == {}
+
+
+def test_a_moved_view_is_drifted_on_the_background_alone() -> None:
+    # Windows alike in everything but the background's outlines (the view zoomed 1.35x
+    # off centre): only ``scene.background`` can see it, and it does, window by window.
+    rng = np.random.default_rng(8)
+    fit, alpha = baseline(rng)
+    assert "scene.background" in fit.levels
+    moved = [{**camera(rng), "background_edges": synthetic.regions(rng, FRAMES, 1.35)[
+        "background_edges"]} for _ in range(10)]
+    verdicts = [bl.judge(REF, fit.counts, fit.levels, c, alpha=alpha, **KW) for c in moved]
+    assert all(v is not None and v.drifted and v.feature == "scene.background"
+               for v in verdicts), verdicts
+    # Without the field (an agent older than it) the same windows are not drifted.
+    older = [{k: v for k, v in c.items() if k != "background_edges"} for c in moved]
+    before = [bl.judge(REF, fit.counts, fit.levels, c, alpha=alpha, **KW) for c in older]
+    assert not any(v is not None and v.drifted for v in before)
+
+
+def test_an_older_agents_windows_are_judged_against_a_newer_baseline_and_back() -> None:
+    rng = np.random.default_rng(9)
+    fit, alpha = baseline(rng)
+    old = {k: v for k, v in camera(rng).items() if k != "background_edges"}
+    CameraWindow.model_validate(old)
+    counts = bl.camera_counts(REF, old, 30)
+    assert counts is not None and "scene.background" not in counts and "scene.edges" in counts
+    v = bl.judge(REF, fit.counts, fit.levels, old, alpha=alpha, **KW)
+    assert v is not None and v.feature != "scene.background"
+    # A baseline learned from older agents' windows has no background level: a newer
+    # agent's window is judged on the other features.
+    older_fit, older_alpha = baseline(rng, [
+        {k: v for k, v in camera(rng).items() if k != "background_edges"} for _ in range(60)])
+    assert "scene.background" not in older_fit.levels
+    v = bl.judge(REF, older_fit.counts, older_fit.levels, camera(rng), alpha=older_alpha, **KW)
+    assert v is not None and v.feature != "scene.background"
+
+
+def test_a_quiet_minute_of_new_objects_is_judged_on_regions_other() -> None:
+    # A minute with fewer regions than min_samples (20 here, all 'other'): too few for the
+    # crop features, enough for an animal-or-not question; its level grows with 1 / m, so
+    # it takes a clearer change than a busy minute (here: 60 regions exceed, 20 do not).
+    assert rf.min_count("regions.other", 30) == rf.MIN_REGIONS_OTHER < 30
+    rng = np.random.default_rng(10)
+    fit = bl.learn(OTHERS, [busy(rng) for _ in range(60)], min_samples=30, block=2)
+    assert fit is not None
+    alpha = bl.window_alpha(30, 1.0, len(fit.levels))
+    quiet = {**busy(rng, other=20), "confidence_hist": [], "input_hists": {},
+             "embedding_hists": []}
+    v = bl.judge(OTHERS, fit.counts, fit.levels, quiet, alpha=alpha, **KW)
+    assert v is not None and v.feature == "regions.other" and v.level is not None, v
+    busier = bl.judge(OTHERS, fit.counts, fit.levels, {**quiet, **busy(rng, other=60)},
+                      alpha=alpha, **KW)
+    assert busier is not None and busier.drifted and v.level > busier.level > 0
+    # As few regions of the park as it was stay under the level.
+    calm = [bl.judge(OTHERS, fit.counts, fit.levels, few, alpha=alpha, **KW)
+            for few in (_few(busy(rng)) for _ in range(100))]
+    assert sum(v is not None and v.drifted and v.feature == "regions.other"
+               for v in calm) <= 1
+
+
+def _few(cam: dict[str, Any]) -> dict[str, Any]:
+    """A quiet minute of the same park: about a third of its regions."""
+    counts = {k: v // 3 for k, v in cam["class_counts"].items()}
+    return {**cam, "class_counts": counts}

@@ -34,6 +34,7 @@ from tests.unit.test_protocols_signing import make_manifest
 
 PREVIOUS = "a84b2ae"  # the last release of protocols/v1 without regions
 BEFORE_RAIN = "a44a6a7"  # the last one whose conditions were light only (no rain)
+BEFORE_BACKGROUND = "787a61b"  # the last one without background_edges
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -66,6 +67,12 @@ def previous(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
 @pytest.fixture(scope="module")
 def before_rain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     yield from _protocols_at(BEFORE_RAIN, "protocols_before_rain", tmp_path_factory.mktemp("r"))
+
+
+@pytest.fixture(scope="module")
+def before_background(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    yield from _protocols_at(BEFORE_BACKGROUND, "protocols_before_background",
+                             tmp_path_factory.mktemp("b"))
 
 
 def _window(**camera: object) -> TelemetryWindow:
@@ -156,3 +163,20 @@ def test_rain_is_a_new_condition_value_read_by_control_planes_that_know_it(
     with pytest.raises(old.ProtocolError, match="condition"):
         old.decode(old.TelemetryWindow, rain)
     assert TelemetryWindow.model_validate_json(rain).cameras[0].condition == "rain"
+
+
+def test_background_edges_are_read_by_control_planes_that_know_them(
+        before_background: ModuleType) -> None:
+    """A regions window without ``background_edges`` reads on a control plane from before
+    the field, and that one's windows read here (judged without the feature); a window
+    with it is refused there, naming the field: upgrade control planes before agents."""
+    old = before_background
+    regions = {"mode": "regions", "edge_layout": [10] * 12, "region_width_hist": [1] * 7}
+    window = old.decode(old.TelemetryWindow, encode(_window(**regions)))
+    assert window.cameras[0].edge_layout == [10] * 12
+    raw = old.encode(window)
+    assert TelemetryWindow.model_validate_json(raw).cameras[0].background_edges == []
+    new = encode(_window(**regions, background_edges=[3] * 48))
+    with pytest.raises(old.ProtocolError, match="background_edges"):
+        old.decode(old.TelemetryWindow, new)
+    assert TelemetryWindow.model_validate_json(new).cameras[0].background_edges == [3] * 48

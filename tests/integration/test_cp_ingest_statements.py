@@ -1,0 +1,98 @@
+"""What a batch of telemetry windows costs the store in statements (on PostgreSQL each is
+a round trip, and on a loaded machine each round trip waits for the server process to be
+scheduled): a fixed number whatever the batch's size, and a release's reference profile
+read once per process, not once a batch. Real SQLite file and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from control_plane.drift import synthetic
+from control_plane.services.telemetry import ingest_windows
+from control_plane.store import db
+from control_plane.store.models import Device, TelemetryRollup
+from control_plane.testing import register_profiled_release
+from protocols import TelemetryWindow
+
+PROFILE = synthetic.profile(seed=0)
+DEVICES = ("cam-a", "cam-b", "cam-c")
+NOW = datetime(2026, 6, 1, 10, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    db.upgrade(database_url)
+    engine = db.create_db_engine(database_url)
+    with Session(engine) as s:
+        s.add_all([Device(device_id=d, labels={}) for d in DEVICES])
+        register_profiled_release(s, "rel-a", PROFILE)
+        s.commit()
+    yield engine
+    engine.dispose()
+
+
+def batch(seq: int, release_id: str, devices: tuple[str, ...] = DEVICES) -> list[TelemetryWindow]:
+    rng = np.random.default_rng(seq)
+    return [TelemetryWindow.model_validate(synthetic.window(
+        PROFILE, d, seq, rng=rng, frames=20, release_id=release_id,
+        start=NOW - timedelta(minutes=30 - seq))) for d in devices]
+
+
+def statements_of(engine: Engine, windows: list[TelemetryWindow],
+                  received_at: datetime = NOW) -> list[str]:
+    """The statements one batch sends, in a transaction of its own."""
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        with Session(engine) as s:
+            assert ingest_windows(s, windows, received_at=received_at) == {"stored": len(windows)}
+            s.commit()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return sent
+
+
+def reads_releases(statements: list[str]) -> bool:
+    return any("model_version" in s for s in statements)
+
+
+def test_a_release_profile_is_read_once_not_once_a_batch(engine: Engine) -> None:
+    assert reads_releases(statements_of(engine, batch(0, "rel-a")))
+    later = statements_of(engine, batch(1, "rel-a"))
+    assert not reads_releases(later)
+    bigger = statements_of(engine, batch(2, "rel-a") + batch(3, "rel-a"))
+    assert len(bigger) == len(later)  # whatever the batch's size
+    if engine.dialect.name == "postgresql":
+        assert len(later) == 3  # lookup, insert, rollup upsert (then the commit)
+    with Session(engine) as s:
+        rows = s.exec(select(TelemetryRollup).where(TelemetryRollup.camera_id == "")).all()
+    assert sorted(r.windows for r in rows) == [4, 4, 4]
+
+
+def test_a_release_registered_after_its_first_windows_is_binned_from_then_on(
+    engine: Engine,
+) -> None:
+    """An unknown release is not remembered as one without a profile."""
+    statements_of(engine, batch(0, "rel-new", ("cam-a",)))
+    with Session(engine) as s:
+        register_profiled_release(s, "rel-new", PROFILE)
+        s.commit()
+    next_hour = NOW + timedelta(hours=1)
+    assert reads_releases(statements_of(engine, batch(1, "rel-new", ("cam-a",)), next_hour))
+    with Session(engine) as s:
+        rows = s.exec(select(TelemetryRollup).where(TelemetryRollup.camera_id == "",
+                                                    TelemetryRollup.release_id == "rel-new")
+                      .order_by(col(TelemetryRollup.bucket))).all()
+    assert [(r.windows, sum(r.counts) > 0) for r in rows] == [(1, False), (1, True)]
