@@ -97,16 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", action="store_true",
                     help="split regions into bodies (region_split_neck 0.6; cameras: 0)")
     a = ap.parse_args(argv)
-    print("| model | crops | n | read right [95 %] | read as |")
-    print("|---|---|---:|---:|---|")
-    tracks = []
+    releases = []
     for model in a.model:
         try:
-            path, manifest, _ = load_release(model)
+            releases.append((model, *load_release(model)))
         except (OSError, ValueError, KeyError) as exc:
             print(f"error: {model}: {exc}; pass --model with a trainer out dir",
                   file=sys.stderr)
             return 2
+    print("| model | crops | n | read right [95 %] | read as |")
+    print("|---|---|---:|---:|---|")
+    tracks = []
+    for model, path, manifest, _ in releases:
         crops, counts = measure(ModelRuntime(path, manifest, a.threads), a.seeds,
                                a.split)
         for kind in sorted({k for k, _ in crops}):
