@@ -6,9 +6,10 @@ features of a crop can be cached under ``key`` and ``recipe`` (the crop spec, in
 spec, seed and the recipe's version). The first ``per_image x len(records)`` items are
 crops of the records: animal crops of the photos (their own label), pasted through the
 photos' GrabCut cut-outs (``CUTOUT_WORK``; cached on disk by photo sha256 beside the park
-clips', made once per photo), and, for records of the "other" label (crops an agent
-mined from its camera's background, confirmed by an operator), those crops moved and
-worn a little; the rest are "other" crops of park clips.
+clips', made once per photo), some with another photo of the set walking beside (a
+validation crop's neighbour is a validation photo), and, for records of the "other"
+label (crops an agent mined from its camera's background, confirmed by an operator),
+those crops moved and worn a little; the rest are "other" crops of park clips.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ from torch.utils.data import Dataset
 
 from protocols import CropSpec, InputSpec
 
-from .crops import OtherSource, animal_crop, mined_crop
+from .crops import NEIGHBOUR_SHARE, OtherSource, animal_crop, mined_crop
 from .data import ImageRecord
 from .errors import DatasetError
 from .preprocess import U8Image, normalize, read_image
 from .region_eval import default_cutout_cache
-from .synth.cutout import CutoutCache
+from .synth.cutout import Cutout, CutoutCache
 
-RECIPE_VERSION = 3  # 3: animals pasted as cut-outs, not rectangles
+# 3: animals pasted as cut-outs, not rectangles; 5: some beside a second animal (4 was a
+# condition mix, reverted: docs/performance.md)
+RECIPE_VERSION = 5
 # GrabCut at 128 px, 2 iterations: a tenth of the clips' cut-out cost (every training
 # photo is cut out once), a coarser matte (crops are 5-45 % of a 640 px frame anyway).
 CUTOUT_WORK = (128, 2)
@@ -54,6 +57,7 @@ class CropSet(Dataset[tuple[torch.Tensor, int]]):
         self.spec, self.crop_spec, self.seed = spec, crop_spec, seed
         self.cutouts = CutoutCache(cutouts or default_cutout_cache(), *CUTOUT_WORK)
         self.photos = list(records)
+        self.animals = [r for r in self.photos if r.label_index != other_index]
         self.per_image = per_image
         self.other_index = other_index
         # A mined crop's key differs from a photo's: the same file was once cut as an animal.
@@ -79,14 +83,23 @@ class CropSet(Dataset[tuple[torch.Tensor, int]]):
             record = self.photos[i % len(self.photos)]
             if record.label_index == self.other_index:
                 return mined_crop(read_image(record.path), size, rng)
-            try:
-                cut = self.cutouts.get(record.path, record.sha256)
-            except ValueError as exc:
-                raise DatasetError(f"{exc} (changed since the dataset scan?)") from None
-            return animal_crop(cut.bgr, self.crop_spec, size, self.seed, rng, cut.alpha)
+            cut = self._cutout(record)
+            beside = None
+            if rng.random() < NEIGHBOUR_SHARE:  # any other animal photo, of either label
+                others = [r for r in self.animals if r is not record] or self.animals
+                near = self._cutout(others[int(rng.integers(len(others)))])
+                beside = (near.bgr, near.alpha)
+            return animal_crop(cut.bgr, self.crop_spec, size, self.seed, rng, cut.alpha,
+                               beside)
         if self._other is None:  # planned once per process (DataLoader workers too)
             self._other = OtherSource(self.seed)
         return self._other.crop(self.crop_spec, size, rng)
+
+    def _cutout(self, record: ImageRecord) -> Cutout:
+        try:
+            return self.cutouts.get(record.path, record.sha256)
+        except ValueError as exc:
+            raise DatasetError(f"{exc} (changed since the dataset scan?)") from None
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         img = self.image(i)

@@ -12,6 +12,9 @@ matte, ``trainer.synth.cutout``, as the clips film it), shrunk to an animal's wi
 640 px park camera (5 % to 45 % of the frame, log-uniform), onto an empty park backdrop,
 cuts it around a jittered box of its opaque pixels and puts the canvas through the
 clips' own camera (day, dusk, night, IR, rain) and, at times, motion blur or heavy JPEG.
+Some get a second animal (another training photo's cut-out, either label) walking beside
+the first, in front of or behind it, as the clips' groups do: the crop is still the first
+one's and keeps its label.
 Without a matte the photo is pasted as a rectangle with its own background: a model
 trained so read 74 % of the clips' animal crops right (docs/performance.md), as it
 learnt the sofa around the cat along with the cat.
@@ -26,6 +29,7 @@ as the agent cuts them, so ``mined_crop`` only moves, flips and degrades them a 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
@@ -49,6 +53,14 @@ FRAME = (640, 480)  # the park camera a crop stands for
 WIDTH_RANGE = (0.05, 0.45)  # an animal's width, as a share of the frame's
 SCENE_CONDITIONS = ("day", "dusk", "night", "ir", "rain")
 BACKDROPS = 6  # empty parks per seed to put photos on
+# The clips' animals come in groups (``Schedule.max_group``) and a follower walks within a
+# quarter of its width of its leader, so the agent's crop of one animal often holds part
+# of another: on the demo's park clips 95 of 152 cat crops did (docs/performance.md).
+NEIGHBOUR_SHARE = 0.5  # of the animal crops, with a second animal beside the first
+# Its width over the first's, log-uniform: a follower nearer the camera looks bigger.
+NEIGHBOUR_WIDTH = (math.log(0.5), math.log(2.2))
+NEIGHBOUR_GAP = (0.1, 1.0)  # centre distance over the half-widths' sum: overlap to touching
+MOST_HIDDEN = 0.5  # a neighbour in front hides at most this share of the first: else behind
 
 
 def square_around(box: Box, context: float) -> Box:
@@ -119,12 +131,48 @@ def backdrops(seed: int) -> tuple[U8, ...]:
     return tuple(out)
 
 
-def place_animal(canvas: U8, photo: U8, alpha: F32 | None, width: float,
-                 rng: np.random.Generator) -> Box:
-    """Paste ``photo`` (through ``alpha``) with its opaque part about ``width`` pixels wide,
-    maybe mirrored, where it fits whole on ``canvas``, in place; the box of its opaque
-    pixels there."""
-    fh, fw = canvas.shape[:2]
+@dataclass(frozen=True)
+class Placed:
+    """An animal's picture and matte at its size, and where its top-left goes."""
+
+    bgr: U8
+    matte: F32
+    x: int
+    y: int
+
+    def paste(self, canvas: U8) -> None:
+        paste(canvas, self.bgr, self.matte, self.x, self.y)
+
+    def box(self, frame: tuple[int, int]) -> Box:
+        """The box of its opaque pixels in a frame of ``frame`` (width, height)."""
+        fw, fh = frame
+        h, w = self.matte.shape
+        x, y = self.x, self.y
+        ys, xs = np.nonzero(self.matte[max(0, -y):fh - y, max(0, -x):fw - x] >= OPAQUE)
+        if len(xs) == 0:  # too thin to stay opaque once shrunk: the box where it went
+            return max(x, 0), max(y, 0), min(x + w, fw), min(y + h, fh)
+        x, y = max(x, 0), max(y, 0)
+        return x + int(xs.min()), y + int(ys.min()), x + int(xs.max()) + 1, y + int(ys.max()) + 1
+
+
+def hidden_share(front: Placed, back: Placed) -> float:
+    """The share of ``back``'s opaque pixels that ``front``'s opaque pixels cover."""
+    bh, bw = back.matte.shape
+    fh, fw = front.matte.shape
+    x0, y0 = max(front.x, back.x), max(front.y, back.y)
+    x1, y1 = min(front.x + fw, back.x + bw), min(front.y + fh, back.y + bh)
+    solid = int(np.count_nonzero(back.matte >= OPAQUE))
+    if x0 >= x1 or y0 >= y1 or solid == 0:
+        return 0.0
+    under = back.matte[y0 - back.y:y1 - back.y, x0 - back.x:x1 - back.x] >= OPAQUE
+    over = front.matte[y0 - front.y:y1 - front.y, x0 - front.x:x1 - front.x] >= OPAQUE
+    return float(np.count_nonzero(under & over)) / solid
+
+
+def fit_animal(photo: U8, alpha: F32 | None, width: float, max_height: int,
+               rng: np.random.Generator) -> tuple[U8, F32]:
+    """``photo`` cut to its matte's opaque part and shrunk so that part is about ``width``
+    pixels wide (at most ``max_height`` tall), maybe mirrored: picture and matte."""
     if alpha is None:
         alpha = np.ones(photo.shape[:2], np.float32)
     ys, xs = np.nonzero(alpha >= OPAQUE)
@@ -132,30 +180,77 @@ def place_animal(canvas: U8, photo: U8, alpha: F32 | None, width: float,
         raise ValueError("an animal's matte needs opaque pixels")
     x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
     photo, alpha = photo[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
-    f = min(width / (x1 - x0), (fh - 2) / (y1 - y0))
+    f = min(width / (x1 - x0), max_height / (y1 - y0))
     w, h = max(2, round((x1 - x0) * f)), max(2, round((y1 - y0) * f))
     small = np.asarray(cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA), np.uint8)
     matte = np.asarray(cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA), np.float32)
     if rng.random() < 0.5:
         small, matte = small[:, ::-1], matte[:, ::-1]
+    return np.ascontiguousarray(small), np.ascontiguousarray(matte)
+
+
+def spot_animal(photo: U8, alpha: F32 | None, width: float, rng: np.random.Generator
+                ) -> Placed:
+    """``photo`` (through ``alpha``) with its opaque part about ``width`` pixels wide, maybe
+    mirrored, somewhere it fits whole in the frame."""
+    fw, fh = FRAME
+    small, matte = fit_animal(photo, alpha, width, fh - 2, rng)
+    h, w = matte.shape
     x = int(rng.integers(0, max(1, fw - w)))
     y = int(rng.integers(0, max(1, fh - h)))
-    paste(canvas, np.ascontiguousarray(small), np.ascontiguousarray(matte), x, y)
-    ys, xs = np.nonzero(matte[:fh - y, :fw - x] >= OPAQUE)
-    if len(xs) == 0:  # too thin to stay opaque once shrunk: the box where it went
-        return x, y, x + w, y + h
-    return x + int(xs.min()), y + int(ys.min()), x + int(xs.max()) + 1, y + int(ys.max()) + 1
+    return Placed(small, matte, x, y)
+
+
+def place_animal(canvas: U8, photo: U8, alpha: F32 | None, width: float,
+                 rng: np.random.Generator) -> Box:
+    """``spot_animal`` pasted on ``canvas`` (a frame), in place; its opaque pixels' box."""
+    placed = spot_animal(photo, alpha, width, rng)
+    placed.paste(canvas)
+    return placed.box(FRAME)
+
+
+def spot_neighbour(photo: U8, alpha: F32 | None, box: Box, rng: np.random.Generator
+                   ) -> Placed:
+    """A second animal beside the one boxed by ``box``, as the clips' groups walk (see
+    ``NEIGHBOUR_SHARE``): half to twice its size, from touching it to nearly over it,
+    bottoms near level."""
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    width = bw * math.exp(rng.uniform(*NEIGHBOUR_WIDTH))
+    small, matte = fit_animal(photo, alpha, width, FRAME[1] - 2, rng)
+    h, w = matte.shape
+    side = 1 if rng.random() < 0.5 else -1
+    cx = (box[0] + box[2]) / 2 + side * rng.uniform(*NEIGHBOUR_GAP) * (bw + w) / 2
+    bottom = min(box[3] + rng.normal(0, 0.2 * bh), FRAME[1])
+    return Placed(small, matte, round(cx - w / 2), round(bottom - h))
 
 
 def animal_crop(photo: U8, spec: CropSpec, size: tuple[int, int], seed: int,
-                rng: np.random.Generator, alpha: F32 | None = None) -> U8:
+                rng: np.random.Generator, alpha: F32 | None = None,
+                neighbour: tuple[U8, F32 | None] | None = None) -> U8:
     """A photo as the agent would crop it off a wide park shot (see the module doc);
-    ``alpha``: the photo's matte (None: the whole photo is the animal)."""
-    fw, fh = FRAME
+    ``alpha``: the photo's matte (None: the whole photo is the animal); ``neighbour``:
+    another animal's photo and matte, to walk beside it (in front or behind), the crop
+    still the first one's."""
+    fw, _ = FRAME
     canvas = backdrops(seed)[int(rng.integers(BACKDROPS))].copy()
     lo, hi = WIDTH_RANGE
     width = fw * math.exp(rng.uniform(math.log(lo), math.log(hi)))
-    box = place_animal(canvas, photo, alpha, width, rng)
+    animal = spot_animal(photo, alpha, width, rng)
+    box = animal.box(FRAME)
+    layers = [animal]
+    if neighbour is not None:
+        beside = spot_neighbour(*neighbour, box, rng)
+        in_front = rng.random() < 0.5 and hidden_share(beside, animal) <= MOST_HIDDEN
+        layers = [animal, beside] if in_front else [beside, animal]
+    for layer in layers:
+        layer.paste(canvas)
+    return film(canvas, box, spec, size, seed, rng)
+
+
+def film(canvas: U8, box: Box, spec: CropSpec, size: tuple[int, int], seed: int,
+         rng: np.random.Generator) -> U8:
+    """The agent's crop of a jittered ``box`` on ``canvas`` after the clips' camera."""
+    fw, fh = FRAME
     box = jitter_box(box, rng)
     # The light and weather of the park clips' own camera (the same code), then, at times,
     # optics the clips do not have: motion blur, heavy JPEG (on the crop's surroundings).
@@ -217,6 +312,7 @@ class OtherSource:
         return cut_crop(img, box, spec, size)
 
 
-__all__ = ["FRAME", "OTHER", "OtherSource", "animal_crop", "backdrops",
-           "condition", "cut_crop", "jitter_box", "mined_crop", "place_animal", "random_box",
-           "square_around"]
+__all__ = ["FRAME", "NEIGHBOUR_SHARE", "OTHER", "OtherSource", "Placed", "animal_crop",
+           "backdrops", "condition", "cut_crop", "film", "fit_animal", "hidden_share",
+           "jitter_box", "mined_crop", "place_animal", "random_box", "spot_animal",
+           "spot_neighbour", "square_around"]

@@ -73,8 +73,8 @@ def bucket(received_at: datetime, grain: timedelta) -> datetime:
 class _Row:
     """One rollup row of a batch, its counts a plain list: most rows of a batch hold one
     window, for which a numpy array (build, sum, convert back) cost more than the rest of
-    the row. A window's counts are ints on the wire and stay ints here: they dump to JSON,
-    and parse on the server, for less than floats."""
+    the row. A window's counts are ints on the wire and stay ints here: shorter to write
+    and to parse than floats."""
 
     counts: list[float] | None  # None: a release with no profile (only windows are counted)
     first_start: datetime
@@ -242,10 +242,15 @@ ON CONFLICT ({_KEY_SQL}) DO UPDATE SET
 def _upsert_postgres(session: Session, values: list[dict[str, Any]]) -> None:
     # One statement for the batch, whatever its size: as an executemany of one row each
     # (a pipeline of hundreds of statements), the statements cost the server and psycopg
-    # more than the rows. The standard library's C encoder dumps the batch.
+    # more than the rows. The standard library's C encoder dumps the batch. Each row's
+    # counts go as an array literal in a JSON string, not as a JSON array: the server
+    # reads a literal into float8[] in under half the time (the JSON array is parsed
+    # element by element through the JSON parser's callbacks).
     rows = json.dumps([{**v, "bucket": v["bucket"].isoformat(),
                          "first_start": v["first_start"].isoformat(),
-                         "last_end": v["last_end"].isoformat()} for v in values])
+                         "last_end": v["last_end"].isoformat(),
+                         "counts": "{" + ",".join(map(str, v["counts"])) + "}"}
+                        for v in values])
     session.connection().exec_driver_sql(_UPSERT, {"rows": rows})
 
 

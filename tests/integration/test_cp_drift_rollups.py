@@ -265,9 +265,14 @@ def test_a_fold_waits_for_an_ingest_into_its_day(postgres_url: str) -> None:
     try:
         with engine.connect() as conn:  # the fold waits for the writer's row lock
             deadline = time.monotonic() + 30
-            while not conn.execute(sa.text(
+            while True:
+                waiting = conn.execute(sa.text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock'")).scalar():
+                    " AND wait_event_type = 'Lock'")).scalar()
+                # pg_stat_activity is read once per transaction: each look is a new one
+                conn.rollback()
+                if waiting:
+                    break
                 assert time.monotonic() < deadline, "the fold never waited for the writer"
                 time.sleep(0.05)
         writer.commit()
