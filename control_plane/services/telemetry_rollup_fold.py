@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from ..store.models import TelemetryRollup
-from .telemetry_rollups import DAY, HOUR, floor, unfolded_hours
+from .telemetry_rollups import DAY, HOUR, add_counts, floor, unfolded_hours
 
 log = logging.getLogger(__name__)
 DEVICES_PER_PASS = 200  # devices whose hours of one day one transaction folds
@@ -55,7 +55,7 @@ class _Day:
         self.mismatched += row.mismatched
         self.first_start = min(self.first_start, row.first_start)
         self.last_end = max(self.last_end, row.last_end)
-        self.counts = [a + b for a, b in zip(self.counts, row.counts, strict=True)]
+        self.counts = add_counts(self.counts, row.counts)
 
 
 def _next_day(session: Session, since: datetime, before: datetime) -> datetime | None:

@@ -55,6 +55,15 @@ _TICK = timedelta(microseconds=1)
 Key = tuple[str, datetime, str, str, str, str]  # grain, bucket, device, release, camera, cond.
 
 
+def add_counts(a: Sequence[float], b: Sequence[float]) -> list[float]:
+    """Two rows' counts of one key added. Empty counts are zeros of any length: the windows
+    a release sent before it was registered are counted without its profile's bins, and
+    the windows after the registration add into the same hour."""
+    if not a or not b:
+        return list(a or b)
+    return [x + y for x, y in zip(a, b, strict=True)]
+
+
 def floor(t: datetime, grain: timedelta) -> datetime:
     return _EPOCH + ((t - _EPOCH) // grain) * grain
 
@@ -185,14 +194,6 @@ def profiles(session: Session, release_ids: Iterable[str]) -> dict[str, Referenc
         if profile is not None:
             found[release_id] = profile
     return out
-    rows = session.execute(
-        sa.select(col(Release.release_id), sa.cast(col(ModelVersion.spec), sa.Text))
-        .join(ModelVersion, col(Release.model_version_id) == col(ModelVersion.id))
-        .where(col(Release.release_id).in_(wanted))
-    )
-    for release_id, text in rows:
-        out[release_id] = _profile(text)
-    return out
 
 
 def add(session: Session, windows: Sequence[dict[str, Any]]) -> int:
@@ -222,8 +223,8 @@ _COLUMNS_SQL = ", ".join(_KEY + _VALUES)
 # key order, so two workers adding into the same rows lock them in the same order.
 # The element-wise sum: two set-returning functions in one select list step in lock-step,
 # in storage order (no ORDER BY: the sort made the sum cost twice as much), without the
-# materialisation ``FROM unnest(a, b)`` costs; two empty counts (no profile) add up to
-# empty.
+# materialisation ``FROM unnest(a, b)`` costs. Empty counts (no profile) add as zeros
+# (``add_counts``): in lock-step the shorter array would give NULLs.
 _UPSERT = f"""
 INSERT INTO telemetry_rollup ({_COLUMNS_SQL})
 SELECT {_COLUMNS_SQL}
@@ -234,7 +235,10 @@ ON CONFLICT ({_KEY_SQL}) DO UPDATE SET
     mismatched = telemetry_rollup.mismatched + excluded.mismatched,
     first_start = least(telemetry_rollup.first_start, excluded.first_start),
     last_end = greatest(telemetry_rollup.last_end, excluded.last_end),
-    counts = ARRAY(SELECT unnest(telemetry_rollup.counts) + unnest(excluded.counts)),
+    counts = CASE WHEN cardinality(telemetry_rollup.counts) = 0 THEN excluded.counts
+                  WHEN cardinality(excluded.counts) = 0 THEN telemetry_rollup.counts
+                  ELSE ARRAY(SELECT unnest(telemetry_rollup.counts) + unnest(excluded.counts))
+             END,
     folded = false
 """
 
@@ -273,7 +277,7 @@ def _upsert_sqlite(session: Session, values: list[dict[str, Any]]) -> None:
         v["mismatched"] += mismatched
         v["first_start"] = min(first_start, v["first_start"])
         v["last_end"] = max(last_end, v["last_end"])
-        v["counts"] = [a + b for a, b in zip(counts, v["counts"], strict=True)]
+        v["counts"] = add_counts(counts, v["counts"])
     stmt = sqlite.insert(_TABLE)
     session.execute(stmt.on_conflict_do_update(
         index_elements=list(_KEY), set_={c: stmt.excluded[c] for c in _VALUES},
@@ -346,8 +350,7 @@ def camera_history(
             key = (b if grain == "hour" else floor(b, DAY), condition, release_id)
             had = buckets.get(key)
             buckets[key] = ((windows, list(counts)) if had is None else
-                            (had[0] + windows, [x + y for x, y in zip(had[1], counts,
-                                                                      strict=True)]))
+                            (had[0] + windows, add_counts(had[1], counts)))
     found = profiles(session, {k[2] for k in buckets})
     out = []
     for (b, condition, release_id), (windows, counts) in sorted(buckets.items()):
@@ -363,5 +366,6 @@ def camera_history(
         out.append(point)
     return out
 
-__all__ = ["DAY", "DEVICE", "GRAINS", "HOUR", "Span", "add", "bucket", "camera_history", "ceil",
-           "day_spans", "floor", "profiles", "unfolded_days", "unfolded_hours"]
+__all__ = ["DAY", "DEVICE", "GRAINS", "HOUR", "Span", "add", "add_counts", "bucket",
+           "camera_history", "ceil", "day_spans", "floor", "profiles", "unfolded_days",
+           "unfolded_hours"]

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from control_plane.drift import synthetic
+from control_plane.services import telemetry_rollup_fold
 from control_plane.services.telemetry import ingest_windows
 from control_plane.store import db
 from control_plane.store.models import Device, TelemetryRollup
@@ -96,3 +97,30 @@ def test_a_release_registered_after_its_first_windows_is_binned_from_then_on(
                                                     TelemetryRollup.release_id == "rel-new")
                       .order_by(col(TelemetryRollup.bucket))).all()
     assert [(r.windows, sum(r.counts) > 0) for r in rows] == [(1, False), (1, True)]
+
+
+def test_windows_of_a_release_registered_within_their_hour_are_all_kept(
+    engine: Engine,
+) -> None:
+    """The hour's row was started without counts (the release had no profile yet); the
+    windows after the registration add into it, and so does the day's fold. Before, the
+    addition failed (SQLite: the batch was refused, its windows logged and lost once
+    acknowledged; PostgreSQL: the row's counts turned to NULLs)."""
+    statements_of(engine, batch(0, "rel-new", ("cam-a",)))
+    with Session(engine) as s:
+        register_profiled_release(s, "rel-new", PROFILE)
+        s.commit()
+    statements_of(engine, batch(1, "rel-new", ("cam-a",)) + batch(2, "rel-new", ("cam-a",)),
+                  NOW + timedelta(minutes=5))
+    with Session(engine) as s:
+        hour = s.exec(select(TelemetryRollup).where(
+            TelemetryRollup.camera_id == "", TelemetryRollup.release_id == "rel-new")).one()
+        assert hour.windows == 3
+        assert all(c is not None for c in hour.counts) and sum(hour.counts) > 0
+        counted = list(hour.counts)
+        assert telemetry_rollup_fold.fold(s, NOW + timedelta(days=1, hours=2)) > 0
+        s.commit()
+        day = s.exec(select(TelemetryRollup).where(
+            TelemetryRollup.camera_id == "", TelemetryRollup.release_id == "rel-new",
+            TelemetryRollup.grain == "day")).one()
+    assert (day.windows, list(day.counts)) == (3, counted)
