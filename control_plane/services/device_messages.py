@@ -147,7 +147,11 @@ def store_run(session: Session, messages: Sequence[DeviceMessage]) -> StoredRun:
 
 
 def _read(session: Session, ids: set[str]) -> dict[str, DeviceRow]:
-    """The run's devices, in one query (only the columns judged here)."""
+    """The run's devices, in one query (only the columns judged here), locked until the
+    run commits: two ingest workers may hold one device's messages at once (a reconnect's
+    Will on one, the new connection's ``online`` on the other), and each must judge its
+    own against what the other committed, not against the row as it was before. Locked
+    in device order, as ``_write`` updates them (SQLite has one writer: no lock)."""
     if not ids:
         return {}
     t = _TABLE
@@ -155,7 +159,8 @@ def _read(session: Session, ids: set[str]) -> dict[str, DeviceRow]:
         t.c.device_id, t.c.online, t.c.status_session,
         _json_int(t.c.reported, "desired_revision"), _json_int(t.c.reported, "desired_epoch"),
         t.c.desired_revision, t.c.desired_rollout_id, t.c.desired_mode,
-    ).where(t.c.device_id.in_(sorted(ids)))).all()
+    ).where(t.c.device_id.in_(sorted(ids))).order_by(t.c.device_id)
+        .with_for_update(of=t)).all()
     return {r[0]: DeviceRow(*r) for r in rows}
 
 
