@@ -33,7 +33,8 @@ INGEST_RECEIVED = Counter(
 )
 INGEST_RESULTS = Counter(
     "parkwatch_cp_ingest_total",
-    "Telemetry windows and events by outcome: stored, duplicate, invalid, unknown_device, error.",
+    ("Telemetry windows and events by outcome: stored, duplicate, invalid, unknown_device, "
+     "dead_letter (failed, kept to replay), error (failed and lost)."),
     ["kind", "outcome"],
 )
 ROLLOUTS = Gauge("parkwatch_cp_rollouts", "Rollouts in the store, by state.", ["state"])

@@ -5,7 +5,7 @@ of them mirroring a resource of ``api/routes``:
 
 - processes: ``serve`` and ``worker`` (``serve.py``);
 - local admin, acting on the store or the data folder directly: ``db``, ``keys``,
-  ``tokens``, ``mqtt``;
+  ``tokens``, ``mqtt``, ``dead-letters`` (``dead_letters.py``);
 - operator commands, talking to the HTTP API through ``client.py`` (each takes
   ``--api-url`` and ``--token``): ``devices``, ``groups``, ``telemetry``, ``models``,
   ``versions``, ``aliases``, ``datasets``, ``releases`` (``release.py``), ``rollouts``
@@ -30,6 +30,7 @@ from . import (
     audit,
     datasets,
     db,
+    dead_letters,
     devices,
     drift,
     groups,
@@ -49,7 +50,8 @@ from .common import renamed, with_api_options
 
 # Local admin groups act on the store and the data folder directly; operator groups talk
 # to the HTTP API, and each of their commands takes --api-url and --token.
-LOCAL_GROUPS = {"db": db, "keys": keys, "tokens": tokens, "mqtt": mqtt}
+LOCAL_GROUPS = {"db": db, "keys": keys, "tokens": tokens, "mqtt": mqtt,
+                "dead-letters": dead_letters}
 OPERATOR_GROUPS = {
     "devices": devices, "groups": groups, "models": models, "versions": versions,
     "aliases": aliases, "datasets": datasets, "releases": release, "rollouts": rollout,

@@ -7,7 +7,8 @@ In: status, reported, telemetry and events of every device, decoded with
 each message (manual PUBACK) only once it is committed, in arrival order; at most
 ``max_queued`` are held unacknowledged (paho's thread waits for room, so the broker keeps
 the backlog). An invalid payload is logged with its reason, dropped and acknowledged; a
-failing write is logged; neither stops the loop.
+message whose write fails alone is kept as a dead letter (``dead_letter``) and acknowledged;
+neither stops the loop.
 Out: desired states, retained, QoS 1; a batch returns once the broker acknowledged it
 (except where waiting could deadlock: see ``publish_desired_batch``).
 Subscriptions are made in ``on_connect``, so every reconnect resubscribes.
@@ -22,6 +23,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -54,6 +56,7 @@ from ..metrics import DESIRED_PUBLISHED, INGEST_RECEIVED, MQTT_CONNECTED, MQTT_R
 from ..rollouts import service as rollouts
 from ..services.device_messages import DeviceMessage, StatusReceipt
 from ..store.db import session_scope
+from . import dead_letter
 from .batch import INGESTED_KINDS, Inbound, IngestPipeline, count
 from .outgoing import Outgoing, wait_published
 from .store import IngestStore
@@ -147,7 +150,7 @@ class MqttAdapter:
         self.pipeline = IngestPipeline(
             self._write_windows, self._handle, self._acknowledge,
             batch_size=batch_size, linger_s=linger_s, max_queued=max_queued,
-            write_device=self._write_device,
+            write_device=self._write_device, keep_failed=self._keep_failed,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -380,6 +383,11 @@ class MqttAdapter:
 
     def _write_device(self, messages: Sequence[DeviceMessage]) -> Counter[tuple[str, str]]:
         return self.store.write_device(messages)
+
+    def _keep_failed(self, item: Inbound, error: str) -> None:
+        dead_letter.keep(self.engine, kind=item.kind, device_id=item.device_id,
+                         message=item.message, error=error,
+                         received_at=datetime.fromtimestamp(item.received, UTC))
 
     def _handle(self, kind: str, message: DeviceMessage) -> str:
         """A device message alone (every kind the adapter receives is written in runs)."""

@@ -12,7 +12,10 @@ deadlock) is retried with backoff for as long as it lasts. Nothing is acknowledg
 meanwhile, so the broker stops sending once this client's in-flight window is full: that
 is the back-pressure. Any other error in a run writes its windows (or device messages)
 again one by one, so one bad message cannot take the others with it; a message that still
-fails is logged, counted as ``error`` and acknowledged (a retry would fail the same way).
+fails alone would fail the same way on every redelivery, so it is written to the dead-letter
+table (``dead_letter``: its own transaction, retried like any write), logged, counted as
+``dead_letter`` and only then acknowledged; an operator replays it once the cause is fixed.
+Only if that write fails too is the message counted as ``error`` and lost.
 A message that came on a connection since lost is still written but not acknowledged (its
 packet id may name another message now); the broker resends it and it counts as a
 duplicate.
@@ -41,7 +44,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
@@ -72,6 +75,8 @@ WriteWindows = Callable[[Sequence[TelemetryWindow]], Counter[str]]
 WriteDevice = Callable[[Sequence[Any]], Counter[tuple[str, str]]]
 HandleMessage = Callable[[str, Any], str]
 Acknowledge = Callable[["Inbound"], None]
+# Keep a message that failed alone, with the error's one line (a dead letter)
+KeepFailed = Callable[["Inbound", str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,7 @@ class Inbound:
     mid: int
     qos: int
     connection: int  # the broker connection it came on: a PUBACK only goes back on that one
+    received: float = field(default_factory=time.time)  # epoch seconds, for a dead letter
 
 
 class _Abandoned(Exception):
@@ -96,6 +102,12 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | PoolTimeout):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line: its type and the first line of its text."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:1000]
 
 
 def count(kind: str, outcome: str, n: int = 1) -> None:
@@ -117,12 +129,14 @@ class IngestPipeline:
         linger_s: float = 0.02,
         max_queued: int = 1000,
         write_device: WriteDevice | None = None,
+        keep_failed: KeepFailed | None = None,
     ) -> None:
         if batch_size < 1 or linger_s < 0 or max_queued < batch_size:
             raise ValueError("batch_size must be >= 1, linger_s >= 0 and max_queued >= "
                              "batch_size")
         self._write_windows = write_windows
         self._write_device = write_device
+        self._keep_failed = keep_failed
         self._handle = handle
         self._acknowledge = acknowledge
         self.batch_size = batch_size
@@ -290,11 +304,8 @@ class IngestPipeline:
                     outcomes.update(self._retrying(partial(self._write_run, run, [item.message])))
                 except _Abandoned:
                     raise
-                except Exception:
-                    log.exception("%s message failed", item.kind,
-                                  extra={"device_id": item.device_id,
-                                         "seq": getattr(item.message, "seq", None)})
-                    outcomes[item.kind, "error"] += 1
+                except Exception as exc:
+                    outcomes[item.kind, self._failed(item, exc)] += 1
         for (kind, outcome), n in outcomes.items():
             count(kind, outcome, n)
 
@@ -304,10 +315,30 @@ class IngestPipeline:
                 outcome = self._retrying(lambda: self._handle(item.kind, item.message))
             except _Abandoned:
                 raise
-            except Exception:
-                log.exception("MQTT message handler failed", extra={"kind": item.kind})
-                outcome = "error"
+            except Exception as exc:
+                outcome = self._failed(item, exc)
         count(item.kind, outcome)
+
+    def _failed(self, item: Inbound, exc: Exception) -> str:
+        """The outcome of a message that failed alone: ``dead_letter`` once it is kept
+        (before it is acknowledged), ``error`` when it could not be kept either."""
+        error = one_line(exc)
+        where = {"kind": item.kind, "device_id": item.device_id,
+                 "seq": getattr(item.message, "seq", None)}
+        if self._keep_failed is not None:
+            try:
+                self._retrying(partial(self._keep_failed, item, error))
+            except _Abandoned:
+                raise
+            except Exception:
+                log.exception("%s message failed (%s) and could not be kept as a dead "
+                              "letter: it is lost", item.kind, error, extra=where)
+                return "error"
+            log.error("%s message failed; kept as a dead letter (parkwatch dead-letters "
+                      "replay): %s", item.kind, error, exc_info=exc, extra=where)
+            return "dead_letter"
+        log.error("%s message failed", item.kind, exc_info=exc, extra=where)
+        return "error"
 
     def _retrying(self, write: Callable[[], T]) -> T:
         """Run ``write`` until it gets past transient store errors (writes are idempotent, so

@@ -162,3 +162,49 @@ def test_a_poisoned_device_message_is_written_alone_and_the_rest_stored() -> Non
     p.drain()
     assert store.device_runs == [["a"], ["b"]]
     assert store.acked == [1, 2, 3]
+
+
+class KeepingStore(FakeStore):
+    """Keeps failed messages; ``keep_busy`` transient failures first, then refuses to keep
+    anything while ``keep_broken``. Each keep is checked to come before its message's ack."""
+
+    def __init__(self, keep_busy: int = 0, keep_broken: bool = False) -> None:
+        super().__init__()
+        self.keep_busy = keep_busy
+        self.keep_broken = keep_broken
+        self.kept: list[tuple[int, str, bool]] = []  # mid, error, acked before it was kept
+
+    def keep(self, item: Inbound, error: str) -> None:
+        if self.keep_busy:
+            self.keep_busy -= 1
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        if self.keep_broken:
+            raise IntegrityError("INSERT", {}, Exception("dead_letter is missing"))
+        self.kept.append((item.mid, error, item.mid in self.acked))
+
+
+def keeping(store: KeepingStore) -> IngestPipeline:
+    return IngestPipeline(store.write_windows, store.handle, store.ack, batch_size=20,
+                          linger_s=0, keep_failed=store.keep)
+
+
+def test_a_message_that_fails_alone_is_kept_before_it_is_acknowledged() -> None:
+    store = KeepingStore(keep_busy=2)  # keeping it retries transient errors too
+    p = keeping(store)
+    for mid in range(10, 16):
+        p.submit(window(mid))
+    p.drain()
+    assert store.batches == [[10], [11], [12], [14], [15]]
+    assert [(mid, acked) for mid, _error, acked in store.kept] == [(13, False)]
+    assert store.kept[0][1].startswith("IntegrityError: (builtins.Exception) poisoned")
+    assert store.acked == list(range(10, 16))
+
+
+def test_a_message_that_cannot_be_kept_either_is_counted_as_an_error() -> None:
+    store = KeepingStore(keep_broken=True)
+    p = keeping(store)
+    for mid in range(12, 15):
+        p.submit(window(mid))
+    p.drain()
+    assert store.kept == [] and store.batches == [[12], [14]]
+    assert store.acked == [12, 13, 14]  # as before dead letters: a retry would fail the same

@@ -15,6 +15,7 @@ from .registry import Artifact, DatasetVersion, Model, ModelAlias, ModelVersion,
 from .rollouts import Rollout, RolloutDevice, RolloutWave
 from .telemetry import (
     CameraSnapshot,
+    DeadLetter,
     EventRecord,
     Sample,
     TelemetryRollup,
@@ -30,6 +31,7 @@ __all__ = [
     "BigId",
     "CameraSnapshot",
     "DatasetVersion",
+    "DeadLetter",
     "Device",
     "DeviceGroup",
     "DriftBaseline",

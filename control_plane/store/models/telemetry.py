@@ -165,3 +165,19 @@ class Sample(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     updated_by: str | None = Field(default=None, max_length=128)
+
+
+class DeadLetter(SQLModel, table=True):
+    """A received message that failed to store alone with a non-transient error: kept here,
+    not dropped, before it is acknowledged, so an operator can replay it once the cause is
+    fixed (``parkwatch dead-letters``). No foreign key: the device may be what failed."""
+
+    __tablename__ = "dead_letter"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    received_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
+    kind: str = Field(max_length=16)
+    device_id: str = Field(max_length=63)
+    topic: str | None = Field(default=None, max_length=255)
+    message: str = Field(sa_type=sa.Text)  # the validated message, as JSON
+    error: str = Field(max_length=1024)  # the last failure, one line

@@ -1,0 +1,110 @@
+"""Dead letters: received messages that failed to store alone, kept instead of dropped.
+
+The pipeline (``batch``) writes a run of messages again one by one when the run fails
+with a non-transient error; a message that still fails alone would fail the same way on
+every redelivery, so it is acknowledged. Before that, it is written here (in its own
+transaction, retried on transient errors like any write): a bug in the store path then
+delays the message, it does not lose it. ``replay`` runs each kept message through the
+same store path again once the cause is fixed; what stores is deleted, what fails again
+stays with its new error (``parkwatch dead-letters list`` / ``replay``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from pydantic import BaseModel
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, delete, select
+
+from protocols import decode_for_topic, device_topic
+from protocols.topics import TopicKind
+
+from ..errors import ControlPlaneError
+from ..services.device_messages import StatusReceipt
+from ..store.db import session_scope
+from ..store.models import DeadLetter
+from .batch import DEVICE_KINDS, is_transient, one_line
+from .store import IngestStore
+
+_PAGE = 100  # rows replayed per read
+
+
+def message_json(message: Any) -> str:
+    """The validated message as the device sent it (a status without its receipt)."""
+    model = message.status if isinstance(message, StatusReceipt) else message
+    return cast(BaseModel, model).model_dump_json(by_alias=True)
+
+
+def keep(engine: Engine, *, kind: str, device_id: str, message: Any, error: str,
+         received_at: datetime) -> None:
+    """Write one failed message, in its own transaction (the caller retries transient
+    errors)."""
+    with session_scope(engine) as session:
+        session.add(DeadLetter(
+            received_at=received_at, kind=kind, device_id=device_id,
+            topic=device_topic(device_id, cast(TopicKind, kind)),  # the one it came on
+            message=message_json(message), error=error))
+
+
+def listing(session: Session, limit: int) -> list[DeadLetter]:
+    """The oldest kept messages first (they are replayed in that order)."""
+    return list(session.exec(select(DeadLetter).order_by(col(DeadLetter.id)).limit(limit)))
+
+
+@dataclass(frozen=True)
+class Replayed:
+    stored: int  # stored now (or found already stored) and deleted
+    failed: int  # failed again: kept, with the new error
+
+
+def replay(engine: Engine, store: IngestStore) -> Replayed:
+    """Run every kept message through ingest's store path again, oldest first."""
+    stored = failed = 0
+    after = 0
+    while True:
+        with session_scope(engine) as session:
+            rows = [(r.id, r.kind, r.message) for r in session.exec(
+                select(DeadLetter).where(col(DeadLetter.id) > after)
+                .order_by(col(DeadLetter.id)).limit(_PAGE))]
+        if not rows:
+            return Replayed(stored, failed)
+        for row_id, kind, text in rows:
+            assert row_id is not None
+            after = row_id
+            error = _store_again(store, kind, text)
+            with session_scope(engine) as session:
+                if error is None:
+                    session.exec(delete(DeadLetter).where(col(DeadLetter.id) == row_id))
+                    stored += 1
+                else:
+                    row = session.get(DeadLetter, row_id)
+                    if row is not None:
+                        row.error = error
+                    failed += 1
+
+
+def _store_again(store: IngestStore, kind: str, text: str) -> str | None:
+    """None once stored (writes are idempotent: a copy counts as stored); else the error."""
+    try:
+        message: Any = decode_for_topic(cast(TopicKind, kind), text.encode())
+        if kind == "status":  # old news: no clock skew is measured from a replayed status
+            message = StatusReceipt(message, retained=True)
+        if kind == "telemetry":
+            store.write_windows([message])
+        elif kind in DEVICE_KINDS:
+            store.write_device(cast(Sequence[Any], [message]))
+        else:
+            return f"ValueError: ingest does not store {kind!r} messages"
+    except Exception as exc:
+        if is_transient(exc):
+            raise ControlPlaneError(
+                f"the store is unavailable ({one_line(exc)}); run the replay again") from None
+        return one_line(exc)
+    return None
+
+
+__all__ = ["Replayed", "keep", "listing", "message_json", "replay"]
