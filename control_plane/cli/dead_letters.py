@@ -58,7 +58,8 @@ def dead_letters_replay(config: Path | None = ConfigOpt) -> None:
         done = dead_letter.replay(engine, IngestStore(engine, UnpublishedDesired()))
     finally:
         engine.dispose()
-    typer.echo(f"replayed: {done.stored} stored, {done.failed} failed again "
-               "(parkwatch dead-letters list)")
+    made = ", ".join(f"{n} {outcome}" for outcome, n in sorted(done.outcomes.items()))
+    typer.echo(f"replayed: {done.outcomes.total()} done ({made or 'none'}), {done.failed} "
+               "failed again (parkwatch dead-letters list)")
     if done.failed:
         raise typer.Exit(1)

@@ -11,6 +11,7 @@ stays with its new error (``parkwatch dead-letters list`` / ``replay``).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,54 +58,56 @@ def listing(session: Session, limit: int) -> list[DeadLetter]:
 
 @dataclass(frozen=True)
 class Replayed:
-    stored: int  # stored now (or found already stored) and deleted
+    outcomes: Counter[str]  # deleted, by what ingest made of each (stored, duplicate, ...)
     failed: int  # failed again: kept, with the new error
 
 
 def replay(engine: Engine, store: IngestStore) -> Replayed:
-    """Run every kept message through ingest's store path again, oldest first."""
-    stored = failed = 0
-    after = 0
+    """Run every kept message through ingest's store path again, oldest first; a window
+    keeps the time it was first received (it rolls up into that hour, and ages from it)."""
+    outcomes: Counter[str] = Counter()
+    failed = after = 0
     while True:
         with session_scope(engine) as session:
-            rows = [(r.id, r.kind, r.message) for r in session.exec(
+            rows = [(r.id, r.kind, r.message, r.received_at) for r in session.exec(
                 select(DeadLetter).where(col(DeadLetter.id) > after)
                 .order_by(col(DeadLetter.id)).limit(_PAGE))]
         if not rows:
-            return Replayed(stored, failed)
-        for row_id, kind, text in rows:
+            return Replayed(outcomes, failed)
+        for row_id, kind, text, received_at in rows:
             assert row_id is not None
             after = row_id
-            error = _store_again(store, kind, text)
+            done = _store_again(store, kind, text, received_at)
             with session_scope(engine) as session:
-                if error is None:
+                if isinstance(done, Counter):
                     session.exec(delete(DeadLetter).where(col(DeadLetter.id) == row_id))
-                    stored += 1
+                    outcomes.update(done)
                 else:
                     row = session.get(DeadLetter, row_id)
                     if row is not None:
-                        row.error = error
+                        row.error = done
                     failed += 1
 
 
-def _store_again(store: IngestStore, kind: str, text: str) -> str | None:
-    """None once stored (writes are idempotent: a copy counts as stored); else the error."""
+def _store_again(store: IngestStore, kind: str, text: str,
+                 received_at: datetime) -> Counter[str] | str:
+    """What ingest made of the message (writes are idempotent: a copy is a duplicate), or
+    the error it failed with again."""
     try:
         message: Any = decode_for_topic(cast(TopicKind, kind), text.encode())
         if kind == "status":  # old news: no clock skew is measured from a replayed status
             message = StatusReceipt(message, retained=True)
         if kind == "telemetry":
-            store.write_windows([message])
-        elif kind in DEVICE_KINDS:
-            store.write_device(cast(Sequence[Any], [message]))
-        else:
-            return f"ValueError: ingest does not store {kind!r} messages"
+            return store.write_windows([message], received_at=received_at)
+        if kind in DEVICE_KINDS:
+            done = store.write_device(cast(Sequence[Any], [message]))
+            return Counter({outcome: n for (_kind, outcome), n in done.items()})
+        return f"ValueError: ingest does not store {kind!r} messages"
     except Exception as exc:
         if is_transient(exc):
             raise ControlPlaneError(
                 f"the store is unavailable ({one_line(exc)}); run the replay again") from None
         return one_line(exc)
-    return None
 
 
 __all__ = ["Replayed", "keep", "listing", "message_json", "replay"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
@@ -35,9 +36,11 @@ class IngestStore:
         self.engine = engine
         self.publisher = publisher
 
-    def write_windows(self, windows: Sequence[TelemetryWindow]) -> Counter[str]:
+    def write_windows(self, windows: Sequence[TelemetryWindow], *,
+                      received_at: datetime | None = None) -> Counter[str]:
+        """``received_at``: when they arrived, if not now (a dead letter replayed)."""
         with session_scope(self.engine) as session:
-            return telemetry.ingest_windows(session, windows)
+            return telemetry.ingest_windows(session, windows, received_at=received_at)
 
     def write_device(self, messages: Sequence[DeviceMessage]) -> Counter[tuple[str, str]]:
         """Statuses, reported states and events, with the rollout rows the reports move and

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from control_plane.ingest import store as ingest_store
 from control_plane.services import telemetry
 from control_plane.services.device_messages import DeviceMessage, StatusReceipt, StoredRun
 from control_plane.store.db import session_scope
-from control_plane.store.models import Device
+from control_plane.store.models import Device, TelemetryWindowRecord
 from control_plane.testing import telemetry_window
 from parkwatch_cli import app as root_app
 from protocols import (
@@ -115,14 +115,20 @@ def test_failed_message_is_kept_acknowledged_and_replayed(
 
     # Still broken: every row stays, with the error of this attempt.
     code, text = cli(["dead-letters", "replay"], url)
-    assert code == 1 and "0 stored, 5 failed again" in text, text
+    assert code == 1 and "0 done (none), 5 failed again" in text, text
     assert rows(engine, "dead_letter") == 5
 
     monkeypatch.undo()  # the bug is fixed
     code, text = cli(["dead-letters", "replay"], url)
-    assert code == 0 and "5 stored, 0 failed again" in text, text
+    assert code == 0 and "5 done (1 applied, 4 stored), 0 failed again" in text, text
     assert rows(engine, "dead_letter") == 0
     assert rows(engine, "telemetry_window") == 15
+    with session_scope(engine) as session:  # replayed windows keep their first receipt time
+        first = [w.received_at for w in session.exec(
+            select(TelemetryWindowRecord).where(TelemetryWindowRecord.device_id == BROKEN)
+            .order_by(col(TelemetryWindowRecord.seq)))]
+    assert first == [datetime.fromisoformat(i["received_at"])
+                     for i in items if i["kind"] == "telemetry"]
     assert rows(engine, "device_event") == 1
     with session_scope(engine) as session:
         device = session.get(Device, BROKEN)
