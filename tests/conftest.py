@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from scripts.loop import free_port
 
@@ -202,3 +203,19 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_for_a_lock_wait(engine: sa.Engine, what: str, timeout: float = 30) -> None:
+    """Poll PostgreSQL until a session of this database waits for a lock (another
+    transaction of the test holds it); fail naming ``what`` after ``timeout`` seconds."""
+    with engine.connect() as conn:
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = conn.execute(sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock'")).scalar()
+            conn.rollback()  # pg_stat_activity is read once per transaction
+            if waiting:
+                return
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)

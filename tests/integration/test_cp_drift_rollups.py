@@ -10,7 +10,6 @@ oracle, never hard-coded."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +36,7 @@ from control_plane.store.models import (
 )
 from control_plane.testing import register_profiled_release
 from protocols import TelemetryWindow
+from tests.conftest import wait_for_a_lock_wait
 from tests.rollup_kit import (
     DAYS,
     ON_THE_HOUR,
@@ -263,18 +263,7 @@ def test_a_fold_waits_for_an_ingest_into_its_day(postgres_url: str) -> None:
     folder = threading.Thread(target=fold)
     folder.start()
     try:
-        with engine.connect() as conn:  # the fold waits for the writer's row lock
-            deadline = time.monotonic() + 30
-            while True:
-                waiting = conn.execute(sa.text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock'")).scalar()
-                # pg_stat_activity is read once per transaction: each look is a new one
-                conn.rollback()
-                if waiting:
-                    break
-                assert time.monotonic() < deadline, "the fold never waited for the writer"
-                time.sleep(0.05)
+        wait_for_a_lock_wait(engine, "the fold never waited for the writer's row lock")
         writer.commit()
     finally:
         writer.close()

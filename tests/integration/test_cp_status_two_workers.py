@@ -5,11 +5,9 @@ whichever commits first. Real PostgreSQL (SQLite has one writer: nothing to race
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -17,6 +15,7 @@ from control_plane.services.device_messages import StatusReceipt, store_run
 from control_plane.store import db
 from control_plane.store.models import Device
 from protocols import DeviceStatus
+from tests.conftest import wait_for_a_lock_wait
 
 pytestmark = pytest.mark.postgres
 
@@ -34,20 +33,6 @@ def engine(postgres_url: str) -> Iterator[Engine]:
 
 def status(state: str, session: str) -> StatusReceipt:
     return StatusReceipt(DeviceStatus(device_id="cam-a", state=state, session=session))
-
-
-def wait_for_a_lock_wait(engine: Engine) -> None:
-    with engine.connect() as conn:
-        deadline = time.monotonic() + 30
-        while True:
-            waiting = conn.execute(sa.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock'")).scalar()
-            conn.rollback()  # pg_stat_activity is read once per transaction
-            if waiting:
-                return
-            assert time.monotonic() < deadline, "the second worker never waited for the first"
-            time.sleep(0.05)
 
 
 def test_the_will_of_an_earlier_connection_cannot_end_a_newer_one_stored_beside_it(
@@ -70,7 +55,7 @@ def test_the_will_of_an_earlier_connection_cannot_end_a_newer_one_stored_beside_
     worker = threading.Thread(target=second)
     worker.start()
     try:
-        wait_for_a_lock_wait(engine)
+        wait_for_a_lock_wait(engine, "the second worker never waited for the first")
         first.commit()
     finally:
         first.close()
