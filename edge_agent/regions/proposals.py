@@ -71,7 +71,8 @@ class MotionRegions:
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self._thin = np.ones((1, _STREAK_WIDTH), np.uint8)
         self._tall = np.ones((_STREAK_LENGTH, 1), np.uint8)
-        self._grey: U8 = np.empty((0, 0), np.uint8)
+        self._grey: U8 = np.empty((0, 0), np.uint8)  # the last frame's small copy, grey
+        self._mean: U8 = np.empty((0, 0), np.uint8)  # the frames' mean (background_edges)
         self._lines: U8 = np.empty((0, 0), np.uint8)
         self._subtractor: cv2.BackgroundSubtractor | None = None
         self._sum = np.empty((0, 0), np.float32)  # the grey frames since background_edges
@@ -86,6 +87,7 @@ class MotionRegions:
         self._small = np.empty((h, w, 3), np.uint8)
         self._mask = np.empty((h, w), np.uint8)
         self._grey = np.empty((h, w), np.uint8)
+        self._mean = np.empty((h, w), np.uint8)
         self._edges = np.empty((h, w), np.uint8)
         self._lines = np.empty((h, w), np.uint8)
         self._sum = np.zeros((h, w), np.float32)
@@ -180,7 +182,6 @@ class MotionRegions:
         it is, while a camera turned or zoomed moves it. About 0.1 ms at 160 px."""
         if self._small.size == 0:
             return [0] * (EDGE_COLS * EDGE_ROWS)
-        cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._grey)
         cv2.Canny(self._grey, _EDGE_LOW, _EDGE_HIGH, edges=self._edges)
         cells = _cell_counts(self._edges, EDGE_COLS, EDGE_ROWS)
         total = sum(cells)
@@ -202,10 +203,10 @@ class MotionRegions:
         cells = BACKGROUND_COLS * BACKGROUND_ROWS
         if self._summed == 0:
             return [0] * cells
-        cv2.convertScaleAbs(self._sum, self._grey, 1.0 / self._summed)
+        cv2.convertScaleAbs(self._sum, self._mean, 1.0 / self._summed)
         self._sum.fill(0.0)
         self._summed = 0
-        cv2.Canny(self._grey, _EDGE_LOW, _EDGE_HIGH, edges=self._edges)
+        cv2.Canny(self._mean, _EDGE_LOW, _EDGE_HIGH, edges=self._edges)
         return _cell_counts(self._edges, BACKGROUND_COLS, BACKGROUND_ROWS)
 
     def streaks(self) -> float:
@@ -213,7 +214,6 @@ class MotionRegions:
         bright lines (a top-hat across a few pixels) that are also tall (an opening
         along the columns), on the small copy's grey: see ``condition``. Falling rain
         draws such lines; a scene's edges are wider or shorter, and blur smears them."""
-        cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._grey)
         cv2.morphologyEx(self._grey, cv2.MORPH_TOPHAT, self._thin, dst=self._lines)
         cv2.morphologyEx(self._lines, cv2.MORPH_OPEN, self._tall, dst=self._lines)
         return float(cv2.mean(self._lines)[0])
