@@ -355,7 +355,7 @@ class IngestPipeline:
                 self._set_store_down(True)
                 if attempt == 1 or attempt % 20 == 0:
                     log.warning("store unavailable, retrying; nothing is acknowledged meanwhile "
-                                "(%s)", str(exc).splitlines()[0][:200],
+                                "(%s)", one_line(exc)[:200],
                                 extra={"attempt": attempt})
                 if self._closing.is_set() or self._abandon.wait(
                     min(0.05 * 2 ** (attempt - 1), MAX_BACKOFF_S)
