@@ -43,7 +43,9 @@ from typing import Any
 import numpy as np
 from scipy.special import gammaln
 
-from .region_features import OTHER, region_counts
+from protocols.messages import REGION_WIDTH_EDGES
+
+from .region_features import OTHER
 from .summary import FloatArray
 
 FEATURE = "regions.mix"
@@ -63,11 +65,12 @@ def animal_classes(labels: Sequence[str]) -> list[int]:
 
 def animals(camera: dict[str, Any], labels: Sequence[str]) -> FloatArray | None:
     """One camera window's distinct animals per animal class (None: no region telemetry,
-    so the window says nothing about the mix)."""
-    counts = region_counts(camera, list(labels)).get("regions.animals")
-    if counts is None:
+    so the window says nothing about the mix). As ``region_counts`` reads them, without
+    its other features: this runs on every camera of every device's latest windows."""
+    if len(camera.get("region_width_hist") or []) != len(REGION_WIDTH_EDGES) - 1:
         return None
-    return np.asarray(counts[animal_classes(labels)], np.float64)
+    seen = camera.get("animals") or {}
+    return np.array([float(seen.get(k, 0)) for k in labels if k != OTHER], np.float64)
 
 
 def _pearson(mat: FloatArray) -> tuple[float, int]:

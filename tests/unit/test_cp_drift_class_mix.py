@@ -18,6 +18,7 @@ import pytest
 from control_plane.config.drift import DriftSettings
 from control_plane.drift import baseline as bl
 from control_plane.drift import class_mix, synthetic
+from control_plane.drift.region_features import region_counts, without_regions
 from control_plane.drift.verdicts import baseline_holds
 from control_plane.store.models import DriftBaseline
 
@@ -179,3 +180,13 @@ def test_a_new_mix_drives_the_verdict_and_the_k_of_n_windows_stay_the_latest_n()
     base.levels = old
     before = baseline_holds(ref, windows([1.0] * 15), {("gate", "day"): base}, settings)
     assert before["cameras"][0]["class_mix"] is None
+
+
+def test_animals_are_those_regions_animals_counts_without_other() -> None:
+    rng = np.random.default_rng(2)
+    ref = synthetic.profile(seed=2, bins=10)
+    labels = ["cat", "dog", "other"]  # a regions model's labels
+    cam = camera(ref, rng, 0, CAT) | {"animals": {"cat": 2, "dog": 3, "other": 4}}
+    want = region_counts(cam, labels)["regions.animals"][class_mix.animal_classes(labels)]
+    assert class_mix.animals(cam, labels).tolist() == want.tolist() == [2.0, 3.0]
+    assert class_mix.animals(without_regions(cam), labels) is None  # a whole-frame agent
