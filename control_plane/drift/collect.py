@@ -267,7 +267,9 @@ def read_recent(session: Session, devices: dict[tuple[str, str], DeviceWindows],
     lack some. What one device gets does not depend on which others are read with it, so
     an analysis reads them a chunk of devices at a time."""
     got: dict[tuple[str, str], list[tuple[dict[str, Any], Rows]]] = {k: [] for k in devices}
-    t, hi, step = TelemetryWindowRecord, end, timedelta(minutes=10)
+    # The first slice holds ``n`` one-minute windows twice over: one query for most
+    # devices (a slice of 10 minutes left the class mix's 15 to a second query).
+    t, hi, step = TelemetryWindowRecord, end, timedelta(minutes=max(10, 2 * n))
     while got and hi > start:
         lo = max(start, hi - step)
         lacking = sorted({d for (_, d), ws in got.items() if len(ws) < n})
