@@ -8,7 +8,8 @@ matrix, each row beside its baseline's counts, and PSI, levels and the driving f
 come out for all rows per feature in a few array operations, with the per-window
 functions' formulas in their order, so each verdict is the one ``baseline_holds``
 gives (tests/unit/test_cp_drift_fleet.py holds them equal). The ``merged`` rule
-(``baseline.judge_recent``, not the default) still runs per camera.
+(``baseline.judge_recent``, not the default) and the class mix (``baseline.judge_mix``,
+a few counts per window) still run per camera.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from . import baseline as bl
 from .fleet import BoolArray, CameraRows, camera_rows, checked, layout, psi_rows
 from .region_features import REGION_FEATURES, min_count, region_counts
 from .stats import FloatArray, estimated_accuracy
+from .verdicts import mix_json, with_mix
 
 Key = tuple[str, str]
 
@@ -41,17 +43,27 @@ class _Group:
     key: Key
     rows: list[int]
     base: DriftBaseline | None
+    pooled: list[int]  # its rows among the device's latest ``mix_windows`` windows
     levels: dict[str, bl.Level] | None = None
     alpha: float = 0.0
 
 
-def _groups(rows: CameraRows, device_of: list[int],
-            baselines: Sequence[dict[Key, DriftBaseline]]) -> list[_Group]:
-    """Per device (in order), its camera × condition keys, sorted, with their rows."""
+def _groups(rows: CameraRows, device_of: list[int], age: list[int],
+            baselines: Sequence[dict[Key, DriftBaseline]], settings: DriftSettings
+            ) -> list[_Group]:
+    """Per device (in order), the camera × condition keys of its latest ``alert_windows``
+    windows (``age``: a window's place from its device's newest, 0), sorted, with their
+    rows."""
     per: dict[tuple[int, Key], list[int]] = defaultdict(list)
+    pooled: dict[tuple[int, Key], list[int]] = defaultdict(list)
     for k, camera in enumerate(rows.cameras):
-        per[(device_of[int(rows.window[k])], bl.camera_key(camera))].append(k)
-    return [_Group(d, key, idx, baselines[d].get(key))
+        w = int(rows.window[k])
+        key = (device_of[w], bl.camera_key(camera))
+        if age[w] < settings.alert_windows:
+            per[key].append(k)
+        if age[w] < settings.mix_windows:
+            pooled[key].append(k)
+    return [_Group(d, key, idx, baselines[d].get(key), pooled[(d, key)])
             for (d, key), idx in sorted(per.items())]
 
 
@@ -171,12 +183,16 @@ def _camera(g: _Group, rows: CameraRows, estimate: float | None,
     else:
         holds = drifted >= settings.alert_drifted_windows
         top = max(judged, key=lambda v: v.ratio or 0.0, default=None)
+    mix = bl.judge_mix(profile, g.base.counts, g.levels, [rows.cameras[k] for k in g.pooled],
+                       alpha=g.alpha)
+    holds, top = with_mix(holds, top, mix)
     return out | {
         "state": "active", "baseline_id": g.base.id, "baseline_version": g.base.version,
         "judged": len(judged), "drifted": drifted, "holds": holds, "alpha": g.alpha,
         "driver": None if top is None else {
             "feature": top.feature, "statistic": top.statistic, "level": top.level,
             "exceeded": top.drifted},
+        "class_mix": mix_json(mix, len(g.pooled)),
     }
 
 
@@ -191,9 +207,10 @@ def baseline_holds_many(
     baselines)]``, computed at once (``rows``: ``fleet.camera_rows`` of the windows of
     ``recent`` in order, when the caller has them)."""
     device_of = [d for d, ws in enumerate(recent) for _ in ws]
+    age = [len(ws) - 1 - i for ws in recent for i in range(len(ws))]
     if rows is None:
         rows = camera_rows(profile, [p for ws in recent for p in ws])
-    groups = _groups(rows, device_of, baselines)
+    groups = _groups(rows, device_of, age, baselines, settings)
     for g in groups:
         if g.base is not None:
             g.levels = bl.levels_of(g.base.levels)
