@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 from pydantic_core import from_json
 from sqlmodel import Session, col, select
@@ -41,7 +40,7 @@ from ..store.models import ModelVersion, Release, TelemetryRollup, TelemetryWind
 from .summary import Summary
 
 STREAM_ROWS = 5000  # rows fetched per round trip (a server-side cursor on PostgreSQL)
-Rows = np.ndarray[Any, np.dtype[np.float32]]  # a window's cameras on a profile's bins
+Rows = list[float]  # a window's cameras on a profile's bins, one flat row after another
 START_UNSET = datetime.min.replace(tzinfo=UTC)  # replaced by the device's span at the end
 
 
@@ -233,17 +232,31 @@ def _rolled_up(merge: _Merge, buckets: list[tuple[str, datetime, datetime]],
 
 
 def binned(summary: Summary, payload: dict[str, Any]) -> Rows | None:
-    """Each camera of a window on the summary's bins, one row each (an idle camera:
-    zeros); None if the window does not fit them (``Summary.fits``)."""
-    rows = []
+    """Each camera of a window on the summary's bins, one flat row after another (an idle
+    camera: zeros); None if the window does not fit them (``Summary.fits``). A flat list,
+    not an array: a chunk's windows become one matrix at once (``fleet.camera_rows``),
+    where an array per window cost as much as binning it."""
+    out: Rows = []
     for camera in payload.get("cameras") or []:
-        row = summary.camera_row(camera)
-        if row is None:
+        if not summary.add_camera(out, camera):
             return None
-        rows.append(row)
-    # Single precision: a window's counts are integers far below 2**24, so exact, and a
-    # fleet's latest windows take half the memory.
-    return np.array(rows, np.float32).reshape(len(rows), summary.flat.size)
+    return out
+
+
+# Devices per query of their latest windows: each query reads the whole slice of receipt
+# time (``recent_slice``), so a chunk of devices is one query, not several.
+RECENT_BATCH = 1000
+
+
+def recent_slice(lo: datetime, hi: datetime, device_ids: list[str]) -> list[sa.ColumnElement[bool]]:
+    """The WHERE clause of these devices' windows received in (lo, hi], served by the
+    receipt-time index (``ix_telemetry_received``). The device is compared as an expression
+    (``device_id || ''``), not as the column: given ``device_id IN (...)``, SQLite's
+    planner took ``ix_telemetry_device_start`` and read every window each device has kept
+    (1,440 a day each) to find the slice's ten, which was half of a 1,000-device report."""
+    t = TelemetryWindowRecord
+    return [col(t.received_at) > lo, col(t.received_at) <= hi,
+            col(t.device_id).op("||")("").in_(device_ids)]
 
 
 def read_recent(session: Session, devices: dict[tuple[str, str], DeviceWindows],
@@ -258,11 +271,10 @@ def read_recent(session: Session, devices: dict[tuple[str, str], DeviceWindows],
     while got and hi > start:
         lo = max(start, hi - step)
         lacking = sorted({d for (_, d), ws in got.items() if len(ws) < n})
-        for i in range(0, len(lacking), 500):
+        for i in range(0, len(lacking), RECENT_BATCH):
             query = (
                 sa.select(col(t.release_id), col(t.device_id), sa.cast(col(t.payload), sa.Text))
-                .where(col(t.received_at) > lo, col(t.received_at) <= hi,
-                       col(t.device_id).in_(lacking[i : i + 500]))
+                .where(*recent_slice(lo, hi, lacking[i : i + RECENT_BATCH]))
                 .order_by(col(t.device_id), col(t.received_at).desc(), col(t.seq).desc())
             )
             if release_id is not None:
@@ -311,5 +323,5 @@ def collect(
     return found
 
 
-__all__ = ["Collected", "DeviceWindows", "binned", "collect", "plan", "read_recent",
+__all__ = ["Collected", "DeviceWindows", "binned", "collect", "plan", "read_recent", "recent_slice",
            "reference_profile", "report_start"]
