@@ -16,6 +16,7 @@ Subscriptions are made in ``on_connect``, so every reconnect resubscribes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import sys
@@ -67,7 +68,8 @@ INGEST_KINDS: tuple[TopicKind, ...] = ("status", "reported", "telemetry", "event
 FLUSH_TIMEOUT_S = 5.0  # stop(): how long queued messages may take to be written and acked
 PUBACK_TIMEOUT_S = 30.0  # a batch of desired states: how long to wait for the broker
 MAX_INFLIGHT = 200  # QoS 1 messages on their way to the broker at once (paho: 20)
-_RECEIVED = {kind: INGEST_RECEIVED.labels(kind) for kind in INGESTED_KINDS}
+# each kind's child looked up once, on its first message (a role that ingests nothing shows none)
+_received = functools.cache(INGEST_RECEIVED.labels)
 
 
 class MqttAdapter:
@@ -348,7 +350,7 @@ class MqttAdapter:
                 count(kind, "ignored")
             else:
                 if kind in INGESTED_KINDS:
-                    _RECEIVED[kind].inc()
+                    _received(kind).inc()
                 message = decode_for_topic(kind, msg.payload)
                 if getattr(message, "device_id", device_id) != device_id:
                     raise ProtocolError(
