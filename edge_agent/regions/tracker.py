@@ -55,7 +55,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .boxes import Box, area, centre, centre_distance, inside, iou
-from .votes import Tally, Votes
+from .votes import Votes
 
 Point = tuple[float, float]
 _SMOOTH = 0.5  # weight of the newest displacement in the velocity
@@ -91,8 +91,7 @@ class Track:
     velocity: Point = (0.0, 0.0)  # of the box's centre, pixels per second
     covered_since: float | None = None  # inside another animal's region since then
     merged: bool = False  # covered right after it was seen on its own: walked in
-    # Tentative only: the tracks this one was born inside, with their votes until then.
-    parted_from: dict[int, Tally] = field(default_factory=dict)
+    parted_from: set[int] = field(default_factory=set)  # born inside them (tentative only)
     _stride: int = 1
 
     @property
@@ -136,7 +135,7 @@ class Track:
         self._move(obs.box, now)
         self.covered_since, self.merged = None, False
         self.hits += 1
-        self.votes.add(obs.label if obs.votes else None, obs.confidence)
+        self.votes.add(obs.label if obs.votes else None, obs.confidence, now)
         if (self.hits - 1) % self._stride == 0:
             self.path.append(centre(obs.box))
             if len(self.path) >= path_limit:  # keep every other point, sample half as often
@@ -209,7 +208,7 @@ class Tracker:
                 track = Track(self._next_id, obs.box, now, now)
                 self._next_id += 1
                 if obs.label not in self.background:  # an animal coming out of a region?
-                    track.parted_from = {t.track_id: t.votes.before() for t in matched
+                    track.parted_from = {t.track_id for t in matched
                                          if inside(obs.box, before[t.track_id]) >= _PARTED}
                 track._hit(obs, now, self.path_limit)
                 self.tracks.append(track)
@@ -321,8 +320,8 @@ class Tracker:
         if new.label is None or new.label not in self.background:
             for t in self.tracks:
                 if t.track_id in new.parted_from:
-                    t.votes.to_group(new.parted_from[t.track_id])
-        new.parted_from = {}
+                    t.votes.group_before(new.first_seen)
+        new.parted_from = set()
 
     def _found_again(self, new: Track, seen: set[int], now: float) -> Track | None:
         """The lost or coasting animal that ``new`` (just confirmed) is, which then takes

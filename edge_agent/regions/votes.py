@@ -8,11 +8,16 @@ of them, so the track that goes on with the cat when the pair parts is a cat.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 # Solo votes (confidence summed) that outvote a track's group crops: a few confident crops
 # of the animal alone say more than many of it with another, yet one crop is no evidence.
 SOLO_MIN = 1.0
+# A pair walks together for seconds, not minutes: when another animal parts from a track's
+# region, its crops of longer ago than this were most likely of it alone (an animal
+# tracked alone for a while, then joined by one that came in unseen, beside it).
+GROUP_SECONDS = 10.0
 Tally = tuple[dict[str, float], int]  # confidence summed per label, crops that voted
 
 
@@ -23,32 +28,28 @@ class Votes:
     group: dict[str, float] = field(default_factory=dict)
     group_voters: int = 0
     last: tuple[str, float] | None = None  # the solo vote of the crop of this frame
+    # The solo votes of the last GROUP_SECONDS: when, label, confidence.
+    recent: deque[tuple[float, str, float]] = field(default_factory=deque)
 
-    def add(self, label: str | None, confidence: float) -> None:
+    def add(self, label: str | None, confidence: float, now: float) -> None:
         """A crop taken in this frame; ``label`` None: it abstains."""
         self.last = None
+        while self.recent and self.recent[0][0] < now - GROUP_SECONDS:
+            self.recent.popleft()
         if label is not None:
             self.solo[label] = self.solo.get(label, 0.0) + confidence
             self.solo_voters += 1
             self.last = (label, confidence)
+            self.recent.append((now, label, confidence))
 
-    def before(self) -> Tally:
-        """The solo votes cast before this frame's crop."""
-        solo = dict(self.solo)
-        if self.last is None:
-            return solo, self.solo_voters
-        solo[self.last[0]] -= self.last[1]
-        return solo, self.solo_voters - 1
-
-    def to_group(self, tally: Tally) -> None:
-        """The solo crops of ``tally`` (cast before another animal parted from the
-        track's region) held that animal too."""
-        votes, voters = tally
-        for label, weight in votes.items():
-            self._regroup(label, min(weight, self.solo.get(label, 0.0)))
-        moved = min(voters, self.solo_voters)
-        self.solo_voters -= moved
-        self.group_voters += moved
+    def group_before(self, when: float) -> None:
+        """Another animal parted from the track's region at ``when``: its solo crops of
+        the ``GROUP_SECONDS`` before held that animal too."""
+        while self.recent and self.recent[0][0] < when:
+            _, label, weight = self.recent.popleft()
+            self._regroup(label, weight)
+            self.solo_voters -= 1
+            self.group_voters += 1
 
     def last_to_group(self) -> None:
         """This frame's crop held another animal too (one that walked into the region)."""
@@ -57,9 +58,11 @@ class Votes:
             self.solo_voters -= 1
             self.group_voters += 1
             self.last = None
+            self.recent.pop()
 
     def absorb(self, other: Votes) -> None:
-        """Take the votes of another track of the same animal."""
+        """Take the votes of another track of the same animal (its recent ones are
+        its own: the two are never a pair)."""
         for mine, theirs in ((self.solo, other.solo), (self.group, other.group)):
             for label, weight in theirs.items():
                 mine[label] = mine.get(label, 0.0) + weight

@@ -301,13 +301,29 @@ def test_crops_of_two_animals_in_one_region_are_group_crops_of_the_track_that_to
 
 def test_solo_votes_decide_once_they_weigh_enough_and_the_group_is_kept_apart() -> None:
     votes = Votes()
-    for _ in range(10):
-        votes.add("dog", 0.9)
-    votes.add("cat", 0.6)  # this frame's crop: the animal alone again
-    votes.to_group(votes.before())
+    for i in range(10):
+        votes.add("dog", 0.9, i * 0.1)
+    votes.add("cat", 0.6, 1.0)  # the animal alone again: another parted from it
+    votes.group_before(1.0)
     assert votes.label == "dog" and votes.solo == pytest.approx({"cat": 0.6})  # 0.6 < 1
-    votes.add(None, 0.4)  # abstains
-    votes.add("cat", 0.8)
+    votes.add(None, 0.4, 1.1)  # abstains
+    votes.add("cat", 0.8, 1.2)
     assert votes.label == "cat" and votes.confidence == pytest.approx(0.7)
     votes.last_to_group()
     assert votes.label == "dog" and votes.group == pytest.approx({"dog": 9.0, "cat": 0.8})
+
+
+def test_a_parting_groups_only_the_last_seconds_of_a_long_track() -> None:
+    """A dog tracked alone for 30 s is joined by a cat that came in unseen beside it (one
+    region, read "cat" for 4 s); when the cat parts, the dog's crops of the last 10 s are
+    group votes, not its 30 s alone: three misread crops after do not make it a cat."""
+    t = Tracker(BG, confirm_hits=3)
+    for i in range(150):
+        t.update([obs(100, size=60)], i * 0.2)
+    (dog,) = t.tracks
+    for i in range(150, 170):
+        t.update([Observation((100, 100, 220, 160), "cat", 0.9, True)], i * 0.2)
+    for i in range(170, 175):
+        cat = Observation((200, 100, 250, 150), "cat", 0.9, True)
+        t.update([obs(100, "cat", 0.7, size=60), cat], i * 0.2)
+    assert dog.votes.group and dog.label == "dog"
