@@ -32,6 +32,7 @@ from .collect import (
     read_recent,
     reference_profile,
     report_start,
+    slice_ids,
 )
 from .compare import accuracy, compare
 from .fleet import camera_rows, compare_many, windows_drifted
@@ -298,11 +299,15 @@ class _StoreReader:
                  span: tuple[datetime, datetime, str | None]) -> None:
         self.session, self.found, self.settings, self.span = session, found, settings, span
         self.learned = 0
+        self.first: dict[str, dict[str, list[int]]] = {}  # per release: ``slice_ids``
 
     def read(self, release_id: str, chunk: Chunk) -> tuple[Baselines, Hours | None]:
         start, end, only = self.span
+        n = self.settings.latest_windows()
+        if release_id not in self.first:
+            self.first = {release_id: slice_ids(self.session, start, end, release_id, n)}
         read_recent(self.session, {(release_id, d): dev for d, dev in chunk}, start, end, only,
-                    self.settings.latest_windows())
+                    n, self.first[release_id])
         ids = [d for d, _ in chunk]
         have = learning.active(self.session, [release_id], ids)
         part = Collected(profiles={release_id: self.found.profiles[release_id]},
