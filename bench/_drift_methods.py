@@ -18,7 +18,7 @@ import numpy as np
 
 from control_plane.config.drift import DriftSettings
 from control_plane.drift import baseline as bl
-from control_plane.drift import compare, hours, stats
+from control_plane.drift import class_mix, compare, hours, stats
 from control_plane.drift.region_features import min_count, without_regions
 from protocols import ReferenceProfile
 
@@ -34,31 +34,21 @@ class Windows:
     conditions: np.ndarray
     frames: np.ndarray
     raw: list[dict[str, Any]]
+    mix: bool = True  # judged on the class mix too (``class_mix``)
 
     def take(self, idx: np.ndarray) -> Windows:
         return Windows({k: v[idx] for k, v in self.counts.items()}, self.conditions[idx],
-                       self.frames[idx], [self.raw[i] for i in idx])
+                       self.frames[idx], [self.raw[i] for i in idx], self.mix)
+
+    def without_mix(self) -> Windows:
+        """The same windows judged without the class-mix test (before it)."""
+        return Windows(self.counts, self.conditions, self.frames, self.raw, False)
 
     def crops_only(self) -> Windows:
         """The same windows as a judge without region features sees them (before)."""
         keep = {k: v for k, v in self.counts.items() if not k.startswith(REGION_PREFIXES)}
-        return Windows(keep, self.conditions, self.frames, [without_regions(c) for c in self.raw])
-
-
-    def without(self, name: str) -> Windows:
-        """The same windows without one feature (its baselines learn without it too)."""
-        keep = {k: v for k, v in self.counts.items() if k != name}
-        return Windows(keep, self.conditions, self.frames, self.raw)
-
-    def judged_from(self, name: str, least: int) -> Windows:
-        """The same windows with one feature judged only from ``least`` counts (a window
-        with fewer is not judged on it; baselines learn as before)."""
-        counts = dict(self.counts)
-        if name in counts:
-            cur = counts[name].copy()
-            cur[cur.sum(axis=1) < least] = 0.0
-            counts[name] = cur
-        return Windows(counts, self.conditions, self.frames, self.raw)
+        return Windows(keep, self.conditions, self.frames, [without_regions(c) for c in self.raw],
+                       False)
 
 
 REGION_PREFIXES = ("regions.", "scene.")
@@ -139,7 +129,8 @@ def learn(profile: ReferenceProfile, w: Windows, settings: DriftSettings) -> Bas
     if fit is None:
         return None
     # A feature the windows were stripped of is not one the judge knows of (Bonferroni).
-    fit.levels = {k: v for k, v in fit.levels.items() if k in w.counts}
+    fit.levels = {k: v for k, v in fit.levels.items() if k in w.counts
+                  or (k == class_mix.FEATURE and w.mix and "regions.animals" in w.counts)}
     alpha = bl.window_alpha(settings.false_alarm_days, 1.0, len(fit.levels))
     return Baseline(fit, alpha)
 
@@ -179,6 +170,27 @@ def _exceed(base: Baseline, counts: dict[str, FloatArray], rows: int,
         psi = _psi_rows(ref, cur[ok])
         hit[ok] |= psi > base.levels(name, m[ok], settings.default_threshold.min_psi, merged)
     return hit
+
+
+def exceed_mix(base: Baseline, w: Windows, settings: DriftSettings, mask: np.ndarray,
+               labels: list[str]) -> np.ndarray:
+    """Per window t: the class-mix test (``baseline.judge_mix``) of the windows ``mask``
+    keeps among the latest ``mix_windows`` (t included), where the camera x condition is
+    among the latest N (as the control plane lists it), vectorised over windows: each run
+    ending at t is the difference of two cumulative sums."""
+    lv = base.fit.levels.get(class_mix.FEATURE)
+    if lv is None or lv.dispersion is None or "regions.animals" not in w.counts:
+        return np.zeros(len(mask), bool)
+    ref = np.asarray(base.fit.counts[class_mix.FEATURE], np.float64)
+    x = w.counts["regions.animals"][:, class_mix.animal_classes(labels)] * mask[:, None]
+    cum = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    t = np.arange(len(mask))
+    best = np.zeros(len(mask))
+    for back in range(settings.mix_windows):
+        run = cum[t + 1] - cum[np.maximum(t - back, 0)]
+        best = np.maximum(best, class_mix.statistics(ref, lv.dispersion, run))
+    shown = np.convolve(mask.astype(int), np.ones(settings.alert_windows, int))[: len(mask)]
+    return (best > class_mix.level(base.alpha)) & (shown > 0)
 
 
 def k_of_n(hit: np.ndarray, k: int, n: int) -> np.ndarray:

@@ -29,12 +29,12 @@ default 2 warm-up days: ``--warm-days`` gives more cameras one).
 Methods (every one with the default ``[drift]`` settings):
 
 * ``windows``: per camera x condition baseline, each window against its per-window
-  level, K of the latest N windows (``alert_rule = "windows"``, the default);
+  level, K of the latest N windows (``alert_rule = "windows"``, the default), or the
+  class-mix test of its latest ``mix_windows`` windows (``drift.class_mix``);
 * ``windows`` also runs the hour check (``drift.hours``) on every condition without a
   baseline, its history the ``hour_history_days`` days before each scored day;
-* ``before``: ``windows`` without the ``scene.background`` feature (the edges of each
-  window's mean frame) and with ``regions.other`` judged from ``min_samples`` regions,
-  not ``MIN_REGIONS_OTHER``: what drift judged before them;
+* ``before``: ``windows`` without the class-mix test (its baselines without the feature,
+  so the others' ``alpha`` is that of one feature fewer): what drift judged before it;
 * ``crops``: ``before`` without the region features and the hour check (the windows'
   region telemetry removed: what drift judged before them);
 * ``light-only``: ``windows`` on the conditions an agent without rain tagging sends
@@ -109,10 +109,7 @@ class Replay:
         self.flat = flat
         self.windows = dm.windows_of(profile, flat)  # type: ignore[arg-type]
         self.crops = self.windows.crops_only()  # what the judge saw before region features
-        # What it saw before the edges of the window's mean frame, and before
-        # ``regions.other`` was judged from fewer regions than ``min_samples``.
-        self.before = self.windows.without("scene.background").judged_from(
-            "regions.other", DriftSettings().min_samples)
+        self.before = self.windows.without_mix()  # what it judged before the class mix
 
     def draw(self, rng: np.random.Generator, cam: str, variants: list[str], learning: bool
              ) -> np.ndarray:
@@ -184,9 +181,10 @@ def _baselines(windows: dm.Windows, picks: np.ndarray, scored_from: int,
         if base is None:
             continue
         mask = scored & (conditions == cond)
-        each |= dm.k_of_n(dm.exceed_each(base, w, s) & mask, k, n)
+        mix = dm.exceed_mix(base, w, s, mask, list(profile.class_counts))  # type: ignore[attr-defined]
+        each |= dm.k_of_n(dm.exceed_each(base, w, s) & mask, k, n) | mix
         if merged:
-            recent |= dm.exceed_recent(base, w, s, mask)
+            recent |= dm.exceed_recent(base, w, s, mask) | mix
     if hour:
         alarms = dm.hour_alarms(conditions, scored_from, learning, s)
         each |= alarms

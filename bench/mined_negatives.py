@@ -137,7 +137,8 @@ def retrain(a: argparse.Namespace, data: Path, settings: dict[str, object]) -> P
 
     keep = ("arch", "regions", "input_size", "seed", "val_fraction", "test_fraction",
             "width_mult", "region_crops_per_image", "region_other_share",
-            "region_false_animal_rate", "region_eval_seconds", "shifts", "quantize",
+            "region_false_animals_per_hour", "region_other_regions_per_hour",
+            "region_calibration_crops", "region_eval_seconds", "shifts", "quantize",
             "feature_cache_dir", "probe_flip")
     overrides = {k: settings[k] for k in keep if k in settings}
     overrides.update(data_dir=data, out_dir=out)

@@ -113,13 +113,26 @@ class Fleet:
             ro = rollouts.start_rollout(
                 s, self.out, "r2", ids or self.ids, mode,  # type: ignore[arg-type]
                 who="alice", policy=RolloutPolicy(**{"gates": GATES, **policy}))
-            return ro.rollout_id
+        # The first wave is released at the wall clock: on a loaded machine setting up
+        # the store can take longer than the kit's clock moved, and windows stamped
+        # before the release would not count for it.
+        self.now = max(self.now, datetime.now(UTC))
+        return ro.rollout_id
 
     def tick(self, rollout_id: str) -> None:
         with Session(self.engine, expire_on_commit=False) as s:
             sent = rollout_engine.tick(s, rollout_id, self.now)
             s.commit()
             desired.publish(s, self.out, sent)
+
+    def periodic_tick(self, rollout_id: str) -> bool:
+        """The rollout engine's periodic tick (``service.advance``) at the kit's clock;
+        whether it stopped at the first look (the rollout only waits for reports)."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            if rollout_engine.tick_if_waiting(s, rollout_id, self.now):
+                return True
+        self.tick(rollout_id)
+        return False
 
     def act(self, rollout_id: str, action: str, who: str = "bob") -> None:
         with Session(self.engine, expire_on_commit=False) as s:

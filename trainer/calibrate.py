@@ -2,13 +2,16 @@
 
 One scalar ``T``: calibrated confidence is ``softmax(logits / T)``. The agents
 apply it (``OutputSpec.temperature``) before they bin confidence, and the
-control plane estimates accuracy without labels from it.
+control plane estimates accuracy without labels from it. It is fitted on what the
+agent classifies: whole validation images for a whole-frame model, the validation
+crops (animals alone or beside another, "other" crops) for a regions model.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -57,13 +60,15 @@ class TemperatureFit:
     ece_before: float
     ece_after: float
     samples: int
+    fitted_on: str = "validation images"
 
-    def summary(self) -> dict[str, float]:
-        return {k: float(v) for k, v in asdict(self).items()}
+    def summary(self) -> dict[str, Any]:
+        return {k: v if isinstance(v, str) else float(v) for k, v in asdict(self).items()}
 
 
 def fit_temperature(
-    logits: F32Array, labels: IntArray, bounds: tuple[float, float] = (0.05, 20.0)
+    logits: F32Array, labels: IntArray, bounds: tuple[float, float] = (0.05, 20.0),
+    fitted_on: str = "validation images",
 ) -> TemperatureFit:
     """The temperature that minimises validation NLL (golden-section search on log T).
 
@@ -91,6 +96,7 @@ def fit_temperature(
         ece_before=expected_calibration_error(softmax(logits), labels),
         ece_after=expected_calibration_error(softmax(logits, temperature), labels),
         samples=len(labels),
+        fitted_on=fitted_on,
     )
 
 

@@ -27,6 +27,11 @@ from .errors import TrainerError
 log = logging.getLogger(__name__)
 
 LITE0_INPUT_SIZE = 224
+# Non-animal regions a park camera classifies per hour, counted once a second per moving
+# thing (walkers, balls, leaves, shadows, rain and night noise): the agent classified 0.69
+# regions a frame on empty park clips of the bench's kind (4 distractors a minute, a minute
+# each of day, dusk, night, IR, rain; docs/performance.md), 2485 region-seconds an hour.
+REGIONS_PER_HOUR = 2500.0
 # Old environment names of the control plane's URL and token -> the names that replace them.
 DEPRECATED_ENV = {
     "PARKWATCH_TRAINER_API_URL": "PARKWATCH_API_URL",
@@ -127,9 +132,22 @@ class TrainerSettings(ApiAccess):
     region_other_share: float = Field(
         0.35, gt=0, lt=1, description="regions: share of the crops that are 'other'."
     )
-    region_false_animal_rate: float = Field(
-        0.01, gt=0, lt=1, description="regions: the animal confidence is the lowest at which "
-        "at most this share of the validation 'other' crops still reads as an animal.",
+    region_false_animals_per_hour: float = Field(
+        1.0, gt=0, description="regions: the false animals per camera-hour the animal "
+        "confidence is calibrated for: the lowest confidence at which at most this over "
+        "region_other_regions_per_hour of the held-out 'other' crops still read as an animal.",
+    )
+    region_other_regions_per_hour: float = Field(
+        REGIONS_PER_HOUR, gt=0, description="regions: distinct non-animal regions a park "
+        "camera classifies per hour (one a second per moving thing: a region's crops a "
+        "frame apart look alike); measured on the agent's empty park clips "
+        "(docs/performance.md).",
+    )
+    region_calibration_crops: int = Field(
+        4000, ge=100, le=100000, description="regions: held-out 'other' crops (parks neither "
+        "training nor validation saw: walkers, balls, leaves, shadows, lawn, by day, dusk, "
+        "night, IR and rain) the animal confidence is calibrated on; at least "
+        "region_other_regions_per_hour / region_false_animals_per_hour to resolve the target.",
     )
     region_eval_seconds: float = Field(
         60.0, ge=0, le=3600, description="regions: seconds of park clip per condition (day, "
@@ -282,7 +300,8 @@ class TrainerSettings(ApiAccess):
             keys += ["finetune", "finetune_epochs", "finetune_lr", "probe_flip", "regions"]
         if self.regions:
             keys += ["region_crops_per_image", "region_other_share",
-                     "region_false_animal_rate"]
+                     "region_false_animals_per_hour", "region_other_regions_per_hour",
+                     "region_calibration_crops"]
         return {key: getattr(self, key) for key in keys}
 
 

@@ -311,6 +311,22 @@ class OtherSource:
             img = condition(img, optics, rng)
         return cut_crop(img, box, spec, size)
 
+    def frame_crops(self, k: int, spec: CropSpec, size: tuple[int, int],
+                    rng: np.random.Generator, count: int) -> list[U8]:
+        """``count`` crops of frame ``k``: its distractors in view (jittered boxes), then
+        boxes anywhere (lawn, trees, the clock; at night and in rain the agent's regions
+        there are noise and streaks), each through optics at times."""
+        frame = self.scene.render(k)
+        seen = [o.box for o in frame.objects if o.visible_fraction >= 0.3][:count]
+        boxes = [jitter_box((x, y, x + w, y + h), rng) for x, y, w, h in seen]
+        boxes += [random_box(rng) for _ in range(count - len(boxes))]
+        out = []
+        for box in boxes:
+            optics = pick_optics(rng)
+            img = frame.image if optics == "clean" else condition(frame.image, optics, rng)
+            out.append(cut_crop(img, box, spec, size))
+        return out
+
 
 __all__ = ["FRAME", "NEIGHBOUR_SHARE", "OTHER", "OtherSource", "Placed", "animal_crop",
            "backdrops", "condition", "cut_crop", "film", "fit_animal", "hidden_share",

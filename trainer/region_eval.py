@@ -1,8 +1,11 @@
 """A regions-mode model judged the way the agent uses it: per crop, on park clips.
 
-``calibrate`` picks the release's ``animal_min_confidence`` on validation crops: the
-lowest top-class confidence at which at most ``target`` of the "other" crops still read
-as an animal (an animal label at or above it). ``clip_crops`` films the test photos'
+``calibrate`` picks the release's ``animal_min_confidence`` for a number of false
+animals per camera-hour: the lowest top-class confidence at which at most that number over
+the non-animal regions a camera sees an hour of thousands of held-out "other" crops
+(``calibration_crops``: parks no training or validation crop came from) still read as an
+animal (an animal label at or above it); the validation crops say what it keeps of the
+animals. ``clip_crops`` films the test photos'
 cut-outs into park clips (``trainer.synth``: five conditions, distractors, long empty
 stretches) and cuts every visible animal (at least half visible) and every distractor
 at its true box the way the agent cuts a region, plus one box of the empty park per
@@ -28,7 +31,7 @@ from protocols import CropSpec, InputSpec
 from protocols.messages import REGION_WIDTH_EDGES
 
 from .calibrate import softmax
-from .crops import FRAME, SCENE_CONDITIONS, cut_crop, square_around
+from .crops import FRAME, SCENE_CONDITIONS, OtherSource, cut_crop, square_around
 from .inference import OnnxModel
 from .preprocess import normalize
 from .synth import PhotoPool, Scene, SceneSpec, Schedule
@@ -38,6 +41,12 @@ Probs = npt.NDArray[np.floating[Any]]
 Flags = npt.NDArray[np.bool_]
 SAMPLE_SECONDS = 1.0  # one analysed frame per second of clip: neighbours look alike
 MIN_VISIBLE = 0.5
+MAX_CONFIDENCE = 0.99  # an animal confidence above it would drop nearly every animal too
+# Added to the seed: the calibration's parks (training's "other" crops film ``seed``, the
+# validation crops ``seed + 7919``).
+CALIBRATION_SEED = 104729
+CALIBRATION_PARKS = 8  # backdrops and distractor paths
+CROPS_PER_FRAME = 6  # a frame's distractors, the rest anywhere: one render, several crops
 
 
 def default_cutout_cache() -> Path:
@@ -52,28 +61,81 @@ def animal_votes(probs: Probs, animal: Flags) -> tuple[F32, Flags]:
     return probs.max(axis=1).astype(np.float32), animal[top]
 
 
-def calibrate(probs: Probs, y: npt.NDArray[np.int64], background: Sequence[int],
-              target: float) -> tuple[float, dict[str, float]]:
-    """The animal confidence and what it does on these (validation) crops."""
-    animal = np.ones(probs.shape[1], bool)
+def animal_flags(n_labels: int, background: Sequence[int]) -> Flags:
+    animal = np.ones(n_labels, bool)
     animal[list(background)] = False
-    conf, says_animal = animal_votes(probs, animal)
-    negative = ~animal[y]
-    scores = np.sort(conf[negative & says_animal])[::-1]
-    allowed = int(np.floor(target * max(int(negative.sum()), 1)))
-    # The (allowed+1)-th highest false-animal confidence must fall below the threshold.
-    threshold = 0.0 if len(scores) <= allowed else float(np.nextafter(scores[allowed], 1.0))
-    threshold = min(threshold, 0.99)
+    return animal
+
+
+def threshold_for(scores: F32, share: float) -> float:
+    """The lowest confidence at which at most ``share`` of ``scores`` (each crop's
+    confidence as an animal, 0 where its top label is no animal) reach it, capped at
+    ``MAX_CONFIDENCE``: just above the (n x share + 1)-th highest score."""
+    ranked = np.sort(np.asarray(scores, np.float32))[::-1]
+    allowed = int(np.floor(share * len(ranked) + 1e-9))
+    if len(ranked) <= allowed or ranked[allowed] <= 0:  # too few read as an animal to bind
+        return 0.0
+    threshold = float(np.nextafter(ranked[allowed], np.float32(1.0)))
+    return min(threshold, MAX_CONFIDENCE)
+
+
+def calibrate(val_probs: Probs, val_y: npt.NDArray[np.int64], other_probs: Probs,
+              background: Sequence[int], per_hour: float, regions_per_hour: float
+              ) -> tuple[float, dict[str, float]]:
+    """The animal confidence for ``per_hour`` false animals a camera-hour, and what it
+    does on the validation crops.
+
+    A camera sees ``regions_per_hour`` non-animal regions an hour; each is a false animal
+    when its crops read as an animal, so at most ``per_hour / regions_per_hour`` of the
+    held-out "other" crops (``other_probs``) may reach the confidence. With fewer crops
+    than ``regions_per_hour / per_hour`` the target is not resolved: the confidence is
+    just above the highest of them (``resolved`` 0).
+    """
+    animal = animal_flags(val_probs.shape[1], background)
+    share = per_hour / regions_per_hour
+    other_conf, other_animal = animal_votes(other_probs, animal)
+    threshold = threshold_for(np.where(other_animal, other_conf, 0.0), share)
+    other_false = other_animal & (other_conf >= threshold)
+    conf, says_animal = animal_votes(val_probs, animal)
+    negative = ~animal[val_y]
     kept = ~negative & says_animal & (conf >= threshold)
-    right = kept & (probs.argmax(axis=1) == y)
+    right = kept & (val_probs.argmax(axis=1) == val_y)
+    animals = max(int((~negative).sum()), 1)
     return threshold, {
         "animal_min_confidence": threshold,
+        "target_false_animals_per_hour": per_hour,
+        "other_regions_per_hour": regions_per_hour,
+        "heldout_other_crops": len(other_probs),
+        "resolved": float(len(other_probs) * share >= 1),
+        "heldout_false_animal_rate": float(other_false.mean()) if len(other_false) else 0.0,
+        "expected_false_animals_per_hour": float(other_false.mean() * regions_per_hour)
+        if len(other_false) else 0.0,
         "val_other_crops": int(negative.sum()),
         "val_false_animal_rate": float((negative & says_animal & (conf >= threshold)).sum()
                                        / max(int(negative.sum()), 1)),
-        "val_animal_kept": float(kept.sum() / max(int((~negative).sum()), 1)),
-        "val_animal_kept_right": float(right.sum() / max(int((~negative).sum()), 1)),
+        "val_animal_kept": float(kept.sum() / animals),
+        "val_animal_kept_right": float(right.sum() / animals),
     }
+
+
+def calibration_crops(seed: int, count: int, spec: InputSpec, crop_spec: CropSpec
+                      ) -> list[npt.NDArray[np.uint8]]:
+    """``count`` held-out "other" crops: ``CROPS_PER_FRAME`` of each of frames spread over
+    ``CALIBRATION_PARKS`` clips without animals (``trainer.crops.OtherSource``: walkers,
+    balls, leaves, cloud shadows, lawn, through day, dusk, night, IR and rain), parks that
+    neither the training crops (``seed``) nor the validation crops saw."""
+    size = (spec.width, spec.height)
+    out: list[npt.NDArray[np.uint8]] = []
+    for park in range(CALIBRATION_PARKS):
+        want = (count * (park + 1)) // CALIBRATION_PARKS - len(out)
+        source = OtherSource(seed + CALIBRATION_SEED + park)
+        rng = np.random.default_rng([seed, CALIBRATION_SEED, park])
+        frames = -(-want // CROPS_PER_FRAME)
+        crops: list[npt.NDArray[np.uint8]] = []
+        for k in np.linspace(0, source.scene.frame_count - 1, frames).round().astype(int):
+            crops += source.frame_crops(int(k), crop_spec, size, rng, CROPS_PER_FRAME)
+        out += crops[:want]
+    return out
 
 
 @dataclass(frozen=True)
@@ -191,5 +253,6 @@ def clip_report(crops: ClipCrops, logits: F32, labels: Sequence[str], background
     }
 
 
-__all__ = ["ClipCrops", "animal_votes", "calibrate", "clip_crops", "clip_report",
-           "default_cutout_cache", "predict_crops"]
+__all__ = ["ClipCrops", "animal_flags", "animal_votes", "calibrate", "calibration_crops",
+           "clip_crops", "clip_report", "default_cutout_cache", "predict_crops",
+           "threshold_for"]

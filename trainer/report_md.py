@@ -153,7 +153,8 @@ def render_markdown(report: dict[str, Any], confusion_image: str | None) -> str:
     cal = report["calibration"]
     lines += [
         "",
-        "## Calibration (temperature scaling, fitted on validation)",
+        f"## Calibration (temperature scaling, fitted on the "
+        f"{cal.get('fitted_on', 'validation images')})",
         "",
         f"temperature {cal['temperature']:.3f}: validation NLL {cal['nll_before']:.4f} -> "
         f"{cal['nll_after']:.4f}, ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f}; "

@@ -89,6 +89,15 @@ class DriftSettings(BaseModel):
         "lasting change, but on bench/drift_replay.py's real streams more false alarms: "
         "see docs/drift.md).",
     )
+    mix_windows: int = Field(
+        15,
+        ge=1,
+        le=1000,
+        description="Latest windows of a camera x condition whose distinct animals the "
+        "class-mix test adds up (a CUSUM against the baseline's mix, docs/drift.md): a "
+        "minute holds a handful of animals, so a new mix shows over several windows; an "
+        "analysis reads max(alert_windows, mix_windows) latest windows per device.",
+    )
     alert_min_devices: int = Field(
         1, ge=1, description="M: drifted devices (per release) that raise a drift alert."
     )
@@ -152,3 +161,8 @@ class DriftSettings(BaseModel):
 
     def threshold(self, feature: str) -> FeatureThreshold:
         return self.thresholds.get(feature, self.default_threshold)
+
+    def latest_windows(self) -> int:
+        """How many of each device's latest windows an analysis reads: K of N judges the
+        latest ``alert_windows``, the class mix the latest ``mix_windows``."""
+        return max(self.alert_windows, self.mix_windows)

@@ -32,6 +32,7 @@ from .collect import (
     read_recent,
     reference_profile,
     report_start,
+    slice_ids,
 )
 from .compare import accuracy, compare
 from .fleet import camera_rows, compare_many, windows_drifted
@@ -114,7 +115,9 @@ def _chunk_statistics(
     held = baseline_holds_many(profile, [list(dev.recent) for _, dev in chunk],
                                [baselines.get(d, {}) for d, _ in chunk], settings, cameras)
     for (_, dev), stats, base in zip(chunk, skew, held, strict=True):
-        stats["recent"] = _device_holds([next(verdicts) for _ in dev.recent], settings)
+        # The latest N of them: older ones are read for the class mix only.
+        mine = [next(verdicts) for _ in dev.recent][-settings.alert_windows:]
+        stats["recent"] = _device_holds(mine, settings)
         yield stats, base
 
 
@@ -296,11 +299,15 @@ class _StoreReader:
                  span: tuple[datetime, datetime, str | None]) -> None:
         self.session, self.found, self.settings, self.span = session, found, settings, span
         self.learned = 0
+        self.first: dict[str, dict[str, list[int]]] = {}  # per release: ``slice_ids``
 
     def read(self, release_id: str, chunk: Chunk) -> tuple[Baselines, Hours | None]:
         start, end, only = self.span
+        n = self.settings.latest_windows()
+        if release_id not in self.first:
+            self.first = {release_id: slice_ids(self.session, start, end, release_id, n)}
         read_recent(self.session, {(release_id, d): dev for d, dev in chunk}, start, end, only,
-                    self.settings.alert_windows)
+                    n, self.first[release_id])
         ids = [d for d, _ in chunk]
         have = learning.active(self.session, [release_id], ids)
         part = Collected(profiles={release_id: self.found.profiles[release_id]},
@@ -342,7 +349,7 @@ def run_analysis(
     t0 = time.perf_counter()
     end = now or utc_now()
     start = report_start(end, range_minutes or settings.range_minutes)
-    found = collect(session, start, end, release_id, settings.alert_windows, recent=False)
+    found = collect(session, start, end, release_id, settings.latest_windows(), recent=False)
     result = AnalysisResult(skipped_releases=found.unknown)
     reader = _StoreReader(session, found, settings, (start, end, release_id))
     for rel, device_reports, fleet in analysis_reports(found, settings, result.failed_releases,

@@ -35,7 +35,7 @@ import numpy as np
 
 from protocols import ReferenceProfile
 
-from . import stats
+from . import class_mix, stats
 from .region_features import min_count, region_counts
 from .summary import FloatArray, Summary, features
 
@@ -89,6 +89,8 @@ class Level:
     recent_scale: float | None = None
     recent_dof: float | None = None
     recent_windows: int = 0
+    # ``class_mix.FEATURE`` only: its windows' dispersion; it has no PSI level.
+    dispersion: float | None = None
 
     def alarm(self, n: float, m: float, alpha: float, min_psi: float, *,
               recent: bool = False) -> float:
@@ -200,6 +202,9 @@ def learn(
             scale * span, dof)
         levels[name] = Level(scale, dof, bins, r_scale, r_dof, span)
     total = {name: np.sum([r[name] for r in rows if name in r], axis=0) for name in levels}
+    mix = _mix(rows, list(profile.class_counts), recent)
+    if mix is not None:
+        levels[class_mix.FEATURE], total[class_mix.FEATURE] = mix
     if "confidence" not in total:
         return None  # no window with enough crops: nothing the model saw to compare with
     frames = int(total["confidence"].sum())
@@ -211,6 +216,21 @@ def learn(
         window_minutes=float(np.median(minutes)),
         replayed=len(rows),
     )
+
+
+def _mix(rows: list[dict[str, FloatArray]], labels: list[str], span: int
+         ) -> tuple[Level, FloatArray] | None:
+    """The class-mix feature of a baseline: its animals per animal class and the
+    dispersion of its windows' counts (None: too few animals, or a model of one)."""
+    keep = class_mix.animal_classes(labels)
+    have = [r["regions.animals"][keep] for r in rows if "regions.animals" in r]
+    if not have:
+        return None
+    mat = np.array(have, np.float64)
+    dispersion = class_mix.fit(mat, span)
+    if dispersion is None:
+        return None
+    return Level(1.0, 0.0, len(keep), dispersion=dispersion), mat.sum(axis=0)
 
 
 @dataclass(frozen=True)
@@ -304,11 +324,41 @@ def judge_recent(
                    min_psi=min_psi, recent=True)
 
 
+def judge_mix(
+    profile: ReferenceProfile,
+    baseline_counts: dict[str, list[float]],
+    levels: dict[str, Level],
+    cameras: list[dict[str, Any]],
+    *,
+    alpha: float,
+) -> Verdict | None:
+    """A camera's latest windows (oldest first) against its baseline's mix of animals
+    (``class_mix``: a CUSUM over them at the level for ``alpha``). None: the baseline has
+    no class-mix feature (learned before it, too few animals) or no window has region
+    telemetry."""
+    lv = levels.get(class_mix.FEATURE)
+    ref = baseline_counts.get(class_mix.FEATURE)
+    if lv is None or lv.dispersion is None or not ref:
+        return None
+    labels = list(profile.class_counts)
+    counts = [a for a in (class_mix.animals(c, labels) for c in cameras) if a is not None]
+    if not counts or counts[0].size != len(ref):
+        return None
+    value = class_mix.statistic(np.asarray(ref, np.float64), lv.dispersion, counts)
+    level = class_mix.level(alpha)
+    return Verdict(value > level, class_mix.FEATURE, value, level, value / level)
+
+
 def fit_json(fit: Fit) -> dict[str, Any]:
     """The stored form of a fit's levels."""
-    return {k: {"scale": v.scale, "dof": v.dof, "bins": v.bins, "recent_scale": v.recent_scale,
-                "recent_dof": v.recent_dof, "recent_windows": v.recent_windows}
-            for k, v in fit.levels.items()}
+    out: dict[str, Any] = {}
+    for k, v in fit.levels.items():
+        out[k] = {"scale": v.scale, "dof": v.dof, "bins": v.bins,
+                  "recent_scale": v.recent_scale, "recent_dof": v.recent_dof,
+                  "recent_windows": v.recent_windows}
+        if v.dispersion is not None:
+            out[k]["dispersion"] = v.dispersion
+    return out
 
 
 def _optional(value: Any) -> float | None:
@@ -319,7 +369,7 @@ def levels_of(stored: dict[str, Any]) -> dict[str, Level]:
     """Levels from their stored form (a baseline stored before merged levels has none)."""
     return {k: Level(float(v["scale"]), float(v["dof"]), int(v["bins"]),
                      _optional(v.get("recent_scale")), _optional(v.get("recent_dof")),
-                     int(v.get("recent_windows") or 0))
+                     int(v.get("recent_windows") or 0), _optional(v.get("dispersion")))
             for k, v in stored.items()}
 
 
@@ -344,6 +394,7 @@ __all__ = [
     "feature_counts",
     "fit_json",
     "judge",
+    "judge_mix",
     "judge_recent",
     "learn",
     "levels_of",

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 from pydantic_core import from_json
 from sqlmodel import Session, col, select
@@ -41,7 +40,7 @@ from ..store.models import ModelVersion, Release, TelemetryRollup, TelemetryWind
 from .summary import Summary
 
 STREAM_ROWS = 5000  # rows fetched per round trip (a server-side cursor on PostgreSQL)
-Rows = np.ndarray[Any, np.dtype[np.float32]]  # a window's cameras on a profile's bins
+Rows = list[float]  # a window's cameras on a profile's bins, one flat row after another
 START_UNSET = datetime.min.replace(tzinfo=UTC)  # replaced by the device's span at the end
 
 
@@ -233,36 +232,87 @@ def _rolled_up(merge: _Merge, buckets: list[tuple[str, datetime, datetime]],
 
 
 def binned(summary: Summary, payload: dict[str, Any]) -> Rows | None:
-    """Each camera of a window on the summary's bins, one row each (an idle camera:
-    zeros); None if the window does not fit them (``Summary.fits``)."""
-    rows = []
+    """Each camera of a window on the summary's bins, one flat row after another (an idle
+    camera: zeros); None if the window does not fit them (``Summary.fits``). A flat list,
+    not an array: a chunk's windows become one matrix at once (``fleet.camera_rows``),
+    where an array per window cost as much as binning it."""
+    out: Rows = []
     for camera in payload.get("cameras") or []:
-        row = summary.camera_row(camera)
-        if row is None:
+        if not summary.add_camera(out, camera):
             return None
-        rows.append(row)
-    # Single precision: a window's counts are integers far below 2**24, so exact, and a
-    # fleet's latest windows take half the memory.
-    return np.array(rows, np.float32).reshape(len(rows), summary.flat.size)
+    return out
+
+
+# Devices per query of their latest windows: each query by receipt time reads the whole
+# slice (``recent_slice``), so a chunk of devices is one query, not several.
+RECENT_BATCH = 1000
+IDS_BATCH = 5000  # window ids per query of the first slice (SQLite allows 32,766 values)
+
+
+def recent_slice(lo: datetime, hi: datetime, device_ids: list[str]) -> list[sa.ColumnElement[bool]]:
+    """The WHERE clause of these devices' windows received in (lo, hi], served by the
+    receipt-time index (``ix_telemetry_received``). The device is compared as an expression
+    (``device_id || ''``), not as the column: given ``device_id IN (...)``, SQLite's
+    planner took ``ix_telemetry_device_start`` and read every window each device has kept
+    (1,440 a day each) to find the slice's ten, which was half of a 1,000-device report."""
+    t = TelemetryWindowRecord
+    return [col(t.received_at) > lo, col(t.received_at) <= hi,
+            col(t.device_id).op("||")("").in_(device_ids)]
+
+
+def first_slice(start: datetime, end: datetime, n: int) -> tuple[datetime, datetime]:
+    """The receipt times (lo, hi] of ``read_recent``'s first slice: ``n`` one-minute windows
+    twice over, so most devices need no other (10 minutes left the class mix's 15 to a
+    second query)."""
+    return max(start, end - timedelta(minutes=max(10, 2 * n))), end
+
+
+def slice_ids(session: Session, start: datetime, end: datetime, release_id: str | None,
+              n: int) -> dict[str, list[int]]:
+    """Each device's window ids in ``first_slice`` (of ``release_id`` when given), read in
+    one pass for a whole fleet: by receipt time, every chunk's query would read the whole
+    fleet's slice again (ten times at 10,000 devices)."""
+    t = TelemetryWindowRecord
+    lo, hi = first_slice(start, end, n)
+    query = sa.select(col(t.device_id), col(t.id)).where(col(t.received_at) > lo,
+                                                         col(t.received_at) <= hi)
+    if release_id is not None:
+        query = query.where(col(t.release_id) == release_id)
+    out: dict[str, list[int]] = {}
+    for device_id, id_ in session.execute(query.execution_options(yield_per=STREAM_ROWS)):
+        out.setdefault(device_id, []).append(id_)
+    return out
+
+
+def _by_ids(ids: list[int]) -> list[list[sa.ColumnElement[bool]]]:
+    t = TelemetryWindowRecord
+    return [[col(t.id).in_(ids[i : i + IDS_BATCH])] for i in range(0, len(ids), IDS_BATCH)]
 
 
 def read_recent(session: Session, devices: dict[tuple[str, str], DeviceWindows],
-                start: datetime, end: datetime, release_id: str | None, n: int) -> None:
+                start: datetime, end: datetime, release_id: str | None, n: int,
+                first: dict[str, list[int]] | None = None) -> None:
     """Fill ``recent`` and ``recent_rows`` of these (release, device)s: each one's latest
     ``n`` windows in (start, end] that fit its release's bins, oldest first, read newest
     first in slices of receipt time, each four times the last, for the devices that still
-    lack some. What one device gets does not depend on which others are read with it, so
-    an analysis reads them a chunk of devices at a time."""
+    lack some (``first``: ``slice_ids`` of the first slice, when the caller has them; its
+    windows are then read by id). What one device gets does not depend on which others are
+    read with it, so an analysis reads them a chunk of devices at a time."""
     got: dict[tuple[str, str], list[tuple[dict[str, Any], Rows]]] = {k: [] for k in devices}
-    t, hi, step = TelemetryWindowRecord, end, timedelta(minutes=10)
+    t = TelemetryWindowRecord
+    lo, hi = first_slice(start, end, n)
+    step = hi - lo
     while got and hi > start:
-        lo = max(start, hi - step)
         lacking = sorted({d for (_, d), ws in got.items() if len(ws) < n})
-        for i in range(0, len(lacking), 500):
+        if first is not None and hi == end:
+            wheres = _by_ids(sorted(i for d in lacking for i in first.get(d, [])))
+        else:
+            wheres = [recent_slice(lo, hi, lacking[i : i + RECENT_BATCH])
+                      for i in range(0, len(lacking), RECENT_BATCH)]
+        for where in wheres:
             query = (
                 sa.select(col(t.release_id), col(t.device_id), sa.cast(col(t.payload), sa.Text))
-                .where(col(t.received_at) > lo, col(t.received_at) <= hi,
-                       col(t.device_id).in_(lacking[i : i + 500]))
+                .where(*where)
                 .order_by(col(t.device_id), col(t.received_at).desc(), col(t.seq).desc())
             )
             if release_id is not None:
@@ -275,7 +325,8 @@ def read_recent(session: Session, devices: dict[tuple[str, str], DeviceWindows],
                 rows = binned(devices[(rel, device_id)].summary, payload)
                 if rows is not None:
                     ws.append((payload, rows))
-        hi, step = lo, step * 4
+        step = step * 4
+        hi, lo = lo, max(start, lo - step)
         if all(len(ws) >= n for ws in got.values()):
             break
     for key, ws in got.items():
@@ -311,5 +362,5 @@ def collect(
     return found
 
 
-__all__ = ["Collected", "DeviceWindows", "binned", "collect", "plan", "read_recent",
-           "reference_profile", "report_start"]
+__all__ = ["Collected", "DeviceWindows", "binned", "collect", "first_slice", "plan", "read_recent",
+           "recent_slice", "reference_profile", "report_start", "slice_ids"]

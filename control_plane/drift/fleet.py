@@ -215,30 +215,34 @@ class CameraRows:
 
 
 def camera_rows(profile: ReferenceProfile, payloads: Sequence[dict[str, Any]],
-                binned: Sequence[np.ndarray[Any, Any] | None] | None = None) -> CameraRows:
+                binned: Sequence[list[float] | None] | None = None) -> CameraRows:
     """Each camera of ``payloads`` on the profile's bins, binned by ``Summary``'s own code
-    (``binned``: beside each payload, its cameras' rows when the caller has them, as
-    ``collect.binned`` gives them; None where not)."""
+    (``binned``: beside each payload, its cameras' rows one after another when the caller
+    has them, as ``collect.binned`` gives them; None where not). The rows go into one flat
+    list and become the matrix in one conversion."""
     template = Summary.empty(profile)
     size = template.flat.size
     known = list(binned) if binned is not None else [None] * len(payloads)
-    cameras = [(i, c) for i, p in enumerate(payloads) for c in p.get("cameras") or []]
-    mat, fits = np.zeros((len(cameras), size)), np.ones(len(cameras), bool)
-    k = 0
-    for p, rows in zip(payloads, known, strict=True):
-        count = len(p.get("cameras") or [])
-        if rows is not None and rows.shape == (count, size):
-            mat[k : k + count] = rows
+    flat: list[float] = []
+    fits: list[bool] = []
+    window: list[int] = []
+    cameras: list[dict[str, Any]] = []
+    for i, (p, rows) in enumerate(zip(payloads, known, strict=True)):
+        mine = p.get("cameras") or []
+        if rows is not None and len(rows) == len(mine) * size:
+            flat += rows
+            fits += [True] * len(mine)
         else:
-            for j, camera in enumerate(p.get("cameras") or []):
-                row = template.camera_row(camera)
-                if row is None:
-                    fits[k + j] = False
-                else:
-                    mat[k + j] = row
-        k += count
-    return CameraRows(mat, fits, np.array([i for i, _ in cameras], np.intp),
-                      [c for _, c in cameras])
+            for camera in mine:
+                at = len(flat)
+                fits.append(template.add_camera(flat, camera))
+                if not fits[-1]:
+                    del flat[at:]
+                    flat += [0] * size
+        window += [i] * len(mine)
+        cameras += mine
+    mat = np.array(flat, np.float64).reshape(len(cameras), size)
+    return CameraRows(mat, np.array(fits, bool), np.array(window, np.intp), cameras)
 
 
 def window_rows(rows: CameraRows, windows: int) -> tuple[FloatArray, BoolArray]:

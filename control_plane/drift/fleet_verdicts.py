@@ -8,7 +8,8 @@ matrix, each row beside its baseline's counts, and PSI, levels and the driving f
 come out for all rows per feature in a few array operations, with the per-window
 functions' formulas in their order, so each verdict is the one ``baseline_holds``
 gives (tests/unit/test_cp_drift_fleet.py holds them equal). The ``merged`` rule
-(``baseline.judge_recent``, not the default) still runs per camera.
+(``baseline.judge_recent``, not the default) and the class mix (``baseline.judge_mix``,
+a few counts per window) still run per camera.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from ..config.drift import DriftSettings
 from ..store.models import DriftBaseline
 from . import baseline as bl
 from .fleet import BoolArray, CameraRows, camera_rows, checked, layout, psi_rows
-from .region_features import REGION_FEATURES, min_count, region_counts
-from .stats import FloatArray, estimated_accuracy
+from .region_features import FIELDS, REGION_FEATURES, min_count, region_counts
+from .stats import FloatArray
+from .verdicts import mix_json, with_mix
 
 Key = tuple[str, str]
+REGION_FIELDS = frozenset(FIELDS)
 
 
 @dataclass
@@ -41,33 +44,51 @@ class _Group:
     key: Key
     rows: list[int]
     base: DriftBaseline | None
+    pooled: list[int]  # its rows among the device's latest ``mix_windows`` windows
     levels: dict[str, bl.Level] | None = None
     alpha: float = 0.0
 
 
-def _groups(rows: CameraRows, device_of: list[int],
-            baselines: Sequence[dict[Key, DriftBaseline]]) -> list[_Group]:
-    """Per device (in order), its camera × condition keys, sorted, with their rows."""
+def _groups(rows: CameraRows, device_of: list[int], age: list[int],
+            baselines: Sequence[dict[Key, DriftBaseline]], settings: DriftSettings
+            ) -> list[_Group]:
+    """Per device (in order), the camera × condition keys of its latest ``alert_windows``
+    windows (``age``: a window's place from its device's newest, 0), sorted, with their
+    rows."""
     per: dict[tuple[int, Key], list[int]] = defaultdict(list)
+    pooled: dict[tuple[int, Key], list[int]] = defaultdict(list)
     for k, camera in enumerate(rows.cameras):
-        per[(device_of[int(rows.window[k])], bl.camera_key(camera))].append(k)
-    return [_Group(d, key, idx, baselines[d].get(key))
+        w = int(rows.window[k])
+        key = (device_of[w], bl.camera_key(camera))
+        if age[w] < settings.alert_windows:
+            per[key].append(k)
+        if age[w] < settings.mix_windows:
+            pooled[key].append(k)
+    return [_Group(d, key, idx, baselines[d].get(key), pooled[(d, key)])
             for (d, key), idx in sorted(per.items())]
 
 
 def _estimates(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
                settings: DriftSettings) -> list[float | None]:
-    """``verdicts._estimate`` of each group: its cameras that fit merged."""
+    """``verdicts._estimate`` of each group: its cameras that fit merged (all groups'
+    in one addition: a numpy call per group cost more than the sums)."""
     conf = layout(profile)[0][0].cols
-    out: list[float | None] = []
-    for g in groups:
-        idx = [k for k in g.rows if rows.fits[k]]
-        merged = rows.mat[idx, conf].sum(axis=0) if idx else np.zeros(conf.stop - conf.start)
-        if int(merged.sum()) < settings.min_samples:
-            out.append(None)
-        else:
-            out.append(estimated_accuracy(merged, profile.confidence.edges))
-    return out
+    group_of = np.full(len(rows.cameras), -1, np.intp)  # -1: an older window, in none
+    for gi, g in enumerate(groups):
+        group_of[g.rows] = gi
+    use = rows.fits & (group_of >= 0)
+    merged = np.zeros((len(groups), conf.stop - conf.start))
+    np.add.at(merged, group_of[use], rows.mat[use, conf])
+    frames = merged.sum(axis=1)
+    judged = frames.astype(np.int64) >= settings.min_samples
+    checked(merged[judged], merged[judged])  # ``estimated_accuracy``'s refusal
+    edges = np.asarray(profile.confidence.edges, np.float64)
+    if edges.size != merged.shape[1] + 1:
+        raise ValueError("a histogram needs exactly one more edge than counts")
+    mids = np.clip((edges[:-1] + edges[1:]) / 2.0, 0.0, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est = np.sum(merged * mids, axis=1) / frames
+    return [float(e) if j else None for e, j in zip(est.tolist(), judged.tolist(), strict=True)]
 
 
 def _drivers(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
@@ -79,7 +100,9 @@ def _drivers(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
     row_group = {k: gi for gi, g in enumerate(groups) if g.base is not None for k in g.rows}
     frames = rows.mat[:, hists[0].cols].sum(axis=1)
     labels = list(profile.class_counts)
-    regions = {k: region_counts(rows.cameras[k], labels) for k in row_group}
+    # Most cameras send no region fields (whole-frame agents): nothing to look up.
+    regions = {k: region_counts(rows.cameras[k], labels)
+               if not REGION_FIELDS.isdisjoint(rows.cameras[k]) else {} for k in row_group}
     crops = np.array([bool(rows.fits[k] and frames[k] > 0 and int(frames[k]) >= min_samples)
                       for k in range(len(rows.cameras))], bool)
     cand = np.array(sorted(k for k in row_group if crops[k] or regions[k]), np.intp)
@@ -171,12 +194,16 @@ def _camera(g: _Group, rows: CameraRows, estimate: float | None,
     else:
         holds = drifted >= settings.alert_drifted_windows
         top = max(judged, key=lambda v: v.ratio or 0.0, default=None)
+    mix = bl.judge_mix(profile, g.base.counts, g.levels, [rows.cameras[k] for k in g.pooled],
+                       alpha=g.alpha)
+    holds, top = with_mix(holds, top, mix)
     return out | {
         "state": "active", "baseline_id": g.base.id, "baseline_version": g.base.version,
         "judged": len(judged), "drifted": drifted, "holds": holds, "alpha": g.alpha,
         "driver": None if top is None else {
             "feature": top.feature, "statistic": top.statistic, "level": top.level,
             "exceeded": top.drifted},
+        "class_mix": mix_json(mix, len(g.pooled)),
     }
 
 
@@ -191,9 +218,10 @@ def baseline_holds_many(
     baselines)]``, computed at once (``rows``: ``fleet.camera_rows`` of the windows of
     ``recent`` in order, when the caller has them)."""
     device_of = [d for d, ws in enumerate(recent) for _ in ws]
+    age = [len(ws) - 1 - i for ws in recent for i in range(len(ws))]
     if rows is None:
         rows = camera_rows(profile, [p for ws in recent for p in ws])
-    groups = _groups(rows, device_of, baselines)
+    groups = _groups(rows, device_of, age, baselines, settings)
     for g in groups:
         if g.base is not None:
             g.levels = bl.levels_of(g.base.levels)

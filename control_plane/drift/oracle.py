@@ -84,7 +84,7 @@ def reports(
 ) -> list[Report]:
     """The reports ``run_analysis`` would write for the range ending at ``now``, in order."""
     start = report_start(now, range_minutes or settings.range_minutes)
-    found = collect(session, start, now, release_id, settings.alert_windows)
+    found = collect(session, start, now, release_id, settings.latest_windows())
     out: list[Report] = []
     baselines = learning.active(session, sorted(found.devices))  # read only: learns nothing
     for _rel, device_reports, fleet in analysis_reports(found, settings, None, baselines):

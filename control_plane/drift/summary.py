@@ -114,6 +114,15 @@ class Summary:
         pending += [counts.get(label, 0) for label in self.labels]
         return True
 
+    def add_camera(self, out: list[float], camera: dict[str, Any]) -> bool:
+        """Append one camera's counts to ``out`` as one flat row, ``camera_row``'s (an idle
+        camera: zeros); False if its bins differ (``out`` then holds part of the row)."""
+        conf = camera.get("confidence_hist") or []
+        if not sum(conf):
+            out += [0] * self.flat.size
+            return True
+        return self._append(out, camera, conf)
+
     def camera_rows(self, payload: dict[str, Any]) -> list[CameraRow] | None:
         """Each camera of a ``TelemetryWindow`` JSON that inferred frames, with its counts as
         one flat row; None if the window's bins differ from the profile's."""

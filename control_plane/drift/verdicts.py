@@ -5,7 +5,10 @@ A device's latest N windows are split by camera and condition; a camera × condi
 with a baseline is drifted when K of its windows among them exceed a level of its
 baseline (``baseline.judge``), or, with ``alert_rule = "merged"``, when its latest
 windows merged exceed the level the baseline fitted for merged windows
-(``baseline.judge_recent``); one without a baseline yet is ``learning``. A verdict
+(``baseline.judge_recent``), or when the mix of animals of its latest ``mix_windows``
+windows has moved away from the baseline's (``baseline.judge_mix``, a CUSUM: a handful
+of animals a minute needs several windows' evidence); one without a baseline yet is
+``learning``. A verdict
 always names its driver: the feature with the largest statistic-to-level ratio, with
 its statistic and its own level, so a report never shows a figure from a feature that
 could not have raised it.
@@ -33,6 +36,7 @@ def _camera(
     cameras: list[dict[str, Any]],
     base: DriftBaseline | None,
     settings: DriftSettings,
+    pooled: list[dict[str, Any]],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"camera_id": key[0], "condition": key[1], "windows": len(cameras),
                            "estimated_accuracy": _estimate(profile, cameras, settings)}
@@ -54,6 +58,8 @@ def _camera(
     else:  # K single windows of the latest N, each over its own level
         holds = drifted >= settings.alert_drifted_windows
         top = max(judged, key=lambda v: v.ratio or 0.0, default=None)
+    mix = bl.judge_mix(profile, base.counts, levels, pooled, alpha=alpha)
+    holds, top = with_mix(holds, top, mix)
     return out | {
         "state": "active",
         "baseline_id": base.id,
@@ -65,7 +71,28 @@ def _camera(
         "driver": None if top is None else {
             "feature": top.feature, "statistic": top.statistic, "level": top.level,
             "exceeded": top.drifted},
+        "class_mix": mix_json(mix, len(pooled)),
     }
+
+
+def with_mix(holds: bool, top: bl.Verdict | None, mix: bl.Verdict | None
+             ) -> tuple[bool, bl.Verdict | None]:
+    """A camera × condition's verdict with its class-mix test beside the PSI features':
+    drifted when either holds, driven by the larger statistic-to-level ratio (the PSI
+    feature's on a tie)."""
+    if mix is None:
+        return holds, top
+    if top is None or (mix.ratio or 0.0) > (top.ratio or 0.0):
+        top = mix
+    return holds or mix.drifted, top
+
+
+def mix_json(mix: bl.Verdict | None, windows: int) -> dict[str, Any] | None:
+    """The class-mix test of a camera × condition as a report shows it."""
+    if mix is None:
+        return None
+    return {"statistic": mix.statistic, "level": mix.level, "exceeded": mix.drifted,
+            "windows": windows}
 
 
 def _estimate(
@@ -86,12 +113,12 @@ def baseline_holds(
     baselines: dict[Key, DriftBaseline],
     settings: DriftSettings,
 ) -> dict[str, Any]:
-    """Each camera × condition of a device's latest windows against its baseline."""
-    per_key: dict[Key, list[dict[str, Any]]] = defaultdict(list)
-    for payload in recent:
-        for camera in payload.get("cameras") or []:
-            per_key[bl.camera_key(camera)].append(camera)
-    cameras = [_camera(profile, key, cams, baselines.get(key), settings)
+    """Each camera × condition of a device's latest windows (oldest first; the latest
+    ``alert_windows`` of them, and the latest ``mix_windows`` for the class mix) against
+    its baseline."""
+    per_key, pooled = _by_key(recent[-settings.alert_windows:]), _by_key(
+        recent[-settings.mix_windows:])
+    cameras = [_camera(profile, key, cams, baselines.get(key), settings, pooled[key])
                for key, cams in sorted(per_key.items())]
     return {
         "cameras": cameras,
@@ -99,6 +126,14 @@ def baseline_holds(
         "k": settings.alert_drifted_windows,
         "n": settings.alert_windows,
     }
+
+
+def _by_key(windows: list[dict[str, Any]]) -> dict[Key, list[dict[str, Any]]]:
+    per_key: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    for payload in windows:
+        for camera in payload.get("cameras") or []:
+            per_key[bl.camera_key(camera)].append(camera)
+    return per_key
 
 
 def skew_driver(stats: dict[str, Any]) -> dict[str, Any] | None:
@@ -131,4 +166,4 @@ def verdict(stats: dict[str, Any], holds: bool) -> dict[str, Any]:
             **driver}
 
 
-__all__ = ["baseline_holds", "skew_driver", "verdict"]
+__all__ = ["baseline_holds", "mix_json", "skew_driver", "verdict", "with_mix"]

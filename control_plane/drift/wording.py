@@ -13,7 +13,9 @@ def driver_text(v: dict[str, Any]) -> str:
     where = f"device {v.get('device_id')} " if v.get("device_id") else ""
     if v.get("camera_id") is not None:
         where += f"camera {v['camera_id']} ({v['condition']}) "
-    return (f"{where}{v['feature']} PSI {v['statistic']:.3f} against level "
+    # The class mix (``class_mix.FEATURE``) is a CUSUM of a log likelihood ratio, not a PSI.
+    name = "log likelihood ratio" if v["feature"] == "regions.mix" else "PSI"
+    return (f"{where}{v['feature']} {name} {v['statistic']:.3f} against level "
             f"{v['level']:.3f} of the {v['reference']} reference")
 
 

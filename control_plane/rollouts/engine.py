@@ -132,9 +132,9 @@ def record_report(session: Session, device: Device, reported: ReportedState) -> 
 # -- the tick ----------------------------------------------------------------------------------
 def tick_if_waiting(session: Session, rollout_id: str, now: datetime | None = None) -> bool:
     """The periodic tick's first look, before any lock: True when the rollout only waits
-    for its devices to report (the wave's ack gate is then written and committed, under
-    the writers' lock for just that); False: run :func:`tick`. Ends the session's
-    transaction either way."""
+    for its devices to report (the wave's ack gate, when it has one to update, is then
+    written and committed, under the writers' lock for just that); False: run
+    :func:`tick`. Ends the session's transaction either way."""
     now = now or utc_now()
     rollout = session.get(Rollout, rollout_id, populate_existing=True)
     found = (waiting_gate(session, rollout, policy_of(rollout), now)
@@ -142,6 +142,8 @@ def tick_if_waiting(session: Session, rollout_id: str, now: datetime | None = No
     session.rollback()  # the read ends here; what it saw is checked again under the lock
     if found is None:
         return False
+    if found[1] is None:  # the last wave passed; pending devices are yet to report
+        return True
     number, result = found[0].number, found[1].as_dict()
     rollout = lock_rollout(session, rollout_id)
     wave = session.exec(select(RolloutWave).where(

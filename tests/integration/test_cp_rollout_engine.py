@@ -9,6 +9,7 @@ every wave, gate, deadline and operator action is checked without waiting on a c
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
 
@@ -252,3 +253,83 @@ def test_planning_reads_three_columns_of_each_device(fleet: Fleet) -> None:
     assert reads and not [s for s in reads if "device.reported" in s], reads
     view = fleet.get(ro.rollout_id)
     assert sum(w.device_count for w in view.waves) == 10
+
+
+@contextmanager
+def row_reads(fleet: Fleet) -> Iterator[list[str]]:
+    """What the block read row by row: one entry per rollout row loaded as an object and
+    per statement reading devices' reported states (the full tick's two per-device reads)."""
+    import sqlalchemy as sa
+
+    reads: list[str] = []
+
+    def loaded(row: RolloutDevice, _context: object) -> None:
+        reads.append(f"rollout row {row.device_id}")
+
+    def statement(_conn: object, _cursor: object, text: str, *_args: object) -> None:
+        if "device.reported" in text.lower():
+            reads.append(" ".join(text.split())[:120])
+
+    sa.event.listen(RolloutDevice, "load", loaded)
+    sa.event.listen(fleet.engine, "before_cursor_execute", statement)
+    try:
+        yield reads
+    finally:
+        sa.event.remove(RolloutDevice, "load", loaded)
+        sa.event.remove(fleet.engine, "before_cursor_execute", statement)
+
+
+def test_every_device_offline_ticks_without_reading_rows(fleet: Fleet) -> None:
+    """A wave whose devices are all offline waits for their deadline or their return: a
+    tick until then reads no row (at 10,000 devices the full pass reads them all)."""
+    for device_id in fleet.ids:
+        fleet.go_offline(device_id)
+    ro = fleet.start(waves=["100%"])
+    assert len(fleet.pending(ro)) == 10
+    fleet.step(5)
+    with row_reads(fleet) as reads:
+        assert fleet.periodic_tick(ro)
+        fleet.step(5)
+        assert fleet.periodic_tick(ro)
+    assert reads == []
+    gate = fleet.get(ro).waves[0].gates[0]
+    assert gate.status == "wait" and "every device is offline" in gate.detail
+    fleet.step(601)  # past the offline deadline: the full tick expires them
+    assert not fleet.periodic_tick(ro)
+    view = fleet.get(ro)
+    assert {d.state for d in view.devices} == {"expired"}, view.devices
+
+
+def test_last_wave_passed_with_offline_devices_ticks_without_reading_rows(
+    fleet: Fleet,
+) -> None:
+    """The last wave passed, one offline device still pending: nothing moves until it
+    reports or its deadline, so a tick reads no row; its report completes the rollout."""
+    fleet.go_offline("cam-03")
+    ro = fleet.start(waves=["100%"])
+    run_healthy(fleet, ro)
+    assert fleet.get(ro).waves[0].state == "passed" and fleet.pending(ro) == ["cam-03"]
+    fleet.step(5)
+    with row_reads(fleet) as reads:
+        assert fleet.periodic_tick(ro)
+        fleet.step(200)
+        assert fleet.periodic_tick(ro)
+    assert reads == []
+    assert fleet.get(ro).state == "in_progress"
+    fleet.ack("cam-03")
+    assert not fleet.periodic_tick(ro)
+    assert fleet.get(ro).state == "completed"
+
+
+def test_last_wave_passed_offline_device_expires_at_its_deadline(fleet: Fleet) -> None:
+    fleet.go_offline("cam-03")
+    ro = fleet.start(waves=["10%", "100%"])
+    while fleet.get(ro).waves[-1].state != "passed":
+        run_healthy(fleet, ro)
+    fleet.step(5)
+    assert fleet.periodic_tick(ro)
+    fleet.step(601)
+    assert not fleet.periodic_tick(ro)
+    view = fleet.get(ro)
+    assert view.state == "completed"
+    assert next(d for d in view.devices if d.device_id == "cam-03").state == "expired"

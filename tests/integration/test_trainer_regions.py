@@ -8,7 +8,10 @@ condition, and the share of non-animal crops that would count as an animal.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,8 @@ from control_plane.store.models import ModelVersion
 from protocols import ModelVersionCreate
 from tests.integration.test_trainer_lite0 import copy_subset
 from trainer import TrainingResult, load_settings, run_training
+from trainer.recalibrate import main as recalibrate_main
+from trainer.recalibrate import recalibrate
 from trainer.synth import CONDITIONS
 
 pytestmark = pytest.mark.slow
@@ -30,6 +35,7 @@ def regions_run(tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
         None, data_dir=subset, out_dir=tmp_path_factory.mktemp("regions-out"), arch="lite0",
         input_size=SIZE, device="cpu", calibration_images=16, shifts=[], golden_count=1,
         regions=True, region_crops_per_image=1, region_eval_seconds=8,
+        region_calibration_crops=300,
         feature_cache_dir=tmp_path_factory.mktemp("features"),
         # 8 test photos cannot show that a probe beats guessing (p > 0.05 at 6 of 8); the
         # quality gate has its own tests, this one is about what a regions run writes.
@@ -57,8 +63,13 @@ def test_report_scores_clip_crops_by_width_and_condition(regions_run: TrainingRe
     regions = json.loads(regions_run.report_path.read_text())["evaluation"]["regions"]
     calibration = regions["calibration"]
     assert calibration["val_other_crops"] > 0
-    assert calibration["val_false_animal_rate"] <= 0.01 + 1e-9 or \
+    # 300 held-out "other" crops cannot resolve 1 in 2500: none may pass.
+    assert calibration["heldout_other_crops"] == 300 and calibration["resolved"] == 0.0
+    assert calibration["heldout_false_animal_rate"] == 0.0 or \
         calibration["animal_min_confidence"] == 0.99
+    report = json.loads(regions_run.report_path.read_text())
+    assert report["calibration"]["fitted_on"] == "validation crops"
+    assert report["calibration"]["samples"] > calibration["val_other_crops"]
     clips = regions["clips"]
     assert clips["animal_crops"] > 0 and clips["other_crops"] > 0
     assert set(clips["by_condition"]) <= set(CONDITIONS)
@@ -67,3 +78,34 @@ def test_report_scores_clip_crops_by_width_and_condition(regions_run: TrainingRe
     assert clips["false_animal_rate"] < 0.5
     assert clips["accuracy"] > 0.5
     assert regions_run.metrics["animal_min_confidence"] == calibration["animal_min_confidence"]
+
+
+def test_a_trained_folder_recalibrates_without_retraining(
+    regions_run: TrainingResult, tmp_path: Path
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(regions_run.out_dir, folder)
+    (folder / "registered.json").write_text("{}")  # as if the control plane had it
+    # 30 non-animal regions an hour and 1 false animal: 1 in 30 of 300 crops may pass.
+    figures = recalibrate(folder, region_calibration_crops=300,
+                          region_other_regions_per_hour=30.0)
+    assert figures["resolved"] == 1.0
+    assert figures["heldout_false_animal_rate"] <= 1 / 30
+    reg = ModelVersionCreate.model_validate_json((folder / "registration.json").read_text())
+    report_bytes = (folder / "report.json").read_bytes()
+    report = json.loads(report_bytes)
+    assert reg.report_sha256 == hashlib.sha256(report_bytes).hexdigest()
+    assert reg.animal_min_confidence == figures["animal_min_confidence"]
+    assert reg.metrics["temperature"] == reg.outputs.temperature == \
+        report["calibration"]["temperature"]
+    assert report["settings"]["region_other_regions_per_hour"] == 30.0
+    assert report["evaluation"]["regions"]["calibration"] == figures
+    assert not (folder / "registered.json").exists()  # the registered version is not this
+
+
+def test_recalibrate_refuses_a_folder_without_a_model(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    assert recalibrate_main([str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "parkwatch train" in err and len(err.splitlines()) == 1

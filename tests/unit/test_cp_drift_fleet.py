@@ -102,13 +102,14 @@ def learned(ref: Any, rng: np.random.Generator, n: int, shift: float,
 def test_fleet_baseline_verdicts_are_the_per_device_ones(seed: int, rule: str) -> None:
     rng = np.random.default_rng(seed)
     ref = synthetic.profile(seed=seed, bins=10)
+    # More windows than N: the older ones count for the class mix only.
     settings = DriftSettings(min_samples=30, alert_windows=4, alert_drifted_windows=2,
-                             alert_rule=rule)
+                             alert_rule=rule, mix_windows=7)
     fits = [learned(ref, rng, 24, s) for s in (0.0, 1.0)]
     fits.append(learned(ref, rng, 24, 0.0, regions=True))
     recent, baselines = [], []
     for d in range(30):
-        ws = [random_window(ref, rng, d * 10 + i) for i in range(int(rng.integers(0, 5)))]
+        ws = [random_window(ref, rng, d * 10 + i) for i in range(int(rng.integers(0, 9)))]
         for w in ws:  # cameras in two conditions, some at night; some with region
             for cam in w["cameras"]:  # telemetry, some of it zoomed
                 cam["condition"] = str(rng.choice(["day", "night"]))
@@ -137,6 +138,8 @@ def test_fleet_baseline_verdicts_are_the_per_device_ones(seed: int, rule: str) -
     cams = [c for dev in want for c in dev["cameras"]]
     assert {c["state"] for c in cams} == {"active", "learning"}
     assert {c["holds"] for c in cams if c["state"] == "active"} == {True, False}
+    assert any(c.get("class_mix") for c in cams)  # baselines with region telemetry
+    assert max(c["windows"] for c in cams) <= settings.alert_windows
     if rule == "windows":  # zoomed windows are driven by their region features
         assert any(c["driver"] and c["driver"]["feature"].startswith(("regions.", "scene."))
                    for c in cams)

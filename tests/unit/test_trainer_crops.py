@@ -26,7 +26,7 @@ from trainer.crops import (
     spot_neighbour,
 )
 from trainer.data import ImageRecord
-from trainer.region_eval import calibrate
+from trainer.region_eval import calibrate, calibration_crops, threshold_for
 
 
 @pytest.mark.parametrize("box", [
@@ -50,9 +50,9 @@ def test_jitter_moves_and_resizes_a_box_within_bounds() -> None:
         assert abs((x0 + x1) / 2 - 150) <= 10 + 1e-9
 
 
-def test_calibration_keeps_false_animals_at_the_target() -> None:
-    # Labels cat, dog, other; 100 "other" crops, 10 of which the model calls a cat with
-    # confidences 0.50, 0.55 ... 0.95; animals all at 0.9.
+def _other_and_animals() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels cat, dog, other: 100 "other" crops, 10 of which the model calls a cat with
+    confidences 0.50, 0.55 ... 0.95; then 50 cats at 0.9."""
     probs, y = [], []
     for i in range(100):
         c = 0.5 + 0.05 * i if i < 10 else 0.0
@@ -61,13 +61,45 @@ def test_calibration_keeps_false_animals_at_the_target() -> None:
     for _ in range(50):
         probs.append([0.9, 0.05, 0.05])
         y.append(0)
-    p, labels = np.array(probs), np.array(y)
-    threshold, figures = calibrate(p, labels, [2], target=0.03)
+    p = np.array(probs)
+    return p, np.array(y), p[:100]
+
+
+def test_calibration_keeps_false_animals_per_hour_at_the_target() -> None:
+    val, y, other = _other_and_animals()
+    # 3 false animals an hour of 100 regions: 3 % of the held-out "other" crops may pass.
+    threshold, figures = calibrate(val, y, other, [2], per_hour=3.0, regions_per_hour=100.0)
     assert 0.8 < threshold <= 0.85  # 0.8 is the 4th highest false-animal confidence
-    assert figures["val_false_animal_rate"] == pytest.approx(0.03)
+    assert figures["heldout_false_animal_rate"] == pytest.approx(0.03)
+    assert figures["expected_false_animals_per_hour"] == pytest.approx(3.0)
+    assert figures["resolved"] == 1.0 and figures["heldout_other_crops"] == 100
     assert figures["val_animal_kept"] == 1.0
-    none_wrong, _ = calibrate(p[10:], labels[10:], [2], target=0.03)
-    assert none_wrong == 0.0
+    # Ten times the regions an hour: a tenth of the share, so the highest must not pass.
+    strict, figures = calibrate(val, y, other, [2], per_hour=3.0, regions_per_hour=1000.0)
+    assert 0.95 < strict <= 0.99 and figures["heldout_false_animal_rate"] == 0.0
+    # A target 100 crops cannot resolve says so; a model that never errs needs nothing.
+    assert calibrate(val, y, other, [2], 1.0, 1000.0)[1]["resolved"] == 0.0
+    assert calibrate(val[10:], y[10:], other[10:], [2], 3.0, 100.0)[0] == 0.0
+
+
+def test_the_threshold_is_the_quantile_of_the_animal_scores() -> None:
+    scores = np.linspace(0.001, 1.0, 1000, dtype=np.float32)  # 0.001 ... 1.0
+    t = threshold_for(scores, 0.1)
+    assert float(np.mean(scores >= t)) == pytest.approx(0.1)
+    assert threshold_for(scores, 0.0) == 0.99  # capped: a higher one drops every animal
+    assert threshold_for(np.zeros(50, np.float32), 0.01) == 0.0  # no crop reads as an animal
+
+
+def test_calibration_crops_are_held_out_and_reproducible() -> None:
+    spec = InputSpec(width=32, height=32)
+    first = calibration_crops(5, 40, spec, CropSpec())
+    assert len(first) == 40 and first[0].shape == (32, 32, 3)
+    again = calibration_crops(5, 40, spec, CropSpec())
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    # Parks other than the training crops' (seed 5) and the validation crops' own.
+    other = calibration_crops(6, 40, spec, CropSpec())
+    assert not np.array_equal(first[0], other[0])
+    assert len({c.tobytes() for c in first}) == 40
 
 
 def _record(path: Path, label: str, index: int) -> ImageRecord:

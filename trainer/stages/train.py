@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from rich.console import Console
 
@@ -23,7 +25,9 @@ from ..crop_set import CropSet
 from ..crops import OTHER
 from ..data import ImageDataset, ImageRecord
 from ..errors import TrainerError
+from ..inference import OnnxModel
 from ..model import PetNet
+from ..region_eval import predict_crops
 from ..runner import Figure, RunContext
 from ..search import SearchResult, run_search
 from ..train import EpochStats, TrainOutcome, deterministic, train_model
@@ -124,6 +128,21 @@ def region_crops(settings: TrainerSettings, labels: Sequence[str], spec: InputSp
     return crops(train, settings.seed), crops(val, settings.seed + VAL_CROP_SEED)
 
 
+@dataclass(frozen=True)
+class CropLogits:
+    """A model's logits of a crop set's items, and their labels."""
+
+    logits: npt.NDArray[np.float32]
+    labels: npt.NDArray[np.int64]
+
+
+def val_crop_logits(settings: TrainerSettings, splits: Splits, model: OnnxModel) -> CropLogits:
+    """The model's logits of the validation crops (``region_crops``)."""
+    _, val = region_crops(settings, splits.labels, splits.spec, [], splits.val)
+    logits = predict_crops(model, [val.image(i) for i in range(len(val))], splits.spec)
+    return CropLogits(logits, np.array([r.label_index for r in val.records], np.int64))
+
+
 def train_stage(ctx: RunContext) -> Trained:
     splits = ctx[Splits]
     outcome, settings, search = fit(ctx.settings, splits.labels, splits.spec, splits.train,
@@ -143,4 +162,4 @@ def train_stage(ctx: RunContext) -> Trained:
     return Trained(outcome, settings, search, path)
 
 
-__all__ = ["Trained", "fit", "train_stage"]
+__all__ = ["CropLogits", "Trained", "fit", "region_crops", "train_stage", "val_crop_logits"]
