@@ -13,13 +13,14 @@ from ...ingest.store import IngestStore
 from ...schemas import DeadLetterPublic, DeadLetterReplay, Page
 from ...services import audit
 from ...store.db import session_scope
-from ..deps import BigIntId, OperateDep, PageDep, ReadDep, SessionDep, StateDep
+from ..deps import BigIntId, OperateDep, PageDep, ReadDep, SessionDep, StateDep, reads_only
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 _ERRORS_SHOWN = 100
 
 
 @router.get("", summary="List the messages ingest could not store, oldest first")
+@reads_only
 def list_dead_letters(session: SessionDep, page: PageDep, _p: ReadDep) -> Page[DeadLetterPublic]:
     rows = dead_letter.listing(session, page.limit, page.offset)
     items = [DeadLetterPublic.model_validate(r, from_attributes=True) for r in rows]
