@@ -125,7 +125,7 @@ class Baseline:
 def learn(profile: ReferenceProfile, w: Windows, settings: DriftSettings) -> Baseline | None:
     fit = bl.learn(profile, [{**c, "window_minutes": 1.0} for c in w.raw],
                    min_samples=settings.min_samples, block=settings.baseline_block,
-                   recent=settings.alert_windows)
+                   recent=settings.alert_windows, mix_span=settings.mix_windows)
     if fit is None:
         return None
     # A feature the windows were stripped of is not one the judge knows of (Bonferroni).
@@ -186,7 +186,7 @@ def exceed_mix(base: Baseline, w: Windows, settings: DriftSettings, mask: np.nda
     cum = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
     t = np.arange(len(mask))
     best = np.zeros(len(mask))
-    for back in range(settings.mix_windows):
+    for back in range(min(lv.pooled or settings.mix_windows, settings.mix_windows)):
         run = cum[t + 1] - cum[np.maximum(t - back, 0)]
         best = np.maximum(best, class_mix.statistics(ref, lv.dispersion, run))
     shown = np.convolve(mask.astype(int), np.ones(settings.alert_windows, int))[: len(mask)]

@@ -25,6 +25,8 @@ from _track_score import (  # bench/ is on sys.path: scripts run from it
 
 from edge_agent.regions.boxes import iou
 
+ORACLE = " oracle labels"  # a row's name ends so when the sidecar replaced the model
+
 
 def animal_table(a: argparse.Namespace, done: list[tuple[str, Run]]) -> dict[str, list[Run]]:
     """The animal clips' table: a row per variant, its seeds pooled."""
@@ -74,7 +76,7 @@ def summary(rows: dict[str, list[Run]], oracle_name: str) -> None:
     print(f"- goal counts per window within 10 %: {name} mean error {err:.1%}, {within:.0%} "
           f"of {n} windows within 10 %; pooled over windows {pooled_err:.1%}")
     oracle = rows.get(oracle_name)
-    conditions = [r for r in rows.values() if r is not oracle]
+    conditions = [r for n, r in rows.items() if not n.endswith(ORACLE)]
     if len(conditions) > 1:
         worst = max(abs(pooled(r).accuracy - sc.accuracy) for r in conditions) * 100
         print(f"- goal conditions within 2 points of {name}: worst {worst:.1f} points")
@@ -91,12 +93,24 @@ def summary(rows: dict[str, list[Run]], oracle_name: str) -> None:
               f"({sc.right} of {sc.tracks})")
 
 
-def paired(rows: dict[str, list[Run]], oracle_name: str, goal_points: float = 2.0) -> None:
+def paired(rows: dict[str, list[Run]], oracle: str = ORACLE, goal_points: float = 2.0
+           ) -> None:
     """Each condition against the first row on the same animals: every variant films the
     same seeds, so the same animals walk the same paths with the same boxes, and a track
     is right or wrong in both. Per-track accuracy over every scored animal (not found is
     wrong), the pairs that disagree, the difference with its 95 % interval, and whether
-    the interval shows the goal (within ``goal_points`` of the first row) or its miss."""
+    the interval shows the goal (within ``goal_points`` of the first row) or its miss.
+    The rows whose name ends in ``oracle`` (the model replaced by the truth) get a table
+    of their own against the first of them: what a condition loses there is the regions'
+    and the tracker's."""
+    model = {n: r for n, r in rows.items() if not n.endswith(oracle)}
+    oracles = {n: r for n, r in rows.items() if n.endswith(oracle)}
+    for table in (model, oracles):
+        if len(table) > 1:
+            _paired_table(table, goal_points)
+
+
+def _paired_table(rows: dict[str, list[Run]], goal_points: float) -> None:
     (name, first), *rest = rows.items()
     reference = track_outcomes(first)
     print(f"\n| paired against {name}: the same animals | tracks | right: {name} / this | "
@@ -104,8 +118,6 @@ def paired(rows: dict[str, list[Run]], oracle_name: str, goal_points: float = 2.
           f"{goal_points:g} points |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for other, runs in rest:
-        if other == oracle_name:
-            continue
         d = paired_difference(reference, track_outcomes(runs))
         verdict = ("shown" if d.low * 100 >= -goal_points else
                    "missed" if d.high * 100 < -goal_points else "not resolved")

@@ -29,7 +29,9 @@ run, tracks) as a camera would deliver them, at the clip's 10 frames/s. The "ora
 variant (``--variants clean oracle``) films the clean clip again with the model replaced
 by the sidecar (``OracleLabels``: every crop read right): what the counts still miss there
 is the regions and the tracker's (fragments, merges); the rest of the clean row's error is
-the model's misread crops. The agent's cost
+the model's misread crops. Every condition has its oracle too (``night-oracle``, ...): a
+second paired table compares each against the clean oracle, so a condition's loss splits
+into the regions' and tracker's share and the model's. The agent's cost
 per frame is measured by ``bench/agent_pipeline.py`` (regions tables), not here.
 """
 
@@ -52,6 +54,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _region_report import (  # bench/ is on sys.path: scripts run from it
+    ORACLE,
     animal_table,
     false_animals,
     fragments,
@@ -216,12 +219,18 @@ def seeds_for_tracks(a: argparse.Namespace, settings: dict[str, object],
     return seeds, total
 
 
-VARIANTS: dict[str, tuple[str, str, str | None]] = {  # key: name, scene condition, post
+_FILMED: dict[str, tuple[str, str, str | None]] = {  # key: name, scene condition, post
     "clean": ("clean", "day", None), "night": ("night", "night", None),
     "ir": ("ir", "ir", None), "rain": ("rain", "rain", None),
     "blur": ("motion blur", "day", "blur"), "jpeg": ("heavy JPEG", "day", "jpeg"),
-    "oracle": ("clean, oracle labels", "day", None),
 }
+# Every condition again with oracle labels ("night-oracle"; "oracle" is the clean clip's):
+# a condition's loss that stays with every crop read right is the regions' and the
+# tracker's (noise or streak regions, boxes that cut the animal, broken tracks), the rest
+# is the model's misread crops.
+VARIANTS = _FILMED | {"oracle": ("clean," + ORACLE, "day", None)} | {
+    f"{key}-oracle": (f"{name},{ORACLE}", condition, post)
+    for key, (name, condition, post) in _FILMED.items() if key != "clean"}
 DEFAULT_VARIANTS = ["clean", "night", "ir", "rain", "blur", "jpeg"]
 
 
@@ -289,7 +298,7 @@ def animal_jobs(a: argparse.Namespace) -> list[tuple[str, Job]]:
         for split in split_settings(a):
             out += [(name if split == a.split else f"{name}, {SPLIT_NAMES[split]}",
                      Job(seed, a.seconds, condition, True, post,
-                         key == "clean" and split == a.split, key == "oracle", split))
+                         key == "clean" and split == a.split, key.endswith("oracle"), split))
                     for seed in a.seeds]
     return out
 
@@ -389,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     table = animal_table(a, done)
     summary(table, oracle_name=VARIANTS["oracle"][0])
     if len(table) > 1:
-        paired(table, oracle_name=VARIANTS["oracle"][0])
+        paired(table)
     if a.fragments:
         fragments(done)
     for split in split_settings(a) if empty else ():

@@ -62,6 +62,7 @@ def animal_votes(probs: Probs, animal: Flags) -> tuple[F32, Flags]:
 
 
 def animal_flags(n_labels: int, background: Sequence[int]) -> Flags:
+    """Per label index: is it an animal (not one of ``background``)?"""
     animal = np.ones(n_labels, bool)
     animal[list(background)] = False
     return animal

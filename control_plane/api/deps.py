@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -24,8 +24,23 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_session(state: StateDep) -> Iterator[Session]:
-    with Session(state.engine, expire_on_commit=False) as session:
+_READS_ONLY: set[Callable[..., Any]] = set()
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def reads_only(endpoint: Endpoint) -> Endpoint:
+    """Marks a route that writes nothing (below its ``@router.get``): its session, the
+    authentication's included, runs each statement on its own (``db.statement_by_statement``),
+    so its statements may see different commits (a page's total and its items)."""
+    _READS_ONLY.add(endpoint)
+    return endpoint
+
+
+def get_session(request: Request, state: StateDep) -> Iterator[Session]:
+    route = request.scope.get("route")
+    only_reads = getattr(route, "endpoint", None) in _READS_ONLY
+    with Session(state.read_engine if only_reads else state.engine,
+                 expire_on_commit=False) as session:
         yield session
 
 

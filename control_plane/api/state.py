@@ -61,6 +61,7 @@ class AppState:
     auth_limiter: AuthFailureLimiter
     sample_buckets: TokenBuckets
     fleet_counts: FleetCountsCache
+    read_engine: Engine  # the engine's pool, for routes that only read (``deps.reads_only``)
     publisher: DesiredStatePublisher = field(default_factory=UnpublishedDesired)
     services: Services = field(default_factory=Services)
     mqtt: MqttAdapter | None = None  # when MQTT is enabled
@@ -92,6 +93,7 @@ def open_state(settings: ControlPlaneSettings, enable_mqtt: bool, migrate: bool)
     if migrate:
         db.upgrade(settings.resolved_database_url)
     engine = db.create_db_engine(settings.resolved_database_url)
+    read_engine = db.statement_by_statement(engine)
     keyring = Keyring(settings.keys_dir)
     keyring.init()
     with db.session_scope(engine) as session:
@@ -108,8 +110,9 @@ def open_state(settings: ControlPlaneSettings, enable_mqtt: bool, migrate: bool)
         sample_buckets=TokenBuckets(
             settings.sample_uploads_per_hour, max(5, settings.sample_uploads_per_hour // 10)
         ),
-        fleet_counts=FleetCountsCache(lambda: _count_fleet(engine),
+        fleet_counts=FleetCountsCache(lambda: _count_fleet(read_engine),
                                       settings.fleet_counts_max_age_seconds),
+        read_engine=read_engine,
     )
     try:
         _start_services(state, enable_mqtt)

@@ -89,8 +89,10 @@ class Level:
     recent_scale: float | None = None
     recent_dof: float | None = None
     recent_windows: int = 0
-    # ``class_mix.FEATURE`` only: its windows' dispersion; it has no PSI level.
+    # ``class_mix.FEATURE`` only: its windows' dispersion, and how many latest windows it
+    # pools (0: as many as given); it has no PSI level.
     dispersion: float | None = None
+    pooled: int = 0
 
     def alarm(self, n: float, m: float, alpha: float, min_psi: float, *,
               recent: bool = False) -> float:
@@ -166,12 +168,14 @@ def learn(
     min_samples: int,
     block: int,
     recent: int = 1,
+    mix_span: int = 0,
 ) -> Fit | None:
     """A baseline from one camera's windows in one condition (the camera dicts, each with
     ``window_minutes``), in time order; None when fewer than two judged windows.
 
     Each feature gets two levels: one for a single window, one for ``recent``
-    consecutive windows merged (what ``judge_recent`` compares)."""
+    consecutive windows merged (what ``judge_recent`` compares); the class mix its
+    dispersion at ``recent`` and at ``mix_span`` windows merged (the runs it judges)."""
     rows: list[dict[str, FloatArray]] = []
     minutes: list[float] = []
     for camera in windows:
@@ -202,7 +206,7 @@ def learn(
             scale * span, dof)
         levels[name] = Level(scale, dof, bins, r_scale, r_dof, span)
     total = {name: np.sum([r[name] for r in rows if name in r], axis=0) for name in levels}
-    mix = _mix(rows, list(profile.class_counts), recent)
+    mix = _mix(rows, list(profile.class_counts), (recent, mix_span))
     if mix is not None:
         levels[class_mix.FEATURE], total[class_mix.FEATURE] = mix
     if "confidence" not in total:
@@ -218,19 +222,26 @@ def learn(
     )
 
 
-def _mix(rows: list[dict[str, FloatArray]], labels: list[str], span: int
+def _mix(rows: list[dict[str, FloatArray]], labels: list[str], spans: tuple[int, int]
          ) -> tuple[Level, FloatArray] | None:
     """The class-mix feature of a baseline: its animals per animal class and the
-    dispersion of its windows' counts (None: too few animals, or a model of one)."""
+    dispersion of its windows' counts, the larger at either run length (None: too few
+    animals, or a model of one). The mix of a scene also wanders over an hour (which
+    animals come by), which runs of the windows the test pools show and runs of a few
+    windows do not."""
     keep = class_mix.animal_classes(labels)
     have = [r["regions.animals"][keep] for r in rows if "regions.animals" in r]
     if not have:
         return None
     mat = np.array(have, np.float64)
-    dispersion = class_mix.fit(mat, span)
-    if dispersion is None:
+    # Pool no more windows than the baseline holds runs of to check its dispersion at.
+    pooled = max(1, min(spans[1] or spans[0], len(have) // class_mix.MIN_RUNS))
+    fits = [f for f in (class_mix.fit(mat, span) for span in (spans[0], pooled))
+            if f is not None]
+    if not fits:
         return None
-    return Level(1.0, 0.0, len(keep), dispersion=dispersion), mat.sum(axis=0)
+    return (Level(1.0, 0.0, len(keep), dispersion=max(fits), pooled=pooled),
+            mat.sum(axis=0))
 
 
 @dataclass(frozen=True)
@@ -342,6 +353,7 @@ def judge_mix(
         return None
     labels = list(profile.class_counts)
     counts = [a for a in (class_mix.animals(c, labels) for c in cameras) if a is not None]
+    counts = counts[-lv.pooled:] if lv.pooled else counts
     if not counts or counts[0].size != len(ref):
         return None
     value = class_mix.statistic(np.asarray(ref, np.float64), lv.dispersion, counts)
@@ -357,7 +369,7 @@ def fit_json(fit: Fit) -> dict[str, Any]:
                   "recent_scale": v.recent_scale, "recent_dof": v.recent_dof,
                   "recent_windows": v.recent_windows}
         if v.dispersion is not None:
-            out[k]["dispersion"] = v.dispersion
+            out[k] |= {"dispersion": v.dispersion, "pooled": v.pooled}
     return out
 
 
@@ -369,7 +381,8 @@ def levels_of(stored: dict[str, Any]) -> dict[str, Level]:
     """Levels from their stored form (a baseline stored before merged levels has none)."""
     return {k: Level(float(v["scale"]), float(v["dof"]), int(v["bins"]),
                      _optional(v.get("recent_scale")), _optional(v.get("recent_dof")),
-                     int(v.get("recent_windows") or 0), _optional(v.get("dispersion")))
+                     int(v.get("recent_windows") or 0), _optional(v.get("dispersion")),
+                     int(v.get("pooled") or 0))
             for k, v in stored.items()}
 
 

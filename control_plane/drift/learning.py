@@ -151,7 +151,8 @@ def _learn_device(
         if len(cameras) < settings.baseline_windows:
             continue
         fit = bl.learn(profile, cameras, min_samples=settings.min_samples,
-                       block=settings.baseline_block, recent=settings.alert_windows)
+                       block=settings.baseline_block, recent=settings.alert_windows,
+                       mix_span=settings.mix_windows)
         if fit is None:
             continue
         row = DriftBaseline(

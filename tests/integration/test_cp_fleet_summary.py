@@ -293,3 +293,35 @@ def test_kept_figures_are_the_counts_of_their_time(database_url: str, tmp_path: 
                 for r in fresh["releases"]} == expected["releases"]
         assert (fresh["devices"], fresh["online"]) == (7, 2)
         assert fresh["counted_at"] > first["counted_at"]
+
+
+@pytest.mark.postgres
+def test_the_pages_reads_open_no_transaction(postgres_url: str, tmp_path: Path) -> None:
+    """The fleet page's three calls only read: on PostgreSQL each statement is its own
+    transaction, so no BEGIN and no ROLLBACK travel (two of a call's few round trips);
+    a call that writes still runs in one transaction."""
+    settings = ControlPlaneSettings(  # no periodic task shares the engine meanwhile
+        data_dir=tmp_path / "data", database_url=postgres_url, rollout_tick_seconds=0,
+        drift={"analysis_interval_s": 0})
+    with TestClient(create_app(settings, enable_mqtt=False)) as c:
+        c.headers["Authorization"] = f"Bearer {settings.admin_token_path.read_text().strip()}"
+        seed(postgres_url)
+        engine = c.app.state.parkwatch.engine  # type: ignore[attr-defined]
+        seen: list[tuple[str, str]] = []  # (statement, transaction status after it)
+
+        def after(conn: sa.Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+            status = conn.connection.dbapi_connection.info.transaction_status  # type: ignore[union-attr]
+            seen.append((" ".join(statement.split())[:60], status.name))
+
+        sa.event.listen(engine, "after_cursor_execute", after)
+        try:
+            for path, params in (("/fleet", {"windows": 300}), ("/devices", {"limit": 100}),
+                                 ("/alerts", {"state": "open", "limit": 1})):
+                assert c.get(f"{API}{path}", params=params).status_code == 200
+            reads, seen[:] = list(seen), []
+            r = c.patch(f"{API}/devices/d0/labels", json={"set": {"park": "north"}})
+            assert r.status_code == 200, r.text
+        finally:
+            sa.event.remove(engine, "after_cursor_execute", after)
+    assert reads and [r for r in reads if r[1] != "IDLE"] == []
+    assert "INTRANS" in {status for _, status in seen}, seen

@@ -211,3 +211,24 @@ def test_hours_without_animals_are_clips_of_their_own_parks() -> None:
     assert abs(sum(j.seconds for _, j in jobs) - a.empty_seconds) < 1e-6
     assert max(j.seconds for _, j in jobs) <= EMPTY_CLIP_SECONDS
     assert {c for c, _ in jobs} == {"day", "dusk", "night", "ir", "rain"}
+
+
+def test_every_condition_has_an_oracle_row_paired_with_the_clean_oracle(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from _region_report import paired
+    from region_accuracy import VARIANTS, animal_jobs
+
+    a = argparse.Namespace(variants=["clean", "night", "oracle", "night-oracle"], seeds=[3],
+                           seconds=20.0, split=False, split_beside=False)
+    jobs = {name: j for name, j in animal_jobs(a)}
+    assert (jobs["night, oracle labels"].condition, jobs["night, oracle labels"].oracle) == (
+        "night", True)
+    assert not jobs["night"].oracle and jobs["clean, oracle labels"].oracle
+    assert set(VARIANTS) >= {"rain-oracle", "ir-oracle", "blur-oracle", "jpeg-oracle"}
+    run = _run()
+    paired({name: [run] for name in jobs})
+    out = capsys.readouterr().out
+    assert "paired against clean:" in out and "paired against clean, oracle labels:" in out
+    assert "| night, oracle labels |" in out.split("paired against clean, oracle")[1]

@@ -149,10 +149,16 @@ def test_a_new_mix_drives_the_verdict_and_the_k_of_n_windows_stay_the_latest_n()
     rng = np.random.default_rng(5)
     ref = synthetic.profile(seed=5, bins=10)
     fit = bl.learn(ref, [{**camera(ref, rng, i, CAT), "window_minutes": 1.0}
-                         for i in range(60)], min_samples=30, block=2, recent=5)
+                         for i in range(60)], min_samples=30, block=2, recent=5,
+                   mix_span=15)
     assert fit is not None
     lv = fit.levels[class_mix.FEATURE]
     assert lv.dispersion is not None and lv.dispersion >= 1.0
+    assert lv.pooled == 15  # 60 windows hold 4 runs of 15 to fit the dispersion at
+    short = bl.learn(ref, [{**camera(ref, rng, i, CAT), "window_minutes": 1.0}
+                           for i in range(20)], min_samples=30, block=2, recent=5,
+                     mix_span=15)
+    assert short is not None and short.levels[class_mix.FEATURE].pooled == 5
     assert sum(fit.counts[class_mix.FEATURE]) > 200  # cats and dogs of 60 windows
     stored = bl.levels_of(bl.fit_json(fit))  # the dispersion is stored with the levels
     assert stored[class_mix.FEATURE].dispersion == pytest.approx(lv.dispersion)

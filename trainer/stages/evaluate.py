@@ -1,8 +1,8 @@
 """The ``evaluate`` stage: the primary artifact (what agents run) on the held-out splits.
 
-Temperature scaling is fitted on the validation split (for a regions model on its
-agent-shaped crops, which is what the agent classifies: fitted on the whole photos it
-fell to 0.16-0.19 and pushed the animal confidence to its cap); the test split gives the
+Temperature scaling is fitted on the validation split: for a regions model on its
+agent-shaped crops (``val_crop_logits``), which is what the agent classifies, not on the
+whole photos, whose confidences a crop's never look like. The test split gives the
 metrics, overall and per slice (``slices.json`` in the data folder).
 """
 

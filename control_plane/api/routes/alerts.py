@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query
 
 from ...schemas import AlertPublic, AlertState, AlertUpdate, Page, Severity
 from ...services import alerts
-from ..deps import IntId, OperateDep, PageDep, ReadDep, SessionDep
+from ..deps import IntId, OperateDep, PageDep, ReadDep, SessionDep, reads_only
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 
 @router.get("", summary="List alerts, newest first")
+@reads_only
 def list_alerts(
     session: SessionDep,
     page: PageDep,

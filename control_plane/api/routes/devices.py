@@ -17,7 +17,7 @@ from ...schemas import (
     Page,
 )
 from ...services import device_lifecycle, devices, groups
-from ..deps import AdminDep, OperateDep, PageDep, ReadDep, SessionDep, StateDep
+from ..deps import AdminDep, OperateDep, PageDep, ReadDep, SessionDep, StateDep, reads_only
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9._/-]{1,64}$")
@@ -50,6 +50,7 @@ def parse_selector(values: list[str]) -> dict[str, str]:
 
 
 @router.get("", summary="List devices, filtered by liveness, labels, group and release")
+@reads_only
 def list_devices(
     session: SessionDep,
     page: PageDep,

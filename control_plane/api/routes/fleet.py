@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query
 
 from ...schemas import FleetSummary
 from ...services import fleet_summary
-from ..deps import ReadDep, SessionDep, StateDep
+from ..deps import ReadDep, SessionDep, StateDep, reads_only
 
 router = APIRouter(prefix="/fleet", tags=["devices"])
 
 
 @router.get("", summary="Devices online, cameras up, releases running, newest windows")
+@reads_only
 def get_fleet(
     session: SessionDep,
     state: StateDep,
