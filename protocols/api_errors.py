@@ -38,8 +38,13 @@ def unreachable(base_url: str, call: str, hints: ClientHints) -> str:
     return f"cannot reach the control plane at {base_url} ({call}): {hints.reach}"
 
 
-def transport_failed(call: str, error: BaseException) -> str:
-    return f"{call} failed: {type(error).__name__}: {error}"
+def transport_failed(call: str, error: BaseException, hints: ClientHints | None = None) -> str:
+    """A call that reached an address but got no HTTP answer from it (something else
+    listens there: a database, a broker); ``hints`` say how to point the client elsewhere."""
+    said = next((ln.strip() for ln in str(error).splitlines() if ln.strip()), "no detail")
+    said = said.rstrip(".")
+    line = f"{call} failed: {type(error).__name__}: {said}"
+    return f"{line}: is that the control plane's HTTP API? {hints.reach}" if hints else line
 
 
 def answered(status: int, body: bytes, *, call: str, hints: ClientHints, token_sent: bool,

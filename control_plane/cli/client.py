@@ -64,7 +64,7 @@ class ApiClient:
                 "longer with `parkwatch --timeout SECONDS ...` (PARKWATCH_API_TIMEOUT_SECONDS)"
             ) from None
         except httpx.HTTPError as exc:
-            raise CliError(transport_failed(f"{call} to {self.base}", exc)) from None
+            raise CliError(transport_failed(f"{call} to {self.base}", exc, HINTS)) from None
         if response.is_error:
             raise CliError(answered(response.status_code, response.content, call=call,
                                     hints=HINTS, token_sent=self._has_token,

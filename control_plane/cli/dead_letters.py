@@ -37,6 +37,8 @@ def dead_letters_list(
         engine.dispose()
     if as_json:
         print_json({"items": items, "limit": limit})
+    elif not items:
+        typer.echo("no dead letters: every message received was stored")
     else:
         print_table(items, ["id", "received_at", "kind", "device_id", "error"],
                     title="dead letters")

@@ -21,16 +21,16 @@ def telemetry_list(
     offset: int = OffsetOpt,
 ) -> None:
     """Telemetry windows, newest first."""
-    from .client import show_page
+    from urllib.parse import quote
+
+    from .client import client_from, print_json, print_table
 
     columns = ["device_id", "seq", "window_start", "window_end", "release_id", "received_at"]
-    show_page(
-        config,
-        "/api/v1/telemetry",
-        columns,
-        "telemetry",
-        as_json,
-        device=device,
-        limit=limit,
-        offset=offset,
-    )
+    with client_from(config) as api:
+        page = api.get("/api/v1/telemetry", device=device, limit=limit, offset=offset)
+        if device is not None and not page["total"]:  # a typo is not "no windows yet"
+            api.get(f"/api/v1/devices/{quote(device, safe='')}")
+    if as_json:
+        print_json(page)
+    else:
+        print_table(page["items"], columns, title="telemetry", total=page["total"])

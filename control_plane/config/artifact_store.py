@@ -60,6 +60,12 @@ class ArtifactStoreKeys(BaseModel):
         10 * 1024**3, gt=0, description="Size s3_cache_dir is trimmed to, least recently "
         "used first, in bytes.",
     )
+    s3_max_attempts: int = Field(
+        5, ge=1, le=20, description="Tries of one S3 call the server throttles (503 "
+        "SlowDown) or fails transiently (5xx, a dropped connection), backing off "
+        "exponentially with jitter between them (at most 1+2+4+8 s at 5 tries); then the "
+        "call fails with a one-line error.",
+    )
 
     @field_validator("s3_bucket")
     @classmethod

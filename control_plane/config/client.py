@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from .loader import TomlSettings
@@ -33,6 +34,15 @@ class ClientSettings(TomlSettings):
         description="Seconds the CLI waits for the API to connect, answer or accept a chunk "
         "before it gives up (`parkwatch --timeout` sets it for one command).",
     )
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http:// or https:// URL of the control "
+                             "plane (e.g. http://127.0.0.1:8000)")
+        return value
 
     def token(self) -> str | None:
         """The token to send: ``api_token``, else the bootstrap admin token file, else None."""

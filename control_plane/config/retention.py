@@ -1,4 +1,5 @@
-"""The ``[retention]`` section: how long telemetry windows are kept, and when merged."""
+"""The ``[retention]`` section: how long telemetry windows (and reports, snapshots, dead
+letters) are kept, and when windows are merged."""
 
 from __future__ import annotations
 
@@ -55,6 +56,14 @@ class RetentionSettings(BaseModel):
         gt=0,
         description="Snapshots requested longer ago are deleted with their JPEGs, except "
         "each camera's newest answered one (the park view shows it).",
+    )
+
+    dead_letters_keep_days: float = Field(
+        30.0,
+        gt=0,
+        description="Dead letters (messages ingest could not store) received longer ago are "
+        "deleted, replayed or not: replay them before (`parkwatch dead-letters replay`); a "
+        "window that old is past delete_after_days anyway.",
     )
 
     @model_validator(mode="after")

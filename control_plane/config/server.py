@@ -253,6 +253,22 @@ class ControlPlaneSettings(TomlSettings, ArtifactStoreKeys):
         "override it.",
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        import sqlalchemy as sa
+
+        hint = "use sqlite:///path/to/parkwatch.db or postgresql+psycopg://user@host/db"
+        try:  # the value is never echoed: it may hold a password
+            backend = sa.make_url(value).get_backend_name()
+        except sa.exc.ArgumentError:
+            raise ValueError(f"not a database URL: {hint}") from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {backend!r}: {hint}")
+        return value
+
     @field_validator("mqtt_url", "public_mqtt_url")
     @classmethod
     def _mqtt_url(cls, value: str | None) -> str | None:

@@ -1,6 +1,6 @@
 """The periodic work of ``parkwatch serve``: folding past days' rollup hours into day rows,
-drift analysis, and retention of telemetry and snapshots (at its own, longer interval),
-in one periodic task.
+drift analysis, and retention of telemetry, snapshots and dead letters (at its own,
+longer interval), in one periodic task.
 
 A failed run (store down, a bad profile) is logged and retried at the next tick; it
 never stops the server, and a failed analysis does not hold retention back. On
@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from ..config.drift import DriftSettings
 from ..config.retention import RetentionSettings
+from ..ingest import dead_letter
 from ..lifecycle import Lease, PeriodicTask
 from ..services import snapshots, telemetry_rollup_fold
 from ..services.clocks import reconcile_skew_alerts
@@ -50,6 +51,10 @@ def drift_task(engine: Engine, settings: DriftSettings,
                 if artifacts is not None:
                     snapshots.prune(session, artifacts, retention.snapshots_keep_days,
                                     utc_now())
+                gone = dead_letter.prune(session, retention.dead_letters_keep_days, utc_now())
+                if gone:  # kept messages never replayed: say so, they are lost now
+                    log.warning("dead letters past retention deleted unreplayed",
+                                extra={"count": gone})
         except Exception:
             log.exception("telemetry retention failed; retrying at the next interval")
 

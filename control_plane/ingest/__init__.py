@@ -5,6 +5,8 @@
 - ``batch``: the ingest pipeline behind it: telemetry windows written in batches and
   each message acknowledged to the broker only once committed;
 - ``store``: what the pipeline's writer stores, a run of messages per transaction;
+- ``client``: the paho client it uses: a wake-up reads every packet one ``recv`` got,
+  and a committed batch's PUBACKs leave in one write;
 - ``identity``: stable client ids for ingest workers (slots), and retiring the session
   of a worker removed for good.
 

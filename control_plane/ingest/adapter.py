@@ -16,6 +16,7 @@ Subscriptions are made in ``on_connect``, so every reconnect resubscribes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import sys
@@ -58,6 +59,7 @@ from ..services.device_messages import DeviceMessage, StatusReceipt
 from ..store.db import session_scope
 from . import dead_letter
 from .batch import INGESTED_KINDS, Inbound, IngestPipeline, count
+from .client import IngestClient
 from .outgoing import Outgoing, wait_published
 from .store import IngestStore
 
@@ -66,6 +68,8 @@ INGEST_KINDS: tuple[TopicKind, ...] = ("status", "reported", "telemetry", "event
 FLUSH_TIMEOUT_S = 5.0  # stop(): how long queued messages may take to be written and acked
 PUBACK_TIMEOUT_S = 30.0  # a batch of desired states: how long to wait for the broker
 MAX_INFLIGHT = 200  # QoS 1 messages on their way to the broker at once (paho: 20)
+# each kind's child looked up once, on its first message (a role that ingests nothing shows none)
+_received = functools.cache(INGEST_RECEIVED.labels)
 
 
 class MqttAdapter:
@@ -112,7 +116,7 @@ class MqttAdapter:
         self._connected = threading.Event()
         self._stopping = False
         self._failures = RepeatFilter(log)
-        self.client = paho.Client(
+        self.client = IngestClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=clean_session,
@@ -346,7 +350,7 @@ class MqttAdapter:
                 count(kind, "ignored")
             else:
                 if kind in INGESTED_KINDS:
-                    INGEST_RECEIVED.labels(kind).inc()
+                    _received(kind).inc()
                 message = decode_for_topic(kind, msg.payload)
                 if getattr(message, "device_id", device_id) != device_id:
                     raise ProtocolError(
@@ -371,11 +375,12 @@ class MqttAdapter:
         with self._ack_lock:
             self._connection += 1
 
-    def _acknowledge(self, item: Inbound) -> None:
+    def _acknowledge(self, items: Sequence[Inbound]) -> None:
+        """PUBACK committed messages, in order, in one write (QoS 2 is not subscribed)."""
         self.last_activity = time.monotonic()
-        with self._ack_lock:  # no reconnect between the check and the PUBACK
-            if item.qos > 0 and item.connection == self._connection:
-                self.client.ack(item.mid, item.qos)
+        with self._ack_lock:  # no reconnect between the check and the PUBACKs
+            self.client.ack_many([item.mid for item in items
+                                  if item.qos == 1 and item.connection == self._connection])
 
     # The store's side, here so that a test can slow it down.
     def _write_windows(self, windows: Sequence[TelemetryWindow]) -> Counter[str]:

@@ -39,10 +39,9 @@ resends what was unacknowledged after the reconnect: copies, which ingest stores
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -74,7 +73,8 @@ WriteWindows = Callable[[Sequence[TelemetryWindow]], Counter[str]]
 # A run of device messages -> how many had each (kind, outcome)
 WriteDevice = Callable[[Sequence[Any]], Counter[tuple[str, str]]]
 HandleMessage = Callable[[str, Any], str]
-Acknowledge = Callable[["Inbound"], None]
+# PUBACK committed messages, in arrival order
+Acknowledge = Callable[[Sequence["Inbound"]], None]
 # Keep a message that failed alone, with the error's one line (a dead letter)
 KeepFailed = Callable[["Inbound", str], None]
 
@@ -142,10 +142,14 @@ class IngestPipeline:
         self.batch_size = batch_size
         self.linger_s = linger_s
         self.max_queued = max_queued
-        self._queue: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+        self._queue: deque[Inbound] = deque()
         self._closing = threading.Event()  # no new messages; drain what is queued
         self._intake = threading.Lock()  # a message is either queued before stop or dropped
         self._room = threading.Condition(self._intake)  # signalled as messages are let go
+        # Signalled when the writer has something to do: a first message, a full batch, or
+        # stop. Not at every message: waking the writer once per message (to take it and
+        # wait for the next) cost more CPU than the rest of the hand-off.
+        self._ready = threading.Condition(self._intake)
         self.held = 0  # received, not yet acknowledged or given up: at most max_queued
         self._abandon = threading.Event()  # give up on a store that stays down
         self._thread: threading.Thread | None = None
@@ -165,7 +169,9 @@ class IngestPipeline:
                 return
             self.held += 1
             INGEST_QUEUE_DEPTH.inc()
-            self._queue.put(item)
+            self._queue.append(item)
+            if len(self._queue) in (1, self.batch_size):
+                self._ready.notify()
 
     def _writing(self) -> bool:
         """A writer thread runs that will make room (``drain`` callers make their own)."""
@@ -190,6 +196,7 @@ class IngestPipeline:
         with self._room:
             self._closing.set()
             self._room.notify_all()  # a submit waiting for room gives up
+            self._ready.notify_all()  # a writer lingering for a full batch takes what is there
         if self._store_down:  # nothing to flush into: leave it all to the broker
             self._abandon.set()
         if self._thread is not None:
@@ -197,13 +204,9 @@ class IngestPipeline:
             if self._thread.is_alive():  # a slow store: the writer drops what it holds
                 self._abandon.set()
                 self._thread.join(MAX_BACKOFF_S)
-        left = 0
-        while True:  # what the writer did not get to stays unacknowledged: the broker resends
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-            left += 1
+        with self._intake:  # what the writer did not get to stays unacknowledged: the broker
+            left = len(self._queue)  # resends it
+            self._queue.clear()
         self._release(left)
         if left or self._abandon.is_set():
             log.warning("ingest stopped with messages unacknowledged; the broker resends them",
@@ -218,7 +221,7 @@ class IngestPipeline:
 
     # -- the writer ------------------------------------------------------------------------
     def _run(self) -> None:
-        while not (self._closing.is_set() and self._queue.empty()):
+        while not (self._closing.is_set() and not self._queue):
             batch = self._take(wait=True)
             if batch and not self._write(batch):
                 self._abandon.set()
@@ -227,23 +230,21 @@ class IngestPipeline:
                 return
 
     def _take(self, *, wait: bool) -> list[Inbound]:
-        """Up to ``batch_size`` queued messages: blocks for the first (up to 0.2 s, so that
-        ``stop`` is seen), then waits at most ``linger_s`` for the batch to fill."""
-        try:
-            batch = [self._queue.get(timeout=0.2) if wait else self._queue.get_nowait()]
-        except queue.Empty:
-            return []
-        deadline = time.monotonic() + (self.linger_s if wait else 0.0)
-        while len(batch) < self.batch_size:
-            remaining = deadline - time.monotonic()
-            try:
-                batch.append(
-                    self._queue.get(timeout=remaining) if remaining > 0
-                    else self._queue.get_nowait()
-                )
-            except queue.Empty:
-                break
-        return batch
+        """Up to ``batch_size`` queued messages: waits for the first (up to 0.2 s, so that
+        ``stop`` is seen), then at most ``linger_s`` for the batch to fill."""
+        with self._ready:
+            if wait and not self._queue and not self._closing.is_set():
+                self._ready.wait(0.2)
+            if not self._queue:
+                return []
+            deadline = time.monotonic() + (self.linger_s if wait else 0.0)
+            while len(self._queue) < self.batch_size and not self._closing.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._ready.wait(remaining)
+            n = min(len(self._queue), self.batch_size)
+            return [self._queue.popleft() for _ in range(n)]
 
     def _write(self, batch: list[Inbound]) -> bool:
         """Write the batch in order, acknowledging each part once it is committed; False
@@ -265,8 +266,7 @@ class IngestPipeline:
                 self._release(len(batch) - i)
                 return False
             INGEST_WRITE_SECONDS.observe(time.perf_counter() - started)
-            for item in batch[i:j]:
-                self._acknowledge(item)
+            self._acknowledge(batch[i:j])
             self._release(j - i)
             i = j
         return True

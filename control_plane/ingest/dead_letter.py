@@ -14,17 +14,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic import BaseModel
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
 from protocols import decode_for_topic, device_topic
 from protocols.topics import TopicKind
 
-from ..errors import ControlPlaneError
+from ..errors import ControlPlaneError, NotFoundError
 from ..services.device_messages import StatusReceipt
 from ..store.db import session_scope
 from ..store.models import DeadLetter
@@ -51,29 +52,54 @@ def keep(engine: Engine, *, kind: str, device_id: str, message: Any, error: str,
             message=message_json(message), error=error))
 
 
-def listing(session: Session, limit: int) -> list[DeadLetter]:
+def listing(session: Session, limit: int, offset: int = 0) -> list[DeadLetter]:
     """The oldest kept messages first (they are replayed in that order)."""
-    return list(session.exec(select(DeadLetter).order_by(col(DeadLetter.id)).limit(limit)))
+    return list(session.exec(
+        select(DeadLetter).order_by(col(DeadLetter.id)).offset(offset).limit(limit)))
+
+
+def count(session: Session) -> int:
+    return int(session.exec(select(func.count()).select_from(DeadLetter)).one())
+
+
+def prune(session: Session, keep_days: float, now: datetime) -> int:
+    """Delete kept messages received more than ``keep_days`` ago, replayed or not (a window
+    that old is past telemetry retention anyway); how many went. Commits."""
+    gone = session.execute(delete(DeadLetter).where(
+        col(DeadLetter.received_at) < now - timedelta(days=keep_days)))
+    session.commit()
+    return int(getattr(gone, "rowcount", 0) or 0)
 
 
 @dataclass(frozen=True)
 class Replayed:
     outcomes: Counter[str]  # deleted, by what ingest made of each (stored, duplicate, ...)
     failed: int  # failed again: kept, with the new error
+    errors: dict[int, str]  # the new error of each that failed again, by id
 
 
-def replay(engine: Engine, store: IngestStore) -> Replayed:
-    """Run every kept message through ingest's store path again, oldest first; a window
-    keeps the time it was first received (it rolls up into that hour, and ages from it)."""
+def replay(engine: Engine, store: IngestStore, only: int | None = None) -> Replayed:
+    """Run every kept message (or the one ``only`` names) through ingest's store path
+    again, oldest first; a window keeps the time it was first received (it rolls up into
+    that hour, and ages from it)."""
     outcomes: Counter[str] = Counter()
+    errors: dict[int, str] = {}
     failed = after = 0
+    if only is not None:
+        with session_scope(engine) as session:
+            if session.get(DeadLetter, only) is None:
+                raise NotFoundError(f"no dead letter {only}: replayed or deleted already "
+                                    "(parkwatch dead-letters list)")
+        after = only - 1
     while True:
         with session_scope(engine) as session:
+            query = select(DeadLetter).where(col(DeadLetter.id) > after)
+            if only is not None:
+                query = query.where(col(DeadLetter.id) == only)
             rows = [(r.id, r.kind, r.message, r.received_at) for r in session.exec(
-                select(DeadLetter).where(col(DeadLetter.id) > after)
-                .order_by(col(DeadLetter.id)).limit(_PAGE))]
+                query.order_by(col(DeadLetter.id)).limit(_PAGE))]
         if not rows:
-            return Replayed(outcomes, failed)
+            return Replayed(outcomes, failed, errors)
         for row_id, kind, text, received_at in rows:
             assert row_id is not None
             after = row_id
@@ -87,6 +113,7 @@ def replay(engine: Engine, store: IngestStore) -> Replayed:
                     if row is not None:
                         row.error = done
                     failed += 1
+                    errors[row_id] = done
 
 
 def _store_again(store: IngestStore, kind: str, text: str,
@@ -110,4 +137,4 @@ def _store_again(store: IngestStore, kind: str, text: str,
         return one_line(exc)
 
 
-__all__ = ["Replayed", "keep", "listing", "message_json", "replay"]
+__all__ = ["Replayed", "count", "keep", "listing", "message_json", "prune", "replay"]

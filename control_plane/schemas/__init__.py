@@ -36,6 +36,8 @@ from .fleet import (
 from .loop import (
     AlertPublic,
     AlertUpdate,
+    DeadLetterPublic,
+    DeadLetterReplay,
     DriftReportPublic,
     JobCreate,
     JobPublic,
@@ -80,6 +82,8 @@ __all__ = [
     "ComparedVersion",
     "DatasetVersionCreate",
     "DatasetVersionPublic",
+    "DeadLetterPublic",
+    "DeadLetterReplay",
     "DeviceCreate",
     "DeviceLabelsUpdate",
     "DeviceProvisioned",

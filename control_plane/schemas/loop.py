@@ -1,4 +1,5 @@
-"""Bodies and answers of the loop's closing half: drift reports, alerts, training jobs."""
+"""Bodies and answers of the loop's closing half: drift reports, alerts, training jobs,
+and the dead letters ingest kept."""
 
 from __future__ import annotations
 
@@ -84,3 +85,21 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+
+
+class DeadLetterPublic(BaseModel):
+    id: int
+    received_at: datetime
+    kind: str = Field(description="What it was: telemetry, status, reported or events.")
+    device_id: str
+    topic: str | None
+    error: str = Field(description="Why it did not store, the last time it was tried.")
+    message: str = Field(description="The message as the device sent it (JSON).")
+
+
+class DeadLetterReplay(BaseModel):
+    done: int = Field(description="Stored this time (or found stored already): deleted.")
+    outcomes: dict[str, int] = Field(description="What ingest made of those done.")
+    failed: int = Field(description="Failed again: kept, with the new error.")
+    errors: dict[int, str] = Field(description="The new error of each that failed again, "
+                                   "by id (the first 100).")

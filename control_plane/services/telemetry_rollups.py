@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, col
 
-from protocols import ReferenceProfile
+from protocols import ReferenceProfile, TelemetryWindow
 
 from ..drift.baseline import camera_key
 from ..drift.summary import Summary
@@ -157,6 +157,16 @@ class _Batch:
             cam, condition = camera_key(camera)
             self.row(("hour", b, w["device_id"], w["release_id"], cam, condition),
                      start, end).add([flat])
+
+
+def counted(window: TelemetryWindow) -> dict[str, Any]:
+    """The part of a window's JSON payload that ``add`` reads (its cameras' counts, ids and
+    conditions), taken from the model: the lists are the model's own, never changed."""
+    return {"cameras": [
+        {"camera_id": c.camera_id, "condition": c.condition,
+         "confidence_hist": c.confidence_hist, "input_hists": c.input_hists,
+         "embedding_hists": c.embedding_hists, "class_counts": c.class_counts}
+        for c in window.cameras]}
 
 
 @lru_cache(maxsize=64)

@@ -146,8 +146,7 @@ def store_exists(database_url: str) -> bool:
     try:
         return current_revision(engine) is not None
     except sa.exc.OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise ConfigError(f"cannot open the store {_redact(database_url)}: {reason}") from None
+        raise ConfigError(unreachable_store(database_url, exc)) from None
     finally:
         engine.dispose()
 

@@ -44,7 +44,9 @@ def s3_client(settings: ControlPlaneSettings) -> Any:
     secret = settings.s3_secret_access_key
     config = Config(
         connect_timeout=S3_CONNECT_TIMEOUT_S, read_timeout=S3_READ_TIMEOUT_S,
-        retries={"max_attempts": 3, "mode": "standard"},
+        # standard mode backs off exponentially, with jitter, on 503 / SlowDown (with or
+        # without Retry-After) and on connection errors, at most s3_max_attempts tries
+        retries={"total_max_attempts": settings.s3_max_attempts, "mode": "standard"},
         # a server of one's own is addressed by path: its host name has no bucket DNS
         s3={"addressing_style": "path"} if settings.s3_endpoint_url else None,
     )

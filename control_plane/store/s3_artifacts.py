@@ -40,6 +40,10 @@ MAX_OBJECT_BYTES = 5 * 1024**3
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
 _REFUSED = frozenset({"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
                       "InvalidToken", "ExpiredToken", "AuthorizationHeaderMalformed"})
+# A server shedding load: the client backed off and tried again, and still got these.
+_THROTTLED = frozenset({"503", "SlowDown", "ServiceUnavailable", "Throttling",
+                        "ThrottlingException", "RequestLimitExceeded", "TooManyRequests",
+                        "RequestThrottled", "429"})
 _CREDENTIALS = ("s3_access_key_id and s3_secret_access_key (PARKWATCH_S3_ACCESS_KEY_ID, "
                 "PARKWATCH_S3_SECRET_ACCESS_KEY)")
 
@@ -86,6 +90,11 @@ def explain(exc: Exception, where: S3Location, doing: str) -> str:
             return (f"{where.endpoint} refused the credentials for bucket {where.bucket} "
                     f"({code}) to {doing}: fix {_CREDENTIALS}, or give that key access to "
                     "the bucket")
+        if code in _THROTTLED:
+            tries = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
+            return (f"{where.endpoint} is overloaded ({code}) and refused to {doing} "
+                    f"{tries} time(s), backing off between tries: try again later, or raise "
+                    "s3_max_attempts (PARKWATCH_S3_MAX_ATTEMPTS) to wait longer")
         message = str(error.get("Message", "")) or "no detail"
         return f"{where.endpoint} answered {code} ({message}) to {doing} in {where.url()}"
     return f"S3 at {where.endpoint} failed to {doing}: {exc}"

@@ -8,6 +8,7 @@ import { labelView } from "./views_label.js";
 import { parkView } from "./views_park.js";
 import { accuracyView, driftView, registryView } from "./views_ml.js";
 import { alertsView, jobsView, rolloutsView } from "./views_ops.js";
+import { deadLettersView } from "./views_dead_letters.js";
 
 const VIEWS = {
   fleet: ["Fleet", fleetView],
@@ -17,6 +18,7 @@ const VIEWS = {
   drift: ["Drift", driftView],
   accuracy: ["Estimated accuracy", accuracyView],
   alerts: ["Alerts", alertsView],
+  "dead-letters": ["Dead letters", deadLettersView],
   label: ["Label samples", labelView],
   jobs: ["Training jobs", jobsView],
   registry: ["Registry and lineage", registryView],

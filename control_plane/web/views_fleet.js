@@ -3,6 +3,7 @@ import { abilities, actionButton } from "./actions.js";
 import { ApiError, get, list, optionalList, parseTime, send } from "./api.js";
 import { PALETTE, lineChart } from "./charts.js";
 import { chip, h, link, section, stat, stateChip, table, timeCell } from "./dom.js";
+import { deadLetterCount } from "./views_dead_letters.js";
 import {
   byKey, classCounts, driftAlarm, driftScore, estimatedAccuracy, fleetSeries, latencyP95,
   meanConfidence, referenceAccuracy, windowTime,
@@ -135,8 +136,8 @@ async function openAlerts() {
 /** The fleet at a glance: counts and charts from ``GET /fleet`` (aggregated by the store,
  * so the page costs the same at 10 devices or 10,000) and the device table a page at a time. */
 export async function fleetView(main) {
-  const [fleet, alerts, devices] = await Promise.all([
-    get("/fleet", { windows: FLEET_WINDOWS }), openAlerts(), devicesSection(),
+  const [fleet, alerts, devices, deadLetters] = await Promise.all([
+    get("/fleet", { windows: FLEET_WINDOWS }), openAlerts(), devicesSection(), deadLetterCount(),
   ]);
   if (!fleet.devices) main.append(firstRun());
   main.append(h("div", { class: "stats" },
@@ -146,6 +147,9 @@ export async function fleetView(main) {
     stat("cameras up", fleet.cameras_up, "good"),
     stat("cameras not up", fleet.cameras_not_up, fleet.cameras_not_up ? "warn" : ""),
     stat("open alerts", alerts === null ? "-" : alerts, alerts ? "bad" : ""),
+    // Only when some are kept: messages received but not stored wait for an operator.
+    deadLetters ? h("a", { href: "#/dead-letters", class: "stat-link", id: "dead-letters-count" },
+      stat("dead letters", deadLetters, "bad")) : "",
   ));
   // The device figures are counted at most every few seconds, not at each load: say how old.
   main.append(h("p", { class: "muted" },

@@ -23,6 +23,14 @@ took in this frame, it keeps its id and moves on at its velocity (no vote), for 
 this, every meeting of two animals longer than the coast ended one track and started
 another: one animal counted twice.
 
+Two animals that walk in together are one region, and the model reads the pair as one of
+them (a cat beside a dog as "dog"): the track that went on with the cat when they parted
+kept the pair's votes and was counted a dog. So a track's crops that held another animal
+are *group* votes (``votes.Votes``): those cast before another animal's track was born
+inside its box (an animal parting from its region: counted when that track is confirmed,
+which starts clean), and the regions it took while a track that had just walked into them
+was covered.
+
 A new track is tentative; it is confirmed after ``confirm_hits`` frames with a match and
 ends at its first miss until then. A confirmed track coasts
 (keeps its id without a match) for ``coast_seconds``, then ends.
@@ -47,10 +55,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .boxes import Box, area, centre, centre_distance, inside, iou
+from .votes import Votes
 
 Point = tuple[float, float]
 _SMOOTH = 0.5  # weight of the newest displacement in the velocity
 _COVERED = 0.5  # share of a predicted box inside another animal's region to be covered
+_PARTED = 0.3  # share of a new animal's first box inside a track's box for it to part from it
+# A track covered this soon after it was last seen on its own walked into the region that
+# covers it; one covered later (coasting, probed, stale) may never have been in it.
+_MET_GAP = 0.5
 
 
 @dataclass(frozen=True)
@@ -73,23 +86,23 @@ class Track:
     hits: int = 0
     confirmed: bool = False
     announced: bool = False  # the animal_appeared event went out
-    votes: dict[str, float] = field(default_factory=dict)
-    voters: int = 0
+    votes: Votes = field(default_factory=Votes)
     path: list[Point] = field(default_factory=list)
     velocity: Point = (0.0, 0.0)  # of the box's centre, pixels per second
     covered_since: float | None = None  # inside another animal's region since then
+    merged: bool = False  # covered right after it was seen on its own: walked in
+    parted_from: set[int] = field(default_factory=set)  # born inside them (tentative only)
     _stride: int = 1
 
     @property
     def label(self) -> str | None:
-        """The confidence-weighted vote of the track's crops (None before any vote)."""
-        return max(self.votes, key=self.votes.__getitem__) if self.votes else None
+        """The vote of the track's crops (None before any vote): of those in which it
+        was alone when they weigh ``SOLO_MIN``, else of all of them."""
+        return self.votes.label
 
     @property
     def confidence(self) -> float:
-        """The voted label's mean confidence over every crop that voted (others count 0)."""
-        label = self.label
-        return min(1.0, self.votes[label] / self.voters) if label is not None else 0.0
+        return self.votes.confidence
 
     @property
     def dwell_seconds(self) -> float:
@@ -120,11 +133,9 @@ class Track:
 
     def _hit(self, obs: Observation, now: float, path_limit: int) -> None:
         self._move(obs.box, now)
-        self.covered_since = None
+        self.covered_since, self.merged = None, False
         self.hits += 1
-        if obs.votes:
-            self.votes[obs.label] = self.votes.get(obs.label, 0.0) + obs.confidence
-            self.voters += 1
+        self.votes.add(obs.label if obs.votes else None, obs.confidence, now)
         if (self.hits - 1) % self._stride == 0:
             self.path.append(centre(obs.box))
             if len(self.path) >= path_limit:  # keep every other point, sample half as often
@@ -172,6 +183,7 @@ class Tracker:
     def update(self, observations: Sequence[Observation], now: float) -> Changes:
         """Match one frame's crops to the tracks; start, confirm and end tracks."""
         by_id = {t.track_id: t for t in self.tracks}
+        before = {t.track_id: t.box for t in self.tracks}
         seen: set[int] = set()
         moving: list[Observation] = []
         for obs in observations:
@@ -195,6 +207,9 @@ class Tracker:
             if oi not in taken and not any(inside(obs.box, t.box) > 0.6 for t in matched):
                 track = Track(self._next_id, obs.box, now, now)
                 self._next_id += 1
+                if obs.label not in self.background:  # an animal coming out of a region?
+                    track.parted_from = {t.track_id for t in matched
+                                         if inside(obs.box, before[t.track_id]) >= _PARTED}
                 track._hit(obs, now, self.path_limit)
                 self.tracks.append(track)
                 seen.add(track.track_id)
@@ -215,9 +230,13 @@ class Tracker:
             box = t.predicted(now)
             host = max(met, key=lambda m: max(inside(box, m.box), inside(t.box, m.box)))
             if max(inside(box, host.box), inside(t.box, host.box)) >= _COVERED:
+                if t.covered_since is None:
+                    t.merged = now - t.last_seen <= _MET_GAP
                 t.box, t.last_seen, t.covered_since = _within(box, host.box), now, since
                 t.velocity = host.velocity
                 seen.add(t.track_id)
+                if t.merged:
+                    host.votes.last_to_group()
 
     def end_all(self) -> Changes:
         """End every track now (the camera stops): announced ones leave with their dwell
@@ -283,6 +302,8 @@ class Tracker:
                 if old is not None:  # the old id goes on where the new track was
                     self.tracks = [old if x is t else x for x in self.tracks if x is not old]
                     t = old
+                else:
+                    self._parted(t)
             if t.confirmed and not t.announced and self.is_animal(t):
                 t.announced = True
                 appeared.append(t)
@@ -290,6 +311,17 @@ class Tracker:
         ended += [t for t in self.lost if t.last_seen < out]
         self.lost = [t for t in self.lost if t.last_seen >= out]
         return Changes(appeared, ended)
+
+    def _parted(self, new: Track) -> None:
+        """``new``, just confirmed, was born inside the box of tracks that went on with
+        another region: an animal that walked in with them as one region parted, so
+        their crops so far were of both (one label for a pair), and the child starts
+        clean. Their crops since it was born are their own (it was apart)."""
+        if new.label is None or new.label not in self.background:
+            for t in self.tracks:
+                if t.track_id in new.parted_from:
+                    t.votes.group_before(new.first_seen)
+        new.parted_from = set()
 
     def _found_again(self, new: Track, seen: set[int], now: float) -> Track | None:
         """The lost or coasting animal that ``new`` (just confirmed) is, which then takes
@@ -315,9 +347,7 @@ class Tracker:
         old.box, old.last_seen, old.velocity = new.box, new.last_seen, new.velocity
         old.covered_since = None
         old.hits += new.hits
-        old.voters += new.voters
-        for label, weight in new.votes.items():
-            old.votes[label] = old.votes.get(label, 0.0) + weight
+        old.votes.absorb(new.votes)
         for point in new.path:
             if len(old.path) >= self.path_limit:
                 del old.path[1::2]

@@ -21,6 +21,7 @@ import pytest
 
 from control_plane.api import create_app
 from control_plane.config import ControlPlaneSettings, DriftSettings
+from control_plane.errors import StorageError
 from control_plane.store.artifacts import ArtifactStore
 from control_plane.store.keys import Keyring
 from control_plane.store.open_artifacts import open_artifact_store
@@ -35,6 +36,7 @@ from tests.s3_kit import (
     SECRET_KEY,
     S3Server,
     s3_server_or_skip,
+    throttling_proxy,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -213,6 +215,54 @@ def test_two_stores_share_a_bucket_and_keep_their_caches_small(
     assert cached == sorted([shas[0], shas[2]])  # the least recently used one went
     writer.delete(shas[1])
     assert not reader.exists(shas[1]) and reader.exists(shas[0])
+
+
+def test_head_of_an_artifact_reads_its_size_not_its_bytes(
+    replicas: tuple[Replica, Replica, str],
+) -> None:
+    a, b, _bucket = replicas
+    sha = upload(a, BLOB)
+    cache = b.settings.data_dir / "artifact-cache"
+    head = b.api.head(f"{API}/artifacts/{sha}")
+    assert head.status_code == 200, head.text
+    assert int(head.headers["content-length"]) == len(BLOB)
+    assert head.headers["etag"] == f'"{sha}"' and head.headers["repr-digest"]
+    assert not (cache / sha).exists()  # answered from the bucket's HEAD, nothing downloaded
+    assert b.api.head(f"{API}/artifacts/{sha}",
+                      headers={"If-None-Match": f'"{sha}"'}).status_code == 304
+    assert b.api.head(f"{API}/artifacts/{'0' * 64}").status_code == 404
+    assert b.api.get(f"{API}/artifacts/{sha}").content == BLOB
+    assert (cache / sha).exists()
+
+
+def test_a_throttling_server_is_tried_again_then_named_in_one_line(
+    s3: S3Server, tmp_path: Path
+) -> None:
+    """503 SlowDown without Retry-After: backed off and tried again up to s3_max_attempts,
+    then one line naming the setting."""
+    bucket, blob = s3.new_bucket(), os.urandom(100_000)
+    with throttling_proxy(s3.endpoint) as throttle:
+        store = open_artifact_store(ControlPlaneSettings(
+            data_dir=tmp_path / "d", s3_max_attempts=3,
+            **s3_settings(s3, bucket, s3_endpoint_url=throttle.endpoint)))  # type: ignore[arg-type]
+        throttle.refuse = 2
+        sha, _size = store.put([blob])
+        assert [r.split()[0] for r in throttle.refused] == ["PUT", "PUT"]
+        assert s3.client().get_object(Bucket=bucket, Key=f"artifacts/{sha}")["Body"].read() == blob
+
+        throttle.refuse, throttle.refused = 10, []
+        with pytest.raises(StorageError) as put_err:
+            store.put([blob[:-1]])
+        assert len(throttle.refused) == 3  # bounded: s3_max_attempts tries, no more
+        throttle.refuse, throttle.refused = 10, []
+        with pytest.raises(StorageError) as head_err:
+            store.size(sha)  # a HEAD's 503 has no body, so no SlowDown code
+        assert [r.split()[0] for r in throttle.refused] == ["HEAD"] * 3
+    for err, code in ((put_err, "SlowDown"), (head_err, "503")):
+        line = str(err.value)
+        print(line)
+        assert "\n" not in line and f"is overloaded ({code})" in line and "3 time(s)" in line
+        assert "PARKWATCH_S3_MAX_ATTEMPTS" in line and SECRET_KEY not in line
 
 
 def _serve_fails_in_one_line(tmp_path: Path, settings: dict[str, object]) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from edge_agent.regions.tracker import Observation, Tracker
+from edge_agent.regions.votes import Votes
 
 BG = frozenset({"other"})
 
@@ -62,7 +65,7 @@ def test_crops_that_abstain_keep_the_track_but_do_not_vote() -> None:
     for i in range(5):
         t.update([obs(10 + 3 * i, "cat", 0.4, votes=False)], i * 0.1)
     track = t.tracks[0]
-    assert track.confirmed and track.label is None and track.voters == 0
+    assert track.confirmed and track.label is None and track.votes.solo_voters == 0
     assert not t.is_animal(track)
 
 
@@ -219,3 +222,108 @@ def test_a_cat_and_a_dog_that_pass_each_other_keep_their_tracks() -> None:
         t.update([obs(118, "cat"), obs(112, "dog")], i * 0.1)
         assert {tr.track_id: (tr.label, tr.box[0]) for tr in t.tracks} == {
             1: ("cat", 118), 2: ("dog", 112)}
+
+
+def _pair_then_part(t: Tracker) -> tuple[int, int]:
+    """A cat and a dog walk in side by side as one region for 9 s, which the model reads
+    as "dog"; then the dog walks off to the right while the track goes on with the cat,
+    whose crops mostly abstain (a few vote cat). The ids of the pair's and the dog's
+    tracks."""
+    for i in range(45):
+        t.update([Observation((100 + i, 100, 220 + i, 160), "dog", 0.8, True)], i * 0.2)
+    (pair,) = t.tracks
+    for k in range(20):
+        now = (45 + k) * 0.2
+        cat = Observation((145, 100, 195, 160), "cat", 0.7, k % 4 == 0)
+        dog = Observation((245 + 10 * k, 100, 295 + 10 * k, 160), "dog", 0.9, True)
+        t.update([cat, dog], now)
+    (dog_track,) = [tr for tr in t.tracks if tr is not pair]
+    return pair.track_id, dog_track.track_id
+
+
+def test_a_pair_that_parts_labels_the_track_left_by_its_solo_crops() -> None:
+    """The crops of the pair are group crops once another animal is seen parting from its
+    region: the track that goes on with the cat is a cat (its few solo votes), and the dog
+    that parted starts clean; not two dogs and no cat."""
+    t = Tracker(BG, confirm_hits=3)
+    pair_id, dog_id = _pair_then_part(t)
+    labels = {tr.track_id: tr.label for tr in t.tracks}
+    assert labels == {pair_id: "cat", dog_id: "dog"}
+    pair = next(tr for tr in t.tracks if tr.track_id == pair_id)
+    # From the frame the dog was first seen apart (its track confirmed 2 frames later).
+    assert pair.votes.group == pytest.approx({"dog": 45 * 0.8})
+    assert pair.votes.solo == pytest.approx({"cat": 5 * 0.7})
+    assert pair.confidence == pytest.approx(0.7)  # over its solo voters
+
+
+def test_a_track_with_too_few_solo_votes_keeps_the_vote_of_all_its_crops() -> None:
+    """Crops that abstain after the parting are no evidence: the track keeps its label."""
+    t = Tracker(BG, confirm_hits=3)
+    for i in range(20):
+        t.update([Observation((100, 100, 220, 160), "dog", 0.8, True)], i * 0.2)
+    for i in range(20, 23):
+        cat = Observation((100, 100, 150, 160), "cat", 0.7, False)
+        dog = Observation((200, 100, 250, 160), "dog", 0.9, True)
+        t.update([cat, dog], i * 0.2)
+    (pair,) = [tr for tr in t.tracks if tr.track_id == 1]
+    assert pair.votes.group and not pair.votes.solo and pair.label == "dog"
+
+
+def test_what_a_track_uncovers_or_a_person_beside_it_is_no_parting() -> None:
+    """A crop that says "no animal" born at a dog's box (the lawn it lay on, a person
+    walking off) is not an animal parting from it: the dog's votes stay its own."""
+    t = Tracker(BG, confirm_hits=2)
+    for i in range(10):
+        t.update([obs(100)], i * 0.1)
+    (dog,) = t.tracks
+    for i in range(10, 14):
+        t.update([obs(100, "other", 0.95), obs(125, "dog")], i * 0.1)
+    assert dog.votes.group == {} and dog.votes.solo == pytest.approx({"dog": 14 * 0.9})
+
+
+def test_crops_of_two_animals_in_one_region_are_group_crops_of_the_track_that_took_it(
+) -> None:
+    """A small dog walks into a big cat's region: the merged region reads "dog" for 3 s
+    and the cat's track takes it (it overlaps the cat's box most). Those crops hold
+    both animals, so the cat's own crops keep it a cat."""
+    t = Tracker(BG, confirm_hits=3, coast_seconds=1.0)
+    frames = [[obs(20 + 10 * i, size=40), obs(300, "cat", size=120)] for i in range(12)]
+    frames += [[Observation((130 + 10 * i, 100, 420, 220), "dog", 0.9, True)]
+               for i in range(30)]
+    frames += [[obs(440 + 10 * i, size=40), obs(300, "cat", size=120)] for i in range(8)]
+    for k, observations in enumerate(frames):
+        t.update(observations, k * 0.1)
+    labels = {tr.track_id: tr.label for tr in t.tracks}
+    assert labels == {1: "dog", 2: "cat"}
+    cat = next(tr for tr in t.tracks if tr.track_id == 2)
+    assert set(cat.votes.group) == {"dog"}
+
+
+def test_solo_votes_decide_once_they_weigh_enough_and_the_group_is_kept_apart() -> None:
+    votes = Votes()
+    for i in range(10):
+        votes.add("dog", 0.9, i * 0.1)
+    votes.add("cat", 0.6, 1.0)  # the animal alone again: another parted from it
+    votes.group_before(1.0)
+    assert votes.label == "dog" and votes.solo == pytest.approx({"cat": 0.6})  # 0.6 < 1
+    votes.add(None, 0.4, 1.1)  # abstains
+    votes.add("cat", 0.8, 1.2)
+    assert votes.label == "cat" and votes.confidence == pytest.approx(0.7)
+    votes.last_to_group()
+    assert votes.label == "dog" and votes.group == pytest.approx({"dog": 9.0, "cat": 0.8})
+
+
+def test_a_parting_groups_only_the_last_seconds_of_a_long_track() -> None:
+    """A dog tracked alone for 30 s is joined by a cat that came in unseen beside it (one
+    region, read "cat" for 4 s); when the cat parts, the dog's crops of the last 10 s are
+    group votes, not its 30 s alone: three misread crops after do not make it a cat."""
+    t = Tracker(BG, confirm_hits=3)
+    for i in range(150):
+        t.update([obs(100, size=60)], i * 0.2)
+    (dog,) = t.tracks
+    for i in range(150, 170):
+        t.update([Observation((100, 100, 220, 160), "cat", 0.9, True)], i * 0.2)
+    for i in range(170, 175):
+        cat = Observation((200, 100, 250, 150), "cat", 0.9, True)
+        t.update([obs(100, "cat", 0.7, size=60), cat], i * 0.2)
+    assert dog.votes.group and dog.label == "dog"

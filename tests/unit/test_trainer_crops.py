@@ -15,11 +15,14 @@ from trainer.crops import (
     FRAME,
     NEIGHBOUR_SHARE,
     OTHER,
+    Box,
+    OtherSource,
     Placed,
     animal_crop,
     cut_crop,
     hidden_share,
     jitter_box,
+    part_box,
     place_animal,
     random_box,
     spot_animal,
@@ -264,3 +267,33 @@ def test_some_animal_crops_hold_a_second_animal_and_keep_their_label(tmp_path: P
     assert crops[cat_items[0]][1] == 0 and len(cat_items) == 16
     assert 2 <= both <= round(NEIGHBOUR_SHARE * 16) + 2, both
 
+
+
+def test_a_part_of_a_distractor_lies_inside_it_at_its_share() -> None:
+    rng = np.random.default_rng(5)
+    box = (100.0, 50.0, 140.0, 250.0)  # a walker 40 x 200 px
+    for _ in range(200):
+        x0, y0, x1, y1 = part_box(box, rng)
+        assert 100 - 1e-9 <= x0 < x1 <= 140 + 1e-9 and 50 - 1e-9 <= y0 < y1 <= 250 + 1e-9
+        assert 0.4 * 40 - 1e-9 <= x1 - x0 <= 40 + 1e-9
+        assert 0.15 * 200 - 1e-9 <= y1 - y0 <= 0.6 * 200 + 1e-9
+
+
+def test_some_other_crops_are_parts_of_a_distractor(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A night's regions cut a walker into its head and legs: the model must have seen
+    # such pieces as "other", not only whole walkers and boxes of the lawn.
+    import trainer.crops as crops
+
+    parts: list[Box] = []
+
+    def recorded(box: Box, rng: np.random.Generator) -> Box:
+        parts.append(box)
+        return part_box(box, rng)
+
+    monkeypatch.setattr(crops, "part_box", recorded)
+    source = OtherSource(7, seconds=30.0)
+    rng = np.random.default_rng(2)
+    for _ in range(60):
+        crop = source.crop(CropSpec(context=0.2), (48, 48), rng)
+        assert crop.shape == (48, 48, 3)
+    assert 5 <= len(parts) <= 25, len(parts)

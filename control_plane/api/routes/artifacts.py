@@ -53,10 +53,16 @@ async def upload_artifact(
 
 @router.head("/{sha256}", response_model=None, summary="Artifact size, ETag and digest")
 def head_artifact(
-    sha256: str, request: Request, state: StateDep, principal: DeviceOrReadDep
+    sha256: str, request: Request, state: StateDep, _principal: DeviceOrReadDep
 ) -> Response:
-    """Headers only (``Content-Length``, ``ETag``, ``Repr-Digest``)."""
-    return download_artifact(sha256, request, state, principal)
+    """Headers only (``Content-Length``, ``ETag``, ``Repr-Digest``): the store is asked for
+    the size, so a bucket's object is not downloaded to answer."""
+    headers = _headers(check_sha256(sha256))
+    size = state.store.size(sha256)
+    if _not_modified(request, headers):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(headers={**headers, "Content-Length": str(size)},
+                    media_type="application/octet-stream")
 
 
 @router.get("/{sha256}", response_model=None, summary="Download an artifact (Range supported)")
@@ -64,15 +70,23 @@ def download_artifact(
     sha256: str, request: Request, state: StateDep, _principal: DeviceOrReadDep
 ) -> Response:
     """The artifact's bytes; ``Range`` gives 206, an unsatisfiable range 416."""
-    check_sha256(sha256)  # before any filesystem access: a bad name is simply 404
+    headers = _headers(check_sha256(sha256))  # before any store access: a bad name is 404
+    if _not_modified(request, headers):  # the client holds it: only ask that it still exists
+        state.store.size(sha256)
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     path = state.store.path(sha256)
-    etag = f'"{sha256}"'
-    headers = {
-        "ETag": etag,
+    return FileResponse(path, media_type="application/octet-stream", headers=headers)
+
+
+def _headers(sha256: str) -> dict[str, str]:
+    return {
+        "ETag": f'"{sha256}"',
         "Accept-Ranges": "bytes",
         "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(sha256)).decode()}:",
         "Cache-Control": "private, max-age=31536000, immutable",
     }
-    if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return FileResponse(path, media_type="application/octet-stream", headers=headers)
+
+
+def _not_modified(request: Request, headers: dict[str, str]) -> bool:
+    tags = {t.strip() for t in request.headers.get("if-none-match", "").split(",")}
+    return headers["ETag"] in tags
