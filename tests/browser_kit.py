@@ -37,6 +37,10 @@ CHROMIUM_FLAGS = [
 _LISTENING = re.compile(r"DevTools listening on (ws://\S+)")
 
 
+# Dialogs answered as an operator would, so a page's confirm() and prompt() do not block.
+SAFE_DIALOGS = "window.confirm = () => true; window.prompt = () => 'from the browser test';"
+
+
 def chromium_path() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         found = shutil.which(name)

@@ -1,13 +1,16 @@
-"""Fixtures shared by integration tests that work on a store directly (no API process)."""
+"""Fixtures shared by integration tests: a store worked on directly (no API process), and a
+headless Chromium for the dashboard's browser tests."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
 from control_plane.store.db import create_db_engine, upgrade
+from tests.browser_kit import Browser, chromium_path
 
 
 @pytest.fixture
@@ -20,3 +23,15 @@ def store(database_url: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    """One headless Chromium for the test; skipped where Chromium is not installed."""
+    if chromium_path() is None:
+        pytest.skip("chromium is not installed: apt-get install -y chromium (scripts/bootstrap.sh)")
+    b = Browser(tmp_path / "chromium-profile")
+    try:
+        yield b
+    finally:
+        b.stop()

@@ -23,13 +23,12 @@ from control_plane.store import db
 from control_plane.testing import telemetry_window
 from protocols import TelemetryWindow
 from tests.agent_kit import wait_until
-from tests.browser_kit import Browser, chromium_path
+from tests.browser_kit import SAFE_DIALOGS, Browser
 from tests.conftest import Mosquitto
 from tests.fleet_kit import ControlPlane, serve_control_plane
 
 pytestmark = pytest.mark.slow
 DEVICE, BROKEN_SEQ = "park-1", 3
-SAFE_DIALOGS = "window.confirm = () => true; window.prompt = () => 'from the browser test';"
 COUNT = "document.querySelector('#dead-letters-count')"
 
 
@@ -37,17 +36,6 @@ COUNT = "document.querySelector('#dead-letters-count')"
 def control_plane(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[ControlPlane]:
     with serve_control_plane(tmp_path / "cp", mosquitto.url) as cp:
         yield cp
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
-    if chromium_path() is None:
-        pytest.skip("chromium is not installed: apt-get install -y chromium (scripts/bootstrap.sh)")
-    b = Browser(tmp_path / "chromium-profile")
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 def keep(cp: ControlPlane, seqs: Sequence[int]) -> None:
