@@ -271,10 +271,10 @@ export async function deviceView(main, deviceId, rerender) {
   main.append(section("Drift and accuracy over time", charts));
   const rs = reports || [];
   lineChart(charts, {
-    title: "Drift: the PSI behind each verdict (its driving feature), with that feature's own alarm level",
-    yLabel: "PSI", yMin: 0, digits: 2,
+    title: "Drift: the statistic behind each verdict (its driving feature's PSI; a log likelihood ratio for regions.mix), with its own alarm level",
+    yLabel: "statistic", yMin: 0, digits: 2,
     series: [
-      { name: "PSI of the driving feature", points: rs.map((r) => [parseTime(r.window_end), driftScore(r.statistics)]) },
+      { name: "statistic of the driving feature", points: rs.map((r) => [parseTime(r.window_end), driftScore(r.statistics)]) },
       { name: "alarm level", dashed: true, color: "#dc2626",
         points: rs.map((r) => [parseTime(r.window_end), driftAlarm(r.statistics)]) },
     ],

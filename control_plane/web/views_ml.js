@@ -73,14 +73,14 @@ export async function driftView(main) {
   const charts = h("div", { class: "charts" });
   main.append(section("Drift over time", charts));
   lineChart(charts, {
-    title: "Fleet drift: the PSI behind each verdict, with its own alarm level",
-    yLabel: "PSI", yMin: 0,
+    title: "Fleet drift: the statistic behind each verdict (PSI; a log likelihood ratio for regions.mix), with its own alarm level",
+    yLabel: "statistic", yMin: 0,
     series: [fleetLine(reports, driftScore, "fleet"),
       { ...fleetLine(reports, driftAlarm, "alarm level"), dashed: true, color: "#dc2626" }],
     empty: "no drift reports yet",
   });
   lineChart(charts, {
-    title: "Drift per device (PSI of the driving feature; most drifted first)", yLabel: "PSI", yMin: 0,
+    title: "Drift per device (the driving feature's statistic; most drifted first)", yLabel: "statistic", yMin: 0,
     series: deviceLines(reports, driftScore), empty: "no per-device drift reports yet",
   });
   const release = mainRelease(reports);
