@@ -172,6 +172,34 @@ def register(
                     soft_wrap=True)
 
 
+@app.command("recalibrate")
+def recalibrate(
+    out_dir: Path = typer.Argument(
+        ..., help="The --out folder of a `parkwatch train --regions` run."),
+    data: Path | None = typer.Option(None, help="The data folder (default: the run's)."),
+    per_hour: float | None = typer.Option(
+        None, help="False animals per camera-hour to allow (default: the run's setting)."),
+    regions_per_hour: float | None = typer.Option(
+        None, help="Non-animal regions a camera classifies an hour (default: the run's)."),
+    crops: int | None = typer.Option(None, help="Held-out 'other' crops to calibrate on."),
+) -> None:
+    """Fit a regions model's temperature and animal confidence again on a trained folder,
+    without retraining; register the result with `parkwatch register OUT_DIR`."""
+    from .recalibrate import recalibrate as run  # onnxruntime: `parkwatch --help` stays light
+
+    console = setup_console()
+    try:
+        figures = run(out_dir, data_dir=data, region_false_animals_per_hour=per_hour,
+                      region_other_regions_per_hour=regions_per_hour,
+                      region_calibration_crops=crops)
+    except (TrainerError, OSError, ValueError) as exc:
+        exit_with(console, TrainerError(str(exc).splitlines()[0]))
+    table = Table(title="parkwatch recalibrate", show_header=False)
+    for key, value in sorted(figures.items()):
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    Console().print(table)
+
+
 def setup_console() -> Console:
     """Warnings (deprecations, weak models) to stderr; the console errors go to."""
     if not logging.getLogger().handlers:

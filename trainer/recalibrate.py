@@ -1,5 +1,5 @@
 """Calibrate a trained regions model's folder again, without retraining:
-``python -m trainer.recalibrate OUT_DIR``.
+``parkwatch recalibrate OUT_DIR``.
 
 The temperature is fitted again on the validation crops and the animal confidence
 calibrated for ``region_false_animals_per_hour`` on ``region_calibration_crops`` held-out
@@ -14,15 +14,11 @@ version.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from pydantic import ValidationError
 
 from protocols import CropSpec, ModelVersionCreate, ReferenceProfile
 
@@ -117,29 +113,4 @@ def _registration(old: ModelVersionCreate, report: dict[str, Any], regions: Regi
         "metrics": metrics, "reference_profile": profile, "report_sha256": report_sha256})
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out_dir", type=Path, help="a `parkwatch train --regions` output folder")
-    ap.add_argument("--data", type=Path, help="the data folder (default: the run's)")
-    ap.add_argument("--per-hour", type=float, help="false animals per camera-hour to allow")
-    ap.add_argument("--regions-per-hour", type=float,
-                    help="non-animal regions a camera classifies an hour")
-    ap.add_argument("--crops", type=int, help="held-out 'other' crops to calibrate on")
-    a = ap.parse_args(argv)
-    try:
-        figures = recalibrate(a.out_dir, data_dir=a.data,
-                              region_false_animals_per_hour=a.per_hour,
-                              region_other_regions_per_hour=a.regions_per_hour,
-                              region_calibration_crops=a.crops)
-    except (TrainerError, OSError, ValueError, ValidationError) as exc:
-        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
-    print(json.dumps(figures, indent=2, sort_keys=True))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-__all__ = ["folder_settings", "main", "recalibrate"]
+__all__ = ["folder_settings", "recalibrate"]

@@ -14,13 +14,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from control_plane.services.releases import build_manifest
 from control_plane.store.models import ModelVersion
 from protocols import ModelVersionCreate
 from tests.integration.test_trainer_lite0 import copy_subset
 from trainer import TrainingResult, load_settings, run_training
-from trainer.recalibrate import main as recalibrate_main
+from trainer.cli import app as trainer_app
 from trainer.recalibrate import recalibrate
 from trainer.synth import CONDITIONS
 
@@ -103,9 +104,8 @@ def test_a_trained_folder_recalibrates_without_retraining(
     assert not (folder / "registered.json").exists()  # the registered version is not this
 
 
-def test_recalibrate_refuses_a_folder_without_a_model(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]
-                                                      ) -> None:
-    assert recalibrate_main([str(tmp_path / "nowhere")]) == 2
-    err = capsys.readouterr().err
+def test_recalibrate_refuses_a_folder_without_a_model(tmp_path: Path) -> None:
+    result = CliRunner().invoke(trainer_app, ["recalibrate", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1
+    err = result.stderr
     assert err.startswith("error: ") and "parkwatch train" in err and len(err.splitlines()) == 1
