@@ -18,11 +18,10 @@ from sqlmodel import Session
 
 from ..config.drift import DriftSettings
 from ..config.retention import RetentionSettings
-from ..ingest import dead_letter
 from ..lifecycle import Lease, PeriodicTask
 from ..services import snapshots, telemetry_rollup_fold
 from ..services.clocks import reconcile_skew_alerts
-from ..services.telemetry_retention import apply_retention
+from ..services.telemetry_retention import apply_retention, prune_dead_letters
 from ..store.artifacts import ArtifactStore
 from ..store.models import utc_now
 from .analyser import run_analysis
@@ -51,7 +50,7 @@ def drift_task(engine: Engine, settings: DriftSettings,
                 if artifacts is not None:
                     snapshots.prune(session, artifacts, retention.snapshots_keep_days,
                                     utc_now())
-                gone = dead_letter.prune(session, retention.dead_letters_keep_days, utc_now())
+                gone = prune_dead_letters(session, retention.dead_letters_keep_days, utc_now())
                 if gone:  # kept messages never replayed: say so, they are lost now
                     log.warning("dead letters past retention deleted unreplayed",
                                 extra={"count": gone})

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 from pydantic import BaseModel
@@ -60,15 +60,6 @@ def listing(session: Session, limit: int, offset: int = 0) -> list[DeadLetter]:
 
 def count(session: Session) -> int:
     return int(session.exec(select(func.count()).select_from(DeadLetter)).one())
-
-
-def prune(session: Session, keep_days: float, now: datetime) -> int:
-    """Delete kept messages received more than ``keep_days`` ago, replayed or not (a window
-    that old is past telemetry retention anyway); how many went. Commits."""
-    gone = session.execute(delete(DeadLetter).where(
-        col(DeadLetter.received_at) < now - timedelta(days=keep_days)))
-    session.commit()
-    return int(getattr(gone, "rowcount", 0) or 0)
 
 
 @dataclass(frozen=True)
@@ -137,4 +128,4 @@ def _store_again(store: IngestStore, kind: str, text: str,
         return one_line(exc)
 
 
-__all__ = ["Replayed", "count", "keep", "listing", "message_json", "prune", "replay"]
+__all__ = ["Replayed", "count", "keep", "listing", "message_json", "replay"]

@@ -33,6 +33,7 @@ from protocols import TelemetryWindow
 from ..config.retention import RetentionSettings
 from ..store.models import (
     Alert,
+    DeadLetter,
     DriftReport,
     TelemetryRollup,
     TelemetryWatermark,
@@ -248,3 +249,13 @@ def watermarks(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[
 
 
 __all__ = ["NotMergeable", "RetentionResult", "apply_retention", "merge_windows", "watermarks"]
+
+
+def prune_dead_letters(session: Session, keep_days: float, now: datetime) -> int:
+    """Delete kept messages (dead letters) received more than ``keep_days`` ago: a replayed
+    one is deleted when it is stored, so these were never replayed, and a window that old
+    is past telemetry retention anyway; how many went. Commits."""
+    gone = session.execute(delete(DeadLetter).where(
+        col(DeadLetter.received_at) < now - timedelta(days=keep_days)))
+    session.commit()
+    return int(getattr(gone, "rowcount", 0) or 0)

@@ -40,8 +40,8 @@ class FakeStore:
         self.messages.append(kind)
         return "applied"
 
-    def ack(self, item: Inbound) -> None:
-        self.acked.append(item.mid)
+    def ack(self, items: Sequence[Inbound]) -> None:
+        self.acked.extend(item.mid for item in items)
 
 
 def window(mid: int, seq: int | None = None) -> Inbound:

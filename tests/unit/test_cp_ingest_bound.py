@@ -29,8 +29,8 @@ class GatedStore:
     def handle(self, _kind: str, _message: Any) -> str:
         return "applied"
 
-    def ack(self, item: Inbound) -> None:
-        self.acked.append(item.mid)
+    def ack(self, items: Sequence[Inbound]) -> None:
+        self.acked.extend(item.mid for item in items)
 
 
 def window(mid: int) -> Inbound:

@@ -63,7 +63,9 @@ def test_the_prefix_is_a_folder_and_the_secret_stays_hidden() -> None:
         (_client_error("403"), "open the bucket", "refused the credentials"),
         (_client_error("SignatureDoesNotMatch"), "list the artifacts", "refused the credentials"),
         (_client_error("SlowDown", "Reduce your request rate"), "upload artifact x",
-         "answered SlowDown (Reduce your request rate) to upload artifact x"),
+         "is overloaded (SlowDown) and refused to upload artifact x 1 time(s)"),
+        (_client_error("InternalError", "We encountered an internal error"), "upload artifact x",
+         "answered InternalError (We encountered an internal error) to upload artifact x"),
     ],
 )
 def test_s3_failures_name_the_fix(exc: Exception, doing: str, says: str) -> None:

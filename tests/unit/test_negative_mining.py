@@ -11,6 +11,7 @@ from edge_agent.config import CameraConfig
 from edge_agent.regions.analyzer import RegionAnalyzer
 from edge_agent.regions.mining import background_box, distractor_crops
 from edge_agent.regions.tracker import Track
+from edge_agent.regions.votes import Votes
 
 LABELS = ["cat", "dog", "other"]
 
@@ -21,9 +22,9 @@ def test_rejected_crops_and_confirmed_non_animal_tracks_are_offered_animals_neve
     analyzer.tracker.background = frozenset({"other"})
     boxes = [(0.0, 0.0, 10.0, 10.0), (20.0, 0.0, 30.0, 10.0), (40.0, 0.0, 50.0, 10.0),
              (60.0, 0.0, 70.0, 10.0), (80.0, 0.0, 90.0, 10.0), (0.0, 50.0, 9.0, 59.0)]
-    person = Track(1, boxes[0], 0.0, 1.0, hits=5, confirmed=True, votes={"other": 3.0})
+    person = Track(1, boxes[0], 0.0, 1.0, hits=5, confirmed=True, votes=Votes({"other": 3.0}, 3))
     shadow = Track(2, boxes[1], 0.0, 1.0, hits=5, confirmed=True)  # every crop abstained
-    dog = Track(3, boxes[2], 0.0, 1.0, hits=5, confirmed=True, votes={"dog": 4.0})
+    dog = Track(3, boxes[2], 0.0, 1.0, hits=5, confirmed=True, votes=Votes({"dog": 4.0}, 4))
     new = Track(4, boxes[3], 1.0, 1.0, hits=1)  # tentative: not known yet
     ball = Track(5, boxes[4], 1.0, 1.0, hits=1)  # tentative, but the model says other
     analyzer.tracker.tracks = [person, shadow, dog, new, ball]
