@@ -111,10 +111,13 @@ def fleet_page(api: httpx.Client, name: str, times: PageTimes, pool: ThreadPoolE
                 return
 
     start = time.perf_counter()
-    jobs = [pool.submit(call, *spec) for spec in FLEET_PAGES[name]]
+    specs = FLEET_PAGES[name]
     try:
-        for job in jobs:
-            job.result()
+        if len(specs) == 1:  # one fetch, as the browser makes it: no hand-off to a thread
+            call(*specs[0])
+        else:
+            for job in [pool.submit(call, *spec) for spec in specs]:
+                job.result()
     except httpx.HTTPError:
         times.errors += 1
         return
