@@ -17,7 +17,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from control_plane.api import create_app
-from control_plane.config import ControlPlaneSettings
+from control_plane.config import ControlPlaneSettings, DriftSettings
 from control_plane.store import db
 
 pytestmark = pytest.mark.postgres
@@ -78,7 +78,11 @@ def test_a_dead_idle_connection_is_replaced_before_use(
 
 def test_the_api_answers_503_once_when_a_warm_connection_died(
         postgres_url: str, tmp_path: Path) -> None:
-    settings = ControlPlaneSettings(data_dir=tmp_path / "data", database_url=postgres_url)
+    # Nothing in the background shares the pool (the engine's tick, drift, the figures'
+    # recount): the first statement on a dead connection is the request's.
+    settings = ControlPlaneSettings(data_dir=tmp_path / "data", database_url=postgres_url,
+                                    rollout_tick_seconds=0, fleet_counts_max_age_seconds=0,
+                                    drift=DriftSettings(analysis_interval_s=0))
     with TestClient(create_app(settings, enable_mqtt=False)) as client:
         client.headers["Authorization"] = f"Bearer {settings.admin_token_path.read_text().strip()}"
         client.get("/api/v1/fleet/page").raise_for_status()
