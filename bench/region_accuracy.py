@@ -53,6 +53,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _count_causes import causes_table
 from _region_report import (  # bench/ is on sys.path: scripts run from it
     ORACLE,
     animal_table,
@@ -135,7 +136,7 @@ def run_clip(frames: Iterator[tuple[np.ndarray, list]], runtime: ModelRuntime,
         camera = camera.model_copy(update={"track_confirm_frames": confirm_frames})
     analyzer = RegionAnalyzer(camera, lambda *a, **kw: None, frozenset(), 0.6)
     labeller = OracleLabels(runtime, analyzer) if oracle else runtime
-    out = Run()
+    out = Run(window_frames=window_frames)
     seen_truth: Counter[str] = Counter()
     seen_ids: set[int] = set()
     started = time.perf_counter()
@@ -167,6 +168,7 @@ def run_clip(frames: Iterator[tuple[np.ndarray, list]], runtime: ModelRuntime,
                 out.whole[o.track_id][label] += result.confidence
         out.frames += 1
         if out.frames % window_frames == 0:
+            out.window_ids.append((analyzer.window.track_ids(), seen_ids))
             fields = analyzer.close_window()
             out.windows.append((Counter(fields["animals"]), seen_truth))  # type: ignore[arg-type]
             seen_truth, seen_ids = Counter(), set()
@@ -357,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cutout-cache", type=Path, default=None)
     ap.add_argument("--fragments", action="store_true",
-                    help="print the truth tracks each agent track overlaps (splits, swaps)")
+                    help="the count error by cause, and the truth tracks each agent track "
+                    "overlaps (splits, swaps)")
     ap.add_argument("--jobs", type=int, default=1,
                     help="clips run at once, each in a process of its own")
     ap.add_argument("--animal-min-confidence", type=float, default=None,
@@ -408,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(table) > 1:
         paired(table)
     if a.fragments:
+        causes_table(table)
         fragments(done)
     for split in split_settings(a) if empty else ():
         rows = [(c, r) for (c, j), r in zip(empty, runs[len(animals):], strict=True)
