@@ -61,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import sqlalchemy as sa
 from fleet_ingest import drop_postgres_db, postgres_db
-from ingest_drift import POOL, RELEASE, START, pool, prepare, seed
+from ingest_drift import POOL, RELEASE, START, insert_windows, pool, prepare, seed
 from sqlmodel import Session
 
 from control_plane.config.drift import DriftSettings
@@ -71,7 +71,7 @@ from control_plane.drift.analyser import run_analysis
 from control_plane.drift.summary import Summary
 from control_plane.services import telemetry_rollups as rollups
 from control_plane.store.db import create_db_engine, session_scope
-from control_plane.store.models import DriftBaseline, TelemetryRollup, TelemetryWindowRecord
+from control_plane.store.models import DriftBaseline, TelemetryRollup
 
 ROWS_PER_INSERT = 20_000
 
@@ -205,7 +205,6 @@ def generate(url: str, devices: int, days: int) -> int:
         flush()
     minutes = days * 24 * 60
     base = [w.model_dump(mode="json", by_alias=True) for w in pool()]
-    win: sa.Table = TelemetryWindowRecord.__table__  # type: ignore[attr-defined]
     for d0 in range(0, devices, 1000):
         raw = []
         for d in range(d0, min(devices, d0 + 1000)):
@@ -216,8 +215,7 @@ def generate(url: str, devices: int, days: int) -> int:
                             "payload": {**base[(d + q) % POOL], "device_id": f"cam-{d}",
                                         "seq": q}})
         with session_scope(engine) as s:
-            s.execute(sa.insert(win), raw)
-            rollups.add(s, raw)
+            insert_windows(s, raw)
     engine.dispose()
     return minutes + 19  # ends one minute before the last window: the partial hour is raw
 

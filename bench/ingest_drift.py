@@ -57,7 +57,7 @@ from control_plane.config.drift import DriftSettings
 from control_plane.config.retention import RetentionSettings
 from control_plane.drift import oracle, synthetic
 from control_plane.drift.analyser import run_analysis
-from control_plane.services import telemetry_rollups
+from control_plane.services import telemetry_binning, telemetry_rollups
 from control_plane.services.telemetry import ingest_window, ingest_windows
 from control_plane.services.telemetry_retention import apply_retention
 from control_plane.store.db import create_db_engine, session_scope, upgrade
@@ -141,20 +141,30 @@ def ingest_case(url: str, mode: str, workers: int, windows: int) -> float:
     return sum(p[0] for p in parts) / elapsed
 
 
+def insert_windows(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Window rows inserted as ingest stores them: binned once on their release's bins
+    for their drift columns and the rollups (``telemetry_binning.binned``), then added
+    into the rollups in the same transaction."""
+    table: sa.Table = TelemetryWindowRecord.__table__  # type: ignore[attr-defined]
+    done = telemetry_binning.binned(session, [(r["release_id"], r["payload"]) for r in rows])
+    for r, b in zip(rows, done, strict=True):
+        r.update(b.columns)
+    session.execute(sa.insert(table), rows)
+    telemetry_rollups.add(session, rows, [b.flat for b in done])
+
+
 def seed(url: str, devices: int, minutes: int) -> None:
     """DEVICES x MINUTES windows of one release, as plain multi-row INSERTs (the payloads
     are what ``ingest_windows`` stores: the same JSON, with each row's ids and times),
     each received as it ends, and added into the rollups by ingest's own code
     (``telemetry_rollups.add``) in the same transaction."""
     base = [w.model_dump(mode="json", by_alias=True) for w in pool()]
-    table: sa.Table = TelemetryWindowRecord.__table__  # type: ignore[attr-defined]
     engine = create_db_engine(url)
     rows: list[dict[str, Any]] = []
 
     def write() -> None:
         with session_scope(engine) as s:
-            s.execute(sa.insert(table), rows)
-            telemetry_rollups.add(s, rows)
+            insert_windows(s, rows)
         rows.clear()
 
     for d in range(devices):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from control_plane.config import ClientSettings, ControlPlaneSettings
 from edge_agent.config import AgentSettings
 from protocols.settings_reference import reference
@@ -44,7 +46,7 @@ WHERE = [
     ("trainer (`parkwatch train`)", "`--config`",
      "`PARKWATCH_TRAINER_<KEY>`; the API's URL and token as the operator CLI"),
 ]
-PARTS = [
+PARTS: list[tuple[type[BaseModel], str]] = [
     (ControlPlaneSettings, "Control plane"),
     (ClientSettings, "Operator CLI"),
     (AgentSettings, "Edge agent"),

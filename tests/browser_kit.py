@@ -89,7 +89,9 @@ class Browser:
         self._id = 0
         self.events: list[dict[str, Any]] = []
 
-    def _ws_url(self, timeout: float = 20.0) -> str:
+    # Waits, not speed checks: a loaded CI machine can take this long to start chromium or
+    # render a page, and each returns as soon as it is ready.
+    def _ws_url(self, timeout: float = 60.0) -> str:
         found: list[str] = []
         assert self.proc.stderr is not None
         stderr = self.proc.stderr
@@ -142,7 +144,7 @@ class Browser:
         self,
         url: str,
         screenshot: Path | None = None,
-        timeout: float = 20.0,
+        timeout: float = 45.0,
         values: dict[str, str] | None = None,
         full_page: bool = True,
         act: Callable[[Callable[[str], Any]], None] | None = None,

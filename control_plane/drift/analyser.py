@@ -306,8 +306,9 @@ class _StoreReader:
         n = self.settings.latest_windows()
         if release_id not in self.first:
             self.first = {release_id: slice_ids(self.session, start, end, release_id, n)}
+        # The merged rule judges the cameras' whole JSON (``baseline.judge_recent``).
         read_recent(self.session, {(release_id, d): dev for d, dev in chunk}, start, end, only,
-                    n, self.first[release_id])
+                    n, self.first[release_id], stored=self.settings.alert_rule != "merged")
         ids = [d for d, _ in chunk]
         have = learning.active(self.session, [release_id], ids)
         part = Collected(profiles={release_id: self.found.profiles[release_id]},

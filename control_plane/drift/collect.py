@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from pydantic_core import from_json
 from sqlmodel import Session, col, select
@@ -37,10 +38,12 @@ from protocols import ReferenceProfile
 
 from ..services import telemetry_rollups as rollups
 from ..store.models import ModelVersion, Release, TelemetryRollup, TelemetryWindowRecord
+from . import stored_rows
 from .summary import Summary
 
 STREAM_ROWS = 5000  # rows fetched per round trip (a server-side cursor on PostgreSQL)
 Rows = list[float]  # a window's cameras on a profile's bins, one flat row after another
+FlatRows = np.ndarray[Any, np.dtype[np.float32]]  # the same, as ingest stored them
 START_UNSET = datetime.min.replace(tzinfo=UTC)  # replaced by the device's span at the end
 
 
@@ -49,16 +52,16 @@ class DeviceWindows:
     """One device's windows of one release in the range: merged, plus its latest N.
 
     ``recent_rows``: each of ``recent``'s windows binned (one row per camera, in order;
-    an idle camera is zeros), when ``collect`` read them; empty when the caller filled
-    ``recent`` itself."""
+    an idle camera is zeros), when ``collect`` read them (as ingest stored them, or
+    binned as read); empty when the caller filled ``recent`` itself."""
 
     summary: Summary
     recent: deque[dict[str, Any]]
     start: datetime
     end: datetime
-    recent_rows: list[Rows] = field(default_factory=list)
+    recent_rows: list[Rows | FlatRows] = field(default_factory=list)
 
-    def binned(self) -> list[Rows | None]:
+    def binned(self) -> list[Rows | FlatRows | None]:
         """``recent_rows`` beside ``recent`` (None where a window is not binned yet)."""
         if len(self.recent_rows) == len(self.recent):
             return list(self.recent_rows)
@@ -291,17 +294,27 @@ def _by_ids(ids: list[int]) -> list[list[sa.ColumnElement[bool]]]:
 
 def read_recent(session: Session, devices: dict[tuple[str, str], DeviceWindows],
                 start: datetime, end: datetime, release_id: str | None, n: int,
-                first: dict[str, list[int]] | None = None) -> None:
+                first: dict[str, list[int]] | None = None, *, stored: bool = False) -> None:
     """Fill ``recent`` and ``recent_rows`` of these (release, device)s: each one's latest
     ``n`` windows in (start, end] that fit its release's bins, oldest first, read newest
     first in slices of receipt time, each four times the last, for the devices that still
     lack some (``first``: ``slice_ids`` of the first slice, when the caller has them; its
     windows are then read by id). What one device gets does not depend on which others are
-    read with it, so an analysis reads them a chunk of devices at a time."""
-    got: dict[tuple[str, str], list[tuple[dict[str, Any], Rows]]] = {k: [] for k in devices}
+    read with it, so an analysis reads them a chunk of devices at a time.
+
+    ``stored``: a window binned at ingest is read from its drift columns
+    (``stored_rows``), not its JSON: its ``recent`` entry then holds its cameras without
+    the crop histograms, which its rows hold (what ``fleet`` and ``fleet_verdicts``
+    read); otherwise every window's whole JSON."""
+    got: dict[tuple[str, str], list[tuple[dict[str, Any], Rows | FlatRows]]] = {
+        k: [] for k in devices}
     t = TelemetryWindowRecord
     lo, hi = first_slice(start, end, n)
     step = hi - lo
+    text = sa.cast(col(t.payload), sa.Text)
+    columns = ((col(t.drift_rows), col(t.drift_cameras),
+                sa.case((col(t.drift_rows).is_(None), text))) if stored
+               else (sa.null(), sa.null(), text))
     while got and hi > start:
         lacking = sorted({d for (_, d), ws in got.items() if len(ws) < n})
         if first is not None and hi == end:
@@ -311,18 +324,26 @@ def read_recent(session: Session, devices: dict[tuple[str, str], DeviceWindows],
                       for i in range(0, len(lacking), RECENT_BATCH)]
         for where in wheres:
             query = (
-                sa.select(col(t.release_id), col(t.device_id), sa.cast(col(t.payload), sa.Text))
+                sa.select(col(t.release_id), col(t.device_id), *columns)
                 .where(*where)
                 .order_by(col(t.device_id), col(t.received_at).desc(), col(t.seq).desc())
             )
             if release_id is not None:
                 query = query.where(col(t.release_id) == release_id)
-            for rel, device_id, text in session.execute(query):
+            for rel, device_id, data, cameras, payload_text in session.execute(query):
                 ws = got.get((rel, device_id))
                 if ws is None or len(ws) >= n:
                     continue
-                payload = from_json(text)
-                rows = binned(devices[(rel, device_id)].summary, payload)
+                summary = devices[(rel, device_id)].summary
+                if data is not None:
+                    payload = {"cameras": from_json(cameras)}
+                    flat = stored_rows.decode(data)
+                    # Binned on the release's profile, which never changes: always fits.
+                    if flat.size == len(payload["cameras"]) * summary.flat.size:
+                        ws.append((payload, flat))
+                    continue
+                payload = from_json(payload_text)
+                rows = binned(summary, payload)
                 if rows is not None:
                     ws.append((payload, rows))
         step = step * 4

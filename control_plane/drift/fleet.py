@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 from scipy.spatial.distance import jensenshannon
 
@@ -29,6 +30,9 @@ from .stats import FloatArray
 from .summary import Summary
 
 BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
+# A window's cameras on the profile's bins, one row after another: binned in Python, or
+# as ingest stored them (``stored_rows``).
+WindowRows = list[float] | npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -215,21 +219,29 @@ class CameraRows:
 
 
 def camera_rows(profile: ReferenceProfile, payloads: Sequence[dict[str, Any]],
-                binned: Sequence[list[float] | None] | None = None) -> CameraRows:
+                binned: Sequence[WindowRows | None] | None = None) -> CameraRows:
     """Each camera of ``payloads`` on the profile's bins, binned by ``Summary``'s own code
     (``binned``: beside each payload, its cameras' rows one after another when the caller
-    has them, as ``collect.binned`` gives them; None where not). The rows go into one flat
-    list and become the matrix in one conversion."""
+    has them, as ``collect.binned`` gives them or ingest stored them, an array; None where
+    not). Rows given as lists go into one flat list and become the matrix in one
+    conversion; arrays are joined to it as they are."""
     template = Summary.empty(profile)
     size = template.flat.size
     known = list(binned) if binned is not None else [None] * len(payloads)
+    parts: list[npt.NDArray[np.floating[Any]]] = []
     flat: list[float] = []
     fits: list[bool] = []
     window: list[int] = []
     cameras: list[dict[str, Any]] = []
     for i, (p, rows) in enumerate(zip(payloads, known, strict=True)):
         mine = p.get("cameras") or []
-        if rows is not None and len(rows) == len(mine) * size:
+        if isinstance(rows, np.ndarray) and rows.size == len(mine) * size:
+            if flat:
+                parts.append(np.array(flat, np.float64))
+                flat = []
+            parts.append(rows)
+            fits += [True] * len(mine)
+        elif rows is not None and len(rows) == len(mine) * size:
             flat += rows
             fits += [True] * len(mine)
         else:
@@ -241,7 +253,8 @@ def camera_rows(profile: ReferenceProfile, payloads: Sequence[dict[str, Any]],
                     flat += [0] * size
         window += [i] * len(mine)
         cameras += mine
-    mat = np.array(flat, np.float64).reshape(len(cameras), size)
+    parts.append(np.array(flat, np.float64))
+    mat = np.concatenate(parts, dtype=np.float64).reshape(len(cameras), size)
     return CameraRows(mat, np.array(fits, bool), np.array(window, np.intp), cameras)
 
 

@@ -38,7 +38,7 @@ from protocols import DeviceEvent, TelemetryWindow
 
 from ..store.db import insert_ignore
 from ..store.models import Device, EventRecord, TelemetryWindowRecord, utc_now
-from . import device_messages, devices, telemetry_pg, telemetry_rollups
+from . import device_messages, devices, telemetry_binning, telemetry_pg, telemetry_rollups
 from .fleet_summary import chart_figures
 from .telemetry_pg import Key, KeyState
 from .telemetry_retention import watermarks
@@ -80,13 +80,14 @@ def _row(window: TelemetryWindow, now: datetime) -> dict[str, Any]:
     }
 
 
-def _rollup_row(window: TelemetryWindow, now: datetime) -> dict[str, Any]:
+def _rollup_row(window: TelemetryWindow, now: datetime, counted: dict[str, Any]
+                ) -> dict[str, Any]:
     """What the rollups read of a window stored on PostgreSQL (where the insert sends the
     payload as JSON text): its cameras' counts taken from the model. Dumping the model to
     a dict, or parsing the JSON back, cost the writer as much as the rest of the batch."""
     return {"device_id": window.device_id, "release_id": window.release_id,
             "received_at": now, "window_start": window.window_start,
-            "window_end": window.window_end, "payload": telemetry_rollups.counted(window)}
+            "window_end": window.window_end, "payload": counted}
 
 
 def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], KeyState]:
@@ -195,10 +196,16 @@ def _insert(session: Session, accepted: Sequence[TelemetryWindow],
     """Insert what is new, touch its devices and add it into the rollups; returns how many
     windows were stored."""
     rows: list[dict[str, Any]] = []
+    counted_ = ([telemetry_binning.counted(w) for w in accepted] if postgres else [])
     if postgres:
-        stored_keys = telemetry_pg.insert(session, accepted, now)
+        done = telemetry_binning.binned(
+            session, [(w.release_id, c) for w, c in zip(accepted, counted_, strict=True)])
+        stored_keys = telemetry_pg.insert(session, accepted, now, done)
     else:
         rows = [_row(w, now) for w in accepted]
+        done = telemetry_binning.binned(session, [(r["release_id"], r["payload"]) for r in rows])
+        for r, b in zip(rows, done, strict=True):
+            r.update(b.columns)
         devices.touch_many(session, {w.device_id for w in accepted})
         # One statement with a list of rows: SQLAlchemy's "insertmanyvalues" sends
         # multi-row VALUES pages from one cached compilation.
@@ -210,17 +217,19 @@ def _insert(session: Session, accepted: Sequence[TelemetryWindow],
         stored_keys = {(d, n, int(q)) for d, n, q in session.execute(stmt, rows).all()}
     counted: set[Key] = set()
     stored_rows = []
+    flats = []
     arrivals: Counter[str] = Counter()  # one increment per label and batch
     for i, w in enumerate(accepted):
         # a window sent twice in one batch is stored, counted and rolled up once
         key = (w.device_id, w.instance or "", w.seq)
         if key in stored_keys and key not in counted:
             counted.add(key)
-            stored_rows.append(rows[i] if rows else _rollup_row(w, now))
+            stored_rows.append(rows[i] if rows else _rollup_row(w, now, counted_[i]))
+            flats.append(done[i].flat)
             arrivals[_arrival(w, state[key[:2]].highest, now)] += 1
     for arrival, n in arrivals.items():
         ARRIVALS.labels(arrival).inc(n)
-    telemetry_rollups.add(session, stored_rows)
+    telemetry_rollups.add(session, stored_rows, flats)
     return len(stored_keys)
 
 

@@ -39,6 +39,8 @@ from sqlmodel import Session
 
 from protocols import TelemetryWindow
 
+from .telemetry_binning import Binned
+
 Key = tuple[str, str, int]  # (device_id, instance, seq)
 
 
@@ -68,8 +70,11 @@ WITH batch AS (
             device_id text, instance text, seq bigint, window_start timestamptz,
             window_end timestamptz, release_id text),
         unnest(%(fps)s::float8[]),
-        unnest(%(p95)s::float8[])
-    ) AS b(p, device_id, instance, seq, window_start, window_end, release_id, fps, p95)
+        unnest(%(p95)s::float8[]),
+        unnest(string_to_array(%(rows)s, ',')),
+        json_array_elements(%(cameras)s::json)
+    ) AS b(p, device_id, instance, seq, window_start, window_end, release_id, fps, p95,
+           drift_rows, drift_cameras)
 ), touched AS (
     UPDATE device SET last_seen = %(now)s
     WHERE device_id IN (
@@ -80,9 +85,11 @@ WITH batch AS (
 )
 INSERT INTO telemetry_window
     (device_id, instance, seq, window_start, window_end, release_id, received_at, payload,
-     inference_fps, latency_p95_ms)
+     inference_fps, latency_p95_ms, drift_rows, drift_cameras)
 SELECT device_id, coalesce(instance, ''), seq, window_start, window_end, release_id,
-       %(now)s, p, fps, p95
+       %(now)s, p, fps, p95,
+       CASE WHEN drift_rows <> '-' THEN decode(substr(drift_rows, 2), 'hex') END,
+       CASE WHEN json_typeof(drift_cameras) = 'array' THEN drift_cameras::text END
 FROM batch
 ON CONFLICT DO NOTHING
 RETURNING device_id, instance, seq
@@ -99,14 +106,23 @@ def lookup(session: Session, keys: Collection[tuple[str, str]]) -> dict[tuple[st
             for d, i, known, mark, high in rows}
 
 
-def insert(session: Session, windows: Sequence[TelemetryWindow], now: datetime) -> set[Key]:
-    """Insert the windows that are new and touch their devices; returns the keys stored."""
+def insert(session: Session, windows: Sequence[TelemetryWindow], now: datetime,
+           binned: Sequence[Binned]) -> set[Key]:
+    """Insert the windows that are new and touch their devices; returns the keys stored.
+    ``binned``: beside each window, its drift columns (``telemetry_rollups.binned``)."""
     batch = "[" + ",".join(w.model_dump_json(by_alias=True) for w in windows) + "]"
     # The chart figures from the models, in the batch's order: read out of each payload by
     # the server they cost half as much again as the whole insert (json is parsed per use).
     fps = [float(sum(c.inference_fps for c in w.cameras)) for w in windows]
     p95 = [max((c.inference_ms.p95 for c in w.cameras if c.inference_ms is not None),
                default=None) for w in windows]
+    # The drift columns as two texts in the batch's order: each window's rows as hex after
+    # an 'x' ('-': NULL; a window without cameras is 'x'), its cameras as a JSON array
+    # (null: NULL). As a bytea[] parameter psycopg would dump each element in Python.
+    rows = ",".join("-" if b.columns["drift_rows"] is None else "x" + b.columns["drift_rows"].hex()
+                    for b in binned)
+    cameras = "[" + ",".join(b.columns["drift_cameras"] or "null" for b in binned) + "]"
     result = session.connection().exec_driver_sql(
-        _INSERT, {"batch": batch, "now": now, "fps": fps, "p95": p95})
+        _INSERT, {"batch": batch, "now": now, "fps": fps, "p95": p95, "rows": rows,
+                  "cameras": cameras})
     return {(d, n, int(q)) for d, n, q in result.all()}

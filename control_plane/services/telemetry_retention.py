@@ -205,6 +205,8 @@ def _merge_groups(
             continue
         keep = members[0]
         keep.payload = merged
+        # Binned from the first window alone: the analysis reads the merged JSON instead.
+        keep.drift_rows, keep.drift_cameras = None, None
         figures = chart_figures(merged)
         keep.inference_fps, keep.latency_p95_ms = (figures["inference_fps"],
                                                    figures["latency_p95_ms"])

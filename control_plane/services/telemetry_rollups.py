@@ -41,8 +41,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, col
 
-from protocols import ReferenceProfile, TelemetryWindow
+from protocols import ReferenceProfile
 
+from ..drift import stored_rows
 from ..drift.baseline import camera_key
 from ..drift.summary import Summary
 from ..store.models import ModelVersion, Release, TelemetryRollup
@@ -137,36 +138,31 @@ class _Batch:
         row.span(start, end)
         return row
 
-    def add_window(self, w: dict[str, Any]) -> None:
-        """One stored window into its hour."""
+    def add_window(self, w: dict[str, Any], flat: list[float] | None) -> None:
+        """One stored window into its hour (``flat``: its cameras on its release's bins,
+        ``stored_rows.flat_rows``; None: on other bins)."""
         b = bucket(w["received_at"], HOUR)
-        start, end, payload = w["window_start"], w["window_end"], w["payload"]
+        start, end = w["window_start"], w["window_end"]
         device = self.row(("hour", b, w["device_id"], w["release_id"], DEVICE, DEVICE),
                           start, end)
         bins = self.bins(w["release_id"])
         if bins is None:
             device.windows += 1
             return
-        rows = bins.camera_rows(payload)
-        if rows is None:
+        if flat is None:
             device.mismatched += 1
             return
+        size = bins.flat.size
+        # An idle camera (no inferred frame) adds nothing, not even a camera row.
+        rows = [(camera, flat[i * size : (i + 1) * size])
+                for i, camera in enumerate(w["payload"].get("cameras") or [])
+                if sum(camera.get("confidence_hist") or [])]
         # each camera's row is built once and added into the device's row and its own
-        device.add([flat for _, flat in rows])
-        for camera, flat in rows:
+        device.add([row for _, row in rows])
+        for camera, row in rows:
             cam, condition = camera_key(camera)
             self.row(("hour", b, w["device_id"], w["release_id"], cam, condition),
-                     start, end).add([flat])
-
-
-def counted(window: TelemetryWindow) -> dict[str, Any]:
-    """The part of a window's JSON payload that ``add`` reads (its cameras' counts, ids and
-    conditions), taken from the model: the lists are the model's own, never changed."""
-    return {"cameras": [
-        {"camera_id": c.camera_id, "condition": c.condition,
-         "confidence_hist": c.confidence_hist, "input_hists": c.input_hists,
-         "embedding_hists": c.embedding_hists, "class_counts": c.class_counts}
-        for c in window.cameras]}
+                     start, end).add([row])
 
 
 @lru_cache(maxsize=64)
@@ -206,15 +202,21 @@ def profiles(session: Session, release_ids: Iterable[str]) -> dict[str, Referenc
     return out
 
 
-def add(session: Session, windows: Sequence[dict[str, Any]]) -> int:
+def add(session: Session, windows: Sequence[dict[str, Any]],
+        flats: Sequence[list[float] | None] | None = None) -> int:
     """Add stored windows (``telemetry_window`` rows as dicts, payload as a dict) into
-    their hour rows; returns how many rows were written. The caller commits."""
-    windows = [w for w in windows if w["release_id"] is not None]
-    if not windows:
+    their hour rows (``flats``: beside each, its ``Binned.flat`` when the caller has it);
+    returns how many rows were written. The caller commits."""
+    pairs = [(w, f) for w, f in zip(windows, flats or [None] * len(windows), strict=True)
+             if w["release_id"] is not None]
+    if not pairs:
         return 0
-    batch = _Batch(profiles(session, {w["release_id"] for w in windows}))
-    for w in windows:
-        batch.add_window(w)
+    batch = _Batch(profiles(session, {w["release_id"] for w, _ in pairs}))
+    for w, flat in pairs:
+        bins = batch.bins(w["release_id"])
+        if flats is None and bins is not None:
+            flat = stored_rows.flat_rows(bins, w["payload"].get("cameras") or [])
+        batch.add_window(w, flat)
     rows = batch.rows
     values = [rows[k].values(k) for k in sorted(rows)]
     if session.get_bind().dialect.name == "postgresql":

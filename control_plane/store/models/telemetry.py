@@ -43,6 +43,10 @@ class TelemetryWindowRecord(SQLModel, table=True):
     # inferred per second over the window's cameras, the worst camera's p95 latency.
     inference_fps: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
     latency_p95_ms: float | None = None
+    # What the drift analysis reads of the window, binned at ingest (``drift.stored_rows``):
+    # its cameras' counts on the release's profile bins, and their other analysed fields.
+    drift_rows: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    drift_cameras: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class TelemetryWatermark(SQLModel, table=True):
