@@ -54,7 +54,7 @@ OTHER = "other"
 FRAME = (640, 480)  # the park camera a crop stands for
 # The crops a regions model is trained on and its release's agents cut: rain's streaks
 # (1-2 px wide on the park camera) opened away, as the frozen backbone cannot read through
-# them (docs/performance.md, "Rain: the streaks, not the model's crops").
+# them (docs/performance.md, "Rain: the streaks, not the crops' recipe").
 REGION_CROPS = CropSpec(destreak=3)
 WIDTH_RANGE = (0.05, 0.45)  # an animal's width, as a share of the frame's
 SCENE_CONDITIONS = ("day", "dusk", "night", "ir", "rain")
