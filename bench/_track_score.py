@@ -37,6 +37,9 @@ class Run:
     agent: dict[int, AgentTrack] = field(default_factory=lambda: defaultdict(AgentTrack))
     truth: dict[int, Truth] = field(default_factory=dict)
     windows: list[tuple[Counter[str], Counter[str]]] = field(default_factory=list)
+    # Per window, the ids counted: the agent's tracks, the truth's animals.
+    window_ids: list[tuple[set[int], set[int]]] = field(default_factory=list)
+    window_frames: int = 1
     whole: dict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     seconds: float = 0.0
 

@@ -53,6 +53,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _count_causes import causes_table
 from _region_report import (  # bench/ is on sys.path: scripts run from it
     ORACLE,
     animal_table,
@@ -122,17 +123,20 @@ class OracleLabels:
 
 def run_clip(frames: Iterator[tuple[np.ndarray, list]], runtime: ModelRuntime,
              window_frames: int, whole_frame: bool = False, oracle: bool = False,
-             split: bool = False) -> Run:
+             split: bool = False, confirm_frames: int | None = None) -> Run:
     """Feed frames (image, truth objects) to a fresh analyzer; record what it tracked.
     ``oracle``: crops are labelled from the truth (``OracleLabels``), not by the model;
     ``split``: regions holding several animals are split into bodies at ``SPLIT_NECK``
-    (else the camera's default, never)."""
+    (else the camera's default, never); ``confirm_frames``: the camera's
+    ``track_confirm_frames`` (None: its default)."""
     camera = CameraConfig(camera_id="bench", source="bench", sample_fps=FPS)
     if split:
         camera = camera.model_copy(update={"region_split_neck": SPLIT_NECK})
+    if confirm_frames is not None:
+        camera = camera.model_copy(update={"track_confirm_frames": confirm_frames})
     analyzer = RegionAnalyzer(camera, lambda *a, **kw: None, frozenset(), 0.6)
     labeller = OracleLabels(runtime, analyzer) if oracle else runtime
-    out = Run()
+    out = Run(window_frames=window_frames)
     seen_truth: Counter[str] = Counter()
     seen_ids: set[int] = set()
     started = time.perf_counter()
@@ -164,6 +168,7 @@ def run_clip(frames: Iterator[tuple[np.ndarray, list]], runtime: ModelRuntime,
                 out.whole[o.track_id][label] += result.confidence
         out.frames += 1
         if out.frames % window_frames == 0:
+            out.window_ids.append((analyzer.window.track_ids(), seen_ids))
             fields = analyzer.close_window()
             out.windows.append((Counter(fields["animals"]), seen_truth))  # type: ignore[arg-type]
             seen_truth, seen_ids = Counter(), set()
@@ -259,6 +264,7 @@ class Context:
     settings: dict[str, object]
     cutout_cache: Path | None
     window: int
+    confirm_frames: int | None = None
 
 
 _worker: tuple[Context, ModelRuntime] | None = None
@@ -275,7 +281,7 @@ def _run(job: Job) -> Run:
     s = scene(ctx.photos, ctx.settings, job.seconds, job.seed, job.condition, job.animals,
               ctx.cutout_cache)
     return run_clip(frames_of(s, job.post, job.seed), runtime, ctx.window, job.whole_frame,
-                    job.oracle, job.split)
+                    job.oracle, job.split, ctx.confirm_frames)
 
 
 def run_jobs(ctx: Context, jobs: list[Job], processes: int) -> list[Run]:
@@ -353,12 +359,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cutout-cache", type=Path, default=None)
     ap.add_argument("--fragments", action="store_true",
-                    help="print the truth tracks each agent track overlaps (splits, swaps)")
+                    help="the count error by cause, and the truth tracks each agent track "
+                    "overlaps (splits, swaps)")
     ap.add_argument("--jobs", type=int, default=1,
                     help="clips run at once, each in a process of its own")
     ap.add_argument("--animal-min-confidence", type=float, default=None,
                     help="replace the model's calibrated animal confidence (the trade "
                     "between false animals and animals kept, without retraining)")
+    ap.add_argument("--confirm-frames", type=int, default=None,
+                    help="the cameras' track_confirm_frames (frames before a track counts; "
+                    "default: the camera default)")
     ap.add_argument("--split", action="store_true",
                     help=f"regions holding several animals split into bodies "
                     f"(region_split_neck {SPLIT_NECK}; cameras default to 0: never)")
@@ -390,8 +400,9 @@ def main(argv: list[str] | None = None) -> int:
           f"background {manifest.background_labels}, animal_min_confidence "
           f"{manifest.animal_min_confidence:.3f}); clips of the test photos, seeds "
           f"{' '.join(map(str, a.seeds))}; {a.jobs} clip(s) at once, {a.threads} ORT "
-          "thread(s) each\n")
-    ctx = Context(path, manifest, a.threads, a.photos, settings, a.cutout_cache, window)
+          f"thread(s) each; track_confirm_frames {a.confirm_frames or 'default'}\n")
+    ctx = Context(path, manifest, a.threads, a.photos, settings, a.cutout_cache, window,
+                  a.confirm_frames)
     animals, empty = animal_jobs(a), empty_jobs(a)
     runs = run_jobs(ctx, [j for _, j in animals + empty], a.jobs)
     done = [(n, r) for (n, _), r in zip(animals, runs, strict=False)]
@@ -400,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(table) > 1:
         paired(table)
     if a.fragments:
+        causes_table(table)
         fragments(done)
     for split in split_settings(a) if empty else ():
         rows = [(c, r) for (c, j), r in zip(empty, runs[len(animals):], strict=True)

@@ -1,6 +1,7 @@
 """How many non-animal regions a park camera's agent classifies an hour: the trainer's
 ``region_other_regions_per_hour``, which turns a target of false animals per camera-hour
-into a share of "other" crops (``trainer.region_eval.calibrate``).
+into a share of held-out "other" region-seconds (``trainer.region_tracks``); and the
+tracks it confirms on them.
 
     python bench/regions_per_hour.py --model out/lite0-regions --seconds 60
 
@@ -40,22 +41,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {a.model}: {exc}; pass --model with a trainer out dir", file=sys.stderr)
         return 2
     runtime = ModelRuntime(path, manifest, 1)
-    frames = classified = 0
+    frames = classified = tracks = 0
     for i, condition in enumerate(EMPTY_CONDITIONS):
         clip = scene(a.photos, settings, a.seconds, SEED + i, condition, False, None)
         analyzer = RegionAnalyzer(CameraConfig(camera_id="bench", source="bench",
                                                sample_fps=FPS), lambda *_, **__: None,
                                   frozenset(), 0.6)
+        confirmed: set[int] = set()
         for k, (image, _) in enumerate(frames_of(clip)):
             analyzer.analyse(image, k / FPS, runtime)
+            confirmed |= {t.track_id for t in analyzer.tracker.tracks if t.confirmed}
         n = analyzer.counts.classified
         print(f"{condition}: {analyzer.frames} frames, {n} regions classified "
-              f"({n / analyzer.frames:.2f} a frame)", flush=True)
+              f"({n / analyzer.frames:.2f} a frame), {len(confirmed)} tracks confirmed",
+              flush=True)
         frames, classified = frames + analyzer.frames, classified + n
+        tracks += len(confirmed)
     per_frame = classified / frames
     print(f"all: {per_frame:.3f} regions a frame: {per_frame * 3600:.0f} region-seconds an "
           f"hour (region_other_regions_per_hour), {per_frame * FPS * 3600:.0f} crops an hour "
-          f"at {FPS:g} frames/s")
+          f"at {FPS:g} frames/s; {tracks * FPS * 3600 / frames:.0f} tracks confirmed an hour")
     return 0
 
 

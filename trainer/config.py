@@ -102,7 +102,9 @@ class TrainerSettings(ApiAccess):
         "none",
         description="lite0 only: after the linear probe, fine-tune nothing more (none), the "
         "1x1 head conv (head), the last three blocks and the head (last_blocks) or everything "
-        "(full) for finetune_epochs epochs with augmentation.",
+        "(full) for finetune_epochs epochs with augmentation. With regions (none, head or "
+        "last_blocks): the top trains on cached activations of the photos and crops, kept "
+        "only if it reads the validation crops better than the probe.",
     )
     finetune_epochs: int = Field(
         3, ge=1, le=100, description="lite0 only: epochs of the fine-tune after the probe."
@@ -277,9 +279,10 @@ class TrainerSettings(ApiAccess):
         # lite0's weights expect 224 px; an explicit input_size (any source) still wins.
         if self.arch == "lite0" and "input_size" not in self.model_fields_set:
             self.input_size = LITE0_INPUT_SIZE
-        if self.regions and (self.arch != "lite0" or self.finetune != "none"):
-            raise ValueError("regions trains the linear probe of lite0 on crops: set arch = "
-                             "lite0 and finetune = none (or regions = false)")
+        if self.regions and (self.arch != "lite0" or self.finetune == "full"):
+            raise ValueError("regions trains the linear probe of lite0 on crops (and with "
+                             "finetune its top, on cached activations): set arch = lite0 and "
+                             "finetune = none, head or last_blocks (or regions = false)")
         return self
 
     @property

@@ -58,14 +58,17 @@ def extract_features(
     device: torch.device,
     num_workers: int = 0,
     on_batch: Callable[[int], None] | None = None,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pooled embeddings (N x 1280, CPU) and labels of ``dataset`` through the frozen backbone."""
+    """Pooled embeddings (N x 1280, CPU) and labels of ``dataset`` through the frozen backbone
+    (or what ``forward``, e.g. ``Lite0.trunk``, makes of a batch)."""
     model.eval()
+    forward = forward or model.embed
     feats: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
     for x, y in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers):
         x = x.to(device).contiguous(memory_format=torch.channels_last)
-        feats.append(model.embed(x).float().cpu())
+        feats.append(forward(x).float().cpu())
         labels.append(y)
         if on_batch is not None:
             on_batch(len(y))
@@ -82,18 +85,23 @@ def cached_features(
     device: torch.device,
     num_workers: int = 0,
     on_batch: Callable[[int], None] | None = None,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``extract_features`` of ``dataset`` (``base`` or a view of it, item for item), taking
     what ``cache`` holds and computing and storing only the rest. A crop set's items are
-    keyed like images (``CropItem.sha256``) in the view of its recipe."""
+    keyed like images (``CropItem.sha256``) in the view of its recipe. The cache holds
+    flat vectors: ``forward``'s outputs come back flattened per item."""
     if cache is None:
-        return extract_features(model, dataset, batch_size, device, num_workers, on_batch)
+        x, y = extract_features(model, dataset, batch_size, device, num_workers, on_batch,
+                                forward)
+        return x.flatten(1), y
     images = [r.sha256 for r in base.records]
     have = cache.get(images, view)
     missing = [i for i, sha in enumerate(images) if sha not in have]
     if missing:
         x_new, _ = extract_features(model, torch.utils.data.Subset(dataset, missing),
-                                    batch_size, device, num_workers, on_batch)
+                                    batch_size, device, num_workers, on_batch, forward)
+        x_new = x_new.flatten(1)
         new = {images[i]: x_new[j].numpy() for j, i in enumerate(missing)}
         cache.put(new.items(), view)
         have.update(new)
@@ -235,7 +243,8 @@ def train_lite0(
     crops: tuple[CropSet, CropSet] | None = None,
 ) -> TrainOutcome:
     """Pretrained Lite0 -> linear probe -> optional fine-tune; the best by validation.
-    ``crops``: see ``linear_probe`` (the fine-tune trains on the photos only)."""
+    ``crops``: see ``linear_probe``; with them the fine-tune trains the top on cached
+    activations of the photos and crops (``top_tune``), else end to end on the photos."""
     started = time.perf_counter()
     device = resolve_device(settings.device)
     if settings.threads:
@@ -249,7 +258,18 @@ def train_lite0(
         on_epoch(probe)
     outcome = TrainOutcome(model=model, device=str(device), best_epoch=1,
                            best_val_accuracy=probe.val_accuracy, history=[probe])
-    if settings.finetune != "none":
+    if settings.finetune != "none" and crops is not None:
+        from .top_tune import tune_top  # it builds on this module's cached_features
+
+        tuned_top = tune_top(
+            model, train_set, val_set, crops, settings, device, console, show_progress,
+            None if on_epoch is None else lambda e: on_epoch(_shift_epoch(e)))
+        outcome.history += [_shift_epoch(e) for e in tuned_top.history]
+        outcome.fine_tune = tuned_top.summary()
+        if tuned_top.kept:
+            outcome.best_epoch = 1 + tuned_top.best_epoch
+            outcome.best_val_accuracy = tuned_top.val_accuracy
+    elif settings.finetune != "none":
         probe_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         model.set_trainable(settings.finetune)
         tuned = train_model(

@@ -33,6 +33,9 @@ FINETUNE_PARTS: dict[str, tuple[str, ...]] = {
     "last_blocks": ("blocks.13", "blocks.14", "blocks.15", "conv_head", "bn1", "fc"),
     "full": ("",),
 }
+# Where the trained part of a fine-tune begins (a block index; len(blocks) is the head
+# conv): regions mode caches the frozen trunk's activations there once and trains the rest.
+TOP_START: dict[str, int] = {"head": 16, "last_blocks": 13}
 
 
 @dataclass(frozen=True)
@@ -145,8 +148,18 @@ class Lite0(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled 1280-d feature (the embedding output)."""
+        return self.top_embed(self.trunk(x, len(self.blocks)), len(self.blocks))
+
+    def trunk(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """The activation at the input of ``blocks[start]`` (``len(blocks)``: of the head conv)."""
         x = self.act(self.bn0(self.conv_stem(x)))
-        for block in self.blocks:
+        for block in self.blocks[:start]:
+            x = block(x)
+        return x
+
+    def top_embed(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """The pooled embedding of ``trunk(image, start)``: ``blocks[start:]`` and the head."""
+        for block in self.blocks[start:]:
             x = block(x)
         x = self.act(self.bn1(self.conv_head(x)))
         return x.mean(dim=(2, 3))
@@ -273,6 +286,7 @@ __all__ = [
     "EMBEDDING_DIM",
     "FINETUNE_PARTS",
     "LITE0_STAGES",
+    "TOP_START",
     "Lite0",
     "imagenet_model",
     "load_imagenet_state",

@@ -36,6 +36,17 @@ from .errors import TrainerError
 log = logging.getLogger(__name__)
 
 
+class SizedDataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
+    """(input, label) items of a known number (torch's Dataset type does not promise one)."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+
+# Photos (augmented per epoch) or other (input, label) items, e.g. cached activations.
+TrainSet = ImageDataset | SizedDataset
+
+
 @dataclass(frozen=True)
 class EpochStats:
     epoch: int
@@ -60,6 +71,7 @@ class TrainOutcome:
     history: list[EpochStats] = field(default_factory=list)
     stopped_early: bool = False
     seconds: float = 0.0
+    fine_tune: dict[str, object] | None = None  # regions mode's top fine-tune (top_tune)
 
     @property
     def images_per_s(self) -> float:
@@ -77,6 +89,7 @@ class TrainOutcome:
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_s, 1),
             "history": [asdict(e) for e in self.history],
+            **({} if self.fine_tune is None else {"fine_tune": self.fine_tune}),
         }
 
 
@@ -141,7 +154,7 @@ def _progress(console: Console, enabled: bool) -> Progress:
 
 
 def _loaders(
-    train_set: ImageDataset, val_set: ImageDataset, settings: TrainerSettings, pin: bool
+    train_set: TrainSet, val_set: TrainSet, settings: TrainerSettings, pin: bool
 ) -> tuple[DataLoader[tuple[torch.Tensor, int]], DataLoader[tuple[torch.Tensor, int]]]:
     train_loader = DataLoader(
         train_set,
@@ -200,8 +213,8 @@ def _train_epoch(
 
 def train_model(
     model: nn.Module,
-    train_set: ImageDataset,
-    val_set: ImageDataset,
+    train_set: TrainSet,
+    val_set: TrainSet,
     settings: TrainerSettings,
     console: Console | None = None,
     show_progress: bool = True,
@@ -228,7 +241,8 @@ def train_model(
         epochs_task = progress.add_task("epochs", total=settings.epochs, info="")
         batch_task = progress.add_task("batches", total=steps, info="")
         for epoch in range(1, settings.epochs + 1):
-            train_set.set_epoch(epoch)
+            if isinstance(train_set, ImageDataset):  # cached activations have no epochs
+                train_set.set_epoch(epoch)
             progress.reset(batch_task, total=steps, description=f"epoch {epoch}", info="")
             t0 = time.perf_counter()
             loss_sum, correct, seen = _train_epoch(
@@ -279,4 +293,5 @@ def train_model(
     return outcome
 
 
-__all__ = ["EpochStats", "TrainOutcome", "deterministic", "resolve_device", "train_model"]
+__all__ = ["EpochStats", "SizedDataset", "TrainOutcome", "TrainSet", "deterministic",
+           "resolve_device", "train_model"]

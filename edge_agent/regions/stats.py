@@ -81,6 +81,10 @@ class RegionWindow:
             else:
                 self._animals[track_id] = label
 
+    def track_ids(self) -> set[int]:
+        """The animal tracks counted in this window so far."""
+        return set(self._animals)
+
     def fields(self) -> dict[str, object]:
         """The ``CameraWindow`` fields of this window."""
         return {

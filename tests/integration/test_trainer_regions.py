@@ -13,6 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
+import onnx
 import pytest
 from typer.testing import CliRunner
 
@@ -37,6 +38,9 @@ def regions_run(tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
         input_size=SIZE, device="cpu", calibration_images=16, shifts=[], golden_count=1,
         regions=True, region_crops_per_image=1, region_eval_seconds=8,
         region_calibration_crops=300,
+        # The top's fine-tune on cached activations runs (one epoch); kept or not, the
+        # release is one ONNX model through the same export and int8 gate.
+        finetune="last_blocks", finetune_epochs=1,
         feature_cache_dir=tmp_path_factory.mktemp("features"),
         # 8 test photos cannot show that a probe beats guessing (p > 0.05 at 6 of 8); the
         # quality gate has its own tests, this one is about what a regions run writes.
@@ -58,6 +62,20 @@ def test_the_release_of_a_regions_model_drops_other(regions_run: TrainingResult)
     assert manifest.background_labels == ["other"]
     assert manifest.animal_min_confidence == reg.animal_min_confidence
     assert manifest.crops == reg.crops
+
+
+def test_the_top_fine_tune_runs_and_its_model_exports_as_one_onnx(
+    regions_run: TrainingResult,
+) -> None:
+    report = json.loads(regions_run.report_path.read_text())
+    tune = report["training"]["fine_tune"]
+    assert tune["kept"] == (tune["tuned_crop_accuracy"] > tune["probe_crop_accuracy"])
+    assert report["training"]["epochs_run"] == 2  # the probe, then one epoch of the top
+    assert report["training"]["best_epoch"] == (2 if tune["kept"] else 1)
+    assert report["parity"]["max_abs_diff"] <= report["parity"]["atol"]
+    assert report["quantization"]["reason"]  # the int8 gate judged the (tuned) model
+    graph = onnx.load(str(regions_run.out_dir / "model.onnx")).graph
+    assert [i.name for i in graph.input] == ["input"]  # the whole network, image in
 
 
 def test_report_scores_clip_crops_by_width_and_condition(regions_run: TrainingResult) -> None:

@@ -51,6 +51,10 @@ def test_hyperparameters_hold_no_paths_or_secrets() -> None:
 def test_regions_needs_the_lite0_probe() -> None:
     with pytest.raises(TrainerError, match="regions trains the linear probe of lite0"):
         load_settings(None, data_dir="/d", regions=True)
-    with pytest.raises(TrainerError, match="finetune = none"):
-        load_settings(None, data_dir="/d", arch="lite0", finetune="head", regions=True)
+    # The top trains on cached activations; "full" would need every image's every pass.
+    with pytest.raises(TrainerError, match="finetune = none, head or last_blocks"):
+        load_settings(None, data_dir="/d", arch="lite0", finetune="full", regions=True)
     assert load_settings(None, data_dir="/d", arch="lite0", regions=True).regions
+    for part in ("head", "last_blocks"):
+        assert load_settings(None, data_dir="/d", arch="lite0", finetune=part,
+                             regions=True).finetune == part
