@@ -11,13 +11,14 @@ way ``control_plane/web/views_fleet.js`` does (the same API calls, in the same o
 parallelism) and times each load.
 
     python bench/fleet_scale.py [--devices 1000] [--live N] [--seconds 300] [--workers 2]
-                                [--pages new old]
+                                [--pages new calls old]
 
 Reports: ingest lag p50/p99 (the ingest's ``received_at`` minus the window's end, which
 the simulator sets when it publishes; one clock), the rollout's completion time, the
 database size per device-day (pg_total_relation_size of the telemetry tables over the
 device-days they hold at one window a minute) and the fleet page's p50/p95 load time
-(``--pages new old``: today's page and the one before ``GET /fleet``, loaded in turn).
+(``--pages new calls old``: today's page, the one before ``GET /fleet/page`` and the one
+before ``GET /fleet``, loaded in turn).
 Needs PostgreSQL at PARKWATCH_TEST_POSTGRES_URL (default the local `test` database).
 """
 
@@ -72,11 +73,14 @@ class PageTimes:
 
 # What views_fleet.js ``fleetView`` asks for at once (Promise.all): (path, query, most
 # items), most None for one plain GET; a list pages 1,000 at a time as api.js ``list``.
+# "calls": the page before GET /fleet/page (four calls, each authenticated on its own).
 # "old": the page before GET /fleet (every device and 1,000 windows to the browser).
 FLEET_PAGES: dict[str, list[tuple[str, dict[str, Any], int | None]]] = {
-    "new": [("/fleet", {"windows": 300}, None),
-            ("/alerts", {"state": "open", "limit": 1}, None),
-            ("/devices", {"limit": 100, "offset": 0}, None)],
+    "new": [("/fleet/page", {"windows": 300, "limit": 100}, None)],
+    "calls": [("/fleet", {"windows": 300}, None),
+              ("/alerts", {"state": "open", "limit": 1}, None),
+              ("/devices", {"limit": 100, "offset": 0}, None),
+              ("/dead-letters", {"limit": 1}, None)],
     "old": [("/devices", {}, 5000), ("/telemetry", {}, 1000),
             ("/alerts", {"state": "open"}, 1000)],
 }
@@ -107,10 +111,13 @@ def fleet_page(api: httpx.Client, name: str, times: PageTimes, pool: ThreadPoolE
                 return
 
     start = time.perf_counter()
-    jobs = [pool.submit(call, *spec) for spec in FLEET_PAGES[name]]
+    specs = FLEET_PAGES[name]
     try:
-        for job in jobs:
-            job.result()
+        if len(specs) == 1:  # one fetch, as the browser makes it: no hand-off to a thread
+            call(*specs[0])
+        else:
+            for job in [pool.submit(call, *spec) for spec in specs]:
+                job.result()
     except httpx.HTTPError:
         times.errors += 1
         return
@@ -121,7 +128,7 @@ def page_reader(api: httpx.Client, stop: threading.Event, pause: float,
                 names: list[str]) -> PageTimes:
     """Load the pages ``names`` in turn (side by side under the same load) until ``stop``."""
     times = PageTimes()
-    with ThreadPoolExecutor(3) as pool:
+    with ThreadPoolExecutor(max(len(FLEET_PAGES[n]) for n in names)) as pool:
         while not stop.is_set():
             for name in names:
                 fleet_page(api, name, times, pool)
@@ -290,9 +297,11 @@ def report(r: dict[str, Any], args: argparse.Namespace, commit: str) -> None:
         print(f"| {name} p50 / p95 (ms, {len(values)} calls) | {q(values, 0.5):,.0f} / "
               f"{q(values, 0.95):,.0f} | - |")
     print(f"| API process CPU while the page was read (s) | {r['api_cpu']:.1f} | - |")
-    if len(pages.pages) == 2 and all(pages.pages.values()):
-        print(f"\nratio fleet page p95 new / old (same run): "
-              f"{q(pages.pages['new'], 0.95) / q(pages.pages['old'], 0.95):.2f}")
+    for other in ("calls", "old"):
+        if pages.pages.get("new") and pages.pages.get(other):
+            new, was = pages.pages["new"], pages.pages[other]
+            print(f"\nratio fleet page new / {other} (same run): p50 "
+                  f"{q(new, 0.5) / q(was, 0.5):.2f}, p95 {q(new, 0.95) / q(was, 0.95):.2f}")
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} logical CPUs (load {load} at "
           f"the end), Python {platform.python_version()}; broker, PostgreSQL, API, workers "
@@ -340,7 +349,8 @@ def main() -> None:
     ap.add_argument("--page-pause", type=float, default=1.0,
                     help="seconds between two loads of the fleet page")
     ap.add_argument("--pages", nargs="+", choices=sorted(FLEET_PAGES), default=["new"],
-                    help="fleet page versions to load in turn (old: before GET /fleet)")
+                    help="fleet page versions to load in turn (calls: before GET /fleet/page, four "
+                    "calls; old: before GET /fleet)")
     args = ap.parse_args()
     db_url = _fleet_rig.postgres_db()
     if db_url is None:

@@ -7,7 +7,9 @@ regression (full-batch L-BFGS), picking the L2 strength by validation accuracy.
 On 2 CPU cores that costs one forward pass per image instead of one per epoch.
 With ``finetune`` other than ``none`` the chosen parts of the network then train
 end to end with augmentation (``train.train_model``) from the probe's head; the
-fine-tuned weights are kept only if they beat the probe on validation.
+fine-tuned weights are kept only if they beat the probe on validation. In regions mode
+the fine-tune trains only the top on cached trunk activations of the photos and crops
+(``top_tune``) and is judged on the validation crops.
 With ``feature_cache_dir`` the probe's features persist across runs by image sha256
 (``feature_cache``): a retraining computes only the images it has not seen.
 """

@@ -19,7 +19,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import ControlPlaneSettings
@@ -187,6 +187,17 @@ def _install_error_handlers(app: FastAPI) -> None:
             status_code=422,
         )
 
+    async def on_store_unreachable(_request: Request, exc: Exception) -> Response:
+        # Pooled connections are pinged only after idling (store/db.py): the first statement
+        # on one the server dropped fails here, and the pool then connects afresh.
+        assert isinstance(exc, OperationalError)
+        said = next((ln.strip() for ln in str(exc.orig or exc).splitlines() if ln.strip()), "")
+        log.warning("store unreachable: %s", said[:300])
+        lost = "lost its connection (now replaced)" if exc.connection_invalidated else \
+            "could not answer"
+        return JSONResponse({"detail": f"the database {lost}: retry the request"},
+                            status_code=503, headers={"Retry-After": "1"})
+
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code != 405:
@@ -207,6 +218,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(IntegrityError, on_store_refused)
     app.add_exception_handler(DataError, on_store_refused)
+    app.add_exception_handler(OperationalError, on_store_unreachable)
 
 
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})

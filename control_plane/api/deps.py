@@ -66,12 +66,13 @@ def bearer_token(authorization: str | None) -> str | None:
 def check_credentials(
     session: Session, state: AppState, client: str, token: str | None
 ) -> Principal:
-    """The principal of ``token``, or AuthError (401); 429 once ``client`` has failed too
-    often. A valid token always passes: another caller's failures from the same address (a
-    NAT, a proxy) never lock it out. A limited client's guesses still cost one indexed
-    lookup each, and a 256-bit token cannot be guessed at any rate."""
+    """The principal of ``token`` (verified within auth_cache_seconds: ``token_cache``), or
+    AuthError (401); 429 once ``client`` has failed too often. A valid token always passes:
+    another caller's failures from the same address (a NAT, a proxy) never lock it out. A
+    limited client's guesses still cost one indexed lookup each, and a 256-bit token cannot
+    be guessed at any rate."""
     try:
-        return authenticate(session, token)
+        return state.tokens.principal(token, lambda: authenticate(session, token))
     except AuthError:
         limiter = state.auth_limiter
         wait = limiter.retry_after(client)

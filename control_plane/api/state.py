@@ -31,6 +31,7 @@ from ..store.leases import lease_for
 from ..store.open_artifacts import open_artifact_store
 from .fleet_counts import FleetCountsCache
 from .ratelimit import AuthFailureLimiter, TokenBuckets
+from .token_cache import TokenCache
 
 if TYPE_CHECKING:
     from ..broker.embedded import EmbeddedBroker
@@ -62,6 +63,7 @@ class AppState:
     sample_buckets: TokenBuckets
     fleet_counts: FleetCountsCache
     read_engine: Engine  # the engine's pool, for routes that only read (``deps.reads_only``)
+    tokens: TokenCache  # tokens verified in the last auth_cache_seconds
     publisher: DesiredStatePublisher = field(default_factory=UnpublishedDesired)
     services: Services = field(default_factory=Services)
     mqtt: MqttAdapter | None = None  # when MQTT is enabled
@@ -113,6 +115,7 @@ def open_state(settings: ControlPlaneSettings, enable_mqtt: bool, migrate: bool)
         fleet_counts=FleetCountsCache(lambda: _count_fleet(read_engine),
                                       settings.fleet_counts_max_age_seconds),
         read_engine=read_engine,
+        tokens=TokenCache(settings.auth_cache_seconds),
     )
     try:
         _start_services(state, enable_mqtt)

@@ -131,6 +131,15 @@ class ControlPlaneSettings(TomlSettings, ArtifactStoreKeys):
     auth_failure_window_seconds: float = Field(
         60.0, gt=0, le=86400, description="Sliding window of auth_failure_limit, in seconds."
     )
+    auth_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="How long an API process trusts a token it verified before it reads the "
+        "token's row again, in seconds. A revocation through the same process applies at "
+        "once; one through another API replica or the CLI within this time. 0: read at every "
+        "call.",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         max_length=64,

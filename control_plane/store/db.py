@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,12 @@ from ..errors import ConfigError
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 CONNECT_TIMEOUT_S = 10
+# A pooled PostgreSQL connection idle longer than this is pinged before use. Pinging at
+# every checkout was one round trip of the two or three a small API read makes; a
+# connection back in the pool seconds ago is alive unless the server went away in those
+# seconds, and then the failing statement invalidates the whole pool (the caller gets a
+# 503 to retry: api/app.py), so the next checkouts connect afresh.
+PING_AFTER_IDLE_S = 2.0
 _MIGRATE_LOCK = 0x70617277  # pg advisory lock key for migrations ("parw")
 
 
@@ -49,12 +56,36 @@ def create_db_engine(database_url: str) -> Engine:
         return engine
     if url.get_backend_name() == "postgresql":
         # A host that drops packets would otherwise hang the first connect for minutes.
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                                connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+        # LIFO: the connections in use stay few and warm, the others idle (and get pinged).
+        engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_use_lifo=True,
+                                  connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+        ping_after_idle(engine, PING_AFTER_IDLE_S)
+        return engine
     raise ConfigError(
         f"unsupported database {url.get_backend_name()!r}: use sqlite:///path or "
         "postgresql+psycopg://user@host/db"
     )
+
+
+def ping_after_idle(engine: Engine, idle_s: float) -> None:
+    """Ping a pooled connection at checkout when it sat in the pool ``idle_s`` or longer
+    (SQLAlchemy's ``pool_pre_ping`` pings at every checkout); a dead one is replaced."""
+
+    def checked_in(_dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    def checkout(dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        since = record.info.get("checked_in")
+        if since is None or time.monotonic() - since < idle_s:
+            return  # new, or back in the pool moments ago
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool drops this connection and checks out another (or connects anew).
+            raise sa.exc.DisconnectionError(f"a pooled connection is dead: {exc}") from exc
+
+    sa.event.listen(engine.pool, "checkin", checked_in)
+    sa.event.listen(engine.pool, "checkout", checkout)
 
 
 def statement_by_statement(engine: Engine) -> Engine:

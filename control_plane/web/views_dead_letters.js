@@ -1,19 +1,9 @@
 // Dead letters: messages ingest could not store, with why, and a replay per message or all.
 import { abilities, actionButton } from "./actions.js";
-import { ApiError, get, list, send } from "./api.js";
+import { list, send } from "./api.js";
 import { h, link, section, stat, table, timeCell } from "./dom.js";
 
 const SHOWN = 500;
-
-/** How many dead letters there are, or null where this control plane has no such API. */
-export async function deadLetterCount() {
-  try {
-    return (await get("/dead-letters", { limit: 1 })).total;
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 404) return null;
-    throw e;
-  }
-}
 
 /** What one replay did, in a line. */
 function replayed(answer) {

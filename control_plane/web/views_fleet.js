@@ -3,7 +3,6 @@ import { abilities, actionButton } from "./actions.js";
 import { ApiError, get, list, optionalList, parseTime, send } from "./api.js";
 import { PALETTE, lineChart } from "./charts.js";
 import { chip, h, link, section, stat, stateChip, table, timeCell } from "./dom.js";
-import { deadLetterCount } from "./views_dead_letters.js";
 import {
   byKey, classCounts, driftAlarm, driftScore, estimatedAccuracy, fleetSeries, latencyP95,
   meanConfidence, referenceAccuracy, windowTime,
@@ -92,11 +91,12 @@ const DEVICES_PER_PAGE = 100;
 // The charts' sample of the newest windows (two columns each, written at ingest).
 const FLEET_WINDOWS = 300;
 
-/** The device table, a page at a time: the API sorts by id and counts the whole fleet. */
-async function devicesSection(offset = 0) {
-  const page = await get("/devices", { limit: DEVICES_PER_PAGE, offset });
+/** The device table, a page at a time: the API sorts by id and counts the whole fleet.
+ * The first page comes with the fleet page's answer; turning asks ``GET /devices``. */
+function devicesSection(page, offset = 0) {
   const holder = section(`Devices (${page.total})`);
-  const turn = (to) => async () => holder.replaceWith(await devicesSection(to));
+  const turn = (to) => async () => holder.replaceWith(devicesSection(
+    await get("/devices", { limit: DEVICES_PER_PAGE, offset: to }), to));
   const last = Math.min(offset + page.items.length, page.total);
   const pager = h("p", { class: "actions pager" },
     h("span", { class: "muted" }, page.total ? `${offset + 1}-${last} of ${page.total} ` : ""));
@@ -123,22 +123,13 @@ async function devicesSection(offset = 0) {
   return holder;
 }
 
-/** Whether any alert is open: the count only (the API's total). */
-async function openAlerts() {
-  try {
-    return (await get("/alerts", { state: "open", limit: 1 })).total;
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 404) return null;
-    throw e;
-  }
-}
-
-/** The fleet at a glance: counts and charts from ``GET /fleet`` (aggregated by the store,
- * so the page costs the same at 10 devices or 10,000) and the device table a page at a time. */
+/** The fleet at a glance: counts and charts (aggregated by the store, so the page costs
+ * the same at 10 devices or 10,000) and the device table a page at a time, all from one
+ * ``GET /fleet/page``: one request, not one per part (each costs its own round trips). */
 export async function fleetView(main) {
-  const [fleet, alerts, devices, deadLetters] = await Promise.all([
-    get("/fleet", { windows: FLEET_WINDOWS }), openAlerts(), devicesSection(), deadLetterCount(),
-  ]);
+  const answer = await get("/fleet/page", { windows: FLEET_WINDOWS, limit: DEVICES_PER_PAGE });
+  const { fleet, open_alerts: alerts, dead_letters: deadLetters } = answer;
+  const devices = devicesSection(answer.devices);
   if (!fleet.devices) main.append(firstRun());
   main.append(h("div", { class: "stats" },
     stat("devices", fleet.devices),
@@ -146,7 +137,7 @@ export async function fleetView(main) {
     stat("offline", fleet.devices - fleet.online, fleet.devices - fleet.online ? "bad" : ""),
     stat("cameras up", fleet.cameras_up, "good"),
     stat("cameras not up", fleet.cameras_not_up, fleet.cameras_not_up ? "warn" : ""),
-    stat("open alerts", alerts === null ? "-" : alerts, alerts ? "bad" : ""),
+    stat("open alerts", alerts, alerts ? "bad" : ""),
     // Only when some are kept: messages received but not stored wait for an operator.
     deadLetters ? h("a", { href: "#/dead-letters", class: "stat-link", id: "dead-letters-count" },
       stat("dead letters", deadLetters, "bad")) : "",

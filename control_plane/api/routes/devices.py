@@ -107,13 +107,16 @@ def reissue_device(device_id: str, body: DeviceReissue, session: SessionDep, sta
                    principal: AdminDep) -> DeviceProvisioned:
     device, token, config = device_lifecycle.reissue(
         session, device_id, body, state.agent_endpoints(), who=principal.name)
+    state.tokens.forget_all()  # the old token is refused from the next call on
     return DeviceProvisioned(device_id=device.device_id, token=token, agent_config_toml=config)
 
 
 @router.post("/{device_id}/decommission", summary="Take a device out of service: its tokens "
              "are revoked; its history stays")
-def decommission_device(device_id: str, session: SessionDep, principal: AdminDep,
+def decommission_device(device_id: str, session: SessionDep, state: StateDep,
+                        principal: AdminDep,
                         reason: Annotated[str, Query(min_length=1, max_length=512)]
                         ) -> DevicePublic:
     row = device_lifecycle.decommission(session, device_id, who=principal.name, reason=reason)
+    state.tokens.forget_all()  # its tokens are refused from the next call on
     return devices.device_public(row)

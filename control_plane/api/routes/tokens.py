@@ -7,7 +7,7 @@ from fastapi import APIRouter, status
 from ...schemas import Page, TokenCreate, TokenCreated, TokenPublic
 from ...services import auth
 from ...store.models import ApiToken
-from ..deps import AdminDep, IntId, PageDep, SessionDep
+from ..deps import AdminDep, IntId, PageDep, SessionDep, StateDep
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 
@@ -41,8 +41,10 @@ def list_tokens(
 
 
 @router.delete("/{token_id}", summary="Revoke a token (idempotent, audited)")
-def revoke_token(token_id: IntId, session: SessionDep, principal: AdminDep) -> TokenPublic:
+def revoke_token(token_id: IntId, session: SessionDep, state: StateDep,
+                 principal: AdminDep) -> TokenPublic:
     row = auth.revoke_token(
         session, token_id, who=principal.name, caller_token_id=principal.token_id
     )
+    state.tokens.forget_all()  # committed: refused from the next call on, not in a few seconds
     return _public(row)
