@@ -35,10 +35,17 @@ class Windows:
     frames: np.ndarray
     raw: list[dict[str, Any]]
     mix: bool = True  # judged on the class mix too (``class_mix``)
+    # A feature whose baseline has too few windows to fit its level is judged at the level
+    # for independent samples (as before such features were left unjudged).
+    unfitted: bool = False
 
     def take(self, idx: np.ndarray) -> Windows:
         return Windows({k: v[idx] for k, v in self.counts.items()}, self.conditions[idx],
-                       self.frames[idx], [self.raw[i] for i in idx], self.mix)
+                       self.frames[idx], [self.raw[i] for i in idx], self.mix, self.unfitted)
+
+    def with_unfitted(self) -> Windows:
+        """The same windows judged as before unfitted features were left out."""
+        return Windows(self.counts, self.conditions, self.frames, self.raw, self.mix, True)
 
     def without_mix(self) -> Windows:
         """The same windows judged without the class-mix test (before it)."""
@@ -128,6 +135,10 @@ def learn(profile: ReferenceProfile, w: Windows, settings: DriftSettings) -> Bas
                    recent=settings.alert_windows, mix_span=settings.mix_windows)
     if fit is None:
         return None
+    if w.unfitted:
+        for name in fit.notes:
+            bins = len(fit.counts[name])
+            fit.levels[name] = bl.Level(1.0, float(max(bins - 1, 1)), bins)
     # A feature the windows were stripped of is not one the judge knows of (Bonferroni).
     fit.levels = {k: v for k, v in fit.levels.items() if k in w.counts
                   or (k == class_mix.FEATURE and w.mix and "regions.animals" in w.counts)}

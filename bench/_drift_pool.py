@@ -57,15 +57,31 @@ class PoolSpec:
     window_seconds: float = 60.0
     fps: float = 1.0
     seed: int = 0
+    # Windows of chosen variants instead of ``windows``/``shift_windows``, e.g. the day and
+    # dusk clips at a production baseline's size while the other clips stay small.
+    sizes: tuple[tuple[str, int], ...] = ()
+    # Clips longer than this many windows are computed in parts by several workers (0:
+    # each clip in one pass), each part after PREROLL windows of warm-up.
+    segment: int = 0
+
+    def length(self, variant: str) -> int:
+        """Windows of the clip of ``variant``."""
+        return dict(self.sizes).get(
+            variant, self.windows if variant in CONDITIONS else self.shift_windows)
 
     def key(self, model_sha: str) -> str:
-        spec = {k: v for k, v in self.__dict__.items() if k not in ('windows', 'shift_windows')}
+        spec = {k: v for k, v in self.__dict__.items()
+                if k not in ('windows', 'shift_windows', 'sizes', 'segment')}
         # 3: rain is a condition; 4: windows carry the edge layout; 5: and the background's
         text = json.dumps([spec, model_sha, 5], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 Pool = dict[str, dict[str, list[dict[str, Any]]]]  # camera -> variant -> windows in order
+# Windows an agent analyses before a part's first window: its background model, tracks
+# and condition settle as after a restart (MOG2 learns a view in well under a minute at
+# the bench's rate; a track outlives a window's boundary by seconds).
+PREROLL = 2
 
 
 def _moved(image: np.ndarray) -> np.ndarray:
@@ -79,9 +95,11 @@ def _dirty(image: np.ndarray) -> np.ndarray:
     return np.asarray(cv2.addWeighted(blurred, 0.75, np.full_like(image, 150), 0.25, 0))
 
 
-def _frames(spec: SceneSpec, variant: str) -> Iterator[np.ndarray]:
+def _frames(spec: SceneSpec, variant: str, start: int = 0, end: int | None = None
+            ) -> Iterator[np.ndarray]:
+    """Frames [start, end) of the clip: a frame is the same whatever was rendered before."""
     s = Scene(spec)
-    for k in range(s.frame_count):
+    for k in range(start, s.frame_count if end is None else end):
         image = s.render(k).image
         if variant == "moved":
             image = _moved(image)
@@ -104,20 +122,21 @@ def _scene(p: PoolSpec, camera: int, variant: str, windows: int, photos: PhotoPo
 
 
 def summarise(frames: Iterator[np.ndarray], runtime: ModelRuntime, camera_id: str,
-              fps: float, window_frames: int) -> list[dict[str, Any]]:
-    """Consecutive windows of one clip, as the agent publishes each camera's window."""
+              fps: float, window_frames: int, first: int = 0) -> list[dict[str, Any]]:
+    """Consecutive windows of one clip, as the agent publishes each camera's window
+    (``first``: the clip's frame number of the first frame given)."""
     config = CameraConfig(camera_id=camera_id, source="bench", sample_fps=fps)
     analyzer = RegionAnalyzer(config, lambda *a, **kw: None, frozenset(), 0.6)
     manifest = runtime.manifest
     acc = WindowAccumulator(camera_id, manifest.labels, manifest.reference_profile,
                             mode="regions")
     out: list[dict[str, Any]] = []
-    for k, image in enumerate(frames):
+    for k, image in enumerate(frames, first):
         t0 = time.perf_counter()
         crops = analyzer.analyse(image, k / fps, runtime)
         acc.add_crops(crops, (time.perf_counter() - t0) * 1000.0, 0.0,
                       analyzer.condition_index)
-        if (k + 1) % window_frames == 0:
+        if (k + 1 - first) % window_frames == 0:
             window = acc.close("up", CaptureCounters(captured=window_frames), k / fps,
                                mode="regions", regions=analyzer.close_window())
             out.append(window.model_dump(mode="json"))
@@ -125,23 +144,41 @@ def summarise(frames: Iterator[np.ndarray], runtime: ModelRuntime, camera_id: st
     return out
 
 
-def _clip(p: PoolSpec, cam: int, variant: str, model_dir: Path, photos_root: Path,
-          cache: Path) -> tuple[str, str, list[dict[str, Any]]]:
-    """One clip's windows, from its cache file when there, else computed and saved."""
+def _path(p: PoolSpec, model_sha: str, cam: int, variant: str) -> Path:
+    n = p.length(variant)
+    parts = f"_s{p.segment}" if 0 < p.segment < n else ""
+    return Path(f"drift_pool_{p.key(model_sha)}_{cam}_{variant}_{n}{parts}.json")
+
+
+def _part(p: PoolSpec, cam: int, variant: str, model_dir: Path, photos_root: Path,
+          cache: Path, lo: int, hi: int) -> list[dict[str, Any]]:
+    """Windows [lo, hi) of one clip, after up to PREROLL windows of warm-up."""
     from region_accuracy import load_release
 
     path, manifest, settings = load_release(model_dir)
-    n = p.windows if variant in CONDITIONS else p.shift_windows
-    out = cache / f"drift_pool_{p.key(manifest.artifact.sha256)}_{cam}_{variant}_{n}.json"
-    if out.exists():
-        return f"cam{cam}", variant, list(json.loads(out.read_text()))
     runtime = ModelRuntime(path, manifest, 1)
     photos = PhotoPool(photos_root, "test", int(settings["seed"]),  # type: ignore[call-overload]
                        float(settings["val_fraction"]),  # type: ignore[arg-type]
                        float(settings["test_fraction"]))  # type: ignore[arg-type]
-    spec = _scene(p, cam, variant, n, photos, cache / "cutouts")
-    windows = summarise(_frames(spec, variant), runtime, f"cam{cam}", p.fps,
-                        round(p.window_seconds * p.fps))
+    spec = _scene(p, cam, variant, p.length(variant), photos, cache / "cutouts")
+    per = round(p.window_seconds * p.fps)
+    start = max(0, lo - PREROLL)
+    windows = summarise(_frames(spec, variant, start * per, hi * per), runtime, f"cam{cam}",
+                        p.fps, per, start * per)
+    return windows[lo - start:]
+
+
+def _clip(p: PoolSpec, cam: int, variant: str, model_dir: Path, photos_root: Path,
+          cache: Path) -> tuple[str, str, list[dict[str, Any]]]:
+    """One clip's windows in one pass, from its cache file when there, else computed and
+    saved."""
+    from region_accuracy import load_release
+
+    _, manifest, _ = load_release(model_dir)
+    out = cache / _path(p, manifest.artifact.sha256, cam, variant)
+    if out.exists():
+        return f"cam{cam}", variant, list(json.loads(out.read_text()))
+    windows = _part(p, cam, variant, model_dir, photos_root, cache, 0, p.length(variant))
     out.write_text(json.dumps(windows))
     return f"cam{cam}", variant, windows
 
@@ -149,17 +186,36 @@ def _clip(p: PoolSpec, cam: int, variant: str, model_dir: Path, photos_root: Pat
 def build(p: PoolSpec, model_dir: Path, photos_root: Path, cache: Path, workers: int,
           log: Any = print) -> Pool:
     """The pool: each clip from its cache file when there (same spec, model and length),
-    else computed by ``workers`` processes and saved."""
+    else computed by ``workers`` processes and saved; a clip longer than ``p.segment``
+    windows in parts, by as many workers."""
+    from region_accuracy import load_release
+
     cache.mkdir(parents=True, exist_ok=True)
     (cache / "cutouts").mkdir(exist_ok=True)
-    jobs = [(c, v) for c in range(p.cameras) for v in (*CONDITIONS, *SHIFTS)]
+    sha = load_release(model_dir)[1].artifact.sha256
+    clips = [(c, v) for c in range(p.cameras) for v in (*CONDITIONS, *SHIFTS)]
     pool: Pool = {}
+    parts: dict[tuple[int, str], list[Any]] = {}
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers) as ex:
-        futures = [ex.submit(_clip, p, c, v, model_dir, photos_root, cache) for c, v in jobs]
+        futures = []
+        for c, v in clips:
+            n, path = p.length(v), cache / _path(p, sha, c, v)
+            if 0 < p.segment < n and not path.exists():
+                parts[(c, v)] = [ex.submit(_part, p, c, v, model_dir, photos_root, cache, lo,
+                                           min(lo + p.segment, n))
+                                 for lo in range(0, n, p.segment)]
+            else:
+                futures.append(ex.submit(_clip, p, c, v, model_dir, photos_root, cache))
         for f in as_completed(futures):
             cam, variant, windows = f.result()
             pool.setdefault(cam, {})[variant] = windows
             log(f"  pool {cam} {variant}: {len(windows)} windows "
+                f"({time.perf_counter() - started:.0f} s so far)")
+        for (c, v), fs in parts.items():
+            windows = [w for f in fs for w in f.result()]
+            (cache / _path(p, sha, c, v)).write_text(json.dumps(windows))
+            pool.setdefault(f"cam{c}", {})[v] = windows
+            log(f"  pool cam{c} {v}: {len(windows)} windows in {len(fs)} parts "
                 f"({time.perf_counter() - started:.0f} s so far)")
     return pool

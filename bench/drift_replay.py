@@ -33,6 +33,9 @@ Methods (every one with the default ``[drift]`` settings):
   class-mix test of its latest ``mix_windows`` windows (``drift.class_mix``);
 * ``windows`` also runs the hour check (``drift.hours``) on every condition without a
   baseline, its history the ``hour_history_days`` days before each scored day;
+* ``unfitted``: ``windows``, but a feature whose baseline has too few windows with
+  ``min_samples`` crops to fit its level (``baseline.MIN_REPLAYS``) is judged at the level
+  for independent samples, as before such features were left unjudged;
 * ``before``: ``windows`` without the class-mix test (its baselines without the feature,
   so the others' ``alpha`` is that of one feature fewer): what drift judged before it;
 * ``crops``: ``before`` without the region features and the hour check (the windows'
@@ -59,6 +62,7 @@ import argparse
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +78,7 @@ from control_plane.config.drift import DriftSettings
 
 DAY = 24 * 60
 HORIZON = 60
-METHODS = ["windows", "before", "crops", "recent", "light-only", "training", "psi>0.1",
+METHODS = ["windows", "unfitted", "before", "crops", "recent", "light-only", "training", "psi>0.1",
            "psi>0.25"]
 
 
@@ -110,6 +114,7 @@ class Replay:
         self.windows = dm.windows_of(profile, flat)  # type: ignore[arg-type]
         self.crops = self.windows.crops_only()  # what the judge saw before region features
         self.before = self.windows.without_mix()  # what it judged before the class mix
+        self.unfitted = self.windows.with_unfitted()
 
     def draw(self, rng: np.random.Generator, cam: str, variants: list[str], learning: bool
              ) -> np.ndarray:
@@ -143,6 +148,9 @@ def judge(rp: Replay, picks: np.ndarray, scored_from: int, train: dict[str, np.n
     each, recent = _baselines(rp.windows, picks, scored_from, w.conditions, s, profile)
     light = np.where(w.conditions == "rain", "day", w.conditions)
     out = {"recent": recent, "windows": each}
+    if "unfitted" in methods:
+        out["unfitted"] = _baselines(rp.unfitted, picks, scored_from, w.conditions, s, profile,
+                                     False)[0]
     if "before" in methods:
         out["before"] = _baselines(rp.before, picks, scored_from, w.conditions, s, profile,
                                    False)[0]
@@ -224,6 +232,11 @@ def main() -> None:
     ap.add_argument("--pool-cameras", type=int, default=2)
     ap.add_argument("--pool-windows", type=int, default=16, help="per pool camera and condition")
     ap.add_argument("--pool-shift-windows", type=int, default=6)
+    ap.add_argument("--pool-windows-of", nargs="+", default=[], metavar="VARIANT=N",
+                    help="windows of these variants' clips instead (e.g. day=240 dusk=240)")
+    ap.add_argument("--segment", type=int, default=0,
+                    help="compute clips longer than this many windows in parts, one worker "
+                         "each, after 2 windows of warm-up (0: every clip in one pass)")
     ap.add_argument("--fps", type=float, default=1.0, help="frames analysed per second")
     ap.add_argument("--block", type=int, default=4, help="block bootstrap length, windows")
     ap.add_argument("--seed", type=int, default=0)
@@ -236,13 +249,26 @@ def main() -> None:
     except (OSError, ValueError, KeyError) as exc:
         sys.exit(f"error: {a.model}: {exc}; pass --model with a regions-mode trainer out dir")
     spec = dp.PoolSpec(a.pool_cameras, a.pool_windows, a.pool_shift_windows, 60.0, a.fps,
-                       a.seed)
+                       a.seed, _sizes(a.pool_windows_of), a.segment)
     t0 = time.perf_counter()
     pool = dp.build(spec, a.model, a.photos, a.cache, a.workers)
     print(f"pool: {a.pool_cameras} cameras x ({len(dp.CONDITIONS)} conditions x "
           f"{a.pool_windows} + {len(dp.SHIFTS)} shifts x {a.pool_shift_windows}) windows of "
-          f"60 s at {a.fps:g} frames/s ({time.perf_counter() - t0:.0f} s, cache {a.cache})")
+          f"60 s at {a.fps:g} frames/s{''.join(f', {v} {n}' for v, n in spec.sizes)} "
+          f"({time.perf_counter() - t0:.0f} s, cache {a.cache})")
     report(pool, manifest.reference_profile, a)
+
+
+def _sizes(pairs: list[str]) -> tuple[tuple[str, int], ...]:
+    """``VARIANT=N`` arguments, checked."""
+    out = []
+    for pair in pairs:
+        variant, _, n = pair.partition("=")
+        if variant not in (*dp.CONDITIONS, *dp.SHIFTS) or not n.isdigit() or int(n) < 2:
+            sys.exit(f"error: --pool-windows-of {pair}: expected VARIANT=N with N >= 2 and "
+                     f"VARIANT one of {', '.join((*dp.CONDITIONS, *dp.SHIFTS))}")
+        out.append((variant, int(n)))
+    return tuple(out)
 
 
 def report(pool: dp.Pool, profile: object, a: argparse.Namespace) -> None:
@@ -259,10 +285,14 @@ def report(pool: dp.Pool, profile: object, a: argparse.Namespace) -> None:
     false = dict.fromkeys(METHODS, 0)
     in_rain = dict.fromkeys(METHODS, 0)
     in_alarm = dict.fromkeys(METHODS, 0)
+    by_light: dict[str, Counter[str]] = {m: Counter() for m in METHODS}
+    scored: Counter[str] = Counter()
     rain_scored = rain_judged = 0
     for i in range(a.cameras):
         variants, picks, _ = camera(rp, rng, i, warm, a.days)
-        rain = np.array(variants[warm * DAY:]) == "rain"
+        light = np.array(variants[warm * DAY:])
+        scored.update(light.tolist())
+        rain = light == "rain"
         rain_scored += int(rain.sum())
         if variants[: warm * DAY].count("rain") >= s.baseline_windows:
             rain_judged += int(rain.sum())
@@ -272,6 +302,7 @@ def report(pool: dp.Pool, profile: object, a: argparse.Namespace) -> None:
             starts = alarm & ~np.concatenate([[False], alarm[:-1]])
             in_rain[name] += int((starts & rain).sum())
             in_alarm[name] += int(alarm.sum())
+            by_light[name].update(light[alarm].tolist())
     camera_days = a.cameras * a.days
     print(f"\nno drift: {a.cameras} cameras x {a.days} days = {camera_days} camera-days of "
           f"1-minute windows after {warm} warm-up days (baseline_windows "
@@ -285,6 +316,9 @@ def report(pool: dp.Pool, profile: object, a: argparse.Namespace) -> None:
     for name in a.methods:
         print(f"{name:<10} {false[name]:>13} {1000 * false[name] / camera_days:>22.1f} "
               f"{in_rain[name]:>25} {in_alarm[name] / (camera_days * DAY):>17.2%}")
+    print("windows in alarm by the pool variant of the minute: " + "; ".join(
+        f"{name} " + ", ".join(f"{v} {by_light[name][v] / scored[v]:.1%}" for v in scored)
+        for name in a.methods if by_light[name]))
     shifts(rp, rng, warm, train, s, profile, a.drift_cameras, a.methods)
 
 

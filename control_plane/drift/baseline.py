@@ -136,10 +136,13 @@ def window_alpha(false_alarm_days: float, window_minutes: float, features_count:
     return 1.0 / (windows * max(features_count, 1))
 
 
+MIN_REPLAYS = 8  # replays a level is fitted from: fewer say too little of the spread
+
+
 def _fit_level(z: FloatArray, bins: int) -> tuple[float, float] | None:
     """Scaled chi-square (scale, dof) by moments; None with too few or flat replays."""
     z = z[np.isfinite(z)]
-    if z.size < 8 or float(np.var(z)) <= 0 or float(np.mean(z)) <= 0:
+    if z.size < MIN_REPLAYS or float(np.var(z)) <= 0 or float(np.mean(z)) <= 0:
         return None
     mean, var = float(np.mean(z)), float(np.var(z, ddof=1))
     return var / (2.0 * mean), max(2.0 * mean * mean / var, 0.5)
@@ -192,20 +195,32 @@ def learn(
     names = list(shapes)
     block = min(block, max((len(rows) - 1) // 8, 0))  # leave most windows in the reference
     levels: dict[str, Level] = {}
+    notes: dict[str, str] = {}
     for name in names:
         mat = np.array([r.get(name, np.zeros(shapes[name])) for r in rows])
         if mat.sum() <= 0:
             continue  # never seen (no animal came by): nothing to compare with
         bins, least = int(mat.shape[1]), min_count(name, min_samples)
-        scale, dof = _fit_level(_replays(mat, block, 1, least), bins) or (
-            1.0, float(max(bins - 1, 1)))
+        replays = _replays(mat, block, 1, least)
+        fitted = _fit_level(replays, bins)
+        if fitted is None and np.isfinite(replays).sum() < MIN_REPLAYS:
+            # Too few windows with enough samples to show how this camera's windows vary.
+            # The independent-samples level instead would be several times too low for a
+            # camera (its crops come a few animals at a time) and fire on its busy windows:
+            # the feature is not judged against this baseline (its counts are kept).
+            notes[name] = (f"no level: {replays.size} windows with {least} samples, "
+                           f"{MIN_REPLAYS} needed to fit one")
+            continue
+        # Replays that never varied: any change is one, as for independent samples.
+        scale, dof = fitted or (1.0, float(max(bins - 1, 1)))
         span = max(1, min(recent, len(rows) // 4))
         # Too few merged runs to fit: the bound for identical windows (the statistic of
         # ``span`` copies of a window is ``span`` times its own).
         r_scale, r_dof = _fit_level(_replays(mat, block, span, least), bins) or (
             scale * span, dof)
         levels[name] = Level(scale, dof, bins, r_scale, r_dof, span)
-    total = {name: np.sum([r[name] for r in rows if name in r], axis=0) for name in levels}
+    total = {name: np.sum([r[name] for r in rows if name in r], axis=0) for name in names}
+    total = {name: cur for name, cur in total.items() if name in levels or name in notes}
     mix = _mix(rows, list(profile.class_counts), (recent, mix_span))
     if mix is not None:
         levels[class_mix.FEATURE], total[class_mix.FEATURE] = mix
@@ -219,6 +234,7 @@ def learn(
         frames=frames,
         window_minutes=float(np.median(minutes)),
         replayed=len(rows),
+        notes=notes,
     )
 
 

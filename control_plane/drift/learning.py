@@ -163,8 +163,10 @@ def _learn_device(
         )
         session.add(row)
         made.append(row)
+        # A feature without a fitted level is not judged against this baseline: say which.
         log.info("drift baseline learned", extra={"device_id": device_id, "camera": key[0],
-                                                  "condition": key[1], "release_id": release_id})
+                                                  "condition": key[1], "release_id": release_id,
+                                                  "unfitted": fit.notes})
     return made
 
 

@@ -20,9 +20,9 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 REPEAT = 15
 
 
-def camera(rng: np.random.Generator, shift: float = 0.0) -> dict[str, Any]:
-    """One camera window of 10 distinct frames, each seen REPEAT times."""
-    cam = synthetic.window(REF, "d", 1, rng=rng, shift=shift, frames=10, start=T0,
+def camera(rng: np.random.Generator, shift: float = 0.0, distinct: int = 10) -> dict[str, Any]:
+    """One camera window of ``distinct`` frames, each seen REPEAT times."""
+    cam = synthetic.window(REF, "d", 1, rng=rng, shift=shift, frames=distinct, start=T0,
                            condition="day")["cameras"][0]
     return {**cam,
             "confidence_hist": [x * REPEAT for x in cam["confidence_hist"]],
@@ -66,6 +66,26 @@ def test_a_large_change_exceeds_the_level_and_names_its_feature() -> None:
 def test_too_few_windows_learn_nothing() -> None:
     rng = np.random.default_rng(2)
     assert bl.learn(REF, [camera(rng)], min_samples=30, block=3) is None
+
+
+def test_a_feature_with_too_few_windows_to_fit_its_level_is_not_judged() -> None:
+    """A quiet camera: of its 60 baseline windows 7 hold enough crops (a busy minute),
+    too few replays to fit a level. The level for independent crops would fire on most
+    of its busy windows; the feature is not judged against that baseline instead."""
+    rng = np.random.default_rng(6)
+    quiet = [camera(rng, distinct=1) for _ in range(53)]  # 15 crops: under min_samples
+    busy = [camera(rng) for _ in range(7)]
+    fit = bl.learn(REF, quiet[:30] + busy + quiet[30:], min_samples=30, block=3)
+    assert fit is not None and fit.windows == 7  # a window without crop features adds none
+    assert not any(name.startswith(("embedding.", "input.")) for name in fit.levels)
+    assert "7 windows" in fit.notes["embedding.0"]
+    assert sum(fit.counts["confidence"]) == 7 * 150  # its counts are kept
+    assert rate(fit, rng, bl.window_alpha(30, 1.0, 8)) == 0.0
+    # With more busy windows the level is fitted from them and holds the false-alarm rate.
+    fit = bl.learn(REF, quiet + busy + [camera(rng) for _ in range(23)], min_samples=30,
+                   block=3)
+    assert fit is not None and "embedding.0" in fit.levels and not fit.notes
+    assert rate(fit, rng, 0.001, n=200) < 0.05
 
 
 def drifting(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str, Any]]:
