@@ -36,8 +36,8 @@ from .synth.cutout import Cutout, CutoutCache
 
 # 3: animals pasted as cut-outs, not rectangles; 5: some beside a second animal (4 was a
 # condition mix, reverted: docs/performance.md); 6: some "other" crops are a part of a
-# distractor
-RECIPE_VERSION = 6
+# distractor; 7: rain's streaks opened away (``crops.REGION_CROPS``)
+RECIPE_VERSION = 7
 # GrabCut at 128 px, 2 iterations: a tenth of the clips' cut-out cost (every training
 # photo is cut out once), a coarser matte (crops are 5-45 % of a 640 px frame anyway).
 CUTOUT_WORK = (128, 2)
