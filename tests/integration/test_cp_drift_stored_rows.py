@@ -19,9 +19,11 @@ from pydantic_core import from_json
 from sqlmodel import Session, col, select
 
 from control_plane.config.drift import DriftSettings
+from control_plane.config.retention import RetentionSettings
 from control_plane.drift import analyser, collect, stored_rows, synthetic
 from control_plane.drift.summary import Summary
 from control_plane.services.telemetry import ingest_windows
+from control_plane.services.telemetry_retention import apply_retention
 from control_plane.store import db
 from control_plane.store.models import Device, DriftReport, TelemetryWindowRecord
 from control_plane.testing import register_profiled_release
@@ -89,14 +91,17 @@ def stored(session: Session) -> list[tuple[str | None, dict[str, Any], Any, Any]
     return [(rel, from_json(text), data, cams) for rel, text, data, cams in rows]
 
 
-def test_ingest_stores_each_window_binned_on_its_release(session: Session) -> None:
+def kinds_stored(session: Session) -> set[str]:
+    """What each stored window's drift columns hold, each checked against its JSON
+    ("json": none, where ingest could not bin it on its release's bins, or retention
+    merged it)."""
     kinds = set()
     for rel, payload, data, cameras in stored(session):
         bins = Summary.empty(PROFILES[rel]) if rel in PROFILES else None
         want = None if bins is None else collect.binned(bins, payload)
-        if want is None:  # no profile, or other bins: the analysis reads the JSON
-            assert data is None and cameras is None
-            kinds.add("json")
+        if data is None:  # the analysis reads the JSON
+            assert cameras is None
+            kinds.add("json" if want is None else "json, merged")
             continue
         got = stored_rows.decode(data)
         assert got.tolist() == want  # exact: counts as single precision
@@ -108,7 +113,21 @@ def test_ingest_stores_each_window_binned_on_its_release(session: Session) -> No
             assert "confidence_hist" not in mine and "input_hists" not in mine
         kinds.add("no cameras" if not kept else "regions" if "animals" in kept[0]
                   else "two cameras" if len(kept) == 2 else "stored")
-    assert kinds == {"json", "no cameras", "regions", "two cameras", "stored"}
+    return kinds
+
+
+def test_ingest_stores_each_window_binned_on_its_release(session: Session) -> None:
+    assert kinds_stored(session) == {"json", "no cameras", "regions", "two cameras", "stored"}
+
+
+def test_a_window_merged_by_retention_is_read_from_its_json(session: Session) -> None:
+    # Windows received over an hour before are merged in 10-minute buckets.
+    result = apply_retention(session, RetentionSettings(
+        downsample_after_hours=1, bucket_minutes=10, delete_after_days=1),
+        NOW + timedelta(minutes=90))
+    session.commit()
+    assert result.merged_windows > 0
+    assert {"json, merged", "stored"} <= kinds_stored(session)
 
 
 def reports(session: Session) -> list[tuple[Any, ...]]:

@@ -17,7 +17,7 @@ from protocols import CropSpec
 from .. import region_eval
 from ..calibrate import softmax
 from ..config import TrainerSettings
-from ..crops import OTHER
+from ..crops import OTHER, REGION_CROPS
 from ..inference import OnnxModel
 from ..runner import Figure, RunContext
 from .data import Splits
@@ -60,7 +60,7 @@ def animal_confidence(s: TrainerSettings, splits: Splits, model: OnnxModel, temp
     """The animal confidence for ``s.region_false_animals_per_hour``, calibrated on
     ``s.region_calibration_crops`` held-out "other" crops, and its figures."""
     other = region_eval.calibration_crops(s.seed, s.region_calibration_crops, splits.spec,
-                                          CropSpec())
+                                          REGION_CROPS)
     other_logits = region_eval.predict_crops(model, other, splits.spec)
     return region_eval.calibrate(
         softmax(val.logits, temperature), val.labels, softmax(other_logits, temperature),
@@ -73,8 +73,9 @@ def clip_figures(s: TrainerSettings, splits: Splits, model: OnnxModel, temperatu
     """The model on crops of park clips of the test photos (None: ``region_eval_seconds`` 0)."""
     if s.region_eval_seconds <= 0:
         return None
-    crops = region_eval.clip_crops(s.data_dir, splits.spec, CropSpec(), s.region_eval_seconds,
-                                   s.seed, s.val_fraction, s.test_fraction)
+    crops = region_eval.clip_crops(s.data_dir, splits.spec, REGION_CROPS,
+                                   s.region_eval_seconds, s.seed, s.val_fraction,
+                                   s.test_fraction)
     return {
         "seconds_per_condition": s.region_eval_seconds,
         **region_eval.clip_report(
@@ -89,7 +90,7 @@ def regions_stage(ctx: RunContext) -> RegionsEvaluated:
     val = evaluated.val_crops or val_crop_logits(ctx[Trained].settings, splits, model)
     threshold, calibration = animal_confidence(s, splits, model, t, val)
     regions = {"calibration": calibration, "clips": clip_figures(s, splits, model, t, threshold)}
-    return RegionsEvaluated(list(BACKGROUND), threshold, CropSpec(), regions)
+    return RegionsEvaluated(list(BACKGROUND), threshold, REGION_CROPS, regions)
 
 
 __all__ = ["BACKGROUND", "RegionsEvaluated", "animal_confidence", "clip_figures",

@@ -18,11 +18,11 @@ import numpy.typing as npt
 import torch
 from rich.console import Console
 
-from protocols import CropSpec, InputSpec
+from protocols import InputSpec
 
 from ..config import TrainerSettings
 from ..crop_set import CropSet
-from ..crops import OTHER
+from ..crops import OTHER, REGION_CROPS
 from ..data import ImageDataset, ImageRecord
 from ..errors import TrainerError
 from ..inference import OnnxModel
@@ -122,7 +122,7 @@ def region_crops(settings: TrainerSettings, labels: Sequence[str], spec: InputSp
         # The share of clip-mined "other" crops is of the animal crops; a dataset's own
         # mined negatives (an other/ folder) come on top.
         animals = sum(r.label_index != other for r in records)
-        return CropSet(records, other, spec, CropSpec(), per,
+        return CropSet(records, other, spec, REGION_CROPS, per,
                        round(animals * per * share / (1 - share)), seed)
 
     return crops(train, settings.seed), crops(val, settings.seed + VAL_CROP_SEED)
