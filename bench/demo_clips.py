@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _track_score import Run, share_interval  # bench/ is on sys.path: scripts run from it
-from region_accuracy import load_release, run_clip
+from region_accuracy import release_or_say, run_clip
 
 from edge_agent.runtime import ModelRuntime
 from scripts.demo import PARK_CLIP_SECONDS, PARK_SCHEDULE
@@ -99,12 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     releases = []
     for model in a.model:
-        try:
-            releases.append((model, *load_release(model)))
-        except (OSError, ValueError, KeyError) as exc:
-            print(f"error: {model}: {exc}; pass --model with a trainer out dir",
-                  file=sys.stderr)
+        release = release_or_say(model)
+        if release is None:
             return 2
+        releases.append((model, *release))
     print("| model | crops | n | read right [95 %] | read as |")
     print("|---|---|---:|---:|---|")
     tracks = []

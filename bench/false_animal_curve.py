@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _region_report import rate_upper  # bench/ is on sys.path: scripts run from it
-from region_accuracy import EMPTY_CONDITIONS, Context, _run, _start, empty_jobs, load_release
+from region_accuracy import EMPTY_CONDITIONS, Context, _run, _start, empty_jobs, release_or_say
 
 from edge_agent.config import CameraConfig
 from edge_agent.regions import tracker as tracker_module
@@ -87,11 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", type=Path, default=None,
                     help="a JSON-lines file: each counted track's crops (label, confidence)")
     a = ap.parse_args(argv)
-    try:
-        path, manifest, settings = load_release(a.model)
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"error: {a.model}: {exc}; pass --model with a trainer out dir", file=sys.stderr)
+    release = release_or_say(a.model)
+    if release is None:
         return 2
+    path, manifest, settings = release
     if any(t < a.floor for t in a.thresholds) or not 0 <= a.floor < 1:
         print("error: give --floor in [0, 1) and --thresholds at or above it", file=sys.stderr)
         return 2

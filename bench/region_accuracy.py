@@ -91,6 +91,15 @@ def load_release(model_dir: Path) -> tuple[Path, ReleaseManifest, dict[str, obje
     return model_dir / name, manifest, report["settings"]
 
 
+def release_or_say(model_dir: Path) -> tuple[Path, ReleaseManifest, dict[str, object]] | None:
+    """``load_release``, or None after a one-line error naming the fix."""
+    try:
+        return load_release(model_dir)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {model_dir}: {exc}; pass --model with a trainer out dir", file=sys.stderr)
+        return None
+
+
 class OracleLabels:
     """The model's stand-in that reads every crop right, from the truth: the label of the
     animal most of whose box lies in the region (at least half of it), else "no animal"
@@ -377,11 +386,10 @@ def main(argv: list[str] | None = None) -> int:
                     "one run")
     a = ap.parse_args(argv)
     a.seeds = a.seeds or [a.seed]
-    try:
-        path, manifest, settings = load_release(a.model)
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"error: {a.model}: {exc}; pass --model with a trainer out dir", file=sys.stderr)
+    release = release_or_say(a.model)
+    if release is None:
         return 2
+    path, manifest, settings = release
     if a.animal_min_confidence is not None:
         if not 0 <= a.animal_min_confidence < 1:
             print(f"error: --animal-min-confidence {a.animal_min_confidence}: give a "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from region_accuracy import EMPTY_CONDITIONS, FPS, frames_of, load_release, scene
+from region_accuracy import EMPTY_CONDITIONS, FPS, frames_of, release_or_say, scene
 
 from edge_agent.config import CameraConfig
 from edge_agent.regions.analyzer import RegionAnalyzer
@@ -35,11 +35,10 @@ def main(argv: list[str] | None = None) -> int:
                     default=Path(__file__).resolve().parents[2] / "shared/data/cats_and_dogs")
     ap.add_argument("--seconds", type=float, default=60.0, help="per condition")
     a = ap.parse_args(argv)
-    try:
-        path, manifest, settings = load_release(a.model)
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"error: {a.model}: {exc}; pass --model with a trainer out dir", file=sys.stderr)
+    release = release_or_say(a.model)
+    if release is None:
         return 2
+    path, manifest, settings = release
     runtime = ModelRuntime(path, manifest, 1)
     frames = classified = tracks = 0
     for i, condition in enumerate(EMPTY_CONDITIONS):
