@@ -24,6 +24,7 @@ counts are integers, so summing them in another grouping is exact.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -249,7 +250,6 @@ def binned(summary: Summary, payload: dict[str, Any]) -> Rows | None:
 # Devices per query of their latest windows: each query by receipt time reads the whole
 # slice (``recent_slice``), so a chunk of devices is one query, not several.
 RECENT_BATCH = 1000
-IDS_BATCH = 5000  # window ids per query of the first slice (SQLite allows 32,766 values)
 
 
 def recent_slice(lo: datetime, hi: datetime, device_ids: list[str]) -> list[sa.ColumnElement[bool]]:
@@ -287,9 +287,17 @@ def slice_ids(session: Session, start: datetime, end: datetime, release_id: str 
     return out
 
 
-def _by_ids(ids: list[int]) -> list[list[sa.ColumnElement[bool]]]:
+def by_ids(session: Session, ids: list[int]) -> sa.ColumnElement[bool]:
+    """The WHERE clause of the windows with these ids, the ids as ONE bound value (a JSON
+    array on SQLite, an array on PostgreSQL): as ``IN (...)``, SQLAlchemy rendered a
+    placeholder per id on every execution, 150,000 of them at 10,000 devices, which cost
+    a third of reading the latest windows."""
     t = TelemetryWindowRecord
-    return [[col(t.id).in_(ids[i : i + IDS_BATCH])] for i in range(0, len(ids), IDS_BATCH)]
+    if session.get_bind().dialect.name == "postgresql":
+        return col(t.id) == sa.any_(sa.bindparam("ids", ids, type_=sa.ARRAY(sa.BigInteger)))
+    listed: sa.Select[int] = sa.select(sa.column("value", sa.Integer)).select_from(
+        sa.func.json_each(sa.bindparam("ids", json.dumps(ids), type_=sa.Text)))
+    return col(t.id).in_(listed.scalar_subquery())
 
 
 def read_recent(session: Session, devices: dict[tuple[str, str], DeviceWindows],
@@ -318,7 +326,7 @@ def read_recent(session: Session, devices: dict[tuple[str, str], DeviceWindows],
     while got and hi > start:
         lacking = sorted({d for (_, d), ws in got.items() if len(ws) < n})
         if first is not None and hi == end:
-            wheres = _by_ids(sorted(i for d in lacking for i in first.get(d, [])))
+            wheres = [[by_ids(session, sorted(i for d in lacking for i in first.get(d, [])))]]
         else:
             wheres = [recent_slice(lo, hi, lacking[i : i + RECENT_BATCH])
                       for i in range(0, len(lacking), RECENT_BATCH)]
@@ -383,5 +391,6 @@ def collect(
     return found
 
 
-__all__ = ["Collected", "DeviceWindows", "binned", "collect", "first_slice", "plan", "read_recent",
+__all__ = ["Collected", "DeviceWindows", "binned", "by_ids", "collect", "first_slice", "plan",
+           "read_recent",
            "recent_slice", "reference_profile", "report_start", "slice_ids"]

@@ -8,6 +8,7 @@ analysis on the JSON, never hard-coded."""
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -162,3 +163,37 @@ def test_the_analysis_reads_the_stored_rows_and_reports_what_the_json_gives(
     assert len(calls) > 4 * len(DEVICES)
     assert from_rows == from_json_text
     assert any(r[4] for r in from_rows if r[1])  # the shift drifted a device
+
+
+def test_the_first_slice_read_by_id_binds_the_ids_as_one_value(session: Session) -> None:
+    """``read_recent`` given ``slice_ids`` reads those windows in one statement with the
+    ids as one bound value (not a placeholder each, which SQLAlchemy renders on every
+    execution), and gets the windows that reading by receipt time gets."""
+    end = NOW - timedelta(minutes=3)
+    start = end - timedelta(minutes=RANGE)
+
+    def fresh() -> dict[tuple[str, str], collect.DeviceWindows]:
+        return {("rel-a", d): collect.DeviceWindows(Summary.empty(PROFILES["rel-a"]),
+                                                    deque(), end, end) for d in DEVICES}
+
+    first = collect.slice_ids(session, start, end, "rel-a", 5)
+    assert sum(len(ids) for ids in first.values()) > 20
+    statements: list[Any] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "telemetry_window" in statement:
+            statements.append(params)
+
+    engine = session.get_bind()
+    by_id = fresh()
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    collect.read_recent(session, by_id, start, end, "rel-a", 5, first, stored=True)
+    sa.event.remove(engine, "before_cursor_execute", seen)
+    by_time = fresh()
+    collect.read_recent(session, by_time, start, end, "rel-a", 5, stored=True)
+    assert len(statements[0]) <= 3, statements[0]  # the ids, the release (and its limit)
+    for key, dev in by_id.items():
+        assert len(dev.recent) == 5
+        assert list(dev.recent) == list(by_time[key].recent)
+        assert [r.tolist() for r in dev.recent_rows] == [
+            r.tolist() for r in by_time[key].recent_rows]
