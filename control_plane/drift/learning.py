@@ -134,7 +134,10 @@ def _learn_device(
         query = query.where(col(t.received_at) > min(s for s in since if s is not None))
     groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
     spans: dict[Key, list[datetime]] = defaultdict(list)
-    for received_at, text in reversed(list(session.execute(query))):
+    # Newest first, so each key keeps its latest ``baseline_windows``: a fit that fails
+    # (windows too quiet to judge) is retried on later windows as they arrive, never on
+    # the same first ones forever.
+    for received_at, text in session.execute(query):
         payload = json.loads(text)
         minutes = bl.window_minutes(payload)
         for camera in payload.get("cameras") or []:
@@ -150,10 +153,17 @@ def _learn_device(
     for key, cameras in sorted(groups.items()):
         if len(cameras) < settings.baseline_windows:
             continue
+        cameras.reverse()  # time order, as ``learn`` expects
+        spans[key].reverse()
         fit = bl.learn(profile, cameras, min_samples=settings.min_samples,
                        block=settings.baseline_block, recent=settings.alert_windows,
                        mix_span=settings.mix_windows)
         if fit is None:
+            log.info("drift baseline not learned: too few windows with enough crops, "
+                     "retried on later windows",
+                     extra={"device_id": device_id, "camera": key[0], "condition": key[1],
+                            "release_id": release_id, "windows": len(cameras),
+                            "min_samples": settings.min_samples})
             continue
         row = DriftBaseline(
             device_id=device_id, camera_id=key[0], condition=key[1], release_id=release_id,
@@ -252,6 +262,12 @@ def list_baselines(
     return list(rows), int(total)
 
 
+def unfitted(counts: dict[str, Any], levels: dict[str, Any]) -> list[str]:
+    """The features a baseline holds counts of but no level for (too few busy windows to
+    fit one, ``baseline.MIN_REPLAYS``): they are not judged against it."""
+    return sorted(set(counts) - set(levels))
+
+
 def get_baseline(session: Session, baseline_id: int) -> DriftBaseline:
     row = session.get(DriftBaseline, baseline_id)
     if row is None:
@@ -259,4 +275,5 @@ def get_baseline(session: Session, baseline_id: int) -> DriftBaseline:
     return row
 
 
-__all__ = ["ActiveBaseline", "active", "get_baseline", "learn_missing", "list_baselines", "reset"]
+__all__ = ["ActiveBaseline", "active", "get_baseline", "learn_missing", "list_baselines", "reset",
+           "unfitted"]
