@@ -22,6 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch.utils.data import Dataset
 
@@ -36,8 +37,9 @@ from .synth.cutout import Cutout, CutoutCache
 
 # 3: animals pasted as cut-outs, not rectangles; 5: some beside a second animal (4 was a
 # condition mix, reverted: docs/performance.md); 6: some "other" crops are a part of a
-# distractor
-RECIPE_VERSION = 6
+# distractor; 7: the neighbour is drawn apart from the rendering, stably as a dataset grows
+# (its photo is in the crop's key)
+RECIPE_VERSION = 7
 # GrabCut at 128 px, 2 iterations: a tenth of the clips' cut-out cost (every training
 # photo is cut out once), a coarser matte (crops are 5-45 % of a 640 px frame anyway).
 CUTOUT_WORK = (128, 2)
@@ -59,12 +61,21 @@ class CropSet(Dataset[tuple[torch.Tensor, int]]):
         self.cutouts = CutoutCache(cutouts or default_cutout_cache(), *CUTOUT_WORK)
         self.photos = list(records)
         self.animals = [r for r in self.photos if r.label_index != other_index]
+        self._animal_at = {id(r): k for k, r in enumerate(self.animals)}
+        self._animal_hash = np.array([_digest(r.sha256) for r in self.animals], np.uint64)
         self.per_image = per_image
         self.other_index = other_index
-        # A mined crop's key differs from a photo's: the same file was once cut as an animal.
-        self.records = [CropItem(f"{r.sha256}/{'mined/' if r.label_index == other_index else ''}"
-                                 f"{j}", r.label_index)
-                        for j in range(per_image) for r in self.photos]
+        self.beside: list[ImageRecord | None] = []
+        self.records: list[CropItem] = []
+        for j in range(per_image):
+            for r in self.photos:
+                # A mined crop's key differs from a photo's: the same file was once cut as
+                # an animal.
+                key = f"{r.sha256}/{'mined/' if r.label_index == other_index else ''}{j}"
+                near = None if r.label_index == other_index else self._neighbour(r, key)
+                self.beside.append(near)
+                self.records.append(CropItem(
+                    key if near is None else f"{key}/beside/{near.sha256}", r.label_index))
         self.records += [CropItem(f"other/{j}", other_index) for j in range(negatives)]
         self._other: OtherSource | None = None
         self.recipe = hashlib.sha256(json.dumps(
@@ -77,24 +88,38 @@ class CropSet(Dataset[tuple[torch.Tensor, int]]):
     def image(self, i: int) -> U8Image:
         """Item ``i``'s crop, BGR at the input size."""
         item = self.records[i]
-        rng = np.random.default_rng([self.seed, int(hashlib.sha256(
-            item.sha256.encode()).hexdigest()[:12], 16)])
+        rng = np.random.default_rng([self.seed, _digest(item.sha256)])
         size = (self.spec.width, self.spec.height)
         if i < len(self.photos) * self.per_image:
             record = self.photos[i % len(self.photos)]
             if record.label_index == self.other_index:
                 return mined_crop(read_image(record.path), size, rng)
             cut = self._cutout(record)
+            near = self.beside[i]
             beside = None
-            if rng.random() < NEIGHBOUR_SHARE:  # any other animal photo, of either label
-                others = [r for r in self.animals if r is not record] or self.animals
-                near = self._cutout(others[int(rng.integers(len(others)))])
-                beside = (near.bgr, near.alpha)
+            if near is not None:
+                neighbour = self._cutout(near)
+                beside = (neighbour.bgr, neighbour.alpha)
             return animal_crop(cut.bgr, self.crop_spec, size, self.seed, rng, cut.alpha,
                                beside)
         if self._other is None:  # planned once per process (DataLoader workers too)
             self._other = OtherSource(self.seed)
         return self._other.crop(self.crop_spec, size, rng)
+
+    def _neighbour(self, record: ImageRecord, key: str) -> ImageRecord | None:
+        """The animal photo walking beside crop ``key`` of ``record``, or None (a share
+        ``NEIGHBOUR_SHARE`` get one): any other animal photo of the set, of either label.
+        Drawn by the highest random weight of (key, photo), not by a place in the list: on
+        a grown dataset a crop keeps its neighbour (and its cached features) unless a new
+        photo outdraws it."""
+        rng = np.random.default_rng([self.seed, _digest(key), 1])
+        if rng.random() >= NEIGHBOUR_SHARE:
+            return None
+        if len(self.animals) == 1:
+            return record
+        weights = _mix(self._animal_hash ^ np.uint64(_digest(key)))
+        weights[self._animal_at[id(record)]] = 0
+        return self.animals[int(np.argmax(weights))]
 
     def _cutout(self, record: ImageRecord) -> Cutout:
         try:
@@ -107,6 +132,17 @@ class CropSet(Dataset[tuple[torch.Tensor, int]]):
         if self.spec.color_order == "RGB":
             img = np.asarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), np.uint8)
         return torch.from_numpy(normalize(img, self.spec)), self.records[i].label_index
+
+
+def _digest(key: str) -> int:
+    return int(hashlib.sha256(key.encode()).hexdigest()[:12], 16)
+
+
+def _mix(z: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """SplitMix64's finaliser, element-wise: well-spread 64-bit weights from near keys."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 __all__ = ["RECIPE_VERSION", "CropItem", "CropSet"]
