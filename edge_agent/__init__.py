@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # 0.2.0: reads CropSpec.destreak
 
 from .config import AgentSettings, CameraConfig, load_settings
 from .errors import (

@@ -8,6 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from protocols.manifest import version_tuple
+
 from . import __version__
 from .errors import AgentError, DownloadCancelled, DownloadError, ThrottledError
 from .releases import InstalledRelease, ReleaseStore
@@ -19,17 +21,9 @@ MAX_THROTTLE_S = 1800.0  # past this much waiting on 429s, the install fails
 SUPERSEDED_POLL_S = 0.5  # how often a retry's wait looks for a newer desired state
 
 
-def _version_tuple(version: str) -> tuple[int, ...]:
-    parts = []
-    for piece in version.split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
-
-
 def check_agent_version(release: InstalledRelease) -> None:
     needed = release.manifest.min_agent_version
-    if _version_tuple(needed) > _version_tuple(__version__):
+    if version_tuple(needed) > version_tuple(__version__):
         raise AgentError(f"release {release.release_id} needs agent >= {needed}, "
                          f"this is {__version__}")
 

@@ -113,6 +113,28 @@ class CropSpec(_Frozen):
 STREAK_LEVELS = 9.0
 
 
+# The oldest agent that reads a manifest's fields: agents forbid unknown keys, so one
+# older than a field refuses every manifest that sets it. ``needed_agent_version`` names
+# it as the manifest's ``min_agent_version``; the control plane keeps such a release from
+# agents that report an older version.
+BASE_AGENT_VERSION = "0.1.0"
+DESTREAK_AGENT_VERSION = "0.2.0"  # the first to read ``CropSpec.destreak``
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"0.2.0"`` -> ``(0, 2, 0)``, to compare; a piece's non-digits are ignored."""
+    parts = []
+    for piece in version.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def needed_agent_version(crops: CropSpec) -> str:
+    """The oldest agent that reads a manifest with ``crops``."""
+    return DESTREAK_AGENT_VERSION if crops.destreak else BASE_AGENT_VERSION
+
+
 class GoldenInput(_Frozen):
     """An input image (already at the input size, PNG, RGB) and the logits it must give."""
 
@@ -137,7 +159,7 @@ class ReleaseManifest(WireModel):
     primary_reason: Annotated[str, Field(max_length=1024)] = ""
     reference_profile: ReferenceProfile
     golden_inputs: Annotated[list[GoldenInput], Field(min_length=1, max_length=16)]
-    min_agent_version: Annotated[str, Field(max_length=32)] = "0.1.0"
+    min_agent_version: Annotated[str, Field(max_length=32)] = BASE_AGENT_VERSION
     # Regions: labels that mean "no animal here" (a person, a ball, leaves, background),
     # counted as classified regions but never as animals; and the confidence below which
     # a region is not trusted to be an animal (calibrated by the trainer on held-out

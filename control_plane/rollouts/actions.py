@@ -14,10 +14,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from protocols.manifest import BASE_AGENT_VERSION, version_tuple
+
 from ..config.rollout_policy import RolloutPolicy
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
 from ..services import audit, releases
-from ..store.models import Rollout, RolloutDevice, RolloutWave, utc_now
+from ..store.models import Device, Release, Rollout, RolloutDevice, RolloutWave, utc_now
 from . import desired
 from .engine import lock_rollout, revert_many, rows_of, tick, waves_of
 from .release import move_rows
@@ -35,6 +37,30 @@ from .states import (
 )
 from .waves import Candidate, assign_waves
 
+_CHUNK = 500  # ids per IN (...) list
+
+
+def _refuse_old_agents(session: Session, release: Release, ids: Sequence[str]) -> None:
+    """Refuse a rollout of ``release`` to devices whose agents report a version older
+    than its manifest needs: such an agent forbids the manifest's newer fields and would
+    fail the install on every retry. A device that never reported its version is let
+    through (nothing says it is old)."""
+    needed = releases.min_agent_version(release)
+    if version_tuple(needed) <= version_tuple(BASE_AGENT_VERSION):
+        return
+    old: list[str] = []
+    for start in range(0, len(ids), _CHUNK):
+        old += [d for d, v in session.execute(
+            sa.select(col(Device.device_id), col(Device.agent_version))
+            .where(col(Device.device_id).in_(ids[start:start + _CHUNK]),
+                   col(Device.agent_version).is_not(None))).all()
+            if version_tuple(v) < version_tuple(needed)]
+    if old:
+        raise InvalidRequestError(
+            f"release {release.release_id} needs agents >= {needed} (older ones refuse its "
+            f"manifest); {len(old)} device(s) report older agents: {sorted(old)[:20]}: "
+            "upgrade their agents, or leave them out of the rollout's devices")
+
 
 def create(
     session: Session,
@@ -49,7 +75,8 @@ def create(
 ) -> Rollout:
     """Plan a rollout over ``devices``: the rollout, its waves and a row per device, every
     row ``planned``. Nothing is sent: the engine's next tick starts the first wave."""
-    releases.get_release(session, release_id)
+    _refuse_old_agents(session, releases.get_release(session, release_id),
+                       [d.device_id for d in devices])
     if mode == "shadow" and policy.shadow_phase:
         raise InvalidRequestError("mode=shadow already runs every wave in shadow: drop "
                                   "shadow_phase, or use mode=active with a shadow phase")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import re
 import secrets
@@ -11,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from protocols import ModelVersionCreate, ReleaseManifest, SignedManifest, sign_manifest
 from protocols.logs import bind_context
+from protocols.manifest import BASE_AGENT_VERSION, needed_agent_version
 
 from ..config import ReleaseGateSettings
 from ..errors import InvalidRequestError, NotFoundError
@@ -58,6 +61,7 @@ def build_manifest(release_id: str, model_name: str, row: ModelVersion) -> Relea
         background_labels=spec.background_labels,
         animal_min_confidence=spec.animal_min_confidence,
         crops=spec.crops,
+        min_agent_version=needed_agent_version(spec.crops),
     )
 
 
@@ -134,6 +138,15 @@ def create_release(
         session.commit()
         log.info("release signed", extra={"model": model_name, "version": row.version})
     return release
+
+
+def min_agent_version(row: Release) -> str:
+    """The oldest agent that reads ``row``'s manifest (a row without one: any agent)."""
+    payload = (row.manifest or {}).get("payload")
+    if not payload:
+        return BASE_AGENT_VERSION
+    fields = json.loads(base64.b64decode(payload))
+    return str(fields.get("min_agent_version", BASE_AGENT_VERSION))
 
 
 def get_release(session: Session, release_id: str) -> Release:
