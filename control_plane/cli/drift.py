@@ -77,7 +77,7 @@ def drift_baselines(
     from .client import show_page
 
     columns = ["id", "device_id", "camera_id", "condition", "release_id", "version", "state",
-               "window_count", "learned_to", "retired_reason"]
+               "window_count", "features", "unfitted", "learned_to", "retired_reason"]
     params = {"device": device, "release": release, "condition": condition,
               "active": active or None}
     show_page(config, "/api/v1/drift/baselines", columns, "drift baselines", as_json,

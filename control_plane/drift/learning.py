@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from array import array
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -112,6 +112,16 @@ def _resets(session: Session, device_id: str) -> dict[Key, tuple[datetime | None
     return {(c, k): (r, int(v)) for c, k, r, v in rows}
 
 
+Timed = tuple[datetime, dict[str, Any]]  # (receipt time, camera dict with window_minutes)
+
+
+def _fit(profile: ReferenceProfile, windows: list[Timed], settings: DriftSettings
+         ) -> bl.Fit | None:
+    return bl.learn(profile, [c for _, c in windows], min_samples=settings.min_samples,
+                    block=settings.baseline_block, recent=settings.alert_windows,
+                    mix_span=settings.mix_windows)
+
+
 def _learn_device(
     session: Session,
     profile: ReferenceProfile,
@@ -132,34 +142,43 @@ def _learn_device(
     )
     if all(s is not None for s in since):
         query = query.where(col(t.received_at) > min(s for s in since if s is not None))
-    groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
-    spans: dict[Key, list[datetime]] = defaultdict(list)
+    n = settings.baseline_windows
+    # Per key, its first ``n`` windows (what a baseline is learned from) and its latest.
+    first: dict[Key, list[Timed]] = defaultdict(list)
+    latest: dict[Key, deque[Timed]] = defaultdict(lambda: deque(maxlen=n))
     for received_at, text in reversed(list(session.execute(query))):
         payload = json.loads(text)
         minutes = bl.window_minutes(payload)
         for camera in payload.get("cameras") or []:
             key = bl.camera_key(camera)
             reset = resets.get(key, (None, 0))[0]
-            if key not in missing or len(groups[key]) >= settings.baseline_windows:
+            if key not in missing or (reset is not None and received_at <= reset):
                 continue
-            if reset is not None and received_at <= reset:
-                continue
-            groups[key].append({**camera, "window_minutes": minutes})
-            spans[key].append(received_at)
+            timed = (received_at, {**camera, "window_minutes": minutes})
+            if len(first[key]) < n:
+                first[key].append(timed)
+            latest[key].append(timed)
     made = []
-    for key, cameras in sorted(groups.items()):
-        if len(cameras) < settings.baseline_windows:
+    for key, windows in sorted(first.items()):
+        if len(windows) < n:
             continue
-        fit = bl.learn(profile, cameras, min_samples=settings.min_samples,
-                       block=settings.baseline_block, recent=settings.alert_windows,
-                       mix_span=settings.mix_windows)
-        if fit is None:
+        # When the first windows cannot make one (too quiet to judge, say), the latest
+        # are tried: they move on with every window, where the first ones would be
+        # retried unchanged until READ_FACTOR times more windows had come.
+        tries = [windows] if latest[key][0] is windows[0] else [windows, list(latest[key])]
+        fitted = next(((w, f) for w in tries if (f := _fit(profile, w, settings))), None)
+        if fitted is None:
+            log.info("drift baseline not learned: too few windows with enough crops",
+                     extra={"device_id": device_id, "camera": key[0], "condition": key[1],
+                            "release_id": release_id, "windows": n,
+                            "min_samples": settings.min_samples})
             continue
+        used, fit = fitted
         row = DriftBaseline(
             device_id=device_id, camera_id=key[0], condition=key[1], release_id=release_id,
             version=resets.get(key, (None, 0))[1] + 1, window_count=fit.windows,
             sample_count=fit.frames, window_minutes=fit.window_minutes, counts=fit.counts,
-            levels=bl.fit_json(fit), learned_from=min(spans[key]), learned_to=max(spans[key]),
+            levels=bl.fit_json(fit), learned_from=used[0][0], learned_to=used[-1][0],
         )
         session.add(row)
         made.append(row)
@@ -252,6 +271,12 @@ def list_baselines(
     return list(rows), int(total)
 
 
+def unfitted(counts: dict[str, Any], levels: dict[str, Any]) -> list[str]:
+    """The features a baseline holds counts of but no level for (too few busy windows to
+    fit one, ``baseline.MIN_REPLAYS``): they are not judged against it."""
+    return sorted(set(counts) - set(levels))
+
+
 def get_baseline(session: Session, baseline_id: int) -> DriftBaseline:
     row = session.get(DriftBaseline, baseline_id)
     if row is None:
@@ -259,4 +284,5 @@ def get_baseline(session: Session, baseline_id: int) -> DriftBaseline:
     return row
 
 
-__all__ = ["ActiveBaseline", "active", "get_baseline", "learn_missing", "list_baselines", "reset"]
+__all__ = ["ActiveBaseline", "active", "get_baseline", "learn_missing", "list_baselines", "reset",
+           "unfitted"]

@@ -173,6 +173,16 @@ export async function fleetView(main) {
   main.append(devices);
 }
 
+/** A baseline's features without a level (too few busy windows to fit one): not judged
+ * on this camera, so a baseline with most of them unfitted says so. */
+function notJudged(b) {
+  const missing = b.unfitted || [];
+  if (!missing.length) return "-";
+  const text = `${missing.length} of ${b.features} features: ${missing.join(", ")}`;
+  const most = 2 * missing.length > b.features;
+  return most ? h("span", {}, chip("most not judged", "warn"), " ", text) : text;
+}
+
 /** Each camera x condition's production baseline: what "has this camera changed?" is
  * measured against; an operator resets one after changing the camera on purpose. */
 function baselinesSection(deviceId, baselines, can, rerender) {
@@ -185,6 +195,7 @@ function baselinesSection(deviceId, baselines, can, rerender) {
     ["learned from", (b) => `${b.window_count} windows, ${b.sample_count} samples`],
     ["period", (b) => h("span", {}, timeCell(b.learned_from), " – ", timeCell(b.learned_to))],
     ["levels for", (b) => `one false alarm per ${b.false_alarm_days} days`],
+    ["not judged", notJudged],
     ...(can.can_operate ? [["act", (b) => actionButton("reset", (reason) =>
       send("POST", "/drift/baselines/reset", { device_id: deviceId, camera_id: b.camera_id,
         condition: b.condition, reason: reason || "reset from the dashboard" }),

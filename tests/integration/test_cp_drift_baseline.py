@@ -68,7 +68,8 @@ def park(tmp_path: Path, database_url: str) -> Iterator[dict[str, Any]]:
         engine.dispose()
 
 
-def stream(park: dict[str, Any], cams: dict[str, tuple[str, float]], windows: int) -> None:
+def stream(park: dict[str, Any], cams: dict[str, tuple[str, float]], windows: int,
+           frames: int = 150) -> None:
     """``windows`` one-minute windows per device: (condition, shift) each."""
     with session_scope(park["engine"]) as session:
         for _ in range(windows):
@@ -77,7 +78,7 @@ def stream(park: dict[str, Any], cams: dict[str, tuple[str, float]], windows: in
                 park["seq"][device] += 1
                 payload = synthetic.window(
                     park["profile"], device, park["seq"][device], rng=park["rng"], shift=shift,
-                    release_id=park["release"], start=park["t"], frames=150,
+                    release_id=park["release"], start=park["t"], frames=frames,
                     condition=condition)
                 assert ingest_window(session, TelemetryWindow.model_validate(payload)) == "stored"
 
@@ -168,6 +169,36 @@ def test_an_operator_reset_retires_and_the_next_version_is_learned(
     one = park["client"].get(f"{API}/drift/baselines/{rows[0]['id']}", headers=park["h"]).json()
     assert set(one["levels"]) >= {"confidence", "classes", "input.brightness"}
     assert sum(one["counts"]["confidence"]) == one["sample_count"]
+
+
+def test_a_failed_fit_is_retried_on_later_windows_not_the_first_ones(
+        park: dict[str, Any]) -> None:
+    # A quiet start: windows with too few frames to judge, so the first fit fails ...
+    day = {"cam-a": ("day", 0.0)}
+    stream(park, day, BASELINE_WINDOWS, frames=5)
+    run(park)
+    assert baselines(park, device="cam-a") == []
+    # ... then the camera gets busy: the baseline comes from these later windows (it
+    # used to retry the same first, quiet windows until far more had arrived).
+    stream(park, day, BASELINE_WINDOWS)
+    run(park)
+    learned = baselines(park, device="cam-a", active=True)
+    assert [(b["condition"], b["window_count"]) for b in learned] == [("day", BASELINE_WINDOWS)]
+    assert learned[0]["unfitted"] == [] and learned[0]["features"] > 1
+
+
+def test_a_quiet_cameras_baseline_names_the_features_it_does_not_judge(
+        park: dict[str, Any]) -> None:
+    # Only 5 of its windows have enough crops: too few (baseline.MIN_REPLAYS) to fit
+    # a level for its features, so they are not judged against this baseline.
+    stream(park, {"cam-a": ("day", 0.0)}, BASELINE_WINDOWS - 5, frames=5)
+    stream(park, {"cam-a": ("day", 0.0)}, 5)
+    run(park)
+    [learned] = baselines(park, device="cam-a", active=True)
+    assert learned["window_count"] == 5
+    assert "confidence" in learned["unfitted"]
+    assert 2 * len(learned["unfitted"]) > learned["features"]
+    assert set(learned["unfitted"]).isdisjoint(learned["levels"])
 
 
 def label(park: dict[str, Any], device: str, at: datetime, predicted: str, truth: str) -> None:

@@ -46,6 +46,10 @@ class BaselinePublic(BaseModel):
     window_minutes: float
     false_alarm_days: float = Field(description="The target run length its levels are set for.")
     levels: dict[str, FeatureLevel]
+    features: int = Field(description="Features it holds counts of.")
+    unfitted: list[str] = Field(
+        description="Features without a level (too few busy windows to fit one): not "
+        "judged against this baseline.")
     counts: dict[str, list[float]] | None = Field(
         None, description="Merged counts per feature (only when one baseline is asked for).")
     learned_from: datetime
@@ -63,6 +67,8 @@ def baseline_public(row: DriftBaseline, false_alarm_days: float,
         **data,
         state="active" if row.retired_at is None else "retired",
         false_alarm_days=false_alarm_days,
+        features=len(row.counts),
+        unfitted=learning.unfitted(row.counts, row.levels),
         counts=row.counts if counts else None,
     )
 
