@@ -142,7 +142,9 @@ def start_processes(loop: Loop, db_url: str, workers: int, tick: float,
     common = {"PARKWATCH_DATABASE_URL": db_url, "PARKWATCH_LOG_LEVEL": "WARNING"}
     api = loop.spawn("api", "serve", "--role", "api",
                      PARKWATCH_ROLLOUT_TICK_SECONDS=str(tick),
-                     PARKWATCH_FLEET_COUNTS_MAX_AGE_SECONDS=str(counts_max_age), **common)
+                     PARKWATCH_FLEET_COUNTS_MAX_AGE_SECONDS=str(counts_max_age),
+                     # as a large fleet's API would run: a token's row read once in 5 s
+                     PARKWATCH_AUTH_CACHE_SECONDS="5", **common)
     wait_until(lambda: api.alive() and httpx.get(f"{loop.api_url}/healthz", timeout=5)
                .status_code == 200, 120, "the API")
     _fleet_rig.spawn_ingest_workers(loop, workers, "scale-ingest", 100, common)

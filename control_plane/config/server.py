@@ -131,14 +131,17 @@ class ControlPlaneSettings(TomlSettings, ArtifactStoreKeys):
     auth_failure_window_seconds: float = Field(
         60.0, gt=0, le=86400, description="Sliding window of auth_failure_limit, in seconds."
     )
+    # 0 by default: an operator who revokes a token, on the store or through any replica,
+    # expects the next call with it refused; a large fleet's API may trade seconds of that
+    # for one round trip a call.
     auth_cache_seconds: float = Field(
-        5.0,
+        0.0,
         ge=0,
         le=300,
         description="How long an API process trusts a token it verified before it reads the "
         "token's row again, in seconds. A revocation through the same process applies at "
-        "once; one through another API replica or the CLI within this time. 0: read at every "
-        "call.",
+        "once; one through another API replica or the CLI within this time. 0 (default): read "
+        "at every call, so every revocation applies at once.",
     )
     trusted_proxies: list[str] = Field(
         default_factory=list,
