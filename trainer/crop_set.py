@@ -22,7 +22,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 import torch
 from torch.utils.data import Dataset
 
@@ -37,9 +36,9 @@ from .synth.cutout import Cutout, CutoutCache
 
 # 3: animals pasted as cut-outs, not rectangles; 5: some beside a second animal (4 was a
 # condition mix, reverted: docs/performance.md); 6: some "other" crops are a part of a
-# distractor; 7: the neighbour is drawn apart from the rendering, stably as a dataset grows
-# (its photo is in the crop's key)
-RECIPE_VERSION = 7
+# distractor. A crop's key also names its neighbour's photo (below): the same pixels as
+# before for the same photos, so the version stays.
+RECIPE_VERSION = 6
 # GrabCut at 128 px, 2 iterations: a tenth of the clips' cut-out cost (every training
 # photo is cut out once), a coarser matte (crops are 5-45 % of a 640 px frame anyway).
 CUTOUT_WORK = (128, 2)
@@ -61,11 +60,10 @@ class CropSet(Dataset[tuple[torch.Tensor, int]]):
         self.cutouts = CutoutCache(cutouts or default_cutout_cache(), *CUTOUT_WORK)
         self.photos = list(records)
         self.animals = [r for r in self.photos if r.label_index != other_index]
-        self._animal_at = {id(r): k for k, r in enumerate(self.animals)}
-        self._animal_hash = np.array([_digest(r.sha256) for r in self.animals], np.uint64)
         self.per_image = per_image
         self.other_index = other_index
         self.beside: list[ImageRecord | None] = []
+        self._seeds: list[int] = []  # each photo crop's random stream, from its key sans neighbour
         self.records: list[CropItem] = []
         for j in range(per_image):
             for r in self.photos:
@@ -74,8 +72,12 @@ class CropSet(Dataset[tuple[torch.Tensor, int]]):
                 key = f"{r.sha256}/{'mined/' if r.label_index == other_index else ''}{j}"
                 near = None if r.label_index == other_index else self._neighbour(r, key)
                 self.beside.append(near)
+                self._seeds.append(_digest(key))
+                # The neighbour's draw (and so the crop's jitter after it) depends on how
+                # many animal photos the set holds: both are in the key.
                 self.records.append(CropItem(
-                    key if near is None else f"{key}/beside/{near.sha256}", r.label_index))
+                    key if near is None
+                    else f"{key}/beside/{near.sha256}/of/{len(self.animals)}", r.label_index))
         self.records += [CropItem(f"other/{j}", other_index) for j in range(negatives)]
         self._other: OtherSource | None = None
         self.recipe = hashlib.sha256(json.dumps(
@@ -88,38 +90,37 @@ class CropSet(Dataset[tuple[torch.Tensor, int]]):
     def image(self, i: int) -> U8Image:
         """Item ``i``'s crop, BGR at the input size."""
         item = self.records[i]
-        rng = np.random.default_rng([self.seed, _digest(item.sha256)])
         size = (self.spec.width, self.spec.height)
         if i < len(self.photos) * self.per_image:
+            rng = np.random.default_rng([self.seed, self._seeds[i]])
             record = self.photos[i % len(self.photos)]
             if record.label_index == self.other_index:
                 return mined_crop(read_image(record.path), size, rng)
             cut = self._cutout(record)
             near = self.beside[i]
             beside = None
+            _neighbour_draws(rng, near is not None, len(self.animals))
             if near is not None:
                 neighbour = self._cutout(near)
                 beside = (neighbour.bgr, neighbour.alpha)
             return animal_crop(cut.bgr, self.crop_spec, size, self.seed, rng, cut.alpha,
                                beside)
+        rng = np.random.default_rng([self.seed, _digest(item.sha256)])
         if self._other is None:  # planned once per process (DataLoader workers too)
             self._other = OtherSource(self.seed)
         return self._other.crop(self.crop_spec, size, rng)
 
     def _neighbour(self, record: ImageRecord, key: str) -> ImageRecord | None:
         """The animal photo walking beside crop ``key`` of ``record``, or None (a share
-        ``NEIGHBOUR_SHARE`` get one): any other animal photo of the set, of either label.
-        Drawn by the highest random weight of (key, photo), not by a place in the list: on
-        a grown dataset a crop keeps its neighbour (and its cached features) unless a new
-        photo outdraws it."""
-        rng = np.random.default_rng([self.seed, _digest(key), 1])
+        ``NEIGHBOUR_SHARE`` get one): any other animal photo of the set, of either label,
+        drawn from the crop's own random stream as ``image`` draws it, so its pixels are
+        what they were before the key named the neighbour. On a grown dataset such a crop's
+        key differs (the count of animal photos is in it), so no stale features are read."""
+        rng = np.random.default_rng([self.seed, _digest(key)])
         if rng.random() >= NEIGHBOUR_SHARE:
             return None
-        if len(self.animals) == 1:
-            return record
-        weights = _mix(self._animal_hash ^ np.uint64(_digest(key)))
-        weights[self._animal_at[id(record)]] = 0
-        return self.animals[int(np.argmax(weights))]
+        others = [r for r in self.animals if r is not record] or self.animals
+        return others[int(rng.integers(len(others)))]
 
     def _cutout(self, record: ImageRecord) -> Cutout:
         try:
@@ -138,11 +139,12 @@ def _digest(key: str) -> int:
     return int(hashlib.sha256(key.encode()).hexdigest()[:12], 16)
 
 
-def _mix(z: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    """SplitMix64's finaliser, element-wise: well-spread 64-bit weights from near keys."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+def _neighbour_draws(rng: np.random.Generator, beside: bool, animals: int) -> None:
+    """Advance ``rng`` past ``CropSet._neighbour``'s draws (made from the same seed), so the
+    crop's jitter comes from the same place in its stream as when it drew them itself."""
+    rng.random()
+    if beside:
+        rng.integers(max(animals - 1, 1))
 
 
 __all__ = ["RECIPE_VERSION", "CropItem", "CropSet"]
