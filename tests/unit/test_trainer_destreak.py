@@ -9,9 +9,9 @@ import pytest
 
 from edge_agent.regions.crops import CropCutter
 from protocols import CropSpec, InputSpec, ReleaseManifest
+from protocols.destreak import opened, streaked
 from trainer import TrainerError, load_settings
 from trainer.crops import FRAME, backdrops, cut_crop
-from trainer.destreak import opened, streaked
 from trainer.stages.train import region_crop_spec, region_crops
 from trainer.synth.conditions import CameraLook, spans_for
 from trainer.synth.shifts import rain_streaks
