@@ -40,11 +40,13 @@ from protocols import ReferenceProfile
 from ..services import telemetry_rollups as rollups
 from ..store.models import ModelVersion, Release, TelemetryRollup, TelemetryWindowRecord
 from . import stored_rows
+from .baseline import camera_key
 from .summary import Summary
 
 STREAM_ROWS = 5000  # rows fetched per round trip (a server-side cursor on PostgreSQL)
 Rows = list[float]  # a window's cameras on a profile's bins, one flat row after another
 FlatRows = np.ndarray[Any, np.dtype[np.float32]]  # the same, as ingest stored them
+Key = tuple[str, str]  # (camera id, condition): ``baseline.camera_key``
 START_UNSET = datetime.min.replace(tzinfo=UTC)  # replaced by the device's span at the end
 
 
@@ -54,19 +56,34 @@ class DeviceWindows:
 
     ``recent_rows``: each of ``recent``'s windows binned (one row per camera, in order;
     an idle camera is zeros), when ``collect`` read them (as ingest stored them, or
-    binned as read); empty when the caller filled ``recent`` itself."""
+    binned as read); empty when the caller filled ``recent`` itself. ``recent_keys``:
+    the same windows' cameras' (camera, condition) keys, filled with them."""
 
     summary: Summary
     recent: deque[dict[str, Any]]
     start: datetime
     end: datetime
     recent_rows: list[Rows | FlatRows] = field(default_factory=list)
+    recent_keys: list[list[Key]] = field(default_factory=list)
 
     def binned(self) -> list[Rows | FlatRows | None]:
         """``recent_rows`` beside ``recent`` (None where a window is not binned yet)."""
         if len(self.recent_rows) == len(self.recent):
             return list(self.recent_rows)
         return [None] * len(self.recent)
+
+    def camera_keys(self) -> list[list[Key]]:
+        """Each of ``recent``'s windows' cameras' keys, in order: the learning of baselines,
+        the hour check and the verdicts each group a chunk's cameras by them, and
+        computing them once per read saves two of three passes over 150,000 cameras."""
+        if len(self.recent_keys) != len(self.recent):
+            self.recent_keys = [keys_of(p) for p in self.recent]
+        return self.recent_keys
+
+
+def keys_of(payload: dict[str, Any]) -> list[Key]:
+    """The (camera, condition) keys of a window's cameras, in order."""
+    return [camera_key(c) for c in payload.get("cameras") or []]
 
 
 @dataclass
@@ -363,6 +380,7 @@ def read_recent(session: Session, devices: dict[tuple[str, str], DeviceWindows],
         dev.recent.clear()
         dev.recent.extend(payload for payload, _ in reversed(ws))
         dev.recent_rows = [rows for _, rows in reversed(ws)]
+        dev.recent_keys = [keys_of(payload) for payload in dev.recent]
 
 
 def collect(
@@ -391,6 +409,6 @@ def collect(
     return found
 
 
-__all__ = ["Collected", "DeviceWindows", "binned", "by_ids", "collect", "first_slice", "plan",
-           "read_recent",
+__all__ = ["Collected", "DeviceWindows", "binned", "by_ids", "collect", "first_slice",
+           "keys_of", "plan", "read_recent",
            "recent_slice", "reference_profile", "report_start", "slice_ids"]
