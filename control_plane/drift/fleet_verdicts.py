@@ -104,8 +104,7 @@ def _drivers(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
     # Most cameras send no region fields (whole-frame agents): nothing to look up.
     regions = {k: region_counts(rows.cameras[k], labels)
                if not REGION_FIELDS.isdisjoint(rows.cameras[k]) else {} for k in row_group}
-    crops = np.array([bool(rows.fits[k] and frames[k] > 0 and int(frames[k]) >= min_samples)
-                      for k in range(len(rows.cameras))], bool)
+    crops = rows.fits & (frames > 0) & (frames.astype(np.int64) >= min_samples)
     cand = np.array(sorted(k for k in row_group if crops[k] or regions[k]), np.intp)
     if not cand.size:
         return {}

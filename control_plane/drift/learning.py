@@ -29,7 +29,7 @@ from ..config.drift import DriftSettings
 from ..errors import NotFoundError
 from ..store.models import Device, DriftBaseline, TelemetryWindowRecord, utc_now
 from . import baseline as bl
-from .collect import STREAM_ROWS, Collected
+from .collect import STREAM_ROWS, Collected, rows_of
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (camera id, condition)
@@ -102,7 +102,7 @@ def active(session: Session, release_ids: list[str], device_ids: list[str] | Non
                [query.where(col(b.device_id).in_(device_ids[i : i + 500]))
                 for i in range(0, len(device_ids), 500)])
     for batch in batches:
-        rows = session.execute(batch.execution_options(yield_per=STREAM_ROWS))
+        rows = rows_of(session, batch.execution_options(yield_per=STREAM_ROWS))
         for rel, device_id, camera_id, condition, id_, version, minutes, counts, levels in rows:
             out[(rel, device_id)][(camera_id, condition)] = ActiveBaseline(
                 id_, version, minutes, _packed(from_json(counts)), _levels(id_, version, levels))
