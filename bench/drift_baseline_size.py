@@ -49,25 +49,23 @@ def _part_path(cache: Path, p: dp.PoolSpec, sha: str, cam: int, variant: str, lo
 
 def clip(p: dp.PoolSpec, cam: int, variant: str, model: Path, photos: Path, cache: Path,
          part: int, compute: bool) -> list[dict[str, Any]]:
-    """The clip's windows from the start, part by part (computed when ``compute``), up to
-    the first part neither cached nor computed."""
+    """The clip's windows from the start, part by part (the missing ones computed when
+    ``compute``, each cached when done), up to the first part neither cached nor computed."""
     sha = load_release(model)[1].artifact.sha256
     n = p.length(variant)
-    out: list[dict[str, Any]] = []
+    ranges = [(lo, min(lo + part, n)) for lo in range(0, n, part)]
+    paths = [_part_path(cache, p, sha, cam, variant, lo, hi) for lo, hi in ranges]
+    have = next((i for i, path in enumerate(paths) if not path.exists()), len(paths))
     started = time.perf_counter()
-    for lo in range(0, n, part):
-        hi = min(lo + part, n)
-        path = _part_path(cache, p, sha, cam, variant, lo, hi)
-        if path.exists():
-            out += json.loads(path.read_text())
-            continue
-        if not compute:
-            break
-        windows = dp._part(p, cam, variant, model, photos, cache, lo, hi)
-        path.write_text(json.dumps(windows))
-        out += windows
-        print(f"  windows {lo}-{hi} of {n} ({time.perf_counter() - started:.0f} s)", flush=True)
-    return out
+    if compute and have < len(ranges):
+        for (lo, hi), path, windows in zip(
+                ranges[have:], paths[have:],
+                dp.parts(p, cam, variant, model, photos, cache, ranges[have:]), strict=True):
+            path.write_text(json.dumps(windows))
+            have += 1
+            print(f"  windows {lo}-{hi} of {n} ({time.perf_counter() - started:.0f} s)",
+                  flush=True)
+    return [w for path in paths[:have] for w in json.loads(path.read_text())]
 
 
 def score(profile: Any, learn: dm.Windows, scored: dm.Windows, s: DriftSettings
