@@ -136,7 +136,8 @@ class Baseline:
         lv = self.fit.levels[name]
         n = float(np.sum(self.fit.counts[name]))
         one = lv.alarm(n, 1.0, self.alpha, 0.0, recent=recent) / (1.0 / n + 1.0)
-        return np.maximum((1.0 / n + 1.0 / np.maximum(m, 1e-9)) * one, min_psi)
+        level: FloatArray = np.maximum((1.0 / n + 1.0 / np.maximum(m, 1e-9)) * one, min_psi)
+        return level
 
 
 @contextmanager

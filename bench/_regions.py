@@ -112,7 +112,7 @@ def regions_variants(runtime: ModelRuntime, session: ort.InferenceSession,
     def replay() -> None:
         replayed.clear()
         for i, boxes in seen:
-            images = cutter.cut(frames[i], boxes) if boxes else []
+            images: np.ndarray | list[np.ndarray] = cutter.cut(frames[i], boxes) if boxes else []
             tensors = [runtime.preprocess(c).copy() for c in images]
             replayed.append((np.concatenate(tensors) if tensors else None, tensors))
         seen.clear()

@@ -85,7 +85,7 @@ def score_tracks(run: Run) -> TrackScore:
             continue
         tracks += 1
         votes = run.whole.get(tid)
-        whole += bool(votes) and votes.most_common(1)[0][0] == t.label
+        whole += votes is not None and bool(votes) and votes.most_common(1)[0][0] == t.label
         if tid in matched:
             found += 1
             right += run.agent[matched[tid]].label == t.label

@@ -69,6 +69,7 @@ def interleaved(variants: dict[str, Step], turns: int, turn_s: float, n_inputs: 
         order = names[t % len(names):] + names[:t % len(names)]
         if after_lead is not None:
             order = [names[0], *(n for n in order if n != names[0])]
+        frames: int | None
         if t < 0:
             start, frames = n_inputs - 3, 3
         else:

@@ -49,9 +49,9 @@ import paho.mqtt.client as paho
 from _machine import cpu_name  # bench/ is on sys.path: scripts run from it
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_agent.config import MqttTarget
 from edge_agent.mqtt import MqttLink
 from edge_agent.outbox import Outbox
-from protocols.urls import parse_mqtt_url
 from scripts.loop import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,8 +212,8 @@ def crash_round(lines: list[str], agent: bool, rate: float) -> tuple[int, int]:
 def outbox_publisher(broker: Broker, tmp: Path, rate: float, seconds: float) -> set[int]:
     """The agent's Outbox and MqttLink; kill -9 mid-stream, restart, wait for the drain."""
     box = Outbox(tmp / "outbox.sqlite3", resend_seconds=120)
-    link = MqttLink("bench-1", parse_mqtt_url(f"mqtt://127.0.0.1:{broker.port}"), box,
-                    lambda desired: None, "bench")
+    target = MqttTarget("127.0.0.1", broker.port, tls=False, username=None)
+    link = MqttLink("bench-1", target, box, lambda desired: None, "bench")
     link.start()
     start, n = time.monotonic(), 0
     while time.monotonic() - start < seconds:

@@ -119,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| model | clip seed | tracks counted | with every crop read right | "
           "animals in the clip |")
     print("|---|---:|---|---|---|")
-    for name, seed, counts in tracks:
+    for name, seed, clip_counts in tracks:
         print(f"| {name} | {seed} | " + " | ".join(str(dict(sorted(c.items())))
-                                                  for c in counts) + " |")
+                                                  for c in clip_counts) + " |")
     return 0
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _region_report import rate_upper  # bench/ is on sys.path: scripts run from it
+from _track_score import rate_upper  # bench/ is on sys.path: scripts run from it
 from region_accuracy import EMPTY_CONDITIONS, Context, _run, _start, empty_jobs, release_or_say
 
 from edge_agent.config import CameraConfig

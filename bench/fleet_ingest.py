@@ -45,7 +45,6 @@ from _fleet_rig import (  # bench/ is on sys.path: scripts run from it
     backend_cpu,
     connected,
     drop_postgres_db,
-    free_port,
     postgres_db,
     start_broker,
     stored,
@@ -59,6 +58,7 @@ from control_plane.store.db import create_db_engine, session_scope, upgrade
 from control_plane.store.models import Device
 from control_plane.testing import register_profiled_release, telemetry_window
 from protocols import TelemetryWindow, encode, telemetry_topic
+from scripts.loop import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import sqlalchemy as sa
-from fleet_ingest import drop_postgres_db, postgres_db
+from _fleet_rig import drop_postgres_db, postgres_db
 from ingest_drift import POOL, RELEASE, START, insert_windows, pool, prepare, seed
 from sqlmodel import Session
 
@@ -87,7 +88,7 @@ def _report(url: str, how: str, part: str, minutes: int, devices: int
     settings = DriftSettings(range_minutes=min(minutes, week), analysis_interval_s=0)
     now = START + timedelta(minutes=minutes + 1)
     if how == "raw":  # every window of the range, as the analysis read them before rollups
-        collect_mod.plan = lambda _s, start, end: collect_mod._Plan([(start, end)], [])
+        collect_mod.plan = lambda session, start, end: collect_mod._Plan([(start, end)], [])
     t0, c0 = time.perf_counter(), time.process_time()
     with Session(engine, expire_on_commit=False) as s:
         if how == "straightforward":
@@ -149,7 +150,8 @@ def _hour_vector() -> list[float]:
     for i, w in enumerate(pool() * 2):
         if i < 60:
             s.add_window(w.model_dump(mode="json", by_alias=True))
-    return s.flush().tolist()
+    vector: list[float] = s.flush().tolist()
+    return vector
 
 
 def add_baselines(url: str, devices: int) -> None:
@@ -262,7 +264,8 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load "
           f"{os.getloadavg()[0]:.1f}, Python {platform.python_version()}\n")
     with tempfile.TemporaryDirectory() as tmp:
-        urls = {"SQLite": lambda: f"sqlite:///{Path(tmp) / uuid.uuid4().hex}.db"}
+        urls: dict[str, Callable[[], str]] = {
+            "SQLite": lambda: f"sqlite:///{Path(tmp) / uuid.uuid4().hex}.db"}
         if not args.sqlite_only and postgres_db() is not None:
             urls["PostgreSQL"] = lambda: postgres_db() or ""
         print("| store | case | windows | path | report s | CPU s | peak RSS MB | load |\n"

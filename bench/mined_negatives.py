@@ -52,7 +52,7 @@ from edge_agent.regions.analyzer import RegionAnalyzer
 from edge_agent.regions.mining import NegativeMiner
 from edge_agent.runtime import Inference, ModelRuntime
 from protocols import NegativeSource
-from trainer.synth import Scene, SceneSpec, Schedule
+from trainer.synth import FrameObject, Scene, SceneSpec, Schedule
 
 CONDITIONS = ("day", "dusk", "night", "ir", "rain")
 JPEG_QUALITY = 85  # the agent's sample_jpeg_quality default
@@ -83,7 +83,7 @@ class KeepAll:
             self.kept.append(Mined(self.frame, self.condition, source, jpeg.tobytes()))
 
 
-def span(s: Scene, start: int, stop: int) -> Iterator[tuple[np.ndarray, list]]:
+def span(s: Scene, start: int, stop: int) -> Iterator[tuple[np.ndarray, list[FrameObject]]]:
     """Frames ``start`` to ``stop`` of a clip (only those are rendered)."""
     for k in range(start, min(stop, s.frame_count)):
         f = s.render(k)
@@ -117,7 +117,7 @@ def spread(found: list[Mined], n: int) -> list[Mined]:
 
 def export(a: argparse.Namespace, picked: list[Mined]) -> Path:
     """The dataset as the control plane's export writes it: label folders and other/."""
-    data = a.work / "data"
+    data: Path = a.work / "data"
     (data / "other").mkdir(parents=True, exist_ok=True)
     for label_dir in sorted(p for p in a.photos.iterdir() if p.is_dir()):
         link = data / label_dir.name
@@ -129,7 +129,7 @@ def export(a: argparse.Namespace, picked: list[Mined]) -> Path:
 
 
 def retrain(a: argparse.Namespace, data: Path, settings: dict[str, object]) -> Path:
-    out = a.work / "after"
+    out: Path = a.work / "after"
     if (out / "registration.json").is_file():
         print(f"kept the model already in {out}")
         return out
@@ -170,7 +170,7 @@ def distractors(a: argparse.Namespace, seconds: float, seed: int, condition: str
                            conditions=(condition,)))
 
 
-def false_animals(frames: Iterator[tuple[np.ndarray, list]], runtime: ModelRuntime
+def false_animals(frames: Iterator[tuple[np.ndarray, list[FrameObject]]], runtime: ModelRuntime
                   ) -> tuple[int, int, int]:
     """Animal tracks (every one false: no animal is in view), crops, crops voting animal."""
     analyzer = RegionAnalyzer(CameraConfig(camera_id="bench", source="bench", sample_fps=FPS),

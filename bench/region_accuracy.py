@@ -48,6 +48,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -69,7 +70,7 @@ from edge_agent.regions.analyzer import RegionAnalyzer
 from edge_agent.regions.boxes import inside
 from edge_agent.runtime import CropResults, ModelRuntime
 from protocols import ModelVersionCreate, ReleaseManifest
-from trainer.synth import PhotoPool, Scene, SceneSpec, Schedule, apply_shift
+from trainer.synth import FrameObject, PhotoPool, Scene, SceneSpec, Schedule, apply_shift
 
 FPS = 10.0
 SPLIT_NECK = 0.6  # with --split: regions split into bodies (a camera's opt-in; default 0)
@@ -110,7 +111,7 @@ class OracleLabels:
         self.labels = list(runtime.labels)
         self.other = self.labels.index(runtime.manifest.background_labels[0])
         self.analyzer = analyzer  # its boxes are the regions being classified
-        self.objects: list = []  # the frame's truth
+        self.objects: list[FrameObject] = []  # the frame's truth
 
     def reserve(self, capacity: int) -> None:
         pass
@@ -130,7 +131,7 @@ class OracleLabels:
                            [1.0] * len(tops), 0.0)
 
 
-def run_clip(frames: Iterator[tuple[np.ndarray, list]], runtime: ModelRuntime,
+def run_clip(frames: Iterator[tuple[np.ndarray, list[FrameObject]]], runtime: ModelRuntime,
              window_frames: int, whole_frame: bool = False, oracle: bool = False,
              split: bool = False, confirm_frames: int | None = None) -> Run:
     """Feed frames (image, truth objects) to a fresh analyzer; record what it tracked.
@@ -174,12 +175,14 @@ def run_clip(frames: Iterator[tuple[np.ndarray, list]], runtime: ModelRuntime,
             result = runtime.infer(image)
             label = runtime.labels[result.top]
             for o in animals:
-                out.whole[o.track_id][label] += result.confidence
+                # a Counter of confidences: its most_common picks the heaviest label
+                out.whole[o.track_id][label] += result.confidence  # type: ignore[assignment]
         out.frames += 1
         if out.frames % window_frames == 0:
             out.window_ids.append((analyzer.window.track_ids(), seen_ids))
             fields = analyzer.close_window()
-            out.windows.append((Counter(fields["animals"]), seen_truth))  # type: ignore[arg-type]
+            animals_seen = cast(dict[str, int], fields["animals"])
+            out.windows.append((Counter(animals_seen), seen_truth))
             seen_truth, seen_ids = Counter(), set()
     analyzer.stop()
     out.seconds = time.perf_counter() - started
@@ -199,7 +202,7 @@ def scene(photos: Path, settings: dict[str, object], seconds: float, seed: int,
 
 
 def frames_of(s: Scene, post: str | None = None, seed: int = 0
-              ) -> Iterator[tuple[np.ndarray, list]]:
+              ) -> Iterator[tuple[np.ndarray, list[FrameObject]]]:
     for k in range(s.frame_count):
         f = s.render(k)
         image = f.image

@@ -33,12 +33,13 @@ import httpx
 import numpy as np
 import paho.mqtt.client as paho
 import tomli_w
+from _fleet_rig import stored, wait_port
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.fleet_ingest import free_port, stored, wait_port
 from control_plane.store.db import create_db_engine
 from control_plane.testing import telemetry_window
 from protocols import encode, telemetry_topic
+from scripts.loop import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
@@ -106,7 +107,7 @@ def start_agent(tmp: Path, toml_text: str) -> subprocess.Popen[bytes]:
     import tomllib
 
     video = tmp / "loop.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), 10, (160, 120))
     rng = np.random.default_rng(0)
     for i in range(50):
         writer.write(np.clip(rng.normal(90 + i, 20, (120, 160, 3)), 0, 255).astype(np.uint8))

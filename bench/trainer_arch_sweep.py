@@ -77,7 +77,7 @@ def run(
 
         torch.manual_seed(c["seed"])
         model = PetNet(2, c["width"], c["size"], c["dropout"], c["arch"], c["bn_momentum"])
-        model.to(device, memory_format=torch.channels_last)
+        model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         decay = [p for p in model.parameters() if p.ndim > 1]
         rest = [p for p in model.parameters() if p.ndim <= 1]
         opt = torch.optim.AdamW(
@@ -112,7 +112,7 @@ def run(
                 logits, _ = model(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=c["smooth"])
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
                 sched.step()
             va, _ = acc(va_x, va_y)

@@ -1,13 +1,18 @@
-"""Rollup test kit: three days of synthetic telemetry through ingest (late, duplicate,
-mismatched and unknown-release windows, several cameras and conditions, receipts on the
-hour), the ranges the tests read, and what differs between the rollup path
-(``drift.collect``) and merging every raw window (``drift.oracle``).
+"""Rollup and drift-store test kit: a store with profiled releases (``profiled_store``),
+three days of synthetic telemetry through ingest (late, duplicate, mismatched and
+unknown-release windows, several cameras and conditions, receipts on the hour), the
+ranges the tests read, and what differs between the rollup path (``drift.collect``) and
+merging every raw window (``drift.oracle``), in collections and in written reports.
 
-Imported by ``tests/integration/test_cp_drift_rollups.py``.
+Imported by the drift tests of ``tests/integration`` (rollups, chunks, fast path, stored
+rows, hours).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +24,10 @@ from control_plane.drift import collect, oracle, synthetic
 from control_plane.drift.collect import Collected
 from control_plane.services import telemetry_rollup_fold, telemetry_rollups
 from control_plane.services.telemetry import ingest_windows
-from protocols import TelemetryWindow
+from control_plane.store import db
+from control_plane.store.models import Device, DriftReport
+from control_plane.testing import register_profiled_release
+from protocols import ReferenceProfile, TelemetryWindow
 
 T0 = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
 DAYS = 3
@@ -36,6 +44,34 @@ RANGES = [
 ]
 # Ranges as reports make them (``collect.report_start``: on the hour)
 ON_THE_HOUR = [(T0 + timedelta(hours=5), RANGES[0][1]), RANGES[1], RANGES[2], RANGES[5]]
+
+
+@contextmanager
+def profiled_store(database_url: str, devices: Iterable[Device],
+                   profiles: Mapping[str, ReferenceProfile] = PROFILES) -> Iterator[Session]:
+    """A session on a store migrated to the newest revision, holding ``devices`` and a
+    release registered on each of ``profiles`` (committed); its engine is disposed after."""
+    db.upgrade(database_url)
+    engine = db.create_db_engine(database_url)
+    with Session(engine, expire_on_commit=False) as s:
+        s.add_all(devices)
+        for release_id, profile in profiles.items():
+            register_profiled_release(s, release_id, profile)
+        s.commit()
+        yield s
+    engine.dispose()
+
+
+def assert_same_reports(rows: Sequence[DriftReport], expected: Sequence[DriftReport]) -> None:
+    """The analysis wrote the reports ``drift.oracle`` computes, field by field."""
+    assert len(rows) == len(expected)
+    for row, want in zip(rows, expected, strict=True):
+        assert (row.release_id, row.device_id, row.window_count, row.sample_count,
+                row.drifted) == (want.release_id, want.device_id, want.window_count,
+                                 want.sample_count, want.drifted)
+        assert (row.window_start, row.window_end) == (want.window_start, want.window_end)
+        assert json.dumps(row.statistics, sort_keys=True) == json.dumps(
+            want.statistics, sort_keys=True)
 
 
 def window(device: str, seq: int, end: datetime, release: str | None = "rel-a",

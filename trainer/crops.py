@@ -38,8 +38,8 @@ import numpy as np
 import numpy.typing as npt
 
 from protocols import CropSpec
+from protocols.destreak import destreaked, opened, streaked
 
-from .destreak import destreaked, opened, streaked
 from .synth.conditions import CameraLook, spans_for
 from .synth.scenes import Scene
 from .synth.shifts import apply_shift

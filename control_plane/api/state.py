@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from protocols import DesiredState
 
-from ..config import ControlPlaneSettings
+from ..config import ControlPlaneSettings, MqttSecurity
 from ..errors import ConfigError
 from ..lifecycle import Services
 from ..rollouts.service import DesiredStatePublisher
@@ -34,6 +34,8 @@ from .ratelimit import AuthFailureLimiter, TokenBuckets
 from .token_cache import TokenCache
 
 if TYPE_CHECKING:
+    from protocols.topics import TopicKind
+
     from ..broker.embedded import EmbeddedBroker
     from ..ingest.adapter import MqttAdapter
 
@@ -133,7 +135,8 @@ def _count_fleet(engine: Engine) -> fleet_summary.FleetCounts:
 def _start_services(state: AppState, enable_mqtt: bool) -> None:
     settings, services = state.settings, state.services
     if enable_mqtt:
-        from ..ingest.adapter import MqttAdapter, republish_desired
+        from ..ingest.adapter import INGEST_KINDS, MqttAdapter, republish_desired
+        from ..ingest.lanes import start_ingest
         from ..rollouts.desired import signer_for
 
         if settings.mqtt_url is None:
@@ -142,21 +145,36 @@ def _start_services(state: AppState, enable_mqtt: bool) -> None:
             state.broker = services.start(EmbeddedBroker(
                 settings.embedded_broker_host, settings.embedded_broker_port))
         api_only = settings.role == "api"
-        state.mqtt = services.start(MqttAdapter(
-            settings.broker_url,
-            state.engine,
-            client_id=settings.client_id_for_role(),
-            share_group=settings.ingest_share_group,
-            subscribe=not api_only,  # role=api publishes desired states only
-            clean_session=api_only,
-            on_connected=republish_desired,
-            security=settings.mqtt_security(),
-            batch_size=settings.ingest_batch_size,
-            linger_s=settings.ingest_linger_seconds,
-            max_queued=settings.ingest_max_queued,
-            max_queued_messages=settings.mqtt_max_queued_messages,
-            signer=signer_for(state.keyring),
-        ))
+
+        def adapter(client_id: str, kinds: tuple[TopicKind, ...], name: str,
+                    security: MqttSecurity, *, subscribe: bool = True) -> MqttAdapter:
+            return MqttAdapter(
+                settings.broker_url,
+                state.engine,
+                client_id=client_id,
+                share_group=settings.ingest_share_group,
+                subscribe=subscribe,
+                clean_session=not subscribe,
+                # the connection that publishes desired states sends them all again
+                on_connected=republish_desired if "status" in kinds else None,
+                security=security,
+                batch_size=settings.ingest_batch_size,
+                linger_s=settings.ingest_linger_seconds,
+                max_queued=settings.ingest_max_queued,
+                max_queued_messages=settings.mqtt_max_queued_messages,
+                signer=signer_for(state.keyring),
+                kinds=kinds,
+                name=name,
+            )
+
+        client_id = settings.client_id_for_role()
+        if api_only:  # role=api publishes desired states only
+            state.mqtt = services.start(adapter(client_id, INGEST_KINDS, "mqtt",
+                                                settings.mqtt_security(), subscribe=False))
+        else:
+            state.mqtt = start_ingest(services, adapter, client_id,
+                                      security=settings.mqtt_security(),
+                                      control=settings.control_lane_security())
         state.publisher = state.mqtt
     if settings.drift.analysis_interval_s > 0:
         from ..drift.scheduler import drift_task

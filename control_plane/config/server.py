@@ -4,6 +4,7 @@ keys of the config file, and one table per section (``[drift]``, ``[retention]``
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import socket
@@ -193,6 +194,20 @@ class ControlPlaneSettings(TomlSettings, ArtifactStoreKeys):
         "broker, which keeps the backlog (its max_queued_messages). At least "
         "ingest_batch_size.",
     )
+    ingest_control_lane: bool = Field(
+        True,
+        description="Ingest statuses, reported states and events on a second broker "
+        "connection (client id <mqtt_client_id>-control), so that a telemetry backlog cannot "
+        "delay a rollout's bookkeeping. Where the control plane logs in to the broker, only "
+        "with an account of its own (mqtt_control_username).",
+    )
+    mqtt_control_username: str | None = Field(
+        None, description="Broker account of the control lane (ingest_control_lane); unset "
+        "where mqtt_username is set: no control lane.",
+    )
+    mqtt_control_password: SecretStr | None = Field(
+        None, description="Broker password of mqtt_control_username.",
+    )
     mqtt_max_queued_messages: int = Field(
         10_000,
         ge=10,
@@ -340,6 +355,20 @@ class ControlPlaneSettings(TomlSettings, ArtifactStoreKeys):
             client_cert=self.mqtt_client_cert,
             client_key=self.mqtt_client_key,
         )
+
+    def control_lane_security(self) -> MqttSecurity | None:
+        """The control lane's login; None: ingest on one connection (the lane is off, or
+        this process logs in to the broker and the lane has no account of its own: under
+        use_username_as_clientid one account's two connections would oust each other)."""
+        if not self.ingest_control_lane:
+            return None
+        main = self.mqtt_security()
+        if self.mqtt_control_username is None:
+            logs_in = main.username or parse_mqtt_url(self.broker_url).username
+            return None if logs_in else main
+        password = self.mqtt_control_password
+        return dataclasses.replace(main, username=self.mqtt_control_username,
+                                   password=password.get_secret_value() if password else None)
 
     def client_id_for_role(self) -> str:
         """The MQTT client id: as configured, except that the default gets a per-process

@@ -1,4 +1,4 @@
-"""MQTT in and out: the control plane's one broker connection.
+"""MQTT in and out: the control plane's broker connections.
 
 - ``adapter``: ``MqttAdapter`` (paho): subscribes to every device's status, reported
   state, telemetry and events, and publishes desired states (retained, QoS 1);
@@ -7,6 +7,8 @@
 - ``store``: what the pipeline's writer stores, a run of messages per transaction;
 - ``client``: the paho client it uses: a wake-up reads every packet one ``recv`` got,
   and a committed batch's PUBACKs leave in one write;
+- ``lanes``: statuses, reported states and events on a connection and writer of their
+  own, apart from telemetry;
 - ``identity``: stable client ids for ingest workers (slots), and retiring the session
   of a worker removed for good.
 

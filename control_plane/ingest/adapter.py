@@ -1,14 +1,14 @@
-"""The control plane's one MQTT adapter (paho-mqtt 2.x).
+"""The control plane's MQTT adapter (paho-mqtt 2.x): one broker connection.
 
-In: status, reported, telemetry and events of every device, decoded with
-``protocols.decode_for_topic`` in paho's thread and queued to the ingest pipeline
-(``batch``): one writer stores runs of telemetry windows and runs of device messages
-(statuses, reported states, events) in a transaction each (``store``), and acknowledges
-each message (manual PUBACK) only once it is committed, in arrival order; at most
-``max_queued`` are held unacknowledged (paho's thread waits for room, so the broker keeps
-the backlog). An invalid payload is logged with its reason, dropped and acknowledged; a
-message whose write fails alone is kept as a dead letter (``dead_letter``) and acknowledged;
-neither stops the loop.
+In: status, reported, telemetry and events of every device (or one lane's kinds of them:
+``lanes``), decoded with ``protocols.decode_for_topic`` in paho's thread and queued to
+the ingest pipeline (``batch``): one writer stores runs of telemetry windows and runs of
+device messages (statuses, reported states, events) in a transaction each (``store``),
+and acknowledges each message (manual PUBACK) only once it is committed, in arrival
+order; at most ``max_queued`` are held unacknowledged (paho's thread waits for room, so
+the broker keeps the backlog). An invalid payload is logged with its reason, dropped and
+acknowledged; a message whose write fails alone is kept as a dead letter (``dead_letter``)
+and acknowledged; neither stops the loop.
 Out: desired states, retained, QoS 1; a batch returns once the broker acknowledged it
 (except where waiting could deadlock: see ``publish_desired_batch``).
 Subscriptions are made in ``on_connect``, so every reconnect resubscribes.
@@ -94,6 +94,8 @@ class MqttAdapter:
         retire: bool = False,
         signer: Callable[[DesiredState], SignedDesiredState] | None = None,
         max_queued_messages: int = 10_000,
+        kinds: Sequence[TopicKind] = INGEST_KINDS,
+        name: str = "mqtt",
     ) -> None:
         try:
             self.endpoint = parse_mqtt_url(url)
@@ -102,6 +104,10 @@ class MqttAdapter:
         self.engine = engine
         self.share_group = share_group
         self.subscribe = subscribe
+        # What this connection subscribes to: every kind, or one lane's (ingest/lanes.py).
+        # It stores whatever kind it is handed all the same.
+        self.kinds = tuple(kinds)
+        self.name = name
         # Retiring a stopped worker's session (ingest/identity.py): take what the broker
         # queued for it, but leave the share group so that nothing new is routed here.
         self.retire = retire
@@ -204,8 +210,9 @@ class MqttAdapter:
         if reason.is_failure:
             self._failures.warn(
                 f"the broker at {self.endpoint.host}:{self.endpoint.port} refused the control "
-                f"plane: {reason}; check mqtt_username / mqtt_password (PARKWATCH_MQTT_*) "
-                "and the broker's password file and ACL")
+                f"plane's connection {self.name!r}: {reason}; check its mqtt_username / "
+                "mqtt_password (PARKWATCH_MQTT_*; mqtt_control_* for 'mqtt-control') and the "
+                "broker's password file and ACL")
             return
         self._failures.clear()
         self._next_connection()
@@ -213,10 +220,18 @@ class MqttAdapter:
         if self.subscribe:
             # Shared subscriptions ($share/<group>/...) work on MQTT 3.1.1 with Mosquitto 2,
             # EMQX and HiveMQ; paho passes the filter through unchanged.
-            topics = [(fleet_subscription(kind, self.share_group), 1) for kind in INGEST_KINDS]
             if self.retire:
-                client.unsubscribe([topic for topic, _qos in topics])
+                client.unsubscribe([fleet_subscription(kind, self.share_group)
+                                    for kind in INGEST_KINDS])
             else:
+                # A persistent session kept from before the lanes may hold the other
+                # lane's subscriptions: leave them to that lane's connection.
+                others = [kind for kind in INGEST_KINDS if kind not in self.kinds]
+                if others:
+                    client.unsubscribe([fleet_subscription(kind, self.share_group)
+                                        for kind in others])
+                topics = [(fleet_subscription(kind, self.share_group), 1)
+                          for kind in self.kinds]
                 # Ready only at the SUBACK: a window published between the CONNACK and
                 # the broker taking the subscription would be routed to nobody.
                 _rc, self._subscribe_mid = client.subscribe(topics)  # type: ignore[arg-type]

@@ -10,7 +10,8 @@ restarted worker gets what the broker queued for it meanwhile. ``--retire`` ends
 sessions of workers removed for good, storing what was queued for them first.
 ``metrics_port`` exposes the worker's Prometheus counters. Windows are written in
 batches of up to ``ingest_batch_size`` and acknowledged to the broker only once
-committed (``ingest/batch.py``).
+committed (``ingest/batch.py``); statuses, reported states and events come on a second
+connection, ``<client id>-control``, with a writer of their own (``ingest/lanes.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from ..config import ControlPlaneSettings
+from protocols.topics import TopicKind
+
+from ..config import ControlPlaneSettings, MqttSecurity
 from ..config.server import DEFAULT_CLIENT_ID
 from ..errors import ConfigError
 from ..ingest import identity
@@ -38,9 +41,10 @@ RETIRE_TIMEOUT_S = 120.0
 
 
 def _adapter(settings: ControlPlaneSettings, engine: Engine, client_id: str, *,
-             retire: bool = False, clean_session: bool = False,
-             subscribe: bool = True) -> MqttAdapter:
-    from ..ingest.adapter import MqttAdapter
+             retire: bool = False, clean_session: bool = False, subscribe: bool = True,
+             kinds: tuple[TopicKind, ...] | None = None, name: str = "mqtt",
+             security: MqttSecurity | None = None) -> MqttAdapter:
+    from ..ingest.adapter import INGEST_KINDS, MqttAdapter
     from ..rollouts.desired import signer_for
     from ..store.keys import Keyring
 
@@ -49,7 +53,9 @@ def _adapter(settings: ControlPlaneSettings, engine: Engine, client_id: str, *,
         engine,
         client_id=client_id,
         share_group=settings.ingest_share_group,
-        security=settings.mqtt_security(),
+        security=security or settings.mqtt_security(),
+        kinds=kinds or INGEST_KINDS,
+        name=name,
         batch_size=settings.ingest_batch_size,
         linger_s=settings.ingest_linger_seconds,
         max_queued=settings.ingest_max_queued,
@@ -78,8 +84,16 @@ def run_ingest(settings: ControlPlaneSettings, stop: threading.Event | None = No
         base = identity.base_client_id(client_id, settings.data_dir)
         slot = identity.claim_slot(base, slot_folder(settings))
         client_id = slot.client_id
+    from ..ingest.lanes import start_ingest
+
     services = Services()
-    services.start(_adapter(settings, engine, client_id))
+
+    def lane(lane_id: str, kinds: tuple[TopicKind, ...], name: str,
+             security: MqttSecurity) -> MqttAdapter:
+        return _adapter(settings, engine, lane_id, kinds=kinds, name=name, security=security)
+
+    start_ingest(services, lane, client_id, security=settings.mqtt_security(),
+                 control=settings.control_lane_security())
     log.info(
         "ingest worker started",
         extra={
@@ -110,6 +124,8 @@ def retire_idle_sessions(settings: ControlPlaneSettings) -> list[str]:
     if settings.mqtt_client_id != DEFAULT_CLIENT_ID:
         raise ConfigError("--retire ends slot sessions (the default mqtt_client_id); with "
                           "your own mqtt_client_id, retire it with retire_session()")
+    from ..ingest.lanes import control_client_id
+
     base = identity.base_client_id(settings.mqtt_client_id, settings.data_dir)
     slots = identity.idle_slots(base, slot_folder(settings))
     db.upgrade(settings.resolved_database_url)
@@ -118,6 +134,9 @@ def retire_idle_sessions(settings: ControlPlaneSettings) -> list[str]:
         for slot in slots:
             try:
                 retire_session(settings, engine, slot.client_id)
+                # and its control lane's (ingest/lanes.py), had it one
+                retire_session(settings, engine, control_client_id(slot.client_id),
+                               security=settings.control_lane_security())
             finally:
                 slot.release()
             (slot_folder(settings) / f"{slot.number}.lock").unlink(missing_ok=True)
@@ -126,10 +145,11 @@ def retire_idle_sessions(settings: ControlPlaneSettings) -> list[str]:
     return [s.client_id for s in slots]
 
 
-def retire_session(settings: ControlPlaneSettings, engine: Engine, client_id: str) -> None:
+def retire_session(settings: ControlPlaneSettings, engine: Engine, client_id: str, *,
+                   security: MqttSecurity | None = None) -> None:
     """Take over ``client_id``'s persistent session, leave the share group, store and
     acknowledge what was queued for it, then end the session (a clean connect)."""
-    adapter = _adapter(settings, engine, client_id, retire=True)
+    adapter = _adapter(settings, engine, client_id, retire=True, security=security)
     adapter.start()
     try:
         if not adapter.wait_connected(30):
@@ -141,7 +161,8 @@ def retire_session(settings: ControlPlaneSettings, engine: Engine, client_id: st
     finally:
         adapter.stop()
     # A clean connect under the same id discards the session and its subscriptions.
-    ender = _adapter(settings, engine, client_id, clean_session=True, subscribe=False)
+    ender = _adapter(settings, engine, client_id, clean_session=True, subscribe=False,
+                     security=security)
     ender.start()
     try:
         if not ender.wait_connected(30):

@@ -83,10 +83,14 @@ def test_app_without_mqtt_url_runs_its_own_broker(tmp_path: Path) -> None:
     with TestClient(create_app(settings)) as client:
         state = client.app.state.parkwatch  # type: ignore[attr-defined]
         assert state.mqtt.wait_connected(10)
+        # both ingest lanes (control_plane/ingest/lanes.py), each with its own connection
+        wait_for(lambda: all(h.ok for h in state.services.health().values()), 10,
+                 what="every service healthy")
         health = client.get("/healthz").json()
         assert health["mqtt"] == "connected" and health["embedded_broker"] is True
         services = health["services"]
-        assert list(services) == ["embedded-broker", "mqtt", "drift-analysis", "rollout-engine"]
+        assert list(services) == ["embedded-broker", "mqtt", "mqtt-control", "drift-analysis",
+                                 "rollout-engine"]
         assert all(s["ok"] for s in services.values()), services
         assert services["embedded-broker"]["detail"] == f"listening on 127.0.0.1:{port}"
 

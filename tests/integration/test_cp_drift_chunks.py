@@ -7,7 +7,6 @@ come from the oracle, never hard-coded."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,14 +19,12 @@ from control_plane.config.drift import DriftSettings
 from control_plane.drift import analyser, oracle, synthetic
 from control_plane.drift.collect import Collected
 from control_plane.services.telemetry import ingest_windows
-from control_plane.store import db
 from control_plane.store.models import Device, DriftBaseline, DriftReport
-from control_plane.testing import register_profiled_release
 from protocols import TelemetryWindow
+from tests.rollup_kit import PROFILES, assert_same_reports, profiled_store
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 RANGE = 120
-PROFILES = {"rel-a": synthetic.profile(seed=0), "rel-b": synthetic.profile(seed=1, bins=12)}
 DEVICES = [f"cam-{d}" for d in range(8)]
 CHUNK = 3
 SETTINGS = DriftSettings(range_minutes=RANGE, analysis_interval_s=0, alert_windows=4,
@@ -52,24 +49,18 @@ def windows(d: int, device: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def session(database_url: str) -> Iterator[Session]:
-    db.upgrade(database_url)
-    engine = db.create_db_engine(database_url)
-    with Session(engine, expire_on_commit=False) as s:
-        for d, device in enumerate(DEVICES):  # all but cam-3 healthy: they learn baselines
-            rel = "rel-b" if d >= 6 else "rel-a"
-            stage = "activating" if d == 3 else "healthy"
-            s.add(Device(device_id=device, labels={},
-                         reported={"active": {"release_id": rel, "stage": stage}}))
-        for release_id, profile in PROFILES.items():
-            register_profiled_release(s, release_id, profile)
-        s.commit()
+    devices = [  # all but cam-3 healthy: they learn baselines
+        Device(device_id=device, labels={}, reported={"active": {
+            "release_id": "rel-b" if d >= 6 else "rel-a",
+            "stage": "activating" if d == 3 else "healthy"}})
+        for d, device in enumerate(DEVICES)]
+    with profiled_store(database_url, devices) as s:
         fleet = [windows(d, device) for d, device in enumerate(DEVICES)]
         for minute in zip(*fleet, strict=True):  # each minute's windows received as it ends
             batch = [TelemetryWindow.model_validate(w) for w in minute]
             ingest_windows(s, batch, received_at=batch[0].window_end)
         s.commit()
         yield s
-    engine.dispose()
 
 
 def written(session: Session, after: int) -> list[DriftReport]:
@@ -113,12 +104,4 @@ def test_a_fleet_in_chunks_writes_the_straightforward_reports(
     last = max(r.id or 0 for r in written(session, 0))
     second = analyser.run_analysis(session, SETTINGS, now=NOW)
     assert second.baselines_learned == 0
-    rows = written(session, last)
-    assert len(rows) == len(expected)
-    for row, want in zip(rows, expected, strict=True):
-        assert (row.release_id, row.device_id, row.window_count, row.sample_count,
-                row.drifted) == (want.release_id, want.device_id, want.window_count,
-                                 want.sample_count, want.drifted)
-        assert (row.window_start, row.window_end) == (want.window_start, want.window_end)
-        assert json.dumps(row.statistics, sort_keys=True) == json.dumps(
-            want.statistics, sort_keys=True)
+    assert_same_reports(written(session, last), expected)

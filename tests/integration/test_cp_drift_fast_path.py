@@ -5,7 +5,6 @@ every window through the ORM's types) gives on the same windows, in a real store
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,15 +17,13 @@ from control_plane.config.drift import DriftSettings
 from control_plane.drift import collect, oracle, summary, synthetic
 from control_plane.drift.analyser import run_analysis
 from control_plane.services.telemetry import ingest_windows
-from control_plane.store import db
 from control_plane.store.models import Device, DriftReport
-from control_plane.testing import register_profiled_release
 from protocols import TelemetryWindow
+from tests.rollup_kit import PROFILES, assert_same_reports, profiled_store
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 RANGE = 60
 START = NOW - timedelta(minutes=RANGE)
-PROFILES = {"rel-a": synthetic.profile(seed=0), "rel-b": synthetic.profile(seed=1, bins=12)}
 SETTINGS = DriftSettings(range_minutes=RANGE, analysis_interval_s=0, alert_windows=4,
                          alert_drifted_windows=2, min_samples=30)
 
@@ -68,13 +65,8 @@ def fleet() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def session(database_url: str) -> Iterator[Session]:
-    db.upgrade(database_url)
-    engine = db.create_db_engine(database_url)
-    with Session(engine, expire_on_commit=False) as s:
-        s.add_all(Device(device_id=d, labels={}) for d in ("cam-a", "cam-b", "cam-c", "cam-d"))
-        for release_id, profile in PROFILES.items():
-            register_profiled_release(s, release_id, profile)
-        s.commit()
+    devices = [Device(device_id=d, labels={}) for d in ("cam-a", "cam-b", "cam-c", "cam-d")]
+    with profiled_store(database_url, devices) as s:
         # Each received as it ends, but cam-a's seq 47: its agent time is before the range,
         # its receipt inside (the range is by receipt)
         for w in fleet():
@@ -84,11 +76,6 @@ def session(database_url: str) -> Iterator[Session]:
             assert ingest_windows(s, [window], received_at=received) == {"stored": 1}
         s.commit()
         yield s
-    engine.dispose()
-
-
-def canonical(stats: dict[str, Any]) -> str:
-    return json.dumps(stats, sort_keys=True)
 
 
 @pytest.mark.parametrize("release_id", [None, "rel-b"])
@@ -121,10 +108,4 @@ def test_written_reports_are_the_straightforward_ones(session: Session) -> None:
     result = run_analysis(session, SETTINGS, now=NOW)
     assert result.skipped_releases == ["rel-x"]
     rows = session.exec(select(DriftReport).order_by(col(DriftReport.id))).all()
-    assert len(rows) == len(expected)
-    for row, want in zip(rows, expected, strict=True):
-        assert (row.release_id, row.device_id, row.window_count, row.sample_count,
-                row.drifted) == (want.release_id, want.device_id, want.window_count,
-                                 want.sample_count, want.drifted)
-        assert (row.window_start, row.window_end) == (want.window_start, want.window_end)
-        assert canonical(row.statistics) == canonical(want.statistics)
+    assert_same_reports(rows, expected)

@@ -19,10 +19,9 @@ from control_plane.config.drift import DriftSettings
 from control_plane.drift import synthetic
 from control_plane.drift.analyser import run_analysis
 from control_plane.services.telemetry import ingest_windows
-from control_plane.store import db
 from control_plane.store.models import Device, DriftReport
-from control_plane.testing import register_profiled_release
 from protocols import TelemetryWindow
+from tests.rollup_kit import profiled_store
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 PROFILE = synthetic.profile(seed=0)
@@ -32,14 +31,9 @@ SETTINGS = DriftSettings(analysis_interval_s=0, range_minutes=60, alert_windows=
 
 @pytest.fixture
 def session(database_url: str) -> Iterator[Session]:
-    db.upgrade(database_url)
-    engine = db.create_db_engine(database_url)
-    with Session(engine, expire_on_commit=False) as s:
-        s.add_all(Device(device_id=d, labels={}) for d in ("cam-a", "cam-b"))
-        register_profiled_release(s, "rel", PROFILE)
-        s.commit()
+    devices = [Device(device_id=d, labels={}) for d in ("cam-a", "cam-b")]
+    with profiled_store(database_url, devices, {"rel": PROFILE}) as s:
         yield s
-    engine.dispose()
 
 
 def light(hour: int) -> str:

@@ -47,6 +47,7 @@ from tests.rollup_kit import (
     both,
     differences,
     ingest,
+    profiled_store,
     traffic,
     window,
 )
@@ -54,15 +55,9 @@ from tests.rollup_kit import (
 
 @pytest.fixture
 def session(database_url: str) -> Iterator[Session]:
-    db.upgrade(database_url)
-    engine = db.create_db_engine(database_url)
-    with Session(engine, expire_on_commit=False) as s:
-        s.add_all(Device(device_id=f"cam-{d}", labels={}) for d in "abcde")
-        for release_id, profile in PROFILES.items():
-            register_profiled_release(s, release_id, profile)
-        s.commit()
+    with profiled_store(database_url,
+                        [Device(device_id=f"cam-{d}", labels={}) for d in "abcde"]) as s:
         yield s
-    engine.dispose()
 
 
 def test_rollup_path_equals_raw_path_with_late_and_duplicate_windows(session: Session) -> None:

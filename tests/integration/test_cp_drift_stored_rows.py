@@ -25,14 +25,12 @@ from control_plane.drift import analyser, collect, stored_rows, synthetic
 from control_plane.drift.summary import Summary
 from control_plane.services.telemetry import ingest_windows
 from control_plane.services.telemetry_retention import apply_retention
-from control_plane.store import db
 from control_plane.store.models import Device, DriftReport, TelemetryWindowRecord
-from control_plane.testing import register_profiled_release
 from protocols import TelemetryWindow
+from tests.rollup_kit import PROFILES, profiled_store
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 RANGE = 60
-PROFILES = {"rel-a": synthetic.profile(seed=0), "rel-b": synthetic.profile(seed=1, bins=12)}
 DEVICES = [f"cam-{d}" for d in range(4)]
 SETTINGS = DriftSettings(range_minutes=RANGE, analysis_interval_s=0, alert_windows=4,
                          alert_drifted_windows=2, min_samples=30, baseline_windows=20,
@@ -67,21 +65,15 @@ def window(d: int, seq: int) -> dict[str, Any]:
 
 @pytest.fixture
 def session(database_url: str) -> Iterator[Session]:
-    db.upgrade(database_url)
-    engine = db.create_db_engine(database_url)
-    with Session(engine, expire_on_commit=False) as s:
-        for device in DEVICES:
-            s.add(Device(device_id=device, labels={},
-                         reported={"active": {"release_id": "rel-a", "stage": "healthy"}}))
-        for release_id, profile in PROFILES.items():
-            register_profiled_release(s, release_id, profile)
-        s.commit()
+    devices = [Device(device_id=device, labels={},
+                      reported={"active": {"release_id": "rel-a", "stage": "healthy"}})
+               for device in DEVICES]
+    with profiled_store(database_url, devices) as s:
         for seq in range(RANGE - 3):
             batch = [TelemetryWindow.model_validate(window(d, seq)) for d in range(4)]
             ingest_windows(s, batch, received_at=batch[0].window_end)
         s.commit()
         yield s
-    engine.dispose()
 
 
 def stored(session: Session) -> list[tuple[str | None, dict[str, Any], Any, Any]]:

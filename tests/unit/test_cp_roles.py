@@ -27,6 +27,23 @@ def test_split_roles_need_an_external_broker() -> None:
         ControlPlaneSettings.load(None, ingest_share_group="a/b")
 
 
+def test_the_control_lane_logs_in_with_an_account_of_its_own_or_not_at_all() -> None:
+    """Under use_username_as_clientid two connections of one account oust each other."""
+    url = "mqtt://b:1883"
+    anonymous = ControlPlaneSettings.load(None, role="ingest", mqtt_url=url)
+    assert anonymous.control_lane_security() == anonymous.mqtt_security()
+    for logs_in in ({"mqtt_username": "cp"}, {"mqtt_url": "mqtt://cp:pw@b:1883"}):
+        s = ControlPlaneSettings.load(None, **{"role": "ingest", "mqtt_url": url, **logs_in})
+        assert s.control_lane_security() is None
+    own = ControlPlaneSettings.load(None, role="ingest", mqtt_url=url, mqtt_username="cp",
+                                    mqtt_control_username="cp-control",
+                                    mqtt_control_password="pw2", mqtt_ca_file=None)
+    lane = own.control_lane_security()
+    assert lane is not None and (lane.username, lane.password) == ("cp-control", "pw2")
+    off = ControlPlaneSettings.load(None, role="ingest", mqtt_url=url, ingest_control_lane=False)
+    assert off.control_lane_security() is None
+
+
 def test_filter_parsing() -> None:
     assert parse_min_metrics(["accuracy:0.9", "macro_f1:1e-1"]) == {
         "accuracy": 0.9, "macro_f1": 0.1}

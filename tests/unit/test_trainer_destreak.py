@@ -9,8 +9,8 @@ import pytest
 
 from edge_agent.regions.crops import CropCutter
 from protocols import CropSpec, ReleaseManifest
+from protocols.destreak import opened, streaked
 from trainer.crops import FRAME, backdrops, cut_crop
-from trainer.destreak import opened, streaked
 from trainer.synth.conditions import CameraLook, spans_for
 from trainer.synth.shifts import rain_streaks
 
