@@ -151,6 +151,13 @@ class TrainerSettings(ApiAccess):
         "night, IR and rain) the animal confidence is calibrated on; at least "
         "region_other_regions_per_hour / region_false_animals_per_hour to resolve the target.",
     )
+    region_destreak: int = Field(
+        0, ge=0, le=15, description="regions: the release's crops.destreak, in frame pixels "
+        "(0: off). A crop whose square rain streaks is first opened with a horizontal line "
+        "this long, in every training, validation, calibration and clip crop alike, as the "
+        "agent then cuts them; a release with it needs agents >= 0.2.0 "
+        "(docs/performance.md, \"Rain: the streaks, not the crops' recipe\").",
+    )
     region_eval_seconds: float = Field(
         60.0, ge=0, le=3600, description="regions: seconds of park clip per condition (day, "
         "dusk, night, IR, rain) filmed from the test photos' cut-outs to report accuracy by "
@@ -304,7 +311,7 @@ class TrainerSettings(ApiAccess):
         if self.regions:
             keys += ["region_crops_per_image", "region_other_share",
                      "region_false_animals_per_hour", "region_other_regions_per_hour",
-                     "region_calibration_crops"]
+                     "region_calibration_crops", "region_destreak"]
         return {key: getattr(self, key) for key in keys}
 
 

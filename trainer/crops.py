@@ -52,11 +52,12 @@ F32 = npt.NDArray[np.float32]
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
 OTHER = "other"
 FRAME = (640, 480)  # the park camera a crop stands for
-# The crops a regions model is trained on and its release's agents cut. ``destreak=3``
-# (rain's streaks opened away: the frozen backbone cannot read through them) lifts rain's
-# crops from 56.7 % to 84.6 % but, with the weights and calibration of a model trained
-# without it, over-counted rain's animals (docs/performance.md, "Rain: the streaks, not
-# the crops' recipe"): off until a model trained and calibrated with it is measured.
+# The crops a regions model is trained on and its release's agents cut, by default; the
+# trainer's ``region_destreak`` sets their ``destreak``. ``destreak=3`` (rain's streaks
+# opened away: the frozen backbone cannot read through them) lifts rain's crops from
+# 56.7 % to 84.6 % but, with the weights and calibration of a model trained without it,
+# over-counted rain's animals (docs/performance.md, "Rain: the streaks, not the crops'
+# recipe").
 REGION_CROPS = CropSpec()
 WIDTH_RANGE = (0.05, 0.45)  # an animal's width, as a share of the frame's
 SCENE_CONDITIONS = ("day", "dusk", "night", "ir", "rain")

@@ -54,7 +54,10 @@ def recalibrate(out_dir: Path, **overrides: Any) -> dict[str, Any]:
     if not report.get("settings", {}).get("regions"):
         raise TrainerError(f"{out_dir} holds a whole-frame model (regions = false): only a "
                            "regions model has an animal confidence to calibrate")
-    s = folder_settings(out_dir, report, **overrides)
+    crops = registration.crops or CropSpec()
+    # The held-out crops are cut as the release's agents cut them, whatever the run's
+    # settings said (a folder registered with crops.destreak it was not trained with).
+    s = folder_settings(out_dir, report, region_destreak=crops.destreak, **overrides)
     ctx = RunContext(s)
     ctx = ctx.with_outputs(scan_stage(ctx))
     splits = split_stage(ctx)
@@ -69,7 +72,7 @@ def recalibrate(out_dir: Path, **overrides: Any) -> dict[str, Any]:
     fit = fit_temperature(val.logits, val.labels, fitted_on="validation crops")
     t = fit.temperature
     threshold, calibration = animal_confidence(s, splits, model, t, val)
-    regions = RegionsEvaluated(list(BACKGROUND), threshold, registration.crops or CropSpec(),
+    regions = RegionsEvaluated(list(BACKGROUND), threshold, crops,
                                {"calibration": calibration,
                                 "clips": clip_figures(s, splits, model, t, threshold)})
     test = predict(model, splits.test, splits.spec)

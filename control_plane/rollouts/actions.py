@@ -42,24 +42,37 @@ _CHUNK = 500  # ids per IN (...) list
 
 def _refuse_old_agents(session: Session, release: Release, ids: Sequence[str]) -> None:
     """Refuse a rollout of ``release`` to devices whose agents report a version older
-    than its manifest needs: such an agent forbids the manifest's newer fields and would
-    fail the install on every retry. A device that never reported its version is let
-    through (nothing says it is old)."""
+    than its manifest needs, or never reported one: such an agent forbids the manifest's
+    newer fields and would fail the install on every retry, and an unknown version may be
+    that old (a device registered ahead of its agent, or one that ran an agent from before
+    versions were reported)."""
     needed = releases.min_agent_version(release)
     if version_tuple(needed) <= version_tuple(BASE_AGENT_VERSION):
         return
     old: list[str] = []
+    unknown: list[str] = []
     for start in range(0, len(ids), _CHUNK):
-        old += [d for d, v in session.execute(
-            sa.select(col(Device.device_id), col(Device.agent_version))
-            .where(col(Device.device_id).in_(ids[start:start + _CHUNK]),
-                   col(Device.agent_version).is_not(None))).all()
-            if version_tuple(v) < version_tuple(needed)]
-    if old:
+        for device_id, version in session.execute(
+                sa.select(col(Device.device_id), col(Device.agent_version))
+                .where(col(Device.device_id).in_(ids[start:start + _CHUNK]))).all():
+            if not version:
+                unknown.append(device_id)
+            elif version_tuple(version) < version_tuple(needed):
+                old.append(device_id)
+    found = [f"{len(names)} {why}: {_named(names)}" for names, why in (
+        (old, "report older agents"), (unknown, "never reported an agent version")) if names]
+    if found:
         raise InvalidRequestError(
             f"release {release.release_id} needs agents >= {needed} (older ones refuse its "
-            f"manifest); {len(old)} device(s) report older agents: {sorted(old)[:20]}: "
-            "upgrade their agents, or leave them out of the rollout's devices")
+            f"manifest); of its devices {'; '.join(found)}: upgrade their agents (a started "
+            "agent reports its version), or leave them out of the rollout's devices")
+
+
+def _named(ids: list[str]) -> str:
+    """Up to 20 device ids, sorted, and how many more."""
+    names = sorted(ids)
+    more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+    return ", ".join(names[:20]) + more
 
 
 def create(

@@ -1,9 +1,11 @@
 """A release whose manifest sets a field older agents refuse (``crops.destreak``: agents
 forbid unknown keys) names the agent version it needs, and a rollout of it to devices
-that report older agents is refused with their names, not failed on them one by one."""
+that report older agents, or never reported their version, is refused with their names,
+not failed on them one by one."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -49,10 +51,39 @@ def test_a_destreak_release_needs_a_newer_agent_and_old_agents_are_left_out(
                 s.add(device)
             s.add(release)
             s.commit()
-        with pytest.raises(InvalidRequestError,
-                           match=r"needs agents >= 0\.2\.0.*1 device\(s\).*'cam-00'"):
+        with pytest.raises(InvalidRequestError) as refused:
             fleet.start()
+        reason = str(refused.value)
+        assert "\n" not in reason  # one line, naming the devices and what to do
+        assert re.search(r"needs agents >= 0\.2\.0.*1 report older agents: cam-00;"
+                         r" 1 never reported an agent version: cam-02: upgrade their agents",
+                         reason), reason
+        assert "leave them out" in reason
         assert fleet.out.sent == []  # nothing went out, nothing was planned
-        # Without the old agent it goes out; a device that never reported is let through.
-        rollout = fleet.start(ids=fleet.ids[1:])
+        # A device that never reported its version alone is refused too: it may be old.
+        with pytest.raises(InvalidRequestError, match=r"never reported.*: cam-02:"):
+            fleet.start(ids=[fleet.ids[2]])
+        assert fleet.out.sent == []
+        # Without them it goes out.
+        rollout = fleet.start(ids=[fleet.ids[1], fleet.ids[3]])
         assert fleet.get(rollout).state == "in_progress"
+
+
+def test_a_release_every_agent_reads_goes_to_devices_that_never_reported(
+    tmp_path: Path,
+) -> None:
+    with sqlite_fleet(tmp_path, 2) as fleet:
+        with Session(fleet.engine) as s:
+            release = s.get(Release, "r2")
+            assert release is not None
+            plain = build_manifest("r2", "petnet", manifest_row(CropSpec()))
+            release.manifest = sign_manifest(plain, Ed25519PrivateKey.generate()).model_dump(
+                mode="json", by_alias=True)
+            s.add(release)
+            for device_id in fleet.ids:
+                device = s.get(Device, device_id)
+                assert device is not None
+                device.agent_version = None
+                s.add(device)
+            s.commit()
+        assert fleet.get(fleet.start()).state == "in_progress"

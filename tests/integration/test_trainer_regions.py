@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from control_plane.services.releases import build_manifest
 from control_plane.store.models import ModelVersion
-from protocols import ModelVersionCreate
+from protocols import CropSpec, ModelVersionCreate
 from tests.integration.test_trainer_lite0 import copy_subset
 from trainer import TrainingResult, load_settings, run_training
 from trainer.cli import app as trainer_app
@@ -120,6 +120,23 @@ def test_a_trained_folder_recalibrates_without_retraining(
     assert report["settings"]["region_other_regions_per_hour"] == 30.0
     assert report["evaluation"]["regions"]["calibration"] == figures
     assert not (folder / "registered.json").exists()  # the registered version is not this
+
+
+def test_recalibrate_cuts_the_held_out_crops_as_the_release_says(
+    regions_run: TrainingResult, tmp_path: Path
+) -> None:
+    """A folder registered with ``crops.destreak`` (the weights trained without it) is
+    calibrated on crops destreaked as its agents will cut them."""
+    folder = tmp_path / "model"
+    shutil.copytree(regions_run.out_dir, folder)
+    path = folder / "registration.json"
+    reg = ModelVersionCreate.model_validate_json(path.read_text())
+    assert reg.crops == CropSpec()  # trained without it
+    path.write_text(reg.model_copy(update={"crops": CropSpec(destreak=3)}).model_dump_json())
+    recalibrate(folder, region_calibration_crops=300)
+    report = json.loads((folder / "report.json").read_text())
+    assert report["settings"]["region_destreak"] == 3
+    assert ModelVersionCreate.model_validate_json(path.read_text()).crops == CropSpec(destreak=3)
 
 
 def test_recalibrate_refuses_a_folder_without_a_model(tmp_path: Path) -> None:

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from edge_agent.regions.crops import CropCutter
-from protocols import CropSpec, ReleaseManifest
+from protocols import CropSpec, InputSpec, ReleaseManifest
 from protocols.destreak import opened, streaked
+from trainer import TrainerError, load_settings
 from trainer.crops import FRAME, backdrops, cut_crop
+from trainer.stages.train import region_crop_spec, region_crops
 from trainer.synth.conditions import CameraLook, spans_for
 from trainer.synth.shifts import rain_streaks
 
@@ -75,3 +77,24 @@ def test_a_release_without_destreak_keeps_the_previous_wire() -> None:
     assert '"destreak":3' in RAIN.model_dump_json()
     fields = ReleaseManifest.model_fields["crops"]
     assert fields.default == CropSpec()
+
+
+def test_a_trainer_setting_cuts_every_regions_crop_as_the_release_says() -> None:
+    """``region_destreak`` reaches the training and validation crops and the release's
+    crop spec, and their features are cached apart from crops cut without it."""
+    spec = InputSpec(width=32, height=32)
+    labels = ["cat", "dog", "other"]
+    plain = load_settings(None, data_dir="/d", arch="lite0", regions=True)
+    rain = load_settings(None, data_dir="/d", arch="lite0", regions=True, region_destreak=3)
+    assert region_crop_spec(plain) == CropSpec()  # the default: crops cut as before
+    assert region_crop_spec(rain) == RAIN
+    assert rain.hyperparameters()["region_destreak"] == 3
+    for before, after in zip(region_crops(plain, labels, spec, [], []),
+                             region_crops(rain, labels, spec, [], []), strict=True):
+        assert (before.crop_spec, after.crop_spec) == (CropSpec(), RAIN)
+        assert before.recipe != after.recipe
+
+
+def test_a_destreak_setting_out_of_range_names_the_key() -> None:
+    with pytest.raises(TrainerError, match="region_destreak"):
+        load_settings(None, data_dir="/d", arch="lite0", regions=True, region_destreak=40)

@@ -17,12 +17,12 @@ from protocols import CropSpec
 from .. import region_eval
 from ..calibrate import softmax
 from ..config import TrainerSettings
-from ..crops import OTHER, REGION_CROPS
+from ..crops import OTHER
 from ..inference import OnnxModel
 from ..runner import Figure, RunContext
 from .data import Splits
 from .evaluate import Evaluated
-from .train import CropLogits, Trained, val_crop_logits
+from .train import CropLogits, Trained, region_crop_spec, val_crop_logits
 
 BACKGROUND = (OTHER,)  # the labels that are no animal
 
@@ -60,7 +60,7 @@ def animal_confidence(s: TrainerSettings, splits: Splits, model: OnnxModel, temp
     """The animal confidence for ``s.region_false_animals_per_hour``, calibrated on
     ``s.region_calibration_crops`` held-out "other" crops, and its figures."""
     other = region_eval.calibration_crops(s.seed, s.region_calibration_crops, splits.spec,
-                                          REGION_CROPS)
+                                          region_crop_spec(s))
     other_logits = region_eval.predict_crops(model, other, splits.spec)
     return region_eval.calibrate(
         softmax(val.logits, temperature), val.labels, softmax(other_logits, temperature),
@@ -73,7 +73,7 @@ def clip_figures(s: TrainerSettings, splits: Splits, model: OnnxModel, temperatu
     """The model on crops of park clips of the test photos (None: ``region_eval_seconds`` 0)."""
     if s.region_eval_seconds <= 0:
         return None
-    crops = region_eval.clip_crops(s.data_dir, splits.spec, REGION_CROPS,
+    crops = region_eval.clip_crops(s.data_dir, splits.spec, region_crop_spec(s),
                                    s.region_eval_seconds, s.seed, s.val_fraction,
                                    s.test_fraction)
     return {
@@ -90,7 +90,7 @@ def regions_stage(ctx: RunContext) -> RegionsEvaluated:
     val = evaluated.val_crops or val_crop_logits(ctx[Trained].settings, splits, model)
     threshold, calibration = animal_confidence(s, splits, model, t, val)
     regions = {"calibration": calibration, "clips": clip_figures(s, splits, model, t, threshold)}
-    return RegionsEvaluated(list(BACKGROUND), threshold, REGION_CROPS, regions)
+    return RegionsEvaluated(list(BACKGROUND), threshold, region_crop_spec(s), regions)
 
 
 __all__ = ["BACKGROUND", "RegionsEvaluated", "animal_confidence", "clip_figures",

@@ -18,7 +18,7 @@ import numpy.typing as npt
 import torch
 from rich.console import Console
 
-from protocols import InputSpec
+from protocols import CropSpec, InputSpec
 
 from ..config import TrainerSettings
 from ..crop_set import CropSet
@@ -111,6 +111,12 @@ def fit(
 VAL_CROP_SEED = 7919  # added to the seed: validation crops come from other parks
 
 
+def region_crop_spec(settings: TrainerSettings) -> CropSpec:
+    """How the regions crops are cut: here (training, validation, calibration, clips) and
+    by the release's agents."""
+    return REGION_CROPS.model_copy(update={"destreak": settings.region_destreak})
+
+
 def region_crops(settings: TrainerSettings, labels: Sequence[str], spec: InputSpec,
                  train: Sequence[ImageRecord], val: Sequence[ImageRecord]
                  ) -> tuple[CropSet, CropSet]:
@@ -122,7 +128,7 @@ def region_crops(settings: TrainerSettings, labels: Sequence[str], spec: InputSp
         # The share of clip-mined "other" crops is of the animal crops; a dataset's own
         # mined negatives (an other/ folder) come on top.
         animals = sum(r.label_index != other for r in records)
-        return CropSet(records, other, spec, REGION_CROPS, per,
+        return CropSet(records, other, spec, region_crop_spec(settings), per,
                        round(animals * per * share / (1 - share)), seed)
 
     return crops(train, settings.seed), crops(val, settings.seed + VAL_CROP_SEED)
@@ -162,4 +168,5 @@ def train_stage(ctx: RunContext) -> Trained:
     return Trained(outcome, settings, search, path)
 
 
-__all__ = ["CropLogits", "Trained", "fit", "region_crops", "train_stage", "val_crop_logits"]
+__all__ = ["CropLogits", "Trained", "fit", "region_crop_spec", "region_crops", "train_stage",
+           "val_crop_logits"]
