@@ -28,10 +28,15 @@ windows by ``drift.baseline.learn`` and stored for each device, as the analysis 
 them), so each report judges every camera's latest windows against its baseline as in
 a fleet that has learned them (``--no-baselines``: none, every camera still learning).
 
-With ``--before DIR`` (a checkout of other code, e.g. ``git worktree add DIR COMMIT``),
-each case's whole analysis is also timed by that code on the same store, alternately
-with this one's, ``--repeat`` times each, and the ratio of the best of each printed:
-a change measured side by side on the same data and load.
+With ``--before DIR`` (a checkout of other code, e.g. ``git archive COMMIT | tar -x -C
+DIR``), each case's whole analysis is also timed by that code's ``control_plane`` (through
+this driver) on the same store, alternately with this one's, ``--repeat`` times each, and
+the ratio of the best of each printed: a change measured side by side on the same data
+and load. ``--warm`` also times a second analysis in the same process, as the server's
+periodic task runs them (what a process keeps between analyses counts there).
+
+``--keep DIR`` keeps case 2's store under DIR and reuses it on the next run with the
+same sizes (generating 10,000 x 7 days takes tens of minutes on a loaded machine).
 
 Also the camera history a dashboard page loads (``GET /api/v1/drift/history``, 30 days
 of one camera's daily rows) over case 2's store, through the API in-process.
@@ -41,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing as mp
 import os
 import platform
@@ -56,7 +60,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The code measured: this checkout's, or another's (``--before``: ``timed_by`` runs this
+# driver over that checkout's ``control_plane``, so both are measured the same way).
+sys.path.insert(0, os.environ.get("FLEET_REPORT_CODE") or str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
@@ -77,12 +83,21 @@ from control_plane.store.models import DriftBaseline, TelemetryRollup
 ROWS_PER_INSERT = 20_000
 
 
-def _report(url: str, how: str, part: str, minutes: int, devices: int
+def _report(url: str, how: str, part: str, minutes: int, devices: int, runs: int = 1
             ) -> tuple[float, float, float]:
     """(seconds, peak RSS MB, CPU seconds) of one report in this (fresh) process: ``part``
     "merge" (``collect.collect``: reading and merging) or "analysis" (all of
-    ``run_analysis``). CPU seconds are this process's (not the database server's): on a
-    loaded machine the wall clock is mostly waiting for a core."""
+    ``run_analysis``); with ``runs`` 2, of the second of two in the process. CPU seconds
+    are this process's (not the database server's): on a loaded machine the wall clock is
+    mostly waiting for a core."""
+    for _ in range(runs - 1):
+        _report_once(url, how, part, minutes, devices)
+    took, cpu = _report_once(url, how, part, minutes, devices)
+    return took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, cpu
+
+
+def _report_once(url: str, how: str, part: str, minutes: int, devices: int
+                 ) -> tuple[float, float]:
     engine = create_db_engine(url)
     week = 7 * 24 * 60  # the longest range a report covers
     settings = DriftSettings(range_minutes=min(minutes, week), analysis_interval_s=0)
@@ -102,46 +117,52 @@ def _report(url: str, how: str, part: str, minutes: int, devices: int
     took, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert n == devices, (how, n, devices)
     engine.dispose()
-    return took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, cpu
+    return took, cpu
 
 
-def timed(url: str, how: str, part: str, minutes: int, devices: int
+def timed(url: str, how: str, part: str, minutes: int, devices: int, runs: int = 1
           ) -> tuple[float, float, float]:
     with mp.get_context("spawn").Pool(1) as p:
-        return p.apply(_report, (url, how, part, minutes, devices))
+        return p.apply(_report, (url, how, part, minutes, devices, runs))
 
 
-def timed_by(tree: Path, url: str, part: str, minutes: int, devices: int
+def timed_by(tree: Path, url: str, part: str, minutes: int, devices: int, runs: int = 1
              ) -> tuple[float, float, float]:
-    """``timed`` of the rollups path by the code of another checkout (``--before``: its
-    own ``bench/fleet_report.py`` and ``control_plane``), on the same store (CPU seconds
-    nan where its bench does not measure them)."""
-    code = ("import json, sys; sys.path.insert(0, 'bench'); import numpy as np; "
-            "np.seterr(all='ignore'); import fleet_report as f; "
-            f"print(json.dumps(f.timed({url!r}, 'rollups', {part!r}, {minutes}, {devices})))")
+    """``timed`` of the rollups path by the ``control_plane`` of another checkout
+    (``--before``) through this driver, on the same store, in a fresh process."""
+    code = ("import json, sys; import numpy as np; np.seterr(all='ignore'); "
+            f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
+            "import fleet_report as f; "
+            f"print(json.dumps(f._report({url!r}, 'rollups', {part!r}, {minutes}, {devices}, "
+            f"{runs})))")
+    env = {**os.environ, "PYTHONPATH": str(tree), "FLEET_REPORT_CODE": str(tree)}
     out = subprocess.run([sys.executable, "-c", code], cwd=tree, capture_output=True,
-                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(tree)})
-    took, rss, *cpu = json.loads(out.stdout.strip().splitlines()[-1])
-    return float(took), float(rss), float(cpu[0]) if cpu else math.nan
+                         text=True, check=True, env=env)
+    took, rss, cpu = json.loads(out.stdout.strip().splitlines()[-1])
+    return float(took), float(rss), float(cpu)
 
 
 def before_after(name: str, label: str, url: str, args: argparse.Namespace, minutes: int,
                  devices: int) -> None:
     """The analysis by ``--before``'s code and by this one, alternately, ``--repeat``
-    times each on the same store; the ratio of the best of each (wall and CPU)."""
-    got: dict[str, list[tuple[float, float]]] = {"before": [], "now": []}
-    for _ in range(args.repeat):
-        for who in got:
-            took, rss, cpu = (timed_by(args.before, url, "analysis", minutes, devices)
-                              if who == "before" else
-                              timed(url, "rollups", "analysis", minutes, devices))
-            got[who].append((took, cpu))
-            print(f"| {name} | {label} | | analysis: {who} | {took:.2f} | {cpu:.2f} | "
-                  f"{rss:.0f} | {os.getloadavg()[0]:.1f} |")
-    best = {who: [min(t[i] for t in got[who]) for i in (0, 1)] for who in got}
-    print(f"| {name} | {label} | | analysis: before / now (best of {args.repeat}) | "
-          f"{best['before'][0] / best['now'][0]:.1f}x | "
-          f"{best['before'][1] / best['now'][1]:.1f}x | | |")
+    times each on the same store (with ``--warm``, also the second analysis in a
+    process); the ratio of the best of each (wall and CPU)."""
+    for runs in (1, 2) if args.warm else (1,):
+        part = "analysis" if runs == 1 else "second analysis"
+        got: dict[str, list[tuple[float, float]]] = {"before": [], "now": []}
+        for _ in range(args.repeat):
+            for who in got:
+                took, rss, cpu = (
+                    timed_by(args.before, url, "analysis", minutes, devices, runs)
+                    if who == "before" else
+                    timed(url, "rollups", "analysis", minutes, devices, runs))
+                got[who].append((took, cpu))
+                print(f"| {name} | {label} | | {part}: {who} | {took:.2f} | {cpu:.2f} | "
+                      f"{rss:.0f} | {os.getloadavg()[0]:.1f} |")
+        best = {who: [min(t[i] for t in got[who]) for i in (0, 1)] for who in got}
+        print(f"| {name} | {label} | | {part}: before / now (best of {args.repeat}) | "
+              f"{best['before'][0] / best['now'][0]:.2f}x | "
+              f"{best['before'][1] / best['now'][1]:.2f}x | | |")
 
 
 def _hour_vector() -> list[float]:
@@ -219,7 +240,29 @@ def generate(url: str, devices: int, days: int) -> int:
         with session_scope(engine) as s:
             insert_windows(s, raw)
     engine.dispose()
-    return minutes + 19  # ends one minute before the last window: the partial hour is raw
+    return _minutes(days)
+
+
+def _minutes(days: int) -> int:
+    """The range of case 2's report: it ends one minute before the last raw window, so
+    the partial hour is raw."""
+    return days * 24 * 60 + 19
+
+
+def kept_store(keep: Path, name: str, args: argparse.Namespace) -> tuple[str, Path, bool]:
+    """Case 2's store kept under ``keep`` (``--keep``): its URL, the file that marks it
+    complete (holding the URL), and whether an earlier run completed it (generated it and
+    its baselines), so this one reuses it."""
+    keep.mkdir(parents=True, exist_ok=True)
+    stem = keep / (f"{name.lower()}-{args.big_devices}x{args.big_days}d"
+                   + ("-no-baselines" if args.no_baselines else ""))
+    done = stem.with_suffix(".done")
+    if done.exists():
+        return done.read_text().strip(), done, True
+    if name == "SQLite":
+        stem.with_suffix(".db").unlink(missing_ok=True)
+        return f"sqlite:///{stem}.db", done, False
+    return postgres_db() or "", done, False
 
 
 def history(url: str, until: str) -> tuple[float, int]:
@@ -260,6 +303,10 @@ def main() -> None:
                     "stores beside this one's, alternately (e.g. a `git worktree add` of the "
                     "commit before a change).")
     ap.add_argument("--repeat", type=int, default=2, help="Timings each with --before.")
+    ap.add_argument("--warm", action="store_true",
+                    help="With --before: also time a second analysis in the same process.")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="Keep case 2's store in this folder and reuse it when it is there.")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load "
           f"{os.getloadavg()[0]:.1f}, Python {platform.python_version()}\n")
@@ -271,14 +318,14 @@ def main() -> None:
         print("| store | case | windows | path | report s | CPU s | peak RSS MB | load |\n"
               "|---|---|---|---|---|---|---|---|")
         for name, new_url in urls.items():
-            url = new_url()
+            url = new_url() if args.devices else ""
             try:
                 if args.devices:
                     case_one(name, url, args)
                 if args.big_devices:
-                    case_two(name, new_url(), args)
+                    case_two(name, new_url, args)
             finally:
-                if name == "PostgreSQL":
+                if name == "PostgreSQL" and url:
                     drop_postgres_db(url)
 
 
@@ -309,13 +356,20 @@ def case_one(name: str, url: str, args: argparse.Namespace) -> None:
         before_after(name, label, url, args, minutes, args.devices)
 
 
-def case_two(name: str, url: str, args: argparse.Namespace) -> None:
+def case_two(name: str, new_url: Any, args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
-    minutes = generate(url, args.big_devices, args.big_days)
-    if not args.no_baselines:
-        add_baselines(url, args.big_devices)
-    label = (f"{args.big_devices:,} x {args.big_days} d (rollup rows generated in "
-             f"{time.perf_counter() - t0:.0f} s)")
+    url, done, reused = (kept_store(args.keep, name, args) if args.keep
+                         else (new_url(), None, False))
+    minutes = _minutes(args.big_days)
+    if not reused:
+        generate(url, args.big_devices, args.big_days)
+        if not args.no_baselines:
+            add_baselines(url, args.big_devices)
+        if done is not None:
+            done.write_text(url)
+    how = "kept from an earlier run" if reused else (
+        f"rollup rows generated in {time.perf_counter() - t0:.0f} s")
+    label = f"{args.big_devices:,} x {args.big_days} d ({how})"
     n = args.big_devices * args.big_days * 24 * 60
     for part in ("merge",) if args.big_merge_only else ("merge", "analysis"):
         took, rss, cpu = timed(url, "rollups", part, minutes, args.big_devices)
@@ -326,7 +380,7 @@ def case_two(name: str, url: str, args: argparse.Namespace) -> None:
     seconds, points = history(url, (START + timedelta(days=args.big_days)).isoformat())
     print(f"| {name} | one camera, 30 days ({points} daily points) | | "
           f"GET /api/v1/drift/history | {seconds:.3f} | | | {os.getloadavg()[0]:.1f} |")
-    if name == "PostgreSQL":
+    if name == "PostgreSQL" and not args.keep:
         drop_postgres_db(url)
 
 

@@ -35,12 +35,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 import _fleet_rig  # noqa: E402 - bench/ helpers: PostgreSQL database, ingest workers
 import httpx  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
 
 from control_plane.store.db import create_db_engine  # noqa: E402
 from control_plane.testing import registration  # noqa: E402
@@ -75,14 +77,45 @@ def release(api: httpx.Client) -> str:
     return str(api.post("/api/v1/releases", json={"model_name": "petnet"}).json()["release_id"])
 
 
-def measure(api: httpx.Client, mqtt_url: str, db_url: str, n: int,
-            processes: int) -> dict[str, float]:
+def cpu_seconds(loop: Loop, broker: int, fleet: Fleet | ShardedFleet,
+                engine: sa.Engine) -> dict[str, float]:
+    """CPU seconds so far (from /proc) of each process on the rollout's path: the control
+    plane's, the broker, the simulator and PostgreSQL's backends (by pid: compare two
+    snapshots with ``cpu_spent``)."""
+    out = {name: _fleet_rig.process_cpu(proc.popen.pid)
+           for name, proc in loop.procs.items() if proc.alive()}
+    out["mosquitto"] = _fleet_rig.process_cpu(broker)
+    if isinstance(fleet, ShardedFleet):
+        out["simulator"] = sum(_fleet_rig.process_cpu(pid) for pid in fleet.pids)
+    else:
+        out["bench and simulator"] = _fleet_rig.process_cpu(os.getpid())
+    out.update({f"postgres-{pid}": cpu for pid, cpu in _fleet_rig.backend_cpu(engine).items()})
+    return out
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds between two snapshots; PostgreSQL's backends added up."""
+    spent: dict[str, float] = {}
+    for name, cpu in after.items():
+        key = "postgresql" if name.startswith("postgres-") else name
+        spent[key] = spent.get(key, 0.0) + cpu - before.get(name, 0.0)
+    return spent
+
+
+def measure(api: httpx.Client, loop: Loop, broker: int, db_url: str, n: int,
+            processes: int) -> dict[str, Any]:
     config = SimConfig(devices=n, prefix=f"b{n}", interval=3600.0, windows=0)
     engine = create_db_engine(db_url)
     try:
         _fleet_rig.add_devices(engine, config)
+        return _measure(api, loop, broker, engine, config, processes)
     finally:
         engine.dispose()
+
+
+def _measure(api: httpx.Client, loop: Loop, broker: int, engine: sa.Engine,
+             config: SimConfig, processes: int) -> dict[str, Any]:
+    n, mqtt_url = config.devices, loop.broker_url
     token = api.headers["Authorization"].removeprefix("Bearer ")
     fleet: Fleet | ShardedFleet = (
         Fleet(config, mqtt_url, ManifestCache(api)) if processes == 1
@@ -99,6 +132,7 @@ def measure(api: httpx.Client, mqtt_url: str, db_url: str, n: int,
         ids = [f"b{n}-{i:04d}" for i in range(n)]
         rel = release(api)
         handled_before = fleet.stats.desired_handled
+        cpu_before = cpu_seconds(loop, broker, fleet, engine)
         start = time.perf_counter()
         delivered: list[float] = []  # when every device had handled its desired state
 
@@ -121,6 +155,7 @@ def measure(api: httpx.Client, mqtt_url: str, db_url: str, n: int,
         # Polling is part of the load: the answer counts devices by state, lists none.
         wait_until(completed, 600, f"rollout to {n} devices", interval=0.1)
         seconds = time.perf_counter() - start
+        cpu = cpu_spent(cpu_before, cpu_seconds(loop, broker, fleet, engine))
         desired = fleet.stats.desired_handled - handled_before
     finally:
         stop.set()
@@ -128,13 +163,24 @@ def measure(api: httpx.Client, mqtt_url: str, db_url: str, n: int,
     # Per device on the rollout's path: the desired state in and the reported state out.
     return {"devices": n, "seconds": seconds, "per_s": n / seconds, "answered": answered,
             "delivered": delivered[0] if delivered else float("nan"),
-            "messages_per_device": (desired + desired) / n}
+            "messages_per_device": (desired + desired) / n, "cpu": cpu}
 
 
-def _row(r: dict[str, float]) -> str:
+def _row(r: dict[str, Any]) -> str:
     return (f"| {r['devices']:.0f} | {r['answered']:.2f} | {r['delivered']:.2f} | "
             f"{r['seconds']:.2f} | {r['seconds'] / r['delivered']:.2f} | {r['per_s']:.0f} | "
-            f"{r['messages_per_device']:.1f} |")
+            f"{r['messages_per_device']:.1f} | "
+            f"{sum(r['cpu'].values()) * 1000 / r['devices']:.2f} |")
+
+
+def _cpu_rows(r: dict[str, Any]) -> list[str]:
+    """CPU of each process over the rollout (POST until complete seen): seconds and ms a
+    device; load-independent, unlike the times."""
+    n, cpu = r["devices"], r["cpu"]
+    rows = [f"| {n:.0f} | {name} | {s:.2f} | {s * 1000 / n:.3f} |"
+            for name, s in sorted(cpu.items(), key=lambda kv: -kv[1])]
+    total = sum(cpu.values())
+    return [*rows, f"| {n:.0f} | **all** | {total:.2f} | {total * 1000 / n:.3f} |"]
 
 
 def start_control_plane(loop: Loop, args: argparse.Namespace, db_url: str | None) -> None:
@@ -184,7 +230,7 @@ def main() -> None:
                     rows = []
                     for n in args.sizes:  # each row as soon as it is measured
                         processes = args.processes or -(-n // DEVICES_PER_PROCESS)
-                        rows.append(measure(api, mqtt_url, db_url, n, processes))
+                        rows.append(measure(api, loop, broker.pid, db_url, n, processes))
                         print(_row(rows[-1]), flush=True)
             finally:
                 loop.stop_all()
@@ -202,10 +248,14 @@ def main() -> None:
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}\n")
     print("| devices | s until POST /rollouts answered | s until every device had it and "
           "reported | s until the rollout completed | completed / reported (goal <= 1.5) | "
-          "devices/s | MQTT messages per device |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+          "devices/s | MQTT messages per device | CPU ms per device, all processes |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(_row(r))
+    print("\nCPU over the rollout (POST until complete seen), from /proc:\n")
+    print("| devices | process | CPU s | CPU ms per device |\n|---:|---|---:|---:|")
+    for r in rows:
+        print("\n".join(_cpu_rows(r)))
     if len(rows) > 1:
         first, last = rows[0], rows[-1]
         print(f"\n{last['devices']:.0f} vs {first['devices']:.0f} devices: time x"

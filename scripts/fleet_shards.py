@@ -76,6 +76,11 @@ class ShardedFleet:
         ]
 
     @property
+    def pids(self) -> list[int]:
+        """The simulator processes' ids (once running)."""
+        return [proc.pid for proc in self._procs if proc.pid is not None]
+
+    @property
     def stats(self) -> FleetStats:
         """The shards' counters added up (as of their last tick)."""
         values = self._counters[:]

@@ -113,7 +113,8 @@ def _chunk_statistics(
     cameras = camera_rows(profile, latest, [r for _, dev in chunk for r in dev.binned()])
     verdicts = iter(windows_drifted(profile, latest, settings, cameras))
     held = baseline_holds_many(profile, [list(dev.recent) for _, dev in chunk],
-                               [baselines.get(d, {}) for d, _ in chunk], settings, cameras)
+                               [baselines.get(d, {}) for d, _ in chunk], settings, cameras,
+                               [k for _, dev in chunk for ks in dev.camera_keys() for k in ks])
     for (_, dev), stats, base in zip(chunk, skew, held, strict=True):
         # The latest N of them: older ones are read for the class mix only.
         mine = [next(verdicts) for _ in dev.recent][-settings.alert_windows:]
@@ -321,7 +322,7 @@ class _StoreReader:
     def drop(self, chunk: Chunk) -> None:
         for _, dev in chunk:
             dev.recent.clear()
-            dev.recent_rows = []
+            dev.recent_rows, dev.recent_keys = [], []
 
 
 def _values(r: Report) -> dict[str, Any]:

@@ -394,11 +394,13 @@ def _optional(value: Any) -> float | None:
 
 
 def levels_of(stored: dict[str, Any]) -> dict[str, Level]:
-    """Levels from their stored form (a baseline stored before merged levels has none)."""
-    return {k: Level(float(v["scale"]), float(v["dof"]), int(v["bins"]),
-                     _optional(v.get("recent_scale")), _optional(v.get("recent_dof")),
-                     int(v.get("recent_windows") or 0), _optional(v.get("dispersion")),
-                     int(v.get("pooled") or 0))
+    """Levels from their stored form (a baseline stored before merged levels has none);
+    levels parsed already (``learning.ActiveBaseline``) are taken as they are."""
+    return {k: v if isinstance(v, Level) else
+            Level(float(v["scale"]), float(v["dof"]), int(v["bins"]),
+                  _optional(v.get("recent_scale")), _optional(v.get("recent_dof")),
+                  int(v.get("recent_windows") or 0), _optional(v.get("dispersion")),
+                  int(v.get("pooled") or 0))
             for k, v in stored.items()}
 
 

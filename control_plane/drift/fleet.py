@@ -102,8 +102,8 @@ def _histogram(f: _Feature, cur: FloatArray, settings: DriftSettings) -> list[di
     """``compare._feature`` for every row of ``cur`` (this feature's columns)."""
     n, m = float(f.ref.sum()), cur.sum(axis=1)
     judged = (m >= settings.min_samples) & (n > 0)
-    out: list[dict[str, Any]] = [{"samples": int(x), "judged": bool(j)}
-                                 for x, j in zip(m, judged, strict=True)]
+    out: list[dict[str, Any]] = [{"samples": int(x), "judged": j}
+                                 for x, j in zip(m.tolist(), judged.tolist(), strict=True)]
     rows = np.flatnonzero(judged)
     for o in out:
         if not o["judged"]:

@@ -49,17 +49,18 @@ class _Group:
     alpha: float = 0.0
 
 
-def _groups(rows: CameraRows, device_of: list[int], age: list[int],
+def _groups(rows: CameraRows, keys: Sequence[Key], device_of: list[int], age: list[int],
             baselines: Sequence[dict[Key, DriftBaseline]], settings: DriftSettings
             ) -> list[_Group]:
-    """Per device (in order), the camera × condition keys of its latest ``alert_windows``
-    windows (``age``: a window's place from its device's newest, 0), sorted, with their
-    rows."""
+    """Per device (in order), the camera × condition keys (``keys``: of each row) of its
+    latest ``alert_windows`` windows (``age``: a window's place from its device's newest,
+    0), sorted, with their rows."""
+    if len(keys) != len(rows.cameras):
+        raise ValueError(f"{len(keys)} camera keys for {len(rows.cameras)} camera rows")
     per: dict[tuple[int, Key], list[int]] = defaultdict(list)
     pooled: dict[tuple[int, Key], list[int]] = defaultdict(list)
-    for k, camera in enumerate(rows.cameras):
-        w = int(rows.window[k])
-        key = (device_of[w], bl.camera_key(camera))
+    for k, (w, camera_key) in enumerate(zip(rows.window.tolist(), keys, strict=True)):
+        key = (device_of[w], camera_key)
         if age[w] < settings.alert_windows:
             per[key].append(k)
         if age[w] < settings.mix_windows:
@@ -103,8 +104,7 @@ def _drivers(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
     # Most cameras send no region fields (whole-frame agents): nothing to look up.
     regions = {k: region_counts(rows.cameras[k], labels)
                if not REGION_FIELDS.isdisjoint(rows.cameras[k]) else {} for k in row_group}
-    crops = np.array([bool(rows.fits[k] and frames[k] > 0 and int(frames[k]) >= min_samples)
-                      for k in range(len(rows.cameras))], bool)
+    crops = rows.fits & (frames > 0) & (frames.astype(np.int64) >= min_samples)
     cand = np.array(sorted(k for k in row_group if crops[k] or regions[k]), np.intp)
     if not cand.size:
         return {}
@@ -213,15 +213,19 @@ def baseline_holds_many(
     baselines: Sequence[dict[Key, DriftBaseline]],
     settings: DriftSettings,
     rows: CameraRows | None = None,
+    keys: Sequence[Key] | None = None,
 ) -> list[dict[str, Any]]:
     """``[verdicts.baseline_holds(profile, list(r), b, settings) for r, b in zip(recent,
     baselines)]``, computed at once (``rows``: ``fleet.camera_rows`` of the windows of
-    ``recent`` in order, when the caller has them)."""
+    ``recent`` in order, ``keys``: ``baseline.camera_key`` of each of its cameras, when
+    the caller has them)."""
     device_of = [d for d, ws in enumerate(recent) for _ in ws]
     age = [len(ws) - 1 - i for ws in recent for i in range(len(ws))]
     if rows is None:
         rows = camera_rows(profile, [p for ws in recent for p in ws])
-    groups = _groups(rows, device_of, age, baselines, settings)
+    if keys is None:
+        keys = [bl.camera_key(c) for c in rows.cameras]
+    groups = _groups(rows, keys, device_of, age, baselines, settings)
     for g in groups:
         if g.base is not None:
             g.levels = bl.levels_of(g.base.levels)

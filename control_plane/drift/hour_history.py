@@ -19,7 +19,6 @@ from sqlmodel import Session, col
 
 from ..config.drift import DriftSettings
 from ..store.models import TelemetryRollup
-from . import baseline as bl
 from . import hours
 from .collect import Collected
 
@@ -35,9 +34,8 @@ def learning_cameras(found: Collected, have: dict[tuple[str, str], dict[Key, Any
     for rel, per_device in found.devices.items():
         for device_id, dev in per_device.items():
             known = have.get((rel, device_id), {})
-            for payload in dev.recent:
-                for camera in payload.get("cameras") or []:
-                    key = bl.camera_key(camera)
+            for keys in dev.camera_keys():
+                for key in keys:
                     if key not in known:
                         out.add((device_id, key[0]))
     return out

@@ -10,6 +10,7 @@ own (its bins are its own profile's), so an accepted promotion starts afresh.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from array import array
@@ -28,7 +29,7 @@ from ..config.drift import DriftSettings
 from ..errors import NotFoundError
 from ..store.models import Device, DriftBaseline, TelemetryWindowRecord, utc_now
 from . import baseline as bl
-from .collect import STREAM_ROWS, Collected
+from .collect import STREAM_ROWS, Collected, rows_of
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (camera id, condition)
@@ -39,19 +40,44 @@ READ_FACTOR = 8
 
 @dataclass(frozen=True)
 class ActiveBaseline:
-    """What an analysis reads of an active baseline (``DriftBaseline``'s fields)."""
+    """What an analysis reads of an active baseline (``DriftBaseline``'s fields; ``levels``
+    parsed, which ``baseline.levels_of`` takes as they are)."""
 
     id: int
     version: int
     window_minutes: float
     counts: dict[str, array[float]]
-    levels: dict[str, Any]
+    levels: dict[str, bl.Level]
 
 
 def _packed(counts: dict[str, list[float]]) -> dict[str, array[float]]:
     # A fleet's baselines stay in memory through its analysis: 8 bytes a count, where a
     # list of Python floats takes 32.
     return {name: array("d", values) for name, values in counts.items()}
+
+
+# Parsed levels by baseline (id, version), beside a digest of the text they were parsed
+# from. A stored baseline's levels never change (a relearnt one is a new row, a reset
+# retires it), so the server's periodic analyses parse each one once, where parsing them
+# was about a tenth of a 10,000-device report; the digest tells a row of another store
+# with the same id and version (a restored backup, tests) apart. Cleared when full: the
+# active baselines of a large fleet fit many times over.
+_LEVELS: dict[tuple[int, int], tuple[bytes, dict[str, bl.Level]]] = {}
+LEVELS_KEPT = 65_536
+
+
+def _levels(id_: int, version: int, text: str) -> dict[str, bl.Level]:
+    """A stored baseline's levels parsed, from the process's cache when its text is the
+    one they were parsed from."""
+    digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    kept = _LEVELS.get((id_, version))
+    if kept is not None and kept[0] == digest:
+        return kept[1]
+    if len(_LEVELS) >= LEVELS_KEPT:
+        _LEVELS.clear()
+    levels = bl.levels_of(from_json(text))
+    _LEVELS[(id_, version)] = (digest, levels)
+    return levels
 
 
 def active(session: Session, release_ids: list[str], device_ids: list[str] | None = None
@@ -76,10 +102,10 @@ def active(session: Session, release_ids: list[str], device_ids: list[str] | Non
                [query.where(col(b.device_id).in_(device_ids[i : i + 500]))
                 for i in range(0, len(device_ids), 500)])
     for batch in batches:
-        rows = session.execute(batch.execution_options(yield_per=STREAM_ROWS))
+        rows = rows_of(session, batch.execution_options(yield_per=STREAM_ROWS))
         for rel, device_id, camera_id, condition, id_, version, minutes, counts, levels in rows:
             out[(rel, device_id)][(camera_id, condition)] = ActiveBaseline(
-                id_, version, minutes, _packed(from_json(counts)), from_json(levels))
+                id_, version, minutes, _packed(from_json(counts)), _levels(id_, version, levels))
     return out
 
 
@@ -200,7 +226,7 @@ def learn_missing(
     for rel, per_device in sorted(found.devices.items()):
         lacking: dict[str, set[Key]] = {}
         for device_id, dev in sorted(per_device.items()):
-            seen = {bl.camera_key(c) for p in dev.recent for c in p.get("cameras") or []}
+            seen = {k for keys in dev.camera_keys() for k in keys}
             missing = seen - set(have.get((rel, device_id), {}))
             if missing:
                 lacking[device_id] = missing

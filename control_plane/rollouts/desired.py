@@ -204,14 +204,15 @@ def begin_write(session: Session) -> None:
 
 def lock_devices(session: Session, device_ids: Iterable[str]) -> dict[str, Device]:
     """Lock ``device_ids`` for writing and re-read them (objects the session already held
-    are refreshed: a read taken before the lock may be stale)."""
+    are refreshed: a read taken before the lock may be stale). FOR NO KEY UPDATE, as
+    ingest locks devices (``device_messages._read``): foreign-key checks pass."""
     begin_write(session)
     wanted = sorted(set(device_ids))
     found: dict[str, Device] = {}
     for start in range(0, len(wanted), _CHUNK):
         rows = session.exec(
             select(Device).where(col(Device.device_id).in_(wanted[start:start + _CHUNK]))
-            .order_by(col(Device.device_id)).with_for_update()
+            .order_by(col(Device.device_id)).with_for_update(key_share=True)
             .execution_options(populate_existing=True)
         ).all()
         found.update((d.device_id, d) for d in rows)

@@ -151,7 +151,10 @@ def _read(session: Session, ids: set[str]) -> dict[str, DeviceRow]:
     run commits: two ingest workers may hold one device's messages at once (a reconnect's
     Will on one, the new connection's ``online`` on the other), and each must judge its
     own against what the other committed, not against the row as it was before. Locked
-    in device order, as ``_write`` updates them (SQLite has one writer: no lock)."""
+    in device order, as ``_write`` updates them (SQLite has one writer: no lock), and FOR
+    NO KEY UPDATE: a telemetry batch's window of a locked device checks its foreign key
+    meanwhile (KEY SHARE, which FOR UPDATE would block: a deadlock when that batch holds
+    a device this run waits for; tests/integration/test_cp_device_locks.py)."""
     if not ids:
         return {}
     t = _TABLE
@@ -160,7 +163,7 @@ def _read(session: Session, ids: set[str]) -> dict[str, DeviceRow]:
         _json_int(t.c.reported, "desired_revision"), _json_int(t.c.reported, "desired_epoch"),
         t.c.desired_revision, t.c.desired_rollout_id, t.c.desired_mode,
     ).where(t.c.device_id.in_(sorted(ids))).order_by(t.c.device_id)
-        .with_for_update(of=t)).all()
+        .with_for_update(of=t, key_share=True)).all()
     return {r[0]: DeviceRow(*r) for r in rows}
 
 

@@ -16,7 +16,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from control_plane.config.drift import DriftSettings
-from control_plane.drift import analyser, oracle, synthetic
+from control_plane.drift import analyser, baseline, collect, learning, oracle, synthetic
 from control_plane.drift.collect import Collected
 from control_plane.services.telemetry import ingest_windows
 from control_plane.store.models import Device, DriftBaseline, DriftReport
@@ -105,3 +105,94 @@ def test_a_fleet_in_chunks_writes_the_straightforward_reports(
     second = analyser.run_analysis(session, SETTINGS, now=NOW)
     assert second.baselines_learned == 0
     assert_same_reports(written(session, last), expected)
+
+
+def _relearnt(session: Session, factor: float) -> None:
+    """Each active baseline replaced by a new version whose levels are ``factor`` times
+    its own, as a reset and a new learning leave them."""
+    for old in session.exec(select(DriftBaseline).where(col(DriftBaseline.retired_at).is_(None))
+                            ).all():
+        learning.reset(session, by="test", reason="relearn", device_id=old.device_id,
+                       camera_id=old.camera_id, condition=old.condition,
+                       release_id=old.release_id)
+        session.add(DriftBaseline(**{
+            **old.model_dump(exclude={"id", "retired_at", "retired_by", "retired_reason"}),
+            "version": old.version + 1, "levels": _scaled(old.levels, factor)}))
+    session.commit()
+
+
+def _scaled(levels: dict[str, Any], factor: float) -> dict[str, Any]:
+    return {k: {**v, "scale": v["scale"] * factor} for k, v in levels.items()}
+
+
+def test_relearnt_baselines_are_judged_by_their_new_levels_not_the_kept_ones(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process keeps parsed levels between analyses: a row whose stored levels differ
+    from the kept ones under the same id and version (another store, a restored backup)
+    and a relearnt baseline (a new row) are judged by what the store holds."""
+    monkeypatch.setattr(analyser, "CHUNK_DEVICES", CHUNK)
+    analyser.run_analysis(session, SETTINGS, now=NOW)  # learns the baselines
+    analyser.run_analysis(session, SETTINGS, now=NOW)  # reads them: their levels kept
+    last = max(r.id or 0 for r in written(session, 0))
+    analyser.run_analysis(session, SETTINGS, now=NOW)
+    kept = {(r.release_id, r.device_id): r.statistics for r in written(session, last)}
+
+    row = session.exec(select(DriftBaseline).where(col(DriftBaseline.retired_at).is_(None),
+                                                   DriftBaseline.device_id == "cam-2")).one()
+    row.levels = _scaled(row.levels, 4.0)
+    session.add(row)
+    session.commit()
+    changed = _as_the_oracle_says(session)
+    assert changed["cam-2"] != kept[("rel-a", "cam-2")]  # the kept levels would show
+
+    _relearnt(session, 2.0)
+    changed = _as_the_oracle_says(session)
+    assert all(changed[d] != kept[("rel-a", d)] for d in ("cam-0", "cam-1", "cam-4"))
+
+
+def _as_the_oracle_says(session: Session) -> dict[str | None, dict[str, Any]]:
+    """An analysis's reports, held to the oracle's with every level parsed afresh; rel-a's
+    statistics by device."""
+    last = max(r.id or 0 for r in written(session, 0))
+    analyser.run_analysis(session, SETTINGS, now=NOW)
+    rows = written(session, last)
+    learning._LEVELS.clear()
+    assert_same_reports(rows, oracle.reports(session, SETTINGS, now=NOW))
+    return {r.device_id: r.statistics for r in rows if r.release_id == "rel-a"}
+
+
+def test_an_analysis_keys_each_camera_once_and_parses_no_levels_parsed_before(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an analysis repeated per camera is done once: each camera window's (camera,
+    condition) key for the chunk (learning, the hour check and the verdicts all group by
+    it), and each stored baseline's levels parsed once per process."""
+    monkeypatch.setattr(analyser, "CHUNK_DEVICES", CHUNK)
+    analyser.run_analysis(session, SETTINGS, now=NOW)  # learns the baselines
+    analyser.run_analysis(session, SETTINGS, now=NOW)  # reads them: their levels parsed
+    cameras: list[int] = []
+    keyed: list[int] = []
+    parsed: list[int] = []
+    real_read, real_key, real_levels = analyser.read_recent, baseline.camera_key, baseline.levels_of
+
+    def spy_read(session: Session, devices: dict[Any, Any], *args: Any, **kwargs: Any) -> None:
+        real_read(session, devices, *args, **kwargs)
+        cameras.append(sum(len(p.get("cameras") or []) for dev in devices.values()
+                           for p in dev.recent))
+
+    def spy_key(camera: dict[str, Any]) -> tuple[str, str]:
+        keyed.append(1)
+        return real_key(camera)
+
+    def spy_levels(stored: dict[str, Any]) -> dict[str, baseline.Level]:
+        parsed.append(sum(1 for v in stored.values() if not isinstance(v, baseline.Level)))
+        return real_levels(stored)
+
+    monkeypatch.setattr(analyser, "read_recent", spy_read)
+    for module in (baseline, collect):
+        monkeypatch.setattr(module, "camera_key", spy_key, raising=False)
+    monkeypatch.setattr(baseline, "levels_of", spy_levels)
+    analyser.run_analysis(session, SETTINGS, now=NOW)
+    assert sum(cameras) > 0 and len(keyed) == sum(cameras)
+    assert parsed and sum(parsed) == 0
