@@ -97,8 +97,18 @@ def backend_cpu(engine: sa.Engine) -> dict[int, float]:
 
 def process_cpu(pid: int) -> float:
     """CPU seconds so far (user and system) of local process ``pid``."""
+    return _stat_cpu(Path(f"/proc/{pid}/stat"))
+
+
+def thread_cpu(tid: int) -> float:
+    """CPU seconds so far (user and system) of thread ``tid`` of this process
+    (``threading.Thread.native_id``)."""
+    return _stat_cpu(Path(f"/proc/self/task/{tid}/stat"))
+
+
+def _stat_cpu(stat: Path) -> float:
     # utime and stime: fields 14 and 15, after the command name in parentheses
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

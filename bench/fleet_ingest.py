@@ -16,10 +16,13 @@ configuration right after its own ceiling (a shared machine's load changes by th
   at PARKWATCH_TEST_POSTGRES_URL, default postgresql+psycopg://postgres@127.0.0.1/test).
 
     python bench/fleet_ingest.py [--devices 100] [--windows 1500] [--batch-size 100]
-                                 [--inflight 100]
+                                 [--inflight 100] [--drift] [--cases sqlite pg1 pg2]
 
 A device sends one window per minute by default, so windows/s x 60 is the fleet size
-one configuration keeps up with (before any headroom).
+one configuration keeps up with (before any headroom). Each configuration's CPU per
+window stored is read from /proc for every process of the run (the publisher's threads,
+the broker, each worker, the database's PostgreSQL backends), with the cores that adds
+up to at 5,000 windows/s; and per message at the paho ceiling.
 """
 
 from __future__ import annotations
@@ -46,8 +49,10 @@ from _fleet_rig import (  # bench/ is on sys.path: scripts run from it
     connected,
     drop_postgres_db,
     postgres_db,
+    process_cpu,
     start_broker,
     stored,
+    thread_cpu,
     wait_port,
     worker_stats,
 )
@@ -72,6 +77,8 @@ class Load:
 
 
 RELEASE = "rel-bench"
+CASES = ("sqlite", "pg1", "pg2")  # SQLite with 1 worker, PostgreSQL with 1 and 2
+GOAL_RATE = 5_000  # windows/s on PostgreSQL with 2 workers (and 0.7 of the ceiling)
 PROFILE = synthetic.profile(seed=0)
 
 
@@ -103,9 +110,37 @@ def publisher(port: int) -> paho.Client:
     return client
 
 
-def broker_ceiling(load: Load, tmp: Path) -> float:
+def network_tid(client: paho.Client) -> int:
+    """The thread id of ``client``'s network loop (started by ``loop_start``)."""
+    thread = client._thread
+    assert thread is not None and thread.native_id is not None
+    return thread.native_id
+
+
+class PublisherCpu:
+    """CPU seconds of the fleet publisher: this thread's publish calls (``publishing``)
+    and paho's network thread of ``client``, which sends them."""
+
+    def __init__(self, client: paho.Client) -> None:
+        self._tid = network_tid(client)
+        self._calls = 0.0
+        self._network = thread_cpu(self._tid)
+
+    def publishing(self, payloads: list[tuple[str, bytes]], client: paho.Client) -> None:
+        started = time.thread_time()
+        for topic, payload in payloads:
+            client.publish(topic, payload, qos=1)
+        self._calls += time.thread_time() - started
+
+    def seconds(self) -> float:
+        """So far; read before the client's loop stops (its thread is then gone)."""
+        return self._calls + thread_cpu(self._tid) - self._network
+
+
+def broker_ceiling(load: Load, tmp: Path) -> tuple[float, dict[str, float]]:
     """Messages/s the broker moves from the same publisher, with the same payloads, to a
-    trivial QoS 1 subscriber (counts and acknowledges on receipt): ingest's ceiling."""
+    trivial QoS 1 subscriber (counts and acknowledges on receipt): ingest's ceiling; and
+    the CPU seconds per message of the publisher, the broker and that subscriber."""
     port, broker = start_broker(tmp, load.inflight)
     got = 0
     done = threading.Event()
@@ -128,14 +163,19 @@ def broker_ceiling(load: Load, tmp: Path) -> float:
         subscribed.wait(10)
         payloads = fleet_payloads(load)
         client = publisher(port)
+        sender = PublisherCpu(client)
+        receiver = network_tid(sub)
+        before = {"broker": process_cpu(broker.pid), "subscriber": thread_cpu(receiver)}
         start = time.perf_counter()
-        for topic, payload in payloads:
-            client.publish(topic, payload, qos=1)
+        sender.publishing(payloads, client)
         done.wait(600)
         seconds = time.perf_counter() - start
+        spent = {"publisher": sender.seconds(),
+                 "broker": process_cpu(broker.pid) - before["broker"],
+                 "subscriber": thread_cpu(receiver) - before["subscriber"]}
         client.disconnect()
         client.loop_stop()
-        return got / seconds
+        return got / seconds, {k: v / max(got, 1) for k, v in spent.items()}
     finally:
         sub.disconnect()
         sub.loop_stop()
@@ -210,11 +250,46 @@ def answers_connected(port: int) -> bool:
 class Case:
     rate: float  # windows/s stored
     batched: float  # mean windows per transaction
-    cpu_us: float  # the workers' CPU time per window stored, microseconds
     ceiling: float  # the broker's ceiling measured just before (Python subscriber)
     native: float  # the same with mosquitto_sub as the subscriber
     alone: float  # mosquitto_pub to mosquitto_sub: the broker with no Python at either end
-    backend_us: float | None  # PostgreSQL backends' CPU time per window stored (None: SQLite)
+    # CPU seconds per window stored of each process while ingesting (publisher, broker,
+    # "worker 1", ..., "PostgreSQL backends" on PostgreSQL), from /proc
+    cpu: dict[str, float]
+    ceiling_cpu: dict[str, float]  # per message at the paho ceiling: publisher, broker, sub
+
+    @property
+    def cpu_us(self) -> float:
+        """The workers' CPU time per window stored, microseconds."""
+        return sum(v for k, v in self.cpu.items() if k.startswith("worker")) * 1e6
+
+    @property
+    def backend_us(self) -> float | None:
+        """PostgreSQL backends' CPU time per window stored (None: SQLite, whose work is in
+        the workers')."""
+        backends = self.cpu.get("PostgreSQL backends")
+        return None if backends is None else backends * 1e6
+
+
+def cpu_now(procs: list[subprocess.Popen[bytes]], broker: subprocess.Popen[bytes],
+            engine: sa.Engine) -> dict[str, float]:
+    """CPU seconds so far of the broker, each worker and each PostgreSQL backend (by pid:
+    a backend that started meanwhile counts from 0)."""
+    out = {"broker": process_cpu(broker.pid)}
+    out.update({f"worker {i + 1}": process_cpu(p.pid) for i, p in enumerate(procs)})
+    out.update({f"backend {pid}": v for pid, v in backend_cpu(engine).items()})
+    return out
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float], postgres: bool
+              ) -> dict[str, float]:
+    """CPU seconds between two ``cpu_now``, the backends added up."""
+    spent = {k: v - before.get(k, 0.0) for k, v in after.items()
+             if not k.startswith("backend ")}
+    if postgres:
+        spent["PostgreSQL backends"] = sum(v - before.get(k, 0.0) for k, v in after.items()
+                                           if k.startswith("backend "))
+    return spent
 
 
 def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
@@ -253,31 +328,29 @@ def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
                 raise TimeoutError("an ingest worker never connected to the broker")
             time.sleep(0.1)
         time.sleep(1.0)  # shared subscriptions in place
-        ceiling = broker_ceiling(load, tmp)  # the workers are idle
+        ceiling, ceiling_cpu = broker_ceiling(load, tmp)  # the workers are idle
         native = native_ceiling(load, tmp)
         alone = broker_alone(load, tmp)
-        idle_cpu = [worker_stats(p)[2] for p in metrics_ports]  # start-up is not ingest
-        idle_backends = backend_cpu(engine)
         payloads = fleet_payloads(load)
         client = publisher(port)
+        sender = PublisherCpu(client)
+        before = cpu_now(procs, broker, engine)  # start-up and the ceilings are not ingest
         start = time.perf_counter()
-        for topic, payload in payloads:
-            client.publish(topic, payload, qos=1)
+        sender.publishing(payloads, client)
         deadline = time.monotonic() + 600
         while stored(engine) < load.windows and time.monotonic() < deadline:
             time.sleep(0.05)
         seconds = time.perf_counter() - start
+        spent = cpu_spent(before, cpu_now(procs, broker, engine),
+                          engine.dialect.name == "postgresql")
+        spent = {"publisher": sender.seconds(), **spent}
         client.disconnect()
         client.loop_stop()
         stats = [worker_stats(p) for p in metrics_ports]
-        backends = backend_cpu(engine)
         total = stored(engine)
         batched = sum(s[0] for s in stats) / max(sum(s[1] for s in stats), 1.0)
-        cpu = sum(s[2] for s in stats) - sum(idle_cpu)
-        backend = (sum(v - idle_backends.get(pid, 0.0) for pid, v in backends.items())
-                   / max(total, 1) * 1e6 if backends else None)
-        return Case(total / seconds, batched, cpu / max(total, 1) * 1e6, ceiling, native, alone,
-                    backend)
+        return Case(total / seconds, batched, ceiling, native, alone,
+                    {k: v / max(total, 1) for k, v in spent.items()}, ceiling_cpu)
     finally:
         for proc in procs:
             proc.terminate()
@@ -304,15 +377,18 @@ def main() -> None:
                     help="windows with one camera's histograms (about 1 KB) of a registered "
                     "release, so ingest also adds them into the rollups; default: windows "
                     "without cameras (about 250 bytes)")
+    ap.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES),
+                    help="which configurations to run (default: all)")
     args = ap.parse_args()
     load = Load([f"cam-{i}" for i in range(args.devices)], args.windows, args.batch_size,
                 args.inflight, args.drift)
     rows: list[tuple[str, Case]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        rows.append(("SQLite (WAL), 1 worker",
-                     run_case(f"sqlite:///{tmp / 'cp.db'}", 1, load, tmp)))
-        for workers in (1, 2):
+        if "sqlite" in args.cases:
+            rows.append(("SQLite (WAL), 1 worker",
+                         run_case(f"sqlite:///{tmp / 'cp.db'}", 1, load, tmp)))
+        for workers in (w for w in (1, 2) if f"pg{w}" in args.cases):
             url = postgres_db()
             if url is not None:
                 try:
@@ -344,9 +420,32 @@ def main() -> None:
         print(f"ratio {name} / broker ceiling: {c.rate / c.ceiling:.2f} (paho subscriber), "
               f"{c.rate / c.native:.2f} (mosquitto_sub), {c.rate / c.alone:.2f} (C at both "
               "ends); goal for PostgreSQL, 2 workers: 0.7")
+    print_cpu(rows)
     loadavg = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"\nmachine: {os.cpu_count()} logical CPUs (load {loadavg}), Python "
           f"{platform.python_version()}; broker, workers and fleet share this machine")
+
+
+def print_cpu(rows: list[tuple[str, Case]]) -> None:
+    """Where a window's CPU went, every process of the run, and the cores that makes at
+    the goal's rate: what the rate can be on a machine with that many cores to spare."""
+    print(f"\n#### CPU per window stored, by process (/proc, while ingesting)\n\n"
+          "| configuration | publisher | broker | workers | PostgreSQL backends | all | "
+          f"cores at {GOAL_RATE:,} windows/s | at the paho ceiling, per message: publisher "
+          "/ broker / subscriber |\n|---|---:|---:|---:|---:|---:|---:|---|")
+    for name, c in rows:
+        us = {k: v * 1e6 for k, v in c.cpu.items()}
+        workers = " + ".join(f"{v:,.0f}" for k, v in us.items() if k.startswith("worker"))
+        backends = us.get("PostgreSQL backends")
+        total = sum(us.values())
+        at = c.ceiling_cpu
+        print(f"| {name} | {us['publisher']:,.0f} us | {us['broker']:,.0f} us | "
+              f"{workers} us | {'-' if backends is None else f'{backends:,.0f} us'} | "
+              f"{total:,.0f} us | {total * GOAL_RATE / 1e6:.2f} | "
+              f"{at['publisher'] * 1e6:,.0f} / {at['broker'] * 1e6:,.0f} / "
+              f"{at['subscriber'] * 1e6:,.0f} us |")
+    print("\nPostgreSQL's shared processes (WAL writer, checkpointer) serve every database "
+          "on the server and are not counted; /proc counts in 10 ms ticks.")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import logging
 import random
+import secrets
 import selectors
 import socket
 import threading
@@ -71,6 +72,7 @@ class SimDevice:
     next_due: float = 0.0
     connected: bool = False
     retry_at: float = 0.0
+    connections: int = 0  # connect attempts: the n of its statuses' session "<process>-<n>"
 
 
 @dataclass
@@ -119,6 +121,9 @@ class Fleet:
         self.rng = np.random.default_rng(
             config.seed if shard.start == 0 else [config.seed, shard.start])
         self.seq_base = int(time.time()) * 1000  # unique across runs: ingest dedups by seq
+        # Statuses carry a session, as an agent's do, so ingest orders a connection's Will
+        # before the next connection's ``online`` whichever worker stores which first.
+        self.process = secrets.token_hex(6)
         jitter = random.Random(config.seed)
         n_faulty = round(config.camera_faults * config.devices)
         self.devices = [
@@ -142,8 +147,6 @@ class Fleet:
         )
         if self.endpoint.username:
             client.username_pw_set(self.endpoint.username, self.endpoint.password)
-        offline = DeviceStatus(device_id=device_id, state="offline", agent_version=AGENT_VERSION)
-        client.will_set(status_topic(device_id), encode(offline), qos=1, retain=True)
         states = ["reconnecting" if faulty and c == cameras[-1] else "up" for c in cameras]
         reported = ReportedState(
             device_id=device_id,
@@ -192,7 +195,8 @@ class Fleet:
         d.connected = True
         self.stats.connected += 1
         client.subscribe(desired_topic(d.device_id), qos=1)
-        online = DeviceStatus(device_id=d.device_id, state="online", agent_version=AGENT_VERSION)
+        online = DeviceStatus(device_id=d.device_id, state="online", agent_version=AGENT_VERSION,
+                              session=f"{self.process}-{d.connections}")
         client.publish(status_topic(d.device_id), encode(online), qos=1, retain=True)
         client.publish(reported_topic(d.device_id), encode(d.reported), qos=1, retain=True)
 
@@ -290,6 +294,10 @@ class Fleet:
                 d.client.loop_misc()
 
     def _connect(self, d: SimDevice, now: float) -> None:
+        d.connections += 1  # this attempt's Will names it
+        offline = DeviceStatus(device_id=d.device_id, state="offline", agent_version=AGENT_VERSION,
+                               session=f"{self.process}-{d.connections}")
+        d.client.will_set(status_topic(d.device_id), encode(offline), qos=1, retain=True)
         try:
             if d.client.socket() is None and d.retry_at == 0.0:
                 d.client.connect(self.endpoint.host, self.endpoint.port, keepalive=30)
@@ -332,8 +340,8 @@ class Fleet:
         for d in self.devices:
             if d.connected:
                 offline = DeviceStatus(
-                    device_id=d.device_id, state="offline", agent_version=AGENT_VERSION
-                )
+                    device_id=d.device_id, state="offline", agent_version=AGENT_VERSION,
+                    session=f"{self.process}-{d.connections}")
                 d.client.publish(status_topic(d.device_id), encode(offline), qos=1, retain=True)
         deadline = time.monotonic() + flush_seconds
         while time.monotonic() < deadline and any(

@@ -150,6 +150,7 @@ class MqttAdapter:
         self.client.on_connect_fail = self._handle_connect_fail
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_message = self._handle_message
+        self.client.on_received = self._receive
         self.client.on_subscribe = self._handle_subscribe
         self._subscribe_mid: int | None = None
         self.store = IngestStore(engine, self)
@@ -351,14 +352,19 @@ class MqttAdapter:
 
     # -- in --------------------------------------------------------------------------------
     def _handle_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
-        """paho's thread: decode, validate and queue; the pipeline writes and acknowledges."""
-        self.last_activity = time.monotonic()
-        kind, device_id = "unknown", ""
-        message: Any = None
+        """A message paho parsed (the client parses most: ``_receive``)."""
         try:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = "<topic not UTF-8>"
+        self._receive(topic, msg.payload, msg.mid, msg.qos, bool(msg.retain))
+
+    def _receive(self, topic: str, payload: bytes | bytearray, mid: int, qos: int,
+                 retain: bool) -> None:
+        """paho's thread: decode, validate and queue; the pipeline writes and acknowledges."""
+        self.last_activity = time.monotonic()
+        kind, device_id = "unknown", ""
+        message: Any = None
         try:
             device_id, kind = parse_device_topic(topic)
             if kind not in INGEST_KINDS:
@@ -366,14 +372,14 @@ class MqttAdapter:
             else:
                 if kind in INGESTED_KINDS:
                     _received(kind).inc()
-                message = decode_for_topic(kind, msg.payload)
+                message = decode_for_topic(kind, payload)
                 if getattr(message, "device_id", device_id) != device_id:
                     raise ProtocolError(
                         f"payload device_id {getattr(message, 'device_id', '')!r} does not "
                         "match its topic"
                     )
                 if isinstance(message, DeviceStatus):
-                    message = StatusReceipt(message, retained=bool(msg.retain))
+                    message = StatusReceipt(message, retained=retain)
         except ProtocolError as exc:
             log.warning("invalid MQTT message dropped: %s", exc, extra={"topic": topic[:200]})
             count(kind, "invalid")
@@ -383,8 +389,7 @@ class MqttAdapter:
             count(kind, "error")
             message = None
         # Every message goes through the queue, so PUBACKs leave in arrival order.
-        self.pipeline.submit(Inbound(kind, device_id, message, msg.mid, msg.qos,
-                                     self._connection))
+        self.pipeline.submit(Inbound(kind, device_id, message, mid, qos, self._connection))
 
     def _next_connection(self) -> None:
         with self._ack_lock:

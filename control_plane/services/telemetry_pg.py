@@ -113,9 +113,9 @@ def insert(session: Session, windows: Sequence[TelemetryWindow], now: datetime,
     batch = "[" + ",".join(w.model_dump_json(by_alias=True) for w in windows) + "]"
     # The chart figures from the models, in the batch's order: read out of each payload by
     # the server they cost half as much again as the whole insert (json is parsed per use).
-    fps = [float(sum(c.inference_fps for c in w.cameras)) for w in windows]
-    p95 = [max((c.inference_ms.p95 for c in w.cameras if c.inference_ms is not None),
-               default=None) for w in windows]
+    fps = _floats([float(sum(c.inference_fps for c in w.cameras)) for w in windows])
+    p95 = _floats([max((c.inference_ms.p95 for c in w.cameras if c.inference_ms is not None),
+                       default=None) for w in windows])
     # The drift columns as two texts in the batch's order: each window's rows as hex after
     # an 'x' ('-': NULL; a window without cameras is 'x'), its cameras as a JSON array
     # (null: NULL). As a bytea[] parameter psycopg would dump each element in Python.
@@ -126,3 +126,9 @@ def insert(session: Session, windows: Sequence[TelemetryWindow], now: datetime,
         _INSERT, {"batch": batch, "now": now, "fps": fps, "p95": p95, "rows": rows,
                   "cameras": cameras})
     return {(d, n, int(q)) for d, n, q in result.all()}
+
+
+def _floats(values: Sequence[float | None]) -> str:
+    """A float8[] literal (None: NULL): as a list psycopg dumps each element in Python;
+    ``repr`` is the shortest text that reads back as the same double."""
+    return "{" + ",".join("NULL" if v is None else repr(v) for v in values) + "}"

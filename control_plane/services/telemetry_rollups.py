@@ -262,10 +262,16 @@ def _upsert_postgres(session: Session, values: list[dict[str, Any]]) -> None:
     # counts go as an array literal in a JSON string, not as a JSON array: the server
     # reads a literal into float8[] in under half the time (the JSON array is parsed
     # element by element through the JSON parser's callbacks).
+    # A window's one camera row is also its device's row (``_Row.add`` shares the list):
+    # each list is written out once (most of a batch's rows are such pairs).
+    literals: dict[int, str] = {}
+    for v in values:
+        if id(v["counts"]) not in literals:
+            literals[id(v["counts"])] = "{" + ",".join(map(str, v["counts"])) + "}"
     rows = json.dumps([{**v, "bucket": v["bucket"].isoformat(),
                          "first_start": v["first_start"].isoformat(),
                          "last_end": v["last_end"].isoformat(),
-                         "counts": "{" + ",".join(map(str, v["counts"])) + "}"}
+                         "counts": literals[id(v["counts"])]}
                         for v in values])
     session.connection().exec_driver_sql(_UPSERT, {"rows": rows})
 

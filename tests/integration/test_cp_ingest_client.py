@@ -87,3 +87,39 @@ def test_one_wake_up_reads_every_message_and_one_write_acknowledges_them(
         sub.client.loop(0.1)
     assert sub.got == []
     sub.client.disconnect()
+
+
+@pytest.mark.skipif(not SUPPORTED, reason="this paho lacks the internals the client uses")
+def test_publishes_the_client_parses_come_in_order_with_those_paho_parses(
+    mosquitto: Mosquitto,
+) -> None:
+    sub = Subscriber(mosquitto.port)
+    parsed: list[tuple[str, bytes, int, int, bool]] = []
+    got: list[bytes] = []  # payloads in arrival order, from either path
+    sub.client.on_message = lambda _c, _u, m: got.append(m.payload)
+    sub.client.on_received = lambda *message: (parsed.append(message), got.append(message[1]))
+    # payloads whose remaining lengths take one, two and three bytes
+    sizes = [5, 300, 20_000] * (INFLIGHT // 3) + [5] * (INFLIGHT % 3)
+    pub = paho.Client(CallbackAPIVersion.VERSION2, client_id="ingest-client-pub")
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    payloads = [bytes([i]) * n for i, n in enumerate(sizes)]
+    for info in [pub.publish(TOPIC, p, qos=1) for p in payloads]:
+        info.wait_for_publish(30)
+    pub.disconnect()
+    pub.loop_stop()
+    deadline = time.monotonic() + 30
+    while len(got) < INFLIGHT and time.monotonic() < deadline:
+        sub.client.loop(0.1)
+    assert got == payloads
+    # paho reads the first packet of each read; the client the whole ones after it
+    assert len(parsed) >= INFLIGHT // 2
+    assert all(m[0] == TOPIC and m[3] == 1 and not m[4] for m in parsed)
+    sub.client.ack_many([m[2] for m in parsed])
+    for _ in range(5):
+        sub.client.loop(0.1)
+    sub.reconnect()  # only the messages paho parsed, not acknowledged, come again
+    for _ in range(10):
+        sub.client.loop(0.1)
+    assert sorted(m.payload for m in sub.got) == sorted(set(payloads) - {m[1] for m in parsed})
+    sub.client.disconnect()
