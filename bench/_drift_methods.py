@@ -10,6 +10,8 @@ and judge as ``drift.baseline.judge`` and ``drift.verdicts`` do, vectorised over
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,14 +40,22 @@ class Windows:
     # A feature whose baseline has too few windows to fit its level is judged at the level
     # for independent samples (as before such features were left unjudged).
     unfitted: bool = False
+    # Levels by the plain moment fit of the replays (before the variance's confidence bound).
+    plain: bool = False
 
     def take(self, idx: np.ndarray) -> Windows:
         return Windows({k: v[idx] for k, v in self.counts.items()}, self.conditions[idx],
-                       self.frames[idx], [self.raw[i] for i in idx], self.mix, self.unfitted)
+                       self.frames[idx], [self.raw[i] for i in idx], self.mix, self.unfitted,
+                       self.plain)
 
     def with_unfitted(self) -> Windows:
         """The same windows judged as before unfitted features were left out."""
         return Windows(self.counts, self.conditions, self.frames, self.raw, self.mix, True)
+
+    def with_plain_fit(self) -> Windows:
+        """The same windows judged at levels of the plain moment fit (before)."""
+        return Windows(self.counts, self.conditions, self.frames, self.raw, self.mix,
+                       self.unfitted, True)
 
     def without_mix(self) -> Windows:
         """The same windows judged without the class-mix test (before it)."""
@@ -130,10 +140,23 @@ class Baseline:
         return level
 
 
+@contextmanager
+def plain_fit(on: bool) -> Iterator[None]:
+    """Levels by the plain moment fit (``baseline.VARIANCE_CONFIDENCE`` None) while on."""
+    kept = bl.VARIANCE_CONFIDENCE
+    if on:
+        bl.VARIANCE_CONFIDENCE = None
+    try:
+        yield
+    finally:
+        bl.VARIANCE_CONFIDENCE = kept
+
+
 def learn(profile: ReferenceProfile, w: Windows, settings: DriftSettings) -> Baseline | None:
-    fit = bl.learn(profile, [{**c, "window_minutes": 1.0} for c in w.raw],
-                   min_samples=settings.min_samples, block=settings.baseline_block,
-                   recent=settings.alert_windows, mix_span=settings.mix_windows)
+    with plain_fit(w.plain):
+        fit = bl.learn(profile, [{**c, "window_minutes": 1.0} for c in w.raw],
+                       min_samples=settings.min_samples, block=settings.baseline_block,
+                       recent=settings.alert_windows, mix_span=settings.mix_windows)
     if fit is None:
         return None
     if w.unfitted:

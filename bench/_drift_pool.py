@@ -95,10 +95,12 @@ def _dirty(image: np.ndarray) -> np.ndarray:
     return np.asarray(cv2.addWeighted(blurred, 0.75, np.full_like(image, 150), 0.25, 0))
 
 
-def _frames(spec: SceneSpec, variant: str, start: int = 0, end: int | None = None
+def _frames(spec: SceneSpec | Scene, variant: str, start: int = 0, end: int | None = None
             ) -> Iterator[np.ndarray]:
-    """Frames [start, end) of the clip: a frame is the same whatever was rendered before."""
-    s = Scene(spec)
+    """Frames [start, end) of the clip: a frame is the same whatever was rendered before
+    (``spec``: the clip's planned scene, or its spec to plan it from)."""
+    s = spec if isinstance(spec, Scene) else Scene(spec)
+    seed = s.spec.seed
     for k in range(start, s.frame_count if end is None else end):
         image = s.render(k).image
         if variant == "moved":
@@ -106,7 +108,7 @@ def _frames(spec: SceneSpec, variant: str, start: int = 0, end: int | None = Non
         elif variant == "blur":
             image = _dirty(image)
         elif variant == "ir_stuck":
-            image = apply_shift(image, "ir", 0.8, np.random.default_rng([spec.seed, k]))
+            image = apply_shift(image, "ir", 0.8, np.random.default_rng([seed, k]))
         yield image
 
 
@@ -153,6 +155,14 @@ def _path(p: PoolSpec, model_sha: str, cam: int, variant: str) -> Path:
 def _part(p: PoolSpec, cam: int, variant: str, model_dir: Path, photos_root: Path,
           cache: Path, lo: int, hi: int) -> list[dict[str, Any]]:
     """Windows [lo, hi) of one clip, after up to PREROLL windows of warm-up."""
+    return next(parts(p, cam, variant, model_dir, photos_root, cache, [(lo, hi)]))
+
+
+def parts(p: PoolSpec, cam: int, variant: str, model_dir: Path, photos_root: Path,
+          cache: Path, ranges: list[tuple[int, int]]) -> Iterator[list[dict[str, Any]]]:
+    """Windows [lo, hi) of one clip for each range in turn, each after up to PREROLL windows
+    of warm-up, from one planned scene (planning a long clip's cast is most of a short
+    part's cost)."""
     from region_accuracy import load_release
 
     path, manifest, settings = load_release(model_dir)
@@ -160,12 +170,13 @@ def _part(p: PoolSpec, cam: int, variant: str, model_dir: Path, photos_root: Pat
     photos = PhotoPool(photos_root, "test", int(settings["seed"]),  # type: ignore[call-overload]
                        float(settings["val_fraction"]),  # type: ignore[arg-type]
                        float(settings["test_fraction"]))  # type: ignore[arg-type]
-    spec = _scene(p, cam, variant, p.length(variant), photos, cache / "cutouts")
+    scene = Scene(_scene(p, cam, variant, p.length(variant), photos, cache / "cutouts"))
     per = round(p.window_seconds * p.fps)
-    start = max(0, lo - PREROLL)
-    windows = summarise(_frames(spec, variant, start * per, hi * per), runtime, f"cam{cam}",
-                        p.fps, per, start * per)
-    return windows[lo - start:]
+    for lo, hi in ranges:
+        start = max(0, lo - PREROLL)
+        windows = summarise(_frames(scene, variant, start * per, hi * per), runtime,
+                            f"cam{cam}", p.fps, per, start * per)
+        yield windows[lo - start:]
 
 
 def _clip(p: PoolSpec, cam: int, variant: str, model_dir: Path, photos_root: Path,

@@ -33,6 +33,9 @@ Methods (every one with the default ``[drift]`` settings):
   class-mix test of its latest ``mix_windows`` windows (``drift.class_mix``);
 * ``windows`` also runs the hour check (``drift.hours``) on every condition without a
   baseline, its history the ``hour_history_days`` days before each scored day;
+* ``plain``: ``windows``, the levels by the plain moment fit of the baseline's replays (as
+  before their variance was taken at its upper confidence bound,
+  ``baseline.VARIANCE_CONFIDENCE``);
 * ``unfitted``: ``windows``, but a feature whose baseline has too few windows with
   ``min_samples`` crops to fit its level (``baseline.MIN_REPLAYS``) is judged at the level
   for independent samples, as before such features were left unjudged;
@@ -78,8 +81,8 @@ from control_plane.config.drift import DriftSettings
 
 DAY = 24 * 60
 HORIZON = 60
-METHODS = ["windows", "unfitted", "before", "crops", "recent", "light-only", "training", "psi>0.1",
-           "psi>0.25"]
+METHODS = ["windows", "plain", "unfitted", "before", "crops", "recent", "light-only", "training",
+           "psi>0.1", "psi>0.25"]
 
 
 def timeline(rng: np.random.Generator, days: int, night: str) -> list[str]:
@@ -115,6 +118,7 @@ class Replay:
         self.crops = self.windows.crops_only()  # what the judge saw before region features
         self.before = self.windows.without_mix()  # what it judged before the class mix
         self.unfitted = self.windows.with_unfitted()
+        self.plain = self.windows.with_plain_fit()
 
     def draw(self, rng: np.random.Generator, cam: str, variants: list[str], learning: bool
              ) -> np.ndarray:
@@ -148,6 +152,9 @@ def judge(rp: Replay, picks: np.ndarray, scored_from: int, train: dict[str, np.n
     each, recent = _baselines(rp.windows, picks, scored_from, w.conditions, s, profile)
     light = np.where(w.conditions == "rain", "day", w.conditions)
     out = {"recent": recent, "windows": each}
+    if "plain" in methods:
+        out["plain"] = _baselines(rp.plain, picks, scored_from, w.conditions, s, profile,
+                                  False)[0]
     if "unfitted" in methods:
         out["unfitted"] = _baselines(rp.unfitted, picks, scored_from, w.conditions, s, profile,
                                      False)[0]

@@ -172,3 +172,36 @@ def test_the_alert_rule_chooses_k_single_windows_or_merged_windows() -> None:
     assert not k_of_n["holds"] and merged["holds"]
     driver = merged["cameras"][0]["driver"]
     assert driver["exceeded"] and driver["statistic"] > driver["level"]
+
+
+def _true_rates(rng: np.random.Generator, replays: int, scale: float, dof: float,
+                alpha: float, fits: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Fits of a level from ``replays`` draws of an exact ``scale * chi2(dof)``: each
+    fit's true rate of exceeding its level over ``alpha``, and its level over the true one."""
+    from scipy import stats as st
+
+    true_level = scale * st.chi2.isf(alpha, dof)
+    rates, ratios = [], []
+    for _ in range(fits):
+        fitted = bl._fit_level(scale * rng.chisquare(dof, replays), 10)
+        assert fitted is not None
+        level = bl.Level(*fitted, bins=2).factor(alpha)
+        rates.append(st.chi2.sf(level / scale, dof) / alpha)
+        ratios.append(level / true_level)
+    return np.array(rates), np.array(ratios)
+
+
+def test_a_level_fitted_from_few_replays_is_seldom_far_too_calm() -> None:
+    """The level is a quantile far in the tail, extrapolated from the replays' spread: from
+    8 replays of an exact scaled chi-square the plain moment fit lets a third of its
+    baselines' windows through over 100 times as often as alpha (a camera in alarm for
+    hours); at the variance's upper confidence bound few do, and from 240 replays (a
+    production baseline's) the level rises about 10 %."""
+    rng = np.random.default_rng(7)
+    alpha = bl.window_alpha(30, 1.0, 17)
+    for scale, dof in ((10.0, 4.0), (8.0, 10.0)):
+        rates, _ = _true_rates(rng, 8, scale, dof, alpha)
+        assert np.mean(rates > 100) < 0.05
+        rates, ratios = _true_rates(rng, 240, scale, dof, alpha, fits=100)
+        assert np.mean(rates > 10) < 0.03
+        assert 1.0 < float(np.median(ratios)) < 1.2
