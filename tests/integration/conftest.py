@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from control_plane.store.db import create_db_engine, upgrade
+from control_plane.store.db import create_db_engine, session_scope, upgrade
+from control_plane.store.models import Device
 from tests.browser_kit import Browser, chromium_path
 
 
@@ -19,6 +20,21 @@ def store(database_url: str) -> Iterator[Engine]:
     revision; a module that needs more in its store defines its own ``store``."""
     upgrade(database_url)
     engine = create_db_engine(database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def cam0_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A migrated SQLite store holding one device, ``cam-0``, for ingest tests that send
+    its windows through a real broker."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'parkwatch.db'}"
+    upgrade(url)
+    engine = create_db_engine(url)
+    with session_scope(engine) as session:
+        session.add(Device(device_id="cam-0", labels={}))
     try:
         yield engine
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import paho.mqtt.client as paho
 import pytest
@@ -21,8 +21,6 @@ from prometheus_client import REGISTRY
 from sqlalchemy.engine import Engine
 
 from control_plane.ingest.adapter import MqttAdapter
-from control_plane.store.db import create_db_engine, session_scope, upgrade
-from control_plane.store.models import Device
 from control_plane.testing import telemetry_window
 from protocols import TelemetryWindow, encode, telemetry_topic
 from tests.conftest import Mosquitto, wait_for
@@ -44,14 +42,8 @@ class SlowStore(MqttAdapter):
 
 
 @pytest.fixture
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'parkwatch.db'}"
-    upgrade(url)
-    eng = create_db_engine(url)
-    with session_scope(eng) as session:
-        session.add(Device(device_id="cam-0", labels={}))
-    yield eng
-    eng.dispose()
+def engine(cam0_store: Engine) -> Engine:
+    return cam0_store
 
 
 def held() -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import paho.mqtt.client as paho
 import pytest
@@ -24,7 +24,6 @@ from control_plane.ingest.adapter import MqttAdapter
 from control_plane.ingest.lanes import start_ingest
 from control_plane.lifecycle import Services
 from control_plane.services.device_messages import DeviceMessage
-from control_plane.store.db import create_db_engine, session_scope, upgrade
 from control_plane.store.models import Device
 from control_plane.testing import reported_state, telemetry_window
 from protocols import TelemetryWindow, encode, reported_topic, telemetry_topic
@@ -65,14 +64,8 @@ class Rig:
 
 
 @pytest.fixture
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'parkwatch.db'}"
-    upgrade(url)
-    eng = create_db_engine(url)
-    with session_scope(eng) as session:
-        session.add(Device(device_id="cam-0", labels={}))
-    yield eng
-    eng.dispose()
+def engine(cam0_store: Engine) -> Engine:
+    return cam0_store
 
 
 def windows_stored(engine: Engine) -> tuple[int, int]:
