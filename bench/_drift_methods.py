@@ -180,7 +180,9 @@ def exceed_recent(base: Baseline, w: Windows, settings: DriftSettings, mask: np.
     """Per window t: the windows among the latest N (t included) that ``mask`` keeps (this
     camera x condition, judged), merged, against the baseline's level for N merged
     windows (``baseline.judge_recent``)."""
-    n = max(lv.recent_windows for lv in base.fit.levels.values())
+    n = max((lv.recent_windows for lv in base.fit.levels.values()), default=0)
+    if n == 0:  # no feature fitted (every one unfitted): nothing is judged
+        return np.zeros(len(mask), bool)
     keep = mask.astype(np.float64)
     kernel = np.ones(n)
     # Latest n windows by time, not by judged windows: close enough for a bench.
