@@ -39,7 +39,6 @@ from tests.conftest import Mosquitto, wait_for
 from tests.integration import test_cp_ingest_batch as batch_tests
 from tests.integration.test_cp_ingest_batch import (
     DEVICES,
-    depth,
     outcome,
     publisher,
     running_adapter,
@@ -85,12 +84,12 @@ def test_failed_message_is_kept_acknowledged_and_replayed(
 ) -> None:
     url = engine.url.render_as_string(hide_password=False)
     break_the_store(monkeypatch)
-    kept, errors, depth_before = outcome("telemetry", "dead_letter"), \
-        outcome("telemetry", "error"), depth()
+    kept, errors = outcome("telemetry", "dead_letter"), outcome("telemetry", "error")
     status = DeviceStatus(device_id=BROKEN, state="online")
     event = DeviceEvent(device_id=BROKEN, seq=1, kind="detection", at=status.at)
     sent_from = datetime.now(UTC)
-    with running_adapter(engine, mosquitto, "cp-dead-letter"), publisher(mosquitto) as send:
+    with running_adapter(engine, mosquitto, "cp-dead-letter") as adapter, \
+            publisher(mosquitto) as send:
         infos = [send(telemetry_topic(d), encode(telemetry_window(d, s)))
                  for s in range(1, 4) for d in DEVICES]
         infos += [send(status_topic(BROKEN), encode(status)),
@@ -98,7 +97,7 @@ def test_failed_message_is_kept_acknowledged_and_replayed(
         for info in infos:
             info.wait_for_publish(10)
         wait_for(lambda: rows(engine, "dead_letter") == 5, what="the broken device's messages kept")
-        wait_for(lambda: depth() == depth_before, what="every message acknowledged")
+        wait_for(lambda: adapter.pipeline.held == 0, what="every message acknowledged")
         assert rows(engine, "telemetry_window") == 12  # the other devices' windows, all stored
     assert outcome("telemetry", "dead_letter") - kept == 3
     assert outcome("telemetry", "error") == errors
