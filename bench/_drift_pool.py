@@ -24,8 +24,10 @@ recomputes. The cache is a JSON file under the cache folder, never the repositor
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -48,6 +50,17 @@ SHIFTS = ("moved", "blur", "ir_stuck", "class_mix", "new_object")
 BUSY = Schedule(empty_share=0.3, animals_per_minute=4.0, distractors_per_minute=2.0)
 CROWD = Schedule(empty_share=1.0, animals_per_minute=0.0, distractors_per_minute=12.0)
 
+
+
+def add_pool_args(ap: argparse.ArgumentParser) -> None:
+    """The arguments every drift bench built on the pool takes: the model, the photos the
+    pool films and where the pool is cached."""
+    ap.add_argument("--model", type=Path, required=True, help="a regions-mode trainer out dir")
+    ap.add_argument("--photos", type=Path,
+                    default=Path(__file__).resolve().parents[2] / "shared/data/cats_and_dogs")
+    ap.add_argument("--cache", type=Path, default=Path(os.environ.get(
+        "XDG_CACHE_HOME", Path.home() / ".cache")) / "parkwatch-bench",
+        help="where the pool of windows is cached (never the repository)")
 
 @dataclass(frozen=True)
 class PoolSpec:

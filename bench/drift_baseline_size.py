@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -126,11 +125,7 @@ def report(profile: Any, raw: list[dict[str, Any]], small: int, s: DriftSettings
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", type=Path, required=True, help="a regions-mode trainer out dir")
-    ap.add_argument("--photos", type=Path,
-                    default=Path(__file__).resolve().parents[2] / "shared/data/cats_and_dogs")
-    ap.add_argument("--cache", type=Path, default=Path(os.environ.get(
-        "XDG_CACHE_HOME", Path.home() / ".cache")) / "parkwatch-bench")
+    dp.add_pool_args(ap)
     ap.add_argument("--seed", type=int, default=1, help="the pool's seed (its scenes)")
     ap.add_argument("--camera", type=int, default=1, help="the pool camera")
     ap.add_argument("--variant", default="night", choices=(*dp.CONDITIONS, *dp.SHIFTS))

@@ -62,7 +62,6 @@ first shifted window being 1.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections import Counter
@@ -225,12 +224,7 @@ def camera(rp: Replay, rng: np.random.Generator, i: int, warm: int, days: int,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", type=Path, required=True, help="a regions-mode trainer out dir")
-    ap.add_argument("--photos", type=Path,
-                    default=Path(__file__).resolve().parents[2] / "shared/data/cats_and_dogs")
-    ap.add_argument("--cache", type=Path, default=Path(os.environ.get(
-        "XDG_CACHE_HOME", Path.home() / ".cache")) / "parkwatch-bench",
-        help="where the pool of windows is cached (never the repository)")
+    dp.add_pool_args(ap)
     ap.add_argument("--cameras", type=int, default=100)
     ap.add_argument("--days", type=int, default=1, help="scored days per camera")
     ap.add_argument("--warm-days", type=int, default=0,
