@@ -27,29 +27,22 @@ def drift_list(
     limit: int = LimitOpt,
     offset: int = OffsetOpt,
 ) -> None:
-    """Drift reports, newest first."""
-    from .client import show_page
+    """Drift reports, newest first, each with the feature that drove its verdict: its
+    statistic over its own level, against which reference."""
+    from ..drift.wording import driver_brief
+    from .client import client_from, print_json, print_table
 
-    columns = [
-        "id",
-        "device_id",
-        "release_id",
-        "drifted",
-        "window_count",
-        "sample_count",
-        "window_end",
-    ]
-    params = {"device": device, "release": release, "drifted": drifted}
-    show_page(
-        config,
-        "/api/v1/drift",
-        columns,
-        "drift reports",
-        as_json,
-        limit=limit,
-        offset=offset,
-        **params,
-    )
+    with client_from(config) as api:
+        page = api.get("/api/v1/drift", device=device, release=release, drifted=drifted,
+                       limit=limit, offset=offset)
+    if as_json:
+        print_json(page)
+        return
+    rows = [r | {"driven_by": driver_brief((r.get("statistics") or {}).get("verdict") or {})}
+            for r in page["items"]]
+    columns = ["id", "device_id", "release_id", "drifted", "driven_by", "window_count",
+               "sample_count", "window_end"]
+    print_table(rows, columns, title="drift reports", total=page["total"])
 
 
 @app.command("show")

@@ -19,6 +19,16 @@ def driver_text(v: dict[str, Any]) -> str:
             f"{v['level']:.3f} of the {v['reference']} reference")
 
 
+def driver_brief(v: dict[str, Any]) -> str:
+    """A verdict's driver for a table cell: "input.contrast 5.270 / 3.700 vs baseline
+    (gate, day)", the statistic over its own level ("-": no feature judged)."""
+    if v.get("feature") is None or v.get("statistic") is None or v.get("level") is None:
+        return "-"
+    where = ", ".join(str(x) for x in (v.get("camera_id"), v.get("condition")) if x)
+    return (f"{v['feature']} {v['statistic']:.3f} / {v['level']:.3f} vs {v.get('reference')}"
+            + (f" ({where})" if where else ""))
+
+
 # A condition as the end of "needs 240 windows ...": ``any`` (agents that tag none) says nothing.
 _IN_CONDITION = {"day": " by day", "dusk": " at dusk", "night": " at night", "ir": " in IR",
                  "rain": " in rain"}
@@ -61,5 +71,5 @@ def fit_failed(error: BaseException) -> str:
             "report it with the control plane's log line 'drift baseline fit failed'")
 
 
-__all__ = ["driver_text", "fit_failed", "in_condition", "not_healthy", "too_few_busy",
-           "too_few_windows"]
+__all__ = ["driver_brief", "driver_text", "fit_failed", "in_condition", "not_healthy",
+           "too_few_busy", "too_few_windows"]

@@ -3,6 +3,7 @@ import { abilities, actionButton } from "./actions.js";
 import { ApiError, get, list, optionalList, parseTime, send } from "./api.js";
 import { PALETTE, lineChart } from "./charts.js";
 import { chip, h, link, section, stat, stateChip, table, timeCell } from "./dom.js";
+import { learningSection } from "./views_ml.js";
 import {
   byKey, classCounts, driftAlarm, driftScore, estimatedAccuracy, fleetSeries, latencyP95,
   meanConfidence, referenceAccuracy, windowTime,
@@ -253,12 +254,13 @@ async function historySection(deviceId, d, baselines) {
 }
 
 export async function deviceView(main, deviceId, rerender) {
-  const [d, windows, reports, events, baselines, can] = await Promise.all([
+  const [d, windows, reports, events, baselines, learning, can] = await Promise.all([
     get(`/devices/${encodeURIComponent(deviceId)}`),
     list("/telemetry", { device: deviceId }, 500),
     optionalList("/drift", { device: deviceId }, 500),
     optionalList("/events", { device: deviceId }, 50),
     optionalList("/drift/baselines", { device: deviceId, active: true }, 200),
+    optionalList("/drift/baselines/learning", { device: deviceId }, 200),
     abilities(),
   ]);
   main.append(h("h1", {}, d.device_id, " ", stateChip(d.online ? "online" : "offline")));
@@ -312,6 +314,7 @@ export async function deviceView(main, deviceId, rerender) {
   });
   main.append(await historySection(deviceId, d, baselines));
   main.append(baselinesSection(deviceId, baselines, can, rerender));
+  if (learning && learning.length) main.append(learningSection(learning, true));
   main.append(section("Recent events", table(events || [], [
     ["at", (e) => timeCell(e.at)],
     ["kind", (e) => stateChip(e.kind)],

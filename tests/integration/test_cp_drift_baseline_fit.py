@@ -99,7 +99,8 @@ def learning(site: dict[str, Any], **params: Any) -> dict[tuple[str, str], dict[
 
 
 def cli(site: dict[str, Any], *args: str) -> str:
-    result = CliRunner().invoke(root_app, ["drift", *args], env=site["env"])
+    # Wide enough that rich does not fold a cell across lines.
+    result = CliRunner().invoke(root_app, ["drift", *args], env=site["env"] | {"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -160,3 +161,14 @@ def test_a_fit_that_raises_is_named_and_the_other_cameras_go_on(
     a = learning(site)[("cam-a", "night")]
     assert a["reason"] == "fit_failed"
     assert "FloatingPointError: overflow in replay" in a["message"]
+
+
+def test_drift_list_names_the_feature_behind_each_verdict(site: dict[str, Any]) -> None:
+    stream(site, {"cam-a": ("day", 150)}, NEEDED)
+    run(site)
+    r = site["client"].get(f"{API}/drift", params={"device": "cam-a", "limit": 1})
+    v = r.json()["items"][0]["statistics"]["verdict"]
+    assert v["reference"] == "baseline" and v["feature"]
+    text = cli(site, "list", "--device", "cam-a")
+    assert (f"{v['feature']} {v['statistic']:.3f} / {v['level']:.3f} vs baseline (gate, day)"
+            in text), text

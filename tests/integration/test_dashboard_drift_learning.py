@@ -1,6 +1,7 @@
 """The drift page in headless Chromium lists the camera × conditions without a baseline,
 each with why and the fix, as the analysis recorded them (``/drift/baselines/learning``):
-one collecting its night windows, one on a device whose release is not healthy yet."""
+one collecting its night windows, one on a device whose release is not healthy yet; the
+device page lists its own."""
 
 from __future__ import annotations
 
@@ -68,6 +69,8 @@ def test_drift_page_says_why_a_camera_has_no_baseline(tmp_path: Path) -> None:
         try:
             page = browser.open(f"{url}/dashboard/#/drift?token={token}",
                                 screenshot=shots / "drift-learning.png", values=values)
+            device = browser.open(f"{url}/dashboard/#/device/cam-w?token={token}",
+                                  screenshot=shots / "device-learning.png", values=values)
         finally:
             browser.stop()
     assert page.errors == [], page.errors
@@ -79,3 +82,7 @@ def test_drift_page_says_why_a_camera_has_no_baseline(tmp_path: Path) -> None:
                           "needs 40 windows at night, has 12: it fits by itself once they arrive"]
     warm = rows[("cam-w", "day")]
     assert warm[5] == "release not healthy here" and "stage warmed" in warm[6]
+    # The device page lists its own, without a device column.
+    assert device.errors == [], device.errors
+    [only] = device.values["rows"]
+    assert only[:2] == ["gate", "day"] and only[4] == "release not healthy here"
