@@ -41,11 +41,16 @@ def in_condition(condition: str) -> str:
 
 def too_few_windows(condition: str, windows: int, needed: int, read: int | None) -> str:
     """Why no baseline: its camera × condition has fewer windows than a baseline is
-    learned from (``read``: the device's latest windows counted in, when it read that
-    many and stopped)."""
-    where = "" if read is None else f" among the device's latest {read:,}"
-    return (f"needs {needed:,} windows{in_condition(condition)}, has {windows:,}{where}: "
-            "it fits by itself once they arrive")
+    learned from (``read``: the device's latest windows they were counted in, when it has
+    more: a baseline is learned from those only, so a condition rarer than ``needed`` in
+    ``read`` never gets one at this ``baseline_windows``)."""
+    head = f"needs {needed:,} windows{in_condition(condition)}, has {windows:,}"
+    if read is None:
+        return f"{head}: it fits by itself once they arrive"
+    return (f"{head} among the device's latest {read:,}, all that is read: it fits by itself "
+            f"once {needed:,} fall within them, never for a condition rarer than 1 window in "
+            f"{read // needed} (the hour check judges it meanwhile); to learn one, lower "
+            "drift.baseline_windows to the windows of one spell of it")
 
 
 def too_few_busy(condition: str, windows: int, busy: int, min_samples: int) -> str:
