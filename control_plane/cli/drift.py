@@ -66,15 +66,24 @@ def drift_baselines(
     limit: int = LimitOpt,
     offset: int = OffsetOpt,
 ) -> None:
-    """Production baselines per camera × condition, newest first."""
-    from .client import show_page
+    """Production baselines per camera × condition, newest first (and, under the table,
+    why a baseline judges some of its features not at all, with the fix)."""
+    from .client import client_from, print_json, print_table
 
+    with client_from(config) as api:
+        page = api.get("/api/v1/drift/baselines", device=device, release=release,
+                       condition=condition, active=active or None, limit=limit,
+                       offset=offset)
+    if as_json:
+        print_json(page)
+        return
     columns = ["id", "device_id", "camera_id", "condition", "release_id", "version", "state",
                "window_count", "features", "unfitted", "learned_to", "retired_reason"]
-    params = {"device": device, "release": release, "condition": condition,
-              "active": active or None}
-    show_page(config, "/api/v1/drift/baselines", columns, "drift baselines", as_json,
-              limit=limit, offset=offset, **params)
+    print_table(page["items"], columns, title="drift baselines", total=page["total"])
+    for b in page["items"]:
+        if b.get("unfitted_why") and b["state"] == "active":
+            typer.echo(f"baseline {b['id']} ({b['device_id']}/{b['camera_id']} "
+                       f"{b['condition']}): {b['unfitted_why']}")
 
 
 @app.command("learning")

@@ -53,12 +53,14 @@ def too_few_windows(condition: str, windows: int, needed: int, read: int | None)
             "drift.baseline_windows to the windows of one spell of it")
 
 
-def too_few_busy(condition: str, windows: int, busy: int, min_samples: int) -> str:
-    """Why no baseline: too few of its windows had enough crops to compare anything."""
+def too_few_busy(condition: str, windows: int, busy: int, min_samples: int, needed: int
+                 ) -> str:
+    """Why no baseline: too few of its windows had enough crops to fit a level of any
+    feature (``needed``: windows a level is fitted from)."""
     return (f"{busy:,} of its {windows:,} windows{in_condition(condition)} had "
-            f"{min_samples} crops or more (drift.min_samples), too few to fit: it fits by "
-            "itself once animals come by; for a camera that rarely sees any, lower "
-            "drift.min_samples")
+            f"{min_samples} crops or more (drift.min_samples), {needed} needed to fit a "
+            "level: it fits by itself once animals come by; for a camera that rarely sees "
+            "any, lower drift.min_samples")
 
 
 def not_healthy(release_id: str, device_id: str, reports: str) -> str:
@@ -69,6 +71,20 @@ def not_healthy(release_id: str, device_id: str, reports: str) -> str:
             f"{device_id}` says why not")
 
 
+def unfitted_text(unfitted: list[str], features: int, key: tuple[str, str, str],
+                  min_replays: int) -> str | None:
+    """Why a baseline judges some features not at all (``key``: device, camera,
+    condition), and the fix; None when it judges all."""
+    if not unfitted:
+        return None
+    device_id, camera_id, condition = key
+    return (f"{len(unfitted)} of its {features} features have no level: fewer than "
+            f"{min_replays} of its windows had enough samples of them to fit one, so they are "
+            "not judged on this camera; to judge them, reset it while the camera is busier: "
+            f"`parkwatch drift reset-baseline --device {device_id} --camera {camera_id} "
+            f"--condition {condition}`")
+
+
 def fit_failed(error: BaseException) -> str:
     """Why no baseline: fitting raised (a defect: the other cameras are judged)."""
     text = " ".join(f"{type(error).__name__}: {error}".split())[:300]
@@ -77,4 +93,4 @@ def fit_failed(error: BaseException) -> str:
 
 
 __all__ = ["driver_brief", "driver_text", "fit_failed", "in_condition", "not_healthy",
-           "too_few_busy", "too_few_windows"]
+           "too_few_busy", "too_few_windows", "unfitted_text"]

@@ -175,13 +175,16 @@ export async function fleetView(main) {
 }
 
 /** A baseline's features without a level (too few busy windows to fit one): not judged
- * on this camera, so a baseline with most of them unfitted says so. */
+ * on this camera, so a baseline with most of them unfitted says so, and what to do
+ * (the API's ``unfitted_why`` in full on hover). */
 function notJudged(b) {
   const missing = b.unfitted || [];
   if (!missing.length) return "-";
   const text = `${missing.length} of ${b.features} features: ${missing.join(", ")}`;
   const most = 2 * missing.length > b.features;
-  return most ? h("span", {}, chip("most not judged", "warn"), " ", text) : text;
+  return h("span", { title: b.unfitted_why }, most ? [chip("most not judged", "warn"), " "] : [],
+    text, most ? h("div", { class: "muted" },
+      "too few busy windows to fit their levels: reset it while the camera is busier") : null);
 }
 
 /** Each camera x condition's production baseline: what "has this camera changed?" is

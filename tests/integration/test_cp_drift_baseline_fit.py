@@ -71,8 +71,10 @@ def site(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
         engine.dispose()
 
 
-def stream(site: dict[str, Any], cams: dict[str, tuple[str, int]], windows: int) -> None:
-    """``windows`` one-minute windows per device: (condition, frames) each."""
+def stream(site: dict[str, Any], cams: dict[str, tuple[str, int]], windows: int,
+           regions: bool = False) -> None:
+    """``windows`` one-minute windows per device: (condition, frames) each (``regions``:
+    with a regions-mode agent's region telemetry)."""
     with session_scope(site["engine"]) as session:
         for _ in range(windows):
             site["t"] += timedelta(minutes=1)
@@ -82,6 +84,8 @@ def stream(site: dict[str, Any], cams: dict[str, tuple[str, int]], windows: int)
                     site["profile"], device, site["seq"][device], rng=site["rng"],
                     release_id=site["release"], start=site["t"], frames=frames,
                     condition=condition)
+                if regions:
+                    payload["cameras"][0] |= synthetic.regions(site["rng"], frames)
                 assert ingest_window(session, TelemetryWindow.model_validate(payload)) == "stored"
 
 
@@ -128,7 +132,8 @@ def test_a_baseline_not_learned_says_why_and_the_fix(site: dict[str, Any]) -> No
     assert set(why) == {("cam-b", "day"), ("cam-c", "day")}
     b = why[("cam-b", "day")]
     assert (b["reason"], b["windows"], b["busy_windows"]) == ("too_few_busy_windows", NEEDED, 0)
-    assert b["message"].startswith("0 of its 20 windows by day had 30 crops or more")
+    assert b["message"].startswith("0 of its 20 windows by day had 30 crops or more "
+                                   "(drift.min_samples), 8 needed to fit a level")
     assert "lower drift.min_samples" in b["message"]
     assert b["first_tried_at"] < b["tried_at"]
     assert set(learning(site, device="cam-b")) == {("cam-b", "day")}
@@ -187,3 +192,15 @@ def test_a_condition_too_rare_for_the_windows_read_says_so(site: dict[str, Any])
         "it fits by itself once 20 fall within them, never for a condition rarer than 1 "
         "window in 8 (the hour check judges it meanwhile); to learn one, lower "
         "drift.baseline_windows to the windows of one spell of it")
+
+
+def test_a_baseline_that_judges_few_features_says_why_in_the_cli(site: dict[str, Any]) -> None:
+    # 5 busy windows of 20: too few to fit its crop features' levels (its region
+    # telemetry's features get theirs).
+    stream(site, {"cam-a": ("day", 5)}, NEEDED - 5, regions=True)
+    stream(site, {"cam-a": ("day", 150)}, 5, regions=True)
+    run(site)
+    [b] = site["client"].get(f"{API}/drift/baselines").json()["items"]
+    assert b["unfitted"] and b["unfitted_why"]
+    text = cli(site, "baselines")
+    assert f"baseline {b['id']} (cam-a/gate day): {b['unfitted_why']}" in text
