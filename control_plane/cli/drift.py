@@ -84,6 +84,35 @@ def drift_baselines(
               limit=limit, offset=offset, **params)
 
 
+@app.command("learning")
+@fails_cleanly
+def drift_learning(
+    device: str | None = typer.Option(None, help="Only this device."),
+    release: str | None = typer.Option(None, help="Only this release."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+    limit: int = LimitOpt,
+    offset: int = OffsetOpt,
+) -> None:
+    """Camera × conditions without a production baseline yet: why, and the fix."""
+    from .client import client_from, print_json
+
+    with client_from(config) as api:
+        page = api.get("/api/v1/drift/baselines/learning", device=device, release=release,
+                       limit=limit, offset=offset)
+    if as_json:
+        print_json(page)
+        return
+    if not page["items"]:
+        typer.echo("no camera × condition is waiting for a baseline (those seen have one, or "
+                   "no analysis ran yet: `parkwatch drift run`)")
+        return
+    typer.echo(f"{page['total']} camera × condition(s) without a baseline:")
+    for r in page["items"]:
+        typer.echo(f"  {r['device_id']}/{r['camera_id']} {r['condition']} "
+                   f"(release {r['release_id']}, {r['reason']}): {r['message']}")
+
+
 @app.command("reset-baseline")
 @fails_cleanly
 def drift_reset_baseline(

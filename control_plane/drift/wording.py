@@ -19,4 +19,47 @@ def driver_text(v: dict[str, Any]) -> str:
             f"{v['level']:.3f} of the {v['reference']} reference")
 
 
-__all__ = ["driver_text"]
+# A condition as the end of "needs 240 windows ...": ``any`` (agents that tag none) says nothing.
+_IN_CONDITION = {"day": " by day", "dusk": " at dusk", "night": " at night", "ir": " in IR",
+                 "rain": " in rain"}
+
+
+def in_condition(condition: str) -> str:
+    """" at night", " by day", ...; "" for ``any`` (windows without a condition)."""
+    return _IN_CONDITION.get(condition, "" if condition == "any" else f" in {condition}")
+
+
+def too_few_windows(condition: str, windows: int, needed: int, read: int | None) -> str:
+    """Why no baseline: its camera × condition has fewer windows than a baseline is
+    learned from (``read``: the device's latest windows counted in, when it read that
+    many and stopped)."""
+    where = "" if read is None else f" among the device's latest {read:,}"
+    return (f"needs {needed:,} windows{in_condition(condition)}, has {windows:,}{where}: "
+            "it fits by itself once they arrive")
+
+
+def too_few_busy(condition: str, windows: int, busy: int, min_samples: int) -> str:
+    """Why no baseline: too few of its windows had enough crops to compare anything."""
+    return (f"{busy:,} of its {windows:,} windows{in_condition(condition)} had "
+            f"{min_samples} crops or more (drift.min_samples), too few to fit: it fits by "
+            "itself once animals come by; for a camera that rarely sees any, lower "
+            "drift.min_samples")
+
+
+def not_healthy(release_id: str, device_id: str, reports: str) -> str:
+    """Why no baseline: the release is not healthy on the device (``reports``: what it
+    reports instead)."""
+    return (f"waits for release {release_id} to report healthy on {device_id} (it reports "
+            f"{reports}): it is learned by itself once it does; `parkwatch devices show "
+            f"{device_id}` says why not")
+
+
+def fit_failed(error: BaseException) -> str:
+    """Why no baseline: fitting raised (a defect: the other cameras are judged)."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+    return (f"fitting failed ({text}); the device's other cameras are judged as usual: "
+            "report it with the control plane's log line 'drift baseline fit failed'")
+
+
+__all__ = ["driver_text", "fit_failed", "in_condition", "not_healthy", "too_few_busy",
+           "too_few_windows"]
