@@ -157,10 +157,14 @@ def _fit(profile: ReferenceProfile, windows: list[Timed], settings: DriftSetting
 
 def _first_fit(profile: ReferenceProfile, tries: list[list[Timed]], settings: DriftSettings
                ) -> tuple[list[Timed], bl.Fit] | BaseException | None:
-    """The first of ``tries`` that makes a baseline, with the windows it used; None when
-    none does; what fitting raised, if it did (one camera's fit never stops the rest)."""
+    """The first of ``tries`` that makes a baseline judging at least one feature, with the
+    windows it used; None when none does; what fitting raised, if it did (one camera's
+    fit never stops the rest). A fit with no level at all would judge nothing, and, as a
+    baseline, would also take the camera × condition off the hour check for good: it is
+    not stored, and later windows are tried at the next analysis."""
     try:
-        return next(((w, f) for w in tries if (f := _fit(profile, w, settings))), None)
+        return next(((w, f) for w in tries if (f := _fit(profile, w, settings)) and f.levels),
+                    None)
     except Exception as exc:  # recorded and logged: the other cameras go on
         return exc
 
@@ -242,7 +246,7 @@ def _learn_device(
                      extra=where | {"windows": n, "busy": busy,
                                     "min_samples": settings.min_samples})
             attempts.append(attempt("too_few_busy_windows", wording.too_few_busy(
-                key[1], n, busy, settings.min_samples), busy))
+                key[1], n, busy, settings.min_samples, bl.MIN_REPLAYS), busy))
             continue
         used, fit = fitted
         row = DriftBaseline(

@@ -67,11 +67,13 @@ const LEARNING_REASONS = {
 };
 
 /** Camera x conditions without a production baseline: not judged for drift until they
- * have one, so each says why and what (if anything) to do. */
-function learningSection(learning) {
+ * have one, so each says why and what (if anything) to do (``oneDevice``: the device
+ * page's, without a device column). */
+export function learningSection(learning, oneDevice = false) {
   if (learning === null) return "";
   return section("Not judged yet: cameras without a baseline (why, and the fix)", table(learning, [
-    ["device", (r) => link(`#/device/${encodeURIComponent(r.device_id)}`, r.device_id)],
+    ...(oneDevice ? [] : [["device",
+      (r) => link(`#/device/${encodeURIComponent(r.device_id)}`, r.device_id)]]),
     ["camera", (r) => r.camera_id],
     ["condition", (r) => r.condition],
     ["release", (r) => r.release_id],

@@ -71,8 +71,10 @@ def site(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
         engine.dispose()
 
 
-def stream(site: dict[str, Any], cams: dict[str, tuple[str, int]], windows: int) -> None:
-    """``windows`` one-minute windows per device: (condition, frames) each."""
+def stream(site: dict[str, Any], cams: dict[str, tuple[str, int]], windows: int,
+           regions: bool = False) -> None:
+    """``windows`` one-minute windows per device: (condition, frames) each (``regions``:
+    with a regions-mode agent's region telemetry)."""
     with session_scope(site["engine"]) as session:
         for _ in range(windows):
             site["t"] += timedelta(minutes=1)
@@ -82,6 +84,8 @@ def stream(site: dict[str, Any], cams: dict[str, tuple[str, int]], windows: int)
                     site["profile"], device, site["seq"][device], rng=site["rng"],
                     release_id=site["release"], start=site["t"], frames=frames,
                     condition=condition)
+                if regions:
+                    payload["cameras"][0] |= synthetic.regions(site["rng"], frames)
                 assert ingest_window(session, TelemetryWindow.model_validate(payload)) == "stored"
 
 
@@ -99,7 +103,8 @@ def learning(site: dict[str, Any], **params: Any) -> dict[tuple[str, str], dict[
 
 
 def cli(site: dict[str, Any], *args: str) -> str:
-    result = CliRunner().invoke(root_app, ["drift", *args], env=site["env"])
+    # Wide enough that rich does not fold a cell across lines.
+    result = CliRunner().invoke(root_app, ["drift", *args], env=site["env"] | {"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -127,7 +132,8 @@ def test_a_baseline_not_learned_says_why_and_the_fix(site: dict[str, Any]) -> No
     assert set(why) == {("cam-b", "day"), ("cam-c", "day")}
     b = why[("cam-b", "day")]
     assert (b["reason"], b["windows"], b["busy_windows"]) == ("too_few_busy_windows", NEEDED, 0)
-    assert b["message"].startswith("0 of its 20 windows by day had 30 crops or more")
+    assert b["message"].startswith("0 of its 20 windows by day had 30 crops or more "
+                                   "(drift.min_samples), 8 needed to fit a level")
     assert "lower drift.min_samples" in b["message"]
     assert b["first_tried_at"] < b["tried_at"]
     assert set(learning(site, device="cam-b")) == {("cam-b", "day")}
@@ -160,3 +166,41 @@ def test_a_fit_that_raises_is_named_and_the_other_cameras_go_on(
     a = learning(site)[("cam-a", "night")]
     assert a["reason"] == "fit_failed"
     assert "FloatingPointError: overflow in replay" in a["message"]
+
+
+def test_drift_list_names_the_feature_behind_each_verdict(site: dict[str, Any]) -> None:
+    stream(site, {"cam-a": ("day", 150)}, NEEDED)
+    run(site)
+    r = site["client"].get(f"{API}/drift", params={"device": "cam-a", "limit": 1})
+    v = r.json()["items"][0]["statistics"]["verdict"]
+    assert v["reference"] == "baseline" and v["feature"]
+    text = cli(site, "list", "--device", "cam-a")
+    assert (f"{v['feature']} {v['statistic']:.3f} / {v['level']:.3f} vs baseline (gate, day)"
+            in text), text
+
+
+def test_a_condition_too_rare_for_the_windows_read_says_so(site: dict[str, Any]) -> None:
+    # A baseline is learned from the device's latest 8 x baseline_windows windows: two
+    # dusk spells of 10 windows, 160 day windows apart, never make the 20 it needs.
+    for condition, windows in (("dusk", 10), ("day", 8 * NEEDED), ("dusk", 10)):
+        stream(site, {"cam-a": (condition, 150)}, windows)
+    run(site)
+    dusk = learning(site)[("cam-a", "dusk")]
+    assert (dusk["reason"], dusk["windows"]) == ("too_few_windows", 10)
+    assert dusk["message"] == (
+        "needs 20 windows at dusk, has 10 among the device's latest 160, all that is read: "
+        "it fits by itself once 20 fall within them, never for a condition rarer than 1 "
+        "window in 8 (the hour check judges it meanwhile); to learn one, lower "
+        "drift.baseline_windows to the windows of one spell of it")
+
+
+def test_a_baseline_that_judges_few_features_says_why_in_the_cli(site: dict[str, Any]) -> None:
+    # 5 busy windows of 20: too few to fit its crop features' levels (its region
+    # telemetry's features get theirs).
+    stream(site, {"cam-a": ("day", 5)}, NEEDED - 5, regions=True)
+    stream(site, {"cam-a": ("day", 150)}, 5, regions=True)
+    run(site)
+    [b] = site["client"].get(f"{API}/drift/baselines").json()["items"]
+    assert b["unfitted"] and b["unfitted_why"]
+    text = cli(site, "baselines")
+    assert f"baseline {b['id']} (cam-a/gate day): {b['unfitted_why']}" in text

@@ -1,6 +1,7 @@
 """The drift page in headless Chromium lists the camera × conditions without a baseline,
 each with why and the fix, as the analysis recorded them (``/drift/baselines/learning``):
-one collecting its night windows, one on a device whose release is not healthy yet."""
+one collecting its night windows, one on a device whose release is not healthy yet; the
+device page lists its own."""
 
 from __future__ import annotations
 
@@ -24,27 +25,38 @@ from tests.browser_kit import Browser, chromium_path
 from tests.conftest import free_port, serving
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed")
+# The device page's "not judged" cell of its one baseline: its text and its title.
+NOT_JUDGED = ("[...document.querySelectorAll('td span[title*=reset-baseline]')].map("
+              "s => [s.textContent, s.getAttribute('title')])")
 SECTION = ("[...document.querySelectorAll('section')].find("
            "s => s.querySelector('h2').textContent.startsWith('Not judged yet'))")
 
 
 def seed(url: str) -> None:
     """cam-n: 12 night windows of a healthy release; cam-w: 12 day windows of a release
-    still warming up."""
+    still warming up; cam-q: 40 day windows of a healthy release, 5 busy enough to judge
+    its crops, all with region telemetry (a baseline that judges few features)."""
     profile, rng, now = synthetic.profile(), np.random.default_rng(1), datetime.now(UTC)
     engine = create_db_engine(url)
     with session_scope(engine) as s:
         register_profiled_release(s, "rel-a", profile)
-        for device, stage in (("cam-n", "healthy"), ("cam-w", "warmed")):
+        for device, stage in (("cam-n", "healthy"), ("cam-w", "warmed"), ("cam-q", "healthy")):
             s.add(Device(device_id=device, labels={}))
             s.flush()
             devices.apply_reported(s, reported_state(device, "rel-a", stage))
-    for seq in range(12):
-        end = now - timedelta(minutes=12 - seq)
+    for seq in range(40):
+        end = now - timedelta(minutes=40 - seq)
+        # cam-q: 40 day windows, 35 of them too quiet to judge (5 crops each).
+        plan = [("cam-q", "day", 5 if seq < 35 else 150)]
+        if seq >= 28:
+            plan += [("cam-n", "night", 120), ("cam-w", "day", 120)]
         with session_scope(engine) as s:
-            for device, condition in (("cam-n", "night"), ("cam-w", "day")):
+            for device, condition, frames in plan:
                 w = synthetic.window(profile, device, seq, rng=rng, release_id="rel-a",
-                                     start=end - timedelta(minutes=1), condition=condition)
+                                     start=end - timedelta(minutes=1), condition=condition,
+                                     frames=frames)
+                if device == "cam-q":  # region features: levels from every window
+                    w["cameras"][0] |= synthetic.regions(rng, frames)
                 telemetry.ingest_windows(s, [TelemetryWindow.model_validate(w)],
                                          received_at=end)
     engine.dispose()
@@ -68,6 +80,11 @@ def test_drift_page_says_why_a_camera_has_no_baseline(tmp_path: Path) -> None:
         try:
             page = browser.open(f"{url}/dashboard/#/drift?token={token}",
                                 screenshot=shots / "drift-learning.png", values=values)
+            device = browser.open(f"{url}/dashboard/#/device/cam-w?token={token}",
+                                  screenshot=shots / "device-learning.png", values=values)
+            quiet = browser.open(f"{url}/dashboard/#/device/cam-q?token={token}",
+                                 screenshot=shots / "device-not-judged.png",
+                                 values={"cell": NOT_JUDGED})
         finally:
             browser.stop()
     assert page.errors == [], page.errors
@@ -79,3 +96,12 @@ def test_drift_page_says_why_a_camera_has_no_baseline(tmp_path: Path) -> None:
                           "needs 40 windows at night, has 12: it fits by itself once they arrive"]
     warm = rows[("cam-w", "day")]
     assert warm[5] == "release not healthy here" and "stage warmed" in warm[6]
+    # The device page lists its own, without a device column.
+    assert device.errors == [], device.errors
+    [only] = device.values["rows"]
+    assert only[:2] == ["gate", "day"] and only[4] == "release not healthy here"
+    # A baseline that judges few of its features says so, and how to fix it.
+    assert quiet.errors == [], quiet.errors
+    [(text, title)] = quiet.values["cell"]
+    assert text.startswith("most not judged") and "reset it while the camera is busier" in text
+    assert title.endswith("--device cam-q --camera gate --condition day`")

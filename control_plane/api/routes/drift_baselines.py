@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ...drift import learning, unlearned
+from ...drift import baseline, learning, unlearned, wording
 from ...schemas import Page
 from ...services import audit
 from ...store.models import DriftBaseline, DriftBaselineAttempt
@@ -51,6 +51,8 @@ class BaselinePublic(BaseModel):
     unfitted: list[str] = Field(
         description="Features without a level (too few busy windows to fit one): not "
         "judged against this baseline.")
+    unfitted_why: str | None = Field(
+        None, description="Why those features have no level, and the fix (null: none).")
     counts: dict[str, list[float]] | None = Field(
         None, description="Merged counts per feature (only when one baseline is asked for).")
     learned_from: datetime
@@ -64,12 +66,16 @@ class BaselinePublic(BaseModel):
 def baseline_public(row: DriftBaseline, false_alarm_days: float,
                     counts: bool = False) -> BaselinePublic:
     data: dict[str, Any] = row.model_dump(exclude={"counts"})
+    unfitted = learning.unfitted(row.counts, row.levels)
     return BaselinePublic(
         **data,
         state="active" if row.retired_at is None else "retired",
         false_alarm_days=false_alarm_days,
         features=len(row.counts),
-        unfitted=learning.unfitted(row.counts, row.levels),
+        unfitted=unfitted,
+        unfitted_why=wording.unfitted_text(
+            unfitted, len(row.counts), (row.device_id, row.camera_id, row.condition),
+            baseline.MIN_REPLAYS),
         counts=row.counts if counts else None,
     )
 
