@@ -91,17 +91,21 @@ def drift_baselines(
 def drift_learning(
     device: str | None = typer.Option(None, help="Only this device."),
     release: str | None = typer.Option(None, help="Only this release."),
+    every_release: bool = typer.Option(
+        False, "--every-release",
+        help="Also those of releases their devices no longer report active."),
     config: Path | None = ConfigOpt,
     as_json: bool = JsonOpt,
     limit: int = LimitOpt,
     offset: int = OffsetOpt,
 ) -> None:
-    """Camera × conditions without a production baseline yet: why, and the fix."""
+    """Camera × conditions without a production baseline yet (of the release each device
+    runs): why, and the fix."""
     from .client import client_from, print_json
 
     with client_from(config) as api:
         page = api.get("/api/v1/drift/baselines/learning", device=device, release=release,
-                       limit=limit, offset=offset)
+                       every_release=every_release or None, limit=limit, offset=offset)
     if as_json:
         print_json(page)
         return

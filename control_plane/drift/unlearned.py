@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, func, select
 
-from ..store.models import DriftBaselineAttempt, utc_now
+from ..store.models import Device, DriftBaselineAttempt, utc_now
 
 Reason = Literal["release_not_healthy", "too_few_windows", "too_few_busy_windows",
                  "fit_failed"]
@@ -71,16 +71,24 @@ def listing(
     *,
     device_id: str | None = None,
     release_id: str | None = None,
+    every_release: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[DriftBaselineAttempt], int]:
-    """The camera × conditions still learning, latest tried first, with the total."""
+    """The camera × conditions still learning, latest tried first, with the total: of the
+    release each device reports active (or of any, for a device that reports none), so a
+    promotion leaves the old release's behind; ``every_release``: those too."""
     a = DriftBaselineAttempt
     where: list[Any] = [col(c) == v for c, v in ((a.device_id, device_id),
                                                   (a.release_id, release_id)) if v is not None]
-    total = session.exec(select(func.count()).select_from(a).where(*where)).one()
+    query = select(a)
+    if not every_release:
+        running = col(Device.active_release_id)
+        query = query.join(Device, col(Device.device_id) == col(a.device_id))
+        where.append(sa.or_(running.is_(None), running == col(a.release_id)))
+    total = session.exec(select(func.count()).select_from(query.where(*where).subquery())).one()
     rows = session.exec(
-        select(a).where(*where)
+        query.where(*where)
         .order_by(col(a.tried_at).desc(), col(a.device_id), col(a.camera_id),
                   col(a.condition))
         .limit(limit).offset(offset))

@@ -204,3 +204,23 @@ def test_a_baseline_that_judges_few_features_says_why_in_the_cli(site: dict[str,
     assert b["unfitted"] and b["unfitted_why"]
     text = cli(site, "baselines")
     assert f"baseline {b['id']} (cam-a/gate day): {b['unfitted_why']}" in text
+
+
+def test_a_promotion_leaves_the_old_releases_attempts_behind(site: dict[str, Any]) -> None:
+    stream(site, {"cam-a": ("night", 150), "cam-b": ("day", 150)}, 5)
+    run(site)
+    assert set(learning(site)) == {("cam-a", "night"), ("cam-b", "day")}
+    # cam-a now runs another release: its old release's camera is no longer learning.
+    newer = site["client"].post(f"{API}/releases", json={"model_name": "petnet"}).json()[
+        "release_id"]
+    with session_scope(site["engine"]) as session:
+        apply_reported(session, ReportedState.model_validate({
+            "device_id": "cam-a", "agent_version": "1.0",
+            "active": {"release_id": newer, "model_version": "petnet:1", "stage": "healthy",
+                       "since": datetime.now(UTC).isoformat()}}))
+    assert set(learning(site)) == {("cam-b", "day")}
+    assert set(learning(site, every_release=True)) == {("cam-a", "night"), ("cam-b", "day")}
+    r = site["client"].get(f"{API}/drift/baselines/learning", params={"limit": 1})
+    assert r.json()["total"] == 1
+    assert "cam-a" not in cli(site, "learning")
+    assert "cam-a/gate night" in cli(site, "learning", "--every-release")

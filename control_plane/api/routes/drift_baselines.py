@@ -167,9 +167,12 @@ def learning_baselines(
     _p: ReadDep,
     device: Annotated[str | None, Query(max_length=63)] = None,
     release: Annotated[str | None, Query(max_length=64)] = None,
+    every_release: Annotated[bool, Query(
+        description="Also those of releases their devices no longer report active.")] = False,
 ) -> Page[BaselineLearning]:
     rows, total = unlearned.listing(session, device_id=device, release_id=release,
-                                    limit=page.limit, offset=page.offset)
+                                    every_release=every_release, limit=page.limit,
+                                    offset=page.offset)
     return Page(items=[_learning(r) for r in rows], total=total, limit=page.limit,
                 offset=page.offset)
 
