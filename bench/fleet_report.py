@@ -285,6 +285,21 @@ def kept_store(keep: Path, name: str, args: argparse.Namespace) -> tuple[str, Pa
     return postgres_db() or "", done, False
 
 
+def _admin_token(url: str, path: Path) -> str:
+    """The admin token the app wrote on its first start over this store, or, over a store
+    kept from an earlier run (``--keep``: the app found its token there and wrote none),
+    a new one."""
+    if path.exists():
+        return path.read_text().strip()
+    from control_plane.services.auth import create_token
+
+    engine = create_db_engine(url)
+    with session_scope(engine) as s:
+        _, secret = create_token(s, "fleet-report-bench", ["admin"], who="bench")
+    engine.dispose()
+    return secret
+
+
 def history(url: str, until: str) -> tuple[float, int]:
     """(seconds, points) of the camera history route for one camera, 30 days (the
     request through the API in-process, after a warm-up request)."""
@@ -295,7 +310,7 @@ def history(url: str, until: str) -> tuple[float, int]:
 
     settings = ControlPlaneSettings(data_dir=Path(tempfile.mkdtemp()), database_url=url)
     with TestClient(create_app(settings, enable_mqtt=False)) as client:
-        h = {"Authorization": f"Bearer {settings.admin_token_path.read_text().strip()}"}
+        h = {"Authorization": f"Bearer {_admin_token(url, settings.admin_token_path)}"}
         params: dict[str, Any] = {"device_id": "cam-7", "camera_id": "gate", "days": 30,
                                   "until": until}
         client.get("/api/v1/drift/history", params={**params, "device_id": "cam-8"}, headers=h)
