@@ -122,6 +122,10 @@ class MqttAdapter:
         self._connected = threading.Event()
         self._stopping = False
         self._failures = RepeatFilter(log)
+        # One series per connection: an ingest process holds two (ingest/lanes.py), and on
+        # one shared series a lane's disconnect was hidden by the other's next connect.
+        self._connected_gauge = MQTT_CONNECTED.labels(name)
+        self._connected_gauge.set(0)
         self.client = IngestClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -180,7 +184,7 @@ class MqttAdapter:
         self.client.disconnect()
         self.client.loop_stop()
         self._connected.clear()
-        MQTT_CONNECTED.set(0)
+        self._connected_gauge.set(0)
 
     @property
     def connected(self) -> bool:
@@ -238,7 +242,7 @@ class MqttAdapter:
                 _rc, self._subscribe_mid = client.subscribe(topics)  # type: ignore[arg-type]
         if self._subscribe_mid is None:
             self._connected.set()
-        MQTT_CONNECTED.set(1)
+        self._connected_gauge.set(1)
         MQTT_RECONNECTS.inc()
         log.info(
             "connected to broker", extra={"broker": f"{self.endpoint.host}:{self.endpoint.port}"}
@@ -275,7 +279,7 @@ class MqttAdapter:
         self._next_connection()
         self._subscribe_mid = None
         self._connected.clear()
-        MQTT_CONNECTED.set(0)
+        self._connected_gauge.set(0)
         if self._stopping:
             log.info("disconnected from broker")
         else:
