@@ -219,47 +219,53 @@ def _learn_device(
     made, attempts = [], []
     for key in sorted(missing):
         windows = first.get(key, [])
-
-        def attempt(reason: unlearned.Reason, message: str, busy: int | None = None,
-                    key: Key = key, have: int = len(windows)) -> unlearned.Attempt:
-            return unlearned.Attempt(device_id, *key, release_id, reason, message, have, n,
-                                     busy)
-
         if len(windows) < n:
-            attempts.append(attempt("too_few_windows", wording.too_few_windows(
-                key[1], len(windows), n, limit if len(read) >= limit else None)))
+            attempts.append(unlearned.Attempt(
+                device_id, *key, release_id, "too_few_windows", wording.too_few_windows(
+                    key[1], len(windows), n, limit if len(read) >= limit else None),
+                len(windows), n))
             continue
         # When the first windows cannot make one (too quiet to judge, say), the latest
         # are tried: they move on with every window, where the first ones would be
         # retried unchanged until READ_FACTOR times more windows had come.
         tries = [windows] if latest[key][0] is windows[0] else [windows, list(latest[key])]
-        fitted = _first_fit(profile, tries, settings)
-        where = {"device_id": device_id, "camera": key[0], "condition": key[1],
-                 "release_id": release_id}
-        if isinstance(fitted, BaseException):
-            log.error("drift baseline fit failed", exc_info=fitted, extra=where)
-            attempts.append(attempt("fit_failed", wording.fit_failed(fitted)))
-            continue
-        if fitted is None:
-            busy = bl.busy_windows(profile, [c for _, c in tries[-1]], settings.min_samples)
-            log.info("drift baseline not learned: too few windows with enough crops",
-                     extra=where | {"windows": n, "busy": busy,
-                                    "min_samples": settings.min_samples})
-            attempts.append(attempt("too_few_busy_windows", wording.too_few_busy(
-                key[1], n, busy, settings.min_samples, bl.MIN_REPLAYS), busy))
-            continue
-        used, fit = fitted
-        row = DriftBaseline(
-            device_id=device_id, camera_id=key[0], condition=key[1], release_id=release_id,
-            version=resets.get(key, (None, 0))[1] + 1, window_count=fit.windows,
-            sample_count=fit.frames, window_minutes=fit.window_minutes, counts=fit.counts,
-            levels=bl.fit_json(fit), learned_from=used[0][0], learned_to=used[-1][0],
-        )
-        session.add(row)
-        made.append(row)
-        # A feature without a fitted level is not judged against this baseline: say which.
-        log.info("drift baseline learned", extra=where | {"unfitted": fit.notes})
+        learned = _learn_key(profile, (device_id, *key, release_id), tries, settings,
+                             resets.get(key, (None, 0))[1] + 1)
+        if isinstance(learned, unlearned.Attempt):
+            attempts.append(learned)
+        else:
+            session.add(learned)
+            made.append(learned)
     return made, attempts
+
+
+def _learn_key(profile: ReferenceProfile, key: unlearned.KeyOf, tries: list[list[Timed]],
+               settings: DriftSettings, version: int) -> DriftBaseline | unlearned.Attempt:
+    """One camera × condition's baseline from the first of ``tries`` that makes one, or
+    the attempt that says why none did."""
+    device_id, camera_id, condition, release_id = key
+    n = settings.baseline_windows
+    fitted = _first_fit(profile, tries, settings)
+    where = {"device_id": device_id, "camera": camera_id, "condition": condition,
+             "release_id": release_id}
+    if isinstance(fitted, BaseException):
+        log.error("drift baseline fit failed", exc_info=fitted, extra=where)
+        return unlearned.Attempt(*key, "fit_failed", wording.fit_failed(fitted), n, n)
+    if fitted is None:
+        busy = bl.busy_windows(profile, [c for _, c in tries[-1]], settings.min_samples)
+        log.info("drift baseline not learned: too few windows with enough crops",
+                 extra=where | {"windows": n, "busy": busy, "min_samples": settings.min_samples})
+        return unlearned.Attempt(*key, "too_few_busy_windows", wording.too_few_busy(
+            condition, n, busy, settings.min_samples, bl.MIN_REPLAYS), n, n, busy)
+    used, fit = fitted
+    # A feature without a fitted level is not judged against this baseline: say which.
+    log.info("drift baseline learned", extra=where | {"unfitted": fit.notes})
+    return DriftBaseline(
+        device_id=device_id, camera_id=camera_id, condition=condition, release_id=release_id,
+        version=version, window_count=fit.windows, sample_count=fit.frames,
+        window_minutes=fit.window_minutes, counts=fit.counts, levels=bl.fit_json(fit),
+        learned_from=used[0][0], learned_to=used[-1][0],
+    )
 
 
 def learn_missing(

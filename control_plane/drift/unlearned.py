@@ -41,15 +41,19 @@ class Attempt:
 
 _KEY = ("device_id", "camera_id", "condition", "release_id")
 _MESSAGE_CHARS = 512
+DELETE_BATCH = 1000
 
 
 def record(session: Session, attempts: list[Attempt], learned: list[KeyOf]) -> None:
     """Store these attempts (each replaces its key's previous one, whose first try is
     kept) and drop the rows of the keys ``learned`` now. One statement each."""
     table: sa.Table = DriftBaselineAttempt.__table__  # type: ignore[attr-defined]
-    if learned:
+    keys = sorted(set(learned))
+    # A fleet's first baselines are thousands of keys of 4 values: batches stay far below
+    # the bound parameters a statement may have (32,766 on SQLite).
+    for i in range(0, len(keys), DELETE_BATCH):
         session.execute(sa.delete(table).where(
-            sa.tuple_(*(table.c[k] for k in _KEY)).in_(sorted(set(learned)))))
+            sa.tuple_(*(table.c[k] for k in _KEY)).in_(keys[i : i + DELETE_BATCH])))
     if not attempts:
         return
     now = utc_now()

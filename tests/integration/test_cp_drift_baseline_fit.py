@@ -224,3 +224,32 @@ def test_a_promotion_leaves_the_old_releases_attempts_behind(site: dict[str, Any
     assert r.json()["total"] == 1
     assert "cam-a" not in cli(site, "learning")
     assert "cam-a/gate night" in cli(site, "learning", "--every-release")
+
+
+def test_a_fleets_first_baselines_clear_their_attempts_in_one_analysis(
+        database_url: str) -> None:
+    # 20,000 keys learned at once (a chunk of 1,000 devices, 5 cameras, 4 conditions):
+    # 80,000 values, more than a PostgreSQL statement may bind (65,535).
+    from sqlmodel import select
+
+    from control_plane.drift import unlearned
+    from control_plane.store.db import upgrade
+    from control_plane.store.models import Device, DriftBaselineAttempt
+
+    upgrade(database_url)
+    engine = create_db_engine(database_url)
+    keys = [(f"d{i}", f"c{j}", k, "r") for i in range(1000) for j in range(5)
+            for k in ("day", "dusk", "night", "ir")]
+    try:
+        with session_scope(engine) as session:
+            session.add(Device(device_id="d999", labels={}))
+            session.flush()
+            unlearned.record(session, [unlearned.Attempt(
+                *keys[-1], "too_few_windows", "needs 240", 12, 240)], [])
+        with session_scope(engine) as session:
+            assert len(session.exec(select(DriftBaselineAttempt)).all()) == 1
+            unlearned.record(session, [], keys)
+        with session_scope(engine) as session:
+            assert session.exec(select(DriftBaselineAttempt)).all() == []
+    finally:
+        engine.dispose()

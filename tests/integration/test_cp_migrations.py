@@ -131,3 +131,33 @@ def test_0020_baseline_attempts_upgrade_and_downgrade(empty_database: str) -> No
             assert conn.execute(sa.text("SELECT count(*) FROM device")).scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_0021_rollup_pages_keep_room_for_updates(empty_database: str) -> None:
+    """0021 fills telemetry_rollup's pages to 60 % on PostgreSQL (so that an hour row's next
+    version fits beside it), and the downgrade takes the setting back; SQLite has none."""
+    from alembic import command
+
+    def options(engine: sa.Engine) -> list[str]:
+        if engine.dialect.name != "postgresql":
+            return []
+        with engine.connect() as conn:
+            found = conn.execute(sa.text(
+                "SELECT reloptions FROM pg_class WHERE relname = 'telemetry_rollup'")).scalar()
+        return list(found or [])
+
+    upgrade(empty_database, "0020")
+    engine = create_db_engine(empty_database)
+    postgres = engine.dialect.name == "postgresql"
+    try:
+        assert options(engine) == []
+        upgrade(empty_database, "0021")
+        assert options(engine) == (["fillfactor=60"] if postgres else [])
+        with engine.begin() as conn:
+            cfg = alembic_config(empty_database)
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0020")
+        assert current_revision(engine) == "0020"
+        assert options(engine) == []
+    finally:
+        engine.dispose()
