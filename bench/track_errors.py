@@ -47,7 +47,7 @@ from region_accuracy import FPS, frames_of, release_or_say, scene
 
 from edge_agent.config import CameraConfig
 from edge_agent.regions.analyzer import RegionAnalyzer
-from edge_agent.regions.boxes import Box, inside
+from edge_agent.regions.boxes import Box, area, inside
 from edge_agent.runtime import ModelRuntime
 from protocols import CropSpec
 from trainer.crops import FRAME, backdrops, cut_crop, fit_animal
@@ -106,12 +106,13 @@ def _read(runtime: ModelRuntime, crops: list[U8]) -> list[F32]:
 
 
 def _holder(region: Box, objects: list[tuple[int, Box]]) -> tuple[int | None, float, bool]:
-    """The animal whose box lies most in ``region`` (at least half), its share, and
-    whether a second animal's box is at least 30 % inside too."""
-    shares = sorted(((inside(b, region), tid) for tid, b in objects), reverse=True)
+    """The animal whose box lies most in ``region`` (at least half; the larger of two
+    whole inside), its share, and whether a second animal's box is at least 30 % inside
+    too."""
+    shares = sorted(((inside(b, region), area(b), tid) for tid, b in objects), reverse=True)
     if not shares or shares[0][0] < 0.5:
         return None, 0.0, False
-    return shares[0][1], shares[0][0], len(shares) > 1 and shares[1][0] >= 0.3
+    return shares[0][2], shares[0][0], len(shares) > 1 and shares[1][0] >= 0.3
 
 
 def run_clip(seed: int, a: argparse.Namespace) -> Clip:
