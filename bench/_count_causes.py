@@ -98,6 +98,23 @@ def count_causes(run: Run) -> Causes:
     return out
 
 
+def off_windows(run: Run) -> list[str]:
+    """One line per window whose count is off: the truth's animals and, for each track
+    counted, the truth animal it overlapped most in the window (``-``: none)."""
+    out = []
+    for w, (counted, truth_ids) in enumerate(run.window_ids):
+        if len(counted) == len(truth_ids):
+            continue
+        frames = range(w * run.window_frames, (w + 1) * run.window_frames)
+        owners = []
+        for aid in sorted(counted):
+            overlap = _overlaps(run, aid, frames).most_common(1)
+            owners.append(f"{aid}->{overlap[0][0] if overlap else '-'}")
+        out.append(f"  window {w} (frames {frames.start}-{frames.stop - 1}): truth "
+                   f"{sorted(truth_ids)}, counted {' '.join(owners) or 'none'}")
+    return out
+
+
 def causes_table(rows: dict[str, list[Run]]) -> None:
     """Per variant (its clips pooled): the count error by cause, in animals and as a
     share of the truth's count."""

@@ -113,10 +113,12 @@ def _stat_cpu(stat: Path) -> float:
 
 
 def connected(port: int) -> bool:
-    """Whether the worker behind metrics ``port`` is connected (it subscribes first)."""
+    """Whether every broker connection (lane) of the worker behind metrics ``port`` is up
+    (it subscribes first)."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return any(s.name == "parkwatch_cp_mqtt_connected" and s.value == 1
-               for f in text_string_to_metric_families(text) for s in f.samples)
+    lanes = [s.value for f in text_string_to_metric_families(text) for s in f.samples
+             if s.name == "parkwatch_cp_mqtt_connected"]
+    return bool(lanes) and all(v == 1 for v in lanes)
 
 
 def spawn_ingest_workers(loop: Loop, workers: int, client_prefix: str, batch: int,

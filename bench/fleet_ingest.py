@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,6 +58,7 @@ from _fleet_rig import (  # bench/ is on sys.path: scripts run from it
     worker_stats,
 )
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client.parser import text_string_to_metric_families
 
 from control_plane.drift import synthetic
 from control_plane.store.db import create_db_engine, session_scope, upgrade
@@ -257,6 +259,11 @@ class Case:
     # "worker 1", ..., "PostgreSQL backends" on PostgreSQL), from /proc
     cpu: dict[str, float]
     ceiling_cpu: dict[str, float]  # per message at the paho ceiling: publisher, broker, sub
+    # Where a worker's time went besides CPU, from its own metrics and the server's views:
+    # mean wall time of one write transaction (statements, commit and any lock waits)
+    write_ms: float
+    waits: dict[str, float]  # share of the database's backends sampled waiting, by event
+    hot: dict[str, float]  # share of updates that were HOT, per table (PostgreSQL)
 
     @property
     def cpu_us(self) -> float:
@@ -272,12 +279,12 @@ class Case:
 
 
 def cpu_now(procs: list[subprocess.Popen[bytes]], broker: subprocess.Popen[bytes],
-            engine: sa.Engine) -> dict[str, float]:
-    """CPU seconds so far of the broker, each worker and each PostgreSQL backend (by pid:
-    a backend that started meanwhile counts from 0)."""
+            engine: sa.Engine, skip: int = 0) -> dict[str, float]:
+    """CPU seconds so far of the broker, each worker and each PostgreSQL backend but
+    ``skip`` (by pid: a backend that started meanwhile counts from 0)."""
     out = {"broker": process_cpu(broker.pid)}
     out.update({f"worker {i + 1}": process_cpu(p.pid) for i, p in enumerate(procs)})
-    out.update({f"backend {pid}": v for pid, v in backend_cpu(engine).items()})
+    out.update({f"backend {pid}": v for pid, v in backend_cpu(engine).items() if pid != skip})
     return out
 
 
@@ -290,6 +297,60 @@ def cpu_spent(before: dict[str, float], after: dict[str, float], postgres: bool
         spent["PostgreSQL backends"] = sum(v - before.get(k, 0.0) for k, v in after.items()
                                            if k.startswith("backend "))
     return spent
+
+
+class WaitSampler:
+    """Samples what the database's backends (but this sampler's) are doing, every 20 ms,
+    on a connection of its own while ingest runs: the share of samples in which a backend
+    was active (running or waiting) and waiting on each event type (``Lock``: a row lock
+    another worker holds until it commits; ``IO``: the commit's WAL flush, among others).
+    Its own backend is left out of the CPU figures."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.counts: dict[str, int] = {}
+        self.samples = 0
+        self.pid = 0
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wait-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _run(self) -> None:
+        with self.engine.connect() as conn:
+            self.pid = int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+            self._ready.set()
+            query = sa.text(
+                "SELECT coalesce(wait_event_type, 'running') FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND state = 'active'")
+            while not self._stop.wait(0.02):
+                for (event,) in conn.execute(query):
+                    self.counts[event] = self.counts.get(event, 0) + 1
+                self.samples += 1
+                conn.rollback()  # no snapshot held between samples
+
+    def stop(self) -> dict[str, float]:
+        """Each event type's share of the active backends' samples."""
+        self._stop.set()
+        self._thread.join(10)
+        active = sum(self.counts.values())
+        return {k: v / active for k, v in sorted(self.counts.items())} if active else {}
+
+
+def hot_updates(engine: sa.Engine) -> dict[str, float]:
+    """The share of each ingest table's updates that were HOT (no new index entries): read
+    after the workers exited (a backend reports its counts at exit at the latest)."""
+    if engine.dialect.name != "postgresql":
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+            "WHERE relname IN ('telemetry_rollup', 'device')")).all()
+    return {name: hot / upd for name, upd, hot in rows if upd}
 
 
 def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
@@ -334,35 +395,59 @@ def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
         payloads = fleet_payloads(load)
         client = publisher(port)
         sender = PublisherCpu(client)
-        before = cpu_now(procs, broker, engine)  # start-up and the ceilings are not ingest
+        postgres = engine.dialect.name == "postgresql"
+        sampler = WaitSampler(engine) if postgres else None
+        if sampler is not None:
+            sampler.start()
+        writes = [write_seconds(p) for p in metrics_ports]
+        skip = 0 if sampler is None else sampler.pid
+        before = cpu_now(procs, broker, engine, skip)  # start-up and ceilings are not ingest
         start = time.perf_counter()
         sender.publishing(payloads, client)
         deadline = time.monotonic() + 600
         while stored(engine) < load.windows and time.monotonic() < deadline:
             time.sleep(0.05)
         seconds = time.perf_counter() - start
-        spent = cpu_spent(before, cpu_now(procs, broker, engine),
-                          engine.dialect.name == "postgresql")
+        spent = cpu_spent(before, cpu_now(procs, broker, engine, skip), postgres)
+        waits = {} if sampler is None else sampler.stop()
         spent = {"publisher": sender.seconds(), **spent}
         client.disconnect()
         client.loop_stop()
         stats = [worker_stats(p) for p in metrics_ports]
+        written = [write_seconds(p) for p in metrics_ports]
+        write_s = sum(b[0] - a[0] for a, b in zip(writes, written, strict=True))
+        write_n = sum(b[1] - a[1] for a, b in zip(writes, written, strict=True))
         total = stored(engine)
         batched = sum(s[0] for s in stats) / max(sum(s[1] for s in stats), 1.0)
+        stop_workers(procs)
         return Case(total / seconds, batched, ceiling, native, alone,
-                    {k: v / max(total, 1) for k, v in spent.items()}, ceiling_cpu)
+                    {k: v / max(total, 1) for k, v in spent.items()}, ceiling_cpu,
+                    write_s / max(write_n, 1.0) * 1e3, waits, hot_updates(engine))
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:  # a loaded machine can take long to stop a worker: never leave one behind
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_workers(procs)
         broker.terminate()
         broker.wait(10)
         engine.dispose()
+
+
+def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:  # a loaded machine can take long to stop a worker: never leave one behind
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def write_seconds(port: int) -> tuple[float, float]:
+    """(seconds, count) of the write transactions of the worker behind metrics ``port``."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    return (values.get("parkwatch_cp_ingest_write_seconds_sum", 0.0),
+            values.get("parkwatch_cp_ingest_write_seconds_count", 0.0))
 
 
 def main() -> None:
@@ -421,6 +506,7 @@ def main() -> None:
               f"{c.rate / c.native:.2f} (mosquitto_sub), {c.rate / c.alone:.2f} (C at both "
               "ends); goal for PostgreSQL, 2 workers: 0.7")
     print_cpu(rows)
+    print_waits(rows)
     loadavg = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"\nmachine: {os.cpu_count()} logical CPUs (load {loadavg}), Python "
           f"{platform.python_version()}; broker, workers and fleet share this machine")
@@ -446,6 +532,26 @@ def print_cpu(rows: list[tuple[str, Case]]) -> None:
               f"{at['subscriber'] * 1e6:,.0f} us |")
     print("\nPostgreSQL's shared processes (WAL writer, checkpointer) serve every database "
           "on the server and are not counted; /proc counts in 10 ms ticks.")
+
+
+def print_waits(rows: list[tuple[str, Case]]) -> None:
+    """Where the workers' time went besides CPU: a rate below what the CPU allows is
+    latency (the commit's WAL flush, row locks another worker holds until its commit)."""
+    print("\n#### Besides CPU: a write transaction's wall time, what the backends waited on\n\n"
+          "| configuration | write transaction (wall, mean) | its windows' CPU (workers' and "
+          "backends' per window x windows per transaction) | active backends' samples: running / "
+          "waiting, by event type | HOT updates: telemetry_rollup / device |\n"
+          "|---|---:|---:|---|---|")
+    for name, c in rows:
+        backends = c.backend_us or 0.0
+        cpu_ms = (c.cpu_us + backends) * c.batched / 1e3
+        waits = ", ".join(f"{k} {v:.0%}" for k, v in c.waits.items()) or "-"
+        hot = " / ".join(f"{c.hot[t]:.0%}" if t in c.hot else "-"
+                         for t in ("telemetry_rollup", "device")) if c.hot else "-"
+        print(f"| {name} | {c.write_ms:.1f} ms | {cpu_ms:.1f} ms | {waits} | {hot} |")
+    print("\nA HOT update adds no index entries; PostgreSQL makes one only where the page has "
+          "room, which pruning makes only when no transaction anywhere on the server is older "
+          "than the dead row versions (autovacuum is off on this machine's server).")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,11 @@ MQTT_MESSAGES = Counter(
     ["kind", "outcome"],
 )
 MQTT_CONNECTED = Gauge(
-    "parkwatch_cp_mqtt_connected", "1 while the control plane is connected to its broker."
+    "parkwatch_cp_mqtt_connected",
+    "1 while the control plane's broker connection is up, by lane: the connection's service "
+    "name (mqtt: telemetry, or every kind on one connection; mqtt-control: statuses, "
+    "reported states and events).",
+    ["lane"],
 )
 MQTT_RECONNECTS = Counter(
     "parkwatch_cp_mqtt_connects_total", "Successful (re)connections to the broker."

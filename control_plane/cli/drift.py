@@ -27,29 +27,22 @@ def drift_list(
     limit: int = LimitOpt,
     offset: int = OffsetOpt,
 ) -> None:
-    """Drift reports, newest first."""
-    from .client import show_page
+    """Drift reports, newest first, each with the feature that drove its verdict: its
+    statistic over its own level, against which reference."""
+    from ..drift.wording import driver_brief
+    from .client import client_from, print_json, print_table
 
-    columns = [
-        "id",
-        "device_id",
-        "release_id",
-        "drifted",
-        "window_count",
-        "sample_count",
-        "window_end",
-    ]
-    params = {"device": device, "release": release, "drifted": drifted}
-    show_page(
-        config,
-        "/api/v1/drift",
-        columns,
-        "drift reports",
-        as_json,
-        limit=limit,
-        offset=offset,
-        **params,
-    )
+    with client_from(config) as api:
+        page = api.get("/api/v1/drift", device=device, release=release, drifted=drifted,
+                       limit=limit, offset=offset)
+    if as_json:
+        print_json(page)
+        return
+    rows = [r | {"driven_by": driver_brief((r.get("statistics") or {}).get("verdict") or {})}
+            for r in page["items"]]
+    columns = ["id", "device_id", "release_id", "drifted", "driven_by", "window_count",
+               "sample_count", "window_end"]
+    print_table(rows, columns, title="drift reports", total=page["total"])
 
 
 @app.command("show")
@@ -73,15 +66,57 @@ def drift_baselines(
     limit: int = LimitOpt,
     offset: int = OffsetOpt,
 ) -> None:
-    """Production baselines per camera × condition, newest first."""
-    from .client import show_page
+    """Production baselines per camera × condition, newest first (and, under the table,
+    why a baseline judges some of its features not at all, with the fix)."""
+    from .client import client_from, print_json, print_table
 
+    with client_from(config) as api:
+        page = api.get("/api/v1/drift/baselines", device=device, release=release,
+                       condition=condition, active=active or None, limit=limit,
+                       offset=offset)
+    if as_json:
+        print_json(page)
+        return
     columns = ["id", "device_id", "camera_id", "condition", "release_id", "version", "state",
                "window_count", "features", "unfitted", "learned_to", "retired_reason"]
-    params = {"device": device, "release": release, "condition": condition,
-              "active": active or None}
-    show_page(config, "/api/v1/drift/baselines", columns, "drift baselines", as_json,
-              limit=limit, offset=offset, **params)
+    print_table(page["items"], columns, title="drift baselines", total=page["total"])
+    for b in page["items"]:
+        if b.get("unfitted_why") and b["state"] == "active":
+            typer.echo(f"baseline {b['id']} ({b['device_id']}/{b['camera_id']} "
+                       f"{b['condition']}): {b['unfitted_why']}")
+
+
+@app.command("learning")
+@fails_cleanly
+def drift_learning(
+    device: str | None = typer.Option(None, help="Only this device."),
+    release: str | None = typer.Option(None, help="Only this release."),
+    every_release: bool = typer.Option(
+        False, "--every-release",
+        help="Also those of releases their devices no longer report active."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+    limit: int = LimitOpt,
+    offset: int = OffsetOpt,
+) -> None:
+    """Camera × conditions without a production baseline yet (of the release each device
+    runs): why, and the fix."""
+    from .client import client_from, print_json
+
+    with client_from(config) as api:
+        page = api.get("/api/v1/drift/baselines/learning", device=device, release=release,
+                       every_release=every_release or None, limit=limit, offset=offset)
+    if as_json:
+        print_json(page)
+        return
+    if not page["items"]:
+        typer.echo("no camera × condition is waiting for a baseline (those seen have one, or "
+                   "no analysis ran yet: `parkwatch drift run`)")
+        return
+    typer.echo(f"{page['total']} camera × condition(s) without a baseline:")
+    for r in page["items"]:
+        typer.echo(f"  {r['device_id']}/{r['camera_id']} {r['condition']} "
+                   f"(release {r['release_id']}, {r['reason']}): {r['message']}")
 
 
 @app.command("reset-baseline")

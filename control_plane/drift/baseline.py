@@ -56,6 +56,14 @@ def camera_summary(profile: ReferenceProfile, camera: dict[str, Any]) -> Summary
     return summary
 
 
+def busy_windows(profile: ReferenceProfile, cameras: list[dict[str, Any]], min_samples: int
+                 ) -> int:
+    """How many of these camera windows have ``min_samples`` crops on the profile's bins:
+    the windows a baseline's crop features are learned from."""
+    return sum(1 for c in cameras
+               if (s := camera_summary(profile, c)) is not None and s.frames >= min_samples)
+
+
 def feature_counts(profile: ReferenceProfile, summary: Summary) -> dict[str, FloatArray]:
     """Every feature's counts in ``summary``, classes included, by feature name."""
     pairs = features(profile, summary).items()
@@ -437,6 +445,7 @@ __all__ = [
     "Fit",
     "Level",
     "Verdict",
+    "busy_windows",
     "camera_counts",
     "camera_key",
     "camera_summary",

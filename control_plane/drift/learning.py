@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 from array import array
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,7 +29,8 @@ from ..config.drift import DriftSettings
 from ..errors import NotFoundError
 from ..store.models import Device, DriftBaseline, TelemetryWindowRecord, utc_now
 from . import baseline as bl
-from .collect import STREAM_ROWS, Collected, rows_of
+from . import unlearned, wording
+from .collect import STREAM_ROWS, Collected, DeviceWindows, rows_of
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (camera id, condition)
@@ -109,17 +110,23 @@ def active(session: Session, release_ids: list[str], device_ids: list[str] | Non
     return out
 
 
-def _healthy(session: Session, device_ids: list[str], release_id: str) -> set[str]:
-    """Those of ``device_ids`` that report ``release_id`` healthy (one query per 500)."""
-    out = set()
+def _not_healthy(session: Session, device_ids: list[str], release_id: str) -> dict[str, str]:
+    """Those of ``device_ids`` that do not report ``release_id`` healthy, with what they
+    report instead (one query per 500)."""
+    out = {d: "nothing yet" for d in device_ids}
     for i in range(0, len(device_ids), 500):
         rows = session.exec(select(Device.device_id, Device.reported)
                             .where(col(Device.device_id).in_(device_ids[i : i + 500])))
         for device_id, reported in rows:
             act = (reported or {}).get("active")
-            if (isinstance(act, dict) and act.get("release_id") == release_id
-                    and act.get("stage") == "healthy"):
-                out.add(device_id)
+            if not isinstance(act, dict) or not act.get("release_id"):
+                continue
+            if act["release_id"] != release_id:
+                out[device_id] = f"release {act['release_id']} active"
+            elif act.get("stage") == "healthy":
+                del out[device_id]
+            else:
+                out[device_id] = f"stage {act.get('stage') or 'unknown'}"
     return out
 
 
@@ -148,6 +155,36 @@ def _fit(profile: ReferenceProfile, windows: list[Timed], settings: DriftSetting
                     mix_span=settings.mix_windows)
 
 
+def _first_fit(profile: ReferenceProfile, tries: list[list[Timed]], settings: DriftSettings
+               ) -> tuple[list[Timed], bl.Fit] | BaseException | None:
+    """The first of ``tries`` that makes a baseline judging at least one feature, with the
+    windows it used; None when none does; what fitting raised, if it did (one camera's
+    fit never stops the rest). A fit with no level at all would judge nothing, and, as a
+    baseline, would also take the camera × condition off the hour check for good: it is
+    not stored, and later windows are tried at the next analysis."""
+    try:
+        return next(((w, f) for w in tries if (f := _fit(profile, w, settings)) and f.levels),
+                    None)
+    except Exception as exc:  # recorded and logged: the other cameras go on
+        return exc
+
+
+def _read(session: Session, device_id: str, release_id: str, since: list[datetime | None],
+          limit: int) -> list[tuple[datetime, str]]:
+    """A device's latest ``limit`` windows of a release (after the oldest reset of the keys
+    asked for, if each has one), oldest first."""
+    t = TelemetryWindowRecord
+    query = (
+        sa.select(col(t.received_at), sa.cast(col(t.payload), sa.Text))
+        .where(col(t.device_id) == device_id, col(t.release_id) == release_id)
+        .order_by(col(t.seq).desc())
+        .limit(limit)
+    )
+    if all(s is not None for s in since):
+        query = query.where(col(t.received_at) > min(s for s in since if s is not None))
+    return [(r, text) for r, text in reversed(list(session.execute(query)))]
+
+
 def _learn_device(
     session: Session,
     profile: ReferenceProfile,
@@ -155,24 +192,19 @@ def _learn_device(
     device_id: str,
     missing: set[Key],
     settings: DriftSettings,
-) -> list[DriftBaseline]:
+) -> tuple[list[DriftBaseline], list[unlearned.Attempt]]:
+    """The baselines of ``missing`` that this device's windows make, and an attempt for
+    each of the others saying why not."""
     resets = _resets(session, device_id)
-    since = [resets.get(k, (None, 0))[0] for k in missing]
-    t = TelemetryWindowRecord
-    # The latest windows: a condition seen only lately (the first night) is in them.
-    query = (
-        sa.select(col(t.received_at), sa.cast(col(t.payload), sa.Text))
-        .where(col(t.device_id) == device_id, col(t.release_id) == release_id)
-        .order_by(col(t.seq).desc())
-        .limit(settings.baseline_windows * READ_FACTOR)
-    )
-    if all(s is not None for s in since):
-        query = query.where(col(t.received_at) > min(s for s in since if s is not None))
     n = settings.baseline_windows
+    limit = n * READ_FACTOR
+    # The latest windows: a condition seen only lately (the first night) is in them.
+    read = _read(session, device_id, release_id,
+                 [resets.get(k, (None, 0))[0] for k in missing], limit)
     # Per key, its first ``n`` windows (what a baseline is learned from) and its latest.
     first: dict[Key, list[Timed]] = defaultdict(list)
     latest: dict[Key, deque[Timed]] = defaultdict(lambda: deque(maxlen=n))
-    for received_at, text in reversed(list(session.execute(query))):
+    for received_at, text in read:
         payload = json.loads(text)
         minutes = bl.window_minutes(payload)
         for camera in payload.get("cameras") or []:
@@ -184,35 +216,56 @@ def _learn_device(
             if len(first[key]) < n:
                 first[key].append(timed)
             latest[key].append(timed)
-    made = []
-    for key, windows in sorted(first.items()):
+    made, attempts = [], []
+    for key in sorted(missing):
+        windows = first.get(key, [])
         if len(windows) < n:
+            attempts.append(unlearned.Attempt(
+                device_id, *key, release_id, "too_few_windows", wording.too_few_windows(
+                    key[1], len(windows), n, limit if len(read) >= limit else None),
+                len(windows), n))
             continue
         # When the first windows cannot make one (too quiet to judge, say), the latest
         # are tried: they move on with every window, where the first ones would be
         # retried unchanged until READ_FACTOR times more windows had come.
         tries = [windows] if latest[key][0] is windows[0] else [windows, list(latest[key])]
-        fitted = next(((w, f) for w in tries if (f := _fit(profile, w, settings))), None)
-        if fitted is None:
-            log.info("drift baseline not learned: too few windows with enough crops",
-                     extra={"device_id": device_id, "camera": key[0], "condition": key[1],
-                            "release_id": release_id, "windows": n,
-                            "min_samples": settings.min_samples})
-            continue
-        used, fit = fitted
-        row = DriftBaseline(
-            device_id=device_id, camera_id=key[0], condition=key[1], release_id=release_id,
-            version=resets.get(key, (None, 0))[1] + 1, window_count=fit.windows,
-            sample_count=fit.frames, window_minutes=fit.window_minutes, counts=fit.counts,
-            levels=bl.fit_json(fit), learned_from=used[0][0], learned_to=used[-1][0],
-        )
-        session.add(row)
-        made.append(row)
-        # A feature without a fitted level is not judged against this baseline: say which.
-        log.info("drift baseline learned", extra={"device_id": device_id, "camera": key[0],
-                                                  "condition": key[1], "release_id": release_id,
-                                                  "unfitted": fit.notes})
-    return made
+        learned = _learn_key(profile, (device_id, *key, release_id), tries, settings,
+                             resets.get(key, (None, 0))[1] + 1)
+        if isinstance(learned, unlearned.Attempt):
+            attempts.append(learned)
+        else:
+            session.add(learned)
+            made.append(learned)
+    return made, attempts
+
+
+def _learn_key(profile: ReferenceProfile, key: unlearned.KeyOf, tries: list[list[Timed]],
+               settings: DriftSettings, version: int) -> DriftBaseline | unlearned.Attempt:
+    """One camera × condition's baseline from the first of ``tries`` that makes one, or
+    the attempt that says why none did."""
+    device_id, camera_id, condition, release_id = key
+    n = settings.baseline_windows
+    fitted = _first_fit(profile, tries, settings)
+    where = {"device_id": device_id, "camera": camera_id, "condition": condition,
+             "release_id": release_id}
+    if isinstance(fitted, BaseException):
+        log.error("drift baseline fit failed", exc_info=fitted, extra=where)
+        return unlearned.Attempt(*key, "fit_failed", wording.fit_failed(fitted), n, n)
+    if fitted is None:
+        busy = bl.busy_windows(profile, [c for _, c in tries[-1]], settings.min_samples)
+        log.info("drift baseline not learned: too few windows with enough crops",
+                 extra=where | {"windows": n, "busy": busy, "min_samples": settings.min_samples})
+        return unlearned.Attempt(*key, "too_few_busy_windows", wording.too_few_busy(
+            condition, n, busy, settings.min_samples, bl.MIN_REPLAYS), n, n, busy)
+    used, fit = fitted
+    # A feature without a fitted level is not judged against this baseline: say which.
+    log.info("drift baseline learned", extra=where | {"unfitted": fit.notes})
+    return DriftBaseline(
+        device_id=device_id, camera_id=camera_id, condition=condition, release_id=release_id,
+        version=version, window_count=fit.windows, sample_count=fit.frames,
+        window_minutes=fit.window_minutes, counts=fit.counts, levels=bl.fit_json(fit),
+        learned_from=used[0][0], learned_to=used[-1][0],
+    )
 
 
 def learn_missing(
@@ -221,8 +274,11 @@ def learn_missing(
     have: dict[tuple[str, str], dict[Key, Any]],
     settings: DriftSettings,
 ) -> int:
-    """Learn the baselines that the range's cameras lack; adds them to ``have``. Flushes."""
+    """Learn the baselines that the range's cameras lack; adds them to ``have``, and
+    records why each of the others was not learned (``unlearned``). Flushes."""
     made = 0
+    attempts: list[unlearned.Attempt] = []
+    learned: list[unlearned.KeyOf] = []
     for rel, per_device in sorted(found.devices.items()):
         lacking: dict[str, set[Key]] = {}
         for device_id, dev in sorted(per_device.items()):
@@ -230,16 +286,34 @@ def learn_missing(
             missing = seen - set(have.get((rel, device_id), {}))
             if missing:
                 lacking[device_id] = missing
-        healthy = _healthy(session, list(lacking), rel)
+        waiting = _not_healthy(session, list(lacking), rel)
         for device_id, missing in lacking.items():
-            if device_id not in healthy:
+            if device_id in waiting:
+                attempts += _waiting(per_device[device_id], rel, device_id, missing,
+                                     waiting[device_id], settings)
                 continue
-            for row in _learn_device(session, found.profiles[rel], rel, device_id, missing,
-                                     settings):
+            rows, tried = _learn_device(session, found.profiles[rel], rel, device_id,
+                                        missing, settings)
+            attempts += tried
+            for row in rows:
                 have.setdefault((rel, device_id), {})[(row.camera_id, row.condition)] = row
+                learned.append((device_id, row.camera_id, row.condition, rel))
                 made += 1
     session.flush()
+    unlearned.record(session, attempts, learned)
     return made
+
+
+def _waiting(dev: DeviceWindows, release_id: str, device_id: str, missing: set[Key],
+             reports: str, settings: DriftSettings) -> list[unlearned.Attempt]:
+    """An attempt per key of a device the release is not healthy on (its windows: those
+    of the device's latest the analysis read)."""
+    seen = Counter(k for keys in dev.camera_keys() for k in keys)
+    message = wording.not_healthy(release_id, device_id, reports)
+    return [unlearned.Attempt(device_id, camera, condition, release_id,
+                              "release_not_healthy", message, seen[(camera, condition)],
+                              settings.baseline_windows)
+            for camera, condition in sorted(missing)]
 
 
 def reset(

@@ -19,4 +19,78 @@ def driver_text(v: dict[str, Any]) -> str:
             f"{v['level']:.3f} of the {v['reference']} reference")
 
 
-__all__ = ["driver_text"]
+def driver_brief(v: dict[str, Any]) -> str:
+    """A verdict's driver for a table cell: "input.contrast 5.270 / 3.700 vs baseline
+    (gate, day)", the statistic over its own level ("-": no feature judged)."""
+    if v.get("feature") is None or v.get("statistic") is None or v.get("level") is None:
+        return "-"
+    where = ", ".join(str(x) for x in (v.get("camera_id"), v.get("condition")) if x)
+    return (f"{v['feature']} {v['statistic']:.3f} / {v['level']:.3f} vs {v.get('reference')}"
+            + (f" ({where})" if where else ""))
+
+
+# A condition as the end of "needs 240 windows ...": ``any`` (agents that tag none) says nothing.
+_IN_CONDITION = {"day": " by day", "dusk": " at dusk", "night": " at night", "ir": " in IR",
+                 "rain": " in rain"}
+
+
+def in_condition(condition: str) -> str:
+    """" at night", " by day", ...; "" for ``any`` (windows without a condition)."""
+    return _IN_CONDITION.get(condition, "" if condition == "any" else f" in {condition}")
+
+
+def too_few_windows(condition: str, windows: int, needed: int, read: int | None) -> str:
+    """Why no baseline: its camera × condition has fewer windows than a baseline is
+    learned from (``read``: the device's latest windows they were counted in, when it has
+    more: a baseline is learned from those only, so a condition rarer than ``needed`` in
+    ``read`` never gets one at this ``baseline_windows``)."""
+    head = f"needs {needed:,} windows{in_condition(condition)}, has {windows:,}"
+    if read is None:
+        return f"{head}: it fits by itself once they arrive"
+    return (f"{head} among the device's latest {read:,}, all that is read: it fits by itself "
+            f"once {needed:,} fall within them, never for a condition rarer than 1 window in "
+            f"{read // needed} (the hour check judges it meanwhile); to learn one, lower "
+            "drift.baseline_windows to the windows of one spell of it")
+
+
+def too_few_busy(condition: str, windows: int, busy: int, min_samples: int, needed: int
+                 ) -> str:
+    """Why no baseline: too few of its windows had enough crops to fit a level of any
+    feature (``needed``: windows a level is fitted from)."""
+    return (f"{busy:,} of its {windows:,} windows{in_condition(condition)} had "
+            f"{min_samples} crops or more (drift.min_samples), {needed} needed to fit a "
+            "level: it fits by itself once animals come by; for a camera that rarely sees "
+            "any, lower drift.min_samples")
+
+
+def not_healthy(release_id: str, device_id: str, reports: str) -> str:
+    """Why no baseline: the release is not healthy on the device (``reports``: what it
+    reports instead)."""
+    return (f"waits for release {release_id} to report healthy on {device_id} (it reports "
+            f"{reports}): it is learned by itself once it does; `parkwatch devices show "
+            f"{device_id}` says why not")
+
+
+def unfitted_text(unfitted: list[str], features: int, key: tuple[str, str, str],
+                  min_replays: int) -> str | None:
+    """Why a baseline judges some features not at all (``key``: device, camera,
+    condition), and the fix; None when it judges all."""
+    if not unfitted:
+        return None
+    device_id, camera_id, condition = key
+    return (f"{len(unfitted)} of its {features} features have no level: fewer than "
+            f"{min_replays} of its windows had enough samples of them to fit one, so they are "
+            "not judged on this camera; to judge them, reset it while the camera is busier: "
+            f"`parkwatch drift reset-baseline --device {device_id} --camera {camera_id} "
+            f"--condition {condition}`")
+
+
+def fit_failed(error: BaseException) -> str:
+    """Why no baseline: fitting raised (a defect: the other cameras are judged)."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+    return (f"fitting failed ({text}); the device's other cameras are judged as usual: "
+            "report it with the control plane's log line 'drift baseline fit failed'")
+
+
+__all__ = ["driver_brief", "driver_text", "fit_failed", "in_condition", "not_healthy",
+           "too_few_busy", "too_few_windows", "unfitted_text"]

@@ -26,7 +26,10 @@ dumped every element in Python, in text format escaping each with a regular expr
 ingest workers in a shared subscription get windows of the same devices, and waiting
 for each other's row locks until commit made their transactions run one at a time.
 The holder is setting the same "seen now" (or a status), so nothing is lost that the
-next batch would not write again.
+next batch would not write again. The lock taken is ``FOR NO KEY UPDATE`` (what the
+UPDATE itself takes): the windows' foreign key reads each device row ``FOR KEY SHARE``,
+which ``FOR UPDATE`` blocks, so another worker's windows of a device this batch touched
+waited for this batch's commit.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ WITH batch AS (
         SELECT device_id FROM device
         WHERE device_id IN (SELECT device_id FROM batch)
           AND (last_seen IS NULL OR last_seen < %(now)s)
-        FOR UPDATE SKIP LOCKED)
+        FOR NO KEY UPDATE SKIP LOCKED)
 )
 INSERT INTO telemetry_window
     (device_id, instance, seq, window_start, window_end, release_id, received_at, payload,

@@ -264,13 +264,25 @@ def _upsert_postgres(session: Session, values: list[dict[str, Any]]) -> None:
     # element by element through the JSON parser's callbacks).
     # A window's one camera row is also its device's row (``_Row.add`` shares the list):
     # each list is written out once (most of a batch's rows are such pairs).
+    # A list's own text (``str``, in C) less its brackets: the server's array reader takes
+    # the blanks after the commas; joining each number's ``str`` cost half as much again.
+    # The times repeat too (a batch shares its hour; a window's two rows share its span),
+    # and each ``isoformat`` cost about 1 us: each distinct time is written once.
     literals: dict[int, str] = {}
+    times: dict[datetime, str] = {}
+
+    def text(t: datetime) -> str:
+        found = times.get(t)
+        if found is None:
+            found = times[t] = t.isoformat()
+        return found
+
     for v in values:
         if id(v["counts"]) not in literals:
-            literals[id(v["counts"])] = "{" + ",".join(map(str, v["counts"])) + "}"
-    rows = json.dumps([{**v, "bucket": v["bucket"].isoformat(),
-                         "first_start": v["first_start"].isoformat(),
-                         "last_end": v["last_end"].isoformat(),
+            literals[id(v["counts"])] = "{" + str(v["counts"])[1:-1] + "}"
+    rows = json.dumps([{**v, "bucket": text(v["bucket"]),
+                         "first_start": text(v["first_start"]),
+                         "last_end": text(v["last_end"]),
                          "counts": literals[id(v["counts"])]}
                         for v in values])
     session.connection().exec_driver_sql(_UPSERT, {"rows": rows})

@@ -3,6 +3,7 @@ import { abilities, actionButton } from "./actions.js";
 import { ApiError, get, list, optionalList, parseTime, send } from "./api.js";
 import { PALETTE, lineChart } from "./charts.js";
 import { chip, h, link, section, stat, stateChip, table, timeCell } from "./dom.js";
+import { learningSection } from "./views_ml.js";
 import {
   byKey, classCounts, driftAlarm, driftScore, estimatedAccuracy, fleetSeries, latencyP95,
   meanConfidence, referenceAccuracy, windowTime,
@@ -174,13 +175,16 @@ export async function fleetView(main) {
 }
 
 /** A baseline's features without a level (too few busy windows to fit one): not judged
- * on this camera, so a baseline with most of them unfitted says so. */
+ * on this camera, so a baseline with most of them unfitted says so, and what to do
+ * (the API's ``unfitted_why`` in full on hover). */
 function notJudged(b) {
   const missing = b.unfitted || [];
   if (!missing.length) return "-";
   const text = `${missing.length} of ${b.features} features: ${missing.join(", ")}`;
   const most = 2 * missing.length > b.features;
-  return most ? h("span", {}, chip("most not judged", "warn"), " ", text) : text;
+  return h("span", { title: b.unfitted_why }, most ? [chip("most not judged", "warn"), " "] : [],
+    text, most ? h("div", { class: "muted" },
+      "too few busy windows to fit their levels: reset it while the camera is busier") : null);
 }
 
 /** Each camera x condition's production baseline: what "has this camera changed?" is
@@ -253,12 +257,13 @@ async function historySection(deviceId, d, baselines) {
 }
 
 export async function deviceView(main, deviceId, rerender) {
-  const [d, windows, reports, events, baselines, can] = await Promise.all([
+  const [d, windows, reports, events, baselines, learning, can] = await Promise.all([
     get(`/devices/${encodeURIComponent(deviceId)}`),
     list("/telemetry", { device: deviceId }, 500),
     optionalList("/drift", { device: deviceId }, 500),
     optionalList("/events", { device: deviceId }, 50),
     optionalList("/drift/baselines", { device: deviceId, active: true }, 200),
+    optionalList("/drift/baselines/learning", { device: deviceId }, 200),
     abilities(),
   ]);
   main.append(h("h1", {}, d.device_id, " ", stateChip(d.online ? "online" : "offline")));
@@ -312,6 +317,7 @@ export async function deviceView(main, deviceId, rerender) {
   });
   main.append(await historySection(deviceId, d, baselines));
   main.append(baselinesSection(deviceId, baselines, can, rerender));
+  if (learning && learning.length) main.append(learningSection(learning, true));
   main.append(section("Recent events", table(events || [], [
     ["at", (e) => timeCell(e.at)],
     ["kind", (e) => stateChip(e.kind)],

@@ -57,8 +57,38 @@ function noDriftApi(main, title) {
   main.append(section(title, h("p", { class: "empty" }, "this control plane has no drift API")));
 }
 
+/** The API's ``reason`` codes in the operator's words, and how worrying each is:
+ * collecting windows is the normal start, a fit that raised is a defect. */
+const LEARNING_REASONS = {
+  release_not_healthy: ["release not healthy here", "warn"],
+  too_few_windows: ["collecting windows", ""],
+  too_few_busy_windows: ["too few busy windows", "warn"],
+  fit_failed: ["fit failed", "bad"],
+};
+
+/** Camera x conditions without a production baseline: not judged for drift until they
+ * have one, so each says why and what (if anything) to do (``oneDevice``: the device
+ * page's, without a device column). */
+export function learningSection(learning, oneDevice = false) {
+  if (learning === null) return "";
+  return section("Not judged yet: cameras without a baseline (why, and the fix)", table(learning, [
+    ...(oneDevice ? [] : [["device",
+      (r) => link(`#/device/${encodeURIComponent(r.device_id)}`, r.device_id)]]),
+    ["camera", (r) => r.camera_id],
+    ["condition", (r) => r.condition],
+    ["release", (r) => r.release_id],
+    ["windows", (r) => `${r.windows} / ${r.windows_needed}`],
+    ["state", (r) => chip(...(LEARNING_REASONS[r.reason] || [r.reason, ""]))],
+    ["why, and the fix", (r) => r.message],
+    ["tried", (r) => timeCell(r.tried_at)],
+  ], "every camera and condition seen has a baseline"));
+}
+
 export async function driftView(main) {
-  const reports = await optionalList("/drift", {}, 1000);
+  const [reports, learning] = await Promise.all([
+    optionalList("/drift", {}, 1000),
+    optionalList("/drift/baselines/learning", {}, 200),
+  ]);
   if (reports === null) return noDriftApi(main, "Drift");
   const latest = reports[0];
   const devices = new Set(reports.filter((r) => r.device_id).map((r) => r.device_id));
@@ -68,8 +98,11 @@ export async function driftView(main) {
     stat(reports.length >= 1000 ? "reports (newest shown)" : "reports", reports.length),
     stat("devices analysed", devices.size),
     stat("devices drifting now", drifting.size, drifting.size ? "bad" : "good"),
+    stat("cameras without a baseline", learning === null ? "-" : learning.length,
+      learning && learning.some((r) => r.reason === "fit_failed") ? "bad" : ""),
     stat("latest", latest ? timeCell(latest.created_at).textContent : "-"),
   ));
+  main.append(learningSection(learning));
   const charts = h("div", { class: "charts" });
   main.append(section("Drift over time", charts));
   lineChart(charts, {

@@ -69,8 +69,9 @@ def park(tmp_path: Path, database_url: str) -> Iterator[dict[str, Any]]:
 
 
 def stream(park: dict[str, Any], cams: dict[str, tuple[str, float]], windows: int,
-           frames: int = 150) -> None:
-    """``windows`` one-minute windows per device: (condition, shift) each."""
+           frames: int = 150, regions: bool = False) -> None:
+    """``windows`` one-minute windows per device: (condition, shift) each (``regions``:
+    with a regions-mode agent's region telemetry)."""
     with session_scope(park["engine"]) as session:
         for _ in range(windows):
             park["t"] += timedelta(minutes=1)
@@ -80,6 +81,8 @@ def stream(park: dict[str, Any], cams: dict[str, tuple[str, float]], windows: in
                     park["profile"], device, park["seq"][device], rng=park["rng"], shift=shift,
                     release_id=park["release"], start=park["t"], frames=frames,
                     condition=condition)
+                if regions:
+                    payload["cameras"][0] |= synthetic.regions(park["rng"], frames)
                 assert ingest_window(session, TelemetryWindow.model_validate(payload)) == "stored"
 
 
@@ -190,15 +193,22 @@ def test_a_failed_fit_is_retried_on_later_windows_not_the_first_ones(
 def test_a_quiet_cameras_baseline_names_the_features_it_does_not_judge(
         park: dict[str, Any]) -> None:
     # Only 5 of its windows have enough crops: too few (baseline.MIN_REPLAYS) to fit
-    # a level for its features, so they are not judged against this baseline.
-    stream(park, {"cam-a": ("day", 0.0)}, BASELINE_WINDOWS - 5, frames=5)
-    stream(park, {"cam-a": ("day", 0.0)}, 5)
+    # a level for its crop features, so they are not judged against this baseline; its
+    # region telemetry's features are (every window has them).
+    stream(park, {"cam-a": ("day", 0.0)}, BASELINE_WINDOWS - 5, frames=5, regions=True)
+    stream(park, {"cam-a": ("day", 0.0)}, 5, regions=True)
     run(park)
     [learned] = baselines(park, device="cam-a", active=True)
-    assert learned["window_count"] == 5
+    assert learned["window_count"] == BASELINE_WINDOWS
     assert "confidence" in learned["unfitted"]
     assert 2 * len(learned["unfitted"]) > learned["features"]
     assert set(learned["unfitted"]).isdisjoint(learned["levels"])
+    # ... and says why, with the fix.
+    assert learned["unfitted_why"].startswith(
+        f"{len(learned['unfitted'])} of its {learned['features']} features have no level: "
+        "fewer than 8 of its windows had enough samples")
+    assert learned["unfitted_why"].endswith(
+        "`parkwatch drift reset-baseline --device cam-a --camera gate --condition day`")
 
 
 def label(park: dict[str, Any], device: str, at: datetime, predicted: str, truth: str) -> None:
@@ -246,3 +256,23 @@ def test_realized_accuracy_per_camera_and_condition_raises_the_accuracy_alert(
     r = park["client"].get(f"{API}/alerts", params={"kind": "accuracy"}, headers=park["h"])
     [alert] = [a for a in r.json()["items"] if a["state"] != "resolved"]
     assert "cam-a/gate (night)" in alert["message"] and "30 labels" in alert["message"]
+
+
+def test_a_fit_that_judges_no_feature_is_not_stored_and_later_windows_make_one(
+        park: dict[str, Any]) -> None:
+    # 5 busy windows and no region telemetry: not one feature gets a level. Stored, such
+    # a baseline judged nothing and took the camera × condition off the hour check.
+    stream(park, {"cam-a": ("day", 0.0)}, BASELINE_WINDOWS - 5, frames=5)
+    stream(park, {"cam-a": ("day", 0.0)}, 5)
+    run(park)
+    assert baselines(park, device="cam-a") == []
+    r = park["client"].get(f"{API}/drift/baselines/learning", headers=park["h"])
+    [why] = r.json()["items"]
+    assert (why["reason"], why["busy_windows"]) == ("too_few_busy_windows", 5)
+    assert "8 needed to fit a level: it fits by itself once animals come by" in why["message"]
+    stream(park, {"cam-a": ("day", 0.0)}, BASELINE_WINDOWS)
+    run(park)
+    [learned] = baselines(park, device="cam-a", active=True)
+    assert learned["unfitted"] == []
+    r = park["client"].get(f"{API}/drift/baselines/learning", headers=park["h"])
+    assert r.json()["items"] == []

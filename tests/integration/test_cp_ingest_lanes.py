@@ -16,6 +16,7 @@ import paho.mqtt.client as paho
 import pytest
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client import REGISTRY
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -181,3 +182,48 @@ def test_a_session_from_before_the_lanes_leaves_the_control_kinds_to_the_control
             ender.wait_connected(15)
             ender.stop()
     assert rig.device_writers == ["mqtt-control"]
+
+
+def connected_gauge(lane: str) -> float | None:
+    return REGISTRY.get_sample_value("parkwatch_cp_mqtt_connected", {"lane": lane})
+
+
+def connects() -> float:
+    return REGISTRY.get_sample_value("parkwatch_cp_mqtt_connects_total") or 0.0
+
+
+def test_each_lane_reports_its_own_connection(engine: Engine, mosquitto: Mosquitto) -> None:
+    """The telemetry lane is down while the control lane reconnects: the connected gauge
+    says so per lane (on one series for both, the control lane's connect set it to 1 and
+    hid the telemetry lane's disconnect)."""
+    made: list[MqttAdapter] = []
+
+    def make(client_id: str, kinds: tuple[TopicKind, ...], name: str,
+             security: MqttSecurity) -> MqttAdapter:
+        made.append(MqttAdapter(mosquitto.url, engine, client_id=client_id, kinds=kinds,
+                                name=name, security=security, clean_session=True))
+        return made[-1]
+
+    services = Services()
+    try:
+        control = start_ingest(services, make, "gauge", security=MqttSecurity(),
+                               control=MqttSecurity())
+        telemetry = next(a for a in made if a is not control)
+        assert telemetry.wait_connected(15) and control.wait_connected(15)
+        assert (connected_gauge("mqtt"), connected_gauge("mqtt-control")) == (1, 1)
+        telemetry.stop()
+        before = connects()
+        # The broker drops the control lane for a client taking over its id; it reconnects.
+        interloper = paho.Client(CallbackAPIVersion.VERSION2, client_id="gauge-control")
+        interloper.connect("127.0.0.1", mosquitto.port)
+        interloper.loop_start()
+        try:
+            wait_for(lambda: connects() > before and control.connected, timeout=30,
+                     what="the control lane reconnected")
+        finally:
+            interloper.loop_stop()
+            interloper.disconnect()
+        assert (connected_gauge("mqtt"), connected_gauge("mqtt-control")) == (0, 1)
+    finally:
+        services.stop()
+    assert (connected_gauge("mqtt"), connected_gauge("mqtt-control")) == (0, 0)

@@ -53,6 +53,27 @@ def test_a_batch_does_not_wait_for_a_device_row_another_worker_holds(engine: Eng
     assert seen["cam-b"] is not None and abs(seen["cam-b"] - now) < timedelta(seconds=1)
 
 
+def test_a_batch_does_not_wait_for_another_workers_batch_of_the_same_device(
+        engine: Engine) -> None:
+    """The other worker's batch has stored windows of cam-a and not committed yet: this
+    worker's windows of cam-a must not queue behind it. Its ``last_seen`` lock must leave
+    the device row's key to the windows' foreign-key check, which reads the row ``FOR KEY
+    SHARE`` (a ``FOR UPDATE`` lock made the second batch wait for the first's commit)."""
+    now = datetime.now(UTC)
+    with Session(engine) as holder, Session(engine) as worker:
+        assert ingest_windows(holder, [telemetry_window("cam-a", 0)],
+                              received_at=now) == {"stored": 1}
+        worker.execute(sa.text("SET LOCAL lock_timeout = '3s'"))  # waiting fails the test
+        assert ingest_windows(worker, [telemetry_window("cam-a", 1)],
+                              received_at=now) == {"stored": 1}
+        worker.commit()
+        holder.commit()
+    with Session(engine) as s:
+        assert len(s.exec(select(TelemetryWindowRecord)).all()) == 2
+        cam_a = s.get(Device, "cam-a")
+    assert cam_a is not None and cam_a.last_seen is not None
+
+
 def test_two_workers_adding_into_the_same_rollup_rows_lose_nothing(postgres_url: str) -> None:
     """Two workers' batches of the same devices add into the same hour rows at once: each
     row then holds exactly the sum of the windows stored (no addition lost to the other's,

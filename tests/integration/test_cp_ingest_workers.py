@@ -42,6 +42,13 @@ def metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+def lanes_connected(port: int) -> bool:
+    """Every broker connection of the worker is up (one series per lane)."""
+    lanes = [v for (name, _), v in metrics(port).items()
+             if name == "parkwatch_cp_mqtt_connected"]
+    return bool(lanes) and all(v == 1 for v in lanes)
+
+
 def ingest(port: int, outcome: str) -> float:
     key = ("parkwatch_cp_ingest_total", (("kind", "telemetry"), ("outcome", outcome)))
     return metrics(port).get(key, 0.0)
@@ -94,8 +101,7 @@ def workers(
                 ))
         for port in ports:
             wait_for_port(port, timeout=60)
-            wait_for(lambda p=port: metrics(p).get(("parkwatch_cp_mqtt_connected", ())) == 1,
-                     what="worker connected")
+            wait_for(lambda p=port: lanes_connected(p), what="worker connected")
         yield ports
     finally:
         for proc in procs:

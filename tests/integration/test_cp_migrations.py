@@ -92,3 +92,72 @@ def test_upgrade_from_0001_keeps_rows_and_downgrade_works(empty_database: str) -
         assert "training_job" not in sa.inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_0020_baseline_attempts_upgrade_and_downgrade(empty_database: str) -> None:
+    """0020 adds the table of baselines not learned yet on a store with devices; the
+    downgrade drops it and leaves the rest; upgrading again brings it back empty."""
+    from alembic import command
+
+    upgrade(empty_database, "0019")
+    engine = create_db_engine(empty_database)
+    attempt = sa.text(
+        "INSERT INTO drift_baseline_attempt (device_id, camera_id, condition, release_id, "
+        "reason, message, windows, windows_needed, first_tried_at, tried_at) VALUES ('cam-1', "
+        "'gate', 'night', 'r-1', 'too_few_windows', 'needs 240', 12, 240, CURRENT_TIMESTAMP, "
+        "CURRENT_TIMESTAMP)")
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO device (device_id, labels, online, desired_revision, created_at) "
+                "VALUES ('cam-1', '{}', false, 0, CURRENT_TIMESTAMP)"))
+        assert "drift_baseline_attempt" not in sa.inspect(engine).get_table_names()
+        upgrade(empty_database, "0020")
+        with engine.begin() as conn:
+            conn.execute(attempt)
+            with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():  # one per key
+                conn.execute(attempt)
+        with engine.begin() as conn:
+            cfg = alembic_config(empty_database)
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0019")
+        assert current_revision(engine) == "0019"
+        names = sa.inspect(engine).get_table_names()
+        assert "drift_baseline_attempt" not in names and "drift_baseline" in names
+        upgrade(empty_database)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(
+                "SELECT count(*) FROM drift_baseline_attempt")).scalar() == 0
+            assert conn.execute(sa.text("SELECT count(*) FROM device")).scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_0021_rollup_pages_keep_room_for_updates(empty_database: str) -> None:
+    """0021 fills telemetry_rollup's pages to 60 % on PostgreSQL (so that an hour row's next
+    version fits beside it), and the downgrade takes the setting back; SQLite has none."""
+    from alembic import command
+
+    def options(engine: sa.Engine) -> list[str]:
+        if engine.dialect.name != "postgresql":
+            return []
+        with engine.connect() as conn:
+            found = conn.execute(sa.text(
+                "SELECT reloptions FROM pg_class WHERE relname = 'telemetry_rollup'")).scalar()
+        return list(found or [])
+
+    upgrade(empty_database, "0020")
+    engine = create_db_engine(empty_database)
+    postgres = engine.dialect.name == "postgresql"
+    try:
+        assert options(engine) == []
+        upgrade(empty_database, "0021")
+        assert options(engine) == (["fillfactor=60"] if postgres else [])
+        with engine.begin() as conn:
+            cfg = alembic_config(empty_database)
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0020")
+        assert current_revision(engine) == "0020"
+        assert options(engine) == []
+    finally:
+        engine.dispose()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from _count_causes import Causes, count_causes
+from _count_causes import Causes, count_causes, off_windows
 from _track_score import AgentTrack, Run, Truth
 
 
@@ -42,3 +42,18 @@ def test_an_animal_the_truth_does_not_count_yet_is_partial() -> None:
     run.agent[5] = AgentTrack("dog", {k: _box(0) for k in range(10)})
     run.window_ids = [({5}, set())]  # never a third in view
     assert count_causes(run) == Causes(truth=0, agent=1, partial=1)
+
+
+def test_only_windows_whose_count_is_off_are_listed_with_each_tracks_animal() -> None:
+    run = Run(frames=20, window_frames=10)
+    run.truth[1] = Truth("dog", {k: _box(100) for k in range(20)})
+    run.truth[2] = Truth("cat", {k: _box(300) for k in range(10, 20)})
+    run.agent[7] = AgentTrack("dog", {k: _box(102) for k in range(20)})
+    run.agent[8] = AgentTrack("dog", {k: _box(98) for k in range(3)})  # dog 1 again
+    run.agent[9] = AgentTrack("cat", {k: _box(600) for k in range(3)})  # on nothing
+    run.window_ids = [({7, 8, 9}, {1}), ({7}, {1, 2})]
+    assert off_windows(run) == [
+        "  window 0 (frames 0-9): truth [1], counted 7->1 8->1 9->-",
+        "  window 1 (frames 10-19): truth [1, 2], counted 7->1"]
+    run.window_ids = [({7}, {1}), ({7, 8}, {1, 2})]  # right in number: not listed
+    assert off_windows(run) == []

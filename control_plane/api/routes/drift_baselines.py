@@ -1,4 +1,5 @@
-"""``/api/v1/drift/baselines``: per-camera production baselines (list, show, reset).
+"""``/api/v1/drift/baselines``: per-camera production baselines (list, show, reset), and
+those not learned yet with the reason (``/learning``).
 
 The analysis learns them (``drift/learning.py``); an operator resets them here when a
 camera changed on purpose (moved, new lens), and new ones are learned from later windows.
@@ -12,10 +13,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ...drift import learning
+from ...drift import baseline, learning, unlearned, wording
 from ...schemas import Page
 from ...services import audit
-from ...store.models import DriftBaseline
+from ...store.models import DriftBaseline, DriftBaselineAttempt
 from ..deps import BigIntId, OperateDep, PageDep, ReadDep, SessionDep, StateDep
 
 router = APIRouter(prefix="/drift/baselines", tags=["drift"])
@@ -50,6 +51,8 @@ class BaselinePublic(BaseModel):
     unfitted: list[str] = Field(
         description="Features without a level (too few busy windows to fit one): not "
         "judged against this baseline.")
+    unfitted_why: str | None = Field(
+        None, description="Why those features have no level, and the fix (null: none).")
     counts: dict[str, list[float]] | None = Field(
         None, description="Merged counts per feature (only when one baseline is asked for).")
     learned_from: datetime
@@ -63,12 +66,16 @@ class BaselinePublic(BaseModel):
 def baseline_public(row: DriftBaseline, false_alarm_days: float,
                     counts: bool = False) -> BaselinePublic:
     data: dict[str, Any] = row.model_dump(exclude={"counts"})
+    unfitted = learning.unfitted(row.counts, row.levels)
     return BaselinePublic(
         **data,
         state="active" if row.retired_at is None else "retired",
         false_alarm_days=false_alarm_days,
         features=len(row.counts),
-        unfitted=learning.unfitted(row.counts, row.levels),
+        unfitted=unfitted,
+        unfitted_why=wording.unfitted_text(
+            unfitted, len(row.counts), (row.device_id, row.camera_id, row.condition),
+            baseline.MIN_REPLAYS),
         counts=row.counts if counts else None,
     )
 
@@ -129,6 +136,49 @@ def reset_baselines(
                  retired=ids, reason=body.reason)
     session.commit()
     return BaselineResetResult(retired=ids)
+
+
+class BaselineLearning(BaseModel):
+    """A camera × condition without a baseline under a release: the latest attempt to
+    learn one, and why it made none."""
+
+    device_id: str
+    camera_id: str
+    condition: str
+    release_id: str
+    reason: unlearned.Reason = Field(description=(
+        "release_not_healthy: waits for the release to be healthy on the device; "
+        "too_few_windows: fewer than baseline_windows windows of it yet; "
+        "too_few_busy_windows: too few of them had min_samples crops; "
+        "fit_failed: fitting raised (a defect; the other cameras are judged)."))
+    message: str = Field(description="Why, and the fix, in one line.")
+    windows: int = Field(description="Its windows counted at this attempt.")
+    windows_needed: int = Field(description="Windows a baseline is learned from.")
+    busy_windows: int | None = Field(
+        description="Of them, those with min_samples crops (too_few_busy_windows only).")
+    first_tried_at: datetime
+    tried_at: datetime
+
+
+@router.get("/learning", summary="Camera × conditions without a baseline yet, and why")
+def learning_baselines(
+    session: SessionDep,
+    page: PageDep,
+    _p: ReadDep,
+    device: Annotated[str | None, Query(max_length=63)] = None,
+    release: Annotated[str | None, Query(max_length=64)] = None,
+    every_release: Annotated[bool, Query(
+        description="Also those of releases their devices no longer report active.")] = False,
+) -> Page[BaselineLearning]:
+    rows, total = unlearned.listing(session, device_id=device, release_id=release,
+                                    every_release=every_release, limit=page.limit,
+                                    offset=page.offset)
+    return Page(items=[_learning(r) for r in rows], total=total, limit=page.limit,
+                offset=page.offset)
+
+
+def _learning(row: DriftBaselineAttempt) -> BaselineLearning:
+    return BaselineLearning.model_validate(row.model_dump())
 
 
 @router.get("/{baseline_id}", summary="Get one baseline with its merged counts")

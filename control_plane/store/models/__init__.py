@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._types import BigId, UTCDateTime, utc_now
 from .fleet import ApiToken, AuditEntry, Device, DeviceGroup, StoreEpoch
-from .loop import Alert, DriftBaseline, DriftReport, TrainingJob
+from .loop import Alert, DriftBaseline, DriftBaselineAttempt, DriftReport, TrainingJob
 from .registry import Artifact, DatasetVersion, Model, ModelAlias, ModelVersion, Release
 from .rollouts import Rollout, RolloutDevice, RolloutWave
 from .telemetry import (
@@ -35,6 +35,7 @@ __all__ = [
     "Device",
     "DeviceGroup",
     "DriftBaseline",
+    "DriftBaselineAttempt",
     "DriftReport",
     "EventRecord",
     "Model",

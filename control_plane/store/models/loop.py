@@ -102,3 +102,23 @@ class DriftBaseline(SQLModel, table=True):
     retired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     retired_by: str | None = Field(default=None, max_length=128)
     retired_reason: str | None = Field(default=None, max_length=256)
+
+
+class DriftBaselineAttempt(SQLModel, table=True):
+    """Why a camera × condition has no baseline under a release yet: the latest attempt
+    to learn one (``reason`` a code, ``message`` one line with the fix). Replaced by each
+    attempt, removed when the baseline is learned (docs/drift.md)."""
+
+    __tablename__ = "drift_baseline_attempt"
+
+    device_id: str = Field(foreign_key="device.device_id", primary_key=True, max_length=63)
+    camera_id: str = Field(primary_key=True, max_length=64)
+    condition: str = Field(primary_key=True, max_length=16)
+    release_id: str = Field(primary_key=True, max_length=64)
+    reason: str = Field(max_length=32)
+    message: str = Field(max_length=512)
+    windows: int = 0
+    windows_needed: int = 0
+    busy_windows: int | None = None
+    first_tried_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    tried_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
