@@ -300,18 +300,22 @@ def slice_ids(session: Session, start: datetime, end: datetime, release_id: str 
               n: int) -> dict[str, list[int]]:
     """Each device's window ids in ``first_slice`` (of ``release_id`` when given), read in
     one pass for a whole fleet: by receipt time, every chunk's query would read the whole
-    fleet's slice again (ten times at 10,000 devices)."""
+    fleet's slice again (ten times at 10,000 devices). The database gathers each device's
+    ids into one array (JSON text on SQLite), so a row comes back per device, not per
+    window: fetching and sorting 300,000 rows into lists was most of the pass."""
     t = TelemetryWindowRecord
     lo, hi = first_slice(start, end, n)
-    query = sa.select(col(t.device_id), col(t.id)).where(col(t.received_at) > lo,
-                                                         col(t.received_at) <= hi)
+    pg = session.get_bind().dialect.name == "postgresql"
+    # The expression, not the column: grouped by the column, SQLite's planner would take
+    # the device index and read every window each device has kept (``recent_slice``).
+    device = col(t.device_id).op("||")("")
+    ids = sa.func.array_agg(col(t.id)) if pg else sa.func.json_group_array(col(t.id))
+    query = sa.select(device, ids).where(col(t.received_at) > lo, col(t.received_at) <= hi)
     if release_id is not None:
         query = query.where(col(t.release_id) == release_id)
-    out: dict[str, list[int]] = {}
-    for device_id, id_ in rows_of(
-            session, query.execution_options(yield_per=STREAM_ROWS)):
-        out.setdefault(device_id, []).append(id_)
-    return out
+    query = query.group_by(device)
+    return {device_id: list(got) if pg else from_json(got)
+            for device_id, got in rows_of(session, query)}
 
 
 def by_ids(session: Session, ids: list[int]) -> sa.ColumnElement[bool]:
@@ -341,8 +345,10 @@ def read_recent(session: Session, devices: dict[tuple[str, str], DeviceWindows],
     (``stored_rows``), not its JSON: its ``recent`` entry then holds its cameras without
     the crop histograms, which its rows hold (what ``fleet`` and ``fleet_verdicts``
     read); otherwise every window's whole JSON."""
-    got: dict[tuple[str, str], list[tuple[dict[str, Any], Rows | FlatRows]]] = {
-        k: [] for k in devices}
+    # Per (release, device): the windows read, newest first, and its rows' width.
+    got: dict[tuple[str, str], tuple[list[tuple[dict[str, Any], Rows | FlatRows]], int]] = {
+        k: ([], dev.summary.flat.size) for k, dev in devices.items()}
+    decode = stored_rows.decode
     t = TelemetryWindowRecord
     lo, hi = first_slice(start, end, n)
     step = hi - lo
@@ -351,7 +357,7 @@ def read_recent(session: Session, devices: dict[tuple[str, str], DeviceWindows],
                 sa.case((col(t.drift_rows).is_(None), text))) if stored
                else (sa.null(), sa.null(), text))
     while got and hi > start:
-        lacking = sorted({d for (_, d), ws in got.items() if len(ws) < n})
+        lacking = sorted({d for (_, d), (ws, _) in got.items() if len(ws) < n})
         if first is not None and hi == end:
             wheres = [[by_ids(session, sorted(i for d in lacking for i in first.get(d, [])))]]
         else:
@@ -366,31 +372,33 @@ def read_recent(session: Session, devices: dict[tuple[str, str], DeviceWindows],
             if release_id is not None:
                 query = query.where(col(t.release_id) == release_id)
             for rel, device_id, data, cameras, payload_text in rows_of(session, query):
-                ws = got.get((rel, device_id))
-                if ws is None or len(ws) >= n:
+                slot = got.get((rel, device_id))
+                if slot is None or len(slot[0]) >= n:
                     continue
-                summary = devices[(rel, device_id)].summary
+                ws, size = slot
                 if data is not None:
-                    payload = {"cameras": from_json(cameras)}
-                    flat = stored_rows.decode(data)
+                    mine = from_json(cameras)
+                    flat = decode(data)
                     # Binned on the release's profile, which never changes: always fits.
-                    if flat.size == len(payload["cameras"]) * summary.flat.size:
-                        ws.append((payload, flat))
+                    if flat.size == len(mine) * size:
+                        ws.append(({"cameras": mine}, flat))
                     continue
                 payload = from_json(payload_text)
-                rows = binned(summary, payload)
+                rows = binned(devices[(rel, device_id)].summary, payload)
                 if rows is not None:
                     ws.append((payload, rows))
         step = step * 4
         hi, lo = lo, max(start, lo - step)
-        if all(len(ws) >= n for ws in got.values()):
+        if all(len(ws) >= n for ws, _ in got.values()):
             break
-    for key, ws in got.items():
+    for key, (ws, _) in got.items():
+        ws.reverse()
         dev = devices[key]
         dev.recent.clear()
-        dev.recent.extend(payload for payload, _ in reversed(ws))
-        dev.recent_rows = [rows for _, rows in reversed(ws)]
-        dev.recent_keys = [keys_of(payload) for payload in dev.recent]
+        dev.recent.extend(payload for payload, _ in ws)
+        dev.recent_rows = [rows for _, rows in ws]
+        dev.recent_keys = [[camera_key(c) for c in payload.get("cameras") or []]
+                           for payload, _ in ws]
 
 
 def collect(

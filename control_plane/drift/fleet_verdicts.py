@@ -104,13 +104,14 @@ def _drivers(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
     # Most cameras send no region fields (whole-frame agents): nothing to look up.
     regions = {k: region_counts(rows.cameras[k], labels)
                if not REGION_FIELDS.isdisjoint(rows.cameras[k]) else {} for k in row_group}
-    crops = rows.fits & (frames > 0) & (frames.astype(np.int64) >= min_samples)
+    crops = (rows.fits & (frames > 0) & (frames.astype(np.int64) >= min_samples)).tolist()
     cand = np.array(sorted(k for k in row_group if crops[k] or regions[k]), np.intp)
     if not cand.size:
         return {}
     # ``baseline.camera_counts``'s order: crop features, classes, then region features.
     sub = rows.mat[cand]  # one copy: each column below is a view of it
-    columns = [(f.name, sub[:, f.cols], crops[cand]) for f in [*hists, classes]]
+    judged = np.array(crops, bool)[cand]
+    columns = [(f.name, sub[:, f.cols], judged) for f in [*hists, classes]]
     columns += _region_columns([regions[k] for k in cand.tolist()])
     names = [name for name, _, _ in columns]
     ratio = np.full((cand.size, len(names)), -np.inf)
@@ -118,19 +119,9 @@ def _drivers(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
     with_base = sorted({row_group[k] for k in cand.tolist()})
     at = {gi: i for i, gi in enumerate(with_base)}
     group_of = np.array([at[row_group[k]] for k in cand.tolist()], np.intp)
+    bases = [groups[gi] for gi in with_base]
     for j, (name, cur, present) in enumerate(columns):
-        bins = cur.shape[1]
-        # Per baseline: its counts of this feature and its level before sample sizes.
-        ref, factor = np.zeros((len(with_base), bins)), np.zeros(len(with_base))
-        usable = np.zeros(len(with_base), bool)
-        for i, gi in enumerate(with_base):
-            g = groups[gi]
-            assert g.base is not None and g.levels is not None
-            counts = g.base.counts.get(name) or []
-            if len(counts) != bins or sum(counts) <= 0 or name not in g.levels:
-                continue
-            ref[i], usable[i] = counts, True
-            factor[i] = g.levels[name].factor(g.alpha)
+        ref, factor, usable = _baseline_feature(bases, name, cur.shape[1])
         ok = usable[group_of] & present & (cur.sum(axis=1) >= min_count(name, min_samples))
         if not ok.any():
             continue
@@ -142,15 +133,35 @@ def _drivers(profile: ReferenceProfile, rows: CameraRows, groups: list[_Group],
         with np.errstate(divide="ignore"):
             ratio[ok, j] = np.where(lv > 0, v / lv, math.inf)
         value[ok, j], level[ok, j] = v, lv
-    best = np.argmax(ratio, axis=1)  # the first of equal ratios, as ``_driver`` keeps
+    # The driver of each row: the first of equal ratios, as ``_driver`` keeps; read out
+    # as lists at once (indexing the arrays element by element cost more than the PSI).
+    best = np.argmax(ratio, axis=1)
+    pick = (np.arange(cand.size), best)
     out = {}
-    for i, k in enumerate(cand.tolist()):
-        j = int(best[i])
-        if ratio[i, j] == -np.inf:
+    for k, j, rt, v, lv in zip(cand.tolist(), best.tolist(), ratio[pick].tolist(),
+                               value[pick].tolist(), level[pick].tolist(), strict=True):
+        if rt == -math.inf:
             continue  # no feature judged
-        rt = float(ratio[i, j])
-        out[k] = bl.Verdict(rt > 1.0, names[j], float(value[i, j]), float(level[i, j]), rt)
+        out[k] = bl.Verdict(rt > 1.0, names[j], v, lv, rt)
     return out
+
+
+def _baseline_feature(bases: list[_Group], name: str, bins: int
+                      ) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """Each baseline's counts of one feature, its level before sample sizes, and whether
+    it judges the feature (its counts on these bins, not all zero, and a level for it)."""
+    counts = [g.base.counts.get(name) or [] if g.base is not None else [] for g in bases]
+    levels = [g.levels.get(name) if g.levels is not None else None for g in bases]
+    # ``not <= 0``: counts that sum to NaN are judged, and refused by ``checked``.
+    usable = [len(c) == bins and lv is not None and not sum(c) <= 0
+              for c, lv in zip(counts, levels, strict=True)]
+    ref, factor = np.zeros((len(bases), bins)), np.zeros(len(bases))
+    use = [i for i, u in enumerate(usable) if u]
+    if use:
+        ref[use] = [counts[i] for i in use]
+        factor[use] = [lv.factor(g.alpha) for lv, g, u in zip(levels, bases, usable, strict=True)
+                       if u and lv is not None]
+    return ref, factor, np.array(usable, bool)
 
 
 def _region_columns(regions: list[dict[str, FloatArray]]

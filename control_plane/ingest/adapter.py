@@ -67,7 +67,11 @@ log = logging.getLogger(__name__)
 INGEST_KINDS: tuple[TopicKind, ...] = ("status", "reported", "telemetry", "events")
 FLUSH_TIMEOUT_S = 5.0  # stop(): how long queued messages may take to be written and acked
 PUBACK_TIMEOUT_S = 30.0  # a batch of desired states: how long to wait for the broker
-MAX_INFLIGHT = 200  # QoS 1 messages on their way to the broker at once (paho: 20)
+# QoS 1 messages on their way to the broker at once: no limit (paho's default is 20). A
+# wave's batch goes out as one write (``publish_many``) instead of refilled a message per
+# PUBACK, each refill scanning paho's whole queue; an MQTT 3.1.1 broker acknowledges QoS 1
+# as it reads, and ``max_queued_messages`` still bounds what waits for PUBACKs.
+MAX_INFLIGHT = 0
 # each kind's child looked up once, on its first message (a role that ingests nothing shows none)
 _received = functools.cache(INGEST_RECEIVED.labels)
 
@@ -291,7 +295,7 @@ class MqttAdapter:
         (``desired``, for agents older than signing: without the fields they would refuse).
         While disconnected paho queues both and sends them on reconnect. The rollouts
         publish through ``publish_desired_batch``, which waits for room in a full queue."""
-        if any(i.rc == paho.MQTT_ERR_QUEUE_SIZE for i in self._queue_desired(state)):
+        if self._queue_desired([state]):
             log.error("desired state not queued: the client's outgoing queue is full "
                       "(mqtt_max_queued_messages); it goes out with the re-publish on connect",
                       extra={"device_id": state.device_id, "revision": state.revision})
@@ -304,14 +308,7 @@ class MqttAdapter:
         can reach the broker first). Not while disconnected: paho sends the queue on
         reconnect, and the re-publish on connect follows it."""
         sent: list[paho.MQTTMessageInfo] = []
-        for i, state in enumerate(states):
-            infos = self._queue_desired(state)
-            sent += infos
-            if any(info.rc == paho.MQTT_ERR_QUEUE_SIZE for info in infos):
-                left = [s.device_id for s in states[i:]]
-                break
-        else:
-            left = []
+        left = self._queue_desired(states, sent)
         if self._wait_acked:
             wait_published(sent, lambda: self.connected, PUBACK_TIMEOUT_S)
         return left
@@ -323,29 +320,26 @@ class MqttAdapter:
         nothing for ``timeout`` seconds (a dead link: the keepalive reconnects)."""
         return self._outgoing.wait_for_room(lambda: self.connected, timeout)
 
-    def _queue_desired(self, state: DesiredState) -> list[paho.MQTTMessageInfo]:
-        plain = state.model_copy(update={"epoch": 0, "rollback": False})
-        messages = [(desired_topic(state.device_id), encode(plain))]
-        if self._signer is not None:
-            signed = encode(self._signer(state))
-            messages.append((signed_desired_topic(state.device_id), signed))
-        infos = []
-        for topic, payload in messages:
-            info = self.client.publish(topic, payload, qos=1, retain=True)
-            infos.append(info)
-            if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
-                break  # the queue is full: the caller sends the device again
-            if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
-                log.error(
-                    "desired state not queued: %s",
-                    paho.error_string(info.rc),
-                    extra={"device_id": state.device_id, "revision": state.revision},
-                )
-                continue
-            self._outgoing.add(info)
-        else:
-            DESIRED_PUBLISHED.inc()
-        return infos
+    def _queue_desired(self, states: Sequence[DesiredState],
+                       sent: list[paho.MQTTMessageInfo] | None = None) -> list[str]:
+        """Queue the states' messages in one ``publish_many``; the ids of the devices not
+        queued, from the first one the full queue refused (``sent``: the infos queued)."""
+        messages: list[tuple[str, bytes]] = []
+        for state in states:
+            plain = state.model_copy(update={"epoch": 0, "rollback": False})
+            messages.append((desired_topic(state.device_id), encode(plain)))
+            if self._signer is not None:
+                messages.append((signed_desired_topic(state.device_id),
+                                 encode(self._signer(state))))
+        infos = self.client.publish_many(messages, retain=True)
+        queued = [i for i in infos if i.rc != paho.MQTT_ERR_QUEUE_SIZE]
+        self._outgoing.extend(queued)
+        if sent is not None:
+            sent += queued
+        per_state = len(messages) // len(states) if states else 1
+        done = len(queued) // per_state  # states whose every message was queued
+        DESIRED_PUBLISHED.inc(done)
+        return [s.device_id for s in states[done:]]
 
     def publish_command(self, command: DeviceCommand) -> None:
         """A one-off request (QoS 1, not retained: an offline device never gets it late)."""

@@ -14,8 +14,10 @@ connection in what a wake-up read is parsed here and handed over as (topic, payl
 packet id, QoS, retain): paho read each one in three or four reads of its buffer, built
 an ``MQTTMessage`` (its topic decoded three times, a log call) and matched its topic
 against the per-topic callbacks under two locks, about half of the thread's CPU a
-message. Any other packet, one cut by the end of a read, a QoS 2 one or a topic that is
-not UTF-8 goes through paho as before (``on_message``), in order.
+message. The broker's PUBACKs among them (of desired states: a wave is thousands) go to
+paho's bookkeeping without its per-packet reads (``publish_many.take_pubacks``). Any
+other packet, one cut by the end of a read, a QoS 2 one or a topic that is not UTF-8
+goes through paho as before (``on_message``), in order.
 
 Both use paho internals (``_packet_read``, ``_sock_recv``, ``_packet_queue``, ...), stable
 through paho 2.x; ``SUPPORTED`` says whether this paho has them, and where it does not
@@ -31,6 +33,8 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
 
+from .publish_many import PublishMany
+
 RECV_BYTES = 65536
 _PUBACK = struct.Struct("!BBH")  # fixed header (PUBACK, remaining length 2), packet id
 PUBACK = 0x40
@@ -42,8 +46,8 @@ SUPPORTED = all(hasattr(paho.Client, name)
                              "_create_socket"))
 
 
-class IngestClient(paho.Client):
-    """``paho.Client`` with burst reads and ``ack_many``."""
+class IngestClient(PublishMany):
+    """``paho.Client`` with burst reads, ``ack_many`` and ``publish_many``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -94,6 +98,12 @@ class IngestClient(paho.Client):
         at = start = self._offset
         while at < end:
             first = buf[at]
+            if first == PUBACK:  # the broker's answers to what this client published
+                taken = self.take_pubacks(buf, at)
+                if taken == at:
+                    break  # cut by the end of the read: paho's
+                self._offset = at = taken
+                continue
             qos = (first >> 1) & 3
             if first & 0xF0 != PUBLISH or qos > 1:
                 break

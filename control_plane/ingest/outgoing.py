@@ -53,6 +53,9 @@ class Outgoing:
         self._lock = threading.Lock()
 
     def add(self, info: paho.MQTTMessageInfo) -> None:
+        self.extend([info])
+
+    def extend(self, infos: Sequence[paho.MQTTMessageInfo]) -> None:
         with self._lock:
             # Acknowledged ones go as new ones come (not only when the queue is full), and
             # behind one stuck message the list is swept: it holds about the unacknowledged.
@@ -60,7 +63,7 @@ class Outgoing:
                 self._infos.popleft()
             if len(self._infos) > 2 * self.limit:
                 self._infos = deque(i for i in self._infos if not done(i))
-            self._infos.append(info)
+            self._infos.extend(infos)
 
     def __len__(self) -> int:
         return len(self._infos)

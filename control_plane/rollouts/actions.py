@@ -19,6 +19,7 @@ from protocols.manifest import BASE_AGENT_VERSION, version_tuple
 from ..config.rollout_policy import RolloutPolicy
 from ..errors import ConflictError, InvalidRequestError, NotFoundError
 from ..services import audit, releases
+from ..store.among import among
 from ..store.models import Device, Release, Rollout, RolloutDevice, RolloutWave, utc_now
 from . import desired
 from .engine import lock_rollout, revert_many, rows_of, tick, waves_of
@@ -54,7 +55,8 @@ def _refuse_old_agents(session: Session, release: Release, ids: Sequence[str]) -
     for start in range(0, len(ids), _CHUNK):
         for device_id, version in session.execute(
                 sa.select(col(Device.device_id), col(Device.agent_version))
-                .where(col(Device.device_id).in_(ids[start:start + _CHUNK]))).all():
+                .where(among(session, col(Device.device_id), ids[start:start + _CHUNK]))
+        ).all():
             if not version:
                 unknown.append(device_id)
             elif version_tuple(version) < version_tuple(needed):
@@ -133,7 +135,7 @@ def _take_over(
         found = session.exec(
             select(RolloutDevice, Rollout)
             .join(Rollout, col(Rollout.rollout_id) == col(RolloutDevice.rollout_id))
-            .where(col(RolloutDevice.device_id).in_(device_ids[chunk:chunk + 500]),
+            .where(among(session, col(RolloutDevice.device_id), device_ids[chunk:chunk + 500]),
                    col(RolloutDevice.state).in_(OWNING_ROW_STATES),
                    col(Rollout.state).in_(ACTIVE_STATES),
                    col(Rollout.rollout_id) != new_id)

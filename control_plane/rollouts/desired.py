@@ -41,6 +41,7 @@ from protocols import AgentSettings, DesiredState, ReportedState, SignedDesiredS
 from protocols.logs import bind_context
 
 from ..services import audit
+from ..store.among import among
 from ..store.keys import Keyring
 from ..store.models import Device, Release, Rollout, StoreEpoch, utc_now
 from .policy import policy_of
@@ -93,7 +94,7 @@ _STORED = [col(getattr(Device, f.name)) for f in fields(Stored)]
 def read_stored(session: Session, device_ids: Sequence[str]) -> list[Stored]:
     """The devices' stored desired states, by id (one query: at most _CHUNK ids)."""
     return [Stored(*row) for row in session.execute(
-        sa.select(*_STORED).where(col(Device.device_id).in_(list(device_ids)))
+        sa.select(*_STORED).where(among(session, col(Device.device_id), device_ids))
         .order_by(col(Device.device_id))).all()]
 
 
@@ -242,7 +243,7 @@ def write_many(
     lock, :func:`begin_write`); each revision grows by one in the statement itself."""
     revision = col(Device.desired_revision)
     session.execute(
-        sa.update(Device).where(col(Device.device_id).in_(list(device_ids)))
+        sa.update(Device).where(among(session, col(Device.device_id), device_ids))
         .values(desired_revision=revision + 1, desired_release_id=release_id,
                 desired_mode=mode, desired_fallback_release_id=fallback_release_id,
                 desired_rollout_id=rollout_id, desired_issued_at=now)

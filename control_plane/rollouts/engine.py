@@ -32,6 +32,7 @@ from protocols import ReportedState
 
 from ..config.rollout_policy import RolloutPolicy
 from ..services import audit
+from ..store.among import among
 from ..store.models import (
     Device,
     Rollout,
@@ -99,7 +100,7 @@ def revert_many(
     ids = sorted(r.device_id for r in rows)
     for start in range(0, len(ids), _CHUNK):
         owned.update(session.exec(select(Device.device_id).where(
-            col(Device.device_id).in_(ids[start:start + _CHUNK]),
+            among(session, col(Device.device_id), ids[start:start + _CHUNK]),
             Device.desired_rollout_id == rollout.rollout_id)).all())
     mine = [r for r in rows if r.device_id in owned]
     by_fallback: dict[str | None, list[RolloutDevice]] = defaultdict(list)

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+from ..store.among import among
 from ..store.models import Device, Rollout, RolloutDevice, RolloutWave
 from . import desired
 from .states import DEVICE, DeviceEvent
@@ -56,7 +57,7 @@ def read_devices(session: Session, device_ids: Sequence[str]) -> dict[str, Devic
             sa.select(col(Device.device_id), col(Device.online), col(Device.status_at),
                       col(Device.desired_rollout_id), col(Device.desired_release_id),
                       col(Device.reported))
-            .where(col(Device.device_id).in_(wanted[start:start + _CHUNK]))
+            .where(among(session, col(Device.device_id), wanted[start:start + _CHUNK]))
         ).all():
             found[device_id] = DeviceView(device_id, bool(online), status_at, rollout_id,
                                           serving_release(reported, release_id))
@@ -90,11 +91,13 @@ def release_many(
                                now=now)
             values = {"state": to, "detail": detail, "updated_at": now, "released_at": now,
                       "acked_at": None, "fallback_release_id": fallback}
-            session.execute(sa.update(table).where(table.c.id.in_([r.id for r in chunk]))
+            ids = [r.id for r in chunk]
+            session.execute(sa.update(table).where(among(session, table.c.id, ids))
                             .values(revision=revision_now, **values))
             revisions = dict(session.exec(
                 select(Device.device_id, Device.desired_revision)
-                .where(col(Device.device_id).in_([r.device_id for r in chunk]))).all())
+                .where(among(session, col(Device.device_id), [r.device_id for r in chunk]))
+            ).all())
             for row in chunk:
                 mirror(row, {**values, "revision": revisions[row.device_id]})
     return [r.device_id for group in groups.values() for r in group]
@@ -119,7 +122,7 @@ def update_rows(session: Session, rows: Sequence[RolloutDevice],
     table = RolloutDevice.__table__  # type: ignore[attr-defined]
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start:start + _CHUNK]
-        session.execute(sa.update(table).where(table.c.id.in_([r.id for r in chunk]))
+        session.execute(sa.update(table).where(among(session, table.c.id, [r.id for r in chunk]))
                         .values(**values))
         for row in chunk:
             mirror(row, values)

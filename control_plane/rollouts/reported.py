@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from protocols import ReportedState
 
+from ..store.among import among
 from ..store.models import Rollout, RolloutDevice, utc_now
 from .report import judge_report
 from .states import DEVICE, move_device
@@ -61,7 +62,7 @@ def record_reports(
     rows = _rows(session, current)
     releases = dict(session.exec(
         select(Rollout.rollout_id, Rollout.release_id)
-        .where(col(Rollout.rollout_id).in_(sorted(set(current.values()))))
+        .where(among(session, col(Rollout.rollout_id), sorted(set(current.values()))))
     ).all())
     start = {device_id: (row.id, row.state) for device_id, row in rows.items()}
     acked: set[str] = set()
@@ -97,8 +98,8 @@ def _rows(session: Session, current: dict[str, str]) -> dict[str, RolloutDevice]
     """Each device's row in its current rollout (one query; other rollouts' rows dropped)."""
     found = session.exec(
         select(RolloutDevice).where(
-            col(RolloutDevice.device_id).in_(sorted(current)),
-            col(RolloutDevice.rollout_id).in_(sorted(set(current.values()))),
+            among(session, col(RolloutDevice.device_id), sorted(current)),
+            among(session, col(RolloutDevice.rollout_id), sorted(set(current.values()))),
         )
     ).all()
     return {r.device_id: r for r in found if current.get(r.device_id) == r.rollout_id}
@@ -120,7 +121,7 @@ def _write(
         row_ids = [ids[d] for d in device_ids]
         result = session.execute(
             sa.update(table)
-            .where(table.c.id.in_(row_ids), table.c.state == start,
+            .where(among(session, table.c.id, row_ids), table.c.state == start,
                    table.c.revision == revision)
             .values(**values)
         )
@@ -128,7 +129,8 @@ def _write(
             moved.update(dict.fromkeys(device_ids, to))
         else:  # a tick moved some meanwhile: report only the rows that really moved
             done = session.exec(select(RolloutDevice.device_id).where(
-                col(RolloutDevice.id).in_(row_ids), col(RolloutDevice.updated_at) == now,
+                among(session, col(RolloutDevice.id), row_ids),
+                col(RolloutDevice.updated_at) == now,
                 col(RolloutDevice.state) == to)).all()
             moved.update(dict.fromkeys(done, to))
     return moved

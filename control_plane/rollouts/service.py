@@ -36,6 +36,7 @@ from ..schemas.rollouts import (
     RolloutPublic,
     RolloutWavePublic,
 )
+from ..store.among import among
 from ..store.models import Device, Rollout, RolloutDevice, RolloutWave
 from . import actions, desired, engine
 from .desired import DesiredStatePublisher, desired_of
@@ -77,7 +78,8 @@ def _targets(session: Session, device_ids: Sequence[str] | None) -> list[Candida
         if not wanted:
             raise InvalidRequestError("devices is empty: name devices, or null for all")
         rows = [Candidate(d, bool(on), labels or {}) for d, on, labels in
-                session.execute(query.where(col(Device.device_id).in_(wanted))).all()]
+                session.execute(query.where(among(session, col(Device.device_id), wanted)))
+                .all()]
         missing = sorted(set(wanted) - {d.device_id for d in rows})
         if missing:
             raise NotFoundError(

@@ -28,6 +28,7 @@ from sqlmodel import Session
 
 from protocols import DeviceEvent, DeviceStatus, ReportedState
 
+from ..store.among import among
 from ..store.models import Device, EventRecord, utc_now
 from .fleet_summary import reported_columns
 
@@ -140,7 +141,8 @@ def store_run(session: Session, messages: Sequence[DeviceMessage]) -> StoredRun:
             run.reports.append((row, message))
             run.outcomes[kind, "applied"] += 1
     _write(session, statuses, reports, versions)
-    touch(session, seen, now)
+    # the status and report UPDATEs wrote their devices' last_seen: one row version each
+    touch(session, seen - statuses.keys() - reports.keys(), now)
     for outcome, n in store_events(session, events).items():
         run.outcomes["events", outcome] += n
     return run
@@ -162,7 +164,7 @@ def _read(session: Session, ids: set[str]) -> dict[str, DeviceRow]:
         t.c.device_id, t.c.online, t.c.status_session,
         _json_int(t.c.reported, "desired_revision"), _json_int(t.c.reported, "desired_epoch"),
         t.c.desired_revision, t.c.desired_rollout_id, t.c.desired_mode,
-    ).where(t.c.device_id.in_(sorted(ids))).order_by(t.c.device_id)
+    ).where(among(session, t.c.device_id, sorted(ids))).order_by(t.c.device_id)
         .with_for_update(of=t, key_share=True)).all()
     return {r[0]: DeviceRow(*r) for r in rows}
 
@@ -206,13 +208,17 @@ def _write(session: Session, statuses: dict[str, dict[str, Any]],
     """One executemany UPDATE per kind, each device's last values of the run, in device
     order (two ingest workers lock rows in the same order, as the ORM's flush did)."""
     t = _TABLE
-    # Both statements write the agent version the device told last, by arrival.
+    # Both statements write the agent version the device told last, by arrival, and
+    # last_seen as ``touch`` does (it only grows), so that no second UPDATE rewrites the row.
     version = sa.func.coalesce(sa.bindparam("b_version", type_=sa.String), t.c.agent_version)
+    at = sa.bindparam("b_at", type_=t.c.last_seen.type)
+    seen = sa.case((sa.or_(t.c.last_seen.is_(None), t.c.last_seen < at), at),
+                   else_=t.c.last_seen)
     where = t.c.device_id == sa.bindparam("b_id")
     if statuses:
         session.execute(sa.update(t).where(where).values(
             online=sa.bindparam("b_online", type_=sa.Boolean),
-            status_at=sa.bindparam("b_at", type_=t.c.status_at.type),
+            status_at=at, last_seen=seen,
             status_session=sa.bindparam("b_session", type_=sa.String),
             clock_skew_s=sa.func.coalesce(sa.bindparam("b_skew", type_=sa.Float),
                                           t.c.clock_skew_s),
@@ -222,8 +228,7 @@ def _write(session: Session, statuses: dict[str, dict[str, Any]],
         columns = {k: sa.bindparam(f"b_{k}", type_=t.c[k].type) for k in reported_columns({})}
         session.execute(sa.update(t).where(where).values(
             reported=sa.bindparam("b_reported", type_=t.c.reported.type),
-            reported_at=sa.bindparam("b_at", type_=t.c.reported_at.type),
-            agent_version=version, **columns,
+            reported_at=at, last_seen=seen, agent_version=version, **columns,
         ), [{**reports[d], "b_version": versions.get(d)} for d in sorted(reports)])
 
 
@@ -257,7 +262,7 @@ def touch(session: Session, device_ids: set[str], now: datetime | None = None) -
     last_seen = _TABLE.c.last_seen
     session.execute(
         sa.update(_TABLE)
-        .where(_TABLE.c.device_id.in_(sorted(device_ids)),
+        .where(among(session, _TABLE.c.device_id, sorted(device_ids)),
                sa.or_(last_seen.is_(None), last_seen < now))
         .values(last_seen=now)
     )

@@ -189,3 +189,35 @@ def test_the_first_slice_read_by_id_binds_the_ids_as_one_value(session: Session)
         assert list(dev.recent) == list(by_time[key].recent)
         assert [r.tolist() for r in dev.recent_rows] == [
             r.tolist() for r in by_time[key].recent_rows]
+
+
+@pytest.mark.parametrize("release_id", ["rel-a", None])
+def test_the_first_slice_comes_back_a_row_per_device(
+        session: Session, monkeypatch: pytest.MonkeyPatch, release_id: str | None) -> None:
+    """``slice_ids`` gets each device's window ids of the first slice (those a query per
+    window finds), gathered by the database into one row per device: a row per window was
+    300,000 rows to fetch and group at 10,000 devices."""
+    end = NOW - timedelta(minutes=3)
+    start = end - timedelta(minutes=RANGE)
+    lo, hi = collect.first_slice(start, end, 5)
+    t = TelemetryWindowRecord
+    query = select(t.device_id, t.id).where(col(t.received_at) > lo, col(t.received_at) <= hi)
+    if release_id is not None:
+        query = query.where(t.release_id == release_id)
+    want: dict[str, list[int]] = {}
+    for device_id, id_ in session.exec(query):
+        want.setdefault(device_id, []).append(id_ or 0)
+    fetched: list[Any] = []
+    rows_of = collect.rows_of
+
+    def counted(s: Session, q: Any) -> Any:
+        rows = list(rows_of(s, q))
+        fetched.extend(rows)
+        return rows
+
+    monkeypatch.setattr(collect, "rows_of", counted)
+    got = collect.slice_ids(session, start, end, release_id, 5)
+    assert {d: sorted(ids) for d, ids in got.items()} == {d: sorted(ids)
+                                                          for d, ids in want.items()}
+    assert sum(len(ids) for ids in want.values()) > 2 * len(want)
+    assert len(fetched) == len(want)

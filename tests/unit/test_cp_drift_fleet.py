@@ -75,6 +75,24 @@ def test_fleet_statistics_are_the_per_summary_ones(seed: int) -> None:
     assert {s["drifted"] for s in want if s["judged"]} == {True, False}
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_windows_of_one_camera_each_give_the_per_window_verdicts(seed: int) -> None:
+    """A camera a window, the usual fleet (its windows' counts are its cameras' rows as
+    they are), some of them on another profile's bins: the verdicts of one at a time."""
+    rng = np.random.default_rng(seed)
+    ref = synthetic.profile(seed=seed, bins=10)
+    settings = DriftSettings(min_samples=30)
+    windows = []
+    for i in range(200):
+        w = random_window(ref, rng, i)
+        w["cameras"] = w["cameras"][:1]
+        windows.append(w)
+    verdicts = [window_drifted(ref, w, settings) for w in windows]
+    assert fleet.windows_drifted(ref, windows, settings) == verdicts
+    assert {True, False, None} <= set(verdicts)
+    assert not all(Summary.empty(ref).fits(w) for w in windows)
+
+
 def test_negative_counts_are_refused_as_one_at_a_time() -> None:
     ref = synthetic.profile()
     w = synthetic.window(ref, "cam-a", 0, rng=np.random.default_rng(0), start=T0, frames=100)
