@@ -301,6 +301,7 @@ def learn_missing(
                 made += 1
     session.flush()
     unlearned.record(session, attempts, learned)
+    unlearned.drop_superseded(session)
     return made
 
 

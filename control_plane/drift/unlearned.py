@@ -3,8 +3,9 @@ one, per (device, camera, condition, release), in table ``drift_baseline_attempt
 
 ``learning.learn_missing`` records every attempt that made no baseline (the release not
 healthy on the device, too few windows, too few with enough crops, a fit that raised)
-with a one-line message that names the fix, and removes a key's row once its baseline is
-learned, so the table holds the cameras still learning and nothing else. The API, the
+with a one-line message that names the fix, removes a key's row once its baseline is
+learned, and those of a release its device no longer runs (``drop_superseded``), so the
+table holds the cameras still learning under the release they run and nothing else. The API, the
 CLI (``parkwatch drift learning``) and the dashboard's drift page show them.
 """
 
@@ -70,6 +71,18 @@ def record(session: Session, attempts: list[Attempt], learned: list[KeyOf]) -> N
         index_elements=list(_KEY), set_={c: stmt.excluded[c] for c in changed}), values)
 
 
+def drop_superseded(session: Session) -> int:
+    """Delete the rows of releases their devices no longer report active (a device that
+    reports none keeps its rows); how many. Without this, every promotion would leave its
+    predecessor's rows behind for good: hidden from the lists, but never learned, so never
+    removed. A rollback records them again at its first analysis."""
+    a = DriftBaselineAttempt
+    running = (sa.select(col(Device.active_release_id))
+               .where(col(Device.device_id) == col(a.device_id)).scalar_subquery())
+    result = session.execute(sa.delete(a).where(col(a.release_id) != running))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def listing(
     session: Session,
     *,
@@ -80,8 +93,9 @@ def listing(
     offset: int = 0,
 ) -> tuple[list[DriftBaselineAttempt], int]:
     """The camera × conditions still learning, latest tried first, with the total: of the
-    release each device reports active (or of any, for a device that reports none), so a
-    promotion leaves the old release's behind; ``every_release``: those too."""
+    release each device reports active (or of any, for a device that reports none);
+    ``every_release``: also those of a release a device left since the last analysis
+    (which drops them)."""
     a = DriftBaselineAttempt
     where: list[Any] = [col(c) == v for c, v in ((a.device_id, device_id),
                                                   (a.release_id, release_id)) if v is not None]
@@ -99,4 +113,4 @@ def listing(
     return list(rows), int(total)
 
 
-__all__ = ["Attempt", "Reason", "listing", "record"]
+__all__ = ["Attempt", "Reason", "drop_superseded", "listing", "record"]

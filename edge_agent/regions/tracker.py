@@ -13,8 +13,15 @@ in both stages the pairs whose labels agree go first. Both
 compare the crop with where the track should be now: its last box moved on at its
 velocity (a smoothed centre speed), so an animal that was out of sight for a while is
 found again where it went, not where it was. A crop left over that lies mostly inside a
-track seen in this frame is a part of it (the background model absorbs a resting
-animal unevenly), not a new object.
+track seen in this frame, or inside a confirmed animal's, is a part of it (the
+background model absorbs a resting animal unevenly), not a new object.
+
+Nor does a confirmed animal's track take a region under ``_PART`` of its box's area: that
+is a piece of it (a speck of a resting animal that the background model has not absorbed
+yet, which the centre gate of a large box reaches) or one animal of the group its box
+held. Taking it shrank the track onto the piece, and the rest of the animal's specks
+became tracks of their own, each read as an animal: one resting animal counted as four.
+The track is probed at its own box instead.
 
 Two animals that meet become one moving region, which one of their tracks takes. The
 other is *covered*: while its predicted box lies mostly inside a crop that an animal
@@ -60,6 +67,7 @@ from .votes import Votes
 Point = tuple[float, float]
 _SMOOTH = 0.5  # weight of the newest displacement in the velocity
 _COVERED = 0.5  # share of a predicted box inside another animal's region to be covered
+_PART = 0.25  # a region under this share of a confirmed animal's box area is a piece of it
 _PARTED = 0.3  # share of a new animal's first box inside a track's box for it to part from it
 # A track covered this soon after it was last seen on its own walked into the region that
 # covers it; one covered later (coasting, probed, stale) may never have been in it.
@@ -203,8 +211,10 @@ class Tracker:
             if self.is_animal(free[ti]):
                 met.append(free[ti])
         matched = [t for t in self.tracks if t.track_id in seen]
+        holders = [t for t in self.tracks if t.track_id in seen
+                   or (t.confirmed and self.is_animal(t))]
         for oi, obs in enumerate(moving):
-            if oi not in taken and not any(inside(obs.box, t.box) > 0.6 for t in matched):
+            if oi not in taken and not any(inside(obs.box, t.box) > 0.6 for t in holders):
                 track = Track(self._next_id, obs.box, now, now)
                 self._next_id += 1
                 if obs.label not in self.background:  # an animal coming out of a region?
@@ -249,7 +259,10 @@ class Tracker:
         uncovered (the background model's ghost where it rested) or a person beside it.
         Nor does a "no animal" track take a crop that votes animal: that is an animal
         coming in where a person left (a long person vote would outweigh it for seconds),
-        which gets a track of its own."""
+        which gets a track of its own. A confirmed animal's track does not take a piece
+        of it (under ``_PART`` of its box's area)."""
+        if track.confirmed and area(obs.box) < _PART * area(track.box) and self.is_animal(track):
+            return False
         if not obs.votes or track.label is None:
             return True
         return (obs.label in self.background) == (track.label in self.background)

@@ -226,6 +226,25 @@ def test_a_promotion_leaves_the_old_releases_attempts_behind(site: dict[str, Any
     assert "cam-a/gate night" in cli(site, "learning", "--every-release")
 
 
+def test_an_analysis_after_a_promotion_drops_the_old_releases_attempts(
+        site: dict[str, Any]) -> None:
+    # The old release's windows stay in the analysis range after a promotion: its rows
+    # were recorded again ("release ... active") and kept for good, one set per release.
+    stream(site, {"cam-a": ("night", 150), "cam-b": ("day", 150)}, 5)
+    run(site)
+    newer = site["client"].post(f"{API}/releases", json={"model_name": "petnet"}).json()[
+        "release_id"]
+    with session_scope(site["engine"]) as session:
+        apply_reported(session, ReportedState.model_validate({
+            "device_id": "cam-a", "agent_version": "1.0",
+            "active": {"release_id": newer, "model_version": "petnet:1", "stage": "healthy",
+                       "since": datetime.now(UTC).isoformat()}}))
+    run(site)
+    every = learning(site, every_release=True)
+    assert set(every) == {("cam-b", "day")}
+    assert every[("cam-b", "day")]["release_id"] == site["release"]
+
+
 def test_a_fleets_first_baselines_clear_their_attempts_in_one_analysis(
         database_url: str) -> None:
     # 20,000 keys learned at once (a chunk of 1,000 devices, 5 cameras, 4 conditions):

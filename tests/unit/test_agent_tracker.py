@@ -124,8 +124,9 @@ def test_two_animals_that_meet_keep_their_ids_when_they_part() -> None:
     moves on inside it, and takes its own region again when they part."""
     t = Tracker(BG, confirm_hits=3, coast_seconds=1.0)
     frames = [[obs(20 + 10 * i, size=40), obs(300, size=120)] for i in range(12)]
-    frames += [[Observation((130 + 10 * i, 100, 420, 220), "dog", 0.9, True)]  # merged
-               for i in range(30)]
+    # Merged for 2.9 s (the last box 10 px wide: a box is never empty).
+    frames += [[Observation((130 + 10 * i, 100, 420, 220), "dog", 0.9, True)]
+               for i in range(29)]
     frames += [[obs(440 + 10 * i, size=40), obs(300, size=120)] for i in range(8)]
     ids = []
     for k, observations in enumerate(frames):
@@ -327,3 +328,17 @@ def test_a_parting_groups_only_the_last_seconds_of_a_long_track() -> None:
         cat = Observation((200, 100, 250, 150), "cat", 0.9, True)
         t.update([obs(100, "cat", 0.7, size=60), cat], i * 0.2)
     assert dog.votes.group and dog.label == "dog"
+
+
+def test_a_resting_animals_specks_are_pieces_of_it_not_animals_of_their_own() -> None:
+    """The background model absorbs a resting dog unevenly: specks of it still move, and
+    the model reads them as animals. The dog's track neither shrinks onto one (its centre
+    gate reaches them all) nor lets the others become animals."""
+    t = Tracker(BG, confirm_hits=3)
+    for i in range(5):
+        t.update([obs(100 + i, size=200)], i * 0.1)
+    dog = t.tracks[0].box
+    specks = [(150.0, 150.0, 180.0, 180.0), (250.0, 240.0, 280.0, 270.0)]
+    for k in range(5, 15):
+        t.update([Observation(b, "cat", 0.9, True) for b in specks], k * 0.1)
+    assert [tr.track_id for tr in t.tracks] == [1] and t.tracks[0].box == dog
