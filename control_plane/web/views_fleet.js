@@ -187,11 +187,32 @@ function notJudged(b) {
       "too few busy windows to fit their levels: reset it while the camera is busier") : null);
 }
 
-/** Each camera x condition's production baseline: what "has this camera changed?" is
- * measured against; an operator resets one after changing the camera on purpose. */
-function baselinesSection(deviceId, baselines, can, rerender) {
+/** The active baselines split by the release the device runs: those judge its windows; the
+ * others' windows stopped at the promotion. They stay active (a rollback judges against
+ * them again, their bins are their release's profile's) but are superseded here: listed
+ * beside the running release's, an operator took them for what judges the camera now. */
+function byRunning(baselines, release) {
+  if (baselines === null || !release) return [baselines, []];
+  return [baselines.filter((b) => b.release_id === release),
+    baselines.filter((b) => b.release_id !== release)];
+}
+
+function supersededNote(deviceId, superseded) {
+  if (!superseded.length) return "";
+  const releases = [...new Set(superseded.map((b) => b.release_id))].sort();
+  return h("p", { class: "muted superseded" },
+    `${superseded.length} baseline(s) of release ${releases.join(", ")} superseded: not shown, `
+    + "not judging this device while it runs another release, kept for a rollback "
+    + `(\`parkwatch drift baselines --device ${deviceId}\`).`);
+}
+
+/** Each camera x condition's production baseline under the release the device runs: what
+ * "has this camera changed?" is measured against; an operator resets one after changing
+ * the camera on purpose. */
+function baselinesSection(deviceId, release, baselines, superseded, can, rerender) {
   if (baselines === null) return "";
-  return section("Production baselines (per camera and condition)", table(baselines, [
+  const title = `Production baselines${release ? ` of release ${release}` : ""} (per camera and condition)`;
+  return section(title, supersededNote(deviceId, superseded), table(baselines, [
     ["camera", (b) => b.camera_id],
     ["condition", (b) => chip(b.condition)],
     ["release", (b) => h("code", {}, b.release_id)],
@@ -206,7 +227,9 @@ function baselinesSection(deviceId, baselines, can, rerender) {
     { name: "baseline-reset", danger: true, after: rerender,
       confirm: `Retire the ${b.condition} baseline of ${b.camera_id}? A new one is learned.`,
       reason: "Why (audited), e.g. camera moved:" })]] : []),
-  ], "no baseline yet: one is learned once a release runs healthy here for a while"));
+  ], superseded.length
+    ? "none of this release yet: learning, each camera's reason below"
+    : "no baseline yet: one is learned once a release runs healthy here for a while"));
 }
 
 const HISTORY_DAYS = 30;
@@ -316,7 +339,8 @@ export async function deviceView(main, deviceId, rerender) {
     })),
   });
   main.append(await historySection(deviceId, d, baselines));
-  main.append(baselinesSection(deviceId, baselines, can, rerender));
+  const [current, superseded] = byRunning(baselines, running(d));
+  main.append(baselinesSection(deviceId, running(d), current, superseded, can, rerender));
   if (learning && learning.length) main.append(learningSection(learning, true));
   main.append(section("Recent events", table(events || [], [
     ["at", (e) => timeCell(e.at)],

@@ -105,3 +105,64 @@ def test_drift_page_says_why_a_camera_has_no_baseline(tmp_path: Path) -> None:
     [(text, title)] = quiet.values["cell"]
     assert text.startswith("most not judged") and "reset it while the camera is busier" in text
     assert title.endswith("--device cam-q --camera gate --condition day`")
+
+
+BASELINES = ("[...document.querySelectorAll('section')].find("
+             "s => s.querySelector('h2').textContent.startsWith('Production baselines'))")
+
+
+def test_device_page_after_a_promotion_shows_the_new_releases_baselines(
+        tmp_path: Path) -> None:
+    # cam-p learned its day baseline under rel-a, then was promoted to rel-b: the page
+    # listed rel-a's baseline as the one judging the camera.
+    profile, rng, now = synthetic.profile(), np.random.default_rng(2), datetime.now(UTC)
+    port = free_port()
+    settings = ControlPlaneSettings(data_dir=tmp_path / "cp", port=port,
+                                    drift={"analysis_interval_s": 0, "baseline_windows": 20})
+    with serving(create_app(settings, enable_mqtt=False), port) as url:
+        token = settings.admin_token_path.read_text().strip()
+        engine = create_db_engine(settings.resolved_database_url)
+
+        def promote_and_stream(release: str, first: int, count: int) -> None:
+            with session_scope(engine) as s:
+                devices.apply_reported(s, reported_state("cam-p", release, "healthy"))
+            for seq in range(first, first + count):
+                end = now - timedelta(minutes=60 - seq)
+                w = synthetic.window(profile, "cam-p", seq, rng=rng, release_id=release,
+                                     start=end - timedelta(minutes=1), condition="day",
+                                     frames=150)
+                with session_scope(engine) as s:
+                    telemetry.ingest_windows(s, [TelemetryWindow.model_validate(w)],
+                                             received_at=end)
+            r = httpx.post(f"{url}/api/v1/drift/run", json={},
+                           headers={"Authorization": f"Bearer {token}"}, timeout=60)
+            assert r.status_code == 200, r.text
+
+        with session_scope(engine) as s:
+            for release in ("rel-a", "rel-b"):
+                register_profiled_release(s, release, profile)
+            s.add(Device(device_id="cam-p", labels={}))
+        promote_and_stream("rel-a", 0, 20)
+        promote_and_stream("rel-b", 20, 8)
+        engine.dispose()
+        browser = Browser(tmp_path / "chromium-profile")
+        cells = "[...{}.querySelectorAll('tbody tr')].map(tr => [...tr.querySelectorAll('td')]" \
+                ".map(td => td.textContent))"
+        try:
+            page = browser.open(
+                f"{url}/dashboard/#/device/cam-p?token={token}",
+                screenshot=tmp_path / "device-promoted.png",
+                values={"title": f"{BASELINES}.querySelector('h2').textContent",
+                        "note": f"{BASELINES}.querySelector('p.superseded')?.textContent",
+                        "baselines": cells.format(BASELINES),
+                        "learning": cells.format(SECTION)})
+        finally:
+            browser.stop()
+    assert page.errors == [], page.errors
+    # rel-a's baseline is superseded (said, not listed); rel-b's is learning, with the reason.
+    assert [r for r in page.values["baselines"] if len(r) > 1] == []
+    assert page.values["title"] == ("Production baselines of release rel-b "
+                                    "(per camera and condition)")
+    assert page.values["note"].startswith("1 baseline(s) of release rel-a superseded")
+    [row] = page.values["learning"]
+    assert row[:3] == ["gate", "day", "rel-b"] and row[4] == "collecting windows"

@@ -23,6 +23,7 @@ from trainer.synth import (
     Schedule,
     cut_out,
     generate_dataset,
+    scene_truth,
     write_clip,
 )
 from trainer.synth.cartoon import animal_layer
@@ -92,6 +93,26 @@ def test_only_the_chosen_split_is_filmed(photos: Path, tmp_path: Path) -> None:
             assert split_of[t.photo] == split  # never a photo of another split
             digest = hashlib.sha256((photos / t.photo).read_bytes()).hexdigest()
             assert t.photo_sha256 == digest
+
+
+def test_a_clip_films_each_labels_photos_from_its_photo_start_on(photos: Path,
+                                                                 tmp_path: Path) -> None:
+    """Clips that start apart in the pool film other photos (a benchmark over many clips
+    sees many photos, not the pool's first few again and again)."""
+    pool = PhotoPool(photos, split="train")
+    filmed_by_start = {}
+    for start in (0, 5):
+        spec = SceneSpec(width=160, height=120, seconds=12, seed=2, schedule=BUSY, photos=pool,
+                         cutout_cache=tmp_path / "cache", photo_start=start)
+        truth = scene_truth(spec)
+        for label in ("cat", "dog"):
+            order = [p.rel_path for p in pool.photos(label)]
+            filmed = {t.photo for t in truth.tracks if t.kind == "animal" and t.label == label}
+            n = min(len(filmed), len(order))
+            assert n >= 1
+            assert filmed == {order[(start + i) % len(order)] for i in range(n)}
+            filmed_by_start[start, label] = filmed
+    assert filmed_by_start[0, "cat"] != filmed_by_start[5, "cat"]
 
 
 def test_grabcut_separates_an_animal_from_a_plain_background() -> None:

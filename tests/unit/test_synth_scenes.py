@@ -155,6 +155,7 @@ def test_rain_adds_falling_streaks() -> None:
     ({"labels": ("horse",)}, "labels must be"),
     ({"severity": 2.0}, "severity"),
     ({"fps": 0}, "fps"),
+    ({"photo_start": -1}, "photo_start must be >= 0"),
 ])
 def test_bad_specs_say_what_is_wrong(kw: dict[str, object], says: str) -> None:
     with pytest.raises(ValueError, match=says):

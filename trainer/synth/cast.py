@@ -79,7 +79,7 @@ class _Sources:
             if not photos:
                 raise ValueError(f"no {label} photos in the {pool.split} split of {pool.root}; "
                                  "add photos or choose another split")
-            self.pools[label], self.used[label] = photos, 0
+            self.pools[label], self.used[label] = photos, self.spec.photo_start
         return self.pools[label]
 
     def sprite(self, label: str, rng: np.random.Generator) -> tuple[Sprite, SourceInfo]:

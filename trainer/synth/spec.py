@@ -19,7 +19,9 @@ class SceneSpec:
     """A park clip, deterministic for its ``seed``.
 
     ``photos`` None draws cartoon animals; a :class:`PhotoPool` films cut-outs of its
-    photos (by default the trainer's test split: held out from training). ``conditions``
+    photos (by default the trainer's test split: held out from training), each label's in
+    the pool's order from its ``photo_start``-th on (wrapping): clips that start apart
+    film different photos, clips that start alike the same first ones. ``conditions``
     split the clip into equal consecutive spans (``("day", "dusk", "night")``: dusk falls);
     ``severity`` applies to every non-day span. ``flat_background``, ``noise``,
     ``light_drift``, ``shake`` and ``timestamp`` exist so tests can see objects bare.
@@ -35,6 +37,7 @@ class SceneSpec:
     severity: float = 0.8
     labels: tuple[str, ...] = ANIMAL_LABELS
     photos: PhotoPool | None = None
+    photo_start: int = 0
     cutout_cache: Path | None = None
     noise: bool = True
     light_drift: bool = True
@@ -58,6 +61,8 @@ class SceneSpec:
             if c not in CONDITIONS:
                 raise ValueError(f"unknown condition {c!r}; expected one of "
                                  f"{', '.join(CONDITIONS)}")
+        if self.photo_start < 0:
+            raise ValueError(f"photo_start must be >= 0, got {self.photo_start}")
         if not 0.0 <= self.severity <= 1.0:
             raise ValueError(f"severity must be in [0, 1], got {self.severity}")
         if not self.labels or set(self.labels) - set(ANIMAL_LABELS):
