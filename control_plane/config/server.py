@@ -175,8 +175,9 @@ class ControlPlaneSettings(TomlSettings, ArtifactStoreKeys):
         le=5000,
         description="Most MQTT messages the ingest writer takes at once: their telemetry "
         "windows are written in one transaction and acknowledged after the commit. The broker "
-        "sends about its in-flight limit at a time (Mosquitto max_inflight_messages, default "
-        "20; it is no bound, ingest_max_queued is): raise both together.",
+        "sends its in-flight limit (Mosquitto max_inflight_messages, default 20) before the "
+        "first acknowledgement, so set it to at least this (deploy/ ships 400 and 400); it "
+        "bounds no memory, ingest_max_queued does.",
     )
     ingest_linger_seconds: float = Field(
         0.02,
