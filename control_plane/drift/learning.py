@@ -301,7 +301,7 @@ def learn_missing(
                 made += 1
     session.flush()
     unlearned.record(session, attempts, learned)
-    unlearned.drop_superseded(session)
+    unlearned.drop_superseded(session, [d for per in found.devices.values() for d in per])
     return made
 
 
