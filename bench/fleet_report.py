@@ -36,7 +36,8 @@ and load. ``--warm`` also times a second analysis in the same process, as the se
 periodic task runs them (what a process keeps between analyses counts there).
 
 ``--keep DIR`` keeps case 2's store under DIR and reuses it on the next run with the
-same sizes (generating 10,000 x 7 days takes tens of minutes on a loaded machine).
+same sizes (generating 10,000 x 7 days takes minutes), migrated to the code's revision.
+``--phases`` also prints one analysis's process CPU per phase (its main calls, wrapped).
 
 Also the camera history a dashboard page loads (``GET /api/v1/drift/history``, 30 days
 of one camera's daily rows) over case 2's store, through the API in-process.
@@ -77,7 +78,7 @@ from control_plane.drift import collect as collect_mod
 from control_plane.drift.analyser import run_analysis
 from control_plane.drift.summary import Summary
 from control_plane.services import telemetry_rollups as rollups
-from control_plane.store.db import create_db_engine, session_scope
+from control_plane.store.db import create_db_engine, session_scope, upgrade
 from control_plane.store.models import DriftBaseline, TelemetryRollup
 
 ROWS_PER_INSERT = 20_000
@@ -118,6 +119,44 @@ def _report_once(url: str, how: str, part: str, minutes: int, devices: int
     assert n == devices, (how, n, devices)
     engine.dispose()
     return took, cpu
+
+
+# The analysis's calls that ``--phases`` times, none inside another: (module, name).
+PHASES = [("analyser", "collect"), ("analyser", "slice_ids"), ("analyser", "read_recent"),
+          ("learning", "active"), ("learning", "learn_missing"), ("hour_history", "load"),
+          ("analyser", "compare_many"), ("analyser", "camera_rows"),
+          ("analyser", "windows_drifted"), ("analyser", "baseline_holds_many"),
+          ("alerts", "record_drift_reports")]
+
+
+def _phases(url: str, minutes: int, devices: int) -> dict[str, float]:
+    """Process CPU seconds of one analysis (in this fresh process) per call of ``PHASES``,
+    its total and the rest; each call wrapped where the analysis looks it up."""
+    from control_plane.drift import analyser, hour_history, learning
+    from control_plane.services import alerts
+
+    modules = {"analyser": analyser, "learning": learning, "hour_history": hour_history,
+               "alerts": alerts}
+    spent: dict[str, float] = {name: 0.0 for _, name in PHASES}
+
+    def wrapped(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            c0 = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] += time.process_time() - c0
+        return call
+
+    for module, name in PHASES:
+        setattr(modules[module], name, wrapped(name, getattr(modules[module], name)))
+    _, cpu = _report_once(url, "rollups", "analysis", minutes, devices)
+    return {**spent, "rest": cpu - sum(spent.values()), "total": cpu}
+
+
+def phases(url: str, minutes: int, devices: int) -> dict[str, float]:
+    with mp.get_context("spawn").Pool(1) as p:
+        return p.apply(_phases, (url, minutes, devices))
 
 
 def timed(url: str, how: str, part: str, minutes: int, devices: int, runs: int = 1
@@ -340,6 +379,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="Timings each with --before.")
     ap.add_argument("--warm", action="store_true",
                     help="With --before: also time a second analysis in the same process.")
+    ap.add_argument("--phases", action="store_true",
+                    help="Case 2: also one analysis's process CPU per phase (its main calls).")
     ap.add_argument("--keep", type=Path, default=None,
                     help="Keep case 2's store in this folder and reuse it when it is there.")
     args = ap.parse_args()
@@ -396,7 +437,9 @@ def case_two(name: str, new_url: Any, args: argparse.Namespace) -> None:
     url, done, reused = (kept_store(args.keep, name, args) if args.keep
                          else (new_url(), None, False))
     minutes = _minutes(args.big_days)
-    if not reused:
+    if reused:
+        upgrade(url)  # migrations landed since it was kept
+    else:
         generate(url, args.big_devices, args.big_days)
         if not args.no_baselines:
             add_baselines(url, args.big_devices)
@@ -412,6 +455,11 @@ def case_two(name: str, new_url: Any, args: argparse.Namespace) -> None:
               f"| {cpu:.2f} | {rss:.0f} | {os.getloadavg()[0]:.1f} |")
     if args.before:
         before_after(name, label, url, args, minutes, args.big_devices)
+    if args.phases:
+        spent = phases(url, minutes, args.big_devices)
+        print(f"| {name} | {label} | | analysis CPU s by phase | "
+              + ", ".join(f"{k} {v:.3f}" for k, v in spent.items()) + " | | | "
+              f"{os.getloadavg()[0]:.1f} |")
     seconds, points = history(url, (START + timedelta(days=args.big_days)).isoformat())
     print(f"| {name} | one camera, 30 days ({points} daily points) | | "
           f"GET /api/v1/drift/history | {seconds:.3f} | | | {os.getloadavg()[0]:.1f} |")
