@@ -43,6 +43,21 @@ class Run:
     whole: dict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     seconds: float = 0.0
 
+    def see_animal(self, frame: int, track_id: int, label: str, box: tuple[int, int, int, int],
+                   frame_width: int, visible: float, seen: set[int],
+                   seen_truth: Counter[str]) -> None:
+        """Record one true animal (``box`` as x, y, w, h) in ``frame``. A window counts an
+        animal once it is a third in view (one that only peeks in from the edge or from
+        behind the bush is not there yet for anyone): ``seen`` and ``seen_truth`` are that
+        window's ids and per-label counts."""
+        x, y, w, h = box
+        truth = self.truth.setdefault(track_id, Truth(label))
+        truth.boxes[frame] = (x, y, x + w, y + h)
+        truth.widths.append(w / frame_width)
+        if track_id not in seen and visible >= 1 / 3:
+            seen.add(track_id)
+            seen_truth[label] += 1
+
 
 def match(run: Run) -> tuple[dict[int, int], list[int]]:
     """Each truth track's agent track (most frames at IoU >= MATCH_IOU), and the agent's

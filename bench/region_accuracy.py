@@ -63,7 +63,7 @@ from _region_report import (  # bench/ is on sys.path: scripts run from it
     paired,
     summary,
 )
-from _track_score import MIN_WIDTH, Run, Truth
+from _track_score import MIN_WIDTH, Run
 
 from edge_agent.config import CameraConfig
 from edge_agent.regions.analyzer import RegionAnalyzer
@@ -162,15 +162,8 @@ def run_clip(frames: Iterator[tuple[np.ndarray, list[FrameObject]]], runtime: Mo
                 out.agent[t.track_id].label = t.label
         animals = [o for o in objects if o.kind == "animal"]
         for o in animals:
-            x, y, w, h = o.box
-            truth = out.truth.setdefault(o.track_id, Truth(o.label))
-            truth.boxes[k] = (x, y, x + w, y + h)
-            truth.widths.append(w / width)
-            # A window counts an animal once it is a third in view (one that only peeks in
-            # from the edge or from behind the bush is not there yet for anyone).
-            if o.track_id not in seen_ids and o.visible_fraction >= 1 / 3:
-                seen_ids.add(o.track_id)
-                seen_truth[o.label] += 1
+            out.see_animal(k, o.track_id, o.label, o.box, width, o.visible_fraction, seen_ids,
+                           seen_truth)
         if whole_frame and animals:
             result = runtime.infer(image)
             label = runtime.labels[result.top]

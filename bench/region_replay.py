@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _count_causes import causes_table, off_windows
 from _region_report import animal_table, fragments, summary
-from _track_score import Run, Truth
+from _track_score import Run
 from region_accuracy import FPS, VARIANTS, OracleLabels, release_or_say, scene
 
 from edge_agent.config import CameraConfig
@@ -213,13 +213,8 @@ def replay(a: argparse.Namespace, rec: Recording, labeller: Any, analyzer: Regio
         for o in objects:
             if o.kind != "animal":
                 continue
-            x, y, w, h = o.box
-            truth = out.truth.setdefault(o.track_id, Truth(o.label))
-            truth.boxes[k] = (x, y, x + w, y + h)
-            truth.widths.append(w / width)
-            if o.track_id not in seen_ids and o.visible_fraction >= 1 / 3:
-                seen_ids.add(o.track_id)
-                seen_truth[o.label] += 1
+            out.see_animal(k, o.track_id, o.label, o.box, width, o.visible_fraction, seen_ids,
+                           seen_truth)
         out.frames += 1
         if out.frames % a.window_frames == 0:
             out.window_ids.append((analyzer.window.track_ids(), seen_ids))

@@ -59,16 +59,30 @@ def site(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
         now = datetime.now(UTC)
         for device, stage in (("cam-a", "healthy"), ("cam-b", "healthy"), ("cam-c", "warmed")):
             assert client.post(f"{API}/devices", json={"device_id": device}).status_code == 201
-            with session_scope(engine) as session:
-                apply_reported(session, ReportedState.model_validate({
-                    "device_id": device, "agent_version": "1.0",
-                    "active": {"release_id": release, "model_version": "petnet:1",
-                               "stage": stage, "since": now.isoformat()}}))
+            report_active(engine, device, release, stage, now)
         yield {"client": client, "engine": engine, "profile": profile, "release": release,
                "seq": {}, "rng": np.random.default_rng(5), "t": now - timedelta(minutes=300),
                "env": {"PARKWATCH_API_URL": url, "PARKWATCH_DATA_DIR": str(settings.data_dir)}}
         client.close()
         engine.dispose()
+
+
+def report_active(engine: Any, device: str, release: str, stage: str,
+                  since: datetime) -> None:
+    """``device`` reports ``release`` active at ``stage`` (as its agent's reported state)."""
+    with session_scope(engine) as session:
+        apply_reported(session, ReportedState.model_validate({
+            "device_id": device, "agent_version": "1.0",
+            "active": {"release_id": release, "model_version": "petnet:1", "stage": stage,
+                       "since": since.isoformat()}}))
+
+
+def promote(site: dict[str, Any], device: str) -> str:
+    """A new release of petnet, reported healthy on ``device``; its id."""
+    newer: str = site["client"].post(f"{API}/releases", json={"model_name": "petnet"}).json()[
+        "release_id"]
+    report_active(site["engine"], device, newer, "healthy", datetime.now(UTC))
+    return newer
 
 
 def stream(site: dict[str, Any], cams: dict[str, tuple[str, int]], windows: int,
@@ -211,13 +225,7 @@ def test_a_promotion_leaves_the_old_releases_attempts_behind(site: dict[str, Any
     run(site)
     assert set(learning(site)) == {("cam-a", "night"), ("cam-b", "day")}
     # cam-a now runs another release: its old release's camera is no longer learning.
-    newer = site["client"].post(f"{API}/releases", json={"model_name": "petnet"}).json()[
-        "release_id"]
-    with session_scope(site["engine"]) as session:
-        apply_reported(session, ReportedState.model_validate({
-            "device_id": "cam-a", "agent_version": "1.0",
-            "active": {"release_id": newer, "model_version": "petnet:1", "stage": "healthy",
-                       "since": datetime.now(UTC).isoformat()}}))
+    promote(site, "cam-a")
     assert set(learning(site)) == {("cam-b", "day")}
     assert set(learning(site, every_release=True)) == {("cam-a", "night"), ("cam-b", "day")}
     r = site["client"].get(f"{API}/drift/baselines/learning", params={"limit": 1})
@@ -232,13 +240,7 @@ def test_an_analysis_after_a_promotion_drops_the_old_releases_attempts(
     # were recorded again ("release ... active") and kept for good, one set per release.
     stream(site, {"cam-a": ("night", 150), "cam-b": ("day", 150)}, 5)
     run(site)
-    newer = site["client"].post(f"{API}/releases", json={"model_name": "petnet"}).json()[
-        "release_id"]
-    with session_scope(site["engine"]) as session:
-        apply_reported(session, ReportedState.model_validate({
-            "device_id": "cam-a", "agent_version": "1.0",
-            "active": {"release_id": newer, "model_version": "petnet:1", "stage": "healthy",
-                       "since": datetime.now(UTC).isoformat()}}))
+    promote(site, "cam-a")
     run(site)
     every = learning(site, every_release=True)
     assert set(every) == {("cam-b", "day")}

@@ -232,3 +232,15 @@ def test_every_condition_has_an_oracle_row_paired_with_the_clean_oracle(
     out = capsys.readouterr().out
     assert "paired against clean:" in out and "paired against clean, oracle labels:" in out
     assert "| night, oracle labels |" in out.split("paired against clean, oracle")[1]
+
+
+def test_a_window_counts_an_animal_once_a_third_of_it_is_in_view() -> None:
+    run = Run()
+    seen: set[int] = set()
+    seen_truth: Counter[str] = Counter()
+    run.see_animal(0, 7, "cat", (10, 20, 64, 48), 640, 0.2, seen, seen_truth)  # peeks in
+    assert seen == set() and run.truth[7].boxes[0] == (10, 20, 74, 68)
+    run.see_animal(1, 7, "cat", (12, 20, 64, 48), 640, 0.5, seen, seen_truth)
+    run.see_animal(2, 7, "cat", (14, 20, 64, 48), 640, 0.9, seen, seen_truth)
+    assert seen == {7} and seen_truth == Counter(cat=1)
+    assert run.truth[7].widths == [0.1, 0.1, 0.1] and len(run.truth[7].boxes) == 3
