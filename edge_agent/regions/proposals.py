@@ -4,13 +4,13 @@ Per frame: the frame shrunk to ``region_analysis_width`` (halvings, then one are
 each halving is OpenCV's fast 2x area average, where one area resize of a 640x480
 frame to a quarter cost twice as long), the background subtractor (OpenCV MOG2
 or KNN, with shadow detection: shadow pixels are marked 127 and dropped by the
-threshold; a dusk or night copy is brightened first, ``_LIFT_TO``), a morphological
-open (speckle) and a dilation (join an animal's parts), the outer contours' bounding
-boxes, then boxes merged within ``region_merge_distance``, a region that holds several
-animals' bodies split into one per body (``split``; parts of one animal already tracked
-joined again), and boxes kept within ``region_min_size``..``region_max_size``.
-More than half the picture moving at once is a change of light (a cloud, the IR lamp):
-no regions until the model has learnt it. Every image buffer is kept between frames.
+threshold), a morphological open (speckle) and a dilation (join an animal's parts), the
+outer contours' bounding boxes, then boxes merged within ``region_merge_distance``, a
+region that holds several animals' bodies split into one per body (``split``; parts of
+one animal already tracked joined again), and
+boxes kept within ``region_min_size``..``region_max_size``. More than half the picture moving
+at once is a change of light (a cloud, the IR lamp): no regions until the model has
+learnt it. Every image buffer is kept between frames.
 
 The costs (``bench/agent_pipeline.py``, a 640x480 frame, one core): the background model
 takes 1.1 ms at 320 px and 0.26 ms at 160 px, hence 160 px by default; contours take a
@@ -35,7 +35,6 @@ from protocols.messages import BACKGROUND_COLS, BACKGROUND_ROWS, EDGE_COLS, EDGE
 
 from ..camera_config import CameraConfig
 from .boxes import Box, area, merge_near
-from .condition import DUSK_BRIGHTNESS
 from .split import rejoin, split_blob
 
 U8 = npt.NDArray[np.uint8]
@@ -53,15 +52,6 @@ _STREAK_WIDTH, _STREAK_LENGTH = 5, 5
 # frames. KNN, whose history counts samples, takes about as long.
 _ABSORB_SHARE = 0.105
 _DILATIONS = 2  # 3x3 dilations that join an animal's parts before the contours
-# A dusk or night frame is brightened to the day's least mean luma (at most _MAX_LIFT
-# times) for the background model only. MOG2 keeps a pixel's variance within [4, 75] grey
-# levels squared: at night (mean luma 28 on the park clips, gain noise of 3 levels on the
-# small copy) its learnt variance made a pixel move only 12 levels off the lawn, where a
-# dark animal differs by 5-10. Brightened 3 times, the noise's variance meets the cap and
-# the bar falls to about 7 of the frame's own levels. Day frames are left as they were.
-# (Shadows are still looked for at night: without, the park clips' animals took their
-# shadows and neighbours into their regions more often than they gained frames.)
-_LIFT_TO, _MAX_LIFT = DUSK_BRIGHTNESS, 4.0
 
 
 class MotionRegions:
@@ -69,8 +59,6 @@ class MotionRegions:
         self.camera = camera
         self._size: tuple[int, int] = (0, 0)
         self._small: U8 = np.empty((0, 0, 3), np.uint8)
-        self._lifted: U8 = np.empty((0, 0, 3), np.uint8)  # a dark small copy, brightened
-        self._luma = 0.0  # the small copy's mean luma
         self._mask: U8 = np.empty((0, 0), np.uint8)
         self._halves: list[U8] = []  # the frame halved, on the way to the small copy
         self._opens = 1
@@ -97,7 +85,6 @@ class MotionRegions:
         h = max(1, round(height * w / width))
         self._size = (height, width)
         self._small = np.empty((h, w, 3), np.uint8)
-        self._lifted = np.empty((h, w, 3), np.uint8)
         self._mask = np.empty((h, w), np.uint8)
         self._grey = np.empty((h, w), np.uint8)
         self._mean = np.empty((h, w), np.uint8)
@@ -136,14 +123,7 @@ class MotionRegions:
             cv2.resize(bgr, half.shape[1::-1], dst=half, interpolation=cv2.INTER_AREA)
             bgr = half
         cv2.resize(bgr, mask.shape[::-1], dst=small, interpolation=cv2.INTER_AREA)
-        blue, green, red, _ = cv2.mean(small)
-        self._luma = 0.299 * red + 0.587 * green + 0.114 * blue
-        lift = min(_LIFT_TO / max(self._luma, 1.0), _MAX_LIFT)
-        if lift > 1.0:
-            cv2.convertScaleAbs(small, self._lifted, lift)
-            self._subtractor.apply(self._lifted, mask)
-        else:
-            self._subtractor.apply(small, mask)
+        self._subtractor.apply(small, mask)
         cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._grey)
         cv2.accumulate(self._grey, self._sum)
         self._summed += 1
@@ -192,7 +172,8 @@ class MotionRegions:
         cv2.subtract(self._hi, self._lo, dst=self._lo)
         cv2.max(self._hi, 1, dst=self._hi)  # type: ignore[call-overload]
         cv2.divide(self._lo, self._hi, dst=self._sat, dtype=cv2.CV_32F)
-        return self._luma, float(cv2.mean(self._sat)[0])
+        blue, green, red, _ = cv2.mean(self._small)
+        return 0.299 * red + 0.587 * green + 0.114 * blue, float(cv2.mean(self._sat)[0])
 
     def edge_layout(self) -> list[int]:
         """Where the last frame's edges lie: per cell of the ``EDGE_COLS`` x ``EDGE_ROWS``
