@@ -157,3 +157,15 @@ def start_broker(tmp: Path, inflight: int) -> tuple[int, subprocess.Popen[bytes]
                               stderr=subprocess.DEVNULL)
     wait_port(port)
     return port, broker
+
+
+def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:  # a loaded machine can take long to stop a worker: never leave one behind
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
