@@ -134,17 +134,24 @@ def print_verdicts(loop: Loop, release_id: str, devices: list[str]) -> None:
                           f"{cam['drifted']} of {cam['judged']} windows drifted ({what})")
 
 
+def change_scene(loop: Loop, labeller: SimulatedLabeller, clips: dict[str, Path],
+                 what: str) -> None:
+    """Each camera of ``clips`` plays its new clip from its next loop; the labeller knows."""
+    for device_id, clip in clips.items():
+        labeller.watch(device_id, clip)
+        loop.switch_camera(device_id, clip)
+        console.print(f"{device_id}: {what}")
+
+
 def evening_story(loop: Loop, timeline: Timeline, release_id: str, devices: list[str],
                   night_cameras: list[str], videos: Path, labeller: SimulatedLabeller) -> None:
     """Night falls on ``night_cameras`` (nothing raised); each camera learns its baseline
     for the light it sees (day or night) under the healthy release; labels come in."""
     cp_log = loop.workdir / "logs" / "control-plane.log"
     with timeline.phase("6/12 night falls on some cameras; each learns its baseline"):
-        for device_id in night_cameras:
-            labeller.watch(device_id, night_clip(videos, device_id))
-            loop.switch_camera(device_id, night_clip(videos, device_id))
-            console.print(f"{device_id}: night falls (the agent tags its windows 'night', a "
-                          "condition with a baseline of its own: nothing to alarm on)")
+        change_scene(loop, labeller, {d: night_clip(videos, d) for d in night_cameras},
+                     "night falls (the agent tags its windows 'night', a condition with a "
+                     "baseline of its own: nothing to alarm on)")
         wanted = {(d, "night" if d in night_cameras else "day") for d in devices}
 
         def learned() -> list[Any] | None:
@@ -174,11 +181,9 @@ def night_story(
     cp_log, worker_log = logs / "control-plane.log", logs / "worker.log"
 
     with timeline.phase("7/12 the park's lamps are dimmed on the night cameras"):
-        for device_id in night_cameras:
-            labeller.watch(device_id, dimmed_clip(videos, device_id))
-            loop.switch_camera(device_id, dimmed_clip(videos, device_id))
-            console.print(f"{device_id}: the lamps dim (the same night, darker and noisier; "
-                          "the agent keeps running its release and still tags it night)")
+        change_scene(loop, labeller, {d: dimmed_clip(videos, d) for d in night_cameras},
+                     "the lamps dim (the same night, darker and noisier; the agent keeps "
+                     "running its release and still tags it night)")
 
     with timeline.phase("8/12 drift against the cameras' own night baselines opens an alert"):
         alert = wait_for(lambda: open_alert(loop, release_id), 420,
