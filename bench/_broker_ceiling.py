@@ -4,12 +4,13 @@ that counts and acknowledges on receipt), to ``mosquitto_sub -q 1`` (C), and fro
 ``mosquitto_pub -l`` to ``mosquitto_sub`` (no Python at either end); and the CPU a
 message costs the publisher, the broker and the paho subscriber, read from /proc.
 
-The fleet's payloads and publisher live here too: ingest is measured with the same ones,
-so its ratio to the ceiling compares like with like.
+The fleet's payloads live here too: ingest is measured with the same ones and the same
+publisher (``_fleet_publisher.py``), so its ratio to the ceiling compares like with like.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -19,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import paho.mqtt.client as paho
-from _fleet_rig import (  # bench/ is on sys.path: scripts run from it
-    process_cpu,
-    start_broker,
-    thread_cpu,
+from _fleet_publisher import (  # bench/ is on sys.path: scripts run from it
+    INFLIGHT,
+    network_tid,
+    open_publisher,
 )
+from _fleet_rig import process_cpu, start_broker, thread_cpu
 from paho.mqtt.enums import CallbackAPIVersion
 
 from control_plane.drift import synthetic
@@ -58,43 +60,31 @@ def fleet_payloads(load: Load) -> list[tuple[str, bytes]]:
     return out
 
 
-def publisher(port: int) -> paho.Client:
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"fleet-{port}")
-    client.max_inflight_messages_set(100)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    return client
+Payloads = list[tuple[str, bytes]]  # (topic, payload) of every window, in sending order
 
 
-def network_tid(client: paho.Client) -> int:
-    """The thread id of ``client``'s network loop (started by ``loop_start``)."""
-    thread = client._thread
-    assert thread is not None and thread.native_id is not None
-    return thread.native_id
+@dataclass(frozen=True)
+class Ceiling:
+    """One measurement of the broker's ceilings, messages/s, and what it cost."""
+
+    paho: float  # to the trivial paho subscriber: the ceiling ingest is reported against
+    native: float  # to mosquitto_sub -q 1
+    alone: float  # mosquitto_pub to mosquitto_sub: no Python at either end
+    cpu: dict[str, float]  # CPU seconds a message at the paho ceiling: publisher, broker, sub
+    load: float  # the 1-minute load average when it started
 
 
-class PublisherCpu:
-    """CPU seconds of the fleet publisher: this thread's publish calls (``publishing``)
-    and paho's network thread of ``client``, which sends them."""
-
-    def __init__(self, client: paho.Client) -> None:
-        self._tid = network_tid(client)
-        self._calls = 0.0
-        self._network = thread_cpu(self._tid)
-
-    def publishing(self, payloads: list[tuple[str, bytes]], client: paho.Client) -> None:
-        started = time.thread_time()
-        for topic, payload in payloads:
-            client.publish(topic, payload, qos=1)
-        self._calls += time.thread_time() - started
-
-    def seconds(self) -> float:
-        """So far; read before the client's loop stops (its thread is then gone)."""
-        return self._calls + thread_cpu(self._tid) - self._network
+def measure_ceiling(load: Load, payloads: Payloads, tmp: Path, publisher: str) -> Ceiling:
+    """The three ceilings one after the other, the fleet's ``publisher`` kind sending."""
+    loadavg = os.getloadavg()[0]
+    paho_rate, cpu = broker_ceiling(load, payloads, tmp, publisher)
+    return Ceiling(paho_rate, native_ceiling(load, payloads, tmp, publisher),
+                   broker_alone(load, payloads, tmp), cpu, loadavg)
 
 
-def broker_ceiling(load: Load, tmp: Path) -> tuple[float, dict[str, float]]:
-    """Messages/s the broker moves from the same publisher, with the same payloads, to a
+def broker_ceiling(load: Load, payloads: Payloads, tmp: Path, publisher: str
+                   ) -> tuple[float, dict[str, float]]:
+    """Messages/s the broker moves from the fleet's publisher, with the same payloads, to a
     trivial QoS 1 subscriber (counts and acknowledges on receipt): ingest's ceiling; and
     the CPU seconds per message of the publisher, the broker and that subscriber."""
     port, broker = start_broker(tmp, load.inflight)
@@ -105,7 +95,7 @@ def broker_ceiling(load: Load, tmp: Path) -> tuple[float, dict[str, float]]:
     def on_message(_c: paho.Client, _u: object, _m: paho.MQTTMessage) -> None:
         nonlocal got
         got += 1
-        if got == load.windows:
+        if got == len(payloads):
             done.set()
 
     sub = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"trivial-{port}",
@@ -117,20 +107,17 @@ def broker_ceiling(load: Load, tmp: Path) -> tuple[float, dict[str, float]]:
         sub.loop_start()
         sub.subscribe("$share/ingest/parkwatch/v1/devices/+/telemetry", qos=1)
         subscribed.wait(10)
-        payloads = fleet_payloads(load)
-        client = publisher(port)
-        sender = PublisherCpu(client)
+        sender = open_publisher(publisher, port, payloads)
         receiver = network_tid(sub)
         before = {"broker": process_cpu(broker.pid), "subscriber": thread_cpu(receiver)}
         start = time.perf_counter()
-        sender.publishing(payloads, client)
+        sender.send()
         done.wait(600)
         seconds = time.perf_counter() - start
-        spent = {"publisher": sender.seconds(),
+        spent = {"publisher": sender.cpu_seconds(),
                  "broker": process_cpu(broker.pid) - before["broker"],
                  "subscriber": thread_cpu(receiver) - before["subscriber"]}
-        client.disconnect()
-        client.loop_stop()
+        sender.close()
         return got / seconds, {k: v / max(got, 1) for k, v in spent.items()}
     finally:
         sub.disconnect()
@@ -139,8 +126,8 @@ def broker_ceiling(load: Load, tmp: Path) -> tuple[float, dict[str, float]]:
         broker.wait(10)
 
 
-def native_ceiling(load: Load, tmp: Path) -> float:
-    """Messages/s the broker moves from the same publisher, with the same payloads, to
+def native_ceiling(load: Load, payloads: Payloads, tmp: Path, publisher: str) -> float:
+    """Messages/s the broker moves from the fleet's publisher, with the same payloads, to
     ``mosquitto_sub -q 1`` (C, payloads to /dev/null): the broker's ceiling where the
     subscriber is not bound by Python. Its persistent session is made first (``-E``
     exits at the SUBACK), so nothing published before it reconnects is lost."""
@@ -149,45 +136,41 @@ def native_ceiling(load: Load, tmp: Path) -> float:
            "-i", f"native-{port}", "-t", "$share/ingest/parkwatch/v1/devices/+/telemetry"]
     try:
         subprocess.run([*sub, "-E"], check=True, timeout=30, stdout=subprocess.DEVNULL)
-        payloads = fleet_payloads(load)
-        counter = subprocess.Popen([*sub, "-C", str(load.windows)],
+        counter = subprocess.Popen([*sub, "-C", str(len(payloads))],
                                    stdout=subprocess.DEVNULL)
-        client = publisher(port)
+        sender = open_publisher(publisher, port, payloads)
         start = time.perf_counter()
-        for topic, payload in payloads:
-            client.publish(topic, payload, qos=1)
+        sender.send()
         counter.wait(600)
         seconds = time.perf_counter() - start
-        client.disconnect()
-        client.loop_stop()
-        return load.windows / seconds
+        sender.close()
+        return len(payloads) / seconds
     finally:
         broker.terminate()
         broker.wait(10)
 
 
-def broker_alone(load: Load, tmp: Path) -> float:
+def broker_alone(load: Load, payloads: Payloads, tmp: Path) -> float:
     """Messages/s with neither end in Python: ``mosquitto_pub -l -q 1`` sends the same
     payloads (one topic, as many in flight as the fleet publisher) to ``mosquitto_sub``."""
     port, broker = start_broker(tmp, load.inflight)
     sub = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-c",
            "-i", f"alone-{port}", "-t", "parkwatch/v1/devices/+/telemetry"]
     lines = tmp / f"payloads-{port}.txt"
-    payloads = [payload for _, payload in fleet_payloads(load)]
-    if any(b"\n" in p for p in payloads):
+    if any(b"\n" in p for _, p in payloads):
         raise SystemExit("a payload spans lines; mosquitto_pub -l sends one per line")
-    lines.write_bytes(b"\n".join(payloads) + b"\n")
+    lines.write_bytes(b"\n".join(p for _, p in payloads) + b"\n")
     try:
         subprocess.run([*sub, "-E"], check=True, timeout=30, stdout=subprocess.DEVNULL)
-        counter = subprocess.Popen([*sub, "-C", str(load.windows)],
+        counter = subprocess.Popen([*sub, "-C", str(len(payloads))],
                                    stdout=subprocess.DEVNULL)
         start = time.perf_counter()
         with lines.open("rb") as stdin:
             subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
-                            "-M", "100", "-l", "-t", telemetry_topic(load.devices[0])],
+                            "-M", str(INFLIGHT), "-l", "-t", telemetry_topic(load.devices[0])],
                            stdin=stdin, check=True, timeout=600)
         counter.wait(600)
-        return load.windows / (time.perf_counter() - start)
+        return len(payloads) / (time.perf_counter() - start)
     finally:
         broker.terminate()
         broker.wait(10)
