@@ -372,6 +372,17 @@ def list_baselines(
     return list(rows), int(total)
 
 
+def running_releases(session: Session, device_ids: list[str]) -> dict[str, str | None]:
+    """The release each of these devices reports active (None: none yet): a baseline of
+    another release is superseded, judging nothing until a rollback."""
+    ids = sorted(set(device_ids))
+    out: dict[str, str | None] = {}
+    for i in range(0, len(ids), 500):
+        out |= dict(session.exec(select(Device.device_id, Device.active_release_id)
+                                 .where(col(Device.device_id).in_(ids[i : i + 500]))).all())
+    return out
+
+
 def unfitted(counts: dict[str, Any], levels: dict[str, Any]) -> list[str]:
     """The features a baseline holds counts of but no level for (too few busy windows to
     fit one, ``baseline.MIN_REPLAYS``): they are not judged against it."""
@@ -386,4 +397,4 @@ def get_baseline(session: Session, baseline_id: int) -> DriftBaseline:
 
 
 __all__ = ["ActiveBaseline", "active", "get_baseline", "learn_missing", "list_baselines", "reset",
-           "unfitted"]
+           "running_releases", "unfitted"]

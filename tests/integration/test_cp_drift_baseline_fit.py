@@ -274,3 +274,21 @@ def test_a_fleets_first_baselines_clear_their_attempts_in_one_analysis(
             assert session.exec(select(DriftBaselineAttempt)).all() == []
     finally:
         engine.dispose()
+
+
+def test_the_cli_calls_an_old_releases_active_baselines_superseded(site: dict[str, Any]) -> None:
+    # After a promotion the old release's baselines stay active (a rollback judges against
+    # them again); `--active` listed them as plain "active", beside nothing to say they
+    # no longer judge the camera.
+    stream(site, {"cam-a": ("day", 150), "cam-b": ("day", 150)}, NEEDED)
+    run(site)
+    promote(site, "cam-a")
+    items = site["client"].get(f"{API}/drift/baselines", params={"active": True}).json()["items"]
+    assert {b["device_id"]: b["superseded"] for b in items} == {"cam-a": True, "cam-b": False}
+    text = cli(site, "baselines", "--active")
+    lines = {d: next(line for line in text.splitlines() if f" {d} " in line)
+             for d in ("cam-a", "cam-b")}
+    assert " superseded " in lines["cam-a"] and " active " not in lines["cam-a"]
+    assert " active " in lines["cam-b"]
+    assert (f"superseded: cam-a's baselines of release {site['release']} judge nothing while "
+            "it runs another release; kept for a rollback to it") in text
