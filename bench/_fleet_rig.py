@@ -3,7 +3,8 @@
 windows stored, CPU seconds of the worker and of PostgreSQL's backends).
 
 Shared by ``fleet_ingest.py``, ``fleet_scale.py``, ``fleet_page.py``, ``ingest_drift.py``
-and ``rollout_fleet.py``; ``fleet_report.py`` reaches it through ``fleet_ingest``.
+and ``rollout_fleet.py``; ``fleet_report.py`` reaches it through ``fleet_ingest``, which
+measures the broker's ceiling with ``_broker_ceiling.py``.
 """
 
 from __future__ import annotations

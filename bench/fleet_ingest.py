@@ -1,28 +1,37 @@
 """Fleet ingest capacity: telemetry windows/s stored by `parkwatch serve --role ingest`.
 
-A simulated fleet (one paho client, QoS 1) publishes telemetry windows of many devices
-to a private Mosquitto; real ingest worker processes store them (validation, dedup on
-(device, seq), up to ``--batch-size`` windows per transaction, PUBACK after the commit).
-The broker here allows ``--inflight`` (100) unacknowledged messages in flight per client,
-so batches hold at most that many (Mosquitto's default is 20). Measured in one run, each
-configuration right after its own ceiling (a shared machine's load changes by the minute):
+A simulated fleet (one MQTT connection, QoS 1, ``--publisher raw`` or ``paho``) publishes
+telemetry windows of many devices to a private Mosquitto; real ingest worker processes
+store them (validation, dedup on (device, seq), up to ``--batch-size`` windows per
+transaction, PUBACK after the commit). The broker here allows ``--inflight`` (100)
+unacknowledged messages in flight per client, so batches hold at most that many
+(Mosquitto's default is 20). Configurations:
 
-- Mosquitto alone: the same publisher and payloads to a trivial QoS 1 subscriber, the
-  ceiling ingest is reported against: a paho client that counts and acknowledges on
-  receipt (Python, like the workers), ``mosquitto_sub -q 1`` (C, not bound by Python),
-  and ``mosquitto_pub -l`` to ``mosquitto_sub`` (no Python at either end);
 - SQLite (WAL), 1 worker;
 - PostgreSQL, 1 worker and 2 workers in a shared subscription (when a server answers
   at PARKWATCH_TEST_POSTGRES_URL, default postgresql+psycopg://postgres@127.0.0.1/test).
 
+Ingest is reported against the broker alone (``_broker_ceiling.py``): the same publisher
+and payloads to a trivial QoS 1 subscriber, the ceiling ingest is reported against: a
+paho client that counts and acknowledges on receipt (Python, like the workers),
+``mosquitto_sub -q 1`` (C, not bound by Python), and ``mosquitto_pub -l`` to
+``mosquitto_sub`` (no Python at either end). A shared machine's pace changes by the
+minute, so ceilings and ingest runs alternate, ``--rounds`` times: ceiling, run,
+ceiling, run, ..., ceiling; each run is divided by the mean of the ceilings right before
+and after it, and the median over rounds is printed with its range and the ceilings' own
+max / min (``_ceiling_rounds.py``). ``--configs I/B ...`` alternates broker in-flight
+limits / batch sizes within each round (the ceilings at the first one's in-flight limit).
+
     python bench/fleet_ingest.py [--devices 100] [--windows 1500] [--batch-size 100]
                                  [--inflight 100] [--drift] [--cases sqlite pg1 pg2]
+                                 [--rounds 1] [--configs 400/400 100/100]
+                                 [--publisher raw|paho]
 
 A device sends one window per minute by default, so windows/s x 60 is the fleet size
-one configuration keeps up with (before any headroom). Each configuration's CPU per
-window stored is read from /proc for every process of the run (the publisher's threads,
-the broker, each worker, the database's PostgreSQL backends), with the cores that adds
-up to at 5,000 windows/s; and per message at the paho ceiling.
+one configuration keeps up with (before any headroom). Each run's CPU per window stored
+is read from /proc for every process of the run (the publisher, the broker, each worker,
+the database's PostgreSQL backends), with the cores that adds up to at 5,000 windows/s;
+and each ceiling's per message (publisher, broker, subscriber).
 """
 
 from __future__ import annotations
@@ -33,18 +42,23 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np
-import paho.mqtt.client as paho
 import sqlalchemy as sa
-from _fleet_rig import (  # bench/ is on sys.path: scripts run from it
+from _broker_ceiling import (  # bench/ is on sys.path: scripts run from it
+    PROFILE,
+    RELEASE,
+    Ceiling,
+    Load,
+    Payloads,
+    fleet_payloads,
+    measure_ceiling,
+)
+from _fleet_publisher import KINDS, open_publisher
+from _fleet_rig import (
     backend_cpu,
     connected,
     drop_postgres_db,
@@ -53,190 +67,36 @@ from _fleet_rig import (  # bench/ is on sys.path: scripts run from it
     start_broker,
     stop_workers,
     stored,
-    thread_cpu,
     wait_port,
     worker_stats,
 )
+from _ingest_tables import (
+    Case,
+    Run,
+    print_ceilings,
+    print_cpu,
+    print_runs,
+    print_summary,
+    print_waits,
+)
 from _ingest_waits import WaitSampler, hot_updates, write_seconds
-from paho.mqtt.enums import CallbackAPIVersion
 
-from control_plane.drift import synthetic
 from control_plane.store.db import create_db_engine, session_scope, upgrade
 from control_plane.store.models import Device
-from control_plane.testing import register_profiled_release, telemetry_window
-from protocols import TelemetryWindow, encode, telemetry_topic
+from control_plane.testing import register_profiled_release
 from scripts.loop import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
-@dataclass(frozen=True)
-class Load:
-    devices: list[str]
-    windows: int
-    batch_size: int
-    inflight: int
-    drift: bool  # windows with a camera's histograms of a registered release: rollups run
-
-
-RELEASE = "rel-bench"
-CASES = ("sqlite", "pg1", "pg2")  # SQLite with 1 worker, PostgreSQL with 1 and 2
-GOAL_RATE = 5_000  # windows/s on PostgreSQL with 2 workers (and 0.7 of the ceiling)
-PROFILE = synthetic.profile(seed=0)
-
-
-def fleet_payloads(load: Load) -> list[tuple[str, bytes]]:
-    rng = np.random.default_rng(0)
-    start = datetime.now(UTC) - timedelta(hours=1)
-    out = []
-    for i in range(load.windows):
-        device, seq = load.devices[i % len(load.devices)], i // len(load.devices)
-        window = (TelemetryWindow.model_validate(synthetic.window(
-            PROFILE, device, seq, rng=rng, frames=60, release_id=RELEASE,
-            start=start + timedelta(minutes=seq))) if load.drift
-                  else telemetry_window(device, seq))
-        out.append((telemetry_topic(device), encode(window)))
-    return out
+QUEUED = 1_000  # ingest_max_queued's default: raised to the batch where a batch is bigger
+CASES = {"sqlite": "SQLite (WAL), 1 worker", "pg1": "PostgreSQL, 1 worker",
+         "pg2": "PostgreSQL, 2 workers"}
 
 
 def register_release(engine: sa.Engine) -> None:
     """The release the drift windows name, with the reference profile rollups bin on."""
     with session_scope(engine) as s:
         register_profiled_release(s, RELEASE, PROFILE, created_by="bench")
-
-
-def publisher(port: int) -> paho.Client:
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"fleet-{port}")
-    client.max_inflight_messages_set(100)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    return client
-
-
-def network_tid(client: paho.Client) -> int:
-    """The thread id of ``client``'s network loop (started by ``loop_start``)."""
-    thread = client._thread
-    assert thread is not None and thread.native_id is not None
-    return thread.native_id
-
-
-class PublisherCpu:
-    """CPU seconds of the fleet publisher: this thread's publish calls (``publishing``)
-    and paho's network thread of ``client``, which sends them."""
-
-    def __init__(self, client: paho.Client) -> None:
-        self._tid = network_tid(client)
-        self._calls = 0.0
-        self._network = thread_cpu(self._tid)
-
-    def publishing(self, payloads: list[tuple[str, bytes]], client: paho.Client) -> None:
-        started = time.thread_time()
-        for topic, payload in payloads:
-            client.publish(topic, payload, qos=1)
-        self._calls += time.thread_time() - started
-
-    def seconds(self) -> float:
-        """So far; read before the client's loop stops (its thread is then gone)."""
-        return self._calls + thread_cpu(self._tid) - self._network
-
-
-def broker_ceiling(load: Load, tmp: Path) -> tuple[float, dict[str, float]]:
-    """Messages/s the broker moves from the same publisher, with the same payloads, to a
-    trivial QoS 1 subscriber (counts and acknowledges on receipt): ingest's ceiling; and
-    the CPU seconds per message of the publisher, the broker and that subscriber."""
-    port, broker = start_broker(tmp, load.inflight)
-    got = 0
-    done = threading.Event()
-    subscribed = threading.Event()
-
-    def on_message(_c: paho.Client, _u: object, _m: paho.MQTTMessage) -> None:
-        nonlocal got
-        got += 1
-        if got == load.windows:
-            done.set()
-
-    sub = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"trivial-{port}",
-                      clean_session=False)
-    sub.on_message = on_message
-    sub.on_subscribe = lambda *_a: subscribed.set()
-    try:
-        sub.connect("127.0.0.1", port)
-        sub.loop_start()
-        sub.subscribe("$share/ingest/parkwatch/v1/devices/+/telemetry", qos=1)
-        subscribed.wait(10)
-        payloads = fleet_payloads(load)
-        client = publisher(port)
-        sender = PublisherCpu(client)
-        receiver = network_tid(sub)
-        before = {"broker": process_cpu(broker.pid), "subscriber": thread_cpu(receiver)}
-        start = time.perf_counter()
-        sender.publishing(payloads, client)
-        done.wait(600)
-        seconds = time.perf_counter() - start
-        spent = {"publisher": sender.seconds(),
-                 "broker": process_cpu(broker.pid) - before["broker"],
-                 "subscriber": thread_cpu(receiver) - before["subscriber"]}
-        client.disconnect()
-        client.loop_stop()
-        return got / seconds, {k: v / max(got, 1) for k, v in spent.items()}
-    finally:
-        sub.disconnect()
-        sub.loop_stop()
-        broker.terminate()
-        broker.wait(10)
-
-
-def native_ceiling(load: Load, tmp: Path) -> float:
-    """Messages/s the broker moves from the same publisher, with the same payloads, to
-    ``mosquitto_sub -q 1`` (C, payloads to /dev/null): the broker's ceiling where the
-    subscriber is not bound by Python. Its persistent session is made first (``-E``
-    exits at the SUBACK), so nothing published before it reconnects is lost."""
-    port, broker = start_broker(tmp, load.inflight)
-    sub = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-c",
-           "-i", f"native-{port}", "-t", "$share/ingest/parkwatch/v1/devices/+/telemetry"]
-    try:
-        subprocess.run([*sub, "-E"], check=True, timeout=30, stdout=subprocess.DEVNULL)
-        payloads = fleet_payloads(load)
-        counter = subprocess.Popen([*sub, "-C", str(load.windows)],
-                                   stdout=subprocess.DEVNULL)
-        client = publisher(port)
-        start = time.perf_counter()
-        for topic, payload in payloads:
-            client.publish(topic, payload, qos=1)
-        counter.wait(600)
-        seconds = time.perf_counter() - start
-        client.disconnect()
-        client.loop_stop()
-        return load.windows / seconds
-    finally:
-        broker.terminate()
-        broker.wait(10)
-
-
-def broker_alone(load: Load, tmp: Path) -> float:
-    """Messages/s with neither end in Python: ``mosquitto_pub -l -q 1`` sends the same
-    payloads (one topic, as many in flight as the fleet publisher) to ``mosquitto_sub``."""
-    port, broker = start_broker(tmp, load.inflight)
-    sub = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-c",
-           "-i", f"alone-{port}", "-t", "parkwatch/v1/devices/+/telemetry"]
-    lines = tmp / f"payloads-{port}.txt"
-    payloads = [payload for _, payload in fleet_payloads(load)]
-    if any(b"\n" in p for p in payloads):
-        raise SystemExit("a payload spans lines; mosquitto_pub -l sends one per line")
-    lines.write_bytes(b"\n".join(payloads) + b"\n")
-    try:
-        subprocess.run([*sub, "-E"], check=True, timeout=30, stdout=subprocess.DEVNULL)
-        counter = subprocess.Popen([*sub, "-C", str(load.windows)],
-                                   stdout=subprocess.DEVNULL)
-        start = time.perf_counter()
-        with lines.open("rb") as stdin:
-            subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
-                            "-M", "100", "-l", "-t", telemetry_topic(load.devices[0])],
-                           stdin=stdin, check=True, timeout=600)
-        counter.wait(600)
-        return load.windows / (time.perf_counter() - start)
-    finally:
-        broker.terminate()
-        broker.wait(10)
 
 
 def answers_connected(port: int) -> bool:
@@ -246,36 +106,6 @@ def answers_connected(port: int) -> bool:
         return connected(port)
     except OSError:
         return False
-
-
-@dataclass(frozen=True)
-class Case:
-    rate: float  # windows/s stored
-    batched: float  # mean windows per transaction
-    ceiling: float  # the broker's ceiling measured just before (Python subscriber)
-    native: float  # the same with mosquitto_sub as the subscriber
-    alone: float  # mosquitto_pub to mosquitto_sub: the broker with no Python at either end
-    # CPU seconds per window stored of each process while ingesting (publisher, broker,
-    # "worker 1", ..., "PostgreSQL backends" on PostgreSQL), from /proc
-    cpu: dict[str, float]
-    ceiling_cpu: dict[str, float]  # per message at the paho ceiling: publisher, broker, sub
-    # Where a worker's time went besides CPU, from its own metrics and the server's views:
-    # mean wall time of one write transaction (statements, commit and any lock waits)
-    write_ms: float
-    waits: dict[str, float]  # share of the database's backends sampled waiting, by event
-    hot: dict[str, float]  # share of updates that were HOT, per table (PostgreSQL)
-
-    @property
-    def cpu_us(self) -> float:
-        """The workers' CPU time per window stored, microseconds."""
-        return sum(v for k, v in self.cpu.items() if k.startswith("worker")) * 1e6
-
-    @property
-    def backend_us(self) -> float | None:
-        """PostgreSQL backends' CPU time per window stored (None: SQLite, whose work is in
-        the workers')."""
-        backends = self.cpu.get("PostgreSQL backends")
-        return None if backends is None else backends * 1e6
 
 
 def cpu_now(procs: list[subprocess.Popen[bytes]], broker: subprocess.Popen[bytes],
@@ -299,17 +129,27 @@ def cpu_spent(before: dict[str, float], after: dict[str, float], postgres: bool
     return spent
 
 
-def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
-    """Ingest with ``workers`` workers, right after measuring the broker's ceiling (the load
-    of a shared machine changes within a minute)."""
-    upgrade(url)
-    engine = create_db_engine(url)
-    with session_scope(engine) as session:
-        for device_id in load.devices:
-            session.add(Device(device_id=device_id, labels={}))
-    if load.drift:
-        register_release(engine)
-    port, broker = start_broker(tmp, load.inflight)
+def serving(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Returns once ``proc`` serves its metrics on ``port``; exits with the worker's last
+    words if it stopped first (a setting it refused, say), instead of waiting it out."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            last = (log.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
+            raise SystemExit(f"an ingest worker exited with code {proc.returncode} before "
+                             f"serving its metrics: {last}")
+        try:
+            wait_port(port, timeout=0.5)
+            return
+        except SystemExit:
+            continue
+    raise SystemExit(f"an ingest worker did not serve its metrics on {port} within 180 s")
+
+
+def start_workers(url: str, workers: int, load: Load, port: int, tmp: Path
+                  ) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
+    """``workers`` ingest processes in one shared subscription on the broker at ``port``,
+    returned once every one is connected, with their metrics ports."""
     procs: list[subprocess.Popen[bytes]] = []
     metrics_ports: list[int] = []
     try:
@@ -321,12 +161,16 @@ def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
                    f"mqtt://127.0.0.1:{port}", "PARKWATCH_INGEST_SHARE_GROUP": "ingest",
                    "PARKWATCH_MQTT_CLIENT_ID": f"bench-ingest-{port}-{i}",
                    "PARKWATCH_METRICS_PORT": str(metrics), "PARKWATCH_LOG_LEVEL": "WARNING",
-                   "PARKWATCH_INGEST_BATCH_SIZE": str(load.batch_size)}
+                   "PARKWATCH_INGEST_BATCH_SIZE": str(load.batch_size),
+                   # the queue must hold a batch (a worker refuses to start otherwise)
+                   "PARKWATCH_INGEST_MAX_QUEUED": str(max(QUEUED, load.batch_size))}
             env.pop("PARKWATCH_CONFIG", None)
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "parkwatch_cli", "serve", "--role", "ingest"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            wait_port(metrics)
+            log = tmp / f"w{port}-{i}.log"
+            with log.open("wb") as err:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "parkwatch_cli", "serve", "--role", "ingest"],
+                    cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err))
+            serving(procs[-1], metrics, log)
         # A loaded machine can take seconds to connect; windows sent before a worker
         # subscribed would be dropped (no session yet).
         deadline = time.monotonic() + 120
@@ -334,31 +178,45 @@ def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
             if time.monotonic() > deadline:
                 raise TimeoutError("an ingest worker never connected to the broker")
             time.sleep(0.1)
-        time.sleep(1.0)  # shared subscriptions in place
-        ceiling, ceiling_cpu = broker_ceiling(load, tmp)  # the workers are idle
-        native = native_ceiling(load, tmp)
-        alone = broker_alone(load, tmp)
-        payloads = fleet_payloads(load)
-        client = publisher(port)
-        sender = PublisherCpu(client)
+    except BaseException:
+        stop_workers(procs)
+        raise
+    time.sleep(1.0)  # shared subscriptions in place
+    return procs, metrics_ports
+
+
+def run_case(url: str, workers: int, load: Load, payloads: Payloads, tmp: Path,
+             publisher: str) -> Case:
+    """Ingest of ``payloads`` with ``workers`` workers into a fresh store at ``url``."""
+    upgrade(url)
+    engine = create_db_engine(url)
+    with session_scope(engine) as session:
+        for device_id in load.devices:
+            session.add(Device(device_id=device_id, labels={}))
+    if load.drift:
+        register_release(engine)
+    port, broker = start_broker(tmp, load.inflight)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs, metrics_ports = start_workers(url, workers, load, port, tmp)
+        sender = open_publisher(publisher, port, payloads)
         postgres = engine.dialect.name == "postgresql"
         sampler = WaitSampler(engine) if postgres else None
         if sampler is not None:
             sampler.start()
         writes = [write_seconds(p) for p in metrics_ports]
         skip = 0 if sampler is None else sampler.pid
-        before = cpu_now(procs, broker, engine, skip)  # start-up and ceilings are not ingest
+        before = cpu_now(procs, broker, engine, skip)  # start-up is not ingest
         start = time.perf_counter()
-        sender.publishing(payloads, client)
+        sender.send()
         deadline = time.monotonic() + 600
-        while stored(engine) < load.windows and time.monotonic() < deadline:
+        while stored(engine) < len(payloads) and time.monotonic() < deadline:
             time.sleep(0.05)
         seconds = time.perf_counter() - start
         spent = cpu_spent(before, cpu_now(procs, broker, engine, skip), postgres)
         waits = {} if sampler is None else sampler.stop()
-        spent = {"publisher": sender.seconds(), **spent}
-        client.disconnect()
-        client.loop_stop()
+        spent = {"publisher": sender.cpu_seconds(), **spent}
+        sender.close()
         stats = [worker_stats(p) for p in metrics_ports]
         written = [write_seconds(p) for p in metrics_ports]
         write_s = sum(b[0] - a[0] for a, b in zip(writes, written, strict=True))
@@ -366,8 +224,7 @@ def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
         total = stored(engine)
         batched = sum(s[0] for s in stats) / max(sum(s[1] for s in stats), 1.0)
         stop_workers(procs)
-        return Case(total / seconds, batched, ceiling, native, alone,
-                    {k: v / max(total, 1) for k, v in spent.items()}, ceiling_cpu,
+        return Case(total / seconds, batched, {k: v / max(total, 1) for k, v in spent.items()},
                     write_s / max(write_n, 1.0) * 1e3, waits, hot_updates(engine))
     finally:
         stop_workers(procs)
@@ -376,7 +233,34 @@ def run_case(url: str, workers: int, load: Load, tmp: Path) -> Case:
         engine.dispose()
 
 
-def main() -> None:
+def run_in_store(case: str, load: Load, payloads: Payloads, tmp: Path, publisher: str
+                 ) -> Case | None:
+    """``case`` on a fresh store (None: PostgreSQL asked for and no server answers)."""
+    if case == "sqlite":
+        return run_case(f"sqlite:///{tmp / f'cp-{time.monotonic_ns()}.db'}", 1, load,
+                        payloads, tmp, publisher)
+    url = postgres_db()
+    if url is None:
+        return None
+    try:
+        return run_case(url, int(case[-1]), load, payloads, tmp, publisher)
+    finally:
+        drop_postgres_db(url)
+
+
+def parse_config(text: str) -> tuple[int, int]:
+    """``I/B``: the broker's in-flight limit and the workers' batch size."""
+    try:
+        inflight, batch = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not IN-FLIGHT/BATCH, e.g. 400/400") from None
+    if inflight < 1 or batch < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: both must be at least 1")
+    return inflight, batch
+
+
+def arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=100)
     ap.add_argument("--windows", type=int, default=1500)
@@ -384,100 +268,61 @@ def main() -> None:
                     help="ingest_batch_size of the workers (1: one transaction per window)")
     ap.add_argument("--inflight", type=int, default=100,
                     help="the broker's max_inflight_messages (unacknowledged per client)")
+    ap.add_argument("--configs", nargs="+", type=parse_config, metavar="I/B",
+                    help="alternate these in-flight limits / batch sizes in each round "
+                    "(instead of --inflight and --batch-size); the first is the base the "
+                    "others are compared with, run for run")
     ap.add_argument("--drift", action="store_true",
                     help="windows with one camera's histograms (about 1 KB) of a registered "
                     "release, so ingest also adds them into the rollups; default: windows "
                     "without cameras (about 250 bytes)")
-    ap.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES),
+    ap.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES),
                     help="which configurations to run (default: all)")
-    args = ap.parse_args()
-    load = Load([f"cam-{i}" for i in range(args.devices)], args.windows, args.batch_size,
-                args.inflight, args.drift)
-    rows: list[tuple[str, Case]] = []
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every configuration this many times, each between two "
+                    "measurements of the broker's ceiling")
+    ap.add_argument("--publisher", choices=KINDS, default="raw",
+                    help="the fleet's publisher, in the ceilings and ingest alike: prebuilt "
+                    "packets on a plain socket (default: 2-4 us a message whatever the "
+                    "broker's pace, so the ceiling is the broker's and the subscriber's), or "
+                    "paho's Client.publish (45-125 us, sharing the paho ceiling's process)")
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = arguments()
+    if args.rounds < 1:
+        raise SystemExit("--rounds must be at least 1")
+    devices = [f"cam-{i}" for i in range(args.devices)]
+    loads = [Load(devices, args.windows, batch, inflight, args.drift)
+             for inflight, batch in (args.configs or [(args.inflight, args.batch_size)])]
+    payloads = fleet_payloads(loads[0])
+    runs: list[Run] = []
+    ceilings: list[Ceiling] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        if "sqlite" in args.cases:
-            rows.append(("SQLite (WAL), 1 worker",
-                         run_case(f"sqlite:///{tmp / 'cp.db'}", 1, load, tmp)))
-        for workers in (w for w in (1, 2) if f"pg{w}" in args.cases):
-            url = postgres_db()
-            if url is not None:
-                try:
-                    rows.append((f"PostgreSQL, {workers} worker(s)",
-                                 run_case(url, workers, load, tmp)))
-                finally:
-                    drop_postgres_db(url)
+        ceilings.append(measure_ceiling(loads[0], payloads, tmp, args.publisher))
+        for round_no in range(1, args.rounds + 1):
+            for case in args.cases:
+                for load in loads:
+                    loadavg = os.getloadavg()[0]
+                    result = run_in_store(case, load, payloads, tmp, args.publisher)
+                    if result is None:
+                        continue
+                    runs.append(Run(round_no, CASES[case], load, result, loadavg))
+                    ceilings.append(measure_ceiling(loads[0], payloads, tmp,
+                                                    args.publisher))
     kind = "drift windows, rollups" if args.drift else "windows without cameras"
     print(f"### Fleet ingest ({args.windows} windows from {args.devices} devices, QoS 1, "
-          f"ingest_batch_size {args.batch_size}, broker max_inflight_messages "
-          f"{args.inflight}, {kind})\n")
-    print("| configuration | windows/s | devices at 1 window/min | windows per transaction | "
-          "worker CPU per window | PostgreSQL backend CPU per window | "
-          "ceilings: paho sub / mosquitto_sub / C pub + sub | "
-          "ingest / each ceiling |\n|---|---|---|---|---|---|---|---|")
-    for name, c in rows:
-        backend = "-" if c.backend_us is None else f"{c.backend_us:,.0f} us"
-        print(f"| {name} | {c.rate:,.0f} | {c.rate * 60:,.0f} | {c.batched:.1f} | "
-              f"{c.cpu_us:,.0f} us | {backend} | "
-              f"{c.ceiling:,.0f} / {c.native:,.0f} / {c.alone:,.0f} | "
-              f"{c.rate / c.ceiling:.2f} / {c.rate / c.native:.2f} / "
-              f"{c.rate / c.alone:.2f} |")
-    print("\nThe ceilings, each measured right before its configuration with the same "
-          "payloads: the fleet's (Python) publisher to a paho subscriber that counts and "
-          "acknowledges on receipt, the same publisher to mosquitto_sub -q 1 (C, to "
-          "/dev/null), and mosquitto_pub -l -q 1 to mosquitto_sub (no Python at either "
-          "end).\n")
-    for name, c in rows:
-        print(f"ratio {name} / broker ceiling: {c.rate / c.ceiling:.2f} (paho subscriber), "
-              f"{c.rate / c.native:.2f} (mosquitto_sub), {c.rate / c.alone:.2f} (C at both "
-              "ends); goal for PostgreSQL, 2 workers: 0.7")
-    print_cpu(rows)
-    print_waits(rows)
-    loadavg = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    print(f"\nmachine: {os.cpu_count()} logical CPUs (load {loadavg}), Python "
+          f"{kind}, {args.rounds} round(s), {args.publisher} publisher)\n")
+    print_runs(runs, ceilings)
+    print_summary(runs, ceilings)
+    print_ceilings(ceilings, loads[0].inflight)
+    print_cpu(runs)
+    print_waits(runs)
+    now = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"\nmachine: {os.cpu_count()} logical CPUs (load {now}), Python "
           f"{platform.python_version()}; broker, workers and fleet share this machine")
-
-
-def print_cpu(rows: list[tuple[str, Case]]) -> None:
-    """Where a window's CPU went, every process of the run, and the cores that makes at
-    the goal's rate: what the rate can be on a machine with that many cores to spare."""
-    print(f"\n#### CPU per window stored, by process (/proc, while ingesting)\n\n"
-          "| configuration | publisher | broker | workers | PostgreSQL backends | all | "
-          f"cores at {GOAL_RATE:,} windows/s | at the paho ceiling, per message: publisher "
-          "/ broker / subscriber |\n|---|---:|---:|---:|---:|---:|---:|---|")
-    for name, c in rows:
-        us = {k: v * 1e6 for k, v in c.cpu.items()}
-        workers = " + ".join(f"{v:,.0f}" for k, v in us.items() if k.startswith("worker"))
-        backends = us.get("PostgreSQL backends")
-        total = sum(us.values())
-        at = c.ceiling_cpu
-        print(f"| {name} | {us['publisher']:,.0f} us | {us['broker']:,.0f} us | "
-              f"{workers} us | {'-' if backends is None else f'{backends:,.0f} us'} | "
-              f"{total:,.0f} us | {total * GOAL_RATE / 1e6:.2f} | "
-              f"{at['publisher'] * 1e6:,.0f} / {at['broker'] * 1e6:,.0f} / "
-              f"{at['subscriber'] * 1e6:,.0f} us |")
-    print("\nPostgreSQL's shared processes (WAL writer, checkpointer) serve every database "
-          "on the server and are not counted; /proc counts in 10 ms ticks.")
-
-
-def print_waits(rows: list[tuple[str, Case]]) -> None:
-    """Where the workers' time went besides CPU: a rate below what the CPU allows is
-    latency (the commit's WAL flush, row locks another worker holds until its commit)."""
-    print("\n#### Besides CPU: a write transaction's wall time, what the backends waited on\n\n"
-          "| configuration | write transaction (wall, mean) | its windows' CPU (workers' and "
-          "backends' per window x windows per transaction) | active backends' samples: running / "
-          "waiting, by event type | HOT updates: telemetry_rollup / device |\n"
-          "|---|---:|---:|---|---|")
-    for name, c in rows:
-        backends = c.backend_us or 0.0
-        cpu_ms = (c.cpu_us + backends) * c.batched / 1e3
-        waits = ", ".join(f"{k} {v:.0%}" for k, v in c.waits.items()) or "-"
-        hot = " / ".join(f"{c.hot[t]:.0%}" if t in c.hot else "-"
-                         for t in ("telemetry_rollup", "device")) if c.hot else "-"
-        print(f"| {name} | {c.write_ms:.1f} ms | {cpu_ms:.1f} ms | {waits} | {hot} |")
-    print("\nA HOT update adds no index entries; PostgreSQL makes one only where the page has "
-          "room, which pruning makes only when no transaction anywhere on the server is older "
-          "than the dead row versions (autovacuum is off on this machine's server).")
 
 
 if __name__ == "__main__":

@@ -259,6 +259,7 @@ class Job:
     whole_frame: bool = False
     oracle: bool = False
     split: bool = False
+    compare: bool = False  # read by ``--compare``'s model, not ``--model``'s
 
 
 @dataclass(frozen=True)
@@ -274,19 +275,25 @@ class Context:
     window: int
     confirm_frames: int | None = None
     photo_stride: int = 0
+    compare: tuple[Path, ReleaseManifest] | None = None  # a second model, its jobs' reader
 
 
-_worker: tuple[Context, ModelRuntime] | None = None
+_worker: tuple[Context, ModelRuntime, ModelRuntime | None] | None = None
 
 
 def _start(ctx: Context) -> None:
     global _worker
-    _worker = (ctx, ModelRuntime(ctx.model, ctx.manifest, ctx.threads))
+    other = (ModelRuntime(ctx.compare[0], ctx.compare[1], ctx.threads)
+             if ctx.compare is not None else None)
+    _worker = (ctx, ModelRuntime(ctx.model, ctx.manifest, ctx.threads), other)
 
 
 def _run(job: Job) -> Run:
     assert _worker is not None
-    ctx, runtime = _worker
+    ctx, runtime, other = _worker
+    if job.compare:
+        assert other is not None
+        runtime = other
     s = scene(ctx.photos, ctx.settings, job.seconds, job.seed, job.condition, job.animals,
               ctx.cutout_cache, ctx.photo_stride)
     return run_clip(frames_of(s, job.post, job.seed), runtime, ctx.window, job.whole_frame,
@@ -306,15 +313,19 @@ def run_jobs(ctx: Context, jobs: list[Job], processes: int) -> list[Run]:
 
 def animal_jobs(a: argparse.Namespace) -> list[tuple[str, Job]]:
     """Every variant of every seed's animal clip; with ``--split-beside`` each again
-    with the other region split setting, in the row after it."""
+    with the other region split setting, in the row after it; with ``--compare`` each
+    clip again read by that model, right after it (the two alternate through the run)."""
     out = []
+    readers = (False, True) if getattr(a, "compare", None) is not None else (False,)
     for key in a.variants:
         name, condition, post = VARIANTS[key]
         for split in split_settings(a):
-            out += [(name if split == a.split else f"{name}, {SPLIT_NAMES[split]}",
+            row = name if split == a.split else f"{name}, {SPLIT_NAMES[split]}"
+            out += [(f"{row}, {a.compare}" if other else row,
                      Job(seed, a.seconds, condition, True, post,
-                         key == "clean" and split == a.split, key.endswith("oracle"), split))
-                    for seed in a.seeds]
+                         key == "clean" and split == a.split and not other,
+                         key.endswith("oracle"), split, other))
+                    for seed in a.seeds for other in readers]
     return out
 
 
@@ -385,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", action="store_true",
                     help=f"regions holding several animals split into bodies "
                     f"(region_split_neck {SPLIT_NECK}; cameras default to 0: never)")
+    ap.add_argument("--compare", type=Path, default=None,
+                    help="a second trainer out dir: every animal clip read by it too, a "
+                    "row each, paired against the first (the same animals)")
     ap.add_argument("--split-beside", action="store_true",
                     help="every clip also with the other region split setting: both in "
                     "one run")
@@ -417,8 +431,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{' '.join(map(str, a.seeds))}; {a.jobs} clip(s) at once, {a.threads} ORT "
           f"thread(s) each; track_confirm_frames {a.confirm_frames or 'default'}; photos from "
           f"seed x {a.photo_stride} on\n")
+    compare = None
+    if a.compare is not None:
+        other = release_or_say(a.compare)
+        if other is None:
+            return 2
+        compare = (other[0], other[1])
     ctx = Context(path, manifest, a.threads, a.photos, settings, a.cutout_cache, window,
-                  a.confirm_frames, a.photo_stride)
+                  a.confirm_frames, a.photo_stride, compare)
     animals, empty = animal_jobs(a), empty_jobs(a)
     runs = run_jobs(ctx, [j for _, j in animals + empty], a.jobs)
     done = [(n, r) for (n, _), r in zip(animals, runs, strict=False)]

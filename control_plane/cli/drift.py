@@ -77,13 +77,20 @@ def drift_baselines(
     if as_json:
         print_json(page)
         return
+    # An old release's baselines stay active (a rollback judges against them again), but
+    # listed as plain "active" they read as what judges the camera now.
+    rows = [b | {"state": "superseded"} if b.get("superseded") else b for b in page["items"]]
     columns = ["id", "device_id", "camera_id", "condition", "release_id", "version", "state",
                "window_count", "features", "unfitted", "learned_to", "retired_reason"]
-    print_table(page["items"], columns, title="drift baselines", total=page["total"])
-    for b in page["items"]:
+    print_table(rows, columns, title="drift baselines", total=page["total"])
+    for b in rows:
         if b.get("unfitted_why") and b["state"] == "active":
             typer.echo(f"baseline {b['id']} ({b['device_id']}/{b['camera_id']} "
                        f"{b['condition']}): {b['unfitted_why']}")
+    old = sorted({(b["device_id"], b["release_id"]) for b in rows if b["state"] == "superseded"})
+    for device_id, release_id in old:
+        typer.echo(f"superseded: {device_id}'s baselines of release {release_id} judge nothing "
+                   "while it runs another release; kept for a rollback to it")
 
 
 @app.command("learning")

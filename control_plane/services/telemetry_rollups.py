@@ -81,37 +81,50 @@ def bucket(received_at: datetime, grain: timedelta) -> datetime:
 
 @dataclass
 class _Row:
-    """One rollup row of a batch, its counts a plain list: most rows of a batch hold one
-    window, for which a numpy array (build, sum, convert back) cost more than the rest of
-    the row. A window's counts are ints on the wire and stay ints here: shorter to write
-    and to parse than floats."""
+    """One rollup row of a batch. Its windows' flat rows are kept and added up once, column
+    by column, when the row is written (``counts``): added pairwise as they came, every
+    window cost a list of the profile's size per row it went into. Most rows of a batch
+    hold one window, whose list is then the row's counts as it is, shared with the other
+    row it went into (a single-camera window's device row and camera row). Counts are
+    ints on the wire and stay ints here: shorter to write and to parse than floats."""
 
-    counts: list[float] | None  # None: a release with no profile (only windows are counted)
+    zeros: list[float] | None  # None: a release with no profile (only windows are counted)
     first_start: datetime
     last_end: datetime
     windows: int = 0
     mismatched: int = 0
-    added: bool = False  # counts hold a window's rows (until then: the zeros)
+    parts: list[list[float]] = field(default_factory=list)  # never changed in place
 
     def span(self, start: datetime, end: datetime) -> None:
         self.first_start, self.last_end = min(self.first_start, start), max(self.last_end, end)
 
     def add(self, rows: Sequence[list[float]]) -> None:
-        """One window given as its cameras' flat rows. A row list is shared with the other
-        rows it goes into, so it is never changed in place."""
-        assert self.counts is not None
-        for flat in rows:
-            self.counts = (flat if not self.added
-                           else [a + b for a, b in zip(self.counts, flat, strict=True)])
-            self.added = True
+        """One window given as its cameras' flat rows."""
+        assert self.zeros is not None
+        self.parts.extend(rows)
         self.windows += 1
 
-    def values(self, key: Key) -> dict[str, Any]:
+    def counts(self, sums: dict[tuple[int, ...], list[float]]) -> list[float]:
+        """The parts added up; ``sums``: the batch's sums by their parts' identities, so
+        that rows with the same parts (a device's row and its one camera's) share a list."""
+        if self.zeros is None:
+            return []
+        if not self.parts:
+            return self.zeros
+        if len(self.parts) == 1:
+            return self.parts[0]
+        ids = tuple(map(id, self.parts))
+        found = sums.get(ids)
+        if found is None:
+            found = sums[ids] = [sum(column) for column in zip(*self.parts, strict=True)]
+        return found
+
+    def values(self, key: Key, counts: list[float]) -> dict[str, Any]:
         return {
             "grain": key[0], "bucket": key[1], "device_id": key[2], "release_id": key[3],
             "camera_id": key[4], "condition": key[5], "windows": self.windows,
             "mismatched": self.mismatched, "first_start": self.first_start,
-            "last_end": self.last_end, "counts": self.counts or [], "folded": False,
+            "last_end": self.last_end, "counts": counts, "folded": False,
         }
 
 
@@ -218,12 +231,13 @@ def add(session: Session, windows: Sequence[dict[str, Any]],
             flat = stored_rows.flat_rows(bins, w["payload"].get("cameras") or [])
         batch.add_window(w, flat)
     rows = batch.rows
-    values = [rows[k].values(k) for k in sorted(rows)]
+    sums: dict[tuple[int, ...], list[float]] = {}
+    ordered = [(k, rows[k], rows[k].counts(sums)) for k in sorted(rows)]
     if session.get_bind().dialect.name == "postgresql":
-        _upsert_postgres(session, values)
+        session.connection().exec_driver_sql(_UPSERT, {"rows": rows_json(ordered)})
     else:
-        _upsert_sqlite(session, values)
-    return len(values)
+        _upsert_sqlite(session, [row.values(k, counts) for k, row, counts in ordered])
+    return len(ordered)
 
 
 _TABLE: sa.Table = TelemetryRollup.__table__  # type: ignore[attr-defined]
@@ -255,37 +269,49 @@ ON CONFLICT ({_KEY_SQL}) DO UPDATE SET
 """
 
 
-def _upsert_postgres(session: Session, values: list[dict[str, Any]]) -> None:
-    # One statement for the batch, whatever its size: as an executemany of one row each
-    # (a pipeline of hundreds of statements), the statements cost the server and psycopg
-    # more than the rows. The standard library's C encoder dumps the batch. Each row's
-    # counts go as an array literal in a JSON string, not as a JSON array: the server
-    # reads a literal into float8[] in under half the time (the JSON array is parsed
-    # element by element through the JSON parser's callbacks).
-    # A window's one camera row is also its device's row (``_Row.add`` shares the list):
-    # each list is written out once (most of a batch's rows are such pairs).
-    # A list's own text (``str``, in C) less its brackets: the server's array reader takes
-    # the blanks after the commas; joining each number's ``str`` cost half as much again.
-    # The times repeat too (a batch shares its hour; a window's two rows share its span),
-    # and each ``isoformat`` cost about 1 us: each distinct time is written once.
+def rows_json(rows: Sequence[tuple[Key, _Row, list[float]]]) -> str:
+    """The batch's rows (key, row, its counts) as the upsert's one JSON parameter.
+
+    One statement for the batch, whatever its size: as an executemany of one row each (a
+    pipeline of hundreds of statements), the statements cost the server and psycopg more
+    than the rows. Each row's counts go as an array literal in a JSON string, not as a JSON
+    array: the server reads a literal into float8[] in under half the time (the JSON array
+    is parsed element by element through the JSON parser's callbacks). A literal is a
+    list's own text (``str``, in C) less its brackets (the server's array reader takes the
+    blanks after the commas), written once per list: a window's one camera row and its
+    device's row share theirs. The rows' text is put together here, not dumped from a dict
+    a row (building the dicts and dumping them was a quarter of the writer's CPU a window
+    when each window has rows of its own); only the texts (ids, camera, condition) are
+    escaped, once each, and each distinct time is written once (an ``isoformat`` is about
+    1 us; a batch shares its hour, a window's rows share its span)."""
     literals: dict[int, str] = {}
+    texts: dict[str, str] = {}
     times: dict[datetime, str] = {}
 
-    def text(t: datetime) -> str:
+    def text(value: str) -> str:
+        found = texts.get(value)
+        if found is None:
+            found = texts[value] = json.dumps(value)
+        return found
+
+    def moment(t: datetime) -> str:
         found = times.get(t)
         if found is None:
             found = times[t] = t.isoformat()
         return found
 
-    for v in values:
-        if id(v["counts"]) not in literals:
-            literals[id(v["counts"])] = "{" + str(v["counts"])[1:-1] + "}"
-    rows = json.dumps([{**v, "bucket": text(v["bucket"]),
-                         "first_start": text(v["first_start"]),
-                         "last_end": text(v["last_end"]),
-                         "counts": literals[id(v["counts"])]}
-                        for v in values])
-    session.connection().exec_driver_sql(_UPSERT, {"rows": rows})
+    out = []
+    for (grain, b, device_id, release_id, camera_id, condition), row, counts in rows:
+        literal = literals.get(id(counts))
+        if literal is None:
+            literal = literals[id(counts)] = "{" + str(counts)[1:-1] + "}"
+        out.append(
+            f'{{"grain":{text(grain)},"bucket":"{moment(b)}","device_id":{text(device_id)},'
+            f'"release_id":{text(release_id)},"camera_id":{text(camera_id)},'
+            f'"condition":{text(condition)},"windows":{row.windows:d},'
+            f'"mismatched":{row.mismatched:d},"first_start":"{moment(row.first_start)}",'
+            f'"last_end":"{moment(row.last_end)}","counts":"{literal}","folded":false}}')
+    return "[" + ",".join(out) + "]"
 
 
 def _upsert_sqlite(session: Session, values: list[dict[str, Any]]) -> None:
@@ -397,5 +423,5 @@ def camera_history(
     return out
 
 __all__ = ["DAY", "DEVICE", "GRAINS", "HOUR", "Span", "add", "add_counts", "bucket",
-           "camera_history", "ceil", "day_spans", "floor", "profiles", "unfolded_days",
-           "unfolded_hours"]
+           "camera_history", "ceil", "day_spans", "floor", "profiles", "rows_json",
+           "unfolded_days", "unfolded_hours"]

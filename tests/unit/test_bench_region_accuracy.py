@@ -199,6 +199,24 @@ def test_conditions_film_the_same_animals_on_the_same_paths() -> None:
     assert any(r for r in rows[0]) and all(r == rows[0] for r in rows[1:])
 
 
+def test_a_second_model_reads_every_clip_right_after_the_first() -> None:
+    """``--compare``: the same clips, the two models alternating through the run, a row
+    each (the paired table then compares them on the same animals)."""
+    import argparse
+
+    from region_accuracy import animal_jobs
+
+    a = argparse.Namespace(variants=["clean", "night"], seeds=[3, 4], seconds=20.0,
+                           split=False, split_beside=False, compare=Path("/m/b"))
+    jobs = animal_jobs(a)
+    assert [(n, j.seed, j.compare) for n, j in jobs[:4]] == [
+        ("clean", 3, False), ("clean, /m/b", 3, True), ("clean", 4, False),
+        ("clean, /m/b", 4, True)]
+    assert {n for n, _ in jobs} == {"clean", "clean, /m/b", "night", "night, /m/b"}
+    # Whole-frame classification stays the first model's, on its clean row only.
+    assert [n for n, j in jobs if j.whole_frame] == ["clean", "clean"]
+
+
 def test_hours_without_animals_are_clips_of_their_own_parks() -> None:
     import argparse
 

@@ -53,6 +53,9 @@ class BaselinePublic(BaseModel):
         "judged against this baseline.")
     unfitted_why: str | None = Field(
         None, description="Why those features have no level, and the fix (null: none).")
+    superseded: bool = Field(
+        False, description="Active, but its device runs another release now: it judges "
+        "nothing until a rollback to its release.")
     counts: dict[str, list[float]] | None = Field(
         None, description="Merged counts per feature (only when one baseline is asked for).")
     learned_from: datetime
@@ -63,8 +66,10 @@ class BaselinePublic(BaseModel):
     retired_reason: str | None
 
 
-def baseline_public(row: DriftBaseline, false_alarm_days: float,
-                    counts: bool = False) -> BaselinePublic:
+def baseline_public(row: DriftBaseline, false_alarm_days: float, counts: bool = False,
+                    running: dict[str, str | None] | None = None) -> BaselinePublic:
+    """``running``: the release each device reports active (a baseline of another one is
+    superseded)."""
     data: dict[str, Any] = row.model_dump(exclude={"counts"})
     unfitted = learning.unfitted(row.counts, row.levels)
     return BaselinePublic(
@@ -77,6 +82,8 @@ def baseline_public(row: DriftBaseline, false_alarm_days: float,
             unfitted, len(row.counts), (row.device_id, row.camera_id, row.condition),
             baseline.MIN_REPLAYS),
         counts=row.counts if counts else None,
+        superseded=row.retired_at is None
+        and (running or {}).get(row.device_id) not in (None, row.release_id),
     )
 
 
@@ -95,7 +102,8 @@ def list_baselines(
         session, device_id=device, release_id=release, condition=condition,
         active_only=active, limit=page.limit, offset=page.offset)
     days = state.settings.drift.false_alarm_days
-    return Page(items=[baseline_public(r, days) for r in rows], total=total,
+    running = learning.running_releases(session, [r.device_id for r in rows])
+    return Page(items=[baseline_public(r, days, running=running) for r in rows], total=total,
                 limit=page.limit, offset=page.offset)
 
 
@@ -186,4 +194,5 @@ def get_baseline(
     baseline_id: BigIntId, session: SessionDep, state: StateDep, _p: ReadDep
 ) -> BaselinePublic:
     row = learning.get_baseline(session, baseline_id)
-    return baseline_public(row, state.settings.drift.false_alarm_days, counts=True)
+    return baseline_public(row, state.settings.drift.false_alarm_days, counts=True,
+                           running=learning.running_releases(session, [row.device_id]))
