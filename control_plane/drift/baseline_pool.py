@@ -12,13 +12,14 @@ release (``unlearned.drop_superseded``). A key holds at most ``baseline_windows`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic_core import from_json, to_json
-from sqlmodel import Session, col
+from sqlmodel import Session, col, func
 
 from ..store.models import DriftBaselinePool, TelemetryWindowRecord
 from .baseline import camera_key, window_minutes
@@ -30,29 +31,33 @@ Entry = tuple[int, datetime, dict[str, Any]]
 
 @dataclass
 class Held:
-    """What the pool holds of one key, without the windows themselves."""
+    """What the pool holds of one key, without the windows themselves: how many, the
+    first and last receipt, and the highest window id (a window received at ``last``
+    with an id at most that is held already: a batch is received at one time)."""
 
-    ids: set[int] = field(default_factory=set)
+    count: int = 0
     first: datetime | None = None
     last: datetime | None = None
+    last_id: int = 0
 
 
-def held(session: Session, device_id: str, release_id: str, keys: set[Key]) -> dict[Key, Held]:
-    """Per key of ``keys`` that holds any, its windows' ids and first and last receipt
-    (one query over the device's pool: ids and times only)."""
+def held(session: Session, release_id: str, device_ids: list[str]
+         ) -> dict[str, dict[Key, Held]]:
+    """Per device, per key it holds windows of (one aggregate query per 500 devices: a
+    chunk's learning devices at once)."""
     p = DriftBaselinePool
-    out: dict[Key, Held] = {}
-    for camera_id, condition, window_id, received_at in session.execute(
-            sa.select(col(p.camera_id), col(p.condition), col(p.window_id),
-                      col(p.received_at))
-            .where(col(p.device_id) == device_id, col(p.release_id) == release_id)):
-        key = (camera_id, condition)
-        if key not in keys:
-            continue
-        h = out.setdefault(key, Held())
-        h.ids.add(int(window_id))
-        h.first = received_at if h.first is None else min(h.first, received_at)
-        h.last = received_at if h.last is None else max(h.last, received_at)
+    out: dict[str, dict[Key, Held]] = defaultdict(dict)
+    for i in range(0, len(device_ids), 500):
+        rows = session.execute(
+            sa.select(col(p.device_id), col(p.camera_id), col(p.condition), func.count(),
+                      func.min(p.received_at), func.max(p.received_at),
+                      func.max(p.window_id))
+            .where(col(p.release_id) == release_id,
+                   col(p.device_id).in_(device_ids[i : i + 500]))
+            .group_by(col(p.device_id), col(p.camera_id), col(p.condition)))
+        for device_id, camera_id, condition, count, first, last, last_id in rows:
+            out[device_id][(camera_id, condition)] = Held(
+                int(count), first, last, int(last_id))
     return out
 
 
@@ -75,8 +80,9 @@ def read_new(session: Session, device_id: str, release_id: str, missing: set[Key
             if key not in missing:
                 continue
             reset, have = resets.get(key), pooled.get(key)
-            if ((reset is not None and received_at <= reset) or (have is not None and (
-                    window_id in have.ids or (have.last and received_at < have.last)))):
+            if ((reset is not None and received_at <= reset) or (
+                    have is not None and have.last is not None and (received_at, window_id)
+                    <= (have.last, have.last_id))):
                 continue
             out.setdefault(key, []).append(
                 (window_id, received_at, {**camera, "window_minutes": minutes}))

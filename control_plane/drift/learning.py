@@ -134,19 +134,23 @@ def _not_healthy(session: Session, device_ids: list[str], release_id: str) -> di
     return out
 
 
-def _resets(session: Session, device_id: str) -> dict[Key, tuple[datetime | None, int]]:
-    """Per (camera, condition): the latest retirement time and the highest version."""
-    rows = session.exec(
-        select(
-            DriftBaseline.camera_id,
-            DriftBaseline.condition,
-            func.max(DriftBaseline.retired_at),
-            func.max(DriftBaseline.version),
-        )
-        .where(DriftBaseline.device_id == device_id)
-        .group_by(col(DriftBaseline.camera_id), col(DriftBaseline.condition))
-    )
-    return {(c, k): (r, int(v)) for c, k, r, v in rows}
+Resets = dict[Key, tuple[datetime | None, int]]  # per key: latest retirement, top version
+
+
+def _resets(session: Session, device_ids: list[str]) -> dict[str, Resets]:
+    """Per device, per (camera, condition): the latest retirement time and the highest
+    version (one query per 500 devices: a chunk's learning reads them at once)."""
+    out: dict[str, Resets] = defaultdict(dict)
+    b = DriftBaseline
+    for i in range(0, len(device_ids), 500):
+        rows = session.execute(
+            sa.select(col(b.device_id), col(b.camera_id), col(b.condition),
+                      func.max(b.retired_at), func.max(b.version))
+            .where(col(b.device_id).in_(device_ids[i : i + 500]))
+            .group_by(col(b.device_id), col(b.camera_id), col(b.condition)))
+        for d, c, k, r, v in rows:
+            out[d][(c, k)] = (r, int(v))
+    return out
 
 
 Timed = tuple[datetime, dict[str, Any]]  # (receipt time, camera dict with window_minutes)
@@ -176,24 +180,25 @@ def _first_fit(profile: ReferenceProfile, tries: list[list[Timed]], settings: Dr
 def _learn_device(
     session: Session,
     profile: ReferenceProfile,
-    release_id: str,
-    device_id: str,
+    key_of: tuple[str, str],
     missing: set[Key],
+    known: tuple[Resets, dict[Key, pool.Held]],
     settings: DriftSettings,
 ) -> tuple[list[DriftBaseline], list[unlearned.Attempt]]:
     """The baselines of ``missing`` that this device's windows make (those pooled by
     earlier analyses and those since), and an attempt for each of the others saying why
-    not. Adds each key's new windows to its pool."""
-    resets = _resets(session, device_id)
+    not (``key_of``: release, device; ``known``: its resets and what its pool holds).
+    Adds each key's new windows to its pool."""
+    release_id, device_id = key_of
+    resets, held = known
     n = settings.baseline_windows
-    held = pool.held(session, device_id, release_id, missing)
     reset_at = {k: resets.get(k, (None, 0))[0] for k in missing}
     new = pool.read_new(session, device_id, release_id, missing, reset_at, held,
                         n * READ_FACTOR)
     made, attempts = [], []
     for key in sorted(missing):
         have, fresh = held.get(key, pool.Held()), new.get(key, [])
-        count = len(have.ids) + len(fresh)
+        count = have.count + len(fresh)
         if count < n:
             pool.add(session, device_id, release_id, key, fresh)
             times = [t for t in (have.first, have.last) if t] + [at for _, at, _ in fresh]
@@ -204,7 +209,8 @@ def _learn_device(
             continue
         if not fresh:
             continue  # nothing new since the attempt that found these n could make none
-        windows = (pool.entries(session, device_id, release_id, key) if have.ids else []) + fresh
+        kept_before = pool.entries(session, device_id, release_id, key) if have.count else []
+        windows = kept_before + fresh
         # When the first windows cannot make one (too quiet to judge, say), the latest
         # are tried: they move on with every window, where the first ones would be
         # retried unchanged.
@@ -216,7 +222,8 @@ def _learn_device(
             attempts.append(learned)
             # The latest n stay pooled, for the next analysis to try with its windows.
             kept = {i for i, _, _ in windows[-n:]}
-            pool.drop(session, device_id, release_id, key, have.ids - kept)
+            pool.drop(session, device_id, release_id, key,
+                      {i for i, _, _ in kept_before} - kept)
             pool.add(session, device_id, release_id, key, [e for e in fresh if e[0] in kept])
         else:
             pool.drop(session, device_id, release_id, key)
@@ -280,13 +287,16 @@ def learn_missing(
             if missing:
                 lacking[device_id] = missing
         waiting = _not_healthy(session, list(lacking), rel)
+        ready = [d for d in lacking if d not in waiting]
+        resets, held = _resets(session, ready), pool.held(session, rel, ready)
         for device_id, missing in lacking.items():
             if device_id in waiting:
                 attempts += _waiting(per_device[device_id], rel, device_id, missing,
                                      waiting[device_id], settings)
                 continue
-            rows, tried = _learn_device(session, found.profiles[rel], rel, device_id,
-                                        missing, settings)
+            rows, tried = _learn_device(session, found.profiles[rel], (rel, device_id),
+                                        missing, (resets[device_id], held[device_id]),
+                                        settings)
             attempts += tried
             for row in rows:
                 have.setdefault((rel, device_id), {})[(row.camera_id, row.condition)] = row
