@@ -23,7 +23,8 @@ class Spread:
     n: int
 
     def __str__(self) -> str:
-        return f"{self.median:.2f} ({self.low:.2f}-{self.high:.2f}, {self.n} runs)"
+        runs = "run" if self.n == 1 else "runs"
+        return f"{self.median:.2f} ({self.low:.2f}-{self.high:.2f}, {self.n} {runs})"
 
 
 def bracketed(ceilings: Sequence[float], rates: Sequence[float]) -> list[float]:

@@ -60,6 +60,16 @@ def ratios(runs: Sequence[Run], ceilings: Sequence[Ceiling], kind: str) -> list[
     return bracketed([getattr(c, kind) for c in ceilings], [r.case.rate for r in runs])
 
 
+def cpu_ratios(runs: Sequence[Run], ceilings: Sequence[Ceiling]) -> list[float]:
+    """Each run's CPU a window, every process, against the mean of the CPU a message at
+    the paho ceilings around it, as ceiling over ingest: what the rate ratio would be if
+    both were bound by the same cores. CPU a unit of work moves far less with the
+    neighbours than rates do."""
+    per_window = bracketed([sum(c.cpu.values()) for c in ceilings],
+                           [sum(r.case.cpu.values()) for r in runs])
+    return [1 / v for v in per_window]
+
+
 def print_runs(runs: Sequence[Run], ceilings: Sequence[Ceiling]) -> None:
     each = {kind: ratios(runs, ceilings, kind) for kind in KINDS}
     print("| round | configuration, in-flight / batch | windows/s | devices at 1 window/min | "
@@ -85,12 +95,15 @@ def print_summary(runs: Sequence[Run], ceilings: Sequence[Ceiling]) -> None:
     labels = [r.label for r in runs]
     rates = by_label(labels, [r.case.rate for r in runs])
     each = {kind: by_label(labels, ratios(runs, ceilings, kind)) for kind in KINDS}
+    cpu = by_label(labels, cpu_ratios(runs, ceilings))
     print("\n#### Over the rounds: median (lowest-highest)\n\n"
           "| configuration, in-flight / batch | windows/s | ingest / paho ceiling | "
-          "/ mosquitto_sub | / C pub + sub |\n|---|---|---|---|---|")
+          "/ mosquitto_sub | / C pub + sub | by CPU: the paho ceiling's a message / "
+          "ingest's a window |\n|---|---|---|---|---|---|")
     for label, rate in rates.items():
         print(f"| {label} | {rate.median:,.0f} ({rate.low:,.0f}-{rate.high:,.0f}) | "
-              f"{each['paho'][label]} | {each['native'][label]} | {each['alone'][label]} |")
+              f"{each['paho'][label]} | {each['native'][label]} | {each['alone'][label]} | "
+              f"{cpu[label]} |")
     print("\nEach run over the mean of the two ceilings measured right before and after "
           "it. The ceilings over the whole run, median (lowest-highest), highest / lowest:")
     for kind, name in KINDS.items():

@@ -34,7 +34,7 @@ from region_accuracy import release_or_say, run_clip
 
 from edge_agent.runtime import ModelRuntime
 from scripts.demo import PARK_CLIP_SECONDS, PARK_SCHEDULE
-from scripts.story_data import SHIFT_SEVERITY
+from scripts.story_data import NIGHT_SEVERITY
 from trainer.crops import cut_crop
 from trainer.region_eval import _shows
 from trainer.synth import Scene, SceneSpec
@@ -44,7 +44,7 @@ STRIDE = 2  # the agent samples 5 of the clip's 10 frames a second
 
 def clip(seed: int) -> Scene:
     return Scene(SceneSpec(seconds=PARK_CLIP_SECONDS, seed=seed, schedule=PARK_SCHEDULE,
-                           conditions=("day",), severity=SHIFT_SEVERITY))
+                           conditions=("day",), severity=NIGHT_SEVERITY))
 
 
 Counts = tuple[Counter[str], Counter[str], Counter[str]]  # the model's, the oracle's, truth

@@ -1,6 +1,6 @@
 """Fleet ingest capacity: telemetry windows/s stored by `parkwatch serve --role ingest`.
 
-A simulated fleet (one MQTT connection, QoS 1, ``--publisher paho`` or ``raw``) publishes
+A simulated fleet (one MQTT connection, QoS 1, ``--publisher raw`` or ``paho``) publishes
 telemetry windows of many devices to a private Mosquitto; real ingest worker processes
 store them (validation, dedup on (device, seq), up to ``--batch-size`` windows per
 transaction, PUBACK after the commit). The broker here allows ``--inflight`` (100)
@@ -25,7 +25,7 @@ limits / batch sizes within each round (the ceilings at the first one's in-fligh
     python bench/fleet_ingest.py [--devices 100] [--windows 1500] [--batch-size 100]
                                  [--inflight 100] [--drift] [--cases sqlite pg1 pg2]
                                  [--rounds 1] [--configs 400/400 100/100]
-                                 [--publisher paho|raw]
+                                 [--publisher raw|paho]
 
 A device sends one window per minute by default, so windows/s x 60 is the fleet size
 one configuration keeps up with (before any headroom). Each run's CPU per window stored
@@ -88,6 +88,7 @@ from scripts.loop import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
+QUEUED = 1_000  # ingest_max_queued's default: raised to the batch where a batch is bigger
 CASES = {"sqlite": "SQLite (WAL), 1 worker", "pg1": "PostgreSQL, 1 worker",
          "pg2": "PostgreSQL, 2 workers"}
 
@@ -128,6 +129,23 @@ def cpu_spent(before: dict[str, float], after: dict[str, float], postgres: bool
     return spent
 
 
+def serving(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Returns once ``proc`` serves its metrics on ``port``; exits with the worker's last
+    words if it stopped first (a setting it refused, say), instead of waiting it out."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            last = (log.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
+            raise SystemExit(f"an ingest worker exited with code {proc.returncode} before "
+                             f"serving its metrics: {last}")
+        try:
+            wait_port(port, timeout=0.5)
+            return
+        except SystemExit:
+            continue
+    raise SystemExit(f"an ingest worker did not serve its metrics on {port} within 180 s")
+
+
 def start_workers(url: str, workers: int, load: Load, port: int, tmp: Path
                   ) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
     """``workers`` ingest processes in one shared subscription on the broker at ``port``,
@@ -143,12 +161,16 @@ def start_workers(url: str, workers: int, load: Load, port: int, tmp: Path
                    f"mqtt://127.0.0.1:{port}", "PARKWATCH_INGEST_SHARE_GROUP": "ingest",
                    "PARKWATCH_MQTT_CLIENT_ID": f"bench-ingest-{port}-{i}",
                    "PARKWATCH_METRICS_PORT": str(metrics), "PARKWATCH_LOG_LEVEL": "WARNING",
-                   "PARKWATCH_INGEST_BATCH_SIZE": str(load.batch_size)}
+                   "PARKWATCH_INGEST_BATCH_SIZE": str(load.batch_size),
+                   # the queue must hold a batch (a worker refuses to start otherwise)
+                   "PARKWATCH_INGEST_MAX_QUEUED": str(max(QUEUED, load.batch_size))}
             env.pop("PARKWATCH_CONFIG", None)
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "parkwatch_cli", "serve", "--role", "ingest"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            wait_port(metrics)
+            log = tmp / f"w{port}-{i}.log"
+            with log.open("wb") as err:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "parkwatch_cli", "serve", "--role", "ingest"],
+                    cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err))
+            serving(procs[-1], metrics, log)
         # A loaded machine can take seconds to connect; windows sent before a worker
         # subscribed would be dropped (no session yet).
         deadline = time.monotonic() + 120
@@ -259,10 +281,11 @@ def arguments() -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=1,
                     help="run every configuration this many times, each between two "
                     "measurements of the broker's ceiling")
-    ap.add_argument("--publisher", choices=KINDS, default="paho",
-                    help="the fleet's publisher, in the ceilings and ingest alike: paho's "
-                    "Client.publish, or prebuilt packets on a plain socket (cheaper, and "
-                    "the same cost whatever the broker's pace)")
+    ap.add_argument("--publisher", choices=KINDS, default="raw",
+                    help="the fleet's publisher, in the ceilings and ingest alike: prebuilt "
+                    "packets on a plain socket (default: 2-4 us a message whatever the "
+                    "broker's pace, so the ceiling is the broker's and the subscriber's), or "
+                    "paho's Client.publish (45-125 us, sharing the paho ceiling's process)")
     return ap.parse_args()
 
 

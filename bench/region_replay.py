@@ -179,7 +179,7 @@ def _camera() -> CameraConfig:
 def record(a: argparse.Namespace, runtime: ModelRuntime, settings: dict[str, object],
            seed: int) -> tuple[Recording, dict[BoxKey, tuple[int, float]]]:
     """Film clip ``seed`` once through the agent with the model: its masks and results."""
-    s = scene(a.photos, settings, a.seconds, seed, "day", True, a.cutout_cache)
+    s = scene(a.photos, settings, a.seconds, seed, "day", True, a.cutout_cache, a.photo_stride)
     analyzer = RegionAnalyzer(_camera(), lambda *x, **kw: None, frozenset(), 0.6)
     rec = Recording((s.spec.height, s.spec.width))
     analyzer.motion = RecordingMotion(analyzer.camera, rec)
@@ -238,13 +238,20 @@ def main(argv: list[str] | None = None) -> int:
                     default=["clean", "oracle"])
     ap.add_argument("--record-dir", type=Path, default=Path("/tmp/region-replay"))
     ap.add_argument("--cutout-cache", type=Path, default=None)
+    ap.add_argument("--photo-stride", type=int, default=0,
+                    help="as region_accuracy.py's: clip SEED films the test photos from the "
+                    "SEED x N-th on (11: per-track accuracy on about 80 photos, not 15)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--fragments", action="store_true",
                     help="the count error by cause, each track's animals, the windows off")
     ap.add_argument("--set", nargs="+", default=[], metavar="WHAT.NAME=VALUE",
                     help="replays only: a camera setting (camera.region_split_neck=0.6), "
-                    "a tracker attribute (tracker.cover_seconds=5) or an analyzer one")
+                    "a tracker attribute (tracker.cover_seconds=5), an analyzer or a motion "
+                    "regions one")
     a = ap.parse_args(argv)
+    if a.photo_stride < 0:
+        print(f"error: --photo-stride {a.photo_stride}: give 0 or more", file=sys.stderr)
+        return 2
     release = release_or_say(a.model)
     if release is None:
         return 2
@@ -256,8 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     done: list[tuple[str, Run]] = []
     misses = 0
     for seed in a.seeds:
-        clip = a.record_dir / f"seed{seed}-{a.seconds:g}s.pkl"
-        res_path = a.record_dir / f"seed{seed}-{a.seconds:g}s-{tag}.results.pkl"
+        name = f"seed{seed}-{a.seconds:g}s" + (f"-stride{a.photo_stride}" if a.photo_stride else "")
+        clip = a.record_dir / f"{name}.pkl"
+        res_path = a.record_dir / f"{name}-{tag}.results.pkl"
         if clip.exists() and res_path.exists():
             rec = Recording(**pickle.loads(clip.read_bytes()))
             results = pickle.loads(res_path.read_bytes())
@@ -269,9 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         before = len(results)
         rendered = _renderer(a, settings, seed)
         for key in a.variants:
-            analyzer = _replay_analyzer(a.set)
-            motion = ReplayMotion(analyzer.camera, rec)
-            analyzer.motion = motion
+            analyzer, motion = _replay_analyzer(a.set, rec)
             labeller: Any = (OracleLabels(runtime, analyzer) if key == "oracle"
                              else RecordedResults(runtime, analyzer, results, rendered))
             if key == "oracle":
@@ -294,9 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _replay_analyzer(settings: list[str]) -> RegionAnalyzer:
-    """An analyzer with ``--set``'s camera settings and tracker attributes."""
-    given: dict[str, dict[str, float]] = {"camera": {}, "tracker": {}, "analyzer": {}}
+def _replay_analyzer(settings: list[str], rec: Recording
+                     ) -> tuple[RegionAnalyzer, ReplayMotion]:
+    """An analyzer on ``rec`` with ``--set``'s camera settings and tracker, analyzer and
+    motion regions attributes."""
+    given: dict[str, dict[str, float]] = {"camera": {}, "tracker": {}, "analyzer": {},
+                                          "motion": {}}
     for item in settings:
         name, _, value = item.partition("=")
         what, _, attr = name.partition(".")
@@ -309,7 +318,11 @@ def _replay_analyzer(settings: list[str]) -> RegionAnalyzer:
         setattr(analyzer.tracker, attr, type(old)(number))
     for attr, number in analyzer_attrs.items():
         setattr(analyzer, attr, number)
-    return analyzer
+    motion = ReplayMotion(analyzer.camera, rec)
+    analyzer.motion = motion
+    for attr, number in given["motion"].items():
+        setattr(motion, attr, type(getattr(motion, attr))(number))
+    return analyzer, motion
 
 
 def _in_order(done: list[tuple[str, Run]], a: argparse.Namespace) -> list[tuple[str, Run]]:
@@ -323,7 +336,7 @@ def _renderer(a: argparse.Namespace, settings: dict[str, object], seed: int) -> 
     def render(k: int) -> U8:
         if not scenes:
             scenes.append(scene(a.photos, settings, a.seconds, seed, "day", True,
-                                a.cutout_cache))
+                                a.cutout_cache, a.photo_stride))
         return cast(U8, scenes[0].render(k).image)
     return render
 

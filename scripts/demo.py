@@ -4,13 +4,14 @@ Makes synthetic data and camera videos, starts the control plane (SQLite,
 local artifacts, in-process MQTT broker) and the retraining worker, trains and
 registers a model, signs a release, provisions three agents and rolls the
 release out. Every camera is a wide park shot (regions mode). The full story
-(default) lets each camera learn its day baseline while a simulated labeller labels a
-few uploaded crops from the clips' ground truth. Then rain sets in on two cameras:
-against their own day baselines that is a real change (rain is no light condition of
-its own, unlike night), the drift alert opens, the retraining on day + rain images
-follows, then the shadow rollout and the promotion
-(scripts/demo_story.py). `--story basic` stops after the first rollout. Both end
-with a live telemetry table; Ctrl-C stops every process the
+(default, on the default drift settings and agent condition tagging): night falls on two
+cameras, which raises nothing (night is a condition of its own); the day camera learns
+its day baseline and the night cameras their night baselines while a simulated labeller
+labels a few uploaded crops from the clips' ground truth. Then the park's lamps are
+dimmed on the night cameras: against their own night baselines that is a real change,
+the drift alert opens, the retraining on day + dimmed-night images follows, then the
+shadow rollout and the promotion (scripts/demo_story.py). `--story basic` stops after
+the first rollout. Both end with a live telemetry table; Ctrl-C stops every process the
 demo started.
 """
 
@@ -28,12 +29,12 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.demo_story import day_story, story_config, weather_story
+from scripts.demo_story import evening_story, night_story, story_config
 from scripts.labeller import SimulatedLabeller
 from scripts.loop import Loop, class_counts
 from scripts.phases import PhaseError, Timeline
 from scripts.real_video import DEFAULT_PHOTOS
-from scripts.story_data import SHIFT_SEVERITY, story_data
+from scripts.story_data import NIGHT_SEVERITY, story_data
 from scripts.synth_images import generate_dataset
 from trainer.synth import PhotoPool, SceneSpec, Schedule, write_clip
 
@@ -51,8 +52,8 @@ PARK_SCHEDULE = Schedule(empty_share=0.4, animals_per_minute=4.0, distractors_pe
                          max_group=3)
 REGIONS_TRAINER = 'arch = "lite0"\nregions = true\nregion_eval_seconds = 10\n'
 # The full story retrains too: smaller crops and no int8 gate keep it to minutes.
-FULL_TRAINER = REGIONS_TRAINER + 'input_size = 160\nshifts = ["rain"]\n'
-RAIN = ["park1-lawn", "park2-pond"]  # the cameras the weather changes on (full story)
+FULL_TRAINER = REGIONS_TRAINER + 'input_size = 160\nshifts = ["night"]\n'
+NIGHT = ["park1-lawn", "park2-pond"]  # the cameras night falls on (full story)
 console = Console()
 
 
@@ -94,13 +95,14 @@ def parse_args() -> argparse.Namespace:
                         help="trainer --arch; empty: lite0 (pretrained EfficientNet-Lite0, "
                         "linear probe; the wide cameras need it: regions mode)")
     parser.add_argument("--story", choices=("full", "basic"), default="full",
-                        help="full: baselines, labels, rain, drift, retraining, shadow, "
-                        "promotion; basic: stop after the first rollout")
+                        help="full: nightfall, baselines, labels, dimmed lamps at night, "
+                        "drift, retraining, shadow, promotion; basic: stop after the first "
+                        "rollout")
     parser.add_argument("--photos", type=Path, default=None,
                         help="train on real photos from this ImageFolder "
                         f"(e.g. {DEFAULT_PHOTOS}; {PHOTOS_PER_CLASS} per class, linear probe "
                         "of EfficientNet-Lite0) and film the wide cameras from cut-outs of "
-                        "held-out photos (full story: retrain on rain-shifted copies)")
+                        "held-out photos (full story: retrain on dimmed-night copies)")
     args = parser.parse_args()
     if args.arch not in ("", "lite0"):
         parser.error("the wide cameras classify regions, which needs --arch lite0 (a linear "
@@ -109,12 +111,12 @@ def parse_args() -> argparse.Namespace:
 
 
 def park_spec(device_id: str, pool: PhotoPool | None, workdir: Path,
-              rain: bool = False) -> SceneSpec:
+              night: bool = False) -> SceneSpec:
     """A camera's wide park clip: cartoon animals, or cut-outs of the photos of the
-    trainer's test split (never trained on); ``rain``: the same scene in the rain."""
+    trainer's test split (never trained on); ``night``: the same scene at night."""
     return SceneSpec(seconds=PARK_CLIP_SECONDS, seed=10 + list(CAMERAS).index(device_id),
                      photos=pool, schedule=PARK_SCHEDULE, cutout_cache=workdir / "cutouts",
-                     conditions=("rain",) if rain else ("day",), severity=SHIFT_SEVERITY)
+                     conditions=("night",) if night else ("day",), severity=NIGHT_SEVERITY)
 
 
 def film_park(videos: Path, pool: PhotoPool | None, workdir: Path) -> None:
@@ -161,7 +163,7 @@ def trainer_args(args: argparse.Namespace, workdir: Path) -> list[str]:
 
 def prepare_data(workdir: Path, full: bool,
                  photos: Path | None) -> tuple[Path, Path, dict[str, Path]]:
-    """The training set, the cameras' clips and (full story) the rain data."""
+    """The training set, the cameras' clips and (full story) the night data."""
     data = workdir / "dataset"
     if photos is not None:
         data = photo_subset(photos, workdir / "photos", PHOTOS_PER_CLASS)
@@ -170,8 +172,8 @@ def prepare_data(workdir: Path, full: bool,
     videos = workdir / ("park-photos" if photos else "park")
     pool = PhotoPool(photos, "test") if photos is not None else None
     film_park(videos, pool, workdir)
-    extra = story_data(workdir, videos, {d: park_spec(d, pool, workdir, rain=True)
-                                         for d in RAIN}, data, photos) if full else {}
+    extra = story_data(workdir, videos, {d: park_spec(d, pool, workdir, night=True)
+                                         for d in NIGHT}, data, photos) if full else {}
     console.print(f"dataset in {data}, videos in {videos}")
     return data, videos, extra
 
@@ -190,13 +192,11 @@ def train_first(loop: Loop, data: Path, out: Path, train_args: list[str],
 
 
 def start_agents(loop: Loop, videos: Path) -> None:
-    """One agent per camera, a wide park shot in regions mode."""
+    """One agent per camera, a wide park shot in regions mode, on the default camera
+    settings (its light and weather tagged as conditions)."""
     for device_id in CAMERAS:
-        # On the rain cameras the operator wants rain to alarm as drift (the model has never
-        # seen rain and must learn it), not to be a condition with a baseline of its own.
-        camera = {"rain_condition": False} if device_id in RAIN else None
         loop.add_agent(device_id, videos / f"{device_id}.avi", sample_fps=5.0,
-                       mode="regions", camera=camera)
+                       mode="regions")
         loop.start_agent(device_id)
         console.print(f"agent {device_id}: config {loop.workdir / 'agents' / device_id}.toml")
 
@@ -245,9 +245,9 @@ def main() -> int:
             PARKWATCH_AGENT_SAMPLE_CONFIDENCE_BELOW="1.0",
             PARKWATCH_AGENT_SAMPLE_MAX_PER_HOUR="1800")
         # The retraining computes backbone features only for the images it has not seen
-        # (the rain ones), and the trainer's shift report covers the story's shift only.
+        # (the night ones), and the trainer's shift report covers night only.
         loop.trainer_env["PARKWATCH_TRAINER_FEATURE_CACHE_DIR"] = str(workdir / "features")
-        loop.trainer_env["PARKWATCH_TRAINER_SHIFTS"] = '["rain"]'
+        loop.trainer_env["PARKWATCH_TRAINER_SHIFTS"] = '["night"]'
     timeline = Timeline()
     labeller = SimulatedLabeller(loop)
     n = 12 if full else 6
@@ -258,7 +258,7 @@ def main() -> int:
 
         with timeline.phase(f"2/{n} control plane (SQLite, local artifacts, embedded MQTT)"):
             if full:
-                day_cams = [d for d in CAMERAS if d not in RAIN]
+                day_cams = [d for d in CAMERAS if d not in NIGHT]
                 loop.config = story_config(workdir / "parkwatch.toml", extra, train_args,
                                           day_cams)
                 console.print(f"settings: {loop.config} (\\[drift] pace and \\[worker])")
@@ -280,15 +280,15 @@ def main() -> int:
             for device_id in CAMERAS:
                 labeller.watch(device_id, videos / f"{device_id}.avi")
             labeller.start()
-            day_story(loop, timeline, release_id, list(CAMERAS), labeller)
-            release_id = weather_story(loop, timeline, release_id, RAIN, videos, labeller)
+            evening_story(loop, timeline, release_id, list(CAMERAS), NIGHT, videos, labeller)
+            release_id = night_story(loop, timeline, release_id, NIGHT, videos, labeller)
             labeller.stop()  # its tally, saved below, is then the store's
             console.print(f"simulated labeller: {labeller.tally}")
 
         with timeline.phase(f"{n}/{n} telemetry flowing back (Ctrl-C to stop)"):
             print_timeline(timeline)
             timeline.save(loop.workdir / "timeline.json", story=args.story,
-                          rain_cameras=RAIN if full else [], release_id=release_id,
+                          night_cameras=NIGHT if full else [], release_id=release_id,
                           videos=str(videos), labeller=labeller.tally)
             watch(loop, release_id, args.duration)
         return 0

@@ -1,15 +1,19 @@
-"""The second half of `parkwatch demo`: baselines, labels, rain, drift, retraining, shadow,
-promotion.
+"""The second half of `parkwatch demo`: nightfall, baselines, labels, dimmed lamps, drift,
+retraining, shadow, promotion.
 
-Every camera first learns its own day baseline under the healthy release while a
-simulated labeller (scripts/labeller.py) labels a few of the crops agents upload. Then
-some cameras' looping clips are swapped for rainy ones (a rename; the agents
-keep running and play the new clip from its next loop). The control plane's drift
-analysis opens a drift alert; `parkwatch worker` turns it into a training job on a
-dataset that includes rain images, compares challenger and champion on held-out day
-and rain images and starts a rollout whose first phase is shadow mode. The demo
-approves the waves after the canary (as an operator would, audited) and, once every
-device runs the new release, promotes it to `champion`.
+Night falls on the night cameras (their looping clips are swapped for the same scene at
+night: a rename; the agents keep running and play the new clip from its next loop). The
+agents tag those windows `night`, a condition with a baseline of its own, so nightfall
+raises nothing: the night cameras learn their night baselines under the healthy release
+while the day camera learns its day baseline, and a simulated labeller
+(scripts/labeller.py) labels a few of the crops agents upload. Then the park's lamps are
+dimmed on the night cameras (the same night, darker and noisier): against their own
+night baselines that is a real change. The control plane's drift analysis opens a drift
+alert; `parkwatch worker` turns it into a training job on a dataset that includes
+dimmed-night images, compares challenger and champion on held-out day and night images
+and starts a rollout whose first phase is shadow mode. The demo approves the waves after
+the canary (as an operator would, audited) and, once every device runs the new release,
+promotes it to `champion`.
 
 Every wait has a timeout and says, when it runs out, what was expected and which log
 file tells why.
@@ -28,7 +32,7 @@ from rich.table import Table
 from scripts.labeller import SimulatedLabeller
 from scripts.loop import Loop
 from scripts.phases import PhaseError, Timeline, console, wait_for
-from scripts.story_data import rain_clip
+from scripts.story_data import dimmed_clip, night_clip
 
 BASELINE_WINDOWS = 24  # 4 minutes of 10 s windows: four loops of each camera's 60 s clip
 def story_config(
@@ -42,10 +46,10 @@ def story_config(
     1-minute windows on a real site). The agents upload a sample every few seconds and
     the simulated labeller labels some (the upload limit is raised to match).
 
-    The worker retrains on day + rain images plus the labelled samples, with the same
-    trainer options as the first model, shadows and canaries the challenger on
+    The worker retrains on day + dimmed-night images plus the labelled samples, with the
+    same trainer options as the first model, shadows and canaries the challenger on
     ``canary`` (day cameras, where the champion is still right, so agreement means
-    something); the demo then promotes it to the rain cameras."""
+    something); the demo then promotes it to the night cameras."""
     path.write_text(f"""# written by `parkwatch demo` (see scripts/demo_story.py: story_config)
 sample_uploads_per_hour = 3600  # the demo's agents upload one sample every 2 s
 
@@ -130,50 +134,65 @@ def print_verdicts(loop: Loop, release_id: str, devices: list[str]) -> None:
                           f"{cam['drifted']} of {cam['judged']} windows drifted ({what})")
 
 
-def day_story(loop: Loop, timeline: Timeline, release_id: str, devices: list[str],
-              labeller: SimulatedLabeller) -> None:
-    """Day: every camera learns its day baseline under the healthy release, labels come in."""
+def change_scene(loop: Loop, labeller: SimulatedLabeller, clips: dict[str, Path],
+                 what: str) -> None:
+    """Each camera of ``clips`` plays its new clip from its next loop; the labeller knows."""
+    for device_id, clip in clips.items():
+        labeller.watch(device_id, clip)
+        loop.switch_camera(device_id, clip)
+        console.print(f"{device_id}: {what}")
+
+
+def evening_story(loop: Loop, timeline: Timeline, release_id: str, devices: list[str],
+                  night_cameras: list[str], videos: Path, labeller: SimulatedLabeller) -> None:
+    """Night falls on ``night_cameras`` (nothing raised); each camera learns its baseline
+    for the light it sees (day or night) under the healthy release; labels come in."""
     cp_log = loop.workdir / "logs" / "control-plane.log"
-    with timeline.phase("6/12 day: each camera learns its baseline; the labeller labels"):
+    with timeline.phase("6/12 night falls on some cameras; each learns its baseline"):
+        change_scene(loop, labeller, {d: night_clip(videos, d) for d in night_cameras},
+                     "night falls (the agent tags its windows 'night', a condition with a "
+                     "baseline of its own: nothing to alarm on)")
+        wanted = {(d, "night" if d in night_cameras else "day") for d in devices}
+
         def learned() -> list[Any] | None:
             rows = loop.api("/drift/baselines", release=release_id, active=True)["items"]
-            return rows if {r["device_id"] for r in rows} >= set(devices) else None
+            return rows if {(r["device_id"], r["condition"]) for r in rows} >= wanted \
+                else None
 
-        rows = wait_for(learned, 900, f"a day baseline for each of {', '.join(devices)}",
-                        cp_log, f"learning baselines ({BASELINE_WINDOWS} windows each)")
+        rows = wait_for(learned, 900, "a baseline for " + ", ".join(
+            f"{d} ({c})" for d, c in sorted(wanted)), cp_log,
+            f"learning baselines ({BASELINE_WINDOWS} windows each)")
         for r in rows:
             console.print(f"baseline v{r['version']} of {r['device_id']}/{r['camera_id']} "
                           f"({r['condition']}): {r['window_count']} windows, "
                           f"{r['sample_count']} crops")
         print_accuracy(loop, release_id)
         for line in open_alerts(loop, release_id):
-            console.print(f"[yellow]already open by day[/]: {line}")
+            console.print(f"[yellow]already open before the lamps dimmed[/]: {line}")
 
 
-def weather_story(
-    loop: Loop, timeline: Timeline, release_id: str, rain_cameras: list[str],
+def night_story(
+    loop: Loop, timeline: Timeline, release_id: str, night_cameras: list[str],
     videos: Path, labeller: SimulatedLabeller,
 ) -> str:
-    """Rain, the drift alert against the cameras' own baselines, retraining, shadow
-    rollout, promotion; the new release id."""
+    """The lamps dim on the night cameras, the drift alert against their own night
+    baselines, retraining, shadow rollout, promotion; the new release id."""
     logs = loop.workdir / "logs"
     cp_log, worker_log = logs / "control-plane.log", logs / "worker.log"
 
-    with timeline.phase("7/12 rain sets in on some cameras"):
-        for device_id in rain_cameras:
-            labeller.watch(device_id, rain_clip(videos, device_id))
-            loop.switch_camera(device_id, rain_clip(videos, device_id))
-            console.print(f"{device_id}: rain on the camera's scene (the agent keeps running "
-                          "its release; the light is still day)")
+    with timeline.phase("7/12 the park's lamps are dimmed on the night cameras"):
+        change_scene(loop, labeller, {d: dimmed_clip(videos, d) for d in night_cameras},
+                     "the lamps dim (the same night, darker and noisier; the agent keeps "
+                     "running its release and still tags it night)")
 
-    with timeline.phase("8/12 drift against the cameras' own baselines opens an alert"):
+    with timeline.phase("8/12 drift against the cameras' own night baselines opens an alert"):
         alert = wait_for(lambda: open_alert(loop, release_id), 420,
                          f"a drift alert for release {release_id}", cp_log,
                          "waiting for the drift analysis (every 5 s; K=3 of N=5 windows)")
         console.print(f"[yellow]ALERT[/] #{alert['id']} {alert['severity']}: {alert['message']}")
-        print_verdicts(loop, release_id, list(rain_cameras))
+        print_verdicts(loop, release_id, list(night_cameras))
         print_accuracy(loop, release_id)
-    with timeline.phase("9/12 the worker retrains on day + rain images and the labels"):
+    with timeline.phase("9/12 the worker retrains on day + dimmed-night images and the labels"):
         job_id = wait_for(lambda: open_alert_job(loop, release_id), 60,
                           "the worker to turn the alert into a training job", worker_log,
                           "waiting for the worker's trigger")
@@ -184,35 +203,36 @@ def weather_story(
             raise PhaseError(f"expected the challenger to win and a shadow rollout to start, "
                              f"but: {job['message']}; look at {worker_log} and "
                              f"{loop.cp_dir / 'jobs' / job_id / 'train.log'}")
+        print_accuracy(loop, release_id)  # the labeller labelled dimmed crops meanwhile
     rollout_id = str(comparison["rollout_id"])
     new_release = str(comparison["release_id"])
 
     with timeline.phase(f"10/12 shadow phase and canary on a day camera ({rollout_id})"):
         follow_rollout(loop, rollout_id, cp_log)
 
-    with timeline.phase("11/12 promotion: champion, and the rain cameras get it"):
+    with timeline.phase("11/12 promotion: champion, and the night cameras get it"):
         version = str(comparison["challenger"])
         loop.cli("aliases", "set", "petnet", "champion", version)
         console.print(f"petnet v{version} is now [bold]champion[/]")
-        # The champion misclassifies rain crops (that is what retraining fixed), so the
-        # class mix on the rain cameras is meant to change: the operator widens that gate
-        # for this rollout (recorded with the rollout's policy in the audit log).
+        # The champion misreads dimmed crops (that is what retraining fixed), so the class
+        # mix on the night cameras is meant to change: the operator widens that gate for
+        # this rollout (recorded with the rollout's policy in the audit log).
         started = loop.cli_json("rollouts", "start", new_release, "--waves", "100%",
                                 "--gate", "max_class_psi=5",
-                                *[a for d in rain_cameras for a in ("--device", d)])
+                                *[a for d in night_cameras for a in ("--device", d)])
         console.print(f"rollout {started['rollout_id']} of {new_release} to "
-                      f"{', '.join(rain_cameras)} (class-shift limit raised to 5: the rain "
+                      f"{', '.join(night_cameras)} (class-shift limit raised to 5: the night "
                       "class mix is expected to change)")
         follow_rollout(loop, str(started["rollout_id"]), cp_log)
         resolved = _wait_resolved(loop, alert["id"])
         console.print(f"drift alert #{alert['id']}: {resolved}")
-        _wait_labels(loop, new_release, rain_cameras)
+        _wait_labels(loop, new_release, night_cameras)
         print_accuracy(loop, new_release)
     return new_release
 
 
 def _wait_labels(loop: Loop, release_id: str, devices: list[str], timeout: float = 180) -> None:
-    """Give the labeller a little time on the new release's rain crops (shown, not waited
+    """Give the labeller a little time on the new release's night crops (shown, not waited
     for to the end: the alert already resolved)."""
     deadline = time.monotonic() + timeout
     with console.status(f"the labeller labels crops of {release_id}"):

@@ -13,7 +13,9 @@ person unsure of it would.
 A person labelling a few crops per camera picks them spread over time, not a burst of
 the same animal in the same pose: the labeller takes at most one crop per ``spacing``
 seconds of capture time per device and release, so a camera's labels cover its clip's
-animals and its accuracy interval is not drawn from near-copies of one crop.
+animals and its accuracy interval is not drawn from near-copies of one crop. It labels a
+few per scene the camera shows (a new clip: night fell, the lamps dimmed), so a change
+that makes the model read worse shows up in the labels taken after it.
 """
 
 from __future__ import annotations
@@ -184,11 +186,13 @@ class Spacing:
 
 class SimulatedLabeller(threading.Thread):
     """Labels new samples every few seconds through the API, as an operator at the Label
-    page would: at most ``budget`` per device and release (a few, not all of them)."""
+    page would: at most ``budget`` per device, release and scene the camera shows (a few,
+    not all of them)."""
 
-    # A few per device and release: fewer than [drift] min_labels (20), because a regions
-    # model's crops score below the held-out accuracy of its photos on every camera (see
-    # docs/drift.md), so 20 labels would raise the accuracy alert on the day camera too.
+    # A few per device, release and scene: fewer than [drift] min_labels (20) on the day
+    # camera's one scene, because a regions model's crops score below the held-out
+    # accuracy of its photos on every camera (see docs/drift.md), so 20 labels would raise
+    # the accuracy alert there too. A night camera's night and dimmed-night labels pool.
     # One every ``spacing`` s: an agent uploads its first ten crops within two seconds
     # (its token bucket starts full), all of one animal.
     def __init__(self, loop: Loop, budget: int = 12, interval: float = 3.0,
@@ -198,7 +202,7 @@ class SimulatedLabeller(threading.Thread):
         self.spacing = Spacing(spacing)
         self.clips: dict[str, list[Path]] = {}  # device -> the clips its camera played
         self._truths: dict[Path, ClipTruth] = {}
-        self.done: dict[tuple[str, str], int] = {}  # (device, release) -> labelled
+        self.done: dict[tuple[str, str, int], int] = {}  # (device, release, scene) -> labelled
         self.tally = {"labelled": 0, "rejected": 0, "unsure": 0, "errors": 0}
         self._halt = threading.Event()
         self._seen: set[int] = set()
@@ -224,7 +228,8 @@ class SimulatedLabeller(threading.Thread):
             if sample["id"] in self._seen or sample["device_id"] not in self.clips:
                 continue
             self._seen.add(sample["id"])
-            if self.done.get(key, 0) >= self.budget:
+            scene = (*key, len(self.clips[sample["device_id"]]))
+            if self.done.get(scene, 0) >= self.budget:
                 continue
             at = datetime.fromisoformat(sample["captured_at"])
             if not self.spacing.free(key, at):
@@ -235,7 +240,7 @@ class SimulatedLabeller(threading.Thread):
                 self.loop.patch(f"/samples/{sample['id']}", {
                     "status": "labelled", "label": verdict.label,
                     "note": f"demo labeller: clip ground truth (match {verdict.score:.2f})"})
-                self.done[key] = self.done.get(key, 0) + 1
+                self.done[scene] = self.done.get(scene, 0) + 1
                 self.spacing.take(key, at)
                 self.tally["labelled"] += 1
             elif verdict.reject:

@@ -111,7 +111,9 @@ def _chunk_statistics(
     skew = compare_many(profile, [dev.summary for _, dev in chunk], settings)
     latest = [w for _, dev in chunk for w in dev.recent]
     cameras = camera_rows(profile, latest, [r for _, dev in chunk for r in dev.binned()])
-    verdicts = iter(windows_drifted(profile, latest, settings, cameras))
+    judged = [len(dev.recent) - i <= settings.alert_windows
+              for _, dev in chunk for i in range(len(dev.recent))]
+    verdicts = iter(windows_drifted(profile, latest, settings, cameras, judged))
     held = baseline_holds_many(profile, [list(dev.recent) for _, dev in chunk],
                                [baselines.get(d, {}) for d, _ in chunk], settings, cameras,
                                [k for _, dev in chunk for ks in dev.camera_keys() for k in ks])

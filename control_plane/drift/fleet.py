@@ -277,16 +277,21 @@ def window_rows(rows: CameraRows, windows: int) -> tuple[FloatArray, BoolArray]:
 
 
 def windows_drifted(profile: ReferenceProfile, payloads: Sequence[dict[str, Any]],
-                    settings: DriftSettings, rows: CameraRows | None = None
-                    ) -> list[bool | None]:
+                    settings: DriftSettings, rows: CameraRows | None = None,
+                    judge: Sequence[bool] | None = None) -> list[bool | None]:
     """``[compare.window_drifted(profile, p, settings) for p in payloads]``, at once
-    (``rows``: ``camera_rows`` of ``payloads``, when the caller has them)."""
+    (``rows``: ``camera_rows`` of ``payloads``, when the caller has them). ``judge``:
+    which windows to judge (the others are None, as unjudged): an analysis reads each
+    device's latest ``mix_windows`` for the class mix, but judges its latest
+    ``alert_windows`` only, a third of them by default."""
     if not payloads:
         return []
     mat, fits = window_rows(rows or camera_rows(profile, payloads), len(payloads))
+    picked = np.arange(len(payloads)) if judge is None else np.flatnonzero(judge)
+    mat, fits = mat[picked], fits[picked]
     hists, classes = layout(profile)
     valid = fits & (mat[:, hists[0].cols].sum(axis=1) >= settings.min_samples)
-    drifted = np.zeros(len(payloads), bool)
+    drifted = np.zeros(len(picked), bool)
     for f in hists:
         cur = mat[:, f.cols]
         n, m = float(f.ref.sum()), cur.sum(axis=1)
@@ -306,7 +311,11 @@ def windows_drifted(profile: ReferenceProfile, payloads: Sequence[dict[str, Any]
         t = settings.threshold("classes")
         _, p, _ = _chi_square(classes.ref, cur[use])
         drifted[use] = (p < t.alpha) & (psi_rows(classes.ref, cur[use]) > t.min_psi)
-    return [bool(d) if v else None for d, v in zip(drifted, valid, strict=True)]
+    out: list[bool | None] = [None] * len(payloads)
+    for i, d, v in zip(picked.tolist(), drifted.tolist(), valid.tolist(), strict=True):
+        if v:
+            out[i] = d
+    return out
 
 
 __all__ = ["CameraRows", "camera_rows", "checked", "compare_many", "layout", "psi_rows",

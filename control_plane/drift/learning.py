@@ -3,18 +3,20 @@
 A camera × condition gets its baseline under a release once the release is healthy on
 its device (the agent's reported stage) and ``baseline_windows`` windows of that camera
 in that condition arrived after the last reset (by the control plane's receipt time,
-never the agent's clock). Each new baseline of a (device, camera, condition) gets the
-next version; an operator's reset retires the active ones, and a new release learns its
-own (its bins are its own profile's), so an accepted promotion starts afresh.
+never the agent's clock), over as many days as it takes: each analysis keeps a learning
+key's new windows (``baseline_pool``) until there are enough. Each new baseline of a
+(device, camera, condition) gets the next version; an operator's reset retires the active
+ones, and a new release learns its own (its bins are its own profile's), so an accepted
+promotion starts afresh.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
+import math
 from array import array
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,15 +29,17 @@ from protocols import ReferenceProfile
 
 from ..config.drift import DriftSettings
 from ..errors import NotFoundError
-from ..store.models import Device, DriftBaseline, TelemetryWindowRecord, utc_now
+from ..store.models import Device, DriftBaseline, utc_now
 from . import baseline as bl
+from . import baseline_pool as pool
 from . import unlearned, wording
 from .collect import STREAM_ROWS, Collected, DeviceWindows, rows_of
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (camera id, condition)
-# How many of a device's windows one learning attempt reads, as a multiple of
-# ``baseline_windows``: several cameras and conditions share a device's windows.
+# How many of a device's windows one learning attempt reads at most, as a multiple of
+# ``baseline_windows``: several cameras and conditions share a device's windows. A key
+# seen before reads only the windows since its last pooled one (``baseline_pool``).
 READ_FACTOR = 8
 
 
@@ -130,19 +134,23 @@ def _not_healthy(session: Session, device_ids: list[str], release_id: str) -> di
     return out
 
 
-def _resets(session: Session, device_id: str) -> dict[Key, tuple[datetime | None, int]]:
-    """Per (camera, condition): the latest retirement time and the highest version."""
-    rows = session.exec(
-        select(
-            DriftBaseline.camera_id,
-            DriftBaseline.condition,
-            func.max(DriftBaseline.retired_at),
-            func.max(DriftBaseline.version),
-        )
-        .where(DriftBaseline.device_id == device_id)
-        .group_by(col(DriftBaseline.camera_id), col(DriftBaseline.condition))
-    )
-    return {(c, k): (r, int(v)) for c, k, r, v in rows}
+Resets = dict[Key, tuple[datetime | None, int]]  # per key: latest retirement, top version
+
+
+def _resets(session: Session, device_ids: list[str]) -> dict[str, Resets]:
+    """Per device, per (camera, condition): the latest retirement time and the highest
+    version (one query per 500 devices: a chunk's learning reads them at once)."""
+    out: dict[str, Resets] = defaultdict(dict)
+    b = DriftBaseline
+    for i in range(0, len(device_ids), 500):
+        rows = session.execute(
+            sa.select(col(b.device_id), col(b.camera_id), col(b.condition),
+                      func.max(b.retired_at), func.max(b.version))
+            .where(col(b.device_id).in_(device_ids[i : i + 500]))
+            .group_by(col(b.device_id), col(b.camera_id), col(b.condition)))
+        for d, c, k, r, v in rows:
+            out[d][(c, k)] = (r, int(v))
+    return out
 
 
 Timed = tuple[datetime, dict[str, Any]]  # (receipt time, camera dict with window_minutes)
@@ -169,74 +177,66 @@ def _first_fit(profile: ReferenceProfile, tries: list[list[Timed]], settings: Dr
         return exc
 
 
-def _read(session: Session, device_id: str, release_id: str, since: list[datetime | None],
-          limit: int) -> list[tuple[datetime, str]]:
-    """A device's latest ``limit`` windows of a release (after the oldest reset of the keys
-    asked for, if each has one), oldest first."""
-    t = TelemetryWindowRecord
-    query = (
-        sa.select(col(t.received_at), sa.cast(col(t.payload), sa.Text))
-        .where(col(t.device_id) == device_id, col(t.release_id) == release_id)
-        .order_by(col(t.seq).desc())
-        .limit(limit)
-    )
-    if all(s is not None for s in since):
-        query = query.where(col(t.received_at) > min(s for s in since if s is not None))
-    return [(r, text) for r, text in reversed(list(session.execute(query)))]
-
-
 def _learn_device(
     session: Session,
     profile: ReferenceProfile,
-    release_id: str,
-    device_id: str,
+    key_of: tuple[str, str],
     missing: set[Key],
+    known: tuple[Resets, dict[Key, pool.Held]],
     settings: DriftSettings,
 ) -> tuple[list[DriftBaseline], list[unlearned.Attempt]]:
-    """The baselines of ``missing`` that this device's windows make, and an attempt for
-    each of the others saying why not."""
-    resets = _resets(session, device_id)
+    """The baselines of ``missing`` that this device's windows make (those pooled by
+    earlier analyses and those since), and an attempt for each of the others saying why
+    not (``key_of``: release, device; ``known``: its resets and what its pool holds).
+    Adds each key's new windows to its pool."""
+    release_id, device_id = key_of
+    resets, held = known
     n = settings.baseline_windows
-    limit = n * READ_FACTOR
-    # The latest windows: a condition seen only lately (the first night) is in them.
-    read = _read(session, device_id, release_id,
-                 [resets.get(k, (None, 0))[0] for k in missing], limit)
-    # Per key, its first ``n`` windows (what a baseline is learned from) and its latest.
-    first: dict[Key, list[Timed]] = defaultdict(list)
-    latest: dict[Key, deque[Timed]] = defaultdict(lambda: deque(maxlen=n))
-    for received_at, text in read:
-        payload = json.loads(text)
-        minutes = bl.window_minutes(payload)
-        for camera in payload.get("cameras") or []:
-            key = bl.camera_key(camera)
-            reset = resets.get(key, (None, 0))[0]
-            if key not in missing or (reset is not None and received_at <= reset):
-                continue
-            timed = (received_at, {**camera, "window_minutes": minutes})
-            if len(first[key]) < n:
-                first[key].append(timed)
-            latest[key].append(timed)
+    reset_at = {k: resets.get(k, (None, 0))[0] for k in missing}
+    new = pool.read_new(session, device_id, release_id, missing, reset_at, held,
+                        n * READ_FACTOR)
     made, attempts = [], []
     for key in sorted(missing):
-        windows = first.get(key, [])
-        if len(windows) < n:
+        have, fresh = held.get(key, pool.Held()), new.get(key, [])
+        count = have.count + len(fresh)
+        if count < n:
+            pool.add(session, device_id, release_id, key, fresh)
+            times = [t for t in (have.first, have.last) if t] + [at for _, at, _ in fresh]
             attempts.append(unlearned.Attempt(
                 device_id, *key, release_id, "too_few_windows", wording.too_few_windows(
-                    key[1], len(windows), n, limit if len(read) >= limit else None),
-                len(windows), n))
+                    key[1], count, n, _days(min(times), max(times)) if times else None),
+                count, n))
             continue
+        if not fresh:
+            continue  # nothing new since the attempt that found these n could make none
+        kept_before = pool.entries(session, device_id, release_id, key) if have.count else []
+        windows = kept_before + fresh
         # When the first windows cannot make one (too quiet to judge, say), the latest
         # are tried: they move on with every window, where the first ones would be
-        # retried unchanged until READ_FACTOR times more windows had come.
-        tries = [windows] if latest[key][0] is windows[0] else [windows, list(latest[key])]
-        learned = _learn_key(profile, (device_id, *key, release_id), tries, settings,
+        # retried unchanged.
+        tries = [windows[:n]] if len(windows) == n else [windows[:n], windows[-n:]]
+        learned = _learn_key(profile, (device_id, *key, release_id),
+                             [[(at, c) for _, at, c in w] for w in tries], settings,
                              resets.get(key, (None, 0))[1] + 1)
         if isinstance(learned, unlearned.Attempt):
             attempts.append(learned)
+            # The latest n stay pooled, for the next analysis to try with its windows.
+            kept = {i for i, _, _ in windows[-n:]}
+            pool.drop(session, device_id, release_id, key,
+                      {i for i, _, _ in kept_before} - kept)
+            pool.add(session, device_id, release_id, key, [e for e in fresh if e[0] in kept])
         else:
+            pool.drop(session, device_id, release_id, key)
             session.add(learned)
             made.append(learned)
     return made, attempts
+
+
+def _days(first: datetime, last: datetime) -> int | None:
+    """Days a key's pooled windows were received on, counting the first (None: all within
+    a day of it): a dusk on 4 evenings spans 3 days and minutes, and is 4 days' worth."""
+    span = (last - first).total_seconds() / 86_400
+    return None if span < 1 else math.floor(span) + 1
 
 
 def _learn_key(profile: ReferenceProfile, key: unlearned.KeyOf, tries: list[list[Timed]],
@@ -287,13 +287,16 @@ def learn_missing(
             if missing:
                 lacking[device_id] = missing
         waiting = _not_healthy(session, list(lacking), rel)
+        ready = [d for d in lacking if d not in waiting]
+        resets, held = _resets(session, ready), pool.held(session, rel, ready)
         for device_id, missing in lacking.items():
             if device_id in waiting:
                 attempts += _waiting(per_device[device_id], rel, device_id, missing,
                                      waiting[device_id], settings)
                 continue
-            rows, tried = _learn_device(session, found.profiles[rel], rel, device_id,
-                                        missing, settings)
+            rows, tried = _learn_device(session, found.profiles[rel], (rel, device_id),
+                                        missing, (resets[device_id], held[device_id]),
+                                        settings)
             attempts += tried
             for row in rows:
                 have.setdefault((rel, device_id), {})[(row.camera_id, row.condition)] = row

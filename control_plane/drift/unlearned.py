@@ -5,7 +5,8 @@ one, per (device, camera, condition, release), in table ``drift_baseline_attempt
 healthy on the device, too few windows, too few with enough crops, a fit that raised)
 with a one-line message that names the fix, removes a key's row once its baseline is
 learned, and those of a release its device no longer runs (``drop_superseded``), so the
-table holds the cameras still learning under the release they run and nothing else. The API, the
+table holds the cameras still learning under the release they run and nothing else (and
+their pooled windows, ``baseline_pool``, go with them). The API, the
 CLI (``parkwatch drift learning``) and the dashboard's drift page show them.
 """
 
@@ -19,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, func, select
 
 from ..store.models import Device, DriftBaselineAttempt, utc_now
+from . import baseline_pool
 
 Reason = Literal["release_not_healthy", "too_few_windows", "too_few_busy_windows",
                  "fit_failed"]
@@ -92,6 +94,8 @@ def drop_superseded(session: Session, device_ids: list[str]) -> int:
     for i in range(0, len(pairs), 500):
         session.execute(sa.delete(a).where(
             sa.tuple_(col(a.device_id), col(a.release_id)).in_(pairs[i : i + 500])))
+    # A key's pooled windows are added only beside its attempt row: these pairs have all.
+    baseline_pool.drop_releases(session, pairs)
     return len(pairs)
 
 

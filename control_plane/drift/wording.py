@@ -3,6 +3,7 @@ CLI can import it without the analysis's numpy and SQL)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -39,18 +40,16 @@ def in_condition(condition: str) -> str:
     return _IN_CONDITION.get(condition, "" if condition == "any" else f" in {condition}")
 
 
-def too_few_windows(condition: str, windows: int, needed: int, read: int | None) -> str:
+def too_few_windows(condition: str, windows: int, needed: int, days: int | None) -> str:
     """Why no baseline: its camera × condition has fewer windows than a baseline is
-    learned from (``read``: the device's latest windows they were counted in, when it has
-    more: a baseline is learned from those only, so a condition rarer than ``needed`` in
-    ``read`` never gets one at this ``baseline_windows``)."""
+    learned from (``days``: the whole days they span, when at least one: then when the
+    rest arrive at the same rate)."""
     head = f"needs {needed:,} windows{in_condition(condition)}, has {windows:,}"
-    if read is None:
+    if days is None or windows <= 0:
         return f"{head}: it fits by itself once they arrive"
-    return (f"{head} among the device's latest {read:,}, all that is read: it fits by itself "
-            f"once {needed:,} fall within them, never for a condition rarer than 1 window in "
-            f"{read // needed} (the hour check judges it meanwhile); to learn one, lower "
-            "drift.baseline_windows to the windows of one spell of it")
+    more = max(1, math.ceil((needed - windows) * days / windows))
+    return (f"{head} over {days} days: it fits by itself in about {more} more "
+            f"day{'s' if more > 1 else ''} at this rate (the hour check judges it meanwhile)")
 
 
 def too_few_busy(condition: str, windows: int, busy: int, min_samples: int, needed: int

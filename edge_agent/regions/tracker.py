@@ -49,7 +49,8 @@ more, one animal became two tracks and was counted twice. So a confirmed animal'
 that stops being seen is *lost*, not ended, for another ``reid_seconds``; and a new track,
 when it is confirmed, is the lost (or coasting) animal it starts near instead: within
 ``centre_gate`` box sizes of the line from where that animal was last seen to where it
-would be now, with no vote against its label. It takes the old id, votes and path, so it
+would be now (its velocity followed for at most ``coast_seconds``), with no vote against
+its label. It takes the old id, votes and path, so it
 is counted and announced once; a lost track not found again ends when its time is up
 (with the dwell it had when last seen). A resting animal's
 track is kept alive by probes: the analyzer classifies a crop at its last box, and a
@@ -349,8 +350,12 @@ class Tracker:
             if new.label is not None and new.label != old.label:
                 continue
             size = max(old.box[2] - old.box[0], old.box[3] - old.box[1])
-            d = _segment_distance(start, centre(old.box),
-                                  centre(old.predicted(new.first_seen)))
+            # Where it would be: no further than a coast's worth of its last velocity. A
+            # box that leaves through the frame's edge shrinks and shifts inwards, which
+            # reads as speed the wrong way; followed for the whole re-identification
+            # time it crossed the picture and met the next animal coming in there.
+            until = min(new.first_seen, old.last_seen + self.coast_seconds)
+            d = _segment_distance(start, centre(old.box), centre(old.predicted(until)))
             if d <= self.centre_gate * size and (best is None or d < best[0]):
                 best = (d, old)
         if best is None:

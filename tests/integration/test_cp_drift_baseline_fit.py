@@ -193,19 +193,23 @@ def test_drift_list_names_the_feature_behind_each_verdict(site: dict[str, Any]) 
             in text), text
 
 
-def test_a_condition_too_rare_for_the_windows_read_says_so(site: dict[str, Any]) -> None:
-    # A baseline is learned from the device's latest 8 x baseline_windows windows: two
-    # dusk spells of 10 windows, 160 day windows apart, never make the 20 it needs.
-    for condition, windows in (("dusk", 10), ("day", 8 * NEEDED), ("dusk", 10)):
+def test_a_rare_condition_learns_from_windows_kept_across_analyses(site: dict[str, Any]) -> None:
+    # A baseline was learned from the device's latest 8 x baseline_windows windows only:
+    # two dusk spells of 10 windows, 160 day windows apart, never made the 20 it needs.
+    for condition, windows in (("day", 8 * NEEDED), ("dusk", 10)):
         stream(site, {"cam-a": (condition, 150)}, windows)
     run(site)
     dusk = learning(site)[("cam-a", "dusk")]
     assert (dusk["reason"], dusk["windows"]) == ("too_few_windows", 10)
     assert dusk["message"] == (
-        "needs 20 windows at dusk, has 10 among the device's latest 160, all that is read: "
-        "it fits by itself once 20 fall within them, never for a condition rarer than 1 "
-        "window in 8 (the hour check judges it meanwhile); to learn one, lower "
-        "drift.baseline_windows to the windows of one spell of it")
+        "needs 20 windows at dusk, has 10: it fits by itself once they arrive")
+    for condition, windows in (("day", 8 * NEEDED), ("dusk", 10)):
+        stream(site, {"cam-a": (condition, 150)}, windows)
+    run(site)
+    r = site["client"].get(f"{API}/drift/baselines", params={"condition": "dusk"})
+    [b] = r.json()["items"]
+    assert (b["state"], b["window_count"]) == ("active", NEEDED)
+    assert ("cam-a", "dusk") not in learning(site)
 
 
 def test_a_baseline_that_judges_few_features_says_why_in_the_cli(site: dict[str, Any]) -> None:

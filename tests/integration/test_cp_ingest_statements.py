@@ -19,7 +19,7 @@ from control_plane.drift import synthetic
 from control_plane.services import telemetry_rollup_fold
 from control_plane.services.telemetry import ingest_windows
 from control_plane.store import db
-from control_plane.store.models import Device, TelemetryRollup
+from control_plane.store.models import Device, TelemetryRollup, TelemetryWindowRecord
 from control_plane.testing import register_profiled_release
 from protocols import TelemetryWindow
 
@@ -124,3 +124,21 @@ def test_windows_of_a_release_registered_within_their_hour_are_all_kept(
             TelemetryRollup.camera_id == "", TelemetryRollup.release_id == "rel-new",
             TelemetryRollup.grain == "day")).one()
     assert (day.windows, list(day.counts)) == (3, counted)
+
+
+def test_payloads_with_line_breaks_and_quotes_are_stored_as_sent(engine: Engine) -> None:
+    """The insert sends a batch's payloads as lines of one text: a line break, a quote or a
+    backslash inside a payload's strings must not cut it or shift the next window's key."""
+    odd = 'v1\n"two"\\ \r\n\u2028 \u00e9 \\n'
+    windows = [w.model_copy(update={"model_version": f"{odd}{i}"})
+               for i, w in enumerate(batch(1, "rel-a"))]
+    with Session(engine) as s:
+        assert ingest_windows(s, windows, received_at=NOW) == {"stored": len(windows)}
+        s.commit()
+    with Session(engine) as s:
+        stored = {r.device_id: r for r in s.exec(select(TelemetryWindowRecord))}
+    for w in windows:
+        row = stored[w.device_id]
+        assert row.payload == w.model_dump(mode="json", by_alias=True)
+        assert (row.seq, row.window_start, row.window_end, row.release_id) == (
+            w.seq, w.window_start, w.window_end, w.release_id)

@@ -342,3 +342,17 @@ def test_a_resting_animals_specks_are_pieces_of_it_not_animals_of_their_own() ->
     for k in range(5, 15):
         t.update([Observation(b, "cat", 0.9, True) for b in specks], k * 0.1)
     assert [tr.track_id for tr in t.tracks] == [1] and t.tracks[0].box == dog
+
+
+def test_a_lost_animal_is_not_followed_along_its_last_speed_for_the_whole_reid_time() -> None:
+    """A dog last seen moving right at 100 px/s leaves the picture; 9 s later another dog
+    comes in 900 px on, just where the first one's speed would have taken it. Its speed
+    of 9 s ago says nothing about where it is now (a box leaving through the frame's edge
+    even reads as speed the wrong way): the newcomer is an animal of its own."""
+    t = Tracker(BG, confirm_hits=3, coast_seconds=2.0, reid_seconds=8.0)
+    announced = []
+    frames = [[obs(100 + 10 * i, size=50)] for i in range(10)]
+    frames += [[] for _ in range(90)] + [[obs(1090 + 10 * i, size=50)] for i in range(5)]
+    for k, observations in enumerate(frames):
+        announced += [tr.track_id for tr in t.update(observations, k * 0.1).appeared]
+    assert announced == [1, 2]

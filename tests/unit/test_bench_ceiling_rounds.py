@@ -26,6 +26,7 @@ def test_a_run_needs_a_ceiling_on_either_side() -> None:
 def test_the_median_comes_with_the_lowest_and_highest() -> None:
     assert spread([0.4, 0.9, 0.5, 0.45]) == Spread(0.475, 0.4, 0.9, 4)
     assert str(spread([0.52, 0.48, 0.61])) == "0.52 (0.48-0.61, 3 runs)"
+    assert str(spread([0.3])) == "0.30 (0.30-0.30, 1 run)"
     with pytest.raises(ValueError, match="no runs"):
         spread([])
 

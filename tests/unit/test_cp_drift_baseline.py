@@ -205,3 +205,26 @@ def test_a_level_fitted_from_few_replays_is_seldom_far_too_calm() -> None:
         rates, ratios = _true_rates(rng, 240, scale, dof, alpha, fits=100)
         assert np.mean(rates > 10) < 0.03
         assert 1.0 < float(np.median(ratios)) < 1.2
+
+
+def test_a_baseline_of_short_spells_over_days_holds_its_rate_on_new_days() -> None:
+    # A rare condition's baseline is learned from its windows over days (``baseline_pool``):
+    # spells of 20 windows, each day's light a little different, one series in receipt
+    # order. Each replay leaves out its window's spell (the block covers it), so the
+    # levels hold the day-to-day variation a future day meets; a baseline of one long
+    # spell never saw it and fires on new days many times as often.
+    pooled_rates, one_rates = [], []
+    for seed in (0, 1, 2):
+        rng = np.random.default_rng(seed)
+        light = np.clip(rng.normal(0.0, 0.5, 40), -0.9, 0.9)  # each day's shift
+        pooled = bl.learn(REF, [camera(rng, light[d]) for d in range(6) for _ in range(20)],
+                          min_samples=30, block=20)
+        one = bl.learn(REF, [camera(rng, light[6]) for _ in range(120)], min_samples=30,
+                       block=20)
+        assert pooled is not None and one is not None
+        for fit, rates in ((pooled, pooled_rates), (one, one_rates)):
+            rates.append(np.mean([rate(fit, rng, 0.001, light[d], n=10)
+                                  for d in range(10, 40)]))
+    # alpha 0.001 per feature, 8 features: about 0.008 per window
+    assert max(pooled_rates) < 0.03
+    assert np.mean(one_rates) > 5 * np.mean(pooled_rates)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from control_plane.config.drift import DriftSettings, FeatureThreshold
-from control_plane.drift import analyser, collect, fleet, synthetic
+from control_plane.drift import analyser, collect, fleet, learning, synthetic
 from control_plane.drift import baseline as bl
 from control_plane.drift.collect import DeviceWindows
 from control_plane.drift.compare import compare, window_drifted
@@ -69,6 +69,10 @@ def test_fleet_statistics_are_the_per_summary_ones(seed: int) -> None:
     assert canonical(fleet.compare_many(ref, summaries, settings)) == canonical(want)
     verdicts = [window_drifted(ref, w, settings) for w in windows]
     assert fleet.windows_drifted(ref, windows, settings) == verdicts
+    # Only some judged (a device's latest N of the windows read): the others None.
+    judge = (rng.random(len(windows)) < 0.4).tolist()
+    assert fleet.windows_drifted(ref, windows, settings, judge=judge) == [
+        v if j else None for v, j in zip(verdicts, judge, strict=True)]
     # Not a fleet of one kind: judged and unjudged, drifted and calm, both present.
     assert {True, False, None} <= set(verdicts)
     assert {s["judged"] for s in want} == {True, False}
@@ -152,6 +156,13 @@ def test_fleet_baseline_verdicts_are_the_per_device_ones(seed: int, rule: str) -
 
     want = [baseline_holds(ref, ws, b, settings) for ws, b in zip(recent, baselines, strict=True)]
     got = baseline_holds_many(ref, recent, baselines, settings)
+    assert canonical(got) == canonical(want)
+    # As the analysis reads them (``learning.active``): counts packed as ``array('d')``,
+    # which the verdicts join as bytes, levels parsed.
+    packed = [{k: learning.ActiveBaseline(b.id or 0, b.version, b.window_minutes,
+                                          learning._packed(b.counts), bl.levels_of(b.levels))
+               for k, b in have.items()} for have in baselines]
+    got = baseline_holds_many(ref, recent, packed, settings)  # type: ignore[arg-type]
     assert canonical(got) == canonical(want)
     cams = [c for dev in want for c in dev["cameras"]]
     assert {c["state"] for c in cams} == {"active", "learning"}

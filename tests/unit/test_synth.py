@@ -96,6 +96,20 @@ def test_night_darkens_and_turns_blue() -> None:
     assert blue_over_red(full) > blue_over_red(base) * 1.2
 
 
+def test_dim_darkens_without_adding_colour() -> None:
+    """Less light (a dimmed lamp): darker with severity, and the gain noise is grey, so a
+    night frame keeps its colour share (the agent's light rule still reads night)."""
+    base, half, full = _imgs(), _shifted("dim", 0.5), _shifted("dim", 1.0)
+    means = [np.mean([_luma(i).mean() for i in xs]) for xs in (base, half, full)]
+    assert means[0] > means[1] > means[2] and means[2] < 0.4 * means[0]
+
+    def chroma(xs: list[np.ndarray]) -> float:
+        return float(np.mean([np.ptp(i.astype(int), axis=2).mean() / (_luma(i).mean() + 1)
+                              for i in xs]))
+
+    assert chroma(full) > 0.8 * chroma(base)
+
+
 def test_ir_removes_colour() -> None:
     def chroma(xs: list[np.ndarray]) -> float:
         return float(np.mean([np.ptp(i.astype(int), axis=2).mean() for i in xs]))

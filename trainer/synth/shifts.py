@@ -1,4 +1,5 @@
-"""Camera shifts on still images: night, infrared, motion blur, rain, tilt, dusk, heavy JPEG.
+"""Camera shifts on still images: night, infrared, motion blur, rain, tilt, dusk, heavy JPEG,
+less light (dim).
 
 ``apply_shift(img, shift, severity, rng)`` is deterministic for a given ``rng`` state; the
 trainer applies it to its test images to report accuracy and drift per shift, benchmarks
@@ -19,7 +20,7 @@ import numpy as np
 
 from ._draw import F32, FA, U8, check_bgr, check_choice, pt
 
-SHIFTS = ("night", "ir", "blur", "rain", "tilt", "dusk", "jpeg")
+SHIFTS = ("night", "ir", "blur", "rain", "tilt", "dusk", "jpeg", "dim")
 
 # Near-IR: foliage reflects strongly, so green weighs most in the grey level (BGR order).
 IR_WEIGHTS = (0.15, 0.6, 0.25)
@@ -54,6 +55,12 @@ def _night(f: FA, s: float, rng: np.random.Generator) -> FA:
     f = night_tone(f, s)
     luma_noise = rng.normal(0, 14 * s, f.shape[:2])[..., None]
     return f + luma_noise + rng.normal(0, 5 * s, f.shape)
+
+
+def _dim(f: FA, s: float, rng: np.random.Generator) -> FA:
+    # Less light on the scene (a lamp dimmed or out, a weaker illuminator): the camera's
+    # gain lifts what is left, and its noise with it. Luma noise only: no colour added.
+    return f * (1 - 0.7 * s) + rng.normal(0, 10 * s, f.shape[:2])[..., None]
 
 
 def _dusk(f: FA, s: float, rng: np.random.Generator) -> FA:
@@ -149,7 +156,7 @@ def _jpeg(f: FA, s: float, rng: np.random.Generator) -> FA:
 
 
 _SHIFT_FNS = {"night": _night, "ir": _ir, "blur": _blur, "rain": _rain, "tilt": _tilt,
-              "dusk": _dusk, "jpeg": _jpeg}
+              "dusk": _dusk, "jpeg": _jpeg, "dim": _dim}
 
 
 def apply_shift(img: np.ndarray, shift: str, severity: float,

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from ._types import BigId, UTCDateTime, utc_now
 from .fleet import ApiToken, AuditEntry, Device, DeviceGroup, StoreEpoch
-from .loop import Alert, DriftBaseline, DriftBaselineAttempt, DriftReport, TrainingJob
+from .loop import (
+    Alert,
+    DriftBaseline,
+    DriftBaselineAttempt,
+    DriftBaselinePool,
+    DriftReport,
+    TrainingJob,
+)
 from .registry import Artifact, DatasetVersion, Model, ModelAlias, ModelVersion, Release
 from .rollouts import Rollout, RolloutDevice, RolloutWave
 from .telemetry import (
@@ -36,6 +43,7 @@ __all__ = [
     "DeviceGroup",
     "DriftBaseline",
     "DriftBaselineAttempt",
+    "DriftBaselinePool",
     "DriftReport",
     "EventRecord",
     "Model",

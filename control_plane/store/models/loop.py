@@ -104,6 +104,23 @@ class DriftBaseline(SQLModel, table=True):
     retired_reason: str | None = Field(default=None, max_length=256)
 
 
+class DriftBaselinePool(SQLModel, table=True):
+    """A window of a camera × condition still learning its baseline under a release: the
+    camera's part of the window (JSON, with ``window_minutes``), kept across analyses
+    until the baseline is learned from them (``drift/baseline_pool.py``), so a condition
+    of a few minutes a day learns over days. At most ``baseline_windows`` per key."""
+
+    __tablename__ = "drift_baseline_pool"
+
+    device_id: str = Field(foreign_key="device.device_id", primary_key=True, max_length=63)
+    release_id: str = Field(primary_key=True, max_length=64)
+    camera_id: str = Field(primary_key=True, max_length=64)
+    condition: str = Field(primary_key=True, max_length=16)
+    window_id: int = Field(primary_key=True, sa_type=sa.BigInteger)  # telemetry_window.id
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    camera: str = Field(sa_type=sa.Text)
+
+
 class DriftBaselineAttempt(SQLModel, table=True):
     """Why a camera × condition has no baseline under a release yet: the latest attempt
     to learn one (``reason`` a code, ``message`` one line with the fix). Replaced by each
