@@ -102,9 +102,10 @@ def demo(
     ),
     story: str = typer.Option(
         "full",
-        help="full: first rollout, day baselines and a simulated labeller, then rain on two "
-        "cameras, drift alert, retraining, shadow rollout and promotion; basic: stop after "
-        "the first rollout (faster).",
+        help="full: first rollout, night falls on two cameras (nothing raised), day and night "
+        "baselines and a simulated labeller, then the lamps dim on the night cameras: drift "
+        "alert, retraining, shadow rollout and promotion; basic: stop after the first rollout "
+        "(faster).",
     ),
     photos: Path | None = typer.Option(
         None, help="Train on real photos from this cat/dog ImageFolder "
@@ -112,8 +113,8 @@ def demo(
     ),
 ) -> None:
     """The whole loop on embedded defaults: data, training, control plane, agents, and
-    (full story) baselines, labels, rain, drift alert, retraining, shadow rollout,
-    promotion, dashboard."""
+    (full story) nightfall, baselines, labels, dimmed lamps, drift alert, retraining,
+    shadow rollout, promotion, dashboard."""
     script = Path(__file__).resolve().parent / "scripts" / "demo.py"
     if not script.exists():
         typer.echo("the demo runs from a source checkout (scripts/demo.py not found)", err=True)
