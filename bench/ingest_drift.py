@@ -61,7 +61,8 @@ from control_plane.services import telemetry_binning, telemetry_rollups
 from control_plane.services.telemetry import ingest_window, ingest_windows
 from control_plane.services.telemetry_retention import apply_retention
 from control_plane.store.db import create_db_engine, session_scope, upgrade
-from control_plane.store.models import Device, Model, ModelVersion, Release, TelemetryWindowRecord
+from control_plane.store.models import Device, TelemetryWindowRecord
+from control_plane.testing import register_profiled_release
 from protocols import TelemetryWindow
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
@@ -90,17 +91,7 @@ def prepare(url: str, devices: int) -> None:
     engine = create_db_engine(url)
     with session_scope(engine) as s:
         s.add_all(Device(device_id=f"cam-{d}", labels={}) for d in range(devices))
-        model = Model(name="petnet")
-        s.add(model)
-        s.flush()
-        spec = {"reference_profile": synthetic.profile().model_dump(mode="json")}
-        version = ModelVersion(model_id=model.id or 0, number=1, version="1",
-                               primary_sha256="0" * 64, spec=spec, created_by="bench")
-        s.add(version)
-        s.flush()
-        s.add(Release(release_id=RELEASE, model_version_id=version.id or 0, model_name="petnet",
-                      model_version="1", key_id="0" * 16, primary_sha256="0" * 64, manifest={},
-                      created_by="bench"))
+        register_profiled_release(s, RELEASE, synthetic.profile(), created_by="bench")
     engine.dispose()
 
 
