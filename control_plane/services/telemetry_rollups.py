@@ -38,7 +38,6 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, col
 
 from protocols import ReferenceProfile
@@ -47,22 +46,13 @@ from ..drift import stored_rows
 from ..drift.baseline import camera_key
 from ..drift.summary import Summary
 from ..store.models import ModelVersion, Release, TelemetryRollup
+from .telemetry_rollup_write import Key, add_counts, upsert_postgres, upsert_sqlite
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 GRAINS = {"hour": HOUR, "day": DAY}
 DEVICE = ""  # camera_id and condition of a device's whole-window row
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TICK = timedelta(microseconds=1)
-Key = tuple[str, datetime, str, str, str, str]  # grain, bucket, device, release, camera, cond.
-
-
-def add_counts(a: Sequence[float], b: Sequence[float]) -> list[float]:
-    """Two rows' counts of one key added. Empty counts are zeros of any length: the windows
-    a release sent before it was registered are counted without its profile's bins, and
-    the windows after the registration add into the same hour."""
-    if not a or not b:
-        return list(a or b)
-    return [x + y for x, y in zip(a, b, strict=True)]
 
 
 def floor(t: datetime, grain: timedelta) -> datetime:
@@ -234,110 +224,10 @@ def add(session: Session, windows: Sequence[dict[str, Any]],
     sums: dict[tuple[int, ...], list[float]] = {}
     ordered = [(k, rows[k], rows[k].counts(sums)) for k in sorted(rows)]
     if session.get_bind().dialect.name == "postgresql":
-        session.connection().exec_driver_sql(_UPSERT, {"rows": rows_json(ordered)})
+        upsert_postgres(session, ordered)
     else:
-        _upsert_sqlite(session, [row.values(k, counts) for k, row, counts in ordered])
+        upsert_sqlite(session, [row.values(k, counts) for k, row, counts in ordered])
     return len(ordered)
-
-
-_TABLE: sa.Table = TelemetryRollup.__table__  # type: ignore[attr-defined]
-_KEY = ("grain", "bucket", "device_id", "release_id", "camera_id", "condition")
-_VALUES = ("windows", "mismatched", "first_start", "last_end", "counts", "folded")
-_KEY_SQL = ", ".join(_KEY)
-_COLUMNS_SQL = ", ".join(_KEY + _VALUES)
-# The batch's rows go as one JSON text parameter, typed by the table's own row type, in
-# key order, so two workers adding into the same rows lock them in the same order.
-# The element-wise sum: two set-returning functions in one select list step in lock-step,
-# in storage order (no ORDER BY: the sort made the sum cost twice as much), without the
-# materialisation ``FROM unnest(a, b)`` costs. Empty counts (no profile) add as zeros
-# (``add_counts``): in lock-step the shorter array would give NULLs.
-_UPSERT = f"""
-INSERT INTO telemetry_rollup ({_COLUMNS_SQL})
-SELECT {_COLUMNS_SQL}
-FROM json_populate_recordset(NULL::telemetry_rollup, %(rows)s::json)
-ORDER BY {_KEY_SQL}
-ON CONFLICT ({_KEY_SQL}) DO UPDATE SET
-    windows = telemetry_rollup.windows + excluded.windows,
-    mismatched = telemetry_rollup.mismatched + excluded.mismatched,
-    first_start = least(telemetry_rollup.first_start, excluded.first_start),
-    last_end = greatest(telemetry_rollup.last_end, excluded.last_end),
-    counts = CASE WHEN cardinality(telemetry_rollup.counts) = 0 THEN excluded.counts
-                  WHEN cardinality(excluded.counts) = 0 THEN telemetry_rollup.counts
-                  ELSE ARRAY(SELECT unnest(telemetry_rollup.counts) + unnest(excluded.counts))
-             END,
-    folded = false
-"""
-
-
-def rows_json(rows: Sequence[tuple[Key, _Row, list[float]]]) -> str:
-    """The batch's rows (key, row, its counts) as the upsert's one JSON parameter.
-
-    One statement for the batch, whatever its size: as an executemany of one row each (a
-    pipeline of hundreds of statements), the statements cost the server and psycopg more
-    than the rows. Each row's counts go as an array literal in a JSON string, not as a JSON
-    array: the server reads a literal into float8[] in under half the time (the JSON array
-    is parsed element by element through the JSON parser's callbacks). A literal is a
-    list's own text (``str``, in C) less its brackets (the server's array reader takes the
-    blanks after the commas), written once per list: a window's one camera row and its
-    device's row share theirs. The rows' text is put together here, not dumped from a dict
-    a row (building the dicts and dumping them was a quarter of the writer's CPU a window
-    when each window has rows of its own); only the texts (ids, camera, condition) are
-    escaped, once each, and each distinct time is written once (an ``isoformat`` is about
-    1 us; a batch shares its hour, a window's rows share its span)."""
-    literals: dict[int, str] = {}
-    texts: dict[str, str] = {}
-    times: dict[datetime, str] = {}
-
-    def text(value: str) -> str:
-        found = texts.get(value)
-        if found is None:
-            found = texts[value] = json.dumps(value)
-        return found
-
-    def moment(t: datetime) -> str:
-        found = times.get(t)
-        if found is None:
-            found = times[t] = t.isoformat()
-        return found
-
-    out = []
-    for (grain, b, device_id, release_id, camera_id, condition), row, counts in rows:
-        literal = literals.get(id(counts))
-        if literal is None:
-            literal = literals[id(counts)] = "{" + str(counts)[1:-1] + "}"
-        out.append(
-            f'{{"grain":{text(grain)},"bucket":"{moment(b)}","device_id":{text(device_id)},'
-            f'"release_id":{text(release_id)},"camera_id":{text(camera_id)},'
-            f'"condition":{text(condition)},"windows":{row.windows:d},'
-            f'"mismatched":{row.mismatched:d},"first_start":"{moment(row.first_start)}",'
-            f'"last_end":"{moment(row.last_end)}","counts":"{literal}","folded":false}}')
-    return "[" + ",".join(out) + "]"
-
-
-def _upsert_sqlite(session: Session, values: list[dict[str, Any]]) -> None:
-    t = _TABLE.c
-    keys = [tuple(v[k] for k in _KEY) for v in values]
-    stored = {
-        tuple(r[:6]): r[6:]
-        for r in session.execute(
-            sa.select(*(t[k] for k in _KEY + _VALUES))
-            .where(sa.tuple_(*(t[k] for k in _KEY)).in_(keys))
-        )
-    }
-    for key, v in zip(keys, values, strict=True):
-        old = stored.get(key)
-        if old is None:
-            continue
-        windows, mismatched, first_start, last_end, counts, _ = old
-        v["windows"] += windows
-        v["mismatched"] += mismatched
-        v["first_start"] = min(first_start, v["first_start"])
-        v["last_end"] = max(last_end, v["last_end"])
-        v["counts"] = add_counts(counts, v["counts"])
-    stmt = sqlite.insert(_TABLE)
-    session.execute(stmt.on_conflict_do_update(
-        index_elements=list(_KEY), set_={c: stmt.excluded[c] for c in _VALUES},
-    ), values)
 
 
 def unfolded_hours(since: datetime, until: datetime) -> sa.ColumnElement[bool]:
@@ -423,5 +313,5 @@ def camera_history(
     return out
 
 __all__ = ["DAY", "DEVICE", "GRAINS", "HOUR", "Span", "add", "add_counts", "bucket",
-           "camera_history", "ceil", "day_spans", "floor", "profiles", "rows_json",
-           "unfolded_days", "unfolded_hours"]
+           "camera_history", "ceil", "day_spans", "floor", "profiles", "unfolded_days",
+           "unfolded_hours"]

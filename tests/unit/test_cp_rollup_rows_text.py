@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from control_plane.services.telemetry_rollups import _Row, rows_json
+from control_plane.services.telemetry_rollup_write import rows_json
+from control_plane.services.telemetry_rollups import _Row
 
 T0 = datetime(2026, 12, 8, 0, 0, tzinfo=UTC)
 
