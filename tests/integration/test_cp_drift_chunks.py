@@ -16,7 +16,16 @@ import pytest
 from sqlmodel import Session, col, select
 
 from control_plane.config.drift import DriftSettings
-from control_plane.drift import analyser, baseline, collect, learning, oracle, synthetic
+from control_plane.drift import (
+    analyser,
+    baseline,
+    collect,
+    device_windows,
+    learning,
+    oracle,
+    recent,
+    synthetic,
+)
 from control_plane.drift.collect import Collected
 from control_plane.services.telemetry import ingest_windows
 from control_plane.store.models import Device, DriftBaseline, DriftReport
@@ -190,7 +199,7 @@ def test_an_analysis_keys_each_camera_once_and_parses_no_levels_parsed_before(
         return real_levels(stored)
 
     monkeypatch.setattr(analyser, "read_recent", spy_read)
-    for module in (baseline, collect):
+    for module in (baseline, collect, recent, device_windows):
         monkeypatch.setattr(module, "camera_key", spy_key, raising=False)
     monkeypatch.setattr(baseline, "levels_of", spy_levels)
     analyser.run_analysis(session, SETTINGS, now=NOW)

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from control_plane.config.drift import DriftSettings
 from control_plane.config.retention import RetentionSettings
-from control_plane.drift import analyser, collect, stored_rows, synthetic
+from control_plane.drift import analyser, collect, recent, stored_rows, synthetic
 from control_plane.drift.summary import Summary
 from control_plane.services.telemetry import ingest_windows
 from control_plane.services.telemetry_retention import apply_retention
@@ -144,7 +144,7 @@ def test_the_analysis_reads_the_stored_rows_and_reports_what_the_json_gives(
         calls.append(1)
         return binned(summary, payload)
 
-    monkeypatch.setattr(collect, "binned", spy)
+    monkeypatch.setattr(recent, "binned", spy)
     from_rows = reports(session)
     # Only the windows ingest could not bin on their release's profile are parsed.
     assert 0 < len(calls) < 10
@@ -215,7 +215,7 @@ def test_the_first_slice_comes_back_a_row_per_device(
         fetched.extend(rows)
         return rows
 
-    monkeypatch.setattr(collect, "rows_of", counted)
+    monkeypatch.setattr(recent, "rows_of", counted)
     got = collect.slice_ids(session, start, end, release_id, 5)
     assert {d: sorted(ids) for d, ids in got.items()} == {d: sorted(ids)
                                                           for d, ids in want.items()}
