@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from pydantic_core import from_json, to_json
 from sqlmodel import Session, col, func
 
+from ..store.among import among
 from ..store.models import DriftBaselinePool, TelemetryWindowRecord
 from .baseline import camera_key, window_minutes
 
@@ -53,7 +54,7 @@ def held(session: Session, release_id: str, device_ids: list[str]
                       func.min(p.received_at), func.max(p.received_at),
                       func.max(p.window_id))
             .where(col(p.release_id) == release_id,
-                   col(p.device_id).in_(device_ids[i : i + 500]))
+                   among(session, col(p.device_id), device_ids[i : i + 500]))
             .group_by(col(p.device_id), col(p.camera_id), col(p.condition)))
         for device_id, camera_id, condition, count, first, last, last_id in rows:
             out[device_id][(camera_id, condition)] = Held(

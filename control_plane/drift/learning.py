@@ -29,6 +29,7 @@ from protocols import ReferenceProfile
 
 from ..config.drift import DriftSettings
 from ..errors import NotFoundError
+from ..store.among import among
 from ..store.models import Device, DriftBaseline, utc_now
 from . import baseline as bl
 from . import baseline_pool as pool
@@ -381,8 +382,9 @@ def running_releases(session: Session, device_ids: list[str]) -> dict[str, str |
     ids = sorted(set(device_ids))
     out: dict[str, str | None] = {}
     for i in range(0, len(ids), 500):
+        chunk = among(session, col(Device.device_id), ids[i : i + 500])
         out |= dict(session.exec(select(Device.device_id, Device.active_release_id)
-                                 .where(col(Device.device_id).in_(ids[i : i + 500]))).all())
+                                 .where(chunk)).all())
     return out
 
 
